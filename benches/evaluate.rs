@@ -1,0 +1,2 @@
+//! Engine benchmarks (written with the bench suite).
+fn main() {}

@@ -1,0 +1,133 @@
+//! The typed request context: condition keys and their values.
+
+use std::collections::HashMap;
+
+use crate::policy::{ConditionLookup, ContextValue, KeyValues, VarLookup};
+
+/// A request's condition keys. Keys are case-insensitive (stored lowercased); a key is either
+/// single-valued or multi-valued (`aws:TagKeys`, `aws:CalledVia`, ...).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context {
+    entries: HashMap<Box<str>, Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    Single(ContextValue),
+    Multi(Box<[ContextValue]>),
+}
+
+// === impl Context ===
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a single-valued key, replacing any earlier value.
+    pub fn insert(&mut self, key: &str, value: ContextValue) {
+        self.entries
+            .insert(key.to_ascii_lowercase().into(), Entry::Single(value));
+    }
+
+    /// Sets a single-valued key given as text.
+    pub fn insert_str(&mut self, key: &str, value: &str) {
+        self.insert(key, ContextValue::new(value));
+    }
+
+    /// Sets a multi-valued key, replacing any earlier value.
+    pub fn insert_multi(&mut self, key: &str, values: Vec<ContextValue>) {
+        self.entries.insert(
+            key.to_ascii_lowercase().into(),
+            Entry::Multi(values.into_boxed_slice()),
+        );
+    }
+
+    /// Sets `key` only when the request does not carry it already.
+    pub fn insert_if_absent(&mut self, key: &str, value: ContextValue) {
+        self.entries
+            .entry(key.to_ascii_lowercase().into())
+            .or_insert(Entry::Single(value));
+    }
+
+    /// Removes a key.
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key.to_ascii_lowercase().as_str());
+    }
+
+    /// The values of `key` (any case).
+    pub fn get(&self, key: &str) -> Option<KeyValues<'_>> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.values(&key.to_ascii_lowercase())
+        } else {
+            self.values(key)
+        }
+    }
+
+    /// True when the context has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every key (lowercased) with its values, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, KeyValues<'_>)> {
+        self.entries.iter().map(|(k, v)| (&**k, v.as_values()))
+    }
+}
+
+impl Entry {
+    fn as_values(&self) -> KeyValues<'_> {
+        match self {
+            Self::Single(v) => KeyValues::Single(v),
+            Self::Multi(vs) => KeyValues::Multi(vs),
+        }
+    }
+}
+
+impl VarLookup for Context {
+    /// Only single-valued keys can be policy variables.
+    fn lookup(&self, key: &str) -> Option<&str> {
+        match self.entries.get(key)? {
+            Entry::Single(v) => Some(v.as_str()),
+            Entry::Multi(_) => None,
+        }
+    }
+}
+
+impl ConditionLookup for Context {
+    fn values(&self, key: &str) -> Option<KeyValues<'_>> {
+        self.entries.get(key).map(Entry::as_values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_case_insensitive() {
+        let mut ctx = Context::new();
+        ctx.insert_str("aws:PrincipalTag/Team", "blue");
+        assert!(
+            matches!(ctx.get("AWS:PRINCIPALTAG/team"), Some(KeyValues::Single(v)) if v.as_str() == "blue")
+        );
+        assert_eq!(ctx.lookup("aws:principaltag/team"), Some("blue"));
+    }
+
+    #[test]
+    fn multi_valued_keys_are_not_variables() {
+        let mut ctx = Context::new();
+        ctx.insert_multi("aws:TagKeys", vec![ContextValue::new("a")]);
+        assert_eq!(ctx.lookup("aws:tagkeys"), None);
+        assert!(matches!(
+            ctx.get("aws:TagKeys"),
+            Some(KeyValues::Multi([_]))
+        ));
+    }
+}

@@ -1,0 +1,142 @@
+//! The result of an evaluation and its explanation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::policy::{Effect, PolicyKind};
+
+use super::principal::PrincipalMatch;
+use super::request::Request;
+
+/// The three outcomes of IAM's evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Some policy allows and nothing denies.
+    Allow,
+    /// A `Deny` statement applies.
+    ExplicitDeny,
+    /// No policy allows (the default).
+    ImplicitDeny,
+}
+
+/// A statement of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StatementRef {
+    /// The policy's id.
+    pub policy: Arc<str>,
+    /// The statement's position in the policy.
+    pub index: u32,
+    /// The statement's `Sid`, if it has one.
+    pub sid: Option<Arc<str>>,
+}
+
+/// A decision with what decided it. Small and cheap to clone, so caches can hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The policy type that decided: the one whose statement allowed or denied, or the one
+    /// that failed to allow.
+    pub policy_type: Option<PolicyKind>,
+    /// The deciding statement (none for an implicit deny).
+    pub statement: Option<StatementRef>,
+}
+
+/// Every statement that applied to a request, for `explain`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// The applicable statements, in evaluation order.
+    pub entries: Vec<TraceEntry>,
+}
+
+/// One applicable statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// The policy type.
+    pub policy_type: PolicyKind,
+    /// The statement.
+    pub statement: StatementRef,
+    /// Its effect.
+    pub effect: Effect,
+    /// For resource-based policies, how the `Principal` matched.
+    pub principal_match: Option<PrincipalMatch>,
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    /// `Allow`, `ExplicitDeny` or `ImplicitDeny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "Allow",
+            Self::ExplicitDeny => "ExplicitDeny",
+            Self::ImplicitDeny => "ImplicitDeny",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Decision ===
+
+impl Decision {
+    /// True for `Allow`.
+    pub fn is_allowed(&self) -> bool {
+        self.outcome == Outcome::Allow
+    }
+
+    /// AWS's message for the decision (IAM-SEMANTICS §3.6), such as `User: arn:… is not
+    /// authorized to perform: s3:GetObject on resource: arn:… because no identity-based policy
+    /// allows the s3:GetObject action`. Built only when asked for: the decision path never
+    /// formats text.
+    pub fn message(&self, request: &Request) -> String {
+        let action = request.action().as_str();
+        let head = format!(
+            "User: {} is not authorized to perform: {} on resource: {}",
+            request.principal(),
+            action,
+            request.resource().as_str()
+        );
+        let phrase = self
+            .policy_type
+            .map_or("identity-based", PolicyKind::denial_phrase);
+        match self.outcome {
+            Outcome::Allow => format!(
+                "{} is authorized to perform: {} on resource: {}{}",
+                request.principal(),
+                action,
+                request.resource().as_str(),
+                self.statement
+                    .as_ref()
+                    .map(|s| format!(" by statement {s} of a {phrase} policy"))
+                    .unwrap_or_default()
+            ),
+            Outcome::ExplicitDeny => format!("{head} with an explicit deny in a {phrase} policy"),
+            // AWS words an SCP's or RCP's implicit deny as an explicit one.
+            Outcome::ImplicitDeny
+                if matches!(self.policy_type, Some(PolicyKind::Scp | PolicyKind::Rcp)) =>
+            {
+                format!("{head} with an explicit deny in a {phrase} policy")
+            }
+            Outcome::ImplicitDeny => {
+                format!("{head} because no {phrase} policy allows the {action} action")
+            }
+        }
+    }
+}
+
+// === impl StatementRef ===
+
+impl fmt::Display for StatementRef {
+    /// `policy#Sid`, or `policy#3` for a statement without a `Sid`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sid {
+            Some(sid) => write!(f, "{}#{sid}", self.policy),
+            None => write!(f, "{}#{}", self.policy, self.index),
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The decision procedure.
+
+use std::sync::Arc;
+
+use crate::policy::{CompiledPolicy, CompiledStatement, Effect, PolicyKind};
+
+use super::decision::{Decision, Outcome, StatementRef, Trace, TraceEntry};
+use super::principal::{Principal, PrincipalMatch};
+use super::request::Request;
+
+/// The policies that apply to one request. Empty slices mean "none of this type".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PolicySet<'a> {
+    /// Identity-based policies: the user's and its groups', or the role's.
+    pub identity: &'a [Arc<CompiledPolicy>],
+    /// The permissions boundary of the user or role (normally one policy).
+    pub boundary: &'a [Arc<CompiledPolicy>],
+    /// Session policies of a role or federated session (inline and managed).
+    pub session: &'a [Arc<CompiledPolicy>],
+    /// The resource-based policy of the target (a role's trust policy for `sts:AssumeRole*`).
+    pub resource: Option<&'a CompiledPolicy>,
+    /// SCPs on the caller's account path, root first; every level must allow.
+    pub scp: &'a [OrgLevel],
+    /// RCPs on the resource's account path, root first; every level must allow.
+    pub rcp: &'a [OrgLevel],
+    /// Policies of the VPC endpoint the request came through.
+    pub vpc_endpoint: &'a [Arc<CompiledPolicy>],
+}
+
+/// One level of an organization path (root, an OU, the account) and its policies.
+#[derive(Debug, Clone, Default)]
+pub struct OrgLevel {
+    /// The level's name (`r-abcd`, `ou-…`, the account id).
+    pub name: Arc<str>,
+    /// The policies attached at this level.
+    pub policies: Vec<Arc<CompiledPolicy>>,
+}
+
+/// Decides `request` against `policies`.
+pub fn evaluate(policies: &PolicySet<'_>, request: &Request) -> Decision {
+    decide(policies, request, &mut Quiet)
+}
+
+/// Decides `request` and lists every statement that applied.
+pub fn evaluate_explained(policies: &PolicySet<'_>, request: &Request) -> (Decision, Trace) {
+    let mut trace = Trace::default();
+    let decision = decide(policies, request, &mut trace);
+    (decision, trace)
+}
+
+/// Receives the applicable statements. The quiet observer compiles to nothing, so the
+/// decision path pays for explanations only when one is asked for.
+trait Observer {
+    const TRACING: bool;
+    fn record(
+        &mut self,
+        kind: PolicyKind,
+        policy: &CompiledPolicy,
+        statement: &CompiledStatement,
+        principal_match: Option<PrincipalMatch>,
+    );
+}
+
+struct Quiet;
+
+impl Observer for Quiet {
+    const TRACING: bool = false;
+    fn record(
+        &mut self,
+        _: PolicyKind,
+        _: &CompiledPolicy,
+        _: &CompiledStatement,
+        _: Option<PrincipalMatch>,
+    ) {
+    }
+}
+
+impl Observer for Trace {
+    const TRACING: bool = true;
+    fn record(
+        &mut self,
+        kind: PolicyKind,
+        policy: &CompiledPolicy,
+        statement: &CompiledStatement,
+        principal_match: Option<PrincipalMatch>,
+    ) {
+        self.entries.push(TraceEntry {
+            policy_type: kind,
+            statement: statement_ref(policy, statement),
+            effect: statement.effect(),
+            principal_match,
+        });
+    }
+}
+
+fn statement_ref(policy: &CompiledPolicy, statement: &CompiledStatement) -> StatementRef {
+    StatementRef {
+        policy: Arc::clone(policy.id()),
+        index: statement.index(),
+        sid: statement.sid().cloned(),
+    }
+}
+
+type Grant<'p> = (&'p CompiledPolicy, &'p CompiledStatement, PrincipalMatch);
+
+/// One evaluation: the request, the observer, and the first explicit deny seen.
+struct Run<'r, 'o, O: Observer> {
+    request: &'r Request,
+    has_boundary: bool,
+    observer: &'o mut O,
+    deny: Option<Decision>,
+}
+
+impl<O: Observer> Run<'_, '_, O> {
+    /// Scans one policy: records its first applicable `Deny` (if no earlier one) and returns its
+    /// strongest applicable `Allow`. With `want_allow` false, only `Deny` statements are looked
+    /// at (an allow of this type was already found).
+    fn scan<'p>(
+        &mut self,
+        policy: &'p CompiledPolicy,
+        kind: PolicyKind,
+        want_allow: bool,
+    ) -> Option<Grant<'p>> {
+        let request = self.request;
+        let mut best: Option<Grant<'p>> = None;
+        for statement in policy.candidates(request.action().service()) {
+            let is_allow = statement.effect() == Effect::Allow;
+            if is_allow
+                && !O::TRACING
+                && (!want_allow || best.is_some_and(|(_, _, m)| m == PrincipalMatch::Direct))
+            {
+                continue;
+            }
+            if !statement.matches_action(request.action())
+                || !statement.matches_resource(request.resource(), request.context())
+            {
+                continue;
+            }
+            let principal_match = match statement.principal() {
+                None => None,
+                Some(matcher) => match request.principal().matches(matcher, self.has_boundary) {
+                    Some(m) => Some(m),
+                    None => continue,
+                },
+            };
+            if !statement.matches_conditions(request.context()) {
+                continue;
+            }
+            self.observer
+                .record(kind, policy, statement, principal_match);
+            if is_allow {
+                let strength = principal_match.unwrap_or(PrincipalMatch::Direct);
+                if best.is_none_or(|(_, _, m)| strength > m) {
+                    best = Some((policy, statement, strength));
+                }
+            } else if self.deny.is_none() {
+                self.deny = Some(Decision {
+                    outcome: Outcome::ExplicitDeny,
+                    policy_type: Some(kind),
+                    statement: Some(statement_ref(policy, statement)),
+                });
+                if !O::TRACING {
+                    return best;
+                }
+            }
+        }
+        best
+    }
+
+    fn stop(&self) -> bool {
+        !O::TRACING && self.deny.is_some()
+    }
+}
+
+fn allow(kind: PolicyKind, grant: Option<Grant<'_>>) -> Decision {
+    Decision {
+        outcome: Outcome::Allow,
+        policy_type: Some(kind),
+        statement: grant.map(|(p, s, _)| statement_ref(p, s)),
+    }
+}
+
+fn implicit(kind: PolicyKind) -> Decision {
+    Decision {
+        outcome: Outcome::ImplicitDeny,
+        policy_type: Some(kind),
+        statement: None,
+    }
+}
+
+fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O) -> Decision {
+    let principal = request.principal();
+    let env = request.environment();
+    let principal_account = principal.account();
+    let resource_account = request.resource_account();
+    let management = env.management_account.as_deref();
+    let exempt_role = env.principal_is_service_linked_role;
+
+    let mut run = Run {
+        request,
+        has_boundary: !set.boundary.is_empty(),
+        observer,
+        deny: None,
+    };
+
+    // 1. Explicit denies, in AWS's reporting order; allows are collected on the way.
+    let rcp_applies = !set.rcp.is_empty()
+        && !exempt_role
+        && !matches!(principal, Principal::Service { .. })
+        && resource_account.is_some_and(|a| Some(a) != management);
+    let mut rcp_ok = true;
+    for level in set.rcp.iter().filter(|_| rcp_applies) {
+        let mut level_allows = false;
+        for policy in &level.policies {
+            level_allows |= run.scan(policy, PolicyKind::Rcp, !level_allows).is_some();
+            if run.stop() {
+                return run.deny.unwrap_or_else(|| implicit(PolicyKind::Rcp));
+            }
+        }
+        rcp_ok &= level_allows;
+    }
+
+    let scp_applies = !set.scp.is_empty()
+        && !exempt_role
+        && principal_account.is_some_and(|a| Some(a) != management);
+    let mut scp_ok = true;
+    for level in set.scp.iter().filter(|_| scp_applies) {
+        let mut level_allows = false;
+        for policy in &level.policies {
+            level_allows |= run.scan(policy, PolicyKind::Scp, !level_allows).is_some();
+            if run.stop() {
+                return run.deny.unwrap_or_else(|| implicit(PolicyKind::Scp));
+            }
+        }
+        scp_ok &= level_allows;
+    }
+
+    let resource_kind = set
+        .resource
+        .map_or(PolicyKind::Resource, CompiledPolicy::kind);
+    let resource_grant = match set.resource {
+        Some(policy) => run.scan(policy, resource_kind, true),
+        None => None,
+    };
+    if run.stop() {
+        return run.deny.unwrap_or_else(|| implicit(resource_kind));
+    }
+
+    let mut identity_grant = None;
+    for policy in set.identity {
+        let found = run.scan(policy, PolicyKind::Identity, identity_grant.is_none());
+        identity_grant = identity_grant.or(found);
+        if run.stop() {
+            return run.deny.unwrap_or_else(|| implicit(PolicyKind::Identity));
+        }
+    }
+
+    let mut boundary_allows = false;
+    for policy in set.boundary {
+        boundary_allows |= run
+            .scan(policy, PolicyKind::Boundary, !boundary_allows)
+            .is_some();
+        if run.stop() {
+            return run.deny.unwrap_or_else(|| implicit(PolicyKind::Boundary));
+        }
+    }
+
+    let mut session_allows = false;
+    for policy in set.session {
+        session_allows |= run
+            .scan(policy, PolicyKind::Session, !session_allows)
+            .is_some();
+        if run.stop() {
+            return run.deny.unwrap_or_else(|| implicit(PolicyKind::Session));
+        }
+    }
+
+    let mut endpoint_ok = true;
+    for policy in set.vpc_endpoint {
+        endpoint_ok &= run.scan(policy, PolicyKind::VpcEndpoint, true).is_some();
+        if run.stop() {
+            return run
+                .deny
+                .unwrap_or_else(|| implicit(PolicyKind::VpcEndpoint));
+        }
+    }
+
+    if let Some(deny) = run.deny {
+        return deny;
+    }
+
+    // 2–3. Guardrails must allow.
+    if !rcp_ok {
+        return implicit(PolicyKind::Rcp);
+    }
+    if !scp_ok {
+        return implicit(PolicyKind::Scp);
+    }
+    if !endpoint_ok {
+        return implicit(PolicyKind::VpcEndpoint);
+    }
+
+    // Principals outside any account (anonymous, services, web identities) have no identity
+    // policies: only a resource policy can grant them anything.
+    let Some(principal_account) = principal_account else {
+        return match resource_grant {
+            Some(grant) => allow(resource_kind, Some(grant)),
+            None => implicit(resource_kind),
+        };
+    };
+
+    // The caller's own account: identity ∩ boundary ∩ session. The root user has every
+    // permission in its own account and no boundary or session policy.
+    let is_root = matches!(principal, Principal::Root { .. });
+    let boundary_ok = set.boundary.is_empty() || boundary_allows;
+    let session_ok = if !principal.is_session() {
+        true
+    } else if set.session.is_empty() {
+        // A GetFederationToken session without a session policy has no permissions.
+        !matches!(principal, Principal::FederatedUser { .. })
+    } else {
+        session_allows
+    };
+    let identity_side = if !(is_root || identity_grant.is_some()) {
+        Err(PolicyKind::Identity)
+    } else if !boundary_ok {
+        Err(PolicyKind::Boundary)
+    } else if !session_ok {
+        Err(PolicyKind::Session)
+    } else {
+        Ok(())
+    };
+
+    // 4–6. Resource-based policy and the identity side.
+    let cross_account = resource_account.is_some_and(|a| a != principal_account);
+    let action = request.action();
+    let resource_required = resource_kind == PolicyKind::Trust
+        || (action.service() == "sts" && action.name().starts_with("assumerole"))
+        || (action.service() == "kms" && set.resource.is_some());
+
+    match resource_grant {
+        None if cross_account || resource_required => implicit(resource_kind),
+        None => match identity_side {
+            Ok(()) => allow(PolicyKind::Identity, identity_grant),
+            Err(kind) => implicit(kind),
+        },
+        Some(grant) => {
+            let (_, _, strength) = grant;
+            let needs = if cross_account || strength == PrincipalMatch::ViaAccount {
+                identity_side
+            } else if strength == PrincipalMatch::ViaRole {
+                // A grant to the caller's role replaces the identity policies, not the limits.
+                if !boundary_ok {
+                    Err(PolicyKind::Boundary)
+                } else if !session_ok {
+                    Err(PolicyKind::Session)
+                } else {
+                    Ok(())
+                }
+            } else {
+                Ok(())
+            };
+            match needs {
+                Ok(()) => allow(resource_kind, Some(grant)),
+                // Same account, the account principal (delegation): identity may still grant.
+                Err(kind) => implicit(kind),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

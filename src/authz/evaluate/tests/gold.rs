@@ -1,0 +1,1 @@
+//! IAM-SEMANTICS §6.2 worked cases.

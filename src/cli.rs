@@ -1,0 +1,231 @@
+//! The `iamlet` command line.
+//!
+//! Every subcommand writes its results to a writer it is given, so tests drive them without
+//! spawning processes; [`main`] binds them to stdout and stderr and maps results to exit codes.
+
+use std::io::{self, BufRead, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::policy::{ParseOptions, PolicyDocument, PolicyKind};
+use crate::simulate::{Vector, VectorResult};
+
+/// The demo requests `iamlet up` evaluates: a small tenant's policies and the questions its
+/// services ask, in the decision-vector format.
+const DEMO_VECTORS: &str = include_str!("../deploy/examples/demo-vectors.jsonl");
+
+/// iamlet: an IAM-compatible authorization and credentials sidecar.
+#[derive(Debug, Parser)]
+#[command(name = "iamlet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run iamlet on its embedded defaults: evaluate the demo tenant's requests and explain
+    /// each decision.
+    Up,
+    /// Work with IAM policy documents.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate policy documents with IAM's rules; exit status 1 if any is invalid.
+    Validate {
+        /// The kind of policy: identity, resource, trust, boundary, session, scp, rcp or
+        /// vpc-endpoint. Identity, boundary, SCP and RCP documents must be version 2012-10-17.
+        #[arg(long, default_value = "identity", value_parser = parse_kind)]
+        kind: PolicyKind,
+        /// The files to validate; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Evaluate decision vectors (JSON lines) and compare with their expected decisions;
+    /// exit status 1 if any fails.
+    Simulate {
+        /// The vectors file; `-` reads standard input.
+        #[arg(long)]
+        vectors: PathBuf,
+    },
+}
+
+fn parse_kind(text: &str) -> Result<PolicyKind, String> {
+    text.parse()
+        .map_err(|e: crate::policy::UnknownPolicyKindError| e.to_string())
+}
+
+/// Parses the process arguments and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let result = match cli.command {
+        Command::Up => run_up(&mut stdout.lock()),
+        Command::Policy {
+            command: PolicyCommand::Validate { kind, files },
+        } => run_validate(kind, &files, &mut stdout.lock(), &mut stderr.lock()),
+        Command::Policy {
+            command: PolicyCommand::Simulate { vectors },
+        } => match open_input(&vectors) {
+            Ok(input) => run_simulate(input, &mut stdout.lock()),
+            Err(e) => {
+                let _ = writeln!(
+                    stderr.lock(),
+                    "iamlet: cannot read `{}`: {e}",
+                    vectors.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        // A closed stdout (`| head`) is not an error worth a message.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(stderr.lock(), "iamlet: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn open_input(path: &PathBuf) -> io::Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(io::BufReader::new(io::stdin())))
+    } else {
+        Ok(Box::new(io::BufReader::new(std::fs::File::open(path)?)))
+    }
+}
+
+/// `iamlet policy validate`: one line per document; true when every document is valid.
+pub fn run_validate(
+    kind: PolicyKind,
+    files: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<bool> {
+    let mut all_valid = true;
+    for file in files {
+        let name = file.display();
+        let text = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            io::stdin().read_to_string(&mut text).map(|_| text)
+        } else {
+            std::fs::read_to_string(file)
+        };
+        let text = match text {
+            Ok(text) => text,
+            Err(e) => {
+                writeln!(err, "{name}: cannot read: {e}")?;
+                all_valid = false;
+                continue;
+            }
+        };
+        match PolicyDocument::parse_with(&text, ParseOptions::for_kind(kind)) {
+            Ok(doc) => writeln!(
+                out,
+                "{name}: valid {kind} policy ({} statement{})",
+                doc.statements.len(),
+                if doc.statements.len() == 1 { "" } else { "s" }
+            )?,
+            Err(e) => {
+                all_valid = false;
+                match e.location() {
+                    Some(at) => writeln!(out, "{name}: {}: {} (at {at})", e.code(), e.message())?,
+                    None => writeln!(out, "{name}: {}: {}", e.code(), e.message())?,
+                }
+            }
+        }
+    }
+    Ok(all_valid)
+}
+
+/// `iamlet policy simulate`: one JSON object per vector, then `N passed, M failed`; true when
+/// nothing failed. A line that cannot be read is reported with its number and counts as failed.
+pub fn run_simulate(input: Box<dyn BufRead>, out: &mut dyn Write) -> io::Result<bool> {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for (number, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match Vector::parse(&line) {
+            Ok(vector) => {
+                let result = vector.run();
+                match result.pass {
+                    Some(true) => passed += 1,
+                    Some(false) => failed += 1,
+                    None => {}
+                }
+                write_json(out, &result)?;
+            }
+            Err(e) => {
+                failed += 1;
+                write_json(
+                    out,
+                    &serde_json::json!({ "line": number + 1, "error": e.to_string(), "pass": false }),
+                )?;
+            }
+        }
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    Ok(failed == 0)
+}
+
+fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// `iamlet up`: evaluates the embedded demo tenant's requests and explains each decision.
+pub fn run_up(out: &mut dyn Write) -> io::Result<bool> {
+    writeln!(
+        out,
+        "iamlet {}: evaluating the demo tenant's requests (deploy/examples/demo-vectors.jsonl)\n",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    let mut ok = true;
+    for line in DEMO_VECTORS.lines().filter(|l| !l.trim().is_empty()) {
+        let vector = match Vector::parse(line) {
+            Ok(v) => v,
+            Err(e) => {
+                writeln!(out, "demo vector unreadable: {e}")?;
+                ok = false;
+                continue;
+            }
+        };
+        let started = std::time::Instant::now();
+        let VectorResult {
+            id,
+            decision,
+            pass,
+            reason,
+            ..
+        } = vector.run();
+        let elapsed = started.elapsed();
+        let request = &vector.request;
+        writeln!(
+            out,
+            "{id}: {} {} {} -> {decision} ({:.1} µs)\n    {reason}",
+            request.principal(),
+            request.action().as_str(),
+            request.resource().as_str(),
+            elapsed.as_secs_f64() * 1e6
+        )?;
+        ok &= pass != Some(false);
+    }
+    writeln!(
+        out,
+        "\nTry your own: `iamlet policy simulate --vectors FILE` and `iamlet policy validate FILE`."
+    )?;
+    Ok(ok)
+}

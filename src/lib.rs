@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Crate layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`policy`] | the IAM policy language: parsing with AWS's errors, per-kind validation, compiled matchers |
+//! | [`authz`] | the decision procedure across identity, boundary, session, resource, SCP, RCP and VPC endpoint policies |
+//! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
+//! | [`cli`] | the `iamlet` command line |
+//! | [`proto`] | generated protobuf types, used only at the gRPC edge |
+//!
+//! The engine modules (`policy`, `authz`) are synchronous and free of any async runtime, so
+//! they can be embedded anywhere and benchmarked in isolation.
+
+pub mod authz;
+pub mod cli;
+pub mod policy;
+pub mod proto;
+pub mod simulate;

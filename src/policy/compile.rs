@@ -1,0 +1,484 @@
+//! Compiling a [`PolicyDocument`] into matchers, and the request-side names they match.
+//!
+//! Compilation happens once, when a snapshot is built; evaluation then only borrows. Each
+//! policy carries an action index: statements are grouped by the service prefix of their
+//! `Action` patterns, so a request for `s3:GetObject` looks only at the statements that name
+//! `s3` (and at those that can match any service: `*`, `NotAction`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::arn::{ArnParts, ArnPattern};
+use super::condition::{CompiledCondition, ConditionLookup};
+use super::document::{Effect, PolicyDocument, PrincipalSpec, PrincipalType};
+use super::pattern::{Glob, NoVars, Syntax, VarLookup};
+use super::principal::PrincipalRef;
+use super::PolicyKind;
+
+/// A request action, normalised once: `s3:GetObject` → service `s3`, name `getobject`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ActionName {
+    raw: Box<str>,
+    lower: Box<str>,
+    colon: usize,
+}
+
+/// A request resource: an ARN (matched segment by segment) or any other text such as `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceName {
+    raw: Box<str>,
+    /// ASCII-lowercased copy with the same byte offsets, for the case-insensitive ARN head.
+    lower: Box<str>,
+}
+
+/// A compiled policy, ready for evaluation.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    id: Arc<str>,
+    kind: PolicyKind,
+    statements: Box<[CompiledStatement]>,
+    by_service: HashMap<Box<str>, Box<[u32]>>,
+    any_service: Box<[u32]>,
+    context_keys: Box<[Box<str>]>,
+}
+
+/// A compiled statement.
+#[derive(Debug, Clone)]
+pub struct CompiledStatement {
+    index: u32,
+    sid: Option<Arc<str>>,
+    effect: Effect,
+    principal: Option<PrincipalMatcher>,
+    actions: ActionMatcher,
+    resources: Option<ResourceMatcher>,
+    conditions: Box<[CompiledCondition]>,
+}
+
+/// The compiled `Principal` / `NotPrincipal` element.
+#[derive(Debug, Clone)]
+pub struct PrincipalMatcher {
+    /// True for `NotPrincipal`.
+    pub negated: bool,
+    /// The principals named.
+    pub refs: Box<[PrincipalRef]>,
+}
+
+#[derive(Debug, Clone)]
+struct ActionMatcher {
+    negated: bool,
+    patterns: Box<[ActionPattern]>,
+}
+
+#[derive(Debug, Clone)]
+enum ActionPattern {
+    Any,
+    /// A lowercased service prefix and a lowercased name pattern.
+    Service {
+        service: Box<str>,
+        name: Glob,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct ResourceMatcher {
+    negated: bool,
+    patterns: Box<[ResourcePattern]>,
+}
+
+#[derive(Debug, Clone)]
+enum ResourcePattern {
+    Any,
+    Arn(ArnPattern),
+    /// A pattern that is not ARN-shaped, matched against the whole resource text.
+    Text(Glob),
+}
+
+// === impl ActionName ===
+
+impl ActionName {
+    /// Normalises `service:Name`; `None` without a colon.
+    pub fn new(action: &str) -> Option<Self> {
+        let colon = action.find(':')?;
+        Some(Self {
+            raw: action.into(),
+            lower: action.to_ascii_lowercase().into(),
+            colon,
+        })
+    }
+
+    /// The action as given.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The lowercased service prefix.
+    pub fn service(&self) -> &str {
+        self.lower.get(..self.colon).unwrap_or("")
+    }
+
+    /// The lowercased action name.
+    pub fn name(&self) -> &str {
+        self.lower.get(self.colon + 1..).unwrap_or("")
+    }
+
+    /// The whole action, lowercased.
+    pub fn lower(&self) -> &str {
+        &self.lower
+    }
+}
+
+// === impl ResourceName ===
+
+impl ResourceName {
+    /// Wraps a resource ARN or `*`.
+    pub fn new(resource: &str) -> Self {
+        Self {
+            raw: resource.into(),
+            lower: resource.to_ascii_lowercase().into(),
+        }
+    }
+
+    /// The resource as given.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The ARN segments, when the resource is an ARN.
+    pub fn arn(&self) -> Option<ArnParts<'_>> {
+        ArnParts::split(&self.raw)
+    }
+
+    /// The account segment, when the resource is an ARN that names one.
+    pub fn account(&self) -> Option<&str> {
+        self.arn().map(|a| a.account()).filter(|a| !a.is_empty())
+    }
+}
+
+// === impl CompiledPolicy ===
+
+impl CompiledPolicy {
+    /// Compiles a validated document. `id` names the policy in decisions (an ARN, or a label
+    /// such as `user/alice/inline/S3Access`).
+    pub fn compile(id: impl Into<Arc<str>>, kind: PolicyKind, document: &PolicyDocument) -> Self {
+        let variables = document.version.supports_variables();
+        let statements: Box<[CompiledStatement]> = document
+            .statements
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let index = u32::try_from(i).unwrap_or(u32::MAX);
+                CompiledStatement {
+                    index,
+                    sid: s.sid.as_deref().filter(|s| !s.is_empty()).map(Arc::from),
+                    effect: s.effect,
+                    principal: s.principal.as_ref().map(|p| PrincipalMatcher {
+                        negated: p.negated,
+                        refs: compile_principals(&p.principals),
+                    }),
+                    actions: ActionMatcher {
+                        negated: s.action.negated,
+                        patterns: s
+                            .action
+                            .patterns
+                            .iter()
+                            .map(|p| compile_action(p))
+                            .collect(),
+                    },
+                    resources: s.resource.as_ref().map(|r| ResourceMatcher {
+                        negated: r.negated,
+                        patterns: r
+                            .patterns
+                            .iter()
+                            .map(|p| compile_resource(p, variables))
+                            .collect(),
+                    }),
+                    conditions: s
+                        .conditions
+                        .iter()
+                        .map(|c| CompiledCondition::compile(c, variables))
+                        .collect(),
+                }
+            })
+            .collect();
+
+        let mut by_service: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut any_service = Vec::new();
+        for st in statements.iter() {
+            if st.actions.negated {
+                any_service.push(st.index);
+                continue;
+            }
+            let mut any = false;
+            for pattern in st.actions.patterns.iter() {
+                match pattern {
+                    ActionPattern::Any => any = true,
+                    ActionPattern::Service { service, .. } => {
+                        let bucket = by_service.entry(service.clone()).or_default();
+                        if bucket.last() != Some(&st.index) {
+                            bucket.push(st.index);
+                        }
+                    }
+                }
+            }
+            if any {
+                any_service.push(st.index);
+                // The statement is reachable for every service; drop its per-service entries
+                // so it is visited once.
+                for bucket in by_service.values_mut() {
+                    bucket.retain(|i| *i != st.index);
+                }
+            }
+        }
+        by_service.retain(|_, v| !v.is_empty());
+
+        let mut context_keys: Vec<Box<str>> = statements
+            .iter()
+            .flat_map(|s| {
+                s.conditions.iter().flat_map(|c| {
+                    std::iter::once(Box::from(c.key_lower())).chain(c.variable_keys())
+                })
+            })
+            .chain(statements.iter().flat_map(|s| {
+                s.resources
+                    .iter()
+                    .flat_map(|r| r.patterns.iter())
+                    .flat_map(ResourcePattern::variable_keys)
+            }))
+            .collect();
+        context_keys.sort_unstable();
+        context_keys.dedup();
+
+        Self {
+            id: id.into(),
+            kind,
+            statements,
+            by_service: by_service
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect(),
+            any_service: any_service.into_boxed_slice(),
+            context_keys: context_keys.into_boxed_slice(),
+        }
+    }
+
+    /// The policy's id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The policy's kind.
+    pub fn kind(&self) -> PolicyKind {
+        self.kind
+    }
+
+    /// Every statement, in document order.
+    pub fn statements(&self) -> &[CompiledStatement] {
+        &self.statements
+    }
+
+    /// The lowercased request context keys the policy's conditions and variables read. A
+    /// decision cache keys on these values and no others.
+    pub fn context_keys(&self) -> &[Box<str>] {
+        &self.context_keys
+    }
+
+    /// True when some statement is a `Deny`.
+    pub fn has_deny(&self) -> bool {
+        self.statements.iter().any(|s| s.effect == Effect::Deny)
+    }
+
+    /// The statements whose `Action`/`NotAction` can match an action of `service`, in
+    /// document order. Others cannot apply and are never looked at.
+    pub fn candidates<'a>(
+        &'a self,
+        service: &str,
+    ) -> impl Iterator<Item = &'a CompiledStatement> + 'a {
+        let bucket: &[u32] = self.by_service.get(service).map_or(&[], |b| &b[..]);
+        Merge {
+            a: bucket,
+            b: &self.any_service,
+        }
+        .filter_map(move |i| self.statements.get(i as usize))
+    }
+}
+
+/// Merges two ascending index lists.
+struct Merge<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
+}
+
+impl Iterator for Merge<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match (self.a.split_first(), self.b.split_first()) {
+            (Some((&x, ra)), Some((&y, rb))) => {
+                if x <= y {
+                    self.a = ra;
+                    if x == y {
+                        self.b = rb;
+                    }
+                    Some(x)
+                } else {
+                    self.b = rb;
+                    Some(y)
+                }
+            }
+            (Some((&x, ra)), None) => {
+                self.a = ra;
+                Some(x)
+            }
+            (None, Some((&y, rb))) => {
+                self.b = rb;
+                Some(y)
+            }
+            (None, None) => None,
+        }
+    }
+}
+
+// === impl CompiledStatement ===
+
+impl CompiledStatement {
+    /// The statement's position in its document.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The `Sid`, when the statement has a non-empty one.
+    pub fn sid(&self) -> Option<&Arc<str>> {
+        self.sid.as_ref()
+    }
+
+    /// The effect.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// The compiled `Principal` / `NotPrincipal`, if any.
+    pub fn principal(&self) -> Option<&PrincipalMatcher> {
+        self.principal.as_ref()
+    }
+
+    /// The conditions (all must hold).
+    pub fn conditions(&self) -> &[CompiledCondition] {
+        &self.conditions
+    }
+
+    /// Does `Action`/`NotAction` match the request action?
+    pub fn matches_action(&self, action: &ActionName) -> bool {
+        let any = self.actions.patterns.iter().any(|p| match p {
+            ActionPattern::Any => true,
+            ActionPattern::Service { service, name } => {
+                **service == *action.service() && name.matches_with(action.name(), &NoVars, false)
+            }
+        });
+        any != self.actions.negated
+    }
+
+    /// Does `Resource`/`NotResource` match the request resource? A statement without either
+    /// (a trust policy's) applies to the resource it is attached to.
+    pub fn matches_resource(&self, resource: &ResourceName, vars: &dyn VarLookup) -> bool {
+        let Some(matcher) = &self.resources else {
+            return true;
+        };
+        let arn = resource.arn();
+        let lower_arn = ArnParts::split(&resource.lower);
+        let any = matcher.patterns.iter().any(|p| match p {
+            ResourcePattern::Any => true,
+            ResourcePattern::Arn(pattern) => match (&arn, &lower_arn) {
+                // The head segments compare against the lowercased copy, the resource part
+                // against the original text.
+                (Some(arn), Some(lower)) => {
+                    let mixed = ArnParts {
+                        segments: [
+                            lower.segments[0],
+                            lower.segments[1],
+                            lower.segments[2],
+                            lower.segments[3],
+                            lower.segments[4],
+                            arn.segments[5],
+                        ],
+                    };
+                    pattern.matches(&mixed, vars)
+                }
+                _ => false,
+            },
+            ResourcePattern::Text(glob) => glob.matches_with(&resource.raw, vars, false),
+        });
+        any != matcher.negated
+    }
+
+    /// Do all conditions hold?
+    pub fn matches_conditions(&self, ctx: &dyn ConditionLookup) -> bool {
+        self.conditions.iter().all(|c| c.evaluate(ctx))
+    }
+}
+
+// === impl ResourcePattern ===
+
+impl ResourcePattern {
+    fn variable_keys(&self) -> Vec<Box<str>> {
+        match self {
+            Self::Any => Vec::new(),
+            Self::Arn(arn) => arn.globs().flat_map(Glob::variable_keys).collect(),
+            Self::Text(glob) => glob.variable_keys().collect(),
+        }
+    }
+}
+
+fn compile_action(pattern: &str) -> ActionPattern {
+    if pattern == "*" {
+        return ActionPattern::Any;
+    }
+    let lower = pattern.to_ascii_lowercase();
+    let (service, name) = lower.split_once(':').unwrap_or((&lower, ""));
+    ActionPattern::Service {
+        service: service.into(),
+        name: Glob::compile(
+            name,
+            Syntax {
+                wildcards: true,
+                variables: false,
+                lowercase: false,
+            },
+        ),
+    }
+}
+
+fn compile_resource(pattern: &str, variables: bool) -> ResourcePattern {
+    if pattern == "*" {
+        return ResourcePattern::Any;
+    }
+    match ArnPattern::compile(pattern, variables, true) {
+        Some(arn) => ResourcePattern::Arn(arn),
+        None => ResourcePattern::Text(Glob::compile(
+            pattern,
+            Syntax {
+                wildcards: true,
+                variables,
+                lowercase: false,
+            },
+        )),
+    }
+}
+
+fn compile_principals(spec: &PrincipalSpec) -> Box<[PrincipalRef]> {
+    match spec {
+        PrincipalSpec::Everyone => Box::new([PrincipalRef::Everyone]),
+        PrincipalSpec::Map(map) => map
+            .iter()
+            .flat_map(|(kind, values)| {
+                values.iter().filter_map(move |v| match kind {
+                    PrincipalType::Aws => PrincipalRef::parse_aws(v),
+                    PrincipalType::Service => Some(PrincipalRef::Service(v.as_str().into())),
+                    PrincipalType::Federated => Some(PrincipalRef::Federated(v.as_str().into())),
+                    PrincipalType::CanonicalUser => {
+                        Some(PrincipalRef::CanonicalUser(v.as_str().into()))
+                    }
+                })
+            })
+            .collect(),
+    }
+}

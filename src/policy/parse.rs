@@ -1,0 +1,765 @@
+//! Policy text → [`PolicyDocument`], with AWS's validation order and messages.
+//!
+//! IAM reports only the first problem it finds, and which one it reports depends on the order
+//! of its checks. The phases below follow that order as observed against IAM (and reproduced by
+//! moto's `IAMPolicyDocumentValidator`, whose test cases are in our corpus):
+//!
+//! 1. API constraints: length 1..=131,072 and the character set (`ValidationError`);
+//! 2. syntax: JSON, element names, shapes, `Effect` spelled in any case, known operators
+//!    ("Syntax errors in policy.");
+//! 3. version, where the kind requires `2012-10-17`;
+//! 4. "legacy parsing": exact-case `Effect`, date values, resource ARN shape;
+//! 5. unique `Sid`s; 6. actions present; 7. the first resource-format error;
+//! 8. action vendor prefixes; 9. the rules of the policy kind.
+//!
+//! Every error carries the location of the offending element where there is one, such as
+//! `Statement[2].Condition.StringLike`.
+
+use super::date::parse_policy_date;
+use super::document::{
+    ActionBlock, ConditionEntry, ConditionOperator, Effect, PolicyDocument, PolicyVersion,
+    PrincipalBlock, PrincipalSpec, PrincipalType, ResourceBlock, Statement,
+};
+use super::json::Json;
+use super::{PolicyError, PolicyKind};
+
+/// The API's limit on a policy document, whitespace included.
+pub const MAX_POLICY_CHARS: usize = 131_072;
+
+/// The partitions a resource ARN may name.
+const PARTITIONS: &[&str] = &[
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+    "*",
+];
+
+const IAM_RESOURCE_PREFIXES: &[&str] = &[
+    "user/",
+    "federated-user/",
+    "role/",
+    "group/",
+    "instance-profile/",
+    "mfa/",
+    "server-certificate/",
+    "policy/",
+    "sms-mfa/",
+    "saml-provider/",
+    "oidc-provider/",
+    "report/",
+    "access-report/",
+];
+
+/// The actions a trust policy may name.
+const TRUST_ACTIONS: &[&str] = &[
+    "sts:assumerole",
+    "sts:assumerolewithsaml",
+    "sts:assumerolewithwebidentity",
+    "sts:tagsession",
+    "sts:setsourceidentity",
+];
+
+const MSG_SYNTAX: &str = "Syntax errors in policy.";
+const MSG_VERSION: &str = "Policy document must be version 2012-10-17 or greater.";
+const MSG_LEGACY: &str = "The policy failed legacy parsing";
+const MSG_SID: &str = "Statement IDs (SID) in a single policy must be unique.";
+const MSG_ACTIONS: &str = "Policy statement must contain actions.";
+const MSG_RESOURCES: &str = "Policy statement must contain resources.";
+const MSG_PRINCIPAL_FORBIDDEN: &str = "Policy document should not specify a principal.";
+const MSG_PRINCIPAL_MISSING: &str = "Missing required field Principal.";
+const MSG_TRUST_RESOURCE: &str = "Has prohibited field Resource.";
+// AWS's text, double space included.
+const MSG_TRUST_ACTIONS: &str = "Trust Policy statement actions can only be sts:AssumeRole, sts:AssumeRoleWithSAML,  and sts:AssumeRoleWithWebIdentity";
+const MSG_NOT_PRINCIPAL_ALLOW: &str = "NotPrincipal is only supported with the Deny effect.";
+const MSG_NOT_PRINCIPAL_TRUST: &str = "Trust policies cannot use NotPrincipal.";
+const MSG_RCP_ALLOW: &str = "Resource control policies support Allow only in the full-access statement (Principal, Action and Resource \"*\", no Condition).";
+
+/// How strictly to parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// The kind of policy, which decides the per-kind rules.
+    pub kind: PolicyKind,
+    /// Accept `2008-10-17` and an absent `Version` even where the kind's default requires
+    /// `2012-10-17` (inline identity policies and stored documents are evaluated as written).
+    pub allow_legacy_version: bool,
+}
+
+// === impl ParseOptions ===
+
+impl ParseOptions {
+    /// The rules IAM applies when a policy of `kind` is created: managed identity policies,
+    /// permissions boundaries, SCPs and RCPs must be `2012-10-17`.
+    pub fn for_kind(kind: PolicyKind) -> Self {
+        Self {
+            kind,
+            allow_legacy_version: !matches!(
+                kind,
+                PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp | PolicyKind::Rcp
+            ),
+        }
+    }
+
+    /// Like [`ParseOptions::for_kind`], but any version is accepted.
+    pub fn lenient(kind: PolicyKind) -> Self {
+        Self {
+            kind,
+            allow_legacy_version: true,
+        }
+    }
+}
+
+/// A statement after the syntax phase, before the later phases decide it is valid.
+struct Draft {
+    location: String,
+    sid: Option<String>,
+    effect: String,
+    principal: Option<PrincipalBlock>,
+    action: Option<ActionBlock>,
+    resource: Option<ResourceBlock>,
+    conditions: Vec<ConditionEntry>,
+}
+
+/// Parses and validates `text` as a policy of the kind `options` names.
+pub(crate) fn parse(text: &str, options: ParseOptions) -> Result<PolicyDocument, PolicyError> {
+    check_api_constraints(text)?;
+    let json = Json::parse(text).map_err(|e| {
+        PolicyError::malformed(
+            MSG_SYNTAX,
+            Some(format!("line {} column {}", e.line(), e.column())),
+        )
+    })?;
+    let (version, id, drafts) = syntax_phase(&json)?;
+
+    if !options.allow_legacy_version && version != PolicyVersion::Current {
+        return Err(PolicyError::malformed(MSG_VERSION, Some("Version".into())));
+    }
+    legacy_phase(&drafts)?;
+    let resource_error = resource_format_phase(&drafts)?;
+    sid_phase(&drafts)?;
+    for draft in &drafts {
+        if draft.action.as_ref().is_none_or(|a| a.patterns.is_empty()) {
+            return Err(PolicyError::malformed(
+                MSG_ACTIONS,
+                Some(draft.location.clone()),
+            ));
+        }
+    }
+    if let Some((message, location)) = resource_error {
+        return Err(PolicyError::malformed(&message, Some(location)));
+    }
+    for draft in &drafts {
+        if let Some(action) = &draft.action {
+            let field = if action.negated {
+                "NotAction"
+            } else {
+                "Action"
+            };
+            for pattern in &action.patterns {
+                check_action_prefix(pattern)
+                    .map_err(|m| PolicyError::malformed(&m, Some(at(&draft.location, field))))?;
+            }
+        }
+    }
+    kind_phase(&drafts, options.kind)?;
+
+    let statements = drafts
+        .into_iter()
+        .map(|d| {
+            let effect = if d.effect == "Allow" {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            };
+            Statement {
+                sid: d.sid,
+                effect,
+                principal: d.principal,
+                action: d.action.unwrap_or(ActionBlock {
+                    negated: false,
+                    patterns: Vec::new(),
+                }),
+                resource: d.resource,
+                conditions: d.conditions,
+            }
+        })
+        .collect();
+    Ok(PolicyDocument {
+        version,
+        id,
+        statements,
+    })
+}
+
+/// The constraints the IAM API checks before it reads the document.
+fn check_api_constraints(text: &str) -> Result<(), PolicyError> {
+    const PREFIX: &str =
+        "1 validation error detected: Value at 'policyDocument' failed to satisfy constraint: ";
+    if text.is_empty() {
+        return Err(PolicyError::validation(format!(
+            "{PREFIX}Member must have length greater than or equal to 1"
+        )));
+    }
+    let mut chars = 0usize;
+    for c in text.chars() {
+        chars += 1;
+        if !matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{ff}') {
+            return Err(PolicyError::validation(format!(
+                "{PREFIX}Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"
+            )));
+        }
+    }
+    if chars > MAX_POLICY_CHARS {
+        return Err(PolicyError::validation(format!(
+            "{PREFIX}Member must have length less than or equal to {MAX_POLICY_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+fn at(location: &str, field: &str) -> String {
+    format!("{location}.{field}")
+}
+
+fn syntax(location: impl Into<String>) -> PolicyError {
+    PolicyError::malformed(MSG_SYNTAX, Some(location.into()))
+}
+
+type SyntaxOutput = (PolicyVersion, Option<String>, Vec<Draft>);
+
+fn syntax_phase(json: &Json) -> Result<SyntaxOutput, PolicyError> {
+    let Json::Object(top) = json else {
+        return Err(syntax("(document)"));
+    };
+    let mut version = PolicyVersion::Unspecified;
+    let mut id = None;
+    let mut statement = None;
+    for (key, value) in top {
+        match key.as_str() {
+            "Version" => {
+                version = match value {
+                    Json::String(v) if v == "2012-10-17" => PolicyVersion::Current,
+                    Json::String(v) if v == "2008-10-17" => PolicyVersion::Legacy,
+                    _ => return Err(syntax("Version")),
+                }
+            }
+            "Id" => match value {
+                Json::String(v) => id = Some(v.clone()),
+                _ => return Err(syntax("Id")),
+            },
+            "Statement" => statement = Some(value),
+            other => return Err(syntax(other)),
+        }
+    }
+    let drafts = match statement {
+        Some(single @ Json::Object(_)) => vec![draft_statement(single, "Statement")?],
+        Some(Json::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| draft_statement(s, &format!("Statement[{i}]")))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(syntax("Statement")),
+    };
+    Ok((version, id, drafts))
+}
+
+fn draft_statement(json: &Json, location: &str) -> Result<Draft, PolicyError> {
+    let Json::Object(fields) = json else {
+        return Err(syntax(location));
+    };
+    let mut draft = Draft {
+        location: location.to_owned(),
+        sid: None,
+        effect: String::new(),
+        principal: None,
+        action: None,
+        resource: None,
+        conditions: Vec::new(),
+    };
+    let mut effect = None;
+    for (key, value) in fields {
+        let here = at(location, key);
+        match key.as_str() {
+            "Sid" => match value {
+                Json::String(s) => draft.sid = Some(s.clone()),
+                _ => return Err(syntax(here)),
+            },
+            "Effect" => match value {
+                Json::String(s)
+                    if s.eq_ignore_ascii_case("allow") || s.eq_ignore_ascii_case("deny") =>
+                {
+                    effect = Some(s.clone());
+                }
+                _ => return Err(syntax(here)),
+            },
+            "Action" | "NotAction" => {
+                if draft.action.is_some() {
+                    return Err(syntax(here));
+                }
+                draft.action = Some(ActionBlock {
+                    negated: key == "NotAction",
+                    patterns: string_list(value).ok_or_else(|| syntax(here))?,
+                });
+            }
+            "Resource" | "NotResource" => {
+                if draft.resource.is_some() {
+                    return Err(syntax(here));
+                }
+                draft.resource = Some(ResourceBlock {
+                    negated: key == "NotResource",
+                    patterns: string_list(value).ok_or_else(|| syntax(here))?,
+                });
+            }
+            "Principal" | "NotPrincipal" => {
+                if draft.principal.is_some() {
+                    return Err(syntax(here));
+                }
+                draft.principal = Some(PrincipalBlock {
+                    negated: key == "NotPrincipal",
+                    principals: principal_spec(value).ok_or_else(|| syntax(here))?,
+                });
+            }
+            "Condition" => draft.conditions = conditions(value, &here)?,
+            _ => return Err(syntax(here)),
+        }
+    }
+    draft.effect = effect.ok_or_else(|| syntax(at(location, "Effect")))?;
+    Ok(draft)
+}
+
+/// A string or a list of strings. `null` entries in a list are accepted and skipped, as IAM
+/// does; anything else is a syntax error.
+fn string_list(value: &Json) -> Option<Vec<String>> {
+    match value {
+        Json::String(s) => Some(vec![s.clone()]),
+        Json::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Json::String(s) => out.push(s.clone()),
+                    Json::Null => {}
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+fn principal_spec(value: &Json) -> Option<PrincipalSpec> {
+    match value {
+        Json::String(s) if s == "*" => Some(PrincipalSpec::Everyone),
+        Json::Object(entries) if !entries.is_empty() => {
+            let mut map = Vec::with_capacity(entries.len());
+            for (key, v) in entries {
+                let kind = PrincipalType::from_name(key)?;
+                let values = match v {
+                    Json::String(s) => vec![s.clone()],
+                    Json::Array(items) => items
+                        .iter()
+                        .map(|i| match i {
+                            Json::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<_>>>()?,
+                    _ => return None,
+                };
+                map.push((kind, values));
+            }
+            Some(PrincipalSpec::Map(map))
+        }
+        _ => None,
+    }
+}
+
+/// A condition value: a string, or a number or boolean written without quotes.
+fn scalar_text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) | Json::Number(s) => Some(s.clone()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn conditions(value: &Json, location: &str) -> Result<Vec<ConditionEntry>, PolicyError> {
+    let Json::Object(blocks) = value else {
+        return Err(syntax(location));
+    };
+    let mut out = Vec::new();
+    for (name, block) in blocks {
+        let here = at(location, name);
+        let Json::Object(keys) = block else {
+            return Err(syntax(here));
+        };
+        let mut values_by_key = Vec::with_capacity(keys.len());
+        for (key, v) in keys {
+            let values = match v {
+                Json::Array(items) => items
+                    .iter()
+                    .map(scalar_text)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| syntax(at(&here, key)))?,
+                other => vec![scalar_text(other).ok_or_else(|| syntax(at(&here, key)))?],
+            };
+            values_by_key.push((key.clone(), values));
+        }
+        match ConditionOperator::parse(name) {
+            Some(operator) => {
+                out.extend(
+                    values_by_key
+                        .into_iter()
+                        .map(|(key, values)| ConditionEntry {
+                            operator,
+                            key,
+                            values,
+                        }),
+                )
+            }
+            // IAM accepts an unknown operator whose block is empty, and ignores it.
+            None if values_by_key.is_empty() => {}
+            None => return Err(syntax(here)),
+        }
+    }
+    Ok(out)
+}
+
+fn legacy_phase(drafts: &[Draft]) -> Result<(), PolicyError> {
+    for draft in drafts {
+        if draft.effect != "Allow" && draft.effect != "Deny" {
+            return Err(PolicyError::malformed(
+                MSG_LEGACY,
+                Some(at(&draft.location, "Effect")),
+            ));
+        }
+        for entry in &draft.conditions {
+            if entry.operator.base.family() != super::document::OperatorFamily::Date {
+                continue;
+            }
+            for value in &entry.values {
+                if parse_policy_date(value).is_none() {
+                    return Err(PolicyError::malformed(
+                        MSG_LEGACY,
+                        Some(format!(
+                            "{}.Condition.{}.{}",
+                            draft.location, entry.operator, entry.key
+                        )),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks resource ARN shapes. A "legacy parsing" failure is returned at once; a format
+/// error is remembered and reported after the Sid and action checks, as IAM does. When
+/// several resources are malformed, IAM reports the last one it examined (lists in reverse
+/// lexical order), and so do we.
+fn resource_format_phase(drafts: &[Draft]) -> Result<Option<(String, String)>, PolicyError> {
+    let mut error: Option<(String, String)> = None;
+    for negated in [false, true] {
+        for draft in drafts {
+            let Some(block) = draft.resource.as_ref().filter(|b| b.negated == negated) else {
+                continue;
+            };
+            let field = if negated { "NotResource" } else { "Resource" };
+            let location = at(&draft.location, field);
+            let mut ordered: Vec<&String> = block.patterns.iter().collect();
+            if ordered.len() > 1 {
+                ordered.sort_unstable_by(|a, b| b.cmp(a));
+            }
+            for resource in ordered {
+                if let Some(message) = resource_format_error(resource) {
+                    error = Some((message, location.clone()));
+                }
+            }
+            if error.is_none() && block.patterns.iter().any(|r| !legacy_resource_ok(r)) {
+                return Err(PolicyError::malformed(MSG_LEGACY, Some(location)));
+            }
+        }
+    }
+    Ok(error)
+}
+
+fn legacy_resource_ok(resource: &str) -> bool {
+    if resource == "*" {
+        return true;
+    }
+    (resource.matches(':').count() >= 5 || !resource.contains("::"))
+        && resource
+            .split(':')
+            .nth(2)
+            .is_some_and(|service| !service.is_empty())
+}
+
+fn resource_format_error(resource: &str) -> Option<String> {
+    if resource == "*" {
+        return None;
+    }
+    let Some((_, rest)) = resource.split_once(':') else {
+        return Some(format!(
+            "Resource {resource} must be in ARN format or \"*\"."
+        ));
+    };
+    let (partition, rest) = match rest.split_once(':') {
+        Some((p, r)) => (p, Some(r)),
+        None => (rest, None),
+    };
+    if !PARTITIONS.contains(&partition) {
+        let parts: Vec<&str> = rest.unwrap_or("").split(':').collect();
+        let first = parts.first().copied().unwrap_or("");
+        let arn1 = if !first.is_empty() || parts.len() > 1 {
+            first
+        } else {
+            "*"
+        };
+        let arn2 = parts.get(1).copied().unwrap_or("*");
+        let arn3 = parts.get(2).copied().unwrap_or("*");
+        let arn4 = if parts.len() > 3 {
+            parts.get(3..).map(|p| p.join(":")).unwrap_or_default()
+        } else {
+            "*".to_owned()
+        };
+        return Some(format!(
+            "Partition \"{partition}\" is not valid for resource \"arn:{partition}:{arn1}:{arn2}:{arn3}:{arn4}\"."
+        ));
+    }
+    let Some(rest) = rest else {
+        return Some("Resource vendor must be fully qualified and cannot contain regexes.".into());
+    };
+    let (service, after_service) = rest.split_once(':').unwrap_or((rest, ""));
+    let mut tail = after_service.splitn(3, ':');
+    let region = tail.next().unwrap_or("");
+    let _account = tail.next();
+    let resource_id = tail.next().unwrap_or("");
+    match service {
+        "iam" if !region.is_empty() => {
+            return Some(format!(
+                "IAM resource {resource} cannot contain region information."
+            ))
+        }
+        "s3" if !region.is_empty() && !resource_id.starts_with("accesspoint/") => {
+            return Some(format!(
+                "Resource {resource} can not contain region information."
+            ))
+        }
+        "iam"
+            if !IAM_RESOURCE_PREFIXES
+                .iter()
+                .any(|p| resource_id.starts_with(p)) =>
+        {
+            return Some(format!(
+                "IAM resource path must either be \"*\" or start with {}.",
+                IAM_RESOURCE_PREFIXES.join(", ")
+            ))
+        }
+        _ => {}
+    }
+    None
+}
+
+fn sid_phase(drafts: &[Draft]) -> Result<(), PolicyError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for draft in drafts {
+        if let Some(sid) = draft.sid.as_deref().filter(|s| !s.is_empty()) {
+            if seen.contains(&sid) {
+                return Err(PolicyError::malformed(
+                    MSG_SID,
+                    Some(at(&draft.location, "Sid")),
+                ));
+            }
+            seen.push(sid);
+        }
+    }
+    Ok(())
+}
+
+fn check_action_prefix(action: &str) -> Result<(), String> {
+    let mut parts = action.split(':');
+    let vendor = parts.next().unwrap_or("");
+    let name = parts.next();
+    if name.is_none() && vendor != "*" {
+        return Err(
+            "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc.".into(),
+        );
+    }
+    if parts.next().is_some() {
+        return Err("Actions/Condition can contain only one colon.".into());
+    }
+    if vendor != "*"
+        && !vendor
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(format!("Vendor {vendor} is not valid"));
+    }
+    Ok(())
+}
+
+fn kind_phase(drafts: &[Draft], kind: PolicyKind) -> Result<(), PolicyError> {
+    for draft in drafts {
+        let loc = &draft.location;
+        match kind {
+            PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Session | PolicyKind::Scp => {
+                if draft.principal.is_some() {
+                    return Err(PolicyError::malformed(
+                        MSG_PRINCIPAL_FORBIDDEN,
+                        Some(at(loc, "Principal")),
+                    ));
+                }
+            }
+            PolicyKind::Trust => {
+                let actions_ok = draft
+                    .action
+                    .as_ref()
+                    .is_some_and(|a| !a.negated && a.patterns.iter().all(|p| trust_action_ok(p)));
+                if !actions_ok {
+                    return Err(PolicyError::malformed(
+                        MSG_TRUST_ACTIONS,
+                        Some(at(loc, "Action")),
+                    ));
+                }
+            }
+            PolicyKind::Resource | PolicyKind::Rcp | PolicyKind::VpcEndpoint => {}
+        }
+    }
+    for draft in drafts {
+        let loc = &draft.location;
+        match kind {
+            PolicyKind::Trust => {
+                if draft.resource.is_some() {
+                    return Err(PolicyError::malformed(
+                        MSG_TRUST_RESOURCE,
+                        Some(at(loc, "Resource")),
+                    ));
+                }
+                match &draft.principal {
+                    None => {
+                        return Err(PolicyError::malformed(
+                            MSG_PRINCIPAL_MISSING,
+                            Some(loc.clone()),
+                        ))
+                    }
+                    Some(p) if p.negated => {
+                        return Err(PolicyError::malformed(
+                            MSG_NOT_PRINCIPAL_TRUST,
+                            Some(at(loc, "NotPrincipal")),
+                        ))
+                    }
+                    Some(p) => check_principals(p, loc)?,
+                }
+            }
+            _ => {
+                if draft
+                    .resource
+                    .as_ref()
+                    .is_none_or(|r| r.patterns.is_empty())
+                {
+                    return Err(PolicyError::malformed(MSG_RESOURCES, Some(loc.clone())));
+                }
+            }
+        }
+        if matches!(
+            kind,
+            PolicyKind::Resource | PolicyKind::Rcp | PolicyKind::VpcEndpoint
+        ) {
+            match &draft.principal {
+                None => {
+                    return Err(PolicyError::malformed(
+                        MSG_PRINCIPAL_MISSING,
+                        Some(loc.clone()),
+                    ))
+                }
+                Some(p) => {
+                    if p.negated && draft.effect == "Allow" {
+                        return Err(PolicyError::malformed(
+                            MSG_NOT_PRINCIPAL_ALLOW,
+                            Some(at(loc, "NotPrincipal")),
+                        ));
+                    }
+                    check_principals(p, loc)?;
+                }
+            }
+        }
+        if kind == PolicyKind::Rcp && draft.effect == "Allow" && !is_rcp_full_access(draft) {
+            return Err(PolicyError::malformed(MSG_RCP_ALLOW, Some(loc.clone())));
+        }
+    }
+    Ok(())
+}
+
+fn is_rcp_full_access(draft: &Draft) -> bool {
+    let star =
+        |patterns: &[String]| patterns.len() == 1 && patterns.first().is_some_and(|p| p == "*");
+    draft.conditions.is_empty()
+        && draft
+            .principal
+            .as_ref()
+            .is_some_and(|p| !p.negated && p.principals == PrincipalSpec::Everyone)
+        && draft
+            .action
+            .as_ref()
+            .is_some_and(|a| !a.negated && star(&a.patterns))
+        && draft
+            .resource
+            .as_ref()
+            .is_some_and(|r| !r.negated && star(&r.patterns))
+}
+
+/// A trust-policy action must be one of the STS actions a trust policy governs; a wildcard is
+/// accepted when it covers at least one of them (`sts:*`, `sts:AssumeRole*`).
+fn trust_action_ok(pattern: &str) -> bool {
+    let lower = pattern.to_ascii_lowercase();
+    if !lower.contains(['*', '?']) {
+        return TRUST_ACTIONS.contains(&lower.as_str());
+    }
+    let compiled = super::pattern::Glob::new(&lower);
+    TRUST_ACTIONS.iter().any(|a| compiled.matches(a))
+}
+
+fn check_principals(block: &PrincipalBlock, location: &str) -> Result<(), PolicyError> {
+    let PrincipalSpec::Map(map) = &block.principals else {
+        return Ok(());
+    };
+    let field = if block.negated {
+        "NotPrincipal"
+    } else {
+        "Principal"
+    };
+    for (kind, values) in map {
+        let invalid = |value: &str| {
+            PolicyError::malformed(
+                &format!(
+                    "Invalid principal in policy: \"{}\":\"{value}\"",
+                    kind.as_str()
+                ),
+                Some(format!("{location}.{field}.{}", kind.as_str())),
+            )
+        };
+        if values.is_empty() {
+            return Err(invalid(""));
+        }
+        for value in values {
+            let ok = match kind {
+                PrincipalType::Aws => super::principal::aws_principal_ok(value),
+                PrincipalType::Service
+                | PrincipalType::Federated
+                | PrincipalType::CanonicalUser => {
+                    !value.is_empty() && (value == "*" || !value.contains(['*', '?']))
+                }
+            };
+            if !ok {
+                return Err(invalid(value));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

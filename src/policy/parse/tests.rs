@@ -1,0 +1,159 @@
+use super::*;
+
+fn err(text: &str, kind: PolicyKind) -> PolicyError {
+    parse(text, ParseOptions::for_kind(kind)).unwrap_err()
+}
+
+fn ok(text: &str, kind: PolicyKind) -> PolicyDocument {
+    parse(text, ParseOptions::for_kind(kind)).unwrap()
+}
+
+#[test]
+fn duplicate_keys_are_syntax_errors() {
+    let e = err(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Effect":"Deny","Action":"s3:*","Resource":"*"}}"#,
+        PolicyKind::Identity,
+    );
+    assert_eq!(e.code(), "MalformedPolicyDocument");
+    assert_eq!(e.message(), "Syntax errors in policy.");
+}
+
+#[test]
+fn errors_name_the_offending_element() {
+    let e = err(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringLike":"x"}}]}"#,
+        PolicyKind::Identity,
+    );
+    assert_eq!(e.location(), Some("Statement[1].Condition.StringLike"));
+    let e = err(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"DateLessThan":{"aws:CurrentTime":"someday"}}}}"#,
+        PolicyKind::Identity,
+    );
+    assert_eq!(e.message(), "The policy failed legacy parsing");
+    assert_eq!(
+        e.location(),
+        Some("Statement.Condition.DateLessThan.aws:CurrentTime")
+    );
+}
+
+#[test]
+fn api_constraints_are_validation_errors() {
+    let e = err("", PolicyKind::Identity);
+    assert_eq!(e.code(), "ValidationError");
+    let e = err(
+        "{\"Version\":\"2012-10-17\",\"Id\":\"\u{263a}\"}",
+        PolicyKind::Identity,
+    );
+    assert_eq!(e.code(), "ValidationError");
+    assert!(
+        e.message().contains("regular expression pattern"),
+        "{}",
+        e.message()
+    );
+    let big = format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":"s3:*","Resource":"*","Sid":"{}"}}}}"#,
+        "a".repeat(MAX_POLICY_CHARS)
+    );
+    assert_eq!(err(&big, PolicyKind::Identity).code(), "ValidationError");
+}
+
+#[test]
+fn per_kind_principal_rules() {
+    let with_principal = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+    assert_eq!(
+        err(with_principal, PolicyKind::Identity).message(),
+        "Policy document should not specify a principal."
+    );
+    ok(with_principal, PolicyKind::Resource);
+    let without = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+    assert_eq!(
+        err(without, PolicyKind::Resource).message(),
+        "Missing required field Principal."
+    );
+    let not_principal_allow = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"111122223333"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+    assert_eq!(
+        err(not_principal_allow, PolicyKind::Resource).message(),
+        "NotPrincipal is only supported with the Deny effect."
+    );
+    let bad_principal = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/*"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+    let e = err(bad_principal, PolicyKind::Resource);
+    assert_eq!(
+        e.message(),
+        r#"Invalid principal in policy: "AWS":"arn:aws:iam::111122223333:user/*""#
+    );
+    assert_eq!(e.location(), Some("Statement.Principal.AWS"));
+}
+
+#[test]
+fn trust_policy_rules() {
+    let good = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+    let doc = ok(good, PolicyKind::Trust);
+    assert!(doc.statements[0].resource.is_none());
+    let wildcard = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole*"}]}"#;
+    ok(wildcard, PolicyKind::Trust);
+    let no_principal =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}"#;
+    assert_eq!(
+        err(no_principal, PolicyKind::Trust).message(),
+        "Missing required field Principal."
+    );
+    let legacy = r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}]}"#;
+    assert_eq!(ok(legacy, PolicyKind::Trust).version, PolicyVersion::Legacy);
+}
+
+#[test]
+fn version_rules_per_kind() {
+    let unversioned = r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#;
+    assert_eq!(
+        err(unversioned, PolicyKind::Identity).message(),
+        "Policy document must be version 2012-10-17 or greater."
+    );
+    assert_eq!(
+        err(unversioned, PolicyKind::Scp).message(),
+        "Policy document must be version 2012-10-17 or greater."
+    );
+    let doc = parse(unversioned, ParseOptions::lenient(PolicyKind::Identity)).unwrap();
+    assert_eq!(doc.version, PolicyVersion::Unspecified);
+    ok(unversioned, PolicyKind::Session);
+}
+
+#[test]
+fn rcp_allows_only_full_access() {
+    let full = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+    ok(full, PolicyKind::Rcp);
+    let narrow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
+    assert!(err(narrow, PolicyKind::Rcp)
+        .message()
+        .starts_with("Resource control policies support Allow only"));
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"BoolIfExists":{"aws:SecureTransport":"false"}}}]}"#;
+    ok(deny, PolicyKind::Rcp);
+}
+
+#[test]
+fn scalars_are_kept_as_text() {
+    let doc = ok(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":true},"NumericLessThan":{"s3:max-keys":[10, 2.5]}}}}"#,
+        PolicyKind::Identity,
+    );
+    let values: Vec<&Vec<String>> = doc.statements[0]
+        .conditions
+        .iter()
+        .map(|c| &c.values)
+        .collect();
+    assert_eq!(
+        values,
+        [
+            &vec!["true".to_owned()],
+            &vec!["10".to_owned(), "2.5".to_owned()]
+        ]
+    );
+}
+
+#[test]
+fn null_entries_in_lists_are_skipped() {
+    let doc = ok(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":["s3:GetObject",null],"Resource":["arn:aws:s3:::b/*",null]}}"#,
+        PolicyKind::Identity,
+    );
+    assert_eq!(doc.statements[0].action.patterns, ["s3:GetObject"]);
+}

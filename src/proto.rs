@@ -1,0 +1,16 @@
+//! Generated protobuf types of `proto/iamlet/v1`. Nothing outside the gRPC edge uses them:
+//! each is converted once into a domain type.
+
+#![expect(
+    missing_docs,
+    reason = "generated code: the proto comments are its documentation"
+)]
+
+/// The `iamlet.v1` package.
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/iamlet.v1.rs"));
+}
+
+/// The encoded file descriptor set of every proto, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/iamlet_descriptor.bin"));
