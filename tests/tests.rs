@@ -1,1 +1,15 @@
 //! The integration test binary: one `mod` per area.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking, with the value that made it fail"
+)]
+
+// The corpus of other people's policies and decision vectors, copied under tests/corpus/.
+mod corpus;
+// The `iamlet` command line, driven as a user would.
+mod cli;
+// A deliberately simple second evaluator, and property tests comparing it with the engine.
+mod reference;

@@ -1,14 +1,15 @@
 //! The typed request context: condition keys and their values.
 
-use std::collections::HashMap;
-
 use crate::policy::{ConditionLookup, ContextValue, KeyValues, VarLookup};
 
 /// A request's condition keys. Keys are case-insensitive (stored lowercased); a key is either
 /// single-valued or multi-valued (`aws:TagKeys`, `aws:CalledVia`, ...).
+///
+/// Entries live in a vector sorted by key: a request carries a handful of keys, so a binary
+/// search beats hashing, and no choice of keys by a caller can degrade it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
-    entries: HashMap<Box<str>, Entry>,
+    entries: Vec<(Box<str>, Entry)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +28,30 @@ impl Context {
 
     /// Sets a single-valued key, replacing any earlier value.
     pub fn insert(&mut self, key: &str, value: ContextValue) {
-        self.entries
-            .insert(key.to_ascii_lowercase().into(), Entry::Single(value));
+        self.set(key, Entry::Single(value), true);
+    }
+
+    fn set(&mut self, key: &str, entry: Entry, replace: bool) {
+        let key = key.to_ascii_lowercase();
+        match self.position(&key) {
+            Ok(i) => {
+                if let (true, Some(slot)) = (replace, self.entries.get_mut(i)) {
+                    slot.1 = entry;
+                }
+            }
+            Err(i) => self.entries.insert(i, (key.into(), entry)),
+        }
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| (**k).cmp(key))
+    }
+
+    fn entry(&self, key: &str) -> Option<&Entry> {
+        self.position(key)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, e)| e)
     }
 
     /// Sets a single-valued key given as text.
@@ -38,22 +61,19 @@ impl Context {
 
     /// Sets a multi-valued key, replacing any earlier value.
     pub fn insert_multi(&mut self, key: &str, values: Vec<ContextValue>) {
-        self.entries.insert(
-            key.to_ascii_lowercase().into(),
-            Entry::Multi(values.into_boxed_slice()),
-        );
+        self.set(key, Entry::Multi(values.into_boxed_slice()), true);
     }
 
     /// Sets `key` only when the request does not carry it already.
     pub fn insert_if_absent(&mut self, key: &str, value: ContextValue) {
-        self.entries
-            .entry(key.to_ascii_lowercase().into())
-            .or_insert(Entry::Single(value));
+        self.set(key, Entry::Single(value), false);
     }
 
     /// Removes a key.
     pub fn remove(&mut self, key: &str) {
-        self.entries.remove(key.to_ascii_lowercase().as_str());
+        if let Ok(i) = self.position(&key.to_ascii_lowercase()) {
+            self.entries.remove(i);
+        }
     }
 
     /// The values of `key` (any case).
@@ -75,7 +95,7 @@ impl Context {
         self.entries.len()
     }
 
-    /// Every key (lowercased) with its values, in no particular order.
+    /// Every key (lowercased) with its values, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, KeyValues<'_>)> {
         self.entries.iter().map(|(k, v)| (&**k, v.as_values()))
     }
@@ -93,7 +113,7 @@ impl Entry {
 impl VarLookup for Context {
     /// Only single-valued keys can be policy variables.
     fn lookup(&self, key: &str) -> Option<&str> {
-        match self.entries.get(key)? {
+        match self.entry(key)? {
             Entry::Single(v) => Some(v.as_str()),
             Entry::Multi(_) => None,
         }
@@ -102,7 +122,7 @@ impl VarLookup for Context {
 
 impl ConditionLookup for Context {
     fn values(&self, key: &str) -> Option<KeyValues<'_>> {
-        self.entries.get(key).map(Entry::as_values)
+        self.entry(key).map(Entry::as_values)
     }
 }
 

@@ -104,23 +104,27 @@ impl Decision {
         let phrase = self
             .policy_type
             .map_or("identity-based", PolicyKind::denial_phrase);
+        // AWS writes "an identity-based policy" but "a session policy".
+        let article = if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         match self.outcome {
             Outcome::Allow => format!(
-                "{} is authorized to perform: {} on resource: {}{}",
+                "{} is authorized to perform: {} on resource: {}",
                 request.principal(),
                 action,
                 request.resource().as_str(),
-                self.statement
-                    .as_ref()
-                    .map(|s| format!(" by statement {s} of a {phrase} policy"))
-                    .unwrap_or_default()
             ),
-            Outcome::ExplicitDeny => format!("{head} with an explicit deny in a {phrase} policy"),
+            Outcome::ExplicitDeny => {
+                format!("{head} with an explicit deny in {article} {phrase} policy")
+            }
             // AWS words an SCP's or RCP's implicit deny as an explicit one.
             Outcome::ImplicitDeny
                 if matches!(self.policy_type, Some(PolicyKind::Scp | PolicyKind::Rcp)) =>
             {
-                format!("{head} with an explicit deny in a {phrase} policy")
+                format!("{head} with an explicit deny in {article} {phrase} policy")
             }
             Outcome::ImplicitDeny => {
                 format!("{head} because no {phrase} policy allows the {action} action")

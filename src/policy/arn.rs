@@ -35,18 +35,22 @@ impl<'a> ArnParts<'a> {
     /// Splits `text` into its six segments; `None` unless it starts with `arn:` (in any case)
     /// and has at least five colons.
     pub fn split(text: &'a str) -> Option<Self> {
-        let mut it = text.splitn(6, ':');
-        let segments = [
-            it.next()?,
-            it.next()?,
-            it.next()?,
-            it.next()?,
-            it.next()?,
-            it.next()?,
-        ];
-        segments[0]
-            .eq_ignore_ascii_case("arn")
-            .then_some(Self { segments })
+        Self::from_colons(text, colon_offsets(text)?)
+    }
+
+    /// The segments of `text`, given the offsets of its first five colons.
+    pub(crate) fn from_colons(text: &'a str, colons: [usize; 5]) -> Option<Self> {
+        let [c0, c1, c2, c3, c4] = colons;
+        Some(Self {
+            segments: [
+                text.get(..c0)?,
+                text.get(c0 + 1..c1)?,
+                text.get(c1 + 1..c2)?,
+                text.get(c2 + 1..c3)?,
+                text.get(c3 + 1..c4)?,
+                text.get(c4 + 1..)?,
+            ],
+        })
     }
 
     /// The partition segment.
@@ -68,6 +72,26 @@ impl<'a> ArnParts<'a> {
     pub fn resource(&self) -> &'a str {
         self.segments[5]
     }
+}
+
+/// The byte offsets of the first five colons of an ARN-shaped text (one that starts with `arn:`
+/// in any case). A plain byte scan: this runs for every condition value an `Arn*` operator reads.
+pub(crate) fn colon_offsets(text: &str) -> Option<[usize; 5]> {
+    if !text.get(..4)?.eq_ignore_ascii_case("arn:") {
+        return None;
+    }
+    let mut colons = [0usize; 5];
+    let mut found = 0usize;
+    for (i, b) in text.bytes().enumerate() {
+        if b == b':' {
+            match colons.get_mut(found) {
+                Some(slot) => *slot = i,
+                None => break,
+            }
+            found += 1;
+        }
+    }
+    (found >= 5).then_some(colons)
 }
 
 // === impl ArnPattern ===
@@ -114,7 +138,11 @@ impl ArnPattern {
         self.head
             .iter()
             .zip(arn.segments.iter())
-            .all(|(glob, segment)| glob.matches_with(segment, vars, self.fold_head))
+            // Both sides of the head are lowercased already; only a substituted variable value
+            // can carry upper case, so only then is the slower folding compare needed.
+            .all(|(glob, segment)| {
+                glob.matches_with(segment, vars, self.fold_head && glob.has_variables())
+            })
             && self.resource.matches_with(arn.resource(), vars, false)
     }
 

@@ -5,10 +5,10 @@
 //! `Action` patterns, so a request for `s3:GetObject` looks only at the statements that name
 //! `s3` (and at those that can match any service: `*`, `NotAction`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::arn::{ArnParts, ArnPattern};
+use super::arn::{colon_offsets, ArnParts, ArnPattern};
 use super::condition::{CompiledCondition, ConditionLookup};
 use super::document::{Effect, PolicyDocument, PrincipalSpec, PrincipalType};
 use super::pattern::{Glob, NoVars, Syntax, VarLookup};
@@ -29,6 +29,9 @@ pub struct ResourceName {
     raw: Box<str>,
     /// ASCII-lowercased copy with the same byte offsets, for the case-insensitive ARN head.
     lower: Box<str>,
+    /// Where the first five colons are, when the resource is an ARN: split once here, never
+    /// on the decision path.
+    colons: Option<[usize; 5]>,
 }
 
 /// A compiled policy, ready for evaluation.
@@ -37,10 +40,14 @@ pub struct CompiledPolicy {
     id: Arc<str>,
     kind: PolicyKind,
     statements: Box<[CompiledStatement]>,
-    by_service: HashMap<Box<str>, Box<[u32]>>,
+    /// Service prefix → statements naming it, sorted by prefix for a binary search.
+    by_service: Box<[ServiceBucket]>,
     any_service: Box<[u32]>,
     context_keys: Box<[Box<str>]>,
 }
+
+/// A service prefix and the statements whose `Action` names it.
+type ServiceBucket = (Box<str>, Box<[u32]>);
 
 /// A compiled statement.
 #[derive(Debug, Clone)]
@@ -135,6 +142,7 @@ impl ResourceName {
         Self {
             raw: resource.into(),
             lower: resource.to_ascii_lowercase().into(),
+            colons: colon_offsets(resource),
         }
     }
 
@@ -145,7 +153,16 @@ impl ResourceName {
 
     /// The ARN segments, when the resource is an ARN.
     pub fn arn(&self) -> Option<ArnParts<'_>> {
-        ArnParts::split(&self.raw)
+        ArnParts::from_colons(&self.raw, self.colons?)
+    }
+
+    /// The segments as `Resource` patterns compare them: the head lowercased (partition,
+    /// service, region and account are case-insensitive), the resource part as given.
+    fn matching_parts(&self) -> Option<ArnParts<'_>> {
+        let colons = self.colons?;
+        let mut parts = ArnParts::from_colons(&self.lower, colons)?;
+        parts.segments[5] = ArnParts::from_colons(&self.raw, colons)?.segments[5];
+        Some(parts)
     }
 
     /// The account segment, when the resource is an ARN that names one.
@@ -201,7 +218,7 @@ impl CompiledPolicy {
             })
             .collect();
 
-        let mut by_service: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut by_service: BTreeMap<Box<str>, Vec<u32>> = BTreeMap::new();
         let mut any_service = Vec::new();
         for st in statements.iter() {
             if st.actions.negated {
@@ -293,7 +310,12 @@ impl CompiledPolicy {
         &'a self,
         service: &str,
     ) -> impl Iterator<Item = &'a CompiledStatement> + 'a {
-        let bucket: &[u32] = self.by_service.get(service).map_or(&[], |b| &b[..]);
+        let bucket: &[u32] = self
+            .by_service
+            .binary_search_by(|(s, _)| (**s).cmp(service))
+            .ok()
+            .and_then(|i| self.by_service.get(i))
+            .map_or(&[], |(_, b)| &b[..]);
         Merge {
             a: bucket,
             b: &self.any_service,
@@ -383,28 +405,12 @@ impl CompiledStatement {
         let Some(matcher) = &self.resources else {
             return true;
         };
-        let arn = resource.arn();
-        let lower_arn = ArnParts::split(&resource.lower);
+        let parts = resource.matching_parts();
         let any = matcher.patterns.iter().any(|p| match p {
             ResourcePattern::Any => true,
-            ResourcePattern::Arn(pattern) => match (&arn, &lower_arn) {
-                // The head segments compare against the lowercased copy, the resource part
-                // against the original text.
-                (Some(arn), Some(lower)) => {
-                    let mixed = ArnParts {
-                        segments: [
-                            lower.segments[0],
-                            lower.segments[1],
-                            lower.segments[2],
-                            lower.segments[3],
-                            lower.segments[4],
-                            arn.segments[5],
-                        ],
-                    };
-                    pattern.matches(&mixed, vars)
-                }
-                _ => false,
-            },
+            ResourcePattern::Arn(pattern) => {
+                parts.as_ref().is_some_and(|a| pattern.matches(a, vars))
+            }
             ResourcePattern::Text(glob) => glob.matches_with(&resource.raw, vars, false),
         });
         any != matcher.negated

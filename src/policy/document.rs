@@ -186,9 +186,9 @@ macro_rules! base_operators {
                 match self { $(BaseOperator::$variant => $negated,)* }
             }
 
-            /// Looks an operator up by its exact name (operator names are case-sensitive).
+            /// Looks an operator up by name, in any case (see [`ConditionOperator::parse`]).
             pub fn from_name(name: &str) -> Option<Self> {
-                match name { $(stringify!($variant) => Some(BaseOperator::$variant),)* _ => None }
+                Self::ALL.iter().copied().find(|op| op.name().eq_ignore_ascii_case(name))
             }
         }
     };
@@ -290,17 +290,20 @@ impl PrincipalType {
 impl ConditionOperator {
     /// Parses an operator name such as `ForAnyValue:StringLikeIfExists`.
     ///
-    /// Names are case-sensitive (open point U14: IAM documents exact names; we reject others).
+    /// Open point U14, decided: names are read case-insensitively. AWS's own published
+    /// resource control policy `STS-protect-IAMRA-session-tags.json` (aws-samples) writes
+    /// `ForAnyValue:Stringlike`, and cloud-copilot/iam-simulate reads names the same way.
     /// `IfExists` is not accepted on `Null`, which already tests for presence.
     pub fn parse(name: &str) -> Option<Self> {
-        let (qualifier, rest) = if let Some(rest) = name.strip_prefix("ForAllValues:") {
+        let (qualifier, rest) = if let Some(rest) = strip_prefix_ignore_case(name, "ForAllValues:")
+        {
             (Some(SetQualifier::ForAllValues), rest)
-        } else if let Some(rest) = name.strip_prefix("ForAnyValue:") {
+        } else if let Some(rest) = strip_prefix_ignore_case(name, "ForAnyValue:") {
             (Some(SetQualifier::ForAnyValue), rest)
         } else {
             (None, name)
         };
-        let (base, if_exists) = match rest.strip_suffix("IfExists") {
+        let (base, if_exists) = match strip_suffix_ignore_case(rest, "IfExists") {
             Some(base) => (base, true),
             None => (rest, false),
         };
@@ -314,6 +317,21 @@ impl ConditionOperator {
             if_exists,
         })
     }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| text.get(prefix.len()..))
+        .flatten()
+}
+
+fn strip_suffix_ignore_case<'a>(text: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = text.len().checked_sub(suffix.len())?;
+    let tail = text.get(cut..)?;
+    tail.eq_ignore_ascii_case(suffix)
+        .then(|| text.get(..cut))
+        .flatten()
 }
 
 impl fmt::Display for ConditionOperator {
@@ -350,9 +368,15 @@ mod tests {
     }
 
     #[test]
-    fn operator_names_are_exact() {
-        assert!(ConditionOperator::parse("stringequals").is_none());
+    fn operator_names_are_read_in_any_case() {
+        let op = ConditionOperator::parse("forAnyValue:Stringlikeifexists").unwrap();
+        assert_eq!(op.to_string(), "ForAnyValue:StringLikeIfExists");
+        assert_eq!(
+            ConditionOperator::parse("stringequals").unwrap().base,
+            BaseOperator::StringEquals
+        );
         assert!(ConditionOperator::parse("ForAnyValue::StringEquals").is_none());
+        assert!(ConditionOperator::parse("StringEqualsIfExistsIfExists").is_none());
         assert!(ConditionOperator::parse("NullIfExists").is_none());
         assert!(ConditionOperator::parse("IfExists").is_none());
     }

@@ -39,6 +39,16 @@ const PARTITIONS: &[&str] = &[
     "*",
 ];
 
+/// S3 resource types whose ARNs carry a region (from the service authorization reference);
+/// bucket and object ARNs never do.
+const S3_REGIONAL_PREFIXES: &[&str] = &[
+    "accesspoint/",
+    "access-grants/",
+    "job/",
+    "storage-lens",
+    "async-request/",
+];
+
 const IAM_RESOURCE_PREFIXES: &[&str] = &[
     "user/",
     "federated-user/",
@@ -87,6 +97,10 @@ pub struct ParseOptions {
     /// Accept `2008-10-17` and an absent `Version` even where the kind's default requires
     /// `2012-10-17` (inline identity policies and stored documents are evaluated as written).
     pub allow_legacy_version: bool,
+    /// Enforce the API's limit of 131,072 characters. AWS-managed policies are stored by AWS
+    /// beyond it (`AWSSupportServiceRolePolicy` is 152,297 characters), so loading them turns
+    /// it off; every document a tenant submits keeps it.
+    pub enforce_length_limit: bool,
 }
 
 // === impl ParseOptions ===
@@ -101,6 +115,16 @@ impl ParseOptions {
                 kind,
                 PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp | PolicyKind::Rcp
             ),
+            enforce_length_limit: true,
+        }
+    }
+
+    /// The rules for an AWS-managed policy document: those of `kind`, without the API's
+    /// length limit.
+    pub fn aws_managed(kind: PolicyKind) -> Self {
+        Self {
+            enforce_length_limit: false,
+            ..Self::for_kind(kind)
         }
     }
 
@@ -109,6 +133,7 @@ impl ParseOptions {
         Self {
             kind,
             allow_legacy_version: true,
+            enforce_length_limit: true,
         }
     }
 }
@@ -126,7 +151,7 @@ struct Draft {
 
 /// Parses and validates `text` as a policy of the kind `options` names.
 pub(crate) fn parse(text: &str, options: ParseOptions) -> Result<PolicyDocument, PolicyError> {
-    check_api_constraints(text)?;
+    check_api_constraints(text, options.enforce_length_limit)?;
     let json = Json::parse(text).map_err(|e| {
         PolicyError::malformed(
             MSG_SYNTAX,
@@ -196,7 +221,7 @@ pub(crate) fn parse(text: &str, options: ParseOptions) -> Result<PolicyDocument,
 }
 
 /// The constraints the IAM API checks before it reads the document.
-fn check_api_constraints(text: &str) -> Result<(), PolicyError> {
+fn check_api_constraints(text: &str, enforce_length_limit: bool) -> Result<(), PolicyError> {
     const PREFIX: &str =
         "1 validation error detected: Value at 'policyDocument' failed to satisfy constraint: ";
     if text.is_empty() {
@@ -213,7 +238,7 @@ fn check_api_constraints(text: &str) -> Result<(), PolicyError> {
             )));
         }
     }
-    if chars > MAX_POLICY_CHARS {
+    if enforce_length_limit && chars > MAX_POLICY_CHARS {
         return Err(PolicyError::validation(format!(
             "{PREFIX}Member must have length less than or equal to {MAX_POLICY_CHARS}"
         )));
@@ -543,15 +568,24 @@ fn resource_format_error(resource: &str) -> Option<String> {
                 "IAM resource {resource} cannot contain region information."
             ))
         }
-        "s3" if !region.is_empty() && !resource_id.starts_with("accesspoint/") => {
+        "s3" if !region.is_empty()
+            && !S3_REGIONAL_PREFIXES
+                .iter()
+                .any(|p| resource_id.starts_with(p)) =>
+        {
             return Some(format!(
                 "Resource {resource} can not contain region information."
             ))
         }
+        // `root` names the account's root user (AWS's root-credential management policies
+        // use `arn:aws:iam::*:root`); a leading `*` covers every resource type
+        // (`CloudFrontFullAccess` uses `arn:aws:iam::*:*`).
         "iam"
-            if !IAM_RESOURCE_PREFIXES
-                .iter()
-                .any(|p| resource_id.starts_with(p)) =>
+            if resource_id != "root"
+                && !resource_id.starts_with('*')
+                && !IAM_RESOURCE_PREFIXES
+                    .iter()
+                    .any(|p| resource_id.starts_with(p)) =>
         {
             return Some(format!(
                 "IAM resource path must either be \"*\" or start with {}.",

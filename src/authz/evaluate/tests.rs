@@ -63,7 +63,7 @@ fn deciding_statement_is_reported() {
     );
     assert_eq!(
         denied.message(&req),
-        "User: arn:aws:iam::111122223333:user/alice is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::secrets/k with an explicit deny in a identity-based policy"
+        "User: arn:aws:iam::111122223333:user/alice is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::secrets/k with an explicit deny in an identity-based policy"
     );
 }
 

@@ -1,0 +1,171 @@
+//! The `iamlet` binary, run as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn iamlet(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn corpus(name: &str) -> String {
+    format!("{}/tests/corpus/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("iamlet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const GOOD: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+const BAD: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"StringLike":[]}}]}"#;
+
+#[test]
+fn validate_reports_each_file_and_fails_on_any_invalid_one() {
+    let good = temp_file("good.json", GOOD);
+    let bad = temp_file("bad.json", BAD);
+    let out = iamlet(
+        &[
+            "policy",
+            "validate",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("good.json: valid identity policy (1 statement)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.json: MalformedPolicyDocument: Syntax errors in policy. (at Statement[1].Condition.StringLike)"),
+        "{text}"
+    );
+    let out = iamlet(&["policy", "validate", good.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn validate_reads_stdin_and_applies_the_kind() {
+    let trust_with_resource = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole","Resource":"*"}]}"#;
+    let out = iamlet(
+        &["policy", "validate", "--kind", "trust", "-"],
+        Some(trust_with_resource),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("-: MalformedPolicyDocument: Has prohibited field Resource."),
+        "{}",
+        stdout(&out)
+    );
+    let out = iamlet(
+        &["policy", "validate", "--kind", "resource", "-"],
+        Some(GOOD),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Missing required field Principal."));
+}
+
+#[test]
+fn validate_refuses_unknown_kinds_and_missing_files() {
+    let out = iamlet(&["policy", "validate", "--kind", "bucket", "x.json"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown policy kind `bucket`"));
+    let out = iamlet(&["policy", "validate", "/nonexistent/policy.json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/policy.json: cannot read"));
+}
+
+#[test]
+fn simulate_runs_the_corpus_vectors() {
+    let out = iamlet(
+        &["policy", "simulate", "--vectors", &corpus("vectors.jsonl")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"85 passed, 0 failed"));
+    assert_eq!(lines.len(), 86);
+    for line in &lines[..85] {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["id"].is_string() && v["reason"].is_string(), "{line}");
+        assert!(
+            ["Allow", "ExplicitDeny", "ImplicitDeny"].contains(&v["decision"].as_str().unwrap())
+        );
+        assert_eq!(v["pass"], true);
+    }
+}
+
+#[test]
+fn simulate_reports_bad_lines_failures_and_vectors_without_expectation() {
+    let vector = |id: &str, expected: Option<&str>| {
+        let mut v = serde_json::json!({
+            "id": id,
+            "policies": {"identity": [serde_json::from_str::<serde_json::Value>(GOOD).unwrap()]},
+            "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject",
+                        "resource": "arn:aws:s3:::b/k", "resource_account": "111122223333", "context": {}}
+        });
+        if let Some(e) = expected {
+            v["expected"] = e.into();
+        }
+        v.to_string()
+    };
+    let input = [
+        vector("ok", Some("Allow")),
+        "this is not json".to_owned(),
+        vector("wrong", Some("ExplicitDeny")),
+        vector("open", None),
+    ]
+    .join("\n");
+    let out = iamlet(&["policy", "simulate", "--vectors", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .take(4)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["pass"], true);
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[1]["pass"], false);
+    assert_eq!(lines[2]["decision"], "Allow");
+    assert_eq!(lines[2]["pass"], false);
+    assert_eq!(lines[3]["decision"], "Allow");
+    assert!(lines[3].get("pass").is_none_or(serde_json::Value::is_null));
+    assert_eq!(text.lines().last(), Some("1 passed, 2 failed"));
+}
+
+#[test]
+fn up_explains_the_demo_decisions() {
+    let out = iamlet(&["up"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("demo-01: arn:aws:iam::111122223333:user/alice s3:PutObject"),
+        "{text}"
+    );
+    assert!(text.contains("-> Allow"));
+    assert!(text.contains("-> ExplicitDeny"));
+    assert!(
+        text.contains("because no permissions boundary policy allows the ec2:RunInstances action")
+    );
+}

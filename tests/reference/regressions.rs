@@ -1,0 +1,1 @@
+//! Minimized counterexamples found by the properties, kept as plain tests.
