@@ -205,6 +205,85 @@ impl PolicyDocument {
     pub fn parse_with(text: &str, options: ParseOptions) -> Result<Self, PolicyError> {
         parse::parse(text, options)
     }
+
+    /// The document as canonical JSON: elements in AWS's order, a single value written as a
+    /// string, conditions grouped by operator. Parsing the result gives this document back.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        fn one_or_many(values: &[String]) -> Value {
+            match values {
+                [single] => Value::String(single.clone()),
+                many => Value::Array(many.iter().cloned().map(Value::String).collect()),
+            }
+        }
+        let statements: Vec<Value> = self
+            .statements
+            .iter()
+            .map(|s| {
+                let mut out = Map::new();
+                if let Some(sid) = &s.sid {
+                    out.insert("Sid".into(), json!(sid));
+                }
+                out.insert("Effect".into(), json!(s.effect.as_str()));
+                if let Some(p) = &s.principal {
+                    let value = match &p.principals {
+                        PrincipalSpec::Everyone => json!("*"),
+                        PrincipalSpec::Map(map) => Value::Object(
+                            map.iter()
+                                .map(|(kind, values)| {
+                                    (kind.as_str().to_owned(), one_or_many(values))
+                                })
+                                .collect(),
+                        ),
+                    };
+                    let key = if p.negated {
+                        "NotPrincipal"
+                    } else {
+                        "Principal"
+                    };
+                    out.insert(key.into(), value);
+                }
+                let key = if s.action.negated {
+                    "NotAction"
+                } else {
+                    "Action"
+                };
+                out.insert(key.into(), one_or_many(&s.action.patterns));
+                if let Some(r) = &s.resource {
+                    let key = if r.negated { "NotResource" } else { "Resource" };
+                    out.insert(key.into(), one_or_many(&r.patterns));
+                }
+                if !s.conditions.is_empty() {
+                    let mut blocks = Map::new();
+                    for entry in &s.conditions {
+                        let block = blocks
+                            .entry(entry.operator.to_string())
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(keys) = block {
+                            let values = match entry.values.as_slice() {
+                                [single] => Value::String(single.clone()),
+                                many => {
+                                    Value::Array(many.iter().cloned().map(Value::String).collect())
+                                }
+                            };
+                            keys.insert(entry.key.clone(), values);
+                        }
+                    }
+                    out.insert("Condition".into(), Value::Object(blocks));
+                }
+                Value::Object(out)
+            })
+            .collect();
+        let mut doc = Map::new();
+        if let Some(version) = self.version.as_str() {
+            doc.insert("Version".into(), json!(version));
+        }
+        if let Some(id) = &self.id {
+            doc.insert("Id".into(), json!(id));
+        }
+        doc.insert("Statement".into(), Value::Array(statements));
+        Value::Object(doc)
+    }
 }
 
 /// The size IAM charges a policy against its quota: every character except JSON whitespace

@@ -32,7 +32,7 @@ impl Context {
     }
 
     fn set(&mut self, key: &str, entry: Entry, replace: bool) {
-        let key = key.to_ascii_lowercase();
+        let key = key.to_lowercase();
         match self.position(&key) {
             Ok(i) => {
                 if let (true, Some(slot)) = (replace, self.entries.get_mut(i)) {
@@ -71,15 +71,15 @@ impl Context {
 
     /// Removes a key.
     pub fn remove(&mut self, key: &str) {
-        if let Ok(i) = self.position(&key.to_ascii_lowercase()) {
+        if let Ok(i) = self.position(&key.to_lowercase()) {
             self.entries.remove(i);
         }
     }
 
     /// The values of `key` (any case).
     pub fn get(&self, key: &str) -> Option<KeyValues<'_>> {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.values(&key.to_ascii_lowercase())
+        if key.chars().any(char::is_uppercase) {
+            self.values(&key.to_lowercase())
         } else {
             self.values(key)
         }

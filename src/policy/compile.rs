@@ -70,20 +70,17 @@ pub struct PrincipalMatcher {
     pub refs: Box<[PrincipalRef]>,
 }
 
+/// A statement's `Action`/`NotAction`, arranged so that a statement naming hundreds of
+/// actions (AWS's managed policies do) costs two binary searches, not a scan.
 #[derive(Debug, Clone)]
 struct ActionMatcher {
     negated: bool,
-    patterns: Box<[ActionPattern]>,
-}
-
-#[derive(Debug, Clone)]
-enum ActionPattern {
-    Any,
-    /// A lowercased service prefix and a lowercased name pattern.
-    Service {
-        service: Box<str>,
-        name: Glob,
-    },
+    /// The pattern `*`.
+    any: bool,
+    /// Lowercased `service:name` without wildcards, sorted.
+    exact: Box<[Box<str>]>,
+    /// Lowercased service prefix and name pattern, sorted by service.
+    wildcards: Box<[(Box<str>, Glob)]>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,15 +189,7 @@ impl CompiledPolicy {
                         negated: p.negated,
                         refs: compile_principals(&p.principals),
                     }),
-                    actions: ActionMatcher {
-                        negated: s.action.negated,
-                        patterns: s
-                            .action
-                            .patterns
-                            .iter()
-                            .map(|p| compile_action(p))
-                            .collect(),
-                    },
+                    actions: ActionMatcher::compile(s.action.negated, &s.action.patterns),
                     resources: s.resource.as_ref().map(|r| ResourceMatcher {
                         negated: r.negated,
                         patterns: r
@@ -225,19 +214,13 @@ impl CompiledPolicy {
                 any_service.push(st.index);
                 continue;
             }
-            let mut any = false;
-            for pattern in st.actions.patterns.iter() {
-                match pattern {
-                    ActionPattern::Any => any = true,
-                    ActionPattern::Service { service, .. } => {
-                        let bucket = by_service.entry(service.clone()).or_default();
-                        if bucket.last() != Some(&st.index) {
-                            bucket.push(st.index);
-                        }
-                    }
+            for service in st.actions.services() {
+                let bucket = by_service.entry(service.into()).or_default();
+                if bucket.last() != Some(&st.index) {
+                    bucket.push(st.index);
                 }
             }
-            if any {
+            if st.actions.any {
                 any_service.push(st.index);
                 // The statement is reachable for every service; drop its per-service entries
                 // so it is visited once.
@@ -390,13 +373,7 @@ impl CompiledStatement {
 
     /// Does `Action`/`NotAction` match the request action?
     pub fn matches_action(&self, action: &ActionName) -> bool {
-        let any = self.actions.patterns.iter().any(|p| match p {
-            ActionPattern::Any => true,
-            ActionPattern::Service { service, name } => {
-                **service == *action.service() && name.matches_with(action.name(), &NoVars, false)
-            }
-        });
-        any != self.actions.negated
+        self.actions.matches(action) != self.actions.negated
     }
 
     /// Does `Resource`/`NotResource` match the request resource? A statement without either
@@ -434,22 +411,73 @@ impl ResourcePattern {
     }
 }
 
-fn compile_action(pattern: &str) -> ActionPattern {
-    if pattern == "*" {
-        return ActionPattern::Any;
+// === impl ActionMatcher ===
+
+impl ActionMatcher {
+    fn compile(negated: bool, patterns: &[String]) -> Self {
+        let mut any = false;
+        let mut exact = Vec::new();
+        let mut wildcards = Vec::new();
+        for pattern in patterns {
+            if pattern == "*" {
+                any = true;
+                continue;
+            }
+            let lower = pattern.to_ascii_lowercase();
+            let (service, name) = lower.split_once(':').unwrap_or((&lower, ""));
+            if name.contains(['*', '?']) {
+                let glob = Glob::compile(
+                    name,
+                    Syntax {
+                        wildcards: true,
+                        variables: false,
+                        lowercase: false,
+                    },
+                );
+                wildcards.push((Box::<str>::from(service), glob));
+            } else {
+                exact.push(Box::<str>::from(lower.as_str()));
+            }
+        }
+        exact.sort_unstable();
+        exact.dedup();
+        wildcards.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            negated,
+            any,
+            exact: exact.into_boxed_slice(),
+            wildcards: wildcards.into_boxed_slice(),
+        }
     }
-    let lower = pattern.to_ascii_lowercase();
-    let (service, name) = lower.split_once(':').unwrap_or((&lower, ""));
-    ActionPattern::Service {
-        service: service.into(),
-        name: Glob::compile(
-            name,
-            Syntax {
-                wildcards: true,
-                variables: false,
-                lowercase: false,
-            },
-        ),
+
+    /// Does some pattern match (before `NotAction` negation)?
+    fn matches(&self, action: &ActionName) -> bool {
+        if self.any
+            || self
+                .exact
+                .binary_search_by(|e| (**e).cmp(action.lower()))
+                .is_ok()
+        {
+            return true;
+        }
+        let service = action.service();
+        let start = self.wildcards.partition_point(|(s, _)| **s < *service);
+        self.wildcards
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|(s, _)| **s == *service)
+            .any(|(_, glob)| glob.matches_with(action.name(), &NoVars, false))
+    }
+
+    /// The distinct service prefixes the patterns name.
+    fn services(&self) -> impl Iterator<Item = &str> {
+        let exact = self
+            .exact
+            .iter()
+            .map(|e| e.split_once(':').map_or(&**e, |(s, _)| s));
+        let wild = self.wildcards.iter().map(|(s, _)| &**s);
+        exact.chain(wild)
     }
 }
 

@@ -299,7 +299,7 @@ impl CompiledCondition {
         Self {
             operator: op,
             key: entry.key.as_str().into(),
-            key_lower: entry.key.to_ascii_lowercase().into(),
+            key_lower: entry.key.to_lowercase().into(),
             values,
         }
     }

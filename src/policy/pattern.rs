@@ -246,7 +246,7 @@ fn parse_variable(text: &str) -> Option<(Token, &str)> {
                 return None;
             }
             Token::Var(Box::new(Variable {
-                key: key.to_ascii_lowercase().into(),
+                key: key.to_lowercase().into(),
                 default,
             }))
         }

@@ -370,7 +370,7 @@ fn condition_holds(entry: &ConditionEntry, input: &Input, vars: Option<&Input>) 
     let found = input.lookup(&entry.key);
     let absent = match found {
         None => true,
-        Some(_) => false,
+        Some(e) => e.values.is_empty(),
     };
     if op.base == BaseOperator::Null {
         // `true` asks for absence, `false` for presence.

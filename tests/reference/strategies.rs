@@ -258,12 +258,13 @@ fn qualified(base: &'static str) -> impl Strategy<Value = String> {
         })
 }
 
-/// Index in [`KEYS`] of the key numeric and boolean conditions prefer.
+/// The key of [`KEYS`] that numeric conditions prefer (`s3:max-keys`).
 const NUMERIC_KEY: usize = 5;
+/// The key of [`KEYS`] that `Bool` conditions prefer (`aws:MultiFactorAuthPresent`).
 const BOOL_KEY: usize = 4;
 
-/// The key (by index in [`KEYS`]) as written, the key's own request values mixed into the
-/// string values so that comparisons often succeed.
+/// The name of key `k` of [`KEYS`] in some case, and one or two values; with `own_values`,
+/// the key's own request values are mixed in so that comparisons often succeed.
 fn key_and_values(
     k: usize,
     values: BoxedStrategy<Value>,
@@ -678,6 +679,18 @@ impl Parsed {
     pub(crate) fn empty() -> Self {
         Self {
             identity: Vec::new(),
+            boundary: None,
+            resource: None,
+        }
+    }
+
+    /// Identity policies given as text.
+    pub(crate) fn identity(texts: &[&str]) -> Self {
+        let parse = |t: &&str| {
+            PolicyDocument::parse_with(t, ParseOptions::lenient(PolicyKind::Identity)).unwrap()
+        };
+        Self {
+            identity: texts.iter().map(parse).collect(),
             boundary: None,
             resource: None,
         }

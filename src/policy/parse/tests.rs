@@ -157,3 +157,165 @@ fn null_entries_in_lists_are_skipped() {
     );
     assert_eq!(doc.statements[0].action.patterns, ["s3:GetObject"]);
 }
+
+// === bad input: properties over the parser ===
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn any_kind() -> impl Strategy<Value = PolicyKind> {
+        prop::sample::select(PolicyKind::ALL.to_vec())
+    }
+
+    /// JSON-ish fragments from the policy vocabulary, so mutations reach deep into validation.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\"Version\"",
+            "\"2012-10-17\"",
+            "\"Statement\"",
+            "\"Effect\"",
+            "\"Allow\"",
+            "\"Deny\"",
+            "\"Action\"",
+            "\"NotAction\"",
+            "\"Resource\"",
+            "\"Principal\"",
+            "\"Condition\"",
+            "\"StringLike\"",
+            "\"DateLessThan\"",
+            "\"*\"",
+            "\"s3:Get*\"",
+            "\"arn:aws:s3:::b/*\"",
+            "\"arn:aws:iam::111122223333:root\"",
+            "null",
+            "true",
+            "1",
+            "-0.5e3",
+            "\"${aws:username}\"",
+            "\"\\u0000\"",
+            "\"ForAnyValue:\"",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>(), kind in any_kind()) {
+            let _ = parse(&text, ParseOptions::for_kind(kind));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse(&text, ParseOptions::lenient(PolicyKind::Resource));
+        }
+
+        #[test]
+        fn vocabulary_soup_never_panics(parts in prop::collection::vec(fragment(), 0..60), kind in any_kind()) {
+            let _ = parse(&parts.concat(), ParseOptions::lenient(kind));
+        }
+    }
+
+    /// Valid identity policies from a small grammar, for the round-trip property.
+    fn valid_policy() -> impl Strategy<Value = String> {
+        let action = prop::sample::select(vec![
+            "s3:GetObject",
+            "s3:*",
+            "ec2:Describe*",
+            "*",
+            "iam:?etUser",
+        ]);
+        let resource = prop::sample::select(vec![
+            "*",
+            "arn:aws:s3:::b/*",
+            "arn:aws:s3:::b/${aws:username}/*",
+        ]);
+        let condition = prop::sample::select(vec![
+            "",
+            r#","Condition":{"StringEquals":{"aws:PrincipalTag/team":["a","b"]}}"#,
+            r#","Condition":{"ForAnyValue:StringLike":{"aws:TagKeys":"x*"},"Bool":{"aws:SecureTransport":true}}"#,
+            r#","Condition":{"DateLessThan":{"aws:CurrentTime":"2030-01-01T00:00:00Z"},"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+        ]);
+        let statement = (
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(action, 1..4),
+            resource,
+            condition,
+        )
+            .prop_map(|(deny, not_action, actions, resource, condition)| {
+                format!(
+                    r#"{{"Effect":"{}","{}":{},"Resource":"{}"{}}}"#,
+                    if deny { "Deny" } else { "Allow" },
+                    if not_action { "NotAction" } else { "Action" },
+                    serde_json::to_string(&actions).unwrap(),
+                    resource,
+                    condition
+                )
+            });
+        prop::collection::vec(statement, 1..5).prop_map(|statements| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+                statements.join(",")
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn canonical_json_round_trips(text in valid_policy()) {
+            let doc = PolicyDocument::parse(&text, PolicyKind::Identity).unwrap();
+            let again = PolicyDocument::parse(&doc.to_json().to_string(), PolicyKind::Identity).unwrap();
+            prop_assert_eq!(again, doc);
+        }
+    }
+
+    #[test]
+    fn huge_action_arrays_parse_in_bounded_time() {
+        let actions: Vec<String> = (0..10_000).map(|i| format!("s3:A{i}")).collect();
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":{},"Resource":"*"}}}}"#,
+            serde_json::to_string(&actions).unwrap()
+        );
+        assert!(text.len() <= MAX_POLICY_CHARS);
+        let doc = PolicyDocument::parse(&text, PolicyKind::Identity).unwrap();
+        assert_eq!(doc.statements[0].action.patterns.len(), 10_000);
+    }
+
+    #[test]
+    fn deep_nesting_is_a_syntax_error() {
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":{}{}}}"#,
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        let e = PolicyDocument::parse(&text, PolicyKind::Identity).unwrap_err();
+        assert_eq!(e.message(), "Syntax errors in policy.");
+    }
+
+    #[test]
+    fn many_duplicate_keys_do_not_go_quadratic() {
+        let mut text = String::from(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"#,
+        );
+        for i in 0..8_000 {
+            text.push_str(&format!(r#""k{i}":"v","#));
+        }
+        text.push_str(r#""k7999":"v"}}}}"#);
+        let e = PolicyDocument::parse(&text, PolicyKind::Identity).unwrap_err();
+        assert_eq!(e.message(), "Syntax errors in policy.");
+    }
+}
