@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::policy::{CompiledPolicy, CompiledStatement, Effect, PolicyKind};
+use crate::policy::{ArnParts, CompiledPolicy, CompiledStatement, Effect, PolicyKind};
 
 use super::decision::{Decision, Outcome, StatementRef, Trace, TraceEntry};
 use super::principal::{Principal, PrincipalMatch};
@@ -106,6 +106,8 @@ type Grant<'p> = (&'p CompiledPolicy, &'p CompiledStatement, PrincipalMatch);
 /// One evaluation: the request, the observer, and the first explicit deny seen.
 struct Run<'r, 'o, O: Observer> {
     request: &'r Request,
+    /// The resource's ARN segments, split once for every statement to use.
+    resource_parts: Option<ArnParts<'r>>,
     has_boundary: bool,
     observer: &'o mut O,
     deny: Option<Decision>,
@@ -132,7 +134,11 @@ impl<O: Observer> Run<'_, '_, O> {
                 continue;
             }
             if !statement.matches_action(request.action())
-                || !statement.matches_resource(request.resource(), request.context())
+                || !statement.matches_resource_split(
+                    request.resource(),
+                    self.resource_parts.as_ref(),
+                    request.context(),
+                )
             {
                 continue;
             }
@@ -198,6 +204,7 @@ fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O)
 
     let mut run = Run {
         request,
+        resource_parts: request.resource().matching_parts(),
         has_boundary: !set.boundary.is_empty(),
         observer,
         deny: None,

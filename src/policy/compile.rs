@@ -155,7 +155,7 @@ impl ResourceName {
 
     /// The segments as `Resource` patterns compare them: the head lowercased (partition,
     /// service, region and account are case-insensitive), the resource part as given.
-    fn matching_parts(&self) -> Option<ArnParts<'_>> {
+    pub(crate) fn matching_parts(&self) -> Option<ArnParts<'_>> {
         let colons = self.colons?;
         let mut parts = ArnParts::from_colons(&self.lower, colons)?;
         parts.segments[5] = ArnParts::from_colons(&self.raw, colons)?.segments[5];
@@ -379,15 +379,23 @@ impl CompiledStatement {
     /// Does `Resource`/`NotResource` match the request resource? A statement without either
     /// (a trust policy's) applies to the resource it is attached to.
     pub fn matches_resource(&self, resource: &ResourceName, vars: &dyn VarLookup) -> bool {
+        self.matches_resource_split(resource, resource.matching_parts().as_ref(), vars)
+    }
+
+    /// [`CompiledStatement::matches_resource`] with the resource's segments split once per
+    /// request by the caller (see [`ResourceName::matching_parts`]).
+    pub(crate) fn matches_resource_split(
+        &self,
+        resource: &ResourceName,
+        parts: Option<&ArnParts<'_>>,
+        vars: &dyn VarLookup,
+    ) -> bool {
         let Some(matcher) = &self.resources else {
             return true;
         };
-        let parts = resource.matching_parts();
         let any = matcher.patterns.iter().any(|p| match p {
             ResourcePattern::Any => true,
-            ResourcePattern::Arn(pattern) => {
-                parts.as_ref().is_some_and(|a| pattern.matches(a, vars))
-            }
+            ResourcePattern::Arn(pattern) => parts.is_some_and(|a| pattern.matches(a, vars)),
             ResourcePattern::Text(glob) => glob.matches_with(&resource.raw, vars, false),
         });
         any != matcher.negated
