@@ -29,7 +29,7 @@ pub use document::{
     PolicyDocument, PolicyVersion, PrincipalBlock, PrincipalSpec, PrincipalType, ResourceBlock,
     SetQualifier, Statement,
 };
-pub use parse::{ParseOptions, MAX_POLICY_CHARS};
+pub use parse::{ParseOptions, SizeQuota, MAX_POLICY_CHARS};
 pub use pattern::{Glob, VarLookup};
 pub use principal::PrincipalRef;
 
@@ -292,15 +292,4 @@ pub fn non_whitespace_len(text: &str) -> usize {
     text.chars()
         .filter(|c| !matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | ' '))
         .count()
-}
-
-/// Checks `text` against a size quota, with IAM's `LimitExceeded` message for `quota_name`
-/// (`PolicySize`, `ACLSizePerRole`, `UserPolicySize`, ...).
-pub fn check_size_quota(text: &str, quota_name: &str, limit: usize) -> Result<(), PolicyError> {
-    if non_whitespace_len(text) > limit {
-        return Err(PolicyError::LimitExceeded {
-            message: format!("Cannot exceed quota for {quota_name}: {limit}"),
-        });
-    }
-    Ok(())
 }

@@ -101,6 +101,70 @@ pub struct ParseOptions {
     /// beyond it (`AWSSupportServiceRolePolicy` is 152,297 characters), so loading them turns
     /// it off; every document a tenant submits keeps it.
     pub enforce_length_limit: bool,
+    /// The size quota of the kind, checked after the document is valid.
+    pub size_quota: Option<SizeQuota>,
+}
+
+/// A size quota on a policy document (IAM-SEMANTICS §5.4–5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeQuota {
+    /// The quota's name in AWS's message (`PolicySize`, `ACLSizePerRole`, ...).
+    pub name: &'static str,
+    /// The limit, in characters.
+    pub limit: usize,
+    /// IAM does not count whitespace; Organizations counts every character.
+    pub counts_whitespace: bool,
+}
+
+// === impl SizeQuota ===
+
+impl SizeQuota {
+    /// A managed policy or permissions boundary: 6,144 non-whitespace characters.
+    pub const MANAGED_POLICY: Self = Self {
+        name: "PolicySize",
+        limit: 6_144,
+        counts_whitespace: false,
+    };
+    /// A role trust policy: 2,048 non-whitespace characters by default (AWS raises it to
+    /// 4,096 on request; the directory makes it configurable per tenant).
+    pub const TRUST_POLICY: Self = Self {
+        name: "ACLSizePerRole",
+        limit: 2_048,
+        counts_whitespace: false,
+    };
+    /// An SCP or RCP: 5,120 characters, whitespace included.
+    pub const ORGANIZATION_POLICY: Self = Self {
+        name: "PolicySize",
+        limit: 5_120,
+        counts_whitespace: true,
+    };
+
+    /// The quota IAM applies to a newly created document of `kind`, if any. Inline identity
+    /// policies have an aggregate quota per user, group or role instead, which the directory
+    /// checks; resource and session policies are limited by their own services.
+    pub fn for_kind(kind: PolicyKind) -> Option<Self> {
+        match kind {
+            PolicyKind::Identity | PolicyKind::Boundary => Some(Self::MANAGED_POLICY),
+            PolicyKind::Trust => Some(Self::TRUST_POLICY),
+            PolicyKind::Scp | PolicyKind::Rcp => Some(Self::ORGANIZATION_POLICY),
+            PolicyKind::Resource | PolicyKind::Session | PolicyKind::VpcEndpoint => None,
+        }
+    }
+
+    /// Checks `text` against the quota.
+    pub fn check(self, text: &str) -> Result<(), PolicyError> {
+        let size = if self.counts_whitespace {
+            text.chars().count()
+        } else {
+            super::non_whitespace_len(text)
+        };
+        if size > self.limit {
+            return Err(PolicyError::LimitExceeded {
+                message: format!("Cannot exceed quota for {}: {}", self.name, self.limit),
+            });
+        }
+        Ok(())
+    }
 }
 
 // === impl ParseOptions ===
@@ -116,24 +180,28 @@ impl ParseOptions {
                 PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp | PolicyKind::Rcp
             ),
             enforce_length_limit: true,
+            size_quota: SizeQuota::for_kind(kind),
         }
     }
 
     /// The rules for an AWS-managed policy document: those of `kind`, without the API's
-    /// length limit.
+    /// length limit or the kind's size quota, which bind tenants' documents only.
     pub fn aws_managed(kind: PolicyKind) -> Self {
         Self {
             enforce_length_limit: false,
+            size_quota: None,
             ..Self::for_kind(kind)
         }
     }
 
-    /// Like [`ParseOptions::for_kind`], but any version is accepted.
+    /// The grammar and rules of `kind` for a document that is already stored or comes from
+    /// elsewhere (an inline policy, a decision vector): any version, no size quota.
     pub fn lenient(kind: PolicyKind) -> Self {
         Self {
             kind,
             allow_legacy_version: true,
             enforce_length_limit: true,
+            size_quota: None,
         }
     }
 }
@@ -191,6 +259,9 @@ pub(crate) fn parse(text: &str, options: ParseOptions) -> Result<PolicyDocument,
         }
     }
     kind_phase(&drafts, options.kind)?;
+    if let Some(quota) = options.size_quota {
+        quota.check(text)?;
+    }
 
     let statements = drafts
         .into_iter()

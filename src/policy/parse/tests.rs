@@ -291,7 +291,9 @@ mod fuzz {
             serde_json::to_string(&actions).unwrap()
         );
         assert!(text.len() <= MAX_POLICY_CHARS);
-        let doc = PolicyDocument::parse(&text, PolicyKind::Identity).unwrap();
+        // Lenient: the size quota would refuse it, and the parser is what is under test.
+        let doc =
+            PolicyDocument::parse_with(&text, ParseOptions::lenient(PolicyKind::Identity)).unwrap();
         assert_eq!(doc.statements[0].action.patterns.len(), 10_000);
     }
 
@@ -318,4 +320,53 @@ mod fuzz {
         let e = PolicyDocument::parse(&text, PolicyKind::Identity).unwrap_err();
         assert_eq!(e.message(), "Syntax errors in policy.");
     }
+}
+
+#[test]
+fn size_quotas_per_kind_ignore_whitespace_where_iam_does() {
+    let statement = |sid: usize| {
+        format!(
+            r#"{{"Sid":"S{sid}","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bucket-{sid:06}/*"}}"#
+        )
+    };
+    let doc = |n: usize, pad: &str| {
+        let statements: Vec<String> = (0..n).map(statement).collect();
+        format!(
+            r#"{{"Version":"2012-10-17",{pad}"Statement":[{}]}}"#,
+            statements.join(&format!(",{pad}"))
+        )
+    };
+    // 80 statements are about 6,160 characters: over the managed-policy quota.
+    let big = doc(80, "");
+    assert!(super::super::non_whitespace_len(&big) > 6_144);
+    let e = err(&big, PolicyKind::Identity);
+    assert_eq!(e.code(), "LimitExceeded");
+    assert_eq!(e.message(), "Cannot exceed quota for PolicySize: 6144");
+    // Whitespace does not count for IAM...
+    let small = doc(60, &" \n".repeat(40));
+    assert!(small.len() > 6_144 && super::super::non_whitespace_len(&small) <= 6_144);
+    ok(&small, PolicyKind::Identity);
+    // ...but does for Organizations.
+    let scp = doc(60, &" ".repeat(10));
+    assert!(scp.len() > 5_120);
+    assert_eq!(
+        err(&scp, PolicyKind::Scp).message(),
+        "Cannot exceed quota for PolicySize: 5120"
+    );
+    // Stored and AWS-managed documents are not held to a tenant's quota.
+    parse(&big, ParseOptions::lenient(PolicyKind::Identity)).unwrap();
+    parse(&big, ParseOptions::aws_managed(PolicyKind::Identity)).unwrap();
+}
+
+#[test]
+fn trust_policy_quota() {
+    let principals: Vec<String> = (0..90)
+        .map(|i| format!("\"arn:aws:iam::1111222233{i:02}:root\""))
+        .collect();
+    let text = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":[{}]}},"Action":"sts:AssumeRole"}}]}}"#,
+        principals.join(",")
+    );
+    let e = err(&text, PolicyKind::Trust);
+    assert_eq!(e.message(), "Cannot exceed quota for ACLSizePerRole: 2048");
 }
