@@ -173,9 +173,29 @@ impl<O: Observer> Run<'_, '_, O> {
         best
     }
 
-    fn stop(&self) -> bool {
-        !O::TRACING && self.deny.is_some()
+    /// Scans policies of one type; returns the first allow. In quiet mode the first explicit
+    /// deny ends the evaluation: it is returned as `Err`, and nothing after it is looked at.
+    fn scan_all<'p>(
+        &mut self,
+        policies: impl IntoIterator<Item = &'p CompiledPolicy>,
+        kind: PolicyKind,
+    ) -> Result<Option<Grant<'p>>, Decision> {
+        let mut grant = None;
+        for policy in policies {
+            let found = self.scan(policy, kind, grant.is_none());
+            grant = grant.or(found);
+            match &self.deny {
+                Some(deny) if !O::TRACING => return Err(deny.clone()),
+                _ => {}
+            }
+        }
+        Ok(grant)
     }
+}
+
+/// Borrows shared policies for [`Run::scan_all`].
+fn arcs(policies: &[Arc<CompiledPolicy>]) -> impl Iterator<Item = &CompiledPolicy> {
+    policies.iter().map(|p| &**p)
 }
 
 fn allow(kind: PolicyKind, grant: Option<Grant<'_>>) -> Decision {
@@ -195,6 +215,15 @@ fn implicit(kind: PolicyKind) -> Decision {
 }
 
 fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O) -> Decision {
+    decide_or_deny(set, request, observer).unwrap_or_else(|deny| deny)
+}
+
+/// The decision procedure; `Err` carries an explicit deny found while scanning.
+fn decide_or_deny<O: Observer>(
+    set: &PolicySet<'_>,
+    request: &Request,
+    observer: &mut O,
+) -> Result<Decision, Decision> {
     let principal = request.principal();
     let env = request.environment();
     let principal_account = principal.account();
@@ -217,14 +246,9 @@ fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O)
         && resource_account.is_some_and(|a| Some(a) != management);
     let mut rcp_ok = true;
     for level in set.rcp.iter().filter(|_| rcp_applies) {
-        let mut level_allows = false;
-        for policy in &level.policies {
-            level_allows |= run.scan(policy, PolicyKind::Rcp, !level_allows).is_some();
-            if run.stop() {
-                return run.deny.unwrap_or_else(|| implicit(PolicyKind::Rcp));
-            }
-        }
-        rcp_ok &= level_allows;
+        rcp_ok &= run
+            .scan_all(arcs(&level.policies), PolicyKind::Rcp)?
+            .is_some();
     }
 
     let scp_applies = !set.scp.is_empty()
@@ -232,88 +256,53 @@ fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O)
         && principal_account.is_some_and(|a| Some(a) != management);
     let mut scp_ok = true;
     for level in set.scp.iter().filter(|_| scp_applies) {
-        let mut level_allows = false;
-        for policy in &level.policies {
-            level_allows |= run.scan(policy, PolicyKind::Scp, !level_allows).is_some();
-            if run.stop() {
-                return run.deny.unwrap_or_else(|| implicit(PolicyKind::Scp));
-            }
-        }
-        scp_ok &= level_allows;
+        scp_ok &= run
+            .scan_all(arcs(&level.policies), PolicyKind::Scp)?
+            .is_some();
     }
 
     let resource_kind = set
         .resource
         .map_or(PolicyKind::Resource, CompiledPolicy::kind);
-    let resource_grant = match set.resource {
-        Some(policy) => run.scan(policy, resource_kind, true),
-        None => None,
-    };
-    if run.stop() {
-        return run.deny.unwrap_or_else(|| implicit(resource_kind));
-    }
-
-    let mut identity_grant = None;
-    for policy in set.identity {
-        let found = run.scan(policy, PolicyKind::Identity, identity_grant.is_none());
-        identity_grant = identity_grant.or(found);
-        if run.stop() {
-            return run.deny.unwrap_or_else(|| implicit(PolicyKind::Identity));
-        }
-    }
-
-    let mut boundary_allows = false;
-    for policy in set.boundary {
-        boundary_allows |= run
-            .scan(policy, PolicyKind::Boundary, !boundary_allows)
-            .is_some();
-        if run.stop() {
-            return run.deny.unwrap_or_else(|| implicit(PolicyKind::Boundary));
-        }
-    }
-
-    let mut session_allows = false;
-    for policy in set.session {
-        session_allows |= run
-            .scan(policy, PolicyKind::Session, !session_allows)
-            .is_some();
-        if run.stop() {
-            return run.deny.unwrap_or_else(|| implicit(PolicyKind::Session));
-        }
-    }
-
+    let resource_grant = run.scan_all(set.resource, resource_kind)?;
+    let identity_grant = run.scan_all(arcs(set.identity), PolicyKind::Identity)?;
+    let boundary_allows = run
+        .scan_all(arcs(set.boundary), PolicyKind::Boundary)?
+        .is_some();
+    let session_allows = run
+        .scan_all(arcs(set.session), PolicyKind::Session)?
+        .is_some();
+    // A request passes through one endpoint; each endpoint policy given must allow.
     let mut endpoint_ok = true;
     for policy in set.vpc_endpoint {
-        endpoint_ok &= run.scan(policy, PolicyKind::VpcEndpoint, true).is_some();
-        if run.stop() {
-            return run
-                .deny
-                .unwrap_or_else(|| implicit(PolicyKind::VpcEndpoint));
-        }
+        endpoint_ok &= run
+            .scan_all([&**policy], PolicyKind::VpcEndpoint)?
+            .is_some();
     }
 
+    // With an explanation being built, the first deny was remembered rather than returned.
     if let Some(deny) = run.deny {
-        return deny;
+        return Err(deny);
     }
 
     // 2–3. Guardrails must allow.
     if !rcp_ok {
-        return implicit(PolicyKind::Rcp);
+        return Ok(implicit(PolicyKind::Rcp));
     }
     if !scp_ok {
-        return implicit(PolicyKind::Scp);
+        return Ok(implicit(PolicyKind::Scp));
     }
     if !endpoint_ok {
-        return implicit(PolicyKind::VpcEndpoint);
+        return Ok(implicit(PolicyKind::VpcEndpoint));
     }
 
     // Principals outside any account (anonymous, services, web identities) have no identity
     // policies: only a resource policy can grant them anything.
     let Some(principal_account) = principal_account else {
-        return match resource_grant {
+        return Ok(match resource_grant {
             Some(grant) => allow(resource_kind, Some(grant)),
             None => implicit(resource_kind),
-        };
+        });
     };
 
     // The caller's own account: identity ∩ boundary ∩ session. The root user has every
@@ -345,7 +334,7 @@ fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O)
         || (action.service() == "sts" && action.name().starts_with("assumerole"))
         || (action.service() == "kms" && set.resource.is_some());
 
-    match resource_grant {
+    Ok(match resource_grant {
         None if cross_account || resource_required => implicit(resource_kind),
         None => match identity_side {
             Ok(()) => allow(PolicyKind::Identity, identity_grant),
@@ -373,7 +362,7 @@ fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O)
                 Err(kind) => implicit(kind),
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]
