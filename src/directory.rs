@@ -1,0 +1,91 @@
+//! Tenants and their IAM directories: users, groups, roles, managed and inline policies,
+//! access keys, MFA devices, OIDC providers, resource policies and session-token issuer keys.
+//!
+//! A [`Tenant`] is one AWS-style account. Its operations (`create_user`, `attach_role_policy`,
+//! ...) validate names, paths, tags, quotas and policy documents as IAM does and fail with
+//! IAM's error codes ([`DirectoryError`]); a failed operation changes nothing. Everything here
+//! is synchronous and in memory: the control plane persists tenants and logs each change, and
+//! sidecars receive tenants as snapshots.
+
+mod ids;
+mod model;
+mod ops;
+mod validate;
+
+pub use ids::{IdGenerator, IdPrefix};
+pub use model::{
+    AccessKey, AccessKeyStatus, Group, InlinePolicies, IssuerKey, LoginProfile, ManagedPolicy,
+    OidcProvider, PolicyVersionEntry, ResourcePolicy, Role, Secret, Tag, Tenant, TenantQuotas,
+    User, VirtualMfaDevice,
+};
+
+/// Why a directory operation was refused, with IAM's error code. The message is IAM's own
+/// text where IAM has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    /// `NoSuchEntity` (404): the named entity does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// `EntityAlreadyExists` (409): an entity with that name exists (names are
+    /// case-insensitive).
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// `LimitExceeded` (409): a quota would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// `DeleteConflict` (409): the entity still has dependents.
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// `MalformedPolicyDocument` (400) and the other policy-document errors.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// `InvalidInput` (400): a parameter breaks IAM's rules.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// `ValidationError` (400): a parameter breaks the API's constraints (length, pattern).
+    #[error("{0}")]
+    Validation(String),
+    /// `InvalidAuthenticationCode` (403): MFA codes did not verify.
+    #[error("{0}")]
+    InvalidAuthenticationCode(String),
+    /// `PasswordPolicyViolation` (400): the password breaks the account's password policy.
+    #[error("{0}")]
+    PasswordPolicyViolation(String),
+    /// `UnmodifiableEntity` (400): AWS-managed entities cannot be changed.
+    #[error("{0}")]
+    UnmodifiableEntity(String),
+}
+
+// === impl DirectoryError ===
+
+impl DirectoryError {
+    /// IAM's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoSuchEntity(_) => "NoSuchEntity",
+            Self::EntityAlreadyExists(_) => "EntityAlreadyExists",
+            Self::LimitExceeded(_) => "LimitExceeded",
+            Self::DeleteConflict(_) => "DeleteConflict",
+            Self::Policy(e) => e.code(),
+            Self::InvalidInput(_) => "InvalidInput",
+            Self::Validation(_) => "ValidationError",
+            Self::InvalidAuthenticationCode(_) => "InvalidAuthenticationCode",
+            Self::PasswordPolicyViolation(_) => "PasswordPolicyViolation",
+            Self::UnmodifiableEntity(_) => "UnmodifiableEntity",
+        }
+    }
+
+    /// The HTTP status IAM answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::NoSuchEntity(_) => 404,
+            Self::EntityAlreadyExists(_) | Self::LimitExceeded(_) | Self::DeleteConflict(_) => 409,
+            Self::InvalidAuthenticationCode(_) => 403,
+            Self::Policy(_)
+            | Self::InvalidInput(_)
+            | Self::Validation(_)
+            | Self::PasswordPolicyViolation(_)
+            | Self::UnmodifiableEntity(_) => 400,
+        }
+    }
+}

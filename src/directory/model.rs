@@ -1,0 +1,416 @@
+//! The entities of a tenant's IAM directory.
+//!
+//! Maps are keyed by the lowercased name, since IAM names are unique case-insensitively and
+//! case-preserving; each entity keeps its name as written. Times are Unix seconds. Secrets are
+//! [`Secret`]s: their `Debug` is redacted so they never reach a log line by accident.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A secret value (a secret access key, an MFA seed, a password hash, a private key). Its
+/// `Debug` prints `"..."`; only [`Secret::expose`] reads it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+/// One account: its identity and its IAM directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// The 12-digit account id.
+    pub account_id: String,
+    /// The account alias, if set.
+    pub alias: Option<String>,
+    /// When the tenant was created.
+    pub created_at: i64,
+    /// The tenant's quotas.
+    pub quotas: TenantQuotas,
+    /// Users by lowercased name.
+    pub users: BTreeMap<String, User>,
+    /// Groups by lowercased name.
+    pub groups: BTreeMap<String, Group>,
+    /// Roles by lowercased name.
+    pub roles: BTreeMap<String, Role>,
+    /// Customer managed policies by lowercased name.
+    pub policies: BTreeMap<String, ManagedPolicy>,
+    /// OIDC providers by their URL without the scheme (the suffix of their ARN).
+    pub oidc_providers: BTreeMap<String, OidcProvider>,
+    /// Virtual MFA devices by serial number (their ARN).
+    pub mfa_devices: BTreeMap<String, VirtualMfaDevice>,
+    /// Resource-based policies registered by resource ARN.
+    pub resource_policies: BTreeMap<String, ResourcePolicy>,
+    /// Session-token issuer keys, newest last.
+    pub issuer_keys: Vec<IssuerKey>,
+}
+
+/// The quotas of a tenant (IAM-SEMANTICS §5.4); adjustable ones can be raised per tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantQuotas {
+    /// Users per account (5,000).
+    pub users: usize,
+    /// Groups per account (300).
+    pub groups: usize,
+    /// Roles per account (1,000).
+    pub roles: usize,
+    /// Customer managed policies per account (1,500).
+    pub policies: usize,
+    /// Managed policies attached to one user or role (10, at most 20).
+    pub attached_per_user_or_role: usize,
+    /// Managed policies attached to one group (10).
+    pub attached_per_group: usize,
+    /// Groups a user belongs to (10).
+    pub groups_per_user: usize,
+    /// Access keys per user (2).
+    pub access_keys_per_user: usize,
+    /// Versions per managed policy (5).
+    pub versions_per_policy: usize,
+    /// MFA devices per user (8).
+    pub mfa_per_user: usize,
+    /// Tags per entity (50).
+    pub tags_per_entity: usize,
+    /// OIDC providers per account (100).
+    pub oidc_providers: usize,
+    /// Trust policy size in non-whitespace characters (2,048, at most 4,096).
+    pub trust_policy_size: usize,
+    /// Aggregate inline policy size per user (2,048).
+    pub user_inline_size: usize,
+    /// Aggregate inline policy size per group (5,120).
+    pub group_inline_size: usize,
+    /// Aggregate inline policy size per role (10,240).
+    pub role_inline_size: usize,
+    /// Managed policy document size (6,144).
+    pub managed_policy_size: usize,
+}
+
+/// A tag on a user, role, policy or provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// The key (case-insensitive on users and roles, case-sensitive elsewhere).
+    pub key: String,
+    /// The value (may be empty).
+    pub value: String,
+}
+
+/// Inline policies of a user, group or role: name → document text, kept as submitted.
+pub type InlinePolicies = BTreeMap<String, String>;
+
+/// An IAM user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The name as written.
+    pub name: String,
+    /// The path (`/` or `/division/`).
+    pub path: String,
+    /// The unique id (`AIDA…`).
+    pub user_id: String,
+    /// The ARN.
+    pub arn: String,
+    /// When the user was created.
+    pub created_at: i64,
+    /// Tags, in the order set.
+    pub tags: Vec<Tag>,
+    /// The ARN of the permissions boundary, if set.
+    pub permissions_boundary: Option<String>,
+    /// Inline policies.
+    pub inline_policies: InlinePolicies,
+    /// ARNs of attached managed policies, in attachment order.
+    pub attached_policies: Vec<String>,
+    /// Names of the groups the user belongs to.
+    pub groups: Vec<String>,
+    /// Access keys (at most the quota).
+    pub access_keys: Vec<AccessKey>,
+    /// The console password, if set.
+    pub login_profile: Option<LoginProfile>,
+    /// Serial numbers of the MFA devices enabled for the user.
+    pub mfa_devices: Vec<String>,
+}
+
+/// An access key of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// The key id (`AKIA…`).
+    pub access_key_id: String,
+    /// The secret access key, shown once when the key is created.
+    pub secret: Secret,
+    /// Whether the key may be used.
+    pub status: AccessKeyStatus,
+    /// When the key was created.
+    pub created_at: i64,
+    /// When the key was last used, if ever.
+    pub last_used_at: Option<i64>,
+}
+
+/// An access key's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessKeyStatus {
+    /// The key authenticates requests.
+    Active,
+    /// The key is kept but refused.
+    Inactive,
+}
+
+/// A user's console password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginProfile {
+    /// The password hash (`pbkdf2-sha256$ITERATIONS$SALT$HASH`, base64 parts).
+    pub password_hash: Secret,
+    /// The user must choose a new password at the next sign-in.
+    pub password_reset_required: bool,
+    /// When the profile was created.
+    pub created_at: i64,
+}
+
+/// An IAM group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The name as written.
+    pub name: String,
+    /// The path.
+    pub path: String,
+    /// The unique id (`AGPA…`).
+    pub group_id: String,
+    /// The ARN.
+    pub arn: String,
+    /// When the group was created.
+    pub created_at: i64,
+    /// Inline policies.
+    pub inline_policies: InlinePolicies,
+    /// ARNs of attached managed policies.
+    pub attached_policies: Vec<String>,
+}
+
+/// An IAM role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// The name as written.
+    pub name: String,
+    /// The path.
+    pub path: String,
+    /// The unique id (`AROA…`).
+    pub role_id: String,
+    /// The ARN.
+    pub arn: String,
+    /// When the role was created.
+    pub created_at: i64,
+    /// The description.
+    pub description: Option<String>,
+    /// The longest session `AssumeRole` may grant, in seconds (3,600–43,200).
+    pub max_session_duration: u32,
+    /// The trust policy, as submitted.
+    pub assume_role_policy: String,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// The ARN of the permissions boundary, if set.
+    pub permissions_boundary: Option<String>,
+    /// Inline policies.
+    pub inline_policies: InlinePolicies,
+    /// ARNs of attached managed policies.
+    pub attached_policies: Vec<String>,
+    /// Sessions issued before this time are denied (`RevokeSessions`, AWS's
+    /// `AWSRevokeOlderSessions`).
+    pub sessions_revoked_before: Option<i64>,
+}
+
+/// A customer managed policy with its versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedPolicy {
+    /// The name as written.
+    pub name: String,
+    /// The path.
+    pub path: String,
+    /// The unique id (`ANPA…`).
+    pub policy_id: String,
+    /// The ARN.
+    pub arn: String,
+    /// The description (set at creation, immutable).
+    pub description: Option<String>,
+    /// When the policy was created.
+    pub created_at: i64,
+    /// When a version was last added or made default.
+    pub updated_at: i64,
+    /// The id of the default version (`v3`).
+    pub default_version_id: String,
+    /// The stored versions (at most the quota), oldest first.
+    pub versions: Vec<PolicyVersionEntry>,
+    /// The number the next version gets.
+    pub next_version: u32,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// One version of a managed policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersionEntry {
+    /// `v1`, `v2`, ...
+    pub version_id: String,
+    /// The document, as submitted.
+    pub document: String,
+    /// When the version was created.
+    pub created_at: i64,
+}
+
+/// An OIDC identity provider, with the keys sidecars verify its tokens with offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcProvider {
+    /// The issuer URL (`https://oidc.example.com/id/X`).
+    pub url: String,
+    /// The ARN (`arn:aws:iam::A:oidc-provider/oidc.example.com/id/X`).
+    pub arn: String,
+    /// Accepted audiences (client ids).
+    pub client_ids: Vec<String>,
+    /// Certificate thumbprints (40 hex characters each).
+    pub thumbprints: Vec<String>,
+    /// The provider's signing keys as a JWKS document.
+    pub jwks: String,
+    /// When the provider was created.
+    pub created_at: i64,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// A virtual MFA device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualMfaDevice {
+    /// The serial number (`arn:aws:iam::A:mfa/name`).
+    pub serial_number: String,
+    /// The device name.
+    pub name: String,
+    /// The path.
+    pub path: String,
+    /// The TOTP seed, base32 (RFC 3548), shown once at creation.
+    pub seed: Secret,
+    /// The user the device is enabled for, if any.
+    pub user: Option<String>,
+    /// When it was enabled.
+    pub enabled_at: Option<i64>,
+    /// The last accepted TOTP time step, so a code is never accepted twice (open point U12).
+    pub last_used_step: Option<u64>,
+}
+
+/// A resource-based policy registered for a resource ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourcePolicy {
+    /// The resource's ARN.
+    pub resource_arn: String,
+    /// The document, as submitted.
+    pub document: String,
+    /// When it was last set.
+    pub updated_at: i64,
+}
+
+/// A key that signs the tenant's session tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerKey {
+    /// The key id carried in tokens.
+    pub key_id: String,
+    /// The Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// The Ed25519 private key (PKCS#8), held by the control plane and the tenant's sidecars.
+    pub private_key: Secret,
+    /// When the key was created.
+    pub created_at: i64,
+    /// True while tokens are signed with it; retired keys still verify until removed.
+    pub active: bool,
+}
+
+// === impl Secret ===
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret's value: every read is deliberate and greppable.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"...\"")
+    }
+}
+
+// === impl TenantQuotas ===
+
+impl Default for TenantQuotas {
+    fn default() -> Self {
+        Self {
+            users: 5_000,
+            groups: 300,
+            roles: 1_000,
+            policies: 1_500,
+            attached_per_user_or_role: 10,
+            attached_per_group: 10,
+            groups_per_user: 10,
+            access_keys_per_user: 2,
+            versions_per_policy: 5,
+            mfa_per_user: 8,
+            tags_per_entity: 50,
+            oidc_providers: 100,
+            trust_policy_size: 2_048,
+            user_inline_size: 2_048,
+            group_inline_size: 5_120,
+            role_inline_size: 10_240,
+            managed_policy_size: 6_144,
+        }
+    }
+}
+
+// === impl Tenant ===
+
+impl Tenant {
+    /// An empty tenant.
+    pub fn new(account_id: impl Into<String>, created_at: i64) -> Self {
+        Self {
+            account_id: account_id.into(),
+            alias: None,
+            created_at,
+            quotas: TenantQuotas::default(),
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            oidc_providers: BTreeMap::new(),
+            mfa_devices: BTreeMap::new(),
+            resource_policies: BTreeMap::new(),
+            issuer_keys: Vec::new(),
+        }
+    }
+
+    /// The ARN of an entity of this account: `arn:aws:iam::ACCOUNT:{kind}{path}{name}`.
+    pub fn arn(&self, kind: &str, path: &str, name: &str) -> String {
+        format!("arn:aws:iam::{}:{kind}{path}{name}", self.account_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let key = AccessKey {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret: Secret::new("CANARY-SECRET-wJalrXUtnFEMI"),
+            status: AccessKeyStatus::Active,
+            created_at: 0,
+            last_used_at: None,
+        };
+        let printed = format!("{key:?}");
+        assert!(!printed.contains("CANARY"), "{printed}");
+        assert!(printed.contains("AKIAEXAMPLE"));
+        assert_eq!(key.secret.expose(), "CANARY-SECRET-wJalrXUtnFEMI");
+    }
+
+    #[test]
+    fn tenants_round_trip_through_json() {
+        let mut t = Tenant::new("111122223333", 1_700_000_000);
+        t.alias = Some("demo".into());
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Tenant>(&json).unwrap(), t);
+    }
+}

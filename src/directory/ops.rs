@@ -1,0 +1,1 @@
+//! The IAM operations on a tenant.

@@ -1,0 +1,1 @@
+//! IAM's rules for names, paths, tags and other parameters.
