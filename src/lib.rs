@@ -7,6 +7,7 @@
 //! | [`policy`] | the IAM policy language: parsing with AWS's errors, per-kind validation, compiled matchers |
 //! | [`authz`] | the decision procedure across identity, boundary, session, resource, SCP, RCP and VPC endpoint policies |
 //! | [`directory`] | tenants and their IAM entities, with IAM's validation, quotas and error codes |
+//! | [`snapshot`] | tenants compiled into immutable snapshots, the atomic store, last-known-good files |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
@@ -20,3 +21,4 @@ pub mod directory;
 pub mod policy;
 pub mod proto;
 pub mod simulate;
+pub mod snapshot;

@@ -261,6 +261,15 @@ impl CompiledPolicy {
         }
     }
 
+    /// The same statements under another kind: a managed policy used as a permissions
+    /// boundary is compiled once and reported as a boundary in decisions.
+    pub fn with_kind(&self, kind: PolicyKind) -> Self {
+        Self {
+            kind,
+            ..self.clone()
+        }
+    }
+
     /// The policy's id.
     pub fn id(&self) -> &Arc<str> {
         &self.id

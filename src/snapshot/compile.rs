@@ -1,0 +1,646 @@
+//! Compiling a tenant into a snapshot, and resolving principals against it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::authz::{Context, PolicySet, Principal};
+use crate::directory::{Secret, Tag, Tenant};
+use crate::policy::{
+    CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyError, PolicyKind, Timestamp,
+};
+
+use super::SnapshotVersion;
+
+/// Where AWS-managed policies (`arn:aws:iam::aws:policy/...`) come from: compiled once per
+/// process and shared by every tenant.
+pub trait AwsManagedLookup {
+    /// The compiled default version of an AWS-managed policy.
+    fn compiled(&self, arn: &str) -> Option<Arc<CompiledPolicy>>;
+}
+
+/// A tenant, validated and compiled. Immutable: a change is a new snapshot.
+#[derive(Debug)]
+pub struct TenantSnapshot {
+    version: SnapshotVersion,
+    tenant: Arc<Tenant>,
+    users: HashMap<Box<str>, UserEntry>,
+    roles: HashMap<Box<str>, RoleEntry>,
+    access_keys: HashMap<Box<str>, AccessKeyEntry>,
+    managed: HashMap<Box<str>, Arc<CompiledPolicy>>,
+    resource_policies: HashMap<Box<str>, Arc<CompiledPolicy>>,
+    context_keys: Box<[Box<str>]>,
+}
+
+/// A user with everything a decision needs.
+#[derive(Debug)]
+pub struct UserEntry {
+    /// The user as a request principal (ARN and unique id).
+    pub principal: Principal,
+    /// The name as written.
+    pub name: Box<str>,
+    /// The path.
+    pub path: Box<str>,
+    /// The unique id.
+    pub user_id: Box<str>,
+    /// Identity policies: the user's inline and attached ones, then each group's.
+    pub identity: Vec<Arc<CompiledPolicy>>,
+    /// The permissions boundary (zero or one policy).
+    pub boundary: Vec<Arc<CompiledPolicy>>,
+    /// Tags, the values of `aws:PrincipalTag/*`.
+    pub tags: Vec<Tag>,
+}
+
+/// A role with everything `AssumeRole` and its sessions' decisions need.
+#[derive(Debug)]
+pub struct RoleEntry {
+    /// The role's name.
+    pub name: Box<str>,
+    /// The role's ARN, path included (the value of `aws:PrincipalArn` for its sessions).
+    pub arn: Box<str>,
+    /// The unique id (`AROA…`).
+    pub role_id: Box<str>,
+    /// Identity policies: inline, attached, and `AWSRevokeOlderSessions` when sessions were
+    /// revoked.
+    pub identity: Vec<Arc<CompiledPolicy>>,
+    /// The permissions boundary (zero or one policy).
+    pub boundary: Vec<Arc<CompiledPolicy>>,
+    /// The trust policy.
+    pub trust: Arc<CompiledPolicy>,
+    /// The longest session `AssumeRole` may grant, in seconds.
+    pub max_session_duration: u32,
+    /// Tags.
+    pub tags: Vec<Tag>,
+}
+
+/// An access key, for authenticating callers.
+#[derive(Debug)]
+pub struct AccessKeyEntry {
+    /// The owning user's lowercased name.
+    pub user: Box<str>,
+    /// The secret access key.
+    pub secret: Secret,
+    /// Whether the key may be used.
+    pub active: bool,
+}
+
+/// A principal resolved against a snapshot: the policies that apply to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    /// Identity policies.
+    pub identity: &'a [Arc<CompiledPolicy>],
+    /// The permissions boundary.
+    pub boundary: &'a [Arc<CompiledPolicy>],
+    /// The principal's tags.
+    pub tags: &'a [Tag],
+    /// The entity's ARN (`aws:PrincipalArn`), when it is an IAM entity.
+    pub entity_arn: Option<&'a str>,
+    /// The entity's unique id.
+    pub unique_id: Option<&'a str>,
+}
+
+/// Why a tenant could not be compiled. The message names the tenant and the entity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// A stored document does not parse for its kind.
+    #[error("tenant `{tenant}`: {entity}: invalid policy: {code}: {message}")]
+    InvalidPolicy {
+        /// The tenant.
+        tenant: String,
+        /// The entity and policy (`user alice, inline policy S3`).
+        entity: String,
+        /// AWS's error code.
+        code: &'static str,
+        /// AWS's message.
+        message: String,
+    },
+    /// An entity names a policy that does not exist.
+    #[error("tenant `{tenant}`: {entity}: policy `{arn}` does not exist")]
+    DanglingPolicy {
+        /// The tenant.
+        tenant: String,
+        /// The entity.
+        entity: String,
+        /// The missing policy's ARN.
+        arn: String,
+    },
+    /// A user is a member of a group that does not exist.
+    #[error("tenant `{tenant}`: user `{user}` is in group `{group}`, which does not exist")]
+    DanglingGroup {
+        /// The tenant.
+        tenant: String,
+        /// The user.
+        user: String,
+        /// The missing group.
+        group: String,
+    },
+    /// The tenant's account id is not 12 digits.
+    #[error("tenant `{0}`: the account id must be 12 digits")]
+    InvalidAccountId(String),
+    /// A managed policy's default version is missing.
+    #[error("tenant `{tenant}`: policy `{arn}` has no version `{version}`")]
+    MissingDefaultVersion {
+        /// The tenant.
+        tenant: String,
+        /// The policy.
+        arn: String,
+        /// The missing version.
+        version: String,
+    },
+}
+
+/// Compiles documents of one tenant, naming the entity in every error.
+struct Compiler<'t> {
+    tenant: &'t Tenant,
+    managed: HashMap<Box<str>, Arc<CompiledPolicy>>,
+    aws: &'t dyn AwsManagedLookup,
+}
+
+// === impl TenantSnapshot ===
+
+impl TenantSnapshot {
+    /// Validates and compiles `tenant` at `version`. Every document is parsed with the rules of
+    /// its kind and every reference resolved; one failure refuses the whole tenant.
+    pub fn compile(
+        tenant: Arc<Tenant>,
+        version: SnapshotVersion,
+        aws: &dyn AwsManagedLookup,
+    ) -> Result<Self, SnapshotError> {
+        let t = &*tenant;
+        if t.account_id.len() != 12 || !t.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SnapshotError::InvalidAccountId(t.account_id.clone()));
+        }
+        let mut compiler = Compiler {
+            tenant: t,
+            managed: HashMap::new(),
+            aws,
+        };
+        for policy in t.policies.values() {
+            let default = policy
+                .versions
+                .iter()
+                .find(|v| v.version_id == policy.default_version_id)
+                .ok_or_else(|| SnapshotError::MissingDefaultVersion {
+                    tenant: t.account_id.clone(),
+                    arn: policy.arn.clone(),
+                    version: policy.default_version_id.clone(),
+                })?;
+            let compiled =
+                compiler.document(&policy.arn, PolicyKind::Identity, &default.document, || {
+                    format!("managed policy `{}`", policy.arn)
+                })?;
+            compiler
+                .managed
+                .insert(policy.arn.as_str().into(), compiled);
+        }
+
+        let mut users = HashMap::with_capacity(t.users.len());
+        for (key, user) in &t.users {
+            let entity = || format!("user `{}`", user.name);
+            let mut identity = compiler.inline(&user.arn, &user.inline_policies, &entity)?;
+            identity.extend(compiler.attached(&user.attached_policies, &entity)?);
+            for group_name in &user.groups {
+                let group = t.groups.get(&group_name.to_lowercase()).ok_or_else(|| {
+                    SnapshotError::DanglingGroup {
+                        tenant: t.account_id.clone(),
+                        user: user.name.clone(),
+                        group: group_name.clone(),
+                    }
+                })?;
+                let group_entity = || format!("group `{}`", group.name);
+                identity.extend(compiler.inline(
+                    &group.arn,
+                    &group.inline_policies,
+                    &group_entity,
+                )?);
+                identity.extend(compiler.attached(&group.attached_policies, &group_entity)?);
+            }
+            dedup_shared(&mut identity);
+            let boundary = compiler.boundary(user.permissions_boundary.as_deref(), &entity)?;
+            users.insert(
+                key.as_str().into(),
+                UserEntry {
+                    principal: Principal::User {
+                        account: t.account_id.as_str().into(),
+                        arn: user.arn.as_str().into(),
+                        unique_id: Some(user.user_id.as_str().into()),
+                    },
+                    name: user.name.as_str().into(),
+                    path: user.path.as_str().into(),
+                    user_id: user.user_id.as_str().into(),
+                    identity,
+                    boundary,
+                    tags: user.tags.clone(),
+                },
+            );
+        }
+
+        let mut roles = HashMap::with_capacity(t.roles.len());
+        for (key, role) in &t.roles {
+            let entity = || format!("role `{}`", role.name);
+            let mut identity = compiler.inline(&role.arn, &role.inline_policies, &entity)?;
+            identity.extend(compiler.attached(&role.attached_policies, &entity)?);
+            dedup_shared(&mut identity);
+            if let Some(before) = role.sessions_revoked_before {
+                identity.push(revoke_older_sessions(&role.arn, before));
+            }
+            let trust = compiler.document(
+                &format!("{}#trust", role.arn),
+                PolicyKind::Trust,
+                &role.assume_role_policy,
+                || format!("role `{}` trust policy", role.name),
+            )?;
+            roles.insert(
+                key.as_str().into(),
+                RoleEntry {
+                    name: role.name.as_str().into(),
+                    arn: role.arn.as_str().into(),
+                    role_id: role.role_id.as_str().into(),
+                    boundary: compiler.boundary(role.permissions_boundary.as_deref(), &entity)?,
+                    identity,
+                    trust,
+                    max_session_duration: role.max_session_duration,
+                    tags: role.tags.clone(),
+                },
+            );
+        }
+
+        let mut resource_policies = HashMap::with_capacity(t.resource_policies.len());
+        for (arn, policy) in &t.resource_policies {
+            let compiled = compiler.document(
+                &format!("{arn}#resource-policy"),
+                PolicyKind::Resource,
+                &policy.document,
+                || format!("resource policy of `{arn}`"),
+            )?;
+            resource_policies.insert(arn.as_str().into(), compiled);
+        }
+
+        let access_keys = t
+            .users
+            .iter()
+            .flat_map(|(key, user)| {
+                user.access_keys.iter().map(move |k| {
+                    (
+                        Box::<str>::from(k.access_key_id.as_str()),
+                        AccessKeyEntry {
+                            user: key.as_str().into(),
+                            secret: k.secret.clone(),
+                            active: k.status == crate::directory::AccessKeyStatus::Active,
+                        },
+                    )
+                })
+            })
+            .collect();
+
+        let mut context_keys: Vec<Box<str>> = compiler
+            .managed
+            .values()
+            .chain(
+                users
+                    .values()
+                    .flat_map(|u: &UserEntry| u.identity.iter().chain(&u.boundary)),
+            )
+            .chain(roles.values().flat_map(|r: &RoleEntry| {
+                r.identity
+                    .iter()
+                    .chain(&r.boundary)
+                    .chain(std::iter::once(&r.trust))
+            }))
+            .chain(resource_policies.values())
+            .flat_map(|p| p.context_keys().iter().cloned())
+            .collect();
+        context_keys.sort_unstable();
+        context_keys.dedup();
+
+        Ok(Self {
+            version,
+            users,
+            roles,
+            access_keys,
+            managed: compiler.managed,
+            resource_policies,
+            context_keys: context_keys.into_boxed_slice(),
+            tenant,
+        })
+    }
+
+    /// The tenant's account id.
+    pub fn account_id(&self) -> &str {
+        &self.tenant.account_id
+    }
+
+    /// The version this snapshot was built from.
+    pub fn version(&self) -> SnapshotVersion {
+        self.version
+    }
+
+    /// The directory the snapshot was compiled from.
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+
+    /// A user by name (any case).
+    pub fn user(&self, name: &str) -> Option<&UserEntry> {
+        self.users.get(name.to_lowercase().as_str())
+    }
+
+    /// A role by name (any case).
+    pub fn role(&self, name: &str) -> Option<&RoleEntry> {
+        self.roles.get(name.to_lowercase().as_str())
+    }
+
+    /// An access key by id.
+    pub fn access_key(&self, access_key_id: &str) -> Option<&AccessKeyEntry> {
+        self.access_keys.get(access_key_id)
+    }
+
+    /// A customer managed policy (its default version) by ARN.
+    pub fn managed_policy(&self, arn: &str) -> Option<&Arc<CompiledPolicy>> {
+        self.managed.get(arn)
+    }
+
+    /// The resource policy registered for `arn`.
+    pub fn resource_policy(&self, arn: &str) -> Option<&Arc<CompiledPolicy>> {
+        self.resource_policies.get(arn)
+    }
+
+    /// Every request context key some policy of the tenant reads (lowercased, sorted). A
+    /// decision cache keys on these and no others.
+    pub fn context_keys(&self) -> &[Box<str>] {
+        &self.context_keys
+    }
+
+    /// The policies that apply to `principal`, or `None` when it names an entity this tenant
+    /// does not have (or a principal of another account). The root user, services and
+    /// anonymous callers have no identity policies.
+    pub fn resolve(&self, principal: &Principal) -> Option<Resolved<'_>> {
+        let none = Resolved {
+            identity: &[],
+            boundary: &[],
+            tags: &[],
+            entity_arn: None,
+            unique_id: None,
+        };
+        if principal
+            .account()
+            .is_some_and(|a| a != self.tenant.account_id)
+        {
+            return None;
+        }
+        match principal {
+            Principal::User { arn, .. } => {
+                let user = self.user(arn.rsplit('/').next()?)?;
+                (principal_arn_of(&user.principal) == Some(&**arn)).then_some(Resolved {
+                    identity: &user.identity,
+                    boundary: &user.boundary,
+                    tags: &user.tags,
+                    entity_arn: principal_arn_of(&user.principal),
+                    unique_id: Some(&user.user_id),
+                })
+            }
+            Principal::AssumedRole { role_name, .. }
+            | Principal::Role {
+                name: role_name, ..
+            } => {
+                let role = self.role(role_name)?;
+                Some(Resolved {
+                    identity: &role.identity,
+                    boundary: &role.boundary,
+                    tags: &role.tags,
+                    entity_arn: Some(&role.arn),
+                    unique_id: Some(&role.role_id),
+                })
+            }
+            Principal::Root { .. }
+            | Principal::Service { .. }
+            | Principal::Anonymous
+            | Principal::WebIdentity { .. } => Some(none),
+            Principal::FederatedUser { .. } => None,
+        }
+    }
+}
+
+// === impl Resolved ===
+
+impl<'a> Resolved<'a> {
+    /// The policy set of a request by this principal, with the target's resource policy and
+    /// the session's policies.
+    pub fn policy_set(
+        &self,
+        resource: Option<&'a CompiledPolicy>,
+        session: &'a [Arc<CompiledPolicy>],
+    ) -> PolicySet<'a> {
+        PolicySet {
+            identity: self.identity,
+            boundary: self.boundary,
+            session,
+            resource,
+            ..PolicySet::default()
+        }
+    }
+
+    /// Sets the request context keys that follow from the principal (IAM-SEMANTICS §3.7):
+    /// `aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:userid`,
+    /// `aws:username` and `aws:PrincipalTag/*`. They replace any value the caller sent.
+    pub fn fill_context(&self, principal: &Principal, ctx: &mut Context) {
+        let mut set = |key: &str, value: &str| ctx.insert(key, ContextValue::new(value));
+        let account = principal.account().unwrap_or("anonymous");
+        set("aws:PrincipalAccount", account);
+        match principal {
+            Principal::User { arn, .. } => {
+                set("aws:PrincipalArn", arn);
+                set("aws:PrincipalType", "User");
+                set("aws:username", arn.rsplit('/').next().unwrap_or(""));
+                if let Some(id) = self.unique_id {
+                    set("aws:userid", id);
+                }
+            }
+            Principal::AssumedRole { session_name, .. } => {
+                set("aws:PrincipalType", "AssumedRole");
+                if let Some(arn) = self.entity_arn {
+                    set("aws:PrincipalArn", arn);
+                }
+                if let Some(id) = self.unique_id {
+                    set("aws:userid", &format!("{id}:{session_name}"));
+                }
+            }
+            Principal::Role { arn, .. } => {
+                set("aws:PrincipalType", "AssumedRole");
+                set("aws:PrincipalArn", arn);
+            }
+            Principal::Root { account } => {
+                set("aws:PrincipalType", "Account");
+                set("aws:PrincipalArn", &format!("arn:aws:iam::{account}:root"));
+                set("aws:userid", account);
+            }
+            Principal::FederatedUser { account, name } => {
+                set("aws:PrincipalType", "FederatedUser");
+                set(
+                    "aws:PrincipalArn",
+                    &format!("arn:aws:sts::{account}:federated-user/{name}"),
+                );
+                set("aws:userid", &format!("{account}:{name}"));
+            }
+            Principal::Anonymous | Principal::WebIdentity { .. } | Principal::Service { .. } => {
+                set("aws:PrincipalType", "Anonymous");
+                set("aws:userid", "anonymous");
+            }
+        }
+        for tag in self.tags {
+            set(&format!("aws:PrincipalTag/{}", tag.key), &tag.value);
+        }
+    }
+}
+
+fn principal_arn_of(principal: &Principal) -> Option<&str> {
+    match principal {
+        Principal::User { arn, .. } | Principal::Role { arn, .. } => Some(arn),
+        _ => None,
+    }
+}
+
+// === impl Compiler ===
+
+impl Compiler<'_> {
+    fn document(
+        &self,
+        id: &str,
+        kind: PolicyKind,
+        text: &str,
+        entity: impl Fn() -> String,
+    ) -> Result<Arc<CompiledPolicy>, SnapshotError> {
+        // Stored documents passed the write-time rules of the control plane; a sidecar
+        // re-checks the grammar of the kind (a newer control plane may know more) but not the
+        // write-time quotas.
+        let document = PolicyDocument::parse_with(text, ParseOptions::lenient(kind)).map_err(
+            |e: PolicyError| SnapshotError::InvalidPolicy {
+                tenant: self.tenant.account_id.clone(),
+                entity: entity(),
+                code: e.code(),
+                message: e.message().to_owned(),
+            },
+        )?;
+        Ok(Arc::new(CompiledPolicy::compile(id, kind, &document)))
+    }
+
+    fn inline(
+        &self,
+        entity_arn: &str,
+        policies: &crate::directory::InlinePolicies,
+        entity: &dyn Fn() -> String,
+    ) -> Result<Vec<Arc<CompiledPolicy>>, SnapshotError> {
+        policies
+            .iter()
+            .map(|(name, text)| {
+                self.document(
+                    &format!("{entity_arn}#inline/{name}"),
+                    PolicyKind::Identity,
+                    text,
+                    || format!("{}, inline policy `{name}`", entity()),
+                )
+            })
+            .collect()
+    }
+
+    fn lookup(&self, arn: &str) -> Option<Arc<CompiledPolicy>> {
+        self.managed
+            .get(arn)
+            .cloned()
+            .or_else(|| self.aws.compiled(arn))
+    }
+
+    fn attached(
+        &self,
+        arns: &[String],
+        entity: &dyn Fn() -> String,
+    ) -> Result<Vec<Arc<CompiledPolicy>>, SnapshotError> {
+        arns.iter()
+            .map(|arn| {
+                self.lookup(arn)
+                    .ok_or_else(|| SnapshotError::DanglingPolicy {
+                        tenant: self.tenant.account_id.clone(),
+                        entity: entity(),
+                        arn: arn.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    fn boundary(
+        &self,
+        arn: Option<&str>,
+        entity: &dyn Fn() -> String,
+    ) -> Result<Vec<Arc<CompiledPolicy>>, SnapshotError> {
+        let Some(arn) = arn else {
+            return Ok(Vec::new());
+        };
+        let policy = self
+            .lookup(arn)
+            .ok_or_else(|| SnapshotError::DanglingPolicy {
+                tenant: self.tenant.account_id.clone(),
+                entity: format!("{} permissions boundary", entity()),
+                arn: arn.to_owned(),
+            })?;
+        // The same document, evaluated as a boundary: its decisions report the boundary type.
+        Ok(vec![Arc::new(recompile_as(&policy, PolicyKind::Boundary))])
+    }
+}
+
+/// A compiled policy's statements under another kind (for reporting: a managed policy used as
+/// a boundary denies "in a permissions boundary policy").
+fn recompile_as(policy: &CompiledPolicy, kind: PolicyKind) -> CompiledPolicy {
+    policy.with_kind(kind)
+}
+
+/// Drops repeated attachments of the same managed policy (a user and its group may both
+/// attach it): a second copy changes no decision and costs a scan.
+fn dedup_shared(policies: &mut Vec<Arc<CompiledPolicy>>) {
+    let mut seen: Vec<*const CompiledPolicy> = Vec::with_capacity(policies.len());
+    policies.retain(|p| {
+        let ptr = Arc::as_ptr(p);
+        let new = !seen.contains(&ptr);
+        seen.push(ptr);
+        new
+    });
+}
+
+/// AWS's `AWSRevokeOlderSessions` inline policy: deny everything to sessions issued before
+/// `before` (IAM-SEMANTICS §4.8). Long-term credentials carry no `aws:TokenIssueTime`, so
+/// `DateLessThan` is false for them and the deny does not apply.
+fn revoke_older_sessions(role_arn: &str, before: i64) -> Arc<CompiledPolicy> {
+    let when = Timestamp::from_epoch_seconds(before).to_string();
+    let document = PolicyDocument {
+        version: crate::policy::PolicyVersion::Current,
+        id: None,
+        statements: vec![crate::policy::Statement {
+            sid: Some("AWSRevokeOlderSessions".into()),
+            effect: crate::policy::Effect::Deny,
+            principal: None,
+            action: crate::policy::ActionBlock {
+                negated: false,
+                patterns: vec!["*".into()],
+            },
+            resource: Some(crate::policy::ResourceBlock {
+                negated: false,
+                patterns: vec!["*".into()],
+            }),
+            conditions: vec![crate::policy::ConditionEntry {
+                operator: crate::policy::ConditionOperator {
+                    qualifier: None,
+                    base: crate::policy::BaseOperator::DateLessThan,
+                    if_exists: false,
+                },
+                key: "aws:TokenIssueTime".into(),
+                values: vec![when],
+            }],
+        }],
+    };
+    Arc::new(CompiledPolicy::compile(
+        format!("{role_arn}#inline/AWSRevokeOlderSessions"),
+        PolicyKind::Identity,
+        &document,
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

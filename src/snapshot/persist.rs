@@ -1,0 +1,313 @@
+//! The last known good snapshot of each tenant, on the sidecar's disk (RELIABILITY G5).
+//!
+//! One file per tenant, `tenant-<account>.json`, written atomically: a temporary file is
+//! written and fsynced, renamed over the old one, and the directory fsynced, so a crash at any
+//! point leaves either the old file or the new one, never a mix. The file holds the tenant's
+//! directory as the control plane sent it, with its version and a SHA-256 digest binding the
+//! account, the version and the content: a truncated, bit-flipped or foreign file is refused,
+//! never served. The digest detects corruption, not forgery: whoever can write the sidecar's
+//! state directory (mode 0600 files) is trusted like the sidecar itself.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ring::digest;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::Tenant;
+
+use super::SnapshotVersion;
+
+const FORMAT: u32 = 1;
+
+/// A tenant read back from disk, verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedTenant {
+    /// The directory.
+    pub tenant: Tenant,
+    /// Its version.
+    pub version: SnapshotVersion,
+}
+
+/// Why a persisted tenant could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid snapshot (truncated, corrupted, wrong format).
+    #[error("{path}: refused: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file belongs to another tenant.
+    #[error("{path}: holds tenant `{found}`, not `{expected}`")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// The tenant asked for.
+        expected: String,
+        /// The tenant found.
+        found: String,
+    },
+    /// The account id cannot name a file.
+    #[error("invalid account id `{0}`: expected 12 digits")]
+    InvalidAccount(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    format: u32,
+    account_id: String,
+    version: SnapshotVersion,
+    sha256: String,
+    tenant: String,
+}
+
+/// The file that holds `account_id`'s snapshot under `dir`.
+fn file_for(dir: &Path, account_id: &str) -> Result<PathBuf, PersistError> {
+    if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PersistError::InvalidAccount(account_id.to_owned()));
+    }
+    Ok(dir.join(format!("tenant-{account_id}.json")))
+}
+
+fn digest_hex(account_id: &str, version: SnapshotVersion, payload: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(account_id.as_bytes());
+    ctx.update(b"\n");
+    ctx.update(&version.epoch.to_be_bytes());
+    ctx.update(&version.seq.to_be_bytes());
+    ctx.update(b"\n");
+    ctx.update(payload.as_bytes());
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `tenant` at `version` as the last known good snapshot, atomically.
+pub fn write_last_known_good(
+    dir: &Path,
+    tenant: &Tenant,
+    version: SnapshotVersion,
+) -> Result<PathBuf, PersistError> {
+    let path = file_for(dir, &tenant.account_id)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PersistError::Io { path, source }
+    };
+    let payload = serde_json::to_string(tenant).map_err(|e| PersistError::Corrupt {
+        path: path.clone(),
+        reason: format!("cannot encode the tenant: {e}"),
+    })?;
+    let envelope = Envelope {
+        format: FORMAT,
+        account_id: tenant.account_id.clone(),
+        version,
+        sha256: digest_hex(&tenant.account_id, version, &payload),
+        tenant: payload,
+    };
+    let bytes = serde_json::to_vec(&envelope).map_err(|e| PersistError::Corrupt {
+        path: path.clone(),
+        reason: format!("cannot encode the envelope: {e}"),
+    })?;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(".tenant-{}.json.tmp", tenant.account_id));
+    let mut file = open_private(&tmp).map_err(io(&tmp))?;
+    file.write_all(&bytes).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    // Make the rename itself durable.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(path)
+}
+
+#[cfg(unix)]
+fn open_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// Reads and verifies the last known good snapshot of `account_id`.
+pub fn read_last_known_good(dir: &Path, account_id: &str) -> Result<PersistedTenant, PersistError> {
+    let path = file_for(dir, account_id)?;
+    let corrupt = |reason: String| PersistError::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = fs::read(&path).map_err(|source| PersistError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let envelope: Envelope =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a snapshot file: {e}")))?;
+    if envelope.format != FORMAT {
+        return Err(corrupt(format!("unknown format {}", envelope.format)));
+    }
+    if envelope.account_id != account_id {
+        return Err(PersistError::Foreign {
+            path,
+            expected: account_id.to_owned(),
+            found: envelope.account_id,
+        });
+    }
+    let expected = digest_hex(&envelope.account_id, envelope.version, &envelope.tenant);
+    // Not a secret: a plain comparison is fine for an integrity digest.
+    if expected != envelope.sha256 {
+        return Err(corrupt("the digest does not match the content".into()));
+    }
+    let tenant: Tenant = serde_json::from_str(&envelope.tenant)
+        .map_err(|e| corrupt(format!("the tenant does not decode: {e}")))?;
+    if tenant.account_id != account_id {
+        return Err(PersistError::Foreign {
+            path,
+            expected: account_id.to_owned(),
+            found: tenant.account_id,
+        });
+    }
+    Ok(PersistedTenant {
+        tenant,
+        version: envelope.version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compile::tests::demo_tenant;
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("iamlet-persist-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const A: &str = "111122223333";
+
+    #[test]
+    fn round_trips_and_is_private() {
+        let dir = temp_dir("round-trip");
+        let tenant = demo_tenant();
+        let path = write_last_known_good(&dir, &tenant, SnapshotVersion::new(2, 7)).unwrap();
+        let read = read_last_known_good(&dir, A).unwrap();
+        assert_eq!(read.tenant, tenant);
+        assert_eq!(read.version, SnapshotVersion::new(2, 7));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        // A newer write replaces it whole.
+        let mut newer = demo_tenant();
+        newer.alias = Some("renamed".into());
+        write_last_known_good(&dir, &newer, SnapshotVersion::new(2, 8)).unwrap();
+        assert_eq!(
+            read_last_known_good(&dir, A)
+                .unwrap()
+                .tenant
+                .alias
+                .as_deref(),
+            Some("renamed")
+        );
+    }
+
+    #[test]
+    fn every_single_bit_flip_and_every_truncation_is_refused() {
+        // RELIABILITY T11: a corrupted file is never served.
+        let dir = temp_dir("flips");
+        let path = write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 3)).unwrap();
+        let good = fs::read(&path).unwrap();
+        let mut accepted = Vec::new();
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[i] ^= 1 << bit;
+                fs::write(&path, &bad).unwrap();
+                if read_last_known_good(&dir, A).is_ok() {
+                    accepted.push((i, bit));
+                }
+            }
+        }
+        for len in 0..good.len() {
+            fs::write(&path, &good[..len]).unwrap();
+            assert!(read_last_known_good(&dir, A).is_err(), "truncated to {len}");
+        }
+        assert!(accepted.is_empty(), "flips accepted: {accepted:?}");
+        fs::write(&path, &good).unwrap();
+        assert!(read_last_known_good(&dir, A).is_ok());
+    }
+
+    #[test]
+    fn a_file_of_another_tenant_is_refused() {
+        let dir = temp_dir("foreign");
+        let path = write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 1)).unwrap();
+        fs::copy(&path, dir.join("tenant-444455556666.json")).unwrap();
+        assert!(matches!(
+            read_last_known_good(&dir, "444455556666"),
+            Err(PersistError::Foreign { .. })
+        ));
+        assert!(matches!(
+            read_last_known_good(&dir, "../etc/passwd"),
+            Err(PersistError::InvalidAccount(_))
+        ));
+        assert!(matches!(
+            read_last_known_good(&dir, "999988887777"),
+            Err(PersistError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn a_leftover_temporary_file_is_never_read() {
+        // A crash between write and rename leaves the temporary file; the old file serves.
+        let dir = temp_dir("crash");
+        write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 1)).unwrap();
+        fs::write(
+            dir.join(format!(".tenant-{A}.json.tmp")),
+            b"{\"format\":1,\"acc",
+        )
+        .unwrap();
+        assert_eq!(
+            read_last_known_good(&dir, A).unwrap().version,
+            SnapshotVersion::new(0, 1)
+        );
+        // And the next write replaces the leftover.
+        write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 2)).unwrap();
+        assert_eq!(
+            read_last_known_good(&dir, A).unwrap().version,
+            SnapshotVersion::new(0, 2)
+        );
+    }
+}
