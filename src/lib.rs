@@ -8,6 +8,7 @@
 //! | [`authz`] | the decision procedure across identity, boundary, session, resource, SCP, RCP and VPC endpoint policies |
 //! | [`directory`] | tenants and their IAM entities, with IAM's validation, quotas and error codes |
 //! | [`snapshot`] | tenants compiled into immutable snapshots, the atomic store, last-known-good files |
+//! | [`control_plane`] | durable tenant storage with an append-only change log (the audit trail) |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
@@ -17,6 +18,7 @@
 
 pub mod authz;
 pub mod cli;
+pub mod control_plane;
 pub mod directory;
 pub mod policy;
 pub mod proto;
