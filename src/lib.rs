@@ -9,6 +9,7 @@
 //! | [`directory`] | tenants and their IAM entities, with IAM's validation, quotas and error codes |
 //! | [`snapshot`] | tenants compiled into immutable snapshots, the atomic store, last-known-good files |
 //! | [`control_plane`] | durable tenant storage with an append-only change log (the audit trail) |
+//! | [`sync`] | the sidecar's end of the snapshot stream: apply or refuse updates, boot from disk, readiness |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
@@ -24,3 +25,4 @@ pub mod policy;
 pub mod proto;
 pub mod simulate;
 pub mod snapshot;
+pub mod sync;

@@ -26,6 +26,10 @@ pub use compile::{
 pub use persist::{read_last_known_good, write_last_known_good, PersistError, PersistedTenant};
 pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
 
+/// Tenants and helpers for other modules' tests.
+#[cfg(test)]
+pub(crate) use compile::tests as test_support;
+
 /// A tenant's version: `(epoch, seq)`, compared lexicographically. The control plane bumps the
 /// epoch after a restore, so a rollback is never mistaken for a regression.
 #[derive(

@@ -1,0 +1,253 @@
+//! The sidecar's end of the snapshot stream, without the transport.
+//!
+//! [`Applier::apply`] takes one tenant update as it arrives (the tenant's directory, its
+//! version and a SHA-256 digest of the payload), and either publishes it or refuses it:
+//!
+//! ```text
+//! update ─▶ digest and account match? ─▶ decode ─▶ compile (every document, every reference)
+//!        ─▶ SnapshotStore::apply (one swap; never backwards) ─▶ persist last known good ─▶ ACK
+//!    any failure ─▶ NACK with the reason; the previous version keeps serving; other tenants
+//!                    are not affected (RELIABILITY G3, G4)
+//! ```
+//!
+//! [`Applier::boot_from_disk`] loads the persisted tenants before the control plane answers
+//! (G5, T10), and [`Readiness`] says whether every tenant this sidecar must serve is loaded
+//! (G6, T14). The gRPC stream (reconnects, backoff, nonces) drives these.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ring::digest;
+
+use crate::directory::Tenant;
+use crate::snapshot::{
+    read_last_known_good, write_last_known_good, ApplyOutcome, AwsManagedLookup, SnapshotStore,
+    SnapshotVersion, TenantSnapshot,
+};
+
+/// One tenant's update as the control plane sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantUpdate {
+    /// The tenant.
+    pub account_id: String,
+    /// The version.
+    pub version: SnapshotVersion,
+    /// The tenant's directory as JSON.
+    pub payload: String,
+    /// Lowercase hex SHA-256 of `payload`.
+    pub sha256: String,
+}
+
+/// What became of an update: the sidecar ACKs the first two and NACKs the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateResult {
+    /// Published.
+    Applied(SnapshotVersion),
+    /// Already at this version: nothing to do (an idempotent ACK).
+    Unchanged(SnapshotVersion),
+    /// Refused; the previous version keeps serving.
+    Rejected {
+        /// The refused version.
+        version: SnapshotVersion,
+        /// Why, naming the tenant and the entity.
+        error: String,
+    },
+}
+
+/// Which tenants a sidecar must serve before it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// These tenants (none of them may be missing).
+    Tenants(Vec<String>),
+    /// Every tenant the control plane has; ready once the first full response arrived.
+    All,
+}
+
+/// Applies updates to a snapshot store and keeps the last known good files.
+pub struct Applier {
+    store: Arc<SnapshotStore>,
+    state_dir: Option<PathBuf>,
+    aws: Arc<dyn AwsManagedLookup + Send + Sync>,
+}
+
+// === impl TenantUpdate ===
+
+impl TenantUpdate {
+    /// An update for `tenant` at `version`, with its digest.
+    pub fn new(tenant: &Tenant, version: SnapshotVersion) -> Result<Self, serde_json::Error> {
+        let payload = serde_json::to_string(tenant)?;
+        Ok(Self {
+            account_id: tenant.account_id.clone(),
+            version,
+            sha256: sha256_hex(&payload),
+            payload,
+        })
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(text: &str) -> String {
+    digest::digest(&digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// === impl Applier ===
+
+impl Applier {
+    /// An applier publishing into `store`, persisting under `state_dir` when given.
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        state_dir: Option<PathBuf>,
+        aws: Arc<dyn AwsManagedLookup + Send + Sync>,
+    ) -> Self {
+        Self {
+            store,
+            state_dir,
+            aws,
+        }
+    }
+
+    /// The store updates are published into.
+    pub fn store(&self) -> &Arc<SnapshotStore> {
+        &self.store
+    }
+
+    /// Validates, compiles and publishes one update.
+    pub fn apply(&self, update: &TenantUpdate) -> UpdateResult {
+        let version = update.version;
+        let reject = |error: String| UpdateResult::Rejected { version, error };
+        if let Some(current) = self.store.version(&update.account_id) {
+            if current == version {
+                return UpdateResult::Unchanged(version);
+            }
+            if current > version {
+                return reject(format!(
+                    "tenant `{}`: version {version} is older than the applied version {current}",
+                    update.account_id
+                ));
+            }
+        }
+        if sha256_hex(&update.payload) != update.sha256 {
+            return reject(format!(
+                "tenant `{}`: the payload does not match its digest (torn or corrupted in transit)",
+                update.account_id
+            ));
+        }
+        let tenant: Tenant = match serde_json::from_str(&update.payload) {
+            Ok(t) => t,
+            Err(e) => {
+                return reject(format!(
+                    "tenant `{}`: the payload does not decode: {e}",
+                    update.account_id
+                ))
+            }
+        };
+        if tenant.account_id != update.account_id {
+            return reject(format!(
+                "tenant `{}`: the payload is tenant `{}`",
+                update.account_id, tenant.account_id
+            ));
+        }
+        self.publish(tenant, version)
+    }
+
+    fn publish(&self, tenant: Tenant, version: SnapshotVersion) -> UpdateResult {
+        let tenant = Arc::new(tenant);
+        let snapshot =
+            match TenantSnapshot::compile(Arc::clone(&tenant), version, self.aws.as_ref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    return UpdateResult::Rejected {
+                        version,
+                        error: e.to_string(),
+                    }
+                }
+            };
+        match self.store.apply(snapshot) {
+            Ok(ApplyOutcome::Unchanged) => UpdateResult::Unchanged(version),
+            Ok(ApplyOutcome::Applied { .. }) => {
+                if let Some(dir) = &self.state_dir {
+                    // The new version serves even if it cannot be persisted: the file only
+                    // matters for the next start, which then falls back to the stream.
+                    if let Err(error) = write_last_known_good(dir, &tenant, version) {
+                        report_persist_failure(&error);
+                    }
+                }
+                UpdateResult::Applied(version)
+            }
+            Err(e) => UpdateResult::Rejected {
+                version,
+                error: e.to_string(),
+            },
+        }
+    }
+
+    /// Loads the persisted snapshots of `tenants` (before the control plane is reached). A
+    /// missing, corrupted or foreign file is reported and skipped, never served.
+    pub fn boot_from_disk(&self, tenants: &[String]) -> Vec<(String, UpdateResult)> {
+        let Some(dir) = &self.state_dir else {
+            return Vec::new();
+        };
+        tenants
+            .iter()
+            .map(|account| {
+                let result = match read_last_known_good(dir, account) {
+                    Ok(persisted) => self.publish(persisted.tenant, persisted.version),
+                    Err(e) => UpdateResult::Rejected {
+                        version: SnapshotVersion::default(),
+                        error: e.to_string(),
+                    },
+                };
+                (account.clone(), result)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Applier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Persistence failures go to standard error, which the kubelet collects; structured logging
+/// replaces this with the sidecar's telemetry.
+fn report_persist_failure(error: &crate::snapshot::PersistError) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "iamlet: cannot persist the last known good snapshot: {error}"
+    );
+}
+
+// === impl Readiness ===
+
+impl Readiness {
+    /// True when every required tenant is served.
+    pub fn is_ready(&self, store: &SnapshotStore, full_response_seen: bool) -> bool {
+        match self {
+            Self::Tenants(required) => required.iter().all(|t| store.version(t).is_some()),
+            Self::All => full_response_seen,
+        }
+    }
+
+    /// The required tenants that are not served yet.
+    pub fn missing(&self, store: &SnapshotStore) -> Vec<String> {
+        match self {
+            Self::Tenants(required) => required
+                .iter()
+                .filter(|t| store.version(t).is_none())
+                .cloned()
+                .collect(),
+            Self::All => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::snapshot::test_support::{demo_tenant, NoAwsManaged};
+
+const A: &str = "111122223333";
+const B: &str = "444455556666";
+
+fn applier(state_dir: Option<PathBuf>) -> Applier {
+    Applier::new(
+        Arc::new(SnapshotStore::new()),
+        state_dir,
+        Arc::new(NoAwsManaged),
+    )
+}
+
+fn tenant(account: &str) -> Tenant {
+    let mut t = demo_tenant();
+    if account != A {
+        // Rewrite the demo tenant's ARNs for another account.
+        let json = serde_json::to_string(&t).unwrap().replace(A, account);
+        t = serde_json::from_str(&json).unwrap();
+    }
+    t
+}
+
+fn update(t: &Tenant, seq: u64) -> TenantUpdate {
+    TenantUpdate::new(t, SnapshotVersion::new(1, seq)).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("iamlet-sync-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_malformed_tenant_is_refused_and_others_still_apply() {
+    // RELIABILITY T03.
+    let applier = applier(None);
+    assert_eq!(
+        applier.apply(&update(&tenant(A), 1)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 1))
+    );
+    let mut bad = tenant(A);
+    bad.roles.get_mut("app").unwrap().assume_role_policy = "{not json".into();
+    let result = applier.apply(&update(&bad, 2));
+    let UpdateResult::Rejected { error, .. } = result else {
+        panic!("expected a NACK, got {result:?}")
+    };
+    assert!(
+        error.contains("tenant `111122223333`") && error.contains("role `app` trust policy"),
+        "{error}"
+    );
+    assert_eq!(
+        applier.apply(&update(&tenant(B), 1)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 1))
+    );
+    // The previous version of A keeps serving, and the next good version applies.
+    assert_eq!(applier.store().version(A), Some(SnapshotVersion::new(1, 1)));
+    assert_eq!(
+        applier.apply(&update(&tenant(A), 3)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 3))
+    );
+}
+
+#[test]
+fn torn_or_misaddressed_payloads_are_refused() {
+    let applier = applier(None);
+    let mut torn = update(&tenant(A), 1);
+    torn.payload.truncate(torn.payload.len() / 2);
+    assert!(matches!(
+        applier.apply(&torn),
+        UpdateResult::Rejected { .. }
+    ));
+    let mut other = update(&tenant(B), 1);
+    other.account_id = A.into();
+    let UpdateResult::Rejected { error, .. } = applier.apply(&other) else {
+        panic!("a payload for B must not be applied as A")
+    };
+    assert!(
+        error.contains("the payload is tenant `444455556666`"),
+        "{error}"
+    );
+    assert!(applier.store().load(A).is_none());
+}
+
+#[test]
+fn versions_regress_never_and_repeat_idempotently() {
+    // RELIABILITY T05.
+    let applier = applier(None);
+    applier.apply(&update(&tenant(A), 5));
+    let served = applier.store().load(A).unwrap();
+    assert_eq!(
+        applier.apply(&update(&tenant(A), 5)),
+        UpdateResult::Unchanged(SnapshotVersion::new(1, 5))
+    );
+    assert!(Arc::ptr_eq(&served, &applier.store().load(A).unwrap()));
+    assert!(matches!(
+        applier.apply(&update(&tenant(A), 4)),
+        UpdateResult::Rejected { .. }
+    ));
+    let newer_epoch = TenantUpdate::new(&tenant(A), SnapshotVersion::new(2, 1)).unwrap();
+    assert_eq!(
+        applier.apply(&newer_epoch),
+        UpdateResult::Applied(SnapshotVersion::new(2, 1))
+    );
+}
+
+#[test]
+fn a_restarted_sidecar_serves_its_last_known_good_snapshot() {
+    // RELIABILITY T10: the control plane is unreachable; the sidecar boots from disk.
+    let dir = temp_dir("boot");
+    let first = applier(Some(dir.clone()));
+    first.apply(&update(&tenant(A), 7));
+    let restarted = applier(Some(dir));
+    let booted = restarted.boot_from_disk(&[A.to_owned(), B.to_owned()]);
+    assert_eq!(
+        booted[0],
+        (
+            A.to_owned(),
+            UpdateResult::Applied(SnapshotVersion::new(1, 7))
+        )
+    );
+    assert!(
+        matches!(booted[1].1, UpdateResult::Rejected { .. }),
+        "B was never persisted"
+    );
+    let snap = restarted.store().load(A).unwrap();
+    assert!(snap.user("alice").is_some());
+    let readiness = Readiness::Tenants(vec![A.into(), B.into()]);
+    assert!(!readiness.is_ready(restarted.store(), false));
+    assert_eq!(readiness.missing(restarted.store()), [B.to_owned()]);
+}
+
+#[test]
+fn a_corrupted_persisted_file_is_never_served() {
+    // RELIABILITY T11.
+    let dir = temp_dir("corrupt");
+    applier(Some(dir.clone())).apply(&update(&tenant(A), 2));
+    let file = dir.join(format!("tenant-{A}.json"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&file, bytes).unwrap();
+    let restarted = applier(Some(dir));
+    let booted = restarted.boot_from_disk(&[A.to_owned()]);
+    assert!(
+        matches!(&booted[0].1, UpdateResult::Rejected { error, .. } if error.contains("refused")),
+        "{booted:?}"
+    );
+    assert!(restarted.store().load(A).is_none());
+    assert!(!Readiness::Tenants(vec![A.into()]).is_ready(restarted.store(), true));
+}
+
+#[test]
+fn not_ready_until_every_required_tenant_is_loaded() {
+    // RELIABILITY T14: the control plane serves two of three required tenants.
+    let applier = applier(None);
+    let readiness = Readiness::Tenants(vec![A.into(), B.into(), "999988887777".into()]);
+    applier.apply(&update(&tenant(A), 1));
+    applier.apply(&update(&tenant(B), 1));
+    assert!(!readiness.is_ready(applier.store(), true));
+    assert_eq!(
+        readiness.missing(applier.store()),
+        ["999988887777".to_owned()]
+    );
+    applier.apply(&update(&tenant("999988887777"), 1));
+    assert!(readiness.is_ready(applier.store(), true));
+    assert!(!Readiness::All.is_ready(applier.store(), false));
+    assert!(Readiness::All.is_ready(applier.store(), true));
+}
