@@ -7,17 +7,29 @@
 //! is synchronous and in memory: the control plane persists tenants and logs each change, and
 //! sidecars receive tenants as snapshots.
 
+mod aws_managed;
 mod ids;
 mod model;
 mod ops;
+mod password;
+pub mod totp;
 mod validate;
 
+pub use aws_managed::{
+    aws_managed_policies, aws_managed_policy, is_aws_managed_arn, AwsManagedPolicy,
+    AWS_MANAGED_ARN_PREFIX,
+};
 pub use ids::{IdGenerator, IdPrefix};
 pub use model::{
     AccessKey, AccessKeyStatus, Group, InlinePolicies, IssuerKey, LoginProfile, ManagedPolicy,
     OidcProvider, PolicyVersionEntry, ResourcePolicy, Role, Secret, Tag, Tenant, TenantQuotas,
     User, VirtualMfaDevice,
 };
+pub use ops::{
+    AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
+    CreateUserInput, MfaDeviceMetadata,
+};
+pub use password::{verify_password, PasswordHasher};
 
 /// Why a directory operation was refused, with IAM's error code. The message is IAM's own
 /// text where IAM has one.

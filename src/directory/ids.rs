@@ -106,7 +106,14 @@ impl IdGenerator {
         // The alphabets have 32 and 64 letters, which divide 256: no modulo bias.
         bytes
             .iter()
-            .map(|b| char::from(alphabet.get(usize::from(*b) % alphabet.len()).copied().unwrap_or(b'A')))
+            .map(|b| {
+                char::from(
+                    alphabet
+                        .get(usize::from(*b) % alphabet.len())
+                        .copied()
+                        .unwrap_or(b'A'),
+                )
+            })
             .collect()
     }
 
@@ -137,7 +144,9 @@ impl fmt::Debug for IdGenerator {
             Source::System(_) => "system",
             Source::Seeded(_) => "seeded",
         };
-        f.debug_struct("IdGenerator").field("source", &kind).finish()
+        f.debug_struct("IdGenerator")
+            .field("source", &kind)
+            .finish()
     }
 }
 
