@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
+mod serve;
+
 use crate::policy::{ParseOptions, PolicyDocument, PolicyKind};
 use crate::simulate::{Vector, VectorResult};
 
@@ -34,6 +37,13 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Run the control plane: tenants' IAM directories, the admin API and the snapshot stream.
+    ControlPlane(serve::ControlPlaneArgs),
+    /// Run a sidecar that follows the control plane and serves its tenants locally.
+    Sidecar(serve::SidecarArgs),
+    /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
+    /// --user-name alice`).
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +78,17 @@ pub fn main() -> ExitCode {
     let stdout = io::stdout();
     let stderr = io::stderr();
     let result = match cli.command {
+        Command::ControlPlane(args) => return exit_on(serve::run_control_plane(args), 1),
+        Command::Sidecar(args) => return exit_on(serve::run_sidecar(args), 1),
+        Command::Admin(args) => {
+            return match admin::run_admin(args, &mut stdout.lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let _ = writeln!(stderr.lock(), "{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Command::Up => run_up(&mut stdout.lock()),
         Command::Policy {
             command: PolicyCommand::Validate { kind, files },
@@ -94,6 +115,17 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = writeln!(stderr.lock(), "iamlet: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Exit status 0, or `code` after printing the error.
+fn exit_on<E: std::fmt::Display>(result: Result<(), E>, code: u8) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(io::stderr().lock(), "iamlet: {e}");
+            ExitCode::from(code)
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | [`snapshot`] | tenants compiled into immutable snapshots, the atomic store, last-known-good files |
 //! | [`control_plane`] | durable tenant storage with an append-only change log (the audit trail) |
 //! | [`sync`] | the sidecar's end of the snapshot stream: apply or refuse updates, boot from disk, readiness |
+//! | [`sidecar`] | the sidecar process: boot, stream, local API |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
@@ -23,6 +24,7 @@ pub mod control_plane;
 pub mod directory;
 pub mod policy;
 pub mod proto;
+pub mod sidecar;
 pub mod simulate;
 pub mod snapshot;
 pub mod sync;

@@ -7,6 +7,11 @@
 )]
 
 /// The `iamlet.v1` package.
+#[expect(
+    clippy::allow_attributes,
+    clippy::allow_attributes_without_reason,
+    reason = "tonic's generated services carry their own `#[allow]`s, which we do not edit"
+)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/iamlet.v1.rs"));
 }

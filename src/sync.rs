@@ -14,6 +14,8 @@
 //! (G5, T10), and [`Readiness`] says whether every tenant this sidecar must serve is loaded
 //! (G6, T14). The gRPC stream (reconnects, backoff, nonces) drives these.
 
+mod client;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ use crate::snapshot::{
     read_last_known_good, write_last_known_good, ApplyOutcome, AwsManagedLookup, SnapshotStore,
     SnapshotVersion, TenantSnapshot,
 };
+
+pub use client::{run_sync, Backoff, SyncConfig, SyncState};
 
 /// One tenant's update as the control plane sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,5 +11,7 @@
 mod corpus;
 // The `iamlet` command line, driven as a user would.
 mod cli;
+// The control plane, the snapshot stream and sidecars over real gRPC on loopback.
+mod distribution;
 // A deliberately simple second evaluator, and property tests comparing it with the engine.
 mod reference;

@@ -644,3 +644,51 @@ fn revoke_older_sessions(role_arn: &str, before: i64) -> Arc<CompiledPolicy> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// The AWS-managed policies tenants may attach (`directory::aws_managed_policies`), compiled
+/// once per process.
+#[derive(Debug)]
+pub struct AwsManagedCatalog {
+    compiled: HashMap<&'static str, Arc<CompiledPolicy>>,
+}
+
+// === impl AwsManagedCatalog ===
+
+impl AwsManagedCatalog {
+    /// Compiles the catalog. Its documents ship with the binary and are tested, so one that
+    /// does not parse is left out rather than taking the process down.
+    pub fn compile() -> Self {
+        let compiled = crate::directory::aws_managed_policies()
+            .iter()
+            .filter_map(|p| {
+                let options = ParseOptions::aws_managed(PolicyKind::Identity);
+                let document = PolicyDocument::parse_with(p.document, options).ok()?;
+                Some((
+                    p.arn,
+                    Arc::new(CompiledPolicy::compile(
+                        p.arn,
+                        PolicyKind::Identity,
+                        &document,
+                    )),
+                ))
+            })
+            .collect();
+        Self { compiled }
+    }
+
+    /// The number of policies compiled.
+    pub fn len(&self) -> usize {
+        self.compiled.len()
+    }
+
+    /// True when nothing compiled.
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+}
+
+impl AwsManagedLookup for AwsManagedCatalog {
+    fn compiled(&self, arn: &str) -> Option<Arc<CompiledPolicy>> {
+        self.compiled.get(arn).cloned()
+    }
+}

@@ -372,3 +372,39 @@ fn a_bad_tenant_is_refused_whole_with_the_entity_named() {
         Err(SnapshotError::InvalidAccountId(_))
     ));
 }
+
+#[test]
+fn the_aws_managed_catalog_compiles_whole_and_resolves_attachments() {
+    let catalog = AwsManagedCatalog::compile();
+    assert_eq!(
+        catalog.len(),
+        crate::directory::aws_managed_policies().len()
+    );
+    let mut t = demo_tenant();
+    t.users
+        .get_mut("alice")
+        .unwrap()
+        .attached_policies
+        .push("arn:aws:iam::aws:policy/IAMReadOnlyAccess".into());
+    let snap = TenantSnapshot::compile(Arc::new(t), SnapshotVersion::new(0, 1), &catalog).unwrap();
+    assert_eq!(
+        decide(
+            &snap,
+            ALICE,
+            "iam:GetUser",
+            "arn:aws:iam::111122223333:user/bob",
+            &[]
+        ),
+        Outcome::Allow
+    );
+    assert_eq!(
+        decide(
+            &snap,
+            ALICE,
+            "iam:CreateUser",
+            "arn:aws:iam::111122223333:user/bob",
+            &[]
+        ),
+        Outcome::ImplicitDeny
+    );
+}

@@ -1,0 +1,353 @@
+//! `iamlet admin`: the control plane's management API with the verbs and flags of `aws iam`.
+//!
+//! `iamlet admin create-user --tenant 111122223333 --user-name alice` calls the IAM action
+//! `CreateUser` with `{"UserName": "alice"}`. Verbs and flags are AWS's, in kebab case; a value
+//! `file://PATH` is read from the file (as the AWS CLI does for policy documents); a JSON array
+//! or object is passed as JSON (`--tags '[{"Key":"team","Value":"blue"}]'`); several values after
+//! one flag make a list (`--client-id-list a b`); a flag without a value is `true`. Results print
+//! as JSON; errors as the AWS CLI prints them, with exit status 254.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::control_plane::aws_error_code;
+use crate::proto::v1 as pb;
+
+/// `iamlet admin`.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// The control plane's URL.
+    #[arg(long, env = "IAMLET_ENDPOINT", default_value = "http://127.0.0.1:7070")]
+    endpoint: String,
+    #[command(subcommand)]
+    verb: AdminVerb,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminVerb {
+    /// Create a tenant (an account).
+    CreateTenant {
+        /// The 12-digit account id.
+        #[arg(long)]
+        account_id: String,
+        /// An alias for the account.
+        #[arg(long, default_value = "")]
+        alias: String,
+    },
+    /// Delete a tenant; its audit trail is kept.
+    DeleteTenant {
+        /// The account id.
+        #[arg(long)]
+        account_id: String,
+    },
+    /// List the tenants and their versions.
+    ListTenants,
+    /// Show a tenant's audit trail.
+    ListChanges {
+        /// The account id.
+        #[arg(long)]
+        tenant: String,
+        /// Only changes after this number.
+        #[arg(long, default_value_t = 0)]
+        after_seq: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Any IAM action: `create-user --tenant T --user-name alice`, `attach-role-policy ...`.
+    #[command(external_subcommand)]
+    Iam(Vec<String>),
+}
+
+/// What went wrong with an admin command.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AdminCliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach the control plane at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        source: tonic::transport::Error,
+    },
+    #[error("An error occurred ({code}) when calling the {action} operation: {message}")]
+    Service {
+        code: String,
+        action: String,
+        message: String,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl AdminCliError {
+    /// The exit status: 254 for an error the service returned, as the AWS CLI, 2 otherwise.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Self::Service { .. } => 254,
+            _ => 2,
+        }
+    }
+}
+
+/// `create-open-id-connect-provider` → `CreateOpenIDConnectProvider`; `client-id-list` →
+/// `ClientIDList`: AWS's names, including its capitalised acronyms.
+pub(crate) fn pascal_case(kebab: &str) -> String {
+    let joined: String = kebab
+        .split('-')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    joined
+        .replace("OpenIdConnect", "OpenIDConnect")
+        .replace("ClientId", "ClientID")
+        .replace("Mfa", "MFA")
+}
+
+/// Reads `--flag value...` pairs into a parameters object; `--tenant` is taken out.
+pub(crate) fn parse_parameters(
+    args: &[String],
+) -> Result<(Option<String>, Map<String, Value>), AdminCliError> {
+    let mut tenant = None;
+    let mut params = Map::new();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(AdminCliError::Usage(format!(
+                "unexpected argument `{arg}`: expected --flag value"
+            )));
+        };
+        let mut values = Vec::new();
+        i += 1;
+        while let Some(v) = args.get(i).filter(|v| !v.starts_with("--")) {
+            values.push(v.clone());
+            i += 1;
+        }
+        if flag == "tenant" {
+            tenant = values.into_iter().next();
+            continue;
+        }
+        let (name, negated) = match flag.strip_prefix("no-") {
+            Some(rest) if values.is_empty() => (pascal_case(rest), true),
+            _ => (pascal_case(flag), false),
+        };
+        let value = match values.as_slice() {
+            [] => Value::Bool(!negated),
+            [one] => single_value(&name, one)?,
+            many => Value::Array(
+                many.iter()
+                    .map(|v| single_value(&name, v))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        params.insert(name, value);
+    }
+    Ok((tenant, params))
+}
+
+fn single_value(name: &str, raw: &str) -> Result<Value, AdminCliError> {
+    let text = match raw.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| AdminCliError::Usage(format!("cannot read `{path}` for --{name}: {e}")))?,
+        None => raw.to_owned(),
+    };
+    // Documents stay text; other JSON arrays and objects (tags, lists) are passed as JSON.
+    let is_document = name.ends_with("Document") || name == "Jwks";
+    if !is_document && (text.starts_with('[') || text.starts_with('{')) {
+        return serde_json::from_str(&text)
+            .map_err(|e| AdminCliError::Usage(format!("--{name}: not valid JSON: {e}")));
+    }
+    Ok(Value::String(text))
+}
+
+fn actor() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "admin-cli".into())
+}
+
+fn with_actor<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = actor().parse() {
+        request.metadata_mut().insert("iamlet-actor", value);
+    }
+    request
+}
+
+fn service_error(action: &str, status: &tonic::Status) -> AdminCliError {
+    AdminCliError::Service {
+        code: aws_error_code(status).unwrap_or_else(|| format!("{:?}", status.code())),
+        action: action.to_owned(),
+        message: status.message().to_owned(),
+    }
+}
+
+/// Runs an admin command and prints its JSON result.
+pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), AdminCliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AdminCliError::Runtime)?;
+    let result = runtime.block_on(call(args))?;
+    let pretty = serde_json::to_string_pretty(&result).unwrap_or_else(|_| result.to_string());
+    let _ = writeln!(out, "{pretty}");
+    Ok(())
+}
+
+async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
+    let endpoint = args.endpoint.clone();
+    let mut client = pb::admin_client::AdminClient::connect(args.endpoint)
+        .await
+        .map_err(|source| AdminCliError::Connect { endpoint, source })?;
+    let version =
+        |v: Option<pb::Version>| v.map(|v| serde_json::json!({"Epoch": v.epoch, "Seq": v.seq}));
+    match args.verb {
+        AdminVerb::CreateTenant { account_id, alias } => {
+            let response = client
+                .create_tenant(with_actor(pb::CreateTenantRequest {
+                    account_id: account_id.clone(),
+                    alias,
+                }))
+                .await
+                .map_err(|s| service_error("CreateTenant", &s))?
+                .into_inner();
+            Ok(
+                serde_json::json!({"Tenant": {"AccountId": account_id}, "Version": version(response.version)}),
+            )
+        }
+        AdminVerb::DeleteTenant { account_id } => {
+            client
+                .delete_tenant(with_actor(pb::DeleteTenantRequest { account_id }))
+                .await
+                .map_err(|s| service_error("DeleteTenant", &s))?;
+            Ok(serde_json::json!({}))
+        }
+        AdminVerb::ListTenants => {
+            let response = client
+                .list_tenants(with_actor(pb::ListTenantsRequest {}))
+                .await
+                .map_err(|s| service_error("ListTenants", &s))?
+                .into_inner();
+            let tenants: Vec<Value> = response
+                .tenants
+                .into_iter()
+                .map(|t| serde_json::json!({"AccountId": t.account_id, "Alias": t.alias, "Version": version(t.version)}))
+                .collect();
+            Ok(serde_json::json!({ "Tenants": tenants }))
+        }
+        AdminVerb::ListChanges {
+            tenant,
+            after_seq,
+            limit,
+        } => {
+            let response = client
+                .list_changes(with_actor(pb::ListChangesRequest {
+                    tenant,
+                    after_seq,
+                    limit,
+                }))
+                .await
+                .map_err(|s| service_error("ListChanges", &s))?
+                .into_inner();
+            let changes: Vec<Value> = response
+                .changes
+                .into_iter()
+                .map(|c| {
+                    let parameters: Value =
+                        serde_json::from_str(&c.parameters_json).unwrap_or(Value::Null);
+                    serde_json::json!({
+                        "Seq": c.seq,
+                        "Time": crate::policy::Timestamp::from_epoch_seconds(c.at).to_string(),
+                        "Actor": c.actor,
+                        "Action": c.action,
+                        "Parameters": parameters,
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({ "Changes": changes }))
+        }
+        AdminVerb::Iam(words) => {
+            let (verb, rest) = words.split_first().ok_or_else(|| {
+                AdminCliError::Usage("missing the IAM verb (e.g. create-user)".into())
+            })?;
+            let action = pascal_case(verb);
+            let (tenant, parameters) = parse_parameters(rest)?;
+            let tenant = tenant
+                .or_else(|| std::env::var("IAMLET_TENANT").ok())
+                .ok_or_else(|| {
+                    AdminCliError::Usage(format!("{verb}: --tenant is required (or IAMLET_TENANT)"))
+                })?;
+            let response = client
+                .call(with_actor(pb::CallRequest {
+                    tenant,
+                    action: action.clone(),
+                    parameters_json: Value::Object(parameters).to_string(),
+                }))
+                .await
+                .map_err(|s| service_error(&action, &s))?
+                .into_inner();
+            Ok(serde_json::from_str(&response.result_json).unwrap_or(Value::Null))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_and_flags_become_aws_names() {
+        assert_eq!(pascal_case("create-user"), "CreateUser");
+        assert_eq!(
+            pascal_case("create-open-id-connect-provider"),
+            "CreateOpenIDConnectProvider"
+        );
+        assert_eq!(
+            pascal_case("add-client-id-to-open-id-connect-provider"),
+            "AddClientIDToOpenIDConnectProvider"
+        );
+        assert_eq!(pascal_case("enable-mfa-device"), "EnableMFADevice");
+        assert_eq!(
+            pascal_case("virtual-mfa-device-name"),
+            "VirtualMFADeviceName"
+        );
+        assert_eq!(pascal_case("access-key-id"), "AccessKeyId");
+        assert_eq!(pascal_case("client-id-list"), "ClientIDList");
+    }
+
+    #[test]
+    fn flags_become_parameters() {
+        let args: Vec<String> = [
+            "--tenant",
+            "111122223333",
+            "--user-name",
+            "alice",
+            "--tags",
+            r#"[{"Key":"team","Value":"blue"}]"#,
+            "--client-id-list",
+            "a",
+            "b",
+            "--set-as-default",
+            "--no-password-reset-required",
+            "--policy-document",
+            r#"{"Version":"2012-10-17"}"#,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let (tenant, params) = parse_parameters(&args).unwrap();
+        assert_eq!(tenant.as_deref(), Some("111122223333"));
+        assert_eq!(params["UserName"], "alice");
+        assert_eq!(params["Tags"][0]["Key"], "team");
+        assert_eq!(params["ClientIDList"], serde_json::json!(["a", "b"]));
+        assert_eq!(params["SetAsDefault"], true);
+        assert_eq!(params["PasswordResetRequired"], false);
+        assert_eq!(params["PolicyDocument"], r#"{"Version":"2012-10-17"}"#);
+        assert!(parse_parameters(&["alice".to_owned()]).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! `iamlet control-plane` and `iamlet sidecar`: the long-running processes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::control_plane::{serve_control_plane, ControlPlane, SqliteStore, DEFAULT_HEARTBEAT};
+use crate::directory::IdGenerator;
+use crate::sidecar::{bind, serve_sidecar, spawn_sidecar, SidecarConfig};
+use crate::sync::{Backoff, Readiness};
+
+/// How long a stopping process waits for open streams before it exits anyway: tonic's
+/// graceful shutdown waits for every stream, and sidecars never close theirs.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// `iamlet control-plane`.
+#[derive(Debug, Args)]
+pub(crate) struct ControlPlaneArgs {
+    /// The address of the admin and sync APIs.
+    #[arg(long, env = "IAMLET_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Where the tenants' database lives (created if missing).
+    #[arg(long, env = "IAMLET_DATA_DIR", default_value = "iamlet-data")]
+    data_dir: PathBuf,
+    /// Raise the store's epoch (after restoring the database from a backup).
+    #[arg(long)]
+    epoch: Option<u64>,
+}
+
+/// `iamlet sidecar`.
+#[derive(Debug, Args)]
+pub(crate) struct SidecarArgs {
+    /// The control plane's URL.
+    #[arg(
+        long,
+        env = "IAMLET_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    control_plane: String,
+    /// The tenants to serve, comma-separated, or `*` for all.
+    #[arg(long, env = "IAMLET_TENANTS", default_value = "*")]
+    tenants: String,
+    /// Where the last known good snapshots live.
+    #[arg(long, env = "IAMLET_STATE_DIR", default_value = "iamlet-sidecar")]
+    state_dir: PathBuf,
+    /// The address of the sidecar's local API.
+    #[arg(long, env = "IAMLET_SIDECAR_LISTEN", default_value = "127.0.0.1:7071")]
+    listen: SocketAddr,
+}
+
+/// A problem that stops a process before or while it serves.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServeError {
+    #[error("cannot create `{path}`: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] crate::control_plane::StoreError),
+    #[error("cannot load the tenants: {0}")]
+    Load(#[from] crate::control_plane::AdminError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Sidecar(#[from] crate::sidecar::SidecarError),
+    #[error("invalid tenant list: {0}")]
+    Tenants(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn say(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
+    let store = SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?;
+    let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: args.listen,
+                source,
+            })?;
+        say(&format!(
+            "iamlet control plane: {} tenant(s), epoch {}, admin and sync APIs on {}, data in {}",
+            control_plane.list_tenants().len(),
+            control_plane.epoch(),
+            args.listen,
+            args.data_dir.display()
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_control_plane(
+            control_plane,
+            listener,
+            DEFAULT_HEARTBEAT,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        stop_signal().await;
+        say("iamlet control plane: stopping");
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(DRAIN, server).await;
+        Ok(())
+    })
+}
+
+pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
+    let readiness = if args.tenants.trim() == "*" {
+        Readiness::All
+    } else {
+        let tenants: Vec<String> = args
+            .tenants
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tenants.is_empty()
+            || tenants
+                .iter()
+                .any(|t| t.len() != 12 || !t.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ServeError::Tenants(format!(
+                "`{}`: expected 12-digit account ids separated by commas, or `*`",
+                args.tenants
+            )));
+        }
+        Readiness::Tenants(tenants)
+    };
+    let config = SidecarConfig {
+        control_plane: args.control_plane.clone(),
+        readiness,
+        state_dir: args.state_dir.clone(),
+        sidecar_id: format!("{}:{}", hostname(), std::process::id()),
+        backoff: Backoff::default(),
+    };
+    runtime()?.block_on(async move {
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let (handle, stream) = spawn_sidecar(&config, shutdown);
+        let listener = bind(args.listen).await?;
+        say(&format!(
+            "iamlet sidecar: following {}, serving {} tenant(s) from {}, local API on {}",
+            args.control_plane,
+            handle.store.versions().len(),
+            args.state_dir.display(),
+            args.listen
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_sidecar(handle, listener, async {
+            let _ = stopped.await;
+        }));
+        stop_signal().await;
+        say("iamlet sidecar: stopping");
+        let _ = shutdown_tx.send(true);
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(DRAIN, async {
+            let _ = server.await;
+            let _ = stream.await;
+        })
+        .await;
+        Ok(())
+    })
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "sidecar".into())
+}

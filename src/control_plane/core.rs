@@ -1,0 +1,274 @@
+//! The control plane's state: every tenant's current directory and version, changed only
+//! through durable commits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::directory::{IdGenerator, PasswordHasher, Tenant};
+use crate::snapshot::SnapshotVersion;
+
+use super::dispatch::dispatch;
+use super::store::{ChangeDraft, ChangeRecord, TenantStore};
+use super::AdminError;
+
+/// The control plane's tenants.
+///
+/// INVARIANT: a change is visible (to admin reads and to sidecars) only after the store has
+/// committed it; a failed commit leaves the tenant as it was. Writes are serialized, so the
+/// versions a tenant goes through are exactly the numbers of its changes.
+pub struct ControlPlane {
+    store: Arc<dyn TenantStore>,
+    tenants: Mutex<BTreeMap<String, Current>>,
+    ids: Mutex<IdGenerator>,
+    hasher: PasswordHasher,
+    changed: watch::Sender<u64>,
+    clock: fn() -> i64,
+}
+
+/// A tenant's current state.
+#[derive(Debug, Clone)]
+struct Current {
+    tenant: Arc<Tenant>,
+    version: SnapshotVersion,
+}
+
+/// A tenant as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    /// The account id.
+    pub account_id: String,
+    /// The alias, if any.
+    pub alias: Option<String>,
+    /// The current version.
+    pub version: SnapshotVersion,
+}
+
+/// Unix seconds from the system clock.
+pub fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+// === impl ControlPlane ===
+
+impl ControlPlane {
+    /// Loads every tenant from `store`.
+    pub fn open(store: Arc<dyn TenantStore>, ids: IdGenerator) -> Result<Self, AdminError> {
+        let tenants = store
+            .load_tenants()?
+            .into_iter()
+            .map(|stored| {
+                (
+                    stored.tenant.account_id.clone(),
+                    Current {
+                        tenant: Arc::new(stored.tenant),
+                        version: stored.version,
+                    },
+                )
+            })
+            .collect();
+        let (changed, _) = watch::channel(0);
+        Ok(Self {
+            store,
+            tenants: Mutex::new(tenants),
+            ids: Mutex::new(ids),
+            hasher: PasswordHasher::PRODUCTION,
+            changed,
+            clock: system_clock,
+        })
+    }
+
+    /// Hashes console passwords with `hasher` (tests use a cheap one; the stored hash records
+    /// its cost, so verification works across settings).
+    #[must_use]
+    pub fn with_password_hasher(mut self, hasher: PasswordHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Uses `clock` for change times (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Wakes whenever a change is committed; sync streams wait on it.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Runs an IAM action on a tenant. A mutating action is committed (with `actor` and the
+    /// redacted parameters in the audit trail) before its result is returned or published.
+    pub fn call(
+        &self,
+        account_id: &str,
+        actor: &str,
+        action: &str,
+        parameters: &Value,
+    ) -> Result<(Value, SnapshotVersion), AdminError> {
+        let mut tenants = self.tenants.lock();
+        let current = tenants
+            .get(account_id)
+            .ok_or_else(|| AdminError::NoSuchTenant(account_id.to_owned()))?;
+        let now = (self.clock)();
+        let mut next = Tenant::clone(&current.tenant);
+        let outcome = dispatch(
+            &mut next,
+            &mut self.ids.lock(),
+            self.hasher,
+            now,
+            action,
+            parameters,
+        )?;
+        if !outcome.changed {
+            return Ok((outcome.result, current.version));
+        }
+        let record = self.store.commit(
+            &ChangeDraft {
+                account_id: account_id.to_owned(),
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                parameters: outcome.audit_parameters,
+                at: now,
+            },
+            Some(&next),
+        )?;
+        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
+        tenants.insert(
+            account_id.to_owned(),
+            Current {
+                tenant: Arc::new(next),
+                version,
+            },
+        );
+        drop(tenants);
+        self.changed.send_modify(|n| *n += 1);
+        Ok((outcome.result, version))
+    }
+
+    /// Creates a tenant.
+    pub fn create_tenant(
+        &self,
+        account_id: &str,
+        alias: Option<&str>,
+        actor: &str,
+    ) -> Result<SnapshotVersion, AdminError> {
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AdminError::InvalidParameterValue {
+                name: "AccountId".into(),
+                reason: format!("`{account_id}` is not a 12-digit account id"),
+            });
+        }
+        let mut tenants = self.tenants.lock();
+        if tenants.contains_key(account_id) {
+            return Err(AdminError::TenantExists(account_id.to_owned()));
+        }
+        let now = (self.clock)();
+        let mut tenant = Tenant::new(account_id, now);
+        if let Some(alias) = alias.filter(|a| !a.is_empty()) {
+            tenant.set_account_alias(alias)?;
+        }
+        let record = self.store.commit(
+            &ChangeDraft {
+                account_id: account_id.to_owned(),
+                actor: actor.to_owned(),
+                action: "CreateTenant".into(),
+                parameters: serde_json::json!({ "AccountId": account_id, "Alias": alias }),
+                at: now,
+            },
+            Some(&tenant),
+        )?;
+        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
+        tenants.insert(
+            account_id.to_owned(),
+            Current {
+                tenant: Arc::new(tenant),
+                version,
+            },
+        );
+        drop(tenants);
+        self.changed.send_modify(|n| *n += 1);
+        Ok(version)
+    }
+
+    /// Deletes a tenant; its audit trail stays.
+    pub fn delete_tenant(&self, account_id: &str, actor: &str) -> Result<(), AdminError> {
+        let mut tenants = self.tenants.lock();
+        if !tenants.contains_key(account_id) {
+            return Err(AdminError::NoSuchTenant(account_id.to_owned()));
+        }
+        self.store.commit(
+            &ChangeDraft {
+                account_id: account_id.to_owned(),
+                actor: actor.to_owned(),
+                action: "DeleteTenant".into(),
+                parameters: serde_json::json!({ "AccountId": account_id }),
+                at: (self.clock)(),
+            },
+            None,
+        )?;
+        tenants.remove(account_id);
+        drop(tenants);
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Every tenant, sorted by account id.
+    pub fn list_tenants(&self) -> Vec<TenantSummary> {
+        self.tenants
+            .lock()
+            .values()
+            .map(|c| TenantSummary {
+                account_id: c.tenant.account_id.clone(),
+                alias: c.tenant.alias.clone(),
+                version: c.version,
+            })
+            .collect()
+    }
+
+    /// A tenant's current directory and version.
+    pub fn tenant(&self, account_id: &str) -> Option<(Arc<Tenant>, SnapshotVersion)> {
+        self.tenants
+            .lock()
+            .get(account_id)
+            .map(|c| (Arc::clone(&c.tenant), c.version))
+    }
+
+    /// Every tenant's current directory and version.
+    pub fn tenants(&self) -> Vec<(Arc<Tenant>, SnapshotVersion)> {
+        self.tenants
+            .lock()
+            .values()
+            .map(|c| (Arc::clone(&c.tenant), c.version))
+            .collect()
+    }
+
+    /// A tenant's audit trail after `after_seq`, oldest first.
+    pub fn changes(
+        &self,
+        account_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ChangeRecord>, AdminError> {
+        Ok(self.store.changes(account_id, after_seq, limit)?)
+    }
+
+    /// The store's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.store.epoch()
+    }
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("tenants", &self.tenants.lock().len())
+            .finish_non_exhaustive()
+    }
+}

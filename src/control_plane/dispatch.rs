@@ -1,0 +1,249 @@
+//! IAM actions by name: AWS's API surface over the directory's operations.
+//!
+//! An action is named as in AWS's IAM API (`CreateUser`, `AttachRolePolicy`, ...) and its
+//! parameters are a JSON object with AWS's parameter names (`UserName`, `PolicyArn`, ...);
+//! results are JSON shaped like AWS's responses (botocore's output shapes). iamlet adds
+//! `PutResourcePolicy`, `GetResourcePolicy`, `DeleteResourcePolicy`, `ListResourcePolicies`,
+//! `RevokeSessions`, `UpdateOpenIDConnectProviderJwks` and the `Jwks` parameter of
+//! `CreateOpenIDConnectProvider`.
+//!
+//! | file | actions |
+//! |---|---|
+//! | `identities.rs` | users, groups, membership, roles, their tags, session revocation |
+//! | `policies.rs` | managed policies, versions, attachments, inline policies, boundaries |
+//! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
+//! | `federation.rs` | OIDC providers, resource policies, the account alias |
+//!
+//! Listings are never paginated (`IsTruncated` is always false; `Marker` and `MaxItems` are
+//! ignored). Users are named explicitly: there is no caller to default `UserName` to.
+
+use serde_json::{Map, Value};
+
+use crate::directory::{IdGenerator, PasswordHasher, Tenant};
+
+use super::AdminError;
+
+mod credentials;
+mod federation;
+mod identities;
+mod params;
+mod policies;
+mod render;
+
+use params::Params;
+
+/// Every action [`dispatch`] runs; any other is `InvalidAction`.
+pub(crate) const ACTIONS: &[&str] = &[
+    // users
+    "CreateUser",
+    "GetUser",
+    "ListUsers",
+    "UpdateUser",
+    "DeleteUser",
+    "TagUser",
+    "UntagUser",
+    "ListUserTags",
+    // groups
+    "CreateGroup",
+    "GetGroup",
+    "ListGroups",
+    "UpdateGroup",
+    "DeleteGroup",
+    "AddUserToGroup",
+    "RemoveUserFromGroup",
+    "ListGroupsForUser",
+    // roles
+    "CreateRole",
+    "GetRole",
+    "ListRoles",
+    "UpdateRole",
+    "UpdateRoleDescription",
+    "UpdateAssumeRolePolicy",
+    "DeleteRole",
+    "TagRole",
+    "UntagRole",
+    "ListRoleTags",
+    "RevokeSessions",
+    // managed policies
+    "CreatePolicy",
+    "GetPolicy",
+    "ListPolicies",
+    "DeletePolicy",
+    "ListEntitiesForPolicy",
+    "CreatePolicyVersion",
+    "GetPolicyVersion",
+    "ListPolicyVersions",
+    "SetDefaultPolicyVersion",
+    "DeletePolicyVersion",
+    "TagPolicy",
+    "UntagPolicy",
+    "ListPolicyTags",
+    // attachments
+    "AttachUserPolicy",
+    "AttachGroupPolicy",
+    "AttachRolePolicy",
+    "DetachUserPolicy",
+    "DetachGroupPolicy",
+    "DetachRolePolicy",
+    "ListAttachedUserPolicies",
+    "ListAttachedGroupPolicies",
+    "ListAttachedRolePolicies",
+    // inline policies
+    "PutUserPolicy",
+    "PutGroupPolicy",
+    "PutRolePolicy",
+    "GetUserPolicy",
+    "GetGroupPolicy",
+    "GetRolePolicy",
+    "DeleteUserPolicy",
+    "DeleteGroupPolicy",
+    "DeleteRolePolicy",
+    "ListUserPolicies",
+    "ListGroupPolicies",
+    "ListRolePolicies",
+    // permissions boundaries
+    "PutUserPermissionsBoundary",
+    "DeleteUserPermissionsBoundary",
+    "PutRolePermissionsBoundary",
+    "DeleteRolePermissionsBoundary",
+    // access keys
+    "CreateAccessKey",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "ListAccessKeys",
+    "GetAccessKeyLastUsed",
+    // login profiles
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "DeleteLoginProfile",
+    "GetLoginProfile",
+    // MFA devices
+    "CreateVirtualMFADevice",
+    "EnableMFADevice",
+    "DeactivateMFADevice",
+    "DeleteVirtualMFADevice",
+    "ListMFADevices",
+    "ListVirtualMFADevices",
+    // OIDC providers
+    "CreateOpenIDConnectProvider",
+    "GetOpenIDConnectProvider",
+    "ListOpenIDConnectProviders",
+    "DeleteOpenIDConnectProvider",
+    "AddClientIDToOpenIDConnectProvider",
+    "RemoveClientIDFromOpenIDConnectProvider",
+    "UpdateOpenIDConnectProviderThumbprint",
+    "UpdateOpenIDConnectProviderJwks",
+    // resource policies (iamlet)
+    "PutResourcePolicy",
+    "GetResourcePolicy",
+    "DeleteResourcePolicy",
+    "ListResourcePolicies",
+    // account alias
+    "CreateAccountAlias",
+    "DeleteAccountAlias",
+    "ListAccountAliases",
+];
+
+/// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
+pub(crate) const SECRET_PARAMETERS: &[&str] = &[
+    "Password",
+    "NewPassword",
+    "OldPassword",
+    "AuthenticationCode1",
+    "AuthenticationCode2",
+    "TokenCode",
+    "SecretAccessKey",
+    "Base32StringSeed",
+    "PrivateKey",
+];
+
+/// What a secret parameter's value becomes in the audit trail.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// The outcome of one action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    /// The result, shaped like AWS's response.
+    pub result: Value,
+    /// True when the tenant changed (the call is then recorded and published).
+    pub changed: bool,
+    /// The parameters as the audit trail records them: secrets replaced by `"<redacted>"`.
+    pub audit_parameters: Value,
+}
+
+/// Runs `action` with `parameters` against `tenant`.
+///
+/// `parameters` is a JSON object (`null` counts as `{}`). Unknown actions are
+/// `InvalidAction`; absent required parameters `MissingParameter`; parameters of the wrong
+/// JSON type `InvalidParameterValue`; the directory's refusals keep IAM's codes. A failed
+/// call leaves the tenant unchanged. `changed` is true exactly for a mutating action that
+/// succeeded (every action but `Get*` and `List*`).
+pub fn dispatch(
+    tenant: &mut Tenant,
+    ids: &mut IdGenerator,
+    hasher: PasswordHasher,
+    now: i64,
+    action: &str,
+    parameters: &Value,
+) -> Result<Dispatched, AdminError> {
+    if !ACTIONS.contains(&action) {
+        return Err(AdminError::InvalidAction(action.to_owned()));
+    }
+    let empty = Map::new();
+    let map = match parameters {
+        Value::Object(map) => map,
+        Value::Null => &empty,
+        _ => {
+            return Err(params::invalid(
+                "parameters",
+                "must be a JSON object of AWS parameter names to values",
+            ))
+        }
+    };
+    let p = Params::new(map);
+    let result = if let Some(v) = identities::run(tenant, ids, now, action, p)? {
+        v
+    } else if let Some(v) = policies::run(tenant, ids, now, action, p)? {
+        v
+    } else if let Some(v) = credentials::run(tenant, ids, hasher, now, action, p)? {
+        v
+    } else if let Some(v) = federation::run(tenant, now, action, p)? {
+        v
+    } else {
+        return Err(AdminError::InvalidAction(action.to_owned()));
+    };
+    Ok(Dispatched {
+        result,
+        changed: is_mutating(action),
+        audit_parameters: redact(&Value::Object(map.clone())),
+    })
+}
+
+/// Whether an action changes the tenant: all but `Get*` and `List*`.
+pub(crate) fn is_mutating(action: &str) -> bool {
+    !(action.starts_with("Get") || action.starts_with("List"))
+}
+
+/// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by
+/// [`REDACTED`].
+pub(crate) fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if SECRET_PARAMETERS.contains(&k.as_str()) {
+                        Value::String(REDACTED.to_owned())
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! Access keys, login profiles (console passwords) and virtual MFA devices.
+//!
+//! `CreateAccessKey` and `CreateVirtualMFADevice` are the only results that carry secrets
+//! (the secret access key and the MFA seed, shown once as AWS does).
+
+use serde_json::{json, Value};
+
+use super::params::{invalid, Params};
+use super::render::{self, listing, wrap, Detail};
+use crate::control_plane::AdminError;
+use crate::directory::{
+    AccessKeyStatus, DirectoryError, IdGenerator, LoginProfile, PasswordHasher, Tenant,
+};
+
+/// Runs `action` if it belongs to this area (`Ok(None)` otherwise).
+pub(super) fn run(
+    t: &mut Tenant,
+    ids: &mut IdGenerator,
+    hasher: PasswordHasher,
+    now: i64,
+    action: &str,
+    p: Params<'_>,
+) -> Result<Option<Value>, AdminError> {
+    let empty = json!({});
+    let result = match action {
+        // --- access keys ---
+        "CreateAccessKey" => {
+            let user = p.str("UserName")?;
+            let key = t.create_access_key(ids, now, user)?;
+            let user = &t.get_user(user)?.name;
+            wrap(
+                "AccessKey",
+                json!({
+                    "UserName": user,
+                    "AccessKeyId": key.access_key_id,
+                    "Status": render::status(key.status),
+                    "SecretAccessKey": key.secret.expose(),
+                    "CreateDate": render::date(key.created_at),
+                }),
+            )
+        }
+        "UpdateAccessKey" => {
+            let status = match p.str("Status")? {
+                "Active" => AccessKeyStatus::Active,
+                "Inactive" => AccessKeyStatus::Inactive,
+                _ => return Err(invalid("Status", "must be Active or Inactive")),
+            };
+            t.update_access_key(p.str("UserName")?, p.str("AccessKeyId")?, status)?;
+            empty
+        }
+        "DeleteAccessKey" => {
+            t.delete_access_key(p.str("UserName")?, p.str("AccessKeyId")?)?;
+            empty
+        }
+        "ListAccessKeys" => {
+            let keys = t.list_access_keys(p.str("UserName")?)?;
+            let items = keys.into_iter().map(|k| {
+                json!({
+                    "UserName": k.user_name,
+                    "AccessKeyId": k.access_key_id,
+                    "Status": render::status(k.status),
+                    "CreateDate": render::date(k.created_at),
+                })
+            });
+            listing("AccessKeyMetadata", items.collect())
+        }
+        "GetAccessKeyLastUsed" => {
+            let id = p.str("AccessKeyId")?;
+            let (user, key) = t.find_access_key(id).ok_or_else(|| {
+                DirectoryError::NoSuchEntity(format!(
+                    "The Access Key with id {id} cannot be found."
+                ))
+            })?;
+            let mut last_used = json!({"ServiceName": "N/A", "Region": "N/A"});
+            if let (Some(at), Some(map)) = (key.last_used_at, last_used.as_object_mut()) {
+                map.insert("LastUsedDate".into(), render::date(at));
+            }
+            json!({"UserName": user.name, "AccessKeyLastUsed": last_used})
+        }
+
+        // --- login profiles ---
+        "CreateLoginProfile" => {
+            let user = p.str("UserName")?;
+            let password = p.str("Password")?;
+            let reset = p.bool_or("PasswordResetRequired", false)?;
+            t.create_login_profile(ids, hasher, now, user, password, reset)?;
+            login_profile(t, user)?
+        }
+        "UpdateLoginProfile" => {
+            let user = p.str("UserName")?;
+            let password = p.opt_str("Password")?;
+            let reset = p.opt_bool("PasswordResetRequired")?;
+            t.update_login_profile(ids, hasher, user, password, reset)?;
+            empty
+        }
+        "DeleteLoginProfile" => {
+            t.delete_login_profile(p.str("UserName")?)?;
+            empty
+        }
+        "GetLoginProfile" => login_profile(t, p.str("UserName")?)?,
+
+        // --- MFA devices ---
+        "CreateVirtualMFADevice" => {
+            let name = p.str("VirtualMFADeviceName")?;
+            let device = t.create_virtual_mfa_device(ids, name, p.opt_str("Path")?)?;
+            wrap(
+                "VirtualMFADevice",
+                json!({
+                    "SerialNumber": device.serial_number,
+                    "Base32StringSeed": device.seed.expose(),
+                }),
+            )
+        }
+        "EnableMFADevice" => {
+            let user = p.str("UserName")?;
+            let serial = p.str("SerialNumber")?;
+            let code1 = mfa_code(p, "AuthenticationCode1")?;
+            let code2 = mfa_code(p, "AuthenticationCode2")?;
+            t.enable_mfa_device(user, serial, code1, code2, now)?;
+            empty
+        }
+        "DeactivateMFADevice" => {
+            t.deactivate_mfa_device(p.str("UserName")?, p.str("SerialNumber")?)?;
+            empty
+        }
+        "DeleteVirtualMFADevice" => {
+            t.delete_virtual_mfa_device(p.str("SerialNumber")?)?;
+            empty
+        }
+        "ListMFADevices" => {
+            let devices = t.list_mfa_devices(p.str("UserName")?)?;
+            let items = devices.into_iter().map(|d| {
+                json!({
+                    "UserName": d.user_name,
+                    "SerialNumber": d.serial_number,
+                    "EnableDate": render::date(d.enable_date),
+                })
+            });
+            listing("MFADevices", items.collect())
+        }
+        "ListVirtualMFADevices" => list_virtual_mfa_devices(t, p)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(result))
+}
+
+/// `{"LoginProfile": {...}}`: never the hash.
+fn login_profile(t: &Tenant, user: &str) -> Result<Value, AdminError> {
+    let LoginProfile {
+        password_reset_required,
+        created_at,
+        ..
+    } = t.get_login_profile(user)?;
+    let name = &t.get_user(user)?.name;
+    Ok(wrap(
+        "LoginProfile",
+        json!({
+            "UserName": name,
+            "CreateDate": render::date(*created_at),
+            "PasswordResetRequired": password_reset_required,
+        }),
+    ))
+}
+
+/// An MFA code, checked here so that a malformed code is refused without being echoed (the
+/// directory's validation message would quote it).
+fn mfa_code<'a>(p: Params<'a>, name: &str) -> Result<&'a str, AdminError> {
+    let code = p.str(name)?;
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        let mut field = name.to_owned();
+        if let Some(first) = field.get_mut(..1) {
+            first.make_ascii_lowercase();
+        }
+        return Err(DirectoryError::Validation(format!(
+            "1 validation error detected: Value '<redacted>' at '{field}' failed to satisfy constraint: Member must be six digits"
+        ))
+        .into());
+    }
+    Ok(code)
+}
+
+/// `ListVirtualMFADevices` with `AssignmentStatus` (`Assigned`, `Unassigned`, `Any`).
+fn list_virtual_mfa_devices(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
+    let status = p.opt_str("AssignmentStatus")?.unwrap_or("Any");
+    let wanted = |assigned: bool| match status {
+        "Assigned" => Ok(assigned),
+        "Unassigned" => Ok(!assigned),
+        "Any" => Ok(true),
+        _ => Err(invalid(
+            "AssignmentStatus",
+            "must be Assigned, Unassigned or Any",
+        )),
+    };
+    wanted(true)?;
+    let mut items = Vec::new();
+    for device in t.mfa_devices.values() {
+        if !wanted(device.user.is_some())? {
+            continue;
+        }
+        let mut item = serde_json::Map::new();
+        item.insert("SerialNumber".into(), device.serial_number.clone().into());
+        if let Some(user) = device.user.as_deref().and_then(|u| t.get_user(u).ok()) {
+            item.insert("User".into(), render::user(user, Detail::Listing));
+        }
+        if let Some(at) = device.enabled_at {
+            item.insert("EnableDate".into(), render::date(at));
+        }
+        items.push(Value::Object(item));
+    }
+    Ok(listing("VirtualMFADevices", items))
+}

@@ -1,0 +1,120 @@
+//! OIDC identity providers, resource-based policies (iamlet's own actions) and the account
+//! alias.
+
+use serde_json::{json, Value};
+
+use super::params::Params;
+use super::render::{self, listing};
+use crate::control_plane::AdminError;
+use crate::directory::{CreateOidcProviderInput, ResourcePolicy, Tenant};
+
+/// Runs `action` if it belongs to this area (`Ok(None)` otherwise).
+pub(super) fn run(
+    t: &mut Tenant,
+    now: i64,
+    action: &str,
+    p: Params<'_>,
+) -> Result<Option<Value>, AdminError> {
+    let empty = json!({});
+    let result = match action {
+        // --- OIDC providers ---
+        "CreateOpenIDConnectProvider" => {
+            let input = CreateOidcProviderInput {
+                url: p.str("Url")?.to_owned(),
+                client_ids: p.str_list("ClientIDList")?,
+                thumbprints: p.str_list("ThumbprintList")?,
+                jwks: p.str("Jwks")?.to_owned(),
+                tags: p.tags("Tags")?,
+            };
+            let provider = t.create_open_id_connect_provider(now, input)?;
+            let mut out = json!({"OpenIDConnectProviderArn": provider.arn});
+            if let (false, Some(map)) = (provider.tags.is_empty(), out.as_object_mut()) {
+                map.insert("Tags".into(), render::tags(&provider.tags));
+            }
+            out
+        }
+        "GetOpenIDConnectProvider" => {
+            let arn = p.str("OpenIDConnectProviderArn")?;
+            render::oidc_provider(t.get_open_id_connect_provider(arn)?)
+        }
+        "ListOpenIDConnectProviders" => {
+            let list: Vec<Value> = t
+                .list_open_id_connect_providers()
+                .into_iter()
+                .map(|o| json!({"Arn": o.arn}))
+                .collect();
+            json!({"OpenIDConnectProviderList": list})
+        }
+        "DeleteOpenIDConnectProvider" => {
+            t.delete_open_id_connect_provider(p.str("OpenIDConnectProviderArn")?)?;
+            empty
+        }
+        "AddClientIDToOpenIDConnectProvider" => {
+            let arn = p.str("OpenIDConnectProviderArn")?;
+            t.add_client_id_to_open_id_connect_provider(arn, p.str("ClientID")?)?;
+            empty
+        }
+        "RemoveClientIDFromOpenIDConnectProvider" => {
+            let arn = p.str("OpenIDConnectProviderArn")?;
+            t.remove_client_id_from_open_id_connect_provider(arn, p.str("ClientID")?)?;
+            empty
+        }
+        "UpdateOpenIDConnectProviderThumbprint" => {
+            let arn = p.str("OpenIDConnectProviderArn")?;
+            let list = p.req_str_list("ThumbprintList")?;
+            t.update_open_id_connect_provider_thumbprint(arn, &list)?;
+            empty
+        }
+        "UpdateOpenIDConnectProviderJwks" => {
+            let arn = p.str("OpenIDConnectProviderArn")?;
+            t.update_open_id_connect_provider_jwks(arn, p.str("Jwks")?)?;
+            empty
+        }
+
+        // --- resource policies ---
+        "PutResourcePolicy" => {
+            let arn = p.str("ResourceArn")?;
+            t.put_resource_policy(arn, p.str("PolicyDocument")?, now)?;
+            empty
+        }
+        "GetResourcePolicy" => {
+            let policy = t.get_resource_policy(p.str("ResourceArn")?)?;
+            json!({"ResourcePolicy": resource_policy(policy)})
+        }
+        "DeleteResourcePolicy" => {
+            t.delete_resource_policy(p.str("ResourceArn")?)?;
+            empty
+        }
+        "ListResourcePolicies" => {
+            let policies = t.list_resource_policies();
+            listing(
+                "ResourcePolicies",
+                policies.into_iter().map(resource_policy).collect(),
+            )
+        }
+
+        // --- account alias ---
+        "CreateAccountAlias" => {
+            t.set_account_alias(p.str("AccountAlias")?)?;
+            empty
+        }
+        "DeleteAccountAlias" => {
+            t.delete_account_alias(p.str("AccountAlias")?)?;
+            empty
+        }
+        "ListAccountAliases" => listing(
+            "AccountAliases",
+            t.alias.iter().map(|a| Value::from(a.as_str())).collect(),
+        ),
+        _ => return Ok(None),
+    };
+    Ok(Some(result))
+}
+
+fn resource_policy(p: &ResourcePolicy) -> Value {
+    json!({
+        "ResourceArn": p.resource_arn,
+        "PolicyDocument": p.document,
+        "UpdateDate": render::date(p.updated_at),
+    })
+}

@@ -1,0 +1,447 @@
+//! The control plane's gRPC services: `iamlet.v1.Admin` and `iamlet.v1.Sync`.
+//!
+//! Requests are decoded here, once; handlers call [`ControlPlane`]; errors become statuses in
+//! [`status`] and nowhere else. Store work (SQLite, fsync) runs on the blocking pool so it never
+//! stalls the async workers serving streams.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::proto::v1 as pb;
+use crate::snapshot::SnapshotVersion;
+use crate::sync::sha256_hex;
+
+use super::core::ControlPlane;
+use super::AdminError;
+
+/// How long a quiet stream waits before it sends a heartbeat.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// `iamlet.v1.Admin`.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    control_plane: Arc<ControlPlane>,
+}
+
+/// `iamlet.v1.Sync`.
+#[derive(Debug, Clone)]
+pub struct SyncService {
+    control_plane: Arc<ControlPlane>,
+    heartbeat: Duration,
+}
+
+/// The one place admin errors become gRPC statuses. The AWS error code travels as the
+/// `ErrorInfo` reason (domain `iam.amazonaws.com`); the message is AWS's text.
+pub fn status(error: &AdminError) -> Status {
+    use tonic::Code;
+    let code = match error.code() {
+        "NoSuchEntity" => Code::NotFound,
+        "EntityAlreadyExists" => Code::AlreadyExists,
+        "LimitExceeded" => Code::ResourceExhausted,
+        "DeleteConflict" => Code::FailedPrecondition,
+        "InvalidAuthenticationCode" => Code::PermissionDenied,
+        "ServiceFailure" => Code::Internal,
+        _ => Code::InvalidArgument,
+    };
+    Status::with_error_details(
+        code,
+        error.to_string(),
+        ErrorDetails::with_error_info(error.code(), "iam.amazonaws.com", HashMap::new()),
+    )
+}
+
+/// The AWS error code a status carries, if it carries one.
+pub fn aws_error_code(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+fn version_pb(v: SnapshotVersion) -> pb::Version {
+    pb::Version {
+        epoch: v.epoch,
+        seq: v.seq,
+    }
+}
+
+fn version_from(v: Option<pb::Version>) -> Option<SnapshotVersion> {
+    v.map(|pb::Version { epoch, seq }| SnapshotVersion::new(epoch, seq))
+}
+
+/// Who made an admin call. Authentication of admin callers comes with IAM-authorized admin
+/// calls; until then the audit trail records the caller's self-declared name and address.
+fn actor<T>(request: &Request<T>) -> String {
+    let name = request
+        .metadata()
+        .get("iamlet-actor")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unauthenticated");
+    match request.remote_addr() {
+        Some(addr) => format!("{name}@{addr}"),
+        None => name.to_owned(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AdminError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| status(&e)),
+        Err(join) => Err(Status::internal(format!(
+            "the call did not complete: {join}"
+        ))),
+    }
+}
+
+// === impl AdminService ===
+
+impl AdminService {
+    /// Serves `control_plane`.
+    pub fn new(control_plane: Arc<ControlPlane>) -> Self {
+        Self { control_plane }
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> pb::admin_server::AdminServer<Self> {
+        pb::admin_server::AdminServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn call(
+        &self,
+        request: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::CallResponse>, Status> {
+        let actor = actor(&request);
+        let pb::CallRequest {
+            tenant,
+            action,
+            parameters_json,
+        } = request.into_inner();
+        let parameters: Value = if parameters_json.trim().is_empty() {
+            Value::Object(serde_json::Map::new())
+        } else {
+            serde_json::from_str(&parameters_json).map_err(|e| {
+                status(&AdminError::InvalidParameterValue {
+                    name: "parameters_json".into(),
+                    reason: format!("not JSON: {e}"),
+                })
+            })?
+        };
+        if !parameters.is_object() {
+            return Err(status(&AdminError::InvalidParameterValue {
+                name: "parameters_json".into(),
+                reason: "expected a JSON object".into(),
+            }));
+        }
+        let cp = Arc::clone(&self.control_plane);
+        let (result, version) =
+            blocking(move || cp.call(&tenant, &actor, &action, &parameters)).await?;
+        Ok(Response::new(pb::CallResponse {
+            result_json: result.to_string(),
+            version: Some(version_pb(version)),
+        }))
+    }
+
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::CreateTenantResponse>, Status> {
+        let actor = actor(&request);
+        let pb::CreateTenantRequest { account_id, alias } = request.into_inner();
+        let cp = Arc::clone(&self.control_plane);
+        let version = blocking(move || cp.create_tenant(&account_id, Some(&alias), &actor)).await?;
+        Ok(Response::new(pb::CreateTenantResponse {
+            version: Some(version_pb(version)),
+        }))
+    }
+
+    async fn delete_tenant(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
+        let actor = actor(&request);
+        let pb::DeleteTenantRequest { account_id } = request.into_inner();
+        let cp = Arc::clone(&self.control_plane);
+        blocking(move || cp.delete_tenant(&account_id, &actor)).await?;
+        Ok(Response::new(pb::DeleteTenantResponse {}))
+    }
+
+    async fn list_tenants(
+        &self,
+        _request: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let tenants = self
+            .control_plane
+            .list_tenants()
+            .into_iter()
+            .map(|t| pb::TenantSummary {
+                account_id: t.account_id,
+                alias: t.alias.unwrap_or_default(),
+                version: Some(version_pb(t.version)),
+            })
+            .collect();
+        Ok(Response::new(pb::ListTenantsResponse { tenants }))
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        let pb::ListChangesRequest {
+            tenant,
+            after_seq,
+            limit,
+        } = request.into_inner();
+        let limit = match limit {
+            0 => 100,
+            n => n.min(1_000) as usize,
+        };
+        let cp = Arc::clone(&self.control_plane);
+        let changes = blocking(move || cp.changes(&tenant, after_seq, limit)).await?;
+        Ok(Response::new(pb::ListChangesResponse {
+            changes: changes
+                .into_iter()
+                .map(|c| pb::Change {
+                    seq: c.seq,
+                    at: c.at,
+                    actor: c.actor,
+                    action: c.action,
+                    parameters_json: c.parameters.to_string(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+// === impl SyncService ===
+
+impl SyncService {
+    /// Serves `control_plane`'s tenants to sidecars.
+    pub fn new(control_plane: Arc<ControlPlane>) -> Self {
+        Self {
+            control_plane,
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+
+    /// Sends heartbeats after `heartbeat` of quiet.
+    #[must_use]
+    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> pb::sync_server::SyncServer<Self> {
+        pb::sync_server::SyncServer::new(self)
+    }
+}
+
+type WatchStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::sync_server::Sync for SyncService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream must start with a subscription"))?;
+        let pb::WatchRequest {
+            node: _,
+            subscribe,
+            initial_versions,
+            response_nonce: _,
+            acks: _,
+            nacks: _,
+        } = first;
+        let all = subscribe.iter().any(|t| t == "*");
+        let subscription = Subscription {
+            tenants: if all { None } else { Some(subscribe) },
+        };
+        let known: HashMap<String, SnapshotVersion> = initial_versions
+            .into_iter()
+            .filter_map(|tv| version_from(tv.version).map(|v| (tv.tenant, v)))
+            .collect();
+        // Bounded: a slow sidecar slows its own stream, never the control plane's memory.
+        let (tx, rx) = mpsc::channel(4);
+        let stream = WatchTask {
+            control_plane: Arc::clone(&self.control_plane),
+            subscription,
+            known,
+            tx,
+            heartbeat: self.heartbeat,
+            nonce: 0,
+        };
+        tokio::spawn(stream.run(inbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct Subscription {
+    /// `None`: every tenant.
+    tenants: Option<Vec<String>>,
+}
+
+impl Subscription {
+    fn wants(&self, account: &str) -> bool {
+        self.tenants
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == account))
+    }
+}
+
+/// One sidecar's stream.
+struct WatchTask {
+    control_plane: Arc<ControlPlane>,
+    subscription: Subscription,
+    /// What the sidecar has (its resume point, then what was sent to it).
+    known: HashMap<String, SnapshotVersion>,
+    tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    heartbeat: Duration,
+    nonce: u64,
+}
+
+impl WatchTask {
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+        let mut changes = self.control_plane.subscribe();
+        // The first response always goes out, even empty: it tells the sidecar it is current.
+        if !self.send_delta(true).await {
+            return;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = self.tx.closed() => return,
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => report_nacks(&request),
+                    Ok(None) | Err(_) => return,
+                },
+                changed = changes.changed() => {
+                    if changed.is_err() || !self.send_delta(false).await {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.heartbeat) => {
+                    if !self.send(pb::WatchResponse {
+                        heartbeat: Some(pb::Heartbeat { server_time_ms: now_ms() }),
+                        ..pb::WatchResponse::default()
+                    }).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends every subscribed tenant the sidecar does not have at its current version, and
+    /// every tenant it has that was deleted. False when the sidecar is gone.
+    async fn send_delta(&mut self, always: bool) -> bool {
+        let current = self.control_plane.tenants();
+        let mut tenants = Vec::new();
+        for (tenant, version) in &current {
+            if !self.subscription.wants(&tenant.account_id) {
+                continue;
+            }
+            if self.known.get(&tenant.account_id) == Some(version) {
+                continue;
+            }
+            let Ok(payload) = serde_json::to_string(&**tenant) else {
+                continue;
+            };
+            tenants.push(pb::TenantSnapshot {
+                tenant: tenant.account_id.clone(),
+                version: Some(version_pb(*version)),
+                sha256: sha256_hex(&payload),
+                payload,
+            });
+            self.known.insert(tenant.account_id.clone(), *version);
+        }
+        let live: std::collections::HashSet<&str> =
+            current.iter().map(|(t, _)| t.account_id.as_str()).collect();
+        let removed: Vec<String> = self
+            .known
+            .keys()
+            .filter(|k| !live.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for r in &removed {
+            self.known.remove(r);
+        }
+        if tenants.is_empty() && removed.is_empty() && !always {
+            return true;
+        }
+        self.send(pb::WatchResponse {
+            tenants,
+            removed_tenants: removed,
+            heartbeat: Some(pb::Heartbeat {
+                server_time_ms: now_ms(),
+            }),
+            ..pb::WatchResponse::default()
+        })
+        .await
+    }
+
+    async fn send(&mut self, mut response: pb::WatchResponse) -> bool {
+        self.nonce += 1;
+        response.nonce = self.nonce.to_string();
+        self.tx.send(Ok(response)).await.is_ok()
+    }
+}
+
+fn report_nacks(request: &pb::WatchRequest) {
+    use std::io::Write;
+    for nack in &request.nacks {
+        let _ = writeln!(
+            std::io::stderr(),
+            "iamlet control-plane: a sidecar refused tenant {} version {:?}: {}",
+            nack.tenant,
+            nack.version.map(|v| (v.epoch, v.seq)),
+            nack.error
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Serves the Admin and Sync APIs of `control_plane` on `listener` until `shutdown` completes.
+///
+/// tonic's graceful shutdown waits for every open stream, and sidecars keep theirs open for
+/// good: callers bound the wait (the CLI gives it a few seconds, then exits).
+pub async fn serve_control_plane(
+    control_plane: Arc<ControlPlane>,
+    listener: tokio::net::TcpListener,
+    heartbeat: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(AdminService::new(Arc::clone(&control_plane)).into_server())
+        .add_service(
+            SyncService::new(control_plane)
+                .with_heartbeat(heartbeat)
+                .into_server(),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}

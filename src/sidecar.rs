@@ -1,0 +1,208 @@
+//! The sidecar process: it loads its tenants from disk, follows the control plane's stream, and
+//! answers on its local listener. Decisions read the snapshot store only; the stream and the
+//! disk only ever replace snapshots.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::proto::v1 as pb;
+use crate::snapshot::{AwsManagedCatalog, SnapshotStore};
+use crate::sync::{run_sync, Applier, Backoff, Readiness, SyncConfig, SyncState};
+
+/// How a sidecar runs.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    /// The control plane's URL.
+    pub control_plane: String,
+    /// The tenants to serve.
+    pub readiness: Readiness,
+    /// Where the last known good snapshots live.
+    pub state_dir: PathBuf,
+    /// This sidecar's name in the control plane's logs.
+    pub sidecar_id: String,
+    /// Reconnect backoff.
+    pub backoff: Backoff,
+}
+
+/// A running sidecar's shared state.
+#[derive(Debug, Clone)]
+pub struct SidecarHandle {
+    /// The published snapshots.
+    pub store: Arc<SnapshotStore>,
+    /// The stream's state.
+    pub sync: Arc<SyncState>,
+    /// The tenants it must serve.
+    pub readiness: Readiness,
+}
+
+/// `iamlet.v1.SidecarStatus`.
+#[derive(Debug, Clone)]
+pub struct StatusService {
+    handle: SidecarHandle,
+}
+
+/// Why the sidecar could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the local server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+// === impl SidecarHandle ===
+
+impl SidecarHandle {
+    /// True once every required tenant is served.
+    pub fn is_ready(&self) -> bool {
+        self.readiness
+            .is_ready(&self.store, self.sync.full_response_seen())
+    }
+}
+
+/// Loads persisted tenants and starts the stream; returns the handle and the stream task.
+pub fn spawn_sidecar(
+    config: &SidecarConfig,
+    shutdown: watch::Receiver<bool>,
+) -> (SidecarHandle, tokio::task::JoinHandle<()>) {
+    let store = Arc::new(SnapshotStore::new());
+    let applier = Arc::new(Applier::new(
+        Arc::clone(&store),
+        Some(config.state_dir.clone()),
+        Arc::new(AwsManagedCatalog::compile()),
+    ));
+    let persisted = match &config.readiness {
+        Readiness::Tenants(t) => t.clone(),
+        Readiness::All => persisted_tenants(&config.state_dir),
+    };
+    for (tenant, result) in applier.boot_from_disk(&persisted) {
+        if let crate::sync::UpdateResult::Rejected { error, .. } = result {
+            report(&format!("not loading tenant {tenant} from disk: {error}"));
+        }
+    }
+    let state = Arc::new(SyncState::default());
+    let subscribe = match &config.readiness {
+        Readiness::Tenants(t) => t.clone(),
+        Readiness::All => vec!["*".to_owned()],
+    };
+    let sync = tokio::spawn(run_sync(
+        applier,
+        SyncConfig {
+            endpoint: config.control_plane.clone(),
+            subscribe,
+            sidecar_id: config.sidecar_id.clone(),
+            backoff: config.backoff,
+        },
+        Arc::clone(&state),
+        shutdown,
+    ));
+    (
+        SidecarHandle {
+            store,
+            sync: state,
+            readiness: config.readiness.clone(),
+        },
+        sync,
+    )
+}
+
+/// The tenants with a persisted snapshot under `dir`.
+fn persisted_tenants(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut tenants: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let account = name.strip_prefix("tenant-")?.strip_suffix(".json")?;
+            (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| account.to_owned())
+        })
+        .collect();
+    tenants.sort();
+    tenants
+}
+
+/// Serves the sidecar's local API on `listener` until `shutdown` completes.
+pub async fn serve_sidecar(
+    handle: SidecarHandle,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SidecarError> {
+    tonic::transport::Server::builder()
+        .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
+            StatusService { handle },
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, SidecarError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SidecarError::Listen { addr, source })
+}
+
+fn report(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "iamlet sidecar: {message}");
+}
+
+#[tonic::async_trait]
+impl pb::sidecar_status_server::SidecarStatus for StatusService {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let h = &self.handle;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let version = |v: crate::snapshot::SnapshotVersion| pb::Version {
+            epoch: v.epoch,
+            seq: v.seq,
+        };
+        Ok(Response::new(pb::StatusResponse {
+            ready: h.is_ready(),
+            tenants: h
+                .store
+                .versions()
+                .into_iter()
+                .map(|(t, v)| pb::TenantVersion {
+                    tenant: t.to_string(),
+                    version: Some(version(v)),
+                })
+                .collect(),
+            missing: h.readiness.missing(&h.store),
+            connected: h.sync.connected(),
+            staleness_ms: h.sync.staleness_ms(now).unwrap_or(-1),
+            last_nacks: h
+                .sync
+                .last_nacks()
+                .into_iter()
+                .map(|(tenant, (v, error))| pb::TenantNack {
+                    tenant,
+                    version: Some(version(v)),
+                    error,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,316 @@
+//! The sidecar's stream to the control plane: connect, subscribe with the versions it has,
+//! apply every response, ACK or NACK it, and reconnect with jittered exponential backoff when
+//! the stream breaks. Decisions never wait on any of this: they read the snapshot store.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::proto::v1 as pb;
+use crate::snapshot::SnapshotVersion;
+
+use super::{Applier, TenantUpdate, UpdateResult};
+
+/// How the client reaches and subscribes to the control plane.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// The control plane's URL (`http://127.0.0.1:7070`).
+    pub endpoint: String,
+    /// The tenants to serve; `["*"]` for all.
+    pub subscribe: Vec<String>,
+    /// This sidecar's name in the control plane's logs.
+    pub sidecar_id: String,
+    /// Reconnect backoff.
+    pub backoff: Backoff,
+}
+
+/// Exponential backoff with jitter, as gRPC's connection-backoff spec: each delay is the
+/// previous × `multiplier`, capped at `max`, then spread by ±`jitter`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+    /// The growth factor.
+    pub multiplier: f64,
+    /// The relative spread (0.2: ±20 %).
+    pub jitter: f64,
+}
+
+/// What the stream has done, for readiness, status and metrics.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    connected: AtomicBool,
+    /// Unix milliseconds of the last response; 0 for never.
+    last_contact_ms: AtomicI64,
+    full_response_seen: AtomicBool,
+    last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
+}
+
+// === impl Backoff ===
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            multiplier: 1.6,
+            jitter: 0.2,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before reconnect attempt `attempt` (0-based), with `unit` ∈ [0, 1) as the
+    /// random draw.
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let base = self.initial.as_secs_f64() * self.multiplier.powi(attempt.min(64) as i32);
+        let capped = base.min(self.max.as_secs_f64());
+        let spread = 1.0 + self.jitter * (2.0 * unit - 1.0);
+        Duration::from_secs_f64((capped * spread).max(0.0))
+    }
+}
+
+// === impl SyncState ===
+
+impl SyncState {
+    /// True while a stream is open.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// True once a complete response arrived (the sidecar then has every subscribed tenant
+    /// the control plane has).
+    pub fn full_response_seen(&self) -> bool {
+        self.full_response_seen.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the control plane was last heard from; `None` if never.
+    pub fn staleness_ms(&self, now_ms: i64) -> Option<i64> {
+        match self.last_contact_ms.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some((now_ms - t).max(0)),
+        }
+    }
+
+    /// The last refusal per tenant.
+    pub fn last_nacks(&self) -> BTreeMap<String, (SnapshotVersion, String)> {
+        self.last_nacks.lock().clone()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A random draw in [0, 1) for jitter; the quality of the draw only spreads reconnects.
+fn unit_draw() -> f64 {
+    let mut bytes = [0u8; 8];
+    crate::directory::IdGenerator::system().fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Why one stream ended.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the stream failed: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("the stream closed")]
+    Closed,
+}
+
+/// Runs the stream until `shutdown` turns true: the sidecar's only task that talks to the
+/// control plane.
+pub async fn run_sync(
+    applier: Arc<Applier>,
+    config: SyncConfig,
+    state: Arc<SyncState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut attempt = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            outcome = stream_once(&applier, &config, &state) => outcome,
+        };
+        state.connected.store(false, Ordering::Relaxed);
+        match outcome {
+            // A stream that delivered something resets the backoff (gRFC A57).
+            Ok(true) => attempt = 0,
+            Ok(false) => {}
+            Err(error) => report(&format!("control plane stream: {error}")),
+        }
+        let delay = config.backoff.delay(attempt, unit_draw());
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One stream: true when at least one response was applied before it ended.
+async fn stream_once(
+    applier: &Arc<Applier>,
+    config: &SyncConfig,
+    state: &SyncState,
+) -> Result<bool, StreamError> {
+    let mut client = pb::sync_client::SyncClient::connect(config.endpoint.clone()).await?;
+    let (tx, rx) = mpsc::channel(4);
+    let initial_versions = applier
+        .store()
+        .versions()
+        .into_iter()
+        .map(|(tenant, v)| pb::TenantVersion {
+            tenant: tenant.to_string(),
+            version: Some(pb::Version {
+                epoch: v.epoch,
+                seq: v.seq,
+            }),
+        })
+        .collect();
+    let first = pb::WatchRequest {
+        node: Some(pb::Node {
+            sidecar_id: config.sidecar_id.clone(),
+            build_version: env!("CARGO_PKG_VERSION").into(),
+        }),
+        subscribe: config.subscribe.clone(),
+        initial_versions,
+        ..pb::WatchRequest::default()
+    };
+    tx.send(first).await.map_err(|_| StreamError::Closed)?;
+    let mut inbound = client.watch(ReceiverStream::new(rx)).await?.into_inner();
+    state.connected.store(true, Ordering::Relaxed);
+    let mut delivered = false;
+    while let Some(response) = inbound.message().await? {
+        state.last_contact_ms.store(now_ms(), Ordering::Relaxed);
+        let pb::WatchResponse {
+            nonce,
+            tenants,
+            removed_tenants,
+            heartbeat: _,
+        } = response;
+        let mut acks = Vec::new();
+        let mut nacks = Vec::new();
+        for snapshot in tenants {
+            let (tenant, version, result) = apply_one(applier, snapshot).await;
+            match result {
+                UpdateResult::Applied(v) | UpdateResult::Unchanged(v) => {
+                    state.last_nacks.lock().remove(&tenant);
+                    acks.push(pb::TenantVersion {
+                        tenant,
+                        version: Some(pb::Version {
+                            epoch: v.epoch,
+                            seq: v.seq,
+                        }),
+                    });
+                }
+                UpdateResult::Rejected { version: v, error } => {
+                    report(&format!("refused tenant {tenant} version {v}: {error}"));
+                    state
+                        .last_nacks
+                        .lock()
+                        .insert(tenant.clone(), (v, error.clone()));
+                    nacks.push(pb::TenantNack {
+                        tenant,
+                        version: version.map(|v| pb::Version {
+                            epoch: v.epoch,
+                            seq: v.seq,
+                        }),
+                        error,
+                    });
+                }
+            }
+        }
+        for tenant in &removed_tenants {
+            applier.store().remove(tenant);
+        }
+        state.full_response_seen.store(true, Ordering::Relaxed);
+        delivered = true;
+        if !acks.is_empty() || !nacks.is_empty() {
+            let answer = pb::WatchRequest {
+                response_nonce: nonce,
+                acks,
+                nacks,
+                ..pb::WatchRequest::default()
+            };
+            tx.send(answer).await.map_err(|_| StreamError::Closed)?;
+        }
+    }
+    Ok(delivered)
+}
+
+/// Decodes one tenant of a response (once, here) and applies it off the async workers.
+async fn apply_one(
+    applier: &Arc<Applier>,
+    snapshot: pb::TenantSnapshot,
+) -> (String, Option<SnapshotVersion>, UpdateResult) {
+    let pb::TenantSnapshot {
+        tenant,
+        version,
+        sha256,
+        payload,
+    } = snapshot;
+    let Some(version) = version.map(|pb::Version { epoch, seq }| SnapshotVersion::new(epoch, seq))
+    else {
+        let error = format!("tenant `{tenant}`: the update has no version");
+        return (
+            tenant,
+            None,
+            UpdateResult::Rejected {
+                version: SnapshotVersion::default(),
+                error,
+            },
+        );
+    };
+    let update = TenantUpdate {
+        account_id: tenant.clone(),
+        version,
+        payload,
+        sha256,
+    };
+    let applier = Arc::clone(applier);
+    let result = match tokio::task::spawn_blocking(move || applier.apply(&update)).await {
+        Ok(result) => result,
+        Err(join) => UpdateResult::Rejected {
+            version,
+            error: format!("tenant `{tenant}`: applying failed: {join}"),
+        },
+    };
+    (tenant, Some(version), result)
+}
+
+fn report(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "iamlet sidecar: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_spreads() {
+        let b = Backoff::default();
+        assert_eq!(b.delay(0, 0.5), Duration::from_millis(100));
+        assert!((b.delay(1, 0.5).as_secs_f64() - 0.16).abs() < 1e-9);
+        assert_eq!(b.delay(50, 0.5), Duration::from_secs(30));
+        assert!((b.delay(50, 0.0).as_secs_f64() - 24.0).abs() < 1e-9);
+        assert!((b.delay(50, 0.999_999).as_secs_f64() - 36.0).abs() < 1e-3);
+    }
+}

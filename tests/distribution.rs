@@ -1,0 +1,219 @@
+//! The control plane, the snapshot stream and a sidecar, over real gRPC on loopback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iamlet::control_plane::{aws_error_code, serve_control_plane, ControlPlane, SqliteStore};
+use iamlet::directory::IdGenerator;
+use iamlet::proto::v1 as pb;
+use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
+use iamlet::snapshot::SnapshotVersion;
+use iamlet::sync::{Backoff, Readiness};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const A: &str = "111122223333";
+const B: &str = "444455556666";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("iamlet-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A control plane on its own runtime, so that killing it ends every task it has (the accept
+/// loop, each connection, each stream) at once, as a crash would.
+struct RunningControlPlane {
+    control_plane: Arc<ControlPlane>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl RunningControlPlane {
+    fn start(data: &std::path::Path, addr: SocketAddr) -> (Self, SocketAddr) {
+        let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
+        let control_plane =
+            Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let bound = listener.local_addr().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cp = Arc::clone(&control_plane);
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).unwrap();
+            let _ = serve_control_plane(
+                cp,
+                listener,
+                Duration::from_millis(200),
+                std::future::pending(),
+            )
+            .await;
+        });
+        (
+            Self {
+                control_plane,
+                runtime,
+            },
+            bound,
+        )
+    }
+
+    /// RELIABILITY T01: no graceful drain; connections and streams are cut.
+    fn kill(self) {
+        self.runtime.shutdown_background();
+    }
+}
+
+fn sidecar(
+    endpoint: SocketAddr,
+    readiness: Readiness,
+    state: &std::path::Path,
+) -> (SidecarHandle, watch::Sender<bool>) {
+    let (stop, shutdown) = watch::channel(false);
+    let (handle, _task) = spawn_sidecar(
+        &SidecarConfig {
+            control_plane: format!("http://{endpoint}"),
+            readiness,
+            state_dir: state.to_owned(),
+            sidecar_id: "test-sidecar".into(),
+            backoff: Backoff {
+                initial: Duration::from_millis(20),
+                max: Duration::from_millis(200),
+                multiplier: 1.6,
+                jitter: 0.2,
+            },
+        },
+        shutdown,
+    );
+    (handle, stop)
+}
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_sidecars_which_survive_the_control_plane() {
+    let data = temp_dir("cp");
+    let state = temp_dir("sidecar");
+    let (cp, addr) = RunningControlPlane::start(&data, "127.0.0.1:0".parse().unwrap());
+
+    let (sidecar, _stop) = sidecar(addr, Readiness::All, &state);
+    eventually("the first response", || sidecar.sync.full_response_seen()).await;
+    assert!(
+        sidecar.is_ready(),
+        "an empty control plane is a complete answer"
+    );
+
+    // An admin change over gRPC reaches the sidecar.
+    let mut admin = pb::admin_client::AdminClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    admin
+        .create_tenant(pb::CreateTenantRequest {
+            account_id: A.into(),
+            alias: "demo".into(),
+        })
+        .await
+        .unwrap();
+    eventually("tenant A at the sidecar", || {
+        sidecar.store.version(A).is_some()
+    })
+    .await;
+    assert_eq!(
+        sidecar.store.load(A).unwrap().tenant().alias.as_deref(),
+        Some("demo")
+    );
+    let duplicate = admin
+        .create_tenant(pb::CreateTenantRequest {
+            account_id: A.into(),
+            alias: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_error_code(&duplicate).as_deref(),
+        Some("EntityAlreadyExists")
+    );
+    assert_eq!(duplicate.code(), tonic::Code::AlreadyExists);
+    let changes = admin
+        .list_changes(pb::ListChangesRequest {
+            tenant: A.into(),
+            after_seq: 0,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].action, "CreateTenant");
+
+    // T01: the control plane dies; the sidecar keeps serving what it has.
+    let served = sidecar.store.version(A).unwrap();
+    cp.kill();
+    eventually("the sidecar noticing", || !sidecar.sync.connected()).await;
+    assert_eq!(sidecar.store.version(A), Some(served));
+
+    // It comes back on the same address with the same data, and a new change flows.
+    let (cp, _) = RunningControlPlane::start(&data, addr);
+    cp.control_plane.create_tenant(B, None, "test").unwrap();
+    eventually("tenant B after the restart", || {
+        sidecar.store.version(B).is_some()
+    })
+    .await;
+    assert_eq!(
+        sidecar.store.version(A),
+        Some(served),
+        "A was not re-sent or changed"
+    );
+    cp.control_plane.delete_tenant(B, "test").unwrap();
+    eventually("tenant B's removal", || sidecar.store.version(B).is_none()).await;
+    cp.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_boots_from_disk_while_the_control_plane_is_down() {
+    // RELIABILITY T10 over the real process wiring.
+    let data = temp_dir("boot-cp");
+    let state = temp_dir("boot-sidecar");
+    let (cp, addr) = RunningControlPlane::start(&data, "127.0.0.1:0".parse().unwrap());
+    cp.control_plane
+        .create_tenant(A, Some("demo"), "test")
+        .unwrap();
+    {
+        let (first, stop) = sidecar(addr, Readiness::Tenants(vec![A.into()]), &state);
+        eventually("tenant A", || first.store.version(A).is_some()).await;
+        let _ = stop.send(true);
+    }
+    cp.kill();
+
+    // No control plane now: the new sidecar is ready from its state directory alone.
+    let (second, _stop) = sidecar(addr, Readiness::Tenants(vec![A.into()]), &state);
+    assert!(second.is_ready());
+    assert_eq!(second.store.version(A), Some(SnapshotVersion::new(1, 1)));
+    assert!(!second.sync.connected());
+
+    // A sidecar that must serve a tenant it has never seen is not ready (T14).
+    let other_state = temp_dir("boot-empty");
+    let (third, _stop) = sidecar(
+        addr,
+        Readiness::Tenants(vec![A.into(), B.into()]),
+        &other_state,
+    );
+    assert!(!third.is_ready());
+}
