@@ -44,6 +44,12 @@ enum Command {
     /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
     /// --user-name alice`).
     Admin(admin::AdminArgs),
+    /// Show a sidecar's readiness, applied tenant versions and stream state.
+    Status {
+        /// The sidecar's local API.
+        #[arg(long, env = "IAMLET_SIDECAR", default_value = "http://127.0.0.1:7071")]
+        sidecar: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +89,16 @@ pub fn main() -> ExitCode {
         Command::Admin(args) => {
             return match admin::run_admin(args, &mut stdout.lock()) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let _ = writeln!(stderr.lock(), "{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Status { sidecar } => {
+            return match admin::run_status(&sidecar, &mut stdout.lock()) {
+                Ok(ready) if ready => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
                 Err(e) => {
                     let _ = writeln!(stderr.lock(), "{e}");
                     ExitCode::from(e.exit_code())

@@ -199,6 +199,43 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
     Ok(())
 }
 
+/// `iamlet status`: prints the sidecar's status as JSON; true when it is ready.
+pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, AdminCliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AdminCliError::Runtime)?;
+    let status = runtime.block_on(async {
+        let mut client =
+            pb::sidecar_status_client::SidecarStatusClient::connect(sidecar.to_owned())
+                .await
+                .map_err(|source| AdminCliError::Connect {
+                    endpoint: sidecar.to_owned(),
+                    source,
+                })?;
+        client
+            .status(pb::StatusRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| service_error("Status", &s))
+    })?;
+    let version = |v: Option<pb::Version>| v.map(|v| format!("{}.{}", v.epoch, v.seq));
+    let value = serde_json::json!({
+        "Ready": status.ready,
+        "Connected": status.connected,
+        "StalenessMs": (status.staleness_ms >= 0).then_some(status.staleness_ms),
+        "Tenants": status.tenants.iter().map(|t| serde_json::json!({"Tenant": t.tenant, "Version": version(t.version)})).collect::<Vec<_>>(),
+        "Missing": status.missing,
+        "LastNacks": status.last_nacks.iter().map(|n| serde_json::json!({"Tenant": n.tenant, "Version": version(n.version), "Error": n.error})).collect::<Vec<_>>(),
+    });
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+    Ok(status.ready)
+}
+
 async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
     let endpoint = args.endpoint.clone();
     let mut client = pb::admin_client::AdminClient::connect(args.endpoint)
