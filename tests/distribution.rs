@@ -217,3 +217,126 @@ async fn a_sidecar_boots_from_disk_while_the_control_plane_is_down() {
     );
     assert!(!third.is_ready());
 }
+
+/// The real `iamlet control-plane` process on a free port.
+struct ControlPlaneProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ControlPlaneProcess {
+    fn spawn(data: &std::path::Path, addr: Option<SocketAddr>) -> Self {
+        let addr = addr.unwrap_or_else(|| {
+            // Reserve a free port, then hand it to the process.
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        });
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args(["control-plane", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, addr }
+    }
+
+    async fn admin(&self) -> pb::admin_client::AdminClient<tonic::transport::Channel> {
+        let started = Instant::now();
+        loop {
+            match pb::admin_client::AdminClient::connect(format!("http://{}", self.addr)).await {
+                Ok(client) => return client,
+                Err(e) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "control plane did not start: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_change_survives_sigkill_of_the_control_plane() {
+    let data = temp_dir("sigkill");
+    let cp = ControlPlaneProcess::spawn(&data, None);
+    let mut admin = cp.admin().await;
+    admin
+        .create_tenant(pb::CreateTenantRequest {
+            account_id: A.into(),
+            alias: String::new(),
+        })
+        .await
+        .unwrap();
+    let created = admin
+        .call(pb::CallRequest {
+            tenant: A.into(),
+            action: "CreateUser".into(),
+            parameters_json: r#"{"UserName":"alice"}"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.version.unwrap().seq, 2);
+    let addr = cp.addr;
+    cp.kill();
+
+    let cp = ControlPlaneProcess::spawn(&data, Some(addr));
+    let mut admin = cp.admin().await;
+    let user = admin
+        .call(pb::CallRequest {
+            tenant: A.into(),
+            action: "GetUser".into(),
+            parameters_json: r#"{"UserName":"alice"}"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let user: serde_json::Value = serde_json::from_str(&user.result_json).unwrap();
+    assert_eq!(user["User"]["UserName"], "alice");
+    let changes = admin
+        .list_changes(pb::ListChangesRequest {
+            tenant: A.into(),
+            after_seq: 0,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let actions: Vec<&str> = changes.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(actions, ["CreateTenant", "CreateUser"]);
+    // A refused call changes nothing and records nothing.
+    let refused = admin
+        .call(pb::CallRequest {
+            tenant: A.into(),
+            action: "CreateUser".into(),
+            parameters_json: r#"{"UserName":"ALICE"}"#.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_error_code(&refused).as_deref(),
+        Some("EntityAlreadyExists")
+    );
+    let after = admin
+        .list_changes(pb::ListChangesRequest {
+            tenant: A.into(),
+            after_seq: 0,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(after.len(), 2);
+    cp.kill();
+}
