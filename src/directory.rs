@@ -27,7 +27,7 @@ pub use model::{
 };
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
-    CreateUserInput, MfaDeviceMetadata,
+    CreateUserInput, MfaDeviceMetadata, RETAINED_ISSUER_KEYS,
 };
 pub use password::{verify_password, PasswordHasher};
 

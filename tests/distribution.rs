@@ -36,7 +36,17 @@ impl RunningControlPlane {
         let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
         let control_plane =
             Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
-        let listener = std::net::TcpListener::bind(addr).unwrap();
+        // The previous instance's runtime releases the port in the background: retry briefly.
+        let started = Instant::now();
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(listener) => break listener,
+                Err(_) if started.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot bind {addr}: {e}"),
+            }
+        };
         listener.set_nonblocking(true).unwrap();
         let bound = listener.local_addr().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()

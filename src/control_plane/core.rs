@@ -174,6 +174,8 @@ impl ControlPlane {
         if let Some(alias) = alias.filter(|a| !a.is_empty()) {
             tenant.set_account_alias(alias)?;
         }
+        // Every tenant can issue session tokens from its first version on.
+        tenant.rotate_issuer_key(&mut self.ids.lock(), now)?;
         let record = self.store.commit(
             &ChangeDraft {
                 account_id: account_id.to_owned(),

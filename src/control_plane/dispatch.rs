@@ -142,6 +142,9 @@ pub(crate) const ACTIONS: &[&str] = &[
     "CreateAccountAlias",
     "DeleteAccountAlias",
     "ListAccountAliases",
+    // session-token issuer keys (iamlet)
+    "RotateIssuerKey",
+    "ListIssuerKeys",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -207,7 +210,7 @@ pub fn dispatch(
         v
     } else if let Some(v) = credentials::run(tenant, ids, hasher, now, action, p)? {
         v
-    } else if let Some(v) = federation::run(tenant, now, action, p)? {
+    } else if let Some(v) = federation::run(tenant, ids, now, action, p)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

@@ -306,7 +306,8 @@ pub struct IssuerKey {
     pub key_id: String,
     /// The Ed25519 public key.
     pub public_key: Vec<u8>,
-    /// The Ed25519 private key (PKCS#8), held by the control plane and the tenant's sidecars.
+    /// The Ed25519 private key's 32-byte seed, base64; held by the control plane and the
+    /// tenant's sidecars (see the trust model in `directory::ops::issuer`).
     pub private_key: Secret,
     /// When the key was created.
     pub created_at: i64,

@@ -19,12 +19,14 @@ use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, U
 mod credentials;
 mod federation;
 mod groups;
+mod issuer;
 mod policies;
 mod roles;
 mod users;
 
 pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
+pub use issuer::RETAINED_ISSUER_KEYS;
 pub use policies::{AttachedPolicy, CreatePolicyInput};
 pub use roles::CreateRoleInput;
 pub use users::CreateUserInput;

@@ -6,11 +6,12 @@ use serde_json::{json, Value};
 use super::params::Params;
 use super::render::{self, listing};
 use crate::control_plane::AdminError;
-use crate::directory::{CreateOidcProviderInput, ResourcePolicy, Tenant};
+use crate::directory::{CreateOidcProviderInput, IdGenerator, ResourcePolicy, Tenant};
 
 /// Runs `action` if it belongs to this area (`Ok(None)` otherwise).
 pub(super) fn run(
     t: &mut Tenant,
+    ids: &mut IdGenerator,
     now: i64,
     action: &str,
     p: Params<'_>,
@@ -106,9 +107,27 @@ pub(super) fn run(
             "AccountAliases",
             t.alias.iter().map(|a| Value::from(a.as_str())).collect(),
         ),
+
+        // --- session-token issuer keys: public parts only ---
+        "RotateIssuerKey" => {
+            let key = t.rotate_issuer_key(ids, now)?;
+            json!({ "IssuerKey": issuer_key(key) })
+        }
+        "ListIssuerKeys" => listing("IssuerKeys", t.issuer_keys.iter().map(issuer_key).collect()),
         _ => return Ok(None),
     };
     Ok(Some(result))
+}
+
+fn issuer_key(k: &crate::directory::IssuerKey) -> Value {
+    use base64::Engine as _;
+    json!({
+        "KeyId": k.key_id,
+        "Algorithm": "Ed25519",
+        "PublicKey": base64::engine::general_purpose::STANDARD.encode(&k.public_key),
+        "CreateDate": render::date(k.created_at),
+        "Active": k.active,
+    })
 }
 
 fn resource_policy(p: &ResourcePolicy) -> Value {
