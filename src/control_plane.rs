@@ -3,11 +3,16 @@
 //! and serves the admin and sync APIs.
 
 mod core;
+mod declare;
 mod dispatch;
 mod grpc;
 mod store;
 
 pub use self::core::{system_clock, ControlPlane, TenantSummary};
+pub use declare::{
+    export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
+    RoleSpec, SpecError, TenantSpec, UserSpec,
+};
 pub use dispatch::{dispatch, Dispatched};
 pub use grpc::{
     aws_error_code, serve_control_plane, status, AdminService, SyncService, DEFAULT_HEARTBEAT,
@@ -45,6 +50,12 @@ pub enum AdminError {
     /// `ServiceFailure`: the change could not be made durable; nothing changed.
     #[error("The change could not be stored: {0}")]
     Store(#[from] StoreError),
+    /// `MalformedTenantSpec`: a declared tenant could not be read.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// `InvalidTenantSpec`: a declared tenant cannot be applied; nothing changed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
 }
 
 // === impl AdminError ===
@@ -60,6 +71,8 @@ impl AdminError {
             Self::NoSuchTenant(_) => "NoSuchEntity",
             Self::TenantExists(_) => "EntityAlreadyExists",
             Self::Store(_) => "ServiceFailure",
+            Self::Spec(_) => "MalformedTenantSpec",
+            Self::Plan(_) => "InvalidTenantSpec",
         }
     }
 }

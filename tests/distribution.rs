@@ -350,3 +350,74 @@ async fn an_acknowledged_change_survives_sigkill_of_the_control_plane() {
     assert_eq!(after.len(), 2);
     cp.kill();
 }
+
+fn admin_cli(endpoint: SocketAddr, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .arg("admin")
+        .args(args)
+        .env("IAMLET_ENDPOINT", format!("http://{endpoint}"))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_tenant_applies_exports_and_compares_equal() {
+    let data = temp_dir("declare");
+    let cp = ControlPlaneProcess::spawn(&data, None);
+    let _ = cp.admin().await;
+    let spec_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tenant-spec.yaml"
+    );
+
+    let applied = admin_cli(cp.addr, &["apply", "-f", spec_path]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let applied: serde_json::Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert!(applied["Actions"].as_array().unwrap().len() >= 5);
+
+    let exported = admin_cli(cp.addr, &["export", "--tenant", A, "--format", "json"]);
+    assert!(exported.status.success());
+    let declared = iamlet::control_plane::TenantSpec::from_yaml_or_json(
+        &std::fs::read_to_string(spec_path).unwrap(),
+    )
+    .unwrap();
+    let exported = iamlet::control_plane::TenantSpec::from_yaml_or_json(
+        std::str::from_utf8(&exported.stdout).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(exported.normalized(), declared.normalized());
+
+    // Idempotent: applying again changes nothing and records nothing.
+    let again = admin_cli(cp.addr, &["apply", "-f", spec_path]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["Actions"], serde_json::json!([]));
+    let changes = admin_cli(cp.addr, &["list-changes", "--tenant", A]);
+    let changes: serde_json::Value = serde_json::from_slice(&changes.stdout).unwrap();
+    let actions: Vec<&str> = changes["Changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["CreateTenant", "ApplyTenant"]);
+
+    // A spec that cannot apply changes nothing and says why.
+    let bad = data.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "AccountId: \"111122223333\"\nUsers:\n  - UserName: bob\n    Groups: [nobody]\n",
+    )
+    .unwrap();
+    let refused = admin_cli(cp.addr, &["apply", "-f", bad.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(254));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("InvalidTenantSpec"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    cp.kill();
+}

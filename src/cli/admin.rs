@@ -56,6 +56,25 @@ enum AdminVerb {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Create or update a whole tenant declared in a JSON or YAML file (idempotent): the
+    /// changes run as one, recorded as one entry of the audit trail.
+    Apply {
+        /// The tenant spec (`-` reads standard input).
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a tenant in the declarative format of `apply` (secrets are left out).
+    Export {
+        /// The account id.
+        #[arg(long)]
+        tenant: String,
+        /// `yaml` or `json`.
+        #[arg(long, default_value = "yaml")]
+        format: String,
+    },
     /// Any IAM action: `create-user --tenant T --user-name alice`, `attach-role-policy ...`.
     #[command(external_subcommand)]
     Iam(Vec<String>),
@@ -193,9 +212,15 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
         .enable_all()
         .build()
         .map_err(AdminCliError::Runtime)?;
-    let result = runtime.block_on(call(args))?;
-    let pretty = serde_json::to_string_pretty(&result).unwrap_or_else(|_| result.to_string());
-    let _ = writeln!(out, "{pretty}");
+    match runtime.block_on(call(args))? {
+        Output::Json(value) => {
+            let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
+            let _ = writeln!(out, "{pretty}");
+        }
+        Output::Text(text) => {
+            let _ = write!(out, "{text}");
+        }
+    }
     Ok(())
 }
 
@@ -236,7 +261,15 @@ pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, Adm
     Ok(status.ready)
 }
 
-async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
+/// What a command prints.
+enum Output {
+    /// Pretty-printed JSON.
+    Json(Value),
+    /// Text as is (YAML exports).
+    Text(String),
+}
+
+async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
     let endpoint = args.endpoint.clone();
     let mut client = pb::admin_client::AdminClient::connect(args.endpoint)
         .await
@@ -253,16 +286,16 @@ async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
                 .await
                 .map_err(|s| service_error("CreateTenant", &s))?
                 .into_inner();
-            Ok(
+            Ok(Output::Json(
                 serde_json::json!({"Tenant": {"AccountId": account_id}, "Version": version(response.version)}),
-            )
+            ))
         }
         AdminVerb::DeleteTenant { account_id } => {
             client
                 .delete_tenant(with_actor(pb::DeleteTenantRequest { account_id }))
                 .await
                 .map_err(|s| service_error("DeleteTenant", &s))?;
-            Ok(serde_json::json!({}))
+            Ok(Output::Json(serde_json::json!({})))
         }
         AdminVerb::ListTenants => {
             let response = client
@@ -275,7 +308,7 @@ async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
                 .into_iter()
                 .map(|t| serde_json::json!({"AccountId": t.account_id, "Alias": t.alias, "Version": version(t.version)}))
                 .collect();
-            Ok(serde_json::json!({ "Tenants": tenants }))
+            Ok(Output::Json(serde_json::json!({ "Tenants": tenants })))
         }
         AdminVerb::ListChanges {
             tenant,
@@ -306,7 +339,52 @@ async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
                     })
                 })
                 .collect();
-            Ok(serde_json::json!({ "Changes": changes }))
+            Ok(Output::Json(serde_json::json!({ "Changes": changes })))
+        }
+        AdminVerb::Apply { file, dry_run } => {
+            let text = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+            } else {
+                std::fs::read_to_string(&file)
+            }
+            .map_err(|e| AdminCliError::Usage(format!("cannot read `{}`: {e}", file.display())))?;
+            let spec = crate::control_plane::TenantSpec::from_yaml_or_json(&text)
+                .map_err(|e| AdminCliError::Usage(format!("`{}`: {e}", file.display())))?;
+            let spec_json = spec
+                .to_json()
+                .map_err(|e| AdminCliError::Usage(e.to_string()))?;
+            let response = client
+                .apply_tenant(with_actor(pb::ApplyTenantRequest { spec_json, dry_run }))
+                .await
+                .map_err(|s| service_error("ApplyTenant", &s))?
+                .into_inner();
+            let actions: Value =
+                serde_json::from_str(&response.actions_json).unwrap_or(Value::Null);
+            Ok(Output::Json(
+                serde_json::json!({"DryRun": dry_run, "Actions": actions, "Version": version(response.version)}),
+            ))
+        }
+        AdminVerb::Export { tenant, format } => {
+            let response = client
+                .export_tenant(with_actor(pb::ExportTenantRequest { tenant }))
+                .await
+                .map_err(|s| service_error("ExportTenant", &s))?
+                .into_inner();
+            let spec = crate::control_plane::TenantSpec::from_yaml_or_json(&response.spec_json)
+                .map_err(|e| AdminCliError::Usage(e.to_string()))?;
+            match format.as_str() {
+                "json" => Ok(Output::Json(
+                    serde_json::from_str(&response.spec_json).unwrap_or(Value::Null),
+                )),
+                "yaml" => Ok(Output::Text(
+                    spec.to_yaml()
+                        .map_err(|e| AdminCliError::Usage(e.to_string()))?,
+                )),
+                other => Err(AdminCliError::Usage(format!(
+                    "--format {other}: expected yaml or json"
+                ))),
+            }
         }
         AdminVerb::Iam(words) => {
             let (verb, rest) = words.split_first().ok_or_else(|| {
@@ -328,7 +406,9 @@ async fn call(args: AdminArgs) -> Result<Value, AdminCliError> {
                 .await
                 .map_err(|s| service_error(&action, &s))?
                 .into_inner();
-            Ok(serde_json::from_str(&response.result_json).unwrap_or(Value::Null))
+            Ok(Output::Json(
+                serde_json::from_str(&response.result_json).unwrap_or(Value::Null),
+            ))
         }
     }
 }

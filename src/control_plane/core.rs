@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 use crate::snapshot::SnapshotVersion;
 
+use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
 use super::store::{ChangeDraft, ChangeRecord, TenantStore};
 use super::AdminError;
@@ -219,6 +220,80 @@ impl ControlPlane {
         drop(tenants);
         self.changed.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// The tenant in the declarative format (`iamlet admin export`); secrets are left out.
+    pub fn export(&self, account_id: &str) -> Result<TenantSpec, AdminError> {
+        let (tenant, _) = self
+            .tenant(account_id)
+            .ok_or_else(|| AdminError::NoSuchTenant(account_id.to_owned()))?;
+        Ok(export(&tenant))
+    }
+
+    /// Converges a tenant to `spec` (`iamlet admin apply -f`), creating the tenant first if it
+    /// does not exist. The whole plan runs on a copy and is committed as ONE change, with the
+    /// planned actions in the audit trail: it applies completely or not at all. With `dry_run`
+    /// the plan is returned and nothing changes.
+    pub fn apply_spec(
+        &self,
+        spec: &TenantSpec,
+        actor: &str,
+        dry_run: bool,
+    ) -> Result<(Vec<PlannedAction>, Option<SnapshotVersion>), AdminError> {
+        let account_id = spec.account_id.as_str();
+        if self.tenant(account_id).is_none() && !dry_run {
+            self.create_tenant(account_id, None, actor)?;
+        }
+        let mut tenants = self.tenants.lock();
+        let current = match tenants.get(account_id) {
+            Some(c) => Arc::clone(&c.tenant),
+            None => Arc::new(Tenant::new(account_id, (self.clock)())),
+        };
+        let actions = plan(&current, spec)?;
+        if dry_run || actions.is_empty() {
+            let version = tenants.get(account_id).map(|c| c.version);
+            return Ok((actions, version));
+        }
+        let now = (self.clock)();
+        let mut next = Tenant::clone(&current);
+        {
+            let mut ids = self.ids.lock();
+            for step in &actions {
+                dispatch(
+                    &mut next,
+                    &mut ids,
+                    self.hasher,
+                    now,
+                    &step.action,
+                    &step.parameters,
+                )?;
+            }
+        }
+        let summary: Vec<Value> = actions
+            .iter()
+            .map(|a| serde_json::json!({ "Action": a.action, "Parameters": super::dispatch::redact(&a.parameters) }))
+            .collect();
+        let record = self.store.commit(
+            &ChangeDraft {
+                account_id: account_id.to_owned(),
+                actor: actor.to_owned(),
+                action: "ApplyTenant".into(),
+                parameters: serde_json::json!({ "Actions": summary }),
+                at: now,
+            },
+            Some(&next),
+        )?;
+        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
+        tenants.insert(
+            account_id.to_owned(),
+            Current {
+                tenant: Arc::new(next),
+                version,
+            },
+        );
+        drop(tenants);
+        self.changed.send_modify(|n| *n += 1);
+        Ok((actions, Some(version)))
     }
 
     /// Every tenant, sorted by account id.

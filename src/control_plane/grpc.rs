@@ -191,6 +191,32 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::ListTenantsResponse { tenants }))
     }
 
+    async fn export_tenant(
+        &self,
+        request: Request<pb::ExportTenantRequest>,
+    ) -> Result<Response<pb::ExportTenantResponse>, Status> {
+        let pb::ExportTenantRequest { tenant } = request.into_inner();
+        let spec = self.control_plane.export(&tenant).map_err(|e| status(&e))?;
+        let spec_json = spec.to_json().map_err(|e| status(&AdminError::Spec(e)))?;
+        Ok(Response::new(pb::ExportTenantResponse { spec_json }))
+    }
+
+    async fn apply_tenant(
+        &self,
+        request: Request<pb::ApplyTenantRequest>,
+    ) -> Result<Response<pb::ApplyTenantResponse>, Status> {
+        let actor = actor(&request);
+        let pb::ApplyTenantRequest { spec_json, dry_run } = request.into_inner();
+        let spec = super::TenantSpec::from_yaml_or_json(&spec_json)
+            .map_err(|e| status(&AdminError::Spec(e)))?;
+        let cp = Arc::clone(&self.control_plane);
+        let (actions, version) = blocking(move || cp.apply_spec(&spec, &actor, dry_run)).await?;
+        Ok(Response::new(pb::ApplyTenantResponse {
+            actions_json: serde_json::to_string(&actions).unwrap_or_else(|_| "[]".into()),
+            version: version.map(version_pb),
+        }))
+    }
+
     async fn list_changes(
         &self,
         request: Request<pb::ListChangesRequest>,
