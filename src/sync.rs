@@ -189,23 +189,86 @@ impl Applier {
         }
     }
 
+    /// Applies the tenants of one response, several at a time: each tenant is independent, so
+    /// a full response (a sidecar's first, or one after a long disconnect) is decoded and
+    /// compiled on every core. Results come back in the order of `updates`; an update for a
+    /// tenant that appears twice in `updates` is applied in order.
+    pub fn apply_all(&self, updates: &[TenantUpdate]) -> Vec<UpdateResult> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(updates.len());
+        let distinct = {
+            let mut seen = std::collections::HashSet::new();
+            updates.iter().all(|u| seen.insert(u.account_id.as_str()))
+        };
+        if workers <= 1 || !distinct {
+            return updates.iter().map(|u| self.apply(u)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<(usize, UpdateResult)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(update) = updates.get(i) else {
+                                return done;
+                            };
+                            done.push((i, self.apply(update)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        // A worker that panicked applied nothing more; its tenants are
+                        // refused below so the control plane sees a NACK, never silence.
+                        Vec::new()
+                    })
+                })
+                .collect()
+        });
+        results.sort_by_key(|(i, _)| *i);
+        let mut by_index = results.into_iter().peekable();
+        updates
+            .iter()
+            .enumerate()
+            .map(|(i, u)| match by_index.next_if(|(j, _)| *j == i) {
+                Some((_, result)) => result,
+                None => UpdateResult::Rejected {
+                    version: u.version,
+                    error: format!("tenant `{}`: applying failed", u.account_id),
+                },
+            })
+            .collect()
+    }
+
     /// Loads the persisted snapshots of `tenants` (before the control plane is reached). A
-    /// missing, corrupted or foreign file is reported and skipped, never served.
+    /// tenant without a file is skipped silently (a new sidecar has none); a corrupted or
+    /// foreign file is reported and skipped, never served.
     pub fn boot_from_disk(&self, tenants: &[String]) -> Vec<(String, UpdateResult)> {
         let Some(dir) = &self.state_dir else {
             return Vec::new();
         };
         tenants
             .iter()
-            .map(|account| {
+            .filter_map(|account| {
                 let result = match read_last_known_good(dir, account) {
                     Ok(persisted) => self.publish(persisted.tenant, persisted.version),
+                    Err(crate::snapshot::PersistError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        return None
+                    }
                     Err(e) => UpdateResult::Rejected {
                         version: SnapshotVersion::default(),
                         error: e.to_string(),
                     },
                 };
-                (account.clone(), result)
+                Some((account.clone(), result))
             })
             .collect()
     }

@@ -207,8 +207,7 @@ async fn stream_once(
         } = response;
         let mut acks = Vec::new();
         let mut nacks = Vec::new();
-        for snapshot in tenants {
-            let (tenant, version, result) = apply_one(applier, snapshot).await;
+        for (tenant, version, result) in apply_response(applier, tenants).await {
             match result {
                 UpdateResult::Applied(v) | UpdateResult::Unchanged(v) => {
                     state.last_nacks.lock().remove(&tenant);
@@ -255,44 +254,62 @@ async fn stream_once(
     Ok(delivered)
 }
 
-/// Decodes one tenant of a response (once, here) and applies it off the async workers.
-async fn apply_one(
+/// Decodes the tenants of a response (once, here) and applies them off the async workers,
+/// all at once: [`Applier::apply_all`] spreads them over the cores.
+async fn apply_response(
     applier: &Arc<Applier>,
-    snapshot: pb::TenantSnapshot,
-) -> (String, Option<SnapshotVersion>, UpdateResult) {
-    let pb::TenantSnapshot {
-        tenant,
-        version,
-        sha256,
-        payload,
-    } = snapshot;
-    let Some(version) = version.map(|pb::Version { epoch, seq }| SnapshotVersion::new(epoch, seq))
-    else {
-        let error = format!("tenant `{tenant}`: the update has no version");
-        return (
+    tenants: Vec<pb::TenantSnapshot>,
+) -> Vec<(String, Option<SnapshotVersion>, UpdateResult)> {
+    let mut out = Vec::with_capacity(tenants.len());
+    let mut updates = Vec::with_capacity(tenants.len());
+    for snapshot in tenants {
+        let pb::TenantSnapshot {
             tenant,
-            None,
-            UpdateResult::Rejected {
-                version: SnapshotVersion::default(),
-                error,
-            },
-        );
-    };
-    let update = TenantUpdate {
-        account_id: tenant.clone(),
-        version,
-        payload,
-        sha256,
-    };
-    let applier = Arc::clone(applier);
-    let result = match tokio::task::spawn_blocking(move || applier.apply(&update)).await {
-        Ok(result) => result,
-        Err(join) => UpdateResult::Rejected {
             version,
-            error: format!("tenant `{tenant}`: applying failed: {join}"),
-        },
+            sha256,
+            payload,
+        } = snapshot;
+        match version.map(|pb::Version { epoch, seq }| SnapshotVersion::new(epoch, seq)) {
+            Some(version) => updates.push(TenantUpdate {
+                account_id: tenant,
+                version,
+                payload,
+                sha256,
+            }),
+            None => {
+                let error = format!("tenant `{tenant}`: the update has no version");
+                let rejected = UpdateResult::Rejected {
+                    version: SnapshotVersion::default(),
+                    error,
+                };
+                out.push((tenant, None, rejected));
+            }
+        }
+    }
+    if updates.is_empty() {
+        return out;
+    }
+    let keys: Vec<(String, SnapshotVersion)> = updates
+        .iter()
+        .map(|u| (u.account_id.clone(), u.version))
+        .collect();
+    let applier = Arc::clone(applier);
+    let results = match tokio::task::spawn_blocking(move || applier.apply_all(&updates)).await {
+        Ok(results) => results,
+        Err(join) => keys
+            .iter()
+            .map(|(tenant, version)| UpdateResult::Rejected {
+                version: *version,
+                error: format!("tenant `{tenant}`: applying failed: {join}"),
+            })
+            .collect(),
     };
-    (tenant, Some(version), result)
+    out.extend(
+        keys.into_iter()
+            .zip(results)
+            .map(|((tenant, version), result)| (tenant, Some(version), result)),
+    );
+    out
 }
 
 fn report(message: &str) {

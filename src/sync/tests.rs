@@ -122,10 +122,8 @@ fn a_restarted_sidecar_serves_its_last_known_good_snapshot() {
             UpdateResult::Applied(SnapshotVersion::new(1, 7))
         )
     );
-    assert!(
-        matches!(booted[1].1, UpdateResult::Rejected { .. }),
-        "B was never persisted"
-    );
+    // B was never persisted: nothing to load, nothing to report.
+    assert_eq!(booted.len(), 1);
     let snap = restarted.store().load(A).unwrap();
     assert!(snap.user("alice").is_some());
     let readiness = Readiness::Tenants(vec![A.into(), B.into()]);
