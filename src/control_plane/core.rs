@@ -130,26 +130,14 @@ impl ControlPlane {
         if !outcome.changed {
             return Ok((outcome.result, current.version));
         }
-        let record = self.store.commit(
-            &ChangeDraft {
-                account_id: account_id.to_owned(),
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                parameters: outcome.audit_parameters,
-                at: now,
-            },
-            Some(&next),
-        )?;
-        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
-        tenants.insert(
-            account_id.to_owned(),
-            Current {
-                tenant: Arc::new(next),
-                version,
-            },
-        );
-        drop(tenants);
-        self.changed.send_modify(|n| *n += 1);
+        let draft = ChangeDraft {
+            account_id: account_id.to_owned(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            parameters: outcome.audit_parameters,
+            at: now,
+        };
+        let version = self.commit(&mut tenants, &draft, Some(next))?;
         Ok((outcome.result, version))
     }
 
@@ -177,27 +165,14 @@ impl ControlPlane {
         }
         // Every tenant can issue session tokens from its first version on.
         tenant.rotate_issuer_key(&mut self.ids.lock(), now)?;
-        let record = self.store.commit(
-            &ChangeDraft {
-                account_id: account_id.to_owned(),
-                actor: actor.to_owned(),
-                action: "CreateTenant".into(),
-                parameters: serde_json::json!({ "AccountId": account_id, "Alias": alias }),
-                at: now,
-            },
-            Some(&tenant),
-        )?;
-        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
-        tenants.insert(
-            account_id.to_owned(),
-            Current {
-                tenant: Arc::new(tenant),
-                version,
-            },
-        );
-        drop(tenants);
-        self.changed.send_modify(|n| *n += 1);
-        Ok(version)
+        let draft = ChangeDraft {
+            account_id: account_id.to_owned(),
+            actor: actor.to_owned(),
+            action: "CreateTenant".into(),
+            parameters: serde_json::json!({ "AccountId": account_id, "Alias": alias }),
+            at: now,
+        };
+        self.commit(&mut tenants, &draft, Some(tenant))
     }
 
     /// Deletes a tenant; its audit trail stays.
@@ -206,20 +181,14 @@ impl ControlPlane {
         if !tenants.contains_key(account_id) {
             return Err(AdminError::NoSuchTenant(account_id.to_owned()));
         }
-        self.store.commit(
-            &ChangeDraft {
-                account_id: account_id.to_owned(),
-                actor: actor.to_owned(),
-                action: "DeleteTenant".into(),
-                parameters: serde_json::json!({ "AccountId": account_id }),
-                at: (self.clock)(),
-            },
-            None,
-        )?;
-        tenants.remove(account_id);
-        drop(tenants);
-        self.changed.send_modify(|n| *n += 1);
-        Ok(())
+        let draft = ChangeDraft {
+            account_id: account_id.to_owned(),
+            actor: actor.to_owned(),
+            action: "DeleteTenant".into(),
+            parameters: serde_json::json!({ "AccountId": account_id }),
+            at: (self.clock)(),
+        };
+        self.commit(&mut tenants, &draft, None).map(|_| ())
     }
 
     /// The tenant in the declarative format (`iamlet admin export`); secrets are left out.
@@ -273,27 +242,39 @@ impl ControlPlane {
             .iter()
             .map(|a| serde_json::json!({ "Action": a.action, "Parameters": super::dispatch::redact(&a.parameters) }))
             .collect();
-        let record = self.store.commit(
-            &ChangeDraft {
-                account_id: account_id.to_owned(),
-                actor: actor.to_owned(),
-                action: "ApplyTenant".into(),
-                parameters: serde_json::json!({ "Actions": summary }),
-                at: now,
-            },
-            Some(&next),
-        )?;
-        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
-        tenants.insert(
-            account_id.to_owned(),
-            Current {
-                tenant: Arc::new(next),
-                version,
-            },
-        );
-        drop(tenants);
-        self.changed.send_modify(|n| *n += 1);
+        let draft = ChangeDraft {
+            account_id: account_id.to_owned(),
+            actor: actor.to_owned(),
+            action: "ApplyTenant".into(),
+            parameters: serde_json::json!({ "Actions": summary }),
+            at: now,
+        };
+        let version = self.commit(&mut tenants, &draft, Some(next))?;
         Ok((actions, Some(version)))
+    }
+
+    /// Commits a change durably, then makes the tenant's new state (`None`: deleted) what
+    /// admin reads and sidecars see. The only way state changes; the caller holds the lock,
+    /// so changes of a tenant are numbered in the order they happen.
+    fn commit(
+        &self,
+        tenants: &mut BTreeMap<String, Current>,
+        draft: &ChangeDraft,
+        next: Option<Tenant>,
+    ) -> Result<SnapshotVersion, AdminError> {
+        let record = self.store.commit(draft, next.as_ref())?;
+        let version = SnapshotVersion::new(self.store.epoch(), record.seq);
+        match next {
+            Some(tenant) => {
+                let tenant = Arc::new(tenant);
+                tenants.insert(draft.account_id.clone(), Current { tenant, version });
+            }
+            None => {
+                tenants.remove(&draft.account_id);
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+        Ok(version)
     }
 
     /// Every tenant, sorted by account id.
