@@ -316,9 +316,17 @@ pub(crate) fn default_password_policy(
 
 /// An MFA authentication code: exactly six digits.
 pub(crate) fn mfa_code(code: &str, field: &str) -> Result<(), DirectoryError> {
-    length(code, field, 6, 6)?;
+    // A code is a credential: errors say what is wrong with it, never what it was.
+    let masked = "*".repeat(code.chars().count().min(8));
+    if code.chars().count() != 6 {
+        return Err(validation_error(
+            &masked,
+            field,
+            "Member must have length 6",
+        ));
+    }
     if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(pattern_error(code, field, MFA_CODE_PATTERN));
+        return Err(pattern_error(&masked, field, MFA_CODE_PATTERN));
     }
     Ok(())
 }

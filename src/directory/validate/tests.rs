@@ -190,6 +190,9 @@ fn codes_versions_durations() {
             "ValidationError",
             "{bad}"
         );
+        if let Err(e) = mfa_code(bad, "authenticationCode1") {
+            assert!(bad.is_empty() || !e.to_string().contains(bad), "{e}");
+        }
     }
     for ok in ["v1", "v10", "v2.x-1", "v3."] {
         assert_eq!(code(version_id(ok)), "ok", "{ok}");
