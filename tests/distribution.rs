@@ -421,3 +421,48 @@ async fn a_declared_tenant_applies_exports_and_compares_equal() {
     );
     cp.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_larger_than_a_grpc_message_reaches_a_new_sidecar_in_chunks() {
+    let data = temp_dir("chunks");
+    let state = temp_dir("chunks-sidecar");
+    let (cp, addr) = RunningControlPlane::start(&data, "127.0.0.1:0".parse().unwrap());
+    // 8 tenants of 130 managed policies of ~5.5 kB each: about 6 MB, past gRPC's usual 4 MiB.
+    let resources: Vec<String> = (0..150)
+        .map(|j| format!("arn:aws:s3:::bucket-{j}/prefix-{j}/*"))
+        .collect();
+    let document = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resources}]
+    });
+    let mut accounts = Vec::new();
+    for t in 0..8u64 {
+        let account = format!("{:012}", 555_500_000_000 + t);
+        let policies: Vec<serde_json::Value> = (0..130)
+            .map(|i| serde_json::json!({"PolicyName": format!("p{i}"), "PolicyDocument": document}))
+            .collect();
+        let spec =
+            serde_json::json!({"AccountId": account, "ManagedPolicies": policies}).to_string();
+        let spec = iamlet::control_plane::TenantSpec::from_yaml_or_json(&spec).unwrap();
+        cp.control_plane.apply_spec(&spec, "test", false).unwrap();
+        accounts.push(account);
+    }
+    let total: usize = cp
+        .control_plane
+        .tenants()
+        .iter()
+        .map(|(t, _)| serde_json::to_string(&**t).unwrap().len())
+        .sum();
+    assert!(total > 5 << 20, "the state is only {total} bytes");
+
+    let (sidecar, _stop) = sidecar(addr, Readiness::All, &state);
+    eventually("the complete state", || sidecar.sync.full_response_seen()).await;
+    for account in &accounts {
+        assert!(
+            sidecar.store.version(account).is_some(),
+            "{account} missing"
+        );
+    }
+    assert!(sidecar.is_ready());
+    cp.kill();
+}

@@ -25,6 +25,13 @@ use super::AdminError;
 /// How long a quiet stream waits before it sends a heartbeat.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// The payload bytes one `Watch` response carries at most (unless one tenant alone is larger):
+/// well under gRPC's customary 4 MiB message limit, so a large state arrives in chunks.
+pub const MAX_RESPONSE_PAYLOAD: usize = 1 << 20;
+
+/// The largest message a sidecar accepts: room for one very large tenant.
+pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
+
 /// `iamlet.v1.Admin`.
 #[derive(Debug, Clone)]
 pub struct AdminService {
@@ -411,15 +418,42 @@ impl WatchTask {
         if tenants.is_empty() && removed.is_empty() && !always {
             return true;
         }
-        self.send(pb::WatchResponse {
-            tenants,
-            removed_tenants: removed,
-            heartbeat: Some(pb::Heartbeat {
-                server_time_ms: now_ms(),
-            }),
-            ..pb::WatchResponse::default()
-        })
-        .await
+        // Chunks of at most MAX_RESPONSE_PAYLOAD bytes (a larger tenant goes alone); removals
+        // ride with the last chunk, which alone says `more: false`.
+        let mut chunks: Vec<Vec<pb::TenantSnapshot>> = vec![Vec::new()];
+        let mut size = 0;
+        for tenant in tenants {
+            let len = tenant.payload.len();
+            if size + len > MAX_RESPONSE_PAYLOAD && chunks.last().is_some_and(|c| !c.is_empty()) {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(tenant);
+            }
+        }
+        let last = chunks.len() - 1;
+        let mut removed = Some(removed);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let response = pb::WatchResponse {
+                tenants: chunk,
+                removed_tenants: if i == last {
+                    removed.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                heartbeat: Some(pb::Heartbeat {
+                    server_time_ms: now_ms(),
+                }),
+                more: i != last,
+                ..pb::WatchResponse::default()
+            };
+            if !self.send(response).await {
+                return false;
+            }
+        }
+        true
     }
 
     async fn send(&mut self, mut response: pb::WatchResponse) -> bool {

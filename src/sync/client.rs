@@ -170,7 +170,9 @@ async fn stream_once(
     config: &SyncConfig,
     state: &SyncState,
 ) -> Result<bool, StreamError> {
-    let mut client = pb::sync_client::SyncClient::connect(config.endpoint.clone()).await?;
+    let mut client = pb::sync_client::SyncClient::connect(config.endpoint.clone())
+        .await?
+        .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
     let (tx, rx) = mpsc::channel(4);
     let initial_versions = applier
         .store()
@@ -204,6 +206,7 @@ async fn stream_once(
             tenants,
             removed_tenants,
             heartbeat: _,
+            more,
         } = response;
         let mut acks = Vec::new();
         let mut nacks = Vec::new();
@@ -239,7 +242,9 @@ async fn stream_once(
         for tenant in &removed_tenants {
             applier.store().remove(tenant);
         }
-        state.full_response_seen.store(true, Ordering::Relaxed);
+        if !more {
+            state.full_response_seen.store(true, Ordering::Relaxed);
+        }
         delivered = true;
         if !acks.is_empty() || !nacks.is_empty() {
             let answer = pb::WatchRequest {
