@@ -24,7 +24,10 @@ pub use compile::{
     AccessKeyEntry, AwsManagedCatalog, AwsManagedLookup, Resolved, RoleEntry, SnapshotError,
     TenantSnapshot, UserEntry,
 };
-pub use persist::{read_last_known_good, write_last_known_good, PersistError, PersistedTenant};
+pub use persist::{
+    read_last_known_good, remove_last_known_good, write_last_known_good, PersistError,
+    PersistedTenant,
+};
 pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
 
 /// Tenants and helpers for other modules' tests.

@@ -189,6 +189,17 @@ impl Applier {
         }
     }
 
+    /// Stops serving a tenant the control plane removed, and forgets its last known good
+    /// snapshot so that a restart does not bring it back.
+    pub fn remove(&self, account_id: &str) {
+        self.store.remove(account_id);
+        if let Some(dir) = &self.state_dir {
+            if let Err(error) = crate::snapshot::remove_last_known_good(dir, account_id) {
+                report_persist_failure(&error);
+            }
+        }
+    }
+
     /// Applies the tenants of one response, several at a time: each tenant is independent, so
     /// a full response (a sidecar's first, or one after a long disconnect) is decoded and
     /// compiled on every core. Results come back in the order of `updates`; an update for a

@@ -193,6 +193,12 @@ async fn changes_reach_sidecars_which_survive_the_control_plane() {
     );
     cp.control_plane.delete_tenant(B, "test").unwrap();
     eventually("tenant B's removal", || sidecar.store.version(B).is_none()).await;
+    // Its last known good file is gone too: a restart must not serve a removed tenant.
+    eventually("B's file removed", || {
+        !state.join(format!("tenant-{B}.json")).exists()
+    })
+    .await;
+    assert!(state.join(format!("tenant-{A}.json")).exists());
     cp.kill();
 }
 

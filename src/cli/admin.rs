@@ -273,7 +273,9 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
     let endpoint = args.endpoint.clone();
     let mut client = pb::admin_client::AdminClient::connect(args.endpoint)
         .await
-        .map_err(|source| AdminCliError::Connect { endpoint, source })?;
+        .map_err(|source| AdminCliError::Connect { endpoint, source })?
+        .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE)
+        .max_encoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
     let version =
         |v: Option<pb::Version>| v.map(|v| serde_json::json!({"Epoch": v.epoch, "Seq": v.seq}));
     match args.verb {

@@ -114,9 +114,12 @@ impl AdminService {
         Self { control_plane }
     }
 
-    /// The tonic server.
+    /// The tonic server; a declared tenant or an export may be larger than gRPC's customary
+    /// 4 MiB message limit.
     pub fn into_server(self) -> pb::admin_server::AdminServer<Self> {
         pb::admin_server::AdminServer::new(self)
+            .max_decoding_message_size(MAX_SYNC_MESSAGE)
+            .max_encoding_message_size(MAX_SYNC_MESSAGE)
     }
 }
 

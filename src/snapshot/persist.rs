@@ -156,6 +156,19 @@ fn open_private(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Deletes the persisted snapshot of `account_id` (the tenant was removed): a restarted sidecar
+/// must not serve it again. A file that is already gone is not an error.
+pub fn remove_last_known_good(dir: &Path, account_id: &str) -> Result<(), PersistError> {
+    let path = file_for(dir, account_id)?;
+    match fs::remove_file(&path) {
+        Ok(()) => File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| PersistError::Io { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(PersistError::Io { path, source }),
+    }
+}
+
 /// Reads and verifies the last known good snapshot of `account_id`.
 pub fn read_last_known_good(dir: &Path, account_id: &str) -> Result<PersistedTenant, PersistError> {
     let path = file_for(dir, account_id)?;

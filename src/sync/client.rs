@@ -240,7 +240,7 @@ async fn stream_once(
             }
         }
         for tenant in &removed_tenants {
-            applier.store().remove(tenant);
+            applier.remove(tenant);
         }
         if !more {
             state.full_response_seen.store(true, Ordering::Relaxed);
