@@ -44,6 +44,8 @@ enum Command {
     /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
     /// --user-name alice`).
     Admin(admin::AdminArgs),
+    /// Ask a sidecar whether a principal may perform an action on a resource.
+    Authorize(admin::AuthorizeArgs),
     /// Show a sidecar's readiness, applied tenant versions and stream state.
     Status {
         /// The sidecar's local API.
@@ -99,6 +101,16 @@ pub fn main() -> ExitCode {
             return match admin::run_status(&sidecar, &mut stdout.lock()) {
                 Ok(ready) if ready => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    let _ = writeln!(stderr.lock(), "{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Authorize(args) => {
+            return match admin::run_authorize(args, &mut stdout.lock()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
                     let _ = writeln!(stderr.lock(), "{e}");
                     ExitCode::from(e.exit_code())

@@ -2,6 +2,10 @@
 //! answers on its local listener. Decisions read the snapshot store only; the stream and the
 //! disk only ever replace snapshots.
 
+mod authorize;
+
+pub use authorize::AuthorizerService;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -144,7 +148,9 @@ pub async fn serve_sidecar(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError> {
+    let authorizer = AuthorizerService::new(Arc::clone(&handle.store));
     tonic::transport::Server::builder()
+        .add_service(authorizer.into_server())
         .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
             StatusService { handle },
         ))

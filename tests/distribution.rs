@@ -472,3 +472,166 @@ async fn a_state_larger_than_a_grpc_message_reaches_a_new_sidecar_in_chunks() {
     assert!(sidecar.is_ready());
     cp.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_authorize_through_the_sidecar() {
+    let data = temp_dir("authorize");
+    let state = temp_dir("authorize-sidecar");
+    let (cp, addr) = RunningControlPlane::start(&data, "127.0.0.1:0".parse().unwrap());
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tenant-spec.yaml"
+    ))
+    .unwrap();
+    let spec = iamlet::control_plane::TenantSpec::from_yaml_or_json(&spec).unwrap();
+    cp.control_plane.apply_spec(&spec, "test", false).unwrap();
+    cp.control_plane
+        .call(
+            A,
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "bob"}),
+        )
+        .unwrap();
+
+    let (handle, _stop) = sidecar(addr, Readiness::Tenants(vec![A.into()]), &state);
+    eventually("tenant A", || handle.is_ready()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    tokio::spawn(iamlet::sidecar::serve_sidecar(
+        handle.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let mut client = loop {
+        if let Ok(c) =
+            pb::authorizer_client::AuthorizerClient::connect(format!("http://{local}")).await
+        {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let alice = "arn:aws:iam::111122223333:user/eng/alice";
+    let ask = |principal: &str, action: &str, resource: &str| pb::AuthorizeRequest {
+        caller: Some(pb::authorize_request::Caller::PrincipalArn(
+            principal.into(),
+        )),
+        action: action.into(),
+        resource: resource.into(),
+        ..pb::AuthorizeRequest::default()
+    };
+
+    // Allowed through her group's managed policy, with the deciding statement and version.
+    let allowed = client
+        .authorize(ask(alice, "s3:GetObject", "arn:aws:s3:::reports/q3.csv"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(allowed.decision, pb::Decision::Allow as i32);
+    assert_eq!(
+        allowed.statement.unwrap().policy,
+        "arn:aws:iam::111122223333:policy/ReadReports"
+    );
+    assert_eq!(
+        allowed.version.unwrap().seq,
+        handle.store.version(A).unwrap().seq
+    );
+
+    // Denied with AWS's message.
+    let denied = client
+        .authorize(ask(alice, "s3:PutObject", "arn:aws:s3:::reports/q3.csv"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(denied.decision, pb::Decision::ImplicitDeny as i32);
+    assert!(
+        denied
+            .message
+            .ends_with("because no identity-based policy allows the s3:PutObject action"),
+        "{}",
+        denied.message
+    );
+
+    // A resource policy given with the request grants bob directly; explain lists it.
+    let mut with_policy = ask(
+        "arn:aws:iam::111122223333:user/bob",
+        "s3:GetObject",
+        "arn:aws:s3:::shared/x",
+    );
+    with_policy.resource_policy_json = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Bob","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"}]}"#.into();
+    with_policy.explain = true;
+    let granted = client.authorize(with_policy).await.unwrap().into_inner();
+    assert_eq!(granted.decision, pb::Decision::Allow as i32);
+    assert_eq!(granted.trace.len(), 1);
+    assert_eq!(granted.trace[0].statement.as_ref().unwrap().sid, "Bob");
+
+    // Principal keys come from the principal, never from the caller.
+    let mut spoofed = ask(alice, "s3:GetObject", "arn:aws:s3:::reports/q3.csv");
+    spoofed.context.insert(
+        "aws:username".into(),
+        pb::ContextValue {
+            value: Some(pb::context_value::Value::StringValue("mallory".into())),
+        },
+    );
+    assert_eq!(
+        client
+            .authorize(spoofed)
+            .await
+            .unwrap()
+            .into_inner()
+            .decision,
+        pb::Decision::Allow as i32
+    );
+
+    // Requests that cannot be decided are errors that name the problem.
+    let unknown = client
+        .authorize(ask(
+            "arn:aws:iam::111122223333:user/nobody",
+            "s3:GetObject",
+            "*",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let other_tenant = client
+        .authorize(ask("arn:aws:iam::999988887777:user/x", "s3:GetObject", "*"))
+        .await
+        .unwrap_err();
+    assert_eq!(other_tenant.code(), tonic::Code::NotFound);
+    let malformed = client
+        .authorize(ask(alice, "GetObject", "*"))
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
+    assert!(
+        malformed.message().starts_with("action:"),
+        "{}",
+        malformed.message()
+    );
+
+    // Read-your-writes: after an admin change, asking for its version sees it.
+    let (_, version) = cp
+        .control_plane
+        .call(
+            A,
+            "test",
+            "RemoveUserFromGroup",
+            &serde_json::json!({"GroupName": "analysts", "UserName": "alice"}),
+        )
+        .unwrap();
+    let mut after = ask(alice, "s3:GetObject", "arn:aws:s3:::reports/q3.csv");
+    after.min_version = Some(pb::Version {
+        epoch: version.epoch,
+        seq: version.seq,
+    });
+    let result = loop {
+        match client.authorize(after.clone()).await {
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                tokio::time::sleep(Duration::from_millis(2)).await
+            }
+            other => break other.unwrap().into_inner(),
+        }
+    };
+    assert_eq!(result.decision, pb::Decision::ImplicitDeny as i32);
+    cp.kill();
+}
