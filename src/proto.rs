@@ -16,6 +16,22 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/iamlet.v1.rs"));
 }
 
+impl From<crate::snapshot::SnapshotVersion> for v1::Version {
+    fn from(v: crate::snapshot::SnapshotVersion) -> Self {
+        Self {
+            epoch: v.epoch,
+            seq: v.seq,
+        }
+    }
+}
+
+impl From<v1::Version> for crate::snapshot::SnapshotVersion {
+    fn from(v: v1::Version) -> Self {
+        let v1::Version { epoch, seq } = v;
+        Self::new(epoch, seq)
+    }
+}
+
 /// The encoded file descriptor set of every proto, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/iamlet_descriptor.bin"));

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::proto::v1 as pb;
 use crate::snapshot::{AwsManagedCatalog, SnapshotStore};
-use crate::sync::{run_sync, Applier, Backoff, Readiness, SyncConfig, SyncState};
+use crate::sync::{report, run_sync, Applier, Backoff, Readiness, SyncConfig, SyncState};
 
 /// How a sidecar runs.
 #[derive(Debug, Clone)]
@@ -166,11 +166,6 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, SidecarError> {
         .map_err(|source| SidecarError::Listen { addr, source })
 }
 
-fn report(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "iamlet sidecar: {message}");
-}
-
 #[tonic::async_trait]
 impl pb::sidecar_status_server::SidecarStatus for StatusService {
     async fn status(
@@ -178,13 +173,7 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let h = &self.handle;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let version = |v: crate::snapshot::SnapshotVersion| pb::Version {
-            epoch: v.epoch,
-            seq: v.seq,
-        };
+        let now = crate::policy::Timestamp::now().epoch_millis();
         Ok(Response::new(pb::StatusResponse {
             ready: h.is_ready(),
             tenants: h
@@ -193,7 +182,7 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                 .into_iter()
                 .map(|(t, v)| pb::TenantVersion {
                     tenant: t.to_string(),
-                    version: Some(version(v)),
+                    version: Some(v.into()),
                 })
                 .collect(),
             missing: h.readiness.missing(&h.store),
@@ -205,7 +194,7 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                 .into_iter()
                 .map(|(tenant, (v, error))| pb::TenantNack {
                     tenant,
-                    version: Some(version(v)),
+                    version: Some(v.into()),
                     error,
                 })
                 .collect(),

@@ -27,6 +27,7 @@ use crate::snapshot::{
     SnapshotVersion, TenantSnapshot,
 };
 
+pub(crate) use client::report;
 pub use client::{run_sync, Backoff, SyncConfig, SyncState};
 
 /// One tenant's update as the control plane sends it.

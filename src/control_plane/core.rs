@@ -50,9 +50,7 @@ pub struct TenantSummary {
 
 /// Unix seconds from the system clock.
 pub fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::policy::Timestamp::now().epoch_seconds()
 }
 
 // === impl ControlPlane ===

@@ -70,17 +70,6 @@ pub fn aws_error_code(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)
 }
 
-fn version_pb(v: SnapshotVersion) -> pb::Version {
-    pb::Version {
-        epoch: v.epoch,
-        seq: v.seq,
-    }
-}
-
-fn version_from(v: Option<pb::Version>) -> Option<SnapshotVersion> {
-    v.map(|pb::Version { epoch, seq }| SnapshotVersion::new(epoch, seq))
-}
-
 /// Who made an admin call. Authentication of admin callers comes with IAM-authorized admin
 /// calls; until then the audit trail records the caller's self-declared name and address.
 fn actor<T>(request: &Request<T>) -> String {
@@ -156,7 +145,7 @@ impl pb::admin_server::Admin for AdminService {
             blocking(move || cp.call(&tenant, &actor, &action, &parameters)).await?;
         Ok(Response::new(pb::CallResponse {
             result_json: result.to_string(),
-            version: Some(version_pb(version)),
+            version: Some(version.into()),
         }))
     }
 
@@ -169,7 +158,7 @@ impl pb::admin_server::Admin for AdminService {
         let cp = Arc::clone(&self.control_plane);
         let version = blocking(move || cp.create_tenant(&account_id, Some(&alias), &actor)).await?;
         Ok(Response::new(pb::CreateTenantResponse {
-            version: Some(version_pb(version)),
+            version: Some(version.into()),
         }))
     }
 
@@ -195,7 +184,7 @@ impl pb::admin_server::Admin for AdminService {
             .map(|t| pb::TenantSummary {
                 account_id: t.account_id,
                 alias: t.alias.unwrap_or_default(),
-                version: Some(version_pb(t.version)),
+                version: Some(t.version.into()),
             })
             .collect();
         Ok(Response::new(pb::ListTenantsResponse { tenants }))
@@ -223,7 +212,7 @@ impl pb::admin_server::Admin for AdminService {
         let (actions, version) = blocking(move || cp.apply_spec(&spec, &actor, dry_run)).await?;
         Ok(Response::new(pb::ApplyTenantResponse {
             actions_json: serde_json::to_string(&actions).unwrap_or_else(|_| "[]".into()),
-            version: version.map(version_pb),
+            version: version.map(Into::into),
         }))
     }
 
@@ -311,7 +300,11 @@ impl pb::sync_server::Sync for SyncService {
         };
         let known: HashMap<String, SnapshotVersion> = initial_versions
             .into_iter()
-            .filter_map(|tv| version_from(tv.version).map(|v| (tv.tenant, v)))
+            .filter_map(|tv| {
+                tv.version
+                    .map(SnapshotVersion::from)
+                    .map(|v| (tv.tenant, v))
+            })
             .collect();
         // Bounded: a slow sidecar slows its own stream, never the control plane's memory.
         let (tx, rx) = mpsc::channel(4);
@@ -401,7 +394,7 @@ impl WatchTask {
             };
             tenants.push(pb::TenantSnapshot {
                 tenant: tenant.account_id.clone(),
-                version: Some(version_pb(*version)),
+                version: Some((*version).into()),
                 sha256: sha256_hex(&payload),
                 payload,
             });
@@ -480,9 +473,7 @@ fn report_nacks(request: &pb::WatchRequest) {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    crate::policy::Timestamp::now().epoch_millis()
 }
 
 /// Serves the Admin and Sync APIs of `control_plane` on `listener` until `shutdown` completes.

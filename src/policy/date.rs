@@ -23,6 +23,20 @@ impl Timestamp {
         Self(i128::from(secs) * NANOS)
     }
 
+    /// Now, from the system clock (before 1970 reads as the epoch).
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(i128::try_from(since.as_nanos()).unwrap_or(i128::MAX))
+    }
+
+    /// Whole milliseconds since the epoch (rounded down).
+    pub fn epoch_millis(self) -> i64 {
+        let millis = self.0.div_euclid(1_000_000);
+        i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX })
+    }
+
     /// Whole seconds since the epoch (rounded down).
     pub fn epoch_seconds(self) -> i64 {
         let secs = self.0.div_euclid(NANOS);

@@ -105,7 +105,7 @@ impl AuthorizerService {
             resource_tenant: Some(resource_tenant).filter(|t| !t.is_empty()),
             inline_policy: Some(resource_policy_json).filter(|p| !p.trim().is_empty()),
             explain,
-            min_version: min_version.map(|v| SnapshotVersion::new(v.epoch, v.seq)),
+            min_version: min_version.map(SnapshotVersion::from),
         })
     }
 
@@ -152,20 +152,13 @@ fn statement_pb(s: &crate::authz::StatementRef) -> pb::StatementRef {
     }
 }
 
-fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    Timestamp::from_epoch_seconds(secs)
-}
-
 #[tonic::async_trait]
 impl pb::authorizer_server::Authorizer for AuthorizerService {
     async fn authorize(
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let mut decoded = Self::decode(request.into_inner(), now())?;
+        let mut decoded = Self::decode(request.into_inner(), Timestamp::now())?;
         let caller_tenant = decoded
             .principal
             .account()
@@ -257,10 +250,7 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
             policy_type: decision.policy_type.map_or(0, kind_pb),
             statement: decision.statement.as_ref().map(statement_pb),
             message: decision.message(&decoded.request),
-            version: Some(pb::Version {
-                epoch: version.epoch,
-                seq: version.seq,
-            }),
+            version: Some(version.into()),
             trace: trace
                 .iter()
                 .map(|e| pb::TraceEntry {

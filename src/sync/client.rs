@@ -106,9 +106,7 @@ impl SyncState {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    crate::policy::Timestamp::now().epoch_millis()
 }
 
 /// A random draw in [0, 1) for jitter; the quality of the draw only spreads reconnects.
@@ -180,10 +178,7 @@ async fn stream_once(
         .into_iter()
         .map(|(tenant, v)| pb::TenantVersion {
             tenant: tenant.to_string(),
-            version: Some(pb::Version {
-                epoch: v.epoch,
-                seq: v.seq,
-            }),
+            version: Some(v.into()),
         })
         .collect();
     let first = pb::WatchRequest {
@@ -216,10 +211,7 @@ async fn stream_once(
                     state.last_nacks.lock().remove(&tenant);
                     acks.push(pb::TenantVersion {
                         tenant,
-                        version: Some(pb::Version {
-                            epoch: v.epoch,
-                            seq: v.seq,
-                        }),
+                        version: Some(v.into()),
                     });
                 }
                 UpdateResult::Rejected { version: v, error } => {
@@ -230,10 +222,7 @@ async fn stream_once(
                         .insert(tenant.clone(), (v, error.clone()));
                     nacks.push(pb::TenantNack {
                         tenant,
-                        version: version.map(|v| pb::Version {
-                            epoch: v.epoch,
-                            seq: v.seq,
-                        }),
+                        version: version.map(Into::into),
                         error,
                     });
                 }
@@ -274,7 +263,7 @@ async fn apply_response(
             sha256,
             payload,
         } = snapshot;
-        match version.map(|pb::Version { epoch, seq }| SnapshotVersion::new(epoch, seq)) {
+        match version.map(SnapshotVersion::from) {
             Some(version) => updates.push(TenantUpdate {
                 account_id: tenant,
                 version,
@@ -317,7 +306,8 @@ async fn apply_response(
     out
 }
 
-fn report(message: &str) {
+/// A line on standard error, which the kubelet collects, until structured logging lands.
+pub(crate) fn report(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "iamlet sidecar: {message}");
 }
