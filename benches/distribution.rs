@@ -63,6 +63,7 @@ fn write_to_sidecar_latency(writes: usize, sidecars: usize) {
                         state_dir: state,
                         sidecar_id: format!("bench-{i}"),
                         backoff: Backoff::default(),
+                        ..SidecarConfig::default()
                     },
                     shutdown.clone(),
                 )

@@ -13,7 +13,7 @@ mod model;
 mod ops;
 mod password;
 pub mod totp;
-mod validate;
+pub(crate) mod validate;
 
 pub use aws_managed::{
     aws_managed_policies, aws_managed_policy, is_aws_managed_arn, AwsManagedPolicy,

@@ -8,6 +8,7 @@
 //! | [`authz`] | the decision procedure across identity, boundary, session, resource, SCP, RCP and VPC endpoint policies |
 //! | [`directory`] | tenants and their IAM entities, with IAM's validation, quotas and error codes |
 //! | [`snapshot`] | tenants compiled into immutable snapshots, the atomic store, last-known-good files |
+//! | [`sts`] | credentials: access keys, SigV4, signed session tokens, `AssumeRole*`, `GetSessionToken` |
 //! | [`control_plane`] | durable tenant storage with an append-only change log (the audit trail) |
 //! | [`sync`] | the sidecar's end of the snapshot stream: apply or refuse updates, boot from disk, readiness |
 //! | [`sidecar`] | the sidecar process: boot, stream, local API |
@@ -15,7 +16,7 @@
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
 //!
-//! The engine modules (`policy`, `authz`) are synchronous and free of any async runtime, so
+//! The engine modules (`policy`, `authz`, `directory`, `snapshot`, `sts`) are synchronous and free of any async runtime, so
 //! they can be embedded anywhere and benchmarked in isolation.
 
 pub mod authz;
@@ -27,4 +28,5 @@ pub mod proto;
 pub mod sidecar;
 pub mod simulate;
 pub mod snapshot;
+pub mod sts;
 pub mod sync;

@@ -2,9 +2,16 @@
 //! answers on its local listener. Decisions read the snapshot store only; the stream and the
 //! disk only ever replace snapshots.
 
+mod api;
 mod authorize;
+pub mod decision_log;
+mod sts;
 
+pub use api::{status, Api, ApiError, CacheConfig, CallerId};
 pub use authorize::AuthorizerService;
+pub use sts::StsService;
+
+use decision_log::DecisionLog;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +40,26 @@ pub struct SidecarConfig {
     pub sidecar_id: String,
     /// Reconnect backoff.
     pub backoff: Backoff,
+    /// Decision and credential cache sizes.
+    pub caches: CacheConfig,
+    /// Where decisions are logged.
+    pub decision_log: Arc<DecisionLog>,
+}
+
+impl Default for SidecarConfig {
+    /// A sidecar of every tenant of a control plane on `127.0.0.1:7070`, without a decision
+    /// log.
+    fn default() -> Self {
+        Self {
+            control_plane: "http://127.0.0.1:7070".into(),
+            readiness: Readiness::All,
+            state_dir: PathBuf::from("iamlet-sidecar"),
+            sidecar_id: "sidecar".into(),
+            backoff: Backoff::default(),
+            caches: CacheConfig::default(),
+            decision_log: DecisionLog::off(),
+        }
+    }
 }
 
 /// A running sidecar's shared state.
@@ -44,6 +71,8 @@ pub struct SidecarHandle {
     pub sync: Arc<SyncState>,
     /// The tenants it must serve.
     pub readiness: Readiness,
+    /// The local API's shared state: caches and decision log.
+    pub api: Arc<Api>,
 }
 
 /// `iamlet.v1.SidecarStatus`.
@@ -114,11 +143,17 @@ pub fn spawn_sidecar(
         Arc::clone(&state),
         shutdown,
     ));
+    let api = Arc::new(Api::new(
+        Arc::clone(&store),
+        &config.caches,
+        Arc::clone(&config.decision_log),
+    ));
     (
         SidecarHandle {
             store,
             sync: state,
             readiness: config.readiness.clone(),
+            api,
         },
         sync,
     )
@@ -148,9 +183,11 @@ pub async fn serve_sidecar(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError> {
-    let authorizer = AuthorizerService::new(Arc::clone(&handle.store));
+    let authorizer = AuthorizerService::new(Arc::clone(&handle.api));
+    let sts = StsService::new(Arc::clone(&handle.api));
     tonic::transport::Server::builder()
         .add_service(authorizer.into_server())
+        .add_service(sts.into_server())
         .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
             StatusService { handle },
         ))

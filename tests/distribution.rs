@@ -98,6 +98,7 @@ fn sidecar(
                 multiplier: 1.6,
                 jitter: 0.2,
             },
+            ..SidecarConfig::default()
         },
         shutdown,
     );

@@ -173,6 +173,7 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         state_dir: args.state_dir.clone(),
         sidecar_id: format!("{}:{}", hostname(), std::process::id()),
         backoff: Backoff::default(),
+        ..SidecarConfig::default()
     };
     runtime()?.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);

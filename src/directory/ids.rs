@@ -57,6 +57,24 @@ impl IdPrefix {
     }
 }
 
+impl IdPrefix {
+    /// The account an access key id (`AKIA…`/`ASIA…` of 20 characters) encodes, if it is one
+    /// of ours.
+    pub fn account_of_access_key(access_key_id: &str) -> Option<String> {
+        let prefix_ok = access_key_id.starts_with(Self::AccessKey.as_str())
+            || access_key_id.starts_with(Self::TemporaryAccessKey.as_str());
+        let encoded = access_key_id
+            .get(4..12)
+            .filter(|_| prefix_ok && access_key_id.len() == 20)?;
+        let mut number = 0u64;
+        for b in encoded.bytes() {
+            let digit = BASE32.iter().position(|&c| c == b)?;
+            number = (number << 5) | u64::try_from(digit).ok()?;
+        }
+        (number <= 999_999_999_999).then(|| format!("{number:012}"))
+    }
+}
+
 // === impl IdGenerator ===
 
 impl IdGenerator {
@@ -122,9 +140,23 @@ impl IdGenerator {
         format!("{}{}", prefix.as_str(), self.alphabet_string(BASE32, 17))
     }
 
-    /// An access key id: `AKIA` (or `ASIA`) and 16 base32 characters.
-    pub fn access_key_id(&mut self, prefix: IdPrefix) -> String {
-        format!("{}{}", prefix.as_str(), self.alphabet_string(BASE32, 16))
+    /// An access key id of `account`: `AKIA` (or `ASIA`), 8 base32 characters encoding the
+    /// account id (as AWS's own key ids do, which `GetAccessKeyInfo` reads), and 8 random
+    /// ones: a sidecar finds a key's tenant without an index.
+    pub fn access_key_id(&mut self, prefix: IdPrefix, account: &str) -> String {
+        let number: u64 = account.parse().unwrap_or(0);
+        let encoded: String = (0..8)
+            .rev()
+            .map(|i| {
+                let digit = usize::try_from((number >> (5 * i)) & 31).unwrap_or(0);
+                char::from(BASE32.get(digit).copied().unwrap_or(b'A'))
+            })
+            .collect();
+        format!(
+            "{}{encoded}{}",
+            prefix.as_str(),
+            self.alphabet_string(BASE32, 8)
+        )
     }
 
     /// A secret access key: 40 characters of the base64 alphabet.
@@ -155,13 +187,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn access_key_ids_encode_their_account() {
+        let mut ids = IdGenerator::seeded(9);
+        for account in [
+            "000000000000",
+            "111122223333",
+            "999999999999",
+            "123456789012",
+        ] {
+            for prefix in [IdPrefix::AccessKey, IdPrefix::TemporaryAccessKey] {
+                let key = ids.access_key_id(prefix, account);
+                assert_eq!(key.len(), 20);
+                assert!(key.starts_with(prefix.as_str()));
+                assert_eq!(
+                    IdPrefix::account_of_access_key(&key).as_deref(),
+                    Some(account)
+                );
+            }
+        }
+        assert_eq!(
+            IdPrefix::account_of_access_key("AKIA99999999EXAMPLE1"),
+            None,
+            "not base32"
+        );
+        assert_eq!(
+            IdPrefix::account_of_access_key("AKIA77777777EXAMPLE1"),
+            None,
+            "beyond twelve digits"
+        );
+        assert_eq!(
+            IdPrefix::account_of_access_key("AIDAAAAAAAAAAAAAAAAA"),
+            None
+        );
+        assert_eq!(IdPrefix::account_of_access_key("AKIA1"), None);
+    }
+
+    #[test]
     fn formats_match_aws() {
         let mut ids = IdGenerator::system();
         let user = ids.unique_id(IdPrefix::User);
         assert_eq!(user.len(), 21);
         assert!(user.starts_with("AIDA"));
         assert!(user.bytes().all(|b| BASE32.contains(&b)));
-        let key = ids.access_key_id(IdPrefix::AccessKey);
+        let key = ids.access_key_id(IdPrefix::AccessKey, "111122223333");
         assert_eq!(key.len(), 20);
         assert!(key.starts_with("AKIA"));
         let secret = ids.secret_access_key();

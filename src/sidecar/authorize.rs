@@ -1,44 +1,59 @@
 //! `iamlet.v1.Authorizer`: decisions for applications, from the snapshot store only.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
+use ring::digest;
 use tonic::{Request, Response, Status};
 
 use crate::authz::{
-    evaluate, evaluate_explained, Context, Decision, Principal, Request as AuthzRequest,
+    evaluate, evaluate_explained, Context, Decision, Outcome, Principal, Request as AuthzRequest,
 };
 use crate::policy::{
-    CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
+    CompiledPolicy, ContextValue, KeyValues, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
 };
 use crate::proto::v1 as pb;
-use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
+use crate::snapshot::{SnapshotVersion, TenantSnapshot};
+use crate::sts::{fill_session_context, Caller};
+
+use super::api::{status, Api, ApiError, CallerId};
+use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
+
+/// The most requests one `BatchAuthorize` carries.
+pub(super) const MAX_BATCH: usize = 1000;
 
 /// `iamlet.v1.Authorizer`.
 #[derive(Debug, Clone)]
 pub struct AuthorizerService {
-    store: Arc<SnapshotStore>,
+    api: Arc<Api>,
 }
 
-/// A request decoded at the edge.
+/// A request decoded at the edge; the principal comes with the caller.
 struct Decoded {
-    principal: Principal,
-    request: AuthzRequest,
+    caller: CallerId,
+    action: String,
+    resource: String,
+    context: Context,
     resource_tenant: Option<String>,
     inline_policy: Option<String>,
     explain: bool,
     min_version: Option<SnapshotVersion>,
 }
 
-fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {reason}"))
+/// What a decision needs to be logged.
+struct Decided {
+    tenant: String,
+    principal: String,
+    response: pb::AuthorizeResponse,
 }
 
 // === impl AuthorizerService ===
 
 impl AuthorizerService {
-    /// Decides from `store`.
-    pub fn new(store: Arc<SnapshotStore>) -> Self {
-        Self { store }
+    /// Decides with `api`'s snapshots and caches.
+    pub fn new(api: Arc<Api>) -> Self {
+        Self { api }
     }
 
     /// The tonic server.
@@ -46,50 +61,143 @@ impl AuthorizerService {
         pb::authorizer_server::AuthorizerServer::new(self)
     }
 
-    fn decode(message: pb::AuthorizeRequest, now: Timestamp) -> Result<Decoded, Status> {
-        let pb::AuthorizeRequest {
+    /// Decides one request and logs it.
+    fn decide_logged(
+        &self,
+        message: pb::AuthorizeRequest,
+        operation: &'static str,
+    ) -> Result<pb::AuthorizeResponse, ApiError> {
+        let started = Instant::now();
+        let now = Timestamp::now();
+        let request_id = if message.request_id.is_empty() {
+            next_request_id()
+        } else {
+            message.request_id.clone()
+        };
+        let (action, resource) = (message.action.clone(), message.resource.clone());
+        let result = decode(message).and_then(|d| self.decide(d, now));
+        let log = &self.api.log;
+        let deny_or_error =
+            !matches!(&result, Ok(o) if o.response.decision == pb::Decision::Allow as i32);
+        if log.wants(deny_or_error, sample_key(&request_id)) {
+            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let record = match &result {
+                Ok(o) => DecisionRecord {
+                    time: rfc3339_millis(now),
+                    request_id,
+                    operation,
+                    tenant: o.tenant.clone(),
+                    principal: o.principal.clone(),
+                    action,
+                    resource,
+                    decision: decision_name(o.response.decision),
+                    error_code: None,
+                    policy_type: policy_type_name(o.response.policy_type),
+                    statement: o.response.statement.as_ref().map(|s| {
+                        if s.sid.is_empty() {
+                            format!("{}#{}", s.policy, s.index)
+                        } else {
+                            format!("{}#{}({})", s.policy, s.index, s.sid)
+                        }
+                    }),
+                    snapshot_version: o
+                        .response
+                        .version
+                        .map(|v| format!("{}.{}", v.epoch, v.seq))
+                        .unwrap_or_default(),
+                    latency_us,
+                    cached: o.response.cached,
+                },
+                Err(e) => DecisionRecord {
+                    time: rfc3339_millis(now),
+                    request_id,
+                    operation,
+                    tenant: String::new(),
+                    principal: String::new(),
+                    action,
+                    resource,
+                    decision: "Error",
+                    error_code: Some(e.code()),
+                    policy_type: None,
+                    statement: None,
+                    snapshot_version: String::new(),
+                    latency_us,
+                    cached: false,
+                },
+            };
+            log.record(record);
+        }
+        result.map(|o| o.response)
+    }
+
+    fn decide(&self, d: Decoded, now: Timestamp) -> Result<Decided, ApiError> {
+        let Decoded {
             caller,
             action,
             resource,
+            mut context,
             resource_tenant,
-            resource_policy_json,
-            context,
+            inline_policy,
             explain,
             min_version,
-        } = message;
-        let principal = match caller {
-            Some(pb::authorize_request::Caller::PrincipalArn(arn)) => {
-                Principal::parse(&arn).map_err(|e| invalid("principal_arn", e))?
+        } = d;
+        // Who is asking, and the caller tenant's snapshot: one load per tenant per request,
+        // so every part of the decision sees one version.
+        let (caller, snapshot) = match &caller {
+            CallerId::PrincipalArn(arn) => {
+                let principal =
+                    Principal::parse(arn).map_err(|e| ApiError::invalid("principal_arn", e))?;
+                let tenant = principal
+                    .account()
+                    .ok_or_else(|| {
+                        ApiError::invalid("principal_arn", "the caller must belong to a tenant")
+                    })?
+                    .to_owned();
+                let snapshot = self.api.load(&tenant)?;
+                let caller = Caller {
+                    principal,
+                    session: None,
+                    session_policies: Arc::new([]),
+                };
+                (caller, snapshot)
             }
-            None => return Err(invalid("caller", "missing: give principal_arn")),
+            other => {
+                strip_session_keys(&mut context);
+                self.api.authenticate(other, now)?
+            }
         };
-        let mut ctx = Context::new();
-        for (key, value) in context {
-            if is_principal_key(&key) {
-                // These follow from the principal; a caller cannot choose them.
-                continue;
-            }
-            match value.value {
-                Some(pb::context_value::Value::StringValue(s))
-                | Some(pb::context_value::Value::NumberValue(s))
-                | Some(pb::context_value::Value::DateValue(s)) => ctx.insert_str(&key, &s),
-                Some(pb::context_value::Value::BoolValue(b)) => {
-                    ctx.insert(&key, ContextValue::from_bool(b))
-                }
-                Some(pb::context_value::Value::ListValue(list)) => {
-                    ctx.insert_multi(
-                        &key,
-                        list.values.into_iter().map(ContextValue::new).collect(),
-                    );
-                }
-                None => return Err(invalid(&format!("context[{key}]"), "no value")),
+        let caller_tenant = snapshot.account_id().to_owned();
+        if let Some(wanted) = min_version {
+            let current = snapshot.version();
+            if current < wanted {
+                return Err(ApiError::VersionBehind {
+                    tenant: caller_tenant,
+                    current,
+                    wanted,
+                });
             }
         }
-        ctx.insert_if_absent("aws:CurrentTime", ContextValue::from_timestamp(now));
-        ctx.insert_if_absent("aws:EpochTime", ContextValue::from_i64(now.epoch_seconds()));
-        let request = AuthzRequest::try_new(principal.clone(), &action, &resource)
+        let principal = &caller.principal;
+        let resolved = snapshot
+            .resolve(principal)
+            .ok_or_else(|| ApiError::UnknownPrincipal {
+                principal: principal.to_string(),
+                tenant: caller_tenant.clone(),
+            })?;
+        // The clock at whole seconds, as AWS's `aws:CurrentTime` reads: decisions that read it
+        // can then be cached within the second.
+        let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
+        context.insert_if_absent("aws:CurrentTime", ContextValue::from_timestamp(clock));
+        context.insert_if_absent(
+            "aws:EpochTime",
+            ContextValue::from_i64(clock.epoch_seconds()),
+        );
+        resolved.fill_context(principal, &mut context);
+        fill_session_context(caller.session.as_deref(), clock, &mut context);
+
+        let mut request = AuthzRequest::try_new(principal.clone(), &action, &resource)
             .map_err(|e| {
-                invalid(
+                ApiError::invalid(
                     if action.contains(':') {
                         "resource"
                     } else {
@@ -98,22 +206,186 @@ impl AuthorizerService {
                     e,
                 )
             })?
-            .with_context(ctx);
-        Ok(Decoded {
-            principal,
-            request,
-            resource_tenant: Some(resource_tenant).filter(|t| !t.is_empty()),
-            inline_policy: Some(resource_policy_json).filter(|p| !p.trim().is_empty()),
-            explain,
-            min_version: min_version.map(SnapshotVersion::from),
-        })
-    }
+            .with_context(context);
+        let resource_tenant = resource_tenant
+            .or_else(|| request.resource().account().map(str::to_owned))
+            .unwrap_or_else(|| caller_tenant.clone());
+        if resource_tenant != caller_tenant {
+            request = request.with_resource_account(resource_tenant.clone());
+        }
+        let resource_snapshot = if resource_tenant == caller_tenant {
+            Some(Arc::clone(&snapshot))
+        } else {
+            self.api.store.load(&resource_tenant)
+        };
+        let is_assume_role = {
+            let action = request.action();
+            action.service() == "sts" && action.name().starts_with("assumerole")
+        };
+        let inline: Option<CompiledPolicy> = match &inline_policy {
+            Some(text) => {
+                let kind = if is_assume_role {
+                    PolicyKind::Trust
+                } else {
+                    PolicyKind::Resource
+                };
+                let document = PolicyDocument::parse_with(text, ParseOptions::lenient(kind))
+                    .map_err(|e| {
+                        ApiError::invalid(
+                            "resource_policy_json",
+                            format!("{}: {}", e.code(), e.message()),
+                        )
+                    })?;
+                Some(CompiledPolicy::compile(
+                    "request#resource-policy",
+                    kind,
+                    &document,
+                ))
+            }
+            None => None,
+        };
 
-    fn load(&self, tenant: &str) -> Result<Arc<TenantSnapshot>, Status> {
-        self.store.load(tenant).ok_or_else(|| {
-            Status::not_found(format!("tenant `{tenant}` is not served by this sidecar"))
+        let cache_key = (!explain).then(|| {
+            cache_key(
+                &snapshot,
+                resource_snapshot.as_deref(),
+                &caller,
+                &request,
+                &resource_tenant,
+                inline_policy.as_deref(),
+                inline.as_ref(),
+            )
+        });
+        let principal_arn = principal.to_string();
+        if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
+            self.api.decision_stats.hit();
+            let mut response = (*hit).clone();
+            response.cached = true;
+            return Ok(Decided {
+                tenant: caller_tenant,
+                principal: principal_arn,
+                response,
+            });
+        }
+        if cache_key.is_some() {
+            self.api.decision_stats.miss();
+        }
+
+        let registered = resource_snapshot.as_ref().and_then(|s| {
+            let resource = request.resource().as_str();
+            if is_assume_role {
+                let role = resource.rsplit('/').next()?;
+                s.role(role)
+                    .filter(|r| &*r.arn == resource)
+                    .map(|r| Arc::clone(&r.trust))
+            } else {
+                s.resource_policy(resource).cloned()
+            }
+        });
+        let resource_policy = inline.as_ref().or(registered.as_deref());
+        let policies = resolved.policy_set(resource_policy, &caller.session_policies);
+        let (decision, trace): (Decision, _) = if explain {
+            let (d, t) = evaluate_explained(&policies, &request);
+            (d, t.entries)
+        } else {
+            (evaluate(&policies, &request), Vec::new())
+        };
+        let response = pb::AuthorizeResponse {
+            decision: match decision.outcome {
+                Outcome::Allow => pb::Decision::Allow,
+                Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
+                Outcome::ImplicitDeny => pb::Decision::ImplicitDeny,
+            } as i32,
+            policy_type: decision.policy_type.map_or(0, kind_pb),
+            statement: decision.statement.as_ref().map(statement_pb),
+            message: decision.message(&request),
+            version: Some(snapshot.version().into()),
+            trace: trace
+                .iter()
+                .map(|e| pb::TraceEntry {
+                    policy_type: kind_pb(e.policy_type),
+                    statement: Some(statement_pb(&e.statement)),
+                    effect: e.effect.as_str().to_owned(),
+                })
+                .collect(),
+            principal_arn: principal_arn.clone(),
+            cached: false,
+        };
+        if let Some(key) = cache_key {
+            self.api.decisions.insert(key, Arc::new(response.clone()));
+        }
+        Ok(Decided {
+            tenant: caller_tenant,
+            principal: principal_arn,
+            response,
         })
     }
+}
+
+fn decode(message: pb::AuthorizeRequest) -> Result<Decoded, ApiError> {
+    let pb::AuthorizeRequest {
+        caller,
+        action,
+        resource,
+        resource_tenant,
+        resource_policy_json,
+        context,
+        explain,
+        min_version,
+        request_id: _,
+    } = message;
+    let caller = match caller {
+        Some(pb::authorize_request::Caller::PrincipalArn(arn)) => CallerId::PrincipalArn(arn),
+        Some(pb::authorize_request::Caller::Credentials(c)) => CallerId::from_credentials(c)?,
+        Some(pb::authorize_request::Caller::SignedRequest(r)) => CallerId::from_signed(&r)?,
+        None => {
+            return Err(ApiError::invalid(
+                "caller",
+                "missing: give principal_arn, credentials or signed_request",
+            ))
+        }
+    };
+    if action.is_empty() {
+        return Err(ApiError::invalid("action", "missing"));
+    }
+    if resource.is_empty() {
+        return Err(ApiError::invalid("resource", "missing"));
+    }
+    let mut ctx = Context::new();
+    for (key, value) in context {
+        if key.is_empty() {
+            return Err(ApiError::invalid("context", "a key is empty"));
+        }
+        if is_principal_key(&key) {
+            // These follow from the principal; a caller cannot choose them.
+            continue;
+        }
+        match value.value {
+            Some(pb::context_value::Value::StringValue(s))
+            | Some(pb::context_value::Value::NumberValue(s))
+            | Some(pb::context_value::Value::DateValue(s)) => ctx.insert_str(&key, &s),
+            Some(pb::context_value::Value::BoolValue(b)) => {
+                ctx.insert(&key, ContextValue::from_bool(b))
+            }
+            Some(pb::context_value::Value::ListValue(list)) => {
+                ctx.insert_multi(
+                    &key,
+                    list.values.into_iter().map(ContextValue::new).collect(),
+                );
+            }
+            None => return Err(ApiError::invalid(format!("context[{key}]"), "no value")),
+        }
+    }
+    Ok(Decoded {
+        caller,
+        action,
+        resource,
+        context: ctx,
+        resource_tenant: Some(resource_tenant).filter(|t| !t.is_empty()),
+        inline_policy: Some(resource_policy_json).filter(|p| !p.trim().is_empty()),
+        explain,
+        min_version: min_version.map(SnapshotVersion::from),
+    })
 }
 
 /// Keys the sidecar sets from the principal (IAM-SEMANTICS §3.7).
@@ -128,6 +400,121 @@ fn is_principal_key(key: &str) -> bool {
                 | "aws:userid"
                 | "aws:username"
         )
+}
+
+/// Keys that follow from credentials: a caller authenticated by the sidecar cannot claim
+/// them. (An application naming a principal by ARN vouches for its caller, MFA included.)
+fn strip_session_keys(ctx: &mut Context) {
+    for key in [
+        "aws:tokenissuetime",
+        "aws:multifactorauthpresent",
+        "aws:multifactorauthage",
+        "aws:sourceidentity",
+        "aws:federatedprovider",
+        "aws:currenttime",
+        "aws:epochtime",
+    ] {
+        ctx.remove(key);
+    }
+}
+
+/// The decision cache's key: everything the decision depends on. The snapshot versions of
+/// both tenants come first, so a swap makes older entries unreachable; the context enters
+/// only through the keys some policy in play can read.
+fn cache_key(
+    snapshot: &TenantSnapshot,
+    resource_snapshot: Option<&TenantSnapshot>,
+    caller: &Caller,
+    request: &AuthzRequest,
+    resource_tenant: &str,
+    inline_text: Option<&str>,
+    inline: Option<&CompiledPolicy>,
+) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(256);
+    let mut field = |bytes: &[u8]| {
+        key.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+        key.extend_from_slice(bytes);
+    };
+    for s in std::iter::once(snapshot).chain(resource_snapshot) {
+        let v = s.version();
+        field(s.account_id().as_bytes());
+        field(&v.epoch.to_le_bytes());
+        field(&v.seq.to_le_bytes());
+    }
+    field(resource_tenant.as_bytes());
+    field(caller.principal.to_string().as_bytes());
+    // A session's policies and tags are its own: its access key id names it.
+    field(
+        caller
+            .session
+            .as_ref()
+            .map_or("", |s| s.claims.access_key_id.as_str())
+            .as_bytes(),
+    );
+    field(request.action().as_str().as_bytes());
+    field(request.resource().as_str().as_bytes());
+    match inline_text {
+        Some(text) => field(digest::digest(&digest::SHA256, text.as_bytes()).as_ref()),
+        None => field(b""),
+    }
+    let reads = |k: &str| {
+        let found = |keys: &[Box<str>]| keys.binary_search_by(|x| (**x).cmp(k)).is_ok();
+        found(snapshot.context_keys())
+            || resource_snapshot.is_some_and(|s| found(s.context_keys()))
+            || inline.is_some_and(|p| found(p.context_keys()))
+            || caller
+                .session_policies
+                .iter()
+                .any(|p| found(p.context_keys()))
+    };
+    for (k, values) in request.context().iter() {
+        if !reads(k) {
+            continue;
+        }
+        field(k.as_bytes());
+        match values {
+            KeyValues::Single(v) => field(v.as_str().as_bytes()),
+            KeyValues::Multi(vs) => {
+                field(&u32::try_from(vs.len()).unwrap_or(u32::MAX).to_le_bytes());
+                for v in vs {
+                    field(v.as_str().as_bytes());
+                }
+            }
+        }
+    }
+    key.into_boxed_slice()
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A process-unique request id: the start time and a counter (no randomness on the hot path).
+pub(super) fn next_request_id() -> String {
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| Timestamp::now().epoch_millis());
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{start:x}-{n}")
+}
+
+fn decision_name(decision: i32) -> &'static str {
+    match pb::Decision::try_from(decision) {
+        Ok(pb::Decision::Allow) => "Allow",
+        Ok(pb::Decision::ExplicitDeny) => "ExplicitDeny",
+        _ => "ImplicitDeny",
+    }
+}
+
+fn policy_type_name(kind: i32) -> Option<&'static str> {
+    match pb::PolicyKind::try_from(kind).ok()? {
+        pb::PolicyKind::Identity => Some("Identity"),
+        pb::PolicyKind::Resource => Some("Resource"),
+        pb::PolicyKind::Trust => Some("Trust"),
+        pb::PolicyKind::Boundary => Some("Boundary"),
+        pb::PolicyKind::Session => Some("Session"),
+        pb::PolicyKind::Scp => Some("SCP"),
+        pb::PolicyKind::Rcp => Some("RCP"),
+        pb::PolicyKind::VpcEndpoint => Some("VpcEndpoint"),
+        _ => None,
+    }
 }
 
 fn kind_pb(kind: PolicyKind) -> i32 {
@@ -158,107 +545,38 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let mut decoded = Self::decode(request.into_inner(), Timestamp::now())?;
-        let caller_tenant = decoded
-            .principal
-            .account()
-            .ok_or_else(|| invalid("principal_arn", "the caller must belong to a tenant"))?
-            .to_owned();
-        // One load per tenant per request: every part of the decision sees one version.
-        let snapshot = self.load(&caller_tenant)?;
-        if let Some(min) = decoded.min_version {
-            if snapshot.version() < min {
-                return Err(Status::failed_precondition(format!(
-                    "tenant `{caller_tenant}` is at version {}, older than the {min} asked for",
-                    snapshot.version()
-                )));
-            }
-        }
-        let resolved = snapshot.resolve(&decoded.principal).ok_or_else(|| {
-            Status::not_found(format!(
-                "principal `{}` does not exist in tenant `{caller_tenant}`",
-                decoded.principal
-            ))
-        })?;
-        resolved.fill_context(&decoded.principal, decoded.request.context_mut());
+        self.decide_logged(request.into_inner(), "Authorize")
+            .map(Response::new)
+            .map_err(|e| status(&e))
+    }
 
-        let resource_tenant = decoded
-            .resource_tenant
-            .clone()
-            .or_else(|| decoded.request.resource().account().map(str::to_owned))
-            .unwrap_or_else(|| caller_tenant.clone());
-        if resource_tenant != caller_tenant {
-            decoded.request = decoded
-                .request
-                .with_resource_account(resource_tenant.clone());
+    async fn batch_authorize(
+        &self,
+        request: Request<pb::BatchAuthorizeRequest>,
+    ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
+        let requests = request.into_inner().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(status(&ApiError::invalid(
+                "requests",
+                format!("{} requests; at most {MAX_BATCH}", requests.len()),
+            )));
         }
-        let resource_snapshot = if resource_tenant == caller_tenant {
-            Some(Arc::clone(&snapshot))
-        } else {
-            self.store.load(&resource_tenant)
-        };
-        let action = decoded.request.action();
-        let is_assume_role = action.service() == "sts" && action.name().starts_with("assumerole");
-        let inline: Option<CompiledPolicy> = match &decoded.inline_policy {
-            Some(text) => {
-                let kind = if is_assume_role {
-                    PolicyKind::Trust
-                } else {
-                    PolicyKind::Resource
+        let results = requests
+            .into_iter()
+            .map(|r| {
+                let result = match self.decide_logged(r, "BatchAuthorize") {
+                    Ok(response) => pb::batch_authorize_result::Result::Response(response),
+                    Err(e) => pb::batch_authorize_result::Result::Error(pb::AuthorizeError {
+                        grpc_code: e.grpc_code() as i32,
+                        aws_code: e.code().to_owned(),
+                        message: e.to_string(),
+                    }),
                 };
-                let document = PolicyDocument::parse_with(text, ParseOptions::lenient(kind))
-                    .map_err(|e| {
-                        invalid(
-                            "resource_policy_json",
-                            format!("{}: {}", e.code(), e.message()),
-                        )
-                    })?;
-                Some(CompiledPolicy::compile(
-                    "request#resource-policy",
-                    kind,
-                    &document,
-                ))
-            }
-            None => None,
-        };
-        let registered = resource_snapshot.as_ref().and_then(|s| {
-            let resource = decoded.request.resource().as_str();
-            if is_assume_role {
-                let role = resource.rsplit('/').next()?;
-                s.role(role)
-                    .filter(|r| &*r.arn == resource)
-                    .map(|r| Arc::clone(&r.trust))
-            } else {
-                s.resource_policy(resource).cloned()
-            }
-        });
-        let resource_policy = inline.as_ref().or(registered.as_deref());
-        let policies = resolved.policy_set(resource_policy, &[]);
-        let (decision, trace): (Decision, _) = if decoded.explain {
-            let (d, t) = evaluate_explained(&policies, &decoded.request);
-            (d, t.entries)
-        } else {
-            (evaluate(&policies, &decoded.request), Vec::new())
-        };
-        let version = snapshot.version();
-        Ok(Response::new(pb::AuthorizeResponse {
-            decision: match decision.outcome {
-                crate::authz::Outcome::Allow => pb::Decision::Allow,
-                crate::authz::Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
-                crate::authz::Outcome::ImplicitDeny => pb::Decision::ImplicitDeny,
-            } as i32,
-            policy_type: decision.policy_type.map_or(0, kind_pb),
-            statement: decision.statement.as_ref().map(statement_pb),
-            message: decision.message(&decoded.request),
-            version: Some(version.into()),
-            trace: trace
-                .iter()
-                .map(|e| pb::TraceEntry {
-                    policy_type: kind_pb(e.policy_type),
-                    statement: Some(statement_pb(&e.statement)),
-                    effect: e.effect.as_str().to_owned(),
-                })
-                .collect(),
-        }))
+                pb::BatchAuthorizeResult {
+                    result: Some(result),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::BatchAuthorizeResponse { results }))
     }
 }

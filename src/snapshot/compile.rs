@@ -10,6 +10,8 @@ use crate::policy::{
 };
 
 use super::SnapshotVersion;
+use crate::sts::jwt::Jwks;
+use crate::sts::IssuerKeyring;
 
 /// Where AWS-managed policies (`arn:aws:iam::aws:policy/...`) come from: compiled once per
 /// process and shared by every tenant.
@@ -29,6 +31,22 @@ pub struct TenantSnapshot {
     managed: HashMap<Box<str>, Arc<CompiledPolicy>>,
     resource_policies: HashMap<Box<str>, Arc<CompiledPolicy>>,
     context_keys: Box<[Box<str>]>,
+    issuer_keys: IssuerKeyring,
+    oidc_providers: Vec<OidcEntry>,
+}
+
+/// An OIDC provider, its keys parsed once.
+#[derive(Debug)]
+pub struct OidcEntry {
+    /// The issuer URL (`https://…`).
+    pub url: String,
+    /// The provider's ARN.
+    pub arn: String,
+    /// The accepted audiences.
+    pub client_ids: Vec<String>,
+    /// The verification keys. A JWKS that does not parse verifies nothing, and the tenant
+    /// is still served: one broken provider must not take down every decision.
+    pub jwks: Jwks,
 }
 
 /// A user with everything a decision needs.
@@ -136,6 +154,14 @@ pub enum SnapshotError {
     /// The tenant's account id is not 12 digits.
     #[error("tenant `{0}`: the account id must be 12 digits")]
     InvalidAccountId(String),
+    /// An issuer key is unusable (its halves do not match, or its id is malformed).
+    #[error("tenant `{tenant}`: {source}")]
+    InvalidIssuerKey {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        source: crate::sts::token::IssuerKeyError,
+    },
     /// A managed policy's default version is missing.
     #[error("tenant `{tenant}`: policy `{arn}` has no version `{version}`")]
     MissingDefaultVersion {
@@ -312,6 +338,23 @@ impl TenantSnapshot {
         context_keys.sort_unstable();
         context_keys.dedup();
 
+        let issuer_keys = IssuerKeyring::try_new(&t.issuer_keys).map_err(|source| {
+            SnapshotError::InvalidIssuerKey {
+                tenant: t.account_id.clone(),
+                source,
+            }
+        })?;
+        let oidc_providers = t
+            .oidc_providers
+            .values()
+            .map(|p| OidcEntry {
+                url: p.url.clone(),
+                arn: p.arn.clone(),
+                client_ids: p.client_ids.clone(),
+                jwks: Jwks::parse(&p.jwks).unwrap_or_default(),
+            })
+            .collect();
+
         Ok(Self {
             version,
             users,
@@ -320,6 +363,8 @@ impl TenantSnapshot {
             managed: compiler.managed,
             resource_policies,
             context_keys: context_keys.into_boxed_slice(),
+            issuer_keys,
+            oidc_providers,
             tenant,
         })
     }
@@ -362,6 +407,16 @@ impl TenantSnapshot {
     /// The resource policy registered for `arn`.
     pub fn resource_policy(&self, arn: &str) -> Option<&Arc<CompiledPolicy>> {
         self.resource_policies.get(arn)
+    }
+
+    /// The tenant's session-token issuer keys.
+    pub fn issuer_keys(&self) -> &IssuerKeyring {
+        &self.issuer_keys
+    }
+
+    /// The OIDC provider whose URL is `issuer` (exact, as AWS compares it).
+    pub fn oidc_provider(&self, issuer: &str) -> Option<&OidcEntry> {
+        self.oidc_providers.iter().find(|p| p.url == issuer)
     }
 
     /// Every request context key some policy of the tenant reads (lowercased, sorted). A

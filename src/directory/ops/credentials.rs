@@ -88,12 +88,13 @@ impl Tenant {
         user: &str,
     ) -> Result<AccessKey, DirectoryError> {
         let quota = self.quotas.access_keys_per_user;
+        let account = self.account_id.clone();
         let user = self.user_mut(user)?;
         if user.access_keys.len() >= quota {
             return Err(quota_exceeded("AccessKeysPerUser", quota));
         }
         let key = AccessKey {
-            access_key_id: ids.access_key_id(IdPrefix::AccessKey),
+            access_key_id: ids.access_key_id(IdPrefix::AccessKey, &account),
             secret: Secret::new(ids.secret_access_key()),
             status: AccessKeyStatus::Active,
             created_at: now,

@@ -1,0 +1,399 @@
+//! What the local API's services share: the snapshot store, the caches, the decision log, and
+//! the one place where errors become gRPC statuses.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use ring::digest;
+use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::policy::Timestamp;
+use crate::proto::v1 as pb;
+use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
+use crate::sts::jwt::JwtError;
+use crate::sts::sigv4::{Signature, SignedRequest};
+use crate::sts::{self, Caller, MfaReplayGuard, Presented, StsError, Verified};
+
+use super::decision_log::DecisionLog;
+
+/// How the caches are sized.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// Decisions kept at most.
+    pub decisions: u64,
+    /// How long a decision may be served from the cache.
+    pub decision_ttl: Duration,
+    /// Verified credentials kept at most.
+    pub credentials: u64,
+    /// How long verified credentials are kept (expiry is still checked at every use).
+    pub credential_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            decisions: 100_000,
+            decision_ttl: Duration::from_secs(60),
+            credentials: 10_000,
+            credential_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why a call to the local API failed. A deny is not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field of the request is malformed.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The field (`action`, `context[aws:SourceIp]`, ...).
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The sidecar does not serve the tenant.
+    #[error("tenant `{0}` is not served by this sidecar")]
+    UnknownTenant(String),
+    /// The principal named by ARN does not exist in its tenant.
+    #[error("principal `{principal}` does not exist in tenant `{tenant}`")]
+    UnknownPrincipal {
+        /// The principal.
+        principal: String,
+        /// The tenant.
+        tenant: String,
+    },
+    /// The tenant's snapshot is older than the version asked for.
+    #[error("tenant `{tenant}` is at version {current}, older than the {wanted} asked for")]
+    VersionBehind {
+        /// The tenant.
+        tenant: String,
+        /// Its version here.
+        current: SnapshotVersion,
+        /// The version asked for.
+        wanted: SnapshotVersion,
+    },
+    /// An STS error (credentials, parameters, authorization).
+    #[error(transparent)]
+    Sts(#[from] StsError),
+}
+
+// === impl ApiError ===
+
+impl ApiError {
+    /// A malformed field.
+    pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// AWS's error code (iamlet's own where AWS has none).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "ValidationError",
+            Self::UnknownTenant(_) => "NoSuchTenant",
+            Self::UnknownPrincipal { .. } => "NoSuchEntity",
+            Self::VersionBehind { .. } => "VersionNotReached",
+            Self::Sts(e) => e.code(),
+        }
+    }
+
+    /// The gRPC code: malformed `INVALID_ARGUMENT`, bad credentials `UNAUTHENTICATED`,
+    /// unknown tenant or principal `NOT_FOUND`, a forbidden STS operation `PERMISSION_DENIED`,
+    /// a version not reached yet `UNAVAILABLE` (retry).
+    pub fn grpc_code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::UnknownTenant(_) | Self::UnknownPrincipal { .. } => Code::NotFound,
+            Self::VersionBehind { .. } => Code::Unavailable,
+            Self::Sts(e) if e.is_authentication() => Code::Unauthenticated,
+            Self::Sts(StsError::WebIdentity(
+                JwtError::InvalidIdentityToken(_) | JwtError::ExpiredToken { .. },
+            )) => Code::Unauthenticated,
+            Self::Sts(StsError::AccessDenied(_)) => Code::PermissionDenied,
+            Self::Sts(StsError::ServiceFailure(_)) => Code::Internal,
+            Self::Sts(_) => Code::InvalidArgument,
+        }
+    }
+}
+
+/// The one place where local-API errors become statuses: the code, the message, and AWS's
+/// error code as `ErrorInfo.reason` (domain `sts.amazonaws.com`).
+pub fn status(error: &ApiError) -> Status {
+    Status::with_error_details(
+        error.grpc_code(),
+        error.to_string(),
+        ErrorDetails::with_error_info(error.code(), "sts.amazonaws.com", HashMap::new()),
+    )
+}
+
+/// The state the Authorizer and STS services share.
+#[derive(Debug)]
+pub struct Api {
+    pub(super) store: Arc<SnapshotStore>,
+    pub(super) credentials: CredentialCache,
+    pub(super) decisions: Cache<Box<[u8]>, Arc<pb::AuthorizeResponse>>,
+    pub(super) decision_stats: HitStats,
+    pub(super) mfa: MfaSteps,
+    pub(super) log: Arc<DecisionLog>,
+}
+
+/// Cache hits and misses.
+#[derive(Debug, Default)]
+pub(super) struct HitStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl HitStats {
+    pub(super) fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (hits, misses) so far.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Verified credentials by tenant, snapshot version, access key id and session token, so
+/// that token signatures are checked once per snapshot rather than per request. The secret
+/// or signature of every request is still checked against the entry.
+#[derive(Debug)]
+pub(super) struct CredentialCache {
+    cache: Cache<[u8; 32], Arc<Verified>>,
+    stats: HitStats,
+}
+
+impl CredentialCache {
+    fn new(config: &CacheConfig) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(config.credentials)
+                .time_to_live(config.credential_ttl)
+                .build(),
+            stats: HitStats::default(),
+        }
+    }
+
+    /// (hits, misses) so far.
+    pub(super) fn stats(&self) -> (u64, u64) {
+        self.stats.counts()
+    }
+}
+
+/// MFA time steps used at this sidecar, per device: a code is accepted once.
+#[derive(Debug)]
+pub(super) struct MfaSteps(Cache<(String, String), u64>);
+
+impl MfaReplayGuard for MfaSteps {
+    fn accept(&self, tenant: &str, serial: &str, step: u64) -> bool {
+        use moka::ops::compute::{CompResult, Op};
+        let key = (tenant.to_owned(), serial.to_owned());
+        // Atomic per key: of two concurrent uses of one code, one wins.
+        let result = self.0.entry(key).and_compute_with(|last| match last {
+            Some(last) if *last.value() >= step => Op::Nop,
+            _ => Op::Put(step),
+        });
+        matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
+    }
+}
+
+/// How a caller identified itself, decoded at the edge.
+#[derive(Clone)]
+pub enum CallerId {
+    /// A principal ARN the application authenticated.
+    PrincipalArn(String),
+    /// Access keys.
+    Keys {
+        /// The key id.
+        access_key_id: String,
+        /// The secret.
+        secret: String,
+        /// The session token.
+        session_token: Option<String>,
+    },
+    /// A SigV4-signed request, parsed.
+    Signed(Box<Signature>),
+}
+
+impl std::fmt::Debug for CallerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PrincipalArn(arn) => f.debug_tuple("PrincipalArn").field(arn).finish(),
+            Self::Keys { access_key_id, .. } => f
+                .debug_struct("Keys")
+                .field("access_key_id", access_key_id)
+                .finish_non_exhaustive(),
+            Self::Signed(s) => f
+                .debug_struct("Signed")
+                .field("access_key_id", &s.access_key_id())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+// === impl CallerId ===
+
+impl CallerId {
+    /// Decodes credentials.
+    pub fn from_credentials(c: pb::Credentials) -> Result<Self, ApiError> {
+        let pb::Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } = c;
+        if access_key_id.is_empty() {
+            return Err(ApiError::invalid("credentials.access_key_id", "missing"));
+        }
+        if secret_access_key.is_empty() {
+            return Err(ApiError::invalid(
+                "credentials.secret_access_key",
+                "missing",
+            ));
+        }
+        Ok(Self::Keys {
+            access_key_id,
+            secret: secret_access_key,
+            session_token: Some(session_token).filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// Decodes and parses a signed request.
+    pub fn from_signed(r: &pb::SignedRequest) -> Result<Self, ApiError> {
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        let request = SignedRequest {
+            method: &r.method,
+            path: &r.path,
+            query: &r.query,
+            headers: &headers,
+            payload_sha256: Some(r.payload_sha256.as_str()).filter(|p| !p.is_empty()),
+        };
+        let signature = Signature::parse(&request).map_err(StsError::from)?;
+        Ok(Self::Signed(Box::new(signature)))
+    }
+
+    fn presented(&self) -> Option<Presented<'_>> {
+        match self {
+            Self::PrincipalArn(_) => None,
+            Self::Keys {
+                access_key_id,
+                secret,
+                session_token,
+            } => Some(Presented::Keys {
+                access_key_id,
+                secret,
+                session_token: session_token.as_deref(),
+            }),
+            Self::Signed(s) => Some(Presented::Signed(s)),
+        }
+    }
+}
+
+// === impl Api ===
+
+impl Api {
+    /// The shared state over `store`.
+    pub fn new(store: Arc<SnapshotStore>, caches: &CacheConfig, log: Arc<DecisionLog>) -> Self {
+        Self {
+            store,
+            credentials: CredentialCache::new(caches),
+            decisions: Cache::builder()
+                .max_capacity(caches.decisions)
+                .time_to_live(caches.decision_ttl)
+                .build(),
+            decision_stats: HitStats::default(),
+            mfa: MfaSteps(Cache::builder().max_capacity(100_000).build()),
+            log,
+        }
+    }
+
+    /// (hits, misses) of the decision cache.
+    pub fn decision_cache_stats(&self) -> (u64, u64) {
+        self.decision_stats.counts()
+    }
+
+    /// (hits, misses) of the credential cache.
+    pub fn credential_cache_stats(&self) -> (u64, u64) {
+        self.credentials.stats()
+    }
+
+    /// The snapshot of `tenant`.
+    pub fn load(&self, tenant: &str) -> Result<Arc<TenantSnapshot>, ApiError> {
+        self.store
+            .load(tenant)
+            .ok_or_else(|| ApiError::UnknownTenant(tenant.to_owned()))
+    }
+
+    /// Authenticates credentials: the tenant they name must be served here, and they must
+    /// check out against its current snapshot. Returns the caller and that snapshot.
+    pub fn authenticate(
+        &self,
+        caller: &CallerId,
+        now: Timestamp,
+    ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
+        let Some(presented) = caller.presented() else {
+            return Err(ApiError::invalid(
+                "caller",
+                "give credentials or a signed request",
+            ));
+        };
+        // Credentials of a tenant this sidecar does not serve are as unknown as forged ones.
+        let tenant = sts::credential_tenant(&presented).ok_or(StsError::InvalidToken)?;
+        let snapshot = self.store.load(&tenant).ok_or(StsError::InvalidToken)?;
+        let key = credential_key(&snapshot, &presented);
+        let verified = match self.credentials.cache.get(&key) {
+            Some(v) => {
+                self.credentials.stats.hit();
+                v
+            }
+            None => {
+                self.credentials.stats.miss();
+                let v = Arc::new(sts::resolve_credentials(
+                    &snapshot,
+                    presented.access_key_id(),
+                    presented.session_token(),
+                    now,
+                )?);
+                self.credentials.cache.insert(key, Arc::clone(&v));
+                v
+            }
+        };
+        verified.check(&presented, now)?;
+        Ok((verified.caller.clone(), snapshot))
+    }
+}
+
+/// Tenant, snapshot version, access key id and session token, hashed: a new snapshot (a key
+/// deactivated, a role deleted, an issuer key retired) makes every older entry unreachable.
+fn credential_key(snapshot: &TenantSnapshot, presented: &Presented<'_>) -> [u8; 32] {
+    let version = snapshot.version();
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(snapshot.account_id().as_bytes());
+    ctx.update(&version.epoch.to_be_bytes());
+    ctx.update(&version.seq.to_be_bytes());
+    ctx.update(presented.access_key_id().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(presented.session_token().unwrap_or("").as_bytes());
+    ctx.finish().as_ref().try_into().unwrap_or_default()
+}

@@ -1,0 +1,977 @@
+//! The decision log: one JSON line per Authorize or STS decision, written off the request path.
+//!
+//! A decision must never wait for the log. Callers ask [`DecisionLog::wants`] first, so records
+//! that `deny_only`, sampling or `Off` would discard are never built; [`DecisionLog::record`]
+//! then enqueues with `try_send` and, when the bounded queue is full, drops the record and
+//! counts it. One writer task drains the queue in batches and hands each batch to the blocking
+//! pool, where it is serialized and written with one `write` call, so a burst costs one syscall
+//! per batch rather than one per record.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::policy::Timestamp;
+use crate::sync::report;
+
+/// The queue bound when the configuration does not name one.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// The most records one batch takes from the queue: it bounds the write buffer (a few hundred
+/// KiB) while still turning a burst into a handful of syscalls.
+const BATCH_LIMIT: usize = 1024;
+
+/// Where records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    /// Nowhere: nothing is built, queued or written.
+    Off,
+    /// Standard output, one line per record.
+    Stdout,
+    /// A file, opened for appending and created with mode 0600 on unix when missing (an
+    /// existing file keeps its mode).
+    File(PathBuf),
+}
+
+/// How the log behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionLogConfig {
+    /// Where records go.
+    pub sink: LogSink,
+    /// Keep only denies and errors; all of them are kept, whatever `sample_rate` says.
+    pub deny_only: bool,
+    /// The share of records kept, within `0.0..=1.0`; without `deny_only` it applies to
+    /// denies and errors too.
+    pub sample_rate: f64,
+    /// The queue bound: records beyond it are dropped and counted.
+    pub capacity: usize,
+}
+
+/// One decision, built only when [`DecisionLog::wants`] says the log keeps it.
+///
+/// The caller fills every field; none may hold a secret key, session token or signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DecisionRecord {
+    /// When the decision was made: RFC 3339 in UTC with milliseconds (see [`rfc3339_millis`]).
+    pub time: String,
+    /// The request's id, as answered to the caller.
+    pub request_id: String,
+    /// `Authorize`, `BatchAuthorize`, `AssumeRole`, `AssumeRoleWithWebIdentity`,
+    /// `GetSessionToken` or `GetCallerIdentity`.
+    pub operation: &'static str,
+    /// The tenant that decided.
+    pub tenant: String,
+    /// The caller's ARN.
+    pub principal: String,
+    /// The action asked for.
+    pub action: String,
+    /// The resource asked for.
+    pub resource: String,
+    /// `Allow`, `ExplicitDeny`, `ImplicitDeny` or `Error`.
+    pub decision: &'static str,
+    /// The AWS error code when `decision` is `Error`.
+    pub error_code: Option<&'static str>,
+    /// The kind of policy whose statement decided, if one did.
+    pub policy_type: Option<&'static str>,
+    /// The deciding statement, as `policy-id#index(sid)`.
+    pub statement: Option<String>,
+    /// The snapshot that decided, as `epoch.seq`.
+    pub snapshot_version: String,
+    /// How long the decision took.
+    pub latency_us: u64,
+    /// Whether the answer came from a cache.
+    pub cached: bool,
+}
+
+/// The running log; cheap to share in an `Arc`.
+#[derive(Debug)]
+pub struct DecisionLog {
+    /// `None` when the sink is `Off`.
+    sender: Option<mpsc::Sender<DecisionRecord>>,
+    deny_only: bool,
+    sampling: Sampling,
+    counters: Arc<Counters>,
+}
+
+/// The writer task; [`DecisionLogTask::shutdown`] stops it without losing what was queued.
+///
+/// Dropping it instead detaches the writer, which then runs until every [`DecisionLog`]
+/// handle is gone.
+#[derive(Debug)]
+#[must_use = "dropping the task detaches the writer; call shutdown() to flush on exit"]
+pub struct DecisionLogTask {
+    /// `None` when the sink is `Off`.
+    running: Option<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    stop: oneshot::Sender<()>,
+    writer: JoinHandle<()>,
+}
+
+/// Why the decision log could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionLogError {
+    /// The file sink could not be opened.
+    #[error("cannot open the decision log {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The sink was empty.
+    #[error("the decision log sink must be \"off\", \"stdout\", \"-\" or a file path")]
+    EmptySink,
+    /// The sample rate was outside `0..=1` (or not a number).
+    #[error("the decision log sample rate must be within 0 and 1, not {0}")]
+    SampleRate(f64),
+    /// The capacity was zero.
+    #[error("the decision log capacity must be at least 1")]
+    Capacity,
+    /// `spawn` was called outside a tokio runtime.
+    #[error("the decision log must start inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Which sample keys are kept, decided once so that `wants` is a compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sampling {
+    Never,
+    Always,
+    /// Keys whose mixed value is below this are kept.
+    Below(u64),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    dropped: AtomicU64,
+    written: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+/// The sink the writer owns, moved into the blocking pool for each batch.
+enum Output {
+    Stdout(io::Stdout),
+    File(std::fs::File),
+}
+
+/// The writer's state between batches.
+struct Writer {
+    output: Output,
+    /// Reused across batches so a steady stream does not allocate.
+    buf: Vec<u8>,
+    /// The previous write stopped inside a line: the next batch starts on a new line so one
+    /// torn record does not also corrupt the first record after it.
+    torn: bool,
+}
+
+/// What a batch came to.
+struct BatchOutcome {
+    written: u64,
+    failed: u64,
+    error: Option<io::Error>,
+}
+
+/// A stable key for sampling `request_id`, the same in every process: its 64-bit FNV-1a hash.
+pub fn sample_key(request_id: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    request_id.bytes().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// `at` as RFC 3339 in UTC with exactly three fraction digits (rounded down), the form of
+/// [`DecisionRecord::time`].
+pub fn rfc3339_millis(at: Timestamp) -> String {
+    let millis = at.epoch_millis();
+    let whole = Timestamp::from_epoch_seconds(millis.div_euclid(1000)).to_string();
+    // Whole seconds display without a fraction, so the text ends in the zone's `Z`.
+    let seconds = whole.strip_suffix('Z').unwrap_or(&whole);
+    format!("{seconds}.{:03}Z", millis.rem_euclid(1000))
+}
+
+/// Spreads FNV-1a's output over all 64 bits (the splitmix64 finalizer): request ids that differ
+/// only in their last characters would otherwise cluster in the high bits the threshold reads.
+fn mix(key: u64) -> u64 {
+    let mut z = key;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+// === impl DecisionLogConfig ===
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        Self {
+            sink: LogSink::Off,
+            deny_only: false,
+            sample_rate: 1.0,
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl DecisionLogConfig {
+    /// Reads a sink as flags and the environment spell it: `off`, `stdout` or `-`, or a path.
+    pub fn parse_sink(text: &str) -> Result<LogSink, DecisionLogError> {
+        match text {
+            "" => Err(DecisionLogError::EmptySink),
+            "off" => Ok(LogSink::Off),
+            "stdout" | "-" => Ok(LogSink::Stdout),
+            path => Ok(LogSink::File(PathBuf::from(path))),
+        }
+    }
+
+    /// Checks the sample rate and capacity.
+    pub fn validate(&self) -> Result<(), DecisionLogError> {
+        // NaN fails the range check too, which is what we want.
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            return Err(DecisionLogError::SampleRate(self.sample_rate));
+        }
+        if self.capacity == 0 {
+            return Err(DecisionLogError::Capacity);
+        }
+        Ok(())
+    }
+
+    fn sampling(&self) -> Sampling {
+        if self.sample_rate <= 0.0 {
+            Sampling::Never
+        } else if self.sample_rate >= 1.0 {
+            Sampling::Always
+        } else {
+            // 2^64 as f64 is exact; the cast saturates, and rates in (0, 1) stay below it.
+            Sampling::Below((self.sample_rate * 18_446_744_073_709_551_616.0) as u64)
+        }
+    }
+}
+
+// === impl DecisionLog ===
+
+impl DecisionLog {
+    /// Validates `config`, opens the sink and starts the writer task on the current tokio
+    /// runtime. `Off` gives a log that keeps nothing and spawns nothing.
+    pub fn spawn(
+        config: DecisionLogConfig,
+    ) -> Result<(Arc<Self>, DecisionLogTask), DecisionLogError> {
+        config.validate()?;
+        let counters = Arc::new(Counters::default());
+        let (deny_only, sampling) = (config.deny_only, config.sampling());
+        let (output, target) = match config.sink {
+            LogSink::Off => {
+                let log = Self {
+                    sender: None,
+                    deny_only,
+                    sampling: Sampling::Never,
+                    counters,
+                };
+                return Ok((Arc::new(log), DecisionLogTask { running: None }));
+            }
+            LogSink::Stdout => (Output::Stdout(io::stdout()), "standard output".to_owned()),
+            LogSink::File(path) => match open_append(&path) {
+                Ok(file) => (Output::File(file), path.display().to_string()),
+                Err(source) => return Err(DecisionLogError::Open { path, source }),
+            },
+        };
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| DecisionLogError::NoRuntime)?;
+        let (sender, receiver) = mpsc::channel(config.capacity);
+        let (stop, stopped) = oneshot::channel();
+        let writer = Writer {
+            output,
+            buf: Vec::new(),
+            torn: false,
+        };
+        let writer = runtime.spawn(run_writer(
+            receiver,
+            stopped,
+            writer,
+            target,
+            Arc::clone(&counters),
+        ));
+        let log = Self {
+            sender: Some(sender),
+            deny_only,
+            sampling,
+            counters,
+        };
+        Ok((
+            Arc::new(log),
+            DecisionLogTask {
+                running: Some(Running { stop, writer }),
+            },
+        ))
+    }
+
+    /// A log that keeps nothing (the `Off` sink), without a runtime.
+    pub fn off() -> Arc<Self> {
+        Arc::new(Self {
+            sender: None,
+            deny_only: false,
+            sampling: Sampling::Never,
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Whether a decision would be kept, before the caller builds its record: `deny_or_error`
+    /// for `ExplicitDeny`, `ImplicitDeny` and `Error`; `sample_key` a stable hash of the
+    /// request (see [`sample_key`]), so the same request always gets the same answer.
+    pub fn wants(&self, deny_or_error: bool, sample_key: u64) -> bool {
+        if self.sender.is_none() {
+            return false;
+        }
+        if self.deny_only {
+            return deny_or_error;
+        }
+        match self.sampling {
+            Sampling::Never => false,
+            Sampling::Always => true,
+            Sampling::Below(threshold) => mix(sample_key) < threshold,
+        }
+    }
+
+    /// Enqueues `record` without waiting. When the queue is full, or the log has shut down,
+    /// the record is dropped and counted. It does not ask [`DecisionLog::wants`] again: that is
+    /// the caller's check, made before building the record.
+    pub fn record(&self, record: DecisionRecord) {
+        let Some(sender) = &self.sender else { return };
+        if sender.try_send(record).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped because the queue was full (or the log had shut down).
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records written to the sink.
+    pub fn written(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Records lost because the sink refused a write (every record of a failed batch).
+    pub fn write_errors(&self) -> u64 {
+        self.counters.write_errors.load(Ordering::Relaxed)
+    }
+}
+
+// === impl DecisionLogTask ===
+
+impl DecisionLogTask {
+    /// Closes the queue, writes everything already queued, flushes (and fsyncs a file), then
+    /// returns. Records offered afterwards are dropped and counted.
+    pub async fn shutdown(self) {
+        let Some(running) = self.running else { return };
+        // The writer only goes away after a stop or a panic; either way there is nothing left
+        // to tell it, and a panic has already been reported by the runtime.
+        let _ = running.stop.send(());
+        let _ = running.writer.await;
+    }
+}
+
+/// Opens `path` for appending, creating it private to the sidecar's user.
+fn open_append(path: &std::path::Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// The writer task: drains the queue batch by batch until it is stopped (or every sender is
+/// gone), then writes what is left and makes it durable.
+async fn run_writer(
+    mut receiver: mpsc::Receiver<DecisionRecord>,
+    mut stop: oneshot::Receiver<()>,
+    writer: Writer,
+    target: String,
+    counters: Arc<Counters>,
+) {
+    let mut writer = Some(writer);
+    let mut batch = Vec::with_capacity(BATCH_LIMIT);
+    let mut listening = true;
+    // Set while writes fail, so a failing disk yields one line on stderr per outage rather
+    // than one per batch.
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            stopped = &mut stop, if listening => {
+                listening = false;
+                // An error means the task handle was dropped: keep running, detached, until
+                // the senders are gone.
+                if stopped.is_ok() {
+                    // Closing refuses new records but still yields the queued ones below.
+                    receiver.close();
+                }
+            }
+            received = receiver.recv_many(&mut batch, BATCH_LIMIT) => {
+                if received == 0 {
+                    break;
+                }
+                let count = batch.len() as u64;
+                let Some(current) = writer.take() else {
+                    counters.write_errors.fetch_add(count, Ordering::Relaxed);
+                    batch.clear();
+                    continue;
+                };
+                let job = tokio::task::spawn_blocking(move || {
+                    let mut current = current;
+                    let mut batch = batch;
+                    let outcome = current.write_batch(&mut batch);
+                    (current, batch, outcome)
+                });
+                let (returned, reused, outcome) = match job.await {
+                    Ok(done) => done,
+                    Err(error) => {
+                        // The blocking pool is shutting down (or the write panicked): the
+                        // sink went with it, so later batches are counted as lost.
+                        counters.write_errors.fetch_add(count, Ordering::Relaxed);
+                        report(&format!("decision log: the writer for {target} stopped: {error}"));
+                        batch = Vec::with_capacity(BATCH_LIMIT);
+                        continue;
+                    }
+                };
+                writer = Some(returned);
+                batch = reused;
+                counters.written.fetch_add(outcome.written, Ordering::Relaxed);
+                counters.write_errors.fetch_add(outcome.failed, Ordering::Relaxed);
+                match outcome.error {
+                    Some(error) if !failing => {
+                        failing = true;
+                        report(&format!(
+                            "decision log: cannot write to {target}: {error}; \
+                             records are lost until it recovers"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => failing = false,
+                }
+            }
+        }
+    }
+    let Some(mut last) = writer else { return };
+    let synced = tokio::task::spawn_blocking(move || last.sync()).await;
+    match synced {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => report(&format!("decision log: cannot sync {target}: {error}")),
+        Err(error) => report(&format!("decision log: cannot sync {target}: {error}")),
+    }
+}
+
+// === impl Writer ===
+
+impl Writer {
+    /// Serializes `batch` (leaving it empty) and writes it in one go. Runs on the blocking
+    /// pool: both steps may take a while on a large batch or a slow disk.
+    fn write_batch(&mut self, batch: &mut Vec<DecisionRecord>) -> BatchOutcome {
+        self.buf.clear();
+        if self.torn {
+            self.buf.push(b'\n');
+        }
+        let mut lines = 0u64;
+        let mut failed = 0u64;
+        for record in batch.drain(..) {
+            let start = self.buf.len();
+            // serde_json escapes quotes, newlines and control characters, so the only raw
+            // newline is the one pushed after it: one record, one line.
+            if serde_json::to_writer(&mut self.buf, &record).is_ok() {
+                self.buf.push(b'\n');
+                lines += 1;
+            } else {
+                self.buf.truncate(start);
+                failed += 1;
+            }
+        }
+        if lines == 0 {
+            return BatchOutcome {
+                written: 0,
+                failed,
+                error: None,
+            };
+        }
+        let (sent, result) = match &mut self.output {
+            Output::Stdout(stdout) => {
+                let mut lock = stdout.lock();
+                let (sent, result) = write_fully(&mut lock, &self.buf);
+                (sent, result.and_then(|()| lock.flush()))
+            }
+            Output::File(file) => write_fully(file, &self.buf),
+        };
+        self.torn = sent > 0 && sent < self.buf.len();
+        match result {
+            Ok(()) => BatchOutcome {
+                written: lines,
+                failed,
+                error: None,
+            },
+            Err(error) => BatchOutcome {
+                written: 0,
+                failed: failed + lines,
+                error: Some(error),
+            },
+        }
+    }
+
+    /// Flushes standard output, or fsyncs the file.
+    fn sync(&mut self) -> io::Result<()> {
+        match &mut self.output {
+            Output::Stdout(stdout) => stdout.lock().flush(),
+            Output::File(file) => file.sync_all(),
+        }
+    }
+}
+
+/// `write_all` that also says how many bytes went out, so a torn line can be closed.
+fn write_fully(out: &mut impl Write, data: &[u8]) -> (usize, io::Result<()>) {
+    let mut sent = 0;
+    while let Some(rest) = data.get(sent..).filter(|rest| !rest.is_empty()) {
+        match out.write(rest) {
+            Ok(0) => return (sent, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => sent += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return (sent, Err(error)),
+        }
+    }
+    (sent, Ok(()))
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stdout(_) => f.write_str("Stdout"),
+            Self::File(file) => f.debug_tuple("File").field(file).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A path in the temp directory no other test (or run) uses.
+    fn temp_path(tag: &str) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        std::env::temp_dir().join(format!(
+            "iamlet-decision-log-{tag}-{}-{}-{n}.jsonl",
+            std::process::id(),
+            Timestamp::now().0
+        ))
+    }
+
+    fn file_config(path: &std::path::Path, capacity: usize) -> DecisionLogConfig {
+        DecisionLogConfig {
+            sink: LogSink::File(path.to_path_buf()),
+            deny_only: false,
+            sample_rate: 1.0,
+            capacity,
+        }
+    }
+
+    fn record(request_id: &str, decision: &'static str) -> DecisionRecord {
+        DecisionRecord {
+            time: "2024-05-01T12:00:00.123Z".to_owned(),
+            request_id: request_id.to_owned(),
+            operation: "Authorize",
+            tenant: "acme".to_owned(),
+            principal: "arn:aws:iam::123456789012:role/app".to_owned(),
+            action: "s3:GetObject".to_owned(),
+            resource: "arn:aws:s3:::bucket/key".to_owned(),
+            decision,
+            error_code: None,
+            policy_type: Some("Identity"),
+            statement: Some("p-1#0(AllowRead)".to_owned()),
+            snapshot_version: "3.17".to_owned(),
+            latency_us: 42,
+            cached: false,
+        }
+    }
+
+    fn read_lines(path: &std::path::Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.is_empty() || text.ends_with('\n'), "{text:?}");
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[tokio::test]
+    async fn records_reach_the_file_as_json_lines_with_every_field() {
+        let path = temp_path("fields");
+        let (log, task) = DecisionLog::spawn(file_config(&path, 16)).unwrap();
+        log.record(record("req-1", "Allow"));
+        log.record(DecisionRecord {
+            operation: "AssumeRole",
+            decision: "Error",
+            error_code: Some("AccessDenied"),
+            policy_type: None,
+            statement: None,
+            cached: true,
+            latency_us: 7,
+            ..record("req-2", "Error")
+        });
+        task.shutdown().await;
+        assert_eq!(
+            (log.written(), log.dropped(), log.write_errors()),
+            (2, 0, 0)
+        );
+
+        let lines = read_lines(&path);
+        assert_eq!(lines.len(), 2);
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            first,
+            serde_json::json!({
+                "time": "2024-05-01T12:00:00.123Z",
+                "request_id": "req-1",
+                "operation": "Authorize",
+                "tenant": "acme",
+                "principal": "arn:aws:iam::123456789012:role/app",
+                "action": "s3:GetObject",
+                "resource": "arn:aws:s3:::bucket/key",
+                "decision": "Allow",
+                "error_code": null,
+                "policy_type": "Identity",
+                "statement": "p-1#0(AllowRead)",
+                "snapshot_version": "3.17",
+                "latency_us": 42,
+                "cached": false
+            })
+        );
+        let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(second["request_id"], "req-2");
+        assert_eq!(second["operation"], "AssumeRole");
+        assert_eq!(second["decision"], "Error");
+        assert_eq!(second["error_code"], "AccessDenied");
+        assert_eq!(second["policy_type"], serde_json::Value::Null);
+        assert_eq!(second["statement"], serde_json::Value::Null);
+        assert_eq!(second["latency_us"], 7);
+        assert_eq!(second["cached"], true);
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_second_run_appends_to_the_file() {
+        let path = temp_path("append");
+        for id in ["first", "second"] {
+            let (log, task) = DecisionLog::spawn(file_config(&path, 4)).unwrap();
+            log.record(record(id, "Allow"));
+            task.shutdown().await;
+        }
+        let ids: Vec<String> = read_lines(&path)
+            .iter()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                value["request_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["first", "second"]);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    fn wants_log(deny_only: bool, sample_rate: f64) -> (Arc<DecisionLog>, DecisionLogTask) {
+        DecisionLog::spawn(DecisionLogConfig {
+            sink: LogSink::Stdout,
+            deny_only,
+            sample_rate,
+            capacity: 1,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn deny_only_keeps_denies_and_errors_only_and_all_of_them() {
+        // A sample rate that would drop some denies if it applied: deny_only keeps them all.
+        let (log, task) = wants_log(true, 0.1);
+        for i in 0..1_000 {
+            let key = sample_key(&format!("req-{i}"));
+            assert!(log.wants(true, key), "deny {i}");
+            assert!(!log.wants(false, key), "allow {i}");
+        }
+        task.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn sample_rate_zero_keeps_nothing_and_one_keeps_everything() {
+        let (none, none_task) = wants_log(false, 0.0);
+        let (all, all_task) = wants_log(false, 1.0);
+        for i in 0..1_000 {
+            let key = sample_key(&format!("req-{i}"));
+            for deny in [false, true] {
+                assert!(!none.wants(deny, key), "rate 0, {i}");
+                assert!(all.wants(deny, key), "rate 1, {i}");
+            }
+        }
+        // The extremes of the key space too.
+        for key in [0, u64::MAX] {
+            assert!(!none.wants(false, key));
+            assert!(all.wants(false, key));
+        }
+        none_task.shutdown().await;
+        all_task.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_quarter_sample_keeps_about_a_quarter_deterministically() {
+        let (log, task) = wants_log(false, 0.25);
+        let keys: Vec<u64> = (0..10_000)
+            .map(|i| sample_key(&format!("req-{i:05}")))
+            .collect();
+        let kept = keys.iter().filter(|&&key| log.wants(false, key)).count();
+        assert!((2_000..=3_000).contains(&kept), "kept {kept} of 10000");
+        // Denies are sampled too, by the same rule.
+        let denies = keys.iter().filter(|&&key| log.wants(true, key)).count();
+        assert_eq!(denies, kept);
+        // The same key always gets the same answer.
+        let again = keys.iter().filter(|&&key| log.wants(false, key)).count();
+        assert_eq!(again, kept);
+        task.shutdown().await;
+    }
+
+    #[test]
+    fn sample_key_is_fnv1a_64() {
+        // Published FNV-1a 64-bit test vectors.
+        assert_eq!(sample_key(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(sample_key("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(sample_key("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        // The test runs on a current-thread runtime: the writer cannot run until this task
+        // yields, so only `capacity` records fit and record() must not wait for room.
+        let path = temp_path("full");
+        let (log, task) = DecisionLog::spawn(file_config(&path, 4)).unwrap();
+        let started = std::time::Instant::now();
+        for i in 0..100 {
+            log.record(record(&format!("req-{i}"), "Allow"));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(log.dropped(), 96);
+        assert_eq!(log.written(), 0);
+        task.shutdown().await;
+        assert_eq!((log.written(), log.dropped()), (4, 96));
+        let lines = read_lines(&path);
+        let ids: Vec<String> = lines
+            .iter()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                value["request_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["req-0", "req-1", "req-2", "req-3"]);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_writes_everything_queued_first() {
+        let path = temp_path("shutdown");
+        let (log, task) = DecisionLog::spawn(file_config(&path, 10_000)).unwrap();
+        for i in 0..5_000 {
+            log.record(record(&format!("req-{i}"), "ImplicitDeny"));
+        }
+        task.shutdown().await;
+        assert_eq!(
+            (log.written(), log.dropped(), log.write_errors()),
+            (5_000, 0, 0)
+        );
+        let lines = read_lines(&path);
+        let ids: BTreeSet<String> = lines
+            .iter()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                value["request_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(lines.len(), 5_000);
+        assert_eq!(ids.len(), 5_000);
+
+        // After shutdown the queue is closed: records are dropped and counted, not written.
+        log.record(record("late", "Allow"));
+        assert_eq!(log.dropped(), 1);
+        assert_eq!(read_lines(&path).len(), 5_000);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_record_is_one_line_whatever_its_fields_hold() {
+        let path = temp_path("escape");
+        let canary = "AKIACANARY\"secret\nline2\r\t\u{0}\u{1b}[31m\\\u{2028}end";
+        let (log, task) = DecisionLog::spawn(file_config(&path, 4)).unwrap();
+        log.record(DecisionRecord {
+            resource: canary.to_owned(),
+            ..record("req-\"1\"\n", "ExplicitDeny")
+        });
+        task.shutdown().await;
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+        assert!(text.ends_with('\n'));
+        assert!(!text.contains('\r') && !text.contains('\u{0}') && !text.contains('\u{1b}'));
+        let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(value["resource"], canary);
+        assert_eq!(value["request_id"], "req-\"1\"\n");
+        // The canary is in the field the caller put it in, and nowhere else.
+        let holding: Vec<&String> = value
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|s| s.contains("AKIACANARY")))
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(holding, ["resource"]);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn off_spawns_nothing_and_wants_nothing() {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let (log, task) = DecisionLog::spawn(DecisionLogConfig {
+            sink: DecisionLogConfig::parse_sink("off").unwrap(),
+            ..DecisionLogConfig::default()
+        })
+        .unwrap();
+        assert_eq!(metrics.num_alive_tasks(), before);
+        for key in [0, 1, u64::MAX, sample_key("req-1")] {
+            assert!(!log.wants(true, key));
+            assert!(!log.wants(false, key));
+        }
+        log.record(record("req-1", "ExplicitDeny"));
+        assert_eq!(
+            (log.written(), log.dropped(), log.write_errors()),
+            (0, 0, 0)
+        );
+        task.shutdown().await;
+
+        // The same count does see a real sink's writer, so the check above can fail.
+        let (_stdout, stdout_task) = wants_log(false, 1.0);
+        assert_eq!(metrics.num_alive_tasks(), before + 1);
+        stdout_task.shutdown().await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_refused_write_is_counted_not_written() {
+        // /dev/full accepts the open and fails every write with ENOSPC.
+        let full = std::path::Path::new("/dev/full");
+        if !full.exists() {
+            return;
+        }
+        let (log, task) = DecisionLog::spawn(file_config(full, 8)).unwrap();
+        for i in 0..3 {
+            log.record(record(&format!("req-{i}"), "Allow"));
+        }
+        task.shutdown().await;
+        assert_eq!(
+            (log.written(), log.write_errors(), log.dropped()),
+            (0, 3, 0)
+        );
+    }
+
+    #[test]
+    fn sinks_parse_from_flag_text() {
+        assert_eq!(DecisionLogConfig::parse_sink("off").unwrap(), LogSink::Off);
+        assert_eq!(
+            DecisionLogConfig::parse_sink("stdout").unwrap(),
+            LogSink::Stdout
+        );
+        assert_eq!(DecisionLogConfig::parse_sink("-").unwrap(), LogSink::Stdout);
+        assert_eq!(
+            DecisionLogConfig::parse_sink("/var/log/iamlet/decisions.jsonl").unwrap(),
+            LogSink::File(PathBuf::from("/var/log/iamlet/decisions.jsonl"))
+        );
+        assert!(matches!(
+            DecisionLogConfig::parse_sink(""),
+            Err(DecisionLogError::EmptySink)
+        ));
+    }
+
+    #[test]
+    fn validate_rejects_rates_outside_zero_to_one_and_zero_capacity() {
+        for rate in [-0.01, 1.01, f64::NAN, f64::INFINITY] {
+            let config = DecisionLogConfig {
+                sample_rate: rate,
+                ..DecisionLogConfig::default()
+            };
+            assert!(
+                matches!(config.validate(), Err(DecisionLogError::SampleRate(_))),
+                "{rate}"
+            );
+        }
+        for rate in [0.0, 0.5, 1.0] {
+            let config = DecisionLogConfig {
+                sample_rate: rate,
+                ..DecisionLogConfig::default()
+            };
+            assert!(config.validate().is_ok(), "{rate}");
+        }
+        let config = DecisionLogConfig {
+            capacity: 0,
+            ..DecisionLogConfig::default()
+        };
+        assert!(matches!(config.validate(), Err(DecisionLogError::Capacity)));
+    }
+
+    #[tokio::test]
+    async fn spawn_refuses_bad_config_and_names_an_unopenable_file() {
+        let bad = DecisionLogConfig {
+            sample_rate: 2.0,
+            sink: LogSink::Stdout,
+            ..DecisionLogConfig::default()
+        };
+        assert!(matches!(
+            DecisionLog::spawn(bad),
+            Err(DecisionLogError::SampleRate(_))
+        ));
+        let missing = temp_path("no-such-dir").join("decisions.jsonl");
+        let Err(error) = DecisionLog::spawn(file_config(&missing, 4)) else {
+            panic!("opened a file in a missing directory");
+        };
+        assert!(matches!(error, DecisionLogError::Open { .. }));
+        assert!(error.to_string().contains(&missing.display().to_string()));
+    }
+
+    #[test]
+    fn spawn_outside_a_runtime_is_an_error_not_a_panic() {
+        let result = DecisionLog::spawn(DecisionLogConfig {
+            sink: LogSink::Stdout,
+            ..DecisionLogConfig::default()
+        });
+        assert!(matches!(result, Err(DecisionLogError::NoRuntime)));
+    }
+
+    #[test]
+    fn times_have_exactly_three_fraction_digits() {
+        assert_eq!(
+            rfc3339_millis(Timestamp::from_epoch_seconds(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(Timestamp(1_700_000_000_123_456_789)),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(rfc3339_millis(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
+    }
+}

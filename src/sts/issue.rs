@@ -1,0 +1,818 @@
+//! `AssumeRole`, `AssumeRoleWithWebIdentity`, `GetSessionToken` and `GetCallerIdentity`
+//! (IAM-SEMANTICS §4).
+
+use std::sync::Arc;
+
+use crate::authz::{evaluate, Context, Outcome, PolicySet, Principal, Request};
+use crate::directory::{totp, IdGenerator, IdPrefix, Tag};
+use crate::policy::{
+    non_whitespace_len, CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyKind,
+    Timestamp,
+};
+use crate::snapshot::{RoleEntry, TenantSnapshot};
+
+use super::authenticate::{fill_session_context, Caller};
+use super::jwt::{condition_key_prefix, UnverifiedToken};
+use super::token::{SessionClaims, SessionSubject};
+use super::{params, StsError};
+
+/// `DurationSeconds` when none is given to `AssumeRole*`.
+const DEFAULT_ROLE_SESSION: i32 = 3600;
+/// Role chaining caps a session at one hour.
+const CHAINED_MAX: i32 = 3600;
+/// The plaintext allowance of session policies and tags, in characters (IAM-SEMANTICS §4.1).
+/// AWS's packing is not public; ours counts the non-whitespace characters of the inline
+/// policy, the managed policies' ARNs and the tags' keys and values.
+const PACKED_LIMIT: usize = 2048;
+/// At most this many managed session policies.
+const MAX_POLICY_ARNS: usize = 10;
+
+/// `AssumeRole`'s parameters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AssumeRoleParams<'a> {
+    /// The role's ARN.
+    pub role_arn: &'a str,
+    /// The session name.
+    pub role_session_name: &'a str,
+    /// The session's lifetime.
+    pub duration_seconds: Option<i32>,
+    /// The inline session policy.
+    pub policy: Option<&'a str>,
+    /// Managed session policies.
+    pub policy_arns: &'a [String],
+    /// Session tags.
+    pub tags: &'a [Tag],
+    /// Keys of the tags that pass on to chained sessions.
+    pub transitive_tag_keys: &'a [String],
+    /// `sts:ExternalId`.
+    pub external_id: Option<&'a str>,
+    /// The caller's MFA device.
+    pub serial_number: Option<&'a str>,
+    /// The device's current code (never echoed).
+    pub token_code: Option<&'a str>,
+    /// `SourceIdentity`.
+    pub source_identity: Option<&'a str>,
+}
+
+/// `AssumeRoleWithWebIdentity`'s parameters.
+#[derive(Clone, Copy, Default)]
+pub struct WebIdentityParams<'a> {
+    /// The role's ARN.
+    pub role_arn: &'a str,
+    /// The session name.
+    pub role_session_name: &'a str,
+    /// The OIDC token (never echoed).
+    pub web_identity_token: &'a str,
+    /// The session's lifetime.
+    pub duration_seconds: Option<i32>,
+    /// The inline session policy.
+    pub policy: Option<&'a str>,
+    /// Managed session policies.
+    pub policy_arns: &'a [String],
+}
+
+/// `GetSessionToken`'s parameters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GetSessionTokenParams<'a> {
+    /// The session's lifetime.
+    pub duration_seconds: Option<i32>,
+    /// The caller's MFA device.
+    pub serial_number: Option<&'a str>,
+    /// The device's current code.
+    pub token_code: Option<&'a str>,
+}
+
+/// Issued credentials and the session they stand for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The 40-character secret.
+    pub secret_access_key: String,
+    /// The signed session token.
+    pub session_token: String,
+    /// When they expire.
+    pub expiration: Timestamp,
+    /// `AROA…:<session>` (role sessions) or the user's id.
+    pub assumed_role_id: String,
+    /// The session's ARN (`arn:aws:sts::A:assumed-role/R/S`), or the user's.
+    pub arn: String,
+    /// The percentage of the packed allowance used.
+    pub packed_policy_size: i32,
+    /// The session's source identity.
+    pub source_identity: Option<String>,
+    /// The tenant that issued them.
+    pub tenant: String,
+}
+
+/// `AssumeRoleWithWebIdentity`'s result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebIdentityIssued {
+    /// The credentials.
+    pub issued: Issued,
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `iss`.
+    pub provider: String,
+    /// The client id the token's `aud` matched.
+    pub audience: String,
+}
+
+/// `GetCallerIdentity`'s result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// The value of `aws:userid`.
+    pub user_id: String,
+    /// The account.
+    pub account: String,
+    /// The caller's ARN (a session's ARN for role sessions).
+    pub arn: String,
+}
+
+/// Remembers which MFA time steps were used, so that a code is accepted once per verifier.
+/// Sidecars are stateless toward each other: a code replayed at another sidecar within its
+/// 90 s window is accepted there once.
+pub trait MfaReplayGuard {
+    /// Records `step` for the device; false when it (or a later step) was used already.
+    fn accept(&self, tenant: &str, serial: &str, step: u64) -> bool;
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WebIdentityParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebIdentityParams")
+            .field("role_arn", &self.role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The time and randomness an operation uses, injected so that tests control both.
+#[derive(Debug)]
+pub struct IssueEnv<'a> {
+    /// Now.
+    pub now: Timestamp,
+    /// Draws key ids and token ids.
+    pub ids: &'a mut IdGenerator,
+    /// MFA replay protection.
+    pub mfa: &'a dyn MfaReplayGuard,
+}
+
+impl std::fmt::Debug for dyn MfaReplayGuard + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaReplayGuard")
+    }
+}
+
+/// `AssumeRole`: `caller` (authenticated in `caller_snapshot`) asks for a session of a role of
+/// `role_snapshot` (the same snapshot for a same-account role).
+pub fn assume_role(
+    caller: &Caller,
+    caller_snapshot: &TenantSnapshot,
+    role_snapshot: &TenantSnapshot,
+    p: &AssumeRoleParams<'_>,
+    env: &mut IssueEnv<'_>,
+) -> Result<Issued, StsError> {
+    params::role_arn(p.role_arn)?;
+    params::role_session_name(p.role_session_name)?;
+    if let Some(d) = p.duration_seconds {
+        params::duration(d, 900, 43_200)?;
+    }
+    if let Some(policy) = p.policy {
+        params::policy(policy)?;
+    }
+    if let Some(id) = p.external_id {
+        params::external_id(id)?;
+    }
+    if let Some(serial) = p.serial_number {
+        params::serial_number(serial)?;
+    }
+    if let Some(code) = p.token_code {
+        params::token_code(code)?;
+    }
+    if let Some(source) = p.source_identity {
+        params::source_identity(source)?;
+    }
+    crate::directory::validate::tags(p.tags, true)?;
+    crate::directory::validate::tag_keys(p.transitive_tag_keys)?;
+    if p.policy_arns.len() > MAX_POLICY_ARNS {
+        return Err(StsError::Validation(format!(
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
+        )));
+    }
+
+    let principal = &caller.principal;
+    if matches!(principal, Principal::Root { .. }) {
+        return Err(StsError::AccessDenied(
+            "Roles may not be assumed by root accounts.".into(),
+        ));
+    }
+    let caller_session = caller.session.as_deref().map(|s| &s.claims);
+    let chained = matches!(
+        caller_session.map(|c| &c.subject),
+        Some(SessionSubject::Role { .. })
+    );
+    let denied = || {
+        StsError::AccessDenied(format!(
+            "User: {principal} is not authorized to perform: sts:AssumeRole on resource: {}",
+            p.role_arn
+        ))
+    };
+    // An unknown role is denied like a forbidden one: the answer does not reveal which roles
+    // exist.
+    let role = find_role(role_snapshot, p.role_arn).ok_or_else(denied)?;
+    let duration = session_duration(p.duration_seconds, role, chained)?;
+
+    // Tags inherited from the calling session: its transitive ones, which the caller cannot
+    // override.
+    let inherited: Vec<(String, String)> = caller_session
+        .map(|c| {
+            c.tags
+                .iter()
+                .filter(|(k, _)| {
+                    c.transitive_tag_keys
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(k))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(tag) = p.tags.iter().find(|t| {
+        inherited
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(&t.key))
+    }) {
+        return Err(StsError::Validation(format!(
+            "The session tag key `{}` conflicts with a transitive tag of the calling session.",
+            tag.key
+        )));
+    }
+    let source_identity = match (
+        caller_session.and_then(|c| c.source_identity.as_deref()),
+        p.source_identity,
+    ) {
+        (Some(inherited), Some(asked)) if inherited != asked => {
+            return Err(StsError::AccessDenied(
+                "The source identity of a role session cannot be changed.".into(),
+            ))
+        }
+        (Some(inherited), _) => Some(inherited.to_owned()),
+        (None, asked) => asked.map(str::to_owned),
+    };
+    let session_policies = compile_session_policies(role_snapshot, p.policy, p.policy_arns)?;
+    let packed = packed_size(
+        p.policy,
+        p.policy_arns,
+        p.tags.iter().map(|t| (&*t.key, &*t.value)),
+    )?;
+
+    let mfa_at = match (p.serial_number, p.token_code) {
+        (Some(serial), Some(code)) => {
+            verify_mfa(caller_snapshot, principal, serial, code, env)?;
+            Some(env.now.epoch_seconds())
+        }
+        (None, None) => caller_session.and_then(|c| c.mfa_authenticated_at),
+        _ => {
+            return Err(StsError::Validation(
+                "SerialNumber and TokenCode must be given together.".into(),
+            ))
+        }
+    };
+
+    // The request as the trust policy and the caller's policies see it.
+    let resolved = caller_snapshot.resolve(principal).ok_or_else(denied)?;
+    let mut ctx = Context::new();
+    resolved.fill_context(principal, &mut ctx);
+    fill_session_context(caller.session.as_deref(), env.now, &mut ctx);
+    set_clock(&mut ctx, env.now);
+    if let Some(at) = mfa_at {
+        ctx.insert("aws:MultiFactorAuthPresent", ContextValue::from_bool(true));
+        ctx.insert(
+            "aws:MultiFactorAuthAge",
+            ContextValue::from_i64(env.now.epoch_seconds().saturating_sub(at).max(0)),
+        );
+    }
+    ctx.insert(
+        "sts:RoleSessionName",
+        ContextValue::new(p.role_session_name),
+    );
+    if let Some(id) = p.external_id {
+        ctx.insert("sts:ExternalId", ContextValue::new(id));
+    }
+    if let Some(source) = p.source_identity {
+        ctx.insert("sts:SourceIdentity", ContextValue::new(source));
+    }
+    let request_tags: Vec<(&str, &str)> = p.tags.iter().map(|t| (&*t.key, &*t.value)).collect();
+    set_request_tags(&mut ctx, &request_tags, p.transitive_tag_keys);
+    // The role's tags, where the caller's transitive tags replace those of the same key.
+    for tag in &role.tags {
+        ctx.insert(
+            &format!("aws:ResourceTag/{}", tag.key),
+            ContextValue::new(tag.value.as_str()),
+        );
+    }
+    for (k, v) in &inherited {
+        ctx.insert(
+            &format!("aws:ResourceTag/{k}"),
+            ContextValue::new(v.as_str()),
+        );
+    }
+
+    let caller_session_policies: &[Arc<CompiledPolicy>] = &caller.session_policies;
+    let policies = resolved.policy_set(Some(&role.trust), caller_session_policies);
+    let decide = |action: &str, ctx: &Context, policies: &PolicySet<'_>| {
+        Request::try_new(principal.clone(), action, &role.arn)
+            .map(|r| {
+                r.with_resource_account(role_snapshot.account_id())
+                    .with_context(ctx.clone())
+            })
+            .map(|r| evaluate(policies, &r))
+            .map_err(|e| StsError::ServiceFailure(e.to_string()))
+    };
+    let decision = decide("sts:AssumeRole", &ctx, &policies)?;
+    if decision.outcome != Outcome::Allow {
+        return Err(denied());
+    }
+    if !p.tags.is_empty() {
+        let decision = decide("sts:TagSession", &ctx, &policies)?;
+        if decision.outcome != Outcome::Allow {
+            return Err(action_denied(principal, "sts:TagSession", &role.arn));
+        }
+    }
+    if p.source_identity.is_some() || (chained && source_identity.is_some()) {
+        let mut ctx = ctx.clone();
+        if let Some(source) = &source_identity {
+            ctx.insert("sts:SourceIdentity", ContextValue::new(source.as_str()));
+        }
+        let allowed = if chained {
+            // Role chaining with a source identity: both the caller's permissions and the
+            // target's trust policy must allow it (IAM-SEMANTICS §4.2).
+            let identity_only = resolved.policy_set(None, caller_session_policies);
+            let trust_only = PolicySet {
+                resource: Some(&role.trust),
+                ..PolicySet::default()
+            };
+            decide("sts:SetSourceIdentity", &ctx, &identity_only)?.outcome == Outcome::Allow
+                && decide("sts:SetSourceIdentity", &ctx, &trust_only)?.outcome == Outcome::Allow
+        } else {
+            decide("sts:SetSourceIdentity", &ctx, &policies)?.outcome == Outcome::Allow
+        };
+        if !allowed {
+            return Err(action_denied(principal, "sts:SetSourceIdentity", &role.arn));
+        }
+    }
+    drop(session_policies);
+
+    let mut tags = inherited;
+    tags.extend(p.tags.iter().map(|t| (t.key.clone(), t.value.clone())));
+    let mut transitive: Vec<String> = caller_session
+        .map(|c| c.transitive_tag_keys.clone())
+        .unwrap_or_default();
+    transitive.extend(p.transitive_tag_keys.iter().cloned());
+    let claims = SessionClaims {
+        tenant: role_snapshot.account_id().to_owned(),
+        access_key_id: env
+            .ids
+            .access_key_id(IdPrefix::TemporaryAccessKey, role_snapshot.account_id()),
+        token_id: env.ids.base32(26),
+        subject: SessionSubject::Role {
+            role_name: role.name.to_string(),
+            role_id: role.role_id.to_string(),
+            session_name: p.role_session_name.to_owned(),
+            chained,
+            federated_provider: None,
+        },
+        issued_at: env.now.epoch_seconds(),
+        expires_at: env.now.epoch_seconds().saturating_add(i64::from(duration)),
+        source_identity,
+        mfa_authenticated_at: mfa_at,
+        session_policy: p.policy.map(str::to_owned),
+        policy_arns: p.policy_arns.to_vec(),
+        tags,
+        transitive_tag_keys: transitive,
+    };
+    mint(role_snapshot, role, &claims, p.role_session_name, packed)
+}
+
+/// `AssumeRoleWithWebIdentity`: no credentials; the OIDC token is verified against the JWKS
+/// of the provider registered in the role's tenant.
+pub fn assume_role_with_web_identity(
+    role_snapshot: &TenantSnapshot,
+    p: &WebIdentityParams<'_>,
+    env: &mut IssueEnv<'_>,
+) -> Result<WebIdentityIssued, StsError> {
+    params::role_arn(p.role_arn)?;
+    params::role_session_name(p.role_session_name)?;
+    params::web_identity_token(p.web_identity_token)?;
+    if let Some(d) = p.duration_seconds {
+        params::duration(d, 900, 43_200)?;
+    }
+    if let Some(policy) = p.policy {
+        params::policy(policy)?;
+    }
+    if p.policy_arns.len() > MAX_POLICY_ARNS {
+        return Err(StsError::Validation(format!(
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
+        )));
+    }
+    let token = UnverifiedToken::parse(p.web_identity_token)?;
+    let provider = role_snapshot
+        .oidc_provider(token.issuer())
+        .ok_or_else(|| StsError::WebIdentity(super::jwt::JwtError::no_provider(token.issuer())))?;
+    let claims = token.verify(&provider.jwks, &provider.url, &provider.client_ids, env.now)?;
+    let principal = Principal::WebIdentity {
+        provider: provider.arn.as_str().into(),
+    };
+    let denied = || action_denied(&principal, "sts:AssumeRoleWithWebIdentity", p.role_arn);
+    let role = find_role(role_snapshot, p.role_arn).ok_or_else(denied)?;
+    let duration = session_duration(p.duration_seconds, role, false)?;
+    let session_policies = compile_session_policies(role_snapshot, p.policy, p.policy_arns)?;
+    let packed = packed_size(
+        p.policy,
+        p.policy_arns,
+        claims.session_tags.iter().map(|(k, v)| (&**k, &**v)),
+    )?;
+    drop(session_policies);
+
+    let mut ctx = Context::new();
+    set_clock(&mut ctx, env.now);
+    let prefix = condition_key_prefix(&provider.url);
+    for (name, values) in &claims.claims {
+        let key = format!("{prefix}:{name}");
+        match values.as_slice() {
+            [one] => ctx.insert(&key, ContextValue::new(one.as_str())),
+            many => ctx.insert_multi(
+                &key,
+                many.iter().map(|v| ContextValue::new(v.as_str())).collect(),
+            ),
+        }
+    }
+    ctx.insert(
+        "sts:RoleSessionName",
+        ContextValue::new(p.role_session_name),
+    );
+    ctx.insert(
+        "aws:FederatedProvider",
+        ContextValue::new(provider.arn.as_str()),
+    );
+    let request_tags: Vec<(&str, &str)> = claims
+        .session_tags
+        .iter()
+        .map(|(k, v)| (&**k, &**v))
+        .collect();
+    set_request_tags(&mut ctx, &request_tags, &claims.transitive_tag_keys);
+    for tag in &role.tags {
+        ctx.insert(
+            &format!("aws:ResourceTag/{}", tag.key),
+            ContextValue::new(tag.value.as_str()),
+        );
+    }
+    let policies = PolicySet {
+        resource: Some(&role.trust),
+        ..PolicySet::default()
+    };
+    for (action, needed) in [
+        ("sts:AssumeRoleWithWebIdentity", true),
+        ("sts:TagSession", !request_tags.is_empty()),
+    ] {
+        if !needed {
+            continue;
+        }
+        let request = Request::try_new(principal.clone(), action, &role.arn)
+            .map_err(|e| StsError::ServiceFailure(e.to_string()))?
+            .with_resource_account(role_snapshot.account_id())
+            .with_context(ctx.clone());
+        if evaluate(&policies, &request).outcome != Outcome::Allow {
+            return Err(action_denied(&principal, action, &role.arn));
+        }
+    }
+
+    let session = SessionClaims {
+        tenant: role_snapshot.account_id().to_owned(),
+        access_key_id: env
+            .ids
+            .access_key_id(IdPrefix::TemporaryAccessKey, role_snapshot.account_id()),
+        token_id: env.ids.base32(26),
+        subject: SessionSubject::Role {
+            role_name: role.name.to_string(),
+            role_id: role.role_id.to_string(),
+            session_name: p.role_session_name.to_owned(),
+            chained: false,
+            federated_provider: Some(provider.arn.clone()),
+        },
+        issued_at: env.now.epoch_seconds(),
+        expires_at: env.now.epoch_seconds().saturating_add(i64::from(duration)),
+        source_identity: None,
+        mfa_authenticated_at: None,
+        session_policy: p.policy.map(str::to_owned),
+        policy_arns: p.policy_arns.to_vec(),
+        tags: claims.session_tags.clone(),
+        transitive_tag_keys: claims.transitive_tag_keys.clone(),
+    };
+    let issued = mint(role_snapshot, role, &session, p.role_session_name, packed)?;
+    Ok(WebIdentityIssued {
+        issued,
+        subject: claims.subject,
+        provider: claims.issuer,
+        audience: claims.audience,
+    })
+}
+
+/// `GetSessionToken`: temporary credentials with the user's own permissions, optionally with
+/// MFA. Needs no permission (AWS: "you cannot use policies to control authentication
+/// operations"); refused to callers that already use temporary credentials.
+pub fn get_session_token(
+    caller: &Caller,
+    snapshot: &TenantSnapshot,
+    p: &GetSessionTokenParams<'_>,
+    env: &mut IssueEnv<'_>,
+) -> Result<Issued, StsError> {
+    if let Some(serial) = p.serial_number {
+        params::serial_number(serial)?;
+    }
+    if let Some(code) = p.token_code {
+        params::token_code(code)?;
+    }
+    if caller.session.is_some() {
+        return Err(StsError::AccessDenied(
+            "Cannot call GetSessionToken with session credentials".into(),
+        ));
+    }
+    let (subject, id, arn, max, default) = match &caller.principal {
+        Principal::User { arn, .. } => {
+            let name = arn.rsplit('/').next().unwrap_or_default();
+            let user = snapshot.user(name).ok_or(StsError::InvalidToken)?;
+            (
+                SessionSubject::User {
+                    user_name: user.name.to_string(),
+                    user_id: user.user_id.to_string(),
+                },
+                user.user_id.to_string(),
+                arn.to_string(),
+                129_600,
+                43_200,
+            )
+        }
+        Principal::Root { account } => (
+            SessionSubject::Root,
+            account.to_string(),
+            format!("arn:aws:iam::{account}:root"),
+            3600,
+            3600,
+        ),
+        _ => return Err(StsError::InvalidToken),
+    };
+    let duration = p.duration_seconds.unwrap_or(default);
+    params::duration(duration, 900, max)?;
+    let mfa_at = match (p.serial_number, p.token_code) {
+        (Some(serial), Some(code)) => {
+            verify_mfa(snapshot, &caller.principal, serial, code, env)?;
+            Some(env.now.epoch_seconds())
+        }
+        (None, None) => None,
+        _ => {
+            return Err(StsError::Validation(
+                "SerialNumber and TokenCode must be given together.".into(),
+            ))
+        }
+    };
+    let claims = SessionClaims {
+        tenant: snapshot.account_id().to_owned(),
+        access_key_id: env
+            .ids
+            .access_key_id(IdPrefix::TemporaryAccessKey, snapshot.account_id()),
+        token_id: env.ids.base32(26),
+        subject,
+        issued_at: env.now.epoch_seconds(),
+        expires_at: env.now.epoch_seconds().saturating_add(i64::from(duration)),
+        source_identity: None,
+        mfa_authenticated_at: mfa_at,
+        session_policy: None,
+        policy_arns: Vec::new(),
+        tags: Vec::new(),
+        transitive_tag_keys: Vec::new(),
+    };
+    let (session_token, secret_access_key) = snapshot.issuer_keys().mint(&claims)?;
+    Ok(Issued {
+        access_key_id: claims.access_key_id,
+        secret_access_key,
+        session_token,
+        expiration: Timestamp::from_epoch_seconds(claims.expires_at),
+        assumed_role_id: id,
+        arn,
+        packed_policy_size: 0,
+        source_identity: None,
+        tenant: claims.tenant,
+    })
+}
+
+/// `GetCallerIdentity`: who the credentials belong to. Needs no permission and is never
+/// denied, even by an explicit deny.
+pub fn caller_identity(caller: &Caller, snapshot: &TenantSnapshot) -> CallerIdentity {
+    let account = snapshot.account_id().to_owned();
+    let (user_id, arn) = match &caller.principal {
+        Principal::User { arn, .. } => {
+            let id = arn
+                .rsplit('/')
+                .next()
+                .and_then(|n| snapshot.user(n))
+                .map(|u| u.user_id.to_string())
+                .unwrap_or_default();
+            (id, arn.to_string())
+        }
+        Principal::AssumedRole {
+            session_name,
+            role_unique_id,
+            ..
+        } => (
+            format!(
+                "{}:{session_name}",
+                role_unique_id.as_deref().unwrap_or_default()
+            ),
+            caller.principal.to_string(),
+        ),
+        Principal::Root { account } => {
+            (account.to_string(), format!("arn:aws:iam::{account}:root"))
+        }
+        other => (String::new(), other.to_string()),
+    };
+    CallerIdentity {
+        user_id,
+        account,
+        arn,
+    }
+}
+
+fn find_role<'a>(snapshot: &'a TenantSnapshot, arn: &str) -> Option<&'a RoleEntry> {
+    let name = arn.strip_prefix("arn:aws:iam::")?.split_once(":role/")?.1;
+    let name = name.rsplit('/').next()?;
+    snapshot.role(name).filter(|r| &*r.arn == arn)
+}
+
+fn session_duration(asked: Option<i32>, role: &RoleEntry, chained: bool) -> Result<i32, StsError> {
+    let duration = asked.unwrap_or(DEFAULT_ROLE_SESSION);
+    if chained && duration > CHAINED_MAX {
+        return Err(StsError::Validation(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".into(),
+        ));
+    }
+    if i64::from(duration) > i64::from(role.max_session_duration) {
+        return Err(StsError::Validation(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                .into(),
+        ));
+    }
+    Ok(duration)
+}
+
+/// Checks the session policies for the issue: the inline one parses as a session policy and
+/// every ARN names a managed policy the role's tenant has.
+fn compile_session_policies(
+    snapshot: &TenantSnapshot,
+    policy: Option<&str>,
+    arns: &[String],
+) -> Result<Vec<Arc<CompiledPolicy>>, StsError> {
+    let mut compiled = Vec::with_capacity(arns.len() + 1);
+    if let Some(text) = policy {
+        let document =
+            PolicyDocument::parse_with(text, ParseOptions::for_kind(PolicyKind::Session))
+                .map_err(|e| StsError::MalformedPolicyDocument(e.message().to_owned()))?;
+        compiled.push(Arc::new(CompiledPolicy::compile(
+            "session-policy",
+            PolicyKind::Session,
+            &document,
+        )));
+    }
+    for arn in arns {
+        let policy = snapshot.managed_policy(arn).ok_or_else(|| {
+            StsError::Validation(format!("Policy {arn} does not exist or is not attachable."))
+        })?;
+        compiled.push(Arc::clone(policy));
+    }
+    Ok(compiled)
+}
+
+/// The packed size as a percentage of [`PACKED_LIMIT`]; over 100 % is refused.
+fn packed_size<'a>(
+    policy: Option<&str>,
+    arns: &[String],
+    tags: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<i32, StsError> {
+    let used = policy.map_or(0, non_whitespace_len)
+        + arns.iter().map(String::len).sum::<usize>()
+        + tags.map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let percent = (used * 100).div_ceil(PACKED_LIMIT);
+    if used > PACKED_LIMIT {
+        return Err(StsError::PackedPolicyTooLarge(format!(
+            "Packed policy consumes {percent}% of allotted space, please use smaller policy."
+        )));
+    }
+    Ok(i32::try_from(percent).unwrap_or(i32::MAX))
+}
+
+fn verify_mfa(
+    snapshot: &TenantSnapshot,
+    principal: &Principal,
+    serial: &str,
+    code: &str,
+    env: &IssueEnv<'_>,
+) -> Result<(), StsError> {
+    let failed = || {
+        StsError::AccessDenied(
+            "MultiFactorAuthentication failed with invalid MFA one time pass code.".into(),
+        )
+    };
+    let Principal::User { arn, .. } = principal else {
+        return Err(failed());
+    };
+    let user = arn.rsplit('/').next().unwrap_or_default();
+    let device = snapshot
+        .tenant()
+        .mfa_devices
+        .get(serial)
+        .filter(|d| {
+            d.user
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(user))
+        })
+        .ok_or_else(failed)?;
+    let current = totp::time_step(env.now.epoch_seconds());
+    let step = (current.saturating_sub(1)..=current.saturating_add(1))
+        .find(|&s| {
+            totp::code_at_step(device.seed.expose(), s)
+                .is_some_and(|c| super::token::constant_time_eq(c.as_bytes(), code.as_bytes()))
+        })
+        .ok_or_else(failed)?;
+    if !env.mfa.accept(snapshot.account_id(), serial, step) {
+        return Err(failed());
+    }
+    Ok(())
+}
+
+fn set_clock(ctx: &mut Context, now: Timestamp) {
+    ctx.insert("aws:CurrentTime", ContextValue::from_timestamp(now));
+    ctx.insert("aws:EpochTime", ContextValue::from_i64(now.epoch_seconds()));
+}
+
+fn set_request_tags(ctx: &mut Context, tags: &[(&str, &str)], transitive: &[String]) {
+    if tags.is_empty() {
+        return;
+    }
+    for (k, v) in tags {
+        ctx.insert(&format!("aws:RequestTag/{k}"), ContextValue::new(*v));
+    }
+    ctx.insert_multi(
+        "aws:TagKeys",
+        tags.iter().map(|(k, _)| ContextValue::new(*k)).collect(),
+    );
+    if !transitive.is_empty() {
+        ctx.insert_multi(
+            "sts:TransitiveTagKeys",
+            transitive
+                .iter()
+                .map(|k| ContextValue::new(k.as_str()))
+                .collect(),
+        );
+    }
+}
+
+fn action_denied(principal: &Principal, action: &str, resource: &str) -> StsError {
+    StsError::AccessDenied(format!(
+        "User: {principal} is not authorized to perform: {action} on resource: {resource}"
+    ))
+}
+
+fn mint(
+    snapshot: &TenantSnapshot,
+    role: &RoleEntry,
+    claims: &SessionClaims,
+    session_name: &str,
+    packed: i32,
+) -> Result<Issued, StsError> {
+    let (session_token, secret_access_key) = snapshot.issuer_keys().mint(claims)?;
+    Ok(Issued {
+        access_key_id: claims.access_key_id.clone(),
+        secret_access_key,
+        session_token,
+        expiration: Timestamp::from_epoch_seconds(claims.expires_at),
+        assumed_role_id: format!("{}:{session_name}", role.role_id),
+        arn: format!(
+            "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+            snapshot.account_id(),
+            role.name
+        ),
+        packed_policy_size: packed,
+        source_identity: claims.source_identity.clone(),
+        tenant: claims.tenant.clone(),
+    })
+}

@@ -1,0 +1,246 @@
+use super::*;
+use crate::directory::{IdGenerator, Tenant};
+
+const A: &str = "111122223333";
+const B: &str = "444455556666";
+
+fn tenant(account: &str, seed: u64) -> Tenant {
+    let mut t = Tenant::new(account, 0);
+    t.rotate_issuer_key(&mut IdGenerator::seeded(seed), 0)
+        .unwrap();
+    t
+}
+
+fn claims(tenant: &str, at: i64) -> SessionClaims {
+    SessionClaims {
+        tenant: tenant.into(),
+        access_key_id: "ASIAAAAAAAAAAAAAAAAA".into(),
+        token_id: "TOKENID".into(),
+        subject: SessionSubject::Role {
+            role_name: "app".into(),
+            role_id: "AROAAAAAAAAAAAAAAAAAA".into(),
+            session_name: "s".into(),
+            chained: false,
+            federated_provider: None,
+        },
+        issued_at: at,
+        expires_at: at + 3600,
+        source_identity: Some("alice".into()),
+        mfa_authenticated_at: None,
+        session_policy: Some(r#"{"Version":"2012-10-17","Statement":[]}"#.into()),
+        policy_arns: vec![],
+        tags: vec![("Project".into(), "x".into())],
+        transitive_tag_keys: vec![],
+    }
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_epoch_seconds(secs)
+}
+
+#[test]
+fn a_minted_token_verifies_and_its_secret_checks_out() {
+    let ring = IssuerKeyring::try_new(&tenant(A, 1).issuer_keys).unwrap();
+    let c = claims(A, 1_000);
+    let (token, secret) = ring.mint(&c).unwrap();
+    assert_eq!(secret.len(), 40);
+    assert!(token.starts_with("iamlet1.111122223333.k"));
+    let verified = ring.verify(A, &token, at(1_000)).unwrap();
+    assert_eq!(verified.claims, c);
+    ring.check_secret(&verified, &secret).unwrap();
+    assert_eq!(ring.secret(&verified).unwrap(), secret);
+    let mut wrong = secret.clone().into_bytes();
+    wrong[0] ^= 1;
+    assert_eq!(
+        ring.check_secret(&verified, std::str::from_utf8(&wrong).unwrap()),
+        Err(StsError::InvalidToken)
+    );
+    assert_eq!(
+        ring.check_secret(&verified, &secret[..39]),
+        Err(StsError::InvalidToken)
+    );
+}
+
+/// RELIABILITY T17: every single-bit flip of a token, truncation and extension is refused
+/// with the one uniform error, never accepted and never a panic.
+#[test]
+fn every_bit_flip_truncation_and_extension_is_refused_uniformly() {
+    let ring = IssuerKeyring::try_new(&tenant(A, 1).issuer_keys).unwrap();
+    let (token, _) = ring.mint(&claims(A, 1_000)).unwrap();
+    let bytes = token.as_bytes();
+    let mut checked = 0;
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut flipped = bytes.to_vec();
+            flipped[i] ^= 1 << bit;
+            let Ok(text) = String::from_utf8(flipped) else {
+                continue; // not a string a gRPC field can carry
+            };
+            assert_eq!(
+                ring.verify(A, &text, at(1_000)),
+                Err(StsError::InvalidToken),
+                "flip of bit {bit} at {i} was not refused"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        bytes.len() * 7,
+        "every flip of the seven low bits of an ASCII token"
+    );
+    for len in 0..token.len() {
+        assert_eq!(
+            ring.verify(A, &token[..len], at(1_000)),
+            Err(StsError::InvalidToken)
+        );
+    }
+    for suffix in ["A", "=", ".", "==", ".x"] {
+        assert_eq!(
+            ring.verify(A, &format!("{token}{suffix}"), at(1_000)),
+            Err(StsError::InvalidToken)
+        );
+    }
+    // Padding added to the payload: the same bytes, another encoding.
+    let parts: Vec<&str> = token.split('.').collect();
+    let padded = format!(
+        "{}.{}.{}.{}=.{}",
+        parts[0], parts[1], parts[2], parts[3], parts[4]
+    );
+    assert_eq!(
+        ring.verify(A, &padded, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    let oversized = format!("{token}{}", "A".repeat(MAX_TOKEN_LEN));
+    assert_eq!(
+        ring.verify(A, &oversized, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+}
+
+/// RELIABILITY T19: expiry with 60 s of skew; issue times more than 60 s ahead are refused.
+#[test]
+fn expiry_and_issue_time_allow_sixty_seconds_of_skew() {
+    let ring = IssuerKeyring::try_new(&tenant(A, 1).issuer_keys).unwrap();
+    let (token, _) = ring.mint(&claims(A, 1_000)).unwrap();
+    let exp = 1_000 + 3600;
+    assert!(ring.verify(A, &token, at(exp + 1)).is_ok(), "1 s past");
+    assert!(ring.verify(A, &token, at(exp + 59)).is_ok(), "59 s past");
+    assert!(ring.verify(A, &token, at(exp + 60)).is_ok(), "60 s past");
+    assert_eq!(
+        ring.verify(A, &token, at(exp + 61)),
+        Err(StsError::ExpiredToken),
+        "61 s past"
+    );
+    assert!(
+        ring.verify(A, &token, at(1_000 - 30)).is_ok(),
+        "issued 30 s ahead"
+    );
+    assert_eq!(
+        ring.verify(A, &token, at(1_000 - 90)),
+        Err(StsError::InvalidToken),
+        "issued 90 s ahead"
+    );
+}
+
+/// RELIABILITY T20: a token of tenant A presented for B, B's key id in an A token, an
+/// unknown key id, a retired-and-dropped key: all refused.
+#[test]
+fn tokens_are_bound_to_their_tenant_and_key() {
+    let ta = tenant(A, 1);
+    let tb = tenant(B, 2);
+    let ring_a = IssuerKeyring::try_new(&ta.issuer_keys).unwrap();
+    let ring_b = IssuerKeyring::try_new(&tb.issuer_keys).unwrap();
+    let (token, _) = ring_a.mint(&claims(A, 1_000)).unwrap();
+    assert_eq!(
+        ring_b.verify(B, &token, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    assert_eq!(
+        ring_a.verify(B, &token, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    // Relabel the token as B's, with B's key id: the signature covers both.
+    let parts: Vec<&str> = token.split('.').collect();
+    let kid_b = &tb.issuer_keys[0].key_id;
+    let relabeled = format!("iamlet1.{B}.{kid_b}.{}.{}", parts[3], parts[4]);
+    assert_eq!(
+        ring_b.verify(B, &relabeled, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    // A's claims signed by B's key, presented to A.
+    let (forged, _) = ring_b.mint(&claims(A, 1_000)).unwrap();
+    assert_eq!(
+        ring_a.verify(A, &forged, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    // An unknown key id fails closed.
+    let unknown = format!("iamlet1.{A}.kunknown.{}.{}", parts[3], parts[4]);
+    assert_eq!(
+        ring_a.verify(A, &unknown, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    // After rotations drop the signing key, its tokens no longer verify.
+    let mut rotated = ta.clone();
+    let mut ids = IdGenerator::seeded(7);
+    for n in 0..crate::directory::RETAINED_ISSUER_KEYS {
+        rotated.rotate_issuer_key(&mut ids, n as i64).unwrap();
+    }
+    let ring_rotated = IssuerKeyring::try_new(&rotated.issuer_keys).unwrap();
+    assert_eq!(
+        ring_rotated.verify(A, &token, at(1_000)),
+        Err(StsError::InvalidToken)
+    );
+    // One rotation keeps the old key for verification and signs with the new one.
+    let mut once = ta.clone();
+    once.rotate_issuer_key(&mut ids, 5).unwrap();
+    let ring_once = IssuerKeyring::try_new(&once.issuer_keys).unwrap();
+    assert!(ring_once.verify(A, &token, at(1_000)).is_ok());
+    let (new_token, _) = ring_once.mint(&claims(A, 1_000)).unwrap();
+    assert!(!new_token.contains(&format!(".{}.", ta.issuer_keys[0].key_id)));
+}
+
+/// RELIABILITY T20: a key whose public half is not its private half's (a substituted or weak
+/// key) refuses the keyring, so the snapshot carrying it is not applied.
+#[test]
+fn mismatched_or_malformed_issuer_keys_are_refused() {
+    let mut t = tenant(A, 1);
+    let other = tenant(B, 2);
+    t.issuer_keys[0].public_key = other.issuer_keys[0].public_key.clone();
+    assert!(IssuerKeyring::try_new(&t.issuer_keys).is_err());
+    let mut small_order = tenant(A, 1);
+    // The identity point: a small-order key that would accept forged signatures elsewhere.
+    let mut identity = vec![0u8; 32];
+    identity[0] = 1;
+    small_order.issuer_keys[0].public_key = identity;
+    assert!(IssuerKeyring::try_new(&small_order.issuer_keys).is_err());
+    let mut bad_id = tenant(A, 1);
+    bad_id.issuer_keys[0].key_id = "K.1".into();
+    assert!(IssuerKeyring::try_new(&bad_id.issuer_keys).is_err());
+    let mut bad_seed = tenant(A, 1);
+    bad_seed.issuer_keys[0].private_key = crate::directory::Secret::new("not base64!");
+    assert!(IssuerKeyring::try_new(&bad_seed.issuer_keys).is_err());
+    let no_keys = IssuerKeyring::try_new(&[]).unwrap();
+    assert!(!no_keys.can_sign());
+    assert!(matches!(
+        no_keys.mint(&claims(A, 1)),
+        Err(StsError::ServiceFailure(_))
+    ));
+}
+
+#[test]
+fn debug_output_names_keys_but_never_their_secrets() {
+    let t = tenant(A, 1);
+    let ring = IssuerKeyring::try_new(&t.issuer_keys).unwrap();
+    let debug = format!("{ring:?}");
+    assert!(debug.contains(&t.issuer_keys[0].key_id));
+    assert!(!debug.contains(t.issuer_keys[0].private_key.expose()));
+}
+
+#[test]
+fn constant_time_eq_compares_bytes_and_lengths() {
+    assert!(constant_time_eq(b"abc", b"abc"));
+    assert!(!constant_time_eq(b"abc", b"abd"));
+    assert!(!constant_time_eq(b"abc", b"ab"));
+    assert!(constant_time_eq(b"", b""));
+}
