@@ -10,14 +10,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod client;
 mod serve;
+mod up;
 
 use crate::policy::{ParseOptions, PolicyDocument, PolicyKind};
-use crate::simulate::{Vector, VectorResult};
-
-/// The demo requests `iamlet up` evaluates: a small tenant's policies and the questions its
-/// services ask, in the decision-vector format.
-const DEMO_VECTORS: &str = include_str!("../deploy/examples/demo-vectors.jsonl");
+use crate::simulate::Vector;
 
 /// iamlet: an IAM-compatible authorization and credentials sidecar.
 #[derive(Debug, Parser)]
@@ -29,9 +27,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run iamlet on its embedded defaults: evaluate the demo tenant's requests and explain
-    /// each decision.
-    Up,
+    /// Run a control plane and a sidecar on loopback with a demo tenant, and print how to
+    /// call them.
+    Up(up::UpArgs),
     /// Work with IAM policy documents.
     Policy {
         #[command(subcommand)]
@@ -44,8 +42,11 @@ enum Command {
     /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
     /// --user-name alice`).
     Admin(admin::AdminArgs),
-    /// Ask a sidecar whether a principal may perform an action on a resource.
-    Authorize(admin::AuthorizeArgs),
+    /// Ask a sidecar whether a caller may perform an action on a resource.
+    Authorize(client::AuthorizeArgs),
+    /// Get a role session's credentials from a sidecar (`AssumeRole`, or
+    /// `AssumeRoleWithWebIdentity` with a token file).
+    AssumeRole(client::AssumeRoleArgs),
     /// Show a sidecar's readiness, applied tenant versions and stream state.
     Status {
         /// The sidecar's local API.
@@ -98,7 +99,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Status { sidecar } => {
-            return match admin::run_status(&sidecar, &mut stdout.lock()) {
+            return match client::run_status(&sidecar, &mut stdout.lock()) {
                 Ok(ready) if ready => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
                 Err(e) => {
@@ -108,7 +109,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Authorize(args) => {
-            return match admin::run_authorize(args, &mut stdout.lock()) {
+            return match client::run_authorize(args, &mut stdout.lock()) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
@@ -117,7 +118,16 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Up => run_up(&mut stdout.lock()),
+        Command::AssumeRole(args) => {
+            return match client::run_assume_role(args, &mut stdout.lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let _ = writeln!(stderr.lock(), "{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Up(args) => return exit_on(up::run_up(args, &mut stdout.lock()), 1),
         Command::Policy {
             command: PolicyCommand::Validate { kind, files },
         } => run_validate(kind, &files, &mut stdout.lock(), &mut stderr.lock()),
@@ -241,65 +251,7 @@ pub fn run_simulate(input: Box<dyn BufRead>, out: &mut dyn Write) -> io::Result<
     Ok(failed == 0)
 }
 
-/// The median wall time of one evaluation of `vector`, over enough runs to be stable: a
-/// single cold run mostly measures cache misses.
-fn median_evaluation_micros(vector: &Vector) -> f64 {
-    const RUNS: usize = 1001;
-    let policies = vector.policy_set();
-    let mut samples: Vec<f64> = (0..RUNS)
-        .map(|_| {
-            let started = std::time::Instant::now();
-            std::hint::black_box(crate::authz::evaluate(&policies, &vector.request));
-            started.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples.get(RUNS / 2).copied().unwrap_or(0.0)
-}
-
 fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value)?;
     writeln!(out)
-}
-
-/// `iamlet up`: evaluates the embedded demo tenant's requests and explains each decision.
-pub fn run_up(out: &mut dyn Write) -> io::Result<bool> {
-    writeln!(
-        out,
-        "iamlet {}: evaluating the demo tenant's requests (deploy/examples/demo-vectors.jsonl)\n",
-        env!("CARGO_PKG_VERSION")
-    )?;
-    let mut ok = true;
-    for line in DEMO_VECTORS.lines().filter(|l| !l.trim().is_empty()) {
-        let vector = match Vector::parse(line) {
-            Ok(v) => v,
-            Err(e) => {
-                writeln!(out, "demo vector unreadable: {e}")?;
-                ok = false;
-                continue;
-            }
-        };
-        let VectorResult {
-            id,
-            decision,
-            pass,
-            reason,
-            ..
-        } = vector.run();
-        let request = &vector.request;
-        writeln!(
-            out,
-            "{id}: {} {} {} -> {decision} (median {:.2} µs)\n    {reason}",
-            request.principal(),
-            request.action().as_str(),
-            request.resource().as_str(),
-            median_evaluation_micros(&vector)
-        )?;
-        ok &= pass != Some(false);
-    }
-    writeln!(
-        out,
-        "\nTry your own: `iamlet policy simulate --vectors FILE` and `iamlet policy validate FILE`."
-    )?;
-    Ok(ok)
 }

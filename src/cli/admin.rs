@@ -85,7 +85,7 @@ enum AdminVerb {
 pub(crate) enum AdminCliError {
     #[error("{0}")]
     Usage(String),
-    #[error("cannot reach the control plane at {endpoint}: {source}")]
+    #[error("cannot reach {endpoint}: {source}")]
     Connect {
         endpoint: String,
         source: tonic::transport::Error,
@@ -198,7 +198,7 @@ fn with_actor<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-fn service_error(action: &str, status: &tonic::Status) -> AdminCliError {
+pub(crate) fn service_error(action: &str, status: &tonic::Status) -> AdminCliError {
     AdminCliError::Service {
         code: aws_error_code(status).unwrap_or_else(|| format!("{:?}", status.code())),
         action: action.to_owned(),
@@ -222,126 +222,6 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
         }
     }
     Ok(())
-}
-
-/// `iamlet authorize`.
-#[derive(Debug, Args)]
-pub(crate) struct AuthorizeArgs {
-    /// The sidecar's local API.
-    #[arg(long, env = "IAMLET_SIDECAR", default_value = "http://127.0.0.1:7071")]
-    sidecar: String,
-    /// The caller's ARN (`arn:aws:iam::A:user/alice`, `arn:aws:sts::A:assumed-role/R/S`).
-    #[arg(long)]
-    principal: String,
-    /// The action (`s3:GetObject`).
-    #[arg(long)]
-    action: String,
-    /// The resource ARN, or `*`.
-    #[arg(long, default_value = "*")]
-    resource: String,
-    /// A context key, `key=value`; repeat for more (`aws:SourceIp=10.0.0.1`).
-    #[arg(long = "context", value_name = "KEY=VALUE")]
-    context: Vec<String>,
-    /// List every statement that applied.
-    #[arg(long)]
-    explain: bool,
-}
-
-/// `iamlet authorize`: prints the decision as JSON; true when allowed (exit status 0), false
-/// for a deny (exit status 1).
-pub(crate) fn run_authorize(
-    args: AuthorizeArgs,
-    out: &mut dyn Write,
-) -> Result<bool, AdminCliError> {
-    let mut context = std::collections::HashMap::new();
-    for pair in &args.context {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| AdminCliError::Usage(format!("--context {pair}: expected KEY=VALUE")))?;
-        context.insert(
-            key.to_owned(),
-            pb::ContextValue {
-                value: Some(pb::context_value::Value::StringValue(value.to_owned())),
-            },
-        );
-    }
-    let request = pb::AuthorizeRequest {
-        caller: Some(pb::authorize_request::Caller::PrincipalArn(args.principal)),
-        action: args.action,
-        resource: args.resource,
-        context,
-        explain: args.explain,
-        ..pb::AuthorizeRequest::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AdminCliError::Runtime)?;
-    let response = runtime.block_on(async {
-        let mut client = pb::authorizer_client::AuthorizerClient::connect(args.sidecar.clone())
-            .await
-            .map_err(|source| AdminCliError::Connect {
-                endpoint: args.sidecar.clone(),
-                source,
-            })?;
-        client
-            .authorize(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| service_error("Authorize", &s))
-    })?;
-    let decision = pb::Decision::try_from(response.decision).map_or("UNKNOWN", |d| d.as_str_name());
-    let statement = |s: &pb::StatementRef| serde_json::json!({"Policy": s.policy, "Index": s.index, "Sid": s.sid});
-    let value = serde_json::json!({
-        "Decision": decision,
-        "Message": response.message,
-        "Statement": response.statement.as_ref().map(statement),
-        "Version": response.version.map(|v| format!("{}.{}", v.epoch, v.seq)),
-        "Trace": response.trace.iter().map(|t| serde_json::json!({"Effect": t.effect, "Statement": t.statement.as_ref().map(statement)})).collect::<Vec<_>>(),
-    });
-    let _ = writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    );
-    Ok(response.decision == pb::Decision::Allow as i32)
-}
-
-/// `iamlet status`: prints the sidecar's status as JSON; true when it is ready.
-pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, AdminCliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AdminCliError::Runtime)?;
-    let status = runtime.block_on(async {
-        let mut client =
-            pb::sidecar_status_client::SidecarStatusClient::connect(sidecar.to_owned())
-                .await
-                .map_err(|source| AdminCliError::Connect {
-                    endpoint: sidecar.to_owned(),
-                    source,
-                })?;
-        client
-            .status(pb::StatusRequest {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| service_error("Status", &s))
-    })?;
-    let version = |v: Option<pb::Version>| v.map(|v| format!("{}.{}", v.epoch, v.seq));
-    let value = serde_json::json!({
-        "Ready": status.ready,
-        "Connected": status.connected,
-        "StalenessMs": (status.staleness_ms >= 0).then_some(status.staleness_ms),
-        "Tenants": status.tenants.iter().map(|t| serde_json::json!({"Tenant": t.tenant, "Version": version(t.version)})).collect::<Vec<_>>(),
-        "Missing": status.missing,
-        "LastNacks": status.last_nacks.iter().map(|n| serde_json::json!({"Tenant": n.tenant, "Version": version(n.version), "Error": n.error})).collect::<Vec<_>>(),
-    });
-    let _ = writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    );
-    Ok(status.ready)
 }
 
 /// What a command prints.

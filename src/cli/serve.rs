@@ -9,12 +9,13 @@ use clap::Args;
 
 use crate::control_plane::{serve_control_plane, ControlPlane, SqliteStore, DEFAULT_HEARTBEAT};
 use crate::directory::IdGenerator;
-use crate::sidecar::{bind, serve_sidecar, spawn_sidecar, SidecarConfig};
+use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig};
+use crate::sidecar::{bind, serve_sidecar, spawn_sidecar, CacheConfig, SidecarConfig};
 use crate::sync::{Backoff, Readiness};
 
 /// How long a stopping process waits for open streams before it exits anyway: tonic's
 /// graceful shutdown waits for every stream, and sidecars never close theirs.
-const DRAIN: Duration = Duration::from_secs(5);
+pub(super) const DRAIN: Duration = Duration::from_secs(5);
 
 /// `iamlet control-plane`.
 #[derive(Debug, Args)]
@@ -49,6 +50,21 @@ pub(crate) struct SidecarArgs {
     /// The address of the sidecar's local API.
     #[arg(long, env = "IAMLET_SIDECAR_LISTEN", default_value = "127.0.0.1:7071")]
     listen: SocketAddr,
+    /// Where decisions are logged, one JSON line each: `off`, `stdout` or a file path.
+    #[arg(long, env = "IAMLET_DECISION_LOG", default_value = "off")]
+    decision_log: String,
+    /// Log only denies and errors.
+    #[arg(long, env = "IAMLET_DECISION_LOG_DENY_ONLY")]
+    decision_log_deny_only: bool,
+    /// The share of decisions logged, from 0 to 1.
+    #[arg(long, env = "IAMLET_DECISION_LOG_SAMPLE_RATE", default_value_t = 1.0)]
+    decision_log_sample_rate: f64,
+    /// Decisions kept in the decision cache at most (0 disables it).
+    #[arg(long, env = "IAMLET_DECISION_CACHE_ENTRIES", default_value_t = 100_000)]
+    decision_cache_entries: u64,
+    /// How long a cached decision may be served, in seconds.
+    #[arg(long, env = "IAMLET_DECISION_CACHE_TTL", default_value_t = 60)]
+    decision_cache_ttl: u64,
 }
 
 /// A problem that stops a process before or while it serves.
@@ -76,9 +92,11 @@ pub(crate) enum ServeError {
     Tenants(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,7 +105,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -102,7 +120,7 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn say(message: &str) {
+pub(super) fn say(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{message}");
 }
@@ -167,15 +185,33 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         }
         Readiness::Tenants(tenants)
     };
-    let config = SidecarConfig {
-        control_plane: args.control_plane.clone(),
-        readiness,
-        state_dir: args.state_dir.clone(),
-        sidecar_id: format!("{}:{}", hostname(), std::process::id()),
-        backoff: Backoff::default(),
-        ..SidecarConfig::default()
+    let log_config = DecisionLogConfig {
+        sink: DecisionLogConfig::parse_sink(&args.decision_log)
+            .map_err(|e| ServeError::Config(format!("--decision-log: {e}")))?,
+        deny_only: args.decision_log_deny_only,
+        sample_rate: args.decision_log_sample_rate,
+        ..DecisionLogConfig::default()
+    };
+    log_config
+        .validate()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let caches = CacheConfig {
+        decisions: args.decision_cache_entries,
+        decision_ttl: Duration::from_secs(args.decision_cache_ttl),
+        ..CacheConfig::default()
     };
     runtime()?.block_on(async move {
+        let (decision_log, log_task) =
+            DecisionLog::spawn(log_config).map_err(|e| ServeError::Config(e.to_string()))?;
+        let config = SidecarConfig {
+            control_plane: args.control_plane.clone(),
+            readiness,
+            state_dir: args.state_dir.clone(),
+            sidecar_id: format!("{}:{}", hostname(), std::process::id()),
+            backoff: Backoff::default(),
+            caches,
+            decision_log,
+        };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);
         let listener = bind(args.listen).await?;
@@ -199,6 +235,7 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             let _ = stream.await;
         })
         .await;
+        log_task.shutdown().await;
         Ok(())
     })
 }

@@ -1,0 +1,357 @@
+//! `iamlet authorize`, `iamlet assume-role` and `iamlet status`: clients of a running sidecar.
+//!
+//! Credentials are read as the AWS CLI reads them from the environment:
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (or the matching
+//! flags), so `eval "$(iamlet assume-role ... --output env)"` switches to a role session.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+
+use crate::proto::v1 as pb;
+
+use super::admin::{service_error, AdminCliError};
+
+/// The caller's credentials, from flags or the AWS environment variables.
+#[derive(Debug, Args)]
+pub(crate) struct CredentialArgs {
+    /// The access key id (`AKIA…` or `ASIA…`).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key_id: Option<String>,
+    /// The secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+    /// The session token of temporary credentials.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    session_token: Option<String>,
+}
+
+/// `iamlet authorize`.
+#[derive(Debug, Args)]
+pub(crate) struct AuthorizeArgs {
+    /// The sidecar's local API.
+    #[arg(long, env = "IAMLET_SIDECAR", default_value = "http://127.0.0.1:7071")]
+    sidecar: String,
+    /// The caller's ARN, when the application authenticated it
+    /// (`arn:aws:iam::A:user/alice`, `arn:aws:sts::A:assumed-role/R/S`); without it the
+    /// caller is whoever the credentials belong to.
+    #[arg(long)]
+    principal: Option<String>,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+    /// The action (`s3:GetObject`).
+    #[arg(long)]
+    action: String,
+    /// The resource ARN, or `*`.
+    #[arg(long, default_value = "*")]
+    resource: String,
+    /// A context key, `key=value`; repeat for more (`aws:SourceIp=10.0.0.1`).
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    /// List every statement that applied.
+    #[arg(long)]
+    explain: bool,
+}
+
+/// How `assume-role` prints the credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CredentialOutput {
+    /// The response as JSON, shaped like `aws sts assume-role`'s.
+    Json,
+    /// `export AWS_…=…` lines for a shell's `eval`.
+    Env,
+}
+
+/// `iamlet assume-role`.
+#[derive(Debug, Args)]
+pub(crate) struct AssumeRoleArgs {
+    /// The sidecar's local API.
+    #[arg(long, env = "IAMLET_SIDECAR", default_value = "http://127.0.0.1:7071")]
+    sidecar: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+    /// The role's ARN.
+    #[arg(long)]
+    role_arn: String,
+    /// The session's name.
+    #[arg(long, default_value = "iamlet-cli")]
+    role_session_name: String,
+    /// A web identity (OIDC) token file: calls `AssumeRoleWithWebIdentity` instead, without
+    /// credentials (as SDKs do with `AWS_WEB_IDENTITY_TOKEN_FILE`).
+    #[arg(long, env = "AWS_WEB_IDENTITY_TOKEN_FILE")]
+    web_identity_token_file: Option<PathBuf>,
+    /// The session's lifetime in seconds (900 to the role's maximum).
+    #[arg(long)]
+    duration_seconds: Option<i32>,
+    /// An inline session policy, or `file://PATH`.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Managed session policies by ARN.
+    #[arg(long = "policy-arn", value_name = "ARN")]
+    policy_arns: Vec<String>,
+    /// A session tag, `key=value`; repeat for more.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    tags: Vec<String>,
+    /// Keys of the session tags that pass on to chained sessions.
+    #[arg(long = "transitive-tag-key", value_name = "KEY")]
+    transitive_tag_keys: Vec<String>,
+    /// The external id the role's trust policy asks for.
+    #[arg(long)]
+    external_id: Option<String>,
+    /// The MFA device's serial number (with `--token-code`).
+    #[arg(long)]
+    serial_number: Option<String>,
+    /// The MFA device's current code.
+    #[arg(long)]
+    token_code: Option<String>,
+    /// The source identity to set on the session.
+    #[arg(long)]
+    source_identity: Option<String>,
+    /// How to print the credentials.
+    #[arg(long, value_enum, default_value_t = CredentialOutput::Json)]
+    output: CredentialOutput,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AdminCliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AdminCliError::Runtime)
+}
+
+fn connect_error(endpoint: &str) -> impl FnOnce(tonic::transport::Error) -> AdminCliError + '_ {
+    move |source| AdminCliError::Connect {
+        endpoint: endpoint.to_owned(),
+        source,
+    }
+}
+
+fn pretty(out: &mut dyn Write, value: &Value) {
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+// === impl CredentialArgs ===
+
+impl CredentialArgs {
+    fn to_pb(&self) -> Result<pb::Credentials, AdminCliError> {
+        let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) else {
+            return Err(AdminCliError::Usage(
+                "no credentials: give --access-key-id and --secret-access-key (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".into(),
+            ));
+        };
+        Ok(pb::Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: self.session_token.clone().unwrap_or_default(),
+        })
+    }
+}
+
+fn key_value(flag: &str, pair: &str) -> Result<(String, String), AdminCliError> {
+    pair.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| AdminCliError::Usage(format!("--{flag} {pair}: expected KEY=VALUE")))
+}
+
+/// `iamlet authorize`: prints the decision as JSON; true when allowed (exit status 0), false
+/// for a deny (exit status 1).
+pub(crate) fn run_authorize(
+    args: AuthorizeArgs,
+    out: &mut dyn Write,
+) -> Result<bool, AdminCliError> {
+    let mut context = HashMap::new();
+    for pair in &args.context {
+        let (key, value) = key_value("context", pair)?;
+        context.insert(
+            key,
+            pb::ContextValue {
+                value: Some(pb::context_value::Value::StringValue(value)),
+            },
+        );
+    }
+    let caller = match args.principal {
+        Some(arn) => pb::authorize_request::Caller::PrincipalArn(arn),
+        None => pb::authorize_request::Caller::Credentials(args.credentials.to_pb()?),
+    };
+    let request = pb::AuthorizeRequest {
+        caller: Some(caller),
+        action: args.action,
+        resource: args.resource,
+        context,
+        explain: args.explain,
+        ..pb::AuthorizeRequest::default()
+    };
+    let response = runtime()?.block_on(async {
+        let mut client = pb::authorizer_client::AuthorizerClient::connect(args.sidecar.clone())
+            .await
+            .map_err(connect_error(&args.sidecar))?;
+        client
+            .authorize(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| service_error("Authorize", &s))
+    })?;
+    let decision = pb::Decision::try_from(response.decision).map_or("UNKNOWN", |d| d.as_str_name());
+    let statement =
+        |s: &pb::StatementRef| json!({"Policy": s.policy, "Index": s.index, "Sid": s.sid});
+    let mut value = json!({
+        "Decision": decision,
+        "Principal": response.principal_arn,
+        "Message": response.message,
+        "Statement": response.statement.as_ref().map(statement),
+        "Version": response.version.map(|v| format!("{}.{}", v.epoch, v.seq)),
+        "Cached": response.cached,
+    });
+    if args.explain {
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "Trace".into(),
+                response
+                    .trace
+                    .iter()
+                    .map(|t| json!({"Effect": t.effect, "Statement": t.statement.as_ref().map(statement)}))
+                    .collect(),
+            );
+        }
+    }
+    pretty(out, &value);
+    Ok(response.decision == pb::Decision::Allow as i32)
+}
+
+/// `iamlet assume-role`: prints the session's credentials.
+pub(crate) fn run_assume_role(
+    args: AssumeRoleArgs,
+    out: &mut dyn Write,
+) -> Result<(), AdminCliError> {
+    let policy = match args.policy.as_deref() {
+        Some(p) => match p.strip_prefix("file://") {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| AdminCliError::Usage(format!("--policy {p}: {e}")))?,
+            None => p.to_owned(),
+        },
+        None => String::new(),
+    };
+    let (credentials, user, extra) = runtime()?.block_on(async {
+        let mut client = pb::security_token_service_client::SecurityTokenServiceClient::connect(
+            args.sidecar.clone(),
+        )
+        .await
+        .map_err(connect_error(&args.sidecar))?;
+        if let Some(path) = &args.web_identity_token_file {
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                AdminCliError::Usage(format!("--web-identity-token-file {}: {e}", path.display()))
+            })?;
+            let r = client
+                .assume_role_with_web_identity(pb::AssumeRoleWithWebIdentityRequest {
+                    role_arn: args.role_arn.clone(),
+                    role_session_name: args.role_session_name.clone(),
+                    web_identity_token: token.trim().to_owned(),
+                    duration_seconds: args.duration_seconds,
+                    policy,
+                    policy_arns: args.policy_arns.clone(),
+                    request_id: String::new(),
+                })
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|s| service_error("AssumeRoleWithWebIdentity", &s))?;
+            let extra = json!({
+                "SubjectFromWebIdentityToken": r.subject_from_web_identity_token,
+                "Provider": r.provider,
+                "Audience": r.audience,
+            });
+            return Ok((r.credentials, r.assumed_role_user, extra));
+        }
+        let tags = args
+            .tags
+            .iter()
+            .map(|t| key_value("tag", t).map(|(key, value)| pb::SessionTag { key, value }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let r = client
+            .assume_role(pb::AssumeRoleRequest {
+                caller: Some(pb::StsCaller {
+                    caller: Some(pb::sts_caller::Caller::Credentials(
+                        args.credentials.to_pb()?,
+                    )),
+                }),
+                role_arn: args.role_arn.clone(),
+                role_session_name: args.role_session_name.clone(),
+                duration_seconds: args.duration_seconds,
+                policy,
+                policy_arns: args.policy_arns.clone(),
+                tags,
+                transitive_tag_keys: args.transitive_tag_keys.clone(),
+                external_id: args.external_id.clone().unwrap_or_default(),
+                serial_number: args.serial_number.clone().unwrap_or_default(),
+                token_code: args.token_code.clone().unwrap_or_default(),
+                source_identity: args.source_identity.clone().unwrap_or_default(),
+                request_id: String::new(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| service_error("AssumeRole", &s))?;
+        let extra = json!({"PackedPolicySize": r.packed_policy_size});
+        Ok::<_, AdminCliError>((r.credentials, r.assumed_role_user, extra))
+    })?;
+    let credentials = credentials.unwrap_or_default();
+    match args.output {
+        CredentialOutput::Env => {
+            let _ = writeln!(
+                out,
+                "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_SESSION_TOKEN={}",
+                credentials.access_key_id, credentials.secret_access_key, credentials.session_token
+            );
+        }
+        CredentialOutput::Json => {
+            let user = user.unwrap_or_default();
+            let mut value = json!({
+                "Credentials": {
+                    "AccessKeyId": credentials.access_key_id,
+                    "SecretAccessKey": credentials.secret_access_key,
+                    "SessionToken": credentials.session_token,
+                    "Expiration": credentials.expiration,
+                },
+                "AssumedRoleUser": {"AssumedRoleId": user.assumed_role_id, "Arn": user.arn},
+            });
+            if let (Some(map), Value::Object(extra)) = (value.as_object_mut(), extra) {
+                map.extend(extra);
+            }
+            pretty(out, &value);
+        }
+    }
+    Ok(())
+}
+
+/// `iamlet status`: prints the sidecar's status as JSON; true when it is ready.
+pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, AdminCliError> {
+    let status = runtime()?.block_on(async {
+        let mut client =
+            pb::sidecar_status_client::SidecarStatusClient::connect(sidecar.to_owned())
+                .await
+                .map_err(connect_error(sidecar))?;
+        client
+            .status(pb::StatusRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| service_error("Status", &s))
+    })?;
+    let version = |v: Option<pb::Version>| v.map(|v| format!("{}.{}", v.epoch, v.seq));
+    pretty(
+        out,
+        &json!({
+            "Ready": status.ready,
+            "Connected": status.connected,
+            "StalenessMs": (status.staleness_ms >= 0).then_some(status.staleness_ms),
+            "Tenants": status.tenants.iter().map(|t| json!({"Tenant": t.tenant, "Version": version(t.version)})).collect::<Vec<_>>(),
+            "Missing": status.missing,
+            "LastNacks": status.last_nacks.iter().map(|n| json!({"Tenant": n.tenant, "Version": version(n.version), "Error": n.error})).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(status.ready)
+}

@@ -1,0 +1,305 @@
+//! `iamlet up`: a control plane and a sidecar on loopback with a demo tenant, in one process.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::control_plane::{
+    serve_control_plane, ControlPlane, SqliteStore, TenantSpec, DEFAULT_HEARTBEAT,
+};
+use crate::directory::IdGenerator;
+use crate::policy::Timestamp;
+use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
+use crate::sidecar::{serve_sidecar, spawn_sidecar, SidecarConfig};
+use crate::sts::jwt::Es256Signer;
+use crate::sync::{Backoff, Readiness};
+
+use super::serve::{say, stop_signal, ServeError, DRAIN};
+
+/// The demo tenant, as declared in `deploy/examples/demo-tenant.yaml`.
+const DEMO_TENANT: &str = include_str!("../../deploy/examples/demo-tenant.yaml");
+/// The demo's OIDC issuer (its provider is created at start, with a fresh signing key).
+const DEMO_ISSUER: &str = "https://oidc.demo.iamlet.dev";
+/// The service account the demo token stands for.
+const DEMO_SUBJECT: &str = "system:serviceaccount:demo:reports-reader";
+/// Who `up` is in the audit trail.
+const ACTOR: &str = "iamlet-up";
+
+/// `iamlet up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// The control plane's admin and sync APIs.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    control_plane_listen: SocketAddr,
+    /// The sidecar's local API (Authorizer, SecurityTokenService, SidecarStatus).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    listen: SocketAddr,
+    /// Where the database, the sidecar's snapshots, the decision log and the demo token go;
+    /// default: a new temporary directory, removed on exit.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Another tenant spec to load instead of the demo tenant.
+    #[arg(long)]
+    tenant_spec: Option<PathBuf>,
+}
+
+/// What `up` made for the user to try.
+struct Demo {
+    account: String,
+    access_key_id: String,
+    secret_access_key: String,
+    token_file: Option<PathBuf>,
+}
+
+pub(crate) fn run_up(args: UpArgs, out: &mut dyn Write) -> Result<(), ServeError> {
+    let (dir, temporary) = match &args.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("iamlet-up-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| ServeError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let result = run(&args, &dir, out);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError> {
+    let store = SqliteStore::open(&dir.join("iamlet.db"), None)?;
+    let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
+    let demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
+    super::serve::runtime()?.block_on(async {
+        let cp_listener = tokio::net::TcpListener::bind(args.control_plane_listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: args.control_plane_listen,
+                source,
+            })?;
+        let cp_addr = cp_listener
+            .local_addr()
+            .map_err(|source| ServeError::Listen {
+                addr: args.control_plane_listen,
+                source,
+            })?;
+        let sidecar_listener = crate::sidecar::bind(args.listen).await?;
+        let sidecar_addr = sidecar_listener
+            .local_addr()
+            .map_err(|source| ServeError::Listen {
+                addr: args.listen,
+                source,
+            })?;
+        let (stop_cp, cp_stopped) = tokio::sync::oneshot::channel::<()>();
+        let cp_server = tokio::spawn(serve_control_plane(
+            Arc::clone(&control_plane),
+            cp_listener,
+            DEFAULT_HEARTBEAT,
+            async {
+                let _ = cp_stopped.await;
+            },
+        ));
+
+        let log_path = dir.join("decisions.log");
+        let (decision_log, log_task) = DecisionLog::spawn(DecisionLogConfig {
+            sink: LogSink::File(log_path.clone()),
+            ..DecisionLogConfig::default()
+        })
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let (handle, stream) = spawn_sidecar(
+            &SidecarConfig {
+                control_plane: format!("http://{cp_addr}"),
+                readiness: Readiness::Tenants(vec![demo.account.clone()]),
+                state_dir: dir.join("sidecar"),
+                sidecar_id: "iamlet-up".into(),
+                backoff: Backoff::default(),
+                decision_log,
+                ..SidecarConfig::default()
+            },
+            shutdown,
+        );
+        let started = std::time::Instant::now();
+        while !handle.is_ready() {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(ServeError::Config(
+                    "the sidecar did not load the demo tenant within 30 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (stop_sidecar, sidecar_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sidecar_server = tokio::spawn(serve_sidecar(handle, sidecar_listener, async {
+            let _ = sidecar_stopped.await;
+        }));
+        let _ = print_welcome(out, &demo, cp_addr, sidecar_addr, &log_path);
+        let _ = out.flush();
+
+        stop_signal().await;
+        say("iamlet up: stopping");
+        let _ = shutdown_tx.send(true);
+        let _ = stop_sidecar.send(());
+        let _ = stop_cp.send(());
+        let _ = tokio::time::timeout(DRAIN, async {
+            let _ = sidecar_server.await;
+            let _ = stream.await;
+            let _ = cp_server.await;
+        })
+        .await;
+        log_task.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Applies the demo tenant (or `spec`), gives its first user an access key, and for the demo
+/// tenant registers an OIDC provider with a fresh key and writes a token signed with it.
+fn load_demo(
+    control_plane: &ControlPlane,
+    spec: Option<&Path>,
+    dir: &Path,
+) -> Result<Demo, ServeError> {
+    let text = match spec {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| ServeError::DataDir {
+            path: path.to_owned(),
+            source,
+        })?,
+        None => DEMO_TENANT.to_owned(),
+    };
+    let spec: TenantSpec =
+        serde_yaml::from_str(&text).map_err(|e| ServeError::Config(format!("tenant spec: {e}")))?;
+    control_plane.apply_spec(&spec, ACTOR, false)?;
+    let account = spec.account_id.clone();
+    let user = spec
+        .users
+        .first()
+        .map(|u| u.user_name.clone())
+        .ok_or_else(|| ServeError::Config("the tenant spec declares no user".into()))?;
+    let (key, _) = control_plane.call(
+        &account,
+        ACTOR,
+        "CreateAccessKey",
+        &json!({"UserName": user}),
+    )?;
+    let field = |name: &str| {
+        key.pointer(&format!("/AccessKey/{name}"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut demo = Demo {
+        account: account.clone(),
+        access_key_id: field("AccessKeyId"),
+        secret_access_key: field("SecretAccessKey"),
+        token_file: None,
+    };
+    if spec.account_id == "111122223333"
+        && spec.roles.iter().any(|r| r.role_name == "reports-reader")
+    {
+        let signer =
+            Es256Signer::generate("demo-1").map_err(|e| ServeError::Config(e.to_string()))?;
+        control_plane.call(
+            &account,
+            ACTOR,
+            "CreateOpenIDConnectProvider",
+            &json!({"Url": DEMO_ISSUER, "ClientIDList": ["sts.amazonaws.com"], "Jwks": signer.jwks()}),
+        )?;
+        let now = Timestamp::now().epoch_seconds();
+        let token = signer
+            .sign(&json!({
+                "iss": DEMO_ISSUER,
+                "aud": "sts.amazonaws.com",
+                "sub": DEMO_SUBJECT,
+                "iat": now,
+                "exp": now + 24 * 3600,
+            }))
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let path = dir.join("web-identity-token");
+        write_private(&path, &token).map_err(|source| ServeError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+        demo.token_file = Some(path);
+    }
+    Ok(demo)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+fn print_welcome(
+    out: &mut dyn Write,
+    demo: &Demo,
+    cp: SocketAddr,
+    sidecar: SocketAddr,
+    log: &Path,
+) -> std::io::Result<()> {
+    let a = &demo.account;
+    let s = if sidecar.port() == 7071 && sidecar.ip().is_loopback() {
+        String::new()
+    } else {
+        format!(" --sidecar http://{sidecar}")
+    };
+    writeln!(out, "iamlet {} is up.", env!("CARGO_PKG_VERSION"))?;
+    writeln!(
+        out,
+        "  control plane (Admin, Sync)                         http://{cp}"
+    )?;
+    writeln!(
+        out,
+        "  sidecar (Authorizer, SecurityTokenService, Status)  http://{sidecar}"
+    )?;
+    writeln!(
+        out,
+        "  decision log                                        {}",
+        log.display()
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Tenant {a} is loaded. Credentials of its user alice (shown once):"
+    )?;
+    writeln!(out, "  export AWS_ACCESS_KEY_ID={}", demo.access_key_id)?;
+    writeln!(
+        out,
+        "  export AWS_SECRET_ACCESS_KEY={}",
+        demo.secret_access_key
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Then, in another shell:")?;
+    writeln!(out, "  iamlet authorize{s} --action s3:PutObject --resource arn:aws:s3:::demo-data/home/alice/notes.txt")?;
+    writeln!(out, "  iamlet authorize{s} --action s3:DeleteObject --resource arn:aws:s3:::demo-audit-logs/2026/11/28.log")?;
+    writeln!(out, "  iamlet authorize{s} --principal arn:aws:iam::{a}:user/bob --action s3:GetObject --resource arn:aws:s3:::demo-data/shared/q4.csv --context aws:SourceIp=10.1.2.3")?;
+    writeln!(out, "  eval \"$(iamlet assume-role{s} --role-arn arn:aws:iam::{a}:role/reports-writer --role-session-name demo --tag project=q4 --output env)\"")?;
+    writeln!(out, "  iamlet authorize{s} --action s3:PutObject --resource arn:aws:s3:::demo-data/reports/q4/summary.csv")?;
+    if let Some(token) = &demo.token_file {
+        writeln!(out, "  iamlet assume-role{s} --role-arn arn:aws:iam::{a}:role/reports-reader --role-session-name pod-1 --web-identity-token-file {}", token.display())?;
+    }
+    writeln!(
+        out,
+        "  iamlet admin{} list-changes --tenant {a}",
+        if cp.port() == 7070 {
+            String::new()
+        } else {
+            format!(" --endpoint http://{cp}")
+        }
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Ctrl-C stops (a temporary data directory is removed).")
+}
