@@ -119,7 +119,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::AssumeRole(args) => {
-            return match client::run_assume_role(args, &mut stdout.lock()) {
+            return match client::run_assume_role(&args, &mut stdout.lock()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let _ = writeln!(stderr.lock(), "{e}");
@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Up(args) => return exit_on(up::run_up(args, &mut stdout.lock()), 1),
+        Command::Up(args) => return exit_on(up::run_up(&args, &mut stdout.lock()), 1),
         Command::Policy {
             command: PolicyCommand::Validate { kind, files },
         } => run_validate(kind, &files, &mut stdout.lock(), &mut stderr.lock()),

@@ -154,18 +154,125 @@ fn simulate_reports_bad_lines_failures_and_vectors_without_expectation() {
     assert_eq!(text.lines().last(), Some("1 passed, 2 failed"));
 }
 
+/// The README's quickstart, as a newcomer runs it: `iamlet up`, then the commands it prints,
+/// each with the decision the demo tenant's policies give; SIGTERM stops it cleanly.
 #[test]
-fn up_explains_the_demo_decisions() {
-    let out = iamlet(&["up"], None);
-    assert_eq!(out.status.code(), Some(0));
-    let text = stdout(&out);
-    assert!(
-        text.contains("demo-01: arn:aws:iam::111122223333:user/alice s3:PutObject"),
-        "{text}"
-    );
-    assert!(text.contains("-> Allow"));
-    assert!(text.contains("-> ExplicitDeny"));
-    assert!(
-        text.contains("because no permissions boundary policy allows the ec2:RunInstances action")
-    );
+fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
+    use std::io::{BufRead, BufReader};
+    let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args([
+            "up",
+            "--control-plane-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ctrl-C stops");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    assert!(text.contains("Tenant 111122223333 is loaded"), "{text}");
+    let mut env: Vec<(String, String)> = Vec::new();
+    let set_exports = |env: &mut Vec<(String, String)>, text: &str| {
+        for export in text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("export "))
+        {
+            let (k, v) = export.split_once('=').unwrap();
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    };
+    set_exports(&mut env, &text);
+    assert!(env
+        .iter()
+        .any(|(k, v)| k == "AWS_ACCESS_KEY_ID" && v.starts_with("AKIA")));
+    let run = |env: &[(String, String)], command: &str| {
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args(&args)
+            .env_remove("AWS_SESSION_TOKEN")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let commands: Vec<&str> = printed
+        .iter()
+        .filter(|l| l.starts_with("  iamlet ") || l.starts_with("  eval "))
+        .map(|l| l.trim())
+        .collect();
+    assert_eq!(commands.len(), 7, "{text}");
+    let expect = [
+        (Some(0), "\"Decision\": \"ALLOW\""),
+        (Some(1), "\"Decision\": \"EXPLICIT_DENY\""),
+        (Some(0), "\"Decision\": \"ALLOW\""),
+        (Some(0), "export AWS_SESSION_TOKEN=iamlet1.111122223333."),
+        (Some(0), "assumed-role/reports-writer/demo"),
+        (
+            Some(0),
+            "\"SubjectFromWebIdentityToken\": \"system:serviceaccount:demo:reports-reader\"",
+        ),
+        (Some(0), "\"Action\": \"CreateAccessKey\""),
+    ];
+    for (command, (code, needle)) in commands.iter().zip(expect) {
+        let command = match command.strip_prefix("eval \"$(") {
+            Some(inner) => inner.strip_suffix(")\"").unwrap(),
+            None => command,
+        };
+        let (status, out, err) = run(&env, command);
+        assert_eq!(status, code, "{command}\n{out}{err}");
+        assert!(
+            out.contains(needle),
+            "{command}: expected {needle}\n{out}{err}"
+        );
+        if command.contains("--output env") {
+            set_exports(&mut env, &out);
+        }
+    }
+    let dir = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("decision log"))
+        .map(|p| {
+            std::path::PathBuf::from(p.trim())
+                .parent()
+                .unwrap()
+                .to_owned()
+        })
+        .unwrap();
+    let log = std::fs::read_to_string(dir.join("decisions.log")).unwrap();
+    assert!(log.lines().count() >= 5, "{log}");
+    for secret in env
+        .iter()
+        .filter(|(k, _)| k != "AWS_ACCESS_KEY_ID")
+        .map(|(_, v)| v)
+    {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret reached the decision log"
+        );
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = up.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!dir.exists(), "the temporary data directory is removed");
 }

@@ -227,7 +227,7 @@ pub(crate) fn run_authorize(
 
 /// `iamlet assume-role`: prints the session's credentials.
 pub(crate) fn run_assume_role(
-    args: AssumeRoleArgs,
+    args: &AssumeRoleArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminCliError> {
     let policy = match args.policy.as_deref() {

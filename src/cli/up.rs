@@ -56,7 +56,7 @@ struct Demo {
     token_file: Option<PathBuf>,
 }
 
-pub(crate) fn run_up(args: UpArgs, out: &mut dyn Write) -> Result<(), ServeError> {
+pub(crate) fn run_up(args: &UpArgs, out: &mut dyn Write) -> Result<(), ServeError> {
     let (dir, temporary) = match &args.data_dir {
         Some(d) => (d.clone(), false),
         None => (
@@ -68,7 +68,7 @@ pub(crate) fn run_up(args: UpArgs, out: &mut dyn Write) -> Result<(), ServeError
         path: dir.clone(),
         source,
     })?;
-    let result = run(&args, &dir, out);
+    let result = run(args, &dir, out);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
