@@ -466,7 +466,9 @@ fn updates_in_place_cover_tags_boundaries_roles_inline_attachments_and_federatio
         let oidc = &mut spec.open_id_connect_providers[0];
         oidc.client_id_list = vec!["app".into(), "other".into()];
         oidc.thumbprint_list = vec![THUMB_A.into()];
-        oidc.jwks = doc(r#"{"keys":[{"kty":"EC","kid":"k2"}]}"#);
+        oidc.jwks = doc(
+            r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k2","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
+        );
     }
     spec.resource_policies.clear();
     spec.resource_policies.insert(

@@ -144,7 +144,7 @@ fn oidc_providers() {
         t.get_open_id_connect_provider(ARN).unwrap().client_ids,
         ["my-app"]
     );
-    let jwks2 = r#"{"keys":[{"kty":"EC","crv":"P-256"}]}"#;
+    let jwks2 = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
     t.update_open_id_connect_provider_jwks(ARN, jwks2).unwrap();
     assert_eq!(t.get_open_id_connect_provider(ARN).unwrap().jwks, jwks2);
     assert_eq!(
