@@ -627,7 +627,7 @@ async fn applications_authorize_through_the_sidecar() {
     });
     let result = loop {
         match client.authorize(after.clone()).await {
-            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+            Err(s) if s.code() == tonic::Code::Unavailable => {
                 tokio::time::sleep(Duration::from_millis(2)).await
             }
             other => break other.unwrap().into_inner(),
