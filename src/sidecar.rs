@@ -235,6 +235,10 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                     error,
                 })
                 .collect(),
+            decision_cache: Some(h.api.decision_cache_stats()),
+            credential_cache: Some(h.api.credential_cache_stats()),
+            decision_log_written: h.api.log.written(),
+            decision_log_dropped: h.api.log.dropped(),
         }))
     }
 }

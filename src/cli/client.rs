@@ -342,6 +342,11 @@ pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, Adm
             .map_err(|s| service_error("Status", &s))
     })?;
     let version = |v: Option<pb::Version>| v.map(|v| format!("{}.{}", v.epoch, v.seq));
+    let cache = |c: pb::CacheStats| {
+        let total = c.hits + c.misses;
+        let ratio = (total > 0).then(|| format!("{:.3}", c.hits as f64 / total as f64));
+        json!({"Hits": c.hits, "Misses": c.misses, "Entries": c.entries, "HitRatio": ratio})
+    };
     pretty(
         out,
         &json!({
@@ -351,6 +356,9 @@ pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, Adm
             "Tenants": status.tenants.iter().map(|t| json!({"Tenant": t.tenant, "Version": version(t.version)})).collect::<Vec<_>>(),
             "Missing": status.missing,
             "LastNacks": status.last_nacks.iter().map(|n| json!({"Tenant": n.tenant, "Version": version(n.version), "Error": n.error})).collect::<Vec<_>>(),
+            "DecisionCache": cache(status.decision_cache.unwrap_or_default()),
+            "CredentialCache": cache(status.credential_cache.unwrap_or_default()),
+            "DecisionLog": {"Written": status.decision_log_written, "Dropped": status.decision_log_dropped},
         }),
     );
     Ok(status.ready)

@@ -188,11 +188,6 @@ impl CredentialCache {
             stats: HitStats::default(),
         }
     }
-
-    /// (hits, misses) so far.
-    pub(super) fn stats(&self) -> (u64, u64) {
-        self.stats.counts()
-    }
 }
 
 /// MFA time steps used at this sidecar, per device: a code is accepted once.
@@ -328,14 +323,29 @@ impl Api {
         }
     }
 
-    /// (hits, misses) of the decision cache.
-    pub fn decision_cache_stats(&self) -> (u64, u64) {
-        self.decision_stats.counts()
+    /// Hits, misses and size of the decision cache.
+    pub fn decision_cache_stats(&self) -> pb::CacheStats {
+        let (hits, misses) = self.decision_stats.counts();
+        pb::CacheStats {
+            hits,
+            misses,
+            entries: self.decisions.entry_count(),
+        }
     }
 
-    /// (hits, misses) of the credential cache.
-    pub fn credential_cache_stats(&self) -> (u64, u64) {
-        self.credentials.stats()
+    /// Hits, misses and size of the verified-credential cache.
+    pub fn credential_cache_stats(&self) -> pb::CacheStats {
+        let (hits, misses) = self.credentials.stats.counts();
+        pb::CacheStats {
+            hits,
+            misses,
+            entries: self.credentials.cache.entry_count(),
+        }
+    }
+
+    /// The decision log.
+    pub fn decision_log(&self) -> &DecisionLog {
+        &self.log
     }
 
     /// The snapshot of `tenant`.

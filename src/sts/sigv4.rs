@@ -166,6 +166,17 @@ impl SigningKey {
             bytes: k_signing.as_ref().try_into().unwrap_or([0; 32]),
         }
     }
+
+    /// The signature of `string_to_sign`, as 64 lowercase hex digits: what a client puts in
+    /// its `Authorization` header (for clients, tests and benchmarks; verification compares
+    /// in constant time instead).
+    pub fn sign_hex(&self, string_to_sign: &str) -> String {
+        hmac::sign(&self.key, string_to_sign.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 impl fmt::Debug for SigningKey {

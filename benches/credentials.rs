@@ -1,0 +1,276 @@
+//! Credential and sidecar-path benchmarks: session tokens, SigV4, authentication, AssumeRole,
+//! and `Authorize` through the sidecar's service (decision cache hit and miss), without gRPC.
+//!
+//! Run with `cargo bench --bench credentials`; results and method are in `benches/README.md`.
+//! The fixture is the demo tenant of `iamlet up` (`deploy/examples/demo-tenant.yaml`).
+
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark whose fixtures do not load has nothing to measure"
+)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
+use iamlet::directory::IdGenerator;
+use iamlet::policy::Timestamp;
+use iamlet::proto::v1 as pb;
+use iamlet::sidecar::decision_log::DecisionLog;
+use iamlet::sidecar::{Api, AuthorizerService, CacheConfig};
+use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
+use iamlet::sts::sigv4::{Signature, SignedRequest, SigningKey};
+use iamlet::sts::{self, AssumeRoleParams, IssueEnv, MfaReplayGuard, Presented};
+
+const ACCOUNT: &str = "111122223333";
+
+struct NoReplay;
+
+impl MfaReplayGuard for NoReplay {
+    fn accept(&self, _: &str, _: &str, _: u64) -> bool {
+        true
+    }
+}
+
+struct Fixture {
+    snapshot: Arc<TenantSnapshot>,
+    store: Arc<SnapshotStore>,
+    access_key_id: String,
+    secret: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!("iamlet-bench-credentials-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
+    let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
+    let spec: TenantSpec =
+        serde_yaml::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
+            .expect("demo tenant");
+    cp.apply_spec(&spec, "bench", false).expect("apply");
+    let (key, _) = cp
+        .call(
+            ACCOUNT,
+            "bench",
+            "CreateAccessKey",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .expect("access key");
+    let field = |n: &str| key["AccessKey"][n].as_str().expect("field").to_owned();
+    let (tenant, version) = cp.tenant(ACCOUNT).expect("tenant");
+    let catalog = AwsManagedCatalog::compile();
+    let snapshot = TenantSnapshot::compile(tenant, version, &catalog).expect("compile");
+    let store = Arc::new(SnapshotStore::new());
+    store
+        .apply(
+            TenantSnapshot::compile(cp.tenant(ACCOUNT).expect("tenant").0, version, &catalog)
+                .expect("compile"),
+        )
+        .expect("publish");
+    let _ = std::fs::remove_dir_all(&dir);
+    Fixture {
+        snapshot: Arc::new(snapshot),
+        store,
+        access_key_id: field("AccessKeyId"),
+        secret: field("SecretAccessKey"),
+    }
+}
+
+fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {
+    let caller = sts::authenticate(
+        &f.snapshot,
+        &Presented::Keys {
+            access_key_id: &f.access_key_id,
+            secret: &f.secret,
+            session_token: None,
+        },
+        now,
+    )
+    .expect("alice authenticates");
+    let tags = [iamlet::directory::Tag {
+        key: "project".into(),
+        value: "q4".into(),
+    }];
+    let params = AssumeRoleParams {
+        role_arn: "arn:aws:iam::111122223333:role/reports-writer",
+        role_session_name: "bench",
+        tags: &tags,
+        ..AssumeRoleParams::default()
+    };
+    let mut ids = IdGenerator::system();
+    sts::assume_role(
+        &caller,
+        &f.snapshot,
+        &f.snapshot,
+        &params,
+        &mut IssueEnv {
+            now,
+            ids: &mut ids,
+            mfa: &NoReplay,
+        },
+    )
+    .expect("alice may assume reports-writer")
+}
+
+fn credentials(c: &mut Criterion) {
+    let f = fixture();
+    let now = Timestamp::now();
+    let issued = assume(&f, now);
+    let ring = f.snapshot.issuer_keys();
+
+    let mut group = c.benchmark_group("credentials");
+    group.bench_function("assume_role", |b| b.iter(|| black_box(assume(&f, now))));
+    group.bench_function("session_token_verify", |b| {
+        b.iter(|| black_box(ring.verify(ACCOUNT, black_box(&issued.session_token), now)))
+    });
+    group.bench_function("authenticate_long_term_key", |b| {
+        b.iter(|| {
+            black_box(sts::authenticate(
+                &f.snapshot,
+                &Presented::Keys {
+                    access_key_id: &f.access_key_id,
+                    secret: black_box(&f.secret),
+                    session_token: None,
+                },
+                now,
+            ))
+        })
+    });
+    group.bench_function("authenticate_session_uncached", |b| {
+        b.iter(|| {
+            black_box(sts::authenticate(
+                &f.snapshot,
+                &Presented::Keys {
+                    access_key_id: &issued.access_key_id,
+                    secret: &issued.secret_access_key,
+                    session_token: Some(black_box(&issued.session_token)),
+                },
+                now,
+            ))
+        })
+    });
+
+    // A SigV4-signed POST, signed here with the verifier's own key derivation.
+    let amz_date = {
+        let t = now.to_string();
+        let digits: String = t.chars().filter(char::is_ascii_digit).take(14).collect();
+        format!("{}T{}Z", &digits[..8], &digits[8..14])
+    };
+    let date = &amz_date[..8];
+    let headers_for = |signature: &str| {
+        vec![
+            ("host".to_owned(), "sidecar.local".to_owned()),
+            ("x-amz-date".to_owned(), amz_date.clone()),
+            (
+                "authorization".to_owned(),
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={}/{date}/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature={signature}",
+                    f.access_key_id
+                ),
+            ),
+        ]
+    };
+    let unsigned = headers_for(&"0".repeat(64));
+    let request = |headers| SignedRequest {
+        method: "GET",
+        path: "/demo-data/home/alice/notes.txt",
+        query: "",
+        headers,
+        payload_sha256: None,
+    };
+    let string_to_sign = Signature::parse(&request(&unsigned))
+        .expect("parses")
+        .string_to_sign()
+        .to_owned();
+    let key = SigningKey::derive(f.secret.as_bytes(), date, "us-east-1", "s3");
+    let signature = key.sign_hex(&string_to_sign);
+    let signed = headers_for(&signature);
+    group.bench_function("sigv4_parse_and_verify", |b| {
+        b.iter(|| {
+            let s = Signature::parse(&request(black_box(&signed))).expect("parses");
+            black_box(s.verify(f.secret.as_bytes(), now))
+        })
+    });
+    group.finish();
+
+    // Authorize through the sidecar's service: cache hit and miss, by principal ARN and by
+    // session credentials.
+    let api = Arc::new(Api::new(
+        Arc::clone(&f.store),
+        &CacheConfig::default(),
+        DecisionLog::off(),
+    ));
+    let service = AuthorizerService::new(api);
+    let by_arn = |resource: String| pb::AuthorizeRequest {
+        caller: Some(pb::authorize_request::Caller::PrincipalArn(
+            "arn:aws:iam::111122223333:user/alice".into(),
+        )),
+        action: "s3:PutObject".into(),
+        resource,
+        ..pb::AuthorizeRequest::default()
+    };
+    let by_session = |resource: String| pb::AuthorizeRequest {
+        caller: Some(pb::authorize_request::Caller::Credentials(
+            pb::Credentials {
+                access_key_id: issued.access_key_id.clone(),
+                secret_access_key: issued.secret_access_key.clone(),
+                session_token: issued.session_token.clone(),
+            },
+        )),
+        action: "s3:PutObject".into(),
+        resource,
+        ..pb::AuthorizeRequest::default()
+    };
+    let counter = AtomicU64::new(0);
+    let fresh = || {
+        format!(
+            "arn:aws:s3:::demo-data/home/alice/{}.txt",
+            counter.fetch_add(1, Ordering::Relaxed)
+        )
+    };
+    let hit = "arn:aws:s3:::demo-data/home/alice/notes.txt".to_owned();
+    let _ = service.decide(by_arn(hit.clone()));
+    let _ = service.decide(by_session("arn:aws:s3:::demo-data/reports/q4/x.csv".into()));
+    let mut group = c.benchmark_group("sidecar_authorize");
+    group.bench_function("principal_arn_cache_hit", |b| {
+        b.iter_batched(
+            || by_arn(hit.clone()),
+            |r| black_box(service.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("principal_arn_cache_miss", |b| {
+        b.iter_batched(
+            || by_arn(fresh()),
+            |r| black_box(service.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("session_credentials_cache_hit", |b| {
+        b.iter_batched(
+            || by_session("arn:aws:s3:::demo-data/reports/q4/x.csv".into()),
+            |r| black_box(service.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("session_credentials_cache_miss", |b| {
+        b.iter_batched(
+            || {
+                by_session(format!(
+                    "arn:aws:s3:::demo-data/reports/q4/{}.csv",
+                    counter.fetch_add(1, Ordering::Relaxed)
+                ))
+            },
+            |r| black_box(service.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, credentials);
+criterion_main!(benches);
