@@ -15,3 +15,5 @@ mod cli;
 mod distribution;
 // A deliberately simple second evaluator, and property tests comparing it with the engine.
 mod reference;
+// The sidecar's Authorizer and STS with real credentials over gRPC: keys, sessions, revocation.
+mod credentials;

@@ -11,7 +11,8 @@ use crate::authz::{
     evaluate, evaluate_explained, Context, Decision, Outcome, Principal, Request as AuthzRequest,
 };
 use crate::policy::{
-    CompiledPolicy, ContextValue, KeyValues, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
+    parse_policy_date, CompiledPolicy, ContextValue, KeyValues, ParseOptions, PolicyDocument,
+    PolicyKind, Timestamp,
 };
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, TenantSnapshot};
@@ -367,9 +368,27 @@ fn decode(message: pb::AuthorizeRequest) -> Result<Decoded, ApiError> {
             continue;
         }
         match value.value {
-            Some(pb::context_value::Value::StringValue(s))
-            | Some(pb::context_value::Value::NumberValue(s))
-            | Some(pb::context_value::Value::DateValue(s)) => ctx.insert_str(&key, &s),
+            Some(pb::context_value::Value::StringValue(s)) => ctx.insert_str(&key, &s),
+            // Typed values must be what they say: a value no condition can read would make a
+            // Deny conditioned on it quietly fail to match.
+            Some(pb::context_value::Value::NumberValue(s)) => {
+                if s.trim().parse::<f64>().map_or(true, |n| !n.is_finite()) {
+                    return Err(ApiError::invalid(
+                        format!("context[{key}]"),
+                        format!("`{s}` is not a number"),
+                    ));
+                }
+                ctx.insert_str(&key, &s);
+            }
+            Some(pb::context_value::Value::DateValue(s)) => {
+                if parse_policy_date(&s).is_none() {
+                    return Err(ApiError::invalid(
+                        format!("context[{key}]"),
+                        format!("`{s}` is not an ISO 8601 date or epoch seconds"),
+                    ));
+                }
+                ctx.insert_str(&key, &s);
+            }
             Some(pb::context_value::Value::BoolValue(b)) => {
                 ctx.insert(&key, ContextValue::from_bool(b))
             }

@@ -49,14 +49,39 @@ impl StsService {
         pb::security_token_service_server::SecurityTokenServiceServer::new(self)
     }
 
+    /// Authenticates an STS caller. A SigV4 signature proves only the request it signs, so a
+    /// signed request is taken as proof of identity for `GetCallerIdentity` alone, and only
+    /// when it was signed for STS (as Vault's and EKS's identity proofs are); operations that
+    /// mint credentials need the credentials themselves.
     fn caller(
         &self,
         caller: Option<pb::StsCaller>,
         now: Timestamp,
+        operation: &str,
     ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
         let id = match caller.and_then(|c| c.caller) {
             Some(pb::sts_caller::Caller::Credentials(c)) => CallerId::from_credentials(c)?,
-            Some(pb::sts_caller::Caller::SignedRequest(r)) => CallerId::from_signed(&r)?,
+            Some(pb::sts_caller::Caller::SignedRequest(r)) => {
+                if operation != "GetCallerIdentity" {
+                    return Err(ApiError::invalid(
+                        "caller.signed_request",
+                        format!("a signature proves only the request it signs: {operation} needs credentials (access key id, secret and, for temporary credentials, the session token)"),
+                    ));
+                }
+                let id = CallerId::from_signed(&r)?;
+                if let CallerId::Signed(signature) = &id {
+                    if signature.service() != "sts" {
+                        return Err(ApiError::invalid(
+                            "caller.signed_request",
+                            format!(
+                                "the request is signed for `{}`, not for `sts`",
+                                signature.service()
+                            ),
+                        ));
+                    }
+                }
+                id
+            }
             None => {
                 return Err(ApiError::invalid(
                     "caller",
@@ -126,7 +151,7 @@ impl StsService {
             source_identity,
             request_id: _,
         } = r;
-        let (caller, caller_snapshot) = self.caller(caller, now)?;
+        let (caller, caller_snapshot) = self.caller(caller, now, "AssumeRole")?;
         logged.principal = caller.principal.to_string();
         logged.tenant = caller_snapshot.account_id().to_owned();
         let role_snapshot =
@@ -304,25 +329,27 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
             action: "sts:GetSessionToken",
             resource: "*".into(),
         };
-        let result = self.caller(caller, now).and_then(|(caller, snapshot)| {
-            logged.principal = caller.principal.to_string();
-            logged.tenant = snapshot.account_id().to_owned();
-            let mut ids = IdGenerator::system();
-            let mut env = IssueEnv {
-                now,
-                ids: &mut ids,
-                mfa: &self.api.mfa,
-            };
-            let params = GetSessionTokenParams {
-                duration_seconds,
-                serial_number: non_empty(&serial_number),
-                token_code: non_empty(&token_code),
-            };
-            let issued = sts::get_session_token(&caller, &snapshot, &params, &mut env)?;
-            Ok(pb::GetSessionTokenResponse {
-                credentials: Some(credentials(issued)),
-            })
-        });
+        let result = self
+            .caller(caller, now, "GetSessionToken")
+            .and_then(|(caller, snapshot)| {
+                logged.principal = caller.principal.to_string();
+                logged.tenant = snapshot.account_id().to_owned();
+                let mut ids = IdGenerator::system();
+                let mut env = IssueEnv {
+                    now,
+                    ids: &mut ids,
+                    mfa: &self.api.mfa,
+                };
+                let params = GetSessionTokenParams {
+                    duration_seconds,
+                    serial_number: non_empty(&serial_number),
+                    token_code: non_empty(&token_code),
+                };
+                let issued = sts::get_session_token(&caller, &snapshot, &params, &mut env)?;
+                Ok(pb::GetSessionTokenResponse {
+                    credentials: Some(credentials(issued)),
+                })
+            });
         self.log(started, now, logged, result.as_ref().map(|_| ()));
         result.map(Response::new).map_err(|e| status(&e))
     }
@@ -341,7 +368,7 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
             resource: "*".into(),
         };
         let result = self
-            .caller(request.into_inner().caller, now)
+            .caller(request.into_inner().caller, now, "GetCallerIdentity")
             .map(|(caller, snapshot)| {
                 let identity = sts::caller_identity(&caller, &snapshot);
                 logged.principal = identity.arn.clone();

@@ -28,7 +28,7 @@ const PACKED_LIMIT: usize = 2048;
 const MAX_POLICY_ARNS: usize = 10;
 
 /// `AssumeRole`'s parameters.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct AssumeRoleParams<'a> {
     /// The role's ARN.
     pub role_arn: &'a str,
@@ -72,7 +72,7 @@ pub struct WebIdentityParams<'a> {
 }
 
 /// `GetSessionToken`'s parameters.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct GetSessionTokenParams<'a> {
     /// The session's lifetime.
     pub duration_seconds: Option<i32>,
@@ -144,6 +144,39 @@ impl std::fmt::Debug for Issued {
             .field("expiration", &self.expiration)
             .field("arn", &self.arn)
             .finish_non_exhaustive()
+    }
+}
+
+/// Shows whether an MFA code was given, never the code: it is a credential for its 30 s.
+fn redacted(code: Option<&str>) -> Option<&'static str> {
+    code.map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for AssumeRoleParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumeRoleParams")
+            .field("role_arn", &self.role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .field("duration_seconds", &self.duration_seconds)
+            .field("policy", &self.policy)
+            .field("policy_arns", &self.policy_arns)
+            .field("tags", &self.tags)
+            .field("transitive_tag_keys", &self.transitive_tag_keys)
+            .field("external_id", &self.external_id)
+            .field("serial_number", &self.serial_number)
+            .field("token_code", &redacted(self.token_code))
+            .field("source_identity", &self.source_identity)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for GetSessionTokenParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetSessionTokenParams")
+            .field("duration_seconds", &self.duration_seconds)
+            .field("serial_number", &self.serial_number)
+            .field("token_code", &redacted(self.token_code))
+            .finish()
     }
 }
 
@@ -747,7 +780,11 @@ fn verify_mfa(
         })
         .ok_or_else(failed)?;
     let current = totp::time_step(env.now.epoch_seconds());
+    // Steps the directory already consumed (the codes that enabled the device, or one
+    // verified by the control plane) are spent everywhere, not only at the verifier that saw
+    // them: the snapshot carries the last one.
     let step = (current.saturating_sub(1)..=current.saturating_add(1))
+        .filter(|s| device.last_used_step.is_none_or(|last| *s > last))
         .find(|&s| {
             totp::code_at_step(device.seed.expose(), s)
                 .is_some_and(|c| super::token::constant_time_eq(c.as_bytes(), code.as_bytes()))
@@ -816,3 +853,6 @@ fn mint(
         tenant: claims.tenant.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests;
