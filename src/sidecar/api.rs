@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use ring::digest;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -16,7 +15,8 @@ use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
 use crate::sts::jwt::JwtError;
 use crate::sts::sigv4::{Signature, SignedRequest};
-use crate::sts::{self, Caller, MfaReplayGuard, Presented, StsError, Verified};
+use crate::sts::token::constant_time_eq;
+use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
 
 use super::decision_log::DecisionLog;
 
@@ -169,12 +169,13 @@ impl HitStats {
     }
 }
 
-/// Verified credentials by tenant, snapshot version, access key id and session token, so
-/// that token signatures are checked once per snapshot rather than per request. The secret
-/// or signature of every request is still checked against the entry.
+/// Verified credentials by tenant, snapshot version and access key id, with the session token
+/// they were verified with, so that token signatures are checked once per snapshot rather
+/// than per request. The token and the secret or signature of every request are still
+/// compared with the entry, in constant time.
 #[derive(Debug)]
 pub(super) struct CredentialCache {
-    cache: Cache<[u8; 32], Arc<Verified>>,
+    cache: Cache<Box<[u8]>, Arc<CachedCredential>>,
     stats: HitStats,
 }
 
@@ -187,6 +188,19 @@ impl CredentialCache {
                 .build(),
             stats: HitStats::default(),
         }
+    }
+}
+
+struct CachedCredential {
+    session_token: Option<Box<str>>,
+    verified: Arc<Verified>,
+}
+
+impl std::fmt::Debug for CachedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedCredential")
+            .field("verified", &self.verified)
+            .finish_non_exhaustive()
     }
 }
 
@@ -361,7 +375,7 @@ impl Api {
         &self,
         caller: &CallerId,
         now: Timestamp,
-    ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
+    ) -> Result<(Arc<Verified>, Arc<TenantSnapshot>), ApiError> {
         let Some(presented) = caller.presented() else {
             return Err(ApiError::invalid(
                 "caller",
@@ -371,39 +385,55 @@ impl Api {
         // Credentials of a tenant this sidecar does not serve are as unknown as forged ones.
         let tenant = sts::credential_tenant(&presented).ok_or(StsError::InvalidToken)?;
         let snapshot = self.store.load(&tenant).ok_or(StsError::InvalidToken)?;
-        let key = credential_key(&snapshot, &presented);
-        let verified = match self.credentials.cache.get(&key) {
-            Some(v) => {
+        let key = credential_key(&snapshot, presented.access_key_id());
+        let token = presented.session_token();
+        let cached = self.credentials.cache.get(&key).filter(|c| {
+            match (c.session_token.as_deref(), token) {
+                (Some(cached), Some(given)) => {
+                    constant_time_eq(cached.as_bytes(), given.as_bytes())
+                }
+                (None, None) => true,
+                _ => false,
+            }
+        });
+        let verified = match cached {
+            Some(c) => {
                 self.credentials.stats.hit();
-                v
+                Arc::clone(&c.verified)
             }
             None => {
                 self.credentials.stats.miss();
                 let v = Arc::new(sts::resolve_credentials(
                     &snapshot,
                     presented.access_key_id(),
-                    presented.session_token(),
+                    token,
                     now,
                 )?);
-                self.credentials.cache.insert(key, Arc::clone(&v));
+                // Only credentials that verified enter the cache: a forged token under a
+                // genuine key id never displaces the genuine entry.
+                self.credentials.cache.insert(
+                    key,
+                    Arc::new(CachedCredential {
+                        session_token: token.map(Into::into),
+                        verified: Arc::clone(&v),
+                    }),
+                );
                 v
             }
         };
         verified.check(&presented, now)?;
-        Ok((verified.caller.clone(), snapshot))
+        Ok((verified, snapshot))
     }
 }
 
-/// Tenant, snapshot version, access key id and session token, hashed: a new snapshot (a key
-/// deactivated, a role deleted, an issuer key retired) makes every older entry unreachable.
-fn credential_key(snapshot: &TenantSnapshot, presented: &Presented<'_>) -> [u8; 32] {
+/// Tenant, snapshot version and access key id: a new snapshot (a key deactivated, a role
+/// deleted, an issuer key retired) makes every older entry unreachable.
+fn credential_key(snapshot: &TenantSnapshot, access_key_id: &str) -> Box<[u8]> {
     let version = snapshot.version();
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(snapshot.account_id().as_bytes());
-    ctx.update(&version.epoch.to_be_bytes());
-    ctx.update(&version.seq.to_be_bytes());
-    ctx.update(presented.access_key_id().as_bytes());
-    ctx.update(&[0]);
-    ctx.update(presented.session_token().unwrap_or("").as_bytes());
-    ctx.finish().as_ref().try_into().unwrap_or_default()
+    let mut key = Vec::with_capacity(12 + 16 + access_key_id.len());
+    key.extend_from_slice(snapshot.account_id().as_bytes());
+    key.extend_from_slice(&version.epoch.to_le_bytes());
+    key.extend_from_slice(&version.seq.to_le_bytes());
+    key.extend_from_slice(access_key_id.as_bytes());
+    key.into_boxed_slice()
 }

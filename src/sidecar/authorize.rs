@@ -16,7 +16,7 @@ use crate::policy::{
 };
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, TenantSnapshot};
-use crate::sts::{fill_session_context, Caller};
+use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{status, Api, ApiError, CallerId};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
@@ -42,11 +42,47 @@ struct Decoded {
     min_version: Option<SnapshotVersion>,
 }
 
-/// What a decision needs to be logged.
+/// The caller of a request: named by the application, or proven by credentials (shared with
+/// the credential cache, so a hit clones nothing).
+enum Authenticated {
+    Named(Caller),
+    Credentials(Arc<Verified>),
+}
+
+impl Authenticated {
+    fn caller(&self) -> &Caller {
+        match self {
+            Self::Named(c) => c,
+            Self::Credentials(v) => &v.caller,
+        }
+    }
+}
+
+/// A decision and the tenant that made it.
 struct Decided {
     tenant: String,
-    principal: String,
     response: pb::AuthorizeResponse,
+}
+
+/// What the decision cache's key is made of, besides the caller and the snapshots.
+struct KeyParts<'a> {
+    action: &'a str,
+    resource: &'a str,
+    resource_tenant: &'a str,
+    inline_policy: Option<&'a str>,
+    inline: Option<&'a CompiledPolicy>,
+    context: &'a Context,
+}
+
+/// Context keys whose values follow from the clock.
+const CLOCK_KEYS: [&str; 3] = ["aws:currenttime", "aws:epochtime", "aws:multifactorauthage"];
+
+/// The account of an ARN (`arn:partition:service:region:account:...`), if it names one.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?
+        .split(':')
+        .nth(3)
+        .filter(|a| !a.is_empty())
 }
 
 // === impl AuthorizerService ===
@@ -76,6 +112,13 @@ impl AuthorizerService {
     ) -> Result<pb::AuthorizeResponse, ApiError> {
         let started = Instant::now();
         let now = Timestamp::now();
+        let log = &self.api.log;
+        if !log.is_enabled() {
+            // Nothing to log: no request id, no copies of the action and resource.
+            return decode(message)
+                .and_then(|d| self.decide_decoded(d, now))
+                .map(|o| o.response);
+        }
         let request_id = if message.request_id.is_empty() {
             next_request_id()
         } else {
@@ -83,7 +126,6 @@ impl AuthorizerService {
         };
         let (action, resource) = (message.action.clone(), message.resource.clone());
         let result = decode(message).and_then(|d| self.decide_decoded(d, now));
-        let log = &self.api.log;
         let deny_or_error =
             !matches!(&result, Ok(o) if o.response.decision == pb::Decision::Allow as i32);
         if log.wants(deny_or_error, sample_key(&request_id)) {
@@ -94,7 +136,7 @@ impl AuthorizerService {
                     request_id,
                     operation,
                     tenant: o.tenant.clone(),
-                    principal: o.principal.clone(),
+                    principal: o.response.principal_arn.clone(),
                     action,
                     resource,
                     decision: decision_name(o.response.decision),
@@ -139,7 +181,7 @@ impl AuthorizerService {
 
     fn decide_decoded(&self, d: Decoded, now: Timestamp) -> Result<Decided, ApiError> {
         let Decoded {
-            caller,
+            caller: caller_id,
             action,
             resource,
             mut context,
@@ -150,7 +192,7 @@ impl AuthorizerService {
         } = d;
         // Who is asking, and the caller tenant's snapshot: one load per tenant per request,
         // so every part of the decision sees one version.
-        let (caller, snapshot) = match &caller {
+        let (verified, snapshot) = match &caller_id {
             CallerId::PrincipalArn(arn) => {
                 let principal =
                     Principal::parse(arn).map_err(|e| ApiError::invalid("principal_arn", e))?;
@@ -166,69 +208,37 @@ impl AuthorizerService {
                     session: None,
                     session_policies: Arc::new([]),
                 };
-                (caller, snapshot)
+                (Authenticated::Named(caller), snapshot)
             }
             other => {
                 strip_session_keys(&mut context);
-                self.api.authenticate(other, now)?
+                let (verified, snapshot) = self.api.authenticate(other, now)?;
+                (Authenticated::Credentials(verified), snapshot)
             }
         };
-        let caller_tenant = snapshot.account_id().to_owned();
+        let caller = verified.caller();
+        let caller_tenant = snapshot.account_id();
         if let Some(wanted) = min_version {
             let current = snapshot.version();
             if current < wanted {
                 return Err(ApiError::VersionBehind {
-                    tenant: caller_tenant,
+                    tenant: caller_tenant.to_owned(),
                     current,
                     wanted,
                 });
             }
         }
-        let principal = &caller.principal;
-        let resolved = snapshot
-            .resolve(principal)
-            .ok_or_else(|| ApiError::UnknownPrincipal {
-                principal: principal.to_string(),
-                tenant: caller_tenant.clone(),
-            })?;
-        // The clock at whole seconds, as AWS's `aws:CurrentTime` reads: decisions that read it
-        // can then be cached within the second.
-        let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
-        context.insert_if_absent("aws:CurrentTime", ContextValue::from_timestamp(clock));
-        context.insert_if_absent(
-            "aws:EpochTime",
-            ContextValue::from_i64(clock.epoch_seconds()),
-        );
-        resolved.fill_context(principal, &mut context);
-        fill_session_context(caller.session.as_deref(), clock, &mut context);
-
-        let mut request = AuthzRequest::try_new(principal.clone(), &action, &resource)
-            .map_err(|e| {
-                ApiError::invalid(
-                    if action.contains(':') {
-                        "resource"
-                    } else {
-                        "action"
-                    },
-                    e,
-                )
-            })?
-            .with_context(context);
         let resource_tenant = resource_tenant
-            .or_else(|| request.resource().account().map(str::to_owned))
-            .unwrap_or_else(|| caller_tenant.clone());
-        if resource_tenant != caller_tenant {
-            request = request.with_resource_account(resource_tenant.clone());
-        }
+            .or_else(|| arn_account(&resource).map(str::to_owned))
+            .unwrap_or_else(|| caller_tenant.to_owned());
         let resource_snapshot = if resource_tenant == caller_tenant {
             Some(Arc::clone(&snapshot))
         } else {
             self.api.store.load(&resource_tenant)
         };
-        let is_assume_role = {
-            let action = request.action();
-            action.service() == "sts" && action.name().starts_with("assumerole")
-        };
+        let is_assume_role = action
+            .get(..14)
+            .is_some_and(|p| p.eq_ignore_ascii_case("sts:assumerole"));
         let inline: Option<CompiledPolicy> = match &inline_policy {
             Some(text) => {
                 let kind = if is_assume_role {
@@ -252,25 +262,34 @@ impl AuthorizerService {
             None => None,
         };
 
+        // The cache is consulted before anything is derived from the caller: a hit costs the
+        // key and one lookup.
+        let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
         let cache_key = (!explain).then(|| {
             cache_key(
                 &snapshot,
-                resource_snapshot.as_deref(),
-                &caller,
-                &request,
-                &resource_tenant,
-                inline_policy.as_deref(),
-                inline.as_ref(),
+                resource_snapshot
+                    .as_deref()
+                    .filter(|s| s.account_id() != caller_tenant),
+                &caller_id,
+                &caller.session_policies,
+                &KeyParts {
+                    action: &action,
+                    resource: &resource,
+                    resource_tenant: &resource_tenant,
+                    inline_policy: inline_policy.as_deref(),
+                    inline: inline.as_ref(),
+                    context: &context,
+                },
+                clock,
             )
         });
-        let principal_arn = principal.to_string();
         if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
             self.api.decision_stats.hit();
             let mut response = (*hit).clone();
             response.cached = true;
             return Ok(Decided {
-                tenant: caller_tenant,
-                principal: principal_arn,
+                tenant: caller_tenant.to_owned(),
                 response,
             });
         }
@@ -278,6 +297,37 @@ impl AuthorizerService {
             self.api.decision_stats.miss();
         }
 
+        let principal = &caller.principal;
+        let resolved = snapshot
+            .resolve(principal)
+            .ok_or_else(|| ApiError::UnknownPrincipal {
+                principal: principal.to_string(),
+                tenant: caller_tenant.to_owned(),
+            })?;
+        // The clock at whole seconds, as AWS's `aws:CurrentTime` reads: decisions that read it
+        // can then be cached within the second.
+        context.insert_if_absent("aws:CurrentTime", ContextValue::from_timestamp(clock));
+        context.insert_if_absent(
+            "aws:EpochTime",
+            ContextValue::from_i64(clock.epoch_seconds()),
+        );
+        resolved.fill_context(principal, &mut context);
+        fill_session_context(caller.session.as_deref(), clock, &mut context);
+        let mut request = AuthzRequest::try_new(principal.clone(), &action, &resource)
+            .map_err(|e| {
+                ApiError::invalid(
+                    if action.contains(':') {
+                        "resource"
+                    } else {
+                        "action"
+                    },
+                    e,
+                )
+            })?
+            .with_context(context);
+        if resource_tenant != caller_tenant {
+            request = request.with_resource_account(resource_tenant);
+        }
         let registered = resource_snapshot.as_ref().and_then(|s| {
             let resource = request.resource().as_str();
             if is_assume_role {
@@ -315,15 +365,14 @@ impl AuthorizerService {
                     effect: e.effect.as_str().to_owned(),
                 })
                 .collect(),
-            principal_arn: principal_arn.clone(),
+            principal_arn: principal.to_string(),
             cached: false,
         };
         if let Some(key) = cache_key {
             self.api.decisions.insert(key, Arc::new(response.clone()));
         }
         Ok(Decided {
-            tenant: caller_tenant,
-            principal: principal_arn,
+            tenant: caller_tenant.to_owned(),
             response,
         })
     }
@@ -446,16 +495,21 @@ fn strip_session_keys(ctx: &mut Context) {
 /// The decision cache's key: everything the decision depends on. The snapshot versions of
 /// both tenants come first, so a swap makes older entries unreachable; the context enters
 /// only through the keys some policy in play can read.
+/// The decision cache's key: everything the decision depends on, read before the request is
+/// evaluated. Both tenants' snapshot versions come first, so a swap makes older entries
+/// unreachable. The caller enters by its ARN, or by its access key id, which names a user for
+/// a version or one session (its policies, tags and times); the context enters only through
+/// the keys some policy in play can read, and the clock only when a policy reads it. The keys
+/// the sidecar derives from the caller are a function of those, so they need no place here.
 fn cache_key(
     snapshot: &TenantSnapshot,
     resource_snapshot: Option<&TenantSnapshot>,
-    caller: &Caller,
-    request: &AuthzRequest,
-    resource_tenant: &str,
-    inline_text: Option<&str>,
-    inline: Option<&CompiledPolicy>,
+    caller: &CallerId,
+    session_policies: &[Arc<CompiledPolicy>],
+    parts: &KeyParts<'_>,
+    now: Timestamp,
 ) -> Box<[u8]> {
-    let mut key = Vec::with_capacity(256);
+    let mut key = Vec::with_capacity(192);
     let mut field = |bytes: &[u8]| {
         key.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
         key.extend_from_slice(bytes);
@@ -466,19 +520,24 @@ fn cache_key(
         field(&v.epoch.to_le_bytes());
         field(&v.seq.to_le_bytes());
     }
-    field(resource_tenant.as_bytes());
-    field(caller.principal.to_string().as_bytes());
-    // A session's policies and tags are its own: its access key id names it.
-    field(
-        caller
-            .session
-            .as_ref()
-            .map_or("", |s| s.claims.access_key_id.as_str())
-            .as_bytes(),
-    );
-    field(request.action().as_str().as_bytes());
-    field(request.resource().as_str().as_bytes());
-    match inline_text {
+    field(parts.resource_tenant.as_bytes());
+    match caller {
+        CallerId::PrincipalArn(arn) => {
+            field(b"arn");
+            field(arn.as_bytes());
+        }
+        CallerId::Keys { access_key_id, .. } => {
+            field(b"key");
+            field(access_key_id.as_bytes());
+        }
+        CallerId::Signed(s) => {
+            field(b"key");
+            field(s.access_key_id().as_bytes());
+        }
+    }
+    field(parts.action.as_bytes());
+    field(parts.resource.as_bytes());
+    match parts.inline_policy {
         Some(text) => field(digest::digest(&digest::SHA256, text.as_bytes()).as_ref()),
         None => field(b""),
     }
@@ -486,13 +545,10 @@ fn cache_key(
         let found = |keys: &[Box<str>]| keys.binary_search_by(|x| (**x).cmp(k)).is_ok();
         found(snapshot.context_keys())
             || resource_snapshot.is_some_and(|s| found(s.context_keys()))
-            || inline.is_some_and(|p| found(p.context_keys()))
-            || caller
-                .session_policies
-                .iter()
-                .any(|p| found(p.context_keys()))
+            || parts.inline.is_some_and(|p| found(p.context_keys()))
+            || session_policies.iter().any(|p| found(p.context_keys()))
     };
-    for (k, values) in request.context().iter() {
+    for (k, values) in parts.context.iter() {
         if !reads(k) {
             continue;
         }
@@ -506,6 +562,10 @@ fn cache_key(
                 }
             }
         }
+    }
+    if CLOCK_KEYS.iter().any(|k| reads(k)) {
+        field(b"clock");
+        field(&now.epoch_seconds().to_le_bytes());
     }
     key.into_boxed_slice()
 }

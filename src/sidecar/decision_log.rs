@@ -322,6 +322,11 @@ impl DecisionLog {
         })
     }
 
+    /// False for the `Off` sink: callers can then skip all work done for the log.
+    pub fn is_enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
     /// Whether a decision would be kept, before the caller builds its record: `deny_or_error`
     /// for `ExplicitDeny`, `ImplicitDeny` and `Error`; `sample_key` a stable hash of the
     /// request (see [`sample_key`]), so the same request always gets the same answer.

@@ -89,7 +89,9 @@ impl StsService {
                 ))
             }
         };
-        self.api.authenticate(&id, now)
+        self.api
+            .authenticate(&id, now)
+            .map(|(verified, snapshot)| (verified.caller.clone(), snapshot))
     }
 
     /// The snapshot of the tenant a role ARN names.
