@@ -69,6 +69,24 @@ impl Context {
         self.set(key, Entry::Single(value), false);
     }
 
+    /// Sets every key of `other`, replacing values this context has for them.
+    pub fn merge(&mut self, other: &Context) {
+        if self.entries.is_empty() {
+            self.entries.clone_from(&other.entries);
+            return;
+        }
+        for (key, entry) in &other.entries {
+            match self.position(key) {
+                Ok(i) => {
+                    if let Some(slot) = self.entries.get_mut(i) {
+                        slot.1 = entry.clone();
+                    }
+                }
+                Err(i) => self.entries.insert(i, (key.clone(), entry.clone())),
+            }
+        }
+    }
+
     /// Removes a key.
     pub fn remove(&mut self, key: &str) {
         if let Ok(i) = self.position(&key.to_lowercase()) {

@@ -10,7 +10,7 @@ use moka::sync::Cache;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::policy::Timestamp;
+use crate::policy::{ContextValue, Timestamp};
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
 use crate::sts::jwt::JwtError;
@@ -142,6 +142,8 @@ pub struct Api {
     pub(super) decision_stats: HitStats,
     pub(super) mfa: MfaSteps,
     pub(super) log: Arc<DecisionLog>,
+    /// `aws:CurrentTime` and `aws:EpochTime` of the current second, formatted once a second.
+    clock: arc_swap::ArcSwapOption<(i64, ContextValue, ContextValue)>,
 }
 
 /// Cache hits and misses.
@@ -334,7 +336,23 @@ impl Api {
             decision_stats: HitStats::default(),
             mfa: MfaSteps(Cache::builder().max_capacity(100_000).build()),
             log,
+            clock: arc_swap::ArcSwapOption::empty(),
         }
+    }
+
+    /// The values of `aws:CurrentTime` and `aws:EpochTime` at `second` (a whole second).
+    pub(super) fn clock_values(&self, second: Timestamp) -> (ContextValue, ContextValue) {
+        let secs = second.epoch_seconds();
+        if let Some(cached) = self.clock.load().as_deref().filter(|c| c.0 == secs) {
+            return (cached.1.clone(), cached.2.clone());
+        }
+        let values = (
+            ContextValue::from_timestamp(second),
+            ContextValue::from_i64(secs),
+        );
+        self.clock
+            .store(Some(Arc::new((secs, values.0.clone(), values.1.clone()))));
+        values
     }
 
     /// Hits, misses and size of the decision cache.

@@ -306,11 +306,9 @@ impl AuthorizerService {
             })?;
         // The clock at whole seconds, as AWS's `aws:CurrentTime` reads: decisions that read it
         // can then be cached within the second.
-        context.insert_if_absent("aws:CurrentTime", ContextValue::from_timestamp(clock));
-        context.insert_if_absent(
-            "aws:EpochTime",
-            ContextValue::from_i64(clock.epoch_seconds()),
-        );
+        let (current_time, epoch_time) = self.api.clock_values(clock);
+        context.insert_if_absent("aws:CurrentTime", current_time);
+        context.insert_if_absent("aws:EpochTime", epoch_time);
         resolved.fill_context(principal, &mut context);
         fill_session_context(caller.session.as_deref(), clock, &mut context);
         let mut request = AuthzRequest::try_new(principal.clone(), &action, &resource)

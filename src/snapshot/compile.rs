@@ -66,6 +66,8 @@ pub struct UserEntry {
     pub boundary: Vec<Arc<CompiledPolicy>>,
     /// Tags, the values of `aws:PrincipalTag/*`.
     pub tags: Vec<Tag>,
+    /// The context keys that follow from the user, built once.
+    pub context: Context,
 }
 
 /// A role with everything `AssumeRole` and its sessions' decisions need.
@@ -88,6 +90,8 @@ pub struct RoleEntry {
     pub max_session_duration: u32,
     /// Tags.
     pub tags: Vec<Tag>,
+    /// The context keys that follow from the role (its sessions add `aws:userid`), built once.
+    pub context: Context,
 }
 
 /// An access key, for authenticating callers.
@@ -114,6 +118,8 @@ pub struct Resolved<'a> {
     pub entity_arn: Option<&'a str>,
     /// The entity's unique id.
     pub unique_id: Option<&'a str>,
+    /// The context keys that follow from the entity, built when the snapshot was.
+    pub base_context: Option<&'a Context>,
 }
 
 /// Why a tenant could not be compiled. The message names the tenant and the entity.
@@ -242,14 +248,17 @@ impl TenantSnapshot {
             }
             dedup_shared(&mut identity);
             let boundary = compiler.boundary(user.permissions_boundary.as_deref(), &entity)?;
+            let principal = Principal::User {
+                account: t.account_id.as_str().into(),
+                arn: user.arn.as_str().into(),
+                unique_id: Some(user.user_id.as_str().into()),
+            };
+            let context = base_context(&principal, &user.arn, &user.user_id, &user.tags);
             users.insert(
                 key.as_str().into(),
                 UserEntry {
-                    principal: Principal::User {
-                        account: t.account_id.as_str().into(),
-                        arn: user.arn.as_str().into(),
-                        unique_id: Some(user.user_id.as_str().into()),
-                    },
+                    principal,
+                    context,
                     name: user.name.as_str().into(),
                     path: user.path.as_str().into(),
                     user_id: user.user_id.as_str().into(),
@@ -286,6 +295,17 @@ impl TenantSnapshot {
                     trust,
                     max_session_duration: role.max_session_duration,
                     tags: role.tags.clone(),
+                    context: base_context(
+                        &Principal::Role {
+                            account: t.account_id.as_str().into(),
+                            arn: role.arn.as_str().into(),
+                            name: role.name.as_str().into(),
+                            unique_id: Some(role.role_id.as_str().into()),
+                        },
+                        &role.arn,
+                        &role.role_id,
+                        &role.tags,
+                    ),
                 },
             );
         }
@@ -435,6 +455,7 @@ impl TenantSnapshot {
             tags: &[],
             entity_arn: None,
             unique_id: None,
+            base_context: None,
         };
         if principal
             .account()
@@ -451,6 +472,7 @@ impl TenantSnapshot {
                     tags: &user.tags,
                     entity_arn: principal_arn_of(&user.principal),
                     unique_id: Some(&user.user_id),
+                    base_context: Some(&user.context),
                 })
             }
             Principal::AssumedRole { role_name, .. }
@@ -464,6 +486,7 @@ impl TenantSnapshot {
                     tags: &role.tags,
                     entity_arn: Some(&role.arn),
                     unique_id: Some(&role.role_id),
+                    base_context: Some(&role.context),
                 })
             }
             Principal::Root { .. }
@@ -497,7 +520,22 @@ impl<'a> Resolved<'a> {
     /// Sets the request context keys that follow from the principal (IAM-SEMANTICS §3.7):
     /// `aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:userid`,
     /// `aws:username` and `aws:PrincipalTag/*`. They replace any value the caller sent.
+    /// Users' and roles' keys were built with the snapshot; a session adds its `aws:userid`.
     pub fn fill_context(&self, principal: &Principal, ctx: &mut Context) {
+        let Some(base) = self.base_context else {
+            return self.fill_context_from_parts(principal, ctx);
+        };
+        ctx.merge(base);
+        if let (Principal::AssumedRole { session_name, .. }, Some(id)) = (principal, self.unique_id)
+        {
+            ctx.insert(
+                "aws:userid",
+                ContextValue::new(format!("{id}:{session_name}")),
+            );
+        }
+    }
+
+    fn fill_context_from_parts(&self, principal: &Principal, ctx: &mut Context) {
         let mut set = |key: &str, value: &str| ctx.insert(key, ContextValue::new(value));
         let account = principal.account().unwrap_or("anonymous");
         set("aws:PrincipalAccount", account);
@@ -545,6 +583,22 @@ impl<'a> Resolved<'a> {
             set(&format!("aws:PrincipalTag/{}", tag.key), &tag.value);
         }
     }
+}
+
+/// The context keys an entity's requests carry, computed once per snapshot with the same
+/// code that fills them for principals built at request time.
+fn base_context(principal: &Principal, arn: &str, unique_id: &str, tags: &[Tag]) -> Context {
+    let mut ctx = Context::new();
+    Resolved {
+        identity: &[],
+        boundary: &[],
+        tags,
+        entity_arn: Some(arn),
+        unique_id: Some(unique_id),
+        base_context: None,
+    }
+    .fill_context_from_parts(principal, &mut ctx);
+    ctx
 }
 
 fn principal_arn_of(principal: &Principal) -> Option<&str> {

@@ -301,6 +301,33 @@ fn principal_context_keys_replace_what_the_caller_sent() {
     assert!(ctx.get("aws:username").is_none());
 }
 
+/// The keys built with the snapshot are exactly those the request-time code fills, for
+/// users, roles and role sessions, over whatever the caller sent.
+#[test]
+fn prebuilt_principal_keys_equal_the_ones_filled_at_request_time() {
+    let snap = compile(demo_tenant(), 1);
+    for arn in [
+        ALICE,
+        "arn:aws:sts::111122223333:assumed-role/app/pod-1",
+        "arn:aws:iam::111122223333:role/svc/app",
+    ] {
+        let principal = Principal::parse(arn).unwrap();
+        let resolved = snap.resolve(&principal).unwrap();
+        assert!(resolved.base_context.is_some(), "{arn}");
+        let sent = |ctx: &mut Context| {
+            ctx.insert_str("aws:PrincipalTag/team", "red");
+            ctx.insert_str("aws:SourceIp", "10.0.0.1");
+        };
+        let (mut fast, mut slow) = (Context::new(), Context::new());
+        sent(&mut fast);
+        sent(&mut slow);
+        resolved.fill_context(&principal, &mut fast);
+        resolved.fill_context_from_parts(&principal, &mut slow);
+        assert_eq!(fast, slow, "{arn}");
+        assert!(fast.get("aws:SourceIp").is_some());
+    }
+}
+
 #[test]
 fn context_keys_cover_variables_and_conditions() {
     let mut t = demo_tenant();
