@@ -111,6 +111,7 @@ fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {
             now,
             ids: &mut ids,
             mfa: &NoReplay,
+            latest_expiry: None,
         },
     )
     .expect("alice may assume reports-writer")

@@ -12,6 +12,7 @@
 //! | [`control_plane`] | durable tenant storage with an append-only change log (the audit trail) |
 //! | [`sync`] | the sidecar's end of the snapshot stream: apply or refuse updates, boot from disk, readiness |
 //! | [`sidecar`] | the sidecar process: boot, stream, local API |
+//! | [`observe`] | Prometheus metrics and HTTP probes on a port of their own |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
@@ -23,6 +24,7 @@ pub mod authz;
 pub mod cli;
 pub mod control_plane;
 pub mod directory;
+pub mod observe;
 pub mod policy;
 pub mod proto;
 pub mod sidecar;

@@ -7,7 +7,7 @@ mod authorize;
 pub mod decision_log;
 mod sts;
 
-pub use api::{status, Api, ApiError, CacheConfig, CallerId};
+pub use api::{status, Api, ApiError, CacheConfig, CallerId, Freshness, StalenessPolicy};
 pub use authorize::AuthorizerService;
 pub use sts::StsService;
 
@@ -18,7 +18,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::net::TcpListener;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+use tonic_health::ServingStatus;
+
+use crate::observe::{self, Gauges, Probes};
+use crate::snapshot::SnapshotVersion;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
@@ -44,6 +52,8 @@ pub struct SidecarConfig {
     pub caches: CacheConfig,
     /// Where decisions are logged.
     pub decision_log: Arc<DecisionLog>,
+    /// How long stale snapshots may be used.
+    pub staleness: StalenessPolicy,
 }
 
 impl Default for SidecarConfig {
@@ -58,6 +68,7 @@ impl Default for SidecarConfig {
             backoff: Backoff::default(),
             caches: CacheConfig::default(),
             decision_log: DecisionLog::off(),
+            staleness: StalenessPolicy::default(),
         }
     }
 }
@@ -73,6 +84,10 @@ pub struct SidecarHandle {
     pub readiness: Readiness,
     /// The local API's shared state: caches and decision log.
     pub api: Arc<Api>,
+    /// `grpc.health.v1`'s statuses.
+    pub health: HealthReporter,
+    /// Set on SIGTERM: the sidecar reports not ready while it drains.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// `iamlet.v1.SidecarStatus`.
@@ -95,6 +110,9 @@ pub enum SidecarError {
     /// The server failed.
     #[error("the local server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The reflection service could not be built from the descriptors.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(tonic_reflection::server::Error),
 }
 
 // === impl SidecarHandle ===
@@ -104,6 +122,222 @@ impl SidecarHandle {
     pub fn is_ready(&self) -> bool {
         self.readiness
             .is_ready(&self.store, self.sync.full_response_seen())
+    }
+
+    /// True while the sidecar should receive traffic: ready, and not draining.
+    pub fn is_serving(&self) -> bool {
+        self.is_ready() && !self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Stops reporting ready (health NOT_SERVING, `/readyz` 503) ahead of shutdown, so that
+    /// traffic moves away while in-flight calls finish.
+    pub async fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        set_health(&self.health, false).await;
+    }
+}
+
+/// The services `grpc.health.v1` reports on: the server as a whole (`""`) and each API.
+const HEALTH_SERVICES: [&str; 3] = ["", "iamlet.v1.Authorizer", "iamlet.v1.SecurityTokenService"];
+
+async fn set_health(reporter: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    for service in HEALTH_SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Keeps `grpc.health.v1` in step with readiness: NOT_SERVING until every required tenant is
+/// loaded, and again once draining starts.
+async fn report_health(handle: SidecarHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut reported = false;
+    set_health(&handle.health, false).await;
+    loop {
+        let serving = handle.is_serving();
+        if serving != reported {
+            set_health(&handle.health, serving).await;
+            reported = serving;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {
+                set_health(&handle.health, false).await;
+                return;
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+/// The health and reflection services, for any server of the sidecar.
+fn grpc_health_and_reflection(
+    handle: &SidecarHandle,
+) -> Result<
+    (
+        HealthServer<HealthService>,
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    SidecarError,
+> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((
+        HealthServer::new(HealthService::from_health_reporter(handle.health.clone())),
+        reflection().build_v1().map_err(SidecarError::Reflection)?,
+        reflection()
+            .build_v1alpha()
+            .map_err(SidecarError::Reflection)?,
+    ))
+}
+
+/// Serves `grpc.health.v1` and server reflection on `listener` (the health port the kubelet
+/// probes) until `shutdown` completes.
+pub async fn serve_sidecar_health(
+    handle: SidecarHandle,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SidecarError> {
+    let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// `/healthz`, `/readyz` and `/metrics` for a sidecar.
+#[derive(Debug, Clone)]
+pub struct SidecarProbes(pub SidecarHandle);
+
+impl Probes for SidecarProbes {
+    fn ready(&self) -> bool {
+        self.0.is_serving()
+    }
+
+    fn metrics(&self) -> String {
+        self.0.api.metrics().render(self)
+    }
+}
+
+impl Gauges for SidecarProbes {
+    fn render(&self, out: &mut String) {
+        let h = &self.0;
+        let now = crate::policy::Timestamp::now();
+        let versions = h.store.versions();
+        let per_tenant = |f: &dyn Fn(SnapshotVersion) -> f64| -> Vec<(String, f64)> {
+            versions
+                .iter()
+                .map(|(t, v)| (format!("tenant=\"{}\"", observe::label(t)), f(*v)))
+                .collect()
+        };
+        observe::gauge(
+            out,
+            "iamlet_tenant_snapshot_epoch",
+            "The epoch of each served tenant's snapshot.",
+            &per_tenant(&|v| v.epoch as f64),
+        );
+        observe::gauge(
+            out,
+            "iamlet_tenant_snapshot_seq",
+            "The sequence number of each served tenant's snapshot.",
+            &per_tenant(&|v| v.seq as f64),
+        );
+        let stale = h.api.staleness_ms(now) as f64 / 1000.0;
+        observe::gauge(
+            out,
+            "iamlet_tenant_staleness_seconds",
+            "Seconds since each tenant's data was last confirmed by the control plane.",
+            &per_tenant(&|_| stale),
+        );
+        observe::gauge(
+            out,
+            "iamlet_control_plane_connected",
+            "1 while the snapshot stream is open.",
+            &[(String::new(), if h.sync.connected() { 1.0 } else { 0.0 })],
+        );
+        observe::gauge(
+            out,
+            "iamlet_ready",
+            "1 while the sidecar is ready and not draining.",
+            &[(String::new(), if h.is_serving() { 1.0 } else { 0.0 })],
+        );
+        let (acks, nacks) = h.sync.ack_counts();
+        observe::counter(
+            out,
+            "iamlet_sync_acks_total",
+            "Tenant updates applied and ACKed.",
+            acks,
+        );
+        observe::counter(
+            out,
+            "iamlet_sync_nacks_total",
+            "Tenant updates refused and NACKed.",
+            nacks,
+        );
+        let d = h.api.decision_cache_stats();
+        let c = h.api.credential_cache_stats();
+        observe::counter(
+            out,
+            "iamlet_decision_cache_hits_total",
+            "Decisions served from the cache.",
+            d.hits,
+        );
+        observe::counter(
+            out,
+            "iamlet_decision_cache_misses_total",
+            "Decisions evaluated and cached.",
+            d.misses,
+        );
+        observe::gauge(
+            out,
+            "iamlet_decision_cache_entries",
+            "Decisions in the cache.",
+            &[(String::new(), d.entries as f64)],
+        );
+        observe::counter(
+            out,
+            "iamlet_credential_cache_hits_total",
+            "Credential checks served from the cache.",
+            c.hits,
+        );
+        observe::counter(
+            out,
+            "iamlet_credential_cache_misses_total",
+            "Credentials verified in full.",
+            c.misses,
+        );
+        let log = h.api.decision_log();
+        observe::counter(
+            out,
+            "iamlet_decision_log_written_total",
+            "Decision-log records written.",
+            log.written(),
+        );
+        observe::counter(
+            out,
+            "iamlet_decision_log_dropped_total",
+            "Decision-log records dropped because the queue was full.",
+            log.dropped(),
+        );
+        observe::counter(
+            out,
+            "iamlet_decision_log_write_errors_total",
+            "Decision-log records lost to write errors.",
+            log.write_errors(),
+        );
     }
 }
 
@@ -128,6 +362,7 @@ pub fn spawn_sidecar(
         }
     }
     let state = Arc::new(SyncState::default());
+    let shutdown_copy = shutdown.clone();
     let subscribe = match &config.readiness {
         Readiness::Tenants(t) => t.clone(),
         Readiness::All => vec!["*".to_owned()],
@@ -143,20 +378,30 @@ pub fn spawn_sidecar(
         Arc::clone(&state),
         shutdown,
     ));
-    let api = Arc::new(Api::new(
-        Arc::clone(&store),
-        &config.caches,
-        Arc::clone(&config.decision_log),
-    ));
-    (
-        SidecarHandle {
-            store,
-            sync: state,
+    let api = Arc::new(
+        Api::new(
+            Arc::clone(&store),
+            &config.caches,
+            Arc::clone(&config.decision_log),
+        )
+        .with_freshness(Freshness {
+            sync: Arc::clone(&state),
             readiness: config.readiness.clone(),
-            api,
-        },
-        sync,
-    )
+            policy: config.staleness.clone(),
+            started_ms: crate::policy::Timestamp::now().epoch_millis(),
+        }),
+    );
+    let (health, _) = tonic_health::server::health_reporter();
+    let handle = SidecarHandle {
+        store,
+        sync: state,
+        readiness: config.readiness.clone(),
+        api,
+        health,
+        draining: Arc::new(AtomicBool::new(false)),
+    };
+    tokio::spawn(report_health(handle.clone(), shutdown_copy));
+    (handle, sync)
 }
 
 /// The tenants with a persisted snapshot under `dir`.
@@ -185,9 +430,13 @@ pub async fn serve_sidecar(
 ) -> Result<(), SidecarError> {
     let authorizer = AuthorizerService::new(Arc::clone(&handle.api));
     let sts = StsService::new(Arc::clone(&handle.api));
+    let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
     tonic::transport::Server::builder()
         .add_service(authorizer.into_server())
         .add_service(sts.into_server())
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
             StatusService { handle },
         ))

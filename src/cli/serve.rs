@@ -9,8 +9,12 @@ use clap::Args;
 
 use crate::control_plane::{serve_control_plane, ControlPlane, SqliteStore, DEFAULT_HEARTBEAT};
 use crate::directory::IdGenerator;
+use crate::observe;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig};
-use crate::sidecar::{bind, serve_sidecar, spawn_sidecar, CacheConfig, SidecarConfig};
+use crate::sidecar::{
+    bind, serve_sidecar, serve_sidecar_health, spawn_sidecar, CacheConfig, SidecarConfig,
+    SidecarProbes, StalenessPolicy,
+};
 use crate::sync::{Backoff, Readiness};
 
 /// How long a stopping process waits for open streams before it exits anyway: tonic's
@@ -65,6 +69,46 @@ pub(crate) struct SidecarArgs {
     /// How long a cached decision may be served, in seconds.
     #[arg(long, env = "IAMLET_DECISION_CACHE_TTL", default_value_t = 60)]
     decision_cache_ttl: u64,
+    /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
+    #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
+    health_listen: Option<SocketAddr>,
+    /// The metrics port: HTTP `/healthz`, `/readyz` and `/metrics` (Prometheus).
+    #[arg(long, env = "IAMLET_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Decisions go on from the last good snapshots this long after the control plane was
+    /// last heard from, then fail closed (`30s`, `15m`, `24h`).
+    #[arg(long, env = "IAMLET_MAX_SERVE_STALE", default_value = "24h", value_parser = parse_duration)]
+    max_serve_stale: Duration,
+    /// Credentials are issued only this long after the control plane was last heard from.
+    #[arg(long, env = "IAMLET_MAX_ISSUE_STALE", default_value = "15m", value_parser = parse_duration)]
+    max_issue_stale: Duration,
+    /// Tenants whose decisions go on past `--max-serve-stale` (each one counted), comma-separated.
+    #[arg(long, env = "IAMLET_FAIL_OPEN_TENANTS", value_delimiter = ',')]
+    fail_open_tenants: Vec<String>,
+    /// How long a stopping sidecar reports not ready before it stops accepting calls, so that
+    /// traffic moves away first.
+    #[arg(long, env = "IAMLET_DRAIN_DELAY", default_value = "2s", value_parser = parse_duration)]
+    drain_delay: Duration,
+}
+
+/// Parses `500ms`, `30s`, `15m`, `24h` or a number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a duration such as 500ms, 30s, 15m or 24h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("`{text}`: the unit must be ms, s, m or h")),
+    };
+    Ok(d)
 }
 
 /// A problem that stops a process before or while it serves.
@@ -200,6 +244,17 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         decision_ttl: Duration::from_secs(args.decision_cache_ttl),
         ..CacheConfig::default()
     };
+    if args.max_issue_stale > args.max_serve_stale {
+        return Err(ServeError::Config(
+            "--max-issue-stale must not exceed --max-serve-stale: issuing is stricter than deciding"
+                .into(),
+        ));
+    }
+    let staleness = StalenessPolicy {
+        max_serve_stale: args.max_serve_stale,
+        max_issue_stale: args.max_issue_stale,
+        fail_open_tenants: args.fail_open_tenants.clone(),
+    };
     runtime()?.block_on(async move {
         let (decision_log, log_task) =
             DecisionLog::spawn(log_config).map_err(|e| ServeError::Config(e.to_string()))?;
@@ -211,27 +266,79 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             backoff: Backoff::default(),
             caches,
             decision_log,
+            staleness,
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);
         let listener = bind(args.listen).await?;
+        // Every listener is bound before anything is served: a port in use stops the
+        // process before it reports ready.
+        let health_listener = match args.health_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics_listener = match args.metrics_listen {
+            Some(addr) => Some(
+                observe::bind_probes(addr)
+                    .await
+                    .map_err(|source| ServeError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
         say(&format!(
-            "iamlet sidecar: following {}, serving {} tenant(s) from {}, local API on {}",
+            "iamlet sidecar: following {}, serving {} tenant(s) from {}, local API on {}{}{}",
             args.control_plane,
             handle.store.versions().len(),
             args.state_dir.display(),
-            args.listen
+            args.listen,
+            args.health_listen
+                .map(|a| format!(", health on {a}"))
+                .unwrap_or_default(),
+            args.metrics_listen
+                .map(|a| format!(", metrics on {a}"))
+                .unwrap_or_default(),
         ));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_sidecar(handle, listener, async {
-            let _ = stopped.await;
-        }));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut servers = vec![tokio::spawn({
+            let handle = handle.clone();
+            let stopped = until_stopped(stopped.clone());
+            async move {
+                if let Err(e) = serve_sidecar(handle, listener, stopped).await {
+                    say(&format!("iamlet sidecar: {e}"));
+                }
+            }
+        })];
+        if let Some(listener) = health_listener {
+            let handle = handle.clone();
+            let stopped = until_stopped(stopped.clone());
+            servers.push(tokio::spawn(async move {
+                if let Err(e) = serve_sidecar_health(handle, listener, stopped).await {
+                    say(&format!("iamlet sidecar: health port: {e}"));
+                }
+            }));
+        }
+        if let Some(listener) = metrics_listener {
+            let probes = Arc::new(SidecarProbes(handle.clone()));
+            let stopped = until_stopped(stopped.clone());
+            servers.push(tokio::spawn(observe::serve_probes(
+                listener, probes, stopped,
+            )));
+        }
         stop_signal().await;
-        say("iamlet sidecar: stopping");
+        // Not ready first, so that traffic moves away; then stop accepting, and give
+        // in-flight calls a bounded time (an open stream never holds the exit).
+        say("iamlet sidecar: draining");
+        handle.start_draining().await;
+        tokio::time::sleep(args.drain_delay).await;
         let _ = shutdown_tx.send(true);
-        let _ = stop.send(());
+        let _ = stop.send(true);
         let _ = tokio::time::timeout(DRAIN, async {
-            let _ = server.await;
+            for server in servers {
+                let _ = server.await;
+            }
             let _ = stream.await;
         })
         .await;

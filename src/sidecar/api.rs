@@ -19,6 +19,8 @@ use crate::sts::token::constant_time_eq;
 use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
 
 use super::decision_log::DecisionLog;
+use crate::observe::Metrics;
+use crate::sync::{Readiness, SyncState};
 
 /// How the caches are sized.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +44,43 @@ impl Default for CacheConfig {
             credential_ttl: Duration::from_secs(300),
         }
     }
+}
+
+/// How long a sidecar cut off from its control plane keeps answering (RELIABILITY §1.4):
+/// decisions on its last good snapshots up to `max_serve_stale`, then it fails closed, but for
+/// tenants that opted to fail open (each such decision counted); credentials only up to the
+/// stricter `max_issue_stale`, and never beyond what `max_serve_stale` leaves.
+#[derive(Debug, Clone)]
+pub struct StalenessPolicy {
+    /// Decisions are refused past this.
+    pub max_serve_stale: Duration,
+    /// Credentials are refused past this.
+    pub max_issue_stale: Duration,
+    /// Tenants whose decisions go on past `max_serve_stale`.
+    pub fail_open_tenants: Vec<String>,
+}
+
+impl Default for StalenessPolicy {
+    fn default() -> Self {
+        Self {
+            max_serve_stale: Duration::from_secs(24 * 3600),
+            max_issue_stale: Duration::from_secs(15 * 60),
+            fail_open_tenants: Vec::new(),
+        }
+    }
+}
+
+/// Where the API learns how fresh its snapshots are and which tenants it must have.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    /// The stream's state (last contact).
+    pub sync: Arc<SyncState>,
+    /// The tenants the sidecar must serve.
+    pub readiness: Readiness,
+    /// The policy.
+    pub policy: StalenessPolicy,
+    /// When the process started (staleness before any contact counts from here).
+    pub started_ms: i64,
 }
 
 /// Why a call to the local API failed. A deny is not an error.
@@ -76,6 +115,21 @@ pub enum ApiError {
         /// The version asked for.
         wanted: SnapshotVersion,
     },
+    /// A tenant the sidecar must serve is not loaded yet.
+    #[error("tenant `{0}` is not loaded yet")]
+    NotLoaded(String),
+    /// The tenant's data is older than the staleness policy allows for this operation.
+    #[error("tenant `{tenant}` was last refreshed {stale_s} s ago, beyond the {limit_s} s allowed for {what}")]
+    Stale {
+        /// The tenant.
+        tenant: String,
+        /// Seconds since the control plane was last heard from.
+        stale_s: u64,
+        /// The bound.
+        limit_s: u64,
+        /// `decisions` or `issuing credentials`.
+        what: &'static str,
+    },
     /// An STS error (credentials, parameters, authorization).
     #[error(transparent)]
     Sts(#[from] StsError),
@@ -99,6 +153,8 @@ impl ApiError {
             Self::UnknownTenant(_) => "NoSuchTenant",
             Self::UnknownPrincipal { .. } => "NoSuchEntity",
             Self::VersionBehind { .. } => "VersionNotReached",
+            Self::NotLoaded(_) => "ServiceUnavailable",
+            Self::Stale { .. } => "StalePolicy",
             Self::Sts(e) => e.code(),
         }
     }
@@ -111,7 +167,9 @@ impl ApiError {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::UnknownTenant(_) | Self::UnknownPrincipal { .. } => Code::NotFound,
-            Self::VersionBehind { .. } => Code::Unavailable,
+            Self::VersionBehind { .. } | Self::NotLoaded(_) | Self::Stale { .. } => {
+                Code::Unavailable
+            }
             Self::Sts(e) if e.is_authentication() => Code::Unauthenticated,
             Self::Sts(StsError::WebIdentity(
                 JwtError::InvalidIdentityToken(_) | JwtError::ExpiredToken { .. },
@@ -144,6 +202,10 @@ pub struct Api {
     pub(super) log: Arc<DecisionLog>,
     /// `aws:CurrentTime` and `aws:EpochTime` of the current second, formatted once a second.
     clock: arc_swap::ArcSwapOption<(i64, ContextValue, ContextValue)>,
+    /// Request metrics.
+    pub(super) metrics: Metrics,
+    /// Absent for an API over a store nobody refreshes (benchmarks, embedding).
+    freshness: Option<Freshness>,
 }
 
 /// Cache hits and misses.
@@ -337,7 +399,75 @@ impl Api {
             mfa: MfaSteps(Cache::builder().max_capacity(100_000).build()),
             log,
             clock: arc_swap::ArcSwapOption::empty(),
+            metrics: Metrics::default(),
+            freshness: None,
         }
+    }
+
+    /// Applies the staleness policy of `freshness` to every request.
+    pub fn with_freshness(mut self, freshness: Freshness) -> Self {
+        self.freshness = Some(freshness);
+        self
+    }
+
+    /// The request metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Milliseconds since the control plane was last heard from (since start if never).
+    pub fn staleness_ms(&self, now: Timestamp) -> i64 {
+        self.freshness.as_ref().map_or(0, |f| {
+            let now = now.epoch_millis();
+            f.sync
+                .staleness_ms(now)
+                .unwrap_or_else(|| now.saturating_sub(f.started_ms))
+                .max(0)
+        })
+    }
+
+    /// Checks that `tenant`'s data may still be used for decisions.
+    pub(super) fn check_decide(&self, tenant: &str, now: Timestamp) -> Result<(), ApiError> {
+        let Some(f) = &self.freshness else {
+            return Ok(());
+        };
+        let stale = self.staleness_ms(now);
+        let limit = millis(f.policy.max_serve_stale);
+        if stale < limit {
+            return Ok(());
+        }
+        if f.policy.fail_open_tenants.iter().any(|t| t == tenant) {
+            self.metrics
+                .stale_fail_open
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+        self.metrics
+            .stale_refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(stale_error(tenant, stale, limit, "decisions"))
+    }
+
+    /// Checks that `tenant`'s data may still be used to issue credentials, and returns the
+    /// latest expiry they may have (epoch seconds): what the decision bound leaves.
+    pub(super) fn check_issue(
+        &self,
+        tenant: &str,
+        now: Timestamp,
+    ) -> Result<Option<i64>, ApiError> {
+        let Some(f) = &self.freshness else {
+            return Ok(None);
+        };
+        let stale = self.staleness_ms(now);
+        let limit = millis(f.policy.max_issue_stale);
+        if stale >= limit {
+            self.metrics
+                .stale_refusals
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(stale_error(tenant, stale, limit, "issuing credentials"));
+        }
+        let left_ms = millis(f.policy.max_serve_stale).saturating_sub(stale);
+        Ok(Some(now.epoch_seconds().saturating_add(left_ms / 1000)))
     }
 
     /// The values of `aws:CurrentTime` and `aws:EpochTime` at `second` (a whole second).
@@ -380,11 +510,20 @@ impl Api {
         &self.log
     }
 
-    /// The snapshot of `tenant`.
+    /// The snapshot of `tenant`: `NotLoaded` (retry) for a tenant the sidecar must serve but
+    /// has not received yet, `UnknownTenant` for one it does not serve.
     pub fn load(&self, tenant: &str) -> Result<Arc<TenantSnapshot>, ApiError> {
-        self.store
-            .load(tenant)
-            .ok_or_else(|| ApiError::UnknownTenant(tenant.to_owned()))
+        self.store.load(tenant).ok_or_else(|| {
+            let required = self.freshness.as_ref().is_some_and(|f| match &f.readiness {
+                Readiness::Tenants(t) => t.iter().any(|t| t == tenant),
+                Readiness::All => !f.sync.full_response_seen(),
+            });
+            if required {
+                ApiError::NotLoaded(tenant.to_owned())
+            } else {
+                ApiError::UnknownTenant(tenant.to_owned())
+            }
+        })
     }
 
     /// Authenticates credentials: the tenant they name must be served here, and they must
@@ -441,6 +580,19 @@ impl Api {
         };
         verified.check(&presented, now)?;
         Ok((verified, snapshot))
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn stale_error(tenant: &str, stale_ms: i64, limit_ms: i64, what: &'static str) -> ApiError {
+    ApiError::Stale {
+        tenant: tenant.to_owned(),
+        stale_s: u64::try_from(stale_ms / 1000).unwrap_or(0),
+        limit_s: u64::try_from(limit_ms / 1000).unwrap_or(0),
+        what,
     }
 }
 

@@ -20,6 +20,7 @@ use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{status, Api, ApiError, CallerId};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
+use crate::observe::{Answer, Method};
 
 /// The most requests one `BatchAuthorize` carries.
 pub(super) const MAX_BATCH: usize = 1000;
@@ -113,11 +114,20 @@ impl AuthorizerService {
         let started = Instant::now();
         let now = Timestamp::now();
         let log = &self.api.log;
+        let method = if operation == "BatchAuthorize" {
+            Method::BatchAuthorize
+        } else {
+            Method::Authorize
+        };
         if !log.is_enabled() {
             // Nothing to log: no request id, no copies of the action and resource.
-            return decode(message)
+            let result = decode(message)
                 .and_then(|d| self.decide_decoded(d, now))
                 .map(|o| o.response);
+            self.api
+                .metrics
+                .record(method, answer(&result), started.elapsed());
+            return result;
         }
         let request_id = if message.request_id.is_empty() {
             next_request_id()
@@ -126,6 +136,11 @@ impl AuthorizerService {
         };
         let (action, resource) = (message.action.clone(), message.resource.clone());
         let result = decode(message).and_then(|d| self.decide_decoded(d, now));
+        self.api.metrics.record(
+            method,
+            answer(&result.as_ref().map(|o| &o.response)),
+            started.elapsed(),
+        );
         let deny_or_error =
             !matches!(&result, Ok(o) if o.response.decision == pb::Decision::Allow as i32);
         if log.wants(deny_or_error, sample_key(&request_id)) {
@@ -218,6 +233,7 @@ impl AuthorizerService {
         };
         let caller = verified.caller();
         let caller_tenant = snapshot.account_id();
+        self.api.check_decide(caller_tenant, now)?;
         if let Some(wanted) = min_version {
             let current = snapshot.version();
             if current < wanted {
@@ -566,6 +582,19 @@ fn cache_key(
         field(&now.epoch_seconds().to_le_bytes());
     }
     key.into_boxed_slice()
+}
+
+/// How a request ended, for the latency metric.
+fn answer<R: std::borrow::Borrow<pb::AuthorizeResponse>, E>(result: &Result<R, E>) -> Answer {
+    match result
+        .as_ref()
+        .map(|r| pb::Decision::try_from(r.borrow().decision))
+    {
+        Ok(Ok(pb::Decision::Allow)) => Answer::Allow,
+        Ok(Ok(pb::Decision::ExplicitDeny)) => Answer::ExplicitDeny,
+        Ok(_) => Answer::ImplicitDeny,
+        Err(_) => Answer::Error,
+    }
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -17,6 +17,7 @@ use crate::sts::{
 use super::api::{status, Api, ApiError, CallerId};
 use super::authorize::next_request_id;
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
+use crate::observe::{Answer, Method};
 
 /// `iamlet.v1.SecurityTokenService`.
 #[derive(Debug, Clone)]
@@ -110,6 +111,18 @@ impl StsService {
     }
 
     fn log(&self, started: Instant, now: Timestamp, logged: Logged, result: Result<(), &ApiError>) {
+        let method = match logged.operation {
+            "AssumeRole" => Method::AssumeRole,
+            "AssumeRoleWithWebIdentity" => Method::AssumeRoleWithWebIdentity,
+            "GetSessionToken" => Method::GetSessionToken,
+            _ => Method::GetCallerIdentity,
+        };
+        let answer = if result.is_ok() {
+            Answer::Allow
+        } else {
+            Answer::Error
+        };
+        self.api.metrics.record(method, answer, started.elapsed());
         let log = &self.api.log;
         if !log.wants(result.is_err(), sample_key(&logged.request_id)) {
             return;
@@ -182,11 +195,13 @@ impl StsService {
             token_code: non_empty(&token_code),
             source_identity: non_empty(&source_identity),
         };
+        let latest_expiry = self.api.check_issue(role_snapshot.account_id(), now)?;
         let mut ids = IdGenerator::system();
         let mut env = IssueEnv {
             now,
             ids: &mut ids,
             mfa: &self.api.mfa,
+            latest_expiry,
         };
         let issued =
             sts::assume_role(&caller, &caller_snapshot, &role_snapshot, &params, &mut env)?;
@@ -223,11 +238,13 @@ impl StsService {
             policy: non_empty(&policy),
             policy_arns: &policy_arns,
         };
+        let latest_expiry = self.api.check_issue(snapshot.account_id(), now)?;
         let mut ids = IdGenerator::system();
         let mut env = IssueEnv {
             now,
             ids: &mut ids,
             mfa: &self.api.mfa,
+            latest_expiry,
         };
         let issued = sts::assume_role_with_web_identity(&snapshot, &params, &mut env)?;
         logged.principal = format!("{} (web identity, sub {})", issued.provider, issued.subject);
@@ -336,11 +353,13 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
             .and_then(|(caller, snapshot)| {
                 logged.principal = caller.principal.to_string();
                 logged.tenant = snapshot.account_id().to_owned();
+                let latest_expiry = self.api.check_issue(snapshot.account_id(), now)?;
                 let mut ids = IdGenerator::system();
                 let mut env = IssueEnv {
                     now,
                     ids: &mut ids,
                     mfa: &self.api.mfa,
+                    latest_expiry,
                 };
                 let params = GetSessionTokenParams {
                     duration_seconds,

@@ -198,6 +198,9 @@ pub struct IssueEnv<'a> {
     pub ids: &'a mut IdGenerator,
     /// MFA replay protection.
     pub mfa: &'a dyn MfaReplayGuard,
+    /// The latest expiry (epoch seconds) credentials may have, when the issuer's data is
+    /// getting stale; `None` for no cap.
+    pub latest_expiry: Option<i64>,
 }
 
 impl std::fmt::Debug for dyn MfaReplayGuard + '_ {
@@ -426,7 +429,7 @@ pub fn assume_role(
             federated_provider: None,
         },
         issued_at: env.now.epoch_seconds(),
-        expires_at: env.now.epoch_seconds().saturating_add(i64::from(duration)),
+        expires_at: expiry(env, duration),
         source_identity,
         mfa_authenticated_at: mfa_at,
         session_policy: p.policy.map(str::to_owned),
@@ -544,7 +547,7 @@ pub fn assume_role_with_web_identity(
             federated_provider: Some(provider.arn.clone()),
         },
         issued_at: env.now.epoch_seconds(),
-        expires_at: env.now.epoch_seconds().saturating_add(i64::from(duration)),
+        expires_at: expiry(env, duration),
         source_identity: None,
         mfa_authenticated_at: None,
         session_policy: p.policy.map(str::to_owned),
@@ -627,7 +630,7 @@ pub fn get_session_token(
         token_id: env.ids.base32(26),
         subject,
         issued_at: env.now.epoch_seconds(),
-        expires_at: env.now.epoch_seconds().saturating_add(i64::from(duration)),
+        expires_at: expiry(env, duration),
         source_identity: None,
         mfa_authenticated_at: mfa_at,
         session_policy: None,
@@ -684,6 +687,12 @@ pub fn caller_identity(caller: &Caller, snapshot: &TenantSnapshot) -> CallerIden
         account,
         arn,
     }
+}
+
+/// Now plus `duration`, capped by the environment's latest expiry.
+fn expiry(env: &IssueEnv<'_>, duration: i32) -> i64 {
+    let wanted = env.now.epoch_seconds().saturating_add(i64::from(duration));
+    env.latest_expiry.map_or(wanted, |cap| wanted.min(cap))
 }
 
 fn find_role<'a>(snapshot: &'a TenantSnapshot, arn: &str) -> Option<&'a RoleEntry> {

@@ -3,7 +3,7 @@
 //! the stream breaks. Decisions never wait on any of this: they read the snapshot store.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ pub struct SyncState {
     last_contact_ms: AtomicI64,
     full_response_seen: AtomicBool,
     last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
+    acks: AtomicU64,
+    nacks: AtomicU64,
 }
 
 // === impl Backoff ===
@@ -99,7 +101,15 @@ impl SyncState {
         }
     }
 
-    /// The last refusal per tenant.
+    /// Tenant updates ACKed and NACKed so far.
+    pub fn ack_counts(&self) -> (u64, u64) {
+        (
+            self.acks.load(Ordering::Relaxed),
+            self.nacks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The last refusal of each tenant still refused.
     pub fn last_nacks(&self) -> BTreeMap<String, (SnapshotVersion, String)> {
         self.last_nacks.lock().clone()
     }
@@ -235,6 +245,12 @@ async fn stream_once(
             state.full_response_seen.store(true, Ordering::Relaxed);
         }
         delivered = true;
+        state
+            .acks
+            .fetch_add(u64::try_from(acks.len()).unwrap_or(0), Ordering::Relaxed);
+        state
+            .nacks
+            .fetch_add(u64::try_from(nacks.len()).unwrap_or(0), Ordering::Relaxed);
         if !acks.is_empty() || !nacks.is_empty() {
             let answer = pb::WatchRequest {
                 response_nonce: nonce,

@@ -251,6 +251,7 @@ fn assume_guarded(
         now: ts(at),
         ids: &mut ids,
         mfa: guard,
+        latest_expiry: None,
     };
     assume_role(caller, caller_snapshot, role_snapshot, p, &mut env)
 }
@@ -276,6 +277,7 @@ fn session_token(
         now: ts(at),
         ids: &mut ids,
         mfa: guard,
+        latest_expiry: None,
     };
     get_session_token(caller, snapshot, p, &mut env)
 }
@@ -290,6 +292,7 @@ fn web_identity(
         now: ts(at),
         ids: &mut ids,
         mfa: &Guard::default(),
+        latest_expiry: None,
     };
     assume_role_with_web_identity(snapshot, p, &mut env)
 }

@@ -1,0 +1,445 @@
+//! What a process tells its operators: Prometheus metrics and HTTP probes (`/healthz`,
+//! `/readyz`, `/metrics`) on a port of their own, which the kubelet and Prometheus can reach
+//! while the local API stays on loopback.
+//!
+//! Metrics are a fixed set of atomics: recording one is a couple of relaxed adds, with no lock
+//! and no allocation on the request path. Labels never carry a key id, a token or any other
+//! caller-supplied text, which keeps their cardinality bounded and secrets out.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The operations whose latency is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `Authorizer.Authorize`.
+    Authorize,
+    /// One request of `Authorizer.BatchAuthorize`.
+    BatchAuthorize,
+    /// `SecurityTokenService.AssumeRole`.
+    AssumeRole,
+    /// `SecurityTokenService.AssumeRoleWithWebIdentity`.
+    AssumeRoleWithWebIdentity,
+    /// `SecurityTokenService.GetSessionToken`.
+    GetSessionToken,
+    /// `SecurityTokenService.GetCallerIdentity`.
+    GetCallerIdentity,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Allowed (or credentials issued).
+    Allow,
+    /// An explicit deny.
+    ExplicitDeny,
+    /// An implicit deny.
+    ImplicitDeny,
+    /// An error status.
+    Error,
+}
+
+const METHODS: [Method; 6] = [
+    Method::Authorize,
+    Method::BatchAuthorize,
+    Method::AssumeRole,
+    Method::AssumeRoleWithWebIdentity,
+    Method::GetSessionToken,
+    Method::GetCallerIdentity,
+];
+const RESULTS: [Answer; 4] = [
+    Answer::Allow,
+    Answer::ExplicitDeny,
+    Answer::ImplicitDeny,
+    Answer::Error,
+];
+/// Bucket bounds in microseconds: from a cache hit to a slow credential check.
+const BUCKETS_US: [u64; 14] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+/// The process's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [[Histogram; RESULTS.len()]; METHODS.len()],
+    /// Decisions served past the staleness bound because the tenant opted to fail open.
+    pub stale_fail_open: AtomicU64,
+    /// Requests refused because the tenant's data was older than the staleness bound.
+    pub stale_refusals: AtomicU64,
+}
+
+/// Values read at scrape time from the rest of the process.
+pub trait Gauges: Send + Sync {
+    /// Appends the process's other series, in exposition format.
+    fn render(&self, out: &mut String);
+}
+
+// === impl Method ===
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Authorize => "Authorize",
+            Self::BatchAuthorize => "BatchAuthorize",
+            Self::AssumeRole => "AssumeRole",
+            Self::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
+            Self::GetSessionToken => "GetSessionToken",
+            Self::GetCallerIdentity => "GetCallerIdentity",
+        }
+    }
+
+    fn index(self) -> usize {
+        METHODS.iter().position(|m| *m == self).unwrap_or(0)
+    }
+}
+
+impl Answer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::ExplicitDeny => "explicit_deny",
+            Self::ImplicitDeny => "implicit_deny",
+            Self::Error => "error",
+        }
+    }
+
+    fn index(self) -> usize {
+        RESULTS.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Records one request's latency.
+    pub fn record(&self, method: Method, result: Answer, latency: Duration) {
+        let Some(h) = self
+            .requests
+            .get(method.index())
+            .and_then(|row| row.get(result.index()))
+        else {
+            return;
+        };
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        if let Some(bucket) = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .and_then(|i| h.buckets.get(i))
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        h.count.fetch_add(1, Ordering::Relaxed);
+        h.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The exposition text: these metrics, then `gauges`.
+    pub fn render(&self, gauges: &dyn Gauges) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        out.push_str("# HELP iamlet_request_duration_seconds Latency of local API requests, by method and result.\n");
+        out.push_str("# TYPE iamlet_request_duration_seconds histogram\n");
+        for method in METHODS {
+            for result in RESULTS {
+                let Some(h) = self
+                    .requests
+                    .get(method.index())
+                    .and_then(|row| row.get(result.index()))
+                else {
+                    continue;
+                };
+                let labels = format!("method=\"{}\",result=\"{}\"", method.name(), result.name());
+                let mut cumulative = 0;
+                for (bound, bucket) in BUCKETS_US.iter().zip(&h.buckets) {
+                    cumulative += bucket.load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "iamlet_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                        seconds(*bound)
+                    );
+                }
+                let count = h.count.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "iamlet_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(
+                    out,
+                    "iamlet_request_duration_seconds_sum{{{labels}}} {}",
+                    seconds(h.sum_us.load(Ordering::Relaxed))
+                );
+                let _ = writeln!(
+                    out,
+                    "iamlet_request_duration_seconds_count{{{labels}}} {count}"
+                );
+            }
+        }
+        counter(
+            &mut out,
+            "iamlet_stale_fail_open_total",
+            "Decisions served past the staleness bound by tenants that fail open.",
+            self.stale_fail_open.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "iamlet_stale_refusals_total",
+            "Requests refused because the tenant's data was past the staleness bound.",
+            self.stale_refusals.load(Ordering::Relaxed),
+        );
+        gauges.render(&mut out);
+        out
+    }
+}
+
+/// Seconds from microseconds, in decimal without float rounding noise.
+fn seconds(us: u64) -> String {
+    let (whole, frac) = (us / 1_000_000, us % 1_000_000);
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        let frac = format!("{frac:06}");
+        format!("{whole}.{}", frac.trim_end_matches('0'))
+    }
+}
+
+/// Appends a counter with its help and type lines.
+pub fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+/// Appends a gauge family: one line per `(labels, value)`.
+pub fn gauge(out: &mut String, name: &str, help: &str, values: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, value) in values {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// Escapes a label value (`\`, `"` and newlines).
+pub fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What the probe endpoint answers.
+pub trait Probes: Send + Sync + 'static {
+    /// True while the process should receive traffic.
+    fn ready(&self) -> bool;
+    /// The metrics page.
+    fn metrics(&self) -> String;
+}
+
+/// Binds the probe listener.
+pub async fn bind_probes(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `GET /healthz` (alive: always 200), `GET /readyz` (200 when ready, 503 otherwise)
+/// and `GET /metrics` on `listener` until `shutdown` completes. HTTP/1.1, one request per
+/// connection; anything else is 404 or 405.
+pub async fn serve_probes(
+    listener: TcpListener,
+    probes: Arc<dyn Probes>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(answer(stream, Arc::clone(&probes)));
+                }
+            }
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, probes: Arc<dyn Probes>) {
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut len = 0;
+    // A client that does not send a request line within two seconds is dropped.
+    let read = tokio::time::timeout(Duration::from_secs(2), async {
+        while len < buf.len() {
+            let Some(free) = buf.get_mut(len..) else {
+                break;
+            };
+            match stream.read(free).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+            if buf
+                .get(..len)
+                .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        return;
+    }
+    let head = String::from_utf8_lossy(buf.get(..len).unwrap_or_default());
+    let mut words = head.lines().next().unwrap_or("").split(' ');
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
+        ("GET", "/readyz") if probes.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
+        ("GET", "/readyz") => (
+            "503 Service Unavailable",
+            "text/plain",
+            "not ready\n".to_owned(),
+        ),
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            probes.metrics(),
+        ),
+        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "method not allowed\n".to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(bool);
+
+    impl Gauges for Fixed {
+        fn render(&self, out: &mut String) {
+            gauge(
+                out,
+                "iamlet_test_gauge",
+                "A test gauge.",
+                &[(String::new(), 1.0)],
+            );
+        }
+    }
+
+    impl Probes for Fixed {
+        fn ready(&self) -> bool {
+            self.0
+        }
+        fn metrics(&self) -> String {
+            let m = Metrics::default();
+            m.record(Method::Authorize, Answer::Allow, Duration::from_micros(40));
+            m.render(self)
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative_and_well_formed() {
+        let m = Metrics::default();
+        m.record(Method::Authorize, Answer::Allow, Duration::from_micros(7));
+        m.record(Method::Authorize, Answer::Allow, Duration::from_micros(300));
+        m.record(Method::Authorize, Answer::Allow, Duration::from_secs(5));
+        let text = m.render(&Fixed(true));
+        let line = |needle: &str| {
+            text.lines()
+                .find(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle} missing in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let allow = "iamlet_request_duration_seconds_bucket{method=\"Authorize\",result=\"allow\"";
+        assert_eq!(line(&format!("{allow},le=\"0.000005\"}}")), "0");
+        assert_eq!(line(&format!("{allow},le=\"0.00001\"}}")), "1");
+        assert_eq!(line(&format!("{allow},le=\"0.0005\"}}")), "2");
+        assert_eq!(line(&format!("{allow},le=\"1\"}}")), "2");
+        assert_eq!(line(&format!("{allow},le=\"+Inf\"}}")), "3");
+        assert_eq!(
+            line("iamlet_request_duration_seconds_count{method=\"Authorize\",result=\"allow\"}"),
+            "3"
+        );
+        assert_eq!(
+            line("iamlet_request_duration_seconds_sum{method=\"Authorize\",result=\"allow\"}"),
+            "5.000307"
+        );
+        // Every sample line is `name{labels} value` or `name value`, and every family has
+        // HELP and TYPE lines.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{l}");
+            let name = series.split('{').next().unwrap();
+            let family = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {family} ")), "{l}");
+        }
+        assert!(text.contains("iamlet_test_gauge 1"));
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[tokio::test]
+    async fn probes_answer_healthz_readyz_and_metrics() {
+        async fn get(addr: SocketAddr, path: &str) -> String {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+        for (ready, expected) in [(true, "200 OK"), (false, "503")] {
+            let listener = bind_probes("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(serve_probes(listener, Arc::new(Fixed(ready)), async {
+                let _ = stopped.await;
+            }));
+            assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200 OK"));
+            assert!(get(addr, "/readyz").await.contains(expected));
+            let metrics = get(addr, "/metrics").await;
+            assert!(metrics.contains("text/plain; version=0.0.4"));
+            assert!(metrics.contains(
+                "iamlet_request_duration_seconds_count{method=\"Authorize\",result=\"allow\"} 1"
+            ));
+            assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+            let _ = stop.send(());
+            server.await.unwrap();
+        }
+    }
+}
