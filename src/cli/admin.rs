@@ -159,6 +159,10 @@ pub(crate) fn parse_parameters(
         };
         let value = match values.as_slice() {
             [] => Value::Bool(!negated),
+            // A list parameter given one plain value is a list of one, as with the AWS CLI.
+            [one] if is_list_parameter(&name) && !one.trim_start().starts_with('[') => {
+                Value::Array(vec![single_value(&name, one)?])
+            }
             [one] => single_value(&name, one)?,
             many => Value::Array(
                 many.iter()
@@ -169,6 +173,11 @@ pub(crate) fn parse_parameters(
         params.insert(name, value);
     }
     Ok((tenant, params))
+}
+
+/// Parameters whose AWS shape is a list of strings.
+fn is_list_parameter(name: &str) -> bool {
+    name.ends_with("List") || matches!(name, "TagKeys" | "PolicyArns")
 }
 
 fn single_value(name: &str, raw: &str) -> Result<Value, AdminCliError> {
@@ -427,6 +436,17 @@ mod tests {
         assert_eq!(params["UserName"], "alice");
         assert_eq!(params["Tags"][0]["Key"], "team");
         assert_eq!(params["ClientIDList"], serde_json::json!(["a", "b"]));
+        let one: Vec<String> = ["--client-id-list", "sts.amazonaws.com", "--tag-keys", "team"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let (_, single) = parse_parameters(&one).unwrap();
+        assert_eq!(
+            single["ClientIDList"],
+            serde_json::json!(["sts.amazonaws.com"]),
+            "one value of a list parameter is a list of one"
+        );
+        assert_eq!(single["TagKeys"], serde_json::json!(["team"]));
         assert_eq!(params["SetAsDefault"], true);
         assert_eq!(params["PasswordResetRequired"], false);
         assert_eq!(params["PolicyDocument"], r#"{"Version":"2012-10-17"}"#);
