@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod client;
+mod config;
 mod serve;
 mod up;
 
@@ -22,11 +23,11 @@ use crate::simulate::Vector;
 #[command(name = "iamlet", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Run a control plane and a sidecar on loopback with a demo tenant, and print how to
     /// call them.
     Up(up::UpArgs),
@@ -56,7 +57,7 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Validate policy documents with IAM's rules; exit status 1 if any is invalid.
     Validate {
         /// The kind of policy: identity, resource, trust, boundary, session, scp, rcp or
@@ -83,12 +84,15 @@ fn parse_kind(text: &str) -> Result<PolicyKind, String> {
 
 /// Parses the process arguments and runs the subcommand.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(e.report()),
+    };
     let stdout = io::stdout();
     let stderr = io::stderr();
     let result = match cli.command {
-        Command::ControlPlane(args) => return exit_on(serve::run_control_plane(args), 1),
-        Command::Sidecar(args) => return exit_on(serve::run_sidecar(args), 1),
+        Command::ControlPlane(args) => return serve_exit(serve::run_control_plane(args)),
+        Command::Sidecar(args) => return serve_exit(serve::run_sidecar(args)),
         Command::Admin(args) => {
             return match admin::run_admin(args, &mut stdout.lock()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +157,21 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = writeln!(stderr.lock(), "iamlet: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Exit status 0; 64 for invalid configuration; 1 for a failure while serving.
+fn serve_exit(result: Result<(), serve::ServeError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(io::stderr().lock(), "iamlet: {e}");
+            ExitCode::from(if e.is_configuration() {
+                config::EXIT_CONFIG
+            } else {
+                1
+            })
         }
     }
 }

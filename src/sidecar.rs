@@ -187,15 +187,35 @@ fn grpc_health_and_reflection(
     ),
     SidecarError,
 > {
-    let reflection = || {
+    let (reflection, reflection_alpha) = reflection_services()?;
+    Ok((
+        HealthServer::new(HealthService::from_health_reporter(handle.health.clone())),
+        reflection,
+        reflection_alpha,
+    ))
+}
+
+/// Server reflection, v1 and v1alpha (grpcurl speaks the latter), over every iamlet proto and
+/// `grpc.health.v1`.
+fn reflection_services() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    SidecarError,
+> {
+    let builder = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     Ok((
-        HealthServer::new(HealthService::from_health_reporter(handle.health.clone())),
-        reflection().build_v1().map_err(SidecarError::Reflection)?,
-        reflection()
+        builder().build_v1().map_err(SidecarError::Reflection)?,
+        builder()
             .build_v1alpha()
             .map_err(SidecarError::Reflection)?,
     ))
@@ -211,6 +231,25 @@ pub async fn serve_sidecar_health(
     let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
     tonic::transport::Server::builder()
         .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves `grpc.health.v1` (as `reporter` says) and server reflection on `listener`: the
+/// control plane's health port.
+pub async fn serve_health_only(
+    reporter: HealthReporter,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SidecarError> {
+    let (reflection, reflection_alpha) = reflection_services()?;
+    tonic::transport::Server::builder()
+        .add_service(HealthServer::new(HealthService::from_health_reporter(
+            reporter,
+        )))
         .add_service(reflection)
         .add_service(reflection_alpha)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

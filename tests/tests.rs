@@ -13,6 +13,8 @@ mod corpus;
 mod cli;
 // The control plane, the snapshot stream and sidecars over real gRPC on loopback.
 mod distribution;
+// Health, readiness, metrics, reflection, draining and the staleness policy.
+mod operations;
 // A deliberately simple second evaluator, and property tests comparing it with the engine.
 mod reference;
 // The sidecar's Authorizer and STS with real credentials over gRPC: keys, sessions, revocation.

@@ -436,10 +436,15 @@ mod tests {
         assert_eq!(params["UserName"], "alice");
         assert_eq!(params["Tags"][0]["Key"], "team");
         assert_eq!(params["ClientIDList"], serde_json::json!(["a", "b"]));
-        let one: Vec<String> = ["--client-id-list", "sts.amazonaws.com", "--tag-keys", "team"]
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let one: Vec<String> = [
+            "--client-id-list",
+            "sts.amazonaws.com",
+            "--tag-keys",
+            "team",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
         let (_, single) = parse_parameters(&one).unwrap();
         assert_eq!(
             single["ClientIDList"],

@@ -33,6 +33,16 @@ pub(crate) struct ControlPlaneArgs {
     /// Raise the store's epoch (after restoring the database from a backup).
     #[arg(long)]
     epoch: Option<u64>,
+    /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
+    #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
+    health_listen: Option<SocketAddr>,
+    /// The metrics port: HTTP `/healthz`, `/readyz` and `/metrics` (Prometheus).
+    #[arg(long, env = "IAMLET_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
+    /// override it.
+    #[arg(long, env = "IAMLET_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// `iamlet sidecar`.
@@ -85,6 +95,10 @@ pub(crate) struct SidecarArgs {
     /// Tenants whose decisions go on past `--max-serve-stale` (each one counted), comma-separated.
     #[arg(long, env = "IAMLET_FAIL_OPEN_TENANTS", value_delimiter = ',')]
     fail_open_tenants: Vec<String>,
+    /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
+    /// override it.
+    #[arg(long, env = "IAMLET_CONFIG")]
+    config: Option<PathBuf>,
     /// How long a stopping sidecar reports not ready before it stops accepting calls, so that
     /// traffic moves away first.
     #[arg(long, env = "IAMLET_DRAIN_DELAY", default_value = "2s", value_parser = parse_duration)]
@@ -140,6 +154,14 @@ pub(crate) enum ServeError {
     Config(String),
 }
 
+impl ServeError {
+    /// True for errors in the configuration (exit status 64), as opposed to failures while
+    /// starting or serving.
+    pub(crate) fn is_configuration(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::Tenants(_))
+    }
+}
+
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -190,21 +212,109 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             args.listen,
             args.data_dir.display()
         ));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_control_plane(
-            control_plane,
-            listener,
-            DEFAULT_HEARTBEAT,
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let health_listener = match args.health_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics_listener = match args.metrics_listen {
+            Some(addr) => Some(
+                observe::bind_probes(addr)
+                    .await
+                    .map_err(|source| ServeError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (health, _) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let probes = Arc::new(ControlPlaneProbes {
+            control_plane: Arc::clone(&control_plane),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            metrics: observe::Metrics::default(),
+        });
+        let mut servers = vec![tokio::spawn({
+            let stopped = until_stopped(stopped.clone());
+            let cp = Arc::clone(&control_plane);
+            async move {
+                if let Err(e) = serve_control_plane(cp, listener, DEFAULT_HEARTBEAT, stopped).await
+                {
+                    say(&format!("iamlet control plane: {e}"));
+                }
+            }
+        })];
+        if let Some(listener) = health_listener {
+            let stopped = until_stopped(stopped.clone());
+            let health = health.clone();
+            servers.push(tokio::spawn(async move {
+                if let Err(e) = crate::sidecar::serve_health_only(health, listener, stopped).await {
+                    say(&format!("iamlet control plane: health port: {e}"));
+                }
+            }));
+        }
+        if let Some(listener) = metrics_listener {
+            let stopped = until_stopped(stopped.clone());
+            let probes: Arc<dyn observe::Probes> = probes.clone();
+            servers.push(tokio::spawn(observe::serve_probes(
+                listener, probes, stopped,
+            )));
+        }
         stop_signal().await;
         say("iamlet control plane: stopping");
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(DRAIN, server).await;
+        probes
+            .ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(DRAIN, async {
+            for server in servers {
+                let _ = server.await;
+            }
+        })
+        .await;
         Ok(())
     })
+}
+
+/// `/healthz`, `/readyz` and `/metrics` for a control plane.
+struct ControlPlaneProbes {
+    control_plane: Arc<ControlPlane>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    metrics: observe::Metrics,
+}
+
+impl observe::Probes for ControlPlaneProbes {
+    fn ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render(self)
+    }
+}
+
+impl observe::Gauges for ControlPlaneProbes {
+    fn render(&self, out: &mut String) {
+        let tenants = self.control_plane.list_tenants();
+        observe::gauge(
+            out,
+            "iamlet_control_plane_tenants",
+            "Tenants in the store.",
+            &[(String::new(), tenants.len() as f64)],
+        );
+        observe::gauge(
+            out,
+            "iamlet_control_plane_epoch",
+            "The store's epoch.",
+            &[(String::new(), self.control_plane.epoch() as f64)],
+        );
+    }
 }
 
 pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {

@@ -607,3 +607,85 @@ fn credential_key(snapshot: &TenantSnapshot, access_key_id: &str) -> Box<[u8]> {
     key.extend_from_slice(access_key_id.as_bytes());
     key.into_boxed_slice()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(stale_for: Duration, policy: StalenessPolicy) -> (Api, Timestamp) {
+        let now = Timestamp::now();
+        let api = Api::new(
+            Arc::new(SnapshotStore::new()),
+            &CacheConfig::default(),
+            DecisionLog::off(),
+        )
+        .with_freshness(Freshness {
+            // Never contacted: staleness counts from the start, set `stale_for` ago.
+            sync: Arc::new(SyncState::default()),
+            readiness: Readiness::Tenants(vec!["111122223333".into()]),
+            policy,
+            started_ms: now.epoch_millis() - millis(stale_for),
+        });
+        (api, now)
+    }
+
+    #[test]
+    fn issuing_is_stricter_than_deciding_and_caps_the_expiry() {
+        let policy = StalenessPolicy {
+            max_serve_stale: Duration::from_secs(3600),
+            max_issue_stale: Duration::from_secs(600),
+            fail_open_tenants: vec!["444455556666".into()],
+        };
+        let (fresh, now) = api(Duration::from_secs(60), policy.clone());
+        fresh.check_decide("111122223333", now).unwrap();
+        let cap = fresh.check_issue("111122223333", now).unwrap().unwrap();
+        assert_eq!(
+            cap,
+            now.epoch_seconds() + 3600 - 60,
+            "what the serve bound leaves"
+        );
+
+        let (stale, now) = api(Duration::from_secs(900), policy.clone());
+        stale.check_decide("111122223333", now).unwrap();
+        let refused = stale.check_issue("111122223333", now).unwrap_err();
+        assert_eq!(refused.code(), "StalePolicy");
+        assert_eq!(refused.grpc_code(), tonic::Code::Unavailable);
+
+        let (expired, now) = api(Duration::from_secs(4000), policy);
+        assert_eq!(
+            expired
+                .check_decide("111122223333", now)
+                .unwrap_err()
+                .code(),
+            "StalePolicy"
+        );
+        expired.check_decide("444455556666", now).unwrap();
+        assert_eq!(
+            expired
+                .metrics()
+                .stale_fail_open
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            expired
+                .metrics()
+                .stale_refusals
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[test]
+    fn a_required_tenant_not_loaded_is_unavailable_and_an_unknown_one_not_found() {
+        let (api, _) = api(Duration::ZERO, StalenessPolicy::default());
+        assert_eq!(
+            api.load("111122223333").unwrap_err().grpc_code(),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(
+            api.load("999999999999").unwrap_err().grpc_code(),
+            tonic::Code::NotFound
+        );
+    }
+}
