@@ -126,14 +126,31 @@ async fn start(name: &str, readiness: Readiness, staleness: StalenessPolicy) -> 
 }
 
 impl Running {
-    fn call(&self, tenant: &str, action: &str, params: &serde_json::Value) {
+    fn call(
+        &self,
+        tenant: &str,
+        action: &str,
+        params: &serde_json::Value,
+    ) -> iamlet::snapshot::SnapshotVersion {
         self.control_plane
             .call(tenant, "test", action, params)
-            .unwrap();
+            .unwrap()
+            .1
     }
 
-    /// A tenant with alice, allowed s3:GetObject on reports.
-    fn tenant(&self, account: &str) {
+    /// Waits until the sidecar serves `tenant` at `version` or later.
+    async fn synced(&self, tenant: &str, version: iamlet::snapshot::SnapshotVersion) {
+        eventually("the sidecar to apply the change", || {
+            self.handle
+                .store
+                .version(tenant)
+                .is_some_and(|v| v >= version)
+        })
+        .await;
+    }
+
+    /// A tenant with alice, allowed s3:GetObject on reports; returns its version.
+    fn tenant(&self, account: &str) -> iamlet::snapshot::SnapshotVersion {
         self.control_plane
             .create_tenant(account, None, "test")
             .unwrap();
@@ -143,7 +160,7 @@ impl Running {
             "PutUserPolicy",
             &json!({"UserName": "alice", "PolicyName": "p", "PolicyDocument":
                 r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::reports/*"}]}"#}),
-        );
+        )
     }
 
     async fn health_status(&self, addr: SocketAddr, service: &str) -> ServingStatus {
@@ -246,7 +263,8 @@ async fn readiness_follows_the_required_tenants_and_draining() {
     let early = r.authorize(A).await.unwrap_err();
     assert_eq!(early.code(), tonic::Code::Unavailable, "{early:?}");
 
-    r.tenant(A);
+    let version = r.tenant(A);
+    r.synced(A, version).await;
     wait_health(&r, r.health, ServingStatus::Serving).await;
     assert_eq!(r.health_status(r.local, "").await, ServingStatus::Serving);
     assert_eq!(r.http("/readyz").await.0, 200);
@@ -277,8 +295,8 @@ async fn metrics_are_valid_exposition_with_the_listed_series() {
         StalenessPolicy::default(),
     )
     .await;
-    r.tenant(A);
-    eventually("ready", || r.handle.is_ready()).await;
+    let version = r.tenant(A);
+    r.synced(A, version).await;
     for _ in 0..3 {
         r.authorize(A).await.unwrap();
     }
@@ -393,9 +411,9 @@ async fn stale_snapshots_serve_until_the_bound_then_fail_closed_but_for_fail_ope
         },
     )
     .await;
-    r.tenant(A);
-    r.tenant(B);
-    eventually("ready", || r.handle.is_ready()).await;
+    let (a, b) = (r.tenant(A), r.tenant(B));
+    r.synced(A, a).await;
+    r.synced(B, b).await;
     assert!(r.authorize(A).await.is_ok());
 
     r.kill_control_plane();
