@@ -110,6 +110,14 @@ pub enum SidecarError {
     /// The server failed.
     #[error("the local server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The Unix domain socket could not be bound.
+    #[error("cannot listen on {}: {source}", path.display())]
+    Uds {
+        /// The socket's path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The reflection service could not be built from the descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(tonic_reflection::server::Error),
@@ -467,10 +475,19 @@ pub async fn serve_sidecar(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError> {
+    local_api(handle)?
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// The local API's services: Authorizer, SecurityTokenService, SidecarStatus, health and
+/// reflection.
+fn local_api(handle: SidecarHandle) -> Result<tonic::transport::server::Router, SidecarError> {
     let authorizer = AuthorizerService::new(Arc::clone(&handle.api));
     let sts = StsService::new(Arc::clone(&handle.api));
     let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
-    tonic::transport::Server::builder()
+    Ok(tonic::transport::Server::builder()
         .add_service(authorizer.into_server())
         .add_service(sts.into_server())
         .add_service(health)
@@ -478,10 +495,49 @@ pub async fn serve_sidecar(
         .add_service(reflection_alpha)
         .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
             StatusService { handle },
-        ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        )))
+}
+
+/// Serves the local API on a Unix domain socket until `shutdown` completes.
+#[cfg(unix)]
+pub async fn serve_sidecar_uds(
+    handle: SidecarHandle,
+    listener: tokio::net::UnixListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SidecarError> {
+    local_api(handle)?
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        )
         .await?;
     Ok(())
+}
+
+/// Binds a Unix domain socket at `path`, readable and writable by this user only (0600). A
+/// socket left by a previous run is replaced; any other file at `path` is an error, never
+/// removed.
+#[cfg(unix)]
+pub fn bind_uds(path: &std::path::Path) -> Result<tokio::net::UnixListener, SidecarError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let failed = |source| SidecarError::Uds {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(failed)?,
+        Ok(_) => {
+            return Err(failed(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(failed)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+    Ok(listener)
 }
 
 /// Binds `addr`.

@@ -276,3 +276,77 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
     assert_eq!(status.code(), Some(0));
     assert!(!dir.exists(), "the temporary data directory is removed");
 }
+
+/// Invalid configuration never starts a half-configured process: exit status 64 and a message
+/// that names the problem.
+#[test]
+fn invalid_sidecar_configuration_exits_64() {
+    let out = iamlet(&["sidecar", "--max-serve-stale", "soon"], None);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("soon"));
+    let config = temp_file("bad-config.yaml", "max-stale: 1h\n");
+    let out = iamlet(&["sidecar", "--config", config.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `max-stale`"));
+    let out = iamlet(
+        &[
+            "sidecar",
+            "--max-serve-stale",
+            "1m",
+            "--max-issue-stale",
+            "1h",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-issue-stale"));
+    let out = iamlet(&["sidecar", "--tenants", "12"], None);
+    assert_eq!(out.status.code(), Some(64));
+}
+
+/// SIGTERM: the sidecar reports not ready, drains, and exits 0 even with its control plane
+/// unreachable and a stream retrying.
+#[test]
+fn a_sidecar_stops_cleanly_on_sigterm() {
+    let state = std::env::temp_dir().join(format!("iamlet-cli-sigterm-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args([
+            "sidecar",
+            "--control-plane",
+            "http://127.0.0.1:9",
+            "--tenants",
+            "111122223333",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--drain-delay",
+            "100ms",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the sidecar did not exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stderr = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("draining"), "{stderr}");
+}

@@ -462,3 +462,26 @@ async fn stale_snapshots_serve_until_the_bound_then_fail_closed_but_for_fail_ope
     );
     assert!(metrics.contains("iamlet_control_plane_connected 0"));
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unix_socket_is_private_and_replaces_only_a_stale_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("uds");
+    let path = dir.join("iamlet.sock");
+    let first = iamlet::sidecar::bind_uds(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    drop(first);
+    // The socket file of a previous run is still there: it is replaced.
+    assert!(path.exists());
+    let second = iamlet::sidecar::bind_uds(&path).unwrap();
+    assert!(tokio::net::UnixStream::connect(&path).await.is_ok());
+    drop(second);
+    // Anything else at that path is left alone.
+    let file = dir.join("not-a-socket");
+    std::fs::write(&file, "data").unwrap();
+    let err = iamlet::sidecar::bind_uds(&file).unwrap_err();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
+}

@@ -79,6 +79,9 @@ pub(crate) struct SidecarArgs {
     /// How long a cached decision may be served, in seconds.
     #[arg(long, env = "IAMLET_DECISION_CACHE_TTL", default_value_t = 60)]
     decision_cache_ttl: u64,
+    /// The local API on a Unix domain socket too (created 0600; a stale socket is replaced).
+    #[arg(long, env = "IAMLET_UDS")]
+    uds: Option<PathBuf>,
     /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
     #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
@@ -395,6 +398,11 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             ),
             None => None,
         };
+        #[cfg(unix)]
+        let uds_listener = match &args.uds {
+            Some(path) => Some(crate::sidecar::bind_uds(path)?),
+            None => None,
+        };
         say(&format!(
             "iamlet sidecar: following {}, serving {} tenant(s) from {}, local API on {}{}{}",
             args.control_plane,
@@ -427,6 +435,16 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             servers.push(tokio::spawn(async move {
                 if let Err(e) = serve_sidecar_health(handle, listener, stopped).await {
                     say(&format!("iamlet sidecar: health port: {e}"));
+                }
+            }));
+        }
+        #[cfg(unix)]
+        if let Some(listener) = uds_listener {
+            let handle = handle.clone();
+            let stopped = until_stopped(stopped.clone());
+            servers.push(tokio::spawn(async move {
+                if let Err(e) = crate::sidecar::serve_sidecar_uds(handle, listener, stopped).await {
+                    say(&format!("iamlet sidecar: unix socket: {e}"));
                 }
             }));
         }
