@@ -15,8 +15,8 @@ pub use declare::{
 };
 pub use dispatch::{dispatch, Dispatched};
 pub use grpc::{
-    aws_error_code, serve_control_plane, status, AdminService, SyncService, DEFAULT_HEARTBEAT,
-    MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
+    aws_error_code, serve_control_plane, serve_control_plane_with, status, AdminService,
+    ServeOptions, SyncService, DEFAULT_HEARTBEAT, MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
 };
 pub use store::{ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore};
 

@@ -54,6 +54,8 @@ pub struct SidecarConfig {
     pub decision_log: Arc<DecisionLog>,
     /// How long stale snapshots may be used.
     pub staleness: StalenessPolicy,
+    /// TLS to the control plane.
+    pub tls: Option<crate::tls::ClientTlsFiles>,
 }
 
 impl Default for SidecarConfig {
@@ -69,6 +71,7 @@ impl Default for SidecarConfig {
             caches: CacheConfig::default(),
             decision_log: DecisionLog::off(),
             staleness: StalenessPolicy::default(),
+            tls: None,
         }
     }
 }
@@ -421,6 +424,7 @@ pub fn spawn_sidecar(
             subscribe,
             sidecar_id: config.sidecar_id.clone(),
             backoff: config.backoff,
+            tls: config.tls.clone(),
         },
         Arc::clone(&state),
         shutdown,

@@ -15,6 +15,8 @@ mod cli;
 mod distribution;
 // Health, readiness, metrics, reflection, draining and the staleness policy.
 mod operations;
+// Mutual TLS between sidecars and the control plane, with a test PKI made in the test.
+mod tls;
 // A deliberately simple second evaluator, and property tests comparing it with the engine.
 mod reference;
 // The sidecar's Authorizer and STS with real credentials over gRPC: keys, sessions, revocation.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::control_plane::{serve_control_plane, ControlPlane, SqliteStore, DEFAULT_HEARTBEAT};
+use crate::control_plane::{
+    serve_control_plane_with, ControlPlane, ServeOptions, SqliteStore, DEFAULT_HEARTBEAT,
+};
 use crate::directory::IdGenerator;
 use crate::observe;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig};
@@ -39,6 +41,19 @@ pub(crate) struct ControlPlaneArgs {
     /// The metrics port: HTTP `/healthz`, `/readyz` and `/metrics` (Prometheus).
     #[arg(long, env = "IAMLET_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve TLS with this certificate chain (PEM), with `--tls-key`.
+    #[arg(long, env = "IAMLET_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "IAMLET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (mutual TLS).
+    #[arg(long, env = "IAMLET_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// A YAML mapping of client identities (DNS names their certificates are valid for) to
+    /// the tenants they may subscribe to (`"*"` for all).
+    #[arg(long, env = "IAMLET_TENANT_ACCESS", requires = "tls_client_ca")]
+    tenant_access: Option<PathBuf>,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
@@ -79,6 +94,18 @@ pub(crate) struct SidecarArgs {
     /// How long a cached decision may be served, in seconds.
     #[arg(long, env = "IAMLET_DECISION_CACHE_TTL", default_value_t = 60)]
     decision_cache_ttl: u64,
+    /// Connect to the control plane with TLS, trusting only this CA (PEM).
+    #[arg(long, env = "IAMLET_CONTROL_PLANE_CA")]
+    control_plane_ca: Option<PathBuf>,
+    /// The name the control plane's certificate must be valid for (default: the URL's host).
+    #[arg(long, env = "IAMLET_CONTROL_PLANE_NAME", requires = "control_plane_ca")]
+    control_plane_name: Option<String>,
+    /// This sidecar's certificate (PEM), for mutual TLS, with `--tls-key`.
+    #[arg(long, env = "IAMLET_TLS_CERT", requires_all = ["tls_key", "control_plane_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "IAMLET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The local API on a Unix domain socket too (created 0600; a stale socket is replaced).
     #[arg(long, env = "IAMLET_UDS")]
     uds: Option<PathBuf>,
@@ -195,6 +222,27 @@ pub(super) fn say(message: &str) {
 }
 
 pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError> {
+    let options = ServeOptions {
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                crate::tls::ServerTlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: args.tls_client_ca.clone(),
+                }
+                .load()
+                .map_err(|e| ServeError::Config(e.to_string()))?,
+            ),
+            _ => None,
+        },
+        access: match &args.tenant_access {
+            Some(path) => Some(Arc::new(
+                crate::tls::TenantAccess::load(path)
+                    .map_err(|e| ServeError::Config(e.to_string()))?,
+            )),
+            None => None,
+        },
+    };
     std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
         path: args.data_dir.clone(),
         source,
@@ -244,7 +292,9 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             let stopped = until_stopped(stopped.clone());
             let cp = Arc::clone(&control_plane);
             async move {
-                if let Err(e) = serve_control_plane(cp, listener, DEFAULT_HEARTBEAT, stopped).await
+                if let Err(e) =
+                    serve_control_plane_with(cp, listener, DEFAULT_HEARTBEAT, options, stopped)
+                        .await
                 {
                     say(&format!("iamlet control plane: {e}"));
                 }
@@ -363,6 +413,21 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
                 .into(),
         ));
     }
+    let tls = match &args.control_plane_ca {
+        Some(ca) => {
+            let files = crate::tls::ClientTlsFiles {
+                ca: ca.clone(),
+                server_name: args.control_plane_name.clone(),
+                identity: args.tls_cert.clone().zip(args.tls_key.clone()),
+            };
+            // Read once now, so that a bad file stops the process before it starts.
+            files
+                .load(&args.control_plane)
+                .map_err(|e| ServeError::Config(e.to_string()))?;
+            Some(files)
+        }
+        None => None,
+    };
     let staleness = StalenessPolicy {
         max_serve_stale: args.max_serve_stale,
         max_issue_stale: args.max_issue_stale,
@@ -380,6 +445,7 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             caches,
             decision_log,
             staleness,
+            tls,
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);

@@ -18,6 +18,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
 use crate::sync::sha256_hex;
+use crate::tls::TenantAccess;
 
 use super::core::ControlPlane;
 use super::AdminError;
@@ -43,6 +44,7 @@ pub struct AdminService {
 pub struct SyncService {
     control_plane: Arc<ControlPlane>,
     heartbeat: Duration,
+    access: Option<Arc<TenantAccess>>,
 }
 
 /// The one place admin errors become gRPC statuses. The AWS error code travels as the
@@ -254,7 +256,15 @@ impl SyncService {
         Self {
             control_plane,
             heartbeat: DEFAULT_HEARTBEAT,
+            access: None,
         }
+    }
+
+    /// Limits each client certificate to the tenants `access` lists for it.
+    #[must_use]
+    pub fn with_access(mut self, access: Option<Arc<TenantAccess>>) -> Self {
+        self.access = access;
+        self
     }
 
     /// Sends heartbeats after `heartbeat` of quiet.
@@ -281,6 +291,12 @@ impl pb::sync_server::Sync for SyncService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        // Which tenants this client's certificate may see: decided before anything is read.
+        let allowed = self.access.as_ref().and_then(|access| {
+            let certs = request.peer_certs();
+            let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+            access.allowed(leaf)
+        });
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -295,9 +311,26 @@ impl pb::sync_server::Sync for SyncService {
             nacks: _,
         } = first;
         let all = subscribe.iter().any(|t| t == "*");
-        let subscription = Subscription {
-            tenants: if all { None } else { Some(subscribe) },
+        let tenants = match (all, allowed) {
+            (true, None) => None,
+            (false, None) => Some(subscribe),
+            (true, Some(allowed)) if allowed.is_empty() => {
+                return Err(Status::permission_denied(
+                    "this client's certificate may not subscribe to any tenant",
+                ))
+            }
+            // `*` for a limited identity means every tenant it may see.
+            (true, Some(allowed)) => Some(allowed.into_iter().collect()),
+            (false, Some(allowed)) => {
+                if let Some(denied) = subscribe.iter().find(|t| !allowed.contains(*t)) {
+                    return Err(Status::permission_denied(format!(
+                        "this client's certificate may not subscribe to tenant `{denied}`"
+                    )));
+                }
+                Some(subscribe)
+            }
         };
+        let subscription = Subscription { tenants };
         let known: HashMap<String, SnapshotVersion> = initial_versions
             .into_iter()
             .filter_map(|tv| {
@@ -486,11 +519,43 @@ pub async fn serve_control_plane(
     heartbeat: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    serve_control_plane_with(
+        control_plane,
+        listener,
+        heartbeat,
+        ServeOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// How the control plane's API is served beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// TLS, and with a client CA, mutual TLS.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// The tenants each client certificate may subscribe to.
+    pub access: Option<Arc<TenantAccess>>,
+}
+
+/// [`serve_control_plane`] with TLS and per-identity tenant limits.
+pub async fn serve_control_plane_with(
+    control_plane: Arc<ControlPlane>,
+    listener: tokio::net::TcpListener,
+    heartbeat: Duration,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .add_service(AdminService::new(Arc::clone(&control_plane)).into_server())
         .add_service(
             SyncService::new(control_plane)
                 .with_heartbeat(heartbeat)
+                .with_access(options.access)
                 .into_server(),
         )
         .serve_with_incoming_shutdown(

@@ -27,6 +27,8 @@ pub struct SyncConfig {
     pub sidecar_id: String,
     /// Reconnect backoff.
     pub backoff: Backoff,
+    /// TLS to the control plane (files re-read at every connection).
+    pub tls: Option<crate::tls::ClientTlsFiles>,
 }
 
 /// Exponential backoff with jitter, as gRPC's connection-backoff spec: each delay is the
@@ -126,6 +128,22 @@ fn unit_draw() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// An error and its causes, `a: b: c`: tonic's transport errors say "transport error" and keep
+/// the reason (a refused certificate, a closed port) in their sources.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Why one stream ended.
 #[derive(Debug, thiserror::Error)]
 enum StreamError {
@@ -135,6 +153,8 @@ enum StreamError {
     Status(#[from] tonic::Status),
     #[error("the stream closed")]
     Closed,
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Runs the stream until `shutdown` turns true: the sidecar's only task that talks to the
@@ -160,7 +180,7 @@ pub async fn run_sync(
             // A stream that delivered something resets the backoff (gRFC A57).
             Ok(true) => attempt = 0,
             Ok(false) => {}
-            Err(error) => report(&format!("control plane stream: {error}")),
+            Err(error) => report(&format!("control plane stream: {}", with_causes(&error))),
         }
         let delay = config.backoff.delay(attempt, unit_draw());
         attempt = attempt.saturating_add(1);
@@ -178,8 +198,11 @@ async fn stream_once(
     config: &SyncConfig,
     state: &SyncState,
 ) -> Result<bool, StreamError> {
-    let mut client = pb::sync_client::SyncClient::connect(config.endpoint.clone())
-        .await?
+    let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())?;
+    if let Some(tls) = &config.tls {
+        endpoint = endpoint.tls_config(tls.load(&config.endpoint)?)?;
+    }
+    let mut client = pb::sync_client::SyncClient::new(endpoint.connect().await?)
         .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
     let (tx, rx) = mpsc::channel(4);
     let initial_versions = applier

@@ -1,0 +1,268 @@
+//! Mutual TLS between sidecars and the control plane, with a test PKI made here: accepted,
+//! each bad certificate refused, per-identity tenant limits, and a refused sidecar still
+//! serving its last good snapshot.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iamlet::control_plane::{serve_control_plane_with, ControlPlane, ServeOptions, SqliteStore};
+use iamlet::directory::IdGenerator;
+use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
+use iamlet::sync::{Backoff, Readiness};
+use iamlet::tls::{ClientTlsFiles, ServerTlsFiles, TenantAccess};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tokio::net::TcpListener;
+
+const A: &str = "111122223333";
+const B: &str = "444455556666";
+
+struct Pki {
+    dir: PathBuf,
+}
+
+struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("iamlet-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn authority(&self, name: &str) -> (Authority, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let path = self.write(&format!("{name}.crt"), &cert.pem());
+        (
+            Authority {
+                issuer: Issuer::new(params, key),
+                pem: cert.pem(),
+            },
+            path,
+        )
+    }
+
+    /// A certificate for `names`, issued by `ca`; `expired` sets its validity in the past.
+    fn leaf(
+        &self,
+        ca: &Authority,
+        file: &str,
+        names: &[&str],
+        expired: bool,
+    ) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        let _ = &ca.pem;
+        (
+            self.write(&format!("{file}.crt"), &cert.pem()),
+            self.write(&format!("{file}.key"), &key.serialize_pem()),
+        )
+    }
+}
+
+async fn control_plane(
+    pki: &Pki,
+    tls: ServerTlsFiles,
+    access: Option<&str>,
+) -> (Arc<ControlPlane>, std::net::SocketAddr) {
+    let store = SqliteStore::open(&pki.dir.join("iamlet.db"), None).unwrap();
+    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    for tenant in [A, B] {
+        cp.create_tenant(tenant, None, "test").unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = ServeOptions {
+        tls: Some(tls.load().unwrap()),
+        access: access.map(|text| Arc::new(TenantAccess::parse(text).unwrap())),
+    };
+    tokio::spawn(serve_control_plane_with(
+        Arc::clone(&cp),
+        listener,
+        Duration::from_millis(100),
+        options,
+        std::future::pending(),
+    ));
+    (cp, addr)
+}
+
+fn sidecar(
+    addr: std::net::SocketAddr,
+    state: &Path,
+    tenants: &[&str],
+    tls: ClientTlsFiles,
+) -> SidecarHandle {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    std::mem::forget(stop);
+    spawn_sidecar(
+        &SidecarConfig {
+            control_plane: format!("https://localhost:{}", addr.port()),
+            readiness: Readiness::Tenants(tenants.iter().map(|t| (*t).to_owned()).collect()),
+            state_dir: state.to_owned(),
+            sidecar_id: "tls-test".into(),
+            backoff: Backoff {
+                initial: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                multiplier: 1.5,
+                jitter: 0.1,
+            },
+            tls: Some(tls),
+            ..SidecarConfig::default()
+        },
+        shutdown,
+    )
+    .0
+}
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A refused sidecar never gets a stream: after a generous wait it is not connected.
+async fn refused(handle: &SidecarHandle) {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!handle.sync.connected(), "the stream must be refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_accepts_the_right_certificates_and_refuses_each_wrong_one() {
+    let pki = Pki::new("mtls");
+    let (ca, ca_path) = pki.authority("good");
+    let (other_ca, other_ca_path) = pki.authority("other");
+    let (server_cert, server_key) = pki.leaf(&ca, "server", &["localhost", "127.0.0.1"], false);
+    let (a_cert, a_key) = pki.leaf(&ca, "sidecar-a", &["sidecar-a.iamlet.test"], false);
+    let (b_cert, b_key) = pki.leaf(&ca, "sidecar-b", &["sidecar-b.iamlet.test"], false);
+    let (old_cert, old_key) = pki.leaf(&ca, "expired", &["sidecar-a.iamlet.test"], true);
+    let (rogue_cert, rogue_key) = pki.leaf(&other_ca, "rogue", &["sidecar-a.iamlet.test"], false);
+    let (cp, addr) = control_plane(
+        &pki,
+        ServerTlsFiles {
+            cert: server_cert,
+            key: server_key,
+            client_ca: Some(ca_path.clone()),
+        },
+        Some("sidecar-a.iamlet.test: ['111122223333']\nsidecar-b.iamlet.test: ['444455556666']\n"),
+    )
+    .await;
+    let client =
+        |identity: Option<(&PathBuf, &PathBuf)>, ca: &PathBuf, name: Option<&str>| ClientTlsFiles {
+            ca: ca.clone(),
+            server_name: name.map(str::to_owned),
+            identity: identity.map(|(c, k)| (c.clone(), k.clone())),
+        };
+
+    // Accepted: the right CA, name and client certificate, for a tenant it may see.
+    let good_state = pki.dir.join("good");
+    let good = sidecar(
+        addr,
+        &good_state,
+        &[A],
+        client(Some((&a_cert, &a_key)), &ca_path, None),
+    );
+    eventually("the mTLS sidecar to be ready", || good.is_ready()).await;
+    let (_, version) = cp
+        .call(
+            A,
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .unwrap();
+    eventually("the change over mTLS", || {
+        good.store.version(A).is_some_and(|v| v >= version)
+    })
+    .await;
+
+    // Refused, one case each.
+    for (case, files, tenants) in [
+        (
+            "a server certificate from a CA the sidecar does not pin",
+            client(Some((&a_cert, &a_key)), &other_ca_path, None),
+            [A],
+        ),
+        (
+            "a server name the certificate is not valid for",
+            client(
+                Some((&a_cert, &a_key)),
+                &ca_path,
+                Some("control-plane.elsewhere"),
+            ),
+            [A],
+        ),
+        ("no client certificate", client(None, &ca_path, None), [A]),
+        (
+            "an expired client certificate",
+            client(Some((&old_cert, &old_key)), &ca_path, None),
+            [A],
+        ),
+        (
+            "a client certificate from another CA",
+            client(Some((&rogue_cert, &rogue_key)), &ca_path, None),
+            [A],
+        ),
+        (
+            "an identity asking for a tenant it may not see",
+            client(Some((&b_cert, &b_key)), &ca_path, None),
+            [A],
+        ),
+    ] {
+        let state = pki.dir.join(case.replace(' ', "-"));
+        let handle = sidecar(addr, &state, &tenants, files);
+        refused(&handle).await;
+        assert!(!handle.is_ready(), "{case}: must not become ready");
+        assert!(
+            handle.store.versions().is_empty(),
+            "{case}: nothing received"
+        );
+    }
+    // Identity B sees its own tenant.
+    let b = sidecar(
+        addr,
+        &pki.dir.join("b-own"),
+        &[B],
+        client(Some((&b_cert, &b_key)), &ca_path, None),
+    );
+    eventually("identity B's own tenant", || b.is_ready()).await;
+    let _ = other_ca;
+
+    // A sidecar whose TLS is now wrong keeps serving its last good snapshot from disk.
+    let restarted = sidecar(
+        addr,
+        &good_state,
+        &[A],
+        client(Some((&a_cert, &a_key)), &other_ca_path, None),
+    );
+    assert!(restarted.is_ready(), "served from the last known good file");
+    assert!(restarted.store.version(A).is_some_and(|v| v >= version));
+    refused(&restarted).await;
+}
