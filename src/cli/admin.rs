@@ -18,9 +18,19 @@ use crate::proto::v1 as pb;
 /// `iamlet admin`.
 #[derive(Debug, Args)]
 pub(crate) struct AdminArgs {
-    /// The control plane's URL.
+    /// The control plane's URL (`https://…` with `--ca-bundle`).
     #[arg(long, env = "IAMLET_ENDPOINT", default_value = "http://127.0.0.1:7070")]
     endpoint: String,
+    /// The CA that issued the control plane's certificate (PEM), as the AWS CLI's
+    /// `--ca-bundle`.
+    #[arg(long, env = "IAMLET_CA_BUNDLE")]
+    ca_bundle: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for a control plane that requires one, with `--tls-key`.
+    #[arg(long, env = "IAMLET_TLS_CERT", requires_all = ["tls_key", "ca_bundle"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "IAMLET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     verb: AdminVerb,
 }
@@ -243,11 +253,26 @@ enum Output {
 
 async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
     let endpoint = args.endpoint.clone();
-    let mut client = pb::admin_client::AdminClient::connect(args.endpoint)
-        .await
-        .map_err(|source| AdminCliError::Connect { endpoint, source })?
-        .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE)
-        .max_encoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
+    let connect_error = |source| AdminCliError::Connect {
+        endpoint: endpoint.clone(),
+        source,
+    };
+    let mut channel =
+        tonic::transport::Endpoint::from_shared(args.endpoint.clone()).map_err(connect_error)?;
+    if let Some(ca) = &args.ca_bundle {
+        let tls = crate::tls::ClientTlsFiles {
+            ca: ca.clone(),
+            server_name: None,
+            identity: args.tls_cert.clone().zip(args.tls_key.clone()),
+        }
+        .load(&args.endpoint)
+        .map_err(|e| AdminCliError::Usage(e.to_string()))?;
+        channel = channel.tls_config(tls).map_err(connect_error)?;
+    }
+    let mut client =
+        pb::admin_client::AdminClient::new(channel.connect().await.map_err(connect_error)?)
+            .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE)
+            .max_encoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
     let version =
         |v: Option<pb::Version>| v.map(|v| serde_json::json!({"Epoch": v.epoch, "Seq": v.seq}));
     match args.verb {
