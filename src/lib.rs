@@ -13,6 +13,7 @@
 //! | [`sync`] | the sidecar's end of the snapshot stream: apply or refuse updates, boot from disk, readiness |
 //! | [`sidecar`] | the sidecar process: boot, stream, local API |
 //! | [`observe`] | Prometheus metrics and HTTP probes on a port of their own |
+//! | [`telemetry`] | logs (plain or JSON) and OpenTelemetry traces over OTLP |
 //! | [`tls`] | TLS and mutual TLS between sidecars and the control plane; tenants per client identity |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
 //! | [`cli`] | the `iamlet` command line |
@@ -33,4 +34,5 @@ pub mod simulate;
 pub mod snapshot;
 pub mod sts;
 pub mod sync;
+pub mod telemetry;
 pub mod tls;

@@ -492,6 +492,7 @@ fn local_api(handle: SidecarHandle) -> Result<tonic::transport::server::Router, 
     let sts = StsService::new(Arc::clone(&handle.api));
     let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
     Ok(tonic::transport::Server::builder()
+        .trace_fn(crate::telemetry::grpc_span)
         .add_service(authorizer.into_server())
         .add_service(sts.into_server())
         .add_service(health)

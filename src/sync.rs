@@ -294,14 +294,10 @@ impl std::fmt::Debug for Applier {
     }
 }
 
-/// Persistence failures go to standard error, which the kubelet collects; structured logging
-/// replaces this with the sidecar's telemetry.
+/// Persistence failures are errors in the process's log: the sidecar serves on, but would
+/// boot without this version after a restart.
 fn report_persist_failure(error: &crate::snapshot::PersistError) {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "iamlet: cannot persist the last known good snapshot: {error}"
-    );
+    tracing::error!("cannot persist the last known good snapshot: {error}");
 }
 
 // === impl Readiness ===

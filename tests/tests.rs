@@ -17,6 +17,8 @@ mod distribution;
 mod operations;
 // Mutual TLS between sidecars and the control plane, with a test PKI made in the test.
 mod tls;
+// OpenTelemetry traces to an in-process OTLP collector.
+mod telemetry;
 // A deliberately simple second evaluator, and property tests comparing it with the engine.
 mod reference;
 // The sidecar's Authorizer and STS with real credentials over gRPC: keys, sessions, revocation.

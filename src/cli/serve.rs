@@ -18,6 +18,7 @@ use crate::sidecar::{
     SidecarProbes, StalenessPolicy,
 };
 use crate::sync::{Backoff, Readiness};
+use crate::telemetry::{self, LogFormat};
 
 /// How long a stopping process waits for open streams before it exits anyway: tonic's
 /// graceful shutdown waits for every stream, and sidecars never close theirs.
@@ -54,6 +55,9 @@ pub(crate) struct ControlPlaneArgs {
     /// the tenants they may subscribe to (`"*"` for all).
     #[arg(long, env = "IAMLET_TENANT_ACCESS", requires = "tls_client_ca")]
     tenant_access: Option<PathBuf>,
+    /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
+    #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: LogFormat,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
@@ -125,6 +129,9 @@ pub(crate) struct SidecarArgs {
     /// Tenants whose decisions go on past `--max-serve-stale` (each one counted), comma-separated.
     #[arg(long, env = "IAMLET_FAIL_OPEN_TENANTS", value_delimiter = ',')]
     fail_open_tenants: Vec<String>,
+    /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
+    #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: LogFormat,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
@@ -217,8 +224,7 @@ pub(super) async fn stop_signal() {
 }
 
 pub(super) fn say(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{message}");
+    tracing::info!("{message}");
 }
 
 pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError> {
@@ -250,6 +256,8 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
     let store = SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?;
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     runtime()?.block_on(async move {
+        let telemetry =
+            telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|source| ServeError::Listen {
@@ -331,6 +339,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             }
         })
         .await;
+        telemetry.shutdown();
         Ok(())
     })
 }
@@ -434,6 +443,8 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         fail_open_tenants: args.fail_open_tenants.clone(),
     };
     runtime()?.block_on(async move {
+        let telemetry =
+            telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
         let (decision_log, log_task) =
             DecisionLog::spawn(log_config).map_err(|e| ServeError::Config(e.to_string()))?;
         let config = SidecarConfig {
@@ -537,6 +548,7 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         })
         .await;
         log_task.shutdown().await;
+        telemetry.shutdown();
         Ok(())
     })
 }

@@ -80,6 +80,8 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     let demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
     super::serve::runtime()?.block_on(async {
+        let telemetry = crate::telemetry::init(crate::telemetry::LogFormat::Plain)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let cp_listener = tokio::net::TcpListener::bind(args.control_plane_listen)
             .await
             .map_err(|source| ServeError::Listen {
@@ -156,6 +158,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         })
         .await;
         log_task.shutdown().await;
+        telemetry.shutdown();
         Ok(())
     })
 }

@@ -493,13 +493,11 @@ impl WatchTask {
 }
 
 fn report_nacks(request: &pb::WatchRequest) {
-    use std::io::Write;
     for nack in &request.nacks {
-        let _ = writeln!(
-            std::io::stderr(),
-            "iamlet control-plane: a sidecar refused tenant {} version {:?}: {}",
-            nack.tenant,
-            nack.version.map(|v| (v.epoch, v.seq)),
+        tracing::warn!(
+            tenant = %nack.tenant,
+            version = ?nack.version.map(|v| (v.epoch, v.seq)),
+            "a sidecar refused a tenant update: {}",
             nack.error
         );
     }
@@ -546,7 +544,7 @@ pub async fn serve_control_plane_with(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder().trace_fn(crate::telemetry::grpc_span);
     if let Some(tls) = options.tls {
         builder = builder.tls_config(tls)?;
     }

@@ -345,10 +345,10 @@ async fn apply_response(
     out
 }
 
-/// A line on standard error, which the kubelet collects, until structured logging lands.
+/// A warning in the process's log (plain or JSON on standard error, which the kubelet
+/// collects).
 pub(crate) fn report(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "iamlet sidecar: {message}");
+    tracing::warn!("{message}");
 }
 
 #[cfg(test)]
