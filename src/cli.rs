@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod bench;
 mod client;
 mod config;
 mod serve;
@@ -48,6 +49,9 @@ pub(crate) enum Command {
     /// Get a role session's credentials from a sidecar (`AssumeRole`, or
     /// `AssumeRoleWithWebIdentity` with a token file).
     AssumeRole(client::AssumeRoleArgs),
+    /// Measure a running sidecar with an open-loop load generator (`bench run`), against the
+    /// floor of a no-op server (`bench noop-server`), and plot the results (`bench plot`).
+    Bench(bench::BenchArgs),
     /// Show a sidecar's readiness, applied tenant versions and stream state.
     Status {
         /// The sidecar's local API.
@@ -132,6 +136,16 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Up(args) => return exit_on(up::run_up(&args, &mut stdout.lock()), 1),
+        Command::Bench(args) => {
+            return match bench::run_bench(args, &mut stdout.lock()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    let _ = writeln!(stderr.lock(), "iamlet: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Command::Policy {
             command: PolicyCommand::Validate { kind, files },
         } => run_validate(kind, &files, &mut stdout.lock(), &mut stderr.lock()),

@@ -16,6 +16,7 @@
 //! | [`telemetry`] | logs (plain or JSON) and OpenTelemetry traces over OTLP |
 //! | [`tls`] | TLS and mutual TLS between sidecars and the control plane; tenants per client identity |
 //! | [`simulate`] | the decision-vector format and its runner (`iamlet policy simulate`) |
+//! | [`loadgen`] | `iamlet bench`: the open-loop load generator, the no-op server, latency plots |
 //! | [`cli`] | the `iamlet` command line |
 //! | [`proto`] | generated protobuf types, used only at the gRPC edge |
 //!
@@ -26,6 +27,7 @@ pub mod authz;
 pub mod cli;
 pub mod control_plane;
 pub mod directory;
+pub mod loadgen;
 pub mod observe;
 pub mod policy;
 pub mod proto;

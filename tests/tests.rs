@@ -19,6 +19,8 @@ mod operations;
 mod tls;
 // OpenTelemetry traces to an in-process OTLP collector.
 mod telemetry;
+// `iamlet bench`: the load generator against the no-op server, churn, bad input.
+mod loadgen;
 // A deliberately simple second evaluator, and property tests comparing it with the engine.
 mod reference;
 // The sidecar's Authorizer and STS with real credentials over gRPC: keys, sessions, revocation.
