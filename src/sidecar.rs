@@ -503,6 +503,19 @@ fn local_api(handle: SidecarHandle) -> Result<tonic::transport::server::Router, 
         )))
 }
 
+/// Serves the local API over TLS (certificates follow their files) until `shutdown` completes.
+pub async fn serve_sidecar_tls(
+    handle: SidecarHandle,
+    listener: TcpListener,
+    tls: Arc<crate::tls::ReloadingServerTls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SidecarError> {
+    local_api(handle)?
+        .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
 /// Serves the local API on a Unix domain socket until `shutdown` completes.
 #[cfg(unix)]
 pub async fn serve_sidecar_uds(

@@ -7,13 +7,15 @@
 //! - A sidecar pins the control plane's CA (`--control-plane-ca`), not the system roots,
 //!   checks the name it expects (`--control-plane-name`, default the URL's host), and
 //!   presents `--tls-cert`/`--tls-key` when the control plane asks for one.
-//! - Files are read when a server starts and, for a sidecar, at every reconnection, so a
-//!   rotated client certificate is used from the next connection on.
+//! - Certificates follow their files: a server reads them again when they change (see
+//!   [`ReloadingServerTls`]), a sidecar at every reconnection, so rotation needs no restart.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// Why TLS material could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -80,23 +82,6 @@ fn pem(path: &Path, what: &str) -> Result<Vec<u8>, TlsError> {
         });
     }
     Ok(bytes)
-}
-
-// === impl ServerTlsFiles ===
-
-impl ServerTlsFiles {
-    /// Reads the files into a server configuration.
-    pub fn load(&self) -> Result<ServerTlsConfig, TlsError> {
-        let identity = Identity::from_pem(
-            pem(&self.cert, "certificate")?,
-            pem(&self.key, "private key")?,
-        );
-        let mut config = ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &self.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(pem(ca, "CA certificate")?));
-        }
-        Ok(config)
-    }
 }
 
 // === impl ClientTlsFiles ===
@@ -186,5 +171,202 @@ impl TenantAccess {
             }
         }
         Some(allowed)
+    }
+}
+
+/// A server's TLS that follows its files: the certificate and key are read again when their
+/// modification times change (checked at most once a second, at a handshake), so a rotated
+/// certificate is served from the next connection on, without a restart. A file that fails to
+/// load leaves the previous certificate in use, with a warning.
+#[derive(Debug)]
+pub struct ReloadingServerTls {
+    config: Arc<rustls::ServerConfig>,
+}
+
+#[derive(Debug)]
+struct FileResolver {
+    cert: PathBuf,
+    key: PathBuf,
+    current: arc_swap::ArcSwap<Loaded>,
+    /// Milliseconds since the epoch of the last look at the files.
+    checked_ms: std::sync::atomic::AtomicI64,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    key: Arc<rustls::sign::CertifiedKey>,
+    stamp: (Option<SystemTime>, Option<SystemTime>),
+}
+
+impl ReloadingServerTls {
+    /// Loads the files; with a client CA, clients must present a certificate it issued.
+    pub fn try_new(files: &ServerTlsFiles) -> Result<Arc<Self>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let resolver = Arc::new(FileResolver {
+            current: arc_swap::ArcSwap::from_pointee(load_certified_key(&files.cert, &files.key)?),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            checked_ms: std::sync::atomic::AtomicI64::new(now_ms()),
+        });
+        let invalid = |path: &Path, e: &dyn std::fmt::Display| TlsError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(&files.cert, &e))?;
+        let builder = match &files.client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in pem_certificates(ca)? {
+                    roots.add(cert).map_err(|e| invalid(ca, &e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| invalid(ca, &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(Self {
+            config: Arc::new(config),
+        }))
+    }
+
+    /// Accepts TLS connections from `listener` in the background (each handshake in its own
+    /// task, bounded in time): the incoming stream for tonic's `serve_with_incoming*`.
+    pub fn incoming(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> tokio_stream::wrappers::ReceiverStream<
+        std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    > {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config));
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    () = tx.closed() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            tracing::warn!("accepting a connection failed: {e}");
+                            continue;
+                        }
+                    },
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let peer = stream.peer_addr().ok();
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send(Ok(tls)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(peer = ?peer, "TLS handshake refused: {e}");
+                        }
+                        Err(_) => tracing::warn!(peer = ?peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::policy::Timestamp::now().epoch_millis()
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn pem_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Invalid {
+            path: path.to_owned(),
+            message: "no certificate in the file".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn load_certified_key(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let stamp = (modified(cert), modified(key));
+    let chain = pem_certificates(cert)?;
+    let private =
+        rustls::pki_types::PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Invalid {
+            path: key.to_owned(),
+            message: e.to_string(),
+        })?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&private).map_err(|e| {
+        TlsError::Invalid {
+            path: key.to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| TlsError::Invalid {
+        path: key.to_owned(),
+        message: format!("the key does not belong to the certificate: {e}"),
+    })?;
+    Ok(Loaded {
+        key: Arc::new(certified),
+        stamp,
+    })
+}
+
+impl FileResolver {
+    fn refresh(&self) {
+        use std::sync::atomic::Ordering;
+        let now = now_ms();
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 1000
+            || self
+                .checked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let stamp = (modified(&self.cert), modified(&self.key));
+        if stamp == self.current.load().stamp {
+            return;
+        }
+        match load_certified_key(&self.cert, &self.key) {
+            Ok(loaded) => {
+                tracing::info!("serving the renewed certificate {}", self.cert.display());
+                self.current.store(Arc::new(loaded));
+            }
+            Err(e) => tracing::warn!("keeping the previous certificate: {e}"),
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for FileResolver {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.refresh();
+        Some(Arc::clone(&self.current.load().key))
     }
 }

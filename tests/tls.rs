@@ -10,7 +10,7 @@ use iamlet::control_plane::{serve_control_plane_with, ControlPlane, ServeOptions
 use iamlet::directory::IdGenerator;
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::sync::{Backoff, Readiness};
-use iamlet::tls::{ClientTlsFiles, ServerTlsFiles, TenantAccess};
+use iamlet::tls::{ClientTlsFiles, ReloadingServerTls, ServerTlsFiles, TenantAccess};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::net::TcpListener;
 
@@ -96,7 +96,7 @@ async fn control_plane(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options = ServeOptions {
-        tls: Some(tls.load().unwrap()),
+        tls: Some(ReloadingServerTls::try_new(&tls).unwrap()),
         access: access.map(|text| Arc::new(TenantAccess::parse(text).unwrap())),
     };
     tokio::spawn(serve_control_plane_with(
@@ -265,4 +265,100 @@ async fn mutual_tls_accepts_the_right_certificates_and_refuses_each_wrong_one() 
     assert!(restarted.is_ready(), "served from the last known good file");
     assert!(restarted.store.version(A).is_some_and(|v| v >= version));
     refused(&restarted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_server_certificate_is_served_without_a_restart() {
+    let pki = Pki::new("reload");
+    let (ca, ca_path) = pki.authority("reload");
+    let (cert, key) = pki.leaf(&ca, "server", &["localhost"], false);
+    let (_cp, addr) = control_plane(
+        &pki,
+        ServerTlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+        },
+        None,
+    )
+    .await;
+    let wants_new_name = ClientTlsFiles {
+        ca: ca_path,
+        server_name: Some("control-plane.iamlet.test".into()),
+        identity: None,
+    };
+    let handle = sidecar(addr, &pki.dir.join("sidecar"), &[A], wants_new_name);
+    refused(&handle).await;
+    // The renewal (as cert-manager writes it): the same files, a certificate for new names.
+    let (renewed_cert, renewed_key) = pki.leaf(
+        &ca,
+        "renewed",
+        &["control-plane.iamlet.test", "localhost"],
+        false,
+    );
+    std::fs::copy(&renewed_key, &key).unwrap();
+    std::fs::copy(&renewed_cert, &cert).unwrap();
+    eventually("the renewed certificate to be served", || handle.is_ready()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_can_be_served_with_tls() {
+    use iamlet::proto::v1 as pb;
+    let pki = Pki::new("local");
+    let (ca, ca_path) = pki.authority("local");
+    let (cert, key) = pki.leaf(&ca, "sidecar", &["localhost"], false);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    std::mem::forget(stop);
+    let (handle, _) = spawn_sidecar(
+        &SidecarConfig {
+            control_plane: "http://127.0.0.1:9".into(),
+            state_dir: pki.dir.join("state"),
+            ..SidecarConfig::default()
+        },
+        shutdown,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = ReloadingServerTls::try_new(&ServerTlsFiles {
+        cert,
+        key,
+        client_ca: None,
+    })
+    .unwrap();
+    tokio::spawn(iamlet::sidecar::serve_sidecar_tls(
+        handle,
+        listener,
+        tls,
+        std::future::pending(),
+    ));
+    let endpoint = format!("https://localhost:{port}");
+    let client_tls = ClientTlsFiles {
+        ca: ca_path,
+        server_name: None,
+        identity: None,
+    }
+    .load(&endpoint)
+    .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .unwrap()
+        .tls_config(client_tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = pb::sidecar_status_client::SidecarStatusClient::new(channel)
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.connected);
+    // Plaintext is refused.
+    let plain =
+        pb::sidecar_status_client::SidecarStatusClient::connect(format!("http://127.0.0.1:{port}"))
+            .await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(mut client) => client.status(pb::StatusRequest {}).await.is_err(),
+    };
+    assert!(refused, "a plaintext client must not get an answer");
 }

@@ -110,6 +110,12 @@ pub(crate) struct SidecarArgs {
     /// The private key of `--tls-cert` (PEM).
     #[arg(long, env = "IAMLET_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve the local API with TLS, with this certificate (PEM) and `--local-tls-key`.
+    #[arg(long, env = "IAMLET_LOCAL_TLS_CERT", requires = "local_tls_key")]
+    local_tls_cert: Option<PathBuf>,
+    /// The private key of `--local-tls-cert` (PEM).
+    #[arg(long, env = "IAMLET_LOCAL_TLS_KEY", requires = "local_tls_cert")]
+    local_tls_key: Option<PathBuf>,
     /// The local API on a Unix domain socket too (created 0600; a stale socket is replaced).
     #[arg(long, env = "IAMLET_UDS")]
     uds: Option<PathBuf>,
@@ -231,12 +237,11 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
     let options = ServeOptions {
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(
-                crate::tls::ServerTlsFiles {
+                crate::tls::ReloadingServerTls::try_new(&crate::tls::ServerTlsFiles {
                     cert: cert.clone(),
                     key: key.clone(),
                     client_ca: args.tls_client_ca.clone(),
-                }
-                .load()
+                })
                 .map_err(|e| ServeError::Config(e.to_string()))?,
             ),
             _ => None,
@@ -437,6 +442,17 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         }
         None => None,
     };
+    let local_tls = match (&args.local_tls_cert, &args.local_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::ReloadingServerTls::try_new(&crate::tls::ServerTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: None,
+            })
+            .map_err(|e| ServeError::Config(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let staleness = StalenessPolicy {
         max_serve_stale: args.max_serve_stale,
         max_issue_stale: args.max_issue_stale,
@@ -501,7 +517,13 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             let handle = handle.clone();
             let stopped = until_stopped(stopped.clone());
             async move {
-                if let Err(e) = serve_sidecar(handle, listener, stopped).await {
+                let served = match local_tls {
+                    Some(tls) => {
+                        crate::sidecar::serve_sidecar_tls(handle, listener, tls, stopped).await
+                    }
+                    None => serve_sidecar(handle, listener, stopped).await,
+                };
+                if let Err(e) = served {
                     say(&format!("iamlet sidecar: {e}"));
                 }
             }

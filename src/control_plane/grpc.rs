@@ -530,8 +530,8 @@ pub async fn serve_control_plane(
 /// How the control plane's API is served beyond the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
-    /// TLS, and with a client CA, mutual TLS.
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// TLS, and with a client CA, mutual TLS; certificates follow their files.
+    pub tls: Option<Arc<crate::tls::ReloadingServerTls>>,
     /// The tenants each client certificate may subscribe to.
     pub access: Option<Arc<TenantAccess>>,
 }
@@ -544,21 +544,28 @@ pub async fn serve_control_plane_with(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let mut builder = tonic::transport::Server::builder().trace_fn(crate::telemetry::grpc_span);
-    if let Some(tls) = options.tls {
-        builder = builder.tls_config(tls)?;
-    }
-    builder
+    let router = tonic::transport::Server::builder()
+        .trace_fn(crate::telemetry::grpc_span)
         .add_service(AdminService::new(Arc::clone(&control_plane)).into_server())
         .add_service(
             SyncService::new(control_plane)
                 .with_heartbeat(heartbeat)
                 .with_access(options.access)
                 .into_server(),
-        )
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await
+        );
+    match options.tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await
+        }
+    }
 }
