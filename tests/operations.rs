@@ -485,3 +485,82 @@ async fn the_unix_socket_is_private_and_replaces_only_a_stale_socket() {
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
 }
+
+/// SIGTERM under load: the sidecar stops reporting ready, then stops its server gracefully;
+/// every call sent before the shutdown began completes, and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_fails_no_call_in_flight() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let r = start(
+        "drain",
+        Readiness::Tenants(vec![A.into()]),
+        StalenessPolicy::default(),
+    )
+    .await;
+    let version = r.tenant(A);
+    r.synced(A, version).await;
+    // A second local API whose shutdown the test controls.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_sidecar(r.handle.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let shutting_down = Arc::clone(&shutting_down);
+        load.push(tokio::spawn(async move {
+            let mut client =
+                pb::authorizer_client::AuthorizerClient::connect(format!("http://{addr}"))
+                    .await
+                    .unwrap();
+            let (mut before, mut failed_before, mut after) = (0u32, Vec::new(), 0u32);
+            for i in 0.. {
+                let sent_during_shutdown = shutting_down.load(Ordering::SeqCst);
+                let result = client
+                    .authorize(pb::AuthorizeRequest {
+                        caller: Some(pb::authorize_request::Caller::PrincipalArn(format!(
+                            "arn:aws:iam::{A}:user/alice"
+                        ))),
+                        action: "s3:GetObject".into(),
+                        resource: format!("arn:aws:s3:::reports/{i}.csv"),
+                        ..pb::AuthorizeRequest::default()
+                    })
+                    .await;
+                if sent_during_shutdown {
+                    after += 1;
+                    if result.is_err() || after > 200 {
+                        break;
+                    }
+                } else {
+                    before += 1;
+                    if let Err(status) = result {
+                        failed_before.push(status);
+                    }
+                }
+            }
+            (before, failed_before)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.handle.start_draining().await;
+    assert_eq!(r.http("/readyz").await.0, 503, "not ready while draining");
+    shutting_down.store(true, Ordering::SeqCst);
+    let _ = stop.send(());
+    let mut total = 0;
+    for task in load {
+        let (before, failed) = task.await.unwrap();
+        assert!(failed.is_empty(), "calls in flight failed: {failed:?}");
+        total += before;
+    }
+    assert!(
+        total > 50,
+        "the load ran ({total} calls before the shutdown)"
+    );
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops within its drain time")
+        .unwrap()
+        .unwrap();
+}
