@@ -251,6 +251,20 @@ pub trait Probes: Send + Sync + 'static {
     fn metrics(&self) -> String;
 }
 
+/// The accepted connections of `listener`, with Nagle's algorithm off: tonic sets
+/// `TCP_NODELAY` only on listeners it binds itself, and without it a small response waits for
+/// the peer's delayed ACK (tens of milliseconds).
+pub fn no_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    })
+}
+
 /// Binds the probe listener.
 pub async fn bind_probes(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await

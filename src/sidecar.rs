@@ -28,7 +28,6 @@ use tonic_health::ServingStatus;
 use crate::observe::{self, Gauges, Probes};
 use crate::snapshot::SnapshotVersion;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::proto::v1 as pb;
@@ -244,7 +243,7 @@ pub async fn serve_sidecar_health(
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
         .await?;
     Ok(())
 }
@@ -263,7 +262,7 @@ pub async fn serve_health_only(
         )))
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
         .await?;
     Ok(())
 }
@@ -480,7 +479,7 @@ pub async fn serve_sidecar(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError> {
     local_api(handle)?
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
         .await?;
     Ok(())
 }

@@ -253,7 +253,11 @@ impl ReloadingServerTls {
                 let stream = tokio::select! {
                     () = tx.closed() => return,
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
+                        Ok((stream, _)) => {
+                            // As for plaintext: no Nagle delay on small responses.
+                            let _ = stream.set_nodelay(true);
+                            stream
+                        }
                         Err(e) => {
                             tracing::warn!("accepting a connection failed: {e}");
                             continue;

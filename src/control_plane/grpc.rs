@@ -561,10 +561,7 @@ pub async fn serve_control_plane_with(
         }
         None => {
             router
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
-                    shutdown,
-                )
+                .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
                 .await
         }
     }
