@@ -229,6 +229,32 @@ pub(super) async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Binds the optional health and metrics ports.
+async fn bind_probe_ports(
+    health: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+) -> Result<
+    (
+        Option<tokio::net::TcpListener>,
+        Option<tokio::net::TcpListener>,
+    ),
+    ServeError,
+> {
+    let health = match health {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let metrics = match metrics {
+        Some(addr) => Some(
+            observe::bind_probes(addr)
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    Ok((health, metrics))
+}
+
 pub(super) fn say(message: &str) {
     tracing::info!("{message}");
 }
@@ -276,18 +302,8 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             args.listen,
             args.data_dir.display()
         ));
-        let health_listener = match args.health_listen {
-            Some(addr) => Some(bind(addr).await?),
-            None => None,
-        };
-        let metrics_listener = match args.metrics_listen {
-            Some(addr) => Some(
-                observe::bind_probes(addr)
-                    .await
-                    .map_err(|source| ServeError::Listen { addr, source })?,
-            ),
-            None => None,
-        };
+        let (health_listener, metrics_listener) =
+            bind_probe_ports(args.health_listen, args.metrics_listen).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -479,18 +495,8 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         let listener = bind(args.listen).await?;
         // Every listener is bound before anything is served: a port in use stops the
         // process before it reports ready.
-        let health_listener = match args.health_listen {
-            Some(addr) => Some(bind(addr).await?),
-            None => None,
-        };
-        let metrics_listener = match args.metrics_listen {
-            Some(addr) => Some(
-                observe::bind_probes(addr)
-                    .await
-                    .map_err(|source| ServeError::Listen { addr, source })?,
-            ),
-            None => None,
-        };
+        let (health_listener, metrics_listener) =
+            bind_probe_ports(args.health_listen, args.metrics_listen).await?;
         #[cfg(unix)]
         let uds_listener = match &args.uds {
             Some(path) => Some(crate::sidecar::bind_uds(path)?),

@@ -35,6 +35,26 @@ struct Logged {
     resource: String,
 }
 
+impl Logged {
+    /// A record of `operation` (`action` on `resource`), to be completed as the call learns
+    /// who is calling.
+    fn new(
+        operation: &'static str,
+        action: &'static str,
+        request_id: String,
+        resource: String,
+    ) -> Self {
+        Self {
+            operation,
+            request_id,
+            tenant: String::new(),
+            principal: String::new(),
+            action,
+            resource,
+        }
+    }
+}
+
 // === impl StsService ===
 
 impl StsService {
@@ -296,14 +316,12 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
     ) -> Result<Response<pb::AssumeRoleResponse>, Status> {
         let (started, now) = (Instant::now(), Timestamp::now());
         let r = request.into_inner();
-        let mut logged = Logged {
-            operation: "AssumeRole",
-            request_id: request_id(&r.request_id),
-            tenant: String::new(),
-            principal: String::new(),
-            action: "sts:AssumeRole",
-            resource: r.role_arn.clone(),
-        };
+        let mut logged = Logged::new(
+            "AssumeRole",
+            "sts:AssumeRole",
+            request_id(&r.request_id),
+            r.role_arn.clone(),
+        );
         let result = self.assume_role_inner(r, now, &mut logged);
         self.log(started, now, logged, result.as_ref().map(|_| ()));
         result.map(Response::new).map_err(|e| status(&e))
@@ -315,14 +333,12 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
     ) -> Result<Response<pb::AssumeRoleWithWebIdentityResponse>, Status> {
         let (started, now) = (Instant::now(), Timestamp::now());
         let r = request.into_inner();
-        let mut logged = Logged {
-            operation: "AssumeRoleWithWebIdentity",
-            request_id: request_id(&r.request_id),
-            tenant: String::new(),
-            principal: String::new(),
-            action: "sts:AssumeRoleWithWebIdentity",
-            resource: r.role_arn.clone(),
-        };
+        let mut logged = Logged::new(
+            "AssumeRoleWithWebIdentity",
+            "sts:AssumeRoleWithWebIdentity",
+            request_id(&r.request_id),
+            r.role_arn.clone(),
+        );
         let result = self.web_identity_inner(r, now, &mut logged);
         self.log(started, now, logged, result.as_ref().map(|_| ()));
         result.map(Response::new).map_err(|e| status(&e))
@@ -340,14 +356,12 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
             token_code,
             request_id: id,
         } = request.into_inner();
-        let mut logged = Logged {
-            operation: "GetSessionToken",
-            request_id: request_id(&id),
-            tenant: String::new(),
-            principal: String::new(),
-            action: "sts:GetSessionToken",
-            resource: "*".into(),
-        };
+        let mut logged = Logged::new(
+            "GetSessionToken",
+            "sts:GetSessionToken",
+            request_id(&id),
+            "*".into(),
+        );
         let result = self
             .caller(caller, now, "GetSessionToken")
             .and_then(|(caller, snapshot)| {
@@ -380,14 +394,12 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
         request: Request<pb::GetCallerIdentityRequest>,
     ) -> Result<Response<pb::GetCallerIdentityResponse>, Status> {
         let (started, now) = (Instant::now(), Timestamp::now());
-        let mut logged = Logged {
-            operation: "GetCallerIdentity",
-            request_id: next_request_id(),
-            tenant: String::new(),
-            principal: String::new(),
-            action: "sts:GetCallerIdentity",
-            resource: "*".into(),
-        };
+        let mut logged = Logged::new(
+            "GetCallerIdentity",
+            "sts:GetCallerIdentity",
+            next_request_id(),
+            "*".into(),
+        );
         let result = self
             .caller(request.into_inner().caller, now, "GetCallerIdentity")
             .map(|(caller, snapshot)| {

@@ -218,14 +218,13 @@ pub fn assume_role(
     p: &AssumeRoleParams<'_>,
     env: &mut IssueEnv<'_>,
 ) -> Result<Issued, StsError> {
-    params::role_arn(p.role_arn)?;
-    params::role_session_name(p.role_session_name)?;
-    if let Some(d) = p.duration_seconds {
-        params::duration(d, 900, 43_200)?;
-    }
-    if let Some(policy) = p.policy {
-        params::policy(policy)?;
-    }
+    role_session_params(
+        p.role_arn,
+        p.role_session_name,
+        p.duration_seconds,
+        p.policy,
+        p.policy_arns,
+    )?;
     if let Some(id) = p.external_id {
         params::external_id(id)?;
     }
@@ -240,11 +239,6 @@ pub fn assume_role(
     }
     crate::directory::validate::tags(p.tags, true)?;
     crate::directory::validate::tag_keys(p.transitive_tag_keys)?;
-    if p.policy_arns.len() > MAX_POLICY_ARNS {
-        return Err(StsError::Validation(format!(
-            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
-        )));
-    }
 
     let principal = &caller.principal;
     if matches!(principal, Principal::Root { .. }) {
@@ -447,20 +441,14 @@ pub fn assume_role_with_web_identity(
     p: &WebIdentityParams<'_>,
     env: &mut IssueEnv<'_>,
 ) -> Result<WebIdentityIssued, StsError> {
-    params::role_arn(p.role_arn)?;
-    params::role_session_name(p.role_session_name)?;
+    role_session_params(
+        p.role_arn,
+        p.role_session_name,
+        p.duration_seconds,
+        p.policy,
+        p.policy_arns,
+    )?;
     params::web_identity_token(p.web_identity_token)?;
-    if let Some(d) = p.duration_seconds {
-        params::duration(d, 900, 43_200)?;
-    }
-    if let Some(policy) = p.policy {
-        params::policy(policy)?;
-    }
-    if p.policy_arns.len() > MAX_POLICY_ARNS {
-        return Err(StsError::Validation(format!(
-            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
-        )));
-    }
     let token = UnverifiedToken::parse(p.web_identity_token)?;
     let provider = role_snapshot
         .oidc_provider(token.issuer())
@@ -693,6 +681,30 @@ pub fn caller_identity(caller: &Caller, snapshot: &TenantSnapshot) -> CallerIden
 fn expiry(env: &IssueEnv<'_>, duration: i32) -> i64 {
     let wanted = env.now.epoch_seconds().saturating_add(i64::from(duration));
     env.latest_expiry.map_or(wanted, |cap| wanted.min(cap))
+}
+
+/// The constraints `AssumeRole` and `AssumeRoleWithWebIdentity` share.
+fn role_session_params(
+    role_arn: &str,
+    session_name: &str,
+    duration_seconds: Option<i32>,
+    policy: Option<&str>,
+    policy_arns: &[String],
+) -> Result<(), StsError> {
+    params::role_arn(role_arn)?;
+    params::role_session_name(session_name)?;
+    if let Some(d) = duration_seconds {
+        params::duration(d, 900, 43_200)?;
+    }
+    if let Some(policy) = policy {
+        params::policy(policy)?;
+    }
+    if policy_arns.len() > MAX_POLICY_ARNS {
+        return Err(StsError::Validation(format!(
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
+        )));
+    }
+    Ok(())
 }
 
 fn find_role<'a>(snapshot: &'a TenantSnapshot, arn: &str) -> Option<&'a RoleEntry> {
