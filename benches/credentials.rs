@@ -19,7 +19,7 @@ use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use iamlet::directory::IdGenerator;
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
-use iamlet::sidecar::decision_log::DecisionLog;
+use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
 use iamlet::sidecar::{Api, AuthorizerService, CacheConfig};
 use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
 use iamlet::sts::sigv4::{Signature, SignedRequest, SigningKey};
@@ -251,6 +251,39 @@ fn credentials(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    // P7: the same hit with every decision logged (to /dev/null, through the bounded queue and
+    // its writer task on a runtime of its own).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (log, _task) = runtime
+        .block_on(async {
+            DecisionLog::spawn(DecisionLogConfig {
+                sink: LogSink::File("/dev/null".into()),
+                ..DecisionLogConfig::default()
+            })
+        })
+        .expect("decision log");
+    let logged = AuthorizerService::new(Arc::new(Api::new(
+        Arc::clone(&f.store),
+        &CacheConfig::default(),
+        Arc::clone(&log),
+    )));
+    let _ = logged.decide(by_arn(hit.clone()));
+    group.bench_function("principal_arn_cache_hit_logged", |b| {
+        b.iter_batched(
+            || by_arn(hit.clone()),
+            |r| black_box(logged.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    eprintln!(
+        "decision log during principal_arn_cache_hit_logged: {} written, {} dropped (queue full)",
+        log.written(),
+        log.dropped()
+    );
     group.bench_function("session_credentials_cache_hit", |b| {
         b.iter_batched(
             || by_session("arn:aws:s3:::demo-data/reports/q4/x.csv".into()),
