@@ -118,9 +118,13 @@ struct RunArgs {
     /// The highest rate --find-max tries.
     #[arg(long, default_value = "200k", value_parser = rate)]
     max_rate: f64,
-    /// Runs --find-max makes at most.
+    /// Rates --find-max tries at most.
     #[arg(long, default_value_t = 8)]
     max_steps: usize,
+    /// Runs --find-max makes at a rate before it counts as failed (on a shared machine,
+    /// another process can stall a run).
+    #[arg(long, default_value_t = 1)]
+    attempts: usize,
     /// Make one admin write per interval during the run through this control plane, so the
     /// sidecar applies a new snapshot while it is measured.
     #[arg(long)]
@@ -275,6 +279,7 @@ fn run(args: &RunArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
         min_rate: args.min_rate,
         max_rate: args.max_rate,
         max_steps: args.max_steps,
+        attempts: args.attempts,
     };
     search.validate()?;
     let json = args.json;
@@ -295,8 +300,9 @@ fn run(args: &RunArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
                 let l = &r.latency_us;
                 let _ = writeln!(
                     out,
-                    "{:>9.0}/s  p50 {:>6} µs  p99 {:>6} µs  p99.9 {:>6} µs  max {:>6} µs  achieved {:>9.1}/s  errors {}  late {}  {}",
+                    "{:>9.0}/s{}  p50 {:>6} µs  p99 {:>6} µs  p99.9 {:>6} µs  max {:>6} µs  achieved {:>9.1}/s  errors {}  late {}  {}",
                     step.rate,
+                    if step.attempt > 1 { format!(" (attempt {})", step.attempt) } else { String::new() },
                     l.p50,
                     l.p99,
                     l.p999,
