@@ -23,7 +23,6 @@ struct Pki {
 
 struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
 }
 
 impl Pki {
@@ -52,7 +51,6 @@ impl Pki {
         (
             Authority {
                 issuer: Issuer::new(params, key),
-                pem: cert.pem(),
             },
             path,
         )
@@ -75,7 +73,6 @@ impl Pki {
         }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &ca.issuer).unwrap();
-        let _ = &ca.pem;
         (
             self.write(&format!("{file}.crt"), &cert.pem()),
             self.write(&format!("{file}.key"), &key.serialize_pem()),
@@ -253,7 +250,6 @@ async fn mutual_tls_accepts_the_right_certificates_and_refuses_each_wrong_one() 
         client(Some((&b_cert, &b_key)), &ca_path, None),
     );
     eventually("identity B's own tenant", || b.is_ready()).await;
-    let _ = other_ca;
 
     // A sidecar whose TLS is now wrong keeps serving its last good snapshot from disk.
     let restarted = sidecar(

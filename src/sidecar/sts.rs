@@ -130,6 +130,18 @@ impl StsService {
         self.api.load(account)
     }
 
+    /// Logs a call's outcome and turns it into the gRPC answer.
+    fn finish<T>(
+        &self,
+        started: Instant,
+        now: Timestamp,
+        logged: Logged,
+        result: Result<T, ApiError>,
+    ) -> Result<Response<T>, Status> {
+        self.log(started, now, logged, result.as_ref().map(|_| ()));
+        result.map(Response::new).map_err(|e| status(&e))
+    }
+
     fn log(&self, started: Instant, now: Timestamp, logged: Logged, result: Result<(), &ApiError>) {
         let method = match logged.operation {
             "AssumeRole" => Method::AssumeRole,
@@ -323,8 +335,7 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
             r.role_arn.clone(),
         );
         let result = self.assume_role_inner(r, now, &mut logged);
-        self.log(started, now, logged, result.as_ref().map(|_| ()));
-        result.map(Response::new).map_err(|e| status(&e))
+        self.finish(started, now, logged, result)
     }
 
     async fn assume_role_with_web_identity(
@@ -340,8 +351,7 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
             r.role_arn.clone(),
         );
         let result = self.web_identity_inner(r, now, &mut logged);
-        self.log(started, now, logged, result.as_ref().map(|_| ()));
-        result.map(Response::new).map_err(|e| status(&e))
+        self.finish(started, now, logged, result)
     }
 
     async fn get_session_token(
@@ -385,8 +395,7 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
                     credentials: Some(credentials(issued)),
                 })
             });
-        self.log(started, now, logged, result.as_ref().map(|_| ()));
-        result.map(Response::new).map_err(|e| status(&e))
+        self.finish(started, now, logged, result)
     }
 
     async fn get_caller_identity(
@@ -412,7 +421,6 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
                     arn: identity.arn,
                 }
             });
-        self.log(started, now, logged, result.as_ref().map(|_| ()));
-        result.map(Response::new).map_err(|e| status(&e))
+        self.finish(started, now, logged, result)
     }
 }

@@ -299,7 +299,7 @@ pub fn assume_role(
         (Some(inherited), _) => Some(inherited.to_owned()),
         (None, asked) => asked.map(str::to_owned),
     };
-    let session_policies = compile_session_policies(role_snapshot, p.policy, p.policy_arns)?;
+    check_session_policies(role_snapshot, p.policy, p.policy_arns)?;
     let packed = packed_size(
         p.policy,
         p.policy_arns,
@@ -401,7 +401,6 @@ pub fn assume_role(
             return Err(action_denied(principal, "sts:SetSourceIdentity", &role.arn));
         }
     }
-    drop(session_policies);
 
     let mut tags = inherited;
     tags.extend(p.tags.iter().map(|t| (t.key.clone(), t.value.clone())));
@@ -460,13 +459,12 @@ pub fn assume_role_with_web_identity(
     let denied = || action_denied(&principal, "sts:AssumeRoleWithWebIdentity", p.role_arn);
     let role = find_role(role_snapshot, p.role_arn).ok_or_else(denied)?;
     let duration = session_duration(p.duration_seconds, role, false)?;
-    let session_policies = compile_session_policies(role_snapshot, p.policy, p.policy_arns)?;
+    check_session_policies(role_snapshot, p.policy, p.policy_arns)?;
     let packed = packed_size(
         p.policy,
         p.policy_arns,
         claims.session_tags.iter().map(|(k, v)| (&**k, &**v)),
     )?;
-    drop(session_policies);
 
     let mut ctx = Context::new();
     set_clock(&mut ctx, env.now);
@@ -729,31 +727,27 @@ fn session_duration(asked: Option<i32>, role: &RoleEntry, chained: bool) -> Resu
     Ok(duration)
 }
 
-/// Checks the session policies for the issue: the inline one parses as a session policy and
-/// every ARN names a managed policy the role's tenant has.
-fn compile_session_policies(
+/// Checks the session policies at issue: the inline one parses with the session-policy rules
+/// and every ARN names a managed policy the role's tenant has. They are compiled where they
+/// are used, when the session's credentials are verified (`authenticate`), not here.
+fn check_session_policies(
     snapshot: &TenantSnapshot,
     policy: Option<&str>,
     arns: &[String],
-) -> Result<Vec<Arc<CompiledPolicy>>, StsError> {
-    let mut compiled = Vec::with_capacity(arns.len() + 1);
+) -> Result<(), StsError> {
     if let Some(text) = policy {
-        let document =
-            PolicyDocument::parse_with(text, ParseOptions::for_kind(PolicyKind::Session))
-                .map_err(|e| StsError::MalformedPolicyDocument(e.message().to_owned()))?;
-        compiled.push(Arc::new(CompiledPolicy::compile(
-            "session-policy",
-            PolicyKind::Session,
-            &document,
+        PolicyDocument::parse_with(text, ParseOptions::for_kind(PolicyKind::Session))
+            .map_err(|e| StsError::MalformedPolicyDocument(e.message().to_owned()))?;
+    }
+    if let Some(arn) = arns
+        .iter()
+        .find(|arn| snapshot.managed_policy(arn).is_none())
+    {
+        return Err(StsError::Validation(format!(
+            "Policy {arn} does not exist or is not attachable."
         )));
     }
-    for arn in arns {
-        let policy = snapshot.managed_policy(arn).ok_or_else(|| {
-            StsError::Validation(format!("Policy {arn} does not exist or is not attachable."))
-        })?;
-        compiled.push(Arc::clone(policy));
-    }
-    Ok(compiled)
+    Ok(())
 }
 
 /// The packed size as a percentage of [`PACKED_LIMIT`]; over 100 % is refused.
