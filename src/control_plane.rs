@@ -2,23 +2,34 @@
 //! numbered entry of an append-only log (the audit trail, and the versions sidecars follow),
 //! and serves the admin and sync APIs.
 
+mod admin_auth;
 mod core;
 mod declare;
 mod dispatch;
 mod grpc;
+mod seal;
 mod store;
 
 pub use self::core::{system_clock, ControlPlane, TenantSummary};
+pub use admin_auth::{
+    defaults_to_caller, find_credentials, is_operator_only, parse_credentials_file, render_profile,
+    sign_admin_call, target, AdminAuth, AdminAuthCounters, AdminCaller, AdminCredentials, CallEnv,
+    Checker, CredentialsFileError, FailureLimit, OperatorKey, Profile, Target, ADMIN_SIGNING_HOST,
+};
 pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
     RoleSpec, SpecError, TenantSpec, UserSpec,
 };
 pub use dispatch::{dispatch, Dispatched};
 pub use grpc::{
-    aws_error_code, serve_control_plane, serve_control_plane_with, status, AdminService,
-    ServeOptions, SyncService, DEFAULT_HEARTBEAT, MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
+    aws_error_code, serve_control_plane, serve_control_plane_with, signed_admin_request, status,
+    AdminService, ServeOptions, SyncService, DEFAULT_HEARTBEAT, MAX_RESPONSE_PAYLOAD,
+    MAX_SYNC_MESSAGE,
 };
-pub use store::{ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore};
+pub use seal::{SealError, SecretSealer};
+pub use store::{
+    AuditEvent, ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore,
+};
 
 use crate::directory::DirectoryError;
 
@@ -57,6 +68,24 @@ pub enum AdminError {
     /// `InvalidTenantSpec`: a declared tenant cannot be applied; nothing changed.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// `AccessDenied`: the caller's policies do not allow the action (AWS's message).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// `MissingAuthenticationToken`: the call presented no credentials.
+    #[error("Request is missing Authentication Token")]
+    MissingAuthenticationToken,
+    /// `InvalidClientTokenId`, `SignatureDoesNotMatch`, `IncompleteSignature` or
+    /// `ExpiredToken`: the credentials do not authenticate.
+    #[error("{message}")]
+    Authentication {
+        /// AWS's code.
+        code: &'static str,
+        /// AWS's message.
+        message: String,
+    },
+    /// `Throttling`: too many failed authentications from this source; try again later.
+    #[error("Rate exceeded")]
+    Throttling,
 }
 
 // === impl AdminError ===
@@ -74,6 +103,26 @@ impl AdminError {
             Self::Store(_) => "ServiceFailure",
             Self::Spec(_) => "MalformedTenantSpec",
             Self::Plan(_) => "InvalidTenantSpec",
+            Self::AccessDenied(_) => "AccessDenied",
+            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
+            Self::Authentication { code, .. } => code,
+            Self::Throttling => "Throttling",
         }
+    }
+
+    /// `InvalidClientTokenId`, with AWS's message.
+    pub fn invalid_client_token() -> Self {
+        Self::Authentication {
+            code: "InvalidClientTokenId",
+            message: "The security token included in the request is invalid.".into(),
+        }
+    }
+
+    /// True for a failed authentication (the caller is unknown).
+    pub fn is_authentication(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingAuthenticationToken | Self::Authentication { .. } | Self::Throttling
+        )
     }
 }

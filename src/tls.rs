@@ -174,6 +174,20 @@ impl TenantAccess {
     }
 }
 
+/// The first of `names` (DNS names, wildcards as in certificates) the client certificate
+/// `leaf` (DER) is valid for. The chain was verified by the TLS handshake.
+pub fn valid_for_any(leaf: &[u8], names: &[String]) -> Option<String> {
+    let der = rustls::pki_types::CertificateDer::from(leaf);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    names
+        .iter()
+        .find(|name| {
+            rustls::pki_types::ServerName::try_from(name.as_str())
+                .is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
+        })
+        .cloned()
+}
+
 /// A server's TLS that follows its files: the certificate and key are read again when their
 /// modification times change (checked at most once a second, at a handshake), so a rotated
 /// certificate is served from the next connection on, without a restart. A file that fails to

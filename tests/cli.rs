@@ -217,7 +217,7 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
         .filter(|l| l.starts_with("  iamlet ") || l.starts_with("  eval "))
         .map(|l| l.trim())
         .collect();
-    assert_eq!(commands.len(), 7, "{text}");
+    assert_eq!(commands.len(), 8, "{text}");
     let expect = [
         (Some(0), "\"Decision\": \"ALLOW\""),
         (Some(1), "\"Decision\": \"EXPLICIT_DENY\""),
@@ -228,6 +228,7 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
             Some(0),
             "\"SubjectFromWebIdentityToken\": \"system:serviceaccount:demo:reports-reader\"",
         ),
+        (Some(0), "\"UserName\": \"admin\""),
         (Some(0), "\"Action\": \"CreateAccessKey\""),
     ];
     for (command, (code, needle)) in commands.iter().zip(expect) {
@@ -245,6 +246,20 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
             set_exports(&mut env, &out);
         }
     }
+    // The same admin call with the role session the environment now holds: the session's
+    // role has no IAM permissions, so the admin API refuses it, as AWS's message says.
+    let admin = commands.iter().find(|c| c.contains("list-users")).unwrap();
+    let as_session = admin.replace(" --profile demo-admin", "");
+    let (status, out, err) = run(&env, &as_session);
+    assert_eq!(status, Some(254), "{as_session}\n{out}{err}");
+    assert!(
+        err.contains(
+            "An error occurred (AccessDenied) when calling the ListUsers operation: \
+                      User: arn:aws:sts::111122223333:assumed-role/reports-writer/demo is not \
+                      authorized to perform: iam:ListUsers on resource: *"
+        ),
+        "{err}"
+    );
     let dir = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("decision log"))

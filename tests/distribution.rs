@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{aws_error_code, serve_control_plane, ControlPlane, SqliteStore};
+use iamlet::control_plane::{
+    aws_error_code, render_profile, serve_control_plane_with, AdminAuth, ControlPlane, OperatorKey,
+    ServeOptions, SqliteStore,
+};
 use iamlet::directory::IdGenerator;
+use iamlet::directory::Secret;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::snapshot::SnapshotVersion;
@@ -16,6 +20,35 @@ use tokio::sync::watch;
 
 const A: &str = "111122223333";
 const B: &str = "444455556666";
+/// The operator key the control planes of these tests are configured with.
+const OPERATOR_KEY_ID: &str = "IOPRTESTOPERATOR0001";
+const OPERATOR_SECRET: &str = "operator-secret-for-the-distribution-tests";
+
+type AdminClient = pb::admin_client::AdminClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, OperatorKeys>,
+>;
+type OperatorKeys = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// Presents the operator's key (the admin API's plain-key form) on every call.
+fn operator_keys(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let metadata = request.metadata_mut();
+    metadata.insert("x-iamlet-access-key-id", OPERATOR_KEY_ID.parse().unwrap());
+    metadata.insert(
+        "x-iamlet-secret-access-key",
+        OPERATOR_SECRET.parse().unwrap(),
+    );
+    Ok(request)
+}
+
+async fn admin_client(addr: SocketAddr) -> Result<AdminClient, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    Ok(pb::admin_client::AdminClient::with_interceptor(
+        channel,
+        operator_keys as OperatorKeys,
+    ))
+}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("iamlet-e2e-{name}-{}", std::process::id()));
@@ -57,10 +90,22 @@ impl RunningControlPlane {
         let cp = Arc::clone(&control_plane);
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).unwrap();
-            let _ = serve_control_plane(
+            let options = ServeOptions {
+                admin_auth: Some(Arc::new(AdminAuth::new(
+                    vec![OperatorKey {
+                        name: "test".into(),
+                        access_key_id: OPERATOR_KEY_ID.into(),
+                        secret: Secret::new(OPERATOR_SECRET),
+                    }],
+                    Vec::new(),
+                ))),
+                ..ServeOptions::default()
+            };
+            let _ = serve_control_plane_with(
                 cp,
                 listener,
                 Duration::from_millis(200),
+                options,
                 std::future::pending(),
             )
             .await;
@@ -132,9 +177,7 @@ async fn changes_reach_sidecars_which_survive_the_control_plane() {
     );
 
     // An admin change over gRPC reaches the sidecar.
-    let mut admin = pb::admin_client::AdminClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut admin = admin_client(addr).await.unwrap();
     admin
         .create_tenant(pb::CreateTenantRequest {
             account_id: A.into(),
@@ -216,6 +259,11 @@ async fn a_sidecar_boots_from_disk_while_the_control_plane_is_down() {
     {
         let (first, stop) = sidecar(addr, Readiness::Tenants(vec![A.into()]), &state);
         eventually("tenant A", || first.store.version(A).is_some()).await;
+        // The sidecar serves a version before it writes it to disk: wait for the file.
+        eventually("A's file written", || {
+            state.join(format!("tenant-{A}.json")).exists()
+        })
+        .await;
         let _ = stop.send(true);
     }
     cp.kill();
@@ -249,6 +297,14 @@ impl ControlPlaneProcess {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap()
         });
+        let operators = data.join("operator-credentials");
+        if !operators.exists() {
+            std::fs::write(
+                &operators,
+                render_profile("test", OPERATOR_KEY_ID, OPERATOR_SECRET),
+            )
+            .unwrap();
+        }
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
             .args(["control-plane", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data)
@@ -259,10 +315,10 @@ impl ControlPlaneProcess {
         Self { child, addr }
     }
 
-    async fn admin(&self) -> pb::admin_client::AdminClient<tonic::transport::Channel> {
+    async fn admin(&self) -> AdminClient {
         let started = Instant::now();
         loop {
-            match pb::admin_client::AdminClient::connect(format!("http://{}", self.addr)).await {
+            match admin_client(self.addr).await {
                 Ok(client) => return client,
                 Err(e) => {
                     assert!(
@@ -364,6 +420,10 @@ fn admin_cli(endpoint: SocketAddr, args: &[&str]) -> std::process::Output {
         .arg("admin")
         .args(args)
         .env("IAMLET_ENDPOINT", format!("http://{endpoint}"))
+        .env("AWS_ACCESS_KEY_ID", OPERATOR_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", OPERATOR_SECRET)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
         .output()
         .unwrap()
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamlet::control_plane::{serve_control_plane, ControlPlane, SqliteStore};
+use iamlet::control_plane::{serve_control_plane, ControlPlane, Profile, SqliteStore};
 use iamlet::directory::IdGenerator;
 use iamlet::loadgen::{
     mix::DEFAULT_MIX, plot_svg, serve_noop, ChurnConfig, Credentials, Mix, Plan, RunConfig,
@@ -16,13 +16,15 @@ use tokio::net::TcpListener;
 
 const TENANT: &str = "111122223333";
 
-async fn control_plane() -> String {
+/// A control plane with the tenant and its user bob; its URL, and the tenant's root key that
+/// the churn writes are made with.
+async fn control_plane() -> (String, Profile) {
     let dir = std::env::temp_dir().join(format!("iamlet-loadgen-cp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).unwrap();
     let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
-    cp.create_tenant(TENANT, None, "test").unwrap();
+    let (_, (root_id, root_secret)) = cp.create_tenant_with_root(TENANT, None, "test").unwrap();
     cp.call(TENANT, "test", "CreateUser", &json!({"UserName": "bob"}))
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -33,7 +35,14 @@ async fn control_plane() -> String {
         Duration::from_millis(200),
         std::future::pending(),
     ));
-    format!("http://{addr}")
+    (
+        format!("http://{addr}"),
+        Profile {
+            access_key_id: root_id,
+            secret_access_key: root_secret,
+            session_token: None,
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +50,7 @@ async fn a_short_run_against_the_noop_server_with_churn() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(serve_noop(listener, std::future::pending()));
-    let churn_endpoint = control_plane().await;
+    let (churn_endpoint, churn_credentials) = control_plane().await;
 
     let config = RunConfig {
         target: target.clone(),
@@ -69,6 +78,7 @@ async fn a_short_run_against_the_noop_server_with_churn() {
             tenant: TENANT.into(),
             user: "bob".into(),
             every: Duration::from_millis(200),
+            credentials: Some(churn_credentials),
         }),
         timeout: Duration::from_secs(5),
     };

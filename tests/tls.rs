@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{serve_control_plane_with, ControlPlane, ServeOptions, SqliteStore};
+use iamlet::control_plane::{
+    aws_error_code, serve_control_plane_with, AdminAuth, ControlPlane, ServeOptions, SqliteStore,
+};
 use iamlet::directory::IdGenerator;
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::sync::{Backoff, Readiness};
@@ -16,6 +18,8 @@ use tokio::net::TcpListener;
 
 const A: &str = "111122223333";
 const B: &str = "444455556666";
+/// The client-certificate identity the control plane takes for its operator.
+const OPERATOR_IDENTITY: &str = "operator.iamlet.test";
 
 struct Pki {
     dir: PathBuf,
@@ -95,6 +99,10 @@ async fn control_plane(
     let options = ServeOptions {
         tls: Some(ReloadingServerTls::try_new(&tls).unwrap()),
         access: access.map(|text| Arc::new(TenantAccess::parse(text).unwrap())),
+        admin_auth: Some(Arc::new(AdminAuth::new(
+            Vec::new(),
+            vec![OPERATOR_IDENTITY.into()],
+        ))),
     };
     tokio::spawn(serve_control_plane_with(
         Arc::clone(&cp),
@@ -357,4 +365,64 @@ async fn the_local_api_can_be_served_with_tls() {
         Ok(mut client) => client.status(pb::StatusRequest {}).await.is_err(),
     };
     assert!(refused, "a plaintext client must not get an answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_is_known_by_its_client_certificate_and_no_other_is() {
+    use iamlet::proto::v1 as pb;
+    let pki = Pki::new("operator");
+    let (ca, ca_path) = pki.authority("ops");
+    let (server_cert, server_key) = pki.leaf(&ca, "server", &["localhost"], false);
+    let (ops_cert, ops_key) = pki.leaf(&ca, "operator", &[OPERATOR_IDENTITY], false);
+    let (a_cert, a_key) = pki.leaf(&ca, "sidecar-a", &["sidecar-a.iamlet.test"], false);
+    let (cp, addr) = control_plane(
+        &pki,
+        ServerTlsFiles {
+            cert: server_cert,
+            key: server_key,
+            client_ca: Some(ca_path.clone()),
+        },
+        None,
+    )
+    .await;
+    let admin = |cert: &PathBuf, key: &PathBuf| {
+        let endpoint = format!("https://localhost:{}", addr.port());
+        let tls = ClientTlsFiles {
+            ca: ca_path.clone(),
+            server_name: None,
+            identity: Some((cert.clone(), key.clone())),
+        }
+        .load(&endpoint)
+        .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(endpoint)
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_lazy();
+        pb::admin_client::AdminClient::new(channel)
+    };
+
+    let created = admin(&ops_cert, &ops_key)
+        .create_tenant(pb::CreateTenantRequest {
+            account_id: "999988887777".into(),
+            alias: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.root_access_key_id.starts_with("AKIA"));
+    assert_eq!(created.root_secret_access_key.len(), 40);
+    let changes = cp.changes("999988887777", 0, 10).unwrap();
+    assert_eq!(changes[0].actor, format!("operator:{OPERATOR_IDENTITY}"));
+
+    // A sidecar's certificate, valid as it is, is nobody at the admin API.
+    let refused = admin(&a_cert, &a_key)
+        .list_tenants(pb::ListTenantsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        aws_error_code(&refused).as_deref(),
+        Some("MissingAuthenticationToken")
+    );
 }

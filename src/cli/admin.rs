@@ -6,13 +6,22 @@
 //! or object is passed as JSON (`--tags '[{"Key":"team","Value":"blue"}]'`); several values after
 //! one flag make a list (`--client-id-list a b`); a flag without a value is `true`. Results print
 //! as JSON; errors as the AWS CLI prints them, with exit status 254.
+//!
+//! Credentials are found as the AWS CLI finds them: `--profile NAME` from the shared
+//! credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`); else
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; else the profile
+//! `AWS_PROFILE` or `default` from the file. Each call is signed with SigV4, so the secret
+//! never leaves the machine. Without `--tenant`, an IAM action acts on the account the
+//! access key belongs to.
 
 use std::io::Write;
 
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::control_plane::aws_error_code;
+use crate::control_plane::{
+    aws_error_code, find_credentials, signed_admin_request as signed, Profile,
+};
 use crate::proto::v1 as pb;
 
 /// `iamlet admin`.
@@ -31,6 +40,10 @@ pub(crate) struct AdminArgs {
     /// The private key of `--tls-cert` (PEM).
     #[arg(long, env = "IAMLET_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// A profile of the shared credentials file (before `AWS_*` variables, as in the AWS
+    /// CLI).
+    #[arg(long)]
+    profile: Option<String>,
     #[command(subcommand)]
     verb: AdminVerb,
 }
@@ -54,11 +67,24 @@ enum AdminVerb {
     },
     /// List the tenants and their versions.
     ListTenants,
+    /// Show a tenant's security events: denied calls, failed authentications, uses of the
+    /// root user's credentials.
+    ListEvents {
+        /// The account id (default: the credentials' account).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events after this id.
+        #[arg(long, default_value_t = 0)]
+        after_id: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Show a tenant's audit trail.
     ListChanges {
-        /// The account id.
+        /// The account id (default: the credentials' account).
         #[arg(long)]
-        tenant: String,
+        tenant: Option<String>,
         /// Only changes after this number.
         #[arg(long, default_value_t = 0)]
         after_seq: u64,
@@ -78,9 +104,9 @@ enum AdminVerb {
     },
     /// Write a tenant in the declarative format of `apply` (secrets are left out).
     Export {
-        /// The account id.
+        /// The account id (default: the credentials' account).
         #[arg(long)]
-        tenant: String,
+        tenant: Option<String>,
         /// `yaml` or `json`.
         #[arg(long, default_value = "yaml")]
         format: String,
@@ -205,16 +231,28 @@ fn single_value(name: &str, raw: &str) -> Result<Value, AdminCliError> {
     Ok(Value::String(text))
 }
 
-fn actor() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "admin-cli".into())
-}
-
-fn with_actor<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = actor().parse() {
-        request.metadata_mut().insert("iamlet-actor", value);
-    }
-    request
+/// The tenant to act on: the one named, else the credentials' own account.
+fn tenant_or_own(
+    tenant: Option<String>,
+    credentials: Option<&Profile>,
+    verb: &str,
+) -> Result<String, AdminCliError> {
+    tenant
+        .or_else(|| std::env::var("IAMLET_TENANT").ok())
+        .or_else(|| {
+            credentials.and_then(|c| {
+                crate::sts::credential_tenant(&crate::sts::Presented::Keys {
+                    access_key_id: &c.access_key_id,
+                    secret: "",
+                    session_token: c.session_token.as_deref(),
+                })
+            })
+        })
+        .ok_or_else(|| {
+            AdminCliError::Usage(format!(
+                "{verb}: --tenant is required (or IAMLET_TENANT, or a tenant's credentials)"
+            ))
+        })
 }
 
 pub(crate) fn service_error(action: &str, status: &tonic::Status) -> AdminCliError {
@@ -275,30 +313,47 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
             .max_encoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
     let version =
         |v: Option<pb::Version>| v.map(|v| serde_json::json!({"Epoch": v.epoch, "Seq": v.seq}));
+    let credentials = find_credentials(args.profile.as_deref(), &|k| std::env::var(k).ok())
+        .map_err(AdminCliError::Usage)?;
+    let creds = credentials.as_ref();
     match args.verb {
         AdminVerb::CreateTenant { account_id, alias } => {
             let response = client
-                .create_tenant(with_actor(pb::CreateTenantRequest {
-                    account_id: account_id.clone(),
-                    alias,
-                }))
+                .create_tenant(signed(
+                    pb::CreateTenantRequest {
+                        account_id: account_id.clone(),
+                        alias,
+                    },
+                    "CreateTenant",
+                    creds,
+                ))
                 .await
                 .map_err(|s| service_error("CreateTenant", &s))?
                 .into_inner();
-            Ok(Output::Json(
-                serde_json::json!({"Tenant": {"AccountId": account_id}, "Version": version(response.version)}),
-            ))
+            // The root key is shown this once, as AWS shows a new access key's secret.
+            Ok(Output::Json(serde_json::json!({
+                "Tenant": {"AccountId": account_id},
+                "Version": version(response.version),
+                "RootAccessKey": {
+                    "AccessKeyId": response.root_access_key_id,
+                    "SecretAccessKey": response.root_secret_access_key,
+                },
+            })))
         }
         AdminVerb::DeleteTenant { account_id } => {
             client
-                .delete_tenant(with_actor(pb::DeleteTenantRequest { account_id }))
+                .delete_tenant(signed(
+                    pb::DeleteTenantRequest { account_id },
+                    "DeleteTenant",
+                    creds,
+                ))
                 .await
                 .map_err(|s| service_error("DeleteTenant", &s))?;
             Ok(Output::Json(serde_json::json!({})))
         }
         AdminVerb::ListTenants => {
             let response = client
-                .list_tenants(with_actor(pb::ListTenantsRequest {}))
+                .list_tenants(signed(pb::ListTenantsRequest {}, "ListTenants", creds))
                 .await
                 .map_err(|s| service_error("ListTenants", &s))?
                 .into_inner();
@@ -309,17 +364,59 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
                 .collect();
             Ok(Output::Json(serde_json::json!({ "Tenants": tenants })))
         }
+        AdminVerb::ListEvents {
+            tenant,
+            after_id,
+            limit,
+        } => {
+            let tenant = tenant_or_own(tenant, creds, "list-events")?;
+            let response = client
+                .list_events(signed(
+                    pb::ListEventsRequest {
+                        tenant,
+                        after_id,
+                        limit,
+                    },
+                    "ListEvents",
+                    creds,
+                ))
+                .await
+                .map_err(|s| service_error("ListEvents", &s))?
+                .into_inner();
+            let events: Vec<Value> = response
+                .events
+                .into_iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "Id": e.id,
+                        "Time": crate::policy::Timestamp::from_epoch_seconds(e.at).to_string(),
+                        "Actor": e.actor,
+                        "Action": e.action,
+                        "Outcome": e.outcome,
+                        "Root": e.root,
+                        "Detail": e.detail,
+                        "Source": e.source,
+                    })
+                })
+                .collect();
+            Ok(Output::Json(serde_json::json!({ "Events": events })))
+        }
         AdminVerb::ListChanges {
             tenant,
             after_seq,
             limit,
         } => {
+            let tenant = tenant_or_own(tenant, creds, "list-changes")?;
             let response = client
-                .list_changes(with_actor(pb::ListChangesRequest {
-                    tenant,
-                    after_seq,
-                    limit,
-                }))
+                .list_changes(signed(
+                    pb::ListChangesRequest {
+                        tenant,
+                        after_seq,
+                        limit,
+                    },
+                    "ListChanges",
+                    creds,
+                ))
                 .await
                 .map_err(|s| service_error("ListChanges", &s))?
                 .into_inner();
@@ -354,7 +451,11 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
                 .to_json()
                 .map_err(|e| AdminCliError::Usage(e.to_string()))?;
             let response = client
-                .apply_tenant(with_actor(pb::ApplyTenantRequest { spec_json, dry_run }))
+                .apply_tenant(signed(
+                    pb::ApplyTenantRequest { spec_json, dry_run },
+                    "ApplyTenant",
+                    creds,
+                ))
                 .await
                 .map_err(|s| service_error("ApplyTenant", &s))?
                 .into_inner();
@@ -365,8 +466,13 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
             ))
         }
         AdminVerb::Export { tenant, format } => {
+            let tenant = tenant_or_own(tenant, creds, "export")?;
             let response = client
-                .export_tenant(with_actor(pb::ExportTenantRequest { tenant }))
+                .export_tenant(signed(
+                    pb::ExportTenantRequest { tenant },
+                    "ExportTenant",
+                    creds,
+                ))
                 .await
                 .map_err(|s| service_error("ExportTenant", &s))?
                 .into_inner();
@@ -391,17 +497,17 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
             })?;
             let action = pascal_case(verb);
             let (tenant, parameters) = parse_parameters(rest)?;
-            let tenant = tenant
-                .or_else(|| std::env::var("IAMLET_TENANT").ok())
-                .ok_or_else(|| {
-                    AdminCliError::Usage(format!("{verb}: --tenant is required (or IAMLET_TENANT)"))
-                })?;
+            let tenant = tenant_or_own(tenant, creds, verb)?;
             let response = client
-                .call(with_actor(pb::CallRequest {
-                    tenant,
-                    action: action.clone(),
-                    parameters_json: Value::Object(parameters).to_string(),
-                }))
+                .call(signed(
+                    pb::CallRequest {
+                        tenant,
+                        action: action.clone(),
+                        parameters_json: Value::Object(parameters).to_string(),
+                    },
+                    "Call",
+                    creds,
+                ))
                 .await
                 .map_err(|s| service_error(&action, &s))?
                 .into_inner();

@@ -135,6 +135,10 @@ struct RunArgs {
     /// The user whose tag each churn write changes.
     #[arg(long, default_value = "bob")]
     churn_user: String,
+    /// The profile (shared credentials file) the churn writes are made as; without it, the
+    /// `AWS_*` variables or the default profile, as `iamlet admin` finds them.
+    #[arg(long)]
+    churn_profile: Option<String>,
     /// The interval between churn writes.
     #[arg(long, default_value = "1s", value_parser = duration)]
     churn_every: Duration,
@@ -235,12 +239,20 @@ impl RunArgs {
             action: self.action.clone(),
             resource: self.resource.clone(),
             role_arn: self.role_arn.clone(),
-            churn: self.churn_endpoint.as_ref().map(|endpoint| ChurnConfig {
-                endpoint: endpoint.clone(),
-                tenant: self.churn_tenant.clone(),
-                user: self.churn_user.clone(),
-                every: self.churn_every,
-            }),
+            churn: match &self.churn_endpoint {
+                Some(endpoint) => Some(ChurnConfig {
+                    endpoint: endpoint.clone(),
+                    tenant: self.churn_tenant.clone(),
+                    user: self.churn_user.clone(),
+                    every: self.churn_every,
+                    credentials: crate::control_plane::find_credentials(
+                        self.churn_profile.as_deref(),
+                        &|k| std::env::var(k).ok(),
+                    )
+                    .map_err(BenchError::Usage)?,
+                }),
+                None => None,
+            },
             timeout: self.timeout,
         };
         config.validate()?;

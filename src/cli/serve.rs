@@ -1,7 +1,7 @@
 //! `iamlet control-plane` and `iamlet sidecar`: the long-running processes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,79 @@ pub(crate) struct ControlPlaneArgs {
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
     config: Option<PathBuf>,
+    /// The operators' access keys, an AWS credentials file (each profile is an operator,
+    /// named after it). Default: `DATA_DIR/operator-credentials`, created with one new key
+    /// (profile `iamlet-operator`, mode 0600) when missing.
+    #[arg(long, env = "IAMLET_OPERATOR_CREDENTIALS")]
+    operator_credentials: Option<PathBuf>,
+    /// A client-certificate identity (DNS name) that is an operator; may repeat.
+    #[arg(
+        long = "operator-identity",
+        env = "IAMLET_OPERATOR_IDENTITY",
+        value_delimiter = ',',
+        requires = "tls_client_ca"
+    )]
+    operator_identities: Vec<String>,
+    /// The key that seals secrets in the database (32 random bytes, base64). Default:
+    /// `DATA_DIR/secrets.key`, created when missing. Keep it apart from the database: a copy
+    /// of the database alone reveals no secret.
+    #[arg(long, env = "IAMLET_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
+}
+
+/// The profile name of a generated operator key.
+pub(super) const OPERATOR_PROFILE: &str = "iamlet-operator";
+
+/// Reads the operators' keys from `path`, or creates the file with one new key when it does
+/// not exist. Returns the keys and whether the file was created.
+pub(super) fn load_or_create_operators(
+    path: &Path,
+) -> Result<(Vec<crate::control_plane::OperatorKey>, bool), ServeError> {
+    let config = |message: String| ServeError::Config(format!("{}: {message}", path.display()));
+    let (text, created) = match std::fs::read_to_string(path) {
+        Ok(text) => (text, false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut ids = IdGenerator::system();
+            let key_id = format!("IOPR{}", ids.base32(16));
+            let text = crate::control_plane::render_profile(
+                OPERATOR_PROFILE,
+                &key_id,
+                &ids.secret_access_key(),
+            );
+            write_private(path, &text).map_err(|e| config(e.to_string()))?;
+            (text, true)
+        }
+        Err(e) => return Err(config(e.to_string())),
+    };
+    let profiles =
+        crate::control_plane::parse_credentials_file(&text).map_err(|e| config(e.to_string()))?;
+    if profiles.is_empty() {
+        return Err(config("no operator key in the file".into()));
+    }
+    let keys = profiles
+        .into_iter()
+        .map(|(name, p)| crate::control_plane::OperatorKey {
+            name,
+            access_key_id: p.access_key_id,
+            secret: p.secret_access_key,
+        })
+        .collect();
+    Ok((keys, created))
+}
+
+/// Writes a new file readable by its owner only; an existing file is an error.
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// `iamlet sidecar`.
@@ -279,12 +352,34 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             )),
             None => None,
         },
+        admin_auth: None,
     };
     std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
         path: args.data_dir.clone(),
         source,
     })?;
-    let store = SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?;
+    let operator_file = args
+        .operator_credentials
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("operator-credentials"));
+    let (operators, created) = load_or_create_operators(&operator_file)?;
+    let operator_names: Vec<String> = operators.iter().map(|o| o.name.clone()).collect();
+    let options = ServeOptions {
+        admin_auth: Some(Arc::new(crate::control_plane::AdminAuth::new(
+            operators,
+            args.operator_identities.clone(),
+        ))),
+        ..options
+    };
+    let sealer = crate::control_plane::SecretSealer::load_or_create(
+        &args
+            .secrets_key_file
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("secrets.key")),
+    )
+    .map_err(|e| ServeError::Config(e.to_string()))?;
+    let store =
+        SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?.with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     runtime()?.block_on(async move {
         let telemetry =
@@ -301,6 +396,12 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             control_plane.epoch(),
             args.listen,
             args.data_dir.display()
+        ));
+        say(&format!(
+            "iamlet control plane: operators {} from {}{}",
+            operator_names.join(", "),
+            operator_file.display(),
+            if created { " (created now)" } else { "" }
         ));
         let (health_listener, metrics_listener) =
             bind_probe_ports(args.health_listen, args.metrics_listen).await?;

@@ -10,7 +10,8 @@ use clap::Args;
 use serde_json::json;
 
 use crate::control_plane::{
-    serve_control_plane, ControlPlane, SqliteStore, TenantSpec, DEFAULT_HEARTBEAT,
+    serve_control_plane_with, ControlPlane, ServeOptions, SqliteStore, TenantSpec,
+    DEFAULT_HEARTBEAT,
 };
 use crate::directory::IdGenerator;
 use crate::policy::Timestamp;
@@ -19,7 +20,7 @@ use crate::sidecar::{serve_sidecar, spawn_sidecar, SidecarConfig};
 use crate::sts::jwt::Es256Signer;
 use crate::sync::{Backoff, Readiness};
 
-use super::serve::{say, stop_signal, ServeError, DRAIN};
+use super::serve::{load_or_create_operators, say, stop_signal, ServeError, DRAIN};
 
 /// The demo tenant, as declared in `deploy/examples/demo-tenant.yaml`.
 const DEMO_TENANT: &str = include_str!("../../deploy/examples/demo-tenant.yaml");
@@ -54,7 +55,15 @@ struct Demo {
     access_key_id: String,
     secret_access_key: String,
     token_file: Option<PathBuf>,
+    /// An AWS credentials file with the profiles `demo-admin` (the tenant's administrator)
+    /// and `iamlet-operator`.
+    credentials_file: PathBuf,
 }
+
+/// The demo tenant's administrator: an IAM user with `AdministratorAccess`.
+const ADMIN_USER: &str = "admin";
+/// Its profile in the credentials file `up` writes.
+const ADMIN_PROFILE: &str = "demo-admin";
 
 pub(crate) fn run_up(args: &UpArgs, out: &mut dyn Write) -> Result<(), ServeError> {
     let (dir, temporary) = match &args.data_dir {
@@ -76,9 +85,28 @@ pub(crate) fn run_up(args: &UpArgs, out: &mut dyn Write) -> Result<(), ServeErro
 }
 
 fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError> {
-    let store = SqliteStore::open(&dir.join("iamlet.db"), None)?;
+    let sealer = crate::control_plane::SecretSealer::load_or_create(&dir.join("secrets.key"))
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let store = SqliteStore::open(&dir.join("iamlet.db"), None)?.with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
+    let (operators, _) = load_or_create_operators(&dir.join("operator-credentials"))?;
     let demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
+    let admin = create_admin(&control_plane, &demo.account)?;
+    let mut profiles =
+        crate::control_plane::render_profile(ADMIN_PROFILE, &admin.0, admin.1.expose());
+    for operator in &operators {
+        profiles.push_str(&crate::control_plane::render_profile(
+            &operator.name,
+            &operator.access_key_id,
+            operator.secret.expose(),
+        ));
+    }
+    let _ = std::fs::remove_file(&demo.credentials_file);
+    write_private(&demo.credentials_file, &profiles).map_err(|source| ServeError::DataDir {
+        path: demo.credentials_file.clone(),
+        source,
+    })?;
+    let auth = Arc::new(crate::control_plane::AdminAuth::new(operators, Vec::new()));
     super::serve::runtime()?.block_on(async {
         let telemetry = crate::telemetry::init(crate::telemetry::LogFormat::Plain)
             .map_err(|e| ServeError::Config(e.to_string()))?;
@@ -102,10 +130,14 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
                 source,
             })?;
         let (stop_cp, cp_stopped) = tokio::sync::oneshot::channel::<()>();
-        let cp_server = tokio::spawn(serve_control_plane(
+        let cp_server = tokio::spawn(serve_control_plane_with(
             Arc::clone(&control_plane),
             cp_listener,
             DEFAULT_HEARTBEAT,
+            ServeOptions {
+                admin_auth: Some(auth),
+                ..ServeOptions::default()
+            },
             async {
                 let _ = cp_stopped.await;
             },
@@ -203,6 +235,7 @@ fn load_demo(
         access_key_id: field("AccessKeyId"),
         secret_access_key: field("SecretAccessKey"),
         token_file: None,
+        credentials_file: dir.join("aws-credentials"),
     };
     if spec.account_id == "111122223333"
         && spec.roles.iter().any(|r| r.role_name == "reports-reader")
@@ -233,6 +266,53 @@ fn load_demo(
         demo.token_file = Some(path);
     }
     Ok(demo)
+}
+
+/// Makes sure the tenant has its administrator (`admin` with `AdministratorAccess`) and gives
+/// it a fresh access key (an earlier run's keys are deleted: a user has at most two).
+fn create_admin(
+    control_plane: &ControlPlane,
+    account: &str,
+) -> Result<(String, crate::directory::Secret), ServeError> {
+    let user = json!({"UserName": ADMIN_USER});
+    if control_plane
+        .call(account, ACTOR, "GetUser", &user)
+        .is_err()
+    {
+        control_plane.call(account, ACTOR, "CreateUser", &user)?;
+        control_plane.call(
+            account,
+            ACTOR,
+            "AttachUserPolicy",
+            &json!({"UserName": ADMIN_USER, "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        )?;
+    }
+    let (keys, _) = control_plane.call(account, ACTOR, "ListAccessKeys", &user)?;
+    for id in keys
+        .pointer("/AccessKeyMetadata")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.get("AccessKeyId").and_then(|v| v.as_str()))
+    {
+        control_plane.call(
+            account,
+            ACTOR,
+            "DeleteAccessKey",
+            &json!({"UserName": ADMIN_USER, "AccessKeyId": id}),
+        )?;
+    }
+    let (key, _) = control_plane.call(account, ACTOR, "CreateAccessKey", &user)?;
+    let field = |name: &str| {
+        key.pointer(&format!("/AccessKey/{name}"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok((
+        field("AccessKeyId"),
+        crate::directory::Secret::new(field("SecretAccessKey")),
+    ))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -294,14 +374,29 @@ fn print_welcome(
     if let Some(token) = &demo.token_file {
         writeln!(out, "  iamlet assume-role{s} --role-arn arn:aws:iam::{a}:role/reports-reader --role-session-name pod-1 --web-identity-token-file {}", token.display())?;
     }
+    let e = if cp.port() == 7070 {
+        String::new()
+    } else {
+        format!(" --endpoint http://{cp}")
+    };
+    writeln!(out)?;
     writeln!(
         out,
-        "  iamlet admin{} list-changes --tenant {a}",
-        if cp.port() == 7070 {
-            String::new()
-        } else {
-            format!(" --endpoint http://{cp}")
-        }
+        "The admin API takes IAM credentials. The tenant's administrator ({ADMIN_USER}, with \
+         AdministratorAccess) and the operator are profiles {ADMIN_PROFILE} and iamlet-operator of:"
+    )?;
+    writeln!(
+        out,
+        "  export AWS_SHARED_CREDENTIALS_FILE={}",
+        demo.credentials_file.display()
+    )?;
+    writeln!(
+        out,
+        "  iamlet admin{e} --profile {ADMIN_PROFILE} list-users"
+    )?;
+    writeln!(
+        out,
+        "  iamlet admin{e} --profile {ADMIN_PROFILE} list-changes"
     )?;
     writeln!(out)?;
     writeln!(out, "Ctrl-C stops (a temporary data directory is removed).")

@@ -13,7 +13,7 @@ use crate::snapshot::SnapshotVersion;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
-use super::store::{ChangeDraft, ChangeRecord, TenantStore};
+use super::store::{AuditEvent, ChangeDraft, ChangeRecord, TenantStore};
 use super::AdminError;
 
 /// The control plane's tenants.
@@ -104,6 +104,8 @@ impl ControlPlane {
 
     /// Runs an IAM action on a tenant. A mutating action is committed (with `actor` and the
     /// redacted parameters in the audit trail) before its result is returned or published.
+    /// Unchecked: for callers inside the process (`iamlet up`, tests); the admin service
+    /// uses [`Self::call_checked`].
     pub fn call(
         &self,
         account_id: &str,
@@ -111,10 +113,27 @@ impl ControlPlane {
         action: &str,
         parameters: &Value,
     ) -> Result<(Value, SnapshotVersion), AdminError> {
+        self.call_checked(account_id, actor, action, parameters, &|_, _, _| Ok(()))
+    }
+
+    /// [`Self::call`] once `check` allows the action on the tenant as it is when the action
+    /// runs (under the write lock, so the target checked is the target changed).
+    pub fn call_checked(
+        &self,
+        account_id: &str,
+        actor: &str,
+        action: &str,
+        parameters: &Value,
+        check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
+    ) -> Result<(Value, SnapshotVersion), AdminError> {
         let mut tenants = self.tenants.lock();
         let current = tenants
             .get(account_id)
             .ok_or_else(|| AdminError::NoSuchTenant(account_id.to_owned()))?;
+        if !super::dispatch::ACTIONS.contains(&action) {
+            return Err(AdminError::InvalidAction(action.to_owned()));
+        }
+        check(&current.tenant, action, parameters)?;
         let now = (self.clock)();
         let mut next = Tenant::clone(&current.tenant);
         let outcome = dispatch(
@@ -146,6 +165,18 @@ impl ControlPlane {
         alias: Option<&str>,
         actor: &str,
     ) -> Result<SnapshotVersion, AdminError> {
+        self.create_tenant_with_root(account_id, alias, actor)
+            .map(|(version, _)| version)
+    }
+
+    /// Creates a tenant with its root user's access key, and returns the key: the only time
+    /// its secret is shown.
+    pub fn create_tenant_with_root(
+        &self,
+        account_id: &str,
+        alias: Option<&str>,
+        actor: &str,
+    ) -> Result<(SnapshotVersion, (String, crate::directory::Secret)), AdminError> {
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AdminError::InvalidParameterValue {
                 name: "AccountId".into(),
@@ -163,14 +194,24 @@ impl ControlPlane {
         }
         // Every tenant can issue session tokens from its first version on.
         tenant.rotate_issuer_key(&mut self.ids.lock(), now)?;
+        let (root_key_id, root_secret) =
+            tenant.create_root_access_key(&mut self.ids.lock(), now)?;
         let draft = ChangeDraft {
             account_id: account_id.to_owned(),
             actor: actor.to_owned(),
             action: "CreateTenant".into(),
-            parameters: serde_json::json!({ "AccountId": account_id, "Alias": alias }),
+            parameters: serde_json::json!({
+                "AccountId": account_id,
+                "Alias": alias,
+                "RootAccessKeyId": root_key_id,
+            }),
             at: now,
         };
-        self.commit(&mut tenants, &draft, Some(tenant))
+        let version = self.commit(&mut tenants, &draft, Some(tenant))?;
+        Ok((
+            version,
+            (root_key_id, crate::directory::Secret::new(root_secret)),
+        ))
     }
 
     /// Deletes a tenant; its audit trail stays.
@@ -207,6 +248,19 @@ impl ControlPlane {
         actor: &str,
         dry_run: bool,
     ) -> Result<(Vec<PlannedAction>, Option<SnapshotVersion>), AdminError> {
+        self.apply_spec_checked(spec, actor, dry_run, &|_, _, _| Ok(()))
+    }
+
+    /// [`Self::apply_spec`] once `check` allows every planned action, each on the tenant as
+    /// the plan's earlier actions leave it. A refused action refuses the whole apply (and a
+    /// dry run, which then shows nothing the caller may not do).
+    pub fn apply_spec_checked(
+        &self,
+        spec: &TenantSpec,
+        actor: &str,
+        dry_run: bool,
+        check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
+    ) -> Result<(Vec<PlannedAction>, Option<SnapshotVersion>), AdminError> {
         let account_id = spec.account_id.as_str();
         if self.tenant(account_id).is_none() && !dry_run {
             self.create_tenant(account_id, None, actor)?;
@@ -217,6 +271,23 @@ impl ControlPlane {
             None => Arc::new(Tenant::new(account_id, (self.clock)())),
         };
         let actions = plan(&current, spec)?;
+        if dry_run {
+            // Each action is checked against the tenant as the plan's earlier ones leave it;
+            // a dry run needs a scratch copy for that, with a throwaway id source.
+            let mut scratch = Tenant::clone(&current);
+            let mut ids = IdGenerator::seeded(0);
+            for step in &actions {
+                check(&scratch, &step.action, &step.parameters)?;
+                let _ = dispatch(
+                    &mut scratch,
+                    &mut ids,
+                    PasswordHasher::with_iterations(1),
+                    (self.clock)(),
+                    &step.action,
+                    &step.parameters,
+                );
+            }
+        }
         if dry_run || actions.is_empty() {
             let version = tenants.get(account_id).map(|c| c.version);
             return Ok((actions, version));
@@ -226,6 +297,7 @@ impl ControlPlane {
         {
             let mut ids = self.ids.lock();
             for step in &actions {
+                check(&next, &step.action, &step.parameters)?;
                 dispatch(
                     &mut next,
                     &mut ids,
@@ -313,6 +385,25 @@ impl ControlPlane {
         limit: usize,
     ) -> Result<Vec<ChangeRecord>, AdminError> {
         Ok(self.store.changes(account_id, after_seq, limit)?)
+    }
+
+    /// Records an audit event; a failure to record is logged, and never fails the call it
+    /// describes (which has already been refused or done).
+    pub fn record_event(&self, mut event: AuditEvent) {
+        event.at = (self.clock)();
+        if let Err(error) = self.store.record_event(&event) {
+            tracing::error!(%error, action = %event.action, "an audit event could not be stored");
+        }
+    }
+
+    /// A tenant's audit events after `after_id`, oldest first.
+    pub fn events(
+        &self,
+        account_id: &str,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AdminError> {
+        Ok(self.store.events(account_id, after_id, limit)?)
     }
 
     /// The store's epoch.

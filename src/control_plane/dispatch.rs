@@ -4,8 +4,9 @@
 //! parameters are a JSON object with AWS's parameter names (`UserName`, `PolicyArn`, ...);
 //! results are JSON shaped like AWS's responses (botocore's output shapes). iamlet adds
 //! `PutResourcePolicy`, `GetResourcePolicy`, `DeleteResourcePolicy`, `ListResourcePolicies`,
-//! `RevokeSessions`, `UpdateOpenIDConnectProviderJwks` and the `Jwks` parameter of
-//! `CreateOpenIDConnectProvider`.
+//! `RevokeSessions`, `UpdateOpenIDConnectProviderJwks`, the `Jwks` parameter of
+//! `CreateOpenIDConnectProvider`, and `Put`/`Get`/`Delete`/`ListServiceControlPolicies` (the
+//! operator's: AWS sets SCPs from the organization, never from inside the account).
 //!
 //! | file | actions |
 //! |---|---|
@@ -15,7 +16,8 @@
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //!
 //! Listings are never paginated (`IsTruncated` is always false; `Marker` and `MaxItems` are
-//! ignored). Users are named explicitly: there is no caller to default `UserName` to.
+//! ignored). An IAM user calling `GetUser` or the access-key actions without `UserName` acts on
+//! itself: the admin service fills the parameter in before dispatch.
 
 use serde_json::{Map, Value};
 
@@ -138,6 +140,11 @@ pub(crate) const ACTIONS: &[&str] = &[
     "GetResourcePolicy",
     "DeleteResourcePolicy",
     "ListResourcePolicies",
+    // service control policies (iamlet; changed by the operator only)
+    "PutServiceControlPolicy",
+    "GetServiceControlPolicy",
+    "DeleteServiceControlPolicy",
+    "ListServiceControlPolicies",
     // account alias
     "CreateAccountAlias",
     "DeleteAccountAlias",

@@ -15,13 +15,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::directory::Secret;
+use crate::policy::Timestamp;
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
+use crate::sts::sigv4::{Signature, SignedRequest};
+use crate::sts::{credential_tenant, Presented};
 use crate::sync::sha256_hex;
 use crate::tls::TenantAccess;
 
 use super::core::ControlPlane;
-use super::AdminError;
+use super::store::AuditEvent;
+use super::{defaults_to_caller, AdminAuth, AdminCaller, AdminCredentials, AdminError, CallEnv};
 
 /// How long a quiet stream waits before it sends a heartbeat.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -37,6 +42,8 @@ pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
 #[derive(Debug, Clone)]
 pub struct AdminService {
     control_plane: Arc<ControlPlane>,
+    auth: Arc<AdminAuth>,
+    secure_transport: bool,
 }
 
 /// `iamlet.v1.Sync`.
@@ -56,7 +63,13 @@ pub fn status(error: &AdminError) -> Status {
         "EntityAlreadyExists" => Code::AlreadyExists,
         "LimitExceeded" => Code::ResourceExhausted,
         "DeleteConflict" => Code::FailedPrecondition,
-        "InvalidAuthenticationCode" => Code::PermissionDenied,
+        "InvalidAuthenticationCode" | "AccessDenied" => Code::PermissionDenied,
+        "MissingAuthenticationToken"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "ExpiredToken" => Code::Unauthenticated,
+        "Throttling" => Code::ResourceExhausted,
         "ServiceFailure" => Code::Internal,
         _ => Code::InvalidArgument,
     };
@@ -72,20 +85,6 @@ pub fn aws_error_code(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)
 }
 
-/// Who made an admin call. Authentication of admin callers comes with IAM-authorized admin
-/// calls; until then the audit trail records the caller's self-declared name and address.
-fn actor<T>(request: &Request<T>) -> String {
-    let name = request
-        .metadata()
-        .get("iamlet-actor")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unauthenticated");
-    match request.remote_addr() {
-        Some(addr) => format!("{name}@{addr}"),
-        None => name.to_owned(),
-    }
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AdminError> + Send + 'static,
 ) -> Result<T, Status> {
@@ -97,12 +96,183 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+use super::admin_auth::ADMIN_SIGNING_HOST;
+
+/// What an admin call brings besides its message, read before the message is taken.
+struct Edge {
+    headers: Vec<(String, String)>,
+    leaf: Option<Vec<u8>>,
+    env: CallEnv,
+}
+
+/// Credentials decoded from the metadata, owned so the blocking task can hold them.
+enum Decoded {
+    Signed(Box<Signature>),
+    Keys {
+        access_key_id: String,
+        secret: Secret,
+        session_token: Option<String>,
+    },
+    Certificate(Vec<u8>),
+    None,
+}
+
+// === impl Edge ===
+
+impl Edge {
+    fn read<T>(request: &Request<T>, secure_transport: bool) -> Self {
+        let headers = request
+            .metadata()
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+                    .to_str()
+                    .ok()
+                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .filter(|(name, _)| name != "host")
+            .chain(std::iter::once((
+                "host".to_owned(),
+                ADMIN_SIGNING_HOST.to_owned(),
+            )))
+            .collect();
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        Self {
+            headers,
+            leaf,
+            env: CallEnv {
+                source: request.remote_addr().map(|a| a.ip()),
+                secure_transport,
+                now: Timestamp::now(),
+            },
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The credentials: a SigV4 `authorization` over `method` and the message whose hash is
+    /// `payload_sha256`, else an access key and secret, else a client certificate.
+    fn decode(self, method: &str, payload_sha256: &str) -> Result<(Decoded, CallEnv), AdminError> {
+        let decoded = if self.header("authorization").is_some() {
+            let path = format!("/iamlet.v1.Admin/{method}");
+            let signed = SignedRequest {
+                method: "POST",
+                path: &path,
+                query: "",
+                headers: &self.headers,
+                payload_sha256: Some(payload_sha256),
+            };
+            let signature = Signature::parse(&signed).map_err(|e| AdminError::Authentication {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+            // The claimed payload hash must be the message's: the signature covers the claim.
+            if self.header("x-amz-content-sha256") != Some(payload_sha256) {
+                return Err(AdminError::Authentication {
+                    code: "SignatureDoesNotMatch",
+                    message: "x-amz-content-sha256 is not the SHA-256 of the request message."
+                        .into(),
+                });
+            }
+            if signature.service() != "iam" {
+                return Err(AdminError::Authentication {
+                    code: "SignatureDoesNotMatch",
+                    message: format!(
+                        "Credential should be scoped to correct service: 'iam', not '{}'.",
+                        signature.service().chars().take(32).collect::<String>()
+                    ),
+                });
+            }
+            Decoded::Signed(Box::new(signature))
+        } else if let Some(id) = self.header("x-iamlet-access-key-id") {
+            Decoded::Keys {
+                access_key_id: id.to_owned(),
+                secret: Secret::new(
+                    self.header("x-iamlet-secret-access-key")
+                        .unwrap_or_default(),
+                ),
+                session_token: self.header("x-amz-security-token").map(str::to_owned),
+            }
+        } else if let Some(leaf) = self.leaf {
+            Decoded::Certificate(leaf)
+        } else {
+            Decoded::None
+        };
+        Ok((decoded, self.env))
+    }
+}
+
+// === impl Decoded ===
+
+impl Decoded {
+    fn credentials(&self) -> AdminCredentials<'_> {
+        match self {
+            Self::Signed(signature) => AdminCredentials::Key(Presented::Signed(signature)),
+            Self::Keys {
+                access_key_id,
+                secret,
+                session_token,
+            } => AdminCredentials::Key(Presented::Keys {
+                access_key_id,
+                secret: secret.expose(),
+                session_token: session_token.as_deref(),
+            }),
+            Self::Certificate(leaf) => AdminCredentials::Certificate(leaf),
+            Self::None => AdminCredentials::None,
+        }
+    }
+
+    /// The access key id presented, for the audit trail of a failed authentication.
+    fn access_key_id(&self) -> Option<&str> {
+        match self {
+            Self::Signed(signature) => Some(signature.access_key_id()),
+            Self::Keys { access_key_id, .. } => Some(access_key_id),
+            Self::Certificate(_) | Self::None => None,
+        }
+    }
+
+    /// The tenant the credentials claim to belong to.
+    fn tenant(&self) -> Option<String> {
+        match self.credentials() {
+            AdminCredentials::Key(presented) => credential_tenant(&presented),
+            _ => None,
+        }
+    }
+}
+
 // === impl AdminService ===
 
 impl AdminService {
-    /// Serves `control_plane`.
+    /// Serves `control_plane`, authenticating tenants' principals (no operator: tenants can
+    /// then only be created in process).
     pub fn new(control_plane: Arc<ControlPlane>) -> Self {
-        Self { control_plane }
+        Self {
+            control_plane,
+            auth: Arc::new(AdminAuth::new(Vec::new(), Vec::new())),
+            secure_transport: false,
+        }
+    }
+
+    /// Authenticates and authorizes with `auth`.
+    #[must_use]
+    pub fn with_auth(mut self, auth: Arc<AdminAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Reports `aws:SecureTransport` true (the service is served over TLS).
+    #[must_use]
+    pub fn with_secure_transport(mut self, secure: bool) -> Self {
+        self.secure_transport = secure;
+        self
     }
 
     /// The tonic server; a declared tenant or an export may be larger than gRPC's customary
@@ -112,6 +282,156 @@ impl AdminService {
             .max_decoding_message_size(MAX_SYNC_MESSAGE)
             .max_encoding_message_size(MAX_SYNC_MESSAGE)
     }
+
+    /// Authenticates one call, then runs `handle` with the caller on the blocking pool, and
+    /// records in the tenant's audit events what must be: failed authentications, denials,
+    /// and every use of root credentials.
+    async fn authorized<M, R>(
+        &self,
+        request: Request<M>,
+        method: &'static str,
+        action: impl FnOnce(&M) -> (String, Option<String>),
+        handle: impl FnOnce(&ControlPlane, &AdminAuth, &AdminCaller, CallEnv, M) -> Result<R, AdminError>
+            + Send
+            + 'static,
+    ) -> Result<R, Status>
+    where
+        M: prost::Message + Send + 'static,
+        R: Send + 'static,
+    {
+        let edge = Edge::read(&request, self.secure_transport);
+        let message = request.into_inner();
+        let payload_sha256 = hex_sha256(&message.encode_to_vec());
+        let (action, target_tenant) = action(&message);
+        let cp = Arc::clone(&self.control_plane);
+        let auth = Arc::clone(&self.auth);
+        blocking(move || {
+            let source = edge.env.source.map(|ip| ip.to_string()).unwrap_or_default();
+            let event =
+                |account: String, actor: String, outcome: &str, root: bool, detail: String| {
+                    AuditEvent {
+                        account_id: account,
+                        id: 0,
+                        at: 0,
+                        actor,
+                        action: action.clone(),
+                        outcome: outcome.to_owned(),
+                        root,
+                        detail,
+                        source: source.clone(),
+                    }
+                };
+            let decoded = edge.decode(method, &payload_sha256);
+            let authenticated = decoded.and_then(|(decoded, env)| {
+                match auth.authenticate(&cp, decoded.credentials(), &env) {
+                    Ok(caller) => Ok((caller, env)),
+                    Err(error) => {
+                        // A failure is recorded in the tenant the key claims, if it exists
+                        // (never in a throttled flood).
+                        if let Some(account) = decoded
+                            .tenant()
+                            .filter(|t| cp.tenant(t).is_some())
+                            .filter(|_| !matches!(error, AdminError::Throttling))
+                        {
+                            let actor = decoded.access_key_id().unwrap_or_default().to_owned();
+                            cp.record_event(event(
+                                account,
+                                actor,
+                                "AuthFailure",
+                                false,
+                                format!("{}: {error}", error.code()),
+                            ));
+                        }
+                        Err(error)
+                    }
+                }
+            });
+            let (caller, env) = authenticated?;
+            let own = match &caller {
+                AdminCaller::Tenant { account, .. } => Some(account.clone()),
+                AdminCaller::Operator { .. } => None,
+            };
+            let result = handle(&cp, &auth, &caller, env, message);
+            let account = target_tenant.or(own);
+            if let Some(account) = account.filter(|a| cp.tenant(a).is_some()) {
+                match &result {
+                    Err(error @ AdminError::AccessDenied(_)) => {
+                        auth.count_denied();
+                        cp.record_event(event(
+                            account,
+                            caller.actor(),
+                            "AccessDenied",
+                            caller.is_root(),
+                            error.to_string(),
+                        ));
+                    }
+                    _ if caller.is_root() => cp.record_event(event(
+                        account,
+                        caller.actor(),
+                        if result.is_ok() { "Allowed" } else { "Failed" },
+                        true,
+                        String::new(),
+                    )),
+                    _ => {}
+                }
+            }
+            result
+        })
+        .await
+    }
+}
+
+/// A request signed with `credentials` for `method` (SigV4 over the encoded message).
+pub fn signed_admin_request<T: prost::Message>(
+    message: T,
+    method: &str,
+    credentials: Option<&super::Profile>,
+) -> tonic::Request<T> {
+    let Some(creds) = credentials else {
+        return tonic::Request::new(message);
+    };
+    let headers = super::sign_admin_call(
+        method,
+        &message.encode_to_vec(),
+        &creds.access_key_id,
+        creds.secret_access_key.expose(),
+        creds.session_token.as_deref(),
+        crate::policy::Timestamp::now(),
+    );
+    let mut request = tonic::Request::new(message);
+    for (name, value) in headers {
+        if let Ok(value) = value.parse() {
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    request
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Refuses tenant lifecycle calls to anyone but the operator.
+fn operator_only(caller: &AdminCaller, action: &str) -> Result<(), AdminError> {
+    match caller {
+        AdminCaller::Operator { .. } => Ok(()),
+        AdminCaller::Tenant { .. } => Err(AdminError::AccessDenied(format!(
+            "User: {} is not authorized to perform: iamlet:{action}: only the platform operator \
+             manages tenants",
+            caller.actor()
+        ))),
+    }
+}
+
+fn list_limit(limit: u32) -> usize {
+    match limit {
+        0 => 100,
+        n => n.min(1_000) as usize,
+    }
 }
 
 #[tonic::async_trait]
@@ -120,31 +440,49 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CallRequest>,
     ) -> Result<Response<pb::CallResponse>, Status> {
-        let actor = actor(&request);
-        let pb::CallRequest {
-            tenant,
-            action,
-            parameters_json,
-        } = request.into_inner();
-        let parameters: Value = if parameters_json.trim().is_empty() {
-            Value::Object(serde_json::Map::new())
-        } else {
-            serde_json::from_str(&parameters_json).map_err(|e| {
-                status(&AdminError::InvalidParameterValue {
-                    name: "parameters_json".into(),
-                    reason: format!("not JSON: {e}"),
-                })
-            })?
-        };
-        if !parameters.is_object() {
-            return Err(status(&AdminError::InvalidParameterValue {
-                name: "parameters_json".into(),
-                reason: "expected a JSON object".into(),
-            }));
-        }
-        let cp = Arc::clone(&self.control_plane);
-        let (result, version) =
-            blocking(move || cp.call(&tenant, &actor, &action, &parameters)).await?;
+        let (result, version) = self
+            .authorized(
+                request,
+                "Call",
+                |m| (m.action.clone(), Some(m.tenant.clone())),
+                |cp, auth, caller, env, message| {
+                    let pb::CallRequest {
+                        tenant,
+                        action,
+                        parameters_json,
+                    } = message;
+                    let mut parameters: Value = if parameters_json.trim().is_empty() {
+                        Value::Object(serde_json::Map::new())
+                    } else {
+                        serde_json::from_str(&parameters_json).map_err(|e| {
+                            AdminError::InvalidParameterValue {
+                                name: "parameters_json".into(),
+                                reason: format!("not JSON: {e}"),
+                            }
+                        })?
+                    };
+                    let Some(map) = parameters.as_object_mut() else {
+                        return Err(AdminError::InvalidParameterValue {
+                            name: "parameters_json".into(),
+                            reason: "expected a JSON object".into(),
+                        });
+                    };
+                    // An IAM user who names no user acts on itself, as in AWS.
+                    if let Some(user) = caller.user_name().filter(|_| defaults_to_caller(&action)) {
+                        map.entry("UserName")
+                            .or_insert_with(|| Value::String(user.to_owned()));
+                    }
+                    let checker = auth.checker(cp, caller, &tenant, env)?;
+                    cp.call_checked(
+                        &tenant,
+                        &caller.actor(),
+                        &action,
+                        &parameters,
+                        &|state, action, params| checker.check(state, action, params),
+                    )
+                },
+            )
+            .await?;
         Ok(Response::new(pb::CallResponse {
             result_json: result.to_string(),
             version: Some(version.into()),
@@ -155,12 +493,22 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let actor = actor(&request);
-        let pb::CreateTenantRequest { account_id, alias } = request.into_inner();
-        let cp = Arc::clone(&self.control_plane);
-        let version = blocking(move || cp.create_tenant(&account_id, Some(&alias), &actor)).await?;
+        let (version, (key_id, secret)) = self
+            .authorized(
+                request,
+                "CreateTenant",
+                |_| ("CreateTenant".into(), None),
+                |cp, _, caller, _, message| {
+                    operator_only(caller, "CreateTenant")?;
+                    let pb::CreateTenantRequest { account_id, alias } = message;
+                    cp.create_tenant_with_root(&account_id, Some(&alias), &caller.actor())
+                },
+            )
+            .await?;
         Ok(Response::new(pb::CreateTenantResponse {
             version: Some(version.into()),
+            root_access_key_id: key_id,
+            root_secret_access_key: secret.expose().to_owned(),
         }))
     }
 
@@ -168,20 +516,34 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-        let actor = actor(&request);
-        let pb::DeleteTenantRequest { account_id } = request.into_inner();
-        let cp = Arc::clone(&self.control_plane);
-        blocking(move || cp.delete_tenant(&account_id, &actor)).await?;
+        self.authorized(
+            request,
+            "DeleteTenant",
+            |m| ("DeleteTenant".into(), Some(m.account_id.clone())),
+            |cp, _, caller, _, message| {
+                operator_only(caller, "DeleteTenant")?;
+                cp.delete_tenant(&message.account_id, &caller.actor())
+            },
+        )
+        .await?;
         Ok(Response::new(pb::DeleteTenantResponse {}))
     }
 
     async fn list_tenants(
         &self,
-        _request: Request<pb::ListTenantsRequest>,
+        request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let tenants = self
-            .control_plane
-            .list_tenants()
+            .authorized(
+                request,
+                "ListTenants",
+                |_| ("ListTenants".into(), None),
+                |cp, _, caller, _, _| {
+                    operator_only(caller, "ListTenants")?;
+                    Ok(cp.list_tenants())
+                },
+            )
+            .await?
             .into_iter()
             .map(|t| pb::TenantSummary {
                 account_id: t.account_id,
@@ -196,9 +558,24 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ExportTenantRequest>,
     ) -> Result<Response<pb::ExportTenantResponse>, Status> {
-        let pb::ExportTenantRequest { tenant } = request.into_inner();
-        let spec = self.control_plane.export(&tenant).map_err(|e| status(&e))?;
-        let spec_json = spec.to_json().map_err(|e| status(&AdminError::Spec(e)))?;
+        let spec_json = self
+            .authorized(
+                request,
+                "ExportTenant",
+                |m| ("ExportTenant".into(), Some(m.tenant.clone())),
+                |cp, auth, caller, env, message| {
+                    // AWS's action for reading a whole account's IAM configuration.
+                    auth.checker(cp, caller, &message.tenant, env)?
+                        .check_named(
+                            "iam:GetAccountAuthorizationDetails",
+                            "*",
+                            crate::authz::Context::new(),
+                        )?;
+                    let spec = cp.export(&message.tenant)?;
+                    Ok(spec.to_json()?)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::ExportTenantResponse { spec_json }))
     }
 
@@ -206,12 +583,31 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ApplyTenantRequest>,
     ) -> Result<Response<pb::ApplyTenantResponse>, Status> {
-        let actor = actor(&request);
-        let pb::ApplyTenantRequest { spec_json, dry_run } = request.into_inner();
-        let spec = super::TenantSpec::from_yaml_or_json(&spec_json)
-            .map_err(|e| status(&AdminError::Spec(e)))?;
-        let cp = Arc::clone(&self.control_plane);
-        let (actions, version) = blocking(move || cp.apply_spec(&spec, &actor, dry_run)).await?;
+        let tenant_of = |m: &pb::ApplyTenantRequest| {
+            super::TenantSpec::from_yaml_or_json(&m.spec_json)
+                .ok()
+                .map(|s| s.account_id)
+        };
+        let (actions, version) = self
+            .authorized(
+                request,
+                "ApplyTenant",
+                |m| ("ApplyTenant".into(), tenant_of(m)),
+                |cp, auth, caller, env, message| {
+                    let spec = super::TenantSpec::from_yaml_or_json(&message.spec_json)?;
+                    if cp.tenant(&spec.account_id).is_none() {
+                        operator_only(caller, "CreateTenant")?;
+                    }
+                    let checker = auth.checker(cp, caller, &spec.account_id, env)?;
+                    cp.apply_spec_checked(
+                        &spec,
+                        &caller.actor(),
+                        message.dry_run,
+                        &|state, action, params| checker.check(state, action, params),
+                    )
+                },
+            )
+            .await?;
         Ok(Response::new(pb::ApplyTenantResponse {
             actions_json: serde_json::to_string(&actions).unwrap_or_else(|_| "[]".into()),
             version: version.map(Into::into),
@@ -222,17 +618,27 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListChangesRequest>,
     ) -> Result<Response<pb::ListChangesResponse>, Status> {
-        let pb::ListChangesRequest {
-            tenant,
-            after_seq,
-            limit,
-        } = request.into_inner();
-        let limit = match limit {
-            0 => 100,
-            n => n.min(1_000) as usize,
-        };
-        let cp = Arc::clone(&self.control_plane);
-        let changes = blocking(move || cp.changes(&tenant, after_seq, limit)).await?;
+        let changes = self
+            .authorized(
+                request,
+                "ListChanges",
+                |m| ("ListChanges".into(), Some(m.tenant.clone())),
+                |cp, auth, caller, env, message| {
+                    // AWS's action for reading an account's audit trail.
+                    auth.checker(cp, caller, &message.tenant, env)?
+                        .check_named(
+                            "cloudtrail:LookupEvents",
+                            "*",
+                            crate::authz::Context::new(),
+                        )?;
+                    cp.changes(
+                        &message.tenant,
+                        message.after_seq,
+                        list_limit(message.limit),
+                    )
+                },
+            )
+            .await?;
         Ok(Response::new(pb::ListChangesResponse {
             changes: changes
                 .into_iter()
@@ -242,6 +648,43 @@ impl pb::admin_server::Admin for AdminService {
                     actor: c.actor,
                     action: c.action,
                     parameters_json: c.parameters.to_string(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let events = self
+            .authorized(
+                request,
+                "ListEvents",
+                |m| ("ListEvents".into(), Some(m.tenant.clone())),
+                |cp, auth, caller, env, message| {
+                    auth.checker(cp, caller, &message.tenant, env)?
+                        .check_named(
+                            "cloudtrail:LookupEvents",
+                            "*",
+                            crate::authz::Context::new(),
+                        )?;
+                    cp.events(&message.tenant, message.after_id, list_limit(message.limit))
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events: events
+                .into_iter()
+                .map(|e| pb::AuditEvent {
+                    id: e.id,
+                    at: e.at,
+                    actor: e.actor,
+                    action: e.action,
+                    outcome: e.outcome,
+                    root: e.root,
+                    detail: e.detail,
+                    source: e.source,
                 })
                 .collect(),
         }))
@@ -534,6 +977,8 @@ pub struct ServeOptions {
     pub tls: Option<Arc<crate::tls::ReloadingServerTls>>,
     /// The tenants each client certificate may subscribe to.
     pub access: Option<Arc<TenantAccess>>,
+    /// Who may call the admin API (default: tenants' principals, no operator).
+    pub admin_auth: Option<Arc<AdminAuth>>,
 }
 
 /// [`serve_control_plane`] with TLS and per-identity tenant limits.
@@ -546,7 +991,15 @@ pub async fn serve_control_plane_with(
 ) -> Result<(), tonic::transport::Error> {
     let router = tonic::transport::Server::builder()
         .trace_fn(crate::telemetry::grpc_span)
-        .add_service(AdminService::new(Arc::clone(&control_plane)).into_server())
+        .add_service({
+            let admin = AdminService::new(Arc::clone(&control_plane))
+                .with_secure_transport(options.tls.is_some());
+            match options.admin_auth {
+                Some(auth) => admin.with_auth(auth),
+                None => admin,
+            }
+            .into_server()
+        })
         .add_service(
             SyncService::new(control_plane)
                 .with_heartbeat(heartbeat)

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::directory::Tenant;
 use crate::snapshot::SnapshotVersion;
 
+use super::seal::{SealError, SecretSealer};
+
 /// A tenant as stored, with its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTenant {
@@ -60,6 +62,30 @@ pub struct ChangeRecord {
     pub parameters: serde_json::Value,
 }
 
+/// An admin call that changed nothing but belongs in the audit trail: a refused one (denied,
+/// failed authentication, throttled) or any use of the root user's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// The tenant.
+    pub account_id: String,
+    /// The event's number (store-wide, increasing).
+    pub id: u64,
+    /// When, in Unix seconds.
+    pub at: i64,
+    /// Who: the caller's ARN, or the access key id that failed to authenticate.
+    pub actor: String,
+    /// The action attempted (`CreateUser`, `CreateTenant`, ...).
+    pub action: String,
+    /// `Allowed`, `AccessDenied`, `AuthFailure` or `Throttled`.
+    pub outcome: String,
+    /// True when the root user's credentials were used.
+    pub root: bool,
+    /// The error code and message, or the resource acted on.
+    pub detail: String,
+    /// Where the call came from.
+    pub source: String,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,6 +100,9 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A stored secret does not open, or one could not be sealed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
     /// A value does not encode.
     #[error("cannot encode tenant `{account}`: {reason}")]
     Encode {
@@ -108,6 +137,17 @@ pub trait TenantStore: Send + Sync {
 
     /// The store's epoch.
     fn epoch(&self) -> u64;
+
+    /// Records an audit event (its `id` is assigned) and returns its number.
+    fn record_event(&self, event: &AuditEvent) -> Result<u64, StoreError>;
+
+    /// A tenant's audit events after `after_id`, oldest first, at most `limit`.
+    fn events(
+        &self,
+        account_id: &str,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// [`TenantStore`] on one SQLite file.
@@ -115,6 +155,7 @@ pub trait TenantStore: Send + Sync {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     epoch: u64,
+    sealer: Option<SecretSealer>,
 }
 
 const SCHEMA: &str = "
@@ -134,6 +175,18 @@ CREATE TABLE IF NOT EXISTS changes (
     parameters TEXT NOT NULL,
     PRIMARY KEY (account_id, seq)
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    root INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_tenant ON events (account_id, id);
 ";
 
 // === impl SqliteStore ===
@@ -177,7 +230,15 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             epoch,
+            sealer: None,
         })
+    }
+
+    /// Seals every secret before it is written and opens it when read (see [`super::seal`]).
+    #[must_use]
+    pub fn with_sealer(mut self, sealer: SecretSealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 }
 
@@ -206,10 +267,14 @@ impl TenantStore for SqliteStore {
         for row in rows {
             let (account, seq, state) = row?;
             let state = state.unwrap_or_default();
-            let tenant: Tenant = serde_json::from_str(&state).map_err(|e| StoreError::Corrupt {
-                account: account.clone(),
-                reason: e.to_string(),
-            })?;
+            let mut tenant: Tenant =
+                serde_json::from_str(&state).map_err(|e| StoreError::Corrupt {
+                    account: account.clone(),
+                    reason: e.to_string(),
+                })?;
+            if let Some(sealer) = &self.sealer {
+                sealer.open_tenant(&mut tenant)?;
+            }
             out.push(StoredTenant {
                 tenant,
                 version: SnapshotVersion::new(self.epoch, to_u64(seq)),
@@ -223,14 +288,19 @@ impl TenantStore for SqliteStore {
         change: &ChangeDraft,
         after: Option<&Tenant>,
     ) -> Result<ChangeRecord, StoreError> {
-        let state =
-            after
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Encode {
-                    account: change.account_id.clone(),
-                    reason: e.to_string(),
-                })?;
+        let sealed = match (after, &self.sealer) {
+            (Some(tenant), Some(sealer)) => Some(sealer.seal_tenant(tenant)?),
+            _ => None,
+        };
+        let state = sealed
+            .as_ref()
+            .or(after)
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Encode {
+                account: change.account_id.clone(),
+                reason: e.to_string(),
+            })?;
         let parameters = change.parameters.to_string();
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -311,6 +381,55 @@ impl TenantStore for SqliteStore {
 
     fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    fn record_event(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO events (account_id, at, actor, action, outcome, root, detail, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                event.account_id,
+                event.at,
+                event.actor,
+                event.action,
+                event.outcome,
+                i64::from(event.root),
+                event.detail,
+                event.source
+            ],
+        )?;
+        Ok(to_u64(conn.last_insert_rowid()))
+    }
+
+    fn events(
+        &self,
+        account_id: &str,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, actor, action, outcome, root, detail, source FROM events
+             WHERE account_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![account_id, to_i64(after_id), to_i64(limit as u64)],
+            |r| {
+                Ok(AuditEvent {
+                    account_id: account_id.to_owned(),
+                    id: to_u64(r.get(0)?),
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    outcome: r.get(4)?,
+                    root: r.get::<_, i64>(5)? != 0,
+                    detail: r.get(6)?,
+                    source: r.get(7)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

@@ -42,6 +42,35 @@ pub struct Tenant {
     pub resource_policies: BTreeMap<String, ResourcePolicy>,
     /// Session-token issuer keys, newest last.
     pub issuer_keys: Vec<IssuerKey>,
+    /// The root user's access key, created with the tenant and shown once (for bootstrap).
+    #[serde(default)]
+    pub root_access_key: Option<RootAccessKey>,
+    /// Service control policies by name: set by the platform's operator, not by the tenant,
+    /// they cap what every principal of the tenant may do, the root user included.
+    #[serde(default)]
+    pub service_control_policies: BTreeMap<String, ServiceControlPolicy>,
+}
+
+/// The root user's access key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootAccessKey {
+    /// The key id (`AKIA…`, encoding the account).
+    pub access_key_id: String,
+    /// The secret access key, shown once when the tenant is created.
+    pub secret: Secret,
+    /// When the key was created.
+    pub created_at: i64,
+}
+
+/// A service control policy attached to the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceControlPolicy {
+    /// The name, as written.
+    pub name: String,
+    /// The document, as submitted.
+    pub document: String,
+    /// When it was last set.
+    pub updated_at: i64,
 }
 
 /// The quotas of a tenant (IAM-SEMANTICS §5.4); adjustable ones can be raised per tenant.
@@ -327,6 +356,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Replaces the value (sealing and opening at the store's boundary).
+    pub fn replace(&mut self, value: String) {
+        self.0 = value;
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -379,7 +413,24 @@ impl Tenant {
             mfa_devices: BTreeMap::new(),
             resource_policies: BTreeMap::new(),
             issuer_keys: Vec::new(),
+            root_access_key: None,
+            service_control_policies: BTreeMap::new(),
         }
+    }
+
+    /// Every secret the tenant holds, to seal before it is stored and open after it is read.
+    pub fn secrets_mut(&mut self) -> impl Iterator<Item = &mut Secret> {
+        let keys = self.users.values_mut().flat_map(|u| {
+            let password = u.login_profile.as_mut().map(|p| &mut p.password_hash);
+            u.access_keys
+                .iter_mut()
+                .map(|k| &mut k.secret)
+                .chain(password)
+        });
+        let mfa = self.mfa_devices.values_mut().map(|d| &mut d.seed);
+        let issuer = self.issuer_keys.iter_mut().map(|k| &mut k.private_key);
+        let root = self.root_access_key.as_mut().map(|k| &mut k.secret);
+        keys.chain(mfa).chain(issuer).chain(root)
     }
 
     /// The ARN of an entity of this account: `arn:aws:iam::ACCOUNT:{kind}{path}{name}`.

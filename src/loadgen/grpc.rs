@@ -61,6 +61,8 @@ pub struct ChurnConfig {
     pub user: String,
     /// The interval between writes.
     pub every: Duration,
+    /// Who the writes are made as (the admin API authorizes them).
+    pub credentials: Option<crate::control_plane::Profile>,
 }
 
 /// Everything a run against a gRPC target needs.
@@ -363,7 +365,13 @@ impl Churn {
                     })
                     .to_string(),
                 };
-                let result = client.call(request).await;
+                let result = client
+                    .call(crate::control_plane::signed_admin_request(
+                        request,
+                        "Call",
+                        config.credentials.as_ref(),
+                    ))
+                    .await;
                 let mut t = writes.lock();
                 t.attempted += 1;
                 match result {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::authz::{Context, PolicySet, Principal};
+use crate::authz::{Context, OrgLevel, PolicySet, Principal};
 use crate::directory::{Secret, Tag, Tenant};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyError, PolicyKind, Timestamp,
@@ -33,6 +33,11 @@ pub struct TenantSnapshot {
     context_keys: Box<[Box<str>]>,
     issuer_keys: IssuerKeyring,
     oidc_providers: Vec<OidcEntry>,
+    /// The tenant's SCPs as one organization level (empty: none attached, nothing capped).
+    scp: Box<[OrgLevel]>,
+    /// The root user's implicit permission over its own account: allow everything, which
+    /// SCPs and explicit denies still cap.
+    root_identity: [Arc<CompiledPolicy>; 1],
 }
 
 /// An OIDC provider, its keys parsed once.
@@ -97,8 +102,10 @@ pub struct RoleEntry {
 /// An access key, for authenticating callers.
 #[derive(Debug)]
 pub struct AccessKeyEntry {
-    /// The owning user's lowercased name.
+    /// The owning user's lowercased name (empty for the root user's key).
     pub user: Box<str>,
+    /// True for the root user's key.
+    pub root: bool,
     /// The secret access key.
     pub secret: Secret,
     /// Whether the key may be used.
@@ -120,6 +127,8 @@ pub struct Resolved<'a> {
     pub unique_id: Option<&'a str>,
     /// The context keys that follow from the entity, built when the snapshot was.
     pub base_context: Option<&'a Context>,
+    /// The tenant's SCPs.
+    pub scp: &'a [OrgLevel],
 }
 
 /// Why a tenant could not be compiled. The message names the tenant and the entity.
@@ -321,6 +330,17 @@ impl TenantSnapshot {
             resource_policies.insert(arn.as_str().into(), compiled);
         }
 
+        let root_key = t.root_access_key.iter().map(|k| {
+            (
+                Box::<str>::from(k.access_key_id.as_str()),
+                AccessKeyEntry {
+                    user: "".into(),
+                    root: true,
+                    secret: k.secret.clone(),
+                    active: true,
+                },
+            )
+        });
         let access_keys = t
             .users
             .iter()
@@ -330,13 +350,25 @@ impl TenantSnapshot {
                         Box::<str>::from(k.access_key_id.as_str()),
                         AccessKeyEntry {
                             user: key.as_str().into(),
+                            root: false,
                             secret: k.secret.clone(),
                             active: k.status == crate::directory::AccessKeyStatus::Active,
                         },
                     )
                 })
             })
+            .chain(root_key)
             .collect();
+
+        let mut scps = Vec::with_capacity(t.service_control_policies.len());
+        for scp in t.service_control_policies.values() {
+            scps.push(compiler.document(
+                &format!("scp/{}", scp.name),
+                PolicyKind::Scp,
+                &scp.document,
+                || format!("service control policy `{}`", scp.name),
+            )?);
+        }
 
         let mut context_keys: Vec<Box<str>> = compiler
             .managed
@@ -353,6 +385,7 @@ impl TenantSnapshot {
                     .chain(std::iter::once(&r.trust))
             }))
             .chain(resource_policies.values())
+            .chain(&scps)
             .flat_map(|p| p.context_keys().iter().cloned())
             .collect();
         context_keys.sort_unstable();
@@ -385,8 +418,22 @@ impl TenantSnapshot {
             context_keys: context_keys.into_boxed_slice(),
             issuer_keys,
             oidc_providers,
+            scp: if scps.is_empty() {
+                Box::default()
+            } else {
+                Box::new([OrgLevel {
+                    name: t.account_id.as_str().into(),
+                    policies: scps,
+                }])
+            },
+            root_identity: [root_allow_all()],
             tenant,
         })
+    }
+
+    /// The tenant's SCPs as organization levels (empty when none is attached).
+    pub fn scp(&self) -> &[OrgLevel] {
+        &self.scp
     }
 
     /// The tenant's account id.
@@ -456,6 +503,9 @@ impl TenantSnapshot {
             entity_arn: None,
             unique_id: None,
             base_context: None,
+            // Callers from outside the account (services, the anonymous) are not capped by
+            // its SCPs.
+            scp: &[],
         };
         if principal
             .account()
@@ -473,6 +523,7 @@ impl TenantSnapshot {
                     entity_arn: principal_arn_of(&user.principal),
                     unique_id: Some(&user.user_id),
                     base_context: Some(&user.context),
+                    scp: &self.scp,
                 })
             }
             Principal::AssumedRole { role_name, .. }
@@ -487,12 +538,17 @@ impl TenantSnapshot {
                     entity_arn: Some(&role.arn),
                     unique_id: Some(&role.role_id),
                     base_context: Some(&role.context),
+                    scp: &self.scp,
                 })
             }
-            Principal::Root { .. }
-            | Principal::Service { .. }
-            | Principal::Anonymous
-            | Principal::WebIdentity { .. } => Some(none),
+            Principal::Root { .. } => Some(Resolved {
+                identity: &self.root_identity,
+                scp: &self.scp,
+                ..none
+            }),
+            Principal::Service { .. } | Principal::Anonymous | Principal::WebIdentity { .. } => {
+                Some(none)
+            }
             Principal::FederatedUser { .. } => None,
         }
     }
@@ -513,6 +569,7 @@ impl<'a> Resolved<'a> {
             boundary: self.boundary,
             session,
             resource,
+            scp: self.scp,
             ..PolicySet::default()
         }
     }
@@ -596,6 +653,7 @@ fn base_context(principal: &Principal, arn: &str, unique_id: &str, tags: &[Tag])
         entity_arn: Some(arn),
         unique_id: Some(unique_id),
         base_context: None,
+        scp: &[],
     }
     .fill_context_from_parts(principal, &mut ctx);
     ctx
@@ -716,6 +774,33 @@ fn dedup_shared(policies: &mut Vec<Arc<CompiledPolicy>>) {
 /// AWS's `AWSRevokeOlderSessions` inline policy: deny everything to sessions issued before
 /// `before` (IAM-SEMANTICS §4.8). Long-term credentials carry no `aws:TokenIssueTime`, so
 /// `DateLessThan` is false for them and the deny does not apply.
+/// The root user's implicit permissions: everything in its own account.
+fn root_allow_all() -> Arc<CompiledPolicy> {
+    let document = PolicyDocument {
+        version: crate::policy::PolicyVersion::Current,
+        id: None,
+        statements: vec![crate::policy::Statement {
+            sid: Some("RootUser".into()),
+            effect: crate::policy::Effect::Allow,
+            principal: None,
+            action: crate::policy::ActionBlock {
+                negated: false,
+                patterns: vec!["*".into()],
+            },
+            resource: Some(crate::policy::ResourceBlock {
+                negated: false,
+                patterns: vec!["*".into()],
+            }),
+            conditions: Vec::new(),
+        }],
+    };
+    Arc::new(CompiledPolicy::compile(
+        "root-user",
+        PolicyKind::Identity,
+        &document,
+    ))
+}
+
 fn revoke_older_sessions(role_arn: &str, before: i64) -> Arc<CompiledPolicy> {
     let when = Timestamp::from_epoch_seconds(before).to_string();
     let document = PolicyDocument {

@@ -173,10 +173,17 @@ pub fn resolve_credentials(
                 .access_key(access_key_id)
                 .filter(|k| k.active)
                 .ok_or(StsError::InvalidToken)?;
-            let user = snapshot.user(&key.user).ok_or(StsError::InvalidToken)?;
+            let principal = if key.root {
+                Principal::Root {
+                    account: snapshot.account_id().into(),
+                }
+            } else {
+                let user = snapshot.user(&key.user).ok_or(StsError::InvalidToken)?;
+                user.principal.clone()
+            };
             Ok(Verified {
                 caller: Caller {
-                    principal: user.principal.clone(),
+                    principal,
                     session: None,
                     session_policies: Arc::new([]),
                 },

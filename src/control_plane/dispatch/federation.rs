@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 use super::params::Params;
 use super::render::{self, listing};
 use crate::control_plane::AdminError;
-use crate::directory::{CreateOidcProviderInput, IdGenerator, ResourcePolicy, Tenant};
+use crate::directory::{
+    CreateOidcProviderInput, IdGenerator, ResourcePolicy, ServiceControlPolicy, Tenant,
+};
 
 /// Runs `action` if it belongs to this area (`Ok(None)` otherwise).
 pub(super) fn run(
@@ -94,6 +96,24 @@ pub(super) fn run(
             )
         }
 
+        // --- service control policies (operator only; see `admin_auth`) ---
+        "PutServiceControlPolicy" => {
+            t.put_service_control_policy(p.str("PolicyName")?, p.str("PolicyDocument")?, now)?;
+            empty
+        }
+        "GetServiceControlPolicy" => {
+            let policy = t.get_service_control_policy(p.str("PolicyName")?)?;
+            json!({"Policy": scp(policy)})
+        }
+        "DeleteServiceControlPolicy" => {
+            t.delete_service_control_policy(p.str("PolicyName")?)?;
+            empty
+        }
+        "ListServiceControlPolicies" => {
+            let policies = t.list_service_control_policies();
+            listing("Policies", policies.into_iter().map(scp).collect())
+        }
+
         // --- account alias ---
         "CreateAccountAlias" => {
             t.set_account_alias(p.str("AccountAlias")?)?;
@@ -127,6 +147,14 @@ fn issuer_key(k: &crate::directory::IssuerKey) -> Value {
         "PublicKey": base64::engine::general_purpose::STANDARD.encode(&k.public_key),
         "CreateDate": render::date(k.created_at),
         "Active": k.active,
+    })
+}
+
+fn scp(p: &ServiceControlPolicy) -> Value {
+    json!({
+        "PolicyName": p.name,
+        "PolicyDocument": p.document,
+        "UpdateDate": render::date(p.updated_at),
     })
 }
 

@@ -1,8 +1,14 @@
 //! OIDC identity providers, resource-based policies and the account alias.
 
 use super::{merge_tags, quota_exceeded};
-use crate::directory::{validate, DirectoryError, OidcProvider, ResourcePolicy, Tag, Tenant};
+use crate::directory::{
+    validate, DirectoryError, IdGenerator, IdPrefix, OidcProvider, ResourcePolicy, RootAccessKey,
+    Secret, ServiceControlPolicy, Tag, Tenant,
+};
 use crate::policy::{PolicyDocument, PolicyKind};
+
+/// Service control policies one account may have attached (AWS: five per target).
+const MAX_SCPS: usize = 5;
 
 /// The parameters of `CreateOpenIDConnectProvider`, plus the provider's signing keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -289,9 +295,95 @@ impl Tenant {
             .ok_or_else(|| Self::no_such_resource_policy(resource_arn))
     }
 
+    /// Every service control policy, ordered by lowercased name.
+    pub fn list_service_control_policies(&self) -> Vec<&ServiceControlPolicy> {
+        self.service_control_policies.values().collect()
+    }
+
     /// Every registered resource-based policy, ordered by resource ARN.
     pub fn list_resource_policies(&self) -> Vec<&ResourcePolicy> {
         self.resource_policies.values().collect()
+    }
+
+    // --- service control policies (set by the platform's operator) ---
+
+    /// Sets (or replaces) the service control policy `name`. AWS caps an SCP at 5,120
+    /// characters and five per target.
+    pub fn put_service_control_policy(
+        &mut self,
+        name: &str,
+        document: &str,
+        now: i64,
+    ) -> Result<(), DirectoryError> {
+        validate::name(name, "policyName", 128)?;
+        validate::length(document, "policyDocument", 1, 5_120)?;
+        PolicyDocument::parse(document, PolicyKind::Scp)?;
+        let key = name.to_lowercase();
+        if !self.service_control_policies.contains_key(&key)
+            && self.service_control_policies.len() >= MAX_SCPS
+        {
+            return Err(quota_exceeded(
+                "service control policies per account",
+                MAX_SCPS,
+            ));
+        }
+        self.service_control_policies.insert(
+            key,
+            ServiceControlPolicy {
+                name: name.to_owned(),
+                document: document.to_owned(),
+                updated_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// The service control policy `name`.
+    pub fn get_service_control_policy(
+        &self,
+        name: &str,
+    ) -> Result<&ServiceControlPolicy, DirectoryError> {
+        self.service_control_policies
+            .get(&name.to_lowercase())
+            .ok_or_else(|| Self::no_such_scp(name))
+    }
+
+    /// Detaches and forgets the service control policy `name`.
+    pub fn delete_service_control_policy(&mut self, name: &str) -> Result<(), DirectoryError> {
+        self.service_control_policies
+            .remove(&name.to_lowercase())
+            .map(|_| ())
+            .ok_or_else(|| Self::no_such_scp(name))
+    }
+
+    fn no_such_scp(name: &str) -> DirectoryError {
+        DirectoryError::NoSuchEntity(format!(
+            "The service control policy with name {name} cannot be found."
+        ))
+    }
+
+    // --- root credentials ---
+
+    /// Creates the root user's access key, once: the result is the only time the secret is
+    /// shown. A tenant that has one keeps it (`EntityAlreadyExists`).
+    pub fn create_root_access_key(
+        &mut self,
+        ids: &mut IdGenerator,
+        now: i64,
+    ) -> Result<(String, String), DirectoryError> {
+        if self.root_access_key.is_some() {
+            return Err(DirectoryError::EntityAlreadyExists(
+                "The root user already has an access key.".into(),
+            ));
+        }
+        let access_key_id = ids.access_key_id(IdPrefix::AccessKey, &self.account_id);
+        let secret = ids.secret_access_key();
+        self.root_access_key = Some(RootAccessKey {
+            access_key_id: access_key_id.clone(),
+            secret: Secret::new(secret.clone()),
+            created_at: now,
+        });
+        Ok((access_key_id, secret))
     }
 
     // --- account alias ---

@@ -264,8 +264,14 @@ fn principals_resolve_only_to_their_own_entity() {
     assert!(snap.resolve(&other_account).is_none());
     let unknown_role = Principal::parse("arn:aws:sts::111122223333:assumed-role/nope/s").unwrap();
     assert!(snap.resolve(&unknown_role).is_none());
+    // The root user has no policies of its own: it may do anything in its account that an
+    // SCP or an explicit deny does not forbid, which one allow-everything policy stands for.
     let root = Principal::parse("arn:aws:iam::111122223333:root").unwrap();
-    assert!(snap.resolve(&root).unwrap().identity.is_empty());
+    let resolved = snap.resolve(&root).unwrap();
+    assert_eq!(resolved.identity.len(), 1);
+    assert!(resolved.boundary.is_empty());
+    let request = crate::authz::Request::try_new(root.clone(), "iam:DeleteUser", "*").unwrap();
+    assert!(crate::authz::evaluate(&resolved.policy_set(None, &[]), &request).is_allowed());
     assert!(snap
         .access_key("AKIAALICE")
         .is_some_and(|k| k.active && &*k.user == "alice"));

@@ -1,0 +1,557 @@
+//! Who may call the admin API, and what they may do: the control plane secures itself with
+//! IAM, as AWS authorizes its own IAM API.
+//!
+//! **Authentication.** A call presents, in its gRPC metadata, either a SigV4 signature over
+//! the call (the CLI's way: the secret never travels) or an access key id with its secret
+//! (and a session token for temporary credentials). The key is one of:
+//!
+//! * a tenant's root access key, created with the tenant and shown once;
+//! * an IAM user's access key;
+//! * a role session's temporary credentials from `AssumeRole` (verified offline, as sidecars
+//!   verify them);
+//! * an operator key configured on the control plane. A client certificate valid for one of
+//!   the configured operator identities also makes the caller the operator.
+//!
+//! **Authorization.** The operator manages tenants (create, delete, list, SCPs) and may act
+//! on any of them. A tenant's principals act on their own tenant only, and each action is
+//! evaluated by the policy engine as AWS evaluates the IAM API: action `iam:<Operation>` on
+//! the target's ARN ([`target`]), with the caller's `aws:` keys, the action's `iam:` keys,
+//! the caller's identity policies, boundary and session policies, and the tenant's SCPs. The
+//! root user may do anything in its tenant that no SCP denies.
+//!
+//! **Guard rails.** Failed authentications are counted, and a source that fails
+//! [`FailureLimit::max_failures`] times within a window is refused (`Throttling`) until the
+//! window ends, before any credential is looked at.
+
+mod profiles;
+mod target;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::authz::{evaluate, Principal, Request};
+use crate::directory::{Secret, Tenant};
+use crate::policy::{ContextValue, Timestamp};
+use crate::snapshot::{AwsManagedCatalog, SnapshotVersion, TenantSnapshot};
+use crate::sts::{authenticate, credential_tenant, fill_session_context, Caller, Presented};
+
+use super::core::ControlPlane;
+use super::AdminError;
+
+pub use profiles::{
+    find_credentials, parse_credentials_file, render_profile, CredentialsFileError, Profile,
+};
+pub use target::{defaults_to_caller, is_operator_only, target, Target};
+
+/// The `host` a SigV4 signature over an admin call signs: gRPC carries the authority as a
+/// pseudo-header the service does not see, so the signature binds the service's name.
+pub const ADMIN_SIGNING_HOST: &str = "iamlet.v1.Admin";
+
+/// The metadata that signs one admin call with SigV4 (service `iam`, region `us-east-1`):
+/// `POST /iamlet.v1.Admin/<method>` over the protobuf-encoded `payload`, at `now`. The secret
+/// never leaves the caller; the control plane verifies with its copy.
+pub fn sign_admin_call(
+    method: &str,
+    payload: &[u8],
+    access_key_id: &str,
+    secret: &str,
+    session_token: Option<&str>,
+    now: Timestamp,
+) -> Vec<(&'static str, String)> {
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let sha256 = |bytes: &[u8]| hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    let amz_date: String = Timestamp::from_epoch_seconds(now.epoch_seconds())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let date = amz_date.get(..8).unwrap_or_default().to_owned();
+    let payload_hash = sha256(payload);
+    let mut headers = vec![
+        ("host", ADMIN_SIGNING_HOST.to_owned()),
+        ("x-amz-content-sha256", payload_hash.clone()),
+        ("x-amz-date", amz_date.clone()),
+    ];
+    if let Some(token) = session_token {
+        headers.push(("x-amz-security-token", token.to_owned()));
+    }
+    let signed_headers = headers
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(";");
+    let canonical_headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}:{}\n", value.trim()))
+        .collect();
+    let canonical = format!(
+        "POST\n/iamlet.v1.Admin/{method}\n\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
+    );
+    let scope = format!("{date}/us-east-1/iam/aws4_request");
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256(canonical.as_bytes())
+    );
+    let signature =
+        crate::sts::sigv4::SigningKey::derive(secret.as_bytes(), &date, "us-east-1", "iam")
+            .sign_hex(&string_to_sign);
+    headers.retain(|(name, _)| *name != "host");
+    headers.push((
+        "authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, \
+             Signature={signature}"
+        ),
+    ));
+    headers
+}
+
+/// An operator's access key, configured on the control plane.
+#[derive(Clone)]
+pub struct OperatorKey {
+    /// The operator's name in the audit trail (`operator:NAME`).
+    pub name: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret: Secret,
+}
+
+impl std::fmt::Debug for OperatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorKey")
+            .field("name", &self.name)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many failed authentications a source may have in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimit {
+    /// Failures allowed in one window; the next attempt is refused.
+    pub max_failures: u32,
+    /// The window, in seconds.
+    pub window_seconds: i64,
+}
+
+impl Default for FailureLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: 10,
+            window_seconds: 60,
+        }
+    }
+}
+
+/// Credentials as one admin call presented them, decoded at the edge.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminCredentials<'a> {
+    /// An access key (with its secret, or a SigV4 signature made with it).
+    Key(Presented<'a>),
+    /// A verified client certificate (DER), and no key.
+    Certificate(&'a [u8]),
+    /// Nothing.
+    None,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum AdminCaller {
+    /// The platform's operator.
+    Operator {
+        /// The configured name, or the certificate identity.
+        name: String,
+    },
+    /// A principal of a tenant.
+    Tenant {
+        /// The tenant.
+        account: String,
+        /// The principal, its session and session policies.
+        caller: Caller,
+    },
+}
+
+/// What the service knows of a call besides its message and credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct CallEnv {
+    /// The client's address (`aws:SourceIp`), when known.
+    pub source: Option<IpAddr>,
+    /// Whether the call came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
+    /// The time of the call.
+    pub now: Timestamp,
+}
+
+/// Counters of the admin API's refusals, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct AdminAuthCounters {
+    /// Failed authentications.
+    pub auth_failures: AtomicU64,
+    /// Calls refused because their source failed too often.
+    pub throttled: AtomicU64,
+    /// Calls denied by policy.
+    pub denied: AtomicU64,
+}
+
+/// Authenticates and authorizes admin calls.
+pub struct AdminAuth {
+    operators: Vec<OperatorKey>,
+    operator_identities: Vec<String>,
+    aws: AwsManagedCatalog,
+    snapshots: Mutex<HashMap<String, Arc<TenantSnapshot>>>,
+    limit: FailureLimit,
+    failures: Mutex<HashMap<String, (i64, u32)>>,
+    counters: AdminAuthCounters,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("operators", &self.operators)
+            .field("operator_identities", &self.operator_identities)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks each action of one authorized call against the caller's permissions.
+#[derive(Debug)]
+pub struct Checker<'a> {
+    caller: &'a AdminCaller,
+    snapshot: Option<Arc<TenantSnapshot>>,
+    env: CallEnv,
+}
+
+// === impl AdminCaller ===
+
+impl AdminCaller {
+    /// The caller as the audit trail names it: `operator:NAME` or the principal's ARN.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Operator { name } => format!("operator:{name}"),
+            Self::Tenant { caller, .. } => caller.principal.to_string(),
+        }
+    }
+
+    /// True for the root user of a tenant.
+    pub fn is_root(&self) -> bool {
+        matches!(
+            self,
+            Self::Tenant {
+                caller: Caller {
+                    principal: Principal::Root { .. },
+                    ..
+                },
+                ..
+            }
+        )
+    }
+
+    /// The IAM user the caller is, when it is one with long-term credentials (the user
+    /// `UserName` defaults to).
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Self::Tenant {
+                caller:
+                    Caller {
+                        principal: Principal::User { arn, .. },
+                        session: None,
+                        ..
+                    },
+                ..
+            } => arn.rsplit('/').next(),
+            _ => None,
+        }
+    }
+}
+
+// === impl AdminAuth ===
+
+impl AdminAuth {
+    /// Authenticates tenants' principals and the given operators.
+    pub fn new(operators: Vec<OperatorKey>, operator_identities: Vec<String>) -> Self {
+        Self {
+            operators,
+            operator_identities,
+            aws: AwsManagedCatalog::compile(),
+            snapshots: Mutex::new(HashMap::new()),
+            limit: FailureLimit::default(),
+            failures: Mutex::new(HashMap::new()),
+            counters: AdminAuthCounters::default(),
+        }
+    }
+
+    /// Uses `limit` for failed authentications.
+    #[must_use]
+    pub fn with_failure_limit(mut self, limit: FailureLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The refusal counters.
+    pub fn counters(&self) -> &AdminAuthCounters {
+        &self.counters
+    }
+
+    /// Who presented `credentials`. A source over its failure limit is refused before the
+    /// credentials are looked at; every failure counts against its source.
+    pub fn authenticate(
+        &self,
+        control_plane: &ControlPlane,
+        credentials: AdminCredentials<'_>,
+        env: &CallEnv,
+    ) -> Result<AdminCaller, AdminError> {
+        let source = env
+            .source
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let now = env.now.epoch_seconds();
+        if self.is_throttled(&source, now) {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            return Err(AdminError::Throttling);
+        }
+        let result = self.authenticate_unlimited(control_plane, credentials, env.now);
+        if result.is_err() {
+            self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+            self.record_failure(source, now);
+        }
+        result
+    }
+
+    fn authenticate_unlimited(
+        &self,
+        control_plane: &ControlPlane,
+        credentials: AdminCredentials<'_>,
+        now: Timestamp,
+    ) -> Result<AdminCaller, AdminError> {
+        let presented = match credentials {
+            AdminCredentials::None => return Err(AdminError::MissingAuthenticationToken),
+            AdminCredentials::Certificate(leaf) => {
+                return crate::tls::valid_for_any(leaf, &self.operator_identities)
+                    .map(|name| AdminCaller::Operator { name })
+                    .ok_or(AdminError::MissingAuthenticationToken)
+            }
+            AdminCredentials::Key(presented) => presented,
+        };
+        if let Some(operator) = self
+            .operators
+            .iter()
+            .find(|o| o.access_key_id == presented.access_key_id())
+        {
+            let ok = match presented {
+                Presented::Keys {
+                    secret,
+                    session_token: None,
+                    ..
+                } => crate::sts::token::constant_time_eq(
+                    operator.secret.expose().as_bytes(),
+                    secret.as_bytes(),
+                ),
+                Presented::Signed(signature) if signature.security_token().is_none() => {
+                    signature
+                        .verify(operator.secret.expose().as_bytes(), now)
+                        .map_err(|e| AdminError::Authentication {
+                            code: e.code(),
+                            message: e.to_string(),
+                        })?;
+                    true
+                }
+                _ => false,
+            };
+            return if ok {
+                Ok(AdminCaller::Operator {
+                    name: operator.name.clone(),
+                })
+            } else {
+                Err(AdminError::invalid_client_token())
+            };
+        }
+        let account = credential_tenant(&presented).ok_or_else(AdminError::invalid_client_token)?;
+        let snapshot = self
+            .snapshot(control_plane, &account)
+            .ok_or_else(AdminError::invalid_client_token)?;
+        let caller =
+            authenticate(&snapshot, &presented, now).map_err(|e| AdminError::Authentication {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+        Ok(AdminCaller::Tenant { account, caller })
+    }
+
+    /// The checker of one call by `caller` on tenant `account`: the operator may do
+    /// anything; a tenant's principal only acts on its own tenant.
+    pub fn checker<'a>(
+        &self,
+        control_plane: &ControlPlane,
+        caller: &'a AdminCaller,
+        account: &str,
+        env: CallEnv,
+    ) -> Result<Checker<'a>, AdminError> {
+        match caller {
+            AdminCaller::Operator { .. } => Ok(Checker {
+                caller,
+                snapshot: None,
+                env,
+            }),
+            AdminCaller::Tenant {
+                account: own,
+                caller: who,
+            } => {
+                if own != account {
+                    self.counters.denied.fetch_add(1, Ordering::Relaxed);
+                    return Err(AdminError::AccessDenied(format!(
+                        "User: {} is not authorized to act on account {account}: credentials \
+                         act on their own account only",
+                        who.principal
+                    )));
+                }
+                let snapshot = self
+                    .snapshot(control_plane, own)
+                    .ok_or_else(|| AdminError::NoSuchTenant(own.clone()))?;
+                Ok(Checker {
+                    caller,
+                    snapshot: Some(snapshot),
+                    env,
+                })
+            }
+        }
+    }
+
+    /// Counts a denial (the service calls it when a checker refused).
+    pub fn count_denied(&self) {
+        self.counters.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The compiled snapshot of a tenant's current version, compiled at most once per
+    /// version.
+    fn snapshot(&self, control_plane: &ControlPlane, account: &str) -> Option<Arc<TenantSnapshot>> {
+        let (tenant, version) = control_plane.tenant(account)?;
+        if let Some(cached) = self
+            .snapshots
+            .lock()
+            .get(account)
+            .filter(|s| s.version() == version)
+        {
+            return Some(Arc::clone(cached));
+        }
+        let compiled = Arc::new(self.compile(tenant, version)?);
+        self.snapshots
+            .lock()
+            .insert(account.to_owned(), Arc::clone(&compiled));
+        Some(compiled)
+    }
+
+    fn compile(&self, tenant: Arc<Tenant>, version: SnapshotVersion) -> Option<TenantSnapshot> {
+        match TenantSnapshot::compile(tenant, version, &self.aws) {
+            Ok(snapshot) => Some(snapshot),
+            Err(error) => {
+                // The control plane validated every change, so this is a bug; refuse to
+                // authenticate against a tenant that does not compile rather than guess.
+                tracing::error!(%error, "a tenant does not compile for admin authorization");
+                None
+            }
+        }
+    }
+
+    fn is_throttled(&self, source: &str, now: i64) -> bool {
+        let failures = self.failures.lock();
+        failures.get(source).is_some_and(|(start, count)| {
+            now < start.saturating_add(self.limit.window_seconds)
+                && *count >= self.limit.max_failures
+        })
+    }
+
+    fn record_failure(&self, source: String, now: i64) {
+        let window = self.limit.window_seconds;
+        let mut failures = self.failures.lock();
+        // Forget finished windows so that a scan from many addresses cannot grow the map
+        // without bound.
+        if failures.len() >= 10_000 {
+            failures.retain(|_, (start, _)| now < start.saturating_add(window));
+        }
+        let entry = failures.entry(source).or_insert((now, 0));
+        if now >= entry.0.saturating_add(window) {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+// === impl Checker ===
+
+impl Checker<'_> {
+    /// Authorizes IAM action `action` (`CreateUser`) with `params` on `state`, the tenant
+    /// as the action will find it.
+    pub fn check(&self, state: &Tenant, action: &str, params: &Value) -> Result<(), AdminError> {
+        if matches!(self.caller, AdminCaller::Operator { .. }) {
+            return Ok(());
+        }
+        if is_operator_only(action) {
+            return Err(AdminError::AccessDenied(format!(
+                "User: {} is not authorized to perform: iam:{action}: only the platform operator \
+                 changes a tenant's service control policies",
+                self.caller.actor()
+            )));
+        }
+        let Target { resource, context } = target(state, action, params);
+        self.check_named(&format!("iam:{action}"), &resource, context)
+    }
+
+    /// Authorizes `action` (`service:Name`) on `resource` with the action's own `context`
+    /// keys; the caller's keys are added here.
+    pub fn check_named(
+        &self,
+        action: &str,
+        resource: &str,
+        mut context: crate::authz::Context,
+    ) -> Result<(), AdminError> {
+        let (AdminCaller::Tenant { caller, .. }, Some(snapshot)) = (self.caller, &self.snapshot)
+        else {
+            return Ok(());
+        };
+        let principal = &caller.principal;
+        let resolved = snapshot
+            .resolve(principal)
+            .ok_or_else(AdminError::invalid_client_token)?;
+        let now = self.env.now;
+        resolved.fill_context(principal, &mut context);
+        fill_session_context(caller.session.as_deref(), now, &mut context);
+        context.insert_if_absent("aws:CurrentTime", ContextValue::from_timestamp(now));
+        context.insert_if_absent("aws:EpochTime", ContextValue::from_i64(now.epoch_seconds()));
+        context.insert(
+            "aws:SecureTransport",
+            ContextValue::from_bool(self.env.secure_transport),
+        );
+        if let Some(ip) = self.env.source {
+            context.insert("aws:SourceIp", ContextValue::new(ip.to_string()));
+        }
+        let request = Request::try_new(principal.clone(), action, resource)
+            .map_err(|e| AdminError::InvalidParameterValue {
+                name: "resource".into(),
+                reason: e.to_string(),
+            })?
+            .with_context(context);
+        let decision = evaluate(
+            &resolved.policy_set(None, &caller.session_policies),
+            &request,
+        );
+        if decision.is_allowed() {
+            Ok(())
+        } else {
+            Err(AdminError::AccessDenied(decision.message(&request)))
+        }
+    }
+
+    /// True when the caller is the operator.
+    pub fn is_operator(&self) -> bool {
+        matches!(self.caller, AdminCaller::Operator { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,499 @@
+//! What an admin action is authorized on: the resource ARN and the condition keys AWS's
+//! Service Authorization Reference lists for IAM's actions.
+//!
+//! The resource is the entity the action names, with its path as stored (a user created
+//! under `/eng/` is `arn:aws:iam::A:user/eng/alice`); an entity that does not exist yet
+//! (or no longer) is named with the path the request gives, `/` otherwise, so that the
+//! authorization is decided before `NoSuchEntity` is, as AWS does. Listings and account-wide
+//! actions are on `*`.
+
+use serde_json::Value;
+
+use crate::authz::Context;
+use crate::directory::{Tag, Tenant};
+use crate::policy::ContextValue;
+
+/// The resource and action-specific condition keys of one admin action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The resource ARN (or `*`).
+    pub resource: String,
+    /// `iam:PolicyARN`, `iam:PermissionsBoundary`, `aws:ResourceTag/*`, `aws:RequestTag/*`,
+    /// `aws:TagKeys`, as the action defines them.
+    pub context: Context,
+}
+
+/// The entity kinds admin actions act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    User,
+    Group,
+    Role,
+    Policy,
+    Mfa,
+    OidcProvider,
+    Resource,
+    Account,
+}
+
+/// The kind of entity `action` acts on, and the parameter naming it.
+fn kind_of(action: &str) -> Kind {
+    match action {
+        "GetAccessKeyLastUsed" => Kind::User,
+        "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
+        "PutResourcePolicy" | "GetResourcePolicy" | "DeleteResourcePolicy" => Kind::Resource,
+        a if a.starts_with("List")
+            && matches!(
+                a,
+                "ListUsers"
+                    | "ListGroups"
+                    | "ListRoles"
+                    | "ListPolicies"
+                    | "ListVirtualMFADevices"
+                    | "ListOpenIDConnectProviders"
+                    | "ListResourcePolicies"
+                    | "ListAccountAliases"
+                    | "ListIssuerKeys"
+                    | "ListServiceControlPolicies"
+            ) =>
+        {
+            Kind::Account
+        }
+        a if a.contains("OpenIDConnectProvider") => Kind::OidcProvider,
+        // Membership is authorized on the group, as in AWS.
+        "AddUserToGroup" | "RemoveUserFromGroup" => Kind::Group,
+        a if a.ends_with("GroupPolicy") || a.ends_with("GroupPolicies") || a.ends_with("Group") => {
+            Kind::Group
+        }
+        a if a.contains("Role") || a == "RevokeSessions" => Kind::Role,
+        a if a.contains("PolicyVersion")
+            || matches!(
+                a,
+                "CreatePolicy"
+                    | "GetPolicy"
+                    | "DeletePolicy"
+                    | "ListEntitiesForPolicy"
+                    | "TagPolicy"
+                    | "UntagPolicy"
+                    | "ListPolicyTags"
+            ) =>
+        {
+            Kind::Policy
+        }
+        a if a.contains("User")
+            || a.contains("AccessKey")
+            || a.contains("LoginProfile")
+            || a.contains("MFADevice")
+            || a == "ListGroupsForUser" =>
+        {
+            Kind::User
+        }
+        _ => Kind::Account,
+    }
+}
+
+/// Actions whose request carries `iam:PolicyARN` (the policy attached or detached).
+const POLICY_ARN_ACTIONS: &[&str] = &[
+    "AttachUserPolicy",
+    "AttachGroupPolicy",
+    "AttachRolePolicy",
+    "DetachUserPolicy",
+    "DetachGroupPolicy",
+    "DetachRolePolicy",
+];
+
+/// Actions whose request carries `iam:PermissionsBoundary`: the boundary being set, or the
+/// target's current one.
+const BOUNDARY_ACTIONS: &[&str] = &[
+    "CreateUser",
+    "CreateRole",
+    "PutUserPermissionsBoundary",
+    "PutRolePermissionsBoundary",
+    "DeleteUserPermissionsBoundary",
+    "DeleteRolePermissionsBoundary",
+    "AttachUserPolicy",
+    "AttachRolePolicy",
+    "DetachUserPolicy",
+    "DetachRolePolicy",
+    "PutUserPolicy",
+    "PutRolePolicy",
+    "DeleteUserPolicy",
+    "DeleteRolePolicy",
+];
+
+/// The target of `action` with `params` in `tenant`.
+pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
+    let s = |name: &str| params.get(name).and_then(Value::as_str).unwrap_or_default();
+    let path = || {
+        let p = s("Path");
+        if p.is_empty() {
+            "/".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    let mut context = Context::new();
+    let mut boundary: Option<String> = None;
+    let mut resource_tags: &[Tag] = &[];
+    let resource = match kind_of(action) {
+        Kind::User => {
+            let name = if action == "GetAccessKeyLastUsed" {
+                tenant
+                    .find_access_key(s("AccessKeyId"))
+                    .map(|(u, _)| u.name.clone())
+                    .unwrap_or_default()
+            } else {
+                s("UserName").to_owned()
+            };
+            match tenant.users.get(&name.to_lowercase()) {
+                Some(user) => {
+                    boundary.clone_from(&user.permissions_boundary);
+                    resource_tags = &user.tags;
+                    user.arn.clone()
+                }
+                None => tenant.arn("user", &path(), &name),
+            }
+        }
+        Kind::Group => {
+            let name = s("GroupName");
+            match tenant.groups.get(&name.to_lowercase()) {
+                Some(group) => group.arn.clone(),
+                None => tenant.arn("group", &path(), name),
+            }
+        }
+        Kind::Role => {
+            let name = s("RoleName");
+            match tenant.roles.get(&name.to_lowercase()) {
+                Some(role) => {
+                    boundary.clone_from(&role.permissions_boundary);
+                    resource_tags = &role.tags;
+                    role.arn.clone()
+                }
+                None => tenant.arn("role", &path(), name),
+            }
+        }
+        Kind::Policy => {
+            if action == "CreatePolicy" {
+                tenant.arn("policy", &path(), s("PolicyName"))
+            } else {
+                let arn = s("PolicyArn");
+                if let Some(policy) = tenant.policies.values().find(|p| p.arn == arn) {
+                    resource_tags = &policy.tags;
+                }
+                arn.to_owned()
+            }
+        }
+        Kind::Mfa => {
+            if action == "CreateVirtualMFADevice" {
+                tenant.arn("mfa", &path(), s("VirtualMFADeviceName"))
+            } else {
+                s("SerialNumber").to_owned()
+            }
+        }
+        Kind::OidcProvider => {
+            if action == "CreateOpenIDConnectProvider" {
+                let url = s("Url");
+                let host = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .unwrap_or(url);
+                format!(
+                    "arn:aws:iam::{}:oidc-provider/{}",
+                    tenant.account_id,
+                    host.trim_end_matches('/')
+                )
+            } else {
+                let arn = s("OpenIDConnectProviderArn");
+                if let Some(provider) = tenant.oidc_providers.values().find(|p| p.arn == arn) {
+                    resource_tags = &provider.tags;
+                }
+                arn.to_owned()
+            }
+        }
+        Kind::Resource => s("ResourceArn").to_owned(),
+        Kind::Account => "*".to_owned(),
+    };
+    let resource = if resource.is_empty() {
+        "*".to_owned()
+    } else {
+        resource
+    };
+
+    if POLICY_ARN_ACTIONS.contains(&action) {
+        context.insert("iam:PolicyARN", ContextValue::new(s("PolicyArn")));
+    }
+    if BOUNDARY_ACTIONS.contains(&action) {
+        // The boundary the request sets, else the one the target has.
+        let requested = s("PermissionsBoundary");
+        let value = if requested.is_empty() || action.starts_with("Delete") {
+            boundary
+        } else {
+            Some(requested.to_owned())
+        };
+        if let Some(value) = value {
+            context.insert("iam:PermissionsBoundary", ContextValue::new(value));
+        }
+    }
+    for tag in resource_tags {
+        context.insert(
+            &format!("aws:ResourceTag/{}", tag.key),
+            ContextValue::new(tag.value.as_str()),
+        );
+    }
+    let mut tag_keys = Vec::new();
+    if let Some(tags) = params.get("Tags").and_then(Value::as_array) {
+        for tag in tags {
+            let key = tag.get("Key").and_then(Value::as_str).unwrap_or_default();
+            let value = tag.get("Value").and_then(Value::as_str).unwrap_or_default();
+            context.insert(&format!("aws:RequestTag/{key}"), ContextValue::new(value));
+            tag_keys.push(ContextValue::new(key));
+        }
+    }
+    if let Some(keys) = params.get("TagKeys").and_then(Value::as_array) {
+        tag_keys.extend(keys.iter().filter_map(Value::as_str).map(ContextValue::new));
+    }
+    if !tag_keys.is_empty() {
+        context.insert_multi("aws:TagKeys", tag_keys);
+    }
+    Target { resource, context }
+}
+
+/// Actions a tenant's own principals may never run, whatever their policies say: only the
+/// platform's operator sets a tenant's SCPs, as only an organization's management account
+/// does in AWS.
+pub fn is_operator_only(action: &str) -> bool {
+    matches!(
+        action,
+        "PutServiceControlPolicy" | "DeleteServiceControlPolicy"
+    )
+}
+
+/// Actions where an IAM user who leaves out `UserName` acts on itself (AWS: "if you do not
+/// specify a user name, IAM determines the user name implicitly based on the AWS access key
+/// ID signing the request").
+pub fn defaults_to_caller(action: &str) -> bool {
+    matches!(
+        action,
+        "GetUser"
+            | "CreateAccessKey"
+            | "UpdateAccessKey"
+            | "DeleteAccessKey"
+            | "ListAccessKeys"
+            | "ListMFADevices"
+            | "GetLoginProfile"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{CreatePolicyInput, CreateRoleInput, CreateUserInput, IdGenerator};
+    use crate::policy::KeyValues;
+    use serde_json::json;
+
+    const BOUNDARY: &str = "arn:aws:iam::111122223333:policy/DevBoundary";
+
+    fn tenant() -> Tenant {
+        let mut t = Tenant::new("111122223333", 0);
+        let mut ids = IdGenerator::seeded(1);
+        t.create_user(
+            &mut ids,
+            0,
+            CreateUserInput {
+                name: "Alice".into(),
+                path: Some("/eng/".into()),
+                permissions_boundary: None,
+                tags: vec![Tag {
+                    key: "team".into(),
+                    value: "blue".into(),
+                }],
+            },
+        )
+        .unwrap();
+        t.create_role(
+            &mut ids,
+            0,
+            CreateRoleInput {
+                name: "app".into(),
+                path: Some("/svc/".into()),
+                assume_role_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}]}"#.into(),
+                ..CreateRoleInput::default()
+            },
+        )
+        .unwrap();
+        t
+    }
+
+    fn value(ctx: &Context, key: &str) -> Option<String> {
+        match ctx.get(key)? {
+            KeyValues::Single(v) => Some(v.as_str().to_owned()),
+            KeyValues::Multi(vs) => vs.first().map(|v| v.as_str().to_owned()),
+        }
+    }
+
+    fn resource(action: &str, params: &Value) -> String {
+        target(&tenant(), action, params).resource
+    }
+
+    #[test]
+    fn existing_entities_are_named_with_their_stored_path() {
+        assert_eq!(
+            resource("DeleteUser", &json!({"UserName": "alice"})),
+            "arn:aws:iam::111122223333:user/eng/Alice"
+        );
+        assert_eq!(
+            resource("PutRolePolicy", &json!({"RoleName": "APP"})),
+            "arn:aws:iam::111122223333:role/svc/app"
+        );
+    }
+
+    #[test]
+    fn new_entities_are_named_with_the_requested_path() {
+        assert_eq!(
+            resource("CreateUser", &json!({"UserName": "bob", "Path": "/ops/"})),
+            "arn:aws:iam::111122223333:user/ops/bob"
+        );
+        assert_eq!(
+            resource("CreateGroup", &json!({"GroupName": "admins"})),
+            "arn:aws:iam::111122223333:group/admins"
+        );
+        assert_eq!(
+            resource("CreatePolicy", &json!({"PolicyName": "P", "Path": "/x/"})),
+            "arn:aws:iam::111122223333:policy/x/P"
+        );
+        assert_eq!(
+            resource(
+                "CreateOpenIDConnectProvider",
+                &json!({"Url": "https://oidc.example.com/id/"})
+            ),
+            "arn:aws:iam::111122223333:oidc-provider/oidc.example.com/id"
+        );
+        assert_eq!(
+            resource(
+                "CreateVirtualMFADevice",
+                &json!({"VirtualMFADeviceName": "m"})
+            ),
+            "arn:aws:iam::111122223333:mfa/m"
+        );
+    }
+
+    #[test]
+    fn membership_is_on_the_group_and_listings_on_everything() {
+        assert_eq!(
+            resource(
+                "AddUserToGroup",
+                &json!({"GroupName": "admins", "UserName": "alice"})
+            ),
+            "arn:aws:iam::111122223333:group/admins"
+        );
+        assert_eq!(
+            resource("ListGroupsForUser", &json!({"UserName": "alice"})),
+            "arn:aws:iam::111122223333:user/eng/Alice"
+        );
+        for action in [
+            "ListUsers",
+            "ListRoles",
+            "ListPolicies",
+            "CreateAccountAlias",
+        ] {
+            assert_eq!(resource(action, &json!({})), "*", "{action}");
+        }
+        assert_eq!(
+            resource(
+                "AttachRolePolicy",
+                &json!({"RoleName": "app", "PolicyArn": BOUNDARY})
+            ),
+            "arn:aws:iam::111122223333:role/svc/app"
+        );
+        assert_eq!(
+            resource("CreatePolicyVersion", &json!({"PolicyArn": BOUNDARY})),
+            BOUNDARY
+        );
+    }
+
+    #[test]
+    fn condition_keys_follow_the_action() {
+        let t = tenant();
+        let created = target(
+            &t,
+            "CreateUser",
+            &json!({"UserName": "bob", "PermissionsBoundary": BOUNDARY,
+                    "Tags": [{"Key": "cost", "Value": "42"}]}),
+        );
+        let first = |key: &str| value(&created.context, key);
+        assert_eq!(first("iam:PermissionsBoundary").as_deref(), Some(BOUNDARY));
+        assert_eq!(first("aws:RequestTag/cost").as_deref(), Some("42"));
+        assert_eq!(first("aws:TagKeys").as_deref(), Some("cost"));
+        assert_eq!(first("iam:PolicyARN"), None);
+
+        let attach = target(
+            &t,
+            "AttachUserPolicy",
+            &json!({"UserName": "alice", "PolicyArn": "arn:aws:iam::aws:policy/IAMReadOnlyAccess"}),
+        );
+        let first = |key: &str| value(&attach.context, key);
+        assert_eq!(
+            first("iam:PolicyARN").as_deref(),
+            Some("arn:aws:iam::aws:policy/IAMReadOnlyAccess")
+        );
+        // Alice has no boundary: the key is absent, so `StringEquals` on it fails.
+        assert_eq!(first("iam:PermissionsBoundary"), None);
+        assert_eq!(first("aws:ResourceTag/team").as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn a_targets_current_boundary_is_the_key_for_actions_on_it() {
+        let mut t = tenant();
+        t.create_policy(
+            &mut IdGenerator::seeded(2),
+            0,
+            CreatePolicyInput {
+                name: "DevBoundary".into(),
+                document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#.into(),
+                ..CreatePolicyInput::default()
+            },
+        )
+        .unwrap();
+        t.put_user_permissions_boundary("alice", BOUNDARY).unwrap();
+        for (action, params) in [
+            ("PutUserPolicy", json!({"UserName": "alice"})),
+            (
+                "DeleteUserPermissionsBoundary",
+                json!({"UserName": "alice"}),
+            ),
+            // Putting another boundary names the new one.
+            (
+                "PutUserPermissionsBoundary",
+                json!({"UserName": "alice", "PermissionsBoundary": "arn:aws:iam::111122223333:policy/Other"}),
+            ),
+        ] {
+            let got = target(&t, action, &params);
+            let got = value(&got.context, "iam:PermissionsBoundary");
+            let expected = if action == "PutUserPermissionsBoundary" {
+                "arn:aws:iam::111122223333:policy/Other"
+            } else {
+                BOUNDARY
+            };
+            assert_eq!(got.as_deref(), Some(expected), "{action}");
+        }
+    }
+
+    #[test]
+    fn every_dispatched_action_has_a_kind_that_names_its_parameter() {
+        // Each action's resource comes from the parameter its kind reads: a user action with
+        // only `UserName` must name that user, and so on.
+        for action in crate::control_plane::dispatch::ACTIONS {
+            let params = json!({
+                "UserName": "alice", "GroupName": "g", "RoleName": "app",
+                "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
+                "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
+                "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": "AKIA"
+            });
+            let r = resource(action, &params);
+            assert!(
+                r == "*" || r.starts_with("arn:aws:iam::111122223333:") || r == "arn:aws:s3:::b",
+                "{action}: {r}"
+            );
+        }
+    }
+}

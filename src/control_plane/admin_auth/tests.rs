@@ -1,0 +1,265 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde_json::json;
+
+use super::*;
+use crate::control_plane::SqliteStore;
+use crate::directory::IdGenerator;
+use crate::sts::sigv4::{Signature, SignedRequest};
+
+const A: &str = "111122223333";
+const B: &str = "444455556666";
+const T0: i64 = 1_790_000_000;
+
+fn env(now: i64) -> CallEnv {
+    CallEnv {
+        source: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))),
+        secure_transport: true,
+        now: Timestamp::from_epoch_seconds(now),
+    }
+}
+
+fn operator() -> OperatorKey {
+    OperatorKey {
+        name: "ops".into(),
+        access_key_id: "IOPRTESTTESTTESTTEST".into(),
+        secret: Secret::new("operator-secret"),
+    }
+}
+
+/// A control plane with tenants A and B and the root keys of each.
+fn control_plane() -> (ControlPlane, [(String, Secret); 2]) {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let cp = ControlPlane::open(Arc::new(store), IdGenerator::seeded(3))
+        .unwrap()
+        .with_clock(|| T0);
+    let (_, a) = cp.create_tenant_with_root(A, None, "test").unwrap();
+    let (_, b) = cp.create_tenant_with_root(B, None, "test").unwrap();
+    (cp, [a, b])
+}
+
+fn keys<'a>(id: &'a str, secret: &'a str) -> AdminCredentials<'a> {
+    AdminCredentials::Key(Presented::Keys {
+        access_key_id: id,
+        secret,
+        session_token: None,
+    })
+}
+
+#[test]
+fn the_operator_key_and_root_keys_authenticate_and_wrong_secrets_do_not() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let auth = AdminAuth::new(vec![operator()], Vec::new());
+    let caller = auth
+        .authenticate(
+            &cp,
+            keys("IOPRTESTTESTTESTTEST", "operator-secret"),
+            &env(T0),
+        )
+        .unwrap();
+    assert_eq!(caller.actor(), "operator:ops");
+    assert!(!caller.is_root());
+
+    let root = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0))
+        .unwrap();
+    assert_eq!(root.actor(), format!("arn:aws:iam::{A}:root"));
+    assert!(root.is_root());
+
+    for (id, secret) in [
+        ("IOPRTESTTESTTESTTEST", "wrong"),
+        (root_a.as_str(), "wrong"),
+        ("AKIAUNKNOWNUNKNOWN00", "x"),
+    ] {
+        let err = auth
+            .authenticate(&cp, keys(id, secret), &env(T0))
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidClientTokenId", "{id}");
+    }
+    let err = auth
+        .authenticate(&cp, AdminCredentials::None, &env(T0))
+        .unwrap_err();
+    assert_eq!(err.code(), "MissingAuthenticationToken");
+    assert_eq!(auth.counters().auth_failures.load(Ordering::Relaxed), 4);
+}
+
+#[test]
+fn a_signature_made_by_sign_admin_call_verifies_and_a_changed_message_does_not() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let auth = AdminAuth::new(vec![operator()], Vec::new());
+    let now = Timestamp::from_epoch_seconds(T0);
+    let payload = b"\x0a\x0c111122223333";
+    let headers = sign_admin_call("Call", payload, &root_a, secret_a.expose(), None, now);
+    let hex = |b: &[u8]| -> String {
+        ring::digest::digest(&ring::digest::SHA256, b)
+            .as_ref()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let verify = |payload: &[u8], method: &str| {
+        let mut sent: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        sent.push(("host".into(), ADMIN_SIGNING_HOST.into()));
+        let hash = hex(payload);
+        let path = format!("/iamlet.v1.Admin/{method}");
+        let signature = Signature::parse(&SignedRequest {
+            method: "POST",
+            path: &path,
+            query: "",
+            headers: &sent,
+            payload_sha256: Some(&hash),
+        })
+        .unwrap();
+        auth.authenticate(
+            &cp,
+            AdminCredentials::Key(Presented::Signed(&signature)),
+            &env(T0),
+        )
+    };
+    assert!(verify(payload, "Call").unwrap().is_root());
+    // Another message, or the same one sent to another method, does not verify.
+    assert_eq!(
+        verify(b"\x0a\x0c444455556666", "Call").unwrap_err().code(),
+        "SignatureDoesNotMatch"
+    );
+    assert_eq!(
+        verify(payload, "DeleteTenant").unwrap_err().code(),
+        "SignatureDoesNotMatch"
+    );
+}
+
+#[test]
+fn an_expired_session_is_refused_with_expired_token() {
+    let (cp, _) = control_plane();
+    cp.call(A, "test", "CreateRole", &json!({
+        "RoleName": "r",
+        "AssumeRolePolicyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+    }))
+    .unwrap();
+    let (tenant, version) = cp.tenant(A).unwrap();
+    let snapshot = TenantSnapshot::compile(tenant, version, &AwsManagedCatalog::compile()).unwrap();
+    let role = snapshot.role("r").unwrap();
+    let claims = crate::sts::SessionClaims {
+        tenant: A.into(),
+        access_key_id: "ASIATESTSESSION00001".into(),
+        token_id: "t1".into(),
+        subject: crate::sts::SessionSubject::Role {
+            role_name: "r".into(),
+            role_id: role.role_id.to_string(),
+            session_name: "s".into(),
+            chained: false,
+            federated_provider: None,
+        },
+        issued_at: T0,
+        expires_at: T0 + 900,
+        source_identity: None,
+        mfa_authenticated_at: None,
+        session_policy: None,
+        policy_arns: Vec::new(),
+        tags: Vec::new(),
+        transitive_tag_keys: Vec::new(),
+    };
+    let (token, secret) = snapshot.issuer_keys().mint(&claims).unwrap();
+    let auth = AdminAuth::new(Vec::new(), Vec::new());
+    let presented = AdminCredentials::Key(Presented::Keys {
+        access_key_id: &claims.access_key_id,
+        secret: &secret,
+        session_token: Some(&token),
+    });
+    let caller = auth.authenticate(&cp, presented, &env(T0 + 60)).unwrap();
+    assert!(caller.actor().contains(":assumed-role/r/"));
+    let err = auth
+        .authenticate(&cp, presented, &env(T0 + 900 + 3600))
+        .unwrap_err();
+    assert_eq!(err.code(), "ExpiredToken");
+}
+
+#[test]
+fn a_source_that_fails_too_often_is_throttled_until_its_window_ends() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let auth = AdminAuth::new(Vec::new(), Vec::new()).with_failure_limit(FailureLimit {
+        max_failures: 3,
+        window_seconds: 60,
+    });
+    for _ in 0..3 {
+        let err = auth
+            .authenticate(&cp, keys(&root_a, "wrong"), &env(T0))
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidClientTokenId");
+    }
+    // Even the right secret is refused now, without being checked.
+    let err = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 1))
+        .unwrap_err();
+    assert_eq!(err.code(), "Throttling");
+    assert_eq!(auth.counters().throttled.load(Ordering::Relaxed), 1);
+    // Another source is not affected.
+    let mut other = env(T0 + 1);
+    other.source = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8)));
+    assert!(auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &other)
+        .is_ok());
+    // The window ends.
+    assert!(auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 61))
+        .is_ok());
+}
+
+#[test]
+fn tenant_principals_act_on_their_own_tenant_only_and_never_on_scps() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let auth = AdminAuth::new(Vec::new(), Vec::new());
+    let root = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0))
+        .unwrap();
+    let err = auth.checker(&cp, &root, B, env(T0)).unwrap_err();
+    assert_eq!(err.code(), "AccessDenied");
+
+    let checker = auth.checker(&cp, &root, A, env(T0)).unwrap();
+    let (tenant, _) = cp.tenant(A).unwrap();
+    checker
+        .check(&tenant, "CreateUser", &json!({"UserName": "x"}))
+        .unwrap();
+    let err = checker
+        .check(
+            &tenant,
+            "PutServiceControlPolicy",
+            &json!({"PolicyName": "p", "PolicyDocument": "{}"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "AccessDenied");
+}
+
+#[test]
+fn an_scp_caps_the_root_user() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    cp.call(
+        A,
+        "operator:test",
+        "PutServiceControlPolicy",
+        &json!({"PolicyName": "no-deletes", "PolicyDocument":
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"iam:Delete*","Resource":"*"}]}"#}),
+    )
+    .unwrap();
+    let auth = AdminAuth::new(Vec::new(), Vec::new());
+    let root = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0))
+        .unwrap();
+    let checker = auth.checker(&cp, &root, A, env(T0)).unwrap();
+    let (tenant, _) = cp.tenant(A).unwrap();
+    checker
+        .check(&tenant, "CreateUser", &json!({"UserName": "x"}))
+        .unwrap();
+    let err = checker
+        .check(&tenant, "DeleteUser", &json!({"UserName": "x"}))
+        .unwrap_err();
+    assert_eq!(err.code(), "AccessDenied");
+    assert!(
+        err.to_string()
+            .ends_with("with an explicit deny in a service control policy"),
+        "{err}"
+    );
+}
