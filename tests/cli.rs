@@ -365,3 +365,128 @@ fn a_sidecar_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("draining"), "{stderr}");
 }
+
+/// A control plane process on first start: it makes its operator key and sealing key (owner
+/// only), the operator creates a tenant with `iamlet admin` and sees its root key once, and a
+/// client that keeps failing to authenticate is throttled and counted in `/metrics`.
+#[test]
+fn a_control_plane_secures_its_admin_api_from_the_first_start() {
+    let data = std::env::temp_dir().join(format!("iamlet-cli-secure-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (listen, metrics) = (free(), free());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args(["control-plane", "--listen", &listen.to_string()])
+        .args(["--metrics-listen", &metrics.to_string(), "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let credentials = data.join("operator-credentials");
+    let admin = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args(["admin", "--endpoint", &format!("http://{listen}")])
+            .args(args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let created = loop {
+        let out = admin(
+            &[
+                "--profile",
+                "iamlet-operator",
+                "create-tenant",
+                "--account-id",
+                "123456789012",
+            ],
+            &[],
+        );
+        if out.status.success() || started.elapsed() > std::time::Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let root_id = created["RootAccessKey"]["AccessKeyId"].as_str().unwrap();
+    let root_secret = created["RootAccessKey"]["SecretAccessKey"]
+        .as_str()
+        .unwrap();
+    #[cfg(unix)]
+    for file in ["operator-credentials", "secrets.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+
+    // The root key works from the environment, as the AWS CLI's would; the tenant is the
+    // key's own account.
+    let root_env = [
+        ("AWS_ACCESS_KEY_ID", root_id),
+        ("AWS_SECRET_ACCESS_KEY", root_secret),
+    ];
+    let users = admin(&["list-users"], &root_env);
+    assert!(users.status.success(), "{users:?}");
+
+    // Ten failures from one source, then even the right key is refused for a while.
+    let wrong = [
+        ("AWS_ACCESS_KEY_ID", root_id),
+        ("AWS_SECRET_ACCESS_KEY", "0000000000000000000000000000000000000000"),
+    ];
+    for _ in 0..10 {
+        let out = admin(&["list-users"], &wrong);
+        assert_eq!(out.status.code(), Some(254));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("(SignatureDoesNotMatch)"));
+    }
+    let throttled = admin(&["list-users"], &root_env);
+    assert_eq!(throttled.status.code(), Some(254));
+    assert!(
+        String::from_utf8_lossy(&throttled.stderr).contains("(Throttling)"),
+        "{throttled:?}"
+    );
+    let body = {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(metrics).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(
+        body.contains("iamlet_admin_auth_failures_total 10\n"),
+        "{body}"
+    );
+    assert!(body.contains("iamlet_admin_auth_throttled_total 1\n"), "{body}");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("operators iamlet-operator"), "{log}");
+    assert!(!log.contains(root_secret), "a secret reached the log");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{aws_error_code, serve_control_plane, ControlPlane, SqliteStore};
+use iamlet::control_plane::{
+    aws_error_code, serve_control_plane_with, AdminAuth, ControlPlane, FailureLimit, OperatorKey,
+    SecretSealer, ServeOptions, SqliteStore,
+};
+use iamlet::directory::Secret;
 use iamlet::directory::totp::code_at;
 use iamlet::directory::IdGenerator;
 use iamlet::policy::{parse_policy_date, Timestamp};
@@ -24,10 +28,13 @@ use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-const A: &str = "111122223333";
-const B: &str = "444455556666";
+pub(crate) const A: &str = "111122223333";
+pub(crate) const B: &str = "444455556666";
 /// AWS's message for every way an access key or session token can be wrong.
 const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
+/// The operator key the fixture's control plane is configured with.
+pub(crate) const OPERATOR_KEY_ID: &str = "IOPRCREDENTIALSTEST1";
+pub(crate) const OPERATOR_SECRET: &str = "operator-secret-of-the-credentials-tests";
 /// The bound on every wait and every RPC: a hung test fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -35,7 +42,7 @@ type AuthorizerClient = pb::authorizer_client::AuthorizerClient<Channel>;
 type StsClient = pb::security_token_service_client::SecurityTokenServiceClient<Channel>;
 type StatusClient = pb::sidecar_status_client::SidecarStatusClient<Channel>;
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("iamlet-e2e-cred-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -51,8 +58,14 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// A control plane with tenants A and B, and a sidecar serving both on its own listener.
-struct Fixture {
-    cp: Arc<ControlPlane>,
+pub(crate) struct Fixture {
+    pub(crate) cp: Arc<ControlPlane>,
+    /// The control plane's address (Admin and Sync).
+    pub(crate) cp_addr: std::net::SocketAddr,
+    /// The database file (secrets in it are sealed).
+    pub(crate) db: PathBuf,
+    /// The root keys of tenants A and B, as `CreateTenant` showed them.
+    pub(crate) roots: [(String, String); 2],
     handle: SidecarHandle,
     config: SidecarConfig,
     authorizer: AuthorizerClient,
@@ -62,24 +75,45 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start(name: &str) -> Self {
+    pub(crate) async fn start(name: &str) -> Self {
         Self::start_with(name, DecisionLog::off(), &[A, B]).await
     }
 
     /// `serve` empty: every tenant of the control plane, those created later included.
     async fn start_with(name: &str, decision_log: Arc<DecisionLog>, serve: &[&str]) -> Self {
         let data = temp_dir(&format!("{name}-cp"));
-        let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
+        let db = data.join("iamlet.db");
+        let sealer = SecretSealer::load_or_create(&data.join("secrets.key")).unwrap();
+        let store = SqliteStore::open(&db, None).unwrap().with_sealer(sealer);
         let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
-        for tenant in [A, B] {
-            cp.create_tenant(tenant, None, "test").unwrap();
-        }
+        let roots = [A, B].map(|tenant| {
+            let (_, (id, secret)) = cp.create_tenant_with_root(tenant, None, "test").unwrap();
+            (id, secret.expose().to_owned())
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let cp_addr = listener.local_addr().unwrap();
-        tokio::spawn(serve_control_plane(
+        tokio::spawn(serve_control_plane_with(
             Arc::clone(&cp),
             listener,
             Duration::from_millis(200),
+            ServeOptions {
+                admin_auth: Some(Arc::new(
+                    AdminAuth::new(
+                        vec![OperatorKey {
+                            name: "test".into(),
+                            access_key_id: OPERATOR_KEY_ID.into(),
+                            secret: Secret::new(OPERATOR_SECRET),
+                        }],
+                        Vec::new(),
+                    )
+                    // Tests fail authentication on purpose; the throttling test has its own.
+                    .with_failure_limit(FailureLimit {
+                        max_failures: 1_000,
+                        window_seconds: 60,
+                    }),
+                )),
+                ..ServeOptions::default()
+            },
             std::future::pending(),
         ));
 
@@ -123,6 +157,9 @@ impl Fixture {
             .unwrap();
         Self {
             cp,
+            cp_addr,
+            db,
+            roots,
             handle,
             config,
             authorizer: AuthorizerClient::new(channel.clone()),
@@ -133,7 +170,7 @@ impl Fixture {
     }
 
     /// An IAM action on the control plane, which must succeed.
-    fn call(&self, tenant: &str, action: &str, params: &Value) -> (Value, SnapshotVersion) {
+    pub(crate) fn call(&self, tenant: &str, action: &str, params: &Value) -> (Value, SnapshotVersion) {
         self.cp
             .call(tenant, "test", action, params)
             .unwrap_or_else(|e| panic!("{action} {params}: {e}"))
@@ -164,7 +201,7 @@ impl Fixture {
     }
 
     /// Waits until the sidecar serves the control plane's latest version of both tenants.
-    async fn synced(&self) {
+    pub(crate) async fn synced(&self) {
         for tenant in [A, B] {
             let (_, version) = self.cp.tenant(tenant).unwrap();
             self.applied(tenant, version).await;
@@ -172,7 +209,7 @@ impl Fixture {
     }
 
     /// A user with an access key and, optionally, an inline policy.
-    fn user_with_key(&self, tenant: &str, name: &str, policy: Option<&str>) -> Creds {
+    pub(crate) fn user_with_key(&self, tenant: &str, name: &str, policy: Option<&str>) -> Creds {
         self.call(tenant, "CreateUser", &json!({"UserName": name}));
         if let Some(policy) = policy {
             self.call(
@@ -190,7 +227,7 @@ impl Fixture {
     }
 
     /// A role with a trust policy and an inline policy (one hour at most); its ARN and id.
-    fn role(&self, tenant: &str, name: &str, trust: &str, policy: &str) -> (String, String) {
+    pub(crate) fn role(&self, tenant: &str, name: &str, trust: &str, policy: &str) -> (String, String) {
         let (role, _) = self.call(
             tenant,
             "CreateRole",
@@ -236,7 +273,7 @@ impl Fixture {
         }
     }
 
-    async fn assume_role(
+    pub(crate) async fn assume_role(
         &self,
         request: pb::AssumeRoleRequest,
     ) -> Result<pb::AssumeRoleResponse, Status> {
@@ -248,7 +285,7 @@ impl Fixture {
     }
 
     /// A role session of `caller`, which must be granted.
-    async fn session(&self, caller: &Creds, role_arn: &str, name: &str) -> Creds {
+    pub(crate) async fn session(&self, caller: &Creds, role_arn: &str, name: &str) -> Creds {
         let issued = self
             .assume_role(pb::AssumeRoleRequest {
                 caller: caller.sts(),
@@ -284,10 +321,10 @@ impl Fixture {
 
 /// An access key id, its secret, and the session token of temporary credentials (else empty).
 #[derive(Debug, Clone)]
-struct Creds {
-    id: String,
-    secret: String,
-    token: String,
+pub(crate) struct Creds {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+    pub(crate) token: String,
 }
 
 impl Creds {
@@ -299,7 +336,7 @@ impl Creds {
         }
     }
 
-    fn with_secret(&self, secret: &str) -> Self {
+    pub(crate) fn with_secret(&self, secret: &str) -> Self {
         Self {
             secret: secret.into(),
             ..self.clone()
@@ -325,7 +362,7 @@ impl Creds {
         pb::authorize_request::Caller::Credentials(self.pb())
     }
 
-    fn sts(&self) -> Option<pb::StsCaller> {
+    pub(crate) fn sts(&self) -> Option<pb::StsCaller> {
         Some(pb::StsCaller {
             caller: Some(pb::sts_caller::Caller::Credentials(self.pb())),
         })

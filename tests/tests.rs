@@ -25,3 +25,5 @@ mod loadgen;
 mod reference;
 // The sidecar's Authorizer and STS with real credentials over gRPC: keys, sessions, revocation.
 mod credentials;
+// The admin API secured with IAM: root keys, users, role sessions, the operator, denials.
+mod admin;

@@ -364,11 +364,12 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         .unwrap_or_else(|| args.data_dir.join("operator-credentials"));
     let (operators, created) = load_or_create_operators(&operator_file)?;
     let operator_names: Vec<String> = operators.iter().map(|o| o.name.clone()).collect();
+    let admin_auth = Arc::new(crate::control_plane::AdminAuth::new(
+        operators,
+        args.operator_identities.clone(),
+    ));
     let options = ServeOptions {
-        admin_auth: Some(Arc::new(crate::control_plane::AdminAuth::new(
-            operators,
-            args.operator_identities.clone(),
-        ))),
+        admin_auth: Some(Arc::clone(&admin_auth)),
         ..options
     };
     let sealer = crate::control_plane::SecretSealer::load_or_create(
@@ -415,6 +416,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             .await;
         let probes = Arc::new(ControlPlaneProbes {
             control_plane: Arc::clone(&control_plane),
+            admin_auth,
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             metrics: observe::Metrics::default(),
         });
@@ -469,6 +471,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
 /// `/healthz`, `/readyz` and `/metrics` for a control plane.
 struct ControlPlaneProbes {
     control_plane: Arc<ControlPlane>,
+    admin_auth: Arc<crate::control_plane::AdminAuth>,
     ready: Arc<std::sync::atomic::AtomicBool>,
     metrics: observe::Metrics,
 }
@@ -497,6 +500,26 @@ impl observe::Gauges for ControlPlaneProbes {
             "iamlet_control_plane_epoch",
             "The store's epoch.",
             &[(String::new(), self.control_plane.epoch() as f64)],
+        );
+        let counters = self.admin_auth.counters();
+        let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        observe::counter(
+            out,
+            "iamlet_admin_auth_failures_total",
+            "Admin calls whose credentials did not authenticate.",
+            read(&counters.auth_failures),
+        );
+        observe::counter(
+            out,
+            "iamlet_admin_auth_throttled_total",
+            "Admin calls refused because their source failed to authenticate too often.",
+            read(&counters.throttled),
+        );
+        observe::counter(
+            out,
+            "iamlet_admin_access_denied_total",
+            "Admin calls denied by policy.",
+            read(&counters.denied),
         );
     }
 }

@@ -323,6 +323,22 @@ impl AdminAuth {
         result
     }
 
+    /// Counts `error`, a presentation refused before any credential was looked at (a
+    /// malformed signature), against the call's source; `Throttling` once over the limit.
+    pub fn refuse(&self, error: AdminError, env: &CallEnv) -> AdminError {
+        let source = env
+            .source
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let now = env.now.epoch_seconds();
+        if self.is_throttled(&source, now) {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            return AdminError::Throttling;
+        }
+        self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        self.record_failure(source, now);
+        error
+    }
+
     fn authenticate_unlimited(
         &self,
         control_plane: &ControlPlane,
@@ -403,7 +419,6 @@ impl AdminAuth {
                 caller: who,
             } => {
                 if own != account {
-                    self.counters.denied.fetch_add(1, Ordering::Relaxed);
                     return Err(AdminError::AccessDenied(format!(
                         "User: {} is not authorized to act on account {account}: credentials \
                          act on their own account only",

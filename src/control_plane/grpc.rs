@@ -20,7 +20,7 @@ use crate::policy::Timestamp;
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
 use crate::sts::sigv4::{Signature, SignedRequest};
-use crate::sts::{credential_tenant, Presented};
+use crate::sts::Presented;
 use crate::sync::sha256_hex;
 use crate::tls::TenantAccess;
 
@@ -158,9 +158,27 @@ impl Edge {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The access key id the call claims (from the signature's credential or the key
+    /// header) and the tenant it names, for the audit trail of a refused call.
+    fn claimed(&self) -> (Option<String>, Option<String>) {
+        let key = self
+            .header("authorization")
+            .and_then(|a| a.split_once("Credential="))
+            .and_then(|(_, rest)| rest.split('/').next())
+            .or_else(|| self.header("x-iamlet-access-key-id"))
+            .map(|k| k.chars().take(32).collect::<String>());
+        let tenant = match self.header("x-amz-security-token") {
+            Some(token) => crate::sts::token::token_tenant(token).map(str::to_owned),
+            None => key
+                .as_deref()
+                .and_then(crate::directory::IdPrefix::account_of_access_key),
+        };
+        (key, tenant)
+    }
+
     /// The credentials: a SigV4 `authorization` over `method` and the message whose hash is
     /// `payload_sha256`, else an access key and secret, else a client certificate.
-    fn decode(self, method: &str, payload_sha256: &str) -> Result<(Decoded, CallEnv), AdminError> {
+    fn decode(&self, method: &str, payload_sha256: &str) -> Result<Decoded, AdminError> {
         let decoded = if self.header("authorization").is_some() {
             let path = format!("/iamlet.v1.Admin/{method}");
             let signed = SignedRequest {
@@ -201,12 +219,12 @@ impl Edge {
                 ),
                 session_token: self.header("x-amz-security-token").map(str::to_owned),
             }
-        } else if let Some(leaf) = self.leaf {
-            Decoded::Certificate(leaf)
+        } else if let Some(leaf) = &self.leaf {
+            Decoded::Certificate(leaf.clone())
         } else {
             Decoded::None
         };
-        Ok((decoded, self.env))
+        Ok(decoded)
     }
 }
 
@@ -227,23 +245,6 @@ impl Decoded {
             }),
             Self::Certificate(leaf) => AdminCredentials::Certificate(leaf),
             Self::None => AdminCredentials::None,
-        }
-    }
-
-    /// The access key id presented, for the audit trail of a failed authentication.
-    fn access_key_id(&self) -> Option<&str> {
-        match self {
-            Self::Signed(signature) => Some(signature.access_key_id()),
-            Self::Keys { access_key_id, .. } => Some(access_key_id),
-            Self::Certificate(_) | Self::None => None,
-        }
-    }
-
-    /// The tenant the credentials claim to belong to.
-    fn tenant(&self) -> Option<String> {
-        match self.credentials() {
-            AdminCredentials::Key(presented) => credential_tenant(&presented),
-            _ => None,
         }
     }
 }
@@ -321,32 +322,32 @@ impl AdminService {
                         source: source.clone(),
                     }
                 };
-            let decoded = edge.decode(method, &payload_sha256);
-            let authenticated = decoded.and_then(|(decoded, env)| {
-                match auth.authenticate(&cp, decoded.credentials(), &env) {
-                    Ok(caller) => Ok((caller, env)),
-                    Err(error) => {
-                        // A failure is recorded in the tenant the key claims, if it exists
-                        // (never in a throttled flood).
-                        if let Some(account) = decoded
-                            .tenant()
-                            .filter(|t| cp.tenant(t).is_some())
-                            .filter(|_| !matches!(error, AdminError::Throttling))
-                        {
-                            let actor = decoded.access_key_id().unwrap_or_default().to_owned();
-                            cp.record_event(event(
-                                account,
-                                actor,
-                                "AuthFailure",
-                                false,
-                                format!("{}: {error}", error.code()),
-                            ));
-                        }
-                        Err(error)
+            let env = edge.env;
+            let authenticated = match edge.decode(method, &payload_sha256) {
+                Ok(decoded) => auth.authenticate(&cp, decoded.credentials(), &env),
+                Err(error) => Err(auth.refuse(error, &env)),
+            };
+            let caller = match authenticated {
+                Ok(caller) => caller,
+                Err(error) => {
+                    // A failure is recorded in the tenant the key claims, if it exists (never
+                    // in a throttled flood), with the key id and never a secret.
+                    let (key, tenant) = edge.claimed();
+                    if let Some(account) = tenant
+                        .filter(|t| cp.tenant(t).is_some())
+                        .filter(|_| !matches!(error, AdminError::Throttling))
+                    {
+                        cp.record_event(event(
+                            account,
+                            key.unwrap_or_default(),
+                            "AuthFailure",
+                            false,
+                            format!("{}: {error}", error.code()),
+                        ));
                     }
+                    return Err(error);
                 }
-            });
-            let (caller, env) = authenticated?;
+            };
             let own = match &caller {
                 AdminCaller::Tenant { account, .. } => Some(account.clone()),
                 AdminCaller::Operator { .. } => None,
