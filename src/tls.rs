@@ -174,16 +174,22 @@ impl TenantAccess {
     }
 }
 
-/// The first of `names` (DNS names, wildcards as in certificates) the client certificate
-/// `leaf` (DER) is valid for. The chain was verified by the TLS handshake.
+/// The first of `names` that the client certificate `leaf` (DER) names exactly in its
+/// subject alternative names. A wildcard certificate (`*.iamlet.svc`, say a fleet of
+/// sidecars) matches none: an operator is one named identity. The chain was verified by
+/// the TLS handshake.
 pub fn valid_for_any(leaf: &[u8], names: &[String]) -> Option<String> {
     let der = rustls::pki_types::CertificateDer::from(leaf);
     let cert = webpki::EndEntityCert::try_from(&der).ok()?;
     names
         .iter()
         .find(|name| {
-            rustls::pki_types::ServerName::try_from(name.as_str())
-                .is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
+            let valid = rustls::pki_types::ServerName::try_from(name.as_str())
+                .is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok());
+            valid
+                && cert
+                    .valid_dns_names()
+                    .any(|san| san.eq_ignore_ascii_case(name))
         })
         .cloned()
 }

@@ -181,7 +181,9 @@ async fn a_least_privileged_user_can_do_exactly_what_its_policy_allows() {
     )
     .await
     .unwrap();
-    call(&fx, &auditor, A, "ListUsers", &json!({})).await.unwrap();
+    call(&fx, &auditor, A, "ListUsers", &json!({}))
+        .await
+        .unwrap();
     call(&fx, &auditor, A, "GetUser", &json!({"UserName": "dev"}))
         .await
         .unwrap();
@@ -284,6 +286,12 @@ async fn the_delegated_admin_pattern_holds() {
 
     // No way out of the boundary.
     for (action, params) in [
+        // Naming the boundary in a request that does not set it proves nothing.
+        (
+            "AttachUserPolicy",
+            json!({"UserName": "delegate", "PermissionsBoundary": BOUNDARY,
+                   "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        ),
         // Policies for users without the boundary, the delegate included.
         (
             "AttachUserPolicy",
@@ -368,7 +376,32 @@ async fn root_bootstrap_works_once_and_is_audited() {
     assert!(root.id.starts_with("AKIA") && root.secret.len() == 40);
     // Shown once: the tenant exists now, and asking again shows nothing.
     let again = client(&fx).await.create_tenant(create()).await.unwrap_err();
-    assert_eq!(aws_error_code(&again).as_deref(), Some("EntityAlreadyExists"));
+    assert_eq!(
+        aws_error_code(&again).as_deref(),
+        Some("EntityAlreadyExists")
+    );
+    // A root key can be replaced (say it leaked): the operator deletes it and makes another.
+    call(&fx, &operator(), C, "DeleteRootAccessKey", &json!({}))
+        .await
+        .unwrap();
+    assert_refused(
+        call(&fx, &root, C, "ListUsers", &json!({})).await,
+        "InvalidClientTokenId",
+    );
+    let replaced = call(&fx, &operator(), C, "CreateRootAccessKey", &json!({}))
+        .await
+        .unwrap();
+    let root = Creds {
+        id: replaced["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .into(),
+        secret: replaced["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .into(),
+        token: String::new(),
+    };
 
     // The root user bootstraps an administrator, who then works without root.
     call(&fx, &root, C, "CreateUser", &json!({"UserName": "admin"}))
@@ -383,9 +416,15 @@ async fn root_bootstrap_works_once_and_is_audited() {
     )
     .await
     .unwrap();
-    let key = call(&fx, &root, C, "CreateAccessKey", &json!({"UserName": "admin"}))
-        .await
-        .unwrap();
+    let key = call(
+        &fx,
+        &root,
+        C,
+        "CreateAccessKey",
+        &json!({"UserName": "admin"}),
+    )
+    .await
+    .unwrap();
     let admin = Creds {
         id: key["AccessKey"]["AccessKeyId"].as_str().unwrap().into(),
         secret: key["AccessKey"]["SecretAccessKey"].as_str().unwrap().into(),
@@ -464,6 +503,8 @@ async fn root_bootstrap_works_once_and_is_audited() {
         actors,
         [
             ("CreateTenant", "operator:test"),
+            ("DeleteRootAccessKey", "operator:test"),
+            ("CreateRootAccessKey", "operator:test"),
             ("CreateUser", "arn:aws:iam::777788889999:root"),
             ("AttachUserPolicy", "arn:aws:iam::777788889999:root"),
             ("CreateAccessKey", "arn:aws:iam::777788889999:root"),
@@ -502,9 +543,15 @@ async fn root_bootstrap_works_once_and_is_audited() {
     for secret in [&root.secret, &admin.secret] {
         assert!(!export.contains(secret.as_str()));
         assert!(!trail.contains(secret.as_str()));
-        assert!(!database.contains(secret.as_str()), "a secret in the database");
+        assert!(
+            !database.contains(secret.as_str()),
+            "a secret in the database"
+        );
     }
-    assert!(database.contains(&admin.id), "the database is the one written");
+    assert!(
+        database.contains(&admin.id),
+        "the database is the one written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,7 +560,14 @@ async fn a_tenants_credentials_never_act_on_another_tenant() {
     let root_a = root(&fx, 0);
     let (_, before) = fx.cp.tenant(B).unwrap();
     assert_denied(
-        call(&fx, &root_a, B, "CreateUser", &json!({"UserName": "intruder"})).await,
+        call(
+            &fx,
+            &root_a,
+            B,
+            "CreateUser",
+            &json!({"UserName": "intruder"}),
+        )
+        .await,
         "User: arn:aws:iam::111122223333:root is not authorized to act on account 444455556666",
     );
     assert_denied(
@@ -575,7 +629,10 @@ async fn a_tenants_credentials_never_act_on_another_tenant() {
         .filter(|e| e.outcome == "AccessDenied")
         .all(|e| e.actor == "arn:aws:iam::111122223333:root"));
     assert_eq!(
-        denied.iter().filter(|e| e.outcome == "AccessDenied").count(),
+        denied
+            .iter()
+            .filter(|e| e.outcome == "AccessDenied")
+            .count(),
         5
     );
 }
@@ -671,7 +728,10 @@ async fn tampered_or_expired_credentials_are_refused() {
         aws_error_code(&refused).as_deref(),
         Some("SignatureDoesNotMatch")
     );
-    assert!(refused.message().starts_with("Signature expired"), "{refused:?}");
+    assert!(
+        refused.message().starts_with("Signature expired"),
+        "{refused:?}"
+    );
     let fresh = with_headers(message(A), signed_for(&message(A), Timestamp::now()));
     client(&fx).await.call(fresh).await.unwrap();
 
@@ -735,9 +795,15 @@ async fn role_sessions_act_with_their_role_and_session_policy() {
     );
     fx.synced().await;
     let full = fx.session(&caller, &role_arn, "full").await;
-    call(&fx, &full, A, "CreateUser", &json!({"UserName": "made-by-role"}))
-        .await
-        .unwrap();
+    call(
+        &fx,
+        &full,
+        A,
+        "CreateUser",
+        &json!({"UserName": "made-by-role"}),
+    )
+    .await
+    .unwrap();
     let changes = fx.cp.changes(A, 0, 100).unwrap();
     assert_eq!(
         changes.last().unwrap().actor,

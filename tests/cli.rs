@@ -451,7 +451,10 @@ fn a_control_plane_secures_its_admin_api_from_the_first_start() {
     // Ten failures from one source, then even the right key is refused for a while.
     let wrong = [
         ("AWS_ACCESS_KEY_ID", root_id),
-        ("AWS_SECRET_ACCESS_KEY", "0000000000000000000000000000000000000000"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "0000000000000000000000000000000000000000",
+        ),
     ];
     for _ in 0..10 {
         let out = admin(&["list-users"], &wrong);
@@ -478,7 +481,10 @@ fn a_control_plane_secures_its_admin_api_from_the_first_start() {
         body.contains("iamlet_admin_auth_failures_total 10\n"),
         "{body}"
     );
-    assert!(body.contains("iamlet_admin_auth_throttled_total 1\n"), "{body}");
+    assert!(
+        body.contains("iamlet_admin_auth_throttled_total 1\n"),
+        "{body}"
+    );
 
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -11,9 +11,9 @@ use iamlet::control_plane::{
     aws_error_code, serve_control_plane_with, AdminAuth, ControlPlane, FailureLimit, OperatorKey,
     SecretSealer, ServeOptions, SqliteStore,
 };
-use iamlet::directory::Secret;
 use iamlet::directory::totp::code_at;
 use iamlet::directory::IdGenerator;
+use iamlet::directory::Secret;
 use iamlet::policy::{parse_policy_date, Timestamp};
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
@@ -170,7 +170,12 @@ impl Fixture {
     }
 
     /// An IAM action on the control plane, which must succeed.
-    pub(crate) fn call(&self, tenant: &str, action: &str, params: &Value) -> (Value, SnapshotVersion) {
+    pub(crate) fn call(
+        &self,
+        tenant: &str,
+        action: &str,
+        params: &Value,
+    ) -> (Value, SnapshotVersion) {
         self.cp
             .call(tenant, "test", action, params)
             .unwrap_or_else(|e| panic!("{action} {params}: {e}"))
@@ -227,7 +232,13 @@ impl Fixture {
     }
 
     /// A role with a trust policy and an inline policy (one hour at most); its ARN and id.
-    pub(crate) fn role(&self, tenant: &str, name: &str, trust: &str, policy: &str) -> (String, String) {
+    pub(crate) fn role(
+        &self,
+        tenant: &str,
+        name: &str,
+        trust: &str,
+        policy: &str,
+    ) -> (String, String) {
         let (role, _) = self.call(
             tenant,
             "CreateRole",

@@ -307,9 +307,11 @@ impl AdminAuth {
         credentials: AdminCredentials<'_>,
         env: &CallEnv,
     ) -> Result<AdminCaller, AdminError> {
-        let source = env
-            .source
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let key = match credentials {
+            AdminCredentials::Key(presented) => presented.access_key_id(),
+            AdminCredentials::Certificate(_) | AdminCredentials::None => "",
+        };
+        let source = limiter_key(env, key);
         let now = env.now.epoch_seconds();
         if self.is_throttled(&source, now) {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
@@ -325,10 +327,8 @@ impl AdminAuth {
 
     /// Counts `error`, a presentation refused before any credential was looked at (a
     /// malformed signature), against the call's source; `Throttling` once over the limit.
-    pub fn refuse(&self, error: AdminError, env: &CallEnv) -> AdminError {
-        let source = env
-            .source
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    pub fn refuse(&self, error: AdminError, env: &CallEnv, claimed_key: &str) -> AdminError {
+        let source = limiter_key(env, claimed_key);
         let now = env.now.epoch_seconds();
         if self.is_throttled(&source, now) {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
@@ -360,6 +360,8 @@ impl AdminAuth {
             .find(|o| o.access_key_id == presented.access_key_id())
         {
             let ok = match presented {
+                // An empty secret (a misconfigured file) never authenticates.
+                _ if operator.secret.expose().is_empty() => false,
                 Presented::Keys {
                     secret,
                     session_token: None,
@@ -485,9 +487,13 @@ impl AdminAuth {
         let window = self.limit.window_seconds;
         let mut failures = self.failures.lock();
         // Forget finished windows so that a scan from many addresses cannot grow the map
-        // without bound.
-        if failures.len() >= 10_000 {
+        // without bound; if every window is live, start over rather than grow (the counters
+        // still count every failure).
+        if failures.len() >= MAX_TRACKED_SOURCES {
             failures.retain(|_, (start, _)| now < start.saturating_add(window));
+            if failures.len() >= MAX_TRACKED_SOURCES / 2 {
+                failures.clear();
+            }
         }
         let entry = failures.entry(source).or_insert((now, 0));
         if now >= entry.0.saturating_add(window) {
@@ -495,6 +501,20 @@ impl AdminAuth {
         }
         entry.1 = entry.1.saturating_add(1);
     }
+}
+
+/// How many (source, key) pairs the failure limiter remembers at most.
+const MAX_TRACKED_SOURCES: usize = 10_000;
+
+/// What failures are counted against: the client's address and the key it presented, so
+/// that guessing one key's secret from an address does not lock every other key (the
+/// operator's included) out from there.
+fn limiter_key(env: &CallEnv, access_key_id: &str) -> String {
+    let source = env
+        .source
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let key: String = access_key_id.chars().take(32).collect();
+    format!("{source}/{key}")
 }
 
 // === impl Checker ===
@@ -513,8 +533,20 @@ impl Checker<'_> {
                 self.caller.actor()
             )));
         }
+        if matches!(action, "CreateRootAccessKey" | "DeleteRootAccessKey") && !self.caller.is_root()
+        {
+            return Err(AdminError::AccessDenied(format!(
+                "User: {} is not authorized to perform: iam:{action}: only the root user and the \
+                 platform operator manage the root user's access key",
+                self.caller.actor()
+            )));
+        }
         let Target { resource, context } = target(state, action, params);
-        self.check_named(&format!("iam:{action}"), &resource, context)
+        let full = format!("iam:{action}");
+        if let Some(renamed) = target::renamed_target(state, action, params) {
+            self.check_named(&full, &renamed, context.clone())?;
+        }
+        self.check_named(&full, &resource, context)
     }
 
     /// Authorizes `action` (`service:Name`) on `resource` with the action's own `context`

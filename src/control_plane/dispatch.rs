@@ -145,6 +145,9 @@ pub(crate) const ACTIONS: &[&str] = &[
     "GetServiceControlPolicy",
     "DeleteServiceControlPolicy",
     "ListServiceControlPolicies",
+    // the root user's access key (iamlet; the root user or the operator)
+    "CreateRootAccessKey",
+    "DeleteRootAccessKey",
     // account alias
     "CreateAccountAlias",
     "DeleteAccountAlias",

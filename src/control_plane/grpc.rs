@@ -211,6 +211,16 @@ impl Edge {
             }
             Decoded::Signed(Box::new(signature))
         } else if let Some(id) = self.header("x-iamlet-access-key-id") {
+            // A secret in the clear travels only where nobody can read it.
+            let loopback = self.env.source.is_some_and(|ip| ip.is_loopback());
+            if !self.env.secure_transport && !loopback {
+                return Err(AdminError::Authentication {
+                    code: "InvalidClientTokenId",
+                    message: "A secret access key is accepted only over TLS or from loopback; \
+                              sign the call with SigV4 instead."
+                        .into(),
+                });
+            }
             Decoded::Keys {
                 access_key_id: id.to_owned(),
                 secret: Secret::new(
@@ -304,6 +314,15 @@ impl AdminService {
         let message = request.into_inner();
         let payload_sha256 = hex_sha256(&message.encode_to_vec());
         let (action, target_tenant) = action(&message);
+        // The audit trail records what the caller sent only when it is an action iamlet has:
+        // anything else could be any size or text.
+        let action = if super::dispatch::ACTIONS.contains(&action.as_str())
+            || action.starts_with(char::is_uppercase) && action.len() <= 32 && method != "Call"
+        {
+            action
+        } else {
+            "<invalid action>".to_owned()
+        };
         let cp = Arc::clone(&self.control_plane);
         let auth = Arc::clone(&self.auth);
         blocking(move || {
@@ -314,18 +333,20 @@ impl AdminService {
                         account_id: account,
                         id: 0,
                         at: 0,
-                        actor,
+                        actor: actor.chars().take(256).collect(),
                         action: action.clone(),
                         outcome: outcome.to_owned(),
                         root,
-                        detail,
+                        detail: detail.chars().take(1024).collect(),
                         source: source.clone(),
                     }
                 };
             let env = edge.env;
             let authenticated = match edge.decode(method, &payload_sha256) {
                 Ok(decoded) => auth.authenticate(&cp, decoded.credentials(), &env),
-                Err(error) => Err(auth.refuse(error, &env)),
+                Err(error) => {
+                    Err(auth.refuse(error, &env, edge.claimed().0.as_deref().unwrap_or_default()))
+                }
             };
             let caller = match authenticated {
                 Ok(caller) => caller,
@@ -600,6 +621,13 @@ impl pb::admin_server::Admin for AdminService {
                         operator_only(caller, "CreateTenant")?;
                     }
                     let checker = auth.checker(cp, caller, &spec.account_id, env)?;
+                    // Planning reads the whole tenant: the caller must be allowed to (else a
+                    // denial naming the plan's first step would tell what the tenant holds).
+                    checker.check_named(
+                        "iam:GetAccountAuthorizationDetails",
+                        "*",
+                        crate::authz::Context::new(),
+                    )?;
                     cp.apply_spec_checked(
                         &spec,
                         &caller.actor(),

@@ -78,7 +78,9 @@ pub fn parse_credentials_file(
         let id = keys.remove("aws_access_key_id");
         let secret = keys.remove("aws_secret_access_key");
         match (id, secret) {
-            (Some(access_key_id), Some(secret)) => {
+            (Some(access_key_id), Some(secret))
+                if !access_key_id.is_empty() && !secret.is_empty() =>
+            {
                 profiles.insert(
                     name,
                     Profile {

@@ -39,6 +39,7 @@ enum Kind {
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
+        "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
         "PutResourcePolicy" | "GetResourcePolicy" | "DeleteResourcePolicy" => Kind::Resource,
@@ -120,6 +121,52 @@ const BOUNDARY_ACTIONS: &[&str] = &[
     "DeleteUserPolicy",
     "DeleteRolePolicy",
 ];
+
+/// The actions whose `PermissionsBoundary` parameter is the boundary being set.
+const SETS_BOUNDARY: &[&str] = &[
+    "CreateUser",
+    "CreateRole",
+    "PutUserPermissionsBoundary",
+    "PutRolePermissionsBoundary",
+];
+
+/// The second resource a rename or move is authorized on: AWS requires permission on both
+/// the entity's current ARN and the ARN it will have (`UpdateUser` with `NewUserName` or
+/// `NewPath`, `UpdateGroup` likewise).
+pub(super) fn renamed_target(tenant: &Tenant, action: &str, params: &Value) -> Option<String> {
+    let s = |name: &str| {
+        params
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let (kind, entity) = match action {
+        "UpdateUser" => {
+            let user = tenant.users.get(&s("UserName")?.to_lowercase());
+            ("user", user.map(|u| (u.name.as_str(), u.path.as_str())))
+        }
+        "UpdateGroup" => {
+            let group = tenant.groups.get(&s("GroupName")?.to_lowercase());
+            ("group", group.map(|g| (g.name.as_str(), g.path.as_str())))
+        }
+        _ => return None,
+    };
+    let (name, path) = entity.unwrap_or_default();
+    let new_name = s(if kind == "user" {
+        "NewUserName"
+    } else {
+        "NewGroupName"
+    });
+    let new_path = s("NewPath");
+    if new_name.is_none() && new_path.is_none() {
+        return None;
+    }
+    Some(tenant.arn(
+        kind,
+        new_path.unwrap_or(if path.is_empty() { "/" } else { path }),
+        new_name.unwrap_or(name),
+    ))
+}
 
 /// The target of `action` with `params` in `tenant`.
 pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
@@ -223,22 +270,28 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         context.insert("iam:PolicyARN", ContextValue::new(s("PolicyArn")));
     }
     if BOUNDARY_ACTIONS.contains(&action) {
-        // The boundary the request sets, else the one the target has.
-        let requested = s("PermissionsBoundary");
-        let value = if requested.is_empty() || action.starts_with("Delete") {
-            boundary
+        // The boundary the request sets (creating an entity or putting a boundary), else
+        // the one the target has. Only those actions read the parameter: on any other, a
+        // caller could name the boundary its policy asks for and be believed.
+        let value = if SETS_BOUNDARY.contains(&action) {
+            Some(s("PermissionsBoundary").to_owned()).filter(|b| !b.is_empty())
         } else {
-            Some(requested.to_owned())
+            boundary
         };
         if let Some(value) = value {
             context.insert("iam:PermissionsBoundary", ContextValue::new(value));
         }
     }
+    let iam_tagged = matches!(kind_of(action), Kind::User | Kind::Role);
     for tag in resource_tags {
-        context.insert(
-            &format!("aws:ResourceTag/{}", tag.key),
-            ContextValue::new(tag.value.as_str()),
-        );
+        let value = ContextValue::new(tag.value.as_str());
+        if iam_tagged {
+            context.insert(&format!("iam:ResourceTag/{}", tag.key), value.clone());
+        }
+        context.insert(&format!("aws:ResourceTag/{}", tag.key), value);
+    }
+    if !(action.starts_with("Create") || action.starts_with("Tag") || action.starts_with("Untag")) {
+        return Target { resource, context };
     }
     let mut tag_keys = Vec::new();
     if let Some(tags) = params.get("Tags").and_then(Value::as_array) {
@@ -439,6 +492,56 @@ mod tests {
         // Alice has no boundary: the key is absent, so `StringEquals` on it fails.
         assert_eq!(first("iam:PermissionsBoundary"), None);
         assert_eq!(first("aws:ResourceTag/team").as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn a_boundary_named_in_the_request_counts_only_where_it_is_being_set() {
+        // The delegated-admin escape: naming the expected boundary on an attachment to a
+        // user who has none must not satisfy `iam:PermissionsBoundary`.
+        let t = tenant();
+        let forged = target(
+            &t,
+            "AttachUserPolicy",
+            &json!({"UserName": "alice", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess",
+                    "PermissionsBoundary": BOUNDARY, "Tags": [{"Key": "k", "Value": "v"}]}),
+        );
+        assert_eq!(value(&forged.context, "iam:PermissionsBoundary"), None);
+        assert_eq!(value(&forged.context, "aws:RequestTag/k"), None);
+        assert_eq!(
+            value(&forged.context, "iam:ResourceTag/team").as_deref(),
+            Some("blue")
+        );
+    }
+
+    #[test]
+    fn a_rename_or_move_is_also_authorized_on_the_new_arn() {
+        let t = tenant();
+        let moved = renamed_target(
+            &t,
+            "UpdateUser",
+            &json!({"UserName": "alice", "NewPath": "/admins/"}),
+        );
+        assert_eq!(
+            moved.as_deref(),
+            Some("arn:aws:iam::111122223333:user/admins/Alice")
+        );
+        let renamed = renamed_target(
+            &t,
+            "UpdateUser",
+            &json!({"UserName": "alice", "NewUserName": "root2"}),
+        );
+        assert_eq!(
+            renamed.as_deref(),
+            Some("arn:aws:iam::111122223333:user/eng/root2")
+        );
+        assert_eq!(
+            renamed_target(&t, "UpdateUser", &json!({"UserName": "alice"})),
+            None
+        );
+        assert_eq!(
+            renamed_target(&t, "GetUser", &json!({"UserName": "alice"})),
+            None
+        );
     }
 
     #[test]

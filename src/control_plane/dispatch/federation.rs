@@ -114,6 +114,16 @@ pub(super) fn run(
             listing("Policies", policies.into_iter().map(scp).collect())
         }
 
+        // --- the root user's access key (the root user's or the operator's) ---
+        "CreateRootAccessKey" => {
+            let (id, secret) = t.create_root_access_key(ids, now)?;
+            json!({"AccessKey": {"AccessKeyId": id, "SecretAccessKey": secret, "Status": "Active"}})
+        }
+        "DeleteRootAccessKey" => {
+            t.delete_root_access_key()?;
+            empty
+        }
+
         // --- account alias ---
         "CreateAccountAlias" => {
             t.set_account_alias(p.str("AccountAlias")?)?;

@@ -386,6 +386,14 @@ impl Tenant {
         Ok((access_key_id, secret))
     }
 
+    /// Deletes the root user's access key (a leaked one, or before creating a new one).
+    pub fn delete_root_access_key(&mut self) -> Result<(), DirectoryError> {
+        self.root_access_key
+            .take()
+            .map(|_| ())
+            .ok_or_else(|| DirectoryError::NoSuchEntity("The root user has no access key.".into()))
+    }
+
     // --- account alias ---
 
     /// `CreateAccountAlias`: sets (or replaces) the account's alias.
