@@ -23,8 +23,8 @@ pub use declare::{
 pub use dispatch::{dispatch, Dispatched};
 pub use grpc::{
     aws_error_code, serve_control_plane, serve_control_plane_with, signed_admin_request, status,
-    AdminService, ServeOptions, SyncService, DEFAULT_HEARTBEAT, MAX_RESPONSE_PAYLOAD,
-    MAX_SYNC_MESSAGE,
+    AdminService, ServeOptions, SyncAdmission, SyncService, DEFAULT_HEARTBEAT,
+    MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
 };
 pub use seal::{SealError, SecretSealer};
 pub use store::{

@@ -55,6 +55,8 @@ pub struct SidecarConfig {
     pub staleness: StalenessPolicy,
     /// TLS to the control plane.
     pub tls: Option<crate::tls::ClientTlsFiles>,
+    /// The sync key presented to the control plane, if any.
+    pub sync_credentials: Option<crate::control_plane::Profile>,
 }
 
 impl Default for SidecarConfig {
@@ -71,6 +73,7 @@ impl Default for SidecarConfig {
             decision_log: DecisionLog::off(),
             staleness: StalenessPolicy::default(),
             tls: None,
+            sync_credentials: None,
         }
     }
 }
@@ -424,6 +427,7 @@ pub fn spawn_sidecar(
             sidecar_id: config.sidecar_id.clone(),
             backoff: config.backoff,
             tls: config.tls.clone(),
+            credentials: config.sync_credentials.clone(),
         },
         Arc::clone(&state),
         shutdown,

@@ -80,7 +80,15 @@ pub struct Applier {
 impl TenantUpdate {
     /// An update for `tenant` at `version`, with its digest.
     pub fn new(tenant: &Tenant, version: SnapshotVersion) -> Result<Self, serde_json::Error> {
-        let payload = serde_json::to_string(tenant)?;
+        // The root user's key is for the admin API alone: sidecars never hold it, so a
+        // sidecar's state directory or stream reveals no root key.
+        let payload = if tenant.root_access_key.is_some() {
+            let mut shipped = tenant.clone();
+            shipped.root_access_key = None;
+            serde_json::to_string(&shipped)?
+        } else {
+            serde_json::to_string(tenant)?
+        };
         Ok(Self {
             account_id: tenant.account_id.clone(),
             version,

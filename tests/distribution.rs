@@ -292,6 +292,10 @@ struct ControlPlaneProcess {
 
 impl ControlPlaneProcess {
     fn spawn(data: &std::path::Path, addr: Option<SocketAddr>) -> Self {
+        Self::spawn_with(data, addr, &[])
+    }
+
+    fn spawn_with(data: &std::path::Path, addr: Option<SocketAddr>, extra: &[&str]) -> Self {
         let addr = addr.unwrap_or_else(|| {
             // Reserve a free port, then hand it to the process.
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -308,6 +312,7 @@ impl ControlPlaneProcess {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
             .args(["control-plane", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data)
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -695,5 +700,87 @@ async fn applications_authorize_through_the_sidecar() {
         }
     };
     assert_eq!(result.decision, pb::Decision::ImplicitDeny as i32);
+    cp.kill();
+}
+
+/// A control plane that loads a declared tenant at start and admits sidecars by sync key:
+/// a sidecar with a wrong key never streams, one with the right key does, and what it
+/// receives has no root key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
+    let data = temp_dir("sync-keys");
+    let keys = data.join("sync-credentials");
+    std::fs::write(
+        &keys,
+        render_profile(
+            "sidecars",
+            "IOPRSYNCKEYTEST00001",
+            "sync-secret-of-the-test",
+        ),
+    )
+    .unwrap();
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tenant-spec.yaml"
+    );
+    let cp = ControlPlaneProcess::spawn_with(
+        &data,
+        None,
+        &[
+            "--sync-credentials",
+            keys.to_str().unwrap(),
+            "--apply",
+            spec,
+        ],
+    );
+    let mut admin = cp.admin().await;
+    let changes = admin
+        .list_changes(pb::ListChangesRequest {
+            tenant: A.into(),
+            after_seq: 0,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(changes.last().unwrap().actor, "operator:apply");
+
+    let with_key = |secret: &str, state: &std::path::Path| {
+        let (stop, shutdown) = watch::channel(false);
+        let (handle, _task) = spawn_sidecar(
+            &SidecarConfig {
+                control_plane: format!("http://{}", cp.addr),
+                readiness: Readiness::Tenants(vec![A.into()]),
+                state_dir: state.to_owned(),
+                sidecar_id: "keyed-sidecar".into(),
+                backoff: Backoff {
+                    initial: Duration::from_millis(20),
+                    max: Duration::from_millis(200),
+                    multiplier: 1.6,
+                    jitter: 0.2,
+                },
+                sync_credentials: Some(iamlet::control_plane::Profile {
+                    access_key_id: "IOPRSYNCKEYTEST00001".into(),
+                    secret_access_key: Secret::new(secret),
+                    session_token: None,
+                }),
+                ..SidecarConfig::default()
+            },
+            shutdown,
+        );
+        (handle, stop)
+    };
+    let (good, _stop_good) = with_key("sync-secret-of-the-test", &temp_dir("sync-keys-good"));
+    eventually("the keyed sidecar", || good.is_ready()).await;
+    let snapshot = good.store.load(A).unwrap();
+    assert!(snapshot.tenant().root_access_key.is_none());
+    assert!(!snapshot.tenant().users.is_empty());
+
+    // The wrong key: by the time the right one has long streamed, it has nothing.
+    let (bad, _stop_bad) = with_key("guessed", &temp_dir("sync-keys-bad"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!bad.is_ready());
+    assert!(bad.store.version(A).is_none());
     cp.kill();
 }

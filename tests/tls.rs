@@ -103,6 +103,7 @@ async fn control_plane(
             Vec::new(),
             vec![OPERATOR_IDENTITY.into()],
         ))),
+        sync_admission: Arc::default(),
     };
     tokio::spawn(serve_control_plane_with(
         Arc::clone(&cp),

@@ -80,6 +80,18 @@ pub(crate) struct ControlPlaneArgs {
     /// of the database alone reveals no secret.
     #[arg(long, env = "IAMLET_SECRETS_KEY_FILE")]
     secrets_key_file: Option<PathBuf>,
+    /// Sync keys (an AWS credentials file): a sidecar presenting one may stream every
+    /// tenant. Without mutual TLS, sidecars elsewhere than on loopback need one.
+    #[arg(long, env = "IAMLET_SYNC_CREDENTIALS")]
+    sync_credentials: Option<PathBuf>,
+    /// Let any peer that reaches the port stream every tenant, secrets included, without a
+    /// certificate or key: only where a NetworkPolicy alone decides who reaches it (demos).
+    #[arg(long, env = "IAMLET_INSECURE_OPEN_SYNC")]
+    insecure_open_sync: bool,
+    /// Converge to this tenant spec at start (as `iamlet admin apply -f`, recorded as the
+    /// operator `apply`); may repeat. A spec that does not apply stops the start.
+    #[arg(long = "apply", env = "IAMLET_APPLY", value_delimiter = ',')]
+    apply: Vec<PathBuf>,
 }
 
 /// The profile name of a generated operator key.
@@ -90,10 +102,19 @@ pub(super) const OPERATOR_PROFILE: &str = "iamlet-operator";
 pub(super) fn load_or_create_operators(
     path: &Path,
 ) -> Result<(Vec<crate::control_plane::OperatorKey>, bool), ServeError> {
+    read_credentials_file(path, true)
+}
+
+/// The keys of an AWS credentials file, each named after its profile; with `create`, a
+/// missing file is created with one new key (profile `iamlet-operator`, mode 0600).
+pub(super) fn read_credentials_file(
+    path: &Path,
+    create: bool,
+) -> Result<(Vec<crate::control_plane::OperatorKey>, bool), ServeError> {
     let config = |message: String| ServeError::Config(format!("{}: {message}", path.display()));
     let (text, created) = match std::fs::read_to_string(path) {
         Ok(text) => (text, false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
             let mut ids = IdGenerator::system();
             let key_id = format!("IOPR{}", ids.base32(16));
             let text = crate::control_plane::render_profile(
@@ -109,7 +130,7 @@ pub(super) fn load_or_create_operators(
     let profiles =
         crate::control_plane::parse_credentials_file(&text).map_err(|e| config(e.to_string()))?;
     if profiles.is_empty() {
-        return Err(config("no operator key in the file".into()));
+        return Err(config("no key in the file".into()));
     }
     let keys = profiles
         .into_iter()
@@ -174,6 +195,13 @@ pub(crate) struct SidecarArgs {
     /// Connect to the control plane with TLS, trusting only this CA (PEM).
     #[arg(long, env = "IAMLET_CONTROL_PLANE_CA")]
     control_plane_ca: Option<PathBuf>,
+    /// A sync key to present to the control plane (an AWS credentials file), where no
+    /// client certificate authenticates this sidecar.
+    #[arg(long, env = "IAMLET_SYNC_CREDENTIALS")]
+    sync_credentials: Option<PathBuf>,
+    /// The profile of `--sync-credentials` (default: its only or first profile).
+    #[arg(long, env = "IAMLET_SYNC_PROFILE", requires = "sync_credentials")]
+    sync_profile: Option<String>,
     /// The name the control plane's certificate must be valid for (default: the URL's host).
     #[arg(long, env = "IAMLET_CONTROL_PLANE_NAME", requires = "control_plane_ca")]
     control_plane_name: Option<String>,
@@ -353,6 +381,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             None => None,
         },
         admin_auth: None,
+        sync_admission: Arc::default(),
     };
     std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
         path: args.data_dir.clone(),
@@ -368,8 +397,16 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         operators,
         args.operator_identities.clone(),
     ));
+    let sync_keys = match &args.sync_credentials {
+        Some(path) => read_credentials_file(path, false)?.0,
+        None => Vec::new(),
+    };
     let options = ServeOptions {
         admin_auth: Some(Arc::clone(&admin_auth)),
+        sync_admission: Arc::new(crate::control_plane::SyncAdmission {
+            keys: sync_keys,
+            open: args.insecure_open_sync,
+        }),
         ..options
     };
     let sealer = crate::control_plane::SecretSealer::load_or_create(
@@ -382,6 +419,15 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
     let store =
         SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?.with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
+    for path in &args.apply {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
+        let spec = crate::control_plane::TenantSpec::from_yaml_or_json(&text)
+            .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
+        control_plane
+            .apply_spec(&spec, "operator:apply", false)
+            .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
+    }
     runtime()?.block_on(async move {
         let telemetry =
             telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
@@ -567,6 +613,22 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
                 .into(),
         ));
     }
+    let sync_credentials = match &args.sync_credentials {
+        Some(path) => {
+            let (keys, _) = read_credentials_file(path, false)?;
+            let key = match &args.sync_profile {
+                Some(name) => keys.into_iter().find(|k| &k.name == name),
+                None => keys.into_iter().next(),
+            }
+            .ok_or_else(|| ServeError::Config(format!("{}: no such profile", path.display())))?;
+            Some(crate::control_plane::Profile {
+                access_key_id: key.access_key_id,
+                secret_access_key: key.secret,
+                session_token: None,
+            })
+        }
+        None => None,
+    };
     let tls = match &args.control_plane_ca {
         Some(ca) => {
             let files = crate::tls::ClientTlsFiles {
@@ -613,6 +675,7 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             decision_log,
             staleness,
             tls,
+            sync_credentials,
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);

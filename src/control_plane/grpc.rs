@@ -21,7 +21,6 @@ use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
 use crate::sts::sigv4::{Signature, SignedRequest};
 use crate::sts::Presented;
-use crate::sync::sha256_hex;
 use crate::tls::TenantAccess;
 
 use super::core::ControlPlane;
@@ -52,6 +51,61 @@ pub struct SyncService {
     control_plane: Arc<ControlPlane>,
     heartbeat: Duration,
     access: Option<Arc<TenantAccess>>,
+    admission: Arc<SyncAdmission>,
+}
+
+/// Who may stream tenants (and with them every secret a sidecar needs) besides clients
+/// whose certificates `TenantAccess` maps.
+#[derive(Debug, Default)]
+pub struct SyncAdmission {
+    /// Sync keys (`--sync-credentials`): a sidecar presenting one may stream every tenant.
+    pub keys: Vec<super::OperatorKey>,
+    /// Any peer may stream every tenant (`--insecure-open-sync`): only where the network
+    /// alone decides who reaches the port.
+    pub open: bool,
+}
+
+/// Why a stream was refused, before anything was read.
+const SYNC_UNAUTHENTICATED: &str = "the sync API needs a client certificate (mutual TLS), sync \
+     credentials (--sync-credentials) or a loopback peer";
+
+// === impl SyncAdmission ===
+
+impl SyncAdmission {
+    /// Whether a stream may start: a presented sync key must be one of [`Self::keys`]; else
+    /// a verified client certificate, a loopback peer or an open admission lets it in.
+    pub fn admit(
+        &self,
+        presented: Option<(&str, &str)>,
+        has_certificate: bool,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<(), Status> {
+        if let Some((id, secret)) = presented {
+            let valid = self.keys.iter().any(|k| {
+                !k.secret.expose().is_empty()
+                    && crate::sts::token::constant_time_eq(
+                        k.access_key_id.as_bytes(),
+                        id.as_bytes(),
+                    )
+                    && crate::sts::token::constant_time_eq(
+                        k.secret.expose().as_bytes(),
+                        secret.as_bytes(),
+                    )
+            });
+            return if valid {
+                Ok(())
+            } else {
+                Err(Status::unauthenticated(
+                    "the sync credentials are not valid",
+                ))
+            };
+        }
+        if has_certificate || self.open || peer.is_some_and(|p| p.ip().is_loopback()) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(SYNC_UNAUTHENTICATED))
+        }
+    }
 }
 
 /// The one place admin errors become gRPC statuses. The AWS error code travels as the
@@ -729,7 +783,15 @@ impl SyncService {
             control_plane,
             heartbeat: DEFAULT_HEARTBEAT,
             access: None,
+            admission: Arc::new(SyncAdmission::default()),
         }
+    }
+
+    /// Admits streams by `admission` (default: certificates and loopback peers only).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<SyncAdmission>) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Limits each client certificate to the tenants `access` lists for it.
@@ -764,11 +826,20 @@ impl pb::sync_server::Sync for SyncService {
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         // Which tenants this client's certificate may see: decided before anything is read.
-        let allowed = self.access.as_ref().and_then(|access| {
-            let certs = request.peer_certs();
-            let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-            access.allowed(leaf)
-        });
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        let allowed = match &self.access {
+            Some(access) => access.allowed(leaf),
+            None => {
+                let header =
+                    |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
+                let presented = header("x-iamlet-access-key-id")
+                    .map(|id| (id, header("x-iamlet-secret-access-key").unwrap_or_default()));
+                self.admission
+                    .admit(presented, leaf.is_some(), request.remote_addr())?;
+                None
+            }
+        };
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -894,14 +965,15 @@ impl WatchTask {
             if self.known.get(&tenant.account_id) == Some(version) {
                 continue;
             }
-            let Ok(payload) = serde_json::to_string(&**tenant) else {
+            // One encoding for every stream (it leaves out what sidecars must not hold).
+            let Ok(update) = crate::sync::TenantUpdate::new(tenant, *version) else {
                 continue;
             };
             tenants.push(pb::TenantSnapshot {
-                tenant: tenant.account_id.clone(),
+                tenant: update.account_id,
                 version: Some((*version).into()),
-                sha256: sha256_hex(&payload),
-                payload,
+                sha256: update.sha256,
+                payload: update.payload,
             });
             self.known.insert(tenant.account_id.clone(), *version);
         }
@@ -1008,6 +1080,9 @@ pub struct ServeOptions {
     pub access: Option<Arc<TenantAccess>>,
     /// Who may call the admin API (default: tenants' principals, no operator).
     pub admin_auth: Option<Arc<AdminAuth>>,
+    /// Who may stream tenants besides mapped certificates (default: verified certificates
+    /// and loopback peers).
+    pub sync_admission: Arc<SyncAdmission>,
 }
 
 /// [`serve_control_plane`] with TLS and per-identity tenant limits.
@@ -1033,6 +1108,7 @@ pub async fn serve_control_plane_with(
             SyncService::new(control_plane)
                 .with_heartbeat(heartbeat)
                 .with_access(options.access)
+                .with_admission(options.sync_admission)
                 .into_server(),
         );
     match options.tls {
@@ -1046,5 +1122,45 @@ pub async fn serve_control_plane_with(
                 .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(open: bool) -> SyncAdmission {
+        SyncAdmission {
+            keys: vec![super::super::OperatorKey {
+                name: "sidecars".into(),
+                access_key_id: "IOPRSYNC".into(),
+                secret: Secret::new("sync-secret"),
+            }],
+            open,
+        }
+    }
+
+    #[test]
+    fn only_keys_certificates_and_loopback_peers_may_stream() {
+        let remote: std::net::SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let closed = admission(false);
+        assert!(closed.admit(None, false, Some(local)).is_ok());
+        assert!(closed.admit(None, true, Some(remote)).is_ok());
+        assert!(closed
+            .admit(Some(("IOPRSYNC", "sync-secret")), false, Some(remote))
+            .is_ok());
+        let refused = closed.admit(None, false, Some(remote)).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert!(closed.admit(None, false, None).is_err());
+        // A presented key must be right, wherever it comes from.
+        for presented in [
+            ("IOPRSYNC", "wrong"),
+            ("OTHER", "sync-secret"),
+            ("IOPRSYNC", ""),
+        ] {
+            assert!(closed.admit(Some(presented), true, Some(local)).is_err());
+        }
+        assert!(admission(true).admit(None, false, Some(remote)).is_ok());
     }
 }

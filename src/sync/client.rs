@@ -29,6 +29,8 @@ pub struct SyncConfig {
     pub backoff: Backoff,
     /// TLS to the control plane (files re-read at every connection).
     pub tls: Option<crate::tls::ClientTlsFiles>,
+    /// A sync key to present (`--sync-credentials`), where no client certificate does.
+    pub credentials: Option<crate::control_plane::Profile>,
 }
 
 /// Exponential backoff with jitter, as gRPC's connection-backoff spec: each delay is the
@@ -224,7 +226,18 @@ async fn stream_once(
         ..pb::WatchRequest::default()
     };
     tx.send(first).await.map_err(|_| StreamError::Closed)?;
-    let mut inbound = client.watch(ReceiverStream::new(rx)).await?.into_inner();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(credentials) = &config.credentials {
+        let metadata = request.metadata_mut();
+        if let (Ok(id), Ok(secret)) = (
+            credentials.access_key_id.parse(),
+            credentials.secret_access_key.expose().parse(),
+        ) {
+            metadata.insert("x-iamlet-access-key-id", id);
+            metadata.insert("x-iamlet-secret-access-key", secret);
+        }
+    }
+    let mut inbound = client.watch(request).await?.into_inner();
     state.connected.store(true, Ordering::Relaxed);
     let mut delivered = false;
     while let Some(response) = inbound.message().await? {
