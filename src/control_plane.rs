@@ -26,6 +26,7 @@ pub use grpc::{
     AdminService, ServeOptions, SyncAdmission, SyncService, DEFAULT_HEARTBEAT,
     MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
 };
+pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
     AuditEvent, ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore,

@@ -86,6 +86,26 @@ fn assert_refused(result: Result<Value, tonic::Status>, code: &str) {
     assert_eq!(aws_error_code(&status).as_deref(), Some(code), "{status:?}");
 }
 
+/// The role `iam-admin` of tenant A (`iam:*`, trusting the account) and a user `ops` who
+/// may assume it, once the sidecar has both.
+async fn iam_admin_role(fx: &Fixture) -> (String, Creds) {
+    let (role_arn, _) = fx.role(
+        A,
+        "iam-admin",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#,
+    );
+    let caller = fx.user_with_key(
+        A,
+        "ops",
+        Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+        ),
+    );
+    fx.synced().await;
+    (role_arn, caller)
+}
+
 async fn events(fx: &Fixture, tenant: &str) -> Vec<pb::AuditEvent> {
     client(fx)
         .await
@@ -736,20 +756,7 @@ async fn tampered_or_expired_credentials_are_refused() {
     client(&fx).await.call(fresh).await.unwrap();
 
     // A role session: genuine, then with its token tampered with.
-    let (role_arn, _) = fx.role(
-        A,
-        "iam-admin",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#,
-    );
-    let caller = fx.user_with_key(
-        A,
-        "ops",
-        Some(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
-        ),
-    );
-    fx.synced().await;
+    let (role_arn, caller) = iam_admin_role(&fx).await;
     let session = fx.session(&caller, &role_arn, "s1").await;
     call(&fx, &session, A, "ListUsers", &list).await.unwrap();
     let mut token = session.token.clone().into_bytes();
@@ -780,20 +787,7 @@ async fn tampered_or_expired_credentials_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_sessions_act_with_their_role_and_session_policy() {
     let fx = Fixture::start("admin-session").await;
-    let (role_arn, _) = fx.role(
-        A,
-        "iam-admin",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#,
-    );
-    let caller = fx.user_with_key(
-        A,
-        "ops",
-        Some(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
-        ),
-    );
-    fx.synced().await;
+    let (role_arn, caller) = iam_admin_role(&fx).await;
     let full = fx.session(&caller, &role_arn, "full").await;
     call(
         &fx,

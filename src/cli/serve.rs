@@ -122,7 +122,8 @@ pub(super) fn read_credentials_file(
                 &key_id,
                 &ids.secret_access_key(),
             );
-            write_private(path, &text).map_err(|e| config(e.to_string()))?;
+            crate::control_plane::write_new_private(path, &text)
+                .map_err(|e| config(e.to_string()))?;
             (text, true)
         }
         Err(e) => return Err(config(e.to_string())),
@@ -141,21 +142,6 @@ pub(super) fn read_credentials_file(
         })
         .collect();
     Ok((keys, created))
-}
-
-/// Writes a new file readable by its owner only; an existing file is an error.
-pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
 
 /// `iamlet sidecar`.

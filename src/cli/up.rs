@@ -101,7 +101,6 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             operator.secret.expose(),
         ));
     }
-    let _ = std::fs::remove_file(&demo.credentials_file);
     write_private(&demo.credentials_file, &profiles).map_err(|source| ServeError::DataDir {
         path: demo.credentials_file.clone(),
         source,
@@ -315,15 +314,13 @@ fn create_admin(
     ))
 }
 
+/// Writes `text` to `path`, readable by its owner only, replacing an earlier run's file.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
-    options.open(path)?.write_all(text.as_bytes())
+    crate::control_plane::write_new_private(path, text)
 }
 
 fn print_welcome(

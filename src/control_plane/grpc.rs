@@ -491,6 +491,24 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// AWS's action for reading an account's audit trail.
+const READ_TRAIL: &str = "cloudtrail:LookupEvents";
+/// AWS's action for reading a whole account's IAM configuration.
+const READ_DIRECTORY: &str = "iam:GetAccountAuthorizationDetails";
+
+/// Whether `caller` may do `action` (one of the account-wide reads) on `tenant`.
+fn may_read_account(
+    cp: &ControlPlane,
+    auth: &AdminAuth,
+    caller: &AdminCaller,
+    env: CallEnv,
+    tenant: &str,
+    action: &str,
+) -> Result<(), AdminError> {
+    auth.checker(cp, caller, tenant, env)?
+        .check_named(action, "*", crate::authz::Context::new())
+}
+
 /// Refuses tenant lifecycle calls to anyone but the operator.
 fn operator_only(caller: &AdminCaller, action: &str) -> Result<(), AdminError> {
     match caller {
@@ -640,13 +658,7 @@ impl pb::admin_server::Admin for AdminService {
                 "ExportTenant",
                 |m| ("ExportTenant".into(), Some(m.tenant.clone())),
                 |cp, auth, caller, env, message| {
-                    // AWS's action for reading a whole account's IAM configuration.
-                    auth.checker(cp, caller, &message.tenant, env)?
-                        .check_named(
-                            "iam:GetAccountAuthorizationDetails",
-                            "*",
-                            crate::authz::Context::new(),
-                        )?;
+                    may_read_account(cp, auth, caller, env, &message.tenant, READ_DIRECTORY)?;
                     let spec = cp.export(&message.tenant)?;
                     Ok(spec.to_json()?)
                 },
@@ -677,11 +689,7 @@ impl pb::admin_server::Admin for AdminService {
                     let checker = auth.checker(cp, caller, &spec.account_id, env)?;
                     // Planning reads the whole tenant: the caller must be allowed to (else a
                     // denial naming the plan's first step would tell what the tenant holds).
-                    checker.check_named(
-                        "iam:GetAccountAuthorizationDetails",
-                        "*",
-                        crate::authz::Context::new(),
-                    )?;
+                    checker.check_named(READ_DIRECTORY, "*", crate::authz::Context::new())?;
                     cp.apply_spec_checked(
                         &spec,
                         &caller.actor(),
@@ -707,13 +715,7 @@ impl pb::admin_server::Admin for AdminService {
                 "ListChanges",
                 |m| ("ListChanges".into(), Some(m.tenant.clone())),
                 |cp, auth, caller, env, message| {
-                    // AWS's action for reading an account's audit trail.
-                    auth.checker(cp, caller, &message.tenant, env)?
-                        .check_named(
-                            "cloudtrail:LookupEvents",
-                            "*",
-                            crate::authz::Context::new(),
-                        )?;
+                    may_read_account(cp, auth, caller, env, &message.tenant, READ_TRAIL)?;
                     cp.changes(
                         &message.tenant,
                         message.after_seq,
@@ -746,12 +748,7 @@ impl pb::admin_server::Admin for AdminService {
                 "ListEvents",
                 |m| ("ListEvents".into(), Some(m.tenant.clone())),
                 |cp, auth, caller, env, message| {
-                    auth.checker(cp, caller, &message.tenant, env)?
-                        .check_named(
-                            "cloudtrail:LookupEvents",
-                            "*",
-                            crate::authz::Context::new(),
-                        )?;
+                    may_read_account(cp, auth, caller, env, &message.tenant, READ_TRAIL)?;
                     cp.events(&message.tenant, message.after_id, list_limit(message.limit))
                 },
             )

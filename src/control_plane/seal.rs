@@ -71,7 +71,7 @@ impl SecretSealer {
                 let mut key = [0u8; KEY_LEN];
                 rng.fill(&mut key).map_err(|_| SealError::Random)?;
                 let text = base64::engine::general_purpose::STANDARD.encode(key);
-                write_private(path, &text).map_err(io)?;
+                write_new_private(path, &text).map_err(io)?;
                 text
             }
             Err(e) => return Err(io(e)),
@@ -155,13 +155,14 @@ impl SecretSealer {
     }
 }
 
-/// Writes `text` to a new file readable by its owner only.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to a new file readable by its owner only (its directory created if needed);
+/// an existing file is an error, so that two processes starting at once never each write
+/// their own.
+pub(crate) fn write_new_private(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    // `create_new`: two processes starting at once must not each write a different key.
     options.write(true).create_new(true);
     #[cfg(unix)]
     {

@@ -771,44 +771,50 @@ fn dedup_shared(policies: &mut Vec<Arc<CompiledPolicy>>) {
     });
 }
 
+/// The root user's implicit permissions: everything in its own account.
+fn root_allow_all() -> Arc<CompiledPolicy> {
+    on_everything(
+        "root-user".into(),
+        "RootUser",
+        crate::policy::Effect::Allow,
+        Vec::new(),
+    )
+}
+
 /// AWS's `AWSRevokeOlderSessions` inline policy: deny everything to sessions issued before
 /// `before` (IAM-SEMANTICS §4.8). Long-term credentials carry no `aws:TokenIssueTime`, so
 /// `DateLessThan` is false for them and the deny does not apply.
-/// The root user's implicit permissions: everything in its own account.
-fn root_allow_all() -> Arc<CompiledPolicy> {
-    let document = PolicyDocument {
-        version: crate::policy::PolicyVersion::Current,
-        id: None,
-        statements: vec![crate::policy::Statement {
-            sid: Some("RootUser".into()),
-            effect: crate::policy::Effect::Allow,
-            principal: None,
-            action: crate::policy::ActionBlock {
-                negated: false,
-                patterns: vec!["*".into()],
-            },
-            resource: Some(crate::policy::ResourceBlock {
-                negated: false,
-                patterns: vec!["*".into()],
-            }),
-            conditions: Vec::new(),
-        }],
-    };
-    Arc::new(CompiledPolicy::compile(
-        "root-user",
-        PolicyKind::Identity,
-        &document,
-    ))
-}
-
 fn revoke_older_sessions(role_arn: &str, before: i64) -> Arc<CompiledPolicy> {
     let when = Timestamp::from_epoch_seconds(before).to_string();
+    on_everything(
+        format!("{role_arn}#inline/AWSRevokeOlderSessions"),
+        "AWSRevokeOlderSessions",
+        crate::policy::Effect::Deny,
+        vec![crate::policy::ConditionEntry {
+            operator: crate::policy::ConditionOperator {
+                qualifier: None,
+                base: crate::policy::BaseOperator::DateLessThan,
+                if_exists: false,
+            },
+            key: "aws:TokenIssueTime".into(),
+            values: vec![when],
+        }],
+    )
+}
+
+/// An identity policy of one statement on every action and resource, built without text.
+fn on_everything(
+    name: String,
+    sid: &str,
+    effect: crate::policy::Effect,
+    conditions: Vec<crate::policy::ConditionEntry>,
+) -> Arc<CompiledPolicy> {
     let document = PolicyDocument {
         version: crate::policy::PolicyVersion::Current,
         id: None,
         statements: vec![crate::policy::Statement {
-            sid: Some("AWSRevokeOlderSessions".into()),
-            effect: crate::policy::Effect::Deny,
+            sid: Some(sid.into()),
+            effect,
             principal: None,
             action: crate::policy::ActionBlock {
                 negated: false,
@@ -818,19 +824,11 @@ fn revoke_older_sessions(role_arn: &str, before: i64) -> Arc<CompiledPolicy> {
                 negated: false,
                 patterns: vec!["*".into()],
             }),
-            conditions: vec![crate::policy::ConditionEntry {
-                operator: crate::policy::ConditionOperator {
-                    qualifier: None,
-                    base: crate::policy::BaseOperator::DateLessThan,
-                    if_exists: false,
-                },
-                key: "aws:TokenIssueTime".into(),
-                values: vec![when],
-            }],
+            conditions,
         }],
     };
     Arc::new(CompiledPolicy::compile(
-        format!("{role_arn}#inline/AWSRevokeOlderSessions"),
+        name,
         PolicyKind::Identity,
         &document,
     ))
