@@ -66,6 +66,13 @@ pub enum DirectoryError {
     /// `UnmodifiableEntity` (400): AWS-managed entities cannot be changed.
     #[error("{0}")]
     UnmodifiableEntity(String),
+    /// `InvalidUserType` (400): the operation is for IAM users only (`ChangePassword`).
+    #[error("{0}")]
+    InvalidUserType(String),
+    /// `AccessDenied` (403): the caller's own proof did not check out (`ChangePassword`'s
+    /// old password).
+    #[error("{0}")]
+    AccessDenied(String),
 }
 
 // === impl DirectoryError ===
@@ -84,6 +91,8 @@ impl DirectoryError {
             Self::InvalidAuthenticationCode(_) => "InvalidAuthenticationCode",
             Self::PasswordPolicyViolation(_) => "PasswordPolicyViolation",
             Self::UnmodifiableEntity(_) => "UnmodifiableEntity",
+            Self::InvalidUserType(_) => "InvalidUserType",
+            Self::AccessDenied(_) => "AccessDenied",
         }
     }
 
@@ -92,12 +101,13 @@ impl DirectoryError {
         match self {
             Self::NoSuchEntity(_) => 404,
             Self::EntityAlreadyExists(_) | Self::LimitExceeded(_) | Self::DeleteConflict(_) => 409,
-            Self::InvalidAuthenticationCode(_) => 403,
+            Self::InvalidAuthenticationCode(_) | Self::AccessDenied(_) => 403,
             Self::Policy(_)
             | Self::InvalidInput(_)
             | Self::Validation(_)
             | Self::PasswordPolicyViolation(_)
-            | Self::UnmodifiableEntity(_) => 400,
+            | Self::UnmodifiableEntity(_)
+            | Self::InvalidUserType(_) => 400,
         }
     }
 }

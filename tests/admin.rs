@@ -829,3 +829,93 @@ async fn role_sessions_act_with_their_role_and_session_policy() {
          session policy allows the iam:CreateUser action",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_changes_its_own_password_with_the_predefined_policy() {
+    let fx = Fixture::start("admin-password").await;
+    let carol = fx.user_with_key(A, "carol", None);
+    fx.user_with_key(A, "dave", None);
+    for user in ["carol", "dave"] {
+        fx.call(
+            A,
+            "CreateLoginProfile",
+            &json!({"UserName": user, "Password": "First-Passw0rd!", "PasswordResetRequired": true}),
+        );
+    }
+    let change =
+        |old: &str, new: &str| json!({"OldPassword": old, "NewPassword": new, "UserName": "dave"});
+    // Nothing attached: not even one's own password.
+    assert_denied(
+        call(
+            &fx,
+            &carol,
+            A,
+            "ChangePassword",
+            &change("First-Passw0rd!", "Second-Passw0rd!"),
+        )
+        .await,
+        "User: arn:aws:iam::111122223333:user/carol is not authorized to perform: \
+         iam:ChangePassword on resource: arn:aws:iam::111122223333:user/carol",
+    );
+    call(
+        &fx,
+        &root(&fx, 0),
+        A,
+        "AttachUserPolicy",
+        &json!({"UserName": "carol", "PolicyArn": "arn:aws:iam::aws:policy/IAMUserChangePassword"}),
+    )
+    .await
+    .unwrap();
+    let wrong = call(
+        &fx,
+        &carol,
+        A,
+        "ChangePassword",
+        &change("Guess-Passw0rd!", "Second-Passw0rd!"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(aws_error_code(&wrong).as_deref(), Some("AccessDenied"));
+    // The `UserName` sent is ignored: a user changes its own password only.
+    call(
+        &fx,
+        &carol,
+        A,
+        "ChangePassword",
+        &change("First-Passw0rd!", "Second-Passw0rd!"),
+    )
+    .await
+    .unwrap();
+    let tenant = fx.cp.tenant(A).unwrap().0;
+    let profile = |user: &str| tenant.users[user].login_profile.clone().unwrap();
+    assert!(iamlet::directory::verify_password(
+        &profile("carol").password_hash,
+        "Second-Passw0rd!"
+    ));
+    assert!(!profile("carol").password_reset_required);
+    assert!(iamlet::directory::verify_password(
+        &profile("dave").password_hash,
+        "First-Passw0rd!"
+    ));
+    // Nobody else's, and never in the audit trail.
+    assert_denied(
+        call(
+            &fx,
+            &carol,
+            A,
+            "UpdateLoginProfile",
+            &json!({"UserName": "dave", "Password": "Taken-Passw0rd!"}),
+        )
+        .await,
+        "User: arn:aws:iam::111122223333:user/carol is not authorized to perform: \
+         iam:UpdateLoginProfile",
+    );
+    let trail = format!("{:?}", fx.cp.changes(A, 0, 100).unwrap());
+    assert!(trail.contains("ChangePassword"));
+    assert!(!trail.contains("Second-Passw0rd!"));
+    // The root user is not an IAM user.
+    let refused = call(&fx, &root(&fx, 0), A, "ChangePassword", &change("a", "b"))
+        .await
+        .unwrap_err();
+    assert_eq!(aws_error_code(&refused).as_deref(), Some("InvalidUserType"));
+}

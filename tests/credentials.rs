@@ -13,7 +13,7 @@ use iamlet::control_plane::{
 };
 use iamlet::directory::totp::code_at;
 use iamlet::directory::IdGenerator;
-use iamlet::directory::Secret;
+use iamlet::directory::{PasswordHasher, Secret};
 use iamlet::policy::{parse_policy_date, Timestamp};
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
@@ -85,7 +85,13 @@ impl Fixture {
         let db = data.join("iamlet.db");
         let sealer = SecretSealer::load_or_create(&data.join("secrets.key")).unwrap();
         let store = SqliteStore::open(&db, None).unwrap().with_sealer(sealer);
-        let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+        // Console passwords hashed cheaply: the tests' debug build would spend seconds on the
+        // production cost.
+        let cp = Arc::new(
+            ControlPlane::open(Arc::new(store), IdGenerator::system())
+                .unwrap()
+                .with_password_hasher(PasswordHasher::with_iterations(1_000)),
+        );
         let roots = [A, B].map(|tenant| {
             let (_, (id, secret)) = cp.create_tenant_with_root(tenant, None, "test").unwrap();
             (id, secret.expose().to_owned())

@@ -58,6 +58,10 @@ pub(crate) struct ControlPlaneArgs {
     /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
     #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormat,
+    /// Threads of the async runtime; match the CPUs the process may use (its CPU limit): more
+    /// threads than cores make them preempt each other and lengthen the tail.
+    #[arg(long, env = "IAMLET_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    worker_threads: u16,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
@@ -225,6 +229,10 @@ pub(crate) struct SidecarArgs {
     /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
     #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormat,
+    /// Threads of the async runtime; match the CPUs the process may use (its CPU limit): more
+    /// threads than cores make them preempt each other and lengthen the tail.
+    #[arg(long, env = "IAMLET_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    worker_threads: u16,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
@@ -292,9 +300,9 @@ impl ServeError {
     }
 }
 
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+pub(super) fn runtime(worker_threads: u16) -> Result<tokio::runtime::Runtime, ServeError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(usize::from(worker_threads.max(1)))
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)
@@ -414,7 +422,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             .apply_spec(&spec, "operator:apply", false)
             .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
     }
-    runtime()?.block_on(async move {
+    runtime(args.worker_threads)?.block_on(async move {
         let telemetry =
             telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -646,7 +654,7 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         max_issue_stale: args.max_issue_stale,
         fail_open_tenants: args.fail_open_tenants.clone(),
     };
-    runtime()?.block_on(async move {
+    runtime(args.worker_threads)?.block_on(async move {
         let telemetry =
             telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
         let (decision_log, log_task) =

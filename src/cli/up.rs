@@ -106,7 +106,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         source,
     })?;
     let auth = Arc::new(crate::control_plane::AdminAuth::new(operators, Vec::new()));
-    super::serve::runtime()?.block_on(async {
+    super::serve::runtime(2)?.block_on(async {
         let telemetry = crate::telemetry::init(crate::telemetry::LogFormat::Plain)
             .map_err(|e| ServeError::Config(e.to_string()))?;
         let cp_listener = tokio::net::TcpListener::bind(args.control_plane_listen)

@@ -119,6 +119,7 @@ pub(crate) const ACTIONS: &[&str] = &[
     "UpdateLoginProfile",
     "DeleteLoginProfile",
     "GetLoginProfile",
+    "ChangePassword",
     // MFA devices
     "CreateVirtualMFADevice",
     "EnableMFADevice",

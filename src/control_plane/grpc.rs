@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::directory::Secret;
+use crate::directory::{DirectoryError, Secret};
 use crate::policy::Timestamp;
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
@@ -561,8 +561,18 @@ impl pb::admin_server::Admin for AdminService {
                             reason: "expected a JSON object".into(),
                         });
                     };
-                    // An IAM user who names no user acts on itself, as in AWS.
-                    if let Some(user) = caller.user_name().filter(|_| defaults_to_caller(&action)) {
+                    // An IAM user who names no user acts on itself, as in AWS; `ChangePassword`
+                    // is always the caller's own, and only an IAM user's.
+                    if action == "ChangePassword" {
+                        let user = caller.user_name().ok_or_else(|| {
+                            AdminError::Directory(DirectoryError::InvalidUserType(
+                                "Only IAM users can change their own password.".into(),
+                            ))
+                        })?;
+                        map.insert("UserName".into(), Value::String(user.to_owned()));
+                    } else if let Some(user) =
+                        caller.user_name().filter(|_| defaults_to_caller(&action))
+                    {
                         map.entry("UserName")
                             .or_insert_with(|| Value::String(user.to_owned()));
                     }

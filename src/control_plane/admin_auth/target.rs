@@ -40,7 +40,7 @@ enum Kind {
 fn kind_of(action: &str) -> Kind {
     match action {
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
-        "GetAccessKeyLastUsed" => Kind::User,
+        "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
         "PutResourcePolicy" | "GetResourcePolicy" | "DeleteResourcePolicy" => Kind::Resource,
         a if a.starts_with("List")

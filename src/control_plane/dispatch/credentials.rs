@@ -93,6 +93,16 @@ pub(super) fn run(
             t.update_login_profile(ids, hasher, user, password, reset)?;
             empty
         }
+        "ChangePassword" => {
+            t.change_password(
+                ids,
+                hasher,
+                p.str("UserName")?,
+                p.str("OldPassword")?,
+                p.str("NewPassword")?,
+            )?;
+            empty
+        }
         "DeleteLoginProfile" => {
             t.delete_login_profile(p.str("UserName")?)?;
             empty

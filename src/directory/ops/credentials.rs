@@ -235,6 +235,29 @@ impl Tenant {
         Ok(())
     }
 
+    /// `ChangePassword`: the user changes its own console password, proving the old one;
+    /// the new one must meet the password rules, and a required reset is then done.
+    pub fn change_password(
+        &mut self,
+        ids: &mut IdGenerator,
+        hasher: PasswordHasher,
+        user: &str,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<(), DirectoryError> {
+        let u = self.user_ref(user)?;
+        let profile = u
+            .login_profile
+            .as_ref()
+            .ok_or_else(|| no_such_login_profile(&u.name))?;
+        if !crate::directory::verify_password(&profile.password_hash, old_password) {
+            return Err(DirectoryError::AccessDenied(
+                "The old password is incorrect.".into(),
+            ));
+        }
+        self.update_login_profile(ids, hasher, user, Some(new_password), Some(false))
+    }
+
     /// `DeleteLoginProfile`.
     pub fn delete_login_profile(&mut self, user: &str) -> Result<(), DirectoryError> {
         let u = self.user_mut(user)?;
