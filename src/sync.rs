@@ -80,15 +80,7 @@ pub struct Applier {
 impl TenantUpdate {
     /// An update for `tenant` at `version`, with its digest.
     pub fn new(tenant: &Tenant, version: SnapshotVersion) -> Result<Self, serde_json::Error> {
-        // The root user's key is for the admin API alone: sidecars never hold it, so a
-        // sidecar's state directory or stream reveals no root key.
-        let payload = if tenant.root_access_key.is_some() {
-            let mut shipped = tenant.clone();
-            shipped.root_access_key = None;
-            serde_json::to_string(&shipped)?
-        } else {
-            serde_json::to_string(tenant)?
-        };
+        let payload = serde_json::to_string(&for_sidecars(tenant.clone()))?;
         Ok(Self {
             account_id: tenant.account_id.clone(),
             version,
@@ -96,6 +88,17 @@ impl TenantUpdate {
             payload,
         })
     }
+}
+
+/// `tenant` without what sidecars never use and must not hold: the root user's key (for the
+/// admin API alone) and console password hashes (nobody signs in at a sidecar). A sidecar's
+/// stream or state directory then reveals neither.
+pub fn for_sidecars(mut tenant: Tenant) -> Tenant {
+    tenant.root_access_key = None;
+    for user in tenant.users.values_mut() {
+        user.login_profile = None;
+    }
+    tenant
 }
 
 /// Lowercase hex SHA-256.
@@ -168,7 +171,8 @@ impl Applier {
     }
 
     fn publish(&self, tenant: Tenant, version: SnapshotVersion) -> UpdateResult {
-        let tenant = Arc::new(tenant);
+        // Also for what an older control plane sent, or an older sidecar persisted.
+        let tenant = Arc::new(for_sidecars(tenant));
         let snapshot =
             match TenantSnapshot::compile(Arc::clone(&tenant), version, self.aws.as_ref()) {
                 Ok(s) => s,

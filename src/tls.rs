@@ -115,7 +115,8 @@ impl ClientTlsFiles {
 
 impl TenantAccess {
     /// Reads a YAML mapping of client identities (DNS names a client certificate is valid
-    /// for, wildcards as in certificates) to the tenants they may subscribe to (`"*"`: all).
+    /// for, named exactly: a wildcard certificate matches no rule) to the tenants they may
+    /// subscribe to (`"*"`: all).
     pub fn load(path: &Path) -> Result<Self, TlsError> {
         let text = String::from_utf8(read(path)?).map_err(|_| TlsError::Invalid {
             path: path.to_owned(),
@@ -163,7 +164,12 @@ impl TenantAccess {
             let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.as_str()) else {
                 continue;
             };
-            if cert.verify_is_valid_for_subject_name(&server_name).is_ok() {
+            // The certificate must name the identity exactly: a wildcard certificate (a whole
+            // fleet's) matches no one rule's tenants.
+            let named = cert
+                .valid_dns_names()
+                .any(|san| san.eq_ignore_ascii_case(name));
+            if named && cert.verify_is_valid_for_subject_name(&server_name).is_ok() {
                 if tenants.iter().any(|t| t == "*") {
                     return None;
                 }
@@ -392,5 +398,47 @@ impl rustls::server::ResolvesServerCert for FileResolver {
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         self.refresh();
         Some(Arc::clone(&self.current.load().key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_for(names: &[&str]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn identities_are_named_exactly_and_a_wildcard_certificate_is_no_one() {
+        let access = TenantAccess::parse(
+            "team-a.demo.svc: ['111122223333']\nteam-b.demo.svc: ['444455556666']\n",
+        )
+        .unwrap();
+        let a = cert_for(&["team-a.demo.svc"]);
+        let fleet = cert_for(&["*.demo.svc"]);
+        assert_eq!(
+            access.allowed(Some(&a)),
+            Some(BTreeSet::from(["111122223333".to_owned()]))
+        );
+        assert_eq!(access.allowed(Some(&fleet)), Some(BTreeSet::new()));
+        assert_eq!(access.allowed(None), Some(BTreeSet::new()));
+
+        let operators = vec!["ops.iamlet.svc".to_owned()];
+        let ops = cert_for(&["ops.iamlet.svc"]);
+        assert_eq!(
+            valid_for_any(&ops, &operators).as_deref(),
+            Some("ops.iamlet.svc")
+        );
+        assert_eq!(
+            valid_for_any(&cert_for(&["*.iamlet.svc"]), &operators),
+            None
+        );
+        assert_eq!(valid_for_any(&a, &operators), None);
     }
 }

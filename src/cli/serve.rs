@@ -92,8 +92,14 @@ pub(crate) struct ControlPlaneArgs {
     /// certificate or key: only where a NetworkPolicy alone decides who reaches it (demos).
     #[arg(long, env = "IAMLET_INSECURE_OPEN_SYNC")]
     insecure_open_sync: bool,
+    /// Let loopback peers stream every tenant without a certificate or key even though the
+    /// control plane listens beyond loopback (it always does when it listens on loopback
+    /// only). Not behind a proxy in the pod (a service mesh): every peer is loopback there.
+    #[arg(long, env = "IAMLET_SYNC_ALLOW_LOOPBACK")]
+    sync_allow_loopback: bool,
     /// Converge to this tenant spec at start (as `iamlet admin apply -f`, recorded as the
-    /// operator `apply`); may repeat. A spec that does not apply stops the start.
+    /// operator `apply`); may repeat. A file that cannot be read stops the start; a plan that
+    /// cannot be applied is logged and leaves the tenant as it was.
     #[arg(long = "apply", env = "IAMLET_APPLY", value_delimiter = ',')]
     apply: Vec<PathBuf>,
 }
@@ -400,6 +406,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         sync_admission: Arc::new(crate::control_plane::SyncAdmission {
             keys: sync_keys,
             open: args.insecure_open_sync,
+            loopback: args.listen.ip().is_loopback() || args.sync_allow_loopback,
         }),
         ..options
     };
@@ -414,13 +421,21 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?.with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     for path in &args.apply {
+        // A file that cannot be read is a configuration error; a plan that cannot be
+        // applied (say, a user created since holds keys) leaves the tenant as it is, with a
+        // warning: a control plane that would not start could not be fixed through its API.
         let text = std::fs::read_to_string(path)
             .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
         let spec = crate::control_plane::TenantSpec::from_yaml_or_json(&text)
             .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
-        control_plane
-            .apply_spec(&spec, "operator:apply", false)
-            .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
+        if let Err(error) = control_plane.apply_spec(&spec, "operator:apply", false) {
+            tracing::warn!(
+                file = %path.display(),
+                code = error.code(),
+                %error,
+                "a declared tenant was not applied; it stays as it was"
+            );
+        }
     }
     runtime(args.worker_threads)?.block_on(async move {
         let telemetry =

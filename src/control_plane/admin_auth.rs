@@ -174,6 +174,8 @@ pub enum AdminCaller {
         account: String,
         /// The principal, its session and session policies.
         caller: Caller,
+        /// The access key id it presented (failed proofs count against it).
+        access_key_id: String,
     },
 }
 
@@ -398,7 +400,11 @@ impl AdminAuth {
                 code: e.code(),
                 message: e.to_string(),
             })?;
-        Ok(AdminCaller::Tenant { account, caller })
+        Ok(AdminCaller::Tenant {
+            account,
+            caller,
+            access_key_id: presented.access_key_id().to_owned(),
+        })
     }
 
     /// The checker of one call by `caller` on tenant `account`: the operator may do
@@ -419,6 +425,7 @@ impl AdminAuth {
             AdminCaller::Tenant {
                 account: own,
                 caller: who,
+                ..
             } => {
                 if own != account {
                     return Err(AdminError::AccessDenied(format!(
@@ -437,6 +444,16 @@ impl AdminAuth {
                 })
             }
         }
+    }
+
+    /// Counts a failed proof made inside an authenticated call (`ChangePassword`'s old
+    /// password) against the caller's source and key, as a failed authentication.
+    pub fn count_failed_proof(&self, env: &CallEnv, caller: &AdminCaller) {
+        let AdminCaller::Tenant { access_key_id, .. } = caller else {
+            return;
+        };
+        self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        self.record_failure(limiter_key(env, access_key_id), env.now.epoch_seconds());
     }
 
     /// Counts a denial (the service calls it when a checker refused).
@@ -489,10 +506,12 @@ impl AdminAuth {
         // Forget finished windows so that a scan from many addresses cannot grow the map
         // without bound; if every window is live, start over rather than grow (the counters
         // still count every failure).
-        if failures.len() >= MAX_TRACKED_SOURCES {
+        if failures.len() >= MAX_TRACKED_SOURCES && !failures.contains_key(&source) {
             failures.retain(|_, (start, _)| now < start.saturating_add(window));
-            if failures.len() >= MAX_TRACKED_SOURCES / 2 {
-                failures.clear();
+            // Still full of live windows: track no new pair rather than forget the ones
+            // being counted (a flood of made-up keys must not reset the key under attack).
+            if failures.len() >= MAX_TRACKED_SOURCES {
+                return;
             }
         }
         let entry = failures.entry(source).or_insert((now, 0));

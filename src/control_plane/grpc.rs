@@ -52,17 +52,33 @@ pub struct SyncService {
     heartbeat: Duration,
     access: Option<Arc<TenantAccess>>,
     admission: Arc<SyncAdmission>,
+    secure_transport: bool,
 }
 
 /// Who may stream tenants (and with them every secret a sidecar needs) besides clients
 /// whose certificates `TenantAccess` maps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SyncAdmission {
     /// Sync keys (`--sync-credentials`): a sidecar presenting one may stream every tenant.
     pub keys: Vec<super::OperatorKey>,
     /// Any peer may stream every tenant (`--insecure-open-sync`): only where the network
     /// alone decides who reaches the port.
     pub open: bool,
+    /// Loopback peers may stream every tenant. `iamlet control-plane` allows them only when
+    /// it listens on loopback, or with `--sync-allow-loopback`: behind a proxy in the pod (a
+    /// service mesh, `kubectl port-forward`) every peer is loopback.
+    pub loopback: bool,
+}
+
+impl Default for SyncAdmission {
+    /// Certificates and loopback peers, no keys (in-process use and `iamlet up`).
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            open: false,
+            loopback: true,
+        }
+    }
 }
 
 /// Why a stream was refused, before anything was read.
@@ -79,8 +95,16 @@ impl SyncAdmission {
         presented: Option<(&str, &str)>,
         has_certificate: bool,
         peer: Option<std::net::SocketAddr>,
+        secure_transport: bool,
     ) -> Result<(), Status> {
+        let loopback = peer.is_some_and(|p| p.ip().to_canonical().is_loopback());
         if let Some((id, secret)) = presented {
+            // A key in the clear travels only where nobody can read it.
+            if !secure_transport && !loopback {
+                return Err(Status::unauthenticated(
+                    "sync credentials are accepted only over TLS or from loopback",
+                ));
+            }
             let valid = self.keys.iter().any(|k| {
                 !k.secret.expose().is_empty()
                     && crate::sts::token::constant_time_eq(
@@ -100,7 +124,7 @@ impl SyncAdmission {
                 ))
             };
         }
-        if has_certificate || self.open || peer.is_some_and(|p| p.ip().is_loopback()) {
+        if has_certificate || self.open || (self.loopback && loopback) {
             Ok(())
         } else {
             Err(Status::unauthenticated(SYNC_UNAUTHENTICATED))
@@ -491,6 +515,39 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// `ChangePassword`'s proof, checked before the write lock is taken (the hash is slow on
+/// purpose) and only for a caller allowed the action: a wrong old password counts as a
+/// failed authentication of the caller's key, so guesses are throttled, and is audited.
+fn check_old_password(
+    cp: &ControlPlane,
+    auth: &AdminAuth,
+    checker: &super::Checker<'_>,
+    caller: &AdminCaller,
+    env: CallEnv,
+    tenant: &str,
+    parameters: &Value,
+) -> Result<(), AdminError> {
+    let (state, _) = cp
+        .tenant(tenant)
+        .ok_or_else(|| AdminError::NoSuchTenant(tenant.to_owned()))?;
+    checker.check(&state, "ChangePassword", parameters)?;
+    let field = |name: &str| parameters.get(name).and_then(Value::as_str);
+    let hash = field("UserName")
+        .and_then(|u| state.users.get(&u.to_lowercase()))
+        .and_then(|u| u.login_profile.as_ref())
+        .map(|p| &p.password_hash);
+    match (hash, field("OldPassword")) {
+        (Some(hash), Some(old)) if !crate::directory::verify_password(hash, old) => {
+            auth.count_failed_proof(&env, caller);
+            Err(AdminError::AccessDenied(
+                "The old password is incorrect.".into(),
+            ))
+        }
+        // Missing parameters and profiles are the action's own errors, under the lock.
+        _ => Ok(()),
+    }
+}
+
 /// AWS's action for reading an account's audit trail.
 const READ_TRAIL: &str = "cloudtrail:LookupEvents";
 /// AWS's action for reading a whole account's IAM configuration.
@@ -577,6 +634,9 @@ impl pb::admin_server::Admin for AdminService {
                             .or_insert_with(|| Value::String(user.to_owned()));
                     }
                     let checker = auth.checker(cp, caller, &tenant, env)?;
+                    if action == "ChangePassword" {
+                        check_old_password(cp, auth, &checker, caller, env, &tenant, &parameters)?;
+                    }
                     cp.call_checked(
                         &tenant,
                         &caller.actor(),
@@ -791,7 +851,15 @@ impl SyncService {
             heartbeat: DEFAULT_HEARTBEAT,
             access: None,
             admission: Arc::new(SyncAdmission::default()),
+            secure_transport: false,
         }
+    }
+
+    /// The service is served over TLS (sync keys may be presented from anywhere).
+    #[must_use]
+    pub fn with_secure_transport(mut self, secure: bool) -> Self {
+        self.secure_transport = secure;
+        self
     }
 
     /// Admits streams by `admission` (default: certificates and loopback peers only).
@@ -835,15 +903,21 @@ impl pb::sync_server::Sync for SyncService {
         // Which tenants this client's certificate may see: decided before anything is read.
         let certs = request.peer_certs();
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-        let allowed = match &self.access {
-            Some(access) => access.allowed(leaf),
-            None => {
-                let header =
-                    |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
-                let presented = header("x-iamlet-access-key-id")
-                    .map(|id| (id, header("x-iamlet-secret-access-key").unwrap_or_default()));
-                self.admission
-                    .admit(presented, leaf.is_some(), request.remote_addr())?;
+        let header = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
+        let presented = header("x-iamlet-access-key-id")
+            .map(|id| (id, header("x-iamlet-secret-access-key").unwrap_or_default()));
+        // A presented sync key decides (every tenant, or refused), with or without a
+        // certificate map; otherwise the map limits certificates, and without one the
+        // admission policy decides.
+        let allowed = match (&self.access, presented) {
+            (Some(access), None) => access.allowed(leaf),
+            (_, presented) => {
+                self.admission.admit(
+                    presented,
+                    leaf.is_some(),
+                    request.remote_addr(),
+                    self.secure_transport,
+                )?;
                 None
             }
         };
@@ -1116,6 +1190,7 @@ pub async fn serve_control_plane_with(
                 .with_heartbeat(heartbeat)
                 .with_access(options.access)
                 .with_admission(options.sync_admission)
+                .with_secure_transport(options.tls.is_some())
                 .into_server(),
         );
     match options.tls {
@@ -1144,6 +1219,7 @@ mod tests {
                 secret: Secret::new("sync-secret"),
             }],
             open,
+            loopback: true,
         }
     }
 
@@ -1151,23 +1227,38 @@ mod tests {
     fn only_keys_certificates_and_loopback_peers_may_stream() {
         let remote: std::net::SocketAddr = "10.1.2.3:5000".parse().unwrap();
         let local: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let key = Some(("IOPRSYNC", "sync-secret"));
         let closed = admission(false);
-        assert!(closed.admit(None, false, Some(local)).is_ok());
-        assert!(closed.admit(None, true, Some(remote)).is_ok());
-        assert!(closed
-            .admit(Some(("IOPRSYNC", "sync-secret")), false, Some(remote))
-            .is_ok());
-        let refused = closed.admit(None, false, Some(remote)).unwrap_err();
+        assert!(closed.admit(None, false, Some(local), false).is_ok());
+        assert!(closed.admit(None, false, Some(mapped), false).is_ok());
+        assert!(closed.admit(None, true, Some(remote), false).is_ok());
+        assert!(closed.admit(key, false, Some(remote), true).is_ok());
+        assert!(closed.admit(key, false, Some(local), false).is_ok());
+        // A key in the clear from elsewhere is refused, right as it is.
+        assert!(closed.admit(key, false, Some(remote), false).is_err());
+        let refused = closed.admit(None, false, Some(remote), false).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-        assert!(closed.admit(None, false, None).is_err());
+        assert!(closed.admit(None, false, None, false).is_err());
         // A presented key must be right, wherever it comes from.
         for presented in [
             ("IOPRSYNC", "wrong"),
             ("OTHER", "sync-secret"),
             ("IOPRSYNC", ""),
         ] {
-            assert!(closed.admit(Some(presented), true, Some(local)).is_err());
+            assert!(closed
+                .admit(Some(presented), true, Some(local), true)
+                .is_err());
         }
-        assert!(admission(true).admit(None, false, Some(remote)).is_ok());
+        assert!(admission(true)
+            .admit(None, false, Some(remote), false)
+            .is_ok());
+        // Behind a proxy in the pod every peer is loopback: then loopback is not trusted.
+        let proxied = SyncAdmission {
+            loopback: false,
+            ..admission(false)
+        };
+        assert!(proxied.admit(None, false, Some(local), false).is_err());
+        assert!(proxied.admit(key, false, Some(local), false).is_ok());
     }
 }

@@ -29,7 +29,7 @@ const BATCH_LIMIT: usize = 1024;
 /// How long a small batch waits for more records before it is written. Handing each record
 /// to the blocking pool and the kernel on its own costs more than building it (a thread
 /// wake-up and a write per decision); a few milliseconds of delay turns a steady load into
-/// one write per few dozen records. Shutdown does not wait for it.
+/// one write per few dozen records. A stop waits at most this long more.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Where records go.

@@ -168,3 +168,44 @@ fn not_ready_until_every_required_tenant_is_loaded() {
     assert!(!Readiness::All.is_ready(applier.store(), false));
     assert!(Readiness::All.is_ready(applier.store(), true));
 }
+
+#[test]
+fn no_root_key_or_password_hash_reaches_a_sidecar_even_from_an_older_control_plane() {
+    let mut t = tenant(A);
+    let mut ids = crate::directory::IdGenerator::seeded(5);
+    t.create_root_access_key(&mut ids, 0).unwrap();
+    let user = t.users.keys().next().cloned().unwrap();
+    t.users.get_mut(&user).unwrap().login_profile = Some(crate::directory::LoginProfile {
+        password_hash: crate::directory::Secret::new("pbkdf2-sha256$1$c2FsdA$aGFzaA"),
+        password_reset_required: false,
+        created_at: 0,
+    });
+    // What this control plane sends has neither.
+    let shipped = update(&t, 1);
+    assert!(!shipped.payload.contains("root_access_key\":{"));
+    assert!(!shipped.payload.contains("pbkdf2-sha256"));
+
+    // An older control plane sent both: the sidecar drops them before it compiles or
+    // persists anything.
+    let payload = serde_json::to_string(&t).unwrap();
+    let old = TenantUpdate {
+        account_id: A.into(),
+        version: SnapshotVersion::new(1, 2),
+        sha256: sha256_hex(&payload),
+        payload,
+    };
+    let dir = temp_dir("strip");
+    let applier = applier(Some(dir.clone()));
+    assert!(matches!(applier.apply(&old), UpdateResult::Applied(_)));
+    let served = applier.store().load(A).unwrap();
+    assert!(served.tenant().root_access_key.is_none());
+    assert!(served
+        .tenant()
+        .users
+        .values()
+        .all(|u| u.login_profile.is_none()));
+    let persisted = std::fs::read_to_string(dir.join(format!("tenant-{A}.json"))).unwrap();
+    assert!(!persisted.contains("pbkdf2-sha256"));
+    assert!(!persisted.contains(t.root_access_key.as_ref().unwrap().secret.expose()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
