@@ -130,6 +130,16 @@ fn sidecar(
     readiness: Readiness,
     state: &std::path::Path,
 ) -> (SidecarHandle, watch::Sender<bool>) {
+    sidecar_with_key(endpoint, readiness, state, None)
+}
+
+/// [`sidecar`] presenting a sync key.
+fn sidecar_with_key(
+    endpoint: SocketAddr,
+    readiness: Readiness,
+    state: &std::path::Path,
+    sync_credentials: Option<iamlet::control_plane::Profile>,
+) -> (SidecarHandle, watch::Sender<bool>) {
     let (stop, shutdown) = watch::channel(false);
     let (handle, _task) = spawn_sidecar(
         &SidecarConfig {
@@ -143,6 +153,7 @@ fn sidecar(
                 multiplier: 1.6,
                 jitter: 0.2,
             },
+            sync_credentials,
             ..SidecarConfig::default()
         },
         shutdown,
@@ -747,29 +758,16 @@ async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
     assert_eq!(changes.last().unwrap().actor, "operator:apply");
 
     let with_key = |secret: &str, state: &std::path::Path| {
-        let (stop, shutdown) = watch::channel(false);
-        let (handle, _task) = spawn_sidecar(
-            &SidecarConfig {
-                control_plane: format!("http://{}", cp.addr),
-                readiness: Readiness::Tenants(vec![A.into()]),
-                state_dir: state.to_owned(),
-                sidecar_id: "keyed-sidecar".into(),
-                backoff: Backoff {
-                    initial: Duration::from_millis(20),
-                    max: Duration::from_millis(200),
-                    multiplier: 1.6,
-                    jitter: 0.2,
-                },
-                sync_credentials: Some(iamlet::control_plane::Profile {
-                    access_key_id: "IOPRSYNCKEYTEST00001".into(),
-                    secret_access_key: Secret::new(secret),
-                    session_token: None,
-                }),
-                ..SidecarConfig::default()
-            },
-            shutdown,
-        );
-        (handle, stop)
+        sidecar_with_key(
+            cp.addr,
+            Readiness::Tenants(vec![A.into()]),
+            state,
+            Some(iamlet::control_plane::Profile {
+                access_key_id: "IOPRSYNCKEYTEST00001".into(),
+                secret_access_key: Secret::new(secret),
+                session_token: None,
+            }),
+        )
     };
     let (good, _stop_good) = with_key("sync-secret-of-the-test", &temp_dir("sync-keys-good"));
     eventually("the keyed sidecar", || good.is_ready()).await;

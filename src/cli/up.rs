@@ -58,6 +58,8 @@ struct Demo {
     /// An AWS credentials file with the profiles `demo-admin` (the tenant's administrator)
     /// and `iamlet-operator`.
     credentials_file: PathBuf,
+    /// The administrator's access key id and secret.
+    admin: Option<(String, crate::directory::Secret)>,
 }
 
 /// The demo tenant's administrator: an IAM user with `AdministratorAccess`.
@@ -90,8 +92,9 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     let store = SqliteStore::open(&dir.join("iamlet.db"), None)?.with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     let (operators, _) = load_or_create_operators(&dir.join("operator-credentials"))?;
-    let demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
+    let mut demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
     let admin = create_admin(&control_plane, &demo.account)?;
+    demo.admin = Some(admin.clone());
     let mut profiles =
         crate::control_plane::render_profile(ADMIN_PROFILE, &admin.0, admin.1.expose());
     for operator in &operators {
@@ -235,6 +238,7 @@ fn load_demo(
         secret_access_key: field("SecretAccessKey"),
         token_file: None,
         credentials_file: dir.join("aws-credentials"),
+        admin: None,
     };
     if spec.account_id == "111122223333"
         && spec.roles.iter().any(|r| r.role_name == "reports-reader")
@@ -377,10 +381,18 @@ fn print_welcome(
         format!(" --endpoint http://{cp}")
     };
     writeln!(out)?;
+    if let Some((id, secret)) = &demo.admin {
+        writeln!(
+            out,
+            "The admin API takes IAM credentials. The tenant's administrator, user {ADMIN_USER} \
+             with AdministratorAccess (shown once):"
+        )?;
+        writeln!(out, "  aws_access_key_id = {id}")?;
+        writeln!(out, "  aws_secret_access_key = {}", secret.expose())?;
+    }
     writeln!(
         out,
-        "The admin API takes IAM credentials. The tenant's administrator ({ADMIN_USER}, with \
-         AdministratorAccess) and the operator are profiles {ADMIN_PROFILE} and iamlet-operator of:"
+        "It and the operator are the profiles {ADMIN_PROFILE} and iamlet-operator of:"
     )?;
     writeln!(
         out,
