@@ -547,6 +547,10 @@ async fn shutdown_under_load_fails_no_call_in_flight() {
     r.handle.start_draining().await;
     assert_eq!(r.http("/readyz").await.0, 503, "not ready while draining");
     shutting_down.store(true, Ordering::SeqCst);
+    // A client reads the flag, then sends: a call that read `false` an instant before the
+    // flag was set could otherwise reach the server after its GOAWAY, which refuses new
+    // streams by design. Every call counted as "before" is on the wire well before the stop.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let _ = stop.send(());
     let mut total = 0;
     for task in load {
