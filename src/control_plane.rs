@@ -10,7 +10,7 @@ mod grpc;
 mod seal;
 mod store;
 
-pub use self::core::{system_clock, ControlPlane, TenantSummary};
+pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary};
 pub use admin_auth::{
     defaults_to_caller, find_credentials, is_operator_only, parse_credentials_file, render_profile,
     sign_admin_call, target, AdminAuth, AdminAuthCounters, AdminCaller, AdminCredentials, CallEnv,

@@ -43,18 +43,11 @@ type StsClient = pb::security_token_service_client::SecurityTokenServiceClient<C
 type StatusClient = pb::sidecar_status_client::SidecarStatusClient<Channel>;
 
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("iamlet-e2e-cred-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    super::support::temp_dir("e2e-cred", name)
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    super::support::eventually_within(PATIENCE, what, condition).await;
 }
 
 /// A control plane with tenants A and B, and a sidecar serving both on its own listener.

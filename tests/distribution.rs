@@ -51,10 +51,7 @@ async fn admin_client(addr: SocketAddr) -> Result<AdminClient, tonic::transport:
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("iamlet-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    super::support::temp_dir("e2e", name)
 }
 
 /// A control plane on its own runtime, so that killing it ends every task it has (the accept
@@ -161,18 +158,7 @@ fn sidecar_with_key(
     (handle, stop)
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !condition() {
-        // A bound on a hang, not a timing claim: a loaded 2-core CI box may be slow.
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    started.elapsed()
-}
+use super::support::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_reach_sidecars_which_survive_the_control_plane() {

@@ -19,9 +19,7 @@ const TENANT: &str = "111122223333";
 /// A control plane with the tenant and its user bob; its URL, and the tenant's root key that
 /// the churn writes are made with.
 async fn control_plane() -> (String, Profile) {
-    let dir = std::env::temp_dir().join(format!("iamlet-loadgen-cp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::support::temp_dir("loadgen", "cp");
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).unwrap();
     let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
     let (_, (root_id, root_secret)) = cp.create_tenant_with_root(TENANT, None, "test").unwrap();

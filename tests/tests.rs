@@ -7,6 +7,8 @@
     reason = "a test fails by panicking, with the value that made it fail"
 )]
 
+// Fresh directories and bounded waits, for every area below.
+mod support;
 // The corpus of other people's policies and decision vectors, copied under tests/corpus/.
 mod corpus;
 // The `iamlet` command line, driven as a user would.

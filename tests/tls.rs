@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iamlet::control_plane::{
     aws_error_code, serve_control_plane_with, AdminAuth, ControlPlane, ServeOptions, SqliteStore,
@@ -31,10 +31,9 @@ struct Authority {
 
 impl Pki {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("iamlet-tls-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self { dir }
+        Self {
+            dir: super::support::temp_dir("tls", name),
+        }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -143,16 +142,7 @@ fn sidecar(
     .0
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use super::support::eventually;
 
 /// A refused sidecar never gets a stream: after a generous wait it is not connected.
 async fn refused(handle: &SidecarHandle) {

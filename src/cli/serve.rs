@@ -24,6 +24,22 @@ use crate::telemetry::{self, LogFormat};
 /// graceful shutdown waits for every stream, and sidecars never close theirs.
 pub(super) const DRAIN: Duration = Duration::from_secs(5);
 
+/// The settings of every long-running command's process.
+#[derive(Debug, Args)]
+pub(crate) struct ProcessArgs {
+    /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
+    #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: LogFormat,
+    /// Threads of the async runtime; match the CPUs the process may use (its CPU limit): more
+    /// threads than cores make them preempt each other and lengthen the tail.
+    #[arg(long, env = "IAMLET_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    worker_threads: u16,
+    /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
+    /// override it.
+    #[arg(long, env = "IAMLET_CONFIG")]
+    config: Option<PathBuf>,
+}
+
 /// `iamlet control-plane`.
 #[derive(Debug, Args)]
 pub(crate) struct ControlPlaneArgs {
@@ -55,17 +71,8 @@ pub(crate) struct ControlPlaneArgs {
     /// the tenants they may subscribe to (`"*"` for all).
     #[arg(long, env = "IAMLET_TENANT_ACCESS", requires = "tls_client_ca")]
     tenant_access: Option<PathBuf>,
-    /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
-    #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
-    log_format: LogFormat,
-    /// Threads of the async runtime; match the CPUs the process may use (its CPU limit): more
-    /// threads than cores make them preempt each other and lengthen the tail.
-    #[arg(long, env = "IAMLET_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    worker_threads: u16,
-    /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
-    /// override it.
-    #[arg(long, env = "IAMLET_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// The operators' access keys, an AWS credentials file (each profile is an operator,
     /// named after it). Default: `DATA_DIR/operator-credentials`, created with one new key
     /// (profile `iamlet-operator`, mode 0600) when missing.
@@ -232,17 +239,8 @@ pub(crate) struct SidecarArgs {
     /// Tenants whose decisions go on past `--max-serve-stale` (each one counted), comma-separated.
     #[arg(long, env = "IAMLET_FAIL_OPEN_TENANTS", value_delimiter = ',')]
     fail_open_tenants: Vec<String>,
-    /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
-    #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
-    log_format: LogFormat,
-    /// Threads of the async runtime; match the CPUs the process may use (its CPU limit): more
-    /// threads than cores make them preempt each other and lengthen the tail.
-    #[arg(long, env = "IAMLET_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    worker_threads: u16,
-    /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
-    /// override it.
-    #[arg(long, env = "IAMLET_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// How long a stopping sidecar reports not ready before it stops accepting calls, so that
     /// traffic moves away first.
     #[arg(long, env = "IAMLET_DRAIN_DELAY", default_value = "2s", value_parser = parse_duration)]
@@ -437,9 +435,9 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
             );
         }
     }
-    runtime(args.worker_threads)?.block_on(async move {
-        let telemetry =
-            telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
+    runtime(args.process.worker_threads)?.block_on(async move {
+        let telemetry = telemetry::init(args.process.log_format)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|source| ServeError::Listen {
@@ -669,9 +667,9 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         max_issue_stale: args.max_issue_stale,
         fail_open_tenants: args.fail_open_tenants.clone(),
     };
-    runtime(args.worker_threads)?.block_on(async move {
-        let telemetry =
-            telemetry::init(args.log_format).map_err(|e| ServeError::Config(e.to_string()))?;
+    runtime(args.process.worker_threads)?.block_on(async move {
+        let telemetry = telemetry::init(args.process.log_format)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let (decision_log, log_task) =
             DecisionLog::spawn(log_config).map_err(|e| ServeError::Config(e.to_string()))?;
         let config = SidecarConfig {

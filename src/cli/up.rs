@@ -226,16 +226,11 @@ fn load_demo(
         "CreateAccessKey",
         &json!({"UserName": user}),
     )?;
-    let field = |name: &str| {
-        key.pointer(&format!("/AccessKey/{name}"))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let (access_key_id, secret_access_key) = access_key_of(&key);
     let mut demo = Demo {
         account: account.clone(),
-        access_key_id: field("AccessKeyId"),
-        secret_access_key: field("SecretAccessKey"),
+        access_key_id,
+        secret_access_key: secret_access_key.expose().to_owned(),
         token_file: None,
         credentials_file: dir.join("aws-credentials"),
         admin: None,
@@ -306,16 +301,22 @@ fn create_admin(
         )?;
     }
     let (key, _) = control_plane.call(account, ACTOR, "CreateAccessKey", &user)?;
+    Ok(access_key_of(&key))
+}
+
+/// The key id and secret of a `CreateAccessKey` result.
+fn access_key_of(result: &serde_json::Value) -> (String, crate::directory::Secret) {
     let field = |name: &str| {
-        key.pointer(&format!("/AccessKey/{name}"))
+        result
+            .pointer(&format!("/AccessKey/{name}"))
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned()
     };
-    Ok((
+    (
         field("AccessKeyId"),
         crate::directory::Secret::new(field("SecretAccessKey")),
-    ))
+    )
 }
 
 /// Writes `text` to `path`, readable by its owner only, replacing an earlier run's file.

@@ -122,6 +122,18 @@ pub struct OperatorKey {
     pub secret: Secret,
 }
 
+impl OperatorKey {
+    /// Whether `secret` is this key's, compared in constant time. An empty secret (a
+    /// misconfigured file) matches nothing.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        !self.secret.expose().is_empty()
+            && crate::sts::token::constant_time_eq(
+                self.secret.expose().as_bytes(),
+                secret.as_bytes(),
+            )
+    }
+}
+
 impl std::fmt::Debug for OperatorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperatorKey")
@@ -368,10 +380,7 @@ impl AdminAuth {
                     secret,
                     session_token: None,
                     ..
-                } => crate::sts::token::constant_time_eq(
-                    operator.secret.expose().as_bytes(),
-                    secret.as_bytes(),
-                ),
+                } => operator.secret_matches(secret),
                 Presented::Signed(signature) if signature.security_token().is_none() => {
                     signature
                         .verify(operator.secret.expose().as_bytes(), now)

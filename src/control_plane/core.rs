@@ -2,7 +2,7 @@
 //! through durable commits.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 use crate::snapshot::SnapshotVersion;
+use crate::sync::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
@@ -35,7 +36,14 @@ pub struct ControlPlane {
 struct Current {
     tenant: Arc<Tenant>,
     version: SnapshotVersion,
+    /// The tenant as sidecars receive it, encoded by the first stream that needs this
+    /// version and shared by every other one.
+    shipped: Arc<OnceLock<Shipped>>,
 }
+
+/// A tenant's encoding for sidecars (`None`: it does not encode, which a valid tenant never
+/// does).
+type Shipped = Option<Arc<TenantUpdate>>;
 
 /// A tenant as the admin API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +54,33 @@ pub struct TenantSummary {
     pub alias: Option<String>,
     /// The current version.
     pub version: SnapshotVersion,
+}
+
+/// A tenant at its current version, on its way to sidecars.
+#[derive(Debug)]
+pub struct ShippedTenant {
+    tenant: Arc<Tenant>,
+    /// The version.
+    pub version: SnapshotVersion,
+    shipped: Arc<OnceLock<Shipped>>,
+}
+
+impl ShippedTenant {
+    /// The account id.
+    pub fn account_id(&self) -> &str {
+        &self.tenant.account_id
+    }
+
+    /// The update sidecars receive (what they must not hold left out), encoded on first use.
+    pub fn update(&self) -> Option<Arc<TenantUpdate>> {
+        self.shipped
+            .get_or_init(|| {
+                TenantUpdate::new(&self.tenant, self.version)
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
+    }
 }
 
 /// Unix seconds from the system clock.
@@ -67,6 +102,7 @@ impl ControlPlane {
                     Current {
                         tenant: Arc::new(stored.tenant),
                         version: stored.version,
+                        shipped: Arc::default(),
                     },
                 )
             })
@@ -337,7 +373,14 @@ impl ControlPlane {
         match next {
             Some(tenant) => {
                 let tenant = Arc::new(tenant);
-                tenants.insert(draft.account_id.clone(), Current { tenant, version });
+                tenants.insert(
+                    draft.account_id.clone(),
+                    Current {
+                        tenant,
+                        version,
+                        shipped: Arc::default(),
+                    },
+                );
             }
             None => {
                 tenants.remove(&draft.account_id);
@@ -374,6 +417,21 @@ impl ControlPlane {
             .lock()
             .values()
             .map(|c| (Arc::clone(&c.tenant), c.version))
+            .collect()
+    }
+
+    /// Every tenant's account id and current version, with a handle that gives its encoding
+    /// for sidecars ([`ShippedTenant::update`]): encoded once per version, whatever the
+    /// number of streams.
+    pub fn shipped_tenants(&self) -> Vec<ShippedTenant> {
+        self.tenants
+            .lock()
+            .values()
+            .map(|c| ShippedTenant {
+                tenant: Arc::clone(&c.tenant),
+                version: c.version,
+                shipped: Arc::clone(&c.shipped),
+            })
             .collect()
     }
 
@@ -417,5 +475,40 @@ impl std::fmt::Debug for ControlPlane {
         f.debug_struct("ControlPlane")
             .field("tenants", &self.tenants.lock().len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control_plane::SqliteStore;
+
+    #[test]
+    fn every_stream_shares_one_encoding_per_version() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = ControlPlane::open(Arc::new(store), IdGenerator::seeded(1)).unwrap();
+        cp.create_tenant("111122223333", None, "test").unwrap();
+        let first = cp.shipped_tenants()[0].update().unwrap();
+        let again = cp.shipped_tenants()[0].update().unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // What sidecars receive has no root key.
+        assert!(cp
+            .tenant("111122223333")
+            .unwrap()
+            .0
+            .root_access_key
+            .is_some());
+        assert!(!first.payload.contains("\"root_access_key\":{"));
+
+        cp.call(
+            "111122223333",
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "a"}),
+        )
+        .unwrap();
+        let next = cp.shipped_tenants()[0].update().unwrap();
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert!(next.version > first.version);
     }
 }

@@ -23,7 +23,7 @@ use crate::sts::sigv4::{Signature, SignedRequest};
 use crate::sts::Presented;
 use crate::tls::TenantAccess;
 
-use super::core::ControlPlane;
+use super::core::{ControlPlane, ShippedTenant};
 use super::store::AuditEvent;
 use super::{defaults_to_caller, AdminAuth, AdminCaller, AdminCredentials, AdminError, CallEnv};
 
@@ -105,17 +105,10 @@ impl SyncAdmission {
                     "sync credentials are accepted only over TLS or from loopback",
                 ));
             }
-            let valid = self.keys.iter().any(|k| {
-                !k.secret.expose().is_empty()
-                    && crate::sts::token::constant_time_eq(
-                        k.access_key_id.as_bytes(),
-                        id.as_bytes(),
-                    )
-                    && crate::sts::token::constant_time_eq(
-                        k.secret.expose().as_bytes(),
-                        secret.as_bytes(),
-                    )
-            });
+            let valid = self
+                .keys
+                .iter()
+                .any(|k| k.access_key_id == id && k.secret_matches(secret));
             return if valid {
                 Ok(())
             } else {
@@ -1037,29 +1030,30 @@ impl WatchTask {
     /// Sends every subscribed tenant the sidecar does not have at its current version, and
     /// every tenant it has that was deleted. False when the sidecar is gone.
     async fn send_delta(&mut self, always: bool) -> bool {
-        let current = self.control_plane.tenants();
+        let current = self.control_plane.shipped_tenants();
         let mut tenants = Vec::new();
-        for (tenant, version) in &current {
-            if !self.subscription.wants(&tenant.account_id) {
+        for shipped in &current {
+            let (account, version) = (shipped.account_id(), shipped.version);
+            if !self.subscription.wants(account) {
                 continue;
             }
-            if self.known.get(&tenant.account_id) == Some(version) {
+            if self.known.get(account) == Some(&version) {
                 continue;
             }
-            // One encoding for every stream (it leaves out what sidecars must not hold).
-            let Ok(update) = crate::sync::TenantUpdate::new(tenant, *version) else {
+            // Encoded once per version for every stream.
+            let Some(update) = shipped.update() else {
                 continue;
             };
             tenants.push(pb::TenantSnapshot {
-                tenant: update.account_id,
-                version: Some((*version).into()),
-                sha256: update.sha256,
-                payload: update.payload,
+                tenant: update.account_id.clone(),
+                version: Some(version.into()),
+                sha256: update.sha256.clone(),
+                payload: update.payload.clone(),
             });
-            self.known.insert(tenant.account_id.clone(), *version);
+            self.known.insert(account.to_owned(), version);
         }
         let live: std::collections::HashSet<&str> =
-            current.iter().map(|(t, _)| t.account_id.as_str()).collect();
+            current.iter().map(ShippedTenant::account_id).collect();
         let removed: Vec<String> = self
             .known
             .keys()

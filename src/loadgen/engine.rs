@@ -240,7 +240,6 @@ where
             let started = Instant::now();
             let reply = request.await;
             let done = Instant::now();
-            drop(permit);
             if measured {
                 let mut t = tally.lock();
                 if started.saturating_duration_since(intended) > LATE {
@@ -257,6 +256,9 @@ where
                     Reply::Failed(code) => *t.errors.entry(code).or_insert(0) += 1,
                 }
             }
+            // Returned only once the reply is tallied: the drain below waits for every
+            // permit, and must then find every reply counted.
+            drop(permit);
         });
     }
     // Every permit back means every request has ended.

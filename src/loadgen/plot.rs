@@ -219,18 +219,12 @@ mod tests {
             late_starts: 0,
             elapsed: Duration::from_secs(1),
         };
-        let settings = RunSettings {
-            label: label.into(),
-            target: "t".into(),
-            rate: 10_000.0,
-            duration_s: 1.0,
-            warmup_s: 0.0,
-            connections: 1,
-            concurrency: 1,
-            mix: "authorize-hit=1".into(),
-            batch_size: 1,
-        };
-        RunReport::new(settings, "t".into(), &m, None)
+        RunReport::new(
+            RunSettings::one_second(label, 10_000.0),
+            "t".into(),
+            &m,
+            None,
+        )
     }
 
     /// Checks that every tag is closed in order and that no text holds a bare `<` or `&`.

@@ -257,6 +257,24 @@ impl fmt::Display for RunReport {
     }
 }
 
+/// Settings of a one-second run of cache hits over one connection (tests).
+#[cfg(test)]
+impl RunSettings {
+    pub(crate) fn one_second(label: &str, rate: f64) -> Self {
+        Self {
+            label: label.into(),
+            target: label.into(),
+            rate,
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            connections: 1,
+            concurrency: 1,
+            mix: "authorize-hit=1".into(),
+            batch_size: 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -179,18 +179,7 @@ mod tests {
             late_starts: 0,
             elapsed: Duration::from_secs(1),
         };
-        let settings = RunSettings {
-            label: "fake".into(),
-            target: "fake".into(),
-            rate,
-            duration_s: 1.0,
-            warmup_s: 0.0,
-            connections: 1,
-            concurrency: 1,
-            mix: "authorize-hit=1".into(),
-            batch_size: 1,
-        };
-        RunReport::new(settings, "t".into(), &m, None)
+        RunReport::new(RunSettings::one_second("fake", rate), "t".into(), &m, None)
     }
 
     fn config(max_steps: usize) -> SearchConfig {

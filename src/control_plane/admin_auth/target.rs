@@ -582,21 +582,52 @@ mod tests {
     }
 
     #[test]
-    fn every_dispatched_action_has_a_kind_that_names_its_parameter() {
-        // Each action's resource comes from the parameter its kind reads: a user action with
-        // only `UserName` must name that user, and so on.
+    fn every_dispatched_action_is_on_its_entity_or_else_on_everything() {
+        // The actions AWS authorizes on `*` (no resource type); every other action names the
+        // entity its parameters name, so a new action that fell through to `*` fails here.
+        const ACCOUNT_WIDE: &[&str] = &[
+            "ListUsers",
+            "ListGroups",
+            "ListRoles",
+            "ListPolicies",
+            "ListVirtualMFADevices",
+            "ListOpenIDConnectProviders",
+            "ListResourcePolicies",
+            "ListAccountAliases",
+            "CreateAccountAlias",
+            "DeleteAccountAlias",
+            "RotateIssuerKey",
+            "ListIssuerKeys",
+            "PutServiceControlPolicy",
+            "GetServiceControlPolicy",
+            "DeleteServiceControlPolicy",
+            "ListServiceControlPolicies",
+            "CreateRootAccessKey",
+            "DeleteRootAccessKey",
+        ];
+        let mut t = tenant();
+        let alice_key = t
+            .create_access_key(&mut IdGenerator::seeded(3), 0, "alice")
+            .unwrap()
+            .access_key_id;
         for action in crate::control_plane::dispatch::ACTIONS {
             let params = json!({
                 "UserName": "alice", "GroupName": "g", "RoleName": "app",
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
-                "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": "AKIA"
+                "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key
             });
-            let r = resource(action, &params);
-            assert!(
-                r == "*" || r.starts_with("arn:aws:iam::111122223333:") || r == "arn:aws:s3:::b",
-                "{action}: {r}"
-            );
+            let r = target(&t, action, &params).resource;
+            if ACCOUNT_WIDE.contains(action) {
+                assert_eq!(r, "*", "{action}");
+            } else {
+                // An entity of the tenant, named (not an empty name after its kind).
+                assert!(
+                    r.starts_with("arn:aws:iam::111122223333:") && !r.ends_with('/')
+                        || r == "arn:aws:s3:::b",
+                    "{action}: {r}"
+                );
+            }
         }
     }
 }
