@@ -33,6 +33,7 @@ pub use store::{
 };
 
 use crate::directory::DirectoryError;
+use crate::error::AwsCode;
 
 /// Why an admin call failed, with AWS's error code.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,7 @@ pub enum AdminError {
     #[error("{message}")]
     Authentication {
         /// AWS's code.
-        code: &'static str,
+        code: crate::error::AwsCode,
         /// AWS's message.
         message: String,
     },
@@ -93,28 +94,28 @@ pub enum AdminError {
 
 impl AdminError {
     /// AWS's error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
             Self::Directory(e) => e.code(),
-            Self::InvalidAction(_) => "InvalidAction",
-            Self::MissingParameter(_) => "MissingParameter",
-            Self::InvalidParameterValue { .. } => "InvalidParameterValue",
-            Self::NoSuchTenant(_) => "NoSuchEntity",
-            Self::TenantExists(_) => "EntityAlreadyExists",
-            Self::Store(_) => "ServiceFailure",
-            Self::Spec(_) => "MalformedTenantSpec",
-            Self::Plan(_) => "InvalidTenantSpec",
-            Self::AccessDenied(_) => "AccessDenied",
-            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
-            Self::Authentication { code, .. } => code,
-            Self::Throttling => "Throttling",
+            Self::InvalidAction(_) => AwsCode::InvalidAction,
+            Self::MissingParameter(_) => AwsCode::MissingParameter,
+            Self::InvalidParameterValue { .. } => AwsCode::InvalidParameterValue,
+            Self::NoSuchTenant(_) => AwsCode::NoSuchEntity,
+            Self::TenantExists(_) => AwsCode::EntityAlreadyExists,
+            Self::Store(_) => AwsCode::ServiceFailure,
+            Self::Spec(_) => AwsCode::MalformedTenantSpec,
+            Self::Plan(_) => AwsCode::InvalidTenantSpec,
+            Self::AccessDenied(_) => AwsCode::AccessDenied,
+            Self::MissingAuthenticationToken => AwsCode::MissingAuthenticationToken,
+            Self::Authentication { code, .. } => *code,
+            Self::Throttling => AwsCode::Throttling,
         }
     }
 
     /// `InvalidClientTokenId`, with AWS's message.
     pub fn invalid_client_token() -> Self {
         Self::Authentication {
-            code: "InvalidClientTokenId",
+            code: crate::error::AwsCode::InvalidClientTokenId,
             message: "The security token included in the request is invalid.".into(),
         }
     }

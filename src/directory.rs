@@ -15,6 +15,8 @@ mod password;
 pub mod totp;
 pub(crate) mod validate;
 
+use crate::error::AwsCode;
+
 pub use aws_managed::{
     aws_managed_policies, aws_managed_policy, is_aws_managed_arn, AwsManagedPolicy,
     AWS_MANAGED_ARN_PREFIX,
@@ -79,35 +81,20 @@ pub enum DirectoryError {
 
 impl DirectoryError {
     /// IAM's error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
-            Self::NoSuchEntity(_) => "NoSuchEntity",
-            Self::EntityAlreadyExists(_) => "EntityAlreadyExists",
-            Self::LimitExceeded(_) => "LimitExceeded",
-            Self::DeleteConflict(_) => "DeleteConflict",
+            Self::NoSuchEntity(_) => AwsCode::NoSuchEntity,
+            Self::EntityAlreadyExists(_) => AwsCode::EntityAlreadyExists,
+            Self::LimitExceeded(_) => AwsCode::LimitExceeded,
+            Self::DeleteConflict(_) => AwsCode::DeleteConflict,
             Self::Policy(e) => e.code(),
-            Self::InvalidInput(_) => "InvalidInput",
-            Self::Validation(_) => "ValidationError",
-            Self::InvalidAuthenticationCode(_) => "InvalidAuthenticationCode",
-            Self::PasswordPolicyViolation(_) => "PasswordPolicyViolation",
-            Self::UnmodifiableEntity(_) => "UnmodifiableEntity",
-            Self::InvalidUserType(_) => "InvalidUserType",
-            Self::AccessDenied(_) => "AccessDenied",
-        }
-    }
-
-    /// The HTTP status IAM answers with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::NoSuchEntity(_) => 404,
-            Self::EntityAlreadyExists(_) | Self::LimitExceeded(_) | Self::DeleteConflict(_) => 409,
-            Self::InvalidAuthenticationCode(_) | Self::AccessDenied(_) => 403,
-            Self::Policy(_)
-            | Self::InvalidInput(_)
-            | Self::Validation(_)
-            | Self::PasswordPolicyViolation(_)
-            | Self::UnmodifiableEntity(_)
-            | Self::InvalidUserType(_) => 400,
+            Self::InvalidInput(_) => AwsCode::InvalidInput,
+            Self::Validation(_) => AwsCode::ValidationError,
+            Self::InvalidAuthenticationCode(_) => AwsCode::InvalidAuthenticationCode,
+            Self::PasswordPolicyViolation(_) => AwsCode::PasswordPolicyViolation,
+            Self::UnmodifiableEntity(_) => AwsCode::UnmodifiableEntity,
+            Self::InvalidUserType(_) => AwsCode::InvalidUserType,
+            Self::AccessDenied(_) => AwsCode::AccessDenied,
         }
     }
 }

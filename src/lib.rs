@@ -4,6 +4,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`error`] | AWS's error codes ([`error::AwsCode`]) with their HTTP status and fault: the one vocabulary every error uses |
 //! | [`policy`] | the IAM policy language: parsing with AWS's errors, per-kind validation, compiled matchers |
 //! | [`authz`] | the decision procedure across identity, boundary, session, resource, SCP, RCP and VPC endpoint policies |
 //! | [`directory`] | tenants and their IAM entities, with IAM's validation, quotas and error codes |
@@ -27,6 +28,8 @@ pub mod authz;
 pub mod cli;
 pub mod control_plane;
 pub mod directory;
+pub mod error;
+pub mod grpc;
 pub mod loadgen;
 pub mod observe;
 pub mod policy;

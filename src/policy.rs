@@ -33,6 +33,7 @@ pub use parse::{ParseOptions, SizeQuota, MAX_POLICY_CHARS};
 pub use pattern::{Glob, VarLookup};
 pub use principal::PrincipalRef;
 
+use crate::error::AwsCode;
 use std::fmt;
 use std::str::FromStr;
 
@@ -166,11 +167,11 @@ impl PolicyError {
     }
 
     /// AWS's error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
-            Self::Malformed { .. } => "MalformedPolicyDocument",
-            Self::Validation { .. } => "ValidationError",
-            Self::LimitExceeded { .. } => "LimitExceeded",
+            Self::Malformed { .. } => AwsCode::MalformedPolicyDocument,
+            Self::Validation { .. } => AwsCode::ValidationError,
+            Self::LimitExceeded { .. } => AwsCode::LimitExceeded,
         }
     }
 

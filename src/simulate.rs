@@ -62,7 +62,7 @@ pub enum VectorError {
         /// Which policy (`identity[0]`, `resource`, ...).
         which: String,
         /// AWS's error code.
-        code: &'static str,
+        code: crate::error::AwsCode,
         /// AWS's message.
         message: String,
     },

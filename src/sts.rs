@@ -34,6 +34,8 @@ mod params;
 pub mod sigv4;
 pub mod token;
 
+use crate::error::AwsCode;
+
 pub use authenticate::{
     authenticate, credential_tenant, fill_session_context, resolve_credentials, Caller, Presented,
     Verified,
@@ -81,17 +83,17 @@ pub enum StsError {
 
 impl StsError {
     /// AWS's error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
-            Self::Validation(_) => "ValidationError",
-            Self::MalformedPolicyDocument(_) => "MalformedPolicyDocument",
-            Self::PackedPolicyTooLarge(_) => "PackedPolicyTooLarge",
-            Self::AccessDenied(_) => "AccessDenied",
-            Self::InvalidToken => "InvalidClientTokenId",
-            Self::ExpiredToken => "ExpiredToken",
+            Self::Validation(_) => AwsCode::ValidationError,
+            Self::MalformedPolicyDocument(_) => AwsCode::MalformedPolicyDocument,
+            Self::PackedPolicyTooLarge(_) => AwsCode::PackedPolicyTooLarge,
+            Self::AccessDenied(_) => AwsCode::AccessDenied,
+            Self::InvalidToken => AwsCode::InvalidClientTokenId,
+            Self::ExpiredToken => AwsCode::ExpiredToken,
             Self::Signature(e) => e.code(),
             Self::WebIdentity(e) => e.code(),
-            Self::ServiceFailure(_) => "ServiceFailure",
+            Self::ServiceFailure(_) => AwsCode::ServiceFailure,
         }
     }
 

@@ -148,9 +148,8 @@ fn under_tenant_rules_aws_managed_policies_fail_only_on_size() {
         let name = p["name"].as_str().unwrap().to_owned();
         if let Err(e) = PolicyDocument::parse(&p["document"].to_string(), PolicyKind::Identity) {
             match (name.as_str(), e.code()) {
-                ("AWSSupportServiceRolePolicy", "ValidationError") | (_, "LimitExceeded") => {
-                    over_quota.push(name)
-                }
+                ("AWSSupportServiceRolePolicy", iamlet::error::AwsCode::ValidationError)
+                | (_, iamlet::error::AwsCode::LimitExceeded) => over_quota.push(name),
                 _ => panic!("{name}: {}: {}", e.code(), e.message()),
             }
         }

@@ -429,7 +429,7 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         if let Err(error) = control_plane.apply_spec(&spec, "operator:apply", false) {
             tracing::warn!(
                 file = %path.display(),
-                code = error.code(),
+                code = error.code().as_str(),
                 %error,
                 "a declared tenant was not applied; it stays as it was"
             );

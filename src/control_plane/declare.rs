@@ -318,7 +318,7 @@ pub enum PlanError {
         /// What it acts on (a user's name, a policy's ARN, ...).
         subject: String,
         /// AWS's error code.
-        code: &'static str,
+        code: crate::error::AwsCode,
         /// The error's message.
         message: String,
     },

@@ -13,7 +13,6 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::directory::{DirectoryError, Secret};
 use crate::policy::Timestamp;
@@ -128,33 +127,14 @@ impl SyncAdmission {
 /// The one place admin errors become gRPC statuses. The AWS error code travels as the
 /// `ErrorInfo` reason (domain `iam.amazonaws.com`); the message is AWS's text.
 pub fn status(error: &AdminError) -> Status {
-    use tonic::Code;
-    let code = match error.code() {
-        "NoSuchEntity" => Code::NotFound,
-        "EntityAlreadyExists" => Code::AlreadyExists,
-        "LimitExceeded" => Code::ResourceExhausted,
-        "DeleteConflict" => Code::FailedPrecondition,
-        "InvalidAuthenticationCode" | "AccessDenied" => Code::PermissionDenied,
-        "MissingAuthenticationToken"
-        | "InvalidClientTokenId"
-        | "SignatureDoesNotMatch"
-        | "IncompleteSignature"
-        | "ExpiredToken" => Code::Unauthenticated,
-        "Throttling" => Code::ResourceExhausted,
-        "ServiceFailure" => Code::Internal,
-        _ => Code::InvalidArgument,
-    };
-    Status::with_error_details(
-        code,
-        error.to_string(),
-        ErrorDetails::with_error_info(error.code(), "iam.amazonaws.com", HashMap::new()),
+    crate::grpc::to_status(
+        error.code(),
+        &error.to_string(),
+        crate::grpc::ErrorDomain::Iam,
     )
 }
 
-/// The AWS error code a status carries, if it carries one.
-pub fn aws_error_code(status: &Status) -> Option<String> {
-    status.get_details_error_info().map(|info| info.reason)
-}
+pub use crate::grpc::aws_error_code;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AdminError> + Send + 'static,
@@ -266,14 +246,14 @@ impl Edge {
             // The claimed payload hash must be the message's: the signature covers the claim.
             if self.header("x-amz-content-sha256") != Some(payload_sha256) {
                 return Err(AdminError::Authentication {
-                    code: "SignatureDoesNotMatch",
+                    code: crate::error::AwsCode::SignatureDoesNotMatch,
                     message: "x-amz-content-sha256 is not the SHA-256 of the request message."
                         .into(),
                 });
             }
             if signature.service() != "iam" {
                 return Err(AdminError::Authentication {
-                    code: "SignatureDoesNotMatch",
+                    code: crate::error::AwsCode::SignatureDoesNotMatch,
                     message: format!(
                         "Credential should be scoped to correct service: 'iam', not '{}'.",
                         signature.service().chars().take(32).collect::<String>()
@@ -286,7 +266,7 @@ impl Edge {
             let loopback = self.env.source.is_some_and(|ip| ip.is_loopback());
             if !self.env.secure_transport && !loopback {
                 return Err(AdminError::Authentication {
-                    code: "InvalidClientTokenId",
+                    code: crate::error::AwsCode::InvalidClientTokenId,
                     message: "A secret access key is accepted only over TLS or from loopback; \
                               sign the call with SigV4 instead."
                         .into(),

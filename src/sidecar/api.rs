@@ -1,19 +1,19 @@
 //! What the local API's services share: the snapshot store, the caches, the decision log, and
 //! the one place where errors become gRPC statuses.
 
-use std::collections::HashMap;
+use crate::error::AwsCode;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
 use tonic::Status;
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::policy::{ContextValue, Timestamp};
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
-use crate::sts::jwt::JwtError;
+
 use crate::sts::sigv4::{Signature, SignedRequest};
 use crate::sts::token::constant_time_eq;
 use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
@@ -147,48 +147,27 @@ impl ApiError {
     }
 
     /// AWS's error code (iamlet's own where AWS has none).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
-            Self::InvalidArgument { .. } => "ValidationError",
-            Self::UnknownTenant(_) => "NoSuchTenant",
-            Self::UnknownPrincipal { .. } => "NoSuchEntity",
-            Self::VersionBehind { .. } => "VersionNotReached",
-            Self::NotLoaded(_) => "ServiceUnavailable",
-            Self::Stale { .. } => "StalePolicy",
+            Self::InvalidArgument { .. } => AwsCode::ValidationError,
+            Self::UnknownTenant(_) => AwsCode::NoSuchTenant,
+            Self::UnknownPrincipal { .. } => AwsCode::NoSuchEntity,
+            Self::VersionBehind { .. } => AwsCode::VersionNotReached,
+            Self::NotLoaded(_) => AwsCode::ServiceUnavailable,
+            Self::Stale { .. } => AwsCode::StalePolicy,
             Self::Sts(e) => e.code(),
-        }
-    }
-
-    /// The gRPC code: malformed `INVALID_ARGUMENT`, bad credentials `UNAUTHENTICATED`,
-    /// unknown tenant or principal `NOT_FOUND`, a forbidden STS operation `PERMISSION_DENIED`,
-    /// a version not reached yet `UNAVAILABLE` (retry).
-    pub fn grpc_code(&self) -> tonic::Code {
-        use tonic::Code;
-        match self {
-            Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::UnknownTenant(_) | Self::UnknownPrincipal { .. } => Code::NotFound,
-            Self::VersionBehind { .. } | Self::NotLoaded(_) | Self::Stale { .. } => {
-                Code::Unavailable
-            }
-            Self::Sts(e) if e.is_authentication() => Code::Unauthenticated,
-            Self::Sts(StsError::WebIdentity(
-                JwtError::InvalidIdentityToken(_) | JwtError::ExpiredToken { .. },
-            )) => Code::Unauthenticated,
-            Self::Sts(StsError::AccessDenied(_)) => Code::PermissionDenied,
-            Self::Sts(StsError::ServiceFailure(_)) => Code::Internal,
-            Self::Sts(_) => Code::InvalidArgument,
         }
     }
 }
 
-/// The one place where local-API errors become statuses: the code, the message, and AWS's
-/// error code as `ErrorInfo.reason` (domain `sts.amazonaws.com`).
+/// The one place where local-API errors become statuses: the code follows from the AWS code,
+/// which travels as `ErrorInfo.reason`.
 pub fn status(error: &ApiError) -> Status {
-    Status::with_error_details(
-        error.grpc_code(),
-        error.to_string(),
-        ErrorDetails::with_error_info(error.code(), "sts.amazonaws.com", HashMap::new()),
-    )
+    let domain = match error {
+        ApiError::Sts(_) => crate::grpc::ErrorDomain::Sts,
+        _ => crate::grpc::ErrorDomain::Authorizer,
+    };
+    crate::grpc::to_status(error.code(), &error.to_string(), domain)
 }
 
 /// The state the Authorizer and STS services share.
@@ -649,7 +628,10 @@ mod tests {
         stale.check_decide("111122223333", now).unwrap();
         let refused = stale.check_issue("111122223333", now).unwrap_err();
         assert_eq!(refused.code(), "StalePolicy");
-        assert_eq!(refused.grpc_code(), tonic::Code::Unavailable);
+        assert_eq!(
+            crate::grpc::grpc_code(refused.code()),
+            tonic::Code::Unavailable
+        );
 
         let (expired, now) = api(Duration::from_secs(4000), policy);
         assert_eq!(
@@ -680,11 +662,11 @@ mod tests {
     fn a_required_tenant_not_loaded_is_unavailable_and_an_unknown_one_not_found() {
         let (api, _) = api(Duration::ZERO, StalenessPolicy::default());
         assert_eq!(
-            api.load("111122223333").unwrap_err().grpc_code(),
+            crate::grpc::grpc_code(api.load("111122223333").unwrap_err().code()),
             tonic::Code::Unavailable
         );
         assert_eq!(
-            api.load("999999999999").unwrap_err().grpc_code(),
+            crate::grpc::grpc_code(api.load("999999999999").unwrap_err().code()),
             tonic::Code::NotFound
         );
     }

@@ -181,7 +181,7 @@ impl AuthorizerService {
                     action,
                     resource,
                     decision: "Error",
-                    error_code: Some(e.code()),
+                    error_code: Some(e.code().as_str()),
                     policy_type: None,
                     statement: None,
                     snapshot_version: String::new(),
@@ -679,8 +679,8 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
                 let result = match self.decide_logged(r, "BatchAuthorize") {
                     Ok(response) => pb::batch_authorize_result::Result::Response(response),
                     Err(e) => pb::batch_authorize_result::Result::Error(pb::AuthorizeError {
-                        grpc_code: e.grpc_code() as i32,
-                        aws_code: e.code().to_owned(),
+                        grpc_code: crate::grpc::grpc_code(e.code()) as i32,
+                        aws_code: e.code().as_str().to_owned(),
                         message: e.to_string(),
                     }),
                 };

@@ -168,7 +168,7 @@ impl StsService {
             action: logged.action.to_owned(),
             resource: logged.resource,
             decision: if result.is_ok() { "Allow" } else { "Error" },
-            error_code: result.err().map(ApiError::code),
+            error_code: result.err().map(|e| e.code().as_str()),
             policy_type: None,
             statement: None,
             snapshot_version: String::new(),

@@ -142,7 +142,7 @@ pub enum SnapshotError {
         /// The entity and policy (`user alice, inline policy S3`).
         entity: String,
         /// AWS's error code.
-        code: &'static str,
+        code: crate::error::AwsCode,
         /// AWS's message.
         message: String,
     },

@@ -31,6 +31,7 @@
 //!   the token, a segment of it or its signature; the issuer is echoed (as AWS does) only as
 //!   printable text of at most 255 characters.
 
+use crate::error::AwsCode;
 use std::fmt;
 
 use base64::alphabet;
@@ -137,24 +138,13 @@ pub enum JwtError {
 
 impl JwtError {
     /// AWS's error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
-            Self::InvalidIdentityToken(_) => "InvalidIdentityToken",
-            Self::ExpiredToken { .. } => "ExpiredTokenException",
-            Self::Validation(_) => "ValidationError",
-            Self::InvalidJwks(_) => "InvalidInput",
-            Self::Signing(_) => "InternalFailure",
-        }
-    }
-
-    /// The HTTP status AWS answers with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::Signing(_) => 500,
-            Self::InvalidIdentityToken(_)
-            | Self::ExpiredToken { .. }
-            | Self::Validation(_)
-            | Self::InvalidJwks(_) => 400,
+            Self::InvalidIdentityToken(_) => AwsCode::InvalidIdentityToken,
+            Self::ExpiredToken { .. } => AwsCode::ExpiredTokenException,
+            Self::Validation(_) => AwsCode::ValidationError,
+            Self::InvalidJwks(_) => AwsCode::InvalidInput,
+            Self::Signing(_) => AwsCode::InternalFailure,
         }
     }
 
@@ -2031,9 +2021,9 @@ mod tests {
     #[test]
     fn error_codes_and_statuses() {
         assert_eq!(JwtError::Signing("x").code(), "InternalFailure");
-        assert_eq!(JwtError::Signing("x").http_status(), 500);
-        assert_eq!(JwtError::invalid("x").http_status(), 400);
-        assert_eq!(JwtError::Validation("x".into()).http_status(), 400);
+        assert_eq!(JwtError::Signing("x").code().http_status(), 500);
+        assert_eq!(JwtError::invalid("x").code().http_status(), 400);
+        assert_eq!(JwtError::Validation("x".into()).code().http_status(), 400);
     }
 
     proptest! {

@@ -24,6 +24,7 @@
 //! STS and IAM answer with, `SignatureDoesNotMatch` ("Signature expired: ..."), not the
 //! `RequestExpired` of other services.
 
+use crate::error::AwsCode;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
@@ -109,24 +110,13 @@ pub enum SigV4Error {
 
 impl SigV4Error {
     /// AWS's error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AwsCode {
         match self {
-            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
-            Self::IncompleteSignature(_) => "IncompleteSignature",
+            Self::MissingAuthenticationToken => AwsCode::MissingAuthenticationToken,
+            Self::IncompleteSignature(_) => AwsCode::IncompleteSignature,
             Self::InconsistentSignature(_)
             | Self::SignatureExpired(_)
-            | Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
-        }
-    }
-
-    /// The HTTP status AWS answers with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::IncompleteSignature(_) => 400,
-            Self::MissingAuthenticationToken
-            | Self::InconsistentSignature(_)
-            | Self::SignatureExpired(_)
-            | Self::SignatureDoesNotMatch => 403,
+            | Self::SignatureDoesNotMatch => AwsCode::SignatureDoesNotMatch,
         }
     }
 
@@ -1577,7 +1567,7 @@ mod tests {
         let result = request.check();
         assert_eq!(
             result.as_ref().map_err(SigV4Error::code),
-            Err("SignatureDoesNotMatch"),
+            Err(AwsCode::SignatureDoesNotMatch),
             "{what}: {result:?}"
         );
     }
@@ -1932,7 +1922,7 @@ mod tests {
         let base = RawRequest::parse(find_case("get-vanilla").req);
         let error = parse_error(&base);
         assert_eq!(error, SigV4Error::MissingAuthenticationToken);
-        assert_eq!(error.http_status(), 403);
+        assert_eq!(error.code().http_status(), 403);
 
         let both = RawRequest {
             query: "X-Amz-Algorithm=AWS4-HMAC-SHA256".into(),
@@ -1946,7 +1936,7 @@ mod tests {
                 .starts_with("Found both 'X-Amz-Algorithm'"),
             "{error}"
         );
-        assert_eq!(error.http_status(), 400);
+        assert_eq!(error.code().http_status(), 400);
 
         let twice = RawRequest::of(&find_case("get-vanilla"))
             .with_header("authorization", "AWS4-HMAC-SHA256 x=y");
@@ -2026,7 +2016,7 @@ mod tests {
             let error = parse_error(&request);
             assert_eq!(
                 (error.code(), error.to_string().as_str()),
-                ("IncompleteSignature", message)
+                (AwsCode::IncompleteSignature, message)
             );
         }
         // Seven days exactly is allowed (the signature then no longer matches, which is the

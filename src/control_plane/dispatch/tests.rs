@@ -68,7 +68,7 @@ impl Fixture {
         err
     }
 
-    fn code(&mut self, action: &str, parameters: Value) -> &'static str {
+    fn code(&mut self, action: &str, parameters: Value) -> crate::error::AwsCode {
         self.fails(action, parameters).code()
     }
 }

@@ -3,7 +3,7 @@
 use super::*;
 
 fn code(result: Result<(), DirectoryError>) -> &'static str {
-    result.err().map_or("ok", |e| e.code())
+    result.err().map_or("ok", |e| e.code().as_str())
 }
 
 #[test]

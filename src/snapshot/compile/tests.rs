@@ -370,7 +370,7 @@ fn a_bad_tenant_is_refused_whole_with_the_entity_named() {
         matches!(
             &e,
             SnapshotError::InvalidPolicy {
-                code: "MalformedPolicyDocument",
+                code: crate::error::AwsCode::MalformedPolicyDocument,
                 ..
             }
         ),

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::directory::CreateOidcProviderInput;
+use crate::error::AwsCode;
 
 const URL: &str = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC";
 const ARN: &str = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC";
@@ -50,7 +51,7 @@ fn oidc_providers() {
                 .map(drop)
         });
         assert!(
-            matches!(err.code(), "InvalidInput" | "ValidationError"),
+            matches!(err.code(), AwsCode::InvalidInput | AwsCode::ValidationError),
             "{url}: {err}"
         );
     }

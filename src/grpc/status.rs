@@ -1,0 +1,133 @@
+//! The one place where errors become `tonic::Status`: the gRPC code follows from the AWS code,
+//! and the AWS code travels as `ErrorInfo.reason`, so clients read AWS's code, not a guess.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::AwsCode;
+
+/// The service an error is reported for: `ErrorInfo.domain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorDomain {
+    /// `iamlet.v1.Admin`: IAM's errors.
+    Iam,
+    /// `iamlet.v1.SecurityTokenService`: STS's errors.
+    Sts,
+    /// `iamlet.v1.Authorizer`: decisions.
+    Authorizer,
+}
+
+impl ErrorDomain {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Iam => "iam.amazonaws.com",
+            Self::Sts => "sts.amazonaws.com",
+            Self::Authorizer => "authorizer.iamlet.dev",
+        }
+    }
+}
+
+/// The gRPC code for an AWS code: every code is named, so a new one cannot fall through to a
+/// default unnoticed.
+pub fn grpc_code(code: AwsCode) -> Code {
+    match code {
+        AwsCode::NoSuchEntity | AwsCode::NoSuchTenant => Code::NotFound,
+        AwsCode::EntityAlreadyExists => Code::AlreadyExists,
+        AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
+        AwsCode::DeleteConflict => Code::FailedPrecondition,
+        AwsCode::InvalidAuthenticationCode | AwsCode::AccessDenied => Code::PermissionDenied,
+        AwsCode::MissingAuthenticationToken
+        | AwsCode::InvalidClientTokenId
+        | AwsCode::SignatureDoesNotMatch
+        | AwsCode::IncompleteSignature
+        | AwsCode::ExpiredToken
+        | AwsCode::InvalidIdentityToken
+        | AwsCode::ExpiredTokenException => Code::Unauthenticated,
+        AwsCode::ServiceFailure | AwsCode::InternalFailure => Code::Internal,
+        AwsCode::VersionNotReached | AwsCode::StalePolicy | AwsCode::ServiceUnavailable => {
+            Code::Unavailable
+        }
+        AwsCode::MalformedPolicyDocument
+        | AwsCode::InvalidInput
+        | AwsCode::ValidationError
+        | AwsCode::PasswordPolicyViolation
+        | AwsCode::UnmodifiableEntity
+        | AwsCode::InvalidUserType
+        | AwsCode::PackedPolicyTooLarge
+        | AwsCode::InvalidAction
+        | AwsCode::MissingParameter
+        | AwsCode::InvalidParameterValue
+        | AwsCode::MalformedTenantSpec
+        | AwsCode::InvalidTenantSpec => Code::InvalidArgument,
+    }
+}
+
+/// A status for an error of `code` with `message`, the AWS code in `ErrorInfo`. A receiver
+/// fault is logged with its detail and answered without it; every message is bounded, so an
+/// echo of oversized input never exceeds the peer's header limit.
+pub fn to_status(code: AwsCode, message: &str, domain: ErrorDomain) -> Status {
+    let grpc = grpc_code(code);
+    let message = if grpc == Code::Internal {
+        tracing::error!(code = code.as_str(), detail = %message, "internal error");
+        "The request processing has failed because of an unknown error, exception or failure."
+            .into()
+    } else {
+        echo_message(message)
+    };
+    Status::with_error_details(
+        grpc,
+        message,
+        ErrorDetails::with_error_info(code.as_str(), domain.as_str(), HashMap::new()),
+    )
+}
+
+/// The longest message a status carries, in characters.
+const MAX_MESSAGE_CHARS: usize = 2048;
+
+fn echo_message(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_CHARS {
+        return message.to_owned();
+    }
+    let mut out: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    out.push_str("...(truncated)");
+    out
+}
+
+/// The AWS error code a status carries, if it carries one.
+pub fn aws_error_code(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_carry_the_aws_code_and_a_bounded_message() {
+        let status = to_status(
+            AwsCode::NoSuchEntity,
+            &"x".repeat(100_000),
+            ErrorDomain::Iam,
+        );
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().len() < MAX_MESSAGE_CHARS + 32);
+        assert_eq!(aws_error_code(&status).as_deref(), Some("NoSuchEntity"));
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let status = to_status(
+            AwsCode::ServiceFailure,
+            "disk /var/lib/x is full",
+            ErrorDomain::Iam,
+        );
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            !status.message().contains("/var/lib"),
+            "{}",
+            status.message()
+        );
+    }
+}
