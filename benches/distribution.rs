@@ -17,10 +17,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{serve_control_plane, ControlPlane, SqliteStore};
+use iamlet::control_plane::{ControlPlane, SqliteStore};
 use iamlet::directory::{
     IdGenerator, ManagedPolicy, PasswordHasher, PolicyVersionEntry, Tenant, User,
 };
+use iamlet::grpc::serve_control_plane;
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig};
 use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, SnapshotVersion};
 use iamlet::sync::{Applier, Backoff, Readiness, TenantUpdate, UpdateResult};

@@ -95,8 +95,14 @@ pub fn main() -> ExitCode {
     let stdout = io::stdout();
     let stderr = io::stderr();
     let result = match cli.command {
-        Command::ControlPlane(args) => return serve_exit(serve::run_control_plane(args)),
-        Command::Sidecar(args) => return serve_exit(serve::run_sidecar(args)),
+        Command::ControlPlane(args) => {
+            return serve_exit(
+                serve::ControlPlaneSettings::try_from(args).and_then(serve::run_control_plane),
+            )
+        }
+        Command::Sidecar(args) => {
+            return serve_exit(serve::SidecarSettings::try_from(args).and_then(serve::run_sidecar))
+        }
         Command::Admin(args) => {
             return match admin::run_admin(args, &mut stdout.lock()) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,16 +1,19 @@
 //! The control plane: it keeps every tenant's IAM directory durably, records each change as a
 //! numbered entry of an append-only log (the audit trail, and the versions sidecars follow),
-//! and serves the admin and sync APIs.
+//! and offers the admin domain API ([`Admin`]) and the watch service's domain ([`WatchState`],
+//! [`SyncAdmission`]); the gRPC and HTTP edges serve them.
 
+mod admin;
 mod admin_auth;
 mod core;
 mod declare;
 mod dispatch;
-mod grpc;
 mod seal;
 mod store;
+mod watch;
 
 pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary};
+pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{
     defaults_to_caller, find_credentials, is_operator_only, parse_credentials_file, render_profile,
     sign_admin_call, target, AdminAuth, AdminAuthCounters, AdminCaller, AdminCredentials, CallEnv,
@@ -21,15 +24,14 @@ pub use declare::{
     RoleSpec, SpecError, TenantSpec, UserSpec,
 };
 pub use dispatch::{dispatch, Dispatched};
-pub use grpc::{
-    aws_error_code, serve_control_plane, serve_control_plane_with, signed_admin_request, status,
-    AdminService, ServeOptions, SyncAdmission, SyncService, DEFAULT_HEARTBEAT,
-    MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
-};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
     AuditEvent, ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore,
+};
+pub use watch::{
+    Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, MAX_RESPONSE_PAYLOAD,
+    MAX_SYNC_MESSAGE,
 };
 
 use crate::directory::DirectoryError;
@@ -85,6 +87,10 @@ pub enum AdminError {
         /// AWS's message.
         message: String,
     },
+    /// `ServiceFailure`: the call could not be completed (a task that did not finish, a
+    /// result that could not be rendered); logged with its detail, answered without it.
+    #[error("{0}")]
+    Internal(String),
     /// `Throttling`: too many failed authentications from this source; try again later.
     #[error("Rate exceeded")]
     Throttling,
@@ -102,7 +108,7 @@ impl AdminError {
             Self::InvalidParameterValue { .. } => AwsCode::InvalidParameterValue,
             Self::NoSuchTenant(_) => AwsCode::NoSuchEntity,
             Self::TenantExists(_) => AwsCode::EntityAlreadyExists,
-            Self::Store(_) => AwsCode::ServiceFailure,
+            Self::Store(_) | Self::Internal(_) => AwsCode::ServiceFailure,
             Self::Spec(_) => AwsCode::MalformedTenantSpec,
             Self::Plan(_) => AwsCode::InvalidTenantSpec,
             Self::AccessDenied(_) => AwsCode::AccessDenied,

@@ -1,6 +1,36 @@
-//! The gRPC edge: decodes each protobuf message once into domain types, calls the domain API,
-//! and renders its answer. Errors become `tonic::Status` here and nowhere else.
+//! The gRPC edge: decodes each protobuf message once into domain types (`TryFrom`), calls the
+//! domain API, and renders its answer. Errors become `tonic::Status` here and nowhere else
+//! ([`status`]).
+//!
+//! | module | serves |
+//! |---|---|
+//! | [`authorizer`] | `iamlet.v1.Authorizer` over [`crate::sidecar::Authorizer`] |
+//! | [`sts`] | `iamlet.v1.SecurityTokenService` over [`crate::sidecar::SecurityTokenService`] |
+//! | [`sidecar`] | the sidecar's local API and health port, over TCP, TLS or a Unix socket |
+//! | [`health`] | `grpc.health.v1` following a readiness channel, and reflection |
+//! | [`admin`] | `iamlet.v1.Admin` over [`crate::control_plane::Admin`] |
+//! | [`sync`] | `iamlet.v1.Sync`: admission, one task per stream, chunked deltas, heartbeats |
+//! | [`control_plane`] | the control plane's server: Admin and Sync on one listener |
+//! | [`status`] | [`crate::error::AwsCode`] → `tonic::Status` |
 
-mod status;
+pub mod admin;
+pub mod authorizer;
+pub mod control_plane;
+pub mod health;
+pub mod sidecar;
+pub mod status;
+pub mod sts;
+pub mod sync;
 
-pub use status::{aws_error_code, grpc_code, to_status, ErrorDomain};
+pub use admin::{signed_admin_request, AdminService, MAX_ADMIN_MESSAGE};
+pub use authorizer::AuthorizerService;
+pub use control_plane::{
+    serve_control_plane, serve_control_plane_with, ServeOptions, CONTROL_PLANE_SERVICES,
+};
+pub use sidecar::{
+    bind, bind_uds, serve_health, serve_local_api, serve_sidecar, SidecarError, StatusService,
+    SIDECAR_SERVICES,
+};
+pub use status::{admin_status, api_status, aws_error_code, grpc_code, to_status, ErrorDomain};
+pub use sts::StsService;
+pub use sync::{refusal_status, SyncService, DEFAULT_HEARTBEAT, MAX_SYNC_MESSAGE};

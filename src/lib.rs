@@ -30,6 +30,7 @@ pub mod control_plane;
 pub mod directory;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod loadgen;
 pub mod observe;
 pub mod policy;

@@ -1,5 +1,5 @@
-//! What a process tells its operators: Prometheus metrics and HTTP probes (`/healthz`,
-//! `/readyz`, `/metrics`) on a port of their own, which the kubelet and Prometheus can reach
+//! What a process tells its operators: Prometheus metrics, served at `/metrics` by the HTTP
+//! edge ([`crate::http`]) on a port of its own, which the kubelet and Prometheus can reach
 //! while the local API stays on loopback.
 //!
 //! Metrics are a fixed set of atomics: recording one is a couple of relaxed adds, with no lock
@@ -7,13 +7,9 @@
 //! caller-supplied text, which keeps their cardinality bounded and secrets out.
 
 use std::fmt::Write as _;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The operations whose latency is recorded.
@@ -243,7 +239,8 @@ pub fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// What the probe endpoint answers.
+/// What the probes answer: whether the process should receive traffic, and its metrics page
+/// (Prometheus text format).
 pub trait Probes: Send + Sync + 'static {
     /// True while the process should receive traffic.
     fn ready(&self) -> bool;
@@ -265,94 +262,11 @@ pub fn no_delay(
     })
 }
 
-/// Binds the probe listener.
-pub async fn bind_probes(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// Serves `GET /healthz` (alive: always 200), `GET /readyz` (200 when ready, 503 otherwise)
-/// and `GET /metrics` on `listener` until `shutdown` completes. HTTP/1.1, one request per
-/// connection; anything else is 404 or 405.
-pub async fn serve_probes(
-    listener: TcpListener,
-    probes: Arc<dyn Probes>,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    tokio::spawn(answer(stream, Arc::clone(&probes)));
-                }
-            }
-        }
-    }
-}
-
-async fn answer(mut stream: TcpStream, probes: Arc<dyn Probes>) {
-    let mut buf = vec![0u8; 8 * 1024];
-    let mut len = 0;
-    // A client that does not send a request line within two seconds is dropped.
-    let read = tokio::time::timeout(Duration::from_secs(2), async {
-        while len < buf.len() {
-            let Some(free) = buf.get_mut(len..) else {
-                break;
-            };
-            match stream.read(free).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => len += n,
-            }
-            if buf
-                .get(..len)
-                .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
-            {
-                break;
-            }
-        }
-    })
-    .await;
-    if read.is_err() {
-        return;
-    }
-    let head = String::from_utf8_lossy(buf.get(..len).unwrap_or_default());
-    let mut words = head.lines().next().unwrap_or("").split(' ');
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        ("GET", "/readyz") if probes.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
-        ("GET", "/readyz") => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".to_owned(),
-        ),
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            probes.metrics(),
-        ),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "method not allowed\n".to_owned(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Fixed(bool);
+    struct Fixed;
 
     impl Gauges for Fixed {
         fn render(&self, out: &mut String) {
@@ -365,24 +279,13 @@ mod tests {
         }
     }
 
-    impl Probes for Fixed {
-        fn ready(&self) -> bool {
-            self.0
-        }
-        fn metrics(&self) -> String {
-            let m = Metrics::default();
-            m.record(Method::Authorize, Answer::Allow, Duration::from_micros(40));
-            m.render(self)
-        }
-    }
-
     #[test]
     fn histograms_are_cumulative_and_well_formed() {
         let m = Metrics::default();
         m.record(Method::Authorize, Answer::Allow, Duration::from_micros(7));
         m.record(Method::Authorize, Answer::Allow, Duration::from_micros(300));
         m.record(Method::Authorize, Answer::Allow, Duration::from_secs(5));
-        let text = m.render(&Fixed(true));
+        let text = m.render(&Fixed);
         let line = |needle: &str| {
             text.lines()
                 .find(|l| l.starts_with(needle))
@@ -424,36 +327,5 @@ mod tests {
     #[test]
     fn labels_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-
-    #[tokio::test]
-    async fn probes_answer_healthz_readyz_and_metrics() {
-        async fn get(addr: SocketAddr, path: &str) -> String {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
-        }
-        for (ready, expected) in [(true, "200 OK"), (false, "503")] {
-            let listener = bind_probes("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(serve_probes(listener, Arc::new(Fixed(ready)), async {
-                let _ = stopped.await;
-            }));
-            assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200 OK"));
-            assert!(get(addr, "/readyz").await.contains(expected));
-            let metrics = get(addr, "/metrics").await;
-            assert!(metrics.contains("text/plain; version=0.0.4"));
-            assert!(metrics.contains(
-                "iamlet_request_duration_seconds_count{method=\"Authorize\",result=\"allow\"} 1"
-            ));
-            assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
-            let _ = stop.send(());
-            server.await.unwrap();
-        }
     }
 }

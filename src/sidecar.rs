@@ -7,30 +7,25 @@ mod authorize;
 pub mod decision_log;
 mod sts;
 
-pub use api::{status, Api, ApiError, CacheConfig, CallerId, Freshness, StalenessPolicy};
-pub use authorize::AuthorizerService;
-pub use sts::StsService;
+pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
+pub use authorize::{
+    next_request_id, AuthorizeError, AuthorizeInput, Authorizer, Decision, MAX_BATCH,
+};
+pub use sts::{
+    AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetCallerIdentityInput, GetSessionTokenInput,
+    SecurityTokenService, StsOperation,
+};
 
 use decision_log::DecisionLog;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::net::TcpListener;
-use tonic_health::pb::health_server::HealthServer;
-use tonic_health::server::{HealthReporter, HealthService};
-use tonic_health::ServingStatus;
+use tokio::sync::watch;
 
 use crate::observe::{self, Gauges, Probes};
 use crate::snapshot::SnapshotVersion;
-use tokio::sync::watch;
-use tonic::{Request, Response, Status};
-
-use crate::proto::v1 as pb;
 use crate::snapshot::{AwsManagedCatalog, SnapshotStore};
 use crate::sync::{report, run_sync, Applier, Backoff, Readiness, SyncConfig, SyncState};
 
@@ -89,43 +84,11 @@ pub struct SidecarHandle {
     pub readiness: Readiness,
     /// The local API's shared state: caches and decision log.
     pub api: Arc<Api>,
-    /// `grpc.health.v1`'s statuses.
-    pub health: HealthReporter,
+    /// Whether the sidecar should receive traffic now: health services and `/readyz` follow
+    /// it.
+    serving: Arc<watch::Sender<bool>>,
     /// Set on SIGTERM: the sidecar reports not ready while it drains.
     pub draining: Arc<AtomicBool>,
-}
-
-/// `iamlet.v1.SidecarStatus`.
-#[derive(Debug, Clone)]
-pub struct StatusService {
-    handle: SidecarHandle,
-}
-
-/// Why the sidecar could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum SidecarError {
-    /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the local server failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
-    /// The Unix domain socket could not be bound.
-    #[error("cannot listen on {}: {source}", path.display())]
-    Uds {
-        /// The socket's path.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The reflection service could not be built from the descriptors.
-    #[error("cannot build the reflection service: {0}")]
-    Reflection(tonic_reflection::server::Error),
 }
 
 // === impl SidecarHandle ===
@@ -142,132 +105,45 @@ impl SidecarHandle {
         self.is_ready() && !self.draining.load(Ordering::Relaxed)
     }
 
+    /// Follows [`Self::is_serving`]: every health service and probe reads this channel.
+    pub fn serving(&self) -> watch::Receiver<bool> {
+        self.serving.subscribe()
+    }
+
+    /// Publishes a change of [`Self::is_serving`], if any.
+    pub fn refresh_serving(&self) {
+        let serving = self.is_serving();
+        self.serving.send_if_modified(|current| {
+            let changed = *current != serving;
+            *current = serving;
+            changed
+        });
+    }
+
     /// Stops reporting ready (health NOT_SERVING, `/readyz` 503) ahead of shutdown, so that
-    /// traffic moves away while in-flight calls finish.
-    pub async fn start_draining(&self) {
+    /// traffic moves away while in-flight calls finish. Health answers change before this
+    /// returns.
+    pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        set_health(&self.health, false).await;
+        self.refresh_serving();
     }
 }
 
-/// The services `grpc.health.v1` reports on: the server as a whole (`""`) and each API.
-const HEALTH_SERVICES: [&str; 3] = ["", "iamlet.v1.Authorizer", "iamlet.v1.SecurityTokenService"];
-
-async fn set_health(reporter: &HealthReporter, serving: bool) {
-    let status = if serving {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    for service in HEALTH_SERVICES {
-        reporter.set_service_status(service, status).await;
-    }
-}
-
-/// Keeps `grpc.health.v1` in step with readiness: NOT_SERVING until every required tenant is
-/// loaded, and again once draining starts.
-async fn report_health(handle: SidecarHandle, mut shutdown: watch::Receiver<bool>) {
-    let mut reported = false;
-    set_health(&handle.health, false).await;
+/// Keeps [`SidecarHandle::serving`] in step with readiness: it changes when a required tenant
+/// arrives or leaves, when the stream's first full response lands, and when draining starts.
+/// The store and the stream change state from their own tasks, so this re-reads them on a
+/// short period; every reader follows the channel, not the period.
+async fn follow_readiness(handle: SidecarHandle, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let serving = handle.is_serving();
-        if serving != reported {
-            set_health(&handle.health, serving).await;
-            reported = serving;
-        }
+        handle.refresh_serving();
         tokio::select! {
             _ = shutdown.changed() => {
-                set_health(&handle.health, false).await;
+                handle.serving.send_replace(false);
                 return;
             }
             () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
         }
     }
-}
-
-/// The health and reflection services, for any server of the sidecar.
-fn grpc_health_and_reflection(
-    handle: &SidecarHandle,
-) -> Result<
-    (
-        HealthServer<HealthService>,
-        tonic_reflection::server::v1::ServerReflectionServer<
-            impl tonic_reflection::server::v1::ServerReflection,
-        >,
-        tonic_reflection::server::v1alpha::ServerReflectionServer<
-            impl tonic_reflection::server::v1alpha::ServerReflection,
-        >,
-    ),
-    SidecarError,
-> {
-    let (reflection, reflection_alpha) = reflection_services()?;
-    Ok((
-        HealthServer::new(HealthService::from_health_reporter(handle.health.clone())),
-        reflection,
-        reflection_alpha,
-    ))
-}
-
-/// Server reflection, v1 and v1alpha (grpcurl speaks the latter), over every iamlet proto and
-/// `grpc.health.v1`.
-fn reflection_services() -> Result<
-    (
-        tonic_reflection::server::v1::ServerReflectionServer<
-            impl tonic_reflection::server::v1::ServerReflection,
-        >,
-        tonic_reflection::server::v1alpha::ServerReflectionServer<
-            impl tonic_reflection::server::v1alpha::ServerReflection,
-        >,
-    ),
-    SidecarError,
-> {
-    let builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    Ok((
-        builder().build_v1().map_err(SidecarError::Reflection)?,
-        builder()
-            .build_v1alpha()
-            .map_err(SidecarError::Reflection)?,
-    ))
-}
-
-/// Serves `grpc.health.v1` and server reflection on `listener` (the health port the kubelet
-/// probes) until `shutdown` completes.
-pub async fn serve_sidecar_health(
-    handle: SidecarHandle,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), SidecarError> {
-    let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
-    tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
-        .await?;
-    Ok(())
-}
-
-/// Serves `grpc.health.v1` (as `reporter` says) and server reflection on `listener`: the
-/// control plane's health port.
-pub async fn serve_health_only(
-    reporter: HealthReporter,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), SidecarError> {
-    let (reflection, reflection_alpha) = reflection_services()?;
-    tonic::transport::Server::builder()
-        .add_service(HealthServer::new(HealthService::from_health_reporter(
-            reporter,
-        )))
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
-        .await?;
-    Ok(())
 }
 
 /// `/healthz`, `/readyz` and `/metrics` for a sidecar.
@@ -445,16 +321,15 @@ pub fn spawn_sidecar(
             started_ms: crate::policy::Timestamp::now().epoch_millis(),
         }),
     );
-    let (health, _) = tonic_health::server::health_reporter();
     let handle = SidecarHandle {
         store,
         sync: state,
         readiness: config.readiness.clone(),
         api,
-        health,
+        serving: Arc::new(watch::channel(false).0),
         draining: Arc::new(AtomicBool::new(false)),
     };
-    tokio::spawn(report_health(handle.clone(), shutdown_copy));
+    tokio::spawn(follow_readiness(handle.clone(), shutdown_copy));
     (handle, sync)
 }
 
@@ -474,136 +349,4 @@ fn persisted_tenants(dir: &std::path::Path) -> Vec<String> {
         .collect();
     tenants.sort();
     tenants
-}
-
-/// Serves the sidecar's local API on `listener` until `shutdown` completes.
-pub async fn serve_sidecar(
-    handle: SidecarHandle,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), SidecarError> {
-    local_api(handle)?
-        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
-        .await?;
-    Ok(())
-}
-
-/// The local API's services: Authorizer, SecurityTokenService, SidecarStatus, health and
-/// reflection.
-fn local_api(handle: SidecarHandle) -> Result<tonic::transport::server::Router, SidecarError> {
-    let authorizer = AuthorizerService::new(Arc::clone(&handle.api));
-    let sts = StsService::new(Arc::clone(&handle.api));
-    let (health, reflection, reflection_alpha) = grpc_health_and_reflection(&handle)?;
-    Ok(tonic::transport::Server::builder()
-        .trace_fn(crate::telemetry::grpc_span)
-        .add_service(authorizer.into_server())
-        .add_service(sts.into_server())
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
-            StatusService { handle },
-        )))
-}
-
-/// Serves the local API over TLS (certificates follow their files) until `shutdown` completes.
-pub async fn serve_sidecar_tls(
-    handle: SidecarHandle,
-    listener: TcpListener,
-    tls: Arc<crate::tls::ReloadingServerTls>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), SidecarError> {
-    local_api(handle)?
-        .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
-        .await?;
-    Ok(())
-}
-
-/// Serves the local API on a Unix domain socket until `shutdown` completes.
-#[cfg(unix)]
-pub async fn serve_sidecar_uds(
-    handle: SidecarHandle,
-    listener: tokio::net::UnixListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), SidecarError> {
-    local_api(handle)?
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::UnixListenerStream::new(listener),
-            shutdown,
-        )
-        .await?;
-    Ok(())
-}
-
-/// Binds a Unix domain socket at `path`, readable and writable by this user only (0600). A
-/// socket left by a previous run is replaced; any other file at `path` is an error, never
-/// removed.
-#[cfg(unix)]
-pub fn bind_uds(path: &std::path::Path) -> Result<tokio::net::UnixListener, SidecarError> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let failed = |source| SidecarError::Uds {
-        path: path.to_owned(),
-        source,
-    };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(failed)?,
-        Ok(_) => {
-            return Err(failed(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a file that is not a socket is in the way",
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(failed(e)),
-    }
-    let listener = tokio::net::UnixListener::bind(path).map_err(failed)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
-    Ok(listener)
-}
-
-/// Binds `addr`.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, SidecarError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| SidecarError::Listen { addr, source })
-}
-
-#[tonic::async_trait]
-impl pb::sidecar_status_server::SidecarStatus for StatusService {
-    async fn status(
-        &self,
-        _request: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::StatusResponse>, Status> {
-        let h = &self.handle;
-        let now = crate::policy::Timestamp::now().epoch_millis();
-        Ok(Response::new(pb::StatusResponse {
-            ready: h.is_ready(),
-            tenants: h
-                .store
-                .versions()
-                .into_iter()
-                .map(|(t, v)| pb::TenantVersion {
-                    tenant: t.to_string(),
-                    version: Some(v.into()),
-                })
-                .collect(),
-            missing: h.readiness.missing(&h.store),
-            connected: h.sync.connected(),
-            staleness_ms: h.sync.staleness_ms(now).unwrap_or(-1),
-            last_nacks: h
-                .sync
-                .last_nacks()
-                .into_iter()
-                .map(|(tenant, (v, error))| pb::TenantNack {
-                    tenant,
-                    version: Some(v.into()),
-                    error,
-                })
-                .collect(),
-            decision_cache: Some(h.api.decision_cache_stats()),
-            credential_cache: Some(h.api.credential_cache_stats()),
-            decision_log_written: h.api.log.written(),
-            decision_log_dropped: h.api.log.dropped(),
-        }))
-    }
 }

@@ -166,6 +166,10 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
             "127.0.0.1:0",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--control-plane-http-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -183,6 +187,18 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
     }
     let text = printed.join("\n");
     assert!(text.contains("Tenant 111122223333 is loaded"), "{text}");
+    // Both HTTP edges answer at the addresses printed.
+    for edge in ["control plane HTTP", "sidecar HTTP"] {
+        let addr = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(edge))
+            .and_then(|l| l.split("http://").nth(1))
+            .unwrap_or_else(|| panic!("no {edge} address in {text}"));
+        let ready = http_get(addr.trim(), "/readyz");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{edge}: {ready}");
+        let metrics = http_get(addr.trim(), "/metrics");
+        assert!(metrics.contains("# TYPE"), "{edge}: {metrics}");
+    }
     let mut env: Vec<(String, String)> = Vec::new();
     let set_exports = |env: &mut Vec<(String, String)>, text: &str| {
         for export in text
@@ -382,7 +398,7 @@ fn a_control_plane_secures_its_admin_api_from_the_first_start() {
     let (listen, metrics) = (free(), free());
     let mut child = Command::new(env!("CARGO_BIN_EXE_iamlet"))
         .args(["control-plane", "--listen", &listen.to_string()])
-        .args(["--metrics-listen", &metrics.to_string(), "--data-dir"])
+        .args(["--http-listen", &metrics.to_string(), "--data-dir"])
         .arg(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -467,16 +483,7 @@ fn a_control_plane_secures_its_admin_api_from_the_first_start() {
         String::from_utf8_lossy(&throttled.stderr).contains("(Throttling)"),
         "{throttled:?}"
     );
-    let body = {
-        use std::io::Read;
-        let mut stream = std::net::TcpStream::connect(metrics).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    };
+    let body = http_get(&metrics.to_string(), "/metrics");
     assert!(
         body.contains("iamlet_admin_auth_failures_total 10\n"),
         "{body}"
@@ -495,4 +502,18 @@ fn a_control_plane_secures_its_admin_api_from_the_first_start() {
     assert!(log.contains("operators iamlet-operator"), "{log}");
     assert!(!log.contains(root_secret), "a secret reached the log");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The whole HTTP/1.1 response to `GET path` on `addr`.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }

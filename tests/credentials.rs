@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iamlet::control_plane::{
-    aws_error_code, serve_control_plane_with, AdminAuth, ControlPlane, FailureLimit, OperatorKey,
-    SecretSealer, ServeOptions, SqliteStore,
+    AdminAuth, ControlPlane, FailureLimit, OperatorKey, SecretSealer, SqliteStore,
 };
 use iamlet::directory::totp::code_at;
 use iamlet::directory::IdGenerator;
 use iamlet::directory::{PasswordHasher, Secret};
+use iamlet::grpc::{aws_error_code, serve_control_plane_with, serve_sidecar, ServeOptions};
 use iamlet::policy::{parse_policy_date, Timestamp};
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
-use iamlet::sidecar::{serve_sidecar, spawn_sidecar, SidecarConfig, SidecarHandle};
+use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::snapshot::SnapshotVersion;
 use iamlet::sts::jwt::Es256Signer;
 use iamlet::sync::{Backoff, Readiness};

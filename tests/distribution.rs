@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{
-    aws_error_code, render_profile, serve_control_plane_with, AdminAuth, ControlPlane, OperatorKey,
-    ServeOptions, SqliteStore,
-};
+use iamlet::control_plane::{render_profile, AdminAuth, ControlPlane, OperatorKey, SqliteStore};
 use iamlet::directory::IdGenerator;
 use iamlet::directory::Secret;
+use iamlet::grpc::{aws_error_code, serve_control_plane_with, ServeOptions};
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::snapshot::SnapshotVersion;
@@ -562,7 +560,7 @@ async fn applications_authorize_through_the_sidecar() {
     eventually("tenant A", || handle.is_ready()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let local = listener.local_addr().unwrap();
-    tokio::spawn(iamlet::sidecar::serve_sidecar(
+    tokio::spawn(iamlet::grpc::serve_sidecar(
         handle.clone(),
         listener,
         std::future::pending(),

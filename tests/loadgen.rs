@@ -5,8 +5,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamlet::control_plane::{serve_control_plane, ControlPlane, Profile, SqliteStore};
+use iamlet::control_plane::{ControlPlane, Profile, SqliteStore};
 use iamlet::directory::IdGenerator;
+use iamlet::grpc::serve_control_plane;
 use iamlet::loadgen::{
     mix::DEFAULT_MIX, plot_svg, serve_noop, ChurnConfig, Credentials, Mix, Plan, RunConfig,
     RunReport,

@@ -5,13 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{serve_control_plane, ControlPlane, SqliteStore};
+use iamlet::control_plane::{ControlPlane, SqliteStore};
 use iamlet::directory::IdGenerator;
-use iamlet::observe;
+use iamlet::grpc::{serve_control_plane, serve_health, serve_sidecar, SIDECAR_SERVICES};
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::{
-    serve_sidecar, serve_sidecar_health, spawn_sidecar, SidecarConfig, SidecarHandle,
-    SidecarProbes, StalenessPolicy,
+    spawn_sidecar, SidecarConfig, SidecarHandle, SidecarProbes, StalenessPolicy,
 };
 use iamlet::sync::{Backoff, Readiness};
 use serde_json::json;
@@ -92,14 +91,16 @@ async fn start(name: &str, readiness: Readiness, staleness: StalenessPolicy) -> 
         metrics.local_addr().unwrap(),
     );
     tokio::spawn(serve_sidecar(handle.clone(), local, std::future::pending()));
-    tokio::spawn(serve_sidecar_health(
-        handle.clone(),
+    tokio::spawn(serve_health(
+        SIDECAR_SERVICES,
+        handle.serving(),
         health,
         std::future::pending(),
     ));
-    tokio::spawn(observe::serve_probes(
+    tokio::spawn(iamlet::http::serve(
+        iamlet::http::probe_routes(Arc::new(SidecarProbes(handle.clone()))),
         metrics,
-        Arc::new(SidecarProbes(handle.clone())),
+        None,
         std::future::pending(),
     ));
     Running {
@@ -261,7 +262,7 @@ async fn readiness_follows_the_required_tenants_and_draining() {
     );
 
     // Draining: not ready again, while calls in flight still succeed.
-    r.handle.start_draining().await;
+    r.handle.start_draining();
     assert_eq!(
         r.health_status(r.health, "").await,
         ServingStatus::NotServing
@@ -355,7 +356,18 @@ async fn reflection_lists_the_services() {
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     let r = start("reflection", Readiness::All, StalenessPolicy::default()).await;
-    for addr in [r.local, r.health] {
+    // Each server lists exactly what it serves: the local API its three services, the health
+    // port health alone, and neither the control plane's Admin or Sync.
+    let local_api: &[&str] = &[
+        "iamlet.v1.Authorizer",
+        "iamlet.v1.SecurityTokenService",
+        "iamlet.v1.SidecarStatus",
+        "grpc.health.v1.Health",
+    ];
+    for (addr, served) in [
+        (r.local, local_api),
+        (r.health, &["grpc.health.v1.Health"][..]),
+    ] {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect()
@@ -376,12 +388,19 @@ async fn reflection_lists_the_services() {
             panic!("not a service list: {response:?}");
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        for wanted in [
-            "iamlet.v1.Authorizer",
-            "iamlet.v1.SecurityTokenService",
-            "grpc.health.v1.Health",
-        ] {
+        for wanted in served {
             assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
+        }
+        for unserved in local_api
+            .iter()
+            .chain(&["iamlet.v1.Admin", "iamlet.v1.Sync"])
+        {
+            if !served.contains(unserved) {
+                assert!(
+                    !names.iter().any(|n| n == unserved),
+                    "{unserved} in {names:?}"
+                );
+            }
         }
     }
 }
@@ -431,7 +450,7 @@ async fn stale_snapshots_serve_until_the_bound_then_fail_closed_but_for_fail_ope
     );
     assert_eq!(refused.code(), tonic::Code::Unavailable);
     assert_eq!(
-        iamlet::control_plane::aws_error_code(&refused).as_deref(),
+        iamlet::grpc::aws_error_code(&refused).as_deref(),
         Some("StalePolicy")
     );
     assert_eq!(
@@ -456,19 +475,19 @@ async fn the_unix_socket_is_private_and_replaces_only_a_stale_socket() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir("uds");
     let path = dir.join("iamlet.sock");
-    let first = iamlet::sidecar::bind_uds(&path).unwrap();
+    let first = iamlet::grpc::bind_uds(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     drop(first);
     // The socket file of a previous run is still there: it is replaced.
     assert!(path.exists());
-    let second = iamlet::sidecar::bind_uds(&path).unwrap();
+    let second = iamlet::grpc::bind_uds(&path).unwrap();
     assert!(tokio::net::UnixStream::connect(&path).await.is_ok());
     drop(second);
     // Anything else at that path is left alone.
     let file = dir.join("not-a-socket");
     std::fs::write(&file, "data").unwrap();
-    let err = iamlet::sidecar::bind_uds(&file).unwrap_err();
+    let err = iamlet::grpc::bind_uds(&file).unwrap_err();
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
 }
@@ -531,7 +550,7 @@ async fn shutdown_under_load_fails_no_call_in_flight() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    r.handle.start_draining().await;
+    r.handle.start_draining();
     assert_eq!(r.http("/readyz").await.0, 503, "not ready while draining");
     shutting_down.store(true, Ordering::SeqCst);
     // A client reads the flag, then sends: a call that read `false` an instant before the

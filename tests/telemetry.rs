@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use iamlet::grpc::serve_sidecar;
 use iamlet::proto::v1 as pb;
-use iamlet::sidecar::{serve_sidecar, spawn_sidecar, SidecarConfig};
+use iamlet::sidecar::{spawn_sidecar, SidecarConfig};
 use iamlet::sync::Readiness;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{

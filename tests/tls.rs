@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamlet::control_plane::{
-    aws_error_code, serve_control_plane_with, AdminAuth, ControlPlane, ServeOptions, SqliteStore,
-};
+use iamlet::control_plane::{AdminAuth, ControlPlane, SqliteStore};
 use iamlet::directory::IdGenerator;
+use iamlet::grpc::{aws_error_code, serve_control_plane_with, ServeOptions};
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::sync::{Backoff, Readiness};
 use iamlet::tls::{ClientTlsFiles, ReloadingServerTls, ServerTlsFiles, TenantAccess};
@@ -320,10 +319,9 @@ async fn the_local_api_can_be_served_with_tls() {
         client_ca: None,
     })
     .unwrap();
-    tokio::spawn(iamlet::sidecar::serve_sidecar_tls(
+    tokio::spawn(iamlet::grpc::serve_local_api(
         handle,
-        listener,
-        tls,
+        tls.incoming(listener),
         std::future::pending(),
     ));
     let endpoint = format!("https://localhost:{port}");

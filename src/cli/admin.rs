@@ -19,9 +19,8 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::control_plane::{
-    aws_error_code, find_credentials, signed_admin_request as signed, Profile,
-};
+use crate::control_plane::{find_credentials, Profile};
+use crate::grpc::{aws_error_code, signed_admin_request as signed};
 use crate::proto::v1 as pb;
 
 /// `iamlet admin`.
@@ -309,8 +308,8 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
     }
     let mut client =
         pb::admin_client::AdminClient::new(channel.connect().await.map_err(connect_error)?)
-            .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE)
-            .max_encoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
+            .max_decoding_message_size(crate::grpc::MAX_ADMIN_MESSAGE)
+            .max_encoding_message_size(crate::grpc::MAX_ADMIN_MESSAGE);
     let version =
         |v: Option<pb::Version>| v.map(|v| serde_json::json!({"Epoch": v.epoch, "Seq": v.seq}));
     let credentials = find_credentials(args.profile.as_deref(), &|k| std::env::var(k).ok())

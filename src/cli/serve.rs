@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::control_plane::{
-    serve_control_plane_with, ControlPlane, ServeOptions, SqliteStore, DEFAULT_HEARTBEAT,
-};
+use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use crate::directory::IdGenerator;
+use crate::grpc::{
+    bind, serve_control_plane_with, serve_health, serve_local_api, ServeOptions,
+    CONTROL_PLANE_SERVICES, DEFAULT_HEARTBEAT, SIDECAR_SERVICES,
+};
 use crate::observe;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig};
-use crate::sidecar::{
-    bind, serve_sidecar, serve_sidecar_health, spawn_sidecar, CacheConfig, SidecarConfig,
-    SidecarProbes, StalenessPolicy,
-};
+use crate::sidecar::{spawn_sidecar, CacheConfig, SidecarConfig, SidecarProbes, StalenessPolicy};
 use crate::sync::{Backoff, Readiness};
 use crate::telemetry::{self, LogFormat};
+use crate::tls::ReloadingServerTls;
 
 /// How long a stopping process waits for open streams before it exits anyway: tonic's
 /// graceful shutdown waits for every stream, and sidecars never close theirs.
@@ -55,9 +55,15 @@ pub(crate) struct ControlPlaneArgs {
     /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
     #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
-    /// The metrics port: HTTP `/healthz`, `/readyz` and `/metrics` (Prometheus).
-    #[arg(long, env = "IAMLET_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
+    /// The HTTP edge: `/healthz`, `/readyz` and `/metrics` (Prometheus), with the same TLS
+    /// as the gRPC APIs. `--metrics-listen` is its former name.
+    #[arg(long, visible_alias = "metrics-listen", env = "IAMLET_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Serve the HTTP edge with the gRPC APIs' TLS (`--tls-cert`, client certificates
+    /// included). Off by default: the kubelet's HTTP probes and most scrapers speak plain
+    /// HTTP to a port of its own.
+    #[arg(long, env = "IAMLET_HTTP_TLS", requires = "tls_cert")]
+    http_tls: bool,
     /// Serve TLS with this certificate chain (PEM), with `--tls-key`.
     #[arg(long, env = "IAMLET_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -226,9 +232,14 @@ pub(crate) struct SidecarArgs {
     /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
     #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
-    /// The metrics port: HTTP `/healthz`, `/readyz` and `/metrics` (Prometheus).
-    #[arg(long, env = "IAMLET_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
+    /// The HTTP edge (off unless given): `/healthz`, `/readyz` and `/metrics`
+    /// (Prometheus), with the local API's TLS. `--metrics-listen` is its former name.
+    #[arg(long, visible_alias = "metrics-listen", env = "IAMLET_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Serve the HTTP edge with the local API's TLS (`--local-tls-cert`). Off by default: the
+    /// kubelet's HTTP probes speak plain HTTP to a port of its own.
+    #[arg(long, env = "IAMLET_HTTP_TLS", requires = "local_tls_cert")]
+    http_tls: bool,
     /// Decisions go on from the last good snapshots this long after the control plane was
     /// last heard from, then fail closed (`30s`, `15m`, `24h`).
     #[arg(long, env = "IAMLET_MAX_SERVE_STALE", default_value = "24h", value_parser = parse_duration)]
@@ -287,7 +298,7 @@ pub(crate) enum ServeError {
     #[error("the server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
-    Sidecar(#[from] crate::sidecar::SidecarError),
+    Sidecar(#[from] crate::grpc::SidecarError),
     #[error("invalid tenant list: {0}")]
     Tenants(String),
     #[error("cannot start the runtime: {0}")]
@@ -328,105 +339,145 @@ pub(super) async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Binds the optional health and metrics ports.
-async fn bind_probe_ports(
-    health: Option<SocketAddr>,
-    metrics: Option<SocketAddr>,
-) -> Result<
-    (
-        Option<tokio::net::TcpListener>,
-        Option<tokio::net::TcpListener>,
-    ),
-    ServeError,
-> {
-    let health = match health {
-        Some(addr) => Some(bind(addr).await?),
-        None => None,
-    };
-    let metrics = match metrics {
-        Some(addr) => Some(
-            observe::bind_probes(addr)
-                .await
-                .map_err(|source| ServeError::Listen { addr, source })?,
-        ),
-        None => None,
-    };
-    Ok((health, metrics))
+/// Binds `addr`, if given.
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    match addr {
+        Some(addr) => Ok(Some(bind(addr).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Completes when `stopped` says so.
+async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 pub(super) fn say(message: &str) {
     tracing::info!("{message}");
 }
 
-pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError> {
-    let options = ServeOptions {
-        tls: match (&args.tls_cert, &args.tls_key) {
+/// A control plane's configuration, read and checked: every file it names is read here, so
+/// that a bad one stops the process before anything is bound or opened.
+pub(crate) struct ControlPlaneSettings {
+    args: ControlPlaneArgs,
+    tls: Option<Arc<ReloadingServerTls>>,
+    access: Option<Arc<crate::tls::TenantAccess>>,
+    operator_file: PathBuf,
+    operators: Vec<crate::control_plane::OperatorKey>,
+    operators_created: bool,
+    sync_keys: Vec<crate::control_plane::OperatorKey>,
+    sealer: crate::control_plane::SecretSealer,
+    apply: Vec<(PathBuf, TenantSpec)>,
+}
+
+impl TryFrom<ControlPlaneArgs> for ControlPlaneSettings {
+    type Error = ServeError;
+
+    fn try_from(args: ControlPlaneArgs) -> Result<Self, ServeError> {
+        let config = |e: &dyn std::fmt::Display| ServeError::Config(e.to_string());
+        let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(
-                crate::tls::ReloadingServerTls::try_new(&crate::tls::ServerTlsFiles {
+                ReloadingServerTls::try_new(&crate::tls::ServerTlsFiles {
                     cert: cert.clone(),
                     key: key.clone(),
                     client_ca: args.tls_client_ca.clone(),
                 })
-                .map_err(|e| ServeError::Config(e.to_string()))?,
+                .map_err(|e| config(&e))?,
             ),
             _ => None,
-        },
-        access: match &args.tenant_access {
+        };
+        let access = match &args.tenant_access {
             Some(path) => Some(Arc::new(
-                crate::tls::TenantAccess::load(path)
-                    .map_err(|e| ServeError::Config(e.to_string()))?,
+                crate::tls::TenantAccess::load(path).map_err(|e| config(&e))?,
             )),
             None => None,
-        },
-        admin_auth: None,
-        sync_admission: Arc::default(),
-    };
-    std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
-        path: args.data_dir.clone(),
-        source,
-    })?;
-    let operator_file = args
-        .operator_credentials
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("operator-credentials"));
-    let (operators, created) = load_or_create_operators(&operator_file)?;
+        };
+        std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir {
+            path: args.data_dir.clone(),
+            source,
+        })?;
+        let operator_file = args
+            .operator_credentials
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("operator-credentials"));
+        let (operators, operators_created) = load_or_create_operators(&operator_file)?;
+        let sync_keys = match &args.sync_credentials {
+            Some(path) => read_credentials_file(path, false)?.0,
+            None => Vec::new(),
+        };
+        let sealer = crate::control_plane::SecretSealer::load_or_create(
+            &args
+                .secrets_key_file
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("secrets.key")),
+        )
+        .map_err(|e| config(&e))?;
+        // A declared file that cannot be read or parsed is a configuration error; whether
+        // its plan applies is found out at start.
+        let apply = args
+            .apply
+            .iter()
+            .map(|path| {
+                let failed = |e: &dyn std::fmt::Display| {
+                    ServeError::Config(format!("--apply {}: {e}", path.display()))
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
+                let spec = TenantSpec::from_yaml_or_json(&text).map_err(|e| failed(&e))?;
+                Ok((path.clone(), spec))
+            })
+            .collect::<Result<_, ServeError>>()?;
+        Ok(Self {
+            args,
+            tls,
+            access,
+            operator_file,
+            operators,
+            operators_created,
+            sync_keys,
+            sealer,
+            apply,
+        })
+    }
+}
+
+/// Opens the store, applies declared tenants, then binds and serves until a stop signal.
+pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), ServeError> {
+    let ControlPlaneSettings {
+        args,
+        tls,
+        access,
+        operator_file,
+        operators,
+        operators_created,
+        sync_keys,
+        sealer,
+        apply,
+    } = settings;
     let operator_names: Vec<String> = operators.iter().map(|o| o.name.clone()).collect();
     let admin_auth = Arc::new(crate::control_plane::AdminAuth::new(
         operators,
         args.operator_identities.clone(),
     ));
-    let sync_keys = match &args.sync_credentials {
-        Some(path) => read_credentials_file(path, false)?.0,
-        None => Vec::new(),
-    };
     let options = ServeOptions {
+        tls: tls.clone(),
+        access,
         admin_auth: Some(Arc::clone(&admin_auth)),
         sync_admission: Arc::new(crate::control_plane::SyncAdmission {
             keys: sync_keys,
             open: args.insecure_open_sync,
             loopback: args.listen.ip().is_loopback() || args.sync_allow_loopback,
         }),
-        ..options
     };
-    let sealer = crate::control_plane::SecretSealer::load_or_create(
-        &args
-            .secrets_key_file
-            .clone()
-            .unwrap_or_else(|| args.data_dir.join("secrets.key")),
-    )
-    .map_err(|e| ServeError::Config(e.to_string()))?;
     let store =
         SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?.with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
-    for path in &args.apply {
-        // A file that cannot be read is a configuration error; a plan that cannot be
-        // applied (say, a user created since holds keys) leaves the tenant as it is, with a
-        // warning: a control plane that would not start could not be fixed through its API.
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
-        let spec = crate::control_plane::TenantSpec::from_yaml_or_json(&text)
-            .map_err(|e| ServeError::Config(format!("--apply {}: {e}", path.display())))?;
-        if let Err(error) = control_plane.apply_spec(&spec, "operator:apply", false) {
+    for (path, spec) in &apply {
+        // A plan that cannot be applied (say, a user created since holds keys) leaves the
+        // tenant as it is, with a warning: a control plane that would not start could not be
+        // fixed through its API.
+        if let Err(error) = control_plane.apply_spec(spec, "operator:apply", false) {
             tracing::warn!(
                 file = %path.display(),
                 code = error.code().as_str(),
@@ -438,39 +489,31 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
     runtime(args.process.worker_threads)?.block_on(async move {
         let telemetry = telemetry::init(args.process.log_format)
             .map_err(|e| ServeError::Config(e.to_string()))?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: args.listen,
-                source,
-            })?;
+        // Every listener is bound before anything is served: a port in use stops the process.
+        let listener = bind(args.listen).await?;
+        let health_listener = bind_optional(args.health_listen).await?;
+        let http_listener = bind_optional(args.http_listen).await?;
         say(&format!(
-            "iamlet control plane: {} tenant(s), epoch {}, admin and sync APIs on {}, data in {}",
+            "iamlet control plane: {} tenant(s), epoch {}, admin and sync APIs on {}{}{}, data in {}",
             control_plane.list_tenants().len(),
             control_plane.epoch(),
             args.listen,
+            args.http_listen.map(|a| format!(", HTTP on {a}")).unwrap_or_default(),
+            args.health_listen.map(|a| format!(", health on {a}")).unwrap_or_default(),
             args.data_dir.display()
         ));
         say(&format!(
             "iamlet control plane: operators {} from {}{}",
             operator_names.join(", "),
             operator_file.display(),
-            if created { " (created now)" } else { "" }
+            if operators_created { " (created now)" } else { "" }
         ));
-        let (health_listener, metrics_listener) =
-            bind_probe_ports(args.health_listen, args.metrics_listen).await?;
+        let (serving, _) = tokio::sync::watch::channel(true);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let (health, _) = tonic_health::server::health_reporter();
-        health
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await;
         let probes = Arc::new(ControlPlaneProbes {
             control_plane: Arc::clone(&control_plane),
             admin_auth,
-            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            serving: serving.subscribe(),
             metrics: observe::Metrics::default(),
         });
         let mut servers = vec![tokio::spawn({
@@ -487,28 +530,27 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         })];
         if let Some(listener) = health_listener {
             let stopped = until_stopped(stopped.clone());
-            let health = health.clone();
+            let serving = serving.subscribe();
             servers.push(tokio::spawn(async move {
-                if let Err(e) = crate::sidecar::serve_health_only(health, listener, stopped).await {
+                if let Err(e) =
+                    serve_health(CONTROL_PLANE_SERVICES, serving, listener, stopped).await
+                {
                     say(&format!("iamlet control plane: health port: {e}"));
                 }
             }));
         }
-        if let Some(listener) = metrics_listener {
-            let stopped = until_stopped(stopped.clone());
-            let probes: Arc<dyn observe::Probes> = probes.clone();
-            servers.push(tokio::spawn(observe::serve_probes(
-                listener, probes, stopped,
+        if let Some(listener) = http_listener {
+            let router = crate::http::probe_routes(probes);
+            servers.push(tokio::spawn(crate::http::serve(
+                router,
+                listener,
+                tls.filter(|_| args.http_tls),
+                until_stopped(stopped.clone()),
             )));
         }
         stop_signal().await;
         say("iamlet control plane: stopping");
-        probes
-            .ready
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
+        serving.send_replace(false);
         let _ = stop.send(true);
         let _ = tokio::time::timeout(DRAIN, async {
             for server in servers {
@@ -525,13 +567,13 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
 struct ControlPlaneProbes {
     control_plane: Arc<ControlPlane>,
     admin_auth: Arc<crate::control_plane::AdminAuth>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    serving: tokio::sync::watch::Receiver<bool>,
     metrics: observe::Metrics,
 }
 
 impl observe::Probes for ControlPlaneProbes {
     fn ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::Relaxed)
+        *self.serving.borrow()
     }
 
     fn metrics(&self) -> String {
@@ -577,96 +619,139 @@ impl observe::Gauges for ControlPlaneProbes {
     }
 }
 
-pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
-    let readiness = if args.tenants.trim() == "*" {
-        Readiness::All
-    } else {
-        let tenants: Vec<String> = args
-            .tenants
-            .split(',')
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect();
-        if tenants.is_empty()
-            || tenants
-                .iter()
-                .any(|t| t.len() != 12 || !t.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(ServeError::Tenants(format!(
-                "`{}`: expected 12-digit account ids separated by commas, or `*`",
-                args.tenants
-            )));
+/// A sidecar's configuration, read and checked: every file it names is read here, so that a
+/// bad one stops the process before anything is bound.
+pub(crate) struct SidecarSettings {
+    args: SidecarArgs,
+    readiness: Readiness,
+    log_config: DecisionLogConfig,
+    caches: CacheConfig,
+    staleness: StalenessPolicy,
+    sync_credentials: Option<crate::control_plane::Profile>,
+    tls: Option<crate::tls::ClientTlsFiles>,
+    local_tls: Option<Arc<ReloadingServerTls>>,
+}
+
+impl TryFrom<SidecarArgs> for SidecarSettings {
+    type Error = ServeError;
+
+    fn try_from(args: SidecarArgs) -> Result<Self, ServeError> {
+        let config = |e: &dyn std::fmt::Display| ServeError::Config(e.to_string());
+        let readiness = parse_tenants(&args.tenants)?;
+        let log_config = DecisionLogConfig {
+            sink: DecisionLogConfig::parse_sink(&args.decision_log)
+                .map_err(|e| ServeError::Config(format!("--decision-log: {e}")))?,
+            deny_only: args.decision_log_deny_only,
+            sample_rate: args.decision_log_sample_rate,
+            ..DecisionLogConfig::default()
+        };
+        log_config.validate().map_err(|e| config(&e))?;
+        let caches = CacheConfig {
+            decisions: args.decision_cache_entries,
+            decision_ttl: Duration::from_secs(args.decision_cache_ttl),
+            ..CacheConfig::default()
+        };
+        if args.max_issue_stale > args.max_serve_stale {
+            return Err(ServeError::Config(
+                "--max-issue-stale must not exceed --max-serve-stale: issuing is stricter than deciding"
+                    .into(),
+            ));
         }
-        Readiness::Tenants(tenants)
-    };
-    let log_config = DecisionLogConfig {
-        sink: DecisionLogConfig::parse_sink(&args.decision_log)
-            .map_err(|e| ServeError::Config(format!("--decision-log: {e}")))?,
-        deny_only: args.decision_log_deny_only,
-        sample_rate: args.decision_log_sample_rate,
-        ..DecisionLogConfig::default()
-    };
-    log_config
-        .validate()
-        .map_err(|e| ServeError::Config(e.to_string()))?;
-    let caches = CacheConfig {
-        decisions: args.decision_cache_entries,
-        decision_ttl: Duration::from_secs(args.decision_cache_ttl),
-        ..CacheConfig::default()
-    };
-    if args.max_issue_stale > args.max_serve_stale {
-        return Err(ServeError::Config(
-            "--max-issue-stale must not exceed --max-serve-stale: issuing is stricter than deciding"
-                .into(),
-        ));
-    }
-    let sync_credentials = match &args.sync_credentials {
-        Some(path) => {
-            let (keys, _) = read_credentials_file(path, false)?;
-            let key = match &args.sync_profile {
-                Some(name) => keys.into_iter().find(|k| &k.name == name),
-                None => keys.into_iter().next(),
+        let staleness = StalenessPolicy {
+            max_serve_stale: args.max_serve_stale,
+            max_issue_stale: args.max_issue_stale,
+            fail_open_tenants: args.fail_open_tenants.clone(),
+        };
+        let sync_credentials = match &args.sync_credentials {
+            Some(path) => {
+                let (keys, _) = read_credentials_file(path, false)?;
+                let key = match &args.sync_profile {
+                    Some(name) => keys.into_iter().find(|k| &k.name == name),
+                    None => keys.into_iter().next(),
+                }
+                .ok_or_else(|| {
+                    ServeError::Config(format!("{}: no such profile", path.display()))
+                })?;
+                Some(crate::control_plane::Profile {
+                    access_key_id: key.access_key_id,
+                    secret_access_key: key.secret,
+                    session_token: None,
+                })
             }
-            .ok_or_else(|| ServeError::Config(format!("{}: no such profile", path.display())))?;
-            Some(crate::control_plane::Profile {
-                access_key_id: key.access_key_id,
-                secret_access_key: key.secret,
-                session_token: None,
-            })
-        }
-        None => None,
-    };
-    let tls = match &args.control_plane_ca {
-        Some(ca) => {
-            let files = crate::tls::ClientTlsFiles {
-                ca: ca.clone(),
-                server_name: args.control_plane_name.clone(),
-                identity: args.tls_cert.clone().zip(args.tls_key.clone()),
-            };
-            // Read once now, so that a bad file stops the process before it starts.
-            files
-                .load(&args.control_plane)
-                .map_err(|e| ServeError::Config(e.to_string()))?;
-            Some(files)
-        }
-        None => None,
-    };
-    let local_tls = match (&args.local_tls_cert, &args.local_tls_key) {
-        (Some(cert), Some(key)) => Some(
-            crate::tls::ReloadingServerTls::try_new(&crate::tls::ServerTlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: None,
-            })
-            .map_err(|e| ServeError::Config(e.to_string()))?,
-        ),
-        _ => None,
-    };
-    let staleness = StalenessPolicy {
-        max_serve_stale: args.max_serve_stale,
-        max_issue_stale: args.max_issue_stale,
-        fail_open_tenants: args.fail_open_tenants.clone(),
-    };
+            None => None,
+        };
+        let tls = match &args.control_plane_ca {
+            Some(ca) => {
+                let files = crate::tls::ClientTlsFiles {
+                    ca: ca.clone(),
+                    server_name: args.control_plane_name.clone(),
+                    identity: args.tls_cert.clone().zip(args.tls_key.clone()),
+                };
+                // Read once now, so that a bad file stops the process before it starts.
+                files.load(&args.control_plane).map_err(|e| config(&e))?;
+                Some(files)
+            }
+            None => None,
+        };
+        let local_tls = match (&args.local_tls_cert, &args.local_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                ReloadingServerTls::try_new(&crate::tls::ServerTlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: None,
+                })
+                .map_err(|e| config(&e))?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            args,
+            readiness,
+            log_config,
+            caches,
+            staleness,
+            sync_credentials,
+            tls,
+            local_tls,
+        })
+    }
+}
+
+/// `*`, or account ids separated by commas.
+fn parse_tenants(text: &str) -> Result<Readiness, ServeError> {
+    if text.trim() == "*" {
+        return Ok(Readiness::All);
+    }
+    let tenants: Vec<String> = text
+        .split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tenants.is_empty()
+        || tenants
+            .iter()
+            .any(|t| t.len() != 12 || !t.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ServeError::Tenants(format!(
+            "`{}`: expected 12-digit account ids separated by commas, or `*`",
+            crate::error::echo(text)
+        )));
+    }
+    Ok(Readiness::Tenants(tenants))
+}
+
+/// Starts the stream, binds every listener, and serves until a stop signal; then drains.
+pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
+    let SidecarSettings {
+        args,
+        readiness,
+        log_config,
+        caches,
+        staleness,
+        sync_credentials,
+        tls,
+        local_tls,
+    } = settings;
     runtime(args.process.worker_threads)?.block_on(async move {
         let telemetry = telemetry::init(args.process.log_format)
             .map_err(|e| ServeError::Config(e.to_string()))?;
@@ -686,14 +771,14 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);
-        let listener = bind(args.listen).await?;
         // Every listener is bound before anything is served: a port in use stops the
         // process before it reports ready.
-        let (health_listener, metrics_listener) =
-            bind_probe_ports(args.health_listen, args.metrics_listen).await?;
+        let listener = bind(args.listen).await?;
+        let health_listener = bind_optional(args.health_listen).await?;
+        let http_listener = bind_optional(args.http_listen).await?;
         #[cfg(unix)]
         let uds_listener = match &args.uds {
-            Some(path) => Some(crate::sidecar::bind_uds(path)?),
+            Some(path) => Some(crate::grpc::bind_uds(path)?),
             None => None,
         };
         say(&format!(
@@ -705,60 +790,70 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             args.health_listen
                 .map(|a| format!(", health on {a}"))
                 .unwrap_or_default(),
-            args.metrics_listen
-                .map(|a| format!(", metrics on {a}"))
+            args.http_listen
+                .map(|a| format!(", HTTP on {a}"))
                 .unwrap_or_default(),
         ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+        let mut servers = Vec::new();
+        let serve_api = |name: &'static str, served| {
+            tokio::spawn(async move {
+                if let Err(e) = served.await {
+                    say(&format!("iamlet sidecar: {name}: {e}"));
+                }
+            })
         };
-        let mut servers = vec![tokio::spawn({
-            let handle = handle.clone();
-            let stopped = until_stopped(stopped.clone());
-            async move {
-                let served = match local_tls {
-                    Some(tls) => {
-                        crate::sidecar::serve_sidecar_tls(handle, listener, tls, stopped).await
-                    }
-                    None => serve_sidecar(handle, listener, stopped).await,
-                };
-                if let Err(e) = served {
-                    say(&format!("iamlet sidecar: {e}"));
-                }
-            }
-        })];
+        let local: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), crate::grpc::SidecarError>> + Send>,
+        > = match local_tls.clone() {
+            Some(tls) => Box::pin(serve_local_api(
+                handle.clone(),
+                tls.incoming(listener),
+                until_stopped(stopped.clone()),
+            )),
+            None => Box::pin(serve_local_api(
+                handle.clone(),
+                observe::no_delay(listener),
+                until_stopped(stopped.clone()),
+            )),
+        };
+        servers.push(serve_api("local API", local));
         if let Some(listener) = health_listener {
-            let handle = handle.clone();
-            let stopped = until_stopped(stopped.clone());
-            servers.push(tokio::spawn(async move {
-                if let Err(e) = serve_sidecar_health(handle, listener, stopped).await {
-                    say(&format!("iamlet sidecar: health port: {e}"));
-                }
-            }));
+            servers.push(serve_api(
+                "health port",
+                Box::pin(serve_health(
+                    SIDECAR_SERVICES,
+                    handle.serving(),
+                    listener,
+                    until_stopped(stopped.clone()),
+                )),
+            ));
         }
         #[cfg(unix)]
         if let Some(listener) = uds_listener {
-            let handle = handle.clone();
-            let stopped = until_stopped(stopped.clone());
-            servers.push(tokio::spawn(async move {
-                if let Err(e) = crate::sidecar::serve_sidecar_uds(handle, listener, stopped).await {
-                    say(&format!("iamlet sidecar: unix socket: {e}"));
-                }
-            }));
+            servers.push(serve_api(
+                "unix socket",
+                Box::pin(serve_local_api(
+                    handle.clone(),
+                    tokio_stream::wrappers::UnixListenerStream::new(listener),
+                    until_stopped(stopped.clone()),
+                )),
+            ));
         }
-        if let Some(listener) = metrics_listener {
-            let probes = Arc::new(SidecarProbes(handle.clone()));
-            let stopped = until_stopped(stopped.clone());
-            servers.push(tokio::spawn(observe::serve_probes(
-                listener, probes, stopped,
+        if let Some(listener) = http_listener {
+            let router = crate::http::probe_routes(Arc::new(SidecarProbes(handle.clone())));
+            servers.push(tokio::spawn(crate::http::serve(
+                router,
+                listener,
+                local_tls.filter(|_| args.http_tls),
+                until_stopped(stopped.clone()),
             )));
         }
         stop_signal().await;
         // Not ready first, so that traffic moves away; then stop accepting, and give
         // in-flight calls a bounded time (an open stream never holds the exit).
         say("iamlet sidecar: draining");
-        handle.start_draining().await;
+        handle.start_draining();
         tokio::time::sleep(args.drain_delay).await;
         let _ = shutdown_tx.send(true);
         let _ = stop.send(true);

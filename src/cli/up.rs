@@ -9,14 +9,12 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use crate::control_plane::{
-    serve_control_plane_with, ControlPlane, ServeOptions, SqliteStore, TenantSpec,
-    DEFAULT_HEARTBEAT,
-};
+use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use crate::directory::IdGenerator;
+use crate::grpc::{serve_control_plane_with, serve_sidecar, ServeOptions, DEFAULT_HEARTBEAT};
 use crate::policy::Timestamp;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
-use crate::sidecar::{serve_sidecar, spawn_sidecar, SidecarConfig};
+use crate::sidecar::{spawn_sidecar, SidecarConfig};
 use crate::sts::jwt::Es256Signer;
 use crate::sync::{Backoff, Readiness};
 
@@ -37,9 +35,15 @@ pub(crate) struct UpArgs {
     /// The control plane's admin and sync APIs.
     #[arg(long, default_value = "127.0.0.1:7070")]
     control_plane_listen: SocketAddr,
+    /// The control plane's HTTP edge (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, default_value = "127.0.0.1:7080")]
+    control_plane_http_listen: SocketAddr,
     /// The sidecar's local API (Authorizer, SecurityTokenService, SidecarStatus).
     #[arg(long, default_value = "127.0.0.1:7071")]
     listen: SocketAddr,
+    /// The sidecar's HTTP edge (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, default_value = "127.0.0.1:7081")]
+    http_listen: SocketAddr,
     /// Where the database, the sidecar's snapshots, the decision log and the demo token go;
     /// default: a new temporary directory, removed on exit.
     #[arg(long)]
@@ -124,13 +128,28 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
                 addr: args.control_plane_listen,
                 source,
             })?;
-        let sidecar_listener = crate::sidecar::bind(args.listen).await?;
+        let sidecar_listener = crate::grpc::bind(args.listen).await?;
         let sidecar_addr = sidecar_listener
             .local_addr()
             .map_err(|source| ServeError::Listen {
                 addr: args.listen,
                 source,
             })?;
+        let cp_http = bind_local(args.control_plane_http_listen).await?;
+        let sidecar_http = bind_local(args.http_listen).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let cp_probes = Arc::new(UpProbes {
+            control_plane: Arc::clone(&control_plane),
+        });
+        let cp_http_server = tokio::spawn(crate::http::serve(
+            crate::http::probe_routes(cp_probes),
+            cp_http.0,
+            None,
+            until_stopped(stopped.clone()),
+        ));
         let (stop_cp, cp_stopped) = tokio::sync::oneshot::channel::<()>();
         let cp_server = tokio::spawn(serve_control_plane_with(
             Arc::clone(&control_plane),
@@ -174,10 +193,22 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let (stop_sidecar, sidecar_stopped) = tokio::sync::oneshot::channel::<()>();
-        let sidecar_server = tokio::spawn(serve_sidecar(handle, sidecar_listener, async {
+        let sidecar_server = tokio::spawn(serve_sidecar(handle.clone(), sidecar_listener, async {
             let _ = sidecar_stopped.await;
         }));
-        let _ = print_welcome(out, &demo, cp_addr, sidecar_addr, &log_path);
+        let sidecar_http_server = tokio::spawn(crate::http::serve(
+            crate::http::probe_routes(Arc::new(crate::sidecar::SidecarProbes(handle.clone()))),
+            sidecar_http.0,
+            None,
+            until_stopped(stopped.clone()),
+        ));
+        let addresses = Addresses {
+            control_plane: cp_addr,
+            control_plane_http: cp_http.1,
+            sidecar: sidecar_addr,
+            sidecar_http: sidecar_http.1,
+        };
+        let _ = print_welcome(out, &demo, &addresses, &log_path);
         let _ = out.flush();
 
         stop_signal().await;
@@ -185,8 +216,11 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         let _ = shutdown_tx.send(true);
         let _ = stop_sidecar.send(());
         let _ = stop_cp.send(());
+        let _ = stop.send(true);
         let _ = tokio::time::timeout(DRAIN, async {
             let _ = sidecar_server.await;
+            let _ = sidecar_http_server.await;
+            let _ = cp_http_server.await;
             let _ = stream.await;
             let _ = cp_server.await;
         })
@@ -328,13 +362,55 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     crate::control_plane::write_new_private(path, text)
 }
 
+/// Where `up` serves.
+struct Addresses {
+    control_plane: SocketAddr,
+    control_plane_http: SocketAddr,
+    sidecar: SocketAddr,
+    sidecar_http: SocketAddr,
+}
+
+/// The control plane's probes in `up`: ready while it runs.
+struct UpProbes {
+    control_plane: Arc<ControlPlane>,
+}
+
+impl crate::observe::Probes for UpProbes {
+    fn ready(&self) -> bool {
+        true
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        crate::observe::gauge(
+            &mut out,
+            "iamlet_control_plane_tenants",
+            "Tenants in the store.",
+            &[(
+                String::new(),
+                self.control_plane.list_tenants().len() as f64,
+            )],
+        );
+        out
+    }
+}
+
+/// Binds `addr` and returns the listener with the address it got.
+async fn bind_local(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let listener = crate::grpc::bind(addr).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok((listener, local))
+}
+
 fn print_welcome(
     out: &mut dyn Write,
     demo: &Demo,
-    cp: SocketAddr,
-    sidecar: SocketAddr,
+    addresses: &Addresses,
     log: &Path,
 ) -> std::io::Result<()> {
+    let (cp, sidecar) = (addresses.control_plane, addresses.sidecar);
     let a = &demo.account;
     let s = if sidecar.port() == 7071 && sidecar.ip().is_loopback() {
         String::new()
@@ -348,7 +424,17 @@ fn print_welcome(
     )?;
     writeln!(
         out,
+        "  control plane HTTP (/healthz, /readyz, /metrics)    http://{}",
+        addresses.control_plane_http
+    )?;
+    writeln!(
+        out,
         "  sidecar (Authorizer, SecurityTokenService, Status)  http://{sidecar}"
+    )?;
+    writeln!(
+        out,
+        "  sidecar HTTP (/healthz, /readyz, /metrics)          http://{}",
+        addresses.sidecar_http
     )?;
     writeln!(
         out,

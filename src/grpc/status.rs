@@ -95,6 +95,20 @@ fn echo_message(message: &str) -> String {
     out
 }
 
+/// A local-API (Authorizer, STS) error as a status.
+pub fn api_status(error: &crate::sidecar::ApiError) -> Status {
+    let domain = match error {
+        crate::sidecar::ApiError::Sts(_) => ErrorDomain::Sts,
+        _ => ErrorDomain::Authorizer,
+    };
+    to_status(error.code(), &error.to_string(), domain)
+}
+
+/// An admin API error as a status.
+pub fn admin_status(error: &crate::control_plane::AdminError) -> Status {
+    to_status(error.code(), &error.to_string(), ErrorDomain::Iam)
+}
+
 /// The AWS error code a status carries, if it carries one.
 pub fn aws_error_code(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|info| info.reason)

@@ -366,7 +366,7 @@ impl Churn {
                     .to_string(),
                 };
                 let result = client
-                    .call(crate::control_plane::signed_admin_request(
+                    .call(crate::grpc::signed_admin_request(
                         request,
                         "Call",
                         config.credentials.as_ref(),

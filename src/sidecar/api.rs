@@ -1,5 +1,5 @@
-//! What the local API's services share: the snapshot store, the caches, the decision log, and
-//! the one place where errors become gRPC statuses.
+//! What the local API's services share: the snapshot store, the caches, the decision log,
+//! freshness, and the caller's authentication.
 
 use crate::error::AwsCode;
 
@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use tonic::Status;
 
 use crate::policy::{ContextValue, Timestamp};
-use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
 
 use crate::sts::sigv4::{Signature, SignedRequest};
@@ -21,6 +19,17 @@ use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
 use super::decision_log::DecisionLog;
 use crate::observe::Metrics;
 use crate::sync::{Readiness, SyncState};
+
+/// A cache's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that were not.
+    pub misses: u64,
+    /// Entries held now.
+    pub entries: u64,
+}
 
 /// How the caches are sized.
 #[derive(Debug, Clone, Copy)]
@@ -160,22 +169,12 @@ impl ApiError {
     }
 }
 
-/// The one place where local-API errors become statuses: the code follows from the AWS code,
-/// which travels as `ErrorInfo.reason`.
-pub fn status(error: &ApiError) -> Status {
-    let domain = match error {
-        ApiError::Sts(_) => crate::grpc::ErrorDomain::Sts,
-        _ => crate::grpc::ErrorDomain::Authorizer,
-    };
-    crate::grpc::to_status(error.code(), &error.to_string(), domain)
-}
-
 /// The state the Authorizer and STS services share.
 #[derive(Debug)]
 pub struct Api {
     pub(super) store: Arc<SnapshotStore>,
     pub(super) credentials: CredentialCache,
-    pub(super) decisions: Cache<Box<[u8]>, Arc<pb::AuthorizeResponse>>,
+    pub(super) decisions: Cache<Box<[u8]>, Arc<super::Decision>>,
     pub(super) decision_stats: HitStats,
     pub(super) mfa: MfaSteps,
     pub(super) log: Arc<DecisionLog>,
@@ -304,44 +303,10 @@ impl std::fmt::Debug for CallerId {
 // === impl CallerId ===
 
 impl CallerId {
-    /// Decodes credentials.
-    pub fn from_credentials(c: pb::Credentials) -> Result<Self, ApiError> {
-        let pb::Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        } = c;
-        if access_key_id.is_empty() {
-            return Err(ApiError::invalid("credentials.access_key_id", "missing"));
-        }
-        if secret_access_key.is_empty() {
-            return Err(ApiError::invalid(
-                "credentials.secret_access_key",
-                "missing",
-            ));
-        }
-        Ok(Self::Keys {
-            access_key_id,
-            secret: secret_access_key,
-            session_token: Some(session_token).filter(|t| !t.is_empty()),
-        })
-    }
-
-    /// Decodes and parses a signed request.
-    pub fn from_signed(r: &pb::SignedRequest) -> Result<Self, ApiError> {
-        let headers: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
-        let request = SignedRequest {
-            method: &r.method,
-            path: &r.path,
-            query: &r.query,
-            headers: &headers,
-            payload_sha256: Some(r.payload_sha256.as_str()).filter(|p| !p.is_empty()),
-        };
-        let signature = Signature::parse(&request).map_err(StsError::from)?;
+    /// A caller proven by a SigV4-signed request: parses the signature and builds the string
+    /// to sign from the request's parts (any edge: a protobuf message, an HTTP request).
+    pub fn signed(request: &SignedRequest<'_>) -> Result<Self, ApiError> {
+        let signature = Signature::parse(request).map_err(StsError::from)?;
         Ok(Self::Signed(Box::new(signature)))
     }
 
@@ -465,9 +430,9 @@ impl Api {
     }
 
     /// Hits, misses and size of the decision cache.
-    pub fn decision_cache_stats(&self) -> pb::CacheStats {
+    pub fn decision_cache_stats(&self) -> CacheStats {
         let (hits, misses) = self.decision_stats.counts();
-        pb::CacheStats {
+        CacheStats {
             hits,
             misses,
             entries: self.decisions.entry_count(),
@@ -475,9 +440,9 @@ impl Api {
     }
 
     /// Hits, misses and size of the verified-credential cache.
-    pub fn credential_cache_stats(&self) -> pb::CacheStats {
+    pub fn credential_cache_stats(&self) -> CacheStats {
         let (hits, misses) = self.credentials.stats.counts();
-        pb::CacheStats {
+        CacheStats {
             hits,
             misses,
             entries: self.credentials.cache.entry_count(),

@@ -1,46 +1,123 @@
-//! `iamlet.v1.Authorizer`: decisions for applications, from the snapshot store only.
+//! The Authorizer: decisions for applications, from the snapshot store only.
+//!
+//! This is the domain API every edge calls: the gRPC `iamlet.v1.Authorizer`, and the HTTP
+//! protocols built on the HTTP edge. Inputs arrive decoded ([`AuthorizeInput`]); answers
+//! leave as a [`Decision`], which the edge renders. A deny is a decision, not an error.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ring::digest;
-use tonic::{Request, Response, Status};
 
 use crate::authz::{
-    evaluate, evaluate_explained, Context, Decision, Outcome, Principal, Request as AuthzRequest,
+    evaluate, evaluate_explained, Context, Outcome, Principal, Request as AuthzRequest,
+    StatementRef, TraceEntry,
 };
 use crate::policy::{
-    parse_policy_date, CompiledPolicy, ContextValue, KeyValues, ParseOptions, PolicyDocument,
-    PolicyKind, Timestamp,
+    CompiledPolicy, KeyValues, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
 };
-use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, TenantSnapshot};
 use crate::sts::{fill_session_context, Caller, Verified};
 
-use super::api::{status, Api, ApiError, CallerId};
+use super::api::{Api, ApiError, CallerId};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 use crate::observe::{Answer, Method};
 
-/// The most requests one `BatchAuthorize` carries.
-pub(super) const MAX_BATCH: usize = 1000;
+/// The most requests one batch carries.
+pub const MAX_BATCH: usize = 1000;
 
-/// `iamlet.v1.Authorizer`.
+/// Why an authorization could not be decided. A deny is a [`Decision`], never this.
+pub type AuthorizeError = ApiError;
+
+/// One question: may `caller` perform `action` on `resource`, in `context`?
 #[derive(Debug, Clone)]
-pub struct AuthorizerService {
-    api: Arc<Api>,
+pub struct AuthorizeInput {
+    /// Who asks: a principal the application vouches for, or credentials the sidecar checks.
+    pub caller: CallerId,
+    /// The IAM action (`s3:GetObject`).
+    pub action: String,
+    /// The resource's ARN, or `*`.
+    pub resource: String,
+    /// Condition keys the application supplies. Keys that follow from the principal are
+    /// dropped; keys that follow from credentials are dropped for authenticated callers.
+    pub context: Context,
+    /// The tenant owning the resource, when its ARN does not say (S3 buckets).
+    pub resource_tenant: Option<String>,
+    /// A resource-based policy supplied with the request (a trust policy for
+    /// `sts:AssumeRole*`), instead of the one registered for the resource.
+    pub resource_policy: Option<String>,
+    /// Return every statement that applied, and bypass the cache.
+    pub explain: bool,
+    /// Refuse (retryably) while the caller tenant's snapshot is older than this.
+    pub min_version: Option<SnapshotVersion>,
+    /// The caller's id for this request, echoed to the decision log; one is made up when
+    /// absent.
+    pub request_id: Option<String>,
 }
 
-/// A request decoded at the edge; the principal comes with the caller.
-struct Decoded {
-    caller: CallerId,
-    action: String,
-    resource: String,
-    context: Context,
-    resource_tenant: Option<String>,
-    inline_policy: Option<String>,
-    explain: bool,
-    min_version: Option<SnapshotVersion>,
+/// A decision and what made it. Every field is shared, so a cached decision is handed out by
+/// reference counts, never copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow, explicit deny or implicit deny.
+    pub outcome: Outcome,
+    /// The policy type that decided.
+    pub policy_type: Option<PolicyKind>,
+    /// The deciding statement (none for an implicit deny).
+    pub statement: Option<StatementRef>,
+    /// AWS's message for the decision.
+    pub message: Arc<str>,
+    /// The principal that was decided for (the session's ARN for session credentials).
+    pub principal: Arc<str>,
+    /// The tenant whose snapshot decided.
+    pub tenant: Arc<str>,
+    /// That snapshot's version.
+    pub version: SnapshotVersion,
+    /// Every statement that applied, when the request asked to explain.
+    pub trace: Arc<[TraceEntry]>,
+    /// True when the decision came from the cache.
+    pub cached: bool,
+}
+
+impl Decision {
+    /// True for `Allow`.
+    pub fn is_allowed(&self) -> bool {
+        self.outcome == Outcome::Allow
+    }
+}
+
+/// The Authorizer: decides with an [`Api`]'s snapshots, caches and decision log.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use iamlet::sidecar::{Api, AuthorizeInput, Authorizer, CacheConfig, CallerId};
+/// # use iamlet::sidecar::decision_log::DecisionLog;
+/// # use iamlet::snapshot::SnapshotStore;
+/// # use iamlet::authz::Context;
+/// let store = Arc::new(SnapshotStore::new()); // filled by the sync stream or from disk
+/// let api = Arc::new(Api::new(store, &CacheConfig::default(), DecisionLog::off()));
+/// let authorizer = Authorizer::new(api);
+/// let decision = authorizer.authorize(&AuthorizeInput {
+///     caller: CallerId::PrincipalArn("arn:aws:iam::111122223333:user/alice".into()),
+///     action: "s3:GetObject".into(),
+///     resource: "arn:aws:s3:::demo-data/home/alice/notes.txt".into(),
+///     context: Context::new(),
+///     resource_tenant: None,
+///     resource_policy: None,
+///     explain: false,
+///     min_version: None,
+///     request_id: None,
+/// });
+/// match decision {
+///     Ok(d) if d.is_allowed() => println!("allowed by {:?}", d.statement),
+///     Ok(d) => println!("denied: {}", d.message),
+///     Err(e) => println!("{}: {e}", e.code()),
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    api: Arc<Api>,
 }
 
 /// The caller of a request: named by the application, or proven by credentials (shared with
@@ -59,24 +136,389 @@ impl Authenticated {
     }
 }
 
-/// A decision and the tenant that made it.
-struct Decided {
-    tenant: String,
-    response: pb::AuthorizeResponse,
-}
-
-/// What the decision cache's key is made of, besides the caller and the snapshots.
-struct KeyParts<'a> {
-    action: &'a str,
-    resource: &'a str,
-    resource_tenant: &'a str,
-    inline_policy: Option<&'a str>,
-    inline: Option<&'a CompiledPolicy>,
-    context: &'a Context,
+/// The snapshots a request is decided on: one load per tenant per request, so every part of
+/// the decision sees one version.
+struct Snapshots {
+    caller: Arc<TenantSnapshot>,
+    /// The resource tenant's, when it is another tenant served here.
+    resource: Option<Arc<TenantSnapshot>>,
+    resource_tenant: String,
 }
 
 /// Context keys whose values follow from the clock.
 const CLOCK_KEYS: [&str; 3] = ["aws:currenttime", "aws:epochtime", "aws:multifactorauthage"];
+
+/// Keys that follow from credentials: a caller authenticated by the sidecar cannot claim
+/// them. (An application naming a principal by ARN vouches for its caller, MFA included.)
+const SESSION_KEYS: [&str; 7] = [
+    "aws:tokenissuetime",
+    "aws:multifactorauthpresent",
+    "aws:multifactorauthage",
+    "aws:sourceidentity",
+    "aws:federatedprovider",
+    "aws:currenttime",
+    "aws:epochtime",
+];
+
+// === impl Authorizer ===
+
+impl Authorizer {
+    /// Decides with `api`'s snapshots and caches.
+    pub fn new(api: Arc<Api>) -> Self {
+        Self { api }
+    }
+
+    /// The shared state this Authorizer decides with.
+    pub fn api(&self) -> &Arc<Api> {
+        &self.api
+    }
+
+    /// Decides one request, logs it, and counts it.
+    pub fn authorize(&self, input: &AuthorizeInput) -> Result<Decision, AuthorizeError> {
+        self.authorize_logged(input, Method::Authorize)
+    }
+
+    /// Decides up to [`MAX_BATCH`] requests, each on its own: one request's error does not
+    /// fail the others.
+    pub fn authorize_batch(
+        &self,
+        inputs: &[AuthorizeInput],
+    ) -> Result<Vec<Result<Decision, AuthorizeError>>, AuthorizeError> {
+        if inputs.len() > MAX_BATCH {
+            return Err(ApiError::invalid(
+                "requests",
+                format!("{} requests; at most {MAX_BATCH}", inputs.len()),
+            ));
+        }
+        Ok(inputs
+            .iter()
+            .map(|input| self.authorize_logged(input, Method::BatchAuthorize))
+            .collect())
+    }
+
+    /// Counts and logs a request an edge could not decode, as a decided one would be.
+    pub fn refused(
+        &self,
+        action: &str,
+        resource: &str,
+        request_id: Option<&str>,
+        error: &AuthorizeError,
+        batch: bool,
+    ) {
+        let method = if batch {
+            Method::BatchAuthorize
+        } else {
+            Method::Authorize
+        };
+        self.api
+            .metrics
+            .record(method, Answer::Error, std::time::Duration::ZERO);
+        let log = &self.api.log;
+        let generated;
+        let request_id = match request_id {
+            Some(id) => id,
+            None => {
+                generated = next_request_id();
+                &generated
+            }
+        };
+        if log.is_enabled() && log.wants(true, sample_key(request_id)) {
+            let mut record = record_of(request_id, method, Timestamp::now(), 0, Err(error));
+            record.action = action.to_owned();
+            record.resource = resource.to_owned();
+            log.record(record);
+        }
+    }
+
+    fn authorize_logged(
+        &self,
+        input: &AuthorizeInput,
+        method: Method,
+    ) -> Result<Decision, AuthorizeError> {
+        let started = Instant::now();
+        let now = Timestamp::now();
+        let result = self.decide(input, now);
+        self.api
+            .metrics
+            .record(method, answer(&result), started.elapsed());
+        let log = &self.api.log;
+        if !log.is_enabled() {
+            return result;
+        }
+        let generated;
+        let request_id = match &input.request_id {
+            Some(id) => id.as_str(),
+            None => {
+                generated = next_request_id();
+                &generated
+            }
+        };
+        let deny_or_error = !matches!(&result, Ok(d) if d.is_allowed());
+        if log.wants(deny_or_error, sample_key(request_id)) {
+            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let mut record = record_of(request_id, method, now, latency_us, result.as_ref());
+            record.action.clone_from(&input.action);
+            record.resource.clone_from(&input.resource);
+            log.record(record);
+        }
+        result
+    }
+
+    /// The decision procedure, step by step: who asks, on which snapshots, whether the cache
+    /// knows the answer, and otherwise the evaluation.
+    fn decide(&self, input: &AuthorizeInput, now: Timestamp) -> Result<Decision, ApiError> {
+        check_present(input)?;
+        let (authenticated, caller_snapshot) = self.authenticate(&input.caller, now)?;
+        let caller = authenticated.caller();
+        let snapshots = self.snapshots(input, caller_snapshot, now)?;
+        let inline = compile_inline_policy(
+            input.resource_policy.as_deref(),
+            is_assume_role(&input.action),
+        )?;
+
+        // The cache is consulted before anything is derived from the caller: a hit costs the
+        // key and one lookup.
+        let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
+        let cache_key = (!input.explain).then(|| {
+            cache_key(
+                &snapshots,
+                input,
+                matches!(authenticated, Authenticated::Credentials(_)),
+                &caller.session_policies,
+                inline.as_ref(),
+                clock,
+            )
+        });
+        if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
+            self.api.decision_stats.hit();
+            let mut decision = (*hit).clone();
+            decision.cached = true;
+            return Ok(decision);
+        }
+        if cache_key.is_some() {
+            self.api.decision_stats.miss();
+        }
+        let decision = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
+        if let Some(key) = cache_key {
+            self.api.decisions.insert(key, Arc::new(decision.clone()));
+        }
+        Ok(decision)
+    }
+
+    /// Who is asking, and the caller tenant's snapshot.
+    fn authenticate(
+        &self,
+        caller: &CallerId,
+        now: Timestamp,
+    ) -> Result<(Authenticated, Arc<TenantSnapshot>), ApiError> {
+        match caller {
+            CallerId::PrincipalArn(arn) => {
+                let principal =
+                    Principal::parse(arn).map_err(|e| ApiError::invalid("principal_arn", e))?;
+                let tenant = principal.account().ok_or_else(|| {
+                    ApiError::invalid("principal_arn", "the caller must belong to a tenant")
+                })?;
+                let snapshot = self.api.load(tenant)?;
+                let caller = Caller {
+                    principal,
+                    session: None,
+                    session_policies: Arc::new([]),
+                };
+                Ok((Authenticated::Named(caller), snapshot))
+            }
+            other => {
+                let (verified, snapshot) = self.api.authenticate(other, now)?;
+                Ok((Authenticated::Credentials(verified), snapshot))
+            }
+        }
+    }
+
+    /// Checks that the caller tenant may decide now and is recent enough, and loads the
+    /// resource tenant's snapshot when it is another tenant.
+    fn snapshots(
+        &self,
+        input: &AuthorizeInput,
+        caller: Arc<TenantSnapshot>,
+        now: Timestamp,
+    ) -> Result<Snapshots, ApiError> {
+        let caller_tenant = caller.account_id();
+        self.api.check_decide(caller_tenant, now)?;
+        if let Some(wanted) = input.min_version {
+            let current = caller.version();
+            if current < wanted {
+                return Err(ApiError::VersionBehind {
+                    tenant: caller_tenant.to_owned(),
+                    current,
+                    wanted,
+                });
+            }
+        }
+        let resource_tenant = input
+            .resource_tenant
+            .as_deref()
+            .or_else(|| arn_account(&input.resource))
+            .unwrap_or(caller_tenant)
+            .to_owned();
+        let resource = if resource_tenant == caller_tenant {
+            None
+        } else {
+            self.api.store.load(&resource_tenant)
+        };
+        Ok(Snapshots {
+            caller,
+            resource,
+            resource_tenant,
+        })
+    }
+
+    /// Evaluates a request the cache did not know.
+    fn evaluate(
+        &self,
+        input: &AuthorizeInput,
+        authenticated: &Authenticated,
+        snapshots: &Snapshots,
+        inline: Option<&CompiledPolicy>,
+        clock: Timestamp,
+    ) -> Result<Decision, ApiError> {
+        let caller = authenticated.caller();
+        let snapshot = &snapshots.caller;
+        let caller_tenant = snapshot.account_id();
+        let principal = &caller.principal;
+        let resolved = snapshot
+            .resolve(principal)
+            .ok_or_else(|| ApiError::UnknownPrincipal {
+                principal: principal.to_string(),
+                tenant: caller_tenant.to_owned(),
+            })?;
+        let authenticated_caller = matches!(authenticated, Authenticated::Credentials(_));
+        let mut context = Context::new();
+        for (key, values) in input.context.iter() {
+            if !caller_may_set(key, authenticated_caller) {
+                continue;
+            }
+            match values {
+                KeyValues::Single(v) => context.insert(key, v.clone()),
+                KeyValues::Multi(vs) => context.insert_multi(key, vs.to_vec()),
+            }
+        }
+        // The clock at whole seconds, as AWS's `aws:CurrentTime` reads: decisions that read it
+        // can then be cached within the second.
+        let (current_time, epoch_time) = self.api.clock_values(clock);
+        context.insert_if_absent("aws:CurrentTime", current_time);
+        context.insert_if_absent("aws:EpochTime", epoch_time);
+        resolved.fill_context(principal, &mut context);
+        fill_session_context(caller.session.as_deref(), clock, &mut context);
+        let mut request = AuthzRequest::try_new(principal.clone(), &input.action, &input.resource)
+            .map_err(|e| {
+                ApiError::invalid(
+                    if input.action.contains(':') {
+                        "resource"
+                    } else {
+                        "action"
+                    },
+                    e,
+                )
+            })?
+            .with_context(context);
+        if snapshots.resource_tenant != caller_tenant {
+            request = request.with_resource_account(snapshots.resource_tenant.clone());
+        }
+        let resource_snapshot = if snapshots.resource_tenant == caller_tenant {
+            Some(snapshot)
+        } else {
+            snapshots.resource.as_ref()
+        };
+        let registered = resource_snapshot.and_then(|s| {
+            let resource = request.resource().as_str();
+            if is_assume_role(&input.action) {
+                let role = resource.rsplit('/').next()?;
+                s.role(role)
+                    .filter(|r| &*r.arn == resource)
+                    .map(|r| Arc::clone(&r.trust))
+            } else {
+                s.resource_policy(resource).cloned()
+            }
+        });
+        let resource_policy = inline.or(registered.as_deref());
+        let policies = resolved.policy_set(resource_policy, &caller.session_policies);
+        let (decision, trace) = if input.explain {
+            let (d, t) = evaluate_explained(&policies, &request);
+            (d, t.entries)
+        } else {
+            (evaluate(&policies, &request), Vec::new())
+        };
+        Ok(Decision {
+            outcome: decision.outcome,
+            policy_type: decision.policy_type,
+            message: decision.message(&request).into(),
+            statement: decision.statement,
+            principal: principal.to_string().into(),
+            tenant: caller_tenant.into(),
+            version: snapshot.version(),
+            trace: trace.into(),
+            cached: false,
+        })
+    }
+}
+
+/// Whether a request's caller may supply context key `key` (lowercased). Keys that follow
+/// from the principal are the sidecar's to set (IAM-SEMANTICS §3.7); keys that follow from
+/// credentials are too, when the sidecar authenticated the caller.
+fn caller_may_set(key: &str, authenticated: bool) -> bool {
+    let principal_key = key.starts_with("aws:principaltag/")
+        || matches!(
+            key,
+            "aws:principalarn"
+                | "aws:principalaccount"
+                | "aws:principaltype"
+                | "aws:userid"
+                | "aws:username"
+        );
+    !(principal_key || authenticated && SESSION_KEYS.contains(&key))
+}
+
+fn is_assume_role(action: &str) -> bool {
+    action
+        .get(..14)
+        .is_some_and(|p| p.eq_ignore_ascii_case("sts:assumerole"))
+}
+
+fn check_present(input: &AuthorizeInput) -> Result<(), ApiError> {
+    if input.action.is_empty() {
+        return Err(ApiError::invalid("action", "missing"));
+    }
+    if input.resource.is_empty() {
+        return Err(ApiError::invalid("resource", "missing"));
+    }
+    Ok(())
+}
+
+/// Parses and compiles a policy supplied with the request: a trust policy for
+/// `sts:AssumeRole*`, a resource-based policy otherwise.
+fn compile_inline_policy(
+    text: Option<&str>,
+    is_assume_role: bool,
+) -> Result<Option<CompiledPolicy>, ApiError> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let kind = if is_assume_role {
+        PolicyKind::Trust
+    } else {
+        PolicyKind::Resource
+    };
+    let document = PolicyDocument::parse_with(text, ParseOptions::lenient(kind)).map_err(|e| {
+        ApiError::invalid(
+            "resource_policy_json",
+            format!("{}: {}", e.code(), e.message()),
+        )
+    })?;
+    Ok(Some(CompiledPolicy::compile(
+        "request#resource-policy",
+        kind,
+        &document,
+    )))
+}
 
 /// The account of an ARN (`arn:partition:service:region:account:...`), if it names one.
 fn arn_account(arn: &str) -> Option<&str> {
@@ -86,443 +528,23 @@ fn arn_account(arn: &str) -> Option<&str> {
         .filter(|a| !a.is_empty())
 }
 
-// === impl AuthorizerService ===
-
-impl AuthorizerService {
-    /// Decides with `api`'s snapshots and caches.
-    pub fn new(api: Arc<Api>) -> Self {
-        Self { api }
-    }
-
-    /// The tonic server.
-    pub fn into_server(self) -> pb::authorizer_server::AuthorizerServer<Self> {
-        pb::authorizer_server::AuthorizerServer::new(self)
-    }
-
-    /// Decides one request as `Authorize` does, without gRPC: for a process that embeds
-    /// iamlet, and for benchmarks.
-    pub fn decide(&self, request: pb::AuthorizeRequest) -> Result<pb::AuthorizeResponse, ApiError> {
-        self.decide_logged(request, "Authorize")
-    }
-
-    /// Decides one request and logs it.
-    fn decide_logged(
-        &self,
-        message: pb::AuthorizeRequest,
-        operation: &'static str,
-    ) -> Result<pb::AuthorizeResponse, ApiError> {
-        let started = Instant::now();
-        let now = Timestamp::now();
-        let log = &self.api.log;
-        let method = if operation == "BatchAuthorize" {
-            Method::BatchAuthorize
-        } else {
-            Method::Authorize
-        };
-        if !log.is_enabled() {
-            // Nothing to log: no request id, no copies of the action and resource.
-            let result = decode(message)
-                .and_then(|d| self.decide_decoded(d, now))
-                .map(|o| o.response);
-            self.api
-                .metrics
-                .record(method, answer(&result), started.elapsed());
-            return result;
-        }
-        let request_id = if message.request_id.is_empty() {
-            next_request_id()
-        } else {
-            message.request_id.clone()
-        };
-        let (action, resource) = (message.action.clone(), message.resource.clone());
-        let result = decode(message).and_then(|d| self.decide_decoded(d, now));
-        self.api.metrics.record(
-            method,
-            answer(&result.as_ref().map(|o| &o.response)),
-            started.elapsed(),
-        );
-        let deny_or_error =
-            !matches!(&result, Ok(o) if o.response.decision == pb::Decision::Allow as i32);
-        if log.wants(deny_or_error, sample_key(&request_id)) {
-            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let record = match &result {
-                Ok(o) => DecisionRecord {
-                    time: rfc3339_millis(now),
-                    request_id,
-                    operation,
-                    tenant: o.tenant.clone(),
-                    principal: o.response.principal_arn.clone(),
-                    action,
-                    resource,
-                    decision: decision_name(o.response.decision),
-                    error_code: None,
-                    policy_type: policy_type_name(o.response.policy_type),
-                    statement: o.response.statement.as_ref().map(|s| {
-                        if s.sid.is_empty() {
-                            format!("{}#{}", s.policy, s.index)
-                        } else {
-                            format!("{}#{}({})", s.policy, s.index, s.sid)
-                        }
-                    }),
-                    snapshot_version: o
-                        .response
-                        .version
-                        .map(|v| format!("{}.{}", v.epoch, v.seq))
-                        .unwrap_or_default(),
-                    latency_us,
-                    cached: o.response.cached,
-                },
-                Err(e) => DecisionRecord {
-                    time: rfc3339_millis(now),
-                    request_id,
-                    operation,
-                    tenant: String::new(),
-                    principal: String::new(),
-                    action,
-                    resource,
-                    decision: "Error",
-                    error_code: Some(e.code().as_str()),
-                    policy_type: None,
-                    statement: None,
-                    snapshot_version: String::new(),
-                    latency_us,
-                    cached: false,
-                },
-            };
-            log.record(record);
-        }
-        result.map(|o| o.response)
-    }
-
-    fn decide_decoded(&self, d: Decoded, now: Timestamp) -> Result<Decided, ApiError> {
-        let Decoded {
-            caller: caller_id,
-            action,
-            resource,
-            mut context,
-            resource_tenant,
-            inline_policy,
-            explain,
-            min_version,
-        } = d;
-        // Who is asking, and the caller tenant's snapshot: one load per tenant per request,
-        // so every part of the decision sees one version.
-        let (verified, snapshot) = match &caller_id {
-            CallerId::PrincipalArn(arn) => {
-                let principal =
-                    Principal::parse(arn).map_err(|e| ApiError::invalid("principal_arn", e))?;
-                let tenant = principal
-                    .account()
-                    .ok_or_else(|| {
-                        ApiError::invalid("principal_arn", "the caller must belong to a tenant")
-                    })?
-                    .to_owned();
-                let snapshot = self.api.load(&tenant)?;
-                let caller = Caller {
-                    principal,
-                    session: None,
-                    session_policies: Arc::new([]),
-                };
-                (Authenticated::Named(caller), snapshot)
-            }
-            other => {
-                strip_session_keys(&mut context);
-                let (verified, snapshot) = self.api.authenticate(other, now)?;
-                (Authenticated::Credentials(verified), snapshot)
-            }
-        };
-        let caller = verified.caller();
-        let caller_tenant = snapshot.account_id();
-        self.api.check_decide(caller_tenant, now)?;
-        if let Some(wanted) = min_version {
-            let current = snapshot.version();
-            if current < wanted {
-                return Err(ApiError::VersionBehind {
-                    tenant: caller_tenant.to_owned(),
-                    current,
-                    wanted,
-                });
-            }
-        }
-        let resource_tenant = resource_tenant
-            .or_else(|| arn_account(&resource).map(str::to_owned))
-            .unwrap_or_else(|| caller_tenant.to_owned());
-        let resource_snapshot = if resource_tenant == caller_tenant {
-            Some(Arc::clone(&snapshot))
-        } else {
-            self.api.store.load(&resource_tenant)
-        };
-        let is_assume_role = action
-            .get(..14)
-            .is_some_and(|p| p.eq_ignore_ascii_case("sts:assumerole"));
-        let inline: Option<CompiledPolicy> = match &inline_policy {
-            Some(text) => {
-                let kind = if is_assume_role {
-                    PolicyKind::Trust
-                } else {
-                    PolicyKind::Resource
-                };
-                let document = PolicyDocument::parse_with(text, ParseOptions::lenient(kind))
-                    .map_err(|e| {
-                        ApiError::invalid(
-                            "resource_policy_json",
-                            format!("{}: {}", e.code(), e.message()),
-                        )
-                    })?;
-                Some(CompiledPolicy::compile(
-                    "request#resource-policy",
-                    kind,
-                    &document,
-                ))
-            }
-            None => None,
-        };
-
-        // The cache is consulted before anything is derived from the caller: a hit costs the
-        // key and one lookup.
-        let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
-        let cache_key = (!explain).then(|| {
-            cache_key(
-                &snapshot,
-                resource_snapshot
-                    .as_deref()
-                    .filter(|s| s.account_id() != caller_tenant),
-                &caller_id,
-                &caller.session_policies,
-                &KeyParts {
-                    action: &action,
-                    resource: &resource,
-                    resource_tenant: &resource_tenant,
-                    inline_policy: inline_policy.as_deref(),
-                    inline: inline.as_ref(),
-                    context: &context,
-                },
-                clock,
-            )
-        });
-        if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
-            self.api.decision_stats.hit();
-            let mut response = (*hit).clone();
-            response.cached = true;
-            return Ok(Decided {
-                tenant: caller_tenant.to_owned(),
-                response,
-            });
-        }
-        if cache_key.is_some() {
-            self.api.decision_stats.miss();
-        }
-
-        let principal = &caller.principal;
-        let resolved = snapshot
-            .resolve(principal)
-            .ok_or_else(|| ApiError::UnknownPrincipal {
-                principal: principal.to_string(),
-                tenant: caller_tenant.to_owned(),
-            })?;
-        // The clock at whole seconds, as AWS's `aws:CurrentTime` reads: decisions that read it
-        // can then be cached within the second.
-        let (current_time, epoch_time) = self.api.clock_values(clock);
-        context.insert_if_absent("aws:CurrentTime", current_time);
-        context.insert_if_absent("aws:EpochTime", epoch_time);
-        resolved.fill_context(principal, &mut context);
-        fill_session_context(caller.session.as_deref(), clock, &mut context);
-        let mut request = AuthzRequest::try_new(principal.clone(), &action, &resource)
-            .map_err(|e| {
-                ApiError::invalid(
-                    if action.contains(':') {
-                        "resource"
-                    } else {
-                        "action"
-                    },
-                    e,
-                )
-            })?
-            .with_context(context);
-        if resource_tenant != caller_tenant {
-            request = request.with_resource_account(resource_tenant);
-        }
-        let registered = resource_snapshot.as_ref().and_then(|s| {
-            let resource = request.resource().as_str();
-            if is_assume_role {
-                let role = resource.rsplit('/').next()?;
-                s.role(role)
-                    .filter(|r| &*r.arn == resource)
-                    .map(|r| Arc::clone(&r.trust))
-            } else {
-                s.resource_policy(resource).cloned()
-            }
-        });
-        let resource_policy = inline.as_ref().or(registered.as_deref());
-        let policies = resolved.policy_set(resource_policy, &caller.session_policies);
-        let (decision, trace): (Decision, _) = if explain {
-            let (d, t) = evaluate_explained(&policies, &request);
-            (d, t.entries)
-        } else {
-            (evaluate(&policies, &request), Vec::new())
-        };
-        let response = pb::AuthorizeResponse {
-            decision: match decision.outcome {
-                Outcome::Allow => pb::Decision::Allow,
-                Outcome::ExplicitDeny => pb::Decision::ExplicitDeny,
-                Outcome::ImplicitDeny => pb::Decision::ImplicitDeny,
-            } as i32,
-            policy_type: decision.policy_type.map_or(0, kind_pb),
-            statement: decision.statement.as_ref().map(statement_pb),
-            message: decision.message(&request),
-            version: Some(snapshot.version().into()),
-            trace: trace
-                .iter()
-                .map(|e| pb::TraceEntry {
-                    policy_type: kind_pb(e.policy_type),
-                    statement: Some(statement_pb(&e.statement)),
-                    effect: e.effect.as_str().to_owned(),
-                })
-                .collect(),
-            principal_arn: principal.to_string(),
-            cached: false,
-        };
-        if let Some(key) = cache_key {
-            self.api.decisions.insert(key, Arc::new(response.clone()));
-        }
-        Ok(Decided {
-            tenant: caller_tenant.to_owned(),
-            response,
-        })
-    }
-}
-
-fn decode(message: pb::AuthorizeRequest) -> Result<Decoded, ApiError> {
-    let pb::AuthorizeRequest {
-        caller,
-        action,
-        resource,
-        resource_tenant,
-        resource_policy_json,
-        context,
-        explain,
-        min_version,
-        request_id: _,
-    } = message;
-    let caller = match caller {
-        Some(pb::authorize_request::Caller::PrincipalArn(arn)) => CallerId::PrincipalArn(arn),
-        Some(pb::authorize_request::Caller::Credentials(c)) => CallerId::from_credentials(c)?,
-        Some(pb::authorize_request::Caller::SignedRequest(r)) => CallerId::from_signed(&r)?,
-        None => {
-            return Err(ApiError::invalid(
-                "caller",
-                "missing: give principal_arn, credentials or signed_request",
-            ))
-        }
-    };
-    if action.is_empty() {
-        return Err(ApiError::invalid("action", "missing"));
-    }
-    if resource.is_empty() {
-        return Err(ApiError::invalid("resource", "missing"));
-    }
-    let mut ctx = Context::new();
-    for (key, value) in context {
-        if key.is_empty() {
-            return Err(ApiError::invalid("context", "a key is empty"));
-        }
-        if is_principal_key(&key) {
-            // These follow from the principal; a caller cannot choose them.
-            continue;
-        }
-        match value.value {
-            Some(pb::context_value::Value::StringValue(s)) => ctx.insert_str(&key, &s),
-            // Typed values must be what they say: a value no condition can read would make a
-            // Deny conditioned on it quietly fail to match.
-            Some(pb::context_value::Value::NumberValue(s)) => {
-                if s.trim().parse::<f64>().map_or(true, |n| !n.is_finite()) {
-                    return Err(ApiError::invalid(
-                        format!("context[{key}]"),
-                        format!("`{s}` is not a number"),
-                    ));
-                }
-                ctx.insert_str(&key, &s);
-            }
-            Some(pb::context_value::Value::DateValue(s)) => {
-                if parse_policy_date(&s).is_none() {
-                    return Err(ApiError::invalid(
-                        format!("context[{key}]"),
-                        format!("`{s}` is not an ISO 8601 date or epoch seconds"),
-                    ));
-                }
-                ctx.insert_str(&key, &s);
-            }
-            Some(pb::context_value::Value::BoolValue(b)) => {
-                ctx.insert(&key, ContextValue::from_bool(b))
-            }
-            Some(pb::context_value::Value::ListValue(list)) => {
-                ctx.insert_multi(
-                    &key,
-                    list.values.into_iter().map(ContextValue::new).collect(),
-                );
-            }
-            None => return Err(ApiError::invalid(format!("context[{key}]"), "no value")),
-        }
-    }
-    Ok(Decoded {
-        caller,
-        action,
-        resource,
-        context: ctx,
-        resource_tenant: Some(resource_tenant).filter(|t| !t.is_empty()),
-        inline_policy: Some(resource_policy_json).filter(|p| !p.trim().is_empty()),
-        explain,
-        min_version: min_version.map(SnapshotVersion::from),
-    })
-}
-
-/// Keys the sidecar sets from the principal (IAM-SEMANTICS §3.7).
-fn is_principal_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    key.starts_with("aws:principaltag/")
-        || matches!(
-            key.as_str(),
-            "aws:principalarn"
-                | "aws:principalaccount"
-                | "aws:principaltype"
-                | "aws:userid"
-                | "aws:username"
-        )
-}
-
-/// Keys that follow from credentials: a caller authenticated by the sidecar cannot claim
-/// them. (An application naming a principal by ARN vouches for its caller, MFA included.)
-fn strip_session_keys(ctx: &mut Context) {
-    for key in [
-        "aws:tokenissuetime",
-        "aws:multifactorauthpresent",
-        "aws:multifactorauthage",
-        "aws:sourceidentity",
-        "aws:federatedprovider",
-        "aws:currenttime",
-        "aws:epochtime",
-    ] {
-        ctx.remove(key);
-    }
-}
-
-/// The decision cache's key: everything the decision depends on. The snapshot versions of
-/// both tenants come first, so a swap makes older entries unreachable; the context enters
-/// only through the keys some policy in play can read.
 /// The decision cache's key: everything the decision depends on, read before the request is
 /// evaluated. Both tenants' snapshot versions come first, so a swap makes older entries
 /// unreachable. The caller enters by its ARN, or by its access key id, which names a user for
 /// a version or one session (its policies, tags and times); the context enters only through
-/// the keys some policy in play can read, and the clock only when a policy reads it. The keys
-/// the sidecar derives from the caller are a function of those, so they need no place here.
+/// the keys some policy in play can read (less the keys an authenticated caller cannot
+/// claim), and the clock only when a policy reads it. The keys the sidecar derives from the
+/// caller are a function of those, so they need no place here.
 fn cache_key(
-    snapshot: &TenantSnapshot,
-    resource_snapshot: Option<&TenantSnapshot>,
-    caller: &CallerId,
+    snapshots: &Snapshots,
+    input: &AuthorizeInput,
+    authenticated: bool,
     session_policies: &[Arc<CompiledPolicy>],
-    parts: &KeyParts<'_>,
+    inline: Option<&CompiledPolicy>,
     now: Timestamp,
 ) -> Box<[u8]> {
+    let snapshot = &*snapshots.caller;
+    let resource_snapshot = snapshots.resource.as_deref();
     let mut key = Vec::with_capacity(192);
     let mut field = |bytes: &[u8]| {
         key.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -534,8 +556,8 @@ fn cache_key(
         field(&v.epoch.to_le_bytes());
         field(&v.seq.to_le_bytes());
     }
-    field(parts.resource_tenant.as_bytes());
-    match caller {
+    field(snapshots.resource_tenant.as_bytes());
+    match &input.caller {
         CallerId::PrincipalArn(arn) => {
             field(b"arn");
             field(arn.as_bytes());
@@ -549,9 +571,13 @@ fn cache_key(
             field(s.access_key_id().as_bytes());
         }
     }
-    field(parts.action.as_bytes());
-    field(parts.resource.as_bytes());
-    match parts.inline_policy {
+    field(input.action.as_bytes());
+    field(input.resource.as_bytes());
+    match input
+        .resource_policy
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
         Some(text) => field(digest::digest(&digest::SHA256, text.as_bytes()).as_ref()),
         None => field(b""),
     }
@@ -559,11 +585,11 @@ fn cache_key(
         let found = |keys: &[Box<str>]| keys.binary_search_by(|x| (**x).cmp(k)).is_ok();
         found(snapshot.context_keys())
             || resource_snapshot.is_some_and(|s| found(s.context_keys()))
-            || parts.inline.is_some_and(|p| found(p.context_keys()))
+            || inline.is_some_and(|p| found(p.context_keys()))
             || session_policies.iter().any(|p| found(p.context_keys()))
     };
-    for (k, values) in parts.context.iter() {
-        if !reads(k) {
+    for (k, values) in input.context.iter() {
+        if !reads(k) || !caller_may_set(k, authenticated) {
             continue;
         }
         field(k.as_bytes());
@@ -585,110 +611,82 @@ fn cache_key(
 }
 
 /// How a request ended, for the latency metric.
-fn answer<R: std::borrow::Borrow<pb::AuthorizeResponse>, E>(result: &Result<R, E>) -> Answer {
-    match result
-        .as_ref()
-        .map(|r| pb::Decision::try_from(r.borrow().decision))
-    {
-        Ok(Ok(pb::Decision::Allow)) => Answer::Allow,
-        Ok(Ok(pb::Decision::ExplicitDeny)) => Answer::ExplicitDeny,
-        Ok(_) => Answer::ImplicitDeny,
+fn answer(result: &Result<Decision, ApiError>) -> Answer {
+    match result.as_ref().map(|d| d.outcome) {
+        Ok(Outcome::Allow) => Answer::Allow,
+        Ok(Outcome::ExplicitDeny) => Answer::ExplicitDeny,
+        Ok(Outcome::ImplicitDeny) => Answer::ImplicitDeny,
         Err(_) => Answer::Error,
+    }
+}
+
+/// The decision log's record of one request (its action and resource are the caller's to
+/// fill).
+fn record_of(
+    request_id: &str,
+    method: Method,
+    now: Timestamp,
+    latency_us: u64,
+    result: Result<&Decision, &ApiError>,
+) -> DecisionRecord {
+    let operation = match method {
+        Method::BatchAuthorize => "BatchAuthorize",
+        _ => "Authorize",
+    };
+    let mut record = DecisionRecord {
+        time: rfc3339_millis(now),
+        request_id: request_id.to_owned(),
+        operation,
+        tenant: String::new(),
+        principal: String::new(),
+        action: String::new(),
+        resource: String::new(),
+        decision: "Error",
+        error_code: None,
+        policy_type: None,
+        statement: None,
+        snapshot_version: String::new(),
+        latency_us,
+        cached: false,
+    };
+    match result {
+        Ok(d) => {
+            record.tenant = d.tenant.to_string();
+            record.principal = d.principal.to_string();
+            record.decision = d.outcome.as_str();
+            record.policy_type = d.policy_type.map(policy_type_name);
+            record.statement = d.statement.as_ref().map(|s| match &s.sid {
+                Some(sid) => format!("{}#{}({sid})", s.policy, s.index),
+                None => format!("{}#{}", s.policy, s.index),
+            });
+            record.snapshot_version = format!("{}.{}", d.version.epoch, d.version.seq);
+            record.cached = d.cached;
+        }
+        Err(e) => record.error_code = Some(e.code().as_str()),
+    }
+    record
+}
+
+/// The policy type's name in the decision log.
+fn policy_type_name(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::Identity => "Identity",
+        PolicyKind::Resource => "Resource",
+        PolicyKind::Trust => "Trust",
+        PolicyKind::Boundary => "Boundary",
+        PolicyKind::Session => "Session",
+        PolicyKind::Scp => "SCP",
+        PolicyKind::Rcp => "RCP",
+        PolicyKind::VpcEndpoint => "VpcEndpoint",
     }
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A process-unique request id: the start time and a counter (no randomness on the hot path).
-pub(super) fn next_request_id() -> String {
+pub fn next_request_id() -> String {
     static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     let start = START.get_or_init(|| Timestamp::now().epoch_millis());
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{start:x}-{n}")
-}
-
-fn decision_name(decision: i32) -> &'static str {
-    match pb::Decision::try_from(decision) {
-        Ok(pb::Decision::Allow) => "Allow",
-        Ok(pb::Decision::ExplicitDeny) => "ExplicitDeny",
-        _ => "ImplicitDeny",
-    }
-}
-
-fn policy_type_name(kind: i32) -> Option<&'static str> {
-    match pb::PolicyKind::try_from(kind).ok()? {
-        pb::PolicyKind::Identity => Some("Identity"),
-        pb::PolicyKind::Resource => Some("Resource"),
-        pb::PolicyKind::Trust => Some("Trust"),
-        pb::PolicyKind::Boundary => Some("Boundary"),
-        pb::PolicyKind::Session => Some("Session"),
-        pb::PolicyKind::Scp => Some("SCP"),
-        pb::PolicyKind::Rcp => Some("RCP"),
-        pb::PolicyKind::VpcEndpoint => Some("VpcEndpoint"),
-        _ => None,
-    }
-}
-
-fn kind_pb(kind: PolicyKind) -> i32 {
-    let kind = match kind {
-        PolicyKind::Identity => pb::PolicyKind::Identity,
-        PolicyKind::Resource => pb::PolicyKind::Resource,
-        PolicyKind::Trust => pb::PolicyKind::Trust,
-        PolicyKind::Boundary => pb::PolicyKind::Boundary,
-        PolicyKind::Session => pb::PolicyKind::Session,
-        PolicyKind::Scp => pb::PolicyKind::Scp,
-        PolicyKind::Rcp => pb::PolicyKind::Rcp,
-        PolicyKind::VpcEndpoint => pb::PolicyKind::VpcEndpoint,
-    };
-    kind as i32
-}
-
-fn statement_pb(s: &crate::authz::StatementRef) -> pb::StatementRef {
-    pb::StatementRef {
-        policy: s.policy.to_string(),
-        index: s.index,
-        sid: s.sid.as_deref().unwrap_or("").to_owned(),
-    }
-}
-
-#[tonic::async_trait]
-impl pb::authorizer_server::Authorizer for AuthorizerService {
-    async fn authorize(
-        &self,
-        request: Request<pb::AuthorizeRequest>,
-    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        self.decide_logged(request.into_inner(), "Authorize")
-            .map(Response::new)
-            .map_err(|e| status(&e))
-    }
-
-    async fn batch_authorize(
-        &self,
-        request: Request<pb::BatchAuthorizeRequest>,
-    ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
-        let requests = request.into_inner().requests;
-        if requests.len() > MAX_BATCH {
-            return Err(status(&ApiError::invalid(
-                "requests",
-                format!("{} requests; at most {MAX_BATCH}", requests.len()),
-            )));
-        }
-        let results = requests
-            .into_iter()
-            .map(|r| {
-                let result = match self.decide_logged(r, "BatchAuthorize") {
-                    Ok(response) => pb::batch_authorize_result::Result::Response(response),
-                    Err(e) => pb::batch_authorize_result::Result::Error(pb::AuthorizeError {
-                        grpc_code: crate::grpc::grpc_code(e.code()) as i32,
-                        aws_code: e.code().as_str().to_owned(),
-                        message: e.to_string(),
-                    }),
-                };
-                pb::BatchAuthorizeResult {
-                    result: Some(result),
-                }
-            })
-            .collect();
-        Ok(Response::new(pb::BatchAuthorizeResponse { results }))
-    }
 }

@@ -1,380 +1,221 @@
-//! `iamlet.v1.SecurityTokenService`: short-lived credentials, minted beside the workload.
+//! The SecurityTokenService: short-lived credentials, minted beside the workload.
+//!
+//! This is the domain API the gRPC `iamlet.v1.SecurityTokenService` and the HTTP edge's STS
+//! protocols call: one implementation, any number of edges. Every call is counted and written
+//! to the decision log, success or failure, without a secret.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tonic::{Request, Response, Status};
-
 use crate::directory::{IdGenerator, Tag};
-use crate::policy::Timestamp;
-use crate::proto::v1 as pb;
+use crate::policy::{ArnParts, Timestamp};
 use crate::snapshot::TenantSnapshot;
 use crate::sts::{
-    self, AssumeRoleParams, Caller, GetSessionTokenParams, IssueEnv, Issued, StsError,
-    WebIdentityParams,
+    self, AssumeRoleParams, Caller, CallerIdentity, GetSessionTokenParams, IssueEnv, Issued,
+    StsError, WebIdentityIssued, WebIdentityParams,
 };
 
-use super::api::{status, Api, ApiError, CallerId};
+use super::api::{Api, ApiError, CallerId};
 use super::authorize::next_request_id;
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 use crate::observe::{Answer, Method};
 
-/// `iamlet.v1.SecurityTokenService`.
-#[derive(Debug, Clone)]
-pub struct StsService {
-    api: Arc<Api>,
+/// `AssumeRole`'s parameters, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct AssumeRoleInput {
+    /// The caller's credentials (a signature alone proves nothing here).
+    pub caller: Option<CallerId>,
+    /// The role to assume.
+    pub role_arn: String,
+    /// The session's name.
+    pub role_session_name: String,
+    /// The session's length.
+    pub duration_seconds: Option<i32>,
+    /// An inline session policy.
+    pub policy: Option<String>,
+    /// Managed session policies.
+    pub policy_arns: Vec<String>,
+    /// Session tags.
+    pub tags: Vec<Tag>,
+    /// Tag keys that carry over to chained sessions.
+    pub transitive_tag_keys: Vec<String>,
+    /// The external id the trust policy may require.
+    pub external_id: Option<String>,
+    /// The caller's MFA device.
+    pub serial_number: Option<String>,
+    /// Its current code.
+    pub token_code: Option<String>,
+    /// The source identity to set.
+    pub source_identity: Option<String>,
+    /// The caller's id for this request (the decision log's); one is made up when absent.
+    pub request_id: Option<String>,
 }
 
-/// What an operation reports to the decision log.
-struct Logged {
-    operation: &'static str,
-    request_id: String,
-    tenant: String,
-    principal: String,
-    action: &'static str,
-    resource: String,
+/// `AssumeRoleWithWebIdentity`'s parameters, decoded. The token is the credential.
+#[derive(Debug, Clone, Default)]
+pub struct AssumeRoleWithWebIdentityInput {
+    /// The role to assume.
+    pub role_arn: String,
+    /// The session's name.
+    pub role_session_name: String,
+    /// The OIDC token.
+    pub web_identity_token: String,
+    /// The session's length.
+    pub duration_seconds: Option<i32>,
+    /// An inline session policy.
+    pub policy: Option<String>,
+    /// Managed session policies.
+    pub policy_arns: Vec<String>,
+    /// The caller's id for this request; one is made up when absent.
+    pub request_id: Option<String>,
 }
 
-impl Logged {
-    /// A record of `operation` (`action` on `resource`), to be completed as the call learns
-    /// who is calling.
-    fn new(
-        operation: &'static str,
-        action: &'static str,
-        request_id: String,
-        resource: String,
-    ) -> Self {
-        Self {
-            operation,
-            request_id,
-            tenant: String::new(),
-            principal: String::new(),
-            action,
-            resource,
+/// `GetSessionToken`'s parameters, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct GetSessionTokenInput {
+    /// The caller's long-term credentials.
+    pub caller: Option<CallerId>,
+    /// The session's length.
+    pub duration_seconds: Option<i32>,
+    /// The caller's MFA device.
+    pub serial_number: Option<String>,
+    /// Its current code.
+    pub token_code: Option<String>,
+    /// The caller's id for this request; one is made up when absent.
+    pub request_id: Option<String>,
+}
+
+/// `GetCallerIdentity`'s parameters, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct GetCallerIdentityInput {
+    /// Credentials, or a request signed for `sts`.
+    pub caller: Option<CallerId>,
+    /// The caller's id for this request; one is made up when absent.
+    pub request_id: Option<String>,
+}
+
+/// The STS operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsOperation {
+    /// `AssumeRole`.
+    AssumeRole,
+    /// `AssumeRoleWithWebIdentity`.
+    AssumeRoleWithWebIdentity,
+    /// `GetSessionToken`.
+    GetSessionToken,
+    /// `GetCallerIdentity`.
+    GetCallerIdentity,
+}
+
+impl StsOperation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AssumeRole => "AssumeRole",
+            Self::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
+            Self::GetSessionToken => "GetSessionToken",
+            Self::GetCallerIdentity => "GetCallerIdentity",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Self::AssumeRole => "sts:AssumeRole",
+            Self::AssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity",
+            Self::GetSessionToken => "sts:GetSessionToken",
+            Self::GetCallerIdentity => "sts:GetCallerIdentity",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Self::AssumeRole => Method::AssumeRole,
+            Self::AssumeRoleWithWebIdentity => Method::AssumeRoleWithWebIdentity,
+            Self::GetSessionToken => Method::GetSessionToken,
+            Self::GetCallerIdentity => Method::GetCallerIdentity,
         }
     }
 }
 
-// === impl StsService ===
+/// What an operation reports to the decision log, completed as the call learns who calls.
+struct Logged {
+    operation: StsOperation,
+    request_id: String,
+    tenant: String,
+    principal: String,
+    resource: String,
+}
 
-impl StsService {
+/// The SecurityTokenService over an [`Api`]'s snapshots.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use iamlet::sidecar::{Api, AssumeRoleInput, CacheConfig, CallerId, SecurityTokenService};
+/// # use iamlet::sidecar::decision_log::DecisionLog;
+/// # use iamlet::snapshot::SnapshotStore;
+/// # let api = Arc::new(Api::new(Arc::new(SnapshotStore::new()), &CacheConfig::default(), DecisionLog::off()));
+/// let sts = SecurityTokenService::new(api);
+/// let issued = sts.assume_role(&AssumeRoleInput {
+///     caller: Some(CallerId::Keys {
+///         access_key_id: "AKIA...".into(),
+///         secret: "...".into(),
+///         session_token: None,
+///     }),
+///     role_arn: "arn:aws:iam::111122223333:role/reports-writer".into(),
+///     role_session_name: "demo".into(),
+///     ..AssumeRoleInput::default()
+/// });
+/// match issued {
+///     Ok(i) => println!("{} until {}", i.access_key_id, i.expiration),
+///     Err(e) => println!("{}: {e}", e.code()),
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SecurityTokenService {
+    api: Arc<Api>,
+}
+
+// === impl SecurityTokenService ===
+
+impl SecurityTokenService {
     /// Issues with `api`'s snapshots.
     pub fn new(api: Arc<Api>) -> Self {
         Self { api }
     }
 
-    /// The tonic server.
-    pub fn into_server(
-        self,
-    ) -> pb::security_token_service_server::SecurityTokenServiceServer<Self> {
-        pb::security_token_service_server::SecurityTokenServiceServer::new(self)
+    /// `AssumeRole`: credentials of a role session, for a caller its trust policy and the
+    /// caller's own policies allow.
+    pub fn assume_role(&self, input: &AssumeRoleInput) -> Result<Issued, ApiError> {
+        self.run(
+            StsOperation::AssumeRole,
+            input.request_id.as_deref(),
+            &input.role_arn,
+            |now, logged| self.assume_role_now(input, now, logged),
+        )
     }
 
-    /// Authenticates an STS caller. A SigV4 signature proves only the request it signs, so a
-    /// signed request is taken as proof of identity for `GetCallerIdentity` alone, and only
-    /// when it was signed for STS (as Vault's and EKS's identity proofs are); operations that
-    /// mint credentials need the credentials themselves.
-    fn caller(
+    /// `AssumeRoleWithWebIdentity`: credentials of a role session for the holder of an OIDC
+    /// token the role trusts.
+    pub fn assume_role_with_web_identity(
         &self,
-        caller: Option<pb::StsCaller>,
-        now: Timestamp,
-        operation: &str,
-    ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
-        let id = match caller.and_then(|c| c.caller) {
-            Some(pb::sts_caller::Caller::Credentials(c)) => CallerId::from_credentials(c)?,
-            Some(pb::sts_caller::Caller::SignedRequest(r)) => {
-                if operation != "GetCallerIdentity" {
-                    return Err(ApiError::invalid(
-                        "caller.signed_request",
-                        format!("a signature proves only the request it signs: {operation} needs credentials (access key id, secret and, for temporary credentials, the session token)"),
-                    ));
-                }
-                let id = CallerId::from_signed(&r)?;
-                if let CallerId::Signed(signature) = &id {
-                    if signature.service() != "sts" {
-                        return Err(ApiError::invalid(
-                            "caller.signed_request",
-                            format!(
-                                "the request is signed for `{}`, not for `sts`",
-                                signature.service()
-                            ),
-                        ));
-                    }
-                }
-                id
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    "caller",
-                    "missing: give credentials or signed_request",
-                ))
-            }
-        };
-        self.api
-            .authenticate(&id, now)
-            .map(|(verified, snapshot)| (verified.caller.clone(), snapshot))
+        input: &AssumeRoleWithWebIdentityInput,
+    ) -> Result<WebIdentityIssued, ApiError> {
+        self.run(
+            StsOperation::AssumeRoleWithWebIdentity,
+            input.request_id.as_deref(),
+            &input.role_arn,
+            |now, logged| self.web_identity_now(input, now, logged),
+        )
     }
 
-    /// The snapshot of the tenant a role ARN names.
-    fn role_snapshot(&self, role_arn: &str) -> Result<Arc<TenantSnapshot>, ApiError> {
-        let account = role_arn
-            .strip_prefix("arn:aws:iam::")
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(account, _)| account)
-            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| {
-                ApiError::Sts(StsError::Validation(format!(
-                    "{role_arn} is invalid: a role ARN is arn:aws:iam::<account>:role/<name>"
-                )))
-            })?;
-        self.api.load(account)
-    }
-
-    /// Logs a call's outcome and turns it into the gRPC answer.
-    fn finish<T>(
-        &self,
-        started: Instant,
-        now: Timestamp,
-        logged: Logged,
-        result: Result<T, ApiError>,
-    ) -> Result<Response<T>, Status> {
-        self.log(started, now, logged, result.as_ref().map(|_| ()));
-        result.map(Response::new).map_err(|e| status(&e))
-    }
-
-    fn log(&self, started: Instant, now: Timestamp, logged: Logged, result: Result<(), &ApiError>) {
-        let method = match logged.operation {
-            "AssumeRole" => Method::AssumeRole,
-            "AssumeRoleWithWebIdentity" => Method::AssumeRoleWithWebIdentity,
-            "GetSessionToken" => Method::GetSessionToken,
-            _ => Method::GetCallerIdentity,
-        };
-        let answer = if result.is_ok() {
-            Answer::Allow
-        } else {
-            Answer::Error
-        };
-        self.api.metrics.record(method, answer, started.elapsed());
-        let log = &self.api.log;
-        if !log.wants(result.is_err(), sample_key(&logged.request_id)) {
-            return;
-        }
-        log.record(DecisionRecord {
-            time: rfc3339_millis(now),
-            request_id: logged.request_id,
-            operation: logged.operation,
-            tenant: logged.tenant,
-            principal: logged.principal,
-            action: logged.action.to_owned(),
-            resource: logged.resource,
-            decision: if result.is_ok() { "Allow" } else { "Error" },
-            error_code: result.err().map(|e| e.code().as_str()),
-            policy_type: None,
-            statement: None,
-            snapshot_version: String::new(),
-            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            cached: false,
-        });
-    }
-
-    fn assume_role_inner(
-        &self,
-        r: pb::AssumeRoleRequest,
-        now: Timestamp,
-        logged: &mut Logged,
-    ) -> Result<pb::AssumeRoleResponse, ApiError> {
-        let pb::AssumeRoleRequest {
-            caller,
-            role_arn,
-            role_session_name,
-            duration_seconds,
-            policy,
-            policy_arns,
-            tags,
-            transitive_tag_keys,
-            external_id,
-            serial_number,
-            token_code,
-            source_identity,
-            request_id: _,
-        } = r;
-        let (caller, caller_snapshot) = self.caller(caller, now, "AssumeRole")?;
-        logged.principal = caller.principal.to_string();
-        logged.tenant = caller_snapshot.account_id().to_owned();
-        let role_snapshot =
-            if role_arn.starts_with(&format!("arn:aws:iam::{}:", caller_snapshot.account_id())) {
-                Arc::clone(&caller_snapshot)
-            } else {
-                self.role_snapshot(&role_arn)?
-            };
-        let tags: Vec<Tag> = tags
-            .into_iter()
-            .map(|t| Tag {
-                key: t.key,
-                value: t.value,
-            })
-            .collect();
-        let params = AssumeRoleParams {
-            role_arn: &role_arn,
-            role_session_name: &role_session_name,
-            duration_seconds,
-            policy: non_empty(&policy),
-            policy_arns: &policy_arns,
-            tags: &tags,
-            transitive_tag_keys: &transitive_tag_keys,
-            external_id: non_empty(&external_id),
-            serial_number: non_empty(&serial_number),
-            token_code: non_empty(&token_code),
-            source_identity: non_empty(&source_identity),
-        };
-        let latest_expiry = self.api.check_issue(role_snapshot.account_id(), now)?;
-        let mut ids = IdGenerator::system();
-        let mut env = IssueEnv {
-            now,
-            ids: &mut ids,
-            mfa: &self.api.mfa,
-            latest_expiry,
-        };
-        let issued =
-            sts::assume_role(&caller, &caller_snapshot, &role_snapshot, &params, &mut env)?;
-        Ok(pb::AssumeRoleResponse {
-            packed_policy_size: issued.packed_policy_size,
-            source_identity: issued.source_identity.clone().unwrap_or_default(),
-            assumed_role_user: Some(assumed_role_user(&issued)),
-            credentials: Some(credentials(issued)),
-        })
-    }
-
-    fn web_identity_inner(
-        &self,
-        r: pb::AssumeRoleWithWebIdentityRequest,
-        now: Timestamp,
-        logged: &mut Logged,
-    ) -> Result<pb::AssumeRoleWithWebIdentityResponse, ApiError> {
-        let pb::AssumeRoleWithWebIdentityRequest {
-            role_arn,
-            role_session_name,
-            web_identity_token,
-            duration_seconds,
-            policy,
-            policy_arns,
-            request_id: _,
-        } = r;
-        let snapshot = self.role_snapshot(&role_arn)?;
-        logged.tenant = snapshot.account_id().to_owned();
-        let params = WebIdentityParams {
-            role_arn: &role_arn,
-            role_session_name: &role_session_name,
-            web_identity_token: &web_identity_token,
-            duration_seconds,
-            policy: non_empty(&policy),
-            policy_arns: &policy_arns,
-        };
-        let latest_expiry = self.api.check_issue(snapshot.account_id(), now)?;
-        let mut ids = IdGenerator::system();
-        let mut env = IssueEnv {
-            now,
-            ids: &mut ids,
-            mfa: &self.api.mfa,
-            latest_expiry,
-        };
-        let issued = sts::assume_role_with_web_identity(&snapshot, &params, &mut env)?;
-        logged.principal = format!("{} (web identity, sub {})", issued.provider, issued.subject);
-        Ok(pb::AssumeRoleWithWebIdentityResponse {
-            assumed_role_user: Some(assumed_role_user(&issued.issued)),
-            subject_from_web_identity_token: issued.subject,
-            provider: issued.provider,
-            audience: issued.audience,
-            packed_policy_size: issued.issued.packed_policy_size,
-            source_identity: issued.issued.source_identity.clone().unwrap_or_default(),
-            credentials: Some(credentials(issued.issued)),
-        })
-    }
-}
-
-fn non_empty(s: &str) -> Option<&str> {
-    Some(s).filter(|s| !s.is_empty())
-}
-
-fn assumed_role_user(issued: &Issued) -> pb::AssumedRoleUser {
-    pb::AssumedRoleUser {
-        assumed_role_id: issued.assumed_role_id.clone(),
-        arn: issued.arn.clone(),
-    }
-}
-
-fn credentials(issued: Issued) -> pb::IssuedCredentials {
-    pb::IssuedCredentials {
-        expiration: issued.expiration.to_string(),
-        access_key_id: issued.access_key_id,
-        secret_access_key: issued.secret_access_key,
-        session_token: issued.session_token,
-    }
-}
-
-fn request_id(given: &str) -> String {
-    if given.is_empty() {
-        next_request_id()
-    } else {
-        given.to_owned()
-    }
-}
-
-#[tonic::async_trait]
-impl pb::security_token_service_server::SecurityTokenService for StsService {
-    async fn assume_role(
-        &self,
-        request: Request<pb::AssumeRoleRequest>,
-    ) -> Result<Response<pb::AssumeRoleResponse>, Status> {
-        let (started, now) = (Instant::now(), Timestamp::now());
-        let r = request.into_inner();
-        let mut logged = Logged::new(
-            "AssumeRole",
-            "sts:AssumeRole",
-            request_id(&r.request_id),
-            r.role_arn.clone(),
-        );
-        let result = self.assume_role_inner(r, now, &mut logged);
-        self.finish(started, now, logged, result)
-    }
-
-    async fn assume_role_with_web_identity(
-        &self,
-        request: Request<pb::AssumeRoleWithWebIdentityRequest>,
-    ) -> Result<Response<pb::AssumeRoleWithWebIdentityResponse>, Status> {
-        let (started, now) = (Instant::now(), Timestamp::now());
-        let r = request.into_inner();
-        let mut logged = Logged::new(
-            "AssumeRoleWithWebIdentity",
-            "sts:AssumeRoleWithWebIdentity",
-            request_id(&r.request_id),
-            r.role_arn.clone(),
-        );
-        let result = self.web_identity_inner(r, now, &mut logged);
-        self.finish(started, now, logged, result)
-    }
-
-    async fn get_session_token(
-        &self,
-        request: Request<pb::GetSessionTokenRequest>,
-    ) -> Result<Response<pb::GetSessionTokenResponse>, Status> {
-        let (started, now) = (Instant::now(), Timestamp::now());
-        let pb::GetSessionTokenRequest {
-            caller,
-            duration_seconds,
-            serial_number,
-            token_code,
-            request_id: id,
-        } = request.into_inner();
-        let mut logged = Logged::new(
-            "GetSessionToken",
-            "sts:GetSessionToken",
-            request_id(&id),
-            "*".into(),
-        );
-        let result = self
-            .caller(caller, now, "GetSessionToken")
-            .and_then(|(caller, snapshot)| {
+    /// `GetSessionToken`: temporary credentials of the calling user.
+    pub fn get_session_token(&self, input: &GetSessionTokenInput) -> Result<Issued, ApiError> {
+        self.run(
+            StsOperation::GetSessionToken,
+            input.request_id.as_deref(),
+            "*",
+            |now, logged| {
+                let (caller, snapshot) =
+                    self.caller(input.caller.as_ref(), now, StsOperation::GetSessionToken)?;
                 logged.principal = caller.principal.to_string();
                 logged.tenant = snapshot.account_id().to_owned();
                 let latest_expiry = self.api.check_issue(snapshot.account_id(), now)?;
@@ -386,41 +227,249 @@ impl pb::security_token_service_server::SecurityTokenService for StsService {
                     latest_expiry,
                 };
                 let params = GetSessionTokenParams {
-                    duration_seconds,
-                    serial_number: non_empty(&serial_number),
-                    token_code: non_empty(&token_code),
+                    duration_seconds: input.duration_seconds,
+                    serial_number: non_empty(input.serial_number.as_deref()),
+                    token_code: non_empty(input.token_code.as_deref()),
                 };
-                let issued = sts::get_session_token(&caller, &snapshot, &params, &mut env)?;
-                Ok(pb::GetSessionTokenResponse {
-                    credentials: Some(credentials(issued)),
-                })
-            });
-        self.finish(started, now, logged, result)
+                Ok(sts::get_session_token(
+                    &caller, &snapshot, &params, &mut env,
+                )?)
+            },
+        )
     }
 
-    async fn get_caller_identity(
+    /// `GetCallerIdentity`: who the credentials (or a request signed for `sts`) belong to.
+    /// It needs no permission, as in AWS.
+    pub fn get_caller_identity(
         &self,
-        request: Request<pb::GetCallerIdentityRequest>,
-    ) -> Result<Response<pb::GetCallerIdentityResponse>, Status> {
-        let (started, now) = (Instant::now(), Timestamp::now());
-        let mut logged = Logged::new(
-            "GetCallerIdentity",
-            "sts:GetCallerIdentity",
-            next_request_id(),
-            "*".into(),
-        );
-        let result = self
-            .caller(request.into_inner().caller, now, "GetCallerIdentity")
-            .map(|(caller, snapshot)| {
+        input: &GetCallerIdentityInput,
+    ) -> Result<CallerIdentity, ApiError> {
+        self.run(
+            StsOperation::GetCallerIdentity,
+            input.request_id.as_deref(),
+            "*",
+            |now, logged| {
+                let (caller, snapshot) =
+                    self.caller(input.caller.as_ref(), now, StsOperation::GetCallerIdentity)?;
                 let identity = sts::caller_identity(&caller, &snapshot);
                 logged.principal = identity.arn.clone();
                 logged.tenant = identity.account.clone();
-                pb::GetCallerIdentityResponse {
-                    user_id: identity.user_id,
-                    account: identity.account,
-                    arn: identity.arn,
-                }
-            });
-        self.finish(started, now, logged, result)
+                Ok(identity)
+            },
+        )
     }
+
+    /// Counts and logs a call an edge could not decode, as a failed call is.
+    pub fn refused(
+        &self,
+        operation: StsOperation,
+        request_id: Option<&str>,
+        resource: &str,
+        error: &ApiError,
+    ) {
+        let (started, now) = (Instant::now(), Timestamp::now());
+        let logged = Logged {
+            operation,
+            request_id: request_id.map_or_else(next_request_id, str::to_owned),
+            tenant: String::new(),
+            principal: String::new(),
+            resource: crate::error::echo(resource).into_owned(),
+        };
+        self.log(started, now, logged, Err(error));
+    }
+
+    /// Runs one operation: times it, counts it and logs it.
+    fn run<T>(
+        &self,
+        operation: StsOperation,
+        request_id: Option<&str>,
+        resource: &str,
+        call: impl FnOnce(Timestamp, &mut Logged) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let (started, now) = (Instant::now(), Timestamp::now());
+        let mut logged = Logged {
+            operation,
+            request_id: request_id.map_or_else(next_request_id, str::to_owned),
+            tenant: String::new(),
+            principal: String::new(),
+            resource: resource.to_owned(),
+        };
+        let result = call(now, &mut logged);
+        self.log(started, now, logged, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// Authenticates an STS caller. A SigV4 signature proves only the request it signs, so a
+    /// signed request is taken as proof of identity for `GetCallerIdentity` alone, and only
+    /// when it was signed for STS (as Vault's and EKS's identity proofs are); operations that
+    /// mint credentials need the credentials themselves.
+    fn caller(
+        &self,
+        caller: Option<&CallerId>,
+        now: Timestamp,
+        operation: StsOperation,
+    ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
+        let id = match caller {
+            Some(CallerId::Signed(signature)) => {
+                if operation != StsOperation::GetCallerIdentity {
+                    return Err(ApiError::invalid(
+                        "caller.signed_request",
+                        format!("a signature proves only the request it signs: {} needs credentials (access key id, secret and, for temporary credentials, the session token)", operation.name()),
+                    ));
+                }
+                if signature.service() != "sts" {
+                    return Err(ApiError::invalid(
+                        "caller.signed_request",
+                        format!(
+                            "the request is signed for `{}`, not for `sts`",
+                            crate::error::echo(signature.service())
+                        ),
+                    ));
+                }
+                caller.ok_or_else(|| ApiError::invalid("caller", "missing"))?
+            }
+            Some(CallerId::PrincipalArn(_)) => {
+                return Err(ApiError::invalid(
+                    "caller",
+                    "STS needs credentials or a signed request, not a principal ARN",
+                ))
+            }
+            Some(id) => id,
+            None => {
+                return Err(ApiError::invalid(
+                    "caller",
+                    "missing: give credentials or signed_request",
+                ))
+            }
+        };
+        self.api
+            .authenticate(id, now)
+            .map(|(verified, snapshot)| (verified.caller.clone(), snapshot))
+    }
+
+    /// The snapshot of the tenant a role ARN names.
+    fn role_snapshot(&self, role_arn: &str) -> Result<Arc<TenantSnapshot>, ApiError> {
+        let account = ArnParts::split(role_arn)
+            .filter(|arn| arn.service() == "iam")
+            .map(|arn| arn.account())
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                ApiError::Sts(StsError::Validation(format!(
+                    "{} is invalid: a role ARN is arn:aws:iam::<account>:role/<name>",
+                    crate::error::echo(role_arn)
+                )))
+            })?;
+        self.api.load(account)
+    }
+
+    fn log(&self, started: Instant, now: Timestamp, logged: Logged, result: Result<(), &ApiError>) {
+        let answer = if result.is_ok() {
+            Answer::Allow
+        } else {
+            Answer::Error
+        };
+        self.api
+            .metrics
+            .record(logged.operation.method(), answer, started.elapsed());
+        let log = &self.api.log;
+        if !log.wants(result.is_err(), sample_key(&logged.request_id)) {
+            return;
+        }
+        log.record(DecisionRecord {
+            time: rfc3339_millis(now),
+            request_id: logged.request_id,
+            operation: logged.operation.name(),
+            tenant: logged.tenant,
+            principal: logged.principal,
+            action: logged.operation.action().to_owned(),
+            resource: logged.resource,
+            decision: if result.is_ok() { "Allow" } else { "Error" },
+            error_code: result.err().map(|e| e.code().as_str()),
+            policy_type: None,
+            statement: None,
+            snapshot_version: String::new(),
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            cached: false,
+        });
+    }
+
+    fn assume_role_now(
+        &self,
+        input: &AssumeRoleInput,
+        now: Timestamp,
+        logged: &mut Logged,
+    ) -> Result<Issued, ApiError> {
+        let (caller, caller_snapshot) =
+            self.caller(input.caller.as_ref(), now, StsOperation::AssumeRole)?;
+        logged.principal = caller.principal.to_string();
+        logged.tenant = caller_snapshot.account_id().to_owned();
+        let same_tenant = ArnParts::split(&input.role_arn)
+            .is_some_and(|arn| arn.account() == caller_snapshot.account_id());
+        let role_snapshot = if same_tenant {
+            Arc::clone(&caller_snapshot)
+        } else {
+            self.role_snapshot(&input.role_arn)?
+        };
+        let params = AssumeRoleParams {
+            role_arn: &input.role_arn,
+            role_session_name: &input.role_session_name,
+            duration_seconds: input.duration_seconds,
+            policy: non_empty(input.policy.as_deref()),
+            policy_arns: &input.policy_arns,
+            tags: &input.tags,
+            transitive_tag_keys: &input.transitive_tag_keys,
+            external_id: non_empty(input.external_id.as_deref()),
+            serial_number: non_empty(input.serial_number.as_deref()),
+            token_code: non_empty(input.token_code.as_deref()),
+            source_identity: non_empty(input.source_identity.as_deref()),
+        };
+        let latest_expiry = self.api.check_issue(role_snapshot.account_id(), now)?;
+        let mut ids = IdGenerator::system();
+        let mut env = IssueEnv {
+            now,
+            ids: &mut ids,
+            mfa: &self.api.mfa,
+            latest_expiry,
+        };
+        Ok(sts::assume_role(
+            &caller,
+            &caller_snapshot,
+            &role_snapshot,
+            &params,
+            &mut env,
+        )?)
+    }
+
+    fn web_identity_now(
+        &self,
+        input: &AssumeRoleWithWebIdentityInput,
+        now: Timestamp,
+        logged: &mut Logged,
+    ) -> Result<WebIdentityIssued, ApiError> {
+        let snapshot = self.role_snapshot(&input.role_arn)?;
+        logged.tenant = snapshot.account_id().to_owned();
+        let params = WebIdentityParams {
+            role_arn: &input.role_arn,
+            role_session_name: &input.role_session_name,
+            web_identity_token: &input.web_identity_token,
+            duration_seconds: input.duration_seconds,
+            policy: non_empty(input.policy.as_deref()),
+            policy_arns: &input.policy_arns,
+        };
+        let latest_expiry = self.api.check_issue(snapshot.account_id(), now)?;
+        let mut ids = IdGenerator::system();
+        let mut env = IssueEnv {
+            now,
+            ids: &mut ids,
+            mfa: &self.api.mfa,
+            latest_expiry,
+        };
+        let issued = sts::assume_role_with_web_identity(&snapshot, &params, &mut env)?;
+        logged.principal = format!("{} (web identity, sub {})", issued.provider, issued.subject);
+        Ok(issued)
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
 }

@@ -1,0 +1,321 @@
+//! The watch service's domain: who may stream which tenants, and what a stream sends next.
+//! The gRPC edge (`crate::grpc::sync`) reads the request, asks here, and writes the answer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::snapshot::SnapshotVersion;
+use crate::sync::TenantUpdate;
+use crate::tls::TenantAccess;
+
+use super::core::ShippedTenant;
+use super::OperatorKey;
+
+/// The payload bytes one response carries at most (unless one tenant alone is larger): well
+/// under gRPC's customary 4 MiB message limit, so a large state arrives in chunks.
+pub const MAX_RESPONSE_PAYLOAD: usize = 1 << 20;
+
+/// The largest message on the sync stream, either way: room for one very large tenant.
+pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
+
+/// Who may stream tenants (and with them every secret a sidecar needs) besides clients
+/// whose certificates `TenantAccess` maps.
+#[derive(Debug)]
+pub struct SyncAdmission {
+    /// Sync keys (`--sync-credentials`): a sidecar presenting one may stream every tenant.
+    pub keys: Vec<OperatorKey>,
+    /// Any peer may stream every tenant (`--insecure-open-sync`): only where the network
+    /// alone decides who reaches the port.
+    pub open: bool,
+    /// Loopback peers may stream every tenant. `iamlet control-plane` allows them only when
+    /// it listens on loopback, or with `--sync-allow-loopback`: behind a proxy in the pod (a
+    /// service mesh, `kubectl port-forward`) every peer is loopback.
+    pub loopback: bool,
+}
+
+impl Default for SyncAdmission {
+    /// Certificates and loopback peers, no keys (in-process use and `iamlet up`).
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            open: false,
+            loopback: true,
+        }
+    }
+}
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncRefusal {
+    /// The client did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The client may not see what it asked for.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The stream did not start with a subscription.
+    #[error("the stream must start with a subscription")]
+    NoSubscription,
+}
+
+/// What a client presented when it opened a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncClient<'a> {
+    /// A sync key (id, secret), if presented.
+    pub key: Option<(&'a str, &'a str)>,
+    /// The verified client certificate (DER), if any.
+    pub certificate: Option<&'a [u8]>,
+    /// The peer's address.
+    pub peer: Option<std::net::SocketAddr>,
+    /// Whether the connection is TLS.
+    pub secure_transport: bool,
+}
+
+/// Why a stream was refused, before anything was read.
+const SYNC_UNAUTHENTICATED: &str = "the sync API needs a client certificate (mutual TLS), sync \
+     credentials (--sync-credentials) or a loopback peer";
+
+// === impl SyncAdmission ===
+
+impl SyncAdmission {
+    /// Whether a stream may start: a presented sync key must be one of [`Self::keys`]; else
+    /// a verified client certificate, a loopback peer or an open admission lets it in.
+    pub fn admit(
+        &self,
+        presented: Option<(&str, &str)>,
+        has_certificate: bool,
+        peer: Option<std::net::SocketAddr>,
+        secure_transport: bool,
+    ) -> Result<(), SyncRefusal> {
+        let loopback = peer.is_some_and(|p| p.ip().to_canonical().is_loopback());
+        if let Some((id, secret)) = presented {
+            // A key in the clear travels only where nobody can read it.
+            if !secure_transport && !loopback {
+                return Err(SyncRefusal::Unauthenticated(
+                    "sync credentials are accepted only over TLS or from loopback",
+                ));
+            }
+            let valid = self
+                .keys
+                .iter()
+                .any(|k| k.access_key_id == id && k.secret_matches(secret));
+            return if valid {
+                Ok(())
+            } else {
+                Err(SyncRefusal::Unauthenticated(
+                    "the sync credentials are not valid",
+                ))
+            };
+        }
+        if has_certificate || self.open || (self.loopback && loopback) {
+            Ok(())
+        } else {
+            Err(SyncRefusal::Unauthenticated(SYNC_UNAUTHENTICATED))
+        }
+    }
+
+    /// The tenants `client` may stream given what it subscribes to (`*` for every one it
+    /// may see): `None` for every tenant. A presented sync key decides (every tenant, or
+    /// refused), with or without a certificate map; otherwise the map limits certificates,
+    /// and without one the admission policy decides.
+    pub fn subscription(
+        &self,
+        access: Option<&TenantAccess>,
+        client: SyncClient<'_>,
+        subscribe: Vec<String>,
+    ) -> Result<Subscription, SyncRefusal> {
+        let allowed = match (access, client.key) {
+            (Some(access), None) => access.allowed(client.certificate),
+            (_, presented) => {
+                self.admit(
+                    presented,
+                    client.certificate.is_some(),
+                    client.peer,
+                    client.secure_transport,
+                )?;
+                None
+            }
+        };
+        let all = subscribe.iter().any(|t| t == "*");
+        let tenants = match (all, allowed) {
+            (true, None) => None,
+            (false, None) => Some(subscribe),
+            (true, Some(allowed)) if allowed.is_empty() => {
+                return Err(SyncRefusal::PermissionDenied(
+                    "this client's certificate may not subscribe to any tenant".into(),
+                ))
+            }
+            // `*` for a limited identity means every tenant it may see.
+            (true, Some(allowed)) => Some(allowed.into_iter().collect()),
+            (false, Some(allowed)) => {
+                if let Some(denied) = subscribe.iter().find(|t| !allowed.contains(*t)) {
+                    return Err(SyncRefusal::PermissionDenied(format!(
+                        "this client's certificate may not subscribe to tenant `{}`",
+                        crate::error::echo(denied)
+                    )));
+                }
+                Some(subscribe)
+            }
+        };
+        Ok(Subscription { tenants })
+    }
+}
+
+/// The tenants a stream follows.
+#[derive(Debug)]
+pub struct Subscription {
+    /// `None`: every tenant.
+    tenants: Option<Vec<String>>,
+}
+
+impl Subscription {
+    fn wants(&self, account: &str) -> bool {
+        self.tenants
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == account))
+    }
+}
+
+/// One response's worth of a stream's delta.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Tenant updates, at most [`MAX_RESPONSE_PAYLOAD`] bytes of payload together (unless one
+    /// alone is larger).
+    pub tenants: Vec<Arc<TenantUpdate>>,
+    /// Tenants deleted since the sidecar had them (only in the last chunk).
+    pub removed: Vec<String>,
+    /// True for every chunk but the last.
+    pub more: bool,
+}
+
+/// What one stream has sent, and what it sends next.
+#[derive(Debug)]
+pub struct WatchState {
+    subscription: Subscription,
+    /// What the sidecar has (its resume point, then what was sent to it).
+    known: HashMap<String, SnapshotVersion>,
+}
+
+impl WatchState {
+    /// A stream of `subscription`, from a sidecar that has `known`.
+    pub fn new(subscription: Subscription, known: HashMap<String, SnapshotVersion>) -> Self {
+        Self {
+            subscription,
+            known,
+        }
+    }
+
+    /// Every subscribed tenant of `current` the sidecar does not have at its current version,
+    /// and every tenant it has that was deleted, in chunks. Empty when there is nothing to
+    /// send, unless `always` (the first response always goes out, even empty: it tells the
+    /// sidecar it is current).
+    pub fn delta(&mut self, current: &[ShippedTenant], always: bool) -> Vec<Chunk> {
+        let mut tenants = Vec::new();
+        for shipped in current {
+            let (account, version) = (shipped.account_id(), shipped.version);
+            if !self.subscription.wants(account) || self.known.get(account) == Some(&version) {
+                continue;
+            }
+            // Encoded once per version for every stream.
+            let Some(update) = shipped.update() else {
+                continue;
+            };
+            tenants.push(update);
+            self.known.insert(account.to_owned(), version);
+        }
+        let live: HashSet<&str> = current.iter().map(ShippedTenant::account_id).collect();
+        let removed: Vec<String> = self
+            .known
+            .keys()
+            .filter(|k| !live.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for r in &removed {
+            self.known.remove(r);
+        }
+        if tenants.is_empty() && removed.is_empty() && !always {
+            return Vec::new();
+        }
+        // Removals ride with the last chunk, which alone says `more: false`.
+        let mut chunks = vec![Chunk::default()];
+        let mut size = 0;
+        for tenant in tenants {
+            let len = tenant.payload.len();
+            if size + len > MAX_RESPONSE_PAYLOAD
+                && chunks.last().is_some_and(|c| !c.tenants.is_empty())
+            {
+                chunks.push(Chunk::default());
+                size = 0;
+            }
+            size += len;
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.tenants.push(tenant);
+            }
+        }
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter_mut().enumerate() {
+            chunk.more = i != last;
+        }
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.removed = removed;
+        }
+        chunks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Secret;
+
+    fn admission(open: bool) -> SyncAdmission {
+        SyncAdmission {
+            keys: vec![OperatorKey {
+                name: "sidecars".into(),
+                access_key_id: "IOPRSYNC".into(),
+                secret: Secret::new("sync-secret"),
+            }],
+            open,
+            loopback: true,
+        }
+    }
+
+    #[test]
+    fn only_keys_certificates_and_loopback_peers_may_stream() {
+        let remote: std::net::SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let key = Some(("IOPRSYNC", "sync-secret"));
+        let closed = admission(false);
+        assert!(closed.admit(None, false, Some(local), false).is_ok());
+        assert!(closed.admit(None, false, Some(mapped), false).is_ok());
+        assert!(closed.admit(None, true, Some(remote), false).is_ok());
+        assert!(closed.admit(key, false, Some(remote), true).is_ok());
+        assert!(closed.admit(key, false, Some(local), false).is_ok());
+        // A key in the clear from elsewhere is refused, right as it is.
+        assert!(closed.admit(key, false, Some(remote), false).is_err());
+        let refused = closed.admit(None, false, Some(remote), false).unwrap_err();
+        assert!(matches!(refused, SyncRefusal::Unauthenticated(_)));
+        assert!(closed.admit(None, false, None, false).is_err());
+        // A presented key must be right, wherever it comes from.
+        for presented in [
+            ("IOPRSYNC", "wrong"),
+            ("OTHER", "sync-secret"),
+            ("IOPRSYNC", ""),
+        ] {
+            assert!(closed
+                .admit(Some(presented), true, Some(local), true)
+                .is_err());
+        }
+        assert!(admission(true)
+            .admit(None, false, Some(remote), false)
+            .is_ok());
+        // Behind a proxy in the pod every peer is loopback: then loopback is not trusted.
+        let proxied = SyncAdmission {
+            loopback: false,
+            ..admission(false)
+        };
+        assert!(proxied.admit(None, false, Some(local), false).is_err());
+        assert!(proxied.admit(key, false, Some(local), false).is_ok());
+    }
+}

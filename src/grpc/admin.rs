@@ -1,0 +1,401 @@
+//! `iamlet.v1.Admin` over gRPC: reads the caller's credentials from the metadata (a SigV4
+//! signature over the method and the message, a key in the clear over TLS or loopback, or a
+//! client certificate), decodes the message, and calls the domain [`Admin`] on the blocking
+//! pool.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::control_plane::{
+    Admin, AdminAuth, AdminCall, AdminError, AdminPresented, CallEnv, ControlPlane, Profile,
+    ADMIN_SIGNING_HOST,
+};
+use crate::directory::Secret;
+use crate::error::AwsCode;
+use crate::policy::Timestamp;
+use crate::proto::v1 as pb;
+use crate::sts::sigv4::{Signature, SignedRequest};
+
+use super::status::admin_status;
+
+/// The largest message a declared tenant or an export may be: room for one very large
+/// tenant, beyond gRPC's customary 4 MiB.
+pub const MAX_ADMIN_MESSAGE: usize = 64 << 20;
+
+/// `iamlet.v1.Admin`.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    admin: Admin,
+    secure_transport: bool,
+}
+
+impl AdminService {
+    /// Serves `control_plane`, authenticating tenants' principals (no operator: tenants can
+    /// then only be created in process).
+    pub fn new(control_plane: Arc<ControlPlane>) -> Self {
+        Self {
+            admin: Admin::new(
+                control_plane,
+                Arc::new(AdminAuth::new(Vec::new(), Vec::new())),
+            ),
+            secure_transport: false,
+        }
+    }
+
+    /// Authenticates and authorizes with `auth`.
+    #[must_use]
+    pub fn with_auth(mut self, auth: Arc<AdminAuth>) -> Self {
+        self.admin = Admin::new(Arc::clone(self.admin.control_plane()), auth);
+        self
+    }
+
+    /// Reports `aws:SecureTransport` true (the service is served over TLS).
+    #[must_use]
+    pub fn with_secure_transport(mut self, secure: bool) -> Self {
+        self.secure_transport = secure;
+        self
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> pb::admin_server::AdminServer<Self> {
+        pb::admin_server::AdminServer::new(self)
+            .max_decoding_message_size(MAX_ADMIN_MESSAGE)
+            .max_encoding_message_size(MAX_ADMIN_MESSAGE)
+    }
+
+    /// Decodes the call's credentials for `method`, then runs `handle` on the blocking pool.
+    async fn run<M, R>(
+        &self,
+        request: Request<M>,
+        method: &'static str,
+        handle: impl FnOnce(&Admin, AdminCall, M) -> Result<R, AdminError> + Send + 'static,
+    ) -> Result<R, Status>
+    where
+        M: prost::Message + Send + 'static,
+        R: Send + 'static,
+    {
+        let metadata = Metadata::read(&request, self.secure_transport);
+        let message = request.into_inner();
+        let payload_sha256 = hex_sha256(&message.encode_to_vec());
+        let call = metadata.call(method, &payload_sha256);
+        let admin = self.admin.clone();
+        match tokio::task::spawn_blocking(move || handle(&admin, call, message)).await {
+            Ok(result) => result.map_err(|e| admin_status(&e)),
+            Err(join) => Err(admin_status(&AdminError::Internal(format!(
+                "the call did not complete: {join}"
+            )))),
+        }
+    }
+}
+
+/// What an admin call brings besides its message, read before the message is taken.
+struct Metadata {
+    headers: Vec<(String, String)>,
+    leaf: Option<Vec<u8>>,
+    env: CallEnv,
+}
+
+impl Metadata {
+    fn read<T>(request: &Request<T>, secure_transport: bool) -> Self {
+        let headers = request
+            .metadata()
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+                    .to_str()
+                    .ok()
+                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .filter(|(name, _)| name != "host")
+            .chain(std::iter::once((
+                "host".to_owned(),
+                ADMIN_SIGNING_HOST.to_owned(),
+            )))
+            .collect();
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        Self {
+            headers,
+            leaf,
+            env: CallEnv {
+                source: request.remote_addr().map(|a| a.ip().to_canonical()),
+                secure_transport,
+                now: Timestamp::now(),
+            },
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The call as the domain API takes it.
+    fn call(self, method: &str, payload_sha256: &str) -> AdminCall {
+        let claimed_key = self
+            .header("authorization")
+            .and_then(|a| a.split_once("Credential="))
+            .and_then(|(_, rest)| rest.split('/').next())
+            .or_else(|| self.header("x-iamlet-access-key-id"))
+            .map(|k| k.chars().take(32).collect::<String>());
+        AdminCall {
+            credentials: self.credentials(method, payload_sha256),
+            claimed_key,
+            claimed_token: self.header("x-amz-security-token").map(str::to_owned),
+            env: self.env,
+        }
+    }
+
+    /// The credentials: a SigV4 `authorization` over `method` and the message whose hash is
+    /// `payload_sha256`, else an access key and secret, else a client certificate.
+    fn credentials(
+        &self,
+        method: &str,
+        payload_sha256: &str,
+    ) -> Result<AdminPresented, AdminError> {
+        let refused = |code: AwsCode, message: String| AdminError::Authentication { code, message };
+        if self.header("authorization").is_some() {
+            let path = format!("/iamlet.v1.Admin/{method}");
+            let signed = SignedRequest {
+                method: "POST",
+                path: &path,
+                query: "",
+                headers: &self.headers,
+                payload_sha256: Some(payload_sha256),
+            };
+            let signature =
+                Signature::parse(&signed).map_err(|e| refused(e.code(), e.to_string()))?;
+            // The claimed payload hash must be the message's: the signature covers the claim.
+            if self.header("x-amz-content-sha256") != Some(payload_sha256) {
+                return Err(refused(
+                    AwsCode::SignatureDoesNotMatch,
+                    "x-amz-content-sha256 is not the SHA-256 of the request message.".into(),
+                ));
+            }
+            if signature.service() != "iam" {
+                return Err(refused(
+                    AwsCode::SignatureDoesNotMatch,
+                    format!(
+                        "Credential should be scoped to correct service: 'iam', not '{}'.",
+                        signature.service().chars().take(32).collect::<String>()
+                    ),
+                ));
+            }
+            return Ok(AdminPresented::Signed(Box::new(signature)));
+        }
+        if let Some(id) = self.header("x-iamlet-access-key-id") {
+            // A secret in the clear travels only where nobody can read it.
+            let loopback = self.env.source.is_some_and(|ip| ip.is_loopback());
+            if !self.env.secure_transport && !loopback {
+                return Err(refused(
+                    AwsCode::InvalidClientTokenId,
+                    "A secret access key is accepted only over TLS or from loopback; sign the \
+                     call with SigV4 instead."
+                        .into(),
+                ));
+            }
+            return Ok(AdminPresented::Keys {
+                access_key_id: id.to_owned(),
+                secret: Secret::new(
+                    self.header("x-iamlet-secret-access-key")
+                        .unwrap_or_default(),
+                ),
+                session_token: self.header("x-amz-security-token").map(str::to_owned),
+            });
+        }
+        Ok(match &self.leaf {
+            Some(leaf) => AdminPresented::Certificate(leaf.clone()),
+            None => AdminPresented::None,
+        })
+    }
+}
+
+/// A request signed with `credentials` for `method` (SigV4 over the encoded message): the
+/// client side of [`AdminService`]'s authentication.
+pub fn signed_admin_request<T: prost::Message>(
+    message: T,
+    method: &str,
+    credentials: Option<&Profile>,
+) -> Request<T> {
+    let Some(creds) = credentials else {
+        return Request::new(message);
+    };
+    let headers = crate::control_plane::sign_admin_call(
+        method,
+        &message.encode_to_vec(),
+        &creds.access_key_id,
+        creds.secret_access_key.expose(),
+        creds.session_token.as_deref(),
+        Timestamp::now(),
+    );
+    let mut request = Request::new(message);
+    for (name, value) in headers {
+        if let Ok(value) = value.parse() {
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    request
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn call(
+        &self,
+        request: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::CallResponse>, Status> {
+        let (result, version) = self
+            .run(request, "Call", |admin, call, message| {
+                let pb::CallRequest {
+                    tenant,
+                    action,
+                    parameters_json,
+                } = message;
+                admin.call_json(call, &tenant, &action, &parameters_json)
+            })
+            .await?;
+        Ok(Response::new(pb::CallResponse {
+            result_json: result.to_string(),
+            version: Some(version.into()),
+        }))
+    }
+
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::CreateTenantResponse>, Status> {
+        let (version, (key_id, secret)) = self
+            .run(request, "CreateTenant", |admin, call, m| {
+                admin.create_tenant(call, &m.account_id, Some(&m.alias))
+            })
+            .await?;
+        Ok(Response::new(pb::CreateTenantResponse {
+            version: Some(version.into()),
+            root_access_key_id: key_id,
+            root_secret_access_key: secret.expose().to_owned(),
+        }))
+    }
+
+    async fn delete_tenant(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
+        self.run(request, "DeleteTenant", |admin, call, m| {
+            admin.delete_tenant(call, &m.account_id)
+        })
+        .await?;
+        Ok(Response::new(pb::DeleteTenantResponse {}))
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let tenants = self
+            .run(request, "ListTenants", |admin, call, _| {
+                admin.list_tenants(call)
+            })
+            .await?
+            .into_iter()
+            .map(|t| pb::TenantSummary {
+                account_id: t.account_id,
+                alias: t.alias.unwrap_or_default(),
+                version: Some(t.version.into()),
+            })
+            .collect();
+        Ok(Response::new(pb::ListTenantsResponse { tenants }))
+    }
+
+    async fn export_tenant(
+        &self,
+        request: Request<pb::ExportTenantRequest>,
+    ) -> Result<Response<pb::ExportTenantResponse>, Status> {
+        let spec_json = self
+            .run(request, "ExportTenant", |admin, call, m| {
+                admin.export_tenant(call, &m.tenant)
+            })
+            .await?;
+        Ok(Response::new(pb::ExportTenantResponse { spec_json }))
+    }
+
+    async fn apply_tenant(
+        &self,
+        request: Request<pb::ApplyTenantRequest>,
+    ) -> Result<Response<pb::ApplyTenantResponse>, Status> {
+        let (actions, version) = self
+            .run(request, "ApplyTenant", |admin, call, m| {
+                admin.apply_tenant(call, &m.spec_json, m.dry_run)
+            })
+            .await?;
+        let actions_json = serde_json::to_string(&actions).map_err(|e| {
+            admin_status(&AdminError::Internal(format!(
+                "the plan could not be rendered: {e}"
+            )))
+        })?;
+        Ok(Response::new(pb::ApplyTenantResponse {
+            actions_json,
+            version: version.map(Into::into),
+        }))
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        let changes = self
+            .run(request, "ListChanges", |admin, call, m| {
+                admin.list_changes(call, &m.tenant, m.after_seq, m.limit)
+            })
+            .await?;
+        Ok(Response::new(pb::ListChangesResponse {
+            changes: changes
+                .into_iter()
+                .map(|c| pb::Change {
+                    seq: c.seq,
+                    at: c.at,
+                    actor: c.actor,
+                    action: c.action,
+                    parameters_json: c.parameters.to_string(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let events = self
+            .run(request, "ListEvents", |admin, call, m| {
+                admin.list_events(call, &m.tenant, m.after_id, m.limit)
+            })
+            .await?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events: events
+                .into_iter()
+                .map(|e| pb::AuditEvent {
+                    id: e.id,
+                    at: e.at,
+                    actor: e.actor,
+                    action: e.action,
+                    outcome: e.outcome,
+                    root: e.root,
+                    detail: e.detail,
+                    source: e.source,
+                })
+                .collect(),
+        }))
+    }
+}

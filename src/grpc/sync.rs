@@ -1,0 +1,271 @@
+//! `iamlet.v1.Sync` over gRPC: admits a stream (client certificate, sync key or loopback,
+//! decided by [`SyncAdmission`]), then runs one task per sidecar that sends the deltas
+//! [`WatchState`] computes, heartbeats when quiet, and logs the sidecar's NACKs.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::control_plane::{
+    Chunk, ControlPlane, SyncAdmission, SyncClient, SyncRefusal, WatchState,
+};
+use crate::proto::v1 as pb;
+use crate::snapshot::SnapshotVersion;
+use crate::tls::TenantAccess;
+
+/// How long a quiet stream waits before it sends a heartbeat.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+pub use crate::control_plane::MAX_SYNC_MESSAGE;
+
+/// `iamlet.v1.Sync`.
+#[derive(Debug, Clone)]
+pub struct SyncService {
+    control_plane: Arc<ControlPlane>,
+    heartbeat: Duration,
+    access: Option<Arc<TenantAccess>>,
+    admission: Arc<SyncAdmission>,
+    secure_transport: bool,
+}
+
+impl SyncService {
+    /// Serves `control_plane`'s tenants to sidecars.
+    pub fn new(control_plane: Arc<ControlPlane>) -> Self {
+        Self {
+            control_plane,
+            heartbeat: DEFAULT_HEARTBEAT,
+            access: None,
+            admission: Arc::new(SyncAdmission::default()),
+            secure_transport: false,
+        }
+    }
+
+    /// The service is served over TLS (sync keys may be presented from anywhere).
+    #[must_use]
+    pub fn with_secure_transport(mut self, secure: bool) -> Self {
+        self.secure_transport = secure;
+        self
+    }
+
+    /// Admits streams by `admission` (default: certificates and loopback peers only).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<SyncAdmission>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Limits each client certificate to the tenants `access` lists for it.
+    #[must_use]
+    pub fn with_access(mut self, access: Option<Arc<TenantAccess>>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Sends heartbeats after `heartbeat` of quiet.
+    #[must_use]
+    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> pb::sync_server::SyncServer<Self> {
+        pb::sync_server::SyncServer::new(self)
+            .max_decoding_message_size(MAX_SYNC_MESSAGE)
+            .max_encoding_message_size(MAX_SYNC_MESSAGE)
+    }
+}
+
+/// A refusal as a status.
+pub fn refusal_status(refusal: &SyncRefusal) -> Status {
+    match refusal {
+        SyncRefusal::Unauthenticated(m) => Status::unauthenticated(*m),
+        SyncRefusal::PermissionDenied(m) => Status::permission_denied(m.clone()),
+        SyncRefusal::NoSubscription => Status::invalid_argument(refusal.to_string()),
+    }
+}
+
+type WatchStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::sync_server::Sync for SyncService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        // Who the client is: decided before anything is read.
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        let header = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
+        let key = header("x-iamlet-access-key-id")
+            .map(|id| (id, header("x-iamlet-secret-access-key").unwrap_or_default()));
+        let client = SyncClient {
+            key,
+            certificate: leaf,
+            peer: request.remote_addr(),
+            secure_transport: self.secure_transport,
+        };
+        // Admission alone first, so that an unadmitted client is refused without reading.
+        if self.access.is_none() || key.is_some() {
+            self.admission
+                .admit(key, leaf.is_some(), client.peer, self.secure_transport)
+                .map_err(|r| refusal_status(&r))?;
+        }
+        let access = self.access.clone();
+        let admission = Arc::clone(&self.admission);
+        let (leaf, key) = (
+            leaf.map(<[u8]>::to_vec),
+            key.map(|(id, secret)| (id.to_owned(), secret.to_owned())),
+        );
+        let peer = client.peer;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| refusal_status(&SyncRefusal::NoSubscription))?;
+        let pb::WatchRequest {
+            node: _,
+            subscribe,
+            initial_versions,
+            response_nonce: _,
+            acks: _,
+            nacks: _,
+        } = first;
+        let subscription = admission
+            .subscription(
+                access.as_deref(),
+                SyncClient {
+                    key: key
+                        .as_ref()
+                        .map(|(id, secret)| (id.as_str(), secret.as_str())),
+                    certificate: leaf.as_deref(),
+                    peer,
+                    secure_transport: self.secure_transport,
+                },
+                subscribe,
+            )
+            .map_err(|r| refusal_status(&r))?;
+        let known: HashMap<String, SnapshotVersion> = initial_versions
+            .into_iter()
+            .filter_map(|tv| {
+                tv.version
+                    .map(SnapshotVersion::from)
+                    .map(|v| (tv.tenant, v))
+            })
+            .collect();
+        // Bounded: a slow sidecar slows its own stream, never the control plane's memory.
+        let (tx, rx) = mpsc::channel(4);
+        let stream = WatchTask {
+            control_plane: Arc::clone(&self.control_plane),
+            state: WatchState::new(subscription, known),
+            tx,
+            heartbeat: self.heartbeat,
+            nonce: 0,
+        };
+        tokio::spawn(stream.run(inbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// One sidecar's stream.
+struct WatchTask {
+    control_plane: Arc<ControlPlane>,
+    state: WatchState,
+    tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    heartbeat: Duration,
+    nonce: u64,
+}
+
+impl WatchTask {
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+        let mut changes = self.control_plane.subscribe();
+        // The first response always goes out, even empty: it tells the sidecar it is current.
+        if !self.send_delta(true).await {
+            return;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = self.tx.closed() => return,
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => report_nacks(&request),
+                    Ok(None) | Err(_) => return,
+                },
+                changed = changes.changed() => {
+                    if changed.is_err() || !self.send_delta(false).await {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.heartbeat) => {
+                    if !self.send(pb::WatchResponse {
+                        heartbeat: Some(pb::Heartbeat { server_time_ms: now_ms() }),
+                        ..pb::WatchResponse::default()
+                    }).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what the sidecar lacks. False when the sidecar is gone.
+    async fn send_delta(&mut self, always: bool) -> bool {
+        let current = self.control_plane.shipped_tenants();
+        for chunk in self.state.delta(&current, always) {
+            if !self.send(response(chunk)).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn send(&mut self, mut response: pb::WatchResponse) -> bool {
+        self.nonce += 1;
+        response.nonce = self.nonce.to_string();
+        self.tx.send(Ok(response)).await.is_ok()
+    }
+}
+
+fn response(chunk: Chunk) -> pb::WatchResponse {
+    pb::WatchResponse {
+        tenants: chunk
+            .tenants
+            .iter()
+            .map(|update| pb::TenantSnapshot {
+                tenant: update.account_id.clone(),
+                version: Some(update.version.into()),
+                sha256: update.sha256.clone(),
+                payload: update.payload.clone(),
+            })
+            .collect(),
+        removed_tenants: chunk.removed,
+        heartbeat: Some(pb::Heartbeat {
+            server_time_ms: now_ms(),
+        }),
+        more: chunk.more,
+        ..pb::WatchResponse::default()
+    }
+}
+
+fn report_nacks(request: &pb::WatchRequest) {
+    for nack in &request.nacks {
+        tracing::warn!(
+            tenant = %crate::error::echo(&nack.tenant),
+            version = ?nack.version.map(|v| (v.epoch, v.seq)),
+            "a sidecar refused a tenant update: {}",
+            crate::error::echo(&nack.error)
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    crate::policy::Timestamp::now().epoch_millis()
+}
