@@ -1,6 +1,75 @@
-//! The sidecar process: it loads its tenants from disk, follows the control plane's stream, and
-//! answers on its local listener. Decisions read the snapshot store only; the stream and the
-//! disk only ever replace snapshots.
+//! The sidecar: it loads its tenants from disk, follows the control plane's stream, and
+//! answers applications through its domain API, which the gRPC and HTTP edges serve.
+//! Decisions read the snapshot store only; the stream and the disk only ever replace
+//! snapshots.
+//!
+//! # In process
+//!
+//! The domain API needs no server: a process that embeds iamlet decides and issues with it
+//! directly. Here the demo tenant is compiled into a snapshot, alice's request is decided, and
+//! alice assumes a role:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use iamlet::authz::{Context, Outcome};
+//! use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
+//! use iamlet::directory::IdGenerator;
+//! use iamlet::sidecar::decision_log::DecisionLog;
+//! use iamlet::sidecar::{
+//!     Api, AssumeRoleInput, AuthorizeInput, Authorizer, CacheConfig, CallerId,
+//!     SecurityTokenService,
+//! };
+//! use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A control plane holding the demo tenant, and a key for alice.
+//! let dir = std::env::temp_dir().join(format!("iamlet-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let store = SqliteStore::open(&dir.join("iamlet.db"), None)?;
+//! let cp = ControlPlane::open(Arc::new(store), IdGenerator::system())?;
+//! let spec = TenantSpec::from_yaml_or_json(include_str!("../deploy/examples/demo-tenant.yaml"))?;
+//! cp.apply_spec(&spec, "doc", false)?;
+//! let (key, _) = cp.call("111122223333", "doc", "CreateAccessKey",
+//!     &serde_json::json!({"UserName": "alice"}))?;
+//!
+//! // What a sidecar holds: the tenant compiled into a snapshot.
+//! let (tenant, version) = cp.tenant("111122223333").ok_or("no tenant")?;
+//! let snapshots = Arc::new(SnapshotStore::new());
+//! snapshots.apply(TenantSnapshot::compile(tenant, version, &AwsManagedCatalog::compile())?)?;
+//! let api = Arc::new(Api::new(snapshots, &CacheConfig::default(), DecisionLog::off()));
+//!
+//! // Authorize: the application names its caller.
+//! let decision = Authorizer::new(Arc::clone(&api)).authorize(&AuthorizeInput {
+//!     caller: CallerId::PrincipalArn("arn:aws:iam::111122223333:user/alice".into()),
+//!     action: "s3:PutObject".into(),
+//!     resource: "arn:aws:s3:::demo-data/home/alice/notes.txt".into(),
+//!     context: Context::new(),
+//!     resource_tenant: None,
+//!     resource_policy: None,
+//!     explain: false,
+//!     min_version: None,
+//!     request_id: None,
+//! })?;
+//! assert_eq!(decision.outcome, Outcome::Allow);
+//!
+//! // AssumeRole with alice's own credentials.
+//! let issued = SecurityTokenService::new(api).assume_role(&AssumeRoleInput {
+//!     caller: Some(CallerId::Keys {
+//!         access_key_id: key["AccessKey"]["AccessKeyId"].as_str().ok_or("id")?.into(),
+//!         secret: key["AccessKey"]["SecretAccessKey"].as_str().ok_or("secret")?.into(),
+//!         session_token: None,
+//!     }),
+//!     role_arn: "arn:aws:iam::111122223333:role/reports-writer".into(),
+//!     role_session_name: "doc".into(),
+//!     tags: vec![iamlet::directory::Tag { key: "project".into(), value: "q4".into() }],
+//!     ..AssumeRoleInput::default()
+//! })?;
+//! assert!(issued.access_key_id.starts_with("ASIA"));
+//! assert_eq!(issued.arn, "arn:aws:sts::111122223333:assumed-role/reports-writer/doc");
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod api;
 mod authorize;
