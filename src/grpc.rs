@@ -22,6 +22,25 @@ pub mod status;
 pub mod sts;
 pub mod sync;
 
+/// Streams one connection may carry at once.
+pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+
+/// How often a server pings a quiet connection, and how long it waits for the answer: a peer
+/// that is gone is noticed, and its connection slot freed, within a minute.
+const KEEPALIVE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(20),
+);
+
+/// A server with the limits every gRPC listener of iamlet has.
+fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .http2_keepalive_interval(Some(KEEPALIVE.0))
+        .http2_keepalive_timeout(Some(KEEPALIVE.1))
+        .http2_max_pending_accept_reset_streams(Some(64))
+}
+
 pub use admin::{signed_admin_request, AdminService, MAX_ADMIN_MESSAGE};
 pub use authorizer::AuthorizerService;
 pub use control_plane::{

@@ -37,9 +37,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest request body the edge reads (AWS's Query APIs accept far less).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// Connections served at once, at most.
-pub const MAX_CONNECTIONS: usize = 1024;
-
 /// `GET /healthz` (alive: always 200), `GET /readyz` (200 when ready, 503 otherwise) and
 /// `GET /metrics`.
 pub fn probe_routes(probes: Arc<dyn Probes>) -> Router {
@@ -64,7 +61,11 @@ async fn metrics(State(probes): State<Arc<dyn Probes>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        probes.metrics(),
+        {
+            let mut page = probes.metrics();
+            crate::net::render_metrics(&mut page);
+            page
+        },
     )
         .into_response()
 }
@@ -115,7 +116,14 @@ pub async fn serve(
 ) {
     match tls {
         Some(tls) => serve_incoming(router, tls.incoming(listener), shutdown).await,
-        None => serve_incoming(router, crate::observe::no_delay(listener), shutdown).await,
+        None => {
+            serve_incoming(
+                router,
+                crate::net::accept(listener, crate::net::ConnectionLimits::default()),
+                shutdown,
+            )
+            .await
+        }
     }
 }
 
@@ -141,25 +149,17 @@ pub async fn serve_incoming<S, IO>(
         .max_concurrent_streams(256);
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(incoming);
     tokio::pin!(shutdown);
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            break;
-        };
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = incoming.next() => accepted,
         };
         let stream = match accepted {
             Some(Ok(stream)) => stream,
-            Some(Err(e)) => {
-                // EMFILE and friends: back off instead of spinning on the failing accept.
-                tracing::warn!(error = %e, "http: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+            // Accept errors are logged and paced where connections are accepted.
+            Some(Err(_)) => continue,
             None => break,
         };
         let service = TowerToHyperService::new(router.clone());
@@ -172,7 +172,6 @@ pub async fn serve_incoming<S, IO>(
             if let Err(e) = watched.await {
                 tracing::debug!(error = %e, "http: connection ended with an error");
             }
-            drop(slot);
         });
     }
     graceful.shutdown().await;

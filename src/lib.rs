@@ -32,6 +32,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod loadgen;
+pub mod net;
 pub mod observe;
 pub mod policy;
 pub mod proto;

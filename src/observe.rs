@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-
 /// The operations whose latency is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -246,20 +244,6 @@ pub trait Probes: Send + Sync + 'static {
     fn ready(&self) -> bool;
     /// The metrics page.
     fn metrics(&self) -> String;
-}
-
-/// The accepted connections of `listener`, with Nagle's algorithm off: tonic sets
-/// `TCP_NODELAY` only on listeners it binds itself, and without it a small response waits for
-/// the peer's delayed ACK (tens of milliseconds).
-pub fn no_delay(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            let _ = stream.set_nodelay(true);
-        })
-    })
 }
 
 #[cfg(test)]

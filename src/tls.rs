@@ -264,35 +264,50 @@ impl ReloadingServerTls {
         }))
     }
 
-    /// Accepts TLS connections from `listener` in the background (each handshake in its own
-    /// task, bounded in time): the incoming stream for tonic's `serve_with_incoming*`.
+    /// Accepts TLS connections from `listener` in the background (within the default
+    /// [`crate::net::ConnectionLimits`], each handshake in its own task, bounded in time): the
+    /// incoming stream for tonic's `serve_with_incoming*`.
     pub fn incoming(
         &self,
         listener: tokio::net::TcpListener,
     ) -> tokio_stream::wrappers::ReceiverStream<
-        std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        std::io::Result<
+            tokio_rustls::server::TlsStream<crate::net::Bounded<tokio::net::TcpStream>>,
+        >,
     > {
+        self.incoming_from(crate::net::accept(
+            listener,
+            crate::net::ConnectionLimits::default(),
+        ))
+    }
+
+    /// TLS over the connections `accepted` yields.
+    pub fn incoming_from(
+        &self,
+        mut accepted: tokio_stream::wrappers::ReceiverStream<
+            std::io::Result<crate::net::Bounded<tokio::net::TcpStream>>,
+        >,
+    ) -> tokio_stream::wrappers::ReceiverStream<
+        std::io::Result<
+            tokio_rustls::server::TlsStream<crate::net::Bounded<tokio::net::TcpStream>>,
+        >,
+    > {
+        use tokio_stream::StreamExt;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config));
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
                 let stream = tokio::select! {
                     () = tx.closed() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            // As for plaintext: no Nagle delay on small responses.
-                            let _ = stream.set_nodelay(true);
-                            stream
-                        }
-                        Err(e) => {
-                            tracing::warn!("accepting a connection failed: {e}");
-                            continue;
-                        }
+                    accepted = accepted.next() => match accepted {
+                        Some(Ok(stream)) => stream,
+                        Some(Err(_)) => continue,
+                        None => return,
                     },
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let peer = stream.peer_addr().ok();
+                    let peer = stream.get_ref().peer_addr().ok();
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                         .await
                     {

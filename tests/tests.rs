@@ -29,3 +29,5 @@ mod reference;
 mod credentials;
 // The admin API secured with IAM: root keys, users, role sessions, the operator, denials.
 mod admin;
+// Oversized and pathological requests at the edges: refused, bounded, never stalling others.
+mod hardening;

@@ -813,7 +813,7 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             )),
             None => Box::pin(serve_local_api(
                 handle.clone(),
-                observe::no_delay(listener),
+                crate::net::accept(listener, crate::net::ConnectionLimits::default()),
                 until_stopped(stopped.clone()),
             )),
         };

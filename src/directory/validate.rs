@@ -37,6 +37,8 @@ const MAX_TAGS_PER_REQUEST: usize = 50;
 
 /// A `ValidationError` in the API's wording.
 pub(crate) fn validation_error(value: &str, field: &str, constraint: &str) -> DirectoryError {
+    // The value is echoed bounded: an error never grows with the input that caused it.
+    let value = crate::error::echo(value);
     DirectoryError::Validation(format!(
         "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
     ))

@@ -18,14 +18,39 @@ use super::status::{api_status, grpc_code};
 #[derive(Debug, Clone)]
 pub struct AuthorizerService {
     authorizer: Authorizer,
+    /// Requests that may cost more than a cache lookup and an evaluation of the tenant's own
+    /// policies (a policy supplied with the request, a large batch) run on the blocking pool,
+    /// this many at once, so that they never hold the threads that serve other clients.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
+
+/// Batches larger than this run on the blocking pool.
+const INLINE_BATCH: usize = 16;
 
 impl AuthorizerService {
     /// Decides with `api`'s snapshots and caches.
     pub fn new(api: Arc<Api>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Self {
             authorizer: Authorizer::new(api),
+            heavy: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
+    }
+
+    /// Runs `work` on the blocking pool, within the heavy-work budget.
+    async fn offload<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let _permit = self
+            .heavy
+            .acquire()
+            .await
+            .map_err(|_| api_status(&ApiError::NotLoaded("the service is stopping".into())))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| Status::internal(format!("the request did not complete: {e}")))
     }
 
     /// The tonic server.
@@ -155,6 +180,24 @@ impl TryFrom<pb::AuthorizeRequest> for AuthorizeInput {
 fn decode_context(
     context: std::collections::HashMap<String, pb::ContextValue>,
 ) -> Result<Context, ApiError> {
+    // Bounded before anything is built from it.
+    crate::sidecar::check_context(context.len(), || {
+        context.iter().map(|(key, value)| {
+            let (count, longest) = match &value.value {
+                Some(pb::context_value::Value::ListValue(list)) => (
+                    list.values.len(),
+                    list.values.iter().map(|v| v.chars().count()).max(),
+                ),
+                Some(
+                    pb::context_value::Value::StringValue(s)
+                    | pb::context_value::Value::NumberValue(s)
+                    | pb::context_value::Value::DateValue(s),
+                ) => (1, Some(s.chars().count())),
+                Some(pb::context_value::Value::BoolValue(_)) | None => (1, None),
+            };
+            (key.as_str(), count, longest)
+        })
+    })?;
     let mut ctx = Context::new();
     for (key, value) in context {
         if key.is_empty() {
@@ -253,9 +296,13 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        self.decide(request.into_inner())
-            .map(Response::new)
-            .map_err(|e| api_status(&e))
+        let message = request.into_inner();
+        let result = if message.resource_policy_json.trim().is_empty() {
+            self.decide(message)
+        } else {
+            self.offload(move |this| this.decide(message)).await?
+        };
+        result.map(Response::new).map_err(|e| api_status(&e))
     }
 
     async fn batch_authorize(
@@ -273,6 +320,26 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
                 ),
             )));
         }
+        let heavy = requests.len() > INLINE_BATCH
+            || requests
+                .iter()
+                .any(|r| !r.resource_policy_json.trim().is_empty());
+        if heavy {
+            return self
+                .offload(move |this| this.batch(requests))
+                .await?
+                .map(Response::new);
+        }
+        self.batch(requests).map(Response::new)
+    }
+}
+
+impl AuthorizerService {
+    /// Decides a batch's messages, each on its own.
+    fn batch(
+        &self,
+        requests: Vec<pb::AuthorizeRequest>,
+    ) -> Result<pb::BatchAuthorizeResponse, Status> {
         // A message that does not decode is that request's error; the others are decided.
         let total = requests.len();
         let mut inputs = Vec::with_capacity(total);
@@ -310,6 +377,6 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
                 }
             })
             .collect();
-        Ok(Response::new(pb::BatchAuthorizeResponse { results }))
+        Ok(pb::BatchAuthorizeResponse { results })
     }
 }

@@ -70,7 +70,7 @@ pub async fn serve_control_plane_with(
         .map_err(|e| tracing::warn!(error = %e, "gRPC reflection is not served"))
         .ok()
         .unzip();
-    let router = tonic::transport::Server::builder()
+    let router = super::server()
         .trace_fn(crate::telemetry::grpc_span)
         .add_service(admin.into_server())
         .add_service(sync.into_server())
@@ -84,7 +84,10 @@ pub async fn serve_control_plane_with(
         }
         None => {
             router
-                .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
+                .serve_with_incoming_shutdown(
+                    crate::net::accept(listener, crate::net::ConnectionLimits::default()),
+                    shutdown,
+                )
                 .await
         }
     }

@@ -76,7 +76,7 @@ where
     let sts = StsService::new(Arc::clone(&handle.api));
     let (reflection, reflection_alpha) =
         reflection(SIDECAR_SERVICES).map_err(SidecarError::Reflection)?;
-    tonic::transport::Server::builder()
+    super::server()
         .trace_fn(crate::telemetry::grpc_span)
         .add_service(authorizer.into_server())
         .add_service(sts.into_server())
@@ -97,7 +97,12 @@ pub async fn serve_sidecar(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError> {
-    serve_local_api(handle, crate::observe::no_delay(listener), shutdown).await
+    serve_local_api(
+        handle,
+        crate::net::accept(listener, crate::net::ConnectionLimits::default()),
+        shutdown,
+    )
+    .await
 }
 
 /// Serves `grpc.health.v1` (following `serving`) and reflection on `listener`: the health
@@ -110,11 +115,14 @@ pub async fn serve_health(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError> {
     let (reflection, reflection_alpha) = reflection(&[]).map_err(SidecarError::Reflection)?;
-    tonic::transport::Server::builder()
+    super::server()
         .add_service(HealthService::new(services, serving).into_server())
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .serve_with_incoming_shutdown(crate::observe::no_delay(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            crate::net::accept(listener, crate::net::ConnectionLimits::default()),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

@@ -27,6 +27,31 @@ use crate::observe::{Answer, Method};
 /// The most requests one batch carries.
 pub const MAX_BATCH: usize = 1000;
 
+/// The bounds of one request. Where AWS bounds a field (IAM's policy-simulation API: action
+/// names 3–128 characters, ARNs 1–2048, context key names 5–256; a KMS key policy, the largest
+/// resource policy, 32 KiB), the bound is AWS's; the others are iamlet's, generous for any real
+/// request and small enough that no request costs more than a few milliseconds of CPU.
+pub mod limits {
+    /// Characters of an action name.
+    pub const MAX_ACTION_CHARS: usize = 128;
+    /// Characters of a resource or principal ARN.
+    pub const MAX_ARN_CHARS: usize = 2048;
+    /// Context keys per request.
+    pub const MAX_CONTEXT_KEYS: usize = 256;
+    /// Characters of a context key.
+    pub const MAX_CONTEXT_KEY_CHARS: usize = 256;
+    /// Values of one multi-valued context key.
+    pub const MAX_CONTEXT_VALUES: usize = 256;
+    /// Characters of one context value.
+    pub const MAX_CONTEXT_VALUE_CHARS: usize = 4096;
+    /// Bytes of a resource policy supplied with a request.
+    pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+    /// Statements of a resource policy supplied with a request.
+    pub const MAX_POLICY_STATEMENTS: usize = 256;
+    /// Characters of a tenant id or request id.
+    pub const MAX_ID_CHARS: usize = 128;
+}
+
 /// Why an authorization could not be decided. A deny is a [`Decision`], never this.
 pub type AuthorizeError = ApiError;
 
@@ -410,14 +435,11 @@ impl Authorizer {
         fill_session_context(caller.session.as_deref(), clock, &mut context);
         let mut request = AuthzRequest::try_new(principal.clone(), &input.action, &input.resource)
             .map_err(|e| {
-                ApiError::invalid(
-                    if input.action.contains(':') {
-                        "resource"
-                    } else {
-                        "action"
-                    },
-                    e,
-                )
+                let field = match e {
+                    crate::authz::RequestError::InvalidAction(_) => "action",
+                    crate::authz::RequestError::EmptyResource => "resource",
+                };
+                ApiError::invalid(field, e)
             })?
             .with_context(context);
         if snapshots.resource_tenant != caller_tenant {
@@ -483,12 +505,97 @@ fn is_assume_role(action: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case("sts:assumerole"))
 }
 
+/// Checks that the request is present and within [`limits`], before any work is done on it.
 fn check_present(input: &AuthorizeInput) -> Result<(), ApiError> {
+    use limits::*;
     if input.action.is_empty() {
         return Err(ApiError::invalid("action", "missing"));
     }
     if input.resource.is_empty() {
         return Err(ApiError::invalid("resource", "missing"));
+    }
+    check_chars("action", &input.action, MAX_ACTION_CHARS)?;
+    check_chars("resource", &input.resource, MAX_ARN_CHARS)?;
+    if let CallerId::PrincipalArn(arn) = &input.caller {
+        check_chars("principal_arn", arn, MAX_ARN_CHARS)?;
+    }
+    if let Some(tenant) = &input.resource_tenant {
+        // A tenant is an account: twelve digits, nothing that could name a path.
+        if tenant.len() != 12 || !tenant.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(
+                "resource_tenant",
+                format!(
+                    "`{}` is not a 12-digit account id",
+                    crate::error::echo(tenant)
+                ),
+            ));
+        }
+    }
+    if let Some(id) = &input.request_id {
+        check_chars("request_id", id, MAX_ID_CHARS)?;
+    }
+    if let Some(policy) = &input.resource_policy {
+        if policy.len() > MAX_POLICY_BYTES {
+            return Err(ApiError::invalid(
+                "resource_policy_json",
+                format!("{} bytes; at most {MAX_POLICY_BYTES}", policy.len()),
+            ));
+        }
+    }
+    check_context(input.context.len(), || {
+        input.context.iter().map(|(key, values)| {
+            let values: &[crate::policy::ContextValue] = match values {
+                KeyValues::Single(v) => std::slice::from_ref(v),
+                KeyValues::Multi(vs) => vs,
+            };
+            (
+                key,
+                values.len(),
+                values.iter().map(|v| v.as_str().chars().count()).max(),
+            )
+        })
+    })
+}
+
+/// Checks a context against [`limits`]: `len` keys, each with its value count and longest
+/// value. An edge calls it before it builds a [`Context`], so that an oversized request costs
+/// nothing to refuse.
+pub fn check_context<'a, I>(len: usize, entries: impl FnOnce() -> I) -> Result<(), ApiError>
+where
+    I: Iterator<Item = (&'a str, usize, Option<usize>)>,
+{
+    use limits::*;
+    if len > MAX_CONTEXT_KEYS {
+        return Err(ApiError::invalid(
+            "context",
+            format!("{len} keys; at most {MAX_CONTEXT_KEYS}"),
+        ));
+    }
+    for (key, count, longest) in entries() {
+        check_chars("context key", key, MAX_CONTEXT_KEY_CHARS)?;
+        if count > MAX_CONTEXT_VALUES {
+            return Err(ApiError::invalid(
+                format!("context[{}]", crate::error::echo(key)),
+                format!("{count} values; at most {MAX_CONTEXT_VALUES}"),
+            ));
+        }
+        if longest.is_some_and(|n| n > MAX_CONTEXT_VALUE_CHARS) {
+            return Err(ApiError::invalid(
+                format!("context[{}]", crate::error::echo(key)),
+                format!("a value is longer than {MAX_CONTEXT_VALUE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_chars(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    // Bytes bound characters from above: most values need no count.
+    if value.len() > max && value.chars().nth(max).is_some() {
+        return Err(ApiError::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -513,6 +620,16 @@ fn compile_inline_policy(
             format!("{}: {}", e.code(), e.message()),
         )
     })?;
+    if document.statements.len() > limits::MAX_POLICY_STATEMENTS {
+        return Err(ApiError::invalid(
+            "resource_policy_json",
+            format!(
+                "{} statements; at most {}",
+                document.statements.len(),
+                limits::MAX_POLICY_STATEMENTS
+            ),
+        ));
+    }
     Ok(Some(CompiledPolicy::compile(
         "request#resource-policy",
         kind,
