@@ -159,15 +159,45 @@ pub struct SidecarHandle {
     serving: Arc<watch::Sender<bool>>,
     /// Set on SIGTERM: the sidecar reports not ready while it drains.
     pub draining: Arc<AtomicBool>,
+    /// What the start found in the state directory.
+    boot: Arc<Boot>,
+}
+
+/// What a sidecar loaded from its state directory when it started.
+#[derive(Debug, Default)]
+struct Boot {
+    /// Tenants loaded from their files.
+    loaded: usize,
+    /// Tenants whose files were refused (corrupt, tampered, unreadable).
+    refused: Vec<String>,
 }
 
 // === impl SidecarHandle ===
 
 impl SidecarHandle {
-    /// True once every required tenant is served.
+    /// True once every required tenant is served. A sidecar of every tenant (`*`) cannot know
+    /// every tenant until the control plane tells it, so it is ready once the control plane's
+    /// first full answer arrived, or once it started from state files holding at least one
+    /// tenant: it then answers for those, as a sidecar of named tenants does, while it
+    /// reconnects.
     pub fn is_ready(&self) -> bool {
-        self.readiness
-            .is_ready(&self.store, self.sync.full_response_seen())
+        let booted = matches!(self.readiness, Readiness::All) && self.boot.loaded > 0;
+        booted
+            || self
+                .readiness
+                .is_ready(&self.store, self.sync.full_response_seen())
+    }
+
+    /// Required tenants not served yet, and tenants whose state files were refused at start
+    /// and are not served since.
+    pub fn missing(&self) -> Vec<String> {
+        let mut missing = self.readiness.missing(&self.store);
+        for tenant in &self.boot.refused {
+            if self.store.version(tenant).is_none() && !missing.contains(tenant) {
+                missing.push(tenant.clone());
+            }
+        }
+        missing
     }
 
     /// True while the sidecar should receive traffic: ready, and not draining.
@@ -354,9 +384,14 @@ pub fn spawn_sidecar(
         Readiness::Tenants(t) => t.clone(),
         Readiness::All => persisted_tenants(&config.state_dir),
     };
+    let mut boot = Boot::default();
     for (tenant, result) in applier.boot_from_disk(&persisted) {
-        if let crate::sync::UpdateResult::Rejected { error, .. } = result {
-            report(&format!("not loading tenant {tenant} from disk: {error}"));
+        match result {
+            crate::sync::UpdateResult::Rejected { error, .. } => {
+                report(&format!("not loading tenant {tenant} from disk: {error}"));
+                boot.refused.push(tenant);
+            }
+            _ => boot.loaded += 1,
         }
     }
     let state = Arc::new(SyncState::default());
@@ -398,6 +433,7 @@ pub fn spawn_sidecar(
         api,
         serving: Arc::new(watch::channel(false).0),
         draining: Arc::new(AtomicBool::new(false)),
+        boot: Arc::new(boot),
     };
     tokio::spawn(follow_readiness(handle.clone(), shutdown_copy));
     (handle, sync)

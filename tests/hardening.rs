@@ -475,3 +475,199 @@ fn out_of_file_descriptors_the_sidecar_neither_spins_nor_stops() {
     assert!(log.contains("accepting a connection failed"), "{log}");
     let _ = std::fs::remove_dir_all(state);
 }
+
+/// The admin API reads a large message only from an authenticated `ApplyTenant`: anyone else's
+/// is refused from its metadata, or cut at 1 MiB, before the control plane holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_admin_messages_are_read_only_from_authenticated_callers() {
+    use iamlet::control_plane::{AdminAuth, OperatorKey, Profile};
+    use iamlet::directory::Secret;
+    use iamlet::grpc::{serve_control_plane_with, signed_admin_request, ServeOptions};
+    let data = super::support::temp_dir("hardening", "admin-size");
+    let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
+    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let operator = OperatorKey {
+        name: "ops".into(),
+        access_key_id: "IOPRHARDENINGTEST001".into(),
+        secret: Secret::new("the-operators-secret"),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_control_plane_with(
+        Arc::clone(&cp),
+        listener,
+        Duration::from_secs(5),
+        ServeOptions {
+            admin_auth: Some(Arc::new(AdminAuth::new(vec![operator], Vec::new()))),
+            ..ServeOptions::default()
+        },
+        std::future::pending(),
+    ));
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::admin_client::AdminClient::new(channel)
+        .max_encoding_message_size(128 << 20)
+        .max_decoding_message_size(128 << 20);
+    // A 3 MB tenant (a YAML comment pads it): the operator applies it.
+    let spec = format!(
+        "# {}\nAccountId: \"777788889999\"\nUsers:\n  - UserName: big\n",
+        "x".repeat(3 << 20)
+    );
+    let ops = Profile {
+        access_key_id: "IOPRHARDENINGTEST001".into(),
+        secret_access_key: Secret::new("the-operators-secret"),
+        session_token: None,
+    };
+    let applied = client
+        .apply_tenant(signed_admin_request(
+            pb::ApplyTenantRequest {
+                spec_json: spec.clone(),
+                dry_run: false,
+            },
+            "ApplyTenant",
+            Some(&ops),
+        ))
+        .await;
+    assert!(applied.is_ok(), "{applied:?}");
+    assert!(cp.tenant("777788889999").is_some());
+    // Without credentials, or with a wrong secret, the same message is refused from its
+    // metadata, and the tenant is untouched.
+    let wrong = Profile {
+        secret_access_key: Secret::new("not-the-secret"),
+        ..ops.clone()
+    };
+    for (what, request) in [
+        (
+            "no credentials",
+            tonic::Request::new(pb::ApplyTenantRequest {
+                spec_json: spec.replace("big", "bigger"),
+                dry_run: false,
+            }),
+        ),
+        (
+            "a wrong secret",
+            signed_admin_request(
+                pb::ApplyTenantRequest {
+                    spec_json: spec.replace("big", "bigger"),
+                    dry_run: false,
+                },
+                "ApplyTenant",
+                Some(&wrong),
+            ),
+        ),
+    ] {
+        let refused = client.apply_tenant(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{what}: {refused:?}");
+    }
+    let users = cp.tenant("777788889999").unwrap().0.users.len();
+    assert_eq!(users, 1, "a refused apply changed the tenant");
+    // Any other method's message is cut at 1 MiB, whoever sends it.
+    let call = client
+        .call(signed_admin_request(
+            pb::CallRequest {
+                tenant: "777788889999".into(),
+                action: "CreateUser".into(),
+                parameters_json: format!(r#"{{"UserName":"{}"}}"#, "u".repeat(2 << 20)),
+            },
+            "Call",
+            Some(&ops),
+        ))
+        .await
+        .unwrap_err();
+    assert_ne!(call.code(), Code::Ok);
+    assert_eq!(cp.tenant("777788889999").unwrap().0.users.len(), 1);
+}
+
+/// Readiness and status tell the truth: a sidecar of every tenant started from its state
+/// files is ready while the control plane is down, and answers; a state file that is refused
+/// shows in `missing`; decision-log records lost to write errors are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_status_tell_the_truth() {
+    use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
+    let r = start("truth").await;
+    // The first sidecar wrote tenant A's state file; stop nothing, but start a second
+    // sidecar of every tenant against a control plane that is not there, on a copy of it.
+    let state = super::support::temp_dir("hardening", "truth-copy");
+    let original = std::env::temp_dir().join(format!(
+        "iamlet-hardening-truth-sidecar-{}",
+        std::process::id()
+    ));
+    super::support::eventually("tenant A's state file", || {
+        original.join(format!("tenant-{A}.json")).exists()
+    })
+    .await;
+    std::fs::copy(
+        original.join(format!("tenant-{A}.json")),
+        state.join(format!("tenant-{A}.json")),
+    )
+    .unwrap();
+    // And a tenant whose file is garbage.
+    std::fs::write(state.join("tenant-444455556666.json"), b"{not json").unwrap();
+    let (log, _task) = DecisionLog::spawn(DecisionLogConfig {
+        sink: LogSink::File("/dev/full".into()),
+        ..DecisionLogConfig::default()
+    })
+    .unwrap();
+    let (_stop, shutdown) = watch::channel(false);
+    let (handle, _sync) = spawn_sidecar(
+        &SidecarConfig {
+            control_plane: "http://127.0.0.1:9".into(),
+            readiness: Readiness::All,
+            state_dir: state,
+            sidecar_id: "truth-2".into(),
+            decision_log: log,
+            ..SidecarConfig::default()
+        },
+        shutdown,
+    );
+    assert!(
+        handle.is_ready(),
+        "a `*` sidecar with a state file is ready"
+    );
+    super::support::eventually("health to follow readiness", || *handle.serving().borrow()).await;
+    let local = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = local.local_addr().unwrap();
+    tokio::spawn(serve_sidecar(handle.clone(), local, std::future::pending()));
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let answer = AuthorizerClient::new(channel.clone())
+        .authorize(ask(
+            ALICE,
+            "s3:PutObject",
+            "arn:aws:s3:::demo-data/home/alice/notes.txt",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.decision,
+        pb::Decision::Allow as i32,
+        "it answers as ready"
+    );
+    let mut status_client = pb::sidecar_status_client::SidecarStatusClient::new(channel);
+    let started = Instant::now();
+    let status = loop {
+        let status = status_client
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if status.decision_log_write_errors > 0 || started.elapsed() > Duration::from_secs(20) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.ready);
+    assert_eq!(status.missing, vec!["444455556666".to_owned()]);
+    assert!(
+        status.decision_log_write_errors > 0,
+        "the record lost to /dev/full is not counted: {status:?}"
+    );
+    drop(r);
+}

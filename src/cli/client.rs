@@ -358,7 +358,7 @@ pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, Adm
             "LastNacks": status.last_nacks.iter().map(|n| json!({"Tenant": n.tenant, "Version": version(n.version), "Error": n.error})).collect::<Vec<_>>(),
             "DecisionCache": cache(status.decision_cache.unwrap_or_default()),
             "CredentialCache": cache(status.credential_cache.unwrap_or_default()),
-            "DecisionLog": {"Written": status.decision_log_written, "Dropped": status.decision_log_dropped},
+            "DecisionLog": {"Written": status.decision_log_written, "Dropped": status.decision_log_dropped, "WriteErrors": status.decision_log_write_errors},
         }),
     );
     Ok(status.ready)

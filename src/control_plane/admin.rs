@@ -309,6 +309,53 @@ impl Admin {
         })
     }
 
+    /// Authenticates `call` (for `action`) and nothing more: what an edge checks before it
+    /// reads a large message. A refusal is counted and audited as any failed authentication.
+    pub fn authenticate_only(&self, call: AdminCall, action: &str) -> Result<(), AdminError> {
+        self.authenticate(call, action).map(drop)
+    }
+
+    /// Who makes `call`; a failure is recorded in the tenant the key claims, if it exists
+    /// (never in a throttled flood), with the key id and never a secret.
+    fn authenticate(
+        &self,
+        call: AdminCall,
+        action: &str,
+    ) -> Result<(AdminCaller, CallEnv), AdminError> {
+        let (cp, auth) = (&*self.control_plane, &*self.auth);
+        let claimed_tenant = call.claimed_tenant();
+        let AdminCall {
+            credentials,
+            claimed_key,
+            env,
+            ..
+        } = call;
+        let authenticated = match credentials {
+            Ok(presented) => auth.authenticate(cp, presented.credentials(), &env),
+            Err(error) => Err(auth.refuse(error, &env, claimed_key.as_deref().unwrap_or_default())),
+        };
+        match authenticated {
+            Ok(caller) => Ok((caller, env)),
+            Err(error) => {
+                if let Some(account) = claimed_tenant
+                    .filter(|t| cp.tenant(t).is_some())
+                    .filter(|_| !matches!(error, AdminError::Throttling))
+                {
+                    cp.record_event(audit_event(
+                        account,
+                        &claimed_key.unwrap_or_default(),
+                        action,
+                        "AuthFailure",
+                        false,
+                        &format!("{}: {error}", error.code()),
+                        &env,
+                    ));
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Authenticates one call, then runs `handle` with the caller, and records in the
     /// tenant's audit events what must be: failed authentications, denials, and every use of
     /// root credentials.
@@ -320,51 +367,7 @@ impl Admin {
         handle: impl FnOnce(&ControlPlane, &AdminAuth, &AdminCaller, CallEnv) -> Result<R, AdminError>,
     ) -> Result<R, AdminError> {
         let (cp, auth) = (&*self.control_plane, &*self.auth);
-        let claimed_tenant = call.claimed_tenant();
-        let AdminCall {
-            credentials,
-            claimed_key,
-            env,
-            ..
-        } = call;
-        let source = env.source.map(|ip| ip.to_string()).unwrap_or_default();
-        let event = |account: String, actor: String, outcome: &str, root: bool, detail: String| {
-            AuditEvent {
-                account_id: account,
-                id: 0,
-                at: 0,
-                actor: actor.chars().take(256).collect(),
-                action: action.to_owned(),
-                outcome: outcome.to_owned(),
-                root,
-                detail: detail.chars().take(1024).collect(),
-                source: source.clone(),
-            }
-        };
-        let authenticated = match credentials {
-            Ok(presented) => auth.authenticate(cp, presented.credentials(), &env),
-            Err(error) => Err(auth.refuse(error, &env, claimed_key.as_deref().unwrap_or_default())),
-        };
-        let caller = match authenticated {
-            Ok(caller) => caller,
-            Err(error) => {
-                // A failure is recorded in the tenant the key claims, if it exists (never in a
-                // throttled flood), with the key id and never a secret.
-                if let Some(account) = claimed_tenant
-                    .filter(|t| cp.tenant(t).is_some())
-                    .filter(|_| !matches!(error, AdminError::Throttling))
-                {
-                    cp.record_event(event(
-                        account,
-                        claimed_key.unwrap_or_default(),
-                        "AuthFailure",
-                        false,
-                        format!("{}: {error}", error.code()),
-                    ));
-                }
-                return Err(error);
-            }
-        };
+        let (caller, env) = self.authenticate(call, action)?;
         let own = match &caller {
             AdminCaller::Tenant { account, .. } => Some(account.clone()),
             AdminCaller::Operator { .. } => None,
@@ -375,25 +378,52 @@ impl Admin {
             match &result {
                 Err(error @ AdminError::AccessDenied(_)) => {
                     auth.count_denied();
-                    cp.record_event(event(
+                    cp.record_event(audit_event(
                         account,
-                        caller.actor(),
+                        &caller.actor(),
+                        action,
                         "AccessDenied",
                         caller.is_root(),
-                        error.to_string(),
+                        &error.to_string(),
+                        &env,
                     ));
                 }
-                _ if caller.is_root() => cp.record_event(event(
+                _ if caller.is_root() => cp.record_event(audit_event(
                     account,
-                    caller.actor(),
+                    &caller.actor(),
+                    action,
                     if result.is_ok() { "Allowed" } else { "Failed" },
                     true,
-                    String::new(),
+                    "",
+                    &env,
                 )),
                 _ => {}
             }
         }
         result
+    }
+}
+
+/// An audit event, its fields bounded.
+fn audit_event(
+    account: String,
+    actor: &str,
+    action: &str,
+    outcome: &str,
+    root: bool,
+    detail: &str,
+    env: &CallEnv,
+) -> AuditEvent {
+    AuditEvent {
+        account_id: account,
+        id: 0,
+        at: 0,
+        actor: actor.chars().take(256).collect(),
+        action: action.to_owned(),
+        outcome: outcome.to_owned(),
+        root,
+        detail: detail.chars().take(1024).collect(),
+        source: env.source.map(|ip| ip.to_string()).unwrap_or_default(),
     }
 }
 

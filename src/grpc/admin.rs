@@ -98,30 +98,57 @@ struct Metadata {
 
 impl Metadata {
     fn read<T>(request: &Request<T>, secure_transport: bool) -> Self {
-        let headers = request
-            .metadata()
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        Self::from_headers(
+            request.metadata().as_ref(),
+            request.remote_addr(),
+            leaf,
+            secure_transport,
+        )
+    }
+
+    /// The same from an HTTP request's parts, before its body is read.
+    fn from_parts(parts: &axum::http::request::Parts, secure_transport: bool) -> Self {
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let tls = parts.extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
+        let remote = parts
+            .extensions
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .or_else(|| tls.and_then(|t| t.get_ref().remote_addr()));
+        let leaf = tls
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        Self::from_headers(&parts.headers, remote, leaf, secure_transport)
+    }
+
+    fn from_headers(
+        headers: &axum::http::HeaderMap,
+        remote: Option<std::net::SocketAddr>,
+        leaf: Option<Vec<u8>>,
+        secure_transport: bool,
+    ) -> Self {
+        let headers = headers
             .iter()
-            .filter_map(|entry| match entry {
-                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+            .filter(|(name, _)| !name.as_str().ends_with("-bin") && name.as_str() != "host")
+            .filter_map(|(name, value)| {
+                value
                     .to_str()
                     .ok()
-                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
-                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
             })
-            .filter(|(name, _)| name != "host")
             .chain(std::iter::once((
                 "host".to_owned(),
                 ADMIN_SIGNING_HOST.to_owned(),
             )))
             .collect();
-        let leaf = request
-            .peer_certs()
-            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
         Self {
             headers,
             leaf,
             env: CallEnv {
-                source: request.remote_addr().map(|a| a.ip().to_canonical()),
+                source: remote.map(|a| a.ip().to_canonical()),
                 secure_transport,
                 now: Timestamp::now(),
             },
@@ -211,6 +238,125 @@ impl Metadata {
         Ok(match &self.leaf {
             Some(leaf) => AdminPresented::Certificate(leaf.clone()),
             None => AdminPresented::None,
+        })
+    }
+}
+
+/// The largest admin message from a caller not yet authenticated, and of every method but
+/// `ApplyTenant`: ample for any IAM action's parameters.
+pub const MAX_UNAUTHENTICATED_MESSAGE: usize = 1 << 20;
+
+/// A layer over the control plane's gRPC server that bounds admin messages before they are
+/// read: every method but `ApplyTenant` to [`MAX_UNAUTHENTICATED_MESSAGE`] bytes, and
+/// `ApplyTenant`, which may carry a large tenant, only after its caller is authenticated from
+/// the metadata (a SigV4 signature is verified over the payload hash it claims; the handler
+/// then checks the claim against the message). Other paths pass through.
+#[derive(Debug, Clone)]
+pub struct AdminGateLayer {
+    admin: Admin,
+    secure_transport: bool,
+}
+
+impl AdminGateLayer {
+    /// Authenticates with `admin`'s authenticator.
+    pub fn new(service: &AdminService) -> Self {
+        Self {
+            admin: service.admin.clone(),
+            secure_transport: service.secure_transport,
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for AdminGateLayer {
+    type Service = AdminGate<S>;
+
+    fn layer(&self, inner: S) -> AdminGate<S> {
+        AdminGate {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`AdminGateLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct AdminGate<S> {
+    inner: S,
+    layer: AdminGateLayer,
+}
+
+type GateFuture<R, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, E>> + Send>>;
+
+impl<S, ResBody> tower_service::Service<axum::http::Request<tonic::body::Body>> for AdminGate<S>
+where
+    S: tower_service::Service<
+            axum::http::Request<tonic::body::Body>,
+            Response = axum::http::Response<ResBody>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = GateFuture<S::Response, S::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<tonic::body::Body>) -> Self::Future {
+        // The ready inner service serves this call; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(method) = request
+            .uri()
+            .path()
+            .strip_prefix("/iamlet.v1.Admin/")
+            .map(str::to_owned)
+        else {
+            return Box::pin(inner.call(request));
+        };
+        if method != "ApplyTenant" {
+            // Every other message is small: its size is bounded before it is read, and its
+            // caller authenticated by the handler.
+            let (parts, body) = request.into_parts();
+            let body = tonic::body::Body::new(http_body_util::Limited::new(
+                body,
+                MAX_UNAUTHENTICATED_MESSAGE,
+            ));
+            return Box::pin(inner.call(axum::http::Request::from_parts(parts, body)));
+        }
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let metadata = Metadata::from_parts(&parts, layer.secure_transport);
+            let claimed = metadata
+                .header("x-amz-content-sha256")
+                .unwrap_or_default()
+                .to_owned();
+            let call = metadata.call(&method, &claimed);
+            let admin = layer.admin.clone();
+            let checked =
+                tokio::task::spawn_blocking(move || admin.authenticate_only(call, "ApplyTenant"))
+                    .await;
+            let refusal = match checked {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(admin_status(&error)),
+                Err(join) => Some(admin_status(&AdminError::Internal(format!(
+                    "the call did not complete: {join}"
+                )))),
+            };
+            if let Some(status) = refusal {
+                return Ok(status.into_http());
+            }
+            inner
+                .call(axum::http::Request::from_parts(parts, body))
+                .await
         })
     }
 }

@@ -70,7 +70,9 @@ pub async fn serve_control_plane_with(
         .map_err(|e| tracing::warn!(error = %e, "gRPC reflection is not served"))
         .ok()
         .unzip();
+    let gate = super::admin::AdminGateLayer::new(&admin);
     let router = super::server()
+        .layer(gate)
         .trace_fn(crate::telemetry::grpc_span)
         .add_service(admin.into_server())
         .add_service(sync.into_server())

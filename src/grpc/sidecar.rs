@@ -154,7 +154,7 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                     version: Some(v.into()),
                 })
                 .collect(),
-            missing: h.readiness.missing(&h.store),
+            missing: h.missing(),
             connected: h.sync.connected(),
             staleness_ms: h.sync.staleness_ms(now).unwrap_or(-1),
             last_nacks: h
@@ -171,6 +171,7 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
             credential_cache: Some(cache_stats(h.api.credential_cache_stats())),
             decision_log_written: h.api.decision_log().written(),
             decision_log_dropped: h.api.decision_log().dropped(),
+            decision_log_write_errors: h.api.decision_log().write_errors(),
         }))
     }
 }
