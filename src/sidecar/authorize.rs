@@ -421,6 +421,7 @@ fn decode(message: pb::AuthorizeRequest) -> Result<Decoded, ApiError> {
     if resource.is_empty() {
         return Err(ApiError::invalid("resource", "missing"));
     }
+    Context::check_keys(context.keys()).map_err(|e| ApiError::invalid("context", e))?;
     let mut ctx = Context::new();
     for (key, value) in context {
         if key.is_empty() {
