@@ -29,3 +29,5 @@ mod reference;
 mod credentials;
 // The admin API secured with IAM: root keys, users, role sessions, the operator, denials.
 mod admin;
+// Issue 12's rules of AWS's, through `policy simulate` and a sidecar's Authorize.
+mod exactness;
