@@ -2,9 +2,13 @@
 //! binary, as a user runs it) and through a sidecar's `Authorize` over gRPC, against a
 //! control plane whose policies reach the sidecar through its snapshot stream.
 //!
-//! 1. `Null` under a set qualifier; 2. a KMS key needs its key policy; 3.
-//! `sts:GetCallerIdentity` needs no permission; 4. the RCP grammar; 5. malformed typed
-//! values; 6. context keys that differ only in case; 7. policy variables in `Bool`.
+//! The rules: (1) `Null` under a set qualifier; (2) a KMS key needs its key policy; (3)
+//! `sts:GetCallerIdentity` needs no permission; (4) the RCP grammar; (5) malformed typed
+//! values; (6) context keys that differ only in case; (7) policy variables in `Bool`.
+//!
+//! A sidecar receives no RCPs (the directory stores none, and `resource_policy_json` is a
+//! resource policy), so rule 4 is shown through `policy validate --kind rcp` and
+//! `policy simulate` only.
 
 use std::io::Write;
 use std::process::{Command, Stdio};

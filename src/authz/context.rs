@@ -140,26 +140,52 @@ impl Context {
 
     /// Checks that no two of `keys` differ only in case, for a caller that holds its keys in
     /// a map before building the context (a protobuf `map<string, …>` iterates in no fixed
-    /// order, so which of two such keys "wins" would change from call to call).
+    /// order, so which of two such keys "wins" would change from call to call). The pair is
+    /// named in lexical order, whatever order the map iterated in.
+    ///
+    /// This runs on every request, cache hits included: a handful of keys is compared pairwise
+    /// without allocating; only a large map is folded and sorted.
     pub fn check_keys<'k>(
         keys: impl IntoIterator<Item = &'k String>,
     ) -> Result<(), DuplicateKeyError> {
-        let mut folded: Vec<(String, &str)> = keys
-            .into_iter()
-            .map(|k| (k.to_lowercase(), k.as_str()))
-            .collect();
-        // Sorted by canonical key, then spelling, so the error names the pair the same way
-        // whatever order the map iterated in.
-        folded.sort_unstable();
-        for pair in folded.windows(2) {
-            if let [(a, first), (b, second)] = pair {
-                if a == b {
-                    return Err(DuplicateKeyError {
-                        first: (*first).to_owned(),
-                        second: (*second).to_owned(),
-                    });
-                }
+        const PAIRWISE: usize = 16;
+        let duplicate = |a: &str, b: &str| {
+            let (first, second) = if a <= b { (a, b) } else { (b, a) };
+            DuplicateKeyError {
+                first: first.to_owned(),
+                second: second.to_owned(),
             }
+        };
+        let mut few: [&str; PAIRWISE] = [""; PAIRWISE];
+        let mut n = 0usize;
+        let mut keys = keys.into_iter();
+        while let Some(key) = keys.next() {
+            if n == PAIRWISE {
+                // Too many to compare pairwise: fold and sort them all.
+                let mut folded: Vec<(String, &str)> = few
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(key.as_str()))
+                    .chain(keys.map(String::as_str))
+                    .map(|k| (k.to_lowercase(), k))
+                    .collect();
+                folded.sort_unstable();
+                for pair in folded.windows(2) {
+                    if let [(a, first), (b, second)] = pair {
+                        if a == b {
+                            return Err(duplicate(first, second));
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            if let Some(earlier) = few.iter().take(n).find(|e| same_key(e, key)) {
+                return Err(duplicate(earlier, key));
+            }
+            if let Some(slot) = few.get_mut(n) {
+                *slot = key;
+            }
+            n += 1;
         }
         Ok(())
     }
@@ -251,6 +277,15 @@ impl DuplicateKeyError {
     }
 }
 
+/// Whether two keys name one condition key (the lowercasing [`Context`] stores keys under).
+fn same_key(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
+}
+
 impl Entry {
     fn as_values(&self) -> KeyValues<'_> {
         match self {
@@ -339,6 +374,28 @@ mod tests {
                 ("AWS:SOURCEIP", "aws:SourceIp")
             );
         }
+        // Past the pairwise limit too, wherever the twins stand; and non-ASCII letters fold.
+        let mut many: Vec<String> = (0..40).map(|i| format!("k:{i}")).collect();
+        assert!(Context::check_keys(&many).is_ok());
+        many.insert(3, "aws:PrincipalTag/Équipe".into());
+        many.push("AWS:principaltag/équipe".into());
+        let e = Context::check_keys(&many).unwrap_err();
+        assert_eq!(
+            (e.first.as_str(), e.second.as_str()),
+            ("AWS:principaltag/équipe", "aws:PrincipalTag/Équipe")
+        );
+        let e = Context::check_keys(&keys(&[
+            "aws:PrincipalTag/Équipe",
+            "aws:principaltag/ÉQUIPE",
+        ]))
+        .unwrap_err();
+        assert_eq!(e.second, "aws:principaltag/ÉQUIPE");
+        let twins_late: Vec<String> = (0..20)
+            .map(|i| format!("k:{i}"))
+            .chain(["x:Y".to_owned(), "X:y".to_owned()])
+            .collect();
+        assert!(Context::check_keys(&twins_late).is_err());
+        assert!(Context::check_keys(&keys(&[])).is_ok());
     }
 
     #[test]
