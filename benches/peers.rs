@@ -475,7 +475,9 @@ fn cedar_outcome(response: &cedar::Response) -> Outcome {
 }
 
 const DYNAMO_TEAM: &str = "arn:aws:dynamodb:eu-west-1:111122223333:team-payments/orders";
-const KMS_KEY: &str = "arn:aws:kms:eu-west-1:111122223333:key/new";
+// An alias, not a key: a request on a key ARN needs the key's key policy (issue 12), which
+// these identity-only policy sets do not model.
+const KMS_KEY: &str = "arn:aws:kms:eu-west-1:111122223333:alias/new";
 const S3_OTHER_REGION: &str = "arn:aws:s3:ca-central-1:111122223333:x";
 
 /// The benched typical requests: those of `benches/evaluate.rs`, except that the

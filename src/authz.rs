@@ -19,8 +19,11 @@
 //!    account is delegation and grants nothing by itself;
 //! 6. otherwise identity ∩ boundary ∩ session must allow.
 //!
-//! Role trust policies (and KMS key policies) must allow the caller themselves: an identity
-//! policy alone never suffices for `sts:AssumeRole*`.
+//! Role trust policies and KMS key policies must allow the caller themselves: an identity
+//! policy alone never suffices for `sts:AssumeRole*`, nor for a KMS action on a key
+//! (`arn:…:kms:REGION:ACCOUNT:key/ID`), and a key with no key policy given allows nobody
+//! ([`Rule::KeyPolicyRequired`]). `sts:GetCallerIdentity` needs no permission at all and is
+//! allowed whatever the policies say ([`Rule::NoPermissionRequired`]).
 
 mod context;
 mod decision;
@@ -28,8 +31,8 @@ mod evaluate;
 mod principal;
 mod request;
 
-pub use context::Context;
-pub use decision::{Decision, Outcome, StatementRef, Trace, TraceEntry};
+pub use context::{Context, DuplicateKeyError};
+pub use decision::{Decision, Outcome, Rule, StatementRef, Trace, TraceEntry};
 pub use evaluate::{evaluate, evaluate_explained, OrgLevel, PolicySet};
 pub use principal::{Principal, PrincipalError, PrincipalMatch};
 pub use request::{Environment, Request, RequestError};

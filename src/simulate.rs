@@ -45,6 +45,10 @@ pub struct VectorResult {
     pub pass: Option<bool>,
     /// AWS's message for the decision, with the deciding statement.
     pub reason: String,
+    /// The rule of AWS's that decided instead of a statement (`NoPermissionRequired`,
+    /// `KeyPolicyRequired`) and why; absent when statements decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// A vector that cannot be run.
@@ -242,15 +246,19 @@ impl Vector {
             expected: self.expected.map(Expected::as_str),
             pass: self.expected.map(|e| e.accepts(decision.outcome)),
             reason: reason(&decision, &self.request),
+            rule: decision
+                .rule
+                .map(|r| format!("{}: {}", r.as_str(), r.explanation())),
         }
     }
 }
 
 fn reason(decision: &Decision, request: &Request) -> String {
     let message = decision.message(request);
-    match &decision.statement {
-        Some(statement) => format!("{message} (statement {statement})"),
-        None => message,
+    match (&decision.statement, decision.rule) {
+        (Some(statement), _) => format!("{message} (statement {statement})"),
+        (None, Some(rule)) => format!("{message} (rule {rule})"),
+        (None, None) => message,
     }
 }
 
@@ -324,22 +332,25 @@ fn parse_request(json: &Value, environment: Option<&Value>) -> Result<Request, V
     if let Some(account) = json.get("resource_account").and_then(Value::as_str) {
         request = request.with_resource_account(account);
     }
+    // Keys that differ only in case are one key (condition keys are case-insensitive): a
+    // vector holding both is ambiguous and refused, naming both.
     let mut context = Context::new();
     if let Some(entries) = json.get("context").and_then(Value::as_object) {
         for (key, value) in entries {
             match value {
-                Value::Array(items) => context.insert_multi(
+                Value::Array(items) => context.try_insert_multi(
                     key,
                     items
                         .iter()
                         .map(|i| scalar(i).ok_or(VectorError::Field("request.context")))
                         .collect::<Result<_, _>>()?,
                 ),
-                other => context.insert(
+                other => context.try_insert(
                     key,
                     scalar(other).ok_or(VectorError::Field("request.context"))?,
                 ),
             }
+            .map_err(|e| VectorError::Request(e.to_string()))?;
         }
     }
     let mut env = Environment::default();

@@ -9,6 +9,11 @@
 //! and checks the metamorphic laws; [`glob`] checks `Glob` against the naive matcher.
 //! [`regressions`] holds minimized counterexamples found by these properties.
 //!
+//! The universe covers issue 12's rules on both sides: set-qualified `Null`, KMS key ARNs
+//! with and without a key policy, condition values of the wrong type (documents are read as
+//! stored documents are, so such values reach evaluation, and a property checks that writing
+//! them is refused), and `Bool` values that are policy variables.
+//!
 //! Case counts can be raised for a long run with `PROPTEST_CASES=20000`.
 
 mod glob;

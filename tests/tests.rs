@@ -31,3 +31,5 @@ mod credentials;
 mod admin;
 // Oversized and pathological requests at the edges: refused, bounded, never stalling others.
 mod hardening;
+// Issue 12's rules of AWS's, through `policy simulate` and a sidecar's Authorize.
+mod exactness;

@@ -40,13 +40,32 @@ pub struct Decision {
     pub policy_type: Option<PolicyKind>,
     /// The deciding statement (none for an implicit deny).
     pub statement: Option<StatementRef>,
+    /// A rule of AWS's that decided rather than (or before) a statement.
+    pub rule: Option<Rule>,
+}
+
+/// The rules of AWS's that decide a request on their own, whatever the policies say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// `sts:GetCallerIdentity` needs no permission: "No permissions are required to perform
+    /// this operation. If an administrator attaches a policy to your identity that explicitly
+    /// denies access to the sts:GetCallerIdentity action, you can still perform this
+    /// operation" `[BOTO-STS]` GetCallerIdentity (STS API Reference).
+    NoPermissionRequired,
+    /// A request on a KMS key with no key policy: "Every KMS key must have exactly one key
+    /// policy … Without permission from the key policy, IAM policies that allow permissions
+    /// have no effect" (KMS Developer Guide, key-policies).
+    KeyPolicyRequired,
 }
 
 /// Every statement that applied to a request, for `explain`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trace {
-    /// The applicable statements, in evaluation order.
+    /// The applicable statements, in evaluation order. With [`Trace::rule`] set they still
+    /// list what applied (a `Deny` of `sts:*`, say), which the rule overrode.
     pub entries: Vec<TraceEntry>,
+    /// The rule that decided, if one did ([`Decision::rule`]).
+    pub rule: Option<Rule>,
 }
 
 /// One applicable statement.
@@ -76,6 +95,36 @@ impl Outcome {
 }
 
 impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Rule ===
+
+impl Rule {
+    /// The rule's name, for traces and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoPermissionRequired => "NoPermissionRequired",
+            Self::KeyPolicyRequired => "KeyPolicyRequired",
+        }
+    }
+
+    /// Why the rule decided, in a sentence.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Self::NoPermissionRequired => {
+                "sts:GetCallerIdentity requires no permission: AWS answers it whatever the policies say, an explicit deny included"
+            }
+            Self::KeyPolicyRequired => {
+                "no key policy was given or registered for this KMS key, and without permission from its key policy IAM policies that allow have no effect"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -111,6 +160,13 @@ impl Decision {
             "a"
         };
         match self.outcome {
+            Outcome::Allow if self.rule == Some(Rule::NoPermissionRequired) => format!(
+                "{} is authorized to perform: {} on resource: {} because {}",
+                request.principal(),
+                action,
+                request.resource().as_str(),
+                Rule::NoPermissionRequired.explanation(),
+            ),
             Outcome::Allow => format!(
                 "{} is authorized to perform: {} on resource: {}",
                 request.principal(),

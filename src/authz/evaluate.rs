@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::policy::{ArnParts, CompiledPolicy, CompiledStatement, Effect, PolicyKind};
 
-use super::decision::{Decision, Outcome, StatementRef, Trace, TraceEntry};
+use super::decision::{Decision, Outcome, Rule, StatementRef, Trace, TraceEntry};
 use super::principal::{Principal, PrincipalMatch};
 use super::request::Request;
 
@@ -52,6 +52,8 @@ pub fn evaluate_explained(policies: &PolicySet<'_>, request: &Request) -> (Decis
 /// decision path pays for explanations only when one is asked for.
 trait Observer {
     const TRACING: bool;
+    /// Notes the rule that decided.
+    fn rule(&mut self, _rule: Rule) {}
     fn record(
         &mut self,
         kind: PolicyKind,
@@ -77,6 +79,9 @@ impl Observer for Quiet {
 
 impl Observer for Trace {
     const TRACING: bool = true;
+    fn rule(&mut self, rule: Rule) {
+        self.rule = Some(rule);
+    }
     fn record(
         &mut self,
         kind: PolicyKind,
@@ -164,6 +169,7 @@ impl<O: Observer> Run<'_, '_, O> {
                     outcome: Outcome::ExplicitDeny,
                     policy_type: Some(kind),
                     statement: Some(statement_ref(policy, statement)),
+                    rule: None,
                 });
                 if !O::TRACING {
                     return best;
@@ -203,6 +209,7 @@ fn allow(kind: PolicyKind, grant: Option<Grant<'_>>) -> Decision {
         outcome: Outcome::Allow,
         policy_type: Some(kind),
         statement: grant.map(|(p, s, _)| statement_ref(p, s)),
+        rule: None,
     }
 }
 
@@ -211,11 +218,62 @@ fn implicit(kind: PolicyKind) -> Decision {
         outcome: Outcome::ImplicitDeny,
         policy_type: Some(kind),
         statement: None,
+        rule: None,
     }
 }
 
 fn decide<O: Observer>(set: &PolicySet<'_>, request: &Request, observer: &mut O) -> Decision {
-    decide_or_deny(set, request, observer).unwrap_or_else(|deny| deny)
+    let free = needs_no_permission(request);
+    if free && !O::TRACING {
+        return no_permission_required();
+    }
+    // An explanation still lists the statements that applied: they are what the rule overrode.
+    let decision = decide_or_deny(set, request, observer).unwrap_or_else(|deny| deny);
+    let rule = if free {
+        Some(Rule::NoPermissionRequired)
+    } else {
+        decision.rule
+    };
+    if let Some(rule) = rule {
+        observer.rule(rule);
+    }
+    if free {
+        no_permission_required()
+    } else {
+        decision
+    }
+}
+
+/// `sts:GetCallerIdentity` by a caller with AWS credentials (one that belongs to an account).
+/// "No permissions are required to perform this operation. If an administrator attaches a
+/// policy to your identity that explicitly denies access to the sts:GetCallerIdentity action,
+/// you can still perform this operation" `[BOTO-STS]` GetCallerIdentity; IAM-SEMANTICS §4
+/// ("allowed even with an explicit Deny") and T24. Decided here, in the engine, so every
+/// caller of it (the sidecar's `Authorize` and `BatchAuthorize`, `policy simulate`) answers
+/// the same. Callers outside any account (anonymous, services, web identities) have no
+/// credentials to call it with, and are decided by the policies as before.
+fn needs_no_permission(request: &Request) -> bool {
+    request.action().lower() == "sts:getcalleridentity" && request.principal().account().is_some()
+}
+
+fn no_permission_required() -> Decision {
+    Decision {
+        outcome: Outcome::Allow,
+        policy_type: None,
+        statement: None,
+        rule: Some(Rule::NoPermissionRequired),
+    }
+}
+
+/// True when the request names a KMS key (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`) in a
+/// KMS action: not an alias (`alias/…`), and not `*`, the resource of actions such as
+/// `kms:CreateKey` that act on no key.
+fn targets_kms_key(request: &Request) -> bool {
+    request.action().service() == "kms"
+        && request
+            .resource()
+            .matching_parts()
+            .is_some_and(|arn| arn.service() == "kms" && arn.resource().starts_with("key/"))
 }
 
 /// The decision procedure; `Err` carries an explicit deny found while scanning.
@@ -330,11 +388,22 @@ fn decide_or_deny<O: Observer>(
     // 4–6. Resource-based policy and the identity side.
     let cross_account = resource_account.is_some_and(|a| a != principal_account);
     let action = request.action();
+    // KMS key policies, like trust policies, must allow the caller themselves: "Every KMS key
+    // must have exactly one key policy … Without permission from the key policy, IAM policies
+    // that allow permissions have no effect" (KMS Developer Guide, key-policies;
+    // IAM-SEMANTICS §3.3). A key with no key policy given or registered therefore allows
+    // nobody. The default key policy (the account root as principal, `kms:*`) is the account
+    // principal: delegation, so IAM policies then decide, as AWS documents.
+    let kms_key = targets_kms_key(request);
     let resource_required = resource_kind == PolicyKind::Trust
         || (action.service() == "sts" && action.name().starts_with("assumerole"))
-        || (action.service() == "kms" && set.resource.is_some());
+        || kms_key;
 
     Ok(match resource_grant {
+        None if kms_key && set.resource.is_none() => Decision {
+            rule: Some(Rule::KeyPolicyRequired),
+            ..implicit(PolicyKind::Resource)
+        },
         None if cross_account || resource_required => implicit(resource_kind),
         None => match identity_side {
             Ok(()) => allow(PolicyKind::Identity, identity_grant),

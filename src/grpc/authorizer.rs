@@ -198,6 +198,8 @@ fn decode_context(
             (key.as_str(), count, longest)
         })
     })?;
+    // Keys are case-insensitive: two that differ only in case are refused, naming both.
+    Context::check_keys(context.keys()).map_err(|e| ApiError::invalid("context", e))?;
     let mut ctx = Context::new();
     for (key, value) in context {
         if key.is_empty() {

@@ -11,8 +11,27 @@
 //! (OR); negated operators when it matches none (NOR). A request value of the wrong type for
 //! the operator (`NumericLessThan` on `abc`) matches no policy value. Decisions on the open
 //! points: U3, a plain operator on a multi-valued key does not match; U4, `Bool` compares
-//! `true`/`false` case-insensitively; a numeric or IP policy value that does not parse matches
-//! nothing.
+//! `true`/`false` case-insensitively.
+//!
+//! `Null` under a set qualifier does not test presence at all: "When you use the Null
+//! condition operator with ForAllValues, the statement always returns true … with
+//! ForAnyValue, … always returns false" `[UG-live:access-analyzer-reference-policy-checks]`
+//! (suggestion "Null with qualifier"). `ForAllValues:Null` is therefore always true and
+//! `ForAnyValue:Null` always false, whatever the request carries.
+//!
+//! A policy value that cannot be read as its operator's type (`10.0.0.0/33` under
+//! `NotIpAddress`, `abc` under `NumericNotEquals`, `yes` under `Bool`) makes the whole
+//! condition false, negated operators, `IfExists` and set qualifiers included: otherwise a
+//! negated operator would see "the request matches none of the (zero readable) values" and
+//! grant to everyone. The parser refuses such values when a document is written
+//! (`MalformedPolicyDocument`); this rule covers documents stored before it did
+//! `[UG:reference_policies_elements_condition_operators]`: each operator's values are typed.
+//!
+//! `Bool` values may be policy variables (`${aws:PrincipalTag/mfa-exempt}`) in `2012-10-17`
+//! documents: "You can use a policy variable with the Boolean condition operator"
+//! `[UG-live:reference_policies_elements_condition_operators]` (the variables page says the
+//! opposite; open point U4 decided for the operator page). The substituted text must read as
+//! `true`/`false`, else the condition is false as above.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -69,11 +88,22 @@ pub trait ConditionLookup: VarLookup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledCondition {
     operator: ConditionOperator,
+    /// Some policy value cannot be read as the operator's type: the condition never holds.
+    unreadable: bool,
     /// The key as written.
     key: Box<str>,
     /// The key lowercased, for lookups.
     key_lower: Box<str>,
     values: PolicyValues,
+}
+
+/// One `Bool` policy value.
+#[derive(Debug, Clone, PartialEq)]
+enum BoolValue {
+    /// `true` / `false` (any case); `None` when the text is neither.
+    Fixed(Option<bool>),
+    /// A value with a policy variable, compiled lowercased for a case-insensitive reading.
+    Variable(Glob),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +113,8 @@ enum PolicyValues {
     Strings(Box<[Glob]>),
     Numbers(Box<[Option<Decimal>]>),
     Dates(Box<[Option<Timestamp>]>),
-    Bools(Box<[Option<bool>]>),
+    /// `Bool`: fixed values, or policy variables read when the condition is evaluated.
+    Bools(Box<[BoolValue]>),
     Binary(Box<[Option<Box<[u8]>>]>),
     Networks(Box<[Option<Cidr>]>),
     Arns(Box<[Option<ArnPattern>]>),
@@ -277,7 +308,25 @@ impl CompiledCondition {
             }
             OperatorFamily::Numeric => PolicyValues::Numbers(texts.map(Decimal::parse).collect()),
             OperatorFamily::Date => PolicyValues::Dates(texts.map(parse_policy_date).collect()),
-            OperatorFamily::Bool => PolicyValues::Bools(texts.map(parse_bool).collect()),
+            OperatorFamily::Bool => PolicyValues::Bools(
+                texts
+                    .map(|t| {
+                        let glob = Glob::compile(
+                            t,
+                            Syntax {
+                                wildcards: false,
+                                variables,
+                                lowercase: true,
+                            },
+                        );
+                        if glob.has_variables() {
+                            BoolValue::Variable(glob)
+                        } else {
+                            BoolValue::Fixed(parse_bool(t))
+                        }
+                    })
+                    .collect(),
+            ),
             OperatorFamily::Binary => PolicyValues::Binary(
                 texts
                     .map(|t| {
@@ -298,6 +347,7 @@ impl CompiledCondition {
         };
         Self {
             operator: op,
+            unreadable: values.has_unreadable(),
             key: entry.key.as_str().into(),
             key_lower: entry.key.to_lowercase().into(),
             values,
@@ -323,6 +373,13 @@ impl CompiledCondition {
     pub(crate) fn variable_keys(&self) -> Vec<Box<str>> {
         match &self.values {
             PolicyValues::Strings(globs) => globs.iter().flat_map(Glob::variable_keys).collect(),
+            PolicyValues::Bools(values) => values
+                .iter()
+                .flat_map(|v| match v {
+                    BoolValue::Variable(glob) => glob.variable_keys().collect(),
+                    BoolValue::Fixed(_) => Vec::new(),
+                })
+                .collect(),
             PolicyValues::Arns(arns) => arns
                 .iter()
                 .flatten()
@@ -335,6 +392,19 @@ impl CompiledCondition {
     /// Evaluates the condition against a request.
     pub fn evaluate(&self, ctx: &dyn ConditionLookup) -> bool {
         let op = self.operator;
+        if self.unreadable {
+            return false;
+        }
+        if let PolicyValues::Bools(ps) = &self.values {
+            // A variable whose text is not a boolean (or that has no value) is unreadable too.
+            if ps.iter().any(|p| p.resolve(ctx).is_none()) {
+                return false;
+            }
+        }
+        if let (PolicyValues::Null(_), Some(qualifier)) = (&self.values, op.qualifier) {
+            // Access Analyzer's "Null with qualifier": the qualifier decides on its own.
+            return qualifier == SetQualifier::ForAllValues;
+        }
         let values = ctx.values(&self.key_lower);
         if let PolicyValues::Null(expected) = &self.values {
             let absent = match values {
@@ -394,7 +464,7 @@ impl CompiledCondition {
             }),
             PolicyValues::Bools(ps) => v
                 .boolean
-                .is_some_and(|b| ps.iter().flatten().any(|p| *p == b)),
+                .is_some_and(|b| ps.iter().any(|p| p.resolve(vars) == Some(b))),
             PolicyValues::Binary(ps) => {
                 // Rare operator: decoding here allocates, which keeps every other value lean.
                 let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v.raw.as_bytes())
@@ -409,6 +479,46 @@ impl CompiledCondition {
             PolicyValues::Arns(ps) => ArnParts::split(&v.raw)
                 .is_some_and(|arn| ps.iter().flatten().any(|p| p.matches(&arn, vars))),
             PolicyValues::Null(_) => false,
+        }
+    }
+}
+
+// === impl BoolValue ===
+
+impl BoolValue {
+    /// The value, its variables substituted; `None` when it does not read as a boolean.
+    fn resolve(&self, vars: &dyn VarLookup) -> Option<bool> {
+        match self {
+            Self::Fixed(b) => *b,
+            // Compiled lowercased and compared case-insensitively: `True`, `FALSE` read too.
+            Self::Variable(glob) => {
+                if glob.matches_with("true", vars, true) {
+                    Some(true)
+                } else if glob.matches_with("false", vars, true) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+// === impl PolicyValues ===
+
+impl PolicyValues {
+    /// True when some value cannot be read as the operator's type. Strings always read; an
+    /// ARN pattern that is not ARN-shaped keeps its pre-existing reading (no match), as the
+    /// typed values listed here are the ones the validator refuses.
+    fn has_unreadable(&self) -> bool {
+        match self {
+            // `BinaryEquals` is never negated: an undecodable value can only fail to match.
+            Self::Strings(_) | Self::Arns(_) | Self::Binary(_) => false,
+            Self::Numbers(ps) => ps.iter().any(Option::is_none),
+            Self::Dates(ps) => ps.iter().any(Option::is_none),
+            Self::Bools(ps) => ps.iter().any(|p| matches!(p, BoolValue::Fixed(None))),
+            Self::Networks(ps) => ps.iter().any(Option::is_none),
+            Self::Null(ps) => ps.iter().any(Option::is_none),
         }
     }
 }

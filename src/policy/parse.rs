@@ -15,6 +15,7 @@
 //! Every error carries the location of the offending element where there is one, such as
 //! `Statement[2].Condition.StringLike`.
 
+use super::condition::{Cidr, Decimal};
 use super::date::parse_policy_date;
 use super::document::{
     ActionBlock, ConditionEntry, ConditionOperator, Effect, PolicyDocument, PolicyVersion,
@@ -87,6 +88,10 @@ const MSG_TRUST_RESOURCE: &str = "Has prohibited field Resource.";
 const MSG_TRUST_ACTIONS: &str = "Trust Policy statement actions can only be sts:AssumeRole, sts:AssumeRoleWithSAML,  and sts:AssumeRoleWithWebIdentity";
 const MSG_NOT_PRINCIPAL_ALLOW: &str = "NotPrincipal is only supported with the Deny effect.";
 const MSG_NOT_PRINCIPAL_TRUST: &str = "Trust policies cannot use NotPrincipal.";
+// The RCP syntax page's element summary lists Version, Statement, Sid, Effect, Principal,
+// Action, Resource, NotResource and Condition only `[UG-live: orgs_manage_policies_rcps_syntax]`.
+const MSG_RCP_NOT_PRINCIPAL: &str = "Resource control policies do not support NotPrincipal.";
+const MSG_RCP_NOT_ACTION: &str = "Resource control policies do not support NotAction.";
 const MSG_RCP_ALLOW: &str = "Resource control policies support Allow only in the full-access statement (Principal, Action and Resource \"*\", no Condition).";
 
 /// How strictly to parse.
@@ -103,6 +108,12 @@ pub struct ParseOptions {
     pub enforce_length_limit: bool,
     /// The size quota of the kind, checked after the document is valid.
     pub size_quota: Option<SizeQuota>,
+    /// Refuse condition values that cannot be read as their operator's type: malformed
+    /// IP/CIDR, numeric and boolean (`Bool`, `Null`) values. Malformed dates are refused in
+    /// every mode, as IAM's legacy parsing does. Only [`ParseOptions::stored`] turns this off,
+    /// for documents saved before the check existed; evaluation never lets such a value make
+    /// a statement match.
+    pub check_condition_values: bool,
 }
 
 /// A size quota on a policy document (IAM-SEMANTICS §5.4–5.5).
@@ -181,6 +192,7 @@ impl ParseOptions {
             ),
             enforce_length_limit: true,
             size_quota: SizeQuota::for_kind(kind),
+            check_condition_values: true,
         }
     }
 
@@ -202,6 +214,18 @@ impl ParseOptions {
             allow_legacy_version: true,
             enforce_length_limit: true,
             size_quota: None,
+            check_condition_values: true,
+        }
+    }
+
+    /// The rules for re-reading a document that is already stored: [`ParseOptions::lenient`],
+    /// except that condition values of the wrong type are accepted (a document stored before
+    /// they were refused must still load; its unreadable values never make a statement
+    /// match).
+    pub fn stored(kind: PolicyKind) -> Self {
+        Self {
+            check_condition_values: false,
+            ..Self::lenient(kind)
         }
     }
 }
@@ -231,7 +255,7 @@ pub(crate) fn parse(text: &str, options: ParseOptions) -> Result<PolicyDocument,
     if !options.allow_legacy_version && version != PolicyVersion::Current {
         return Err(PolicyError::malformed(MSG_VERSION, Some("Version".into())));
     }
-    legacy_phase(&drafts)?;
+    legacy_phase(&drafts, version, options.check_condition_values)?;
     let resource_error = resource_format_phase(&drafts)?;
     sid_phase(&drafts)?;
     for draft in &drafts {
@@ -524,7 +548,22 @@ fn conditions(value: &Json, location: &str) -> Result<Vec<ConditionEntry>, Polic
     Ok(out)
 }
 
-fn legacy_phase(drafts: &[Draft]) -> Result<(), PolicyError> {
+/// IAM's "legacy parsing": `Effect` in its exact case, and condition values that read as
+/// their operator's type. IAM refuses a malformed date here with "The policy failed legacy
+/// parsing"; iamlet refuses malformed IP/CIDR, numeric and boolean values the same way (with
+/// `check_values`), because a negated operator over a value nobody can read would otherwise
+/// match every request: `"NotIpAddress": {"aws:SourceIp": "10.0.0.0/33"}` in an `Allow`
+/// grants to everyone. Each operator's values are typed
+/// `[UG:reference_policies_elements_condition_operators]`: numbers are integers or decimals,
+/// IP values "IPv4 or IPv6 addresses or ranges of IP addresses" in CIDR notation, `Bool` and
+/// `Null` take `true`/`false`. `Bool` values may be policy variables in `2012-10-17`
+/// documents `[UG-live:reference_policies_elements_condition_operators]`.
+fn legacy_phase(
+    drafts: &[Draft],
+    version: PolicyVersion,
+    check_values: bool,
+) -> Result<(), PolicyError> {
+    use super::document::OperatorFamily as F;
     for draft in drafts {
         if draft.effect != "Allow" && draft.effect != "Deny" {
             return Err(PolicyError::malformed(
@@ -533,23 +572,48 @@ fn legacy_phase(drafts: &[Draft]) -> Result<(), PolicyError> {
             ));
         }
         for entry in &draft.conditions {
-            if entry.operator.base.family() != super::document::OperatorFamily::Date {
-                continue;
-            }
-            for value in &entry.values {
-                if parse_policy_date(value).is_none() {
-                    return Err(PolicyError::malformed(
-                        MSG_LEGACY,
-                        Some(format!(
-                            "{}.Condition.{}.{}",
-                            draft.location, entry.operator, entry.key
-                        )),
-                    ));
+            let family = entry.operator.base.family();
+            let readable = |value: &str| match family {
+                F::Date => parse_policy_date(value).is_some(),
+                _ if !check_values => true,
+                F::Numeric => Decimal::parse(value).is_some(),
+                F::Ip => Cidr::parse(value).is_some(),
+                F::Bool => {
+                    is_boolean(value) || (version.supports_variables() && has_variable(value))
                 }
+                F::Null => is_boolean(value),
+                F::String | F::Binary | F::Arn => true,
+            };
+            if entry.values.iter().any(|v| !readable(v)) {
+                return Err(PolicyError::malformed(
+                    MSG_LEGACY,
+                    Some(format!(
+                        "{}.Condition.{}.{}",
+                        draft.location, entry.operator, entry.key
+                    )),
+                ));
             }
         }
     }
     Ok(())
+}
+
+fn is_boolean(value: &str) -> bool {
+    value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+}
+
+/// True when `value` holds a `${...}` policy variable (not one of the `${*}`, `${?}`, `${$}`
+/// escapes, which stand for literal characters).
+fn has_variable(value: &str) -> bool {
+    super::pattern::Glob::compile(
+        value,
+        super::pattern::Syntax {
+            wildcards: false,
+            variables: true,
+            lowercase: false,
+        },
+    )
+    .has_variables()
 }
 
 /// Checks resource ARN shapes. A "legacy parsing" failure is returned at once; a format
@@ -730,7 +794,22 @@ fn kind_phase(drafts: &[Draft], kind: PolicyKind) -> Result<(), PolicyError> {
                     ));
                 }
             }
-            PolicyKind::Resource | PolicyKind::Rcp | PolicyKind::VpcEndpoint => {}
+            PolicyKind::Rcp => {
+                // Elements outside the RCP grammar, before any rule about their values.
+                if draft.principal.as_ref().is_some_and(|p| p.negated) {
+                    return Err(PolicyError::malformed(
+                        MSG_RCP_NOT_PRINCIPAL,
+                        Some(at(loc, "NotPrincipal")),
+                    ));
+                }
+                if draft.action.as_ref().is_some_and(|a| a.negated) {
+                    return Err(PolicyError::malformed(
+                        MSG_RCP_NOT_ACTION,
+                        Some(at(loc, "NotAction")),
+                    ));
+                }
+            }
+            PolicyKind::Resource | PolicyKind::VpcEndpoint => {}
         }
     }
     for draft in drafts {

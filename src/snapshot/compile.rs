@@ -679,7 +679,7 @@ impl Compiler<'_> {
         // Stored documents passed the write-time rules of the control plane; a sidecar
         // re-checks the grammar of the kind (a newer control plane may know more) but not the
         // write-time quotas.
-        let document = PolicyDocument::parse_with(text, ParseOptions::lenient(kind)).map_err(
+        let document = PolicyDocument::parse_with(text, ParseOptions::stored(kind)).map_err(
             |e: PolicyError| SnapshotError::InvalidPolicy {
                 tenant: self.tenant.account_id.clone(),
                 entity: entity(),

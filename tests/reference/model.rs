@@ -6,6 +6,12 @@
 //! `String{Equals,NotEquals,EqualsIgnoreCase,NotEqualsIgnoreCase,Like,NotLike}`,
 //! `NumericLessThan`, `NumericGreaterThanEquals`, `Bool` and `Null`, with `ForAllValues:`,
 //! `ForAnyValue:` and `IfExists`. Anything else panics, so the subset cannot widen silently.
+//!
+//! Issue 12's rules, written out again from their sources: `ForAllValues:Null` is always true
+//! and `ForAnyValue:Null` always false (Access Analyzer, "Null with qualifier"); a condition
+//! with a policy value that does not read as its operator's type never holds; `Bool` values
+//! substitute policy variables; a KMS action on a key ARN needs a key policy that grants
+//! (KMS Developer Guide, key-policies).
 
 use std::collections::BTreeMap;
 
@@ -342,6 +348,57 @@ fn boolean(text: &str) -> Option<bool> {
     }
 }
 
+/// A `Bool` policy value after substitution (`vars` only for `2012-10-17` documents).
+fn bool_value(policy: &str, vars: Option<&Input>) -> Option<bool> {
+    let text: String = tokens(policy, false, vars)?
+        .into_iter()
+        .map(|t| match t {
+            Tok::Lit(c) => c,
+            // No wildcards were asked for.
+            Tok::Any | Tok::One => unreachable!(),
+        })
+        .collect();
+    boolean(&text)
+}
+
+/// Does the policy value read as its operator's type?
+pub(crate) fn readable(op: BaseOperator, policy: &str, vars: Option<&Input>) -> bool {
+    match op {
+        BaseOperator::NumericLessThan | BaseOperator::NumericGreaterThanEquals => {
+            number(policy).is_some()
+        }
+        BaseOperator::Bool => bool_value(policy, vars).is_some(),
+        BaseOperator::Null => boolean(policy).is_some(),
+        _ => true,
+    }
+}
+
+/// Does the policy value pass the validator when a document is written? As
+/// [`readable`], except that any `${…}` variable is accepted in a `2012-10-17` `Bool` value
+/// (its value is only known at evaluation).
+pub(crate) fn valid_at_write(op: BaseOperator, policy: &str, current_version: bool) -> bool {
+    match op {
+        BaseOperator::Bool => {
+            boolean(policy).is_some()
+                || (current_version
+                    && policy.contains("${")
+                    && !matches!(policy, "${*}" | "${?}" | "${$}"))
+        }
+        _ => readable(op, policy, None),
+    }
+}
+
+/// Is the resource a KMS key (`arn:…:kms:REGION:ACCOUNT:key/ID`), asked for in a KMS action?
+fn is_kms_key_request(input: &Input) -> bool {
+    let parts: Vec<&str> = input.resource.splitn(6, ':').collect();
+    let service = input.action.split(':').next().unwrap();
+    service.eq_ignore_ascii_case("kms")
+        && parts.len() == 6
+        && parts[0].eq_ignore_ascii_case("arn")
+        && parts[2].eq_ignore_ascii_case("kms")
+        && parts[5].starts_with("key/")
+}
+
 /// Does one request value match one policy value under the (un-negated) operator?
 fn compare(op: BaseOperator, policy: &str, request: &str, vars: Option<&Input>) -> bool {
     use BaseOperator as B;
@@ -359,7 +416,9 @@ fn compare(op: BaseOperator, policy: &str, request: &str, vars: Option<&Input>) 
         B::NumericGreaterThanEquals => {
             matches!((number(request), number(policy)), (Some(r), Some(p)) if r >= p)
         }
-        B::Bool => matches!((boolean(request), boolean(policy)), (Some(r), Some(p)) if r == p),
+        B::Bool => {
+            matches!((boolean(request), bool_value(policy, vars)), (Some(r), Some(p)) if r == p)
+        }
         other => panic!("operator outside the reference subset: {other:?}"),
     }
 }
@@ -367,6 +426,18 @@ fn compare(op: BaseOperator, policy: &str, request: &str, vars: Option<&Input>) 
 /// IAM-SEMANTICS §2 and the table in `policy/condition.rs`.
 fn condition_holds(entry: &ConditionEntry, input: &Input, vars: Option<&Input>) -> bool {
     let op = entry.operator;
+    // A value nobody can read never makes the condition hold, whatever the operator.
+    if !entry.values.iter().all(|v| readable(op.base, v, vars)) {
+        return false;
+    }
+    // "Null with qualifier": the qualifier alone decides.
+    if op.base == BaseOperator::Null {
+        match op.qualifier {
+            Some(SetQualifier::ForAllValues) => return true,
+            Some(SetQualifier::ForAnyValue) => return false,
+            None => {}
+        }
+    }
     let found = input.lookup(&entry.key);
     let absent = match found {
         None => true,
@@ -491,7 +562,10 @@ pub(crate) fn decide(policies: &Policies<'_>, input: &Input) -> Verdict {
     // a role session without session policies is not limited by one).
     let identity_side = identity_allows && boundary_ok;
     let cross_account = input.resource_account() != input.caller.account();
-    let allowed = if cross_account {
+    let allowed = if is_kms_key_request(input) && resource_grant.is_none() {
+        // A KMS key's key policy must allow; none given allows nobody.
+        false
+    } else if cross_account {
         // Both accounts must allow.
         resource_grant.is_some() && identity_side
     } else {

@@ -4,7 +4,9 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 
-use super::model::Verdict;
+use iamlet::policy::{ParseOptions, PolicyDocument, PolicyKind};
+
+use super::model::{self, Verdict};
 use super::strategies::{case, case_and_statement, request, Case, GenPolicy, GenStatement, Parsed};
 
 /// `cases`, unless `PROPTEST_CASES` asks for another number.
@@ -178,6 +180,39 @@ proptest! {
             Verdict::Allow => prop_assert_ne!(after, Verdict::ImplicitDeny),
             Verdict::ExplicitDeny => prop_assert_eq!(after, Verdict::ExplicitDeny),
             Verdict::ImplicitDeny => prop_assert_ne!(after, Verdict::Allow),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// Issue 12, rule 5: a document is refused when it is written exactly when one of its
+    /// condition values does not read as its operator's type; the stored reading accepts it.
+    #[test]
+    fn validation_refuses_exactly_the_unreadable_values(case in case()) {
+        let policies = case
+            .identity
+            .iter()
+            .map(|p| (p, PolicyKind::Identity))
+            .chain(case.boundary.iter().map(|p| (p, PolicyKind::Boundary)))
+            .chain(case.resource.iter().map(|p| (p, PolicyKind::Resource)));
+        for (policy, kind) in policies {
+            let stored = policy.parse(kind);
+            let current = stored.version.supports_variables();
+            let expect_valid = stored.statements.iter().all(|s| {
+                s.conditions.iter().all(|c| {
+                    c.values
+                        .iter()
+                        .all(|v| model::valid_at_write(c.operator.base, v, current))
+                })
+            });
+            let written = PolicyDocument::parse_with(&policy.to_json(), ParseOptions::lenient(kind));
+            prop_assert_eq!(written.is_ok(), expect_valid, "{}: {}", kind, policy.to_json());
+            if let Err(e) = written {
+                prop_assert_eq!(e.message(), "The policy failed legacy parsing");
+                prop_assert!(e.location().is_some_and(|l| l.contains(".Condition.")));
+            }
         }
     }
 }

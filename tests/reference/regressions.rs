@@ -60,3 +60,61 @@ fn condition_and_variable_keys_fold_ascii_case() {
     assert_eq!(parsed.reference(&request), Verdict::Allow);
     assert_eq!(parsed.engine(&request), Verdict::Allow);
 }
+
+/// Issue 12's reproductions, decided by both evaluators.
+fn alice_asks(
+    action: &'static str,
+    resource: &'static str,
+    context: Vec<(String, CtxEntry)>,
+) -> GenRequest {
+    GenRequest {
+        caller: "arn:aws:iam::111122223333:user/alice",
+        action,
+        resource,
+        resource_account: Some("111122223333"),
+        context,
+    }
+}
+
+/// Rule 1: `ForAnyValue:Null` is always false, so the allow never applies.
+#[test]
+fn for_any_value_null_never_holds() {
+    let parsed = Parsed::identity(&[r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"s3:GetObject","Resource":"*",
+        "Condition":{"ForAnyValue:Null":{"aws:TagKeys":"true"}}}]}"#]);
+    for context in [
+        Vec::new(),
+        vec![(
+            "aws:TagKeys".to_owned(),
+            CtxEntry {
+                multi: true,
+                values: vec!["a".to_owned()],
+            },
+        )],
+    ] {
+        let request = alice_asks("s3:GetObject", "arn:aws:s3:::bucket-a/key", context);
+        assert_eq!(parsed.reference(&request), Verdict::ImplicitDeny);
+        assert_eq!(parsed.engine(&request), Verdict::ImplicitDeny);
+    }
+}
+
+/// Rule 2: an identity policy alone never grants on a KMS key.
+#[test]
+fn kms_key_without_key_policy_is_implicitly_denied() {
+    let parsed = Parsed::identity(&[r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Action":"kms:Decrypt","Resource":"*"}]}"#]);
+    let key = alice_asks(
+        "kms:Decrypt",
+        "arn:aws:kms:us-east-1:111122223333:key/k1",
+        Vec::new(),
+    );
+    assert_eq!(parsed.reference(&key), Verdict::ImplicitDeny);
+    assert_eq!(parsed.engine(&key), Verdict::ImplicitDeny);
+    let alias = alice_asks(
+        "kms:Decrypt",
+        "arn:aws:kms:us-east-1:111122223333:alias/a1",
+        Vec::new(),
+    );
+    assert_eq!(parsed.reference(&alias), Verdict::Allow);
+    assert_eq!(parsed.engine(&alias), Verdict::Allow);
+}

@@ -34,6 +34,8 @@ const ACTIONS: &[&str] = &[
     "ec2:RunInstances",
     "S3:GETOBJECT",
     "ec2:runinstances",
+    "kms:Decrypt",
+    "KMS:encrypt",
 ];
 
 const ACTION_PATTERNS: &[&str] = &[
@@ -52,6 +54,9 @@ const ACTION_PATTERNS: &[&str] = &[
     "ec2:*",
     "ec2:Run?nstances",
     "ec2:GetObject",
+    "kms:*",
+    "kms:Decrypt",
+    "kms:En*",
 ];
 
 /// Request resources: S3 objects (no account), queues in two accounts, an instance, an ARN
@@ -67,6 +72,9 @@ const RESOURCES: &[&str] = &[
     "arn:aws:sqs:us-east-1:444455556666:queue2",
     "ARN:AWS:SQS:US-EAST-1:111122223333:queue1",
     "arn:aws:ec2:us-east-1:111122223333:instance/i-1",
+    "arn:aws:kms:us-east-1:111122223333:key/k1",
+    "arn:aws:kms:us-east-1:444455556666:key/k2",
+    "arn:aws:kms:us-east-1:111122223333:alias/a1",
     "*",
 ];
 
@@ -88,6 +96,8 @@ const RESOURCE_PATTERNS: &[&str] = &[
     "arn:aws:SQS:US-east-1:111122223333:queue1",
     "arn:aws:sqs:us-east-1:111122223333:Queue1",
     "arn:aws:ec2:*:*:instance/*",
+    "arn:aws:kms:*:111122223333:key/*",
+    "arn:aws:kms:us-east-1:*:*",
     "arn:aws:s3:::bucket-a/${aws:username}",
     "arn:aws:s3:::bucket-a/dir/${aws:username}/*",
     "arn:aws:s3:::bucket-a/${*}",
@@ -239,12 +249,16 @@ fn numeric_value() -> impl Strategy<Value = Value> {
     ])
 }
 
+/// Includes values no validator accepts (`yes`, or a variable whose value is no boolean):
+/// documents are parsed as stored documents are, so such values reach evaluation.
 fn bool_value() -> impl Strategy<Value = Value> {
     select(vec![
         json!(true),
         json!("false"),
         json!("TRUE"),
         json!("yes"),
+        json!("${aws:PrincipalTag/team, 'true'}"),
+        json!("${aws:MultiFactorAuthPresent}"),
     ])
 }
 
@@ -297,10 +311,19 @@ fn condition() -> impl Strategy<Value = GenCondition> {
         prop_oneof![3 => Just(BOOL_KEY), 1 => any_key()],
     )
         .prop_flat_map(|(op, k)| (Just(op), key_and_values(k, bool_value().boxed(), false)));
-    let null = any_key().prop_flat_map(|k| {
-        let value = select(vec![json!(true), json!("false")]).boxed();
-        (Just("Null".to_owned()), key_and_values(k, value, false))
-    });
+    // Set-qualified `Null` too: Access Analyzer's "Null with qualifier".
+    let null = (
+        any_key(),
+        select(&["Null", "Null", "ForAllValues:Null", "ForAnyValue:Null"][..]),
+    )
+        .prop_flat_map(|(k, op)| {
+            let value = prop_oneof![
+                8 => select(vec![json!(true), json!("false")]),
+                1 => Just(json!("absent")),
+            ]
+            .boxed();
+            (Just(op.to_owned()), key_and_values(k, value, false))
+        });
     prop_oneof![6 => string, 2 => numeric, 1 => boolean, 2 => null].prop_map(
         |(operator, (key, values))| GenCondition {
             operator,
@@ -613,9 +636,11 @@ impl GenPolicy {
         serde_json::to_string(&Value::Object(m)).unwrap()
     }
 
-    fn parse(&self, kind: PolicyKind) -> PolicyDocument {
+    /// Parsed as a stored document is: values of the wrong type (`abc` under a numeric
+    /// operator) are accepted, so that evaluation's handling of them is compared too.
+    pub(crate) fn parse(&self, kind: PolicyKind) -> PolicyDocument {
         let text = self.to_json();
-        PolicyDocument::parse_with(&text, ParseOptions::lenient(kind))
+        PolicyDocument::parse_with(&text, ParseOptions::stored(kind))
             .unwrap_or_else(|e| panic!("generated {kind} policy refused: {e:?}\n{text}"))
     }
 }

@@ -1,7 +1,9 @@
 //! Focused tests of the combining logic; the worked cases of IAM-SEMANTICS §6.2 are in
-//! `gold.rs` beside this file.
+//! `gold.rs` beside this file, AWS's rules that decide on their own (KMS key policies,
+//! `sts:GetCallerIdentity`) in `rules.rs`.
 
 mod gold;
+mod rules;
 
 use std::sync::Arc;
 

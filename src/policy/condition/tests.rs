@@ -222,3 +222,110 @@ fn decimals_and_networks_parse_exactly() {
         "2001:db8::1/128"
     );
 }
+
+/// Issue 12, rule 1: "When you use the Null condition operator with ForAllValues, the
+/// statement always returns true … with ForAnyValue, … always returns false" (Access Analyzer
+/// policy checks, "Null with qualifier").
+#[test]
+fn null_under_a_set_qualifier_ignores_the_request() {
+    let contexts = [
+        Ctx::default(),
+        Ctx::default().multi("aws:TagKeys", &[]),
+        Ctx::default().multi("aws:TagKeys", &["a", "b"]),
+        Ctx::default().single("aws:TagKeys", "a"),
+    ];
+    for value in ["true", "false"] {
+        let all = cond("ForAllValues:Null", "aws:TagKeys", &[value]);
+        let any = cond("ForAnyValue:Null", "aws:TagKeys", &[value]);
+        for ctx in &contexts {
+            assert!(all.evaluate(ctx), "ForAllValues:Null {value}");
+            assert!(!any.evaluate(ctx), "ForAnyValue:Null {value}");
+        }
+    }
+    // The plain operator still tests presence.
+    assert!(cond("Null", "aws:TagKeys", &["true"]).evaluate(&contexts[0]));
+    assert!(!cond("Null", "aws:TagKeys", &["true"]).evaluate(&contexts[2]));
+}
+
+/// Issue 12, rule 5: a stored value that cannot be read never makes its condition hold, for
+/// negated operators, `IfExists`, set qualifiers and missing keys alike.
+#[test]
+fn unreadable_policy_values_never_match() {
+    let requests = [
+        Ctx::default(),
+        Ctx::default().single("k", "10.1.2.3"),
+        Ctx::default().single("k", "5"),
+        Ctx::default().single("k", "2020-01-01T00:00:00Z"),
+        Ctx::default().single("k", "true"),
+        Ctx::default().single("k", "false"),
+        Ctx::default().multi("k", &[]),
+        Ctx::default().multi("k", &["1", "true"]),
+    ];
+    let conditions = [
+        cond("NotIpAddress", "k", &["10.0.0.0/33"]),
+        cond("NotIpAddressIfExists", "k", &["10.0.0.0/8", "10.0.0.0/33"]),
+        cond("IpAddress", "k", &["10.0.0.0/8", "bad"]),
+        cond("NumericNotEquals", "k", &["abc"]),
+        cond("ForAllValues:NumericNotEquals", "k", &["abc"]),
+        cond("NumericLessThanIfExists", "k", &["abc"]),
+        cond("DateNotEquals", "k", &["someday"]),
+        cond("Bool", "k", &["yes"]),
+        cond("BoolIfExists", "k", &["yes"]),
+        cond("ForAllValues:Bool", "k", &["1"]),
+        cond("Null", "k", &["yes"]),
+    ];
+    for c in &conditions {
+        for (i, ctx) in requests.iter().enumerate() {
+            assert!(!c.evaluate(ctx), "{} matched request {i}", c.operator());
+        }
+    }
+}
+
+/// Issue 12, rule 7: `Bool` substitutes policy variables ("You can use a policy variable with
+/// the Boolean condition operator").
+#[test]
+fn bool_substitutes_policy_variables() {
+    let c = cond(
+        "Bool",
+        "aws:SecureTransport",
+        &["${aws:PrincipalTag/secure}"],
+    );
+    let ctx = |tag: Option<&str>, value: &str| {
+        let ctx = Ctx::default().single("aws:SecureTransport", value);
+        match tag {
+            Some(t) => ctx.single("aws:PrincipalTag/secure", t),
+            None => ctx,
+        }
+    };
+    assert!(c.evaluate(&ctx(Some("true"), "true")));
+    assert!(c.evaluate(&ctx(Some("FALSE"), "false")));
+    assert!(!c.evaluate(&ctx(Some("true"), "false")));
+    assert!(!c.evaluate(&ctx(Some("false"), "true")));
+    // A value that is no boolean, or no value at all: the condition does not hold.
+    assert!(!c.evaluate(&ctx(Some("yes"), "true")));
+    assert!(!c.evaluate(&ctx(None, "true")));
+    assert!(!c.evaluate(&ctx(None, "false")));
+    // A default applies when the key is missing.
+    let d = cond(
+        "Bool",
+        "aws:SecureTransport",
+        &["${aws:PrincipalTag/secure, 'true'}"],
+    );
+    assert!(d.evaluate(&ctx(None, "true")));
+    assert!(!d.evaluate(&ctx(None, "false")));
+    // The variable's key is one the policy reads (decision caches key on it).
+    assert_eq!(
+        c.variable_keys(),
+        vec![Box::<str>::from("aws:principaltag/secure")]
+    );
+    // Without variables (a legacy document), the text is literal and unreadable.
+    let literal = CompiledCondition::compile(
+        &ConditionEntry {
+            operator: ConditionOperator::parse("Bool").unwrap(),
+            key: "aws:SecureTransport".into(),
+            values: vec!["${aws:PrincipalTag/secure}".into()],
+        },
+        false,
+    );
+    assert!(!literal.evaluate(&ctx(Some("true"), "true")));
+}

@@ -370,3 +370,128 @@ fn trust_policy_quota() {
     let e = err(&text, PolicyKind::Trust);
     assert_eq!(e.message(), "Cannot exceed quota for ACLSizePerRole: 2048");
 }
+
+/// Issue 12, rule 4: the RCP grammar has no `NotPrincipal` and no `NotAction`.
+#[test]
+fn rcps_refuse_not_principal_and_not_action() {
+    let not_principal = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"s3:*","Resource":"*"}]}"#;
+    let e = err(not_principal, PolicyKind::Rcp);
+    assert_eq!(e.code(), "MalformedPolicyDocument");
+    assert_eq!(
+        e.message(),
+        "Resource control policies do not support NotPrincipal."
+    );
+    assert_eq!(e.location(), Some("Statement[0].NotPrincipal"));
+    let not_action = r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","Resource":"*"}]}"#;
+    let e = err(not_action, PolicyKind::Rcp);
+    assert_eq!(
+        e.message(),
+        "Resource control policies do not support NotAction."
+    );
+    assert_eq!(e.location(), Some("Statement[1].NotAction"));
+    // Stored or evaluated RCPs get the same grammar.
+    assert!(parse(not_action, ParseOptions::lenient(PolicyKind::Rcp)).is_err());
+    // Both elements remain valid where their kinds allow them.
+    ok(not_principal, PolicyKind::Resource);
+    let scp = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotAction":"s3:GetObject","Resource":"*"}]}"#;
+    ok(scp, PolicyKind::Scp);
+    // NotResource is in the RCP grammar.
+    ok(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","NotResource":"arn:aws:s3:::b/*"}]}"#,
+        PolicyKind::Rcp,
+    );
+}
+
+fn with_condition(operator: &str, key: &str, value: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:*","Resource":"*"}},{{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{{"{operator}":{{"{key}":["1",{value}]}}}}}}]}}"#
+    )
+}
+
+/// Issue 12, rule 5: a typed value that does not read as its type is refused, for every kind
+/// and with the location of the condition.
+#[test]
+fn malformed_typed_values_are_refused_for_every_kind() {
+    let cases = [
+        ("NotIpAddress", "aws:SourceIp", r#""10.0.0.0/33""#),
+        ("IpAddress", "aws:SourceIp", r#""10.0.0.300""#),
+        ("NotIpAddress", "aws:SourceIp", r#""2001:db8::/129""#),
+        ("NumericNotEquals", "s3:max-keys", r#""ten""#),
+        ("NumericLessThan", "s3:max-keys", r#""1e3""#),
+        ("DateNotEquals", "aws:CurrentTime", r#""someday""#),
+        ("Bool", "aws:SecureTransport", r#""yes""#),
+        ("BoolIfExists", "aws:SecureTransport", "1"),
+        ("Null", "aws:TagKeys", r#""absent""#),
+    ];
+    for kind in PolicyKind::ALL.iter().copied() {
+        for (operator, key, value) in cases {
+            let mut text = with_condition(operator, key, value);
+            // The other fields each kind requires or forbids.
+            text = match kind {
+                PolicyKind::Trust => text.replace(
+                    r#""Action":"s3:*","Resource":"*""#,
+                    r#""Principal":{"AWS":"111122223333"},"Action":"sts:AssumeRole""#,
+                ),
+                PolicyKind::Resource | PolicyKind::VpcEndpoint => text.replace(
+                    r#""Effect":"Allow","#,
+                    r#""Effect":"Allow","Principal":"*","#,
+                ),
+                PolicyKind::Rcp => text
+                    .replace(
+                        r#""Effect":"Allow","Action":"s3:*","Resource":"*"}"#,
+                        r#""Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"}"#,
+                    )
+                    .replace(
+                        r#""Effect":"Allow","#,
+                        r#""Effect":"Deny","Principal":"*","#,
+                    ),
+                _ => text,
+            };
+            // The `"1"` beside the bad value keeps numbers valid; dates and the rest need a
+            // valid twin, so check the valid twin first.
+            let twin = text.replace(&format!(",{value}"), "");
+            let twin = match operator {
+                "DateNotEquals" => twin.replace(r#"["1"]"#, r#"["2030-01-01T00:00:00Z"]"#),
+                "Bool" | "BoolIfExists" | "Null" => twin.replace(r#"["1"]"#, r#"["true"]"#),
+                "IpAddress" | "NotIpAddress" => twin.replace(r#"["1"]"#, r#"["10.0.0.0/8"]"#),
+                _ => twin,
+            };
+            if let Err(e) = parse(&twin, ParseOptions::lenient(kind)) {
+                panic!("{kind}: valid twin refused: {e:?}\n{twin}");
+            }
+            let e = parse(&text, ParseOptions::lenient(kind)).unwrap_err();
+            assert_eq!(e.code(), "MalformedPolicyDocument", "{kind} {operator}");
+            assert_eq!(e.message(), "The policy failed legacy parsing");
+            assert_eq!(
+                e.location(),
+                Some(format!("Statement[1].Condition.{operator}.{key}").as_str()),
+                "{kind}: {text}"
+            );
+            assert!(parse(&text, ParseOptions::for_kind(kind)).is_err());
+            // A stored document still loads (dates excepted: IAM never accepted one).
+            let stored = parse(&text, ParseOptions::stored(kind));
+            assert_eq!(
+                stored.is_ok(),
+                operator != "DateNotEquals",
+                "{kind} {operator}"
+            );
+        }
+    }
+}
+
+/// Issue 12, rule 7: `Bool` values may be policy variables in `2012-10-17` documents; in a
+/// legacy document `${…}` is literal text, which is no boolean.
+#[test]
+fn bool_values_may_be_policy_variables() {
+    let current = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"${aws:PrincipalTag/secure}"}}}]}"#;
+    ok(current, PolicyKind::Identity);
+    let legacy = current.replace("2012-10-17", "2008-10-17");
+    let e = parse(&legacy, ParseOptions::lenient(PolicyKind::Identity)).unwrap_err();
+    assert_eq!(e.message(), "The policy failed legacy parsing");
+    // An escape is not a variable: `${*}` is a literal `*`.
+    let escape = current.replace("${aws:PrincipalTag/secure}", "${*}");
+    assert!(parse(&escape, ParseOptions::lenient(PolicyKind::Identity)).is_err());
+    // Variables stay refused where the documentation does not allow them.
+    let numeric = current.replace(r#""Bool""#, r#""NumericLessThan""#);
+    assert!(parse(&numeric, ParseOptions::lenient(PolicyKind::Identity)).is_err());
+}

@@ -2250,9 +2250,10 @@ fn caller_identity_answers_even_under_an_explicit_deny() {
     let s = w.snapshot();
 
     let alice = login(&s, &key, T0);
+    // The engine agrees since issue 12: no permission is needed, so the deny does not bind.
     assert_eq!(
         allowed(&s, &alice, "sts:GetCallerIdentity", "*", T0),
-        Outcome::ExplicitDeny
+        Outcome::Allow
     );
     assert_eq!(
         caller_identity(&alice, &s),
