@@ -571,6 +571,7 @@ async fn authorize_decides_null_qualifiers_kms_keys_and_get_caller_identity() {
         "{}",
         r.message
     );
+    assert_eq!(r.rule, "NoPermissionRequired", "the answer names the rule");
     // The trace shows the deny the rule overrode.
     assert!(
         r.trace

@@ -208,6 +208,7 @@ pub(crate) fn run_authorize(
         "Statement": response.statement.as_ref().map(statement),
         "Version": response.version.map(|v| format!("{}.{}", v.epoch, v.seq)),
         "Cached": response.cached,
+        "Rule": Some(response.rule.as_str()).filter(|r| !r.is_empty()),
     });
     if args.explain {
         if let Some(map) = value.as_object_mut() {

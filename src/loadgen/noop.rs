@@ -57,6 +57,7 @@ impl NoopService {
             trace: Vec::new(),
             principal_arn: PRINCIPAL.into(),
             cached: true,
+            rule: String::new(),
         };
         // Base64url-like filler of a real token's length: the bytes cost the same to move.
         let token: String = "IQoJb3JpZ2luX2VjEJr"

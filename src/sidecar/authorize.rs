@@ -101,6 +101,8 @@ pub struct Decision {
     pub version: SnapshotVersion,
     /// Every statement that applied, when the request asked to explain.
     pub trace: Arc<[TraceEntry]>,
+    /// A rule of AWS's that decided rather than a statement, if one did.
+    pub rule: Option<crate::authz::Rule>,
     /// True when the decision came from the cache.
     pub cached: bool,
 }
@@ -473,6 +475,7 @@ impl Authorizer {
             outcome: decision.outcome,
             policy_type: decision.policy_type,
             message: decision.message(&request).into(),
+            rule: decision.rule,
             statement: decision.statement,
             principal: principal.to_string().into(),
             tenant: caller_tenant.into(),
