@@ -29,7 +29,8 @@ pub use grpc::{
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
-    AuditEvent, ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore,
+    AuditEvent, ChangeDraft, ChangeRecord, DataDirOptions, SqliteStore, StoreError, StoredTenant,
+    TenantStore, DATABASE_FILE, IDENTITY_FILE,
 };
 
 use crate::directory::DirectoryError;

@@ -57,6 +57,8 @@ pub struct SidecarConfig {
     pub tls: Option<crate::tls::ClientTlsFiles>,
     /// The sync key presented to the control plane, if any.
     pub sync_credentials: Option<crate::control_plane::Profile>,
+    /// Keepalive and idle bound of the stream to the control plane.
+    pub liveness: crate::sync::Liveness,
 }
 
 impl Default for SidecarConfig {
@@ -74,6 +76,7 @@ impl Default for SidecarConfig {
             staleness: StalenessPolicy::default(),
             tls: None,
             sync_credentials: None,
+            liveness: crate::sync::Liveness::default(),
         }
     }
 }
@@ -413,7 +416,7 @@ pub fn spawn_sidecar(
             report(&format!("not loading tenant {tenant} from disk: {error}"));
         }
     }
-    let state = Arc::new(SyncState::default());
+    let state = Arc::new(SyncState::restored(&config.state_dir));
     let shutdown_copy = shutdown.clone();
     let subscribe = match &config.readiness {
         Readiness::Tenants(t) => t.clone(),
@@ -428,6 +431,7 @@ pub fn spawn_sidecar(
             backoff: config.backoff,
             tls: config.tls.clone(),
             credentials: config.sync_credentials.clone(),
+            liveness: config.liveness,
         },
         Arc::clone(&state),
         shutdown,
@@ -575,7 +579,6 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let h = &self.handle;
-        let now = crate::policy::Timestamp::now().epoch_millis();
         Ok(Response::new(pb::StatusResponse {
             ready: h.is_ready(),
             tenants: h
@@ -589,7 +592,8 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                 .collect(),
             missing: h.readiness.missing(&h.store),
             connected: h.sync.connected(),
-            staleness_ms: h.sync.staleness_ms(now).unwrap_or(-1),
+            // What decisions are refused by (from the start when never contacted).
+            staleness_ms: h.api.staleness_ms(crate::policy::Timestamp::now()),
             last_nacks: h
                 .sync
                 .last_nacks()

@@ -52,6 +52,9 @@ pub(crate) struct ControlPlaneArgs {
     /// Raise the store's epoch (after restoring the database from a backup).
     #[arg(long)]
     epoch: Option<u64>,
+    /// Start a new, empty store in a data directory that had one (its database lost).
+    #[arg(long, env = "IAMLET_NEW_STORE")]
+    new_store: bool,
     /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
     #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
@@ -245,6 +248,15 @@ pub(crate) struct SidecarArgs {
     /// traffic moves away first.
     #[arg(long, env = "IAMLET_DRAIN_DELAY", default_value = "2s", value_parser = parse_duration)]
     drain_delay: Duration,
+    /// HTTP/2 keepalive PING interval on the stream to the control plane.
+    #[arg(long, env = "IAMLET_KEEPALIVE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    keepalive_interval: Duration,
+    /// A keepalive PING unanswered this long closes the connection.
+    #[arg(long, env = "IAMLET_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    keepalive_timeout: Duration,
+    /// A stream silent this long (no heartbeat) is dropped and reconnected.
+    #[arg(long, env = "IAMLET_SYNC_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    sync_idle_timeout: Duration,
 }
 
 /// Parses `500ms`, `30s`, `15m`, `24h` or a number of seconds.
@@ -408,15 +420,21 @@ pub(crate) fn run_control_plane(args: ControlPlaneArgs) -> Result<(), ServeError
         }),
         ..options
     };
-    let sealer = crate::control_plane::SecretSealer::load_or_create(
-        &args
-            .secrets_key_file
-            .clone()
-            .unwrap_or_else(|| args.data_dir.join("secrets.key")),
-    )
-    .map_err(|e| ServeError::Config(e.to_string()))?;
-    let store =
-        SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?.with_sealer(sealer);
+    let secrets_key =
+        (args.secrets_key_file.clone()).unwrap_or_else(|| args.data_dir.join("secrets.key"));
+    // Whether the directory was initialized is read before the key is created.
+    let initialized = secrets_key.exists().then(|| secrets_key.clone());
+    let sealer = crate::control_plane::SecretSealer::load_or_create(&secrets_key)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let store = SqliteStore::open_data_dir(
+        &args.data_dir,
+        &crate::control_plane::DataDirOptions {
+            epoch: args.epoch,
+            new_store: args.new_store,
+            initialized_by: initialized.into_iter().collect(),
+        },
+    )?
+    .with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     for path in &args.apply {
         // A file that cannot be read is a configuration error; a plan that cannot be
@@ -683,6 +701,11 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             staleness,
             tls,
             sync_credentials,
+            liveness: crate::sync::Liveness {
+                keepalive_interval: args.keepalive_interval,
+                keepalive_timeout: args.keepalive_timeout,
+                idle_timeout: args.sync_idle_timeout,
+            },
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);

@@ -1087,6 +1087,11 @@ impl WatchTask {
     async fn send(&mut self, mut response: pb::WatchResponse) -> bool {
         self.nonce += 1;
         response.nonce = self.nonce.to_string();
+        let store = self.control_plane.store_identity();
+        response.store = Some(pb::StoreIdentity {
+            id: store.id,
+            epoch: store.epoch,
+        });
         self.tx.send(Ok(response)).await.is_ok()
     }
 }

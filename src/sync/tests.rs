@@ -209,3 +209,101 @@ fn no_root_key_or_password_hash_reaches_a_sidecar_even_from_an_older_control_pla
     assert!(!persisted.contains(t.root_access_key.as_ref().unwrap().secret.expose()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn store_ref(id: &str, epoch: u64) -> StoreRef {
+    StoreRef {
+        id: id.into(),
+        epoch,
+    }
+}
+
+#[test]
+fn item1_a_removal_from_another_store_or_epoch_never_deletes_a_tenant() {
+    // Issue #13, item 1: a control plane that lost its database starts a new store and
+    // sends removals of every tenant; the sidecar keeps them (and their files).
+    let dir = temp_dir("item1-removal");
+    let applier = applier(Some(dir.clone()));
+    let followed = store_ref("aaaa", 7);
+    assert_eq!(
+        applier.apply_from(&update(&tenant(A), 4), Some(&followed)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 4))
+    );
+    let file = dir.join(format!("tenant-{A}.json"));
+    assert!(file.exists());
+    // Another store, the same store at another epoch, and an unknown store: all refused.
+    for stranger in [Some(store_ref("bbbb", 7)), Some(store_ref("aaaa", 8)), None] {
+        assert!(!applier.remove_from(A, stranger.as_ref()), "{stranger:?}");
+        assert_eq!(applier.store().version(A), Some(SnapshotVersion::new(1, 4)));
+        assert!(file.exists());
+    }
+    // The store it came from removes it, file included.
+    assert!(applier.remove_from(A, Some(&followed)));
+    assert_eq!(applier.store().version(A), None);
+    assert!(!file.exists());
+    // A tenant persisted before identities is removed only by a store of its epoch.
+    let legacy = self::applier(Some(dir));
+    legacy.apply(&update(&tenant(B), 1));
+    assert!(!legacy.remove_from(B, Some(&store_ref("cccc", 99))));
+    assert!(legacy.remove_from(B, Some(&store_ref("cccc", 1))));
+}
+
+#[test]
+fn item1_versions_compare_within_one_store_and_a_move_to_another_replaces() {
+    let dir = temp_dir("item1-floor");
+    let applier = applier(Some(dir.clone()));
+    let old = store_ref("aaaa", 1);
+    let new = store_ref("bbbb", 1);
+    applier.apply_from(&update(&tenant(A), 9), Some(&old));
+    // Within the same store, never backwards.
+    assert!(matches!(
+        applier.apply_from(&update(&tenant(A), 3), Some(&old)),
+        UpdateResult::Rejected { .. }
+    ));
+    // Another store's versions do not compare: its tenant replaces (with a warning).
+    assert_eq!(
+        applier.apply_from(&update(&tenant(A), 2), Some(&new)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 2))
+    );
+    assert_eq!(applier.origin(A), Some(new.clone()));
+    // ... and the floor is now the new store's.
+    assert!(matches!(
+        applier.apply_from(&update(&tenant(A), 1), Some(&new)),
+        UpdateResult::Rejected { .. }
+    ));
+    // A restart remembers the store each tenant came from.
+    let restarted = self::applier(Some(dir));
+    restarted.boot_from_disk(&[A.to_owned()]);
+    assert_eq!(restarted.origin(A), Some(new.clone()));
+    assert!(!restarted.remove_from(A, Some(&old)));
+    assert!(restarted.remove_from(A, Some(&new)));
+}
+
+#[test]
+fn item2_the_last_contact_survives_a_restart() {
+    // Issue #13, item 2 (RELIABILITY T10): staleness counts from the persisted last contact.
+    let dir = temp_dir("item2-contact");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = SyncState::restored(&dir);
+    assert_eq!(state.staleness_ms(1_000), None);
+    let contact = crate::policy::Timestamp::now().epoch_millis() - 60_000;
+    state.contact(contact);
+    let restarted = SyncState::restored(&dir);
+    let now = contact + 60_000;
+    assert_eq!(restarted.staleness_ms(now), Some(60_000));
+    // A contact within the throttle is not written; the file holds the older one (staler).
+    restarted.contact(contact + 10);
+    assert_eq!(
+        SyncState::restored(&dir).staleness_ms(now),
+        Some(60_000),
+        "writes are throttled to one a second"
+    );
+    // A file from the future or that does not decode counts as no contact.
+    std::fs::write(
+        dir.join(SYNC_STATE_FILE),
+        br#"{"last_contact_ms": 99999999999999}"#,
+    )
+    .unwrap();
+    assert_eq!(SyncState::restored(&dir).staleness_ms(now), None);
+    std::fs::write(dir.join(SYNC_STATE_FILE), b"{torn").unwrap();
+    assert_eq!(SyncState::restored(&dir).staleness_ms(now), None);
+}
