@@ -263,12 +263,16 @@ async fn a_sidecar_boots_from_disk_while_the_control_plane_is_down() {
         .await;
         let _ = stop.send(true);
     }
+    let cp_epoch = cp.control_plane.epoch();
     cp.kill();
 
     // No control plane now: the new sidecar is ready from its state directory alone.
     let (second, _stop) = sidecar(addr, Readiness::Tenants(vec![A.into()]), &state);
     assert!(second.is_ready());
-    assert_eq!(second.store.version(A), Some(SnapshotVersion::new(1, 1)));
+    assert_eq!(
+        second.store.version(A),
+        Some(SnapshotVersion::new(cp_epoch, 1))
+    );
     assert!(!second.sync.connected());
 
     // A sidecar that must serve a tenant it has never seen is not ready (T14).

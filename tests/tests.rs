@@ -29,3 +29,6 @@ mod reference;
 mod credentials;
 // The admin API secured with IAM: root keys, users, role sessions, the operator, denials.
 mod admin;
+// Issue #13's hardening: a lost database, staleness across restarts, dead connections, and
+// principal keys a caller may not supply.
+mod hardening;
