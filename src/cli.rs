@@ -40,7 +40,7 @@ pub(crate) enum Command {
     /// Run the control plane: tenants' IAM directories, the admin API and the snapshot stream.
     ControlPlane(serve::ControlPlaneArgs),
     /// Run a sidecar that follows the control plane and serves its tenants locally.
-    Sidecar(serve::SidecarArgs),
+    Sidecar(Box<serve::SidecarArgs>),
     /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
     /// --user-name alice`).
     Admin(admin::AdminArgs),
@@ -96,7 +96,7 @@ pub fn main() -> ExitCode {
     let stderr = io::stderr();
     let result = match cli.command {
         Command::ControlPlane(args) => return serve_exit(serve::run_control_plane(args)),
-        Command::Sidecar(args) => return serve_exit(serve::run_sidecar(args)),
+        Command::Sidecar(args) => return serve_exit(serve::run_sidecar(*args)),
         Command::Admin(args) => {
             return match admin::run_admin(args, &mut stdout.lock()) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -192,6 +192,12 @@ pub(crate) struct SidecarArgs {
     /// The share of decisions logged, from 0 to 1.
     #[arg(long, env = "IAMLET_DECISION_LOG_SAMPLE_RATE", default_value_t = 1.0)]
     decision_log_sample_rate: f64,
+    /// A decision log file rotates before it grows past this many bytes (0: never).
+    #[arg(long, env = "IAMLET_DECISION_LOG_MAX_FILE_BYTES", default_value_t = crate::sidecar::decision_log::DEFAULT_MAX_FILE_BYTES)]
+    decision_log_max_file_bytes: u64,
+    /// Rotated decision log files kept (`PATH.1` newest), uncompressed.
+    #[arg(long, env = "IAMLET_DECISION_LOG_KEEP", default_value_t = crate::sidecar::decision_log::DEFAULT_KEEP_FILES)]
+    decision_log_keep: u32,
     /// Decisions kept in the decision cache at most (0 disables it).
     #[arg(long, env = "IAMLET_DECISION_CACHE_ENTRIES", default_value_t = 100_000)]
     decision_cache_entries: u64,
@@ -622,6 +628,10 @@ pub(crate) fn run_sidecar(args: SidecarArgs) -> Result<(), ServeError> {
             .map_err(|e| ServeError::Config(format!("--decision-log: {e}")))?,
         deny_only: args.decision_log_deny_only,
         sample_rate: args.decision_log_sample_rate,
+        rotation: crate::sidecar::decision_log::Rotation {
+            max_file_bytes: args.decision_log_max_file_bytes,
+            keep: args.decision_log_keep,
+        },
         ..DecisionLogConfig::default()
     };
     log_config
