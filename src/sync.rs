@@ -30,7 +30,9 @@ use crate::snapshot::{
 };
 
 pub(crate) use client::report;
-pub use client::{run_sync, Backoff, Liveness, SyncConfig, SyncState, SYNC_STATE_FILE};
+pub use client::{
+    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, SYNC_STATE_FILE,
+};
 
 /// One tenant's update as the control plane sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]

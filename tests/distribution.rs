@@ -765,9 +765,16 @@ async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
     assert!(snapshot.tenant().root_access_key.is_none());
     assert!(!snapshot.tenant().users.is_empty());
 
-    // The wrong key: by the time the right one has long streamed, it has nothing.
+    // The wrong key: refused by the control plane, attempt after attempt, with its code.
     let (bad, _stop_bad) = with_key("guessed", &temp_dir("sync-keys-bad"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("two refused attempts", || bad.sync.failures().0 >= 2).await;
+    let why = bad.sync.failures().1.unwrap();
+    assert_eq!(why.code, Some(tonic::Code::Unauthenticated), "{why:?}");
+    assert!(
+        why.message.contains("the sync credentials are not valid"),
+        "{why:?}"
+    );
+    assert_eq!(bad.sync.streams_opened(), 0, "{why:?}");
     assert!(!bad.is_ready());
     assert!(bad.store.version(A).is_none());
     cp.kill();

@@ -587,3 +587,87 @@ async fn item12_a_caller_cannot_supply_the_principals_own_condition_keys() {
     }
     s.stop.send_replace(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item12_no_root_key_or_password_hash_is_in_the_bytes_the_control_plane_sends() {
+    // What goes on the wire, read by a bare Watch client (no sidecar to strip anything): the
+    // root user's secret, its key id and a console password hash are nowhere in it.
+    let root = temp_dir("hardening", "item12-wire");
+    let (cp, addr) = Cp::start(
+        SqliteStore::open(&root.join("iamlet.db"), None).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(100),
+    );
+    let c = &cp.control_plane;
+    let (_, (root_key_id, root_secret)) = c.create_tenant_with_root(A, None, "test").unwrap();
+    c.call(A, "test", "CreateUser", &json!({"UserName": "alice"}))
+        .unwrap();
+    c.call(
+        A,
+        "test",
+        "CreateLoginProfile",
+        &json!({"UserName": "alice", "Password": "Correct-Horse-Battery-9"}),
+    )
+    .unwrap();
+    let held = c.tenant(A).unwrap().0;
+    let hash = serde_json::to_value(&held.users["alice"].login_profile)
+        .unwrap()
+        .to_string();
+    assert!(hash.len() > 20, "alice has a password hash: {hash}");
+    let secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("the root secret", root_secret.expose().as_bytes().to_vec()),
+        ("the root key id", root_key_id.as_bytes().to_vec()),
+        ("the password", b"Correct-Horse-Battery-9".to_vec()),
+    ];
+    // The hash's distinctive part: its longest string value (the digest).
+    let digest = serde_json::to_value(&held.users["alice"].login_profile)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .max_by_key(String::len)
+        .unwrap();
+    assert!(digest.len() >= 16, "{digest}");
+
+    let mut client = pb::sync_client::SyncClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::WatchRequest {
+        subscribe: vec!["*".into()],
+        ..pb::WatchRequest::default()
+    })
+    .await
+    .unwrap();
+    let mut inbound = client
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut wire = Vec::new();
+    loop {
+        let response = tokio::time::timeout(super::support::HANG, inbound.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        wire.extend(prost::Message::encode_to_vec(&response));
+        if response.tenants.iter().any(|t| t.tenant == A) && !response.more {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&wire);
+    assert!(text.contains("alice"), "the tenant was sent");
+    for (what, needle) in secrets
+        .iter()
+        .map(|(w, n)| (*w, n.clone()))
+        .chain([("the password hash", digest.into_bytes())])
+    {
+        assert!(
+            !wire.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "{what} is in the bytes the control plane sent"
+        );
+    }
+    drop(tx);
+}

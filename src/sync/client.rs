@@ -91,6 +91,11 @@ pub struct SyncState {
     persisted_ms: AtomicI64,
     /// Streams ended by the idle bound or a dead connection, for tests and metrics.
     dead_connections: AtomicU64,
+    /// Streams the control plane accepted (the `Watch` call answered).
+    streams_opened: AtomicU64,
+    /// Attempts that ended in an error, and the last one's reason.
+    failures: AtomicU64,
+    last_failure: Mutex<Option<SyncFailure>>,
     full_response_seen: AtomicBool,
     last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
     acks: AtomicU64,
@@ -119,6 +124,18 @@ impl Backoff {
         let spread = 1.0 + self.jitter * (2.0 * unit - 1.0);
         Duration::from_secs_f64((capped * spread).max(0.0))
     }
+}
+
+/// Why the last attempt to stream failed: what an operator (or a test) reads to tell a
+/// refusal from an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFailure {
+    /// The gRPC code when the control plane answered with a status (a refusal:
+    /// `PermissionDenied`, `Unauthenticated`); `None` when no call got through (connection,
+    /// TLS, a dead connection).
+    pub code: Option<tonic::Code>,
+    /// The error and its causes.
+    pub message: String,
 }
 
 /// The file of the persisted last contact, in the state directory.
@@ -193,6 +210,31 @@ impl SyncState {
     /// Streams dropped because the connection was found dead or idle past the bound.
     pub fn dead_connections(&self) -> u64 {
         self.dead_connections.load(Ordering::Relaxed)
+    }
+
+    /// Streams the control plane accepted so far.
+    pub fn streams_opened(&self) -> u64 {
+        self.streams_opened.load(Ordering::Relaxed)
+    }
+
+    /// Attempts that failed so far, and why the last one did.
+    pub fn failures(&self) -> (u64, Option<SyncFailure>) {
+        (
+            self.failures.load(Ordering::Relaxed),
+            self.last_failure.lock().clone(),
+        )
+    }
+
+    fn record_failure(&self, error: &StreamError) {
+        let code = match error {
+            StreamError::Status(status) => Some(status.code()),
+            _ => None,
+        };
+        *self.last_failure.lock() = Some(SyncFailure {
+            code,
+            message: with_causes(error),
+        });
+        self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// True while a stream is open.
@@ -312,7 +354,10 @@ pub async fn run_sync(
             // A stream that delivered something resets the backoff (gRFC A57).
             Ok(true) => attempt = 0,
             Ok(false) => {}
-            Err(error) => report(&format!("control plane stream: {}", with_causes(&error))),
+            Err(error) => {
+                state.record_failure(&error);
+                report(&format!("control plane stream: {}", with_causes(&error)));
+            }
         }
         let delay = config.backoff.delay(attempt, unit_draw());
         attempt = attempt.saturating_add(1);
@@ -373,6 +418,7 @@ async fn stream_once(
     }
     let mut inbound = client.watch(request).await?.into_inner();
     state.connected.store(true, Ordering::Relaxed);
+    state.streams_opened.fetch_add(1, Ordering::Relaxed);
     let mut delivered = false;
     let idle = config.liveness.idle_timeout;
     loop {
