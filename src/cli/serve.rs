@@ -318,7 +318,14 @@ impl ServeError {
     /// True for errors in the configuration (exit status 64), as opposed to failures while
     /// starting or serving.
     pub(crate) fn is_configuration(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::Tenants(_))
+        use crate::control_plane::StoreError as S;
+        // A data directory whose database is gone or foreign needs the operator's decision.
+        matches!(
+            self,
+            Self::Config(_)
+                | Self::Tenants(_)
+                | Self::Store(S::MissingDatabase { .. } | S::ForeignDatabase { .. })
+        )
     }
 }
 
