@@ -582,4 +582,45 @@ mod tests {
         assert!((b.delay(50, 0.0).as_secs_f64() - 24.0).abs() < 1e-9);
         assert!((b.delay(50, 0.999_999).as_secs_f64() - 36.0).abs() < 1e-3);
     }
+
+    #[test]
+    fn t13_a_reconnect_storm_is_spread_and_within_the_envelope() {
+        // RELIABILITY T13: 200 sidecars lose the control plane at once and retry with the
+        // real schedule (the delays and draws `run_sync` uses); it returns after 60 s. The
+        // attempt that finds it back, per sidecar, is spread: no 100 ms window holds more
+        // than 15 % of them; and no delay leaves gRPC's envelope (max × (1 + jitter)).
+        let backoff = Backoff::default();
+        let back_at = 60.0;
+        let envelope = backoff.max.as_secs_f64() * (1.0 + backoff.jitter);
+        let mut returns = Vec::new();
+        for _ in 0..200 {
+            let (mut t, mut attempt) = (0.0, 0u32);
+            while t < back_at {
+                let delay = backoff.delay(attempt, unit_draw()).as_secs_f64();
+                assert!(delay <= envelope + 1e-9, "{delay} s");
+                t += delay;
+                attempt += 1;
+            }
+            returns.push(t);
+        }
+        returns.sort_by(f64::total_cmp);
+        let busiest = returns
+            .iter()
+            .enumerate()
+            .map(|(i, start)| {
+                returns[i..]
+                    .iter()
+                    .take_while(|t| **t < start + 0.1)
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert!(
+            busiest * 100 <= 15 * returns.len(),
+            "{busiest} of 200 in one 100 ms window"
+        );
+        // And the draws are spread, not constant: jitter is real.
+        let first: Vec<Duration> = (0..50).map(|_| backoff.delay(0, unit_draw())).collect();
+        assert!(first.iter().any(|d| *d != first[0]));
+    }
 }
