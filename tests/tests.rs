@@ -32,3 +32,5 @@ mod admin;
 // Issue #13's hardening: a lost database, staleness across restarts, dead connections, and
 // principal keys a caller may not supply.
 mod hardening;
+// Parsers of untrusted bytes against a committed crash corpus and random mutations (T28).
+mod parsers;
