@@ -671,3 +671,69 @@ async fn item12_no_root_key_or_password_hash_is_in_the_bytes_the_control_plane_s
     }
     drop(tx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t09_an_update_storm_only_moves_forward_and_catches_up() {
+    // RELIABILITY T09 (in process, smaller): 200 changes to one tenant as fast as the store
+    // commits them while the sidecar answers. The version served never goes back, decisions
+    // go on, and the sidecar ends at the latest version.
+    let root = temp_dir("hardening", "t09");
+    let (cp, addr) = Cp::start(
+        SqliteStore::open(&root.join("iamlet.db"), None).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(100),
+    );
+    cp.tenant(A);
+    let s = sidecar(
+        addr,
+        Readiness::All,
+        &root.join("sidecar"),
+        lenient(),
+        Liveness::default(),
+    )
+    .await;
+    eventually("tenant A", || s.handle.store.version(A).is_some()).await;
+    let (acks_before, _) = s.handle.sync.ack_counts();
+
+    let storm = {
+        let cp = Arc::clone(&cp.control_plane);
+        tokio::task::spawn_blocking(move || {
+            for i in 0..200 {
+                cp.call(
+                    A,
+                    "test",
+                    "TagUser",
+                    &json!({"UserName": "alice", "Tags": [{"Key": "n", "Value": i.to_string()}]}),
+                )
+                .unwrap();
+            }
+        })
+    };
+    let mut seen = s.handle.store.version(A).unwrap();
+    let mut decisions = 0;
+    while !storm.is_finished() {
+        let now = s.handle.store.version(A).unwrap();
+        assert!(now >= seen, "went back from {seen} to {now}");
+        seen = now;
+        assert!(
+            s.allows_alice(A).await,
+            "a decision failed during the storm"
+        );
+        decisions += 1;
+    }
+    storm.await.unwrap();
+    let latest = cp.control_plane.tenant(A).unwrap().1;
+    let took = super::support::eventually("the latest version", || {
+        s.handle.store.version(A) == Some(latest)
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "caught up after {took:?}");
+    let (acks, nacks) = s.handle.sync.ack_counts();
+    assert_eq!(nacks, 0);
+    eprintln!(
+        "t09: 200 versions, {} applied (the rest coalesced), {decisions} decisions during the storm",
+        acks - acks_before
+    );
+    assert!(acks - acks_before <= 200);
+    s.stop.send_replace(true);
+}

@@ -355,6 +355,46 @@ mod tests {
     }
 
     #[test]
+    fn t12_a_crash_at_any_step_of_persisting_leaves_exactly_old_or_new() {
+        // RELIABILITY T12: the states a crash can leave, step by step (the temporary file
+        // written up to any byte, written whole but not renamed, renamed): the file read is
+        // exactly the old version or the new one, never a mix, and the temporary file is
+        // never read.
+        let dir = temp_dir("t12");
+        let store = StoreRef {
+            id: "s".into(),
+            epoch: 1,
+        };
+        let old = demo_tenant();
+        write_last_known_good(&dir, &old, SnapshotVersion::new(1, 1), Some(&store)).unwrap();
+        let mut new = demo_tenant();
+        new.alias = Some("newer".into());
+        // The new envelope, as the write would produce it (made in a scratch directory).
+        let scratch = temp_dir("t12-scratch");
+        let made = write_last_known_good(&scratch, &new, SnapshotVersion::new(1, 2), Some(&store))
+            .unwrap();
+        let new_bytes = fs::read(&made).unwrap();
+        let tmp = dir.join(format!(".tenant-{A}.json.tmp"));
+        let step = (new_bytes.len() / 97).max(1);
+        for written in (0..=new_bytes.len()).step_by(step).chain([new_bytes.len()]) {
+            // Crashed while writing (or before the fsync or the rename): the old file serves.
+            fs::write(&tmp, &new_bytes[..written]).unwrap();
+            let read = read_last_known_good(&dir, A).unwrap();
+            assert_eq!(
+                (read.version, read.tenant.alias.as_deref()),
+                (SnapshotVersion::new(1, 1), old.alias.as_deref()),
+                "tmp written to {written}"
+            );
+        }
+        // Crashed after the rename (before the directory fsync): the new file, whole.
+        fs::rename(&tmp, dir.join(format!("tenant-{A}.json"))).unwrap();
+        let read = read_last_known_good(&dir, A).unwrap();
+        assert_eq!(read.version, SnapshotVersion::new(1, 2));
+        assert_eq!(read.tenant, new);
+        assert_eq!(read.store, Some(store));
+    }
+
+    #[test]
     fn a_leftover_temporary_file_is_never_read() {
         // A crash between write and rename leaves the temporary file; the old file serves.
         let dir = temp_dir("crash");
