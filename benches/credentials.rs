@@ -7,7 +7,9 @@
 #![expect(
     clippy::expect_used,
     clippy::indexing_slicing,
-    reason = "a benchmark whose fixtures do not load has nothing to measure"
+    clippy::panic,
+    reason = "a benchmark whose fixtures do not load, or whose case does not give the outcome \
+              it names, has nothing to measure"
 )]
 
 use std::hint::black_box;
@@ -124,6 +126,37 @@ fn credentials(c: &mut Criterion) {
     let issued = assume(&f, now);
     let ring = f.snapshot.issuer_keys();
 
+    // Each case's outcome is checked before it is timed: an error path or a miss must never
+    // be reported as the case it names (issue #13, item 12).
+    let alice = "arn:aws:iam::111122223333:user/alice";
+    let session = "arn:aws:sts::111122223333:assumed-role/reports-writer/bench";
+    assert_eq!(issued.arn, session, "assume_role issues the session");
+    let verified = ring.verify(ACCOUNT, &issued.session_token, now);
+    assert!(verified.is_ok(), "session_token_verify: {verified:?}");
+    let long_term = sts::authenticate(
+        &f.snapshot,
+        &Presented::Keys {
+            access_key_id: &f.access_key_id,
+            secret: &f.secret,
+            session_token: None,
+        },
+        now,
+    )
+    .expect("authenticate_long_term_key succeeds");
+    assert_eq!(long_term.principal.to_string(), alice);
+    let by_session = sts::authenticate(
+        &f.snapshot,
+        &Presented::Keys {
+            access_key_id: &issued.access_key_id,
+            secret: &issued.secret_access_key,
+            session_token: Some(&issued.session_token),
+        },
+        now,
+    )
+    .expect("authenticate_session_uncached succeeds");
+    assert_eq!(by_session.principal.to_string(), session);
+    assert!(by_session.session.is_some());
+
     let mut group = c.benchmark_group("credentials");
     group.bench_function("assume_role", |b| b.iter(|| black_box(assume(&f, now))));
     group.bench_function("session_token_verify", |b| {
@@ -191,6 +224,10 @@ fn credentials(c: &mut Criterion) {
     let key = SigningKey::derive(f.secret.as_bytes(), date, "us-east-1", "s3");
     let signature = key.sign_hex(&string_to_sign);
     let signed = headers_for(&signature);
+    let checked = Signature::parse(&request(&signed))
+        .expect("parses")
+        .verify(f.secret.as_bytes(), now);
+    assert!(checked.is_ok(), "sigv4_parse_and_verify: {checked:?}");
     group.bench_function("sigv4_parse_and_verify", |b| {
         b.iter(|| {
             let s = Signature::parse(&request(black_box(&signed))).expect("parses");
@@ -235,8 +272,29 @@ fn credentials(c: &mut Criterion) {
         )
     };
     let hit = "arn:aws:s3:::demo-data/home/alice/notes.txt".to_owned();
+    let session_hit = "arn:aws:s3:::demo-data/reports/q4/x.csv".to_owned();
+    // Warm the caches, then check that each case is the Allow, hit or miss it names.
     let _ = service.decide(by_arn(hit.clone()));
-    let _ = service.decide(by_session("arn:aws:s3:::demo-data/reports/q4/x.csv".into()));
+    let _ = service.decide(by_session(session_hit.clone()));
+    expect_allow(
+        &service,
+        by_arn(hit.clone()),
+        true,
+        "principal_arn_cache_hit",
+    );
+    expect_allow(&service, by_arn(fresh()), false, "principal_arn_cache_miss");
+    expect_allow(
+        &service,
+        by_session(session_hit.clone()),
+        true,
+        "session_credentials_cache_hit",
+    );
+    expect_allow(
+        &service,
+        by_session("arn:aws:s3:::demo-data/reports/q4/first.csv".into()),
+        false,
+        "session_credentials_cache_miss",
+    );
     let mut group = c.benchmark_group("sidecar_authorize");
     group.bench_function("principal_arn_cache_hit", |b| {
         b.iter_batched(
@@ -273,6 +331,12 @@ fn credentials(c: &mut Criterion) {
         Arc::clone(&log),
     )));
     let _ = logged.decide(by_arn(hit.clone()));
+    expect_allow(
+        &logged,
+        by_arn(hit.clone()),
+        true,
+        "principal_arn_cache_hit_logged",
+    );
     group.bench_function("principal_arn_cache_hit_logged", |b| {
         b.iter_batched(
             || by_arn(hit.clone()),
@@ -287,7 +351,7 @@ fn credentials(c: &mut Criterion) {
     );
     group.bench_function("session_credentials_cache_hit", |b| {
         b.iter_batched(
-            || by_session("arn:aws:s3:::demo-data/reports/q4/x.csv".into()),
+            || by_session(session_hit.clone()),
             |r| black_box(service.decide(r)),
             criterion::BatchSize::SmallInput,
         )
@@ -305,6 +369,26 @@ fn credentials(c: &mut Criterion) {
         )
     });
     group.finish();
+}
+
+/// Fails the run unless `request` is allowed, from the cache or not as `cached` says.
+fn expect_allow(
+    service: &AuthorizerService,
+    request: pb::AuthorizeRequest,
+    cached: bool,
+    case: &str,
+) {
+    match service.decide(request) {
+        Ok(answer) => {
+            assert_eq!(
+                answer.decision,
+                pb::Decision::Allow as i32,
+                "{case}: {answer:?}"
+            );
+            assert_eq!(answer.cached, cached, "{case}: {answer:?}");
+        }
+        Err(error) => panic!("{case}: an error, not a decision: {error}"),
+    }
 }
 
 criterion_group!(benches, credentials);

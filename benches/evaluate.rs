@@ -146,6 +146,12 @@ fn bench_evaluate(c: &mut Criterion) {
         ..PolicySet::default()
     };
     let req = typical_request("ec2:DescribeInstances", "*");
+    let decided = evaluate(&set, &req);
+    assert_eq!(
+        decided.outcome,
+        Outcome::Allow,
+        "heavy_managed_10: {decided:?}"
+    );
     group.bench_function("heavy_managed_10", |b| {
         b.iter(|| evaluate(black_box(&set), black_box(&req)))
     });

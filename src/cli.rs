@@ -40,7 +40,7 @@ pub(crate) enum Command {
     /// Run the control plane: tenants' IAM directories, the admin API and the snapshot stream.
     ControlPlane(serve::ControlPlaneArgs),
     /// Run a sidecar that follows the control plane and serves its tenants locally.
-    Sidecar(serve::SidecarArgs),
+    Sidecar(Box<serve::SidecarArgs>),
     /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
     /// --user-name alice`).
     Admin(admin::AdminArgs),
@@ -101,7 +101,7 @@ pub fn main() -> ExitCode {
             )
         }
         Command::Sidecar(args) => {
-            return serve_exit(serve::SidecarSettings::try_from(args).and_then(serve::run_sidecar))
+            return serve_exit(serve::SidecarSettings::try_from(*args).and_then(serve::run_sidecar))
         }
         Command::Admin(args) => {
             return match admin::run_admin(args, &mut stdout.lock()) {

@@ -27,11 +27,12 @@ pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
-    AuditEvent, ChangeDraft, ChangeRecord, SqliteStore, StoreError, StoredTenant, TenantStore,
+    AuditEvent, ChangeDraft, ChangeRecord, DataDirOptions, SqliteStore, StoreError, StoredTenant,
+    TenantStore, DATABASE_FILE, IDENTITY_FILE,
 };
 pub use watch::{
-    Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, MAX_RESPONSE_PAYLOAD,
-    MAX_SYNC_MESSAGE,
+    Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,
+    MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
 };
 
 use crate::directory::DirectoryError;

@@ -122,6 +122,8 @@ pub struct SidecarConfig {
     pub tls: Option<crate::tls::ClientTlsFiles>,
     /// The sync key presented to the control plane, if any.
     pub sync_credentials: Option<crate::control_plane::Profile>,
+    /// Keepalive and idle bound of the stream to the control plane.
+    pub liveness: crate::sync::Liveness,
 }
 
 impl Default for SidecarConfig {
@@ -139,6 +141,7 @@ impl Default for SidecarConfig {
             staleness: StalenessPolicy::default(),
             tls: None,
             sync_credentials: None,
+            liveness: crate::sync::Liveness::default(),
         }
     }
 }
@@ -394,7 +397,7 @@ pub fn spawn_sidecar(
             _ => boot.loaded += 1,
         }
     }
-    let state = Arc::new(SyncState::default());
+    let state = Arc::new(SyncState::restored(&config.state_dir));
     let shutdown_copy = shutdown.clone();
     let subscribe = match &config.readiness {
         Readiness::Tenants(t) => t.clone(),
@@ -409,6 +412,7 @@ pub fn spawn_sidecar(
             backoff: config.backoff,
             tls: config.tls.clone(),
             credentials: config.sync_credentials.clone(),
+            liveness: config.liveness,
         },
         Arc::clone(&state),
         shutdown,

@@ -26,7 +26,7 @@ pub use compile::{
 };
 pub use persist::{
     read_last_known_good, remove_last_known_good, write_last_known_good, PersistError,
-    PersistedTenant,
+    PersistedTenant, StoreRef,
 };
 pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
 

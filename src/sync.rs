@@ -16,19 +16,23 @@
 
 mod client;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use ring::digest;
 
 use crate::directory::Tenant;
 use crate::snapshot::{
     read_last_known_good, write_last_known_good, ApplyOutcome, AwsManagedLookup, SnapshotStore,
-    SnapshotVersion, TenantSnapshot,
+    SnapshotVersion, StoreRef, TenantSnapshot,
 };
 
 pub(crate) use client::report;
-pub use client::{run_sync, Backoff, SyncConfig, SyncState};
+pub use client::{
+    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, SYNC_STATE_FILE,
+};
 
 /// One tenant's update as the control plane sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +73,19 @@ pub enum Readiness {
 }
 
 /// Applies updates to a snapshot store and keeps the last known good files.
+///
+/// INVARIANT (issue #13, item 1): a tenant is removed only on an explicit removal from the
+/// control-plane store (identity and epoch) it came from; a removal from any other store is
+/// refused with a warning, so a control plane that lost its database cannot empty the fleet.
+/// Versions are compared within one store identity; a tenant that moves to another store is
+/// replaced at that store's version, with a warning, never silently.
 pub struct Applier {
     store: Arc<SnapshotStore>,
     state_dir: Option<PathBuf>,
     aws: Arc<dyn AwsManagedLookup + Send + Sync>,
+    /// The store each served tenant came from (absent: unknown, from an older control plane
+    /// or an older state file).
+    origins: Mutex<HashMap<String, StoreRef>>,
 }
 
 // === impl TenantUpdate ===
@@ -123,7 +136,25 @@ impl Applier {
             store,
             state_dir,
             aws,
+            origins: Mutex::default(),
         }
+    }
+
+    /// The state directory, if any.
+    pub fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// The store `account_id` came from, if known.
+    pub fn origin(&self, account_id: &str) -> Option<StoreRef> {
+        self.origins.lock().get(account_id).cloned()
+    }
+
+    /// The store `account_id` came from when `source` is another store: its versions are
+    /// not comparable with `source`'s.
+    fn moved_from(&self, account_id: &str, source: Option<&StoreRef>) -> Option<StoreRef> {
+        let source = source?;
+        self.origin(account_id).filter(|o| o.id != source.id)
     }
 
     /// The store updates are published into.
@@ -131,11 +162,18 @@ impl Applier {
         &self.store
     }
 
-    /// Validates, compiles and publishes one update.
+    /// Validates, compiles and publishes one update, from a control plane whose store is
+    /// unknown.
     pub fn apply(&self, update: &TenantUpdate) -> UpdateResult {
+        self.apply_from(update, None)
+    }
+
+    /// Validates, compiles and publishes one update from the control-plane store `source`.
+    pub fn apply_from(&self, update: &TenantUpdate, source: Option<&StoreRef>) -> UpdateResult {
         let version = update.version;
         let reject = |error: String| UpdateResult::Rejected { version, error };
-        if let Some(current) = self.store.version(&update.account_id) {
+        let moved = self.moved_from(&update.account_id, source);
+        if let (Some(current), None) = (self.store.version(&update.account_id), &moved) {
             if current == version {
                 return UpdateResult::Unchanged(version);
             }
@@ -167,10 +205,27 @@ impl Applier {
                 update.account_id, tenant.account_id
             ));
         }
-        self.publish(tenant, version)
+        if let (Some(from), Some(to)) = (&moved, source) {
+            tracing::warn!(
+                tenant = %update.account_id,
+                "tenant {} moves from control-plane {from} to {to}: version {version} replaces \
+                 version {} (versions of different stores do not compare)",
+                update.account_id,
+                self.store
+                    .version(&update.account_id)
+                    .map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            );
+        }
+        self.publish(tenant, version, source, moved.is_some())
     }
 
-    fn publish(&self, tenant: Tenant, version: SnapshotVersion) -> UpdateResult {
+    fn publish(
+        &self,
+        tenant: Tenant,
+        version: SnapshotVersion,
+        source: Option<&StoreRef>,
+        replace: bool,
+    ) -> UpdateResult {
         // Also for what an older control plane sent, or an older sidecar persisted.
         let tenant = Arc::new(for_sidecars(tenant));
         let snapshot =
@@ -183,13 +238,25 @@ impl Applier {
                     }
                 }
             };
-        match self.store.apply(snapshot) {
+        let outcome = if replace {
+            Ok(self.store.replace(snapshot))
+        } else {
+            self.store.apply(snapshot)
+        };
+        match outcome {
             Ok(ApplyOutcome::Unchanged) => UpdateResult::Unchanged(version),
             Ok(ApplyOutcome::Applied { .. }) => {
+                {
+                    let mut origins = self.origins.lock();
+                    match source {
+                        Some(s) => origins.insert(tenant.account_id.clone(), s.clone()),
+                        None => origins.remove(&tenant.account_id),
+                    };
+                }
                 if let Some(dir) = &self.state_dir {
                     // The new version serves even if it cannot be persisted: the file only
                     // matters for the next start, which then falls back to the stream.
-                    if let Err(error) = write_last_known_good(dir, &tenant, version) {
+                    if let Err(error) = write_last_known_good(dir, &tenant, version, source) {
                         report_persist_failure(&error);
                     }
                 }
@@ -202,15 +269,52 @@ impl Applier {
         }
     }
 
-    /// Stops serving a tenant the control plane removed, and forgets its last known good
-    /// snapshot so that a restart does not bring it back.
-    pub fn remove(&self, account_id: &str) {
+    /// Stops serving a tenant that the control plane of store `source` removed, and forgets
+    /// its last known good snapshot so that a restart does not bring it back; true when
+    /// removed. Refused (false, with a warning) unless the tenant came from that very store
+    /// and epoch: a removal by another store (a database lost, replaced, or restored from a
+    /// backup) says nothing about tenants it never held. Every removal is logged at WARN.
+    pub fn remove_from(&self, account_id: &str, source: Option<&StoreRef>) -> bool {
+        let held = self.store.version(account_id);
+        let origin = self.origin(account_id);
+        let same_store = match (&origin, source) {
+            (Some(o), Some(s)) => o == s,
+            // A tenant from before identities: the epoch alone tells stores apart, and a new
+            // store's epoch is random.
+            (None, Some(s)) => held.is_none_or(|v| v.epoch == s.epoch),
+            (None, None) => true,
+            (Some(_), None) => false,
+        };
+        let shown = |s: Option<&StoreRef>| {
+            s.map_or_else(|| "unknown store".to_owned(), ToString::to_string)
+        };
+        if !same_store {
+            tracing::warn!(
+                tenant = %account_id,
+                "kept tenant {account_id} (version {}): removed by control-plane {}, but it came \
+                 from {}; a removal is taken only from the store a tenant came from",
+                held.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+                shown(source),
+                shown(origin.as_ref()),
+            );
+            return false;
+        }
+        if held.is_some() {
+            tracing::warn!(
+                tenant = %account_id,
+                "removing tenant {account_id} (version {}): control-plane {} deleted it",
+                held.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+                shown(source),
+            );
+        }
         self.store.remove(account_id);
+        self.origins.lock().remove(account_id);
         if let Some(dir) = &self.state_dir {
             if let Err(error) = crate::snapshot::remove_last_known_good(dir, account_id) {
                 report_persist_failure(&error);
             }
         }
+        true
     }
 
     /// Applies the tenants of one response, several at a time: each tenant is independent, so
@@ -218,6 +322,15 @@ impl Applier {
     /// compiled on every core. Results come back in the order of `updates`; an update for a
     /// tenant that appears twice in `updates` is applied in order.
     pub fn apply_all(&self, updates: &[TenantUpdate]) -> Vec<UpdateResult> {
+        self.apply_all_from(updates, None)
+    }
+
+    /// [`Self::apply_all`] for a response from the control-plane store `source`.
+    pub fn apply_all_from(
+        &self,
+        updates: &[TenantUpdate],
+        source: Option<&StoreRef>,
+    ) -> Vec<UpdateResult> {
         let workers = std::thread::available_parallelism()
             .map_or(1, std::num::NonZeroUsize::get)
             .min(updates.len());
@@ -226,7 +339,7 @@ impl Applier {
             updates.iter().all(|u| seen.insert(u.account_id.as_str()))
         };
         if workers <= 1 || !distinct {
-            return updates.iter().map(|u| self.apply(u)).collect();
+            return updates.iter().map(|u| self.apply_from(u, source)).collect();
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<(usize, UpdateResult)> = std::thread::scope(|scope| {
@@ -239,7 +352,7 @@ impl Applier {
                             let Some(update) = updates.get(i) else {
                                 return done;
                             };
-                            done.push((i, self.apply(update)));
+                            done.push((i, self.apply_from(update, source)));
                         }
                     })
                 })
@@ -281,7 +394,12 @@ impl Applier {
             .iter()
             .filter_map(|account| {
                 let result = match read_last_known_good(dir, account) {
-                    Ok(persisted) => self.publish(persisted.tenant, persisted.version),
+                    Ok(persisted) => self.publish(
+                        persisted.tenant,
+                        persisted.version,
+                        persisted.store.as_ref(),
+                        false,
+                    ),
                     Err(crate::snapshot::PersistError::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
                     {

@@ -261,12 +261,16 @@ async fn a_sidecar_boots_from_disk_while_the_control_plane_is_down() {
         .await;
         let _ = stop.send(true);
     }
+    let cp_epoch = cp.control_plane.epoch();
     cp.kill();
 
     // No control plane now: the new sidecar is ready from its state directory alone.
     let (second, _stop) = sidecar(addr, Readiness::Tenants(vec![A.into()]), &state);
     assert!(second.is_ready());
-    assert_eq!(second.store.version(A), Some(SnapshotVersion::new(1, 1)));
+    assert_eq!(
+        second.store.version(A),
+        Some(SnapshotVersion::new(cp_epoch, 1))
+    );
     assert!(!second.sync.connected());
 
     // A sidecar that must serve a tenant it has never seen is not ready (T14).
@@ -759,9 +763,16 @@ async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
     assert!(snapshot.tenant().root_access_key.is_none());
     assert!(!snapshot.tenant().users.is_empty());
 
-    // The wrong key: by the time the right one has long streamed, it has nothing.
+    // The wrong key: refused by the control plane, attempt after attempt, with its code.
     let (bad, _stop_bad) = with_key("guessed", &temp_dir("sync-keys-bad"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("two refused attempts", || bad.sync.failures().0 >= 2).await;
+    let why = bad.sync.failures().1.unwrap();
+    assert_eq!(why.code, Some(tonic::Code::Unauthenticated), "{why:?}");
+    assert!(
+        why.message.contains("the sync credentials are not valid"),
+        "{why:?}"
+    );
+    assert_eq!(bad.sync.streams_opened(), 0, "{why:?}");
     assert!(!bad.is_ready());
     assert!(bad.store.version(A).is_none());
     cp.kill();

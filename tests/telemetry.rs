@@ -93,14 +93,17 @@ async fn a_request_span_reaches_the_collector_as_a_child_of_the_callers_trace() 
     // No tenant is loaded: an error answer is still a traced request.
     let _ = client.authorize(request).await;
 
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let started = Instant::now();
     let span = loop {
         let _ = provider.force_flush();
+        // Tests running beside this one send their own Authorize calls, whose spans reach
+        // this process-wide provider too: the caller's is the one in the caller's trace.
         let found = collector
             .spans
             .lock()
             .iter()
-            .find(|s| s.name == "/iamlet.v1.Authorizer/Authorize")
+            .find(|s| s.name == "/iamlet.v1.Authorizer/Authorize" && hex(&s.trace_id) == trace_id)
             .cloned();
         if let Some(span) = found {
             break span;
@@ -111,7 +114,6 @@ async fn a_request_span_reaches_the_collector_as_a_child_of_the_callers_trace() 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     assert_eq!(
         hex(&span.trace_id),
         trace_id,

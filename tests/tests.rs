@@ -33,3 +33,8 @@ mod admin;
 mod hardening;
 // Issue 12's rules of AWS's, through `policy simulate` and a sidecar's Authorize.
 mod exactness;
+// A lost database, staleness across restarts, dead connections, and principal keys a caller
+// may not supply.
+mod resilience;
+// Parsers of untrusted bytes against a committed crash corpus and random mutations (T28).
+mod parsers;

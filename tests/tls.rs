@@ -143,10 +143,17 @@ fn sidecar(
 
 use super::support::eventually;
 
-/// A refused sidecar never gets a stream: after a generous wait it is not connected.
-async fn refused(handle: &SidecarHandle) {
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!handle.sync.connected(), "the stream must be refused");
+/// A refused sidecar never gets a stream: waits (bounded only by the test's hang bound) until
+/// two attempts have failed, then checks that none was accepted and prints why.
+async fn refused(handle: &SidecarHandle) -> iamlet::sync::SyncFailure {
+    eventually("two refused attempts", || handle.sync.failures().0 >= 2).await;
+    assert_eq!(
+        handle.sync.streams_opened(),
+        0,
+        "the stream must be refused"
+    );
+    assert!(!handle.sync.connected());
+    handle.sync.failures().1.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,12 +205,18 @@ async fn mutual_tls_accepts_the_right_certificates_and_refuses_each_wrong_one() 
     })
     .await;
 
-    // Refused, one case each.
-    for (case, files, tenants) in [
+    // Refused, one case each, each for its own reason: the refusal itself is asserted (the
+    // TLS error the sidecar met, or the control plane's gRPC code), never a quiet wait.
+    let by_text = |texts: &'static [&'static str]| {
+        move |why: &iamlet::sync::SyncFailure| texts.iter().any(|t| why.message.contains(t))
+    };
+    type Expect = Box<dyn Fn(&iamlet::sync::SyncFailure) -> bool>;
+    let cases: Vec<(&str, ClientTlsFiles, [&str; 1], Expect)> = vec![
         (
             "a server certificate from a CA the sidecar does not pin",
             client(Some((&a_cert, &a_key)), &other_ca_path, None),
             [A],
+            Box::new(by_text(&["UnknownIssuer"])),
         ),
         (
             "a server name the certificate is not valid for",
@@ -213,27 +226,48 @@ async fn mutual_tls_accepts_the_right_certificates_and_refuses_each_wrong_one() 
                 Some("control-plane.elsewhere"),
             ),
             [A],
+            Box::new(by_text(&["not valid for name"])),
         ),
-        ("no client certificate", client(None, &ca_path, None), [A]),
+        (
+            "no client certificate",
+            client(None, &ca_path, None),
+            [A],
+            // The server's alert races its close of the connection: either may reach the
+            // client first (the same for the two cases below).
+            Box::new(by_text(&["CertificateRequired", "connection closed"])),
+        ),
         (
             "an expired client certificate",
             client(Some((&old_cert, &old_key)), &ca_path, None),
             [A],
+            Box::new(by_text(&["Expired", "connection closed"])),
         ),
         (
             "a client certificate from another CA",
             client(Some((&rogue_cert, &rogue_key)), &ca_path, None),
             [A],
+            Box::new(by_text(&["UnknownCA", "connection closed"])),
         ),
         (
             "an identity asking for a tenant it may not see",
             client(Some((&b_cert, &b_key)), &ca_path, None),
             [A],
+            Box::new(|why: &iamlet::sync::SyncFailure| {
+                why.code == Some(tonic::Code::PermissionDenied)
+                    && why
+                        .message
+                        .contains("may not subscribe to tenant `111122223333`")
+            }),
         ),
-    ] {
+    ];
+    for (case, files, tenants, expected) in cases {
         let state = pki.dir.join(case.replace(' ', "-"));
         let handle = sidecar(addr, &state, &tenants, files);
-        refused(&handle).await;
+        let why = refused(&handle).await;
+        assert!(
+            expected(&why),
+            "{case}: refused for another reason: {why:?}"
+        );
         assert!(!handle.is_ready(), "{case}: must not become ready");
         assert!(
             handle.store.versions().is_empty(),
@@ -258,7 +292,8 @@ async fn mutual_tls_accepts_the_right_certificates_and_refuses_each_wrong_one() 
     );
     assert!(restarted.is_ready(), "served from the last known good file");
     assert!(restarted.store.version(A).is_some_and(|v| v >= version));
-    refused(&restarted).await;
+    let why = refused(&restarted).await;
+    assert!(why.message.contains("UnknownIssuer"), "{why:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +317,8 @@ async fn a_renewed_server_certificate_is_served_without_a_restart() {
         identity: None,
     };
     let handle = sidecar(addr, &pki.dir.join("sidecar"), &[A], wants_new_name);
-    refused(&handle).await;
+    let why = refused(&handle).await;
+    assert!(why.message.contains("not valid for name"), "{why:?}");
     // The renewal (as cert-manager writes it): the same files, a certificate for new names.
     let (renewed_cert, renewed_key) = pki.leaf(
         &ca,

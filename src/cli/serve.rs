@@ -52,6 +52,9 @@ pub(crate) struct ControlPlaneArgs {
     /// Raise the store's epoch (after restoring the database from a backup).
     #[arg(long)]
     epoch: Option<u64>,
+    /// Start a new, empty store in a data directory that had one (its database lost).
+    #[arg(long, env = "IAMLET_NEW_STORE")]
+    new_store: bool,
     /// The health port: `grpc.health.v1` and reflection, for kubelet gRPC probes.
     #[arg(long, env = "IAMLET_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
@@ -195,6 +198,12 @@ pub(crate) struct SidecarArgs {
     /// The share of decisions logged, from 0 to 1.
     #[arg(long, env = "IAMLET_DECISION_LOG_SAMPLE_RATE", default_value_t = 1.0)]
     decision_log_sample_rate: f64,
+    /// A decision log file rotates before it grows past this many bytes (0: never).
+    #[arg(long, env = "IAMLET_DECISION_LOG_MAX_FILE_BYTES", default_value_t = crate::sidecar::decision_log::DEFAULT_MAX_FILE_BYTES)]
+    decision_log_max_file_bytes: u64,
+    /// Rotated decision log files kept (`PATH.1` newest), uncompressed.
+    #[arg(long, env = "IAMLET_DECISION_LOG_KEEP", default_value_t = crate::sidecar::decision_log::DEFAULT_KEEP_FILES)]
+    decision_log_keep: u32,
     /// Decisions kept in the decision cache at most (0 disables it).
     #[arg(long, env = "IAMLET_DECISION_CACHE_ENTRIES", default_value_t = 100_000)]
     decision_cache_entries: u64,
@@ -256,6 +265,15 @@ pub(crate) struct SidecarArgs {
     /// traffic moves away first.
     #[arg(long, env = "IAMLET_DRAIN_DELAY", default_value = "2s", value_parser = parse_duration)]
     drain_delay: Duration,
+    /// HTTP/2 keepalive PING interval on the stream to the control plane.
+    #[arg(long, env = "IAMLET_KEEPALIVE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    keepalive_interval: Duration,
+    /// A keepalive PING unanswered this long closes the connection.
+    #[arg(long, env = "IAMLET_KEEPALIVE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    keepalive_timeout: Duration,
+    /// A stream silent this long (no heartbeat) is dropped and reconnected.
+    #[arg(long, env = "IAMLET_SYNC_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    sync_idle_timeout: Duration,
 }
 
 /// Parses `500ms`, `30s`, `15m`, `24h` or a number of seconds.
@@ -311,7 +329,14 @@ impl ServeError {
     /// True for errors in the configuration (exit status 64), as opposed to failures while
     /// starting or serving.
     pub(crate) fn is_configuration(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::Tenants(_))
+        use crate::control_plane::StoreError as S;
+        // A data directory whose database is gone or foreign needs the operator's decision.
+        matches!(
+            self,
+            Self::Config(_)
+                | Self::Tenants(_)
+                | Self::Store(S::MissingDatabase { .. } | S::ForeignDatabase { .. })
+        )
     }
 }
 
@@ -369,6 +394,8 @@ pub(crate) struct ControlPlaneSettings {
     operators_created: bool,
     sync_keys: Vec<crate::control_plane::OperatorKey>,
     sealer: crate::control_plane::SecretSealer,
+    /// The files that showed the data directory was initialized before this start.
+    initialized_by: Vec<PathBuf>,
     apply: Vec<(PathBuf, TenantSpec)>,
 }
 
@@ -407,13 +434,12 @@ impl TryFrom<ControlPlaneArgs> for ControlPlaneSettings {
             Some(path) => read_credentials_file(path, false)?.0,
             None => Vec::new(),
         };
-        let sealer = crate::control_plane::SecretSealer::load_or_create(
-            &args
-                .secrets_key_file
-                .clone()
-                .unwrap_or_else(|| args.data_dir.join("secrets.key")),
-        )
-        .map_err(|e| config(&e))?;
+        let secrets_key =
+            (args.secrets_key_file.clone()).unwrap_or_else(|| args.data_dir.join("secrets.key"));
+        // Whether the directory was initialized is read before the key is created.
+        let initialized_by = secrets_key.exists().then(|| secrets_key.clone());
+        let sealer = crate::control_plane::SecretSealer::load_or_create(&secrets_key)
+            .map_err(|e| config(&e))?;
         // A declared file that cannot be read or parsed is a configuration error; whether
         // its plan applies is found out at start.
         let apply = args
@@ -437,6 +463,7 @@ impl TryFrom<ControlPlaneArgs> for ControlPlaneSettings {
             operators_created,
             sync_keys,
             sealer,
+            initialized_by: initialized_by.into_iter().collect(),
             apply,
         })
     }
@@ -453,6 +480,7 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
         operators_created,
         sync_keys,
         sealer,
+        initialized_by,
         apply,
     } = settings;
     let operator_names: Vec<String> = operators.iter().map(|o| o.name.clone()).collect();
@@ -470,8 +498,15 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
             loopback: args.listen.ip().is_loopback() || args.sync_allow_loopback,
         }),
     };
-    let store =
-        SqliteStore::open(&args.data_dir.join("iamlet.db"), args.epoch)?.with_sealer(sealer);
+    let store = SqliteStore::open_data_dir(
+        &args.data_dir,
+        &crate::control_plane::DataDirOptions {
+            epoch: args.epoch,
+            new_store: args.new_store,
+            initialized_by,
+        },
+    )?
+    .with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     for (path, spec) in &apply {
         // A plan that cannot be applied (say, a user created since holds keys) leaves the
@@ -643,6 +678,10 @@ impl TryFrom<SidecarArgs> for SidecarSettings {
                 .map_err(|e| ServeError::Config(format!("--decision-log: {e}")))?,
             deny_only: args.decision_log_deny_only,
             sample_rate: args.decision_log_sample_rate,
+            rotation: crate::sidecar::decision_log::Rotation {
+                max_file_bytes: args.decision_log_max_file_bytes,
+                keep: args.decision_log_keep,
+            },
             ..DecisionLogConfig::default()
         };
         log_config.validate().map_err(|e| config(&e))?;
@@ -768,6 +807,11 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             staleness,
             tls,
             sync_credentials,
+            liveness: crate::sync::Liveness {
+                keepalive_interval: args.keepalive_interval,
+                keepalive_timeout: args.keepalive_timeout,
+                idle_timeout: args.sync_idle_timeout,
+            },
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let (handle, stream) = spawn_sidecar(&config, shutdown);

@@ -14,7 +14,7 @@ use crate::sync::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
-use super::store::{AuditEvent, ChangeDraft, ChangeRecord, TenantStore};
+use super::store::{AuditEvent, ChangeDraft, ChangeRecord, StoreError, TenantStore};
 use super::AdminError;
 
 /// The control plane's tenants.
@@ -91,8 +91,9 @@ pub fn system_clock() -> i64 {
 // === impl ControlPlane ===
 
 impl ControlPlane {
-    /// Loads every tenant from `store`.
-    pub fn open(store: Arc<dyn TenantStore>, ids: IdGenerator) -> Result<Self, AdminError> {
+    /// Loads every tenant from `store`. A tenant that does not load is a load failure (the
+    /// store's error names it), never "the change could not be stored".
+    pub fn open(store: Arc<dyn TenantStore>, ids: IdGenerator) -> Result<Self, StoreError> {
         let tenants = store
             .load_tenants()?
             .into_iter()
@@ -467,6 +468,15 @@ impl ControlPlane {
     /// The store's epoch.
     pub fn epoch(&self) -> u64 {
         self.store.epoch()
+    }
+
+    /// The store's identity and epoch: every sync response carries them, so a sidecar takes
+    /// a removal only from the store the tenant came from.
+    pub fn store_identity(&self) -> crate::snapshot::StoreRef {
+        crate::snapshot::StoreRef {
+            id: self.store.store_id().to_owned(),
+            epoch: self.store.epoch(),
+        }
     }
 }
 

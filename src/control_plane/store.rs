@@ -9,15 +9,22 @@
 //! Versions: a tenant's version is `(epoch, seq)` where `seq` is the number of its latest
 //! change. The epoch is the store's: a store restored from a backup must be given a higher
 //! epoch, so sidecars that saw later changes accept the restored history as newer.
+//!
+//! Identity (issue #13, item 1): a store is made once, with a random identity and a new,
+//! random epoch, both kept in its `meta` table; the data directory keeps the identity in a
+//! marker file beside the database. Sidecars remember which store each tenant came from and
+//! never take a removal from another store, so a lost database cannot empty the fleet; and
+//! [`SqliteStore::open_data_dir`] refuses to make a new store silently where one existed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Tenant;
-use crate::snapshot::SnapshotVersion;
+use crate::error::AwsCode;
+use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::seal::{SealError, SecretSealer};
 
@@ -111,7 +118,83 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The database file cannot be read as a store (damaged, or not a database at all).
+    #[error(
+        "cannot load the database {path}: {reason}; the file is damaged or is not an iamlet \
+         database: restore it from a backup (with --epoch above the last one served)"
+    )]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        reason: String,
+    },
+    /// The data directory held a store, but its database is gone or empty: starting would
+    /// make a new, empty store and remove every tenant from every sidecar.
+    #[error(
+        "the data directory {dir} was initialized ({evidence}) but its database {database} is \
+         {state}: refusing to start an empty store, which would remove every tenant from the \
+         sidecars that follow it. Restore the database from a backup (with --epoch above the \
+         last one served), or pass --new-store to start a new, empty store deliberately"
+    )]
+    MissingDatabase {
+        /// The data directory.
+        dir: PathBuf,
+        /// The database file.
+        database: PathBuf,
+        /// `missing`, `empty` or `not an iamlet store`.
+        state: &'static str,
+        /// What shows the directory was initialized.
+        evidence: String,
+    },
+    /// The database belongs to another store than the one the data directory recorded.
+    #[error(
+        "the database {database} is store {found}, but the data directory recorded store \
+         {expected} ({marker}): refusing to serve another store's tenants under this one's \
+         name. Put the right database back, or pass --new-store to adopt this one"
+    )]
+    ForeignDatabase {
+        /// The database file.
+        database: PathBuf,
+        /// The marker file.
+        marker: PathBuf,
+        /// The identity the marker holds.
+        expected: String,
+        /// The identity the database holds.
+        found: String,
+    },
+    /// The data directory or a file in it could not be created or protected.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
 }
+
+impl StoreError {
+    /// AWS's code: the service failed (the caller can do nothing about it).
+    pub fn code(&self) -> AwsCode {
+        AwsCode::ServiceFailure
+    }
+}
+
+/// How [`SqliteStore::open_data_dir`] opens a control plane's data directory.
+#[derive(Debug, Clone, Default)]
+pub struct DataDirOptions {
+    /// Raise the epoch to at least this (after a restore from a backup).
+    pub epoch: Option<u64>,
+    /// Start a new, empty store even though the directory was initialized (`--new-store`).
+    pub new_store: bool,
+    /// Files whose presence shows the directory was initialized before (the sealing key).
+    pub initialized_by: Vec<PathBuf>,
+}
+
+/// The database's file name in a data directory.
+pub const DATABASE_FILE: &str = "iamlet.db";
+/// The marker file that records the store's identity in a data directory.
+pub const IDENTITY_FILE: &str = "store-identity";
 
 /// What the control plane needs from durable storage.
 pub trait TenantStore: Send + Sync {
@@ -138,6 +221,9 @@ pub trait TenantStore: Send + Sync {
     /// The store's epoch.
     fn epoch(&self) -> u64;
 
+    /// The store's identity: random, made once when the store was created.
+    fn store_id(&self) -> &str;
+
     /// Records an audit event (its `id` is assigned) and returns its number.
     fn record_event(&self, event: &AuditEvent) -> Result<u64, StoreError>;
 
@@ -155,6 +241,7 @@ pub trait TenantStore: Send + Sync {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     epoch: u64,
+    id: String,
     sealer: Option<SecretSealer>,
 }
 
@@ -192,16 +279,126 @@ CREATE INDEX IF NOT EXISTS events_by_tenant ON events (account_id, id);
 // === impl SqliteStore ===
 
 impl SqliteStore {
-    /// Opens (or creates) the store at `path`. A new store starts at epoch 1; `epoch` raises
-    /// it (after a restore from backup).
+    /// Opens (or creates) the store at `path`. A new store gets a random identity and a new,
+    /// random epoch; `epoch` raises it (after a restore from backup). No check of the data
+    /// directory: the control plane uses [`Self::open_data_dir`].
     pub fn open(path: &Path, epoch: Option<u64>) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        Self::init(conn, epoch)
+        let conn = Connection::open(path).map_err(|e| unreadable(path, &e))?;
+        Self::init(conn, epoch).map_err(|e| match e {
+            StoreError::Database(e) => unreadable(path, &e),
+            other => other,
+        })
     }
 
     /// A store in memory, for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?, None)
+    }
+
+    /// Opens the store of a control plane's data directory `dir` (`iamlet.db`), made
+    /// owner-only (the directory 0700, the database and its WAL 0600).
+    ///
+    /// Refuses, unless `options.new_store`: a directory that was initialized (its identity
+    /// marker or one of `options.initialized_by` exists) whose database is missing, empty or
+    /// holds no store; and a database whose identity is not the one the marker recorded.
+    pub fn open_data_dir(dir: &Path, options: &DataDirOptions) -> Result<Self, StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        restrict(dir, 0o700);
+        let database = dir.join(DATABASE_FILE);
+        let marker = dir.join(IDENTITY_FILE);
+        let recorded = match std::fs::read_to_string(&marker) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: marker,
+                    source,
+                })
+            }
+        };
+        let mut evidence: Vec<String> = recorded
+            .iter()
+            .map(|_| format!("it holds {}", marker.display()))
+            .collect();
+        evidence.extend(
+            options
+                .initialized_by
+                .iter()
+                .filter(|p| p.exists())
+                .map(|p| format!("it holds {}", p.display())),
+        );
+        let size = match std::fs::metadata(&database) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: database,
+                    source,
+                })
+            }
+        };
+        let refuse = |state: &'static str| StoreError::MissingDatabase {
+            dir: dir.to_owned(),
+            database: database.clone(),
+            state,
+            evidence: evidence.join(", "),
+        };
+        let initialized = !evidence.is_empty() && !options.new_store;
+        match size {
+            None if initialized => return Err(refuse("missing")),
+            Some(0) if initialized => return Err(refuse("empty")),
+            None => {
+                // Created here, owner-only, before SQLite opens it: SQLite gives the WAL and
+                // shared-memory files the database's mode.
+                create_private(&database).map_err(io(&database))?;
+            }
+            Some(_) => {}
+        }
+        restrict(&database, 0o600);
+        let conn = Connection::open(&database).map_err(|e| unreadable(&database, &e))?;
+        // Read before anything is written: a file that holds no store is reported, not
+        // turned into an empty one.
+        let has_store = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| unreadable(&database, &e))?
+            > 0;
+        if !has_store && initialized {
+            return Err(refuse(if size == Some(0) {
+                "empty"
+            } else {
+                "not an iamlet store"
+            }));
+        }
+        let store = Self::init(conn, options.epoch).map_err(|e| match e {
+            StoreError::Database(e) => unreadable(&database, &e),
+            other => other,
+        })?;
+        for suffix in ["-wal", "-shm"] {
+            let mut name = database.clone().into_os_string();
+            name.push(suffix);
+            restrict(Path::new(&name), 0o600);
+        }
+        match recorded {
+            Some(expected) if expected == store.id => {}
+            Some(expected) if !options.new_store => {
+                return Err(StoreError::ForeignDatabase {
+                    database,
+                    marker,
+                    expected,
+                    found: store.id,
+                })
+            }
+            _ => write_marker(&marker, &store.id).map_err(io(&marker))?,
+        }
+        Ok(store)
     }
 
     fn init(conn: Connection, epoch: Option<u64>) -> Result<Self, StoreError> {
@@ -211,25 +408,32 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
-        let stored: Option<u64> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+        let meta = |key: &str| -> Result<Option<String>, rusqlite::Error> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
                 r.get::<_, String>(0)
             })
-            .optional()?
-            .and_then(|v| v.parse().ok());
+            .optional()
+        };
+        let stored: Option<u64> = meta("epoch")?.and_then(|v| v.parse().ok());
         let epoch = match (stored, epoch) {
             (Some(s), Some(wanted)) => s.max(wanted),
             (Some(s), None) => s,
-            (None, wanted) => wanted.unwrap_or(1),
+            (None, wanted) => wanted.unwrap_or(0).max(new_epoch()),
+        };
+        // A store made before identities existed gets one now, keeping its epoch.
+        let id = match meta("store_id")? {
+            Some(id) => id,
+            None => new_store_id(),
         };
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('epoch', ?1)
+            "INSERT INTO meta (key, value) VALUES ('epoch', ?1), ('store_id', ?2)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![epoch.to_string()],
+            params![epoch.to_string(), id],
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
             epoch,
+            id,
             sealer: None,
         })
     }
@@ -240,6 +444,83 @@ impl SqliteStore {
         self.sealer = Some(sealer);
         self
     }
+
+    /// The store's identity and epoch, as sidecars receive them.
+    pub fn identity(&self) -> StoreRef {
+        StoreRef {
+            id: self.id.clone(),
+            epoch: self.epoch,
+        }
+    }
+}
+
+fn unreadable(path: &Path, error: &rusqlite::Error) -> StoreError {
+    StoreError::Unreadable {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    }
+}
+
+/// A new store's epoch: the time in milliseconds, times 4096, plus 12 random bits. Random, so
+/// two stores never share an epoch by construction (never a reused `1`); rising with time, so
+/// a store made later is newer even to a sidecar that knows nothing of identities.
+fn new_epoch() -> u64 {
+    let mut bytes = [0u8; 2];
+    crate::directory::IdGenerator::system().fill(&mut bytes);
+    let millis = u64::try_from(crate::policy::Timestamp::now().epoch_millis()).unwrap_or(0);
+    millis
+        .saturating_mul(4096)
+        .saturating_add(u64::from(u16::from_le_bytes(bytes) & 0x0fff))
+}
+
+/// A new store identity: 128 random bits, in hex.
+fn new_store_id() -> String {
+    let mut bytes = [0u8; 16];
+    crate::directory::IdGenerator::system().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Narrows `path`'s mode to `mode` when it is wider. Best effort: a directory the process
+/// does not own (a volume's mount point) keeps its mode, with a warning.
+fn restrict(path: &Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.permissions().mode() & 0o777 & !mode == 0 {
+            return;
+        }
+        if let Err(error) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(path = %path.display(), %error, "cannot make this owner-only");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}
+
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// Writes the identity marker atomically (a temporary file renamed over it).
+fn write_marker(path: &Path, id: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(format!("{id}\n").as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -381,6 +662,10 @@ impl TenantStore for SqliteStore {
 
     fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    fn store_id(&self) -> &str {
+        &self.id
     }
 
     fn record_event(&self, event: &AuditEvent) -> Result<u64, StoreError> {

@@ -15,6 +15,9 @@ use super::OperatorKey;
 /// under gRPC's customary 4 MiB message limit, so a large state arrives in chunks.
 pub const MAX_RESPONSE_PAYLOAD: usize = 1 << 20;
 
+/// How long a quiet stream waits before the control plane sends a heartbeat.
+pub const DEFAULT_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The largest message on the sync stream, either way: room for one very large tenant.
 pub const MAX_SYNC_MESSAGE: usize = 64 << 20;
 

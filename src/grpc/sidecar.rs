@@ -142,7 +142,6 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let h = &self.handle;
-        let now = crate::policy::Timestamp::now().epoch_millis();
         Ok(Response::new(pb::StatusResponse {
             ready: h.is_ready(),
             tenants: h
@@ -156,7 +155,8 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                 .collect(),
             missing: h.missing(),
             connected: h.sync.connected(),
-            staleness_ms: h.sync.staleness_ms(now).unwrap_or(-1),
+            // What decisions are refused by (from the start when never contacted).
+            staleness_ms: h.api.staleness_ms(crate::policy::Timestamp::now()),
             last_nacks: h
                 .sync
                 .last_nacks()

@@ -18,10 +18,7 @@ use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
 use crate::tls::TenantAccess;
 
-/// How long a quiet stream waits before it sends a heartbeat.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
-
-pub use crate::control_plane::MAX_SYNC_MESSAGE;
+pub use crate::control_plane::{DEFAULT_HEARTBEAT, MAX_SYNC_MESSAGE};
 
 /// `iamlet.v1.Sync`.
 #[derive(Debug, Clone)]
@@ -230,6 +227,13 @@ impl WatchTask {
     async fn send(&mut self, mut response: pb::WatchResponse) -> bool {
         self.nonce += 1;
         response.nonce = self.nonce.to_string();
+        // Every response names the store it comes from: a sidecar removes a tenant only on a
+        // removal from the store it follows.
+        let store = self.control_plane.store_identity();
+        response.store = Some(pb::StoreIdentity {
+            id: store.id,
+            epoch: store.epoch,
+        });
         self.tx.send(Ok(response)).await.is_ok()
     }
 }

@@ -6,6 +6,11 @@
 //! counts it. One writer task drains the queue in batches and hands each batch to the blocking
 //! pool, where it is serialized and written with one `write` call, so a burst costs one syscall
 //! per batch rather than one per record.
+//!
+//! Bounded, line and file (issue #13, item 6): every text field of a record is capped at
+//! [`MAX_FIELD_BYTES`] before it is queued (so the queue's memory is bounded too), with a
+//! marker and a count; a file sink rotates by size, keeping a number of older files, and only
+//! ever between two records, so no record is lost to or split across a rotation.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -32,6 +37,41 @@ const BATCH_LIMIT: usize = 1024;
 /// one write per few dozen records. A stop waits at most this long more.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// The longest a text field of a record may be, in bytes; longer ones keep their first bytes
+/// (on a character boundary) and end with [`TRUNCATED_MARK`]. Twice the longest ARN AWS
+/// accepts, so a real value is never cut.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// What ends a truncated field.
+pub const TRUNCATED_MARK: &str = "...[truncated]";
+
+/// The default size at which a decision log file is rotated: 100 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The default number of rotated files kept (`decisions.log.1` .. `.5`), uncompressed.
+pub const DEFAULT_KEEP_FILES: u32 = 5;
+
+/// When a file sink is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate before a file would grow past this many bytes (0: never rotate). A single
+    /// record larger than this still goes whole into a file of its own.
+    pub max_file_bytes: u64,
+    /// Rotated files kept: `PATH.1` is the newest; the oldest beyond this is deleted. 0 keeps
+    /// none (the file is simply started over).
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    /// 100 MiB per file, 5 rotated files kept: at most 600 MiB on disk.
+    fn default() -> Self {
+        Self {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            keep: DEFAULT_KEEP_FILES,
+        }
+    }
+}
+
 /// Where records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogSink {
@@ -56,6 +96,9 @@ pub struct DecisionLogConfig {
     pub sample_rate: f64,
     /// The queue bound: records beyond it are dropped and counted.
     pub capacity: usize,
+    /// When a file sink rotates (ignored for standard output and for files that are not
+    /// regular files, such as `/dev/null`).
+    pub rotation: Rotation,
 }
 
 /// One decision, built only when [`DecisionLog::wants`] says the log keeps it.
@@ -160,12 +203,25 @@ struct Counters {
     dropped: AtomicU64,
     written: AtomicU64,
     write_errors: AtomicU64,
+    truncated: AtomicU64,
+    rotations: AtomicU64,
 }
 
 /// The sink the writer owns, moved into the blocking pool for each batch.
 enum Output {
     Stdout(io::Stdout),
-    File(std::fs::File),
+    File(LogFile),
+}
+
+/// A file sink and what rotating it needs.
+struct LogFile {
+    file: std::fs::File,
+    path: PathBuf,
+    /// Bytes in the current file.
+    size: u64,
+    /// `None`: never rotated (not a regular file, or rotation off).
+    rotation: Option<Rotation>,
+    counters: Arc<Counters>,
 }
 
 /// The writer's state between batches.
@@ -222,6 +278,7 @@ impl Default for DecisionLogConfig {
             deny_only: false,
             sample_rate: 1.0,
             capacity: DEFAULT_CAPACITY,
+            rotation: Rotation::default(),
         }
     }
 }
@@ -283,7 +340,7 @@ impl DecisionLog {
                 return Ok((Arc::new(log), DecisionLogTask { running: None }));
             }
             LogSink::Stdout => (Output::Stdout(io::stdout()), "standard output".to_owned()),
-            LogSink::File(path) => match open_append(&path) {
+            LogSink::File(path) => match LogFile::open(&path, config.rotation, &counters) {
                 Ok(file) => (Output::File(file), path.display().to_string()),
                 Err(source) => return Err(DecisionLogError::Open { path, source }),
             },
@@ -353,8 +410,13 @@ impl DecisionLog {
     /// Enqueues `record` without waiting. When the queue is full, or the log has shut down,
     /// the record is dropped and counted. It does not ask [`DecisionLog::wants`] again: that is
     /// the caller's check, made before building the record.
-    pub fn record(&self, record: DecisionRecord) {
+    pub fn record(&self, mut record: DecisionRecord) {
         let Some(sender) = &self.sender else { return };
+        // Before the queue: a queue of huge records would be a memory bound of its own.
+        let cut = record.cap_fields();
+        if cut > 0 {
+            self.counters.truncated.fetch_add(cut, Ordering::Relaxed);
+        }
         if sender.try_send(record).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -373,6 +435,154 @@ impl DecisionLog {
     /// Records lost because the sink refused a write (every record of a failed batch).
     pub fn write_errors(&self) -> u64 {
         self.counters.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Fields cut to [`MAX_FIELD_BYTES`] so far.
+    pub fn truncated(&self) -> u64 {
+        self.counters.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Times the file was rotated.
+    pub fn rotations(&self) -> u64 {
+        self.counters.rotations.load(Ordering::Relaxed)
+    }
+}
+
+// === impl DecisionRecord ===
+
+impl DecisionRecord {
+    /// Caps every text field at [`MAX_FIELD_BYTES`]; returns how many were cut.
+    fn cap_fields(&mut self) -> u64 {
+        let mut cut = 0;
+        for field in [
+            &mut self.time,
+            &mut self.request_id,
+            &mut self.tenant,
+            &mut self.principal,
+            &mut self.action,
+            &mut self.resource,
+            &mut self.snapshot_version,
+        ]
+        .into_iter()
+        .chain(self.statement.as_mut())
+        {
+            if cap(field) {
+                cut += 1;
+            }
+        }
+        cut
+    }
+}
+
+/// Cuts `text` to at most [`MAX_FIELD_BYTES`] bytes, marker included, on a character
+/// boundary; true when it was cut.
+fn cap(text: &mut String) -> bool {
+    if text.len() <= MAX_FIELD_BYTES {
+        return false;
+    }
+    let mut end = MAX_FIELD_BYTES - TRUNCATED_MARK.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(TRUNCATED_MARK);
+    true
+}
+
+// === impl LogFile ===
+
+impl LogFile {
+    fn open(
+        path: &std::path::Path,
+        rotation: Rotation,
+        counters: &Arc<Counters>,
+    ) -> io::Result<Self> {
+        let file = open_append(path)?;
+        let meta = file.metadata()?;
+        let rotates = meta.is_file() && rotation.max_file_bytes > 0;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            size: meta.len(),
+            rotation: rotates.then_some(rotation),
+            counters: Arc::clone(counters),
+        })
+    }
+
+    /// The path of rotated file `n` (`PATH.n`).
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    /// Writes `buf`, whose lines end at `ends`, rotating between lines whenever the next
+    /// lines would take the file past its bound. Returns the bytes written and the records
+    /// (lines) they held, and the first error.
+    fn write_lines(&mut self, buf: &[u8], ends: &[usize]) -> (usize, usize, io::Result<()>) {
+        let Some(rotation) = self.rotation else {
+            let (sent, result) = write_fully(&mut self.file, buf);
+            self.size += sent as u64;
+            let lines = ends.iter().filter(|&&e| e <= sent).count();
+            return (sent, lines, result);
+        };
+        let (mut start, mut line) = (0usize, 0usize);
+        while line < ends.len() {
+            // As many whole lines as fit; at least one when the file is empty.
+            let room = rotation.max_file_bytes.saturating_sub(self.size);
+            let mut last = line;
+            while let Some(&end) = ends.get(last) {
+                if (end - start) as u64 > room && !(last == line && self.size == 0) {
+                    break;
+                }
+                last += 1;
+            }
+            if last == line {
+                if let Err(error) = self.rotate(rotation.keep) {
+                    // Writing on past the bound loses nothing; rotation is tried again later.
+                    report(&format!(
+                        "decision log: cannot rotate {}: {error}; writing on",
+                        self.path.display()
+                    ));
+                    last = ends.len();
+                } else {
+                    continue;
+                }
+            }
+            let end = ends.get(last - 1).copied().unwrap_or(start);
+            let chunk = buf.get(start..end).unwrap_or_default();
+            let (sent, result) = write_fully(&mut self.file, chunk);
+            self.size += sent as u64;
+            if let Err(error) = result {
+                let done = ends.iter().filter(|&&e| e <= start + sent).count();
+                return (start + sent, done, Err(error));
+            }
+            start = end;
+            line = last;
+        }
+        (start, ends.len(), Ok(()))
+    }
+
+    /// `PATH.(keep-1)` → `PATH.keep`, ..., `PATH` → `PATH.1`, then a new `PATH`. The old file
+    /// is synced first, so a rotated file is complete on disk.
+    fn rotate(&mut self, keep: u32) -> io::Result<()> {
+        self.file.sync_all()?;
+        if keep == 0 {
+            self.file.set_len(0)?;
+            self.size = 0;
+        } else {
+            for n in (1..keep).rev() {
+                match std::fs::rename(self.rotated(n), self.rotated(n + 1)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::rename(&self.path, self.rotated(1))?;
+            self.file = open_append(&self.path)?;
+            self.size = 0;
+        }
+        self.counters.rotations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -503,12 +713,14 @@ impl Writer {
         }
         let mut lines = 0u64;
         let mut failed = 0u64;
+        let mut ends = Vec::with_capacity(batch.len());
         for record in batch.drain(..) {
             let start = self.buf.len();
             // serde_json escapes quotes, newlines and control characters, so the only raw
             // newline is the one pushed after it: one record, one line.
             if serde_json::to_writer(&mut self.buf, &record).is_ok() {
                 self.buf.push(b'\n');
+                ends.push(self.buf.len());
                 lines += 1;
             } else {
                 self.buf.truncate(start);
@@ -528,7 +740,24 @@ impl Writer {
                 let (sent, result) = write_fully(&mut lock, &self.buf);
                 (sent, result.and_then(|()| lock.flush()))
             }
-            Output::File(file) => write_fully(file, &self.buf),
+            Output::File(file) => {
+                let (sent, done, result) = file.write_lines(&self.buf, &ends);
+                self.torn = sent > 0 && sent < self.buf.len() && !ends.contains(&sent);
+                return match result {
+                    Ok(()) => BatchOutcome {
+                        written: lines,
+                        failed,
+                        error: None,
+                    },
+                    // Whole lines before the failure were written; the rest are lost, and
+                    // counted.
+                    Err(error) => BatchOutcome {
+                        written: done as u64,
+                        failed: failed + lines - done as u64,
+                        error: Some(error),
+                    },
+                };
+            }
         };
         self.torn = sent > 0 && sent < self.buf.len();
         match result {
@@ -549,7 +778,7 @@ impl Writer {
     fn sync(&mut self) -> io::Result<()> {
         match &mut self.output {
             Output::Stdout(stdout) => stdout.lock().flush(),
-            Output::File(file) => file.sync_all(),
+            Output::File(log) => log.file.sync_all(),
         }
     }
 }
@@ -572,7 +801,7 @@ impl fmt::Debug for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Stdout(_) => f.write_str("Stdout"),
-            Self::File(file) => f.debug_tuple("File").field(file).finish(),
+            Self::File(log) => f.debug_tuple("File").field(&log.path).finish(),
         }
     }
 }
@@ -601,6 +830,7 @@ mod tests {
             deny_only: false,
             sample_rate: 1.0,
             capacity,
+            rotation: Rotation::default(),
         }
     }
 
@@ -716,8 +946,127 @@ mod tests {
             deny_only,
             sample_rate,
             capacity: 1,
+            rotation: Rotation::default(),
         })
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn item6_every_field_is_capped_and_counted() {
+        // Issue #13, item 6: a 3 MB resource or request id is not a 3 MB line.
+        let path = temp_path("capped");
+        let (log, task) = DecisionLog::spawn(file_config(&path, 16)).unwrap();
+        let huge = "é".repeat(1_500_000);
+        log.record(DecisionRecord {
+            request_id: huge.clone(),
+            resource: format!("arn:aws:s3:::{huge}"),
+            ..record("x", "Allow")
+        });
+        log.record(record("small", "Allow"));
+        task.shutdown().await;
+        let lines = read_lines(&path);
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].len() < 3 * MAX_FIELD_BYTES,
+            "{} bytes",
+            lines[0].len()
+        );
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        for field in ["request_id", "resource"] {
+            let text = first[field].as_str().unwrap();
+            assert!(
+                text.len() <= MAX_FIELD_BYTES && text.ends_with(TRUNCATED_MARK),
+                "{field}"
+            );
+        }
+        assert!(first["resource"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:s3:::é"));
+        assert_eq!(log.truncated(), 2);
+        assert_eq!(
+            read_lines(&path)[1],
+            serde_json::to_string(&record("small", "Allow")).unwrap()
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn item6_the_file_rotates_by_size_keeps_n_files_and_never_splits_a_record() {
+        let path = temp_path("rotate");
+        let line = serde_json::to_string(&record("req-0000", "Allow"))
+            .unwrap()
+            .len()
+            + 1;
+        // Room for 3 records per file; 2 rotated files kept.
+        let config = DecisionLogConfig {
+            rotation: Rotation {
+                max_file_bytes: (3 * line + line / 2) as u64,
+                keep: 2,
+            },
+            ..file_config(&path, 256)
+        };
+        let (log, task) = DecisionLog::spawn(config).unwrap();
+        for i in 0..20 {
+            log.record(record(&format!("req-{i:04}"), "Allow"));
+            if i % 7 == 0 {
+                // Several batches, so rotation happens inside and between them.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        task.shutdown().await;
+        let rotated = |n: u32| PathBuf::from(format!("{}.{n}", path.display()));
+        assert!(!rotated(3).exists(), "only 2 rotated files are kept");
+        let mut ids = Vec::new();
+        for file in [rotated(2), rotated(1), path.clone()] {
+            let lines = read_lines(&file);
+            assert!(
+                !lines.is_empty() && lines.len() <= 3,
+                "{}: {lines:?}",
+                file.display()
+            );
+            assert!(std::fs::metadata(&file).unwrap().len() <= (3 * line + line / 2) as u64);
+            for l in lines {
+                // Every line a whole record.
+                let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+                ids.push(v["request_id"].as_str().unwrap().to_owned());
+            }
+        }
+        // The newest records, in order, none split or repeated: the oldest went with the
+        // files beyond the retention count.
+        let expected: Vec<String> = (20 - ids.len()..20)
+            .map(|i| format!("req-{i:04}"))
+            .collect();
+        assert_eq!(ids, expected);
+        assert!(ids.len() >= 7, "{ids:?}");
+        assert_eq!(log.written(), 20);
+        assert!(log.rotations() >= 6, "{}", log.rotations());
+        for file in [rotated(2), rotated(1), path] {
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn item6_a_record_larger_than_the_bound_gets_a_file_of_its_own() {
+        let path = temp_path("rotate-big");
+        let config = DecisionLogConfig {
+            rotation: Rotation {
+                max_file_bytes: 10,
+                keep: 1,
+            },
+            ..file_config(&path, 16)
+        };
+        let (log, task) = DecisionLog::spawn(config).unwrap();
+        log.record(record("a", "Allow"));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        log.record(record("b", "Allow"));
+        task.shutdown().await;
+        let rotated = PathBuf::from(format!("{}.1", path.display()));
+        assert_eq!(read_lines(&rotated).len(), 1);
+        assert_eq!(read_lines(&path).len(), 1);
+        assert!(read_lines(&path)[0].contains("\"b\""));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&rotated).unwrap();
     }
 
     #[tokio::test]

@@ -28,6 +28,24 @@ pub struct PersistedTenant {
     pub tenant: Tenant,
     /// Its version.
     pub version: SnapshotVersion,
+    /// The control plane's store it came from (`None`: written before stores had identities).
+    pub store: Option<StoreRef>,
+}
+
+/// A control plane's store, as sidecars know it: its identity (random, made once) and its
+/// epoch. A sidecar takes a removal only from the store a tenant came from (issue #13).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StoreRef {
+    /// The store's identity.
+    pub id: String,
+    /// The store's epoch.
+    pub epoch: u64,
+}
+
+impl std::fmt::Display for StoreRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "store {} epoch {}", self.id, self.epoch)
+    }
 }
 
 /// Why a persisted tenant could not be written or read.
@@ -71,6 +89,9 @@ struct Envelope {
     version: SnapshotVersion,
     sha256: String,
     tenant: String,
+    /// Absent in files written before stores had identities; bound by the digest when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    store: Option<StoreRef>,
 }
 
 /// The file that holds `account_id`'s snapshot under `dir`.
@@ -81,7 +102,12 @@ fn file_for(dir: &Path, account_id: &str) -> Result<PathBuf, PersistError> {
     Ok(dir.join(format!("tenant-{account_id}.json")))
 }
 
-fn digest_hex(account_id: &str, version: SnapshotVersion, payload: &str) -> String {
+fn digest_hex(
+    account_id: &str,
+    version: SnapshotVersion,
+    payload: &str,
+    store: Option<&StoreRef>,
+) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(account_id.as_bytes());
     ctx.update(b"\n");
@@ -89,6 +115,13 @@ fn digest_hex(account_id: &str, version: SnapshotVersion, payload: &str) -> Stri
     ctx.update(&version.seq.to_be_bytes());
     ctx.update(b"\n");
     ctx.update(payload.as_bytes());
+    if let Some(store) = store {
+        // After the payload, so a file without a store digests as it always did.
+        ctx.update(b"\nstore\n");
+        ctx.update(store.id.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(&store.epoch.to_be_bytes());
+    }
     ctx.finish()
         .as_ref()
         .iter()
@@ -96,11 +129,12 @@ fn digest_hex(account_id: &str, version: SnapshotVersion, payload: &str) -> Stri
         .collect()
 }
 
-/// Writes `tenant` at `version` as the last known good snapshot, atomically.
+/// Writes `tenant` at `version`, from `store`, as the last known good snapshot, atomically.
 pub fn write_last_known_good(
     dir: &Path,
     tenant: &Tenant,
     version: SnapshotVersion,
+    store: Option<&StoreRef>,
 ) -> Result<PathBuf, PersistError> {
     let path = file_for(dir, &tenant.account_id)?;
     let io = |path: &Path| {
@@ -115,8 +149,9 @@ pub fn write_last_known_good(
         format: FORMAT,
         account_id: tenant.account_id.clone(),
         version,
-        sha256: digest_hex(&tenant.account_id, version, &payload),
+        sha256: digest_hex(&tenant.account_id, version, &payload, store),
         tenant: payload,
+        store: store.cloned(),
     };
     let bytes = serde_json::to_vec(&envelope).map_err(|e| PersistError::Corrupt {
         path: path.clone(),
@@ -192,7 +227,12 @@ pub fn read_last_known_good(dir: &Path, account_id: &str) -> Result<PersistedTen
             found: envelope.account_id,
         });
     }
-    let expected = digest_hex(&envelope.account_id, envelope.version, &envelope.tenant);
+    let expected = digest_hex(
+        &envelope.account_id,
+        envelope.version,
+        &envelope.tenant,
+        envelope.store.as_ref(),
+    );
     // Not a secret: a plain comparison is fine for an integrity digest.
     if expected != envelope.sha256 {
         return Err(corrupt("the digest does not match the content".into()));
@@ -209,6 +249,7 @@ pub fn read_last_known_good(dir: &Path, account_id: &str) -> Result<PersistedTen
     Ok(PersistedTenant {
         tenant,
         version: envelope.version,
+        store: envelope.store,
     })
 }
 
@@ -231,7 +272,7 @@ mod tests {
     fn round_trips_and_is_private() {
         let dir = temp_dir("round-trip");
         let tenant = demo_tenant();
-        let path = write_last_known_good(&dir, &tenant, SnapshotVersion::new(2, 7)).unwrap();
+        let path = write_last_known_good(&dir, &tenant, SnapshotVersion::new(2, 7), None).unwrap();
         let read = read_last_known_good(&dir, A).unwrap();
         assert_eq!(read.tenant, tenant);
         assert_eq!(read.version, SnapshotVersion::new(2, 7));
@@ -246,7 +287,7 @@ mod tests {
         // A newer write replaces it whole.
         let mut newer = demo_tenant();
         newer.alias = Some("renamed".into());
-        write_last_known_good(&dir, &newer, SnapshotVersion::new(2, 8)).unwrap();
+        write_last_known_good(&dir, &newer, SnapshotVersion::new(2, 8), None).unwrap();
         assert_eq!(
             read_last_known_good(&dir, A)
                 .unwrap()
@@ -261,7 +302,17 @@ mod tests {
     fn every_single_bit_flip_and_every_truncation_is_refused() {
         // RELIABILITY T11: a corrupted file is never served.
         let dir = temp_dir("flips");
-        let path = write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 3)).unwrap();
+        let store = StoreRef {
+            id: "0123456789abcdef".into(),
+            epoch: 7,
+        };
+        let path = write_last_known_good(
+            &dir,
+            &demo_tenant(),
+            SnapshotVersion::new(0, 3),
+            Some(&store),
+        )
+        .unwrap();
         let good = fs::read(&path).unwrap();
         let mut accepted = Vec::new();
         for i in 0..good.len() {
@@ -286,7 +337,8 @@ mod tests {
     #[test]
     fn a_file_of_another_tenant_is_refused() {
         let dir = temp_dir("foreign");
-        let path = write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 1)).unwrap();
+        let path =
+            write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 1), None).unwrap();
         fs::copy(&path, dir.join("tenant-444455556666.json")).unwrap();
         assert!(matches!(
             read_last_known_good(&dir, "444455556666"),
@@ -303,10 +355,50 @@ mod tests {
     }
 
     #[test]
+    fn t12_a_crash_at_any_step_of_persisting_leaves_exactly_old_or_new() {
+        // RELIABILITY T12: the states a crash can leave, step by step (the temporary file
+        // written up to any byte, written whole but not renamed, renamed): the file read is
+        // exactly the old version or the new one, never a mix, and the temporary file is
+        // never read.
+        let dir = temp_dir("t12");
+        let store = StoreRef {
+            id: "s".into(),
+            epoch: 1,
+        };
+        let old = demo_tenant();
+        write_last_known_good(&dir, &old, SnapshotVersion::new(1, 1), Some(&store)).unwrap();
+        let mut new = demo_tenant();
+        new.alias = Some("newer".into());
+        // The new envelope, as the write would produce it (made in a scratch directory).
+        let scratch = temp_dir("t12-scratch");
+        let made = write_last_known_good(&scratch, &new, SnapshotVersion::new(1, 2), Some(&store))
+            .unwrap();
+        let new_bytes = fs::read(&made).unwrap();
+        let tmp = dir.join(format!(".tenant-{A}.json.tmp"));
+        let step = (new_bytes.len() / 97).max(1);
+        for written in (0..=new_bytes.len()).step_by(step).chain([new_bytes.len()]) {
+            // Crashed while writing (or before the fsync or the rename): the old file serves.
+            fs::write(&tmp, &new_bytes[..written]).unwrap();
+            let read = read_last_known_good(&dir, A).unwrap();
+            assert_eq!(
+                (read.version, read.tenant.alias.as_deref()),
+                (SnapshotVersion::new(1, 1), old.alias.as_deref()),
+                "tmp written to {written}"
+            );
+        }
+        // Crashed after the rename (before the directory fsync): the new file, whole.
+        fs::rename(&tmp, dir.join(format!("tenant-{A}.json"))).unwrap();
+        let read = read_last_known_good(&dir, A).unwrap();
+        assert_eq!(read.version, SnapshotVersion::new(1, 2));
+        assert_eq!(read.tenant, new);
+        assert_eq!(read.store, Some(store));
+    }
+
+    #[test]
     fn a_leftover_temporary_file_is_never_read() {
         // A crash between write and rename leaves the temporary file; the old file serves.
         let dir = temp_dir("crash");
-        write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 1)).unwrap();
+        write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 1), None).unwrap();
         fs::write(
             dir.join(format!(".tenant-{A}.json.tmp")),
             b"{\"format\":1,\"acc",
@@ -317,7 +409,7 @@ mod tests {
             SnapshotVersion::new(0, 1)
         );
         // And the next write replaces the leftover.
-        write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 2)).unwrap();
+        write_last_known_good(&dir, &demo_tenant(), SnapshotVersion::new(0, 2), None).unwrap();
         assert_eq!(
             read_last_known_good(&dir, A).unwrap().version,
             SnapshotVersion::new(0, 2)

@@ -111,6 +111,22 @@ impl SnapshotStore {
         outcome
     }
 
+    /// Publishes a snapshot in one swap whatever the served version: for a tenant that moves
+    /// to another control-plane store, whose versions do not compare with its old store's
+    /// (the caller logs it; issue #13).
+    pub fn replace(&self, snapshot: TenantSnapshot) -> ApplyOutcome {
+        let snapshot = Arc::new(snapshot);
+        let account: Arc<str> = snapshot.account_id().into();
+        let mut previous = None;
+        self.tenants.rcu(|current| {
+            previous = current.get(&account).map(|s| s.version());
+            let mut next = Tenants::clone(current);
+            next.insert(Arc::clone(&account), Arc::clone(&snapshot));
+            Arc::new(next)
+        });
+        ApplyOutcome::Applied { previous }
+    }
+
     /// Stops serving a tenant; true when it was served.
     pub fn remove(&self, account_id: &str) -> bool {
         let mut removed = false;

@@ -3,6 +3,7 @@
 //! the stream breaks. Decisions never wait on any of this: they read the snapshot store.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::proto::v1 as pb;
-use crate::snapshot::SnapshotVersion;
+use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::{Applier, TenantUpdate, UpdateResult};
 
@@ -31,6 +32,33 @@ pub struct SyncConfig {
     pub tls: Option<crate::tls::ClientTlsFiles>,
     /// A sync key to present (`--sync-credentials`), where no client certificate does.
     pub credentials: Option<crate::control_plane::Profile>,
+    /// How a dead connection is noticed.
+    pub liveness: Liveness,
+}
+
+/// How the client notices a dead connection (RELIABILITY T06): a half-open TCP connection
+/// (the peer gone without FIN or RST) otherwise looks connected until the serve bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// HTTP/2 PING every this long, even while the stream is idle.
+    pub keepalive_interval: Duration,
+    /// A PING unanswered this long closes the connection.
+    pub keepalive_timeout: Duration,
+    /// A stream that delivers nothing (no change, no heartbeat) this long is dropped and
+    /// reconnected: a few of the control plane's heartbeat intervals.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Liveness {
+    /// PING every 10 s, 5 s to answer; idle bound 3 heartbeats of the control plane's default
+    /// (5 s): 15 s.
+    fn default() -> Self {
+        Self {
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(5),
+            idle_timeout: crate::control_plane::DEFAULT_HEARTBEAT.saturating_mul(3),
+        }
+    }
 }
 
 /// Exponential backoff with jitter, as gRPC's connection-backoff spec: each delay is the
@@ -48,11 +76,26 @@ pub struct Backoff {
 }
 
 /// What the stream has done, for readiness, status and metrics.
+///
+/// The last contact survives restarts (RELIABILITY T10): it is kept in `sync-state.json` in
+/// the state directory, so a restarted sidecar measures staleness from it, not from its own
+/// start, and a crash-looping sidecar reaches fail-closed on time.
 #[derive(Debug, Default)]
 pub struct SyncState {
     connected: AtomicBool,
     /// Unix milliseconds of the last response; 0 for never.
     last_contact_ms: AtomicI64,
+    /// Where the last contact is persisted, if anywhere.
+    file: Option<PathBuf>,
+    /// The last contact last written to `file`.
+    persisted_ms: AtomicI64,
+    /// Streams ended by the idle bound or a dead connection, for tests and metrics.
+    dead_connections: AtomicU64,
+    /// Streams the control plane accepted (the `Watch` call answered).
+    streams_opened: AtomicU64,
+    /// Attempts that ended in an error, and the last one's reason.
+    failures: AtomicU64,
+    last_failure: Mutex<Option<SyncFailure>>,
     full_response_seen: AtomicBool,
     last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
     acks: AtomicU64,
@@ -83,9 +126,117 @@ impl Backoff {
     }
 }
 
+/// Why the last attempt to stream failed: what an operator (or a test) reads to tell a
+/// refusal from an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFailure {
+    /// The gRPC code when the control plane answered with a status (a refusal:
+    /// `PermissionDenied`, `Unauthenticated`); `None` when no call got through (connection,
+    /// TLS, a dead connection).
+    pub code: Option<tonic::Code>,
+    /// The error and its causes.
+    pub message: String,
+}
+
+/// The file of the persisted last contact, in the state directory.
+pub const SYNC_STATE_FILE: &str = "sync-state.json";
+
+/// How often the last contact is written at most: a write lost or skipped leaves an older
+/// contact on disk, which only makes a restarted sidecar more stale, never less.
+const PERSIST_EVERY_MS: i64 = 1_000;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PersistedSync {
+    last_contact_ms: i64,
+}
+
 // === impl SyncState ===
 
 impl SyncState {
+    /// The state of a sidecar whose state directory is `dir`: the last contact persisted
+    /// there, if any (a file that does not read, or a contact in the future, counts as none,
+    /// with a warning).
+    pub fn restored(dir: &Path) -> Self {
+        let file = dir.join(SYNC_STATE_FILE);
+        let now = now_ms();
+        let last = match std::fs::read(&file) {
+            Ok(bytes) => match serde_json::from_slice::<PersistedSync>(&bytes) {
+                Ok(p) if p.last_contact_ms > 0 && p.last_contact_ms <= now => p.last_contact_ms,
+                Ok(p) => {
+                    report(&format!(
+                        "{}: ignoring a last contact of {} ms, in the future or invalid",
+                        file.display(),
+                        p.last_contact_ms
+                    ));
+                    0
+                }
+                Err(e) => {
+                    report(&format!(
+                        "{}: ignoring, it does not decode: {e}",
+                        file.display()
+                    ));
+                    0
+                }
+            },
+            Err(_) => 0,
+        };
+        Self {
+            last_contact_ms: AtomicI64::new(last),
+            persisted_ms: AtomicI64::new(last),
+            file: Some(file),
+            ..Self::default()
+        }
+    }
+
+    /// Records a response from the control plane at `now` (Unix ms), and persists it at most
+    /// once a second.
+    pub fn contact(&self, now: i64) {
+        self.last_contact_ms.store(now, Ordering::Relaxed);
+        let Some(file) = &self.file else {
+            return;
+        };
+        if now - self.persisted_ms.load(Ordering::Relaxed) < PERSIST_EVERY_MS {
+            return;
+        }
+        self.persisted_ms.store(now, Ordering::Relaxed);
+        if let Err(error) = write_contact(file, now) {
+            report(&format!(
+                "cannot persist the last contact to {}: {error}",
+                file.display()
+            ));
+        }
+    }
+
+    /// Streams dropped because the connection was found dead or idle past the bound.
+    pub fn dead_connections(&self) -> u64 {
+        self.dead_connections.load(Ordering::Relaxed)
+    }
+
+    /// Streams the control plane accepted so far.
+    pub fn streams_opened(&self) -> u64 {
+        self.streams_opened.load(Ordering::Relaxed)
+    }
+
+    /// Attempts that failed so far, and why the last one did.
+    pub fn failures(&self) -> (u64, Option<SyncFailure>) {
+        (
+            self.failures.load(Ordering::Relaxed),
+            self.last_failure.lock().clone(),
+        )
+    }
+
+    fn record_failure(&self, error: &StreamError) {
+        let code = match error {
+            StreamError::Status(status) => Some(status.code()),
+            _ => None,
+        };
+        *self.last_failure.lock() = Some(SyncFailure {
+            code,
+            message: with_causes(error),
+        });
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// True while a stream is open.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
@@ -123,6 +274,25 @@ fn now_ms() -> i64 {
     crate::policy::Timestamp::now().epoch_millis()
 }
 
+/// Writes the last contact: a temporary file renamed over the old one, so a crash leaves one
+/// or the other. Not fsynced: a lost write leaves an older contact, which is the safe side.
+fn write_contact(file: &Path, now: i64) -> std::io::Result<()> {
+    let text = serde_json::to_vec(&PersistedSync {
+        last_contact_ms: now,
+    })
+    .map_err(std::io::Error::other)?;
+    let tmp = file.with_extension("json.tmp");
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&tmp)?, &text)?;
+    std::fs::rename(&tmp, file)
+}
+
 /// A random draw in [0, 1) for jitter; the quality of the draw only spreads reconnects.
 fn unit_draw() -> f64 {
     let mut bytes = [0u8; 8];
@@ -157,6 +327,8 @@ enum StreamError {
     Closed,
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("nothing arrived for {0:?} (not even a heartbeat): the connection is presumed dead")]
+    Idle(Duration),
 }
 
 /// Runs the stream until `shutdown` turns true: the sidecar's only task that talks to the
@@ -182,7 +354,10 @@ pub async fn run_sync(
             // A stream that delivered something resets the backoff (gRFC A57).
             Ok(true) => attempt = 0,
             Ok(false) => {}
-            Err(error) => report(&format!("control plane stream: {}", with_causes(&error))),
+            Err(error) => {
+                state.record_failure(&error);
+                report(&format!("control plane stream: {}", with_causes(&error)));
+            }
         }
         let delay = config.backoff.delay(attempt, unit_draw());
         attempt = attempt.saturating_add(1);
@@ -200,7 +375,11 @@ async fn stream_once(
     config: &SyncConfig,
     state: &SyncState,
 ) -> Result<bool, StreamError> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
+        .http2_keep_alive_interval(config.liveness.keepalive_interval)
+        .keep_alive_timeout(config.liveness.keepalive_timeout)
+        .keep_alive_while_idle(true)
+        .connect_timeout(config.liveness.keepalive_interval + config.liveness.keepalive_timeout);
     if let Some(tls) = &config.tls {
         endpoint = endpoint.tls_config(tls.load(&config.endpoint)?)?;
     }
@@ -239,19 +418,39 @@ async fn stream_once(
     }
     let mut inbound = client.watch(request).await?.into_inner();
     state.connected.store(true, Ordering::Relaxed);
+    state.streams_opened.fetch_add(1, Ordering::Relaxed);
     let mut delivered = false;
-    while let Some(response) = inbound.message().await? {
-        state.last_contact_ms.store(now_ms(), Ordering::Relaxed);
+    let idle = config.liveness.idle_timeout;
+    loop {
+        let next = match tokio::time::timeout(idle, inbound.message()).await {
+            Ok(next) => next.inspect_err(|_| {
+                // A keepalive that went unanswered ends the stream with an error too.
+                state.dead_connections.fetch_add(1, Ordering::Relaxed);
+            })?,
+            Err(_) => {
+                state.dead_connections.fetch_add(1, Ordering::Relaxed);
+                return Err(StreamError::Idle(idle));
+            }
+        };
+        let Some(response) = next else {
+            break;
+        };
+        state.contact(now_ms());
         let pb::WatchResponse {
             nonce,
             tenants,
             removed_tenants,
             heartbeat: _,
             more,
+            store,
         } = response;
+        let source = store.map(|s| StoreRef {
+            id: s.id,
+            epoch: s.epoch,
+        });
         let mut acks = Vec::new();
         let mut nacks = Vec::new();
-        for (tenant, version, result) in apply_response(applier, tenants).await {
+        for (tenant, version, result) in apply_response(applier, tenants, source.as_ref()).await {
             match result {
                 UpdateResult::Applied(v) | UpdateResult::Unchanged(v) => {
                     state.last_nacks.lock().remove(&tenant);
@@ -275,7 +474,7 @@ async fn stream_once(
             }
         }
         for tenant in &removed_tenants {
-            applier.remove(tenant);
+            applier.remove_from(tenant, source.as_ref());
         }
         if !more {
             state.full_response_seen.store(true, Ordering::Relaxed);
@@ -305,6 +504,7 @@ async fn stream_once(
 async fn apply_response(
     applier: &Arc<Applier>,
     tenants: Vec<pb::TenantSnapshot>,
+    source: Option<&StoreRef>,
 ) -> Vec<(String, Option<SnapshotVersion>, UpdateResult)> {
     let mut out = Vec::with_capacity(tenants.len());
     let mut updates = Vec::with_capacity(tenants.len());
@@ -340,7 +540,12 @@ async fn apply_response(
         .map(|u| (u.account_id.clone(), u.version))
         .collect();
     let applier = Arc::clone(applier);
-    let results = match tokio::task::spawn_blocking(move || applier.apply_all(&updates)).await {
+    let source = source.cloned();
+    let results = match tokio::task::spawn_blocking(move || {
+        applier.apply_all_from(&updates, source.as_ref())
+    })
+    .await
+    {
         Ok(results) => results,
         Err(join) => keys
             .iter()
@@ -376,5 +581,46 @@ mod tests {
         assert_eq!(b.delay(50, 0.5), Duration::from_secs(30));
         assert!((b.delay(50, 0.0).as_secs_f64() - 24.0).abs() < 1e-9);
         assert!((b.delay(50, 0.999_999).as_secs_f64() - 36.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn t13_a_reconnect_storm_is_spread_and_within_the_envelope() {
+        // RELIABILITY T13: 200 sidecars lose the control plane at once and retry with the
+        // real schedule (the delays and draws `run_sync` uses); it returns after 60 s. The
+        // attempt that finds it back, per sidecar, is spread: no 100 ms window holds more
+        // than 15 % of them; and no delay leaves gRPC's envelope (max × (1 + jitter)).
+        let backoff = Backoff::default();
+        let back_at = 60.0;
+        let envelope = backoff.max.as_secs_f64() * (1.0 + backoff.jitter);
+        let mut returns = Vec::new();
+        for _ in 0..200 {
+            let (mut t, mut attempt) = (0.0, 0u32);
+            while t < back_at {
+                let delay = backoff.delay(attempt, unit_draw()).as_secs_f64();
+                assert!(delay <= envelope + 1e-9, "{delay} s");
+                t += delay;
+                attempt += 1;
+            }
+            returns.push(t);
+        }
+        returns.sort_by(f64::total_cmp);
+        let busiest = returns
+            .iter()
+            .enumerate()
+            .map(|(i, start)| {
+                returns[i..]
+                    .iter()
+                    .take_while(|t| **t < start + 0.1)
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert!(
+            busiest * 100 <= 15 * returns.len(),
+            "{busiest} of 200 in one 100 ms window"
+        );
+        // And the draws are spread, not constant: jitter is real.
+        let first: Vec<Duration> = (0..50).map(|_| backoff.delay(0, unit_draw())).collect();
+        assert!(first.iter().any(|d| *d != first[0]));
     }
 }

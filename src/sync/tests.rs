@@ -209,3 +209,318 @@ fn no_root_key_or_password_hash_reaches_a_sidecar_even_from_an_older_control_pla
     assert!(!persisted.contains(t.root_access_key.as_ref().unwrap().secret.expose()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn store_ref(id: &str, epoch: u64) -> StoreRef {
+    StoreRef {
+        id: id.into(),
+        epoch,
+    }
+}
+
+#[test]
+fn item1_a_removal_from_another_store_or_epoch_never_deletes_a_tenant() {
+    // Issue #13, item 1: a control plane that lost its database starts a new store and
+    // sends removals of every tenant; the sidecar keeps them (and their files).
+    let dir = temp_dir("item1-removal");
+    let applier = applier(Some(dir.clone()));
+    let followed = store_ref("aaaa", 7);
+    assert_eq!(
+        applier.apply_from(&update(&tenant(A), 4), Some(&followed)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 4))
+    );
+    let file = dir.join(format!("tenant-{A}.json"));
+    assert!(file.exists());
+    // Another store, the same store at another epoch, and an unknown store: all refused.
+    for stranger in [Some(store_ref("bbbb", 7)), Some(store_ref("aaaa", 8)), None] {
+        assert!(!applier.remove_from(A, stranger.as_ref()), "{stranger:?}");
+        assert_eq!(applier.store().version(A), Some(SnapshotVersion::new(1, 4)));
+        assert!(file.exists());
+    }
+    // The store it came from removes it, file included.
+    assert!(applier.remove_from(A, Some(&followed)));
+    assert_eq!(applier.store().version(A), None);
+    assert!(!file.exists());
+    // A tenant persisted before identities is removed only by a store of its epoch.
+    let legacy = self::applier(Some(dir));
+    legacy.apply(&update(&tenant(B), 1));
+    assert!(!legacy.remove_from(B, Some(&store_ref("cccc", 99))));
+    assert!(legacy.remove_from(B, Some(&store_ref("cccc", 1))));
+}
+
+#[test]
+fn item1_versions_compare_within_one_store_and_a_move_to_another_replaces() {
+    let dir = temp_dir("item1-floor");
+    let applier = applier(Some(dir.clone()));
+    let old = store_ref("aaaa", 1);
+    let new = store_ref("bbbb", 1);
+    applier.apply_from(&update(&tenant(A), 9), Some(&old));
+    // Within the same store, never backwards.
+    assert!(matches!(
+        applier.apply_from(&update(&tenant(A), 3), Some(&old)),
+        UpdateResult::Rejected { .. }
+    ));
+    // Another store's versions do not compare: its tenant replaces (with a warning).
+    assert_eq!(
+        applier.apply_from(&update(&tenant(A), 2), Some(&new)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 2))
+    );
+    assert_eq!(applier.origin(A), Some(new.clone()));
+    // ... and the floor is now the new store's.
+    assert!(matches!(
+        applier.apply_from(&update(&tenant(A), 1), Some(&new)),
+        UpdateResult::Rejected { .. }
+    ));
+    // A restart remembers the store each tenant came from.
+    let restarted = self::applier(Some(dir));
+    restarted.boot_from_disk(&[A.to_owned()]);
+    assert_eq!(restarted.origin(A), Some(new.clone()));
+    assert!(!restarted.remove_from(A, Some(&old)));
+    assert!(restarted.remove_from(A, Some(&new)));
+}
+
+#[test]
+fn item2_the_last_contact_survives_a_restart() {
+    // Issue #13, item 2 (RELIABILITY T10): staleness counts from the persisted last contact.
+    let dir = temp_dir("item2-contact");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = SyncState::restored(&dir);
+    assert_eq!(state.staleness_ms(1_000), None);
+    let contact = crate::policy::Timestamp::now().epoch_millis() - 60_000;
+    state.contact(contact);
+    let restarted = SyncState::restored(&dir);
+    let now = contact + 60_000;
+    assert_eq!(restarted.staleness_ms(now), Some(60_000));
+    // A contact within the throttle is not written; the file holds the older one (staler).
+    restarted.contact(contact + 10);
+    assert_eq!(
+        SyncState::restored(&dir).staleness_ms(now),
+        Some(60_000),
+        "writes are throttled to one a second"
+    );
+    // A file from the future or that does not decode counts as no contact.
+    std::fs::write(
+        dir.join(SYNC_STATE_FILE),
+        br#"{"last_contact_ms": 99999999999999}"#,
+    )
+    .unwrap();
+    assert_eq!(SyncState::restored(&dir).staleness_ms(now), None);
+    std::fs::write(dir.join(SYNC_STATE_FILE), b"{torn").unwrap();
+    assert_eq!(SyncState::restored(&dir).staleness_ms(now), None);
+}
+
+/// The outcome of `action` on `resource` by `principal` in the tenant's served snapshot.
+fn decide(
+    applier: &Applier,
+    principal: &str,
+    action: &str,
+    resource: &str,
+) -> crate::authz::Outcome {
+    use crate::authz::{evaluate, Context, Principal, Request};
+    let snapshot = applier.store().load(A).unwrap();
+    let principal = Principal::parse(principal).unwrap();
+    let resolved = snapshot.resolve(&principal).unwrap();
+    let mut context = Context::new();
+    resolved.fill_context(&principal, &mut context);
+    let request = Request::try_new(principal, action, resource)
+        .unwrap()
+        .with_context(context);
+    evaluate(&resolved.policy_set(None, &[]), &request).outcome
+}
+
+#[test]
+fn t04_an_unknown_feature_inside_a_deny_is_refused_and_the_old_deny_keeps_denying() {
+    // RELIABILITY T04: a newer control plane (or a corrupted one) sends a Deny this sidecar
+    // cannot read. Skipping the statement would turn a Deny into an Allow: the whole update is
+    // refused, and the served snapshot still denies.
+    const ALICE: &str = "arn:aws:iam::111122223333:user/eng/alice";
+    let deny = |condition: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"s3:*","Resource":"*"}},
+                {{"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::reports/secret*"{condition}}}]}}"#
+        )
+    };
+    let with_policy = |policy: String| {
+        let mut t = tenant(A);
+        t.users
+            .get_mut("alice")
+            .unwrap()
+            .inline_policies
+            .insert("Guard".into(), policy);
+        t
+    };
+    let applier = applier(None);
+    let v1 = with_policy(deny(""));
+    assert_eq!(
+        applier.apply(&update(&v1, 1)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 1))
+    );
+    let secret = "arn:aws:s3:::reports/secret.csv";
+    assert_eq!(
+        decide(&applier, ALICE, "s3:GetObject", secret),
+        crate::authz::Outcome::ExplicitDeny
+    );
+    for unknown in [
+        r#","Condition":{"StringEqualsFromTheFuture":{"aws:RequestedRegion":"eu-west-1"}}"#,
+        r#","Condition":{"StringEquals":{"aws:RequestedRegion":{"nested":"object"}}}"#,
+        r#","Condition":{"ForSomeValues:StringEquals":{"aws:TagKeys":["a"]}}"#,
+    ] {
+        let result = applier.apply(&update(&with_policy(deny(unknown)), 2));
+        let UpdateResult::Rejected { error, .. } = &result else {
+            panic!("{unknown}: an unreadable Deny must be refused, got {result:?}")
+        };
+        assert!(error.contains("tenant `111122223333`"), "{error}");
+        assert_eq!(applier.store().version(A), Some(SnapshotVersion::new(1, 1)));
+        assert_eq!(
+            decide(&applier, ALICE, "s3:GetObject", secret),
+            crate::authz::Outcome::ExplicitDeny,
+            "{unknown}"
+        );
+    }
+}
+
+#[test]
+fn t02_a_torn_or_corrupt_update_is_never_applied_and_others_are_unaffected() {
+    // RELIABILITY T02: an update cut at every byte, or with one byte changed, is refused; the
+    // version served stays, and another tenant's update still applies.
+    let applier = applier(None);
+    applier.apply(&update(&tenant(A), 1));
+    let good = update(&tenant(A), 2);
+    let step = (good.payload.len() / 64).max(1);
+    for cut in (0..good.payload.len()).step_by(step) {
+        let mut torn = good.clone();
+        torn.payload.truncate(cut);
+        assert!(
+            matches!(applier.apply(&torn), UpdateResult::Rejected { .. }),
+            "cut at {cut}"
+        );
+        let mut flipped = good.clone();
+        let mut bytes = flipped.payload.into_bytes();
+        bytes[cut] ^= 0x01;
+        flipped.payload = String::from_utf8_lossy(&bytes).into_owned();
+        assert!(
+            matches!(applier.apply(&flipped), UpdateResult::Rejected { .. }),
+            "flip at {cut}"
+        );
+        assert_eq!(applier.store().version(A), Some(SnapshotVersion::new(1, 1)));
+    }
+    assert_eq!(
+        applier.apply(&update(&tenant(B), 1)),
+        UpdateResult::Applied(SnapshotVersion::new(1, 1))
+    );
+    assert_eq!(
+        applier.apply(&good),
+        UpdateResult::Applied(SnapshotVersion::new(1, 2))
+    );
+}
+
+mod t27 {
+    //! RELIABILITY T27, at the applier: random sequences of responses (new, duplicate and old
+    //! versions, corrupt payloads, two control-plane stores), removals and restarts, checked
+    //! against a model after every step.
+
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Action {
+        Update {
+            b: bool,
+            seq: u64,
+            store: u8,
+            corrupt: bool,
+        },
+        Remove {
+            b: bool,
+            store: u8,
+        },
+        Restart,
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            6 => (any::<bool>(), 1u64..6, 0u8..2, prop::bool::weighted(0.15)).prop_map(
+                |(b, seq, store, corrupt)| Action::Update { b, seq, store, corrupt }
+            ),
+            2 => (any::<bool>(), 0u8..2).prop_map(|(b, store)| Action::Remove { b, store }),
+            1 => Just(Action::Restart),
+        ]
+    }
+
+    fn store(n: u8) -> StoreRef {
+        store_ref(&format!("store-{n}"), 1)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn t27_applied_state_follows_the_model(actions in prop::collection::vec(action(), 1..30)) {
+            static CASE: AtomicUsize = AtomicUsize::new(0);
+            let dir = temp_dir(&format!("t27-{}", CASE.fetch_add(1, Ordering::Relaxed)));
+            let tenants = [tenant(A), tenant(B)];
+            let mut applier = self::super::applier(Some(dir.clone()));
+            // tenant -> (version, store) as served.
+            let mut model: HashMap<&str, (u64, u8)> = HashMap::new();
+            for action in actions {
+                match action {
+                    Action::Update { b, seq, store: s, corrupt } => {
+                        let (account, t) = if b { (B, &tenants[1]) } else { (A, &tenants[0]) };
+                        let mut u = update(t, seq);
+                        if corrupt {
+                            u.sha256 = sha256_hex("something else");
+                        }
+                        let result = applier.apply_from(&u, Some(&store(s)));
+                        let expected = match (corrupt, model.get(account)) {
+                            // The version already served, from its store: nothing to apply,
+                            // whatever the payload (an idempotent ACK; nothing changes).
+                            (true, Some(&(v, held))) if held == s && v == seq => "unchanged",
+                            (true, _) => "rejected",
+                            (false, None) => "applied",
+                            (false, Some(&(_, held))) if held != s => "applied",
+                            (false, Some(&(v, _))) if seq > v => "applied",
+                            (false, Some(&(v, _))) if seq == v => "unchanged",
+                            (false, Some(_)) => "rejected",
+                        };
+                        let got = match result {
+                            UpdateResult::Applied(_) => "applied",
+                            UpdateResult::Unchanged(_) => "unchanged",
+                            UpdateResult::Rejected { .. } => "rejected",
+                        };
+                        prop_assert_eq!(got, expected, "{} seq {} store {}", account, seq, s);
+                        if got == "applied" {
+                            model.insert(account, (seq, s));
+                        }
+                    }
+                    Action::Remove { b, store: s } => {
+                        let account = if b { B } else { A };
+                        let removed = applier.remove_from(account, Some(&store(s)));
+                        let expected = model.get(account).is_none_or(|&(_, held)| held == s);
+                        prop_assert_eq!(removed, expected, "remove {} by store {}", account, s);
+                        if removed {
+                            model.remove(account);
+                        }
+                    }
+                    Action::Restart => {
+                        applier = self::super::applier(Some(dir.clone()));
+                        applier.boot_from_disk(&[A.to_owned(), B.to_owned()]);
+                    }
+                }
+                for account in [A, B] {
+                    let served = applier.store().version(account);
+                    let expected = model.get(account).map(|&(v, _)| SnapshotVersion::new(1, v));
+                    prop_assert_eq!(served, expected, "{} served", account);
+                    prop_assert_eq!(
+                        applier.origin(account),
+                        model.get(account).map(|&(_, s)| store(s))
+                    );
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

@@ -630,4 +630,187 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn every_dispatched_action_names_exactly_the_arn_aws_authorizes_it_on() {
+        // Issue #13, item 12: each action's resource, exactly, by the resource type AWS's
+        // Service Authorization Reference gives it (iamlet's own actions by the entity they
+        // change). A new action must be listed here; a wrong ARN for any action fails.
+        const A: &str = "arn:aws:iam::111122223333";
+        let user = format!("{A}:user/eng/Alice");
+        let group = format!("{A}:group/g");
+        let role = format!("{A}:role/svc/app");
+        let boundary = BOUNDARY.to_owned();
+        let new_policy = format!("{A}:policy/P");
+        let mfa = format!("{A}:mfa/m");
+        let oidc = format!("{A}:oidc-provider/o");
+        let bucket = "arn:aws:s3:::b".to_owned();
+        let everything = "*".to_owned();
+        let table: [(&String, &[&str]); 9] = [
+            (
+                &user,
+                &[
+                    "AttachUserPolicy",
+                    "ChangePassword",
+                    "CreateAccessKey",
+                    "CreateLoginProfile",
+                    "CreateUser",
+                    "DeactivateMFADevice",
+                    "DeleteAccessKey",
+                    "DeleteLoginProfile",
+                    "DeleteUser",
+                    "DeleteUserPermissionsBoundary",
+                    "DeleteUserPolicy",
+                    "DetachUserPolicy",
+                    "EnableMFADevice",
+                    "GetAccessKeyLastUsed",
+                    "GetLoginProfile",
+                    "GetUser",
+                    "GetUserPolicy",
+                    "ListAccessKeys",
+                    "ListAttachedUserPolicies",
+                    "ListGroupsForUser",
+                    "ListMFADevices",
+                    "ListUserPolicies",
+                    "ListUserTags",
+                    "PutUserPermissionsBoundary",
+                    "PutUserPolicy",
+                    "TagUser",
+                    "UntagUser",
+                    "UpdateAccessKey",
+                    "UpdateLoginProfile",
+                    "UpdateUser",
+                ],
+            ),
+            (
+                &group,
+                &[
+                    "AddUserToGroup",
+                    "AttachGroupPolicy",
+                    "CreateGroup",
+                    "DeleteGroup",
+                    "DeleteGroupPolicy",
+                    "DetachGroupPolicy",
+                    "GetGroup",
+                    "GetGroupPolicy",
+                    "ListAttachedGroupPolicies",
+                    "ListGroupPolicies",
+                    "PutGroupPolicy",
+                    "RemoveUserFromGroup",
+                    "UpdateGroup",
+                ],
+            ),
+            (
+                &role,
+                &[
+                    "AttachRolePolicy",
+                    "CreateRole",
+                    "DeleteRole",
+                    "DeleteRolePermissionsBoundary",
+                    "DeleteRolePolicy",
+                    "DetachRolePolicy",
+                    "GetRole",
+                    "GetRolePolicy",
+                    "ListAttachedRolePolicies",
+                    "ListRolePolicies",
+                    "ListRoleTags",
+                    "PutRolePermissionsBoundary",
+                    "PutRolePolicy",
+                    "RevokeSessions",
+                    "TagRole",
+                    "UntagRole",
+                    "UpdateAssumeRolePolicy",
+                    "UpdateRole",
+                    "UpdateRoleDescription",
+                ],
+            ),
+            (
+                &boundary,
+                &[
+                    "CreatePolicyVersion",
+                    "DeletePolicy",
+                    "DeletePolicyVersion",
+                    "GetPolicy",
+                    "GetPolicyVersion",
+                    "ListEntitiesForPolicy",
+                    "ListPolicyTags",
+                    "ListPolicyVersions",
+                    "SetDefaultPolicyVersion",
+                    "TagPolicy",
+                    "UntagPolicy",
+                ],
+            ),
+            (&new_policy, &["CreatePolicy"]),
+            (&mfa, &["CreateVirtualMFADevice", "DeleteVirtualMFADevice"]),
+            (
+                &oidc,
+                &[
+                    "AddClientIDToOpenIDConnectProvider",
+                    "CreateOpenIDConnectProvider",
+                    "DeleteOpenIDConnectProvider",
+                    "GetOpenIDConnectProvider",
+                    "RemoveClientIDFromOpenIDConnectProvider",
+                    "UpdateOpenIDConnectProviderJwks",
+                    "UpdateOpenIDConnectProviderThumbprint",
+                ],
+            ),
+            (
+                &bucket,
+                &[
+                    "DeleteResourcePolicy",
+                    "GetResourcePolicy",
+                    "PutResourcePolicy",
+                ],
+            ),
+            (
+                &everything,
+                &[
+                    "CreateAccountAlias",
+                    "CreateRootAccessKey",
+                    "DeleteAccountAlias",
+                    "DeleteRootAccessKey",
+                    "DeleteServiceControlPolicy",
+                    "GetServiceControlPolicy",
+                    "ListAccountAliases",
+                    "ListGroups",
+                    "ListIssuerKeys",
+                    "ListOpenIDConnectProviders",
+                    "ListPolicies",
+                    "ListResourcePolicies",
+                    "ListRoles",
+                    "ListServiceControlPolicies",
+                    "ListUsers",
+                    "ListVirtualMFADevices",
+                    "PutServiceControlPolicy",
+                    "RotateIssuerKey",
+                ],
+            ),
+        ];
+        let mut t = tenant();
+        let alice_key = t
+            .create_access_key(&mut IdGenerator::seeded(3), 0, "alice")
+            .unwrap()
+            .access_key_id;
+        let params = json!({
+            "UserName": "alice", "GroupName": "g", "RoleName": "app",
+            "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
+            "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
+            "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key
+        });
+        for action in crate::control_plane::dispatch::ACTIONS {
+            let listed: Vec<&String> = table
+                .iter()
+                .filter(|(_, actions)| actions.contains(action))
+                .map(|(arn, _)| *arn)
+                .collect();
+            assert_eq!(listed.len(), 1, "{action} must be listed exactly once");
+            assert_eq!(&target(&t, action, &params).resource, listed[0], "{action}");
+        }
+        let listed: usize = table.iter().map(|(_, actions)| actions.len()).sum();
+        assert_eq!(
+            listed,
+            crate::control_plane::dispatch::ACTIONS.len(),
+            "no stale entries"
+        );
+    }
 }
