@@ -126,7 +126,13 @@ fn credentials(c: &mut Criterion) {
     let mut group = c.benchmark_group("credentials");
     group.bench_function("assume_role", |b| b.iter(|| black_box(assume(&f, now))));
     group.bench_function("session_token_verify", |b| {
-        b.iter(|| black_box(ring.verify(ACCOUNT, black_box(&issued.session_token), now)))
+        b.iter(|| {
+            black_box(ring.verify(
+                ACCOUNT,
+                black_box(&issued.session_token),
+                now.epoch_seconds(),
+            ))
+        })
     });
     group.bench_function("authenticate_long_term_key", |b| {
         b.iter(|| {

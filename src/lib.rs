@@ -24,12 +24,14 @@
 //! The engine modules (`policy`, `authz`, `directory`, `snapshot`, `sts`) are synchronous and free of any async runtime, so
 //! they can be embedded anywhere and benchmarked in isolation.
 
+pub mod account;
 pub mod authz;
 pub mod cli;
 pub mod control_plane;
 pub mod directory;
 pub mod error;
 pub mod grpc;
+pub mod jose;
 pub mod loadgen;
 pub mod observe;
 pub mod policy;

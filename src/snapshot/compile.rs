@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use crate::authz::{Context, OrgLevel, PolicySet, Principal};
 use crate::directory::{Secret, Tag, Tenant};
+use crate::jose::{IssuerKeyError, IssuerKeyring, Jwks};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyError, PolicyKind, Timestamp,
 };
 
 use super::SnapshotVersion;
-use crate::sts::jwt::Jwks;
-use crate::sts::IssuerKeyring;
 
 /// Where AWS-managed policies (`arn:aws:iam::aws:policy/...`) come from: compiled once per
 /// process and shared by every tenant.
@@ -175,7 +174,7 @@ pub enum SnapshotError {
         /// The tenant.
         tenant: String,
         /// Why.
-        source: crate::sts::token::IssuerKeyError,
+        source: IssuerKeyError,
     },
     /// A managed policy's default version is missing.
     #[error("tenant `{tenant}`: policy `{arn}` has no version `{version}`")]

@@ -13,8 +13,8 @@ use crate::snapshot::{RoleEntry, TenantSnapshot};
 
 use super::authenticate::{fill_session_context, Caller};
 use super::jwt::{condition_key_prefix, UnverifiedToken};
-use super::token::{SessionClaims, SessionSubject};
 use super::{params, StsError};
+use crate::jose::{SessionClaims, SessionSubject};
 
 /// `DurationSeconds` when none is given to `AssumeRole*`.
 const DEFAULT_ROLE_SESSION: i32 = 3600;
@@ -802,7 +802,7 @@ fn verify_mfa(
         .filter(|s| device.last_used_step.is_none_or(|last| *s > last))
         .find(|&s| {
             totp::code_at_step(device.seed.expose(), s)
-                .is_some_and(|c| super::token::constant_time_eq(c.as_bytes(), code.as_bytes()))
+                .is_some_and(|c| crate::jose::constant_time_eq(c.as_bytes(), code.as_bytes()))
         })
         .ok_or_else(failed)?;
     if !env.mfa.accept(snapshot.account_id(), serial, step) {

@@ -88,7 +88,7 @@ fn jwks(text: &str) -> Result<(), DirectoryError> {
     }
     // The same parser sidecars verify tokens with: a key set it refuses (a private key
     // member, a malformed coordinate) is refused here, when the operator can fix it.
-    crate::sts::jwt::Jwks::parse(text).map_err(|e| DirectoryError::InvalidInput(e.to_string()))?;
+    crate::jose::Jwks::parse(text).map_err(|e| DirectoryError::InvalidInput(e.to_string()))?;
     Ok(())
 }
 
