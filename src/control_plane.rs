@@ -11,10 +11,15 @@ mod seal;
 mod store;
 
 pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary};
+/// The admin client side lives in [`crate::client`]; kept at this path for the serving code
+/// (the sidecar, its sync stream, `serve` and `up`) that reads profiles.
+pub use crate::client::{
+    find_credentials, parse_credentials_file, render_profile, sign_admin_call,
+    CredentialsFileError, Profile,
+};
 pub use admin_auth::{
-    defaults_to_caller, find_credentials, is_operator_only, parse_credentials_file, render_profile,
-    sign_admin_call, target, AdminAuth, AdminAuthCounters, AdminCaller, AdminCredentials, CallEnv,
-    Checker, CredentialsFileError, FailureLimit, OperatorKey, Profile, Target, ADMIN_SIGNING_HOST,
+    defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
+    AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target, ADMIN_SIGNING_HOST,
 };
 pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,

@@ -27,6 +27,7 @@
 pub mod account;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod control_plane;
 pub mod directory;
 pub mod error;

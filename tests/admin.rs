@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::Code;
 
-use iamlet::control_plane::{aws_error_code, sign_admin_call, signed_admin_request, Profile};
+use iamlet::client::{sign_admin_call, Profile};
+use iamlet::control_plane::{aws_error_code, signed_admin_request};
 use iamlet::directory::Secret;
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;

@@ -14,12 +14,12 @@ use iamlet::control_plane::{
 use iamlet::directory::totp::code_at;
 use iamlet::directory::IdGenerator;
 use iamlet::directory::{PasswordHasher, Secret};
+use iamlet::jose::Es256Signer;
 use iamlet::policy::{parse_policy_date, Timestamp};
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
 use iamlet::sidecar::{serve_sidecar, spawn_sidecar, SidecarConfig, SidecarHandle};
 use iamlet::snapshot::SnapshotVersion;
-use iamlet::sts::jwt::Es256Signer;
 use iamlet::sync::{Backoff, Readiness};
 use ring::{digest, hmac};
 use serde_json::{json, Value};

@@ -19,9 +19,8 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::control_plane::{
-    aws_error_code, find_credentials, signed_admin_request as signed, Profile,
-};
+use crate::client::{find_credentials, Profile};
+use crate::control_plane::{aws_error_code, signed_admin_request as signed};
 use crate::proto::v1 as pb;
 
 /// `iamlet admin`.

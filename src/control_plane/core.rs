@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 use crate::snapshot::SnapshotVersion;
-use crate::sync::TenantUpdate;
+use crate::snapshot::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;

@@ -3,6 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde_json::json;
 
 use super::*;
+use crate::client::sign_admin_call;
 use crate::control_plane::SqliteStore;
 use crate::directory::IdGenerator;
 use crate::sts::sigv4::{Signature, SignedRequest};

@@ -13,8 +13,8 @@ use super::*;
 use crate::directory::{
     AccessKey, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput, CreateUserInput, Tenant,
 };
+use crate::jose::Es256Signer;
 use crate::snapshot::{AwsManagedLookup, SnapshotVersion};
-use crate::sts::jwt::Es256Signer;
 use crate::sts::{authenticate, credential_tenant, Presented};
 
 const A: &str = "111122223333";
