@@ -1,4 +1,3 @@
-
 use super::canonical::*;
 use super::*;
 use crate::policy::Timestamp;
