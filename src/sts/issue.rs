@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::authz::{evaluate, Context, Outcome, PolicySet, Principal, Request};
 use crate::directory::{totp, IdGenerator, IdPrefix, Tag};
 use crate::policy::{
-    non_whitespace_len, CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyKind,
-    Timestamp,
+    non_whitespace_len, ArnParts, CompiledPolicy, ContextValue, ParseOptions, PolicyDocument,
+    PolicyKind, Timestamp,
 };
 use crate::snapshot::{Resolved, RoleEntry, TenantSnapshot};
 
@@ -838,9 +838,11 @@ fn role_session_params(
     Ok(())
 }
 
+/// The role `arn` names, in any partition (`aws`, `aws-cn`, `aws-us-gov`): the ARN is split
+/// with the policy language's splitter, and must then equal the role's own ARN.
 fn find_role<'a>(snapshot: &'a TenantSnapshot, arn: &str) -> Option<&'a RoleEntry> {
-    let name = arn.strip_prefix("arn:aws:iam::")?.split_once(":role/")?.1;
-    let name = name.rsplit('/').next()?;
+    let parts = ArnParts::split(arn).filter(|p| p.service() == "iam")?;
+    let name = parts.resource().strip_prefix("role/")?.rsplit('/').next()?;
     snapshot.role(name).filter(|r| &*r.arn == arn)
 }
 
