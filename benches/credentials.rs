@@ -49,7 +49,7 @@ fn fixture() -> Fixture {
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
     let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
     let spec: TenantSpec =
-        serde_yaml::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
+        serde_yaml_ng::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
             .expect("demo tenant");
     cp.apply_spec(&spec, "bench", false).expect("apply");
     let (key, _) = cp

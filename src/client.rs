@@ -34,6 +34,8 @@ pub fn sign_admin_call(
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();
+    // INVARIANT: a whole-second RFC 3339 time without '-' and ':' is `yyyymmddThhmmssZ`, so
+    // its first eight characters exist and are the scope's date.
     let date = amz_date.get(..8).unwrap_or_default().to_owned();
     let payload_hash = sha256(payload);
     let mut headers = vec![

@@ -211,8 +211,8 @@ fn load_demo(
         })?,
         None => DEMO_TENANT.to_owned(),
     };
-    let spec: TenantSpec =
-        serde_yaml::from_str(&text).map_err(|e| ServeError::Config(format!("tenant spec: {e}")))?;
+    let spec: TenantSpec = serde_yaml_ng::from_str(&text)
+        .map_err(|e| ServeError::Config(format!("tenant spec: {e}")))?;
     control_plane.apply_spec(&spec, ACTOR, false)?;
     let account = spec.account_id.clone();
     let user = spec

@@ -481,11 +481,7 @@ pub fn signed_admin_request<T: prost::Message>(
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    data_encoding::HEXLOWER.encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// `ChangePassword`'s proof, checked before the write lock is taken (the hash is slow on

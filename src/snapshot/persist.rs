@@ -89,11 +89,7 @@ fn digest_hex(account_id: &str, version: SnapshotVersion, payload: &str) -> Stri
     ctx.update(&version.seq.to_be_bytes());
     ctx.update(b"\n");
     ctx.update(payload.as_bytes());
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    data_encoding::HEXLOWER.encode(ctx.finish().as_ref())
 }
 
 /// Writes `tenant` at `version` as the last known good snapshot, atomically.

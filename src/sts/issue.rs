@@ -900,7 +900,8 @@ fn packed_size<'a>(
             "Packed policy consumes {percent}% of allotted space, please use smaller policy."
         )));
     }
-    Ok(i32::try_from(percent).unwrap_or(i32::MAX))
+    // INVARIANT: `used <= PACKED_LIMIT` here, so `percent <= 100` always fits.
+    Ok(i32::try_from(percent).unwrap_or(100))
 }
 
 fn verify_mfa(

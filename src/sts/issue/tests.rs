@@ -2426,7 +2426,9 @@ fn roles_are_found_by_arn_in_every_partition() {
         let root = w.root();
         w.role("app", &trusts(&root, &["sts:AssumeRole"]));
         for role in w.tenant.roles.values_mut() {
-            role.arn = role.arn.replacen("arn:aws:", &format!("arn:{partition}:"), 1);
+            role.arn = role
+                .arn
+                .replacen("arn:aws:", &format!("arn:{partition}:"), 1);
         }
         let s = w.snapshot();
         let arn = format!("arn:{partition}:iam::{A}:role/app");

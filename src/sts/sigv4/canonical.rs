@@ -86,7 +86,8 @@ fn push_canonical_uri(out: &mut String, path: &str) {
         match segment {
             "" | "." => {}
             ".." => {
-                // Encoded segments hold no '/', so the last one starts at the last '/'.
+                // Encoded segments hold no '/', so the last one starts at the last '/'; with no
+                // segment left, `..` at the root stays at the root (offset 0).
                 let last = out.get(start..).and_then(|uri| uri.rfind('/')).unwrap_or(0);
                 out.truncate(start + last);
             }

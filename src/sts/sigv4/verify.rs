@@ -25,7 +25,9 @@ use super::{
 pub struct Signature {
     /// `AKID/yyyymmdd/region/service/aws4_request`, decoded.
     credential: String,
-    /// Where the access key id, date, region and service end in `credential`.
+    /// Where the access key id, date, region and service end in `credential`. INVARIANT:
+    /// ascending offsets of `/` in `credential` (from [`credential_ends`]), so every slice
+    /// between them exists and the empty fallbacks of the accessors below are unreachable.
     ends: [usize; 4],
     security_token: Option<String>,
     request_time: Timestamp,

@@ -238,7 +238,11 @@ fn provider_arns_are_read_in_every_partition() {
         .unwrap();
     for partition in ["aws", "aws-cn", "aws-us-gov"] {
         let arn = ARN.replacen("arn:aws:", &format!("arn:{partition}:"), 1);
-        assert_eq!(t.get_open_id_connect_provider(&arn).unwrap().url, URL, "{arn}");
+        assert_eq!(
+            t.get_open_id_connect_provider(&arn).unwrap().url,
+            URL,
+            "{arn}"
+        );
     }
     for other in [
         ARN.replace("111122223333", "444455556666"),
