@@ -95,3 +95,58 @@ impl JoseError {
         Self::InvalidJwks(what.to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use serde_json::json;
+
+    fn signed() -> (Es256Signer, String) {
+        let signer = Es256Signer::generate("k1").unwrap();
+        let token = signer.sign(&json!({"sub": "s"})).unwrap();
+        (signer, token)
+    }
+
+    #[test]
+    fn a_signed_jws_verifies_with_its_key_set_only() {
+        let (signer, token) = signed();
+        let jwks = Jwks::parse(&signer.jwks()).unwrap();
+        let (jws, payload) = CompactJws::parse(&token, 1024).unwrap();
+        assert_eq!(jws.alg(), Algorithm::Es256);
+        assert_eq!(jws.kid(), Some("k1"));
+        assert_eq!(payload.get("sub").and_then(|v| v.as_str()), Some("s"));
+        jws.verify(&jwks).unwrap();
+
+        let other = Jwks::parse(&Es256Signer::generate("k1").unwrap().jwks()).unwrap();
+        assert_eq!(jws.verify(&other), Err(JoseError::BadSignature));
+        let renamed = Jwks::parse(&Es256Signer::generate("k2").unwrap().jwks()).unwrap();
+        assert_eq!(jws.verify(&renamed), Err(JoseError::NoKey));
+        assert_eq!(jws.verify(&Jwks::default()), Err(JoseError::NoKey));
+    }
+
+    #[test]
+    fn malformed_tokens_and_key_sets_are_refused_without_echo() {
+        let (_, token) = signed();
+        let two_segments: String = token.rsplitn(2, '.').nth(1).unwrap().to_owned();
+        for bad in [two_segments, format!("{token}.x"), format!("{token}=")] {
+            let error = CompactJws::parse(&bad, 1024).unwrap_err();
+            assert!(matches!(error, JoseError::Malformed(_)), "{bad}: {error:?}");
+            assert_eq!(error.code(), AwsCode::InvalidIdentityToken);
+        }
+        let none = format!(
+            "{}.{}.c2ln",
+            BASE64URL.encode(r#"{"alg":"none"}"#),
+            BASE64URL.encode(r#"{"sub":"s"}"#)
+        );
+        assert_eq!(
+            CompactJws::parse(&none, 1024).unwrap_err(),
+            JoseError::UnsupportedAlgorithm
+        );
+        let private = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"c2VjcmV0"}]}"#;
+        let error = Jwks::parse(private).unwrap_err();
+        assert_eq!(error.code(), AwsCode::InvalidInput);
+        assert!(error.to_string().starts_with("The JWKS is not valid: "));
+        assert!(!error.to_string().contains("c2VjcmV0"));
+    }
+}
