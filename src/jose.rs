@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn malformed_tokens_and_key_sets_are_refused_without_echo() {
         let (_, token) = signed();
-        let two_segments: String = token.rsplitn(2, '.').nth(1).unwrap().to_owned();
+        let two_segments: String = token.rsplit_once('.').unwrap().0.to_owned();
         for bad in [two_segments, format!("{token}.x"), format!("{token}=")] {
             let error = CompactJws::parse(&bad, 1024).unwrap_err();
             assert!(matches!(error, JoseError::Malformed(_)), "{bad}: {error:?}");
