@@ -52,7 +52,7 @@ fn fixture() -> Fixture {
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
     let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
     let spec: TenantSpec =
-        serde_yaml::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
+        serde_yaml_ng::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
             .expect("demo tenant");
     cp.apply_spec(&spec, "bench", false).expect("apply");
     let (key, _) = cp
@@ -131,7 +131,7 @@ fn credentials(c: &mut Criterion) {
     let alice = "arn:aws:iam::111122223333:user/alice";
     let session = "arn:aws:sts::111122223333:assumed-role/reports-writer/bench";
     assert_eq!(issued.arn, session, "assume_role issues the session");
-    let verified = ring.verify(ACCOUNT, &issued.session_token, now);
+    let verified = ring.verify(ACCOUNT, &issued.session_token, now.epoch_seconds());
     assert!(verified.is_ok(), "session_token_verify: {verified:?}");
     let long_term = sts::authenticate(
         &f.snapshot,
@@ -160,7 +160,13 @@ fn credentials(c: &mut Criterion) {
     let mut group = c.benchmark_group("credentials");
     group.bench_function("assume_role", |b| b.iter(|| black_box(assume(&f, now))));
     group.bench_function("session_token_verify", |b| {
-        b.iter(|| black_box(ring.verify(ACCOUNT, black_box(&issued.session_token), now)))
+        b.iter(|| {
+            black_box(ring.verify(
+                ACCOUNT,
+                black_box(&issued.session_token),
+                now.epoch_seconds(),
+            ))
+        })
     });
     group.bench_function("authenticate_long_term_key", |b| {
         b.iter(|| {

@@ -23,8 +23,8 @@ use iamlet::directory::{
 };
 use iamlet::grpc::serve_control_plane;
 use iamlet::sidecar::{spawn_sidecar, SidecarConfig};
-use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, SnapshotVersion};
-use iamlet::sync::{Applier, Backoff, Readiness, TenantUpdate, UpdateResult};
+use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, SnapshotVersion, TenantUpdate};
+use iamlet::sync::{Applier, Backoff, Readiness, UpdateResult};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -15,9 +15,8 @@ mod watch;
 pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary};
 pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{
-    defaults_to_caller, find_credentials, is_operator_only, parse_credentials_file, render_profile,
-    sign_admin_call, target, AdminAuth, AdminAuthCounters, AdminCaller, AdminCredentials, CallEnv,
-    Checker, CredentialsFileError, FailureLimit, OperatorKey, Profile, Target, ADMIN_SIGNING_HOST,
+    defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
+    AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target,
 };
 pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,

@@ -121,7 +121,7 @@ pub struct SidecarConfig {
     /// TLS to the control plane.
     pub tls: Option<crate::tls::ClientTlsFiles>,
     /// The sync key presented to the control plane, if any.
-    pub sync_credentials: Option<crate::control_plane::Profile>,
+    pub sync_credentials: Option<crate::client::Profile>,
     /// Keepalive and idle bound of the stream to the control plane.
     pub liveness: crate::sync::Liveness,
 }
@@ -453,8 +453,7 @@ fn persisted_tenants(dir: &std::path::Path) -> Vec<String> {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let account = name.strip_prefix("tenant-")?.strip_suffix(".json")?;
-            (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| account.to_owned())
+            crate::account::AccountId::is_valid(account).then(|| account.to_owned())
         })
         .collect();
     tenants.sort();

@@ -15,6 +15,7 @@
 mod compile;
 mod persist;
 mod store;
+mod wire;
 
 use std::fmt;
 
@@ -29,6 +30,7 @@ pub use persist::{
     PersistedTenant, StoreRef,
 };
 pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
+pub use wire::{for_sidecars, sha256_hex, TenantUpdate};
 
 /// Tenants and helpers for other modules' tests.
 #[cfg(test)]

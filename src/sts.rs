@@ -13,7 +13,7 @@
 //!   the signature covers both, so a token of tenant A never verifies as tenant B's, a key id
 //!   of B inside an A token finds no key, and an unknown key id fails closed.
 //! - **What the secret is.** A session's secret access key is derived from the issuer key, the
-//!   tenant, the access key id and the token's random id (see [`token`]): never stored, it can
+//!   tenant, the access key id and the token's random id (see [`crate::jose::session`]): never stored, it can
 //!   be re-derived by any verifier, which SigV4 needs since its signatures are symmetric.
 //!   Long-term secrets are held by the control plane and the tenant's sidecars.
 //! - **What a token cannot do.** Permissions are read from the snapshot at each request: a
@@ -32,10 +32,10 @@ mod issue;
 pub mod jwt;
 mod params;
 pub mod sigv4;
-pub mod token;
 
 use crate::error::AwsCode;
 
+pub use crate::jose::{IssuerKeyring, SessionClaims, SessionSubject, VerifiedToken};
 pub use authenticate::{
     authenticate, credential_tenant, fill_session_context, resolve_credentials, Caller, Presented,
     Verified,
@@ -45,7 +45,6 @@ pub use issue::{
     AssumeRoleParams, CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, MfaReplayGuard,
     WebIdentityIssued, WebIdentityParams,
 };
-pub use token::{IssuerKeyring, SessionClaims, SessionSubject, VerifiedToken};
 
 /// Why an STS operation or an authentication failed. Each has AWS's error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +102,19 @@ impl StsError {
             self,
             Self::InvalidToken | Self::ExpiredToken | Self::Signature(_)
         )
+    }
+}
+
+impl From<crate::jose::SessionTokenError> for StsError {
+    fn from(error: crate::jose::SessionTokenError) -> Self {
+        use crate::jose::SessionTokenError;
+        match error {
+            SessionTokenError::Invalid => Self::InvalidToken,
+            SessionTokenError::Expired => Self::ExpiredToken,
+            e @ (SessionTokenError::NoActiveKey | SessionTokenError::Encode) => {
+                Self::ServiceFailure(e.to_string())
+            }
+        }
     }
 }
 

@@ -21,31 +21,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use ring::digest;
 
 use crate::directory::Tenant;
 use crate::snapshot::{
-    read_last_known_good, write_last_known_good, ApplyOutcome, AwsManagedLookup, SnapshotStore,
-    SnapshotVersion, StoreRef, TenantSnapshot,
+    for_sidecars, read_last_known_good, sha256_hex, write_last_known_good, ApplyOutcome,
+    AwsManagedLookup, SnapshotStore, SnapshotVersion, StoreRef, TenantSnapshot, TenantUpdate,
 };
 
+/// The update wire format lives with the snapshots it carries; kept at this path for the
+/// stream client and the benches.
 pub(crate) use client::report;
 pub use client::{
     run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, SYNC_STATE_FILE,
 };
-
-/// One tenant's update as the control plane sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantUpdate {
-    /// The tenant.
-    pub account_id: String,
-    /// The version.
-    pub version: SnapshotVersion,
-    /// The tenant's directory as JSON.
-    pub payload: String,
-    /// Lowercase hex SHA-256 of `payload`.
-    pub sha256: String,
-}
 
 /// What became of an update: the sidecar ACKs the first two and NACKs the last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,41 +74,6 @@ pub struct Applier {
     /// The store each served tenant came from (absent: unknown, from an older control plane
     /// or an older state file).
     origins: Mutex<HashMap<String, StoreRef>>,
-}
-
-// === impl TenantUpdate ===
-
-impl TenantUpdate {
-    /// An update for `tenant` at `version`, with its digest.
-    pub fn new(tenant: &Tenant, version: SnapshotVersion) -> Result<Self, serde_json::Error> {
-        let payload = serde_json::to_string(&for_sidecars(tenant.clone()))?;
-        Ok(Self {
-            account_id: tenant.account_id.clone(),
-            version,
-            sha256: sha256_hex(&payload),
-            payload,
-        })
-    }
-}
-
-/// `tenant` without what sidecars never use and must not hold: the root user's key (for the
-/// admin API alone) and console password hashes (nobody signs in at a sidecar). A sidecar's
-/// stream or state directory then reveals neither.
-pub fn for_sidecars(mut tenant: Tenant) -> Tenant {
-    tenant.root_access_key = None;
-    for user in tenant.users.values_mut() {
-        user.login_profile = None;
-    }
-    tenant
-}
-
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(text: &str) -> String {
-    digest::digest(&digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 // === impl Applier ===

@@ -131,13 +131,13 @@ impl TenantAccess {
     /// Parses the mapping.
     pub fn parse(text: &str) -> Result<Self, String> {
         let map: std::collections::BTreeMap<String, Vec<String>> =
-            serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+            serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
         for (name, tenants) in &map {
             rustls::pki_types::ServerName::try_from(name.as_str())
                 .map_err(|_| format!("`{name}` is not a DNS name"))?;
             if let Some(bad) = tenants
                 .iter()
-                .find(|t| *t != "*" && (t.len() != 12 || !t.bytes().all(|b| b.is_ascii_digit())))
+                .find(|t| *t != "*" && !crate::account::AccountId::is_valid(t))
             {
                 return Err(format!(
                     "`{name}`: `{bad}` is not a 12-digit account id or `*`"

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::Code;
 
-use iamlet::control_plane::{sign_admin_call, Profile};
+use iamlet::client::{sign_admin_call, Profile};
 use iamlet::directory::Secret;
 use iamlet::grpc::{aws_error_code, signed_admin_request};
 use iamlet::policy::Timestamp;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{render_profile, AdminAuth, ControlPlane, OperatorKey, SqliteStore};
+use iamlet::client::render_profile;
+use iamlet::control_plane::{AdminAuth, ControlPlane, OperatorKey, SqliteStore};
 use iamlet::directory::IdGenerator;
 use iamlet::directory::Secret;
 use iamlet::grpc::{aws_error_code, serve_control_plane_with, ServeOptions};
@@ -133,7 +134,7 @@ fn sidecar_with_key(
     endpoint: SocketAddr,
     readiness: Readiness,
     state: &std::path::Path,
-    sync_credentials: Option<iamlet::control_plane::Profile>,
+    sync_credentials: Option<iamlet::client::Profile>,
 ) -> (SidecarHandle, watch::Sender<bool>) {
     let (stop, shutdown) = watch::channel(false);
     let (handle, _task) = spawn_sidecar(
@@ -750,7 +751,7 @@ async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
             cp.addr,
             Readiness::Tenants(vec![A.into()]),
             state,
-            Some(iamlet::control_plane::Profile {
+            Some(iamlet::client::Profile {
                 access_key_id: "IOPRSYNCKEYTEST00001".into(),
                 secret_access_key: Secret::new(secret),
                 session_token: None,

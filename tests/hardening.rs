@@ -480,7 +480,8 @@ fn out_of_file_descriptors_the_sidecar_neither_spins_nor_stops() {
 /// is refused from its metadata, or cut at 1 MiB, before the control plane holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_admin_messages_are_read_only_from_authenticated_callers() {
-    use iamlet::control_plane::{AdminAuth, OperatorKey, Profile};
+    use iamlet::client::Profile;
+    use iamlet::control_plane::{AdminAuth, OperatorKey};
     use iamlet::directory::Secret;
     use iamlet::grpc::{serve_control_plane_with, signed_admin_request, ServeOptions};
     let data = super::support::temp_dir("hardening", "admin-size");

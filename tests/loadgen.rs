@@ -5,7 +5,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamlet::control_plane::{ControlPlane, Profile, SqliteStore};
+use iamlet::client::Profile;
+use iamlet::control_plane::{ControlPlane, SqliteStore};
 use iamlet::directory::IdGenerator;
 use iamlet::grpc::serve_control_plane;
 use iamlet::loadgen::{

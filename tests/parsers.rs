@@ -10,11 +10,12 @@ use iamlet::control_plane::{ControlPlane, SqliteStore};
 use iamlet::directory::IdGenerator;
 use iamlet::policy::{PolicyDocument, PolicyKind, Timestamp};
 use iamlet::proto::v1 as pb;
+use iamlet::snapshot::TenantUpdate;
 use iamlet::snapshot::{
     read_last_known_good, write_last_known_good, AwsManagedCatalog, SnapshotStore, TenantSnapshot,
 };
 use iamlet::sts::sigv4::{Signature, SignedRequest};
-use iamlet::sync::{Applier, TenantUpdate};
+use iamlet::sync::Applier;
 use proptest::prelude::*;
 use prost::Message;
 
@@ -119,7 +120,10 @@ fn snapshot(bytes: &[u8]) {
 fn token(bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
     let t = targets();
-    let _ = t.snapshot.issuer_keys().verify(A, &text, Timestamp::now());
+    let _ = t
+        .snapshot
+        .issuer_keys()
+        .verify(A, &text, Timestamp::now().epoch_seconds());
 }
 
 fn sigv4(bytes: &[u8]) {

@@ -19,7 +19,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::control_plane::{find_credentials, Profile};
+use crate::client::{find_credentials, Profile};
 use crate::grpc::{aws_error_code, signed_admin_request as signed};
 use crate::proto::v1 as pb;
 

@@ -245,7 +245,7 @@ impl RunArgs {
                     tenant: self.churn_tenant.clone(),
                     user: self.churn_user.clone(),
                     every: self.churn_every,
-                    credentials: crate::control_plane::find_credentials(
+                    credentials: crate::client::find_credentials(
                         self.churn_profile.as_deref(),
                         &|k| std::env::var(k).ok(),
                     )

@@ -145,16 +145,16 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
 /// The file's settings: a mapping of flag names to scalars or lists of scalars (a list is
 /// joined with commas, as the list flags take it).
 fn settings(text: &str) -> Result<Vec<(String, String)>, String> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
     let map = match value {
-        serde_yaml::Value::Mapping(map) => map,
-        serde_yaml::Value::Null => return Ok(Vec::new()),
+        serde_yaml_ng::Value::Mapping(map) => map,
+        serde_yaml_ng::Value::Null => return Ok(Vec::new()),
         _ => return Err("expected a mapping of settings (`key: value`)".into()),
     };
-    let scalar = |key: &str, v: &serde_yaml::Value| match v {
-        serde_yaml::Value::String(s) => Ok(s.clone()),
-        serde_yaml::Value::Number(n) => Ok(n.to_string()),
-        serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+    let scalar = |key: &str, v: &serde_yaml_ng::Value| match v {
+        serde_yaml_ng::Value::String(s) => Ok(s.clone()),
+        serde_yaml_ng::Value::Number(n) => Ok(n.to_string()),
+        serde_yaml_ng::Value::Bool(b) => Ok(b.to_string()),
         _ => Err(format!(
             "`{key}`: expected a string, number, boolean or list of them"
         )),
@@ -166,7 +166,7 @@ fn settings(text: &str) -> Result<Vec<(String, String)>, String> {
                 .ok_or_else(|| "keys must be strings".to_owned())?
                 .to_owned();
             let value = match v {
-                serde_yaml::Value::Sequence(items) => items
+                serde_yaml_ng::Value::Sequence(items) => items
                     .iter()
                     .map(|i| scalar(&key, i))
                     .collect::<Result<Vec<_>, _>>()?

@@ -143,11 +143,8 @@ pub(super) fn read_credentials_file(
         Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
             let mut ids = IdGenerator::system();
             let key_id = format!("IOPR{}", ids.base32(16));
-            let text = crate::control_plane::render_profile(
-                OPERATOR_PROFILE,
-                &key_id,
-                &ids.secret_access_key(),
-            );
+            let text =
+                crate::client::render_profile(OPERATOR_PROFILE, &key_id, &ids.secret_access_key());
             crate::control_plane::write_new_private(path, &text)
                 .map_err(|e| config(e.to_string()))?;
             (text, true)
@@ -155,7 +152,7 @@ pub(super) fn read_credentials_file(
         Err(e) => return Err(config(e.to_string())),
     };
     let profiles =
-        crate::control_plane::parse_credentials_file(&text).map_err(|e| config(e.to_string()))?;
+        crate::client::parse_credentials_file(&text).map_err(|e| config(e.to_string()))?;
     if profiles.is_empty() {
         return Err(config("no key in the file".into()));
     }
@@ -662,7 +659,7 @@ pub(crate) struct SidecarSettings {
     log_config: DecisionLogConfig,
     caches: CacheConfig,
     staleness: StalenessPolicy,
-    sync_credentials: Option<crate::control_plane::Profile>,
+    sync_credentials: Option<crate::client::Profile>,
     tls: Option<crate::tls::ClientTlsFiles>,
     local_tls: Option<Arc<ReloadingServerTls>>,
 }
@@ -711,7 +708,7 @@ impl TryFrom<SidecarArgs> for SidecarSettings {
                 .ok_or_else(|| {
                     ServeError::Config(format!("{}: no such profile", path.display()))
                 })?;
-                Some(crate::control_plane::Profile {
+                Some(crate::client::Profile {
                     access_key_id: key.access_key_id,
                     secret_access_key: key.secret,
                     session_token: None,
@@ -769,7 +766,7 @@ fn parse_tenants(text: &str) -> Result<Readiness, ServeError> {
     if tenants.is_empty()
         || tenants
             .iter()
-            .any(|t| t.len() != 12 || !t.bytes().all(|b| b.is_ascii_digit()))
+            .any(|t| !crate::account::AccountId::is_valid(t))
     {
         return Err(ServeError::Tenants(format!(
             "`{}`: expected 12-digit account ids separated by commas, or `*`",

@@ -12,10 +12,10 @@ use serde_json::json;
 use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use crate::directory::IdGenerator;
 use crate::grpc::{serve_control_plane_with, serve_sidecar, ServeOptions, DEFAULT_HEARTBEAT};
+use crate::jose::Es256Signer;
 use crate::policy::Timestamp;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
 use crate::sidecar::{spawn_sidecar, SidecarConfig};
-use crate::sts::jwt::Es256Signer;
 use crate::sync::{Backoff, Readiness};
 
 use super::serve::{load_or_create_operators, say, stop_signal, ServeError, DRAIN};
@@ -99,10 +99,9 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     let mut demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
     let admin = create_admin(&control_plane, &demo.account)?;
     demo.admin = Some(admin.clone());
-    let mut profiles =
-        crate::control_plane::render_profile(ADMIN_PROFILE, &admin.0, admin.1.expose());
+    let mut profiles = crate::client::render_profile(ADMIN_PROFILE, &admin.0, admin.1.expose());
     for operator in &operators {
-        profiles.push_str(&crate::control_plane::render_profile(
+        profiles.push_str(&crate::client::render_profile(
             &operator.name,
             &operator.access_key_id,
             operator.secret.expose(),
@@ -245,8 +244,8 @@ fn load_demo(
         })?,
         None => DEMO_TENANT.to_owned(),
     };
-    let spec: TenantSpec =
-        serde_yaml::from_str(&text).map_err(|e| ServeError::Config(format!("tenant spec: {e}")))?;
+    let spec: TenantSpec = serde_yaml_ng::from_str(&text)
+        .map_err(|e| ServeError::Config(format!("tenant spec: {e}")))?;
     control_plane.apply_spec(&spec, ACTOR, false)?;
     let account = spec.account_id.clone();
     let user = spec

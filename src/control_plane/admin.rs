@@ -85,7 +85,7 @@ impl AdminCall {
     /// The tenant a refused call claims to belong to: its session token's, else its key's.
     fn claimed_tenant(&self) -> Option<String> {
         match &self.claimed_token {
-            Some(token) => crate::sts::token::token_tenant(token).map(str::to_owned),
+            Some(token) => crate::jose::token_tenant(token).map(str::to_owned),
             None => self
                 .claimed_key
                 .as_deref()

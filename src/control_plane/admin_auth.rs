@@ -23,7 +23,6 @@
 //! [`FailureLimit::max_failures`] times within a window is refused (`Throttling`) until the
 //! window ends, before any credential is looked at.
 
-mod profiles;
 mod target;
 
 use std::collections::HashMap;
@@ -43,73 +42,7 @@ use crate::sts::{authenticate, credential_tenant, fill_session_context, Caller, 
 use super::core::ControlPlane;
 use super::AdminError;
 
-pub use profiles::{
-    find_credentials, parse_credentials_file, render_profile, CredentialsFileError, Profile,
-};
 pub use target::{defaults_to_caller, is_operator_only, target, Target};
-
-/// The `host` a SigV4 signature over an admin call signs: gRPC carries the authority as a
-/// pseudo-header the service does not see, so the signature binds the service's name.
-pub const ADMIN_SIGNING_HOST: &str = "iamlet.v1.Admin";
-
-/// The metadata that signs one admin call with SigV4 (service `iam`, region `us-east-1`):
-/// `POST /iamlet.v1.Admin/<method>` over the protobuf-encoded `payload`, at `now`. The secret
-/// never leaves the caller; the control plane verifies with its copy.
-pub fn sign_admin_call(
-    method: &str,
-    payload: &[u8],
-    access_key_id: &str,
-    secret: &str,
-    session_token: Option<&str>,
-    now: Timestamp,
-) -> Vec<(&'static str, String)> {
-    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
-    let sha256 = |bytes: &[u8]| hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
-    let amz_date: String = Timestamp::from_epoch_seconds(now.epoch_seconds())
-        .to_string()
-        .chars()
-        .filter(|c| !matches!(c, '-' | ':'))
-        .collect();
-    let date = amz_date.get(..8).unwrap_or_default().to_owned();
-    let payload_hash = sha256(payload);
-    let mut headers = vec![
-        ("host", ADMIN_SIGNING_HOST.to_owned()),
-        ("x-amz-content-sha256", payload_hash.clone()),
-        ("x-amz-date", amz_date.clone()),
-    ];
-    if let Some(token) = session_token {
-        headers.push(("x-amz-security-token", token.to_owned()));
-    }
-    let signed_headers = headers
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(";");
-    let canonical_headers: String = headers
-        .iter()
-        .map(|(name, value)| format!("{name}:{}\n", value.trim()))
-        .collect();
-    let canonical = format!(
-        "POST\n/iamlet.v1.Admin/{method}\n\n{canonical_headers}\n{signed_headers}\n{payload_hash}"
-    );
-    let scope = format!("{date}/us-east-1/iam/aws4_request");
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256(canonical.as_bytes())
-    );
-    let signature =
-        crate::sts::sigv4::SigningKey::derive(secret.as_bytes(), &date, "us-east-1", "iam")
-            .sign_hex(&string_to_sign);
-    headers.retain(|(name, _)| *name != "host");
-    headers.push((
-        "authorization",
-        format!(
-            "AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, \
-             Signature={signature}"
-        ),
-    ));
-    headers
-}
 
 /// An operator's access key, configured on the control plane.
 #[derive(Clone)]
@@ -127,10 +60,7 @@ impl OperatorKey {
     /// misconfigured file) matches nothing.
     pub fn secret_matches(&self, secret: &str) -> bool {
         !self.secret.expose().is_empty()
-            && crate::sts::token::constant_time_eq(
-                self.secret.expose().as_bytes(),
-                secret.as_bytes(),
-            )
+            && crate::jose::constant_time_eq(self.secret.expose().as_bytes(), secret.as_bytes())
     }
 }
 

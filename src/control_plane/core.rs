@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 use crate::snapshot::SnapshotVersion;
-use crate::sync::TenantUpdate;
+use crate::snapshot::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
@@ -214,7 +214,7 @@ impl ControlPlane {
         alias: Option<&str>,
         actor: &str,
     ) -> Result<(SnapshotVersion, (String, crate::directory::Secret)), AdminError> {
-        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+        if !crate::account::AccountId::is_valid(account_id) {
             return Err(AdminError::InvalidParameterValue {
                 name: "AccountId".into(),
                 reason: format!("`{account_id}` is not a 12-digit account id"),

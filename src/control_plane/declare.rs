@@ -332,13 +332,13 @@ impl TenantSpec {
         if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| SpecError::Json(e.to_string()))
         } else {
-            serde_yaml::from_str(text).map_err(|e| SpecError::Yaml(e.to_string()))
+            serde_yaml_ng::from_str(text).map_err(|e| SpecError::Yaml(e.to_string()))
         }
     }
 
     /// The spec as YAML.
     pub fn to_yaml(&self) -> Result<String, SpecError> {
-        serde_yaml::to_string(self).map_err(|e| SpecError::Yaml(e.to_string()))
+        serde_yaml_ng::to_string(self).map_err(|e| SpecError::Yaml(e.to_string()))
     }
 
     /// The spec as indented JSON.

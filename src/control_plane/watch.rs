@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::snapshot::SnapshotVersion;
-use crate::sync::TenantUpdate;
+use crate::snapshot::TenantUpdate;
 use crate::tls::TenantAccess;
 
 use super::core::ShippedTenant;

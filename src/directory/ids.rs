@@ -10,6 +10,8 @@ use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::account::AccountId;
+
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -144,11 +146,18 @@ impl IdGenerator {
     /// account id (as AWS's own key ids do, which `GetAccessKeyInfo` reads), and 8 random
     /// ones: a sidecar finds a key's tenant without an index.
     pub fn access_key_id(&mut self, prefix: IdPrefix, account: &str) -> String {
-        let number: u64 = account.parse().unwrap_or(0);
+        // A tenant's account id is twelve digits (checked when the tenant is created), so it
+        // parses; anything else encodes as account 0, which names no tenant.
+        let number: u64 = if AccountId::is_valid(account) {
+            account.parse().unwrap_or_default()
+        } else {
+            0
+        };
         let encoded: String = (0..8)
             .rev()
             .map(|i| {
-                let digit = usize::try_from((number >> (5 * i)) & 31).unwrap_or(0);
+                // INVARIANT: masked to five bits, the value always fits a usize.
+                let digit = usize::try_from((number >> (5 * i)) & 31).unwrap_or_default();
                 char::from(BASE32.get(digit).copied().unwrap_or(b'A'))
             })
             .collect();

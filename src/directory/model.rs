@@ -344,6 +344,26 @@ pub struct IssuerKey {
     pub active: bool,
 }
 
+// === impl IssuerKey ===
+
+impl crate::jose::IssuerKeySource for IssuerKey {
+    fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn private_seed_base64(&self) -> &str {
+        self.private_key.expose()
+    }
+
+    fn active(&self) -> bool {
+        self.active
+    }
+}
+
 // === impl Secret ===
 
 impl Secret {

@@ -252,7 +252,7 @@ pub(crate) fn account_alias(alias: &str) -> Result<(), DirectoryError> {
     if !ok {
         return Err(pattern_error(alias, "accountAlias", ALIAS_PATTERN));
     }
-    if bytes.len() == 12 && bytes.iter().all(u8::is_ascii_digit) {
+    if crate::account::AccountId::is_valid(alias) {
         return Err(DirectoryError::InvalidInput(
             "The account alias cannot be a 12-digit number.".into(),
         ));

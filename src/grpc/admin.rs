@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::client::{Profile, ADMIN_SIGNING_HOST};
 use crate::control_plane::{
-    Admin, AdminAuth, AdminCall, AdminError, AdminPresented, CallEnv, ControlPlane, Profile,
-    ADMIN_SIGNING_HOST,
+    Admin, AdminAuth, AdminCall, AdminError, AdminPresented, CallEnv, ControlPlane,
 };
 use crate::directory::Secret;
 use crate::error::AwsCode;
@@ -371,7 +371,7 @@ pub fn signed_admin_request<T: prost::Message>(
     let Some(creds) = credentials else {
         return Request::new(message);
     };
-    let headers = crate::control_plane::sign_admin_call(
+    let headers = crate::client::sign_admin_call(
         method,
         &message.encode_to_vec(),
         &creds.access_key_id,

@@ -131,6 +131,18 @@ mod tests {
     }
 
     #[test]
+    fn retryable_codes_are_unavailable_and_unknown_tenants_not_found() {
+        for code in [
+            AwsCode::StalePolicy,
+            AwsCode::ServiceUnavailable,
+            AwsCode::VersionNotReached,
+        ] {
+            assert_eq!(grpc_code(code), Code::Unavailable, "{code}");
+        }
+        assert_eq!(grpc_code(AwsCode::NoSuchTenant), Code::NotFound);
+    }
+
+    #[test]
     fn internal_errors_hide_their_detail() {
         let status = to_status(
             AwsCode::ServiceFailure,

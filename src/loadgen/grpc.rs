@@ -62,7 +62,7 @@ pub struct ChurnConfig {
     /// The interval between writes.
     pub every: Duration,
     /// Who the writes are made as (the admin API authorizes them).
-    pub credentials: Option<crate::control_plane::Profile>,
+    pub credentials: Option<crate::client::Profile>,
 }
 
 /// Everything a run against a gRPC target needs.

@@ -121,7 +121,7 @@ impl PrincipalRef {
 
 /// A 12-digit account id.
 pub(crate) fn is_account_id(value: &str) -> bool {
-    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
+    crate::account::AccountId::is_valid(value)
 }
 
 /// An IAM unique id such as `AIDAJQABLZS4A3QDU576Q`: `A`, then 15 to 127 upper-case letters

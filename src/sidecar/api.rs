@@ -12,8 +12,8 @@ use moka::sync::Cache;
 use crate::policy::{ContextValue, Timestamp};
 use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
 
+use crate::jose::constant_time_eq;
 use crate::sts::sigv4::{Signature, SignedRequest};
-use crate::sts::token::constant_time_eq;
 use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
 
 use super::decision_log::DecisionLog;
@@ -593,10 +593,8 @@ mod tests {
         stale.check_decide("111122223333", now).unwrap();
         let refused = stale.check_issue("111122223333", now).unwrap_err();
         assert_eq!(refused.code(), "StalePolicy");
-        assert_eq!(
-            crate::grpc::grpc_code(refused.code()),
-            tonic::Code::Unavailable
-        );
+        // A retryable refusal: the edges answer it as unavailable.
+        assert_eq!(refused.code().http_status(), 503);
 
         let (expired, now) = api(Duration::from_secs(4000), policy);
         assert_eq!(
@@ -627,12 +625,12 @@ mod tests {
     fn a_required_tenant_not_loaded_is_unavailable_and_an_unknown_one_not_found() {
         let (api, _) = api(Duration::ZERO, StalenessPolicy::default());
         assert_eq!(
-            crate::grpc::grpc_code(api.load("111122223333").unwrap_err().code()),
-            tonic::Code::Unavailable
+            api.load("111122223333").unwrap_err().code(),
+            crate::error::AwsCode::ServiceUnavailable
         );
         assert_eq!(
-            crate::grpc::grpc_code(api.load("999999999999").unwrap_err().code()),
-            tonic::Code::NotFound
+            api.load("999999999999").unwrap_err().code(),
+            crate::error::AwsCode::NoSuchTenant
         );
     }
 }

@@ -524,7 +524,7 @@ fn check_present(input: &AuthorizeInput) -> Result<(), ApiError> {
     }
     if let Some(tenant) = &input.resource_tenant {
         // A tenant is an account: twelve digits, nothing that could name a path.
-        if tenant.len() != 12 || !tenant.bytes().all(|b| b.is_ascii_digit()) {
+        if !crate::account::AccountId::is_valid(tenant) {
             return Err(ApiError::invalid(
                 "resource_tenant",
                 format!(
@@ -642,9 +642,8 @@ fn compile_inline_policy(
 
 /// The account of an ARN (`arn:partition:service:region:account:...`), if it names one.
 fn arn_account(arn: &str) -> Option<&str> {
-    arn.strip_prefix("arn:")?
-        .split(':')
-        .nth(3)
+    crate::policy::ArnParts::split(arn)
+        .map(|parts| parts.account())
         .filter(|a| !a.is_empty())
 }
 

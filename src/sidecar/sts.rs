@@ -352,7 +352,7 @@ impl SecurityTokenService {
         let account = ArnParts::split(role_arn)
             .filter(|arn| arn.service() == "iam")
             .map(|arn| arn.account())
-            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|a| crate::account::AccountId::is_valid(a))
             .ok_or_else(|| {
                 ApiError::Sts(StsError::Validation(format!(
                     "{} is invalid: a role ARN is arn:aws:iam::<account>:role/<name>",

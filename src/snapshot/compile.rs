@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::account::AccountId;
 use crate::authz::{Context, OrgLevel, PolicySet, Principal};
 use crate::directory::{Secret, Tag, Tenant};
+use crate::jose::{IssuerKeyError, IssuerKeyring, Jwks};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyError, PolicyKind, Timestamp,
 };
 
 use super::SnapshotVersion;
-use crate::sts::jwt::Jwks;
-use crate::sts::IssuerKeyring;
 
 /// Where AWS-managed policies (`arn:aws:iam::aws:policy/...`) come from: compiled once per
 /// process and shared by every tenant.
@@ -175,7 +175,7 @@ pub enum SnapshotError {
         /// The tenant.
         tenant: String,
         /// Why.
-        source: crate::sts::token::IssuerKeyError,
+        source: IssuerKeyError,
     },
     /// A managed policy's default version is missing.
     #[error("tenant `{tenant}`: policy `{arn}` has no version `{version}`")]
@@ -207,7 +207,7 @@ impl TenantSnapshot {
         aws: &dyn AwsManagedLookup,
     ) -> Result<Self, SnapshotError> {
         let t = &*tenant;
-        if t.account_id.len() != 12 || !t.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        if !AccountId::is_valid(&t.account_id) {
             return Err(SnapshotError::InvalidAccountId(t.account_id.clone()));
         }
         let mut compiler = Compiler {
@@ -215,209 +215,25 @@ impl TenantSnapshot {
             managed: HashMap::new(),
             aws,
         };
-        for policy in t.policies.values() {
-            let default = policy
-                .versions
-                .iter()
-                .find(|v| v.version_id == policy.default_version_id)
-                .ok_or_else(|| SnapshotError::MissingDefaultVersion {
-                    tenant: t.account_id.clone(),
-                    arn: policy.arn.clone(),
-                    version: policy.default_version_id.clone(),
-                })?;
-            let compiled =
-                compiler.document(&policy.arn, PolicyKind::Identity, &default.document, || {
-                    format!("managed policy `{}`", policy.arn)
-                })?;
-            compiler
-                .managed
-                .insert(policy.arn.as_str().into(), compiled);
-        }
-
-        let mut users = HashMap::with_capacity(t.users.len());
-        for (key, user) in &t.users {
-            let entity = || format!("user `{}`", user.name);
-            let mut identity = compiler.inline(&user.arn, &user.inline_policies, &entity)?;
-            identity.extend(compiler.attached(&user.attached_policies, &entity)?);
-            for group_name in &user.groups {
-                let group = t.groups.get(&group_name.to_lowercase()).ok_or_else(|| {
-                    SnapshotError::DanglingGroup {
-                        tenant: t.account_id.clone(),
-                        user: user.name.clone(),
-                        group: group_name.clone(),
-                    }
-                })?;
-                let group_entity = || format!("group `{}`", group.name);
-                identity.extend(compiler.inline(
-                    &group.arn,
-                    &group.inline_policies,
-                    &group_entity,
-                )?);
-                identity.extend(compiler.attached(&group.attached_policies, &group_entity)?);
-            }
-            dedup_shared(&mut identity);
-            let boundary = compiler.boundary(user.permissions_boundary.as_deref(), &entity)?;
-            let principal = Principal::User {
-                account: t.account_id.as_str().into(),
-                arn: user.arn.as_str().into(),
-                unique_id: Some(user.user_id.as_str().into()),
-            };
-            let context = base_context(&principal, &user.arn, &user.user_id, &user.tags);
-            users.insert(
-                key.as_str().into(),
-                UserEntry {
-                    principal,
-                    context,
-                    name: user.name.as_str().into(),
-                    path: user.path.as_str().into(),
-                    user_id: user.user_id.as_str().into(),
-                    identity,
-                    boundary,
-                    tags: user.tags.clone(),
-                },
-            );
-        }
-
-        let mut roles = HashMap::with_capacity(t.roles.len());
-        for (key, role) in &t.roles {
-            let entity = || format!("role `{}`", role.name);
-            let mut identity = compiler.inline(&role.arn, &role.inline_policies, &entity)?;
-            identity.extend(compiler.attached(&role.attached_policies, &entity)?);
-            dedup_shared(&mut identity);
-            if let Some(before) = role.sessions_revoked_before {
-                identity.push(revoke_older_sessions(&role.arn, before));
-            }
-            let trust = compiler.document(
-                &format!("{}#trust", role.arn),
-                PolicyKind::Trust,
-                &role.assume_role_policy,
-                || format!("role `{}` trust policy", role.name),
-            )?;
-            roles.insert(
-                key.as_str().into(),
-                RoleEntry {
-                    name: role.name.as_str().into(),
-                    arn: role.arn.as_str().into(),
-                    role_id: role.role_id.as_str().into(),
-                    boundary: compiler.boundary(role.permissions_boundary.as_deref(), &entity)?,
-                    identity,
-                    trust,
-                    max_session_duration: role.max_session_duration,
-                    tags: role.tags.clone(),
-                    context: base_context(
-                        &Principal::Role {
-                            account: t.account_id.as_str().into(),
-                            arn: role.arn.as_str().into(),
-                            name: role.name.as_str().into(),
-                            unique_id: Some(role.role_id.as_str().into()),
-                        },
-                        &role.arn,
-                        &role.role_id,
-                        &role.tags,
-                    ),
-                },
-            );
-        }
-
-        let mut resource_policies = HashMap::with_capacity(t.resource_policies.len());
-        for (arn, policy) in &t.resource_policies {
-            let compiled = compiler.document(
-                &format!("{arn}#resource-policy"),
-                PolicyKind::Resource,
-                &policy.document,
-                || format!("resource policy of `{arn}`"),
-            )?;
-            resource_policies.insert(arn.as_str().into(), compiled);
-        }
-
-        let root_key = t.root_access_key.iter().map(|k| {
-            (
-                Box::<str>::from(k.access_key_id.as_str()),
-                AccessKeyEntry {
-                    user: "".into(),
-                    root: true,
-                    secret: k.secret.clone(),
-                    active: true,
-                },
-            )
-        });
-        let access_keys = t
-            .users
-            .iter()
-            .flat_map(|(key, user)| {
-                user.access_keys.iter().map(move |k| {
-                    (
-                        Box::<str>::from(k.access_key_id.as_str()),
-                        AccessKeyEntry {
-                            user: key.as_str().into(),
-                            root: false,
-                            secret: k.secret.clone(),
-                            active: k.status == crate::directory::AccessKeyStatus::Active,
-                        },
-                    )
-                })
-            })
-            .chain(root_key)
-            .collect();
-
-        let mut scps = Vec::with_capacity(t.service_control_policies.len());
-        for scp in t.service_control_policies.values() {
-            scps.push(compiler.document(
-                &format!("scp/{}", scp.name),
-                PolicyKind::Scp,
-                &scp.document,
-                || format!("service control policy `{}`", scp.name),
-            )?);
-        }
-
-        let mut context_keys: Vec<Box<str>> = compiler
-            .managed
-            .values()
-            .chain(
-                users
-                    .values()
-                    .flat_map(|u: &UserEntry| u.identity.iter().chain(&u.boundary)),
-            )
-            .chain(roles.values().flat_map(|r: &RoleEntry| {
-                r.identity
-                    .iter()
-                    .chain(&r.boundary)
-                    .chain(std::iter::once(&r.trust))
-            }))
-            .chain(resource_policies.values())
-            .chain(&scps)
-            .flat_map(|p| p.context_keys().iter().cloned())
-            .collect();
-        context_keys.sort_unstable();
-        context_keys.dedup();
-
-        let issuer_keys = IssuerKeyring::try_new(&t.issuer_keys).map_err(|source| {
-            SnapshotError::InvalidIssuerKey {
-                tenant: t.account_id.clone(),
-                source,
-            }
-        })?;
-        let oidc_providers = t
-            .oidc_providers
-            .values()
-            .map(|p| OidcEntry {
-                url: p.url.clone(),
-                arn: p.arn.clone(),
-                client_ids: p.client_ids.clone(),
-                jwks: Jwks::parse(&p.jwks).unwrap_or_default(),
-            })
-            .collect();
-
+        // Managed policies first: users, groups and roles attach them.
+        compiler.managed_policies()?;
+        let users = compiler.users()?;
+        let roles = compiler.roles()?;
+        let resource_policies = compiler.resource_policies()?;
+        let scps = compiler.scps()?;
+        let context_keys =
+            context_keys(&compiler.managed, &users, &roles, &resource_policies, &scps);
+        let issuer_keys = issuer_keyring(t)?;
         Ok(Self {
             version,
             users,
             roles,
-            access_keys,
+            access_keys: access_keys(t),
             managed: compiler.managed,
             resource_policies,
-            context_keys: context_keys.into_boxed_slice(),
+            context_keys,
             issuer_keys,
-            oidc_providers,
+            oidc_providers: oidc_providers(t),
             scp: if scps.is_empty() {
                 Box::default()
             } else {
@@ -667,6 +483,242 @@ fn principal_arn_of(principal: &Principal) -> Option<&str> {
 }
 
 // === impl Compiler ===
+
+// === compile's steps ===
+
+impl Compiler<'_> {
+    /// Every customer managed policy at its default version.
+    fn managed_policies(&mut self) -> Result<(), SnapshotError> {
+        let t = self.tenant;
+        for policy in t.policies.values() {
+            let default = policy
+                .versions
+                .iter()
+                .find(|v| v.version_id == policy.default_version_id)
+                .ok_or_else(|| SnapshotError::MissingDefaultVersion {
+                    tenant: t.account_id.clone(),
+                    arn: policy.arn.clone(),
+                    version: policy.default_version_id.clone(),
+                })?;
+            let compiled =
+                self.document(&policy.arn, PolicyKind::Identity, &default.document, || {
+                    format!("managed policy `{}`", policy.arn)
+                })?;
+            self.managed.insert(policy.arn.as_str().into(), compiled);
+        }
+        Ok(())
+    }
+
+    /// Every user with its identity policies (its own, its groups'), boundary and context.
+    fn users(&self) -> Result<HashMap<Box<str>, UserEntry>, SnapshotError> {
+        let t = self.tenant;
+        let mut users = HashMap::with_capacity(t.users.len());
+        for (key, user) in &t.users {
+            let entity = || format!("user `{}`", user.name);
+            let mut identity = self.inline(&user.arn, &user.inline_policies, &entity)?;
+            identity.extend(self.attached(&user.attached_policies, &entity)?);
+            for group_name in &user.groups {
+                let group = t.groups.get(&group_name.to_lowercase()).ok_or_else(|| {
+                    SnapshotError::DanglingGroup {
+                        tenant: t.account_id.clone(),
+                        user: user.name.clone(),
+                        group: group_name.clone(),
+                    }
+                })?;
+                let group_entity = || format!("group `{}`", group.name);
+                identity.extend(self.inline(&group.arn, &group.inline_policies, &group_entity)?);
+                identity.extend(self.attached(&group.attached_policies, &group_entity)?);
+            }
+            dedup_shared(&mut identity);
+            let boundary = self.boundary(user.permissions_boundary.as_deref(), &entity)?;
+            let principal = Principal::User {
+                account: t.account_id.as_str().into(),
+                arn: user.arn.as_str().into(),
+                unique_id: Some(user.user_id.as_str().into()),
+            };
+            let context = base_context(&principal, &user.arn, &user.user_id, &user.tags);
+            users.insert(
+                key.as_str().into(),
+                UserEntry {
+                    principal,
+                    context,
+                    name: user.name.as_str().into(),
+                    path: user.path.as_str().into(),
+                    user_id: user.user_id.as_str().into(),
+                    identity,
+                    boundary,
+                    tags: user.tags.clone(),
+                },
+            );
+        }
+        Ok(users)
+    }
+
+    /// Every role with its identity policies, boundary, trust policy and context; a role
+    /// whose older sessions were revoked gets the denying policy that does it.
+    fn roles(&self) -> Result<HashMap<Box<str>, RoleEntry>, SnapshotError> {
+        let t = self.tenant;
+        let mut roles = HashMap::with_capacity(t.roles.len());
+        for (key, role) in &t.roles {
+            let entity = || format!("role `{}`", role.name);
+            let mut identity = self.inline(&role.arn, &role.inline_policies, &entity)?;
+            identity.extend(self.attached(&role.attached_policies, &entity)?);
+            dedup_shared(&mut identity);
+            if let Some(before) = role.sessions_revoked_before {
+                identity.push(revoke_older_sessions(&role.arn, before));
+            }
+            let trust = self.document(
+                &format!("{}#trust", role.arn),
+                PolicyKind::Trust,
+                &role.assume_role_policy,
+                || format!("role `{}` trust policy", role.name),
+            )?;
+            roles.insert(
+                key.as_str().into(),
+                RoleEntry {
+                    name: role.name.as_str().into(),
+                    arn: role.arn.as_str().into(),
+                    role_id: role.role_id.as_str().into(),
+                    boundary: self.boundary(role.permissions_boundary.as_deref(), &entity)?,
+                    identity,
+                    trust,
+                    max_session_duration: role.max_session_duration,
+                    tags: role.tags.clone(),
+                    context: base_context(
+                        &Principal::Role {
+                            account: t.account_id.as_str().into(),
+                            arn: role.arn.as_str().into(),
+                            name: role.name.as_str().into(),
+                            unique_id: Some(role.role_id.as_str().into()),
+                        },
+                        &role.arn,
+                        &role.role_id,
+                        &role.tags,
+                    ),
+                },
+            );
+        }
+        Ok(roles)
+    }
+
+    /// The resource policies registered with the tenant, by resource ARN.
+    fn resource_policies(&self) -> Result<HashMap<Box<str>, Arc<CompiledPolicy>>, SnapshotError> {
+        let t = self.tenant;
+        let mut resource_policies = HashMap::with_capacity(t.resource_policies.len());
+        for (arn, policy) in &t.resource_policies {
+            let compiled = self.document(
+                &format!("{arn}#resource-policy"),
+                PolicyKind::Resource,
+                &policy.document,
+                || format!("resource policy of `{arn}`"),
+            )?;
+            resource_policies.insert(arn.as_str().into(), compiled);
+        }
+        Ok(resource_policies)
+    }
+
+    /// The service control policies attached to the tenant.
+    fn scps(&self) -> Result<Vec<Arc<CompiledPolicy>>, SnapshotError> {
+        let t = self.tenant;
+        let mut scps = Vec::with_capacity(t.service_control_policies.len());
+        for scp in t.service_control_policies.values() {
+            scps.push(self.document(
+                &format!("scp/{}", scp.name),
+                PolicyKind::Scp,
+                &scp.document,
+                || format!("service control policy `{}`", scp.name),
+            )?);
+        }
+        Ok(scps)
+    }
+}
+
+/// Every access key by id: the users' and the root user's.
+fn access_keys(t: &Tenant) -> HashMap<Box<str>, AccessKeyEntry> {
+    let root_key = t.root_access_key.iter().map(|k| {
+        (
+            Box::<str>::from(k.access_key_id.as_str()),
+            AccessKeyEntry {
+                user: "".into(),
+                root: true,
+                secret: k.secret.clone(),
+                active: true,
+            },
+        )
+    });
+    t.users
+        .iter()
+        .flat_map(|(key, user)| {
+            user.access_keys.iter().map(move |k| {
+                (
+                    Box::<str>::from(k.access_key_id.as_str()),
+                    AccessKeyEntry {
+                        user: key.as_str().into(),
+                        root: false,
+                        secret: k.secret.clone(),
+                        active: k.status == crate::directory::AccessKeyStatus::Active,
+                    },
+                )
+            })
+        })
+        .chain(root_key)
+        .collect()
+}
+
+/// The condition keys any of the tenant's policies reads, sorted and without repeats.
+fn context_keys(
+    managed: &HashMap<Box<str>, Arc<CompiledPolicy>>,
+    users: &HashMap<Box<str>, UserEntry>,
+    roles: &HashMap<Box<str>, RoleEntry>,
+    resource_policies: &HashMap<Box<str>, Arc<CompiledPolicy>>,
+    scps: &[Arc<CompiledPolicy>],
+) -> Box<[Box<str>]> {
+    let mut context_keys: Vec<Box<str>> = managed
+        .values()
+        .chain(
+            users
+                .values()
+                .flat_map(|u: &UserEntry| u.identity.iter().chain(&u.boundary)),
+        )
+        .chain(roles.values().flat_map(|r: &RoleEntry| {
+            r.identity
+                .iter()
+                .chain(&r.boundary)
+                .chain(std::iter::once(&r.trust))
+        }))
+        .chain(resource_policies.values())
+        .chain(scps)
+        .flat_map(|p| p.context_keys().iter().cloned())
+        .collect();
+    context_keys.sort_unstable();
+    context_keys.dedup();
+    context_keys.into_boxed_slice()
+}
+
+/// The tenant's issuer keys, ready to mint and verify: a malformed key refuses the tenant.
+fn issuer_keyring(t: &Tenant) -> Result<IssuerKeyring, SnapshotError> {
+    IssuerKeyring::try_new(&t.issuer_keys).map_err(|source| SnapshotError::InvalidIssuerKey {
+        tenant: t.account_id.clone(),
+        source,
+    })
+}
+
+/// The OIDC providers with their keys parsed once.
+fn oidc_providers(t: &Tenant) -> Vec<OidcEntry> {
+    t.oidc_providers
+        .values()
+        .map(|p| OidcEntry {
+            url: p.url.clone(),
+            arn: p.arn.clone(),
+            client_ids: p.client_ids.clone(),
+            // INVARIANT: a JWKS that does not parse verifies nothing (no keys), and the
+            // tenant is still served: one broken provider must not take down every decision.
+            // Keys are checked when registered, so this only meets JWKS stored before a
+            // stricter parser.
+            jwks: Jwks::parse(&p.jwks).unwrap_or_default(),
+        })
+        .collect()
+}
 
 impl Compiler<'_> {
     fn document(

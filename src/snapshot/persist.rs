@@ -96,7 +96,7 @@ struct Envelope {
 
 /// The file that holds `account_id`'s snapshot under `dir`.
 fn file_for(dir: &Path, account_id: &str) -> Result<PathBuf, PersistError> {
-    if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+    if !crate::account::AccountId::is_valid(account_id) {
         return Err(PersistError::InvalidAccount(account_id.to_owned()));
     }
     Ok(dir.join(format!("tenant-{account_id}.json")))
@@ -122,11 +122,7 @@ fn digest_hex(
         ctx.update(b"\n");
         ctx.update(&store.epoch.to_be_bytes());
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    data_encoding::HEXLOWER.encode(ctx.finish().as_ref())
 }
 
 /// Writes `tenant` at `version`, from `store`, as the last known good snapshot, atomically.

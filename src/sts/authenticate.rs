@@ -11,11 +11,11 @@ use crate::policy::{
 use crate::snapshot::TenantSnapshot;
 
 use super::sigv4::Signature;
-use super::token::{
+use super::StsError;
+use crate::jose::session::{
     constant_time_eq, token_tenant, SessionClaims, SessionSubject, VerifiedToken,
     CLOCK_SKEW_SECONDS,
 };
-use super::StsError;
 
 /// Credentials as presented.
 #[derive(Clone, Copy)]
@@ -203,7 +203,7 @@ fn resolve_session(
     now: Timestamp,
 ) -> Result<Verified, StsError> {
     let keyring = snapshot.issuer_keys();
-    let verified = keyring.verify(snapshot.account_id(), token, now)?;
+    let verified = keyring.verify(snapshot.account_id(), token, now.epoch_seconds())?;
     if verified.claims.access_key_id != access_key_id {
         return Err(StsError::InvalidToken);
     }

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use crate::authz::{evaluate, Context, Outcome, PolicySet, Principal, Request};
 use crate::directory::{totp, IdGenerator, IdPrefix, Tag};
 use crate::policy::{
-    non_whitespace_len, CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyKind,
-    Timestamp,
+    non_whitespace_len, ArnParts, CompiledPolicy, ContextValue, ParseOptions, PolicyDocument,
+    PolicyKind, Timestamp,
 };
-use crate::snapshot::{RoleEntry, TenantSnapshot};
+use crate::snapshot::{Resolved, RoleEntry, TenantSnapshot};
 
 use super::authenticate::{fill_session_context, Caller};
 use super::jwt::{condition_key_prefix, UnverifiedToken};
-use super::token::{SessionClaims, SessionSubject};
 use super::{params, StsError};
+use crate::jose::{SessionClaims, SessionSubject};
 
 /// `DurationSeconds` when none is given to `AssumeRole*`.
 const DEFAULT_ROLE_SESSION: i32 = 3600;
@@ -218,28 +218,7 @@ pub fn assume_role(
     p: &AssumeRoleParams<'_>,
     env: &mut IssueEnv<'_>,
 ) -> Result<Issued, StsError> {
-    role_session_params(
-        p.role_arn,
-        p.role_session_name,
-        p.duration_seconds,
-        p.policy,
-        p.policy_arns,
-    )?;
-    if let Some(id) = p.external_id {
-        params::external_id(id)?;
-    }
-    if let Some(serial) = p.serial_number {
-        params::serial_number(serial)?;
-    }
-    if let Some(code) = p.token_code {
-        params::token_code(code)?;
-    }
-    if let Some(source) = p.source_identity {
-        params::source_identity(source)?;
-    }
-    crate::directory::validate::tags(p.tags, true)?;
-    crate::directory::validate::tag_keys(p.transitive_tag_keys)?;
-
+    validate_assume_role_params(p)?;
     let principal = &caller.principal;
     if matches!(principal, Principal::Root { .. }) {
         return Err(StsError::AccessDenied(
@@ -261,9 +240,81 @@ pub fn assume_role(
     // exist.
     let role = find_role(role_snapshot, p.role_arn).ok_or_else(denied)?;
     let duration = session_duration(p.duration_seconds, role, chained)?;
+    let inherited = inherited_tags(caller_session, p.tags)?;
+    let source_identity = session_source_identity(caller_session, p.source_identity)?;
+    check_session_policies(role_snapshot, p.policy, p.policy_arns)?;
+    let packed = packed_size(
+        p.policy,
+        p.policy_arns,
+        p.tags.iter().map(|t| (&*t.key, &*t.value)),
+    )?;
+    let mfa_at = mfa_authenticated_at(caller_snapshot, principal, caller_session, p, env)?;
 
-    // Tags inherited from the calling session: its transitive ones, which the caller cannot
-    // override.
+    let resolved = caller_snapshot.resolve(principal).ok_or_else(denied)?;
+    let ctx = assume_role_context(caller, &resolved, role, &inherited, mfa_at, p, env.now);
+    let trial = AssumeRoleTrial {
+        principal,
+        resolved: &resolved,
+        session_policies: &caller.session_policies,
+        role,
+        role_snapshot,
+        chained,
+    };
+    if !trial.allows("sts:AssumeRole", &ctx, TrialPolicies::All)? {
+        return Err(denied());
+    }
+    trial.check_tag_session(&ctx, p.tags)?;
+    trial.check_source_identity(&ctx, p.source_identity, source_identity.as_deref())?;
+
+    let claims = role_session_claims(
+        caller_session,
+        role_snapshot,
+        role,
+        p,
+        RoleSession {
+            inherited,
+            chained,
+            source_identity,
+            mfa_at,
+            expires_at: expiry(env, duration),
+        },
+        env,
+    );
+    mint(role_snapshot, role, &claims, p.role_session_name, packed)
+}
+
+/// `AssumeRole`'s parameter constraints, checked before anything is looked up.
+fn validate_assume_role_params(p: &AssumeRoleParams<'_>) -> Result<(), StsError> {
+    role_session_params(
+        p.role_arn,
+        p.role_session_name,
+        p.duration_seconds,
+        p.policy,
+        p.policy_arns,
+    )?;
+    if let Some(id) = p.external_id {
+        params::external_id(id)?;
+    }
+    if let Some(serial) = p.serial_number {
+        params::serial_number(serial)?;
+    }
+    if let Some(code) = p.token_code {
+        params::token_code(code)?;
+    }
+    if let Some(source) = p.source_identity {
+        params::source_identity(source)?;
+    }
+    crate::directory::validate::tags(p.tags, true)?;
+    crate::directory::validate::tag_keys(p.transitive_tag_keys)?;
+    Ok(())
+}
+
+/// The calling session's transitive tags, which pass on to the new session and which the
+/// caller cannot override: a requested tag with one of their keys is refused.
+fn inherited_tags(
+    caller_session: Option<&SessionClaims>,
+    requested: &[Tag],
+) -> Result<Vec<(String, String)>, StsError> {
     let inherited: Vec<(String, String)> = caller_session
         .map(|c| {
             c.tags
@@ -277,7 +328,7 @@ pub fn assume_role(
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(tag) = p.tags.iter().find(|t| {
+    if let Some(tag) = requested.iter().find(|t| {
         inherited
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(&t.key))
@@ -287,49 +338,69 @@ pub fn assume_role(
             tag.key
         )));
     }
-    let source_identity = match (
-        caller_session.and_then(|c| c.source_identity.as_deref()),
-        p.source_identity,
-    ) {
-        (Some(inherited), Some(asked)) if inherited != asked => {
-            return Err(StsError::AccessDenied(
-                "The source identity of a role session cannot be changed.".into(),
-            ))
-        }
-        (Some(inherited), _) => Some(inherited.to_owned()),
-        (None, asked) => asked.map(str::to_owned),
-    };
-    check_session_policies(role_snapshot, p.policy, p.policy_arns)?;
-    let packed = packed_size(
-        p.policy,
-        p.policy_arns,
-        p.tags.iter().map(|t| (&*t.key, &*t.value)),
-    )?;
+    Ok(inherited)
+}
 
-    let mfa_at = match (p.serial_number, p.token_code) {
+/// The new session's source identity: the calling session's, which cannot be changed, or the
+/// one asked for.
+fn session_source_identity(
+    caller_session: Option<&SessionClaims>,
+    asked: Option<&str>,
+) -> Result<Option<String>, StsError> {
+    match (
+        caller_session.and_then(|c| c.source_identity.as_deref()),
+        asked,
+    ) {
+        (Some(inherited), Some(asked)) if inherited != asked => Err(StsError::AccessDenied(
+            "The source identity of a role session cannot be changed.".into(),
+        )),
+        (Some(inherited), _) => Ok(Some(inherited.to_owned())),
+        (None, asked) => Ok(asked.map(str::to_owned)),
+    }
+}
+
+/// When MFA was authenticated: now, for a code given with this call (checked), else the
+/// calling session's time, if any.
+fn mfa_authenticated_at(
+    caller_snapshot: &TenantSnapshot,
+    principal: &Principal,
+    caller_session: Option<&SessionClaims>,
+    p: &AssumeRoleParams<'_>,
+    env: &IssueEnv<'_>,
+) -> Result<Option<i64>, StsError> {
+    match (p.serial_number, p.token_code) {
         (Some(serial), Some(code)) => {
             verify_mfa(caller_snapshot, principal, serial, code, env)?;
-            Some(env.now.epoch_seconds())
+            Ok(Some(env.now.epoch_seconds()))
         }
-        (None, None) => caller_session.and_then(|c| c.mfa_authenticated_at),
-        _ => {
-            return Err(StsError::Validation(
-                "SerialNumber and TokenCode must be given together.".into(),
-            ))
-        }
-    };
+        (None, None) => Ok(caller_session.and_then(|c| c.mfa_authenticated_at)),
+        _ => Err(StsError::Validation(
+            "SerialNumber and TokenCode must be given together.".into(),
+        )),
+    }
+}
 
-    // The request as the trust policy and the caller's policies see it.
-    let resolved = caller_snapshot.resolve(principal).ok_or_else(denied)?;
+/// The request as the trust policy and the caller's policies see it: the caller's keys, the
+/// clock, MFA, the `sts:` keys, the requested tags and the role's tags (where the calling
+/// session's transitive tags replace those of the same key).
+fn assume_role_context(
+    caller: &Caller,
+    resolved: &Resolved<'_>,
+    role: &RoleEntry,
+    inherited: &[(String, String)],
+    mfa_at: Option<i64>,
+    p: &AssumeRoleParams<'_>,
+    now: Timestamp,
+) -> Context {
     let mut ctx = Context::new();
-    resolved.fill_context(principal, &mut ctx);
-    fill_session_context(caller.session.as_deref(), env.now, &mut ctx);
-    set_clock(&mut ctx, env.now);
+    resolved.fill_context(&caller.principal, &mut ctx);
+    fill_session_context(caller.session.as_deref(), now, &mut ctx);
+    set_clock(&mut ctx, now);
     if let Some(at) = mfa_at {
         ctx.insert("aws:MultiFactorAuthPresent", ContextValue::from_bool(true));
         ctx.insert(
             "aws:MultiFactorAuthAge",
-            ContextValue::from_i64(env.now.epoch_seconds().saturating_sub(at).max(0)),
+            ContextValue::from_i64(now.epoch_seconds().saturating_sub(at).max(0)),
         );
     }
     ctx.insert(
@@ -344,71 +415,134 @@ pub fn assume_role(
     }
     let request_tags: Vec<(&str, &str)> = p.tags.iter().map(|t| (&*t.key, &*t.value)).collect();
     set_request_tags(&mut ctx, &request_tags, p.transitive_tag_keys);
-    // The role's tags, where the caller's transitive tags replace those of the same key.
     for tag in &role.tags {
         ctx.insert(
             &format!("aws:ResourceTag/{}", tag.key),
             ContextValue::new(tag.value.as_str()),
         );
     }
-    for (k, v) in &inherited {
+    for (k, v) in inherited {
         ctx.insert(
             &format!("aws:ResourceTag/{k}"),
             ContextValue::new(v.as_str()),
         );
     }
+    ctx
+}
 
-    let caller_session_policies: &[Arc<CompiledPolicy>] = &caller.session_policies;
-    let policies = resolved.policy_set(Some(&role.trust), caller_session_policies);
-    let decide = |action: &str, ctx: &Context, policies: &PolicySet<'_>| {
-        Request::try_new(principal.clone(), action, &role.arn)
+/// Which of the caller's policies a trial evaluates.
+#[derive(Clone, Copy)]
+enum TrialPolicies {
+    /// Identity, boundary and session policies with the role's trust policy.
+    All,
+    /// The caller's own policies only.
+    IdentityOnly,
+    /// The role's trust policy only.
+    TrustOnly,
+}
+
+/// The actions `AssumeRole` authorizes on the role, for one caller.
+struct AssumeRoleTrial<'a> {
+    principal: &'a Principal,
+    resolved: &'a Resolved<'a>,
+    session_policies: &'a [Arc<CompiledPolicy>],
+    role: &'a RoleEntry,
+    role_snapshot: &'a TenantSnapshot,
+    chained: bool,
+}
+
+impl AssumeRoleTrial<'_> {
+    /// Whether `action` on the role is allowed with `ctx` by the `which` policies.
+    fn allows(&self, action: &str, ctx: &Context, which: TrialPolicies) -> Result<bool, StsError> {
+        let policies = match which {
+            TrialPolicies::All => self
+                .resolved
+                .policy_set(Some(&self.role.trust), self.session_policies),
+            TrialPolicies::IdentityOnly => self.resolved.policy_set(None, self.session_policies),
+            TrialPolicies::TrustOnly => PolicySet {
+                resource: Some(&self.role.trust),
+                ..PolicySet::default()
+            },
+        };
+        let request = Request::try_new(self.principal.clone(), action, &self.role.arn)
             .map(|r| {
-                r.with_resource_account(role_snapshot.account_id())
+                r.with_resource_account(self.role_snapshot.account_id())
                     .with_context(ctx.clone())
             })
-            .map(|r| evaluate(policies, &r))
-            .map_err(|e| StsError::ServiceFailure(e.to_string()))
-    };
-    let decision = decide("sts:AssumeRole", &ctx, &policies)?;
-    if decision.outcome != Outcome::Allow {
-        return Err(denied());
+            .map_err(|e| StsError::ServiceFailure(e.to_string()))?;
+        Ok(evaluate(&policies, &request).outcome == Outcome::Allow)
     }
-    if !p.tags.is_empty() {
-        let decision = decide("sts:TagSession", &ctx, &policies)?;
-        if decision.outcome != Outcome::Allow {
-            return Err(action_denied(principal, "sts:TagSession", &role.arn));
-        }
-    }
-    if p.source_identity.is_some() || (chained && source_identity.is_some()) {
-        let mut ctx = ctx.clone();
-        if let Some(source) = &source_identity {
-            ctx.insert("sts:SourceIdentity", ContextValue::new(source.as_str()));
-        }
-        let allowed = if chained {
-            // Role chaining with a source identity: both the caller's permissions and the
-            // target's trust policy must allow it (IAM-SEMANTICS §4.2).
-            let identity_only = resolved.policy_set(None, caller_session_policies);
-            let trust_only = PolicySet {
-                resource: Some(&role.trust),
-                ..PolicySet::default()
-            };
-            decide("sts:SetSourceIdentity", &ctx, &identity_only)?.outcome == Outcome::Allow
-                && decide("sts:SetSourceIdentity", &ctx, &trust_only)?.outcome == Outcome::Allow
+
+    /// Passing session tags needs `sts:TagSession`.
+    fn check_tag_session(&self, ctx: &Context, tags: &[Tag]) -> Result<(), StsError> {
+        if tags.is_empty() || self.allows("sts:TagSession", ctx, TrialPolicies::All)? {
+            Ok(())
         } else {
-            decide("sts:SetSourceIdentity", &ctx, &policies)?.outcome == Outcome::Allow
-        };
-        if !allowed {
-            return Err(action_denied(principal, "sts:SetSourceIdentity", &role.arn));
+            Err(action_denied(
+                self.principal,
+                "sts:TagSession",
+                &self.role.arn,
+            ))
         }
     }
 
-    let mut tags = inherited;
+    /// Setting a source identity (or carrying one through role chaining) needs
+    /// `sts:SetSourceIdentity`: for a chained session, from both the caller's permissions and
+    /// the role's trust policy (IAM-SEMANTICS §4.2).
+    fn check_source_identity(
+        &self,
+        ctx: &Context,
+        asked: Option<&str>,
+        source_identity: Option<&str>,
+    ) -> Result<(), StsError> {
+        if asked.is_none() && !(self.chained && source_identity.is_some()) {
+            return Ok(());
+        }
+        let mut ctx = ctx.clone();
+        if let Some(source) = source_identity {
+            ctx.insert("sts:SourceIdentity", ContextValue::new(source));
+        }
+        let action = "sts:SetSourceIdentity";
+        let allowed = if self.chained {
+            self.allows(action, &ctx, TrialPolicies::IdentityOnly)?
+                && self.allows(action, &ctx, TrialPolicies::TrustOnly)?
+        } else {
+            self.allows(action, &ctx, TrialPolicies::All)?
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(action_denied(self.principal, action, &self.role.arn))
+        }
+    }
+}
+
+/// What the new role session carries over or was granted, decided by the steps above.
+struct RoleSession {
+    inherited: Vec<(String, String)>,
+    chained: bool,
+    source_identity: Option<String>,
+    mfa_at: Option<i64>,
+    expires_at: i64,
+}
+
+/// The new session's claims: inherited then requested tags, the transitive keys of both, a
+/// fresh access key id and token id.
+fn role_session_claims(
+    caller_session: Option<&SessionClaims>,
+    role_snapshot: &TenantSnapshot,
+    role: &RoleEntry,
+    p: &AssumeRoleParams<'_>,
+    session: RoleSession,
+    env: &mut IssueEnv<'_>,
+) -> SessionClaims {
+    let mut tags = session.inherited;
     tags.extend(p.tags.iter().map(|t| (t.key.clone(), t.value.clone())));
     let mut transitive: Vec<String> = caller_session
         .map(|c| c.transitive_tag_keys.clone())
         .unwrap_or_default();
     transitive.extend(p.transitive_tag_keys.iter().cloned());
-    let claims = SessionClaims {
+    SessionClaims {
         tenant: role_snapshot.account_id().to_owned(),
         access_key_id: env
             .ids
@@ -418,19 +552,18 @@ pub fn assume_role(
             role_name: role.name.to_string(),
             role_id: role.role_id.to_string(),
             session_name: p.role_session_name.to_owned(),
-            chained,
+            chained: session.chained,
             federated_provider: None,
         },
         issued_at: env.now.epoch_seconds(),
-        expires_at: expiry(env, duration),
-        source_identity,
-        mfa_authenticated_at: mfa_at,
+        expires_at: session.expires_at,
+        source_identity: session.source_identity,
+        mfa_authenticated_at: session.mfa_at,
         session_policy: p.policy.map(str::to_owned),
         policy_arns: p.policy_arns.to_vec(),
         tags,
         transitive_tag_keys: transitive,
-    };
-    mint(role_snapshot, role, &claims, p.role_session_name, packed)
+    }
 }
 
 /// `AssumeRoleWithWebIdentity`: no credentials; the OIDC token is verified against the JWKS
@@ -705,9 +838,11 @@ fn role_session_params(
     Ok(())
 }
 
+/// The role `arn` names, in any partition (`aws`, `aws-cn`, `aws-us-gov`): the ARN is split
+/// with the policy language's splitter, and must then equal the role's own ARN.
 fn find_role<'a>(snapshot: &'a TenantSnapshot, arn: &str) -> Option<&'a RoleEntry> {
-    let name = arn.strip_prefix("arn:aws:iam::")?.split_once(":role/")?.1;
-    let name = name.rsplit('/').next()?;
+    let parts = ArnParts::split(arn).filter(|p| p.service() == "iam")?;
+    let name = parts.resource().strip_prefix("role/")?.rsplit('/').next()?;
     snapshot.role(name).filter(|r| &*r.arn == arn)
 }
 
@@ -765,7 +900,8 @@ fn packed_size<'a>(
             "Packed policy consumes {percent}% of allotted space, please use smaller policy."
         )));
     }
-    Ok(i32::try_from(percent).unwrap_or(i32::MAX))
+    // INVARIANT: `used <= PACKED_LIMIT` here, so `percent <= 100` always fits.
+    Ok(i32::try_from(percent).unwrap_or(100))
 }
 
 fn verify_mfa(
@@ -802,7 +938,7 @@ fn verify_mfa(
         .filter(|s| device.last_used_step.is_none_or(|last| *s > last))
         .find(|&s| {
             totp::code_at_step(device.seed.expose(), s)
-                .is_some_and(|c| super::token::constant_time_eq(c.as_bytes(), code.as_bytes()))
+                .is_some_and(|c| crate::jose::constant_time_eq(c.as_bytes(), code.as_bytes()))
         })
         .ok_or_else(failed)?;
     if !env.mfa.accept(snapshot.account_id(), serial, step) {

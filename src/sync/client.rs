@@ -15,7 +15,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, StoreRef};
 
-use super::{Applier, TenantUpdate, UpdateResult};
+use super::{Applier, UpdateResult};
+use crate::snapshot::TenantUpdate;
 
 /// How the client reaches and subscribes to the control plane.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ pub struct SyncConfig {
     /// TLS to the control plane (files re-read at every connection).
     pub tls: Option<crate::tls::ClientTlsFiles>,
     /// A sync key to present (`--sync-credentials`), where no client certificate does.
-    pub credentials: Option<crate::control_plane::Profile>,
+    pub credentials: Option<crate::client::Profile>,
     /// How a dead connection is noticed.
     pub liveness: Liveness,
 }

@@ -3,6 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde_json::json;
 
 use super::*;
+use crate::client::{sign_admin_call, ADMIN_SIGNING_HOST};
 use crate::control_plane::SqliteStore;
 use crate::directory::IdGenerator;
 use crate::sts::sigv4::{Signature, SignedRequest};
@@ -91,11 +92,7 @@ fn a_signature_made_by_sign_admin_call_verifies_and_a_changed_message_does_not()
     let payload = b"\x0a\x0c111122223333";
     let headers = sign_admin_call("Call", payload, &root_a, secret_a.expose(), None, now);
     let hex = |b: &[u8]| -> String {
-        ring::digest::digest(&ring::digest::SHA256, b)
-            .as_ref()
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect()
+        data_encoding::HEXLOWER.encode(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
     };
     let verify = |payload: &[u8], method: &str| {
         let mut sent: Vec<(String, String)> = headers

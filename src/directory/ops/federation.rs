@@ -5,7 +5,7 @@ use crate::directory::{
     validate, DirectoryError, IdGenerator, IdPrefix, OidcProvider, ResourcePolicy, RootAccessKey,
     Secret, ServiceControlPolicy, Tag, Tenant,
 };
-use crate::policy::{PolicyDocument, PolicyKind};
+use crate::policy::{ArnParts, PolicyDocument, PolicyKind};
 
 /// Service control policies one account may have attached (AWS: five per target).
 const MAX_SCPS: usize = 5;
@@ -88,7 +88,7 @@ fn jwks(text: &str) -> Result<(), DirectoryError> {
     }
     // The same parser sidecars verify tokens with: a key set it refuses (a private key
     // member, a malformed coordinate) is refused here, when the operator can fix it.
-    crate::sts::jwt::Jwks::parse(text).map_err(|e| DirectoryError::InvalidInput(e.to_string()))?;
+    crate::jose::Jwks::parse(text).map_err(|e| DirectoryError::InvalidInput(e.to_string()))?;
     Ok(())
 }
 
@@ -155,8 +155,10 @@ impl Tenant {
     }
 
     fn provider_key(&self, arn: &str) -> Result<String, DirectoryError> {
-        let prefix = format!("arn:aws:iam::{}:oidc-provider/", self.account_id);
-        arn.strip_prefix(&prefix)
+        // Split with the policy language's splitter, so that every partition's ARN works.
+        ArnParts::split(arn)
+            .filter(|p| p.service() == "iam" && p.account() == self.account_id)
+            .and_then(|p| p.resource().strip_prefix("oidc-provider/"))
             .filter(|suffix| self.oidc_providers.contains_key(*suffix))
             .map(str::to_owned)
             .ok_or_else(|| no_such_provider(arn))
@@ -253,7 +255,7 @@ impl Tenant {
         document: &str,
         now: i64,
     ) -> Result<(), DirectoryError> {
-        if !resource_arn.starts_with("arn:") || resource_arn.split(':').count() < 6 {
+        if ArnParts::split(resource_arn).is_none() {
             return Err(DirectoryError::InvalidInput(format!(
                 "ARN {resource_arn} is not valid."
             )));

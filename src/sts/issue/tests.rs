@@ -13,8 +13,8 @@ use super::*;
 use crate::directory::{
     AccessKey, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput, CreateUserInput, Tenant,
 };
+use crate::jose::Es256Signer;
 use crate::snapshot::{AwsManagedLookup, SnapshotVersion};
-use crate::sts::jwt::Es256Signer;
 use crate::sts::{authenticate, credential_tenant, Presented};
 
 const A: &str = "111122223333";
@@ -2415,5 +2415,32 @@ proptest! {
             }
             Ok(())
         })?;
+    }
+}
+
+/// Issue #11 item 5: a role ARN is split with the policy language's splitter, so tenants of
+/// the `aws-cn` and `aws-us-gov` partitions find their roles; the ARN must still be the role's.
+#[test]
+fn roles_are_found_by_arn_in_every_partition() {
+    for partition in ["aws-cn", "aws-us-gov"] {
+        let mut w = World::new(A, 1);
+        let root = w.root();
+        w.role("app", &trusts(&root, &["sts:AssumeRole"]));
+        for role in w.tenant.roles.values_mut() {
+            role.arn = role
+                .arn
+                .replacen("arn:aws:", &format!("arn:{partition}:"), 1);
+        }
+        let s = w.snapshot();
+        let arn = format!("arn:{partition}:iam::{A}:role/app");
+        assert_eq!(super::find_role(&s, &arn).map(|r| &*r.arn), Some(&*arn));
+        for other in [
+            format!("arn:aws:iam::{A}:role/app"),
+            format!("arn:{partition}:s3::{A}:role/app"),
+            format!("arn:{partition}:iam::{A}:user/app"),
+            "role/app".to_owned(),
+        ] {
+            assert!(super::find_role(&s, &other).is_none(), "{other}");
+        }
     }
 }

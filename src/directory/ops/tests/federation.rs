@@ -227,3 +227,29 @@ fn account_alias() {
     t.delete_account_alias("acme").unwrap();
     assert_eq!(t.alias, None);
 }
+
+/// Issue #11 item 5: a provider ARN is read with the policy language's ARN splitter, so the
+/// `aws-cn` and `aws-us-gov` partitions name the account's providers too; another account,
+/// another service or another resource type does not.
+#[test]
+fn provider_arns_are_read_in_every_partition() {
+    let (mut t, _) = tenant();
+    t.create_open_id_connect_provider(NOW, provider(URL))
+        .unwrap();
+    for partition in ["aws", "aws-cn", "aws-us-gov"] {
+        let arn = ARN.replacen("arn:aws:", &format!("arn:{partition}:"), 1);
+        assert_eq!(
+            t.get_open_id_connect_provider(&arn).unwrap().url,
+            URL,
+            "{arn}"
+        );
+    }
+    for other in [
+        ARN.replace("111122223333", "444455556666"),
+        ARN.replace(":iam:", ":sts:"),
+        ARN.replace("oidc-provider/", "saml-provider/"),
+        "oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC".to_owned(),
+    ] {
+        assert!(t.get_open_id_connect_provider(&other).is_err(), "{other}");
+    }
+}

@@ -1,4 +1,5 @@
-//! Session tokens: stateless, signed, bound to their tenant.
+//! Session tokens: stateless, signed, bound to their tenant, and the issuer keyrings that
+//! mint and verify them.
 //!
 //! A token is `iamlet1.<tenant>.<key id>.<payload>.<signature>`: the payload is the session's
 //! claims as JSON in unpadded base64url, the signature is Ed25519 over a domain-separation
@@ -15,11 +16,9 @@ use base64::Engine as _;
 use ring::hmac;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 
-use crate::directory::IssuerKey;
-use crate::policy::Timestamp;
-
-use super::StsError;
+use crate::account::AccountId;
 
 /// The token format's version tag.
 const PREFIX: &str = "iamlet1";
@@ -99,6 +98,37 @@ pub struct SessionClaims {
     pub transitive_tag_keys: Vec<String>,
 }
 
+/// Why a session token cannot be minted or is not accepted. Every way a presented token can be
+/// wrong but expiry is the same [`SessionTokenError::Invalid`], so a forger learns nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionTokenError {
+    /// Unknown, forged, tampered, foreign or malformed.
+    #[error("The security token included in the request is invalid.")]
+    Invalid,
+    /// A genuine token past its expiry (with the clock skew).
+    #[error("The security token included in the request is expired")]
+    Expired,
+    /// The tenant has no active key to sign with.
+    #[error("the tenant has no active issuer key")]
+    NoActiveKey,
+    /// The claims could not be encoded.
+    #[error("cannot encode the session")]
+    Encode,
+}
+
+/// What the keyring needs of a stored issuer key (the directory's `IssuerKey` provides it):
+/// the keyring sits below the directory, so it names the fields instead of the type.
+pub trait IssuerKeySource {
+    /// The key id carried in tokens.
+    fn key_id(&self) -> &str;
+    /// The Ed25519 public key.
+    fn public_key(&self) -> &[u8];
+    /// The Ed25519 private key's 32-byte seed, in standard base64.
+    fn private_seed_base64(&self) -> &str;
+    /// True while tokens are signed with it.
+    fn active(&self) -> bool;
+}
+
 /// An issuer key ready to sign and verify, built when a snapshot is built.
 pub struct IssuerKeyring {
     keys: Vec<CompiledIssuerKey>,
@@ -136,31 +166,31 @@ pub struct IssuerKeyError {
 impl IssuerKeyring {
     /// Builds the keyring of a tenant. A key whose public half does not belong to its private
     /// half, or whose id is malformed, is refused: a snapshot with such a key is not applied.
-    pub fn try_new(keys: &[IssuerKey]) -> Result<Self, IssuerKeyError> {
+    pub fn try_new<K: IssuerKeySource>(keys: &[K]) -> Result<Self, IssuerKeyError> {
         let compiled = keys
             .iter()
             .map(|key| {
                 let err = |reason| IssuerKeyError {
-                    key_id: key.key_id.clone(),
+                    key_id: key.key_id().to_owned(),
                     reason,
                 };
-                if !is_key_id(&key.key_id) {
+                if !is_key_id(key.key_id()) {
                     return Err(err(
                         "the key id must be 1 to 64 lowercase letters and digits",
                     ));
                 }
                 let seed = base64::engine::general_purpose::STANDARD
-                    .decode(key.private_key.expose())
+                    .decode(key.private_seed_base64())
                     .map_err(|_| err("the private key is not base64"))?;
-                let signer = Ed25519KeyPair::from_seed_and_public_key(&seed, &key.public_key)
+                let signer = Ed25519KeyPair::from_seed_and_public_key(&seed, key.public_key())
                     .map_err(|_| err("the public key does not match the private key"))?;
                 let secret_key = hmac::Key::new(
                     hmac::HMAC_SHA256,
                     hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &seed), SECRET_LABEL).as_ref(),
                 );
                 Ok(CompiledIssuerKey {
-                    key_id: key.key_id.as_str().into(),
-                    active: key.active,
+                    key_id: key.key_id().into(),
+                    active: key.active(),
                     verifier: UnparsedPublicKey::new(
                         &ED25519,
                         signer.public_key().as_ref().to_vec(),
@@ -188,12 +218,14 @@ impl IssuerKeyring {
     }
 
     /// Signs `claims` with the active key; returns the token and the session's secret.
-    pub fn mint(&self, claims: &SessionClaims) -> Result<(String, String), StsError> {
-        let key = self.keys.iter().rev().find(|k| k.active).ok_or_else(|| {
-            StsError::ServiceFailure("the tenant has no active issuer key".into())
-        })?;
-        let payload = serde_json::to_vec(claims)
-            .map_err(|_| StsError::ServiceFailure("cannot encode the session".into()))?;
+    pub fn mint(&self, claims: &SessionClaims) -> Result<(String, String), SessionTokenError> {
+        let key = self
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.active)
+            .ok_or(SessionTokenError::NoActiveKey)?;
+        let payload = serde_json::to_vec(claims).map_err(|_| SessionTokenError::Encode)?;
         let payload = B64.encode(payload);
         let signature = key
             .signer
@@ -208,44 +240,43 @@ impl IssuerKeyring {
         Ok((token, secret))
     }
 
-    /// Verifies a token of `tenant`: format, key id, signature, tenant binding, times (with
-    /// [`CLOCK_SKEW_SECONDS`]). Every failure but expiry is the same
-    /// [`StsError::InvalidToken`], so a forger learns nothing about which check failed; expiry
-    /// is only reported for a genuine token, as `ExpiredToken` so that SDKs refresh.
+    /// Verifies a token of `tenant` at `now` (epoch seconds): format, key id, signature,
+    /// tenant binding, times (with [`CLOCK_SKEW_SECONDS`]). Every failure but expiry is the
+    /// same [`SessionTokenError::Invalid`], so a forger learns nothing about which check
+    /// failed; expiry is only reported for a genuine token, as `Expired` so that SDKs refresh.
     pub fn verify(
         &self,
         tenant: &str,
         token: &str,
-        now: Timestamp,
-    ) -> Result<VerifiedToken, StsError> {
-        let parsed = ParsedToken::parse(token).ok_or(StsError::InvalidToken)?;
+        now: i64,
+    ) -> Result<VerifiedToken, SessionTokenError> {
+        let parsed = ParsedToken::parse(token).ok_or(SessionTokenError::Invalid)?;
         if parsed.tenant != tenant {
-            return Err(StsError::InvalidToken);
+            return Err(SessionTokenError::Invalid);
         }
-        let key = self.key(parsed.key_id).ok_or(StsError::InvalidToken)?;
+        let key = self.key(parsed.key_id).ok_or(SessionTokenError::Invalid)?;
         let signature = B64
             .decode(parsed.signature)
-            .map_err(|_| StsError::InvalidToken)?;
+            .map_err(|_| SessionTokenError::Invalid)?;
         key.verifier
             .verify(
                 &signed_message(parsed.tenant, parsed.key_id, parsed.payload),
                 &signature,
             )
-            .map_err(|_| StsError::InvalidToken)?;
+            .map_err(|_| SessionTokenError::Invalid)?;
         let payload = B64
             .decode(parsed.payload)
-            .map_err(|_| StsError::InvalidToken)?;
+            .map_err(|_| SessionTokenError::Invalid)?;
         let claims: SessionClaims =
-            serde_json::from_slice(&payload).map_err(|_| StsError::InvalidToken)?;
+            serde_json::from_slice(&payload).map_err(|_| SessionTokenError::Invalid)?;
         if claims.tenant != tenant || !claims.access_key_id.starts_with("ASIA") {
-            return Err(StsError::InvalidToken);
+            return Err(SessionTokenError::Invalid);
         }
-        let now = now.epoch_seconds();
         if claims.issued_at > now.saturating_add(CLOCK_SKEW_SECONDS) {
-            return Err(StsError::InvalidToken);
+            return Err(SessionTokenError::Invalid);
         }
         if now > claims.expires_at.saturating_add(CLOCK_SKEW_SECONDS) {
-            return Err(StsError::ExpiredToken);
+            return Err(SessionTokenError::Expired);
         }
         Ok(VerifiedToken {
             claims,
@@ -254,19 +285,23 @@ impl IssuerKeyring {
     }
 
     /// Checks a presented secret against the one derived for `token`, in constant time.
-    pub fn check_secret(&self, token: &VerifiedToken, presented: &str) -> Result<(), StsError> {
-        let key = self.key(&token.key_id).ok_or(StsError::InvalidToken)?;
+    pub fn check_secret(
+        &self,
+        token: &VerifiedToken,
+        presented: &str,
+    ) -> Result<(), SessionTokenError> {
+        let key = self.key(&token.key_id).ok_or(SessionTokenError::Invalid)?;
         let expected = derive_secret(key, &token.claims);
         if constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
             Ok(())
         } else {
-            Err(StsError::InvalidToken)
+            Err(SessionTokenError::Invalid)
         }
     }
 
     /// The session's secret, for SigV4 verification of requests signed with it.
-    pub fn secret(&self, token: &VerifiedToken) -> Result<String, StsError> {
-        let key = self.key(&token.key_id).ok_or(StsError::InvalidToken)?;
+    pub fn secret(&self, token: &VerifiedToken) -> Result<String, SessionTokenError> {
+        let key = self.key(&token.key_id).ok_or(SessionTokenError::Invalid)?;
         Ok(derive_secret(key, &token.claims))
     }
 }
@@ -306,8 +341,7 @@ impl<'a> ParsedToken<'a> {
         );
         let well_formed = prefix == PREFIX
             && parts.next().is_none()
-            && tenant.len() == 12
-            && tenant.bytes().all(|b| b.is_ascii_digit())
+            && AccountId::is_valid(tenant)
             && is_key_id(key_id)
             && !payload.is_empty()
             // An Ed25519 signature is 64 bytes: 86 characters unpadded.
@@ -349,16 +383,16 @@ fn derive_secret(key: &CompiledIssuerKey, claims: &SessionClaims) -> String {
     input.push(0);
     input.extend_from_slice(claims.token_id.as_bytes());
     let tag = hmac::sign(&key.secret_key, &input);
+    // INVARIANT: an HMAC-SHA256 tag is 32 bytes, so its first 30 always exist; the fallback to
+    // the whole tag is unreachable and would still be a secret of the same key.
     let bytes = tag.as_ref().get(..30).unwrap_or(tag.as_ref());
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Compares two byte strings in time that depends on their lengths only.
+/// Compares two byte strings in time that depends on their lengths only (with `subtle`, whose
+/// comparison the optimizer cannot turn into an early exit).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

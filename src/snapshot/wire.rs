@@ -1,0 +1,83 @@
+//! The tenant update wire format: what the control plane ships and a sidecar applies, one
+//! tenant's directory as JSON with its version and digest. It lives with the snapshots it
+//! becomes, below both the control plane (which builds updates) and `sync` (which applies them).
+
+use data_encoding::HEXLOWER;
+use ring::digest;
+
+use crate::directory::Tenant;
+
+use super::SnapshotVersion;
+
+/// One tenant's update as the control plane sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantUpdate {
+    /// The tenant.
+    pub account_id: String,
+    /// The version.
+    pub version: SnapshotVersion,
+    /// The tenant's directory as JSON.
+    pub payload: String,
+    /// Lowercase hex SHA-256 of `payload`.
+    pub sha256: String,
+}
+
+// === impl TenantUpdate ===
+
+impl TenantUpdate {
+    /// An update for `tenant` at `version`, with its digest.
+    pub fn new(tenant: &Tenant, version: SnapshotVersion) -> Result<Self, serde_json::Error> {
+        let payload = serde_json::to_string(&for_sidecars(tenant.clone()))?;
+        Ok(Self {
+            account_id: tenant.account_id.clone(),
+            version,
+            sha256: sha256_hex(&payload),
+            payload,
+        })
+    }
+}
+
+/// `tenant` without what sidecars never use and must not hold: the root user's key (for the
+/// admin API alone) and console password hashes (nobody signs in at a sidecar). A sidecar's
+/// stream or state directory then reveals neither.
+pub fn for_sidecars(mut tenant: Tenant) -> Tenant {
+    tenant.root_access_key = None;
+    for user in tenant.users.values_mut() {
+        user.login_profile = None;
+    }
+    tenant
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(text: &str) -> String {
+    HEXLOWER.encode(digest::digest(&digest::SHA256, text.as_bytes()).as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_lowercase_hex_sha256() {
+        // FIPS 180-2's test vector for "abc".
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn an_update_carries_the_digest_of_its_payload_without_root_keys() {
+        let mut tenant = Tenant::new("111122223333", 0);
+        tenant.root_access_key = Some(crate::directory::RootAccessKey {
+            access_key_id: "AKIAAAAAAAAAAAAAAAAA".into(),
+            secret: crate::directory::Secret::new("root-secret"),
+            created_at: 0,
+        });
+        let update = TenantUpdate::new(&tenant, SnapshotVersion::new(1, 2)).unwrap();
+        assert_eq!(update.sha256, sha256_hex(&update.payload));
+        let shipped: Tenant = serde_json::from_str(&update.payload).unwrap();
+        assert!(shipped.root_access_key.is_none());
+        assert!(!update.payload.contains("root-secret"));
+    }
+}
