@@ -232,10 +232,9 @@ impl SidecarHandle {
     }
 }
 
-/// Keeps [`SidecarHandle::serving`] in step with readiness: it changes when a required tenant
-/// arrives or leaves, when the stream's first full response lands, and when draining starts.
-/// The store and the stream change state from their own tasks, so this re-reads them on a
-/// short period; every reader follows the channel, not the period.
+/// Keeps [`SidecarHandle::serving`] in step with readiness, which changes only when the
+/// stream applies a response (a required tenant arrives or leaves, the first full response
+/// lands) and when draining starts ([`SidecarHandle::start_draining`] publishes that itself).
 async fn follow_readiness(handle: SidecarHandle, mut shutdown: watch::Receiver<bool>) {
     loop {
         handle.refresh_serving();
@@ -244,7 +243,7 @@ async fn follow_readiness(handle: SidecarHandle, mut shutdown: watch::Receiver<b
                 handle.serving.send_replace(false);
                 return;
             }
-            () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            () = handle.sync.applied() => {}
         }
     }
 }

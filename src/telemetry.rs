@@ -91,8 +91,11 @@ pub fn init(format: LogFormat) -> Result<Telemetry, TelemetryError> {
         .unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&filter).map_err(|e| TelemetryError::Filter(e.to_string()))?;
     let logs = match format {
+        // Colours only for a person at a terminal: a log collector would keep the escape
+        // codes in every line.
         LogFormat::Plain => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

@@ -380,6 +380,11 @@ fn a_sidecar_stops_cleanly_on_sigterm() {
     let stderr = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("draining"), "{stderr}");
+    // Plain logs to a pipe, as a log collector reads them: no terminal colour codes.
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escapes in a piped log: {stderr:?}"
+    );
 }
 
 /// A control plane process on first start: it makes its operator key and sealing key (owner

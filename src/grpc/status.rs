@@ -68,6 +68,17 @@ pub fn grpc_code(code: AwsCode) -> Code {
 /// fault is logged with its detail and answered without it; every message is bounded, so an
 /// echo of oversized input never exceeds the peer's header limit.
 pub fn to_status(code: AwsCode, message: &str, domain: ErrorDomain) -> Status {
+    to_status_with_field(code, message, domain, None)
+}
+
+/// [`to_status`] naming the request field at fault, as a `BadRequest` field violation beside
+/// the `ErrorInfo`.
+pub fn to_status_with_field(
+    code: AwsCode,
+    message: &str,
+    domain: ErrorDomain,
+    field: Option<(&str, &str)>,
+) -> Status {
     let grpc = grpc_code(code);
     let message = if grpc == Code::Internal {
         tracing::error!(code = code.as_str(), detail = %message, "internal error");
@@ -76,11 +87,12 @@ pub fn to_status(code: AwsCode, message: &str, domain: ErrorDomain) -> Status {
     } else {
         echo_message(message)
     };
-    Status::with_error_details(
-        grpc,
-        message,
-        ErrorDetails::with_error_info(code.as_str(), domain.as_str(), HashMap::new()),
-    )
+    let mut details = ErrorDetails::new();
+    details.set_error_info(code.as_str(), domain.as_str(), HashMap::new());
+    if let Some((field, why)) = field {
+        details.add_bad_request_violation(echo_message(field), echo_message(why));
+    }
+    Status::with_error_details(grpc, message, details)
 }
 
 /// The longest message a status carries, in characters.
@@ -97,16 +109,29 @@ fn echo_message(message: &str) -> String {
 
 /// A local-API (Authorizer, STS) error as a status.
 pub fn api_status(error: &crate::sidecar::ApiError) -> Status {
+    use crate::sidecar::ApiError;
     let domain = match error {
-        crate::sidecar::ApiError::Sts(_) => ErrorDomain::Sts,
+        ApiError::Sts(_) => ErrorDomain::Sts,
         _ => ErrorDomain::Authorizer,
     };
-    to_status(error.code(), &error.to_string(), domain)
+    let field = match error {
+        ApiError::InvalidArgument { field, reason } => Some((field.as_str(), reason.as_str())),
+        _ => None,
+    };
+    to_status_with_field(error.code(), &error.to_string(), domain, field)
 }
 
 /// An admin API error as a status.
 pub fn admin_status(error: &crate::control_plane::AdminError) -> Status {
-    to_status(error.code(), &error.to_string(), ErrorDomain::Iam)
+    use crate::control_plane::AdminError;
+    let field = match error {
+        AdminError::InvalidParameterValue { name, reason } => {
+            Some((name.as_str(), reason.as_str()))
+        }
+        AdminError::MissingParameter(name) => Some((name.as_str(), "missing")),
+        _ => None,
+    };
+    to_status_with_field(error.code(), &error.to_string(), ErrorDomain::Iam, field)
 }
 
 /// The AWS error code a status carries, if it carries one.
@@ -140,6 +165,17 @@ mod tests {
             assert_eq!(grpc_code(code), Code::Unavailable, "{code}");
         }
         assert_eq!(grpc_code(AwsCode::NoSuchTenant), Code::NotFound);
+    }
+
+    #[test]
+    fn invalid_arguments_name_their_field() {
+        let status = api_status(&crate::sidecar::ApiError::invalid("resource", "missing"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let violations = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "resource");
+        assert_eq!(violations[0].description, "missing");
+        assert_eq!(aws_error_code(&status).as_deref(), Some("ValidationError"));
     }
 
     #[test]

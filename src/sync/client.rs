@@ -101,6 +101,8 @@ pub struct SyncState {
     last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
     acks: AtomicU64,
     nacks: AtomicU64,
+    /// Signalled after each response is applied: what the sidecar's readiness follows.
+    applied: tokio::sync::Notify,
 }
 
 // === impl Backoff ===
@@ -247,6 +249,12 @@ impl SyncState {
     /// the control plane has).
     pub fn full_response_seen(&self) -> bool {
         self.full_response_seen.load(Ordering::Relaxed)
+    }
+
+    /// Completes after the next response has been applied (at once if one was applied since
+    /// the last call): the one waiter is the sidecar's readiness.
+    pub async fn applied(&self) {
+        self.applied.notified().await;
     }
 
     /// Milliseconds since the control plane was last heard from; `None` if never.
@@ -480,6 +488,7 @@ async fn stream_once(
         if !more {
             state.full_response_seen.store(true, Ordering::Relaxed);
         }
+        state.applied.notify_one();
         delivered = true;
         state
             .acks
