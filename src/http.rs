@@ -4,6 +4,7 @@
 //! Today it serves the probes and metrics (`/healthz`, `/readyz`, `/metrics`); AWS's Query
 //! protocols, container credentials, ext_authz-style checks and AuthZEN are added here as
 //! routes that decode once, call the domain API and render, never as copies of its logic.
+//! Their errors become AWS's XML or JSON error bodies in one place, [`error`].
 //!
 //! Every connection is bounded: a client has [`HEADER_READ_TIMEOUT`] to send its request head,
 //! a request body is at most [`MAX_BODY_BYTES`], a request is answered within
@@ -27,6 +28,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 pub use crate::observe::Probes;
+
+pub mod error;
+
+pub use error::{aws_error, xml_escape, ErrorFormat, IAM_NAMESPACE, STS_NAMESPACE};
 
 /// How long a client may take to send a request's head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);

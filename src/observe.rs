@@ -98,7 +98,14 @@ impl Method {
     }
 
     fn index(self) -> usize {
-        METHODS.iter().position(|m| *m == self).unwrap_or(0)
+        match self {
+            Self::Authorize => 0,
+            Self::BatchAuthorize => 1,
+            Self::AssumeRole => 2,
+            Self::AssumeRoleWithWebIdentity => 3,
+            Self::GetSessionToken => 4,
+            Self::GetCallerIdentity => 5,
+        }
     }
 }
 
@@ -113,7 +120,12 @@ impl Answer {
     }
 
     fn index(self) -> usize {
-        RESULTS.iter().position(|r| *r == self).unwrap_or(0)
+        match self {
+            Self::Allow => 0,
+            Self::ExplicitDeny => 1,
+            Self::ImplicitDeny => 2,
+            Self::Error => 3,
+        }
     }
 }
 
@@ -306,6 +318,16 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {family} ")), "{l}");
         }
         assert!(text.contains("iamlet_test_gauge 1"));
+    }
+
+    #[test]
+    fn every_method_and_result_has_its_own_row() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert_eq!(m.index(), i, "{m:?}");
+        }
+        for (i, r) in RESULTS.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
     }
 
     #[test]

@@ -534,6 +534,8 @@ fn millis(d: Duration) -> i64 {
 fn stale_error(tenant: &str, stale_ms: i64, limit_ms: i64, what: &'static str) -> ApiError {
     ApiError::Stale {
         tenant: tenant.to_owned(),
+        // INVARIANT: staleness and bounds are never negative (`staleness_ms` clamps at 0, a
+        // `Duration` has no sign); a negative one would read as 0 s, the freshest.
         stale_s: u64::try_from(stale_ms / 1000).unwrap_or(0),
         limit_s: u64::try_from(limit_ms / 1000).unwrap_or(0),
         what,
