@@ -78,8 +78,8 @@ mod sts;
 
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
-    check_context, limits, next_request_id, AuthorizeError, AuthorizeInput, Authorizer, Decision,
-    MAX_BATCH,
+    check_context, limits, next_request_id, value_chars, AuthorizeError, AuthorizeInput,
+    Authorizer, Decision, MAX_BATCH,
 };
 pub use sts::{
     AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetCallerIdentityInput, GetSessionTokenInput,

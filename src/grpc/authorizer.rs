@@ -72,14 +72,20 @@ impl AuthorizerService {
         message: pb::AuthorizeRequest,
         batch: bool,
     ) -> Result<AuthorizeInput, ApiError> {
-        let (action, resource) = (
-            crate::error::echo(&message.action).into_owned(),
-            crate::error::echo(&message.resource).into_owned(),
-        );
-        let request_id = Some(message.request_id.clone()).filter(|id| !id.is_empty());
+        // What a refusal's log record names, copied only when there is a log to write.
+        let logged = self.authorizer.api().decision_log().is_enabled().then(|| {
+            (
+                crate::error::echo(&message.action).into_owned(),
+                crate::error::echo(&message.resource).into_owned(),
+                Some(message.request_id.clone()).filter(|id| !id.is_empty()),
+            )
+        });
         AuthorizeInput::try_from(message).inspect_err(|e| {
+            let (action, resource, request_id) = logged.as_ref().map_or(("", "", None), |l| {
+                (l.0.as_str(), l.1.as_str(), l.2.as_deref())
+            });
             self.authorizer
-                .refused(&action, &resource, request_id.as_deref(), e, batch)
+                .refused(action, resource, request_id, e, batch)
         })
     }
 }
@@ -186,13 +192,16 @@ fn decode_context(
             let (count, longest) = match &value.value {
                 Some(pb::context_value::Value::ListValue(list)) => (
                     list.values.len(),
-                    list.values.iter().map(|v| v.chars().count()).max(),
+                    list.values
+                        .iter()
+                        .map(|v| crate::sidecar::value_chars(v))
+                        .max(),
                 ),
                 Some(
                     pb::context_value::Value::StringValue(s)
                     | pb::context_value::Value::NumberValue(s)
                     | pb::context_value::Value::DateValue(s),
-                ) => (1, Some(s.chars().count())),
+                ) => (1, Some(crate::sidecar::value_chars(s))),
                 Some(pb::context_value::Value::BoolValue(_)) | None => (1, None),
             };
             (key.as_str(), count, longest)

@@ -554,7 +554,7 @@ fn check_present(input: &AuthorizeInput) -> Result<(), ApiError> {
             (
                 key,
                 values.len(),
-                values.iter().map(|v| v.as_str().chars().count()).max(),
+                values.iter().map(|v| value_chars(v.as_str())).max(),
             )
         })
     })
@@ -590,6 +590,17 @@ where
         }
     }
     Ok(())
+}
+
+/// A context value's length as [`check_context`] takes it: its bytes, which bound its
+/// characters from above, and its characters only when the bytes are over the bound, so that
+/// ordinary values are never walked.
+pub fn value_chars(value: &str) -> usize {
+    if value.len() <= limits::MAX_CONTEXT_VALUE_CHARS {
+        value.len()
+    } else {
+        value.chars().count()
+    }
 }
 
 fn check_chars(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
