@@ -389,10 +389,24 @@ fn derive_secret(key: &CompiledIssuerKey, claims: &SessionClaims) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Compares two byte strings in time that depends on their lengths only (with `subtle`, whose
-/// comparison the optimizer cannot turn into an early exit).
+/// Compares two byte strings in time that depends on their lengths only. The differences of
+/// eight bytes at a time are folded into one word, with no branch on the data, and `subtle`
+/// makes the last comparison one the optimizer cannot turn into an early exit. (A byte at a
+/// time through `subtle` costs a microsecond on a session token, on every request.)
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    let mut diff = 0u64;
+    for (x, y) in a_words.iter().zip(b_words) {
+        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
+    }
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff).ct_eq(&0).into()
 }
 
 #[cfg(test)]

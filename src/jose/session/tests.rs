@@ -327,4 +327,12 @@ fn constant_time_eq_compares_bytes_and_lengths() {
     assert!(!constant_time_eq(b"abc", b"abd"));
     assert!(!constant_time_eq(b"abc", b"ab"));
     assert!(constant_time_eq(b"", b""));
+    // Every position of a long string counts, in the whole words and in the tail.
+    let long: Vec<u8> = (0..1037u32).map(|i| (i % 251) as u8).collect();
+    assert!(constant_time_eq(&long, &long.clone()));
+    for i in [0, 7, 8, 500, 1031, 1032, 1036] {
+        let mut other = long.clone();
+        other[i] ^= 0x40;
+        assert!(!constant_time_eq(&long, &other), "byte {i}");
+    }
 }
