@@ -79,7 +79,7 @@ mod sts;
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
     check_context, limits, next_request_id, value_chars, AuthorizeError, AuthorizeInput,
-    Authorizer, Decision, MAX_BATCH,
+    Authorizer, Decided, Decision, MAX_BATCH,
 };
 pub use sts::{
     AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetCallerIdentityInput, GetSessionTokenInput,

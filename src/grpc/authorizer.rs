@@ -275,7 +275,7 @@ fn render(d: &Decision) -> pb::AuthorizeResponse {
             })
             .collect(),
         principal_arn: d.principal.to_string(),
-        cached: d.cached,
+        cached: d.cached(),
         rule: d.rule.map(|r| r.as_str().to_owned()).unwrap_or_default(),
     }
 }

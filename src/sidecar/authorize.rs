@@ -81,10 +81,17 @@ pub struct AuthorizeInput {
     pub request_id: Option<String>,
 }
 
-/// A decision and what made it. Every field is shared, so a cached decision is handed out by
-/// reference counts, never copied.
+/// A decision and what made it: a handle on what the decision cache holds, so that a hit
+/// costs one reference count, never a copy. Its fields read through [`Decided`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    decided: Arc<Decided>,
+    cached: bool,
+}
+
+/// What a decision says, shared by every answer made from it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decided {
     /// Allow, explicit deny or implicit deny.
     pub outcome: Outcome,
     /// The policy type that decided.
@@ -92,25 +99,36 @@ pub struct Decision {
     /// The deciding statement (none for an implicit deny).
     pub statement: Option<StatementRef>,
     /// AWS's message for the decision.
-    pub message: Arc<str>,
+    pub message: Box<str>,
     /// The principal that was decided for (the session's ARN for session credentials).
-    pub principal: Arc<str>,
+    pub principal: Box<str>,
     /// The tenant whose snapshot decided.
-    pub tenant: Arc<str>,
+    pub tenant: Box<str>,
     /// That snapshot's version.
     pub version: SnapshotVersion,
     /// Every statement that applied, when the request asked to explain.
-    pub trace: Arc<[TraceEntry]>,
+    pub trace: Box<[TraceEntry]>,
     /// A rule of AWS's that decided rather than a statement, if one did.
     pub rule: Option<crate::authz::Rule>,
-    /// True when the decision came from the cache.
-    pub cached: bool,
 }
 
 impl Decision {
     /// True for `Allow`.
     pub fn is_allowed(&self) -> bool {
-        self.outcome == Outcome::Allow
+        self.decided.outcome == Outcome::Allow
+    }
+
+    /// True when the decision came from the cache.
+    pub fn cached(&self) -> bool {
+        self.cached
+    }
+}
+
+impl std::ops::Deref for Decision {
+    type Target = Decided;
+
+    fn deref(&self) -> &Decided {
+        &self.decided
     }
 }
 
@@ -318,18 +336,23 @@ impl Authorizer {
         });
         if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
             self.api.decision_stats.hit();
-            let mut decision = (*hit).clone();
-            decision.cached = true;
-            return Ok(decision);
+            return Ok(Decision {
+                decided: hit,
+                cached: true,
+            });
         }
         if cache_key.is_some() {
             self.api.decision_stats.miss();
         }
-        let decision = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
+        let decided =
+            Arc::new(self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?);
         if let Some(key) = cache_key {
-            self.api.decisions.insert(key, Arc::new(decision.clone()));
+            self.api.decisions.insert(key, Arc::clone(&decided));
         }
-        Ok(decision)
+        Ok(Decision {
+            decided,
+            cached: false,
+        })
     }
 
     /// Who is asking, and the caller tenant's snapshot.
@@ -406,7 +429,7 @@ impl Authorizer {
         snapshots: &Snapshots,
         inline: Option<&CompiledPolicy>,
         clock: Timestamp,
-    ) -> Result<Decision, ApiError> {
+    ) -> Result<Decided, ApiError> {
         let caller = authenticated.caller();
         let snapshot = &snapshots.caller;
         let caller_tenant = snapshot.account_id();
@@ -471,7 +494,7 @@ impl Authorizer {
         } else {
             (evaluate(&policies, &request), Vec::new())
         };
-        Ok(Decision {
+        Ok(Decided {
             outcome: decision.outcome,
             policy_type: decision.policy_type,
             message: decision.message(&request).into(),
@@ -481,7 +504,6 @@ impl Authorizer {
             tenant: caller_tenant.into(),
             version: snapshot.version(),
             trace: trace.into(),
-            cached: false,
         })
     }
 }
@@ -790,7 +812,7 @@ fn record_of(
                 None => format!("{}#{}", s.policy, s.index),
             });
             record.snapshot_version = format!("{}.{}", d.version.epoch, d.version.seq);
-            record.cached = d.cached;
+            record.cached = d.cached();
         }
         Err(e) => record.error_code = Some(e.code().as_str()),
     }
