@@ -14,6 +14,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Never skipped: python3 is installed from the machine's package manager when absent.
+if ! command -v python3 >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+fi
+
 profile=debug
 build=(cargo build --bin iamlet)
 if [[ "${1:-}" == "--release" ]]; then

@@ -26,18 +26,7 @@ fn nines(percentile: f64) -> f64 {
 
 /// `text` with XML's special characters escaped, for text and attribute values.
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::http::xml_escape(text).into_owned()
 }
 
 /// A percentile label of the nines axis (`99.9%`).
