@@ -176,6 +176,20 @@ impl fmt::Display for AwsCode {
     }
 }
 
+/// The longest error message any edge answers, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 2048;
+
+/// `message` cut at [`MAX_MESSAGE_CHARS`] with a marker: what every edge answers, so that an
+/// answer never grows past a peer's header or body limits.
+pub fn bounded_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_MESSAGE_CHARS || message.chars().nth(MAX_MESSAGE_CHARS).is_none() {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    out.push_str("...(truncated)");
+    std::borrow::Cow::Owned(out)
+}
+
 /// The longest echo of caller input that an error message carries.
 pub const MAX_ECHO_CHARS: usize = 256;
 

@@ -1,7 +1,7 @@
 //! The watch service's domain: who may stream which tenants, and what a stream sends next.
 //! The gRPC edge (`crate::grpc::sync`) reads the request, asks here, and writes the answer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::snapshot::SnapshotVersion;
@@ -74,6 +74,13 @@ pub struct SyncClient<'a> {
     pub secure_transport: bool,
 }
 
+/// The tenants a stream follows.
+#[derive(Debug)]
+pub struct Subscription {
+    /// `None`: every tenant.
+    tenants: Option<Vec<String>>,
+}
+
 /// Why a stream was refused, before anything was read.
 const SYNC_UNAUTHENTICATED: &str = "the sync API needs a client certificate (mutual TLS), sync \
      credentials (--sync-credentials) or a loopback peer";
@@ -117,28 +124,36 @@ impl SyncAdmission {
         }
     }
 
-    /// The tenants `client` may stream given what it subscribes to (`*` for every one it
-    /// may see): `None` for every tenant. A presented sync key decides (every tenant, or
-    /// refused), with or without a certificate map; otherwise the map limits certificates,
-    /// and without one the admission policy decides.
-    pub fn subscription(
+    /// Admits `client` before anything of its stream is read, and returns the tenants it may
+    /// see: `None` for every tenant. A presented sync key decides (every tenant, or refused),
+    /// with or without a certificate map; otherwise the map limits certificates, and without
+    /// one the admission policy decides.
+    pub fn admit_client(
         &self,
         access: Option<&TenantAccess>,
         client: SyncClient<'_>,
-        subscribe: Vec<String>,
-    ) -> Result<Subscription, SyncRefusal> {
-        let allowed = match (access, client.key) {
-            (Some(access), None) => access.allowed(client.certificate),
-            (_, presented) => {
-                self.admit(
+    ) -> Result<Option<BTreeSet<String>>, SyncRefusal> {
+        match (access, client.key) {
+            (Some(access), None) => Ok(access.allowed(client.certificate)),
+            (_, presented) => self
+                .admit(
                     presented,
                     client.certificate.is_some(),
                     client.peer,
                     client.secure_transport,
-                )?;
-                None
-            }
-        };
+                )
+                .map(|()| None),
+        }
+    }
+}
+
+impl Subscription {
+    /// What an admitted client that may see `allowed` (`None`: every tenant) follows when it
+    /// subscribes to `subscribe` (`*` for every tenant it may see).
+    pub fn try_new(
+        allowed: Option<BTreeSet<String>>,
+        subscribe: Vec<String>,
+    ) -> Result<Self, SyncRefusal> {
         let all = subscribe.iter().any(|t| t == "*");
         let tenants = match (all, allowed) {
             (true, None) => None,
@@ -160,18 +175,9 @@ impl SyncAdmission {
                 Some(subscribe)
             }
         };
-        Ok(Subscription { tenants })
+        Ok(Self { tenants })
     }
-}
 
-/// The tenants a stream follows.
-#[derive(Debug)]
-pub struct Subscription {
-    /// `None`: every tenant.
-    tenants: Option<Vec<String>>,
-}
-
-impl Subscription {
     fn wants(&self, account: &str) -> bool {
         self.tenants
             .as_ref()

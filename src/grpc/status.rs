@@ -95,16 +95,8 @@ pub fn to_status_with_field(
     Status::with_error_details(grpc, message, details)
 }
 
-/// The longest message a status carries, in characters.
-const MAX_MESSAGE_CHARS: usize = 2048;
-
 fn echo_message(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE_CHARS {
-        return message.to_owned();
-    }
-    let mut out: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-    out.push_str("...(truncated)");
-    out
+    crate::error::bounded_message(message).into_owned()
 }
 
 /// A local-API (Authorizer, STS) error as a status.
@@ -142,6 +134,7 @@ pub fn aws_error_code(status: &Status) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::MAX_MESSAGE_CHARS;
 
     #[test]
     fn statuses_carry_the_aws_code_and_a_bounded_message() {

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::control_plane::{
-    Chunk, ControlPlane, SyncAdmission, SyncClient, SyncRefusal, WatchState,
+    Chunk, ControlPlane, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState,
 };
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
@@ -110,19 +110,11 @@ impl pb::sync_server::Sync for SyncService {
             peer: request.remote_addr(),
             secure_transport: self.secure_transport,
         };
-        // Admission alone first, so that an unadmitted client is refused without reading.
-        if self.access.is_none() || key.is_some() {
-            self.admission
-                .admit(key, leaf.is_some(), client.peer, self.secure_transport)
-                .map_err(|r| refusal_status(&r))?;
-        }
-        let access = self.access.clone();
-        let admission = Arc::clone(&self.admission);
-        let (leaf, key) = (
-            leaf.map(<[u8]>::to_vec),
-            key.map(|(id, secret)| (id.to_owned(), secret.to_owned())),
-        );
-        let peer = client.peer;
+        // Admitted before anything is read: an unadmitted client costs nothing more.
+        let allowed = self
+            .admission
+            .admit_client(self.access.as_deref(), client)
+            .map_err(|r| refusal_status(&r))?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -136,20 +128,8 @@ impl pb::sync_server::Sync for SyncService {
             acks: _,
             nacks: _,
         } = first;
-        let subscription = admission
-            .subscription(
-                access.as_deref(),
-                SyncClient {
-                    key: key
-                        .as_ref()
-                        .map(|(id, secret)| (id.as_str(), secret.as_str())),
-                    certificate: leaf.as_deref(),
-                    peer,
-                    secure_transport: self.secure_transport,
-                },
-                subscribe,
-            )
-            .map_err(|r| refusal_status(&r))?;
+        let subscription =
+            Subscription::try_new(allowed, subscribe).map_err(|r| refusal_status(&r))?;
         let known: HashMap<String, SnapshotVersion> = initial_versions
             .into_iter()
             .filter_map(|tv| {

@@ -6,6 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::AwsCode;
+#[cfg(test)]
+use crate::error::MAX_MESSAGE_CHARS;
 
 /// How a protocol writes its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +37,7 @@ pub fn aws_error(code: AwsCode, message: &str, request_id: &str, format: ErrorFo
             "The request processing has failed because of an unknown error, exception or failure.",
         )
     } else {
-        bounded(message)
+        crate::error::bounded_message(message)
     };
     let (content_type, body) = match format {
         ErrorFormat::Query { namespace } => (
@@ -63,18 +65,6 @@ pub fn aws_error(code: AwsCode, message: &str, request_id: &str, format: ErrorFo
         headers.insert("x-amzn-errortype", HeaderValue::from_static(code.as_str()));
     }
     response
-}
-
-/// The longest message an error body carries, in characters.
-const MAX_MESSAGE_CHARS: usize = 2048;
-
-fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
-    if message.chars().nth(MAX_MESSAGE_CHARS).is_none() {
-        return std::borrow::Cow::Borrowed(message);
-    }
-    let mut out: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-    out.push_str("...(truncated)");
-    std::borrow::Cow::Owned(out)
 }
 
 /// Escapes text for XML character data and attribute values.
