@@ -418,6 +418,8 @@ impl SqliteStore {
         let epoch = match (stored, epoch) {
             (Some(s), Some(wanted)) => s.max(wanted),
             (Some(s), None) => s,
+            // A new store: the epoch asked for, but never below a fresh one, so a store made
+            // again never repeats an epoch its sidecars followed.
             (None, wanted) => wanted.unwrap_or(0).max(new_epoch()),
         };
         // A store made before identities existed gets one now, keeping its epoch.
@@ -467,6 +469,7 @@ fn unreadable(path: &Path, error: &rusqlite::Error) -> StoreError {
 fn new_epoch() -> u64 {
     let mut bytes = [0u8; 2];
     crate::directory::IdGenerator::system().fill(&mut bytes);
+    // A clock before 1970 counts as 0: the random low bits still keep epochs apart.
     let millis = u64::try_from(crate::policy::Timestamp::now().epoch_millis()).unwrap_or(0);
     millis
         .saturating_mul(4096)
@@ -523,10 +526,14 @@ fn write_marker(path: &Path, id: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// SQLite integers are signed; the counters stored never come near `i64::MAX`, and saturating
+/// keeps an impossible one ordered last rather than wrapping negative.
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// The reverse of [`to_i64`]: only a damaged row holds a negative counter, read as 0 (the
+/// lowest version, so it can never win over a real one).
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -547,6 +554,7 @@ impl TenantStore for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (account, seq, state) = row?;
+            // A NULL state reads as empty text, which the parse below reports as corrupt.
             let state = state.unwrap_or_default();
             let mut tenant: Tenant =
                 serde_json::from_str(&state).map_err(|e| StoreError::Corrupt {
@@ -592,6 +600,7 @@ impl TenantStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
+        // A tenant's first change is number 1.
         let seq = previous.unwrap_or(0) + 1;
         tx.execute(
             "INSERT INTO changes (account_id, seq, at, actor, action, parameters)
@@ -654,6 +663,8 @@ impl TenantStore for SqliteStore {
                 at,
                 actor,
                 action,
+                // The trail is listed even when one entry's parameters no longer parse: the
+                // who, what and when stay readable, the parameters show as null.
                 parameters: serde_json::from_str(&parameters).unwrap_or(serde_json::Value::Null),
             });
         }

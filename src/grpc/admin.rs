@@ -278,6 +278,28 @@ impl<S> tower_layer::Layer<S> for AdminGateLayer {
     }
 }
 
+/// `body`, cut after `limit` bytes. The cut is a `RESOURCE_EXHAUSTED` status, which tonic's
+/// decoder passes through as it is (any other body error would reach the caller as `UNKNOWN`).
+fn cut_at(
+    body: tonic::body::Body,
+    limit: usize,
+) -> impl axum::body::HttpBody<Data = axum::body::Bytes, Error = tonic::Status> {
+    use http_body_util::BodyExt;
+    http_body_util::Limited::new(body, limit).map_err(move |error| {
+        if error.is::<http_body_util::LengthLimitError>() {
+            tonic::Status::resource_exhausted(format!(
+                "the message exceeds {limit} bytes, the limit of every admin call but an \
+                 authenticated ApplyTenant"
+            ))
+        } else {
+            match error.downcast::<tonic::Status>() {
+                Ok(status) => *status,
+                Err(other) => tonic::Status::unknown(other.to_string()),
+            }
+        }
+    })
+}
+
 /// The service [`AdminGateLayer`] makes.
 #[derive(Debug, Clone)]
 pub struct AdminGate<S> {
@@ -325,10 +347,7 @@ where
             // Every other message is small: its size is bounded before it is read, and its
             // caller authenticated by the handler.
             let (parts, body) = request.into_parts();
-            let body = tonic::body::Body::new(http_body_util::Limited::new(
-                body,
-                MAX_UNAUTHENTICATED_MESSAGE,
-            ));
+            let body = tonic::body::Body::new(cut_at(body, MAX_UNAUTHENTICATED_MESSAGE));
             return Box::pin(inner.call(axum::http::Request::from_parts(parts, body)));
         }
         let layer = self.layer.clone();

@@ -123,6 +123,7 @@ impl LatencyRecorder {
 
     /// Records one latency (clamped to the range: under 1 µs counts as 1 µs).
     pub fn record(&mut self, latency: Duration) {
+        // Only a latency of 584,000 years overflows; it saturates into the top bucket.
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.histogram.saturating_record(us.max(1));
     }
