@@ -15,6 +15,7 @@ use iamlet::snapshot::{
     read_last_known_good, write_last_known_good, AwsManagedCatalog, SnapshotStore, TenantSnapshot,
 };
 use iamlet::sts::sigv4::{Signature, SignedRequest};
+use iamlet::sts::{SessionClaims, SessionSubject};
 use iamlet::sync::Applier;
 use proptest::prelude::*;
 use prost::Message;
@@ -47,6 +48,8 @@ struct Targets {
     dir: PathBuf,
     valid_update: Vec<u8>,
     valid_file: Vec<u8>,
+    /// A session token the snapshot's issuer keys minted and accept.
+    valid_token: Vec<u8>,
 }
 
 fn targets() -> &'static Targets {
@@ -80,12 +83,40 @@ fn targets() -> &'static Targets {
         .encode_to_vec();
         let path = write_last_known_good(&dir, &tenant, version, None).unwrap();
         let valid_file = std::fs::read(path).unwrap();
+        // A real session token (alice's `GetSessionToken` session), so mutations start from
+        // bytes that pass every check, not only from garbage.
+        let now = Timestamp::now().epoch_seconds();
+        let alice = snapshot.user("alice").unwrap();
+        let claims = SessionClaims {
+            tenant: A.into(),
+            access_key_id: "ASIAFUZZSESSION00001".into(),
+            token_id: "fuzz-seed".into(),
+            subject: SessionSubject::User {
+                user_name: "alice".into(),
+                user_id: alice.user_id.to_string(),
+            },
+            issued_at: now,
+            expires_at: now + 3600,
+            source_identity: None,
+            mfa_authenticated_at: None,
+            session_policy: None,
+            policy_arns: Vec::new(),
+            tags: vec![("team".into(), "fuzz".into())],
+            transitive_tag_keys: Vec::new(),
+        };
+        let (token, _secret) = snapshot.issuer_keys().mint(&claims).unwrap();
+        let verified = snapshot.issuer_keys().verify(A, &token, now);
+        assert!(
+            verified.is_ok(),
+            "the seed token does not verify: {verified:?}"
+        );
         Targets {
             applier: Applier::new(Arc::new(SnapshotStore::new()), None, catalog),
             snapshot,
             dir,
             valid_update,
             valid_file,
+            valid_token: token.into_bytes(),
         }
     })
 }
@@ -222,6 +253,7 @@ proptest! {
         match name {
             "snapshot" => seeds.push(t.valid_update.clone()),
             "persisted" => seeds.push(t.valid_file.clone()),
+            "token" => seeds.push(t.valid_token.clone()),
             _ => {}
         }
         let input = mutate(seeds[seed.index(seeds.len())].as_slice(), &flips, cut, &insert, at);

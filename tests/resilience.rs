@@ -2,6 +2,7 @@
 //! (item 1), staleness survives a restart (item 2), a dead connection is noticed (item 3), and
 //! a caller cannot supply the principal's own condition keys (item 12).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -732,4 +733,261 @@ async fn t09_an_update_storm_only_moves_forward_and_catches_up() {
     );
     assert!(acks - acks_before <= 200);
     s.stop.send_replace(true);
+}
+
+/// A control plane that says what the test tells it to, stream by stream, and keeps every
+/// message each stream receives.
+#[derive(Clone)]
+struct ScriptedSync {
+    streams: tokio::sync::mpsc::UnboundedSender<ScriptedStream>,
+}
+
+/// One stream of [`ScriptedSync`]: where its responses go, and what the sidecar sent on it.
+struct ScriptedStream {
+    tx: tokio::sync::mpsc::Sender<Result<pb::WatchResponse, tonic::Status>>,
+    received: Arc<Mutex<Vec<pb::WatchRequest>>>,
+}
+
+#[tonic::async_trait]
+impl pb::sync_server::Sync for ScriptedSync {
+    type WatchStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::WatchResponse, tonic::Status>>;
+
+    async fn watch(
+        &self,
+        request: tonic::Request<tonic::Streaming<pb::WatchRequest>>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&received);
+        let mut inbound = request.into_inner();
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = inbound.message().await {
+                log.lock().unwrap().push(message);
+            }
+        });
+        let _ = self.streams.send(ScriptedStream { tx, received });
+        Ok(tonic::Response::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+    }
+}
+
+/// The next stream the sidecar opens.
+async fn next_stream(
+    streams: &mut tokio::sync::mpsc::UnboundedReceiver<ScriptedStream>,
+) -> ScriptedStream {
+    tokio::time::timeout(super::support::HANG, streams.recv())
+        .await
+        .expect("the sidecar reconnects")
+        .unwrap()
+}
+
+/// RELIABILITY T27 over the stream itself: random sequences of responses (new, duplicate and
+/// old versions, corrupt payloads, odd nonces, heartbeats, removals), error statuses and
+/// disconnects. Every response that carries state is answered exactly once, on its own
+/// stream, echoing its nonce, in order; heartbeats are not answered; a new stream starts with
+/// no nonce and the versions the sidecar holds; the applied version only moves forward and is
+/// the newest valid one sent; a tenant goes only on an explicit removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t27_every_response_is_answered_once_on_its_stream_with_its_nonce() {
+    use iamlet::snapshot::{SnapshotVersion, TenantUpdate};
+
+    // Real payloads: tenant A at six versions, tenant B at one, from a real control plane.
+    let cp = ControlPlane::open(
+        Arc::new(SqliteStore::open_in_memory().unwrap()),
+        IdGenerator::seeded(27),
+    )
+    .unwrap();
+    cp.create_tenant(A, None, "test").unwrap();
+    cp.create_tenant(B, None, "test").unwrap();
+    let snapshot_of = |account: &str| {
+        let (tenant, version) = cp.tenant(account).unwrap();
+        let update = TenantUpdate::new(&tenant, version).unwrap();
+        pb::TenantSnapshot {
+            tenant: update.account_id,
+            version: Some(version.into()),
+            sha256: update.sha256,
+            payload: update.payload,
+        }
+    };
+    let mut versions_of_a = vec![snapshot_of(A)];
+    for i in 0..5 {
+        cp.call(
+            A,
+            "test",
+            "CreateUser",
+            &json!({"UserName": format!("u{i}")}),
+        )
+        .unwrap();
+        versions_of_a.push(snapshot_of(A));
+    }
+    let tenant_b = snapshot_of(B);
+    let store = cp.store_identity();
+    let identity = pb::StoreIdentity {
+        id: store.id.clone(),
+        epoch: store.epoch,
+    };
+    let version = |s: &pb::TenantSnapshot| SnapshotVersion::from(s.version.unwrap());
+
+    for seed in 1..=3u64 {
+        let (streams_tx, mut streams) = tokio::sync::mpsc::unbounded_channel();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::sync_server::SyncServer::new(ScriptedSync {
+                    streams: streams_tx,
+                }))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let state = temp_dir("resilience", &format!("t27-{seed}"));
+        let side = sidecar(addr, Readiness::All, &state, lenient(), Liveness::default()).await;
+        let mut stream = next_stream(&mut streams).await;
+        // What each stream's answers must be, in order: the nonces of its state responses.
+        let mut expected: Vec<String> = Vec::new();
+        let mut applied: Option<SnapshotVersion> = None;
+        let mut has_b = false;
+        let mut nonce = 1000 * seed;
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut step = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut last_sent: Option<usize> = None;
+        for _ in 0..40 {
+            let roll = step();
+            nonce += 1;
+            // Odd nonces too: the sidecar echoes whatever names the response.
+            let this_nonce = if nonce % 7 == 0 {
+                format!("nonce with spaces/é {nonce}")
+            } else {
+                nonce.to_string()
+            };
+            let mut response = pb::WatchResponse {
+                nonce: this_nonce.clone(),
+                store: Some(identity.clone()),
+                ..pb::WatchResponse::default()
+            };
+            match roll % 9 {
+                // A version of A (new or old), a duplicate of the last one sent.
+                0..=2 => {
+                    let i = usize::try_from(step() % 6).unwrap();
+                    last_sent = Some(i);
+                    response.tenants.push(versions_of_a[i].clone());
+                    let v = version(&versions_of_a[i]);
+                    applied = Some(applied.map_or(v, |a| a.max(v)));
+                }
+                3 => {
+                    let i = last_sent.unwrap_or(0);
+                    response.tenants.push(versions_of_a[i].clone());
+                    let v = version(&versions_of_a[i]);
+                    applied = Some(applied.map_or(v, |a| a.max(v)));
+                }
+                // A corrupt payload: NACKed, nothing changes.
+                4 => {
+                    let mut bad = versions_of_a[5].clone();
+                    bad.payload.truncate(bad.payload.len() / 2);
+                    response.tenants.push(bad);
+                }
+                // Tenant B arrives, or is removed.
+                5 => {
+                    if has_b {
+                        response.removed_tenants.push(B.into());
+                        has_b = false;
+                    } else {
+                        response.tenants.push(tenant_b.clone());
+                        has_b = true;
+                    }
+                }
+                // A heartbeat: no state, no answer.
+                6 => {
+                    response.heartbeat = Some(pb::Heartbeat { server_time_ms: 0 });
+                }
+                // The stream ends with an error, or just ends; the sidecar reconnects.
+                _ => {
+                    if roll % 2 == 0 {
+                        let _ = stream
+                            .tx
+                            .send(Err(tonic::Status::unavailable("scripted")))
+                            .await;
+                    }
+                    drop(stream);
+                    stream = next_stream(&mut streams).await;
+                    expected.clear();
+                    let first = {
+                        let received = Arc::clone(&stream.received);
+                        eventually("the new stream's first message", || {
+                            !received.lock().unwrap().is_empty()
+                        })
+                        .await;
+                        let first = received.lock().unwrap()[0].clone();
+                        first
+                    };
+                    assert!(
+                        first.response_nonce.is_empty(),
+                        "seed {seed}: a new stream reuses nonce {:?}",
+                        first.response_nonce
+                    );
+                    let held: HashMap<String, SnapshotVersion> = first
+                        .initial_versions
+                        .iter()
+                        .map(|tv| {
+                            (
+                                tv.tenant.clone(),
+                                SnapshotVersion::from(tv.version.unwrap()),
+                            )
+                        })
+                        .collect();
+                    assert_eq!(
+                        held.get(A).copied(),
+                        applied,
+                        "seed {seed}: initial versions"
+                    );
+                    assert_eq!(held.contains_key(B), has_b, "seed {seed}: initial versions");
+                    continue;
+                }
+            }
+            let carries_state =
+                !response.tenants.is_empty() || !response.removed_tenants.is_empty();
+            stream.tx.send(Ok(response)).await.unwrap();
+            if carries_state {
+                expected.push(this_nonce);
+            }
+            // The answers so far are exactly the expected ones, in order, each once.
+            let received = Arc::clone(&stream.received);
+            let answered = || {
+                received
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .skip(1)
+                    .map(|m| m.response_nonce.clone())
+                    .collect::<Vec<_>>()
+            };
+            eventually("the sidecar's answer", || {
+                answered().len() >= expected.len()
+            })
+            .await;
+            assert_eq!(
+                answered(),
+                expected,
+                "seed {seed}: the answers on this stream"
+            );
+            assert_eq!(
+                side.handle.store.version(A),
+                applied,
+                "seed {seed}: A's version"
+            );
+            assert_eq!(
+                side.handle.store.version(B).is_some(),
+                has_b,
+                "seed {seed}: B is held exactly while it was not removed"
+            );
+        }
+        let _ = side.stop.send(true);
+        server.abort();
+    }
 }

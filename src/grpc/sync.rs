@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ pub struct SyncService {
     access: Option<Arc<TenantAccess>>,
     admission: Arc<SyncAdmission>,
     secure_transport: bool,
+    /// The next response's nonce, shared by every stream: a nonce names one response of one
+    /// stream, never one of an earlier stream (an answer that arrives late, after a reconnect,
+    /// cannot be taken for an answer to a new response).
+    nonces: Arc<AtomicU64>,
 }
 
 impl SyncService {
@@ -39,6 +44,7 @@ impl SyncService {
             access: None,
             admission: Arc::new(SyncAdmission::default()),
             secure_transport: false,
+            nonces: Arc::new(AtomicU64::new(first_nonce())),
         }
     }
 
@@ -76,6 +82,14 @@ impl SyncService {
             .max_decoding_message_size(MAX_SYNC_MESSAGE)
             .max_encoding_message_size(MAX_SYNC_MESSAGE)
     }
+}
+
+/// Where a server's nonces start: random high bits, so that a restarted control plane does not
+/// repeat its predecessor's nonces either.
+fn first_nonce() -> u64 {
+    let mut bytes = [0u8; 4];
+    crate::directory::IdGenerator::system().fill(&mut bytes);
+    u64::from(u32::from_be_bytes(bytes)) << 32
 }
 
 /// A refusal as a status.
@@ -145,7 +159,7 @@ impl pb::sync_server::Sync for SyncService {
             state: WatchState::new(subscription, known),
             tx,
             heartbeat: self.heartbeat,
-            nonce: 0,
+            nonces: Arc::clone(&self.nonces),
         };
         tokio::spawn(stream.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -158,7 +172,7 @@ struct WatchTask {
     state: WatchState,
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     heartbeat: Duration,
-    nonce: u64,
+    nonces: Arc<AtomicU64>,
 }
 
 impl WatchTask {
@@ -205,8 +219,7 @@ impl WatchTask {
     }
 
     async fn send(&mut self, mut response: pb::WatchResponse) -> bool {
-        self.nonce += 1;
-        response.nonce = self.nonce.to_string();
+        response.nonce = self.nonces.fetch_add(1, Ordering::Relaxed).to_string();
         // Every response names the store it comes from: a sidecar removes a tenant only on a
         // removal from the store it follows.
         let store = self.control_plane.store_identity();

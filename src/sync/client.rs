@@ -498,7 +498,9 @@ async fn stream_once(
         state
             .nacks
             .fetch_add(u64::try_from(nacks.len()).unwrap_or(0), Ordering::Relaxed);
-        if !acks.is_empty() || !nacks.is_empty() {
+        // Every response that carries state is answered exactly once, on this stream, with its
+        // nonce (a removal alone is answered with no ACK or NACK); heartbeats carry none.
+        if !acks.is_empty() || !nacks.is_empty() || !removed_tenants.is_empty() {
             let answer = pb::WatchRequest {
                 response_nonce: nonce,
                 acks,
