@@ -1,5 +1,6 @@
 //! Credential and sidecar-path benchmarks: session tokens, SigV4, authentication, AssumeRole,
-//! and `Authorize` through the sidecar's service (decision cache hit and miss), without gRPC.
+//! and `Authorize` through the sidecar's service (decision cache hit and miss), without gRPC;
+//! and the worst-case request of issue 13, alone and beside an ordinary client over gRPC.
 //!
 //! Run with `cargo bench --bench credentials`; results and method are in `benches/README.md`.
 //! The fixture is the demo tenant of `iamlet up` (`deploy/examples/demo-tenant.yaml`).
@@ -397,5 +398,195 @@ fn expect_allow(
     }
 }
 
-criterion_group!(benches, credentials);
+/// The worst request within issue 13's bounds: 256 statements of `*a*b*c*d*e*f*g*N*` supplied
+/// with the request against a 2,000-character resource (nothing matches: an implicit deny).
+/// `n` makes the resource new, so that the decision cache never answers it.
+fn worst_case_request(n: u64) -> pb::AuthorizeRequest {
+    let statements: Vec<String> = (0..256)
+        .map(|i| {
+            format!(
+                r#"{{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::*a*b*c*d*e*f*g*{i}*"}}"#
+            )
+        })
+        .collect();
+    pb::AuthorizeRequest {
+        caller: Some(pb::authorize_request::Caller::PrincipalArn(
+            "arn:aws:iam::111122223333:user/alice".into(),
+        )),
+        action: "s3:GetObject".into(),
+        resource: format!("arn:aws:s3:::{}{n}", "ab".repeat(1_000)),
+        resource_policy_json: format!(
+            r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+            statements.join(",")
+        ),
+        ..pb::AuthorizeRequest::default()
+    }
+}
+
+/// Issue 13, item 4: the worst-case request's cost alone, and an ordinary client's latency
+/// over gRPC on loopback while four clients send worst-case requests back to back (the
+/// server's runtime has two workers, the sidecar's default on this machine). Each ordinary
+/// request's latency is kept, and p50/p99 are printed beside criterion's figures.
+fn worst_case(c: &mut Criterion) {
+    let f = fixture();
+    let api = Arc::new(Api::new(
+        Arc::clone(&f.store),
+        &CacheConfig::default(),
+        DecisionLog::off(),
+    ));
+    let service = AuthorizerService::new(Arc::clone(&api));
+    let fresh = Arc::new(AtomicU64::new(0));
+    let next = {
+        let fresh = Arc::clone(&fresh);
+        move || worst_case_request(fresh.fetch_add(1, Ordering::Relaxed))
+    };
+    for _ in 0..2 {
+        match service.decide(next()) {
+            Ok(answer) => {
+                assert_eq!(
+                    answer.decision,
+                    pb::Decision::ImplicitDeny as i32,
+                    "worst_case_request: {answer:?}"
+                );
+                assert!(!answer.cached, "worst_case_request is evaluated, not a hit");
+            }
+            Err(error) => panic!("worst_case_request: an error, not a decision: {error}"),
+        }
+    }
+    let mut group = c.benchmark_group("worst_case");
+    group.sample_size(10);
+    group.bench_function("request_alone", |b| {
+        b.iter_batched(
+            &next,
+            |r| black_box(service.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    // Started on first use: a run that filters this case out never starts the clients.
+    let mut rig: Option<Rig> = None;
+    let counter = AtomicU64::new(0);
+    let mut latencies = Vec::new();
+    group.bench_function("ordinary_request_beside_four_worst_case_clients", |b| {
+        let rig = rig.get_or_insert_with(|| Rig::start(Arc::clone(&api), next.clone()));
+        b.iter_custom(|iterations| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iterations {
+                let request = pb::AuthorizeRequest {
+                    caller: Some(pb::authorize_request::Caller::PrincipalArn(
+                        "arn:aws:iam::111122223333:user/alice".into(),
+                    )),
+                    action: "s3:PutObject".into(),
+                    resource: format!(
+                        "arn:aws:s3:::demo-data/home/alice/{}.txt",
+                        counter.fetch_add(1, Ordering::Relaxed) % 64
+                    ),
+                    ..pb::AuthorizeRequest::default()
+                };
+                let started = std::time::Instant::now();
+                let answer = rig
+                    .clients
+                    .block_on(rig.ordinary.authorize(request))
+                    .expect("the ordinary request is answered")
+                    .into_inner();
+                let took = started.elapsed();
+                assert_eq!(answer.decision, pb::Decision::Allow as i32, "{answer:?}");
+                latencies.push(took);
+                total += took;
+            }
+            total
+        })
+    });
+    group.finish();
+    if let Some(rig) = rig {
+        rig.stop.store(true, Ordering::Relaxed);
+        latencies.sort();
+        if let (Some(p50), Some(p99)) = (
+            latencies.get(latencies.len() / 2),
+            latencies.get(latencies.len() * 99 / 100),
+        ) {
+            eprintln!(
+                "ordinary client beside four worst-case clients: {} requests, p50 {p50:?}, \
+                 p99 {p99:?}; {} worst-case requests answered meanwhile",
+                latencies.len(),
+                rig.heavy_sent.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// The sidecar's Authorizer served over gRPC on loopback (two workers, the sidecar's default
+/// on this machine), four clients sending worst-case requests back to back, and an ordinary
+/// client, on a runtime of their own.
+struct Rig {
+    // The clients' runtime drops first, then the server's.
+    clients: tokio::runtime::Runtime,
+    _server: tokio::runtime::Runtime,
+    ordinary: pb::authorizer_client::AuthorizerClient<tonic::transport::Channel>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    heavy_sent: Arc<AtomicU64>,
+}
+
+impl Rig {
+    fn start(
+        api: Arc<Api>,
+        next: impl Fn() -> pb::AuthorizeRequest + Clone + Send + 'static,
+    ) -> Self {
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        let listener = server
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("listener");
+        let addr = listener.local_addr().expect("address");
+        server.spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::authorizer_server::AuthorizerServer::new(
+                    AuthorizerService::new(api),
+                ))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let clients = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("client runtime");
+        let connect = || {
+            clients
+                .block_on(pb::authorizer_client::AuthorizerClient::connect(format!(
+                    "http://{addr}"
+                )))
+                .expect("connect")
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let heavy_sent = Arc::new(AtomicU64::new(0));
+        for _ in 0..4 {
+            let mut client = connect();
+            let (stop, sent, next) = (Arc::clone(&stop), Arc::clone(&heavy_sent), next.clone());
+            clients.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = client.authorize(next()).await;
+                    // Once stopped, the server may be gone mid-request.
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    assert!(answer.is_ok(), "a worst-case request failed: {answer:?}");
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let ordinary = connect();
+        Self {
+            clients,
+            _server: server,
+            ordinary,
+            stop,
+            heavy_sent,
+        }
+    }
+}
+
+criterion_group!(benches, credentials, worst_case);
 criterion_main!(benches);

@@ -803,8 +803,8 @@ fn record_of(
     };
     match result {
         Ok(d) => {
-            record.tenant = d.tenant.to_string();
-            record.principal = d.principal.to_string();
+            record.tenant = String::from(&*d.tenant);
+            record.principal = String::from(&*d.principal);
             record.decision = d.outcome.as_str();
             record.policy_type = d.policy_type.map(policy_type_name);
             record.statement = d.statement.as_ref().map(|s| match &s.sid {
