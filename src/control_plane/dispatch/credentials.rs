@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::params::{invalid, Params};
-use super::render::{self, listing, wrap, Detail};
+use super::render::{self, by, listing, wrap, Detail};
 use crate::control_plane::AdminError;
 use crate::directory::{
     AccessKeyStatus, DirectoryError, IdGenerator, LoginProfile, PasswordHasher, Tenant,
@@ -62,7 +62,7 @@ pub(super) fn run(
                     "CreateDate": render::date(k.created_at),
                 })
             });
-            listing("AccessKeyMetadata", items.collect())
+            listing(p, "AccessKeyMetadata", items.collect(), by("AccessKeyId"))?
         }
         "GetAccessKeyLastUsed" => {
             let id = p.str("AccessKeyId")?;
@@ -146,7 +146,7 @@ pub(super) fn run(
                     "EnableDate": render::date(d.enable_date),
                 })
             });
-            listing("MFADevices", items.collect())
+            listing(p, "MFADevices", items.collect(), by("SerialNumber"))?
         }
         "ListVirtualMFADevices" => list_virtual_mfa_devices(t, p)?,
         _ => return Ok(None),
@@ -217,5 +217,5 @@ fn list_virtual_mfa_devices(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
         }
         items.push(Value::Object(item));
     }
-    Ok(listing("VirtualMFADevices", items))
+    listing(p, "VirtualMFADevices", items, by("SerialNumber"))
 }
