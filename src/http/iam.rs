@@ -103,7 +103,11 @@ impl Counters {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (code, n) in map.lock().iter() {
-                let _ = writeln!(out, "{name}{{code=\"{}\"}} {n}", crate::observe::label(code));
+                let _ = writeln!(
+                    out,
+                    "{name}{{code=\"{}\"}} {n}",
+                    crate::observe::label(code)
+                );
             }
         }
     }

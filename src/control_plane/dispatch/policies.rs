@@ -300,7 +300,8 @@ fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
     let under = |path: &str| prefix.is_none_or(|pre| path.starts_with(pre));
     let has = |list: &[String]| list.iter().any(|a| a == arn);
     // One listing across the three kinds, so that one marker pages through all of them.
-    let entry = |kind: &str, name: &str, item: Value| json!({"Kind": kind, "Name": name, "Item": item});
+    let entry =
+        |kind: &str, name: &str, item: Value| json!({"Kind": kind, "Name": name, "Item": item});
     let mut entries: Vec<Value> = Vec::new();
     entries.extend(
         t.groups

@@ -12,8 +12,8 @@ use super::params::Params;
 use crate::control_plane::AdminError;
 
 use crate::directory::{
-    AccessKeyStatus, AwsManagedPolicy, DirectoryError, Group, ManagedPolicy, OidcProvider, PolicyVersionEntry,
-    Role, Tag, Tenant, User,
+    AccessKeyStatus, AwsManagedPolicy, DirectoryError, Group, ManagedPolicy, OidcProvider,
+    PolicyVersionEntry, Role, Tag, Tenant, User,
 };
 use crate::policy::Timestamp;
 
@@ -147,7 +147,12 @@ pub(super) fn listing(
 
 /// The sort key of an item: its string member `field`.
 pub(super) fn by(field: &'static str) -> impl Fn(&Value) -> String {
-    move |v| v.get(field).and_then(Value::as_str).unwrap_or("").to_owned()
+    move |v| {
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    }
 }
 
 /// The sort key of an item that is a string.

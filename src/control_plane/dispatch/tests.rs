@@ -993,7 +993,10 @@ fn every_kind_of_listing_pages() {
     create_users(&mut f, &["alice", "bob", "carol"]);
     f.ok("CreateGroup", json!({"GroupName": "team"}));
     for user in ["alice", "bob", "carol"] {
-        f.ok("AddUserToGroup", json!({"GroupName": "team", "UserName": user}));
+        f.ok(
+            "AddUserToGroup",
+            json!({"GroupName": "team", "UserName": user}),
+        );
         f.ok(
             "AttachUserPolicy",
             json!({"UserName": user, "PolicyArn": ADMIN_ARN}),
@@ -1044,7 +1047,10 @@ fn every_kind_of_listing_pages() {
             json!({"UserName": "alice", "PolicyName": name, "PolicyDocument": IDENTITY_DOC}),
         );
     }
-    let page = f.ok("ListUserPolicies", json!({"UserName": "alice", "MaxItems": 1}));
+    let page = f.ok(
+        "ListUserPolicies",
+        json!({"UserName": "alice", "MaxItems": 1}),
+    );
     assert_eq!(page["PolicyNames"], json!(["p1"]));
     let page = f.ok(
         "ListUserPolicies",

@@ -103,7 +103,11 @@ pub(super) fn parameters<'a>(
             };
             match field {
                 None if STRUCT_LISTS.contains(&base) => {
-                    return Err(validation(base, value, "Member must be a list of structures"))
+                    return Err(validation(
+                        base,
+                        value,
+                        "Member must be a list of structures",
+                    ))
                 }
                 None => {
                     slot.scalars.insert(index, value);

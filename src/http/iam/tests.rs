@@ -35,11 +35,8 @@ fn a_form_becomes_the_action_and_its_parameters() {
         serde_json::json!({"MaxItems": 2, "PathPrefix": "/team/"})
     );
     // GET carries the form in the query string.
-    let (_, action, params) = decode(
-        &parts(Method::GET, "/?Action=GetUser&UserName=alice"),
-        b"",
-    )
-    .unwrap();
+    let (_, action, params) =
+        decode(&parts(Method::GET, "/?Action=GetUser&UserName=alice"), b"").unwrap();
     assert_eq!(action, "GetUser");
     assert_eq!(params, serde_json::json!({"UserName": "alice"}));
 }
@@ -50,7 +47,10 @@ fn bad_forms_are_refused_with_aws_codes() {
     assert_eq!(code, AwsCode::MissingParameter);
     assert!(message.contains("Action"), "{message}");
     let (action, code, message) = refusal(Method::POST, "/", "Action=ListUsers&Version=2011-06-15");
-    assert_eq!((action.as_str(), code), ("ListUsers", AwsCode::InvalidAction));
+    assert_eq!(
+        (action.as_str(), code),
+        ("ListUsers", AwsCode::InvalidAction)
+    );
     assert_eq!(
         message,
         "Could not find operation ListUsers for version 2011-06-15"
@@ -73,7 +73,16 @@ fn counters_render_by_code() {
     Counters::count(&counters.calls, "OK");
     let mut page = String::new();
     counters.render(&mut page);
-    assert!(page.contains("# TYPE iamlet_iam_query_refused_total counter"), "{page}");
-    assert!(page.contains("iamlet_iam_query_refused_total{code=\"ValidationError\"} 1"), "{page}");
-    assert!(page.contains("iamlet_iam_query_calls_total{code=\"OK\"} 2"), "{page}");
+    assert!(
+        page.contains("# TYPE iamlet_iam_query_refused_total counter"),
+        "{page}"
+    );
+    assert!(
+        page.contains("iamlet_iam_query_refused_total{code=\"ValidationError\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("iamlet_iam_query_calls_total{code=\"OK\"} 2"),
+        "{page}"
+    );
 }

@@ -120,7 +120,10 @@ mod tests {
             got.contains("<AssumeRolePolicyDocument>%7B%22a%22%3A%20%22b%2Fc%22%7D</AssumeRolePolicyDocument>"),
             "{got}"
         );
-        assert!(got.contains("<Base32StringSeed>QUJD</Base32StringSeed>"), "{got}");
+        assert!(
+            got.contains("<Base32StringSeed>QUJD</Base32StringSeed>"),
+            "{got}"
+        );
     }
 
     #[test]
