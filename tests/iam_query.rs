@@ -571,7 +571,7 @@ async fn refusals_carry_aws_codes_and_statuses() {
     assert!(
         metrics
             .body
-            .contains("iamlet_iam_query_refused_total{code=\"ValidationError\"} 2"),
+            .contains("iamlet_http_refused_total{edge=\"iam\",code=\"ValidationError\"}"),
         "{}",
         metrics.body
     );

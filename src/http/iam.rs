@@ -9,9 +9,9 @@
 //! as the gRPC admin API. The JSON result is written as IAM's XML ([`xml::result`]); errors
 //! as `<ErrorResponse>` with AWS's code and status ([`crate::http::aws_error`]).
 //!
-//! Refusals before the admin API (a malformed form, a wrong version, a body too large) are
-//! counted in the control plane's `/metrics` (`iamlet_iam_query_refused_total{code}`) beside
-//! every answered call (`iamlet_iam_query_calls_total{code}`, `OK` for a success), and logged
+//! Refusals before the admin API (a malformed form, a wrong version) are counted in the
+//! control plane's `/metrics` (`iamlet_http_refused_total{edge="iam",code}`) beside every
+//! answered call (`iamlet_iam_query_calls_total{code}`, `OK` for a success), and logged
 //! with the request id, the code and the action, never a parameter value or a credential.
 //!
 //! The operator's own verbs (tenants) stay on `iamlet admin`: AWS's IAM API has none. A
@@ -73,42 +73,33 @@ struct IamEdge {
     counters: Arc<Counters>,
 }
 
-/// Calls by AWS code: those refused before the admin API, and every one answered.
+/// Answered calls by AWS code (`OK` for a success); refusals before the admin API are counted
+/// also in the HTTP edges' shared `iamlet_http_refused_total{edge="iam"}`.
 #[derive(Debug, Default)]
 struct Counters {
-    refused: Mutex<BTreeMap<&'static str, u64>>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 // === impl Counters ===
 
 impl Counters {
-    fn count(map: &Mutex<BTreeMap<&'static str, u64>>, code: &'static str) {
-        *map.lock().entry(code).or_default() += 1;
+    fn count(&self, code: &'static str) {
+        *self.calls.lock().entry(code).or_default() += 1;
     }
 
     fn render(&self, out: &mut String) {
         use std::fmt::Write as _;
-        for (name, help, map) in [
-            (
-                "iamlet_iam_query_refused_total",
-                "IAM Query requests refused before the admin API, by AWS error code.",
-                &self.refused,
-            ),
-            (
-                "iamlet_iam_query_calls_total",
-                "IAM Query requests answered, by AWS error code (OK for a success).",
-                &self.calls,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (code, n) in map.lock().iter() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{code=\"{}\"}} {n}",
-                    crate::observe::label(code)
-                );
-            }
+        let name = "iamlet_iam_query_calls_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} IAM Query requests answered, by AWS error code (OK for a success).\n# TYPE {name} counter"
+        );
+        for (code, n) in self.calls.lock().iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{code=\"{}\"}} {n}",
+                crate::observe::label(code)
+            );
         }
     }
 }
@@ -153,7 +144,9 @@ async fn handle(State(edge): State<Arc<IamEdge>>, request: Request) -> Response 
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
-            edge.refused(&request_id, "", "RequestEntityTooLarge");
+            // No AWS code names this; the shared layer answers a declared length the same way.
+            edge.counters.count("RequestEntityTooLarge");
+            tracing::info!(%request_id, "iam query: refused a body over the limit");
             return too_large();
         }
     };
@@ -161,7 +154,7 @@ async fn handle(State(edge): State<Arc<IamEdge>>, request: Request) -> Response 
     let (query, action, parameters) = match decoded {
         Ok(decoded) => decoded,
         Err((action, refusal)) => {
-            edge.refused(&request_id, &action, refusal.code.as_str());
+            edge.refused(&request_id, &action, refusal.code);
             return aws_error(refusal.code, &refusal.message, &request_id, FORMAT);
         }
     };
@@ -180,13 +173,13 @@ async fn handle(State(edge): State<Arc<IamEdge>>, request: Request) -> Response 
     });
     match outcome {
         Ok((result, _version)) => {
-            Counters::count(&edge.counters.calls, "OK");
+            edge.counters.count("OK");
             let inner = xml::result(&result);
             query::xml_response(&action, IAM_NAMESPACE, &request_id, inner.as_deref())
         }
         Err(error) => {
             let code = error.code();
-            Counters::count(&edge.counters.calls, code.as_str());
+            edge.counters.count(code.as_str());
             if code.fault() == crate::error::Fault::Receiver {
                 tracing::error!(%request_id, code = code.as_str(), action = %echo(&action), detail = %error, "iam query: failed");
             } else {
@@ -247,10 +240,10 @@ fn too_large() -> Response {
 // === impl IamEdge ===
 
 impl IamEdge {
-    fn refused(&self, request_id: &str, action: &str, code: &'static str) {
-        Counters::count(&self.counters.refused, code);
-        Counters::count(&self.counters.calls, code);
-        tracing::info!(%request_id, code, action = %echo(action), "iam query: refused before the admin API");
+    fn refused(&self, request_id: &str, action: &str, code: AwsCode) {
+        query::count_refusal("iam", code);
+        self.counters.count(code.as_str());
+        tracing::info!(%request_id, code = code.as_str(), action = %echo(action), "iam query: refused before the admin API");
     }
 
     /// The tenant the call acts on and the call as the admin API takes it. A signature that

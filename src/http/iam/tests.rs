@@ -67,18 +67,17 @@ fn bad_forms_are_refused_with_aws_codes() {
 #[test]
 fn counters_render_by_code() {
     let counters = Counters::default();
-    Counters::count(&counters.refused, "ValidationError");
-    Counters::count(&counters.calls, "ValidationError");
-    Counters::count(&counters.calls, "OK");
-    Counters::count(&counters.calls, "OK");
+    counters.count("ValidationError");
+    counters.count("OK");
+    counters.count("OK");
     let mut page = String::new();
     counters.render(&mut page);
     assert!(
-        page.contains("# TYPE iamlet_iam_query_refused_total counter"),
+        page.contains("# TYPE iamlet_iam_query_calls_total counter"),
         "{page}"
     );
     assert!(
-        page.contains("iamlet_iam_query_refused_total{code=\"ValidationError\"} 1"),
+        page.contains("iamlet_iam_query_calls_total{code=\"ValidationError\"} 1"),
         "{page}"
     );
     assert!(
