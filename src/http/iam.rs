@@ -174,7 +174,7 @@ async fn handle(State(edge): State<Arc<IamEdge>>, request: Request) -> Response 
     match outcome {
         Ok((result, _version)) => {
             edge.counters.count("OK");
-            let inner = xml::result(&result);
+            let inner = xml::result(&action, &result);
             query::xml_response(&action, IAM_NAMESPACE, &request_id, inner.as_deref())
         }
         Err(error) => {

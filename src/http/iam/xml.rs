@@ -14,10 +14,16 @@ const DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "Document", "PolicyDocu
 /// Members IAM's model types as blobs: base64 on the wire.
 const BLOBS: &[&str] = &["Base32StringSeed", "QRCodePNG"];
 
-/// The content of `<{Action}Result>` for `result`, or `None` when the action has no output
-/// (an empty object: AWS then sends no result element).
-pub(super) fn result(result: &Value) -> Option<String> {
-    let map = result.as_object().filter(|m| !m.is_empty())?;
+/// Actions whose output shape in IAM's model has no members: AWS sends an empty result
+/// element, and botocore's parser looks for it.
+const EMPTY_RESULTS: &[&str] = &["UpdateRole"];
+
+/// The content of `<{Action}Result>` for `action`'s `result`, or `None` when the action has
+/// no output (an empty object: AWS then sends no result element).
+pub(super) fn result(action: &str, result: &Value) -> Option<String> {
+    let Some(map) = result.as_object().filter(|m| !m.is_empty()) else {
+        return EMPTY_RESULTS.contains(&action).then(String::new);
+    };
     let mut out = String::new();
     for (name, value) in map {
         element(&mut out, name, value);
@@ -96,7 +102,7 @@ mod tests {
 
     #[test]
     fn members_lists_and_scalars() {
-        let got = result(&json!({
+        let got = result("ListUsers", &json!({
             "Users": [{"UserName": "a<b", "Tags": [{"Key": "k", "Value": "v"}]}],
             "IsTruncated": true,
             "Count": 3,
@@ -111,7 +117,7 @@ mod tests {
 
     #[test]
     fn documents_are_url_encoded_and_blobs_base64() {
-        let got = result(&json!({
+        let got = result("CreateRole", &json!({
             "Role": {"AssumeRolePolicyDocument": "{\"a\": \"b/c\"}"},
             "VirtualMFADevice": {"Base32StringSeed": "ABC"},
         }))
@@ -128,7 +134,8 @@ mod tests {
 
     #[test]
     fn no_output_no_result() {
-        assert_eq!(result(&json!({})), None);
-        assert_eq!(result(&Value::Null), None);
+        assert_eq!(result("DeleteUser", &json!({})), None);
+        assert_eq!(result("DeleteUser", &Value::Null), None);
+        assert_eq!(result("UpdateRole", &json!({})), Some(String::new()));
     }
 }
