@@ -141,14 +141,11 @@ impl Refusal {
 async fn handle(State(edge): State<Arc<IamEdge>>, request: Request) -> Response {
     let request_id = query::new_request_id();
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
-            // No AWS code names this; the shared layer answers a declared length the same way.
-            edge.counters.count("RequestEntityTooLarge");
-            tracing::info!(%request_id, "iam query: refused a body over the limit");
-            return too_large();
-        }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        // No AWS code names this; the shared layer answers a declared length the same way.
+        edge.counters.count("RequestEntityTooLarge");
+        tracing::info!(%request_id, "iam query: refused a body over the limit");
+        return too_large();
     };
     let decoded = decode(&parts, &body);
     let (query, action, parameters) = match decoded {

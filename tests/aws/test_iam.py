@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from unittest import mock
+from xml.etree import ElementTree
 
 import boto3
 import botocore.auth
@@ -521,6 +522,28 @@ def generic_value(shape, depth=0):
     return "x"
 
 
+def out_of_order(shape, element, path="result"):
+    """Where the children of an XML `element` are not in the order of `shape`'s members
+    (members the model does not know, iamlet's additions, are skipped)."""
+    problems = []
+    if shape is None or element is None:
+        return problems
+    local = lambda tag: tag.rsplit("}", 1)[-1]
+    if shape.type_name == "structure":
+        order = list(shape.members)
+        seen = [local(c.tag) for c in element if local(c.tag) in shape.members]
+        if seen != sorted(seen, key=order.index):
+            problems.append(f"{path}: {seen} is not in the model's order {order}")
+        for child in element:
+            name = local(child.tag)
+            if name in shape.members:
+                problems += out_of_order(shape.members[name], child, f"{path}.{name}")
+    elif shape.type_name == "list":
+        for i, child in enumerate(element):
+            problems += out_of_order(shape.member, child, f"{path}[{i}]")
+    return problems
+
+
 def missing_required(shape, value, path="result"):
     """The required members the model's output shape names that `value` lacks, recursively."""
     missing = []
@@ -552,10 +575,27 @@ class EveryOperationOfTheModel(unittest.TestCase):
         cls.client.create_user(UserName=name)
         key = cls.client.create_access_key(UserName=name)["AccessKey"]
         cls.prober = keyed_iam(key["AccessKeyId"], key["SecretAccessKey"])
+        cls.raw = {}
+
+        def keep(http_response, model, **_):
+            cls.raw[model.name] = http_response.content
+
+        cls.client.meta.events.register("after-call.iam", keep)
 
     def call(self, op, params, client=None):
         method = getattr(client or self.client, botocore.xform_name(op))
         return method(**params)
+
+    def raw_result(self, op):
+        """The `<{op}Result>` element of the last answer to `op`, as sent."""
+        body = self.raw.get(op)
+        if body is None:
+            return None
+        root = ElementTree.fromstring(body)
+        for element in root:
+            if element.tag.endswith(f"{op}Result"):
+                return element
+        return None
 
     def test_every_operation_answers_its_model_or_invalid_action(self):
         implemented, unimplemented, failures = [], [], []
@@ -597,6 +637,9 @@ class EveryOperationOfTheModel(unittest.TestCase):
             missing = missing_required(op_model.output_shape, result)
             if missing:
                 failures.append(f"{op}: missing required members {missing}")
+            order = out_of_order(op_model.output_shape, self.raw_result(op))
+            if order:
+                failures.append(f"{op}: {order}")
         self.assertEqual(failures, [], "\n".join(failures))
         # iamlet implements the IAM API's identity core; the count guards against an edge that
         # answers InvalidAction to everything.

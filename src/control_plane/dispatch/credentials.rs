@@ -71,10 +71,13 @@ pub(super) fn run(
                     "The Access Key with id {id} cannot be found."
                 ))
             })?;
-            let mut last_used = json!({"ServiceName": "N/A", "Region": "N/A"});
-            if let (Some(at), Some(map)) = (key.last_used_at, last_used.as_object_mut()) {
-                map.insert("LastUsedDate".into(), render::date(at));
+            // In the model's order: LastUsedDate (when used), ServiceName, Region.
+            let mut last_used = serde_json::Map::new();
+            if let Some(at) = key.last_used_at {
+                last_used.insert("LastUsedDate".into(), render::date(at));
             }
+            last_used.insert("ServiceName".into(), "N/A".into());
+            last_used.insert("Region".into(), "N/A".into());
             json!({"UserName": user.name, "AccessKeyLastUsed": last_used})
         }
 

@@ -93,13 +93,11 @@ pub(super) fn parameters<'a>(
             if INTEGERS.contains(&base) || BOOLEANS.contains(&base) {
                 return Err(validation(base, value, "Member must not be a list"));
             }
-            let slot = match lists.iter().position(|(b, _)| *b == base) {
-                Some(i) => &mut lists[i].1,
-                None => {
-                    lists.push((base, Items::default()));
-                    let last = lists.len() - 1;
-                    &mut lists[last].1
-                }
+            if !lists.iter().any(|(b, _)| *b == base) {
+                lists.push((base, Items::default()));
+            }
+            let Some((_, slot)) = lists.iter_mut().find(|(b, _)| *b == base) else {
+                continue;
             };
             match field {
                 None if STRUCT_LISTS.contains(&base) => {

@@ -102,12 +102,15 @@ mod tests {
 
     #[test]
     fn members_lists_and_scalars() {
-        let got = result("ListUsers", &json!({
-            "Users": [{"UserName": "a<b", "Tags": [{"Key": "k", "Value": "v"}]}],
-            "IsTruncated": true,
-            "Count": 3,
-            "Marker": "m",
-        }))
+        let got = result(
+            "ListUsers",
+            &json!({
+                "Users": [{"UserName": "a<b", "Tags": [{"Key": "k", "Value": "v"}]}],
+                "IsTruncated": true,
+                "Count": 3,
+                "Marker": "m",
+            }),
+        )
         .unwrap();
         assert_eq!(
             got,
@@ -117,10 +120,13 @@ mod tests {
 
     #[test]
     fn documents_are_url_encoded_and_blobs_base64() {
-        let got = result("CreateRole", &json!({
-            "Role": {"AssumeRolePolicyDocument": "{\"a\": \"b/c\"}"},
-            "VirtualMFADevice": {"Base32StringSeed": "ABC"},
-        }))
+        let got = result(
+            "CreateRole",
+            &json!({
+                "Role": {"AssumeRolePolicyDocument": "{\"a\": \"b/c\"}"},
+                "VirtualMFADevice": {"Base32StringSeed": "ABC"},
+            }),
+        )
         .unwrap();
         assert!(
             got.contains("<AssumeRolePolicyDocument>%7B%22a%22%3A%20%22b%2Fc%22%7D</AssumeRolePolicyDocument>"),
