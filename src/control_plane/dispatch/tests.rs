@@ -1070,3 +1070,35 @@ fn policy_versions_sort_by_number() {
     assert!(key("v9") < key("v10"));
     assert!(key("v1") < key("v2"));
 }
+
+#[test]
+fn every_listing_reads_max_items() {
+    let mut f = Fixture::new();
+    f.ok("CreateUser", json!({"UserName": "u"}));
+    f.ok("CreateGroup", json!({"GroupName": "g"}));
+    f.ok(
+        "CreateRole",
+        json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC}),
+    );
+    let created = f.ok(
+        "CreatePolicy",
+        json!({"PolicyName": "p", "PolicyDocument": IDENTITY_DOC}),
+    );
+    let policy = created["Policy"]["Arn"].clone();
+    let names = json!({"UserName": "u", "GroupName": "g", "RoleName": "r", "PolicyArn": policy});
+    // AWS does not page its list of OIDC providers.
+    let listings = ACTIONS
+        .iter()
+        .filter(|a| a.starts_with("List") && **a != "ListOpenIDConnectProviders")
+        .chain(std::iter::once(&"GetGroup"));
+    for action in listings {
+        let mut params = names.clone();
+        params["MaxItems"] = json!(0);
+        let err = f.fails(action, params);
+        assert_eq!(err.code(), "ValidationError", "{action}: {err}");
+        let mut params = names.clone();
+        params["MaxItems"] = json!(1000);
+        let page = f.ok(action, params);
+        assert_eq!(page["IsTruncated"], false, "{action}: {page}");
+    }
+}
