@@ -30,6 +30,8 @@ use tokio::net::TcpListener;
 pub use crate::observe::Probes;
 
 pub mod error;
+pub mod iam;
+pub mod query;
 
 pub use error::{aws_error, xml_escape, ErrorFormat, IAM_NAMESPACE, STS_NAMESPACE};
 
@@ -69,6 +71,7 @@ async fn metrics(State(probes): State<Arc<dyn Probes>>) -> Response {
         {
             let mut page = probes.metrics();
             crate::net::render_metrics(&mut page);
+            query::render_refusals(&mut page);
             page
         },
     )

@@ -38,3 +38,5 @@ mod exactness;
 mod resilience;
 // Parsers of untrusted bytes against a committed crash corpus and random mutations (T28).
 mod parsers;
+// AWS's IAM Query API on the control plane's HTTP edge: signed forms, XML, paging, refusals.
+mod iam_query;

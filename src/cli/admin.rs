@@ -254,6 +254,23 @@ fn tenant_or_own(
         })
 }
 
+/// Adds the lists of a later `page` to `all`, and its `IsTruncated` and `Marker`.
+fn join_page(all: &mut Value, page: Value) {
+    let (Some(all), Value::Object(page)) = (all.as_object_mut(), page) else {
+        return;
+    };
+    all.remove("Marker");
+    for (name, value) in page {
+        match (all.get_mut(&name), value) {
+            (Some(Value::Array(items)), Value::Array(more)) => items.extend(more),
+            (Some(_), _) if name != "IsTruncated" && name != "Marker" => {}
+            (_, value) => {
+                all.insert(name, value);
+            }
+        }
+    }
+}
+
 pub(crate) fn service_error(action: &str, status: &tonic::Status) -> AdminCliError {
     AdminCliError::Service {
         code: aws_error_code(status).unwrap_or_else(|| format!("{:?}", status.code())),
@@ -497,22 +514,47 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
             let action = pascal_case(verb);
             let (tenant, parameters) = parse_parameters(rest)?;
             let tenant = tenant_or_own(tenant, creds, verb)?;
-            let response = client
-                .call(signed(
-                    pb::CallRequest {
-                        tenant,
-                        action: action.clone(),
-                        parameters_json: Value::Object(parameters).to_string(),
-                    },
-                    "Call",
-                    creds,
-                ))
-                .await
-                .map_err(|s| service_error(&action, &s))?
-                .into_inner();
-            Ok(Output::Json(
-                serde_json::from_str(&response.result_json).unwrap_or(Value::Null),
-            ))
+            // As the AWS CLI: without `--marker` or `--max-items`, every page is fetched and
+            // the lists joined.
+            let follow = !parameters.contains_key("Marker") && !parameters.contains_key("MaxItems");
+            let mut parameters = parameters;
+            let mut joined: Option<Value> = None;
+            loop {
+                let response = client
+                    .call(signed(
+                        pb::CallRequest {
+                            tenant: tenant.clone(),
+                            action: action.clone(),
+                            parameters_json: Value::Object(parameters.clone()).to_string(),
+                        },
+                        "Call",
+                        creds,
+                    ))
+                    .await
+                    .map_err(|s| service_error(&action, &s))?
+                    .into_inner();
+                let page: Value =
+                    serde_json::from_str(&response.result_json).unwrap_or(Value::Null);
+                let marker = page
+                    .get("Marker")
+                    .and_then(Value::as_str)
+                    .filter(|_| follow && page.get("IsTruncated") == Some(&Value::Bool(true)))
+                    .map(str::to_owned);
+                joined = Some(match joined {
+                    None => page,
+                    Some(mut all) => {
+                        join_page(&mut all, page);
+                        all
+                    }
+                });
+                match marker {
+                    Some(marker) => {
+                        parameters.insert("Marker".into(), Value::String(marker));
+                    }
+                    None => break,
+                }
+            }
+            Ok(Output::Json(joined.unwrap_or(Value::Null)))
         }
     }
 }
@@ -520,6 +562,19 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_join_their_lists() {
+        let mut all = serde_json::json!({"Group": {"GroupName": "g"}, "Users": [1, 2], "IsTruncated": true, "Marker": "m1"});
+        join_page(
+            &mut all,
+            serde_json::json!({"Group": {"GroupName": "g"}, "Users": [3], "IsTruncated": false}),
+        );
+        assert_eq!(
+            all,
+            serde_json::json!({"Group": {"GroupName": "g"}, "Users": [1, 2, 3], "IsTruncated": false})
+        );
+    }
 
     #[test]
     fn verbs_and_flags_become_aws_names() {

@@ -572,7 +572,12 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
             }));
         }
         if let Some(listener) = http_listener {
-            let router = crate::http::probe_routes(probes);
+            let admin = crate::control_plane::Admin::new(
+                Arc::clone(&control_plane),
+                Arc::clone(&probes.admin_auth),
+            );
+            let router =
+                crate::http::iam::routes(admin, probes, args.http_tls && tls.is_some());
             servers.push(tokio::spawn(crate::http::serve(
                 router,
                 listener,

@@ -144,7 +144,11 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             control_plane: Arc::clone(&control_plane),
         });
         let cp_http_server = tokio::spawn(crate::http::serve(
-            crate::http::probe_routes(cp_probes),
+            crate::http::iam::routes(
+                crate::control_plane::Admin::new(Arc::clone(&control_plane), Arc::clone(&auth)),
+                cp_probes,
+                false,
+            ),
             cp_http.0,
             None,
             until_stopped(stopped.clone()),

@@ -15,8 +15,10 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //!
-//! Listings are never paginated (`IsTruncated` is always false; `Marker` and `MaxItems` are
-//! ignored). An IAM user calling `GetUser` or the access-key actions without `UserName` acts on
+//! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
+//! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
+//! page stays right when items are added or removed between calls; `IsTruncated` and the next
+//! `Marker` say when more remain (`render::Page`). An IAM user calling `GetUser` or the access-key actions without `UserName` acts on
 //! itself: the admin service fills the parameter in before dispatch.
 
 use serde_json::{Map, Value};

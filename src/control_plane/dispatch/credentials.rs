@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::params::{invalid, Params};
-use super::render::{self, listing, wrap, Detail};
+use super::render::{self, by, listing, wrap, Detail};
 use crate::control_plane::AdminError;
 use crate::directory::{
     AccessKeyStatus, DirectoryError, IdGenerator, LoginProfile, PasswordHasher, Tenant,
@@ -62,7 +62,7 @@ pub(super) fn run(
                     "CreateDate": render::date(k.created_at),
                 })
             });
-            listing("AccessKeyMetadata", items.collect())
+            listing(p, "AccessKeyMetadata", items.collect(), by("AccessKeyId"))?
         }
         "GetAccessKeyLastUsed" => {
             let id = p.str("AccessKeyId")?;
@@ -71,10 +71,13 @@ pub(super) fn run(
                     "The Access Key with id {id} cannot be found."
                 ))
             })?;
-            let mut last_used = json!({"ServiceName": "N/A", "Region": "N/A"});
-            if let (Some(at), Some(map)) = (key.last_used_at, last_used.as_object_mut()) {
-                map.insert("LastUsedDate".into(), render::date(at));
+            // In the model's order: LastUsedDate (when used), ServiceName, Region.
+            let mut last_used = serde_json::Map::new();
+            if let Some(at) = key.last_used_at {
+                last_used.insert("LastUsedDate".into(), render::date(at));
             }
+            last_used.insert("ServiceName".into(), "N/A".into());
+            last_used.insert("Region".into(), "N/A".into());
             json!({"UserName": user.name, "AccessKeyLastUsed": last_used})
         }
 
@@ -146,7 +149,7 @@ pub(super) fn run(
                     "EnableDate": render::date(d.enable_date),
                 })
             });
-            listing("MFADevices", items.collect())
+            listing(p, "MFADevices", items.collect(), by("SerialNumber"))?
         }
         "ListVirtualMFADevices" => list_virtual_mfa_devices(t, p)?,
         _ => return Ok(None),
@@ -217,5 +220,5 @@ fn list_virtual_mfa_devices(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
         }
         items.push(Value::Object(item));
     }
-    Ok(listing("VirtualMFADevices", items))
+    listing(p, "VirtualMFADevices", items, by("SerialNumber"))
 }

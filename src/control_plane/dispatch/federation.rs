@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::params::Params;
-use super::render::{self, listing};
+use super::render::{self, by, itself, listing};
 use crate::control_plane::AdminError;
 use crate::directory::{
     CreateOidcProviderInput, IdGenerator, ResourcePolicy, ServiceControlPolicy, Tenant,
@@ -90,10 +90,8 @@ pub(super) fn run(
         }
         "ListResourcePolicies" => {
             let policies = t.list_resource_policies();
-            listing(
-                "ResourcePolicies",
-                policies.into_iter().map(resource_policy).collect(),
-            )
+            let items = policies.into_iter().map(resource_policy).collect();
+            listing(p, "ResourcePolicies", items, by("ResourceArn"))?
         }
 
         // --- service control policies (operator only; see `admin_auth`) ---
@@ -111,7 +109,8 @@ pub(super) fn run(
         }
         "ListServiceControlPolicies" => {
             let policies = t.list_service_control_policies();
-            listing("Policies", policies.into_iter().map(scp).collect())
+            let items = policies.into_iter().map(scp).collect();
+            listing(p, "Policies", items, by("PolicyName"))?
         }
 
         // --- the root user's access key (the root user's or the operator's) ---
@@ -133,17 +132,20 @@ pub(super) fn run(
             t.delete_account_alias(p.str("AccountAlias")?)?;
             empty
         }
-        "ListAccountAliases" => listing(
-            "AccountAliases",
-            t.alias.iter().map(|a| Value::from(a.as_str())).collect(),
-        ),
+        "ListAccountAliases" => {
+            let items = t.alias.iter().map(|a| Value::from(a.as_str())).collect();
+            listing(p, "AccountAliases", items, itself)?
+        }
 
         // --- session-token issuer keys: public parts only ---
         "RotateIssuerKey" => {
             let key = t.rotate_issuer_key(ids, now)?;
             json!({ "IssuerKey": issuer_key(key) })
         }
-        "ListIssuerKeys" => listing("IssuerKeys", t.issuer_keys.iter().map(issuer_key).collect()),
+        "ListIssuerKeys" => {
+            let items = t.issuer_keys.iter().map(issuer_key).collect();
+            listing(p, "IssuerKeys", items, by("KeyId"))?
+        }
         _ => return Ok(None),
     };
     Ok(Some(result))

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::params::Params;
-use super::render::{self, listing, wrap, Detail};
+use super::render::{self, by, listing, wrap, Detail, Page};
 use crate::control_plane::AdminError;
 use crate::directory::{CreateRoleInput, CreateUserInput, IdGenerator, Tenant};
 
@@ -36,7 +36,7 @@ pub(super) fn run(
         "ListUsers" => {
             let users = t.list_users(p.opt_str("PathPrefix")?)?;
             let items = users.into_iter().map(|u| render::user(u, Detail::Listing));
-            listing("Users", items.collect())
+            listing(p, "Users", items.collect(), by("UserName"))?
         }
         "UpdateUser" => {
             t.update_user(
@@ -60,7 +60,7 @@ pub(super) fn run(
         }
         "ListUserTags" => {
             let tags = t.list_user_tags(p.str("UserName")?)?;
-            listing("Tags", tag_items(tags))
+            listing(p, "Tags", tag_items(tags), by("Key"))?
         }
 
         // --- groups ---
@@ -74,11 +74,21 @@ pub(super) fn run(
                 .into_iter()
                 .map(|u| render::user(u, Detail::Listing))
                 .collect();
-            json!({"Group": render::group(group), "Users": users, "IsTruncated": false})
+            let (users, marker) = Page::read(p, "Users")?.cut("Users", users, by("UserName"));
+            let mut out = serde_json::Map::new();
+            out.insert("Group".into(), render::group(group));
+            out.insert("Users".into(), Value::Array(users));
+            render::finish(&mut out, marker);
+            Value::Object(out)
         }
         "ListGroups" => {
             let groups = t.list_groups(p.opt_str("PathPrefix")?)?;
-            listing("Groups", groups.into_iter().map(render::group).collect())
+            listing(
+                p,
+                "Groups",
+                groups.into_iter().map(render::group).collect(),
+                by("GroupName"),
+            )?
         }
         "UpdateGroup" => {
             t.update_group(
@@ -102,7 +112,12 @@ pub(super) fn run(
         }
         "ListGroupsForUser" => {
             let groups = t.list_groups_for_user(p.str("UserName")?)?;
-            listing("Groups", groups.into_iter().map(render::group).collect())
+            listing(
+                p,
+                "Groups",
+                groups.into_iter().map(render::group).collect(),
+                by("GroupName"),
+            )?
         }
 
         // --- roles ---
@@ -128,7 +143,7 @@ pub(super) fn run(
         "ListRoles" => {
             let roles = t.list_roles(p.opt_str("PathPrefix")?)?;
             let items = roles.into_iter().map(|r| render::role(r, Detail::Listing));
-            listing("Roles", items.collect())
+            listing(p, "Roles", items.collect(), by("RoleName"))?
         }
         "UpdateRole" => {
             t.update_role(
@@ -161,7 +176,7 @@ pub(super) fn run(
         }
         "ListRoleTags" => {
             let tags = t.list_role_tags(p.str("RoleName")?)?;
-            listing("Tags", tag_items(tags))
+            listing(p, "Tags", tag_items(tags), by("Key"))?
         }
         "RevokeSessions" => {
             t.revoke_sessions(p.str("RoleName")?, now)?;

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::identities::tag_items;
 use super::params::{invalid, Params};
-use super::render::{self, listing, wrap, Detail};
+use super::render::{self, by, itself, listing, version_key, wrap, Detail, Page};
 use crate::control_plane::AdminError;
 use crate::directory::{
     aws_managed_policies, aws_managed_policy, AttachedPolicy, CreatePolicyInput, IdGenerator,
@@ -82,7 +82,7 @@ pub(super) fn run(
             let items = versions
                 .iter()
                 .map(|v| render::policy_version(v, default, false));
-            listing("Versions", items.collect())
+            listing(p, "Versions", items.collect(), version_key)?
         }
         "SetDefaultPolicyVersion" => {
             t.set_default_policy_version(p.str("PolicyArn")?, p.str("VersionId")?, now)?;
@@ -102,7 +102,10 @@ pub(super) fn run(
             t.untag_policy(p.str("PolicyArn")?, &p.req_str_list("TagKeys")?)?;
             empty
         }
-        "ListPolicyTags" => listing("Tags", tag_items(t.list_policy_tags(p.str("PolicyArn")?)?)),
+        "ListPolicyTags" => {
+            let tags = tag_items(t.list_policy_tags(p.str("PolicyArn")?)?);
+            listing(p, "Tags", tags, by("Key"))?
+        }
 
         // --- attachments ---
         "AttachUserPolicy" => {
@@ -185,9 +188,9 @@ pub(super) fn run(
             t.delete_role_policy(p.str("RoleName")?, p.str("PolicyName")?)?;
             empty
         }
-        "ListUserPolicies" => names(t.list_user_policies(p.str("UserName")?)?),
-        "ListGroupPolicies" => names(t.list_group_policies(p.str("GroupName")?)?),
-        "ListRolePolicies" => names(t.list_role_policies(p.str("RoleName")?)?),
+        "ListUserPolicies" => names(t.list_user_policies(p.str("UserName")?)?, p)?,
+        "ListGroupPolicies" => names(t.list_group_policies(p.str("GroupName")?)?, p)?,
+        "ListRolePolicies" => names(t.list_role_policies(p.str("RoleName")?)?, p)?,
 
         // --- permissions boundaries ---
         "PutUserPermissionsBoundary" => {
@@ -218,8 +221,9 @@ fn document<'a>(p: Params<'a>) -> Result<&'a str, AdminError> {
 }
 
 /// `{"PolicyNames": [...]}`.
-fn names(names: Vec<&str>) -> Value {
-    listing("PolicyNames", names.into_iter().map(Value::from).collect())
+fn names(names: Vec<&str>, p: Params<'_>) -> Result<Value, AdminError> {
+    let items = names.into_iter().map(Value::from).collect();
+    listing(p, "PolicyNames", items, itself)
 }
 
 /// `{"AttachedPolicies": [...]}`, filtered by the policies' paths under `PathPrefix` (the
@@ -230,7 +234,7 @@ fn attached(list: Vec<AttachedPolicy>, p: Params<'_>) -> Result<Value, AdminErro
         .into_iter()
         .filter(|a| prefix.is_none_or(|pre| policy_path(&a.policy_arn).starts_with(pre)))
         .map(|a| json!({"PolicyName": a.policy_name, "PolicyArn": a.policy_arn}));
-    Ok(listing("AttachedPolicies", items.collect()))
+    listing(p, "AttachedPolicies", items.collect(), by("PolicyArn"))
 }
 
 /// The path of a policy from its ARN (`arn:aws:iam::A:policy/path/Name` → `/path/`).
@@ -269,7 +273,7 @@ fn list_policies(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
             .filter(|c| !only_attached || t.policy_attachment_count(&c.arn) > 0);
         items.extend(customer.map(|c| render::policy(t, c, Detail::Listing)));
     }
-    Ok(listing("Policies", items))
+    listing(p, "Policies", items, by("Arn"))
 }
 
 /// `ListEntitiesForPolicy` with `EntityFilter` (`User`, `Group`, `Role`) and `PathPrefix`.
@@ -295,28 +299,48 @@ fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
     let prefix = p.opt_str("PathPrefix")?;
     let under = |path: &str| prefix.is_none_or(|pre| path.starts_with(pre));
     let has = |list: &[String]| list.iter().any(|a| a == arn);
-    let policy_users: Vec<Value> = t
-        .users
-        .values()
-        .filter(|u| users && under(&u.path) && has(&u.attached_policies))
-        .map(|u| json!({"UserName": u.name, "UserId": u.user_id}))
-        .collect();
-    let policy_groups: Vec<Value> = t
-        .groups
-        .values()
-        .filter(|g| groups && under(&g.path) && has(&g.attached_policies))
-        .map(|g| json!({"GroupName": g.name, "GroupId": g.group_id}))
-        .collect();
-    let policy_roles: Vec<Value> = t
-        .roles
-        .values()
-        .filter(|r| roles && under(&r.path) && has(&r.attached_policies))
-        .map(|r| json!({"RoleName": r.name, "RoleId": r.role_id}))
-        .collect();
-    Ok(json!({
-        "PolicyGroups": policy_groups,
-        "PolicyUsers": policy_users,
-        "PolicyRoles": policy_roles,
-        "IsTruncated": false,
-    }))
+    // One listing across the three kinds, so that one marker pages through all of them.
+    let entry =
+        |kind: &str, name: &str, item: Value| json!({"Kind": kind, "Name": name, "Item": item});
+    let mut entries: Vec<Value> = Vec::new();
+    entries.extend(
+        t.groups
+            .values()
+            .filter(|g| groups && under(&g.path) && has(&g.attached_policies))
+            .map(|g| {
+                let item = json!({"GroupName": g.name, "GroupId": g.group_id});
+                entry("PolicyGroups", &g.name, item)
+            }),
+    );
+    entries.extend(
+        t.users
+            .values()
+            .filter(|u| users && under(&u.path) && has(&u.attached_policies))
+            .map(|u| {
+                let item = json!({"UserName": u.name, "UserId": u.user_id});
+                entry("PolicyUsers", &u.name, item)
+            }),
+    );
+    entries.extend(
+        t.roles
+            .values()
+            .filter(|r| roles && under(&r.path) && has(&r.attached_policies))
+            .map(|r| {
+                let item = json!({"RoleName": r.name, "RoleId": r.role_id});
+                entry("PolicyRoles", &r.name, item)
+            }),
+    );
+    let key = |v: &Value| format!("{}\n{}", by("Kind")(v), by("Name")(v));
+    let (page, marker) = Page::read(p, "PolicyEntities")?.cut("PolicyEntities", entries, key);
+    let mut out = serde_json::Map::new();
+    for kind in ["PolicyGroups", "PolicyUsers", "PolicyRoles"] {
+        let items = page
+            .iter()
+            .filter(|e| e.get("Kind").and_then(Value::as_str) == Some(kind))
+            .filter_map(|e| e.get("Item").cloned())
+            .collect();
+        out.insert(kind.into(), Value::Array(items));
+    }
+    render::finish(&mut out, marker);
+    Ok(Value::Object(out))
 }

@@ -1,12 +1,19 @@
 //! Entities as JSON shaped like AWS's responses (botocore's output shapes). Optional members
 //! are left out when unset, as AWS does; list forms omit what AWS's `List*` actions omit
 //! (tags and permissions boundaries).
+//!
+//! Listings are paginated as AWS's are: `MaxItems` (1..=1000, default 100) and an opaque
+//! `Marker`; a result says `IsTruncated` and carries the next `Marker` while more remain.
 
+use data_encoding::BASE64URL_NOPAD;
 use serde_json::{json, Map, Value};
 
+use super::params::Params;
+use crate::control_plane::AdminError;
+
 use crate::directory::{
-    AccessKeyStatus, AwsManagedPolicy, Group, ManagedPolicy, OidcProvider, PolicyVersionEntry,
-    Role, Tag, Tenant, User,
+    AccessKeyStatus, AwsManagedPolicy, DirectoryError, Group, ManagedPolicy, OidcProvider,
+    PolicyVersionEntry, Role, Tag, Tenant, User,
 };
 use crate::policy::Timestamp;
 
@@ -31,12 +38,165 @@ pub(super) fn tags(tags: &[Tag]) -> Value {
         .collect()
 }
 
-/// A list result with `IsTruncated: false` (iamlet does not paginate).
-pub(super) fn listing(member: &str, items: Vec<Value>) -> Value {
-    let mut out = Map::new();
-    out.insert(member.to_owned(), Value::Array(items));
-    out.insert("IsTruncated".to_owned(), Value::Bool(false));
-    Value::Object(out)
+/// The most items one page holds (AWS's bound on `MaxItems`).
+pub(super) const MAX_ITEMS: u32 = 1_000;
+
+/// The items a page holds when the caller names no `MaxItems` (AWS's default).
+pub(super) const DEFAULT_MAX_ITEMS: u32 = 100;
+
+/// What a marker starts with (before encoding), so that a token from another listing or
+/// another program is refused rather than misread.
+const MARKER_PREFIX: &str = "iamlet-marker-1";
+
+/// One page's window over a listing: at most `max_items`, after the item whose sort key is
+/// `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Page {
+    max_items: usize,
+    after: Option<String>,
+}
+
+// === impl Page ===
+
+impl Page {
+    /// Reads `MaxItems` (1..=1000, default 100) and `Marker` for the listing of `member`.
+    ///
+    /// A marker is the sort key of the last item of the previous page, so that it stays right
+    /// when items are added or removed between pages: the next page starts at the first item
+    /// whose key is greater, whatever happened to the one it names.
+    pub(super) fn read(p: Params<'_>, member: &str) -> Result<Self, AdminError> {
+        let max_items = match p.opt_u32("MaxItems")? {
+            None => DEFAULT_MAX_ITEMS,
+            Some(0) => return Err(max_items_error(0, "greater than or equal to 1")),
+            Some(n) if n > MAX_ITEMS => {
+                return Err(max_items_error(n, "less than or equal to 1000"))
+            }
+            Some(n) => n,
+        };
+        let after = p
+            .opt_str("Marker")?
+            .map(|marker| decode_marker(member, marker))
+            .transpose()?;
+        Ok(Self {
+            max_items: usize::try_from(max_items).unwrap_or(usize::MAX),
+            after,
+        })
+    }
+
+    /// The page of `items` (sorted here by `key`): `{member: [...], "IsTruncated": bool}` and
+    /// `"Marker"` when more remain.
+    pub(super) fn render(
+        &self,
+        member: &str,
+        items: Vec<Value>,
+        key: impl Fn(&Value) -> String,
+    ) -> Value {
+        let mut out = Map::new();
+        let (items, marker) = self.cut(member, items, key);
+        out.insert(member.to_owned(), Value::Array(items));
+        finish(&mut out, marker);
+        Value::Object(out)
+    }
+
+    /// The page of `items` in key order, and the marker of the next page when more remain.
+    pub(super) fn cut(
+        &self,
+        member: &str,
+        items: Vec<Value>,
+        key: impl Fn(&Value) -> String,
+    ) -> (Vec<Value>, Option<String>) {
+        let mut keyed: Vec<(String, Value)> = items.into_iter().map(|v| (key(&v), v)).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut rest = keyed
+            .into_iter()
+            .filter(|(k, _)| self.after.as_ref().is_none_or(|after| k > after))
+            .peekable();
+        let mut page = Vec::new();
+        let mut last = None;
+        while page.len() < self.max_items {
+            let Some((k, v)) = rest.next() else { break };
+            page.push(v);
+            last = Some(k);
+        }
+        let marker = match (rest.peek(), last) {
+            (Some(_), Some(last)) => Some(encode_marker(member, &last)),
+            _ => None,
+        };
+        (page, marker)
+    }
+}
+
+/// Adds `IsTruncated` and, when more remain, `Marker` to a page's result.
+pub(super) fn finish(out: &mut Map<String, Value>, marker: Option<String>) {
+    out.insert("IsTruncated".to_owned(), Value::Bool(marker.is_some()));
+    if let Some(marker) = marker {
+        out.insert("Marker".to_owned(), Value::String(marker));
+    }
+}
+
+/// A page of `items` as `{member: [...], "IsTruncated": .., "Marker": ..}`, sorted and cut by
+/// `key`, after the caller's `Marker`, at most `MaxItems`.
+pub(super) fn listing(
+    p: Params<'_>,
+    member: &str,
+    items: Vec<Value>,
+    key: impl Fn(&Value) -> String,
+) -> Result<Value, AdminError> {
+    Ok(Page::read(p, member)?.render(member, items, key))
+}
+
+/// The sort key of an item: its string member `field`.
+pub(super) fn by(field: &'static str) -> impl Fn(&Value) -> String {
+    move |v| {
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// The sort key of an item that is a string.
+pub(super) fn itself(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_owned()
+}
+
+/// The sort key of a policy version: `v10` after `v9`.
+pub(super) fn version_key(v: &Value) -> String {
+    let id = v.get("VersionId").and_then(Value::as_str).unwrap_or("");
+    match id.strip_prefix('v').and_then(|n| n.parse::<u64>().ok()) {
+        Some(n) => format!("{n:020}"),
+        None => id.to_owned(),
+    }
+}
+
+fn max_items_error(value: u32, bound: &str) -> AdminError {
+    DirectoryError::Validation(format!(
+        "1 validation error detected: Value '{value}' at 'maxItems' failed to satisfy constraint: Member must have value {bound}"
+    ))
+    .into()
+}
+
+fn encode_marker(member: &str, key: &str) -> String {
+    BASE64URL_NOPAD.encode(format!("{MARKER_PREFIX}\n{member}\n{key}").as_bytes())
+}
+
+/// The sort key a marker of the listing of `member` names; anything else is refused.
+fn decode_marker(member: &str, marker: &str) -> Result<String, AdminError> {
+    let refused = || -> AdminError {
+        DirectoryError::Validation(
+            "Invalid Marker: it is not one that this listing returned.".to_owned(),
+        )
+        .into()
+    };
+    let bytes = BASE64URL_NOPAD
+        .decode(marker.as_bytes())
+        .map_err(|_| refused())?;
+    let text = String::from_utf8(bytes).map_err(|_| refused())?;
+    let mut parts = text.splitn(3, '\n');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(MARKER_PREFIX), Some(m), Some(key)) if m == member => Ok(key.to_owned()),
+        _ => Err(refused()),
+    }
 }
 
 /// `{member: value}`.

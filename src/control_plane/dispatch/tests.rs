@@ -309,7 +309,7 @@ fn policy_versions_tags_and_listings() {
     );
     assert_eq!(
         f.ok("ListPolicyTags", json!({"PolicyArn": policy_arn})),
-        json!({"Tags": [{"Key": "k", "Value": "v"}, {"Key": "K", "Value": "w"}], "IsTruncated": false})
+        json!({"Tags": [{"Key": "K", "Value": "w"}, {"Key": "k", "Value": "v"}], "IsTruncated": false})
     );
     f.ok(
         "UntagPolicy",
@@ -869,5 +869,236 @@ fn every_listed_action_is_dispatchable() {
             Err(AdminError::MissingParameter(_) | AdminError::Directory(_)) => {}
             Err(other) => panic!("{action}: unexpected {other}"),
         }
+    }
+}
+
+/// Every page of `action` with `MaxItems` `max`, following markers: the names under
+/// `member`/`field` in order, and how many pages it took.
+fn all_pages(
+    f: &mut Fixture,
+    action: &str,
+    member: &str,
+    field: &str,
+    max: u32,
+) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    for pages in 1..=1_000 {
+        let mut params = json!({ "MaxItems": max });
+        if let Some(m) = &marker {
+            params["Marker"] = json!(m);
+        }
+        let page = f.ok(action, params);
+        let items = page[member].as_array().unwrap();
+        assert!(items.len() <= max as usize, "{action}: {page}");
+        names.extend(items.iter().map(|i| i[field].as_str().unwrap().to_owned()));
+        match page["IsTruncated"].as_bool().unwrap() {
+            true => marker = Some(page["Marker"].as_str().unwrap().to_owned()),
+            false => {
+                assert!(page.get("Marker").is_none(), "{page}");
+                return (names, pages);
+            }
+        }
+    }
+    panic!("{action} never stopped paging");
+}
+
+fn create_users(f: &mut Fixture, names: &[&str]) {
+    for name in names {
+        f.ok("CreateUser", json!({ "UserName": name }));
+    }
+}
+
+#[test]
+fn listings_page_by_max_items_and_marker() {
+    let mut f = Fixture::new();
+    create_users(&mut f, &["erin", "alice", "dave", "bob", "carol"]);
+    let (names, pages) = all_pages(&mut f, "ListUsers", "Users", "UserName", 2);
+    assert_eq!(names, ["alice", "bob", "carol", "dave", "erin"]);
+    assert_eq!(pages, 3);
+    let (names, pages) = all_pages(&mut f, "ListUsers", "Users", "UserName", 5);
+    assert_eq!((names.len(), pages), (5, 1));
+    let (names, pages) = all_pages(&mut f, "ListUsers", "Users", "UserName", 1000);
+    assert_eq!((names.len(), pages), (5, 1));
+}
+
+#[test]
+fn max_items_defaults_to_a_hundred() {
+    let mut f = Fixture::new();
+    let names: Vec<String> = (0..101).map(|i| format!("user{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    create_users(&mut f, &names);
+    let first = f.ok("ListUsers", json!({}));
+    assert_eq!(first["Users"].as_array().unwrap().len(), 100);
+    assert_eq!(first["IsTruncated"], true);
+    let rest = f.ok("ListUsers", json!({"Marker": first["Marker"]}));
+    assert_eq!(rest["Users"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["Users"][0]["UserName"], "user100");
+    assert_eq!(rest["IsTruncated"], false);
+}
+
+#[test]
+fn a_marker_survives_changes_between_pages() {
+    let mut f = Fixture::new();
+    create_users(&mut f, &["alice", "bob", "carol", "dave"]);
+    let first = f.ok("ListUsers", json!({"MaxItems": 2}));
+    let marker = first["Marker"].clone();
+    // The item the marker names goes away, one before it and one after it come.
+    f.ok("DeleteUser", json!({"UserName": "bob"}));
+    create_users(&mut f, &["aaron", "bobby"]);
+    let next = f.ok("ListUsers", json!({"MaxItems": 2, "Marker": marker}));
+    let names: Vec<&str> = next["Users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["UserName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bobby", "carol"]);
+    assert_eq!(next["IsTruncated"], true);
+}
+
+#[test]
+fn bad_paging_parameters_are_refused() {
+    let mut f = Fixture::new();
+    create_users(&mut f, &["alice", "bob"]);
+    for max in [json!(0), json!(1001)] {
+        let err = f.fails("ListUsers", json!({ "MaxItems": max }));
+        assert_eq!(err.code(), "ValidationError", "{max}");
+        assert!(err.to_string().contains("'maxItems'"), "{err}");
+    }
+    assert_eq!(
+        f.code("ListUsers", json!({"MaxItems": "many"})),
+        "InvalidParameterValue"
+    );
+    for marker in ["", "not a marker!", "AAAA", "aWFtbGV0LW1hcmtlci0x"] {
+        assert_eq!(
+            f.code("ListUsers", json!({ "Marker": marker })),
+            "ValidationError",
+            "{marker}"
+        );
+    }
+    // A marker of another listing is not this one's.
+    f.ok("CreateGroup", json!({"GroupName": "g1"}));
+    f.ok("CreateGroup", json!({"GroupName": "g2"}));
+    let groups = f.ok("ListGroups", json!({"MaxItems": 1}));
+    assert_eq!(
+        f.code("ListUsers", json!({"Marker": groups["Marker"]})),
+        "ValidationError"
+    );
+}
+
+#[test]
+fn every_kind_of_listing_pages() {
+    let mut f = Fixture::new();
+    create_users(&mut f, &["alice", "bob", "carol"]);
+    f.ok("CreateGroup", json!({"GroupName": "team"}));
+    for user in ["alice", "bob", "carol"] {
+        f.ok(
+            "AddUserToGroup",
+            json!({"GroupName": "team", "UserName": user}),
+        );
+        f.ok(
+            "AttachUserPolicy",
+            json!({"UserName": user, "PolicyArn": ADMIN_ARN}),
+        );
+    }
+    f.ok(
+        "AttachGroupPolicy",
+        json!({"GroupName": "team", "PolicyArn": ADMIN_ARN}),
+    );
+    // GetGroup pages its users.
+    let first = f.ok("GetGroup", json!({"GroupName": "team", "MaxItems": 2}));
+    assert_eq!(first["Group"]["GroupName"], "team");
+    assert_eq!(first["Users"].as_array().unwrap().len(), 2);
+    assert_eq!(first["IsTruncated"], true);
+    let rest = f.ok(
+        "GetGroup",
+        json!({"GroupName": "team", "MaxItems": 2, "Marker": first["Marker"]}),
+    );
+    assert_eq!(rest["Users"][0]["UserName"], "carol");
+    assert_eq!(rest["IsTruncated"], false);
+    // ListEntitiesForPolicy pages across groups, users and roles with one marker.
+    let mut seen = Vec::new();
+    let mut params = json!({"PolicyArn": ADMIN_ARN, "MaxItems": 3});
+    loop {
+        let page = f.ok("ListEntitiesForPolicy", params.clone());
+        for (kind, field) in [("PolicyGroups", "GroupName"), ("PolicyUsers", "UserName")] {
+            for item in page[kind].as_array().unwrap() {
+                seen.push(item[field].as_str().unwrap().to_owned());
+            }
+        }
+        if page["IsTruncated"] == false {
+            break;
+        }
+        params["Marker"] = page["Marker"].clone();
+    }
+    assert_eq!(seen, ["team", "alice", "bob", "carol"]);
+    // Tags, inline policy names and policies page too.
+    let tags: Vec<Value> = (0..5)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    f.ok("TagUser", json!({"UserName": "alice", "Tags": tags}));
+    let page = f.ok("ListUserTags", json!({"UserName": "alice", "MaxItems": 4}));
+    assert_eq!(page["Tags"].as_array().unwrap().len(), 4);
+    assert_eq!(page["IsTruncated"], true);
+    for name in ["p1", "p2"] {
+        f.ok(
+            "PutUserPolicy",
+            json!({"UserName": "alice", "PolicyName": name, "PolicyDocument": IDENTITY_DOC}),
+        );
+    }
+    let page = f.ok(
+        "ListUserPolicies",
+        json!({"UserName": "alice", "MaxItems": 1}),
+    );
+    assert_eq!(page["PolicyNames"], json!(["p1"]));
+    let page = f.ok(
+        "ListUserPolicies",
+        json!({"UserName": "alice", "MaxItems": 1, "Marker": page["Marker"]}),
+    );
+    assert_eq!(page["PolicyNames"], json!(["p2"]));
+    assert_eq!(page["IsTruncated"], false);
+    let page = f.ok("ListPolicies", json!({"MaxItems": 1}));
+    assert_eq!(page["Policies"].as_array().unwrap().len(), 1);
+    assert_eq!(page["IsTruncated"], true);
+}
+
+#[test]
+fn policy_versions_sort_by_number() {
+    use super::render::version_key;
+    let key = |id: &str| version_key(&json!({ "VersionId": id }));
+    assert!(key("v9") < key("v10"));
+    assert!(key("v1") < key("v2"));
+}
+
+#[test]
+fn every_listing_reads_max_items() {
+    let mut f = Fixture::new();
+    f.ok("CreateUser", json!({"UserName": "u"}));
+    f.ok("CreateGroup", json!({"GroupName": "g"}));
+    f.ok(
+        "CreateRole",
+        json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC}),
+    );
+    let created = f.ok(
+        "CreatePolicy",
+        json!({"PolicyName": "p", "PolicyDocument": IDENTITY_DOC}),
+    );
+    let policy = created["Policy"]["Arn"].clone();
+    let names = json!({"UserName": "u", "GroupName": "g", "RoleName": "r", "PolicyArn": policy});
+    // AWS does not page its list of OIDC providers.
+    let listings = ACTIONS
+        .iter()
+        .filter(|a| a.starts_with("List") && **a != "ListOpenIDConnectProviders")
+        .chain(std::iter::once(&"GetGroup"));
+    for action in listings {
+        let mut params = names.clone();
+        params["MaxItems"] = json!(0);
+        let err = f.fails(action, params);
+        assert_eq!(err.code(), "ValidationError", "{action}: {err}");
+        let mut params = names.clone();
+        params["MaxItems"] = json!(1000);
+        let page = f.ok(action, params);
+        assert_eq!(page["IsTruncated"], false, "{action}: {page}");
     }
 }
