@@ -135,6 +135,72 @@ pub async fn serve(
     }
 }
 
+/// A connection that knows its client's address.
+pub trait PeerAddr {
+    /// The client's address, when the transport has one.
+    fn peer_addr(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl PeerAddr for crate::net::Bounded<tokio::net::TcpStream> {
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        use tonic::transport::server::Connected;
+        self.connect_info().remote_addr()
+    }
+}
+
+impl PeerAddr for tokio_rustls::server::TlsStream<crate::net::Bounded<tokio::net::TcpStream>> {
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.get_ref().0.peer_addr()
+    }
+}
+
+impl PeerAddr for tokio::net::TcpStream {
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        tokio::net::TcpStream::peer_addr(self).ok()
+    }
+}
+
+/// The address of the client that sent `request` (`aws:SourceIp`), as the connection gave it.
+pub fn peer_ip(request: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+    request
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical())
+}
+
+/// The router, with each request marked with its connection's client address (axum's
+/// `ConnectInfo`), which the AWS protocols read as `aws:SourceIp`.
+#[derive(Clone)]
+struct WithPeer {
+    router: Router,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for WithPeer
+where
+    Router: tower_service::Service<axum::http::Request<B>>,
+{
+    type Response = <Router as tower_service::Service<axum::http::Request<B>>>::Response;
+    type Error = <Router as tower_service::Service<axum::http::Request<B>>>::Error;
+    type Future = <Router as tower_service::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::http::Request<B>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        self.router.call(request)
+    }
+}
+
 /// Serves `router` on each connection `incoming` yields, until `shutdown` completes.
 pub async fn serve_incoming<S, IO>(
     router: Router,
@@ -142,7 +208,7 @@ pub async fn serve_incoming<S, IO>(
     shutdown: impl Future<Output = ()> + Send,
 ) where
     S: tokio_stream::Stream<Item = std::io::Result<IO>> + Send,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + PeerAddr + Unpin + Send + 'static,
 {
     use tokio_stream::StreamExt;
     let router = bounded(router);
@@ -170,7 +236,10 @@ pub async fn serve_incoming<S, IO>(
             Some(Err(_)) => continue,
             None => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(WithPeer {
+            router: router.clone(),
+            peer: stream.peer_addr(),
+        });
         let builder = Arc::clone(&builder);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

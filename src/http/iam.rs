@@ -311,8 +311,7 @@ impl IamEdge {
             claimed_key,
             claimed_token,
             env: CallEnv {
-                // The HTTP edge does not pass the peer's address to its routes.
-                source: None,
+                source: crate::http::peer_ip(parts),
                 secure_transport: self.secure_transport,
                 now: Timestamp::now(),
             },
