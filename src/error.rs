@@ -122,6 +122,10 @@ aws_codes! {
     InternalFailure = 500,
     /// The service cannot answer now; try again.
     ServiceUnavailable = 503,
+    /// Form parameters that are not valid percent-encoded UTF-8.
+    MalformedQueryString = 400,
+    /// A request body of a content type the protocol does not speak.
+    UnsupportedMediaType = 415,
     // iamlet's own
     /// The tenant is not one this process knows.
     NoSuchTenant = 404,

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 pub use crate::observe::Probes;
 
 pub mod error;
+pub mod query;
 
 pub use error::{aws_error, xml_escape, ErrorFormat, IAM_NAMESPACE, STS_NAMESPACE};
 

@@ -60,7 +60,9 @@ pub fn grpc_code(code: AwsCode) -> Code {
         | AwsCode::MissingParameter
         | AwsCode::InvalidParameterValue
         | AwsCode::MalformedTenantSpec
-        | AwsCode::InvalidTenantSpec => Code::InvalidArgument,
+        | AwsCode::InvalidTenantSpec
+        | AwsCode::MalformedQueryString
+        | AwsCode::UnsupportedMediaType => Code::InvalidArgument,
     }
 }
 
