@@ -70,6 +70,7 @@ async fn metrics(State(probes): State<Arc<dyn Probes>>) -> Response {
         {
             let mut page = probes.metrics();
             crate::net::render_metrics(&mut page);
+            query::render_refusals(&mut page);
             page
         },
     )

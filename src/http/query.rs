@@ -9,6 +9,7 @@
 //! encoding), `%2B` a plus. Lists follow botocore's serializer: `Name.member.N` (1-based, any
 //! order on the wire), and an empty list as `Name=` with an empty value.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -388,6 +389,39 @@ impl SignedParts {
             headers: &self.headers,
             payload_sha256: Some(&self.payload_sha256),
         }
+    }
+}
+
+/// Refusals an edge answered before its domain API saw the request, by edge and AWS code:
+/// few, so a lock is cheaper to read than a table of atomics is to keep.
+static REFUSALS: parking_lot::Mutex<BTreeMap<(&'static str, &'static str), u64>> =
+    parking_lot::const_mutex(BTreeMap::new());
+
+/// Counts a refusal of `edge` (`"sts"`, `"iam"`, …) with `code` that its domain API did not
+/// count (the request did not decode, or its signature could not be read).
+pub fn count_refusal(edge: &'static str, code: AwsCode) {
+    *REFUSALS.lock().entry((edge, code.as_str())).or_insert(0) += 1;
+}
+
+/// How many refusals of `edge` with `code` were counted.
+pub fn refusals(edge: &str, code: AwsCode) -> u64 {
+    REFUSALS
+        .lock()
+        .iter()
+        .filter(|((e, c), _)| *e == edge && *c == code.as_str())
+        .map(|(_, n)| *n)
+        .sum()
+}
+
+/// Appends `iamlet_http_refused_total{edge,code}` in the exposition format.
+pub fn render_refusals(out: &mut String) {
+    out.push_str("# HELP iamlet_http_refused_total Requests an HTTP edge refused before its domain API saw them, by edge and AWS error code.\n");
+    out.push_str("# TYPE iamlet_http_refused_total counter\n");
+    for ((edge, code), n) in REFUSALS.lock().iter() {
+        let _ = writeln!(
+            out,
+            "iamlet_http_refused_total{{edge=\"{edge}\",code=\"{code}\"}} {n}"
+        );
     }
 }
 

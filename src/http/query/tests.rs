@@ -257,3 +257,27 @@ async fn xml_responses_wrap_the_result_and_the_request_id() {
     assert!(!body.contains("DeleteUserResult"), "{body}");
     assert!(body.contains("<RequestId>rid-2</RequestId>"), "{body}");
 }
+
+#[test]
+fn refusals_are_counted_by_edge_and_code() {
+    let before = refusals("query-test", AwsCode::MalformedQueryString);
+    count_refusal("query-test", AwsCode::MalformedQueryString);
+    count_refusal("query-test", AwsCode::MalformedQueryString);
+    assert_eq!(
+        refusals("query-test", AwsCode::MalformedQueryString),
+        before + 2
+    );
+    let mut page = String::new();
+    render_refusals(&mut page);
+    assert!(
+        page.contains("# TYPE iamlet_http_refused_total counter"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "iamlet_http_refused_total{{edge=\"query-test\",code=\"MalformedQueryString\"}} {}",
+            before + 2
+        )),
+        "{page}"
+    );
+}
