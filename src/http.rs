@@ -31,6 +31,7 @@ pub use crate::observe::Probes;
 
 pub mod error;
 pub mod query;
+pub mod sts;
 
 pub use error::{aws_error, xml_escape, ErrorFormat, IAM_NAMESPACE, STS_NAMESPACE};
 
