@@ -38,3 +38,5 @@ mod exactness;
 mod resilience;
 // Parsers of untrusted bytes against a committed crash corpus and random mutations (T28).
 mod parsers;
+// AWS's own protocols on the HTTP edges: the STS Query API with hand-signed SigV4 requests.
+mod aws_protocols;
