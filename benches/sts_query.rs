@@ -12,7 +12,6 @@
 #![expect(
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic,
     reason = "a benchmark whose fixtures do not load, or whose case does not give the outcome \
               it names, has nothing to measure"
 )]

@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::credentials::{Creds, Fixture, A};
 
 const HOST: &str = "sts.local";
+/// Request headers, (name, value).
+type Headers = Vec<(String, String)>;
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// A reply: status, headers (names lowercase) and body.
@@ -478,7 +480,7 @@ async fn every_bad_input_gets_awss_code_and_status_and_is_counted() {
     let post = |creds: &Creds, body: &str| signed_post(creds, body, now, "sts");
 
     // Before the domain: the request does not decode, or names no operation.
-    let cases: Vec<(Vec<(String, String)>, String, u16, &str)> = vec![
+    let cases: Vec<(Headers, String, u16, &str)> = vec![
         (
             host_only(),
             "Action=Frobnicate&Version=2011-06-15".into(),
