@@ -746,4 +746,14 @@ async fn an_oversized_body_is_refused_unread() {
     .await
     .unwrap();
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+
+    // Both are counted: by the edge's layer (a declared length) and by the STS route (a
+    // chunked body cut at the limit).
+    let metrics = send(addr, "GET", "/metrics", &host_only(), "").await;
+    for series in [
+        "iamlet_http_refused_total{edge=\"http\",code=\"RequestEntityTooLarge\"} ",
+        "iamlet_http_refused_total{edge=\"sts\",code=\"RequestEntityTooLarge\"} ",
+    ] {
+        assert!(metrics.body.contains(series), "{series}: {}", metrics.body);
+    }
 }

@@ -67,7 +67,7 @@ async fn handle(State(edge): State<Arc<StsQuery>>, request: Request) -> Response
     // The bounded layer refuses a declared length over the limit unread; this cuts a body
     // without one (chunked) at the limit.
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        query::count_refusal(EDGE, AwsCode::InvalidParameterValue);
+        query::count_refusal(EDGE, AwsCode::RequestEntityTooLarge);
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body exceeds {MAX_BODY_BYTES} bytes\n"),
