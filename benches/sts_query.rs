@@ -192,13 +192,17 @@ fn main() {
             None,
             std::future::pending(),
         ));
-        // The gRPC edge.
+        // The gRPC edge, on the sidecar's own accept loop (connection limits, TCP_NODELAY:
+        // without it, Nagle and delayed ACKs add tens of milliseconds to each answer).
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let grpc_addr = listener.local_addr().expect("addr");
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(StsService::new(Arc::clone(&api)).into_server())
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+                .serve_with_incoming(iamlet::net::accept(
+                    listener,
+                    iamlet::net::ConnectionLimits::default(),
+                )),
         );
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
             .expect("endpoint")
