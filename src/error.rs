@@ -126,6 +126,8 @@ aws_codes! {
     MalformedQueryString = 400,
     /// A request body of a content type the protocol does not speak.
     UnsupportedMediaType = 415,
+    /// A request body over the edge's limit.
+    RequestEntityTooLarge = 413,
     // iamlet's own
     /// The tenant is not one this process knows.
     NoSuchTenant = 404,

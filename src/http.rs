@@ -32,6 +32,7 @@ pub use crate::observe::Probes;
 pub mod error;
 pub mod iam;
 pub mod query;
+pub mod sts;
 
 pub use error::{aws_error, xml_escape, ErrorFormat, IAM_NAMESPACE, STS_NAMESPACE};
 
@@ -97,6 +98,7 @@ async fn limit_and_trace(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        query::count_refusal("http", crate::error::AwsCode::RequestEntityTooLarge);
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body exceeds {MAX_BODY_BYTES} bytes\n"),

@@ -82,8 +82,8 @@ pub use authorize::{
     Authorizer, Decided, Decision, MAX_BATCH,
 };
 pub use sts::{
-    AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetCallerIdentityInput, GetSessionTokenInput,
-    SecurityTokenService, StsOperation,
+    AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetAccessKeyInfoInput, GetCallerIdentityInput,
+    GetSessionTokenInput, SecurityTokenService, StsOperation,
 };
 
 use decision_log::DecisionLog;

@@ -59,7 +59,7 @@ pub(crate) struct Fixture {
     pub(crate) db: PathBuf,
     /// The root keys of tenants A and B, as `CreateTenant` showed them.
     pub(crate) roots: [(String, String); 2],
-    handle: SidecarHandle,
+    pub(crate) handle: SidecarHandle,
     config: SidecarConfig,
     authorizer: AuthorizerClient,
     sts: StsClient,

@@ -40,3 +40,5 @@ mod resilience;
 mod parsers;
 // AWS's IAM Query API on the control plane's HTTP edge: signed forms, XML, paging, refusals.
 mod iam_query;
+// AWS's own protocols on the HTTP edges: the STS Query API with hand-signed SigV4 requests.
+mod aws_protocols;

@@ -63,6 +63,22 @@ pub(crate) enum CredentialOutput {
     Json,
     /// `export AWS_…=…` lines for a shell's `eval`.
     Env,
+    /// The JSON of the SDKs' `credential_process` (`Version: 1`), so that a profile's
+    /// `credential_process = iamlet assume-role … --output credential-process` works with
+    /// every AWS SDK and the AWS CLI.
+    CredentialProcess,
+}
+
+/// What a `credential_process` prints, as the AWS SDKs document it: version 1, the keys, the
+/// session token and the expiry in RFC 3339 (so the SDK refreshes before it).
+fn credential_process_json(credentials: &pb::IssuedCredentials) -> Value {
+    json!({
+        "Version": 1,
+        "AccessKeyId": credentials.access_key_id,
+        "SecretAccessKey": credentials.secret_access_key,
+        "SessionToken": credentials.session_token,
+        "Expiration": credentials.expiration,
+    })
 }
 
 /// `iamlet assume-role`.
@@ -302,6 +318,7 @@ pub(crate) fn run_assume_role(
     })?;
     let credentials = credentials.unwrap_or_default();
     match args.output {
+        CredentialOutput::CredentialProcess => pretty(out, &credential_process_json(&credentials)),
         CredentialOutput::Env => {
             let _ = writeln!(
                 out,
@@ -363,4 +380,36 @@ pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, Adm
         }),
     );
     Ok(status.ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_process_output_is_the_documented_version_1_json() {
+        let issued = pb::IssuedCredentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: "token".into(),
+            expiration: "2026-12-02T18:00:00Z".into(),
+        };
+        let value = credential_process_json(&issued);
+        assert_eq!(
+            value,
+            json!({
+                "Version": 1,
+                "AccessKeyId": "ASIAEXAMPLE",
+                "SecretAccessKey": "secret",
+                "SessionToken": "token",
+                "Expiration": "2026-12-02T18:00:00Z",
+            })
+        );
+        // The SDKs read Version as a number: the string "1" is refused by botocore.
+        assert!(value["Version"].is_u64());
+        assert_eq!(
+            CredentialOutput::from_str("credential-process", false),
+            Ok(CredentialOutput::CredentialProcess)
+        );
+    }
 }

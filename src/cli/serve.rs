@@ -15,7 +15,7 @@ use crate::grpc::{
 };
 use crate::observe;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig};
-use crate::sidecar::{spawn_sidecar, CacheConfig, SidecarConfig, SidecarProbes, StalenessPolicy};
+use crate::sidecar::{spawn_sidecar, CacheConfig, SidecarConfig, StalenessPolicy};
 use crate::sync::{Backoff, Readiness};
 use crate::telemetry::{self, LogFormat};
 use crate::tls::ReloadingServerTls;
@@ -887,7 +887,7 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             ));
         }
         if let Some(listener) = http_listener {
-            let router = crate::http::probe_routes(Arc::new(SidecarProbes(handle.clone())));
+            let router = crate::http::sts::sidecar_routes(&handle);
             servers.push(tokio::spawn(crate::http::serve(
                 router,
                 listener,

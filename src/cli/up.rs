@@ -200,7 +200,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             let _ = sidecar_stopped.await;
         }));
         let sidecar_http_server = tokio::spawn(crate::http::serve(
-            crate::http::probe_routes(Arc::new(crate::sidecar::SidecarProbes(handle.clone()))),
+            crate::http::sts::sidecar_routes(&handle),
             sidecar_http.0,
             None,
             until_stopped(stopped.clone()),

@@ -62,7 +62,8 @@ pub fn grpc_code(code: AwsCode) -> Code {
         | AwsCode::MalformedTenantSpec
         | AwsCode::InvalidTenantSpec
         | AwsCode::MalformedQueryString
-        | AwsCode::UnsupportedMediaType => Code::InvalidArgument,
+        | AwsCode::UnsupportedMediaType
+        | AwsCode::RequestEntityTooLarge => Code::InvalidArgument,
     }
 }
 

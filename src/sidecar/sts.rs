@@ -94,6 +94,17 @@ pub struct GetCallerIdentityInput {
     pub request_id: Option<String>,
 }
 
+/// `GetAccessKeyInfo`'s parameters, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct GetAccessKeyInfoInput {
+    /// The caller's credentials or signed request.
+    pub caller: Option<CallerId>,
+    /// The access key id asked about (any key, not only the caller's).
+    pub access_key_id: String,
+    /// The caller's id for this request; one is made up when absent.
+    pub request_id: Option<String>,
+}
+
 /// The STS operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StsOperation {
@@ -105,15 +116,19 @@ pub enum StsOperation {
     GetSessionToken,
     /// `GetCallerIdentity`.
     GetCallerIdentity,
+    /// `GetAccessKeyInfo`.
+    GetAccessKeyInfo,
 }
 
 impl StsOperation {
-    fn name(self) -> &'static str {
+    /// The operation's name, as AWS's `Action` spells it.
+    pub fn name(self) -> &'static str {
         match self {
             Self::AssumeRole => "AssumeRole",
             Self::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
             Self::GetSessionToken => "GetSessionToken",
             Self::GetCallerIdentity => "GetCallerIdentity",
+            Self::GetAccessKeyInfo => "GetAccessKeyInfo",
         }
     }
 
@@ -123,6 +138,7 @@ impl StsOperation {
             Self::AssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity",
             Self::GetSessionToken => "sts:GetSessionToken",
             Self::GetCallerIdentity => "sts:GetCallerIdentity",
+            Self::GetAccessKeyInfo => "sts:GetAccessKeyInfo",
         }
     }
 
@@ -132,6 +148,7 @@ impl StsOperation {
             Self::AssumeRoleWithWebIdentity => Method::AssumeRoleWithWebIdentity,
             Self::GetSessionToken => Method::GetSessionToken,
             Self::GetCallerIdentity => Method::GetCallerIdentity,
+            Self::GetAccessKeyInfo => Method::GetAccessKeyInfo,
         }
     }
 }
@@ -172,6 +189,9 @@ struct Logged {
 #[derive(Debug, Clone)]
 pub struct SecurityTokenService {
     api: Arc<Api>,
+    /// Whether a signed caller's signature was verified over the very request that carries
+    /// the operation's parameters (see [`SecurityTokenService::over_signed_requests`]).
+    signatures_cover_requests: bool,
 }
 
 // === impl SecurityTokenService ===
@@ -179,7 +199,22 @@ pub struct SecurityTokenService {
 impl SecurityTokenService {
     /// Issues with `api`'s snapshots.
     pub fn new(api: Arc<Api>) -> Self {
-        Self { api }
+        Self {
+            api,
+            signatures_cover_requests: false,
+        }
+    }
+
+    /// Issues with `api`'s snapshots, for an edge whose signed callers are the SigV4
+    /// signatures of the very HTTP requests that carry the operations' parameters (AWS's STS
+    /// Query API, where the signature covers the query and the body's hash). Such a signature
+    /// proves the call, as in AWS, so any signed operation accepts it; [`Self::new`]'s edges
+    /// carry a signature of some other request, which proves only an identity.
+    pub fn over_signed_requests(api: Arc<Api>) -> Self {
+        Self {
+            api,
+            signatures_cover_requests: true,
+        }
     }
 
     /// `AssumeRole`: credentials of a role session, for a caller its trust policy and the
@@ -259,6 +294,30 @@ impl SecurityTokenService {
         )
     }
 
+    /// `GetAccessKeyInfo`: the account that owns an access key (long-term or temporary),
+    /// read from the key id as AWS does, so it answers for deleted keys too. The caller must
+    /// authenticate; the key asked about need not be theirs.
+    pub fn get_access_key_info(&self, input: &GetAccessKeyInfoInput) -> Result<String, ApiError> {
+        self.run(
+            StsOperation::GetAccessKeyInfo,
+            input.request_id.as_deref(),
+            "*",
+            |now, logged| {
+                let (caller, snapshot) =
+                    self.caller(input.caller.as_ref(), now, StsOperation::GetAccessKeyInfo)?;
+                logged.principal = caller.principal.to_string();
+                logged.tenant = snapshot.account_id().to_owned();
+                crate::directory::IdPrefix::account_of_access_key(&input.access_key_id)
+                    .ok_or_else(|| {
+                        ApiError::Sts(StsError::Validation(format!(
+                            "1 validation error detected: Value '{}' at 'accessKeyId' failed to satisfy constraint: Member must be an access key id (AKIA or ASIA and 16 more characters)",
+                            crate::error::echo(&input.access_key_id)
+                        )))
+                    })
+            },
+        )
+    }
+
     /// Counts and logs a call an edge could not decode, as a failed call is.
     pub fn refused(
         &self,
@@ -311,7 +370,7 @@ impl SecurityTokenService {
     ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
         let id = match caller {
             Some(CallerId::Signed(signature)) => {
-                if operation != StsOperation::GetCallerIdentity {
+                if operation != StsOperation::GetCallerIdentity && !self.signatures_cover_requests {
                     return Err(ApiError::invalid(
                         "caller.signed_request",
                         format!("a signature proves only the request it signs: {} needs credentials (access key id, secret and, for temporary credentials, the session token)", operation.name()),

@@ -281,3 +281,17 @@ fn refusals_are_counted_by_edge_and_code() {
         "{page}"
     );
 }
+
+#[test]
+fn a_body_of_many_members_decodes_in_bounded_time() {
+    // About 1 MiB of members (the edge's body limit): grouping must not be quadratic.
+    let body: String = (1..=60_000).map(|i| format!("T.member.{i}.K=v&")).collect();
+    let started = std::time::Instant::now();
+    let request = post(&body).unwrap();
+    assert_eq!(request.structs("T").unwrap().len(), 60_000);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

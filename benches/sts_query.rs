@@ -1,0 +1,292 @@
+//! `AssumeRole`'s per-core rate over the STS Query HTTP edge beside the gRPC edge: both edges
+//! served in process on loopback, clients and server on one single-threaded tokio runtime (so
+//! the whole request path shares one core), the same domain `SecurityTokenService` behind
+//! both. The HTTP request is AWS's form-encoded POST, SigV4-signed once before timing (the
+//! server verifies the signature on every request, as it would a fresh one); the gRPC request
+//! carries the access key and secret.
+//!
+//! Run with `cargo bench --bench sts_query` (each edge for `STS_QUERY_BENCH_SECS`, default 5);
+//! under `cargo test --benches` each edge runs a moment, after the same outcome checks.
+//! Results are in `benches/README.md`.
+
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark whose fixtures do not load, or whose case does not give the outcome \
+              it names, has nothing to measure"
+)]
+#![expect(clippy::print_stdout, reason = "the results are the program's output")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
+use iamlet::directory::IdGenerator;
+use iamlet::grpc::StsService;
+use iamlet::policy::Timestamp;
+use iamlet::proto::v1 as pb;
+use iamlet::sidecar::decision_log::DecisionLog;
+use iamlet::sidecar::{Api, CacheConfig};
+use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
+use iamlet::sts::sigv4::SigningKey;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const ACCOUNT: &str = "111122223333";
+const ROLE: &str = "arn:aws:iam::111122223333:role/reports-writer";
+const SESSION_ARN: &str = "arn:aws:sts::111122223333:assumed-role/reports-writer/bench";
+/// Requests in flight at once, per edge: enough to keep the one core busy.
+const CONCURRENCY: usize = 16;
+
+/// The demo tenant's snapshot in a store, and alice's access key.
+fn fixture() -> (Arc<SnapshotStore>, String, String) {
+    let dir = std::env::temp_dir().join(format!("iamlet-bench-sts-query-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
+    let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
+    let spec: TenantSpec =
+        serde_yaml_ng::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
+            .expect("demo tenant");
+    cp.apply_spec(&spec, "bench", false).expect("apply");
+    let (key, _) = cp
+        .call(
+            ACCOUNT,
+            "bench",
+            "CreateAccessKey",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .expect("access key");
+    let field = |n: &str| key["AccessKey"][n].as_str().expect("field").to_owned();
+    let (tenant, version) = cp.tenant(ACCOUNT).expect("tenant");
+    let catalog = AwsManagedCatalog::compile();
+    let store = Arc::new(SnapshotStore::new());
+    store
+        .apply(TenantSnapshot::compile(tenant, version, &catalog).expect("compile"))
+        .expect("publish");
+    let _ = std::fs::remove_dir_all(&dir);
+    (store, field("AccessKeyId"), field("SecretAccessKey"))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+/// The bytes of a keep-alive `POST /` of AssumeRole, SigV4-signed with alice's key.
+fn signed_assume_role(key_id: &str, secret: &str) -> Vec<u8> {
+    let body = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=bench&Tags.member.1.Key=project&Tags.member.1.Value=q4",
+        ROLE.replace(':', "%3A").replace('/', "%2F")
+    );
+    let now = Timestamp::from_epoch_seconds(Timestamp::now().epoch_seconds()).to_string();
+    let date = now.replace(['-', ':'], "");
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let canonical = format!(
+        "POST\n/\n\ncontent-type:{content_type}\nhost:sts.local\nx-amz-date:{date}\n\ncontent-type;host;x-amz-date\n{}",
+        sha256_hex(body.as_bytes())
+    );
+    let scope = format!("{}/us-east-1/sts/aws4_request", &date[..8]);
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    let signature =
+        SigningKey::derive(secret.as_bytes(), &date[..8], "us-east-1", "sts").sign_hex(&to_sign);
+    format!(
+        "POST / HTTP/1.1\r\nhost: sts.local\r\ncontent-type: {content_type}\r\nx-amz-date: {date}\r\n\
+         authorization: AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders=content-type;host;x-amz-date, Signature={signature}\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A minimal HTTP/1.1 keep-alive client: one request at a time on one connection.
+struct Http {
+    stream: BufReader<TcpStream>,
+}
+
+impl Http {
+    async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream: BufReader::new(stream),
+        }
+    }
+
+    /// Sends `request`; the status and body of the answer.
+    async fn call(&mut self, request: &[u8]) -> (u16, String) {
+        self.stream
+            .get_mut()
+            .write_all(request)
+            .await
+            .expect("write");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.expect("status");
+        let status = line[9..12].parse().expect("status code");
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().expect("length");
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.expect("body");
+        (status, String::from_utf8(body).expect("utf-8"))
+    }
+}
+
+/// Runs `CONCURRENCY` client loops, each returning how many calls it completed; completed
+/// calls per second.
+async fn rate<F, Fut>(one: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = u64> + 'static,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|i| tokio::task::spawn_local(one(i)))
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("task");
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let timed = std::env::args().any(|a| a == "--bench");
+    let span = if timed {
+        Duration::from_secs(
+            std::env::var("STS_QUERY_BENCH_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(5),
+        )
+    } else {
+        Duration::from_millis(200)
+    };
+    let (store, key_id, secret) = fixture();
+    let api = Arc::new(Api::new(store, &CacheConfig::default(), DecisionLog::off()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        // The HTTP edge, with the layers `iamlet sidecar` serves it with.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http_addr = listener.local_addr().expect("addr");
+        tokio::spawn(iamlet::http::serve(
+            iamlet::http::sts::sts_routes(Arc::clone(&api)),
+            listener,
+            None,
+            std::future::pending(),
+        ));
+        // The gRPC edge, on the sidecar's own accept loop (connection limits, TCP_NODELAY:
+        // without it, Nagle and delayed ACKs add tens of milliseconds to each answer).
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let grpc_addr = listener.local_addr().expect("addr");
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(StsService::new(Arc::clone(&api)).into_server())
+                .serve_with_incoming(iamlet::net::accept(
+                    listener,
+                    iamlet::net::ConnectionLimits::default(),
+                )),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let grpc = pb::security_token_service_client::SecurityTokenServiceClient::new(channel);
+        let grpc_request = pb::AssumeRoleRequest {
+            caller: Some(pb::StsCaller {
+                caller: Some(pb::sts_caller::Caller::Credentials(pb::Credentials {
+                    access_key_id: key_id.clone(),
+                    secret_access_key: secret.clone(),
+                    session_token: String::new(),
+                })),
+            }),
+            role_arn: ROLE.into(),
+            role_session_name: "bench".into(),
+            tags: vec![pb::SessionTag {
+                key: "project".into(),
+                value: "q4".into(),
+            }],
+            ..pb::AssumeRoleRequest::default()
+        };
+        let http_request = Arc::new(signed_assume_role(&key_id, &secret));
+
+        // Each edge's outcome is checked before it is timed: a refusal must never be reported
+        // as the rate of AssumeRole.
+        let (status, body) = Http::connect(http_addr).await.call(&http_request).await;
+        assert_eq!(status, 200, "query AssumeRole: {body}");
+        assert!(
+            body.contains(&format!("<Arn>{SESSION_ARN}</Arn>")),
+            "{body}"
+        );
+        assert!(body.contains("<SessionToken>"), "{body}");
+        let answer = grpc
+            .clone()
+            .assume_role(grpc_request.clone())
+            .await
+            .expect("grpc AssumeRole")
+            .into_inner();
+        assert_eq!(
+            answer.assumed_role_user.expect("user").arn,
+            SESSION_ARN,
+            "grpc AssumeRole"
+        );
+
+        let query = rate(|_| {
+            let request = Arc::clone(&http_request);
+            async move {
+                let mut client = Http::connect(http_addr).await;
+                let (started, mut n) = (Instant::now(), 0);
+                while started.elapsed() < span {
+                    let (status, _) = client.call(&request).await;
+                    assert_eq!(status, 200);
+                    n += 1;
+                }
+                n
+            }
+        })
+        .await;
+        let grpc_rate = rate(|_| {
+            let (mut client, request) = (grpc.clone(), grpc_request.clone());
+            async move {
+                let (started, mut n) = (Instant::now(), 0);
+                while started.elapsed() < span {
+                    client
+                        .assume_role(request.clone())
+                        .await
+                        .expect("grpc AssumeRole");
+                    n += 1;
+                }
+                n
+            }
+        })
+        .await;
+        println!(
+            "sts_query: AssumeRole on one core, {CONCURRENCY} in flight, {:.1} s each",
+            span.as_secs_f64()
+        );
+        println!("  STS Query (HTTP/1.1 keep-alive, SigV4): {query:>8.0} /s");
+        println!("  gRPC (HTTP/2, access key and secret):    {grpc_rate:>8.0} /s");
+        println!(
+            "  Query / gRPC:                            {:>8.2}",
+            query / grpc_rate
+        );
+    });
+}
