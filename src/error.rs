@@ -122,6 +122,13 @@ aws_codes! {
     InternalFailure = 500,
     /// The service cannot answer now; try again.
     ServiceUnavailable = 503,
+    // EKS (pod identity associations)
+    /// The association exists already, or its (cluster, namespace, service account) is taken.
+    ResourceInUseException = 409,
+    /// The association (or the cluster's provider) does not exist.
+    ResourceNotFoundException = 404,
+    /// A parameter breaks EKS's constraints.
+    InvalidParameterException = 400,
     // iamlet's own
     /// The tenant is not one this process knows.
     NoSuchTenant = 404,
