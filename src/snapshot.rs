@@ -22,7 +22,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use compile::{
-    AccessKeyEntry, AwsManagedCatalog, AwsManagedLookup, OidcEntry, Resolved, RoleEntry,
+    AccessKeyEntry, AwsManagedCatalog, AwsManagedLookup, OidcEntry, PodIdentityEntry, Resolved, RoleEntry,
     SnapshotError, TenantSnapshot, UserEntry,
 };
 pub use persist::{
