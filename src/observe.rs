@@ -25,6 +25,8 @@ pub enum Method {
     GetSessionToken,
     /// `SecurityTokenService.GetCallerIdentity`.
     GetCallerIdentity,
+    /// The container-credentials endpoint (EKS Pod Identity style).
+    ContainerCredentials,
 }
 
 /// How a request ended.
@@ -40,13 +42,14 @@ pub enum Answer {
     Error,
 }
 
-const METHODS: [Method; 6] = [
+const METHODS: [Method; 7] = [
     Method::Authorize,
     Method::BatchAuthorize,
     Method::AssumeRole,
     Method::AssumeRoleWithWebIdentity,
     Method::GetSessionToken,
     Method::GetCallerIdentity,
+    Method::ContainerCredentials,
 ];
 const RESULTS: [Answer; 4] = [
     Answer::Allow,
@@ -94,6 +97,7 @@ impl Method {
             Self::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
             Self::GetSessionToken => "GetSessionToken",
             Self::GetCallerIdentity => "GetCallerIdentity",
+            Self::ContainerCredentials => "ContainerCredentials",
         }
     }
 
@@ -105,6 +109,7 @@ impl Method {
             Self::AssumeRoleWithWebIdentity => 3,
             Self::GetSessionToken => 4,
             Self::GetCallerIdentity => 5,
+            Self::ContainerCredentials => 6,
         }
     }
 }
