@@ -30,7 +30,7 @@ pub use model::{
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
     CreateUserInput, MfaDeviceMetadata, PodIdentityAssociationInput, UpdatePodIdentityAssociation,
-    POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
+    EKS_REGION, POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
 };
 pub use password::{verify_password, PasswordHasher};
 

@@ -14,6 +14,7 @@
 //! | `policies.rs` | managed policies, versions, attachments, inline policies, boundaries |
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
+//! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
 //!
 //! Listings are never paginated (`IsTruncated` is always false; `Marker` and `MaxItems` are
 //! ignored). An IAM user calling `GetUser` or the access-key actions without `UserName` acts on
@@ -29,6 +30,7 @@ mod credentials;
 mod federation;
 mod identities;
 mod params;
+mod pod_identity;
 mod policies;
 mod render;
 
@@ -156,6 +158,12 @@ pub(crate) const ACTIONS: &[&str] = &[
     // session-token issuer keys (iamlet)
     "RotateIssuerKey",
     "ListIssuerKeys",
+    // EKS Pod Identity-style associations (EKS's API, `eks:` actions)
+    "CreatePodIdentityAssociation",
+    "DescribePodIdentityAssociation",
+    "ListPodIdentityAssociations",
+    "UpdatePodIdentityAssociation",
+    "DeletePodIdentityAssociation",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -223,6 +231,8 @@ pub fn dispatch(
         v
     } else if let Some(v) = federation::run(tenant, ids, now, action, p)? {
         v
+    } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
+        v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));
     };
@@ -233,9 +243,9 @@ pub fn dispatch(
     })
 }
 
-/// Whether an action changes the tenant: all but `Get*` and `List*`.
+/// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.
 pub(crate) fn is_mutating(action: &str) -> bool {
-    !(action.starts_with("Get") || action.starts_with("List"))
+    !(action.starts_with("Get") || action.starts_with("List") || action.starts_with("Describe"))
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

@@ -30,7 +30,7 @@ pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
 pub use pod_identity::{
-    PodIdentityAssociationInput, UpdatePodIdentityAssociation, POD_IDENTITY_SERVICE,
+    PodIdentityAssociationInput, UpdatePodIdentityAssociation, EKS_REGION, POD_IDENTITY_SERVICE,
 };
 pub use policies::{AttachedPolicy, CreatePolicyInput};
 pub use roles::CreateRoleInput;

@@ -21,7 +21,7 @@ pub const POD_IDENTITY_SERVICE: &str = "pods.eks.amazonaws.com";
 
 /// The region written into association and cluster ARNs: iamlet has no regions, and a fixed
 /// one keeps the ARNs, and the `eks-cluster-arn` session tag, stable.
-pub(crate) const EKS_REGION: &str = "us-east-1";
+pub const EKS_REGION: &str = "us-east-1";
 
 /// Associations one cluster may have (EKS's quota).
 const MAX_PER_CLUSTER: usize = 5_000;
