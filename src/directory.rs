@@ -24,8 +24,8 @@ pub use aws_managed::{
 pub use ids::{IdGenerator, IdPrefix};
 pub use model::{
     AccessKey, AccessKeyStatus, Group, InlinePolicies, IssuerKey, LoginProfile, ManagedPolicy,
-    OidcProvider, PodIdentityAssociation, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey, Secret,
-    ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
+    OidcProvider, PodIdentityAssociation, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey,
+    Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
 };
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,

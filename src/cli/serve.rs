@@ -286,10 +286,11 @@ pub(crate) struct SidecarArgs {
 fn parse_route_path(text: &str) -> Result<String, String> {
     let ok = text.len() > 1
         && text.starts_with('/')
-        && text
-            .split('/')
-            .skip(1)
-            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        && text.split('/').skip(1).all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
     if ok {
         Ok(text.to_owned())
     } else {
@@ -906,8 +907,8 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             ));
         }
         if let Some(listener) = http_listener {
-            let router = crate::http::probe_routes(Arc::new(SidecarProbes(handle.clone())))
-                .merge(crate::http::credentials_routes(
+            let router = crate::http::probe_routes(Arc::new(SidecarProbes(handle.clone()))).merge(
+                crate::http::credentials_routes(
                     Arc::new(crate::sidecar::ContainerCredentials::new(
                         Arc::clone(&handle.api),
                         crate::sidecar::ContainerCredentialsConfig {
@@ -916,7 +917,8 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
                         },
                     )),
                     &args.container_credentials_path,
-                ));
+                ),
+            );
             servers.push(tokio::spawn(crate::http::serve(
                 router,
                 listener,

@@ -113,7 +113,10 @@ mod tests {
     async fn call(authorization: Option<&[u8]>) -> (StatusCode, serde_json::Value) {
         let mut request = Request::get("/v1/credentials");
         if let Some(value) = authorization {
-            request = request.header(header::AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+            request = request.header(
+                header::AUTHORIZATION,
+                HeaderValue::from_bytes(value).unwrap(),
+            );
         }
         let response = router()
             .call(request.body(Body::empty()).unwrap())

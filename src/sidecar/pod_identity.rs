@@ -363,7 +363,7 @@ impl ContainerCredentials {
         }
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let issuer = UnverifiedToken::parse(token)
-            .map_err(|e| PodTokenError::from(e))?
+            .map_err(PodTokenError::from)?
             .issuer()
             .to_owned();
         let mut matched: Vec<(Arc<TenantSnapshot>, PodToken, PodIdentityEntry)> = Vec::new();

@@ -900,7 +900,10 @@ fn pod_identity_associations_are_declared_exported_and_converge() {
     // From nothing: the association is created last, after its role and provider.
     let mut target = Fixture::empty();
     let actions = target.converge(&spec);
-    assert_eq!(names(&actions).last(), Some(&"CreatePodIdentityAssociation"));
+    assert_eq!(
+        names(&actions).last(),
+        Some(&"CreatePodIdentityAssociation")
+    );
 
     // A new role is an update in place; new tags replace the association.
     let mut changed = spec.clone();
@@ -913,7 +916,10 @@ fn pod_identity_associations_are_declared_exported_and_converge() {
     let actions = target.converge(&changed);
     assert_eq!(
         names(&actions),
-        ["DeletePodIdentityAssociation", "CreatePodIdentityAssociation"]
+        [
+            "DeletePodIdentityAssociation",
+            "CreatePodIdentityAssociation"
+        ]
     );
 
     // Gone from the spec with its role and provider: the association is deleted first.

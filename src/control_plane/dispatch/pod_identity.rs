@@ -41,8 +41,10 @@ pub(super) fn run(
             json!({"association": association(created)})
         }
         "DescribePodIdentityAssociation" => {
-            let found =
-                t.describe_pod_identity_association(p.str("clusterName")?, p.str("associationId")?)?;
+            let found = t.describe_pod_identity_association(
+                p.str("clusterName")?,
+                p.str("associationId")?,
+            )?;
             json!({"association": association(found)})
         }
         "ListPodIdentityAssociations" => {
@@ -164,6 +166,7 @@ mod tests {
             w
         }
 
+        #[expect(clippy::needless_pass_by_value, reason = "callers pass json! literals")]
         fn call(&mut self, action: &str, parameters: Value) -> Result<Dispatched, AdminError> {
             dispatch(
                 &mut self.t,
@@ -180,7 +183,10 @@ mod tests {
         }
 
         fn code(&mut self, action: &str, parameters: Value) -> String {
-            self.call(action, parameters).unwrap_err().code().to_string()
+            self.call(action, parameters)
+                .unwrap_err()
+                .code()
+                .to_string()
         }
 
         fn create(&mut self, sa: &str) -> String {
@@ -315,7 +321,10 @@ mod tests {
             "InvalidParameterValue"
         );
         assert_eq!(
-            w.code("CreatePodIdentityAssociation", json!({"clusterName": "prod"})),
+            w.code(
+                "CreatePodIdentityAssociation",
+                json!({"clusterName": "prod"})
+            ),
             "MissingParameter"
         );
     }

@@ -88,9 +88,9 @@ fn dns_name(value: &str, field: &str, max: usize, dots: bool) -> Result<(), Dire
         && value.len() <= max
         && edge(value.chars().next())
         && edge(value.chars().last())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.'));
+        && value.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.')
+        });
     if ok {
         Ok(())
     } else {

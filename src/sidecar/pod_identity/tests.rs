@@ -68,7 +68,9 @@ fn endpoint(tenants: Vec<Tenant>) -> (Arc<SnapshotStore>, ContainerCredentials) 
     let catalog = AwsManagedCatalog::compile();
     for t in tenants {
         store
-            .apply(TenantSnapshot::compile(Arc::new(t), SnapshotVersion::new(1, 1), &catalog).unwrap())
+            .apply(
+                TenantSnapshot::compile(Arc::new(t), SnapshotVersion::new(1, 1), &catalog).unwrap(),
+            )
             .unwrap();
     }
     let api = Arc::new(Api::new(
@@ -80,6 +82,7 @@ fn endpoint(tenants: Vec<Tenant>) -> (Arc<SnapshotStore>, ContainerCredentials) 
     (store, endpoint)
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "callers pass json! literals")]
 fn token(signer: &Es256Signer, sa: &str, pod_uid: &str, extra: serde_json::Value) -> String {
     let now = Timestamp::now().epoch_seconds();
     let mut claims = json!({
@@ -143,13 +146,23 @@ fn refusals_carry_the_agents_status() {
     assert_eq!(status(Some("  ")), 400);
     assert_eq!(status(Some("garbage")), 401);
     assert_eq!(status(Some(&"x".repeat(MAX_TOKEN_CHARS + 1))), 401);
-    let expired = token(&signer, "app", "u", json!({"exp": now - 600, "iat": now - 4000}));
+    let expired = token(
+        &signer,
+        "app",
+        "u",
+        json!({"exp": now - 600, "iat": now - 4000}),
+    );
     assert_eq!(status(Some(&expired)), 401);
     let wrong_audience = token(&signer, "app", "u", json!({"aud": "sts.amazonaws.com"}));
     assert_eq!(status(Some(&wrong_audience)), 403);
     let stranger = Es256Signer::generate("k").unwrap();
     assert_eq!(status(Some(&token(&stranger, "app", "u", json!({})))), 401);
-    let unknown_issuer = token(&signer, "app", "u", json!({"iss": "https://elsewhere.example.com"}));
+    let unknown_issuer = token(
+        &signer,
+        "app",
+        "u",
+        json!({"iss": "https://elsewhere.example.com"}),
+    );
     assert_eq!(status(Some(&unknown_issuer)), 401);
     let unassociated = token(&signer, "nobody", "u", json!({}));
     let e = endpoint.credentials(Some(&unassociated)).unwrap_err();
@@ -204,10 +217,15 @@ fn concurrent_identical_requests_share_one_assumption() {
     let barrier = Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let (endpoint, t, barrier) = (Arc::clone(&endpoint), Arc::clone(&t), Arc::clone(&barrier));
+            let (endpoint, t, barrier) =
+                (Arc::clone(&endpoint), Arc::clone(&t), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 barrier.wait();
-                endpoint.credentials(Some(&t)).unwrap().access_key_id.clone()
+                endpoint
+                    .credentials(Some(&t))
+                    .unwrap()
+                    .access_key_id
+                    .clone()
             })
         })
         .collect();

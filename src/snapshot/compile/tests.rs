@@ -455,8 +455,10 @@ fn pod_identity_associations_are_indexed_by_issuer_namespace_and_service_account
         created_at: 0,
         tags: vec![],
     };
-    t.oidc_providers
-        .insert("oidc.example.com/c1".into(), provider("oidc.example.com/c1"));
+    t.oidc_providers.insert(
+        "oidc.example.com/c1".into(),
+        provider("oidc.example.com/c1"),
+    );
     let association = |id: &str, provider: &str, sa: &str| PodIdentityAssociation {
         association_id: id.into(),
         association_arn: format!("arn:aws:eks:us-east-1:{A}:podidentityassociation/prod/{id}"),

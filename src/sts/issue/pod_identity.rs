@@ -181,7 +181,10 @@ pub fn pod_session_name(cluster: &str, pod_name: &str, pod_uid: &str) -> String 
 /// The six session tags EKS Pod Identity adds, in its order.
 pub fn pod_session_tags(association: &PodIdentityEntry, pod: &PodToken) -> Vec<(String, String)> {
     vec![
-        ("eks-cluster-arn".into(), association.cluster_arn.to_string()),
+        (
+            "eks-cluster-arn".into(),
+            association.cluster_arn.to_string(),
+        ),
         (
             "eks-cluster-name".into(),
             association.cluster_name.to_string(),
@@ -210,17 +213,16 @@ pub fn assume_role_for_service(
     };
     let role = find_role(snapshot, &association.role_arn)
         .ok_or_else(|| action_denied(&principal, "sts:AssumeRole", &association.role_arn))?;
-    let session_name = pod_session_name(
-        &association.cluster_name,
-        &p.pod.pod_name,
-        &p.pod.pod_uid,
-    );
+    let session_name = pod_session_name(&association.cluster_name, &p.pod.pod_name, &p.pod.pod_uid);
     let tags = pod_session_tags(association, p.pod);
     let packed = packed_size(None, &[], tags.iter().map(|(k, v)| (&**k, &**v)))?;
 
     let mut ctx = Context::new();
     set_clock(&mut ctx, env.now);
-    ctx.insert("sts:RoleSessionName", ContextValue::new(session_name.as_str()));
+    ctx.insert(
+        "sts:RoleSessionName",
+        ContextValue::new(session_name.as_str()),
+    );
     let request_tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (&**k, &**v)).collect();
     set_request_tags(&mut ctx, &request_tags, &[]);
     for tag in &role.tags {
@@ -242,7 +244,8 @@ pub fn assume_role_for_service(
             return Err(action_denied(&principal, action, &role.arn));
         }
     }
-    let duration = POD_SESSION_SECONDS.min(i32::try_from(role.max_session_duration).unwrap_or(i32::MAX));
+    let duration =
+        POD_SESSION_SECONDS.min(i32::try_from(role.max_session_duration).unwrap_or(i32::MAX));
     let claims = SessionClaims {
         tenant: snapshot.account_id().to_owned(),
         access_key_id: env

@@ -60,6 +60,10 @@ fn create(t: &mut Tenant, ids: &mut IdGenerator, i: PodIdentityAssociationInput)
         .clone()
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "callers pass the error they got"
+)]
 fn code(e: DirectoryError) -> AwsCode {
     e.code()
 }
@@ -196,7 +200,10 @@ fn unknown_or_other_cluster_is_not_found() {
     let id = create(&mut t, &mut ids, input("web", "api"));
     for (cluster, id) in [("staging", id.as_str()), ("prod", "a-00000000000000000")] {
         assert_eq!(
-            code(t.describe_pod_identity_association(cluster, id).unwrap_err()),
+            code(
+                t.describe_pod_identity_association(cluster, id)
+                    .unwrap_err()
+            ),
             AwsCode::ResourceNotFoundException
         );
         assert_eq!(

@@ -99,6 +99,7 @@ fn world() -> World {
     World { snapshot, signer }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "callers pass json! literals")]
 fn pod_token(signer: &Es256Signer, sa: &str, extra: serde_json::Value) -> String {
     let mut claims = json!({
         "iss": ISSUER,
@@ -168,7 +169,10 @@ fn a_pod_token_names_its_pod() {
 fn pod_tokens_that_do_not_verify_are_refused() {
     let w = world();
     let expired = pod_token(&w.signer, "app", json!({"exp": T0 - 120}));
-    assert!(matches!(verify(&w, &expired), Err(PodTokenError::Expired(_))));
+    assert!(matches!(
+        verify(&w, &expired),
+        Err(PodTokenError::Expired(_))
+    ));
     let irsa = pod_token(&w.signer, "app", json!({"aud": "sts.amazonaws.com"}));
     assert_eq!(
         verify(&w, &irsa),
@@ -176,20 +180,29 @@ fn pod_tokens_that_do_not_verify_are_refused() {
     );
     let impostor = Es256Signer::generate("k1").unwrap();
     let forged = pod_token(&impostor, "app", json!({}));
-    assert!(matches!(verify(&w, &forged), Err(PodTokenError::Invalid(_))));
+    assert!(matches!(
+        verify(&w, &forged),
+        Err(PodTokenError::Invalid(_))
+    ));
     let unsigned = {
         let genuine = pod_token(&w.signer, "app", json!({}));
         let mut parts: Vec<&str> = genuine.split('.').collect();
         parts[2] = "";
         parts.join(".")
     };
-    assert!(matches!(verify(&w, &unsigned), Err(PodTokenError::Invalid(_))));
+    assert!(matches!(
+        verify(&w, &unsigned),
+        Err(PodTokenError::Invalid(_))
+    ));
     let no_pod = pod_token(
         &w.signer,
         "app",
         json!({"kubernetes.io": {"namespace": "web", "serviceaccount": {"name": "app"}}}),
     );
-    assert!(matches!(verify(&w, &no_pod), Err(PodTokenError::Invalid(_))));
+    assert!(matches!(
+        verify(&w, &no_pod),
+        Err(PodTokenError::Invalid(_))
+    ));
     let other_subject = pod_token(
         &w.signer,
         "app",
@@ -239,7 +252,10 @@ fn the_service_assumes_the_role_with_the_six_tags() {
     assert_eq!(
         tags,
         [
-            ("eks-cluster-arn", "arn:aws:eks:us-east-1:111122223333:cluster/prod"),
+            (
+                "eks-cluster-arn",
+                "arn:aws:eks:us-east-1:111122223333:cluster/prod"
+            ),
             ("eks-cluster-name", "prod"),
             ("kubernetes-namespace", "web"),
             ("kubernetes-service-account", "app"),
@@ -252,7 +268,11 @@ fn the_service_assumes_the_role_with_the_six_tags() {
     let decide = |resource: &str| {
         let mut ctx = Context::new();
         resolved.fill_context(&caller.principal, &mut ctx);
-        fill_session_context(caller.session.as_deref(), Timestamp::from_epoch_seconds(T0 + 1), &mut ctx);
+        fill_session_context(
+            caller.session.as_deref(),
+            Timestamp::from_epoch_seconds(T0 + 1),
+            &mut ctx,
+        );
         let request = Request::try_new(caller.principal.clone(), "s3:GetObject", resource)
             .unwrap()
             .with_context(ctx);
@@ -288,5 +308,8 @@ fn session_names_fit_and_keep_the_uid() {
     assert!(long.starts_with("eks-ccc"));
     assert!(long.ends_with(&format!("-{uid}")));
     assert_eq!(pod_session_name("prod", "api", "u1"), "eks-prod-api-u1");
-    assert_eq!(pod_session_name("prod", "a/b c", "u:1"), "eks-prod-a-b-c-u-1");
+    assert_eq!(
+        pod_session_name("prod", "a/b c", "u:1"),
+        "eks-prod-a-b-c-u-1"
+    );
 }
