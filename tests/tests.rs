@@ -38,3 +38,5 @@ mod exactness;
 mod resilience;
 // Parsers of untrusted bytes against a committed crash corpus and random mutations (T28).
 mod parsers;
+// Container credentials, EKS Pod Identity style: the HTTP endpoint, its caches and errors.
+mod pod_identity;
