@@ -34,9 +34,9 @@ async fn credentials(
         None => None,
         Some(Ok(value)) => Some(value.to_owned()),
         Some(Err(_)) => {
-            return error(&ContainerCredentialsError::InvalidToken(
+            return error(&endpoint.refused(ContainerCredentialsError::InvalidToken(
                 "the Authorization header is not a service account token".into(),
-            ))
+            )))
         }
     };
     let answer =
@@ -95,22 +95,32 @@ mod tests {
     use axum::http::Request;
     use tower_service::Service;
 
-    fn router() -> Router {
+    struct NoGauges;
+
+    impl crate::observe::Gauges for NoGauges {
+        fn render(&self, _out: &mut String) {}
+    }
+
+    fn setup() -> (Arc<Api>, Router) {
         let api = Arc::new(Api::new(
             Arc::new(SnapshotStore::new()),
             &CacheConfig::default(),
             DecisionLog::off(),
         ));
-        credentials_routes(
+        let router = credentials_routes(
             Arc::new(ContainerCredentials::new(
-                api,
+                Arc::clone(&api),
                 ContainerCredentialsConfig::default(),
             )),
             "/v1/credentials",
-        )
+        );
+        (api, router)
     }
 
-    async fn call(authorization: Option<&[u8]>) -> (StatusCode, serde_json::Value) {
+    async fn call(
+        router: &Router,
+        authorization: Option<&[u8]>,
+    ) -> (StatusCode, serde_json::Value) {
         let mut request = Request::get("/v1/credentials");
         if let Some(value) = authorization {
             request = request.header(
@@ -118,7 +128,8 @@ mod tests {
                 HeaderValue::from_bytes(value).unwrap(),
             );
         }
-        let response = router()
+        let response = router
+            .clone()
             .call(request.body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -135,15 +146,24 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_json_with_the_agents_status() {
-        let (status, body) = call(None).await;
+        let (api, router) = setup();
+        let (status, body) = call(&router, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["code"], "InvalidParameterException");
         assert_eq!(body["message"], "Service account token cannot be empty");
-        let (status, body) = call(Some(b"not-a-jwt")).await;
+        let (status, body) = call(&router, Some(b"not-a-jwt")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["code"], "InvalidTokenException");
-        let (status, _) = call(Some(b"\xff\xfe")).await;
+        let (status, _) = call(&router, Some(b"\xff\xfe")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Each refusal was counted, the one the edge made too.
+        let metrics = api.metrics().render(&NoGauges);
+        assert!(
+            metrics.contains(
+                "iamlet_request_duration_seconds_count{method=\"ContainerCredentials\",result=\"error\"} 3"
+            ),
+            "{metrics}"
+        );
     }
 
     #[tokio::test]

@@ -284,8 +284,20 @@ impl ContainerCredentials {
         let (started, now) = (Instant::now(), Timestamp::now());
         let mut logged = Logged::default();
         let result = self.credentials_at(authorization, now, &mut logged);
-        self.log(started, now, logged, &result);
+        self.log(started, now, logged, result.as_ref().err());
         result
+    }
+
+    /// Counts and logs a request an edge refused before it reached [`Self::credentials`] (an
+    /// `Authorization` header that is not text), as a refusal here is; returns the error.
+    pub fn refused(&self, error: ContainerCredentialsError) -> ContainerCredentialsError {
+        self.log(
+            Instant::now(),
+            Timestamp::now(),
+            Logged::default(),
+            Some(&error),
+        );
+        error
     }
 
     fn credentials_at(
@@ -472,9 +484,9 @@ impl ContainerCredentials {
         started: Instant,
         now: Timestamp,
         logged: Logged,
-        result: &Result<Arc<PodCredentials>, ContainerCredentialsError>,
+        refusal: Option<&ContainerCredentialsError>,
     ) {
-        let answer = if result.is_ok() {
+        let answer = if refusal.is_none() {
             Answer::Allow
         } else {
             Answer::Error
@@ -483,7 +495,11 @@ impl ContainerCredentials {
             .metrics
             .record(Method::ContainerCredentials, answer, started.elapsed());
         let request_id = next_request_id();
-        if !self.api.log.wants(result.is_err(), sample_key(&request_id)) {
+        if !self
+            .api
+            .log
+            .wants(refusal.is_some(), sample_key(&request_id))
+        {
             return;
         }
         self.api.log.record(DecisionRecord {
@@ -494,8 +510,8 @@ impl ContainerCredentials {
             principal: logged.principal,
             action: "sts:AssumeRole".to_owned(),
             resource: logged.resource,
-            decision: if result.is_ok() { "Allow" } else { "Error" },
-            error_code: result.as_ref().err().map(ContainerCredentialsError::code),
+            decision: if refusal.is_none() { "Allow" } else { "Error" },
+            error_code: refusal.map(ContainerCredentialsError::code),
             policy_type: None,
             statement: None,
             snapshot_version: String::new(),

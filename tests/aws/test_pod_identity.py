@@ -18,6 +18,8 @@ import os
 import subprocess
 import tempfile
 import unittest
+import urllib.error
+import urllib.request
 from unittest import mock
 
 import boto3
@@ -154,9 +156,6 @@ class PodIdentityTest(unittest.TestCase):
                 self.assertNotIsInstance(raised.exception, botocore.exceptions.NoCredentialsError)
 
     def test_refusals_are_json_with_the_agents_status(self):
-        import urllib.error
-        import urllib.request
-
         def get(token):
             request = urllib.request.Request(CREDENTIALS_URI)
             if token is not None:
