@@ -7,7 +7,6 @@
 
 #![expect(
     clippy::expect_used,
-    clippy::panic,
     reason = "a benchmark whose fixtures do not load, or whose case does not give the outcome \
               it names, has nothing to measure"
 )]
