@@ -15,7 +15,9 @@
 //!   carries them, so `aws:PrincipalTag/kubernetes-namespace` and the others work in the
 //!   role's policies.
 //! - The session name is `eks-{cluster}-{pod name}-{pod uid}`, with the cluster and pod part
-//!   cut so that the whole fits STS's 64 characters and the pod's uid is always whole.
+//!   cut so that the whole fits STS's 64 characters and the pod's uid is always whole. EKS
+//!   documents `eks-{cluster}-{pod name}-{random UUID}`; iamlet's UUID is the pod's uid, so
+//!   that a session (in CloudTrail-style logs, in `aws:userid`) names the pod it was made for.
 //! - The session lasts six hours, as EKS Pod Identity's credentials do, or the role's maximum
 //!   session duration when that is shorter.
 
