@@ -6,7 +6,8 @@
 //! `SecretAccessKey`, `Token`, `AccountId` and `Expiration` (RFC 3339). A refusal is
 //! `{"code": …, "message": …}` with the status EKS Pod Identity's agent answers (400, 401, 403,
 //! 404, 500); the SDKs retry 5xx only. The domain, [`ContainerCredentials`], does everything
-//! else; it may wait for an identical request's assumption, so it runs on the blocking pool.
+//! else: a cache hit is answered on the async worker, anything else (which may check a
+//! signature or wait for an identical request's assumption) on the blocking pool.
 
 use std::sync::Arc;
 
@@ -39,6 +40,11 @@ async fn credentials(
             )))
         }
     };
+    // A hit is answered in place; anything else may wait for an assumption or check a
+    // signature, which is not for the async workers.
+    if let Some(credentials) = endpoint.cached(authorization.as_deref()) {
+        return render(&credentials);
+    }
     let answer =
         tokio::task::spawn_blocking(move || endpoint.credentials(authorization.as_deref())).await;
     match answer {

@@ -288,6 +288,36 @@ impl ContainerCredentials {
         result
     }
 
+    /// The credentials for `authorization` when both its verification and its credentials
+    /// are cached: it never blocks and never checks a signature, so an async edge answers a
+    /// hit in place. `None` for anything else: then call [`Self::credentials`], which may wait
+    /// for an assumption, on a blocking thread.
+    pub fn cached(&self, authorization: Option<&str>) -> Option<Arc<PodCredentials>> {
+        let (started, now) = (Instant::now(), Timestamp::now());
+        let token = token_of(authorization).ok()?;
+        let verified = self.verified_hit(&sha256(token), now)?;
+        let fresh = self.issued.get(&cache_key(&verified))?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        let mut logged = Logged::of(&verified);
+        logged.cached = true;
+        self.log(started, now, logged, None);
+        Some(Arc::clone(&fresh.credentials))
+    }
+
+    /// A cached verification of the token hashed `hash`, while the token is unexpired and its
+    /// tenant's snapshot unchanged.
+    fn verified_hit(&self, hash: &[u8], now: Timestamp) -> Option<Arc<VerifiedPod>> {
+        let hit = self.verified.get(hash)?;
+        let unexpired = now.epoch_seconds()
+            < hit
+                .pod
+                .expires_at
+                .epoch_seconds()
+                .saturating_add(CLOCK_SKEW_SECONDS);
+        let current = self.api.store.version(&hit.tenant) == Some(hit.version);
+        (unexpired && current).then_some(hit)
+    }
+
     /// Counts and logs a request an edge refused before it reached [`Self::credentials`] (an
     /// `Authorization` header that is not text), as a refusal here is; returns the error.
     pub fn refused(&self, error: ContainerCredentialsError) -> ContainerCredentialsError {
@@ -306,34 +336,15 @@ impl ContainerCredentials {
         now: Timestamp,
         logged: &mut Logged,
     ) -> Result<Arc<PodCredentials>, ContainerCredentialsError> {
-        let token = authorization
-            .map(str::trim)
-            .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).trim())
-            .filter(|t| !t.is_empty())
-            .ok_or(ContainerCredentialsError::MissingToken)?;
+        let token = token_of(authorization)?;
         if token.len() > MAX_TOKEN_CHARS {
             return Err(ContainerCredentialsError::InvalidToken(format!(
                 "the service account token exceeds {MAX_TOKEN_CHARS} characters"
             )));
         }
         let verified = self.verify(token, now)?;
-        logged.tenant = verified.tenant.to_string();
-        logged.principal = format!(
-            "{SERVICE} for pod {}/{} (service account {})",
-            verified.pod.namespace, verified.pod.pod_name, verified.pod.service_account
-        );
-        logged.resource = verified.association.role_arn.to_string();
-        let key: Box<str> = [
-            &*verified.tenant,
-            &verified.association.association_id,
-            &verified.association.role_arn,
-            &verified.association.issuer,
-            &verified.pod.namespace,
-            &verified.pod.service_account,
-            &verified.pod.pod_uid,
-        ]
-        .join("\n")
-        .into();
+        *logged = Logged::of(&verified);
+        let key = cache_key(&verified);
         let mut filled = false;
         let fresh = self
             .issued
@@ -360,19 +371,10 @@ impl ContainerCredentials {
         now: Timestamp,
     ) -> Result<Arc<VerifiedPod>, ContainerCredentialsError> {
         let hash = sha256(token);
-        if let Some(hit) = self.verified.get(&hash) {
-            let unexpired = now.epoch_seconds()
-                < hit
-                    .pod
-                    .expires_at
-                    .epoch_seconds()
-                    .saturating_add(CLOCK_SKEW_SECONDS);
-            let current = self.api.store.version(&hit.tenant) == Some(hit.version);
-            if unexpired && current {
-                return Ok(hit);
-            }
-            self.verified.invalidate(&hash);
+        if let Some(hit) = self.verified_hit(&hash, now) {
+            return Ok(hit);
         }
+        self.verified.invalidate(&hash);
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let issuer = UnverifiedToken::parse(token)
             .map_err(PodTokenError::from)?
@@ -528,6 +530,49 @@ struct Logged {
     principal: String,
     resource: String,
     cached: bool,
+}
+
+// === impl Logged ===
+
+impl Logged {
+    /// What the log says of a request by the pod `verified` names.
+    fn of(verified: &VerifiedPod) -> Self {
+        Self {
+            tenant: verified.tenant.to_string(),
+            principal: format!(
+                "{SERVICE} for pod {}/{} (service account {})",
+                verified.pod.namespace, verified.pod.pod_name, verified.pod.service_account
+            ),
+            resource: verified.association.role_arn.to_string(),
+            cached: false,
+        }
+    }
+}
+
+/// The token in an `Authorization` header's value: the token itself (as the SDKs send it) or
+/// `Bearer <token>`.
+fn token_of(authorization: Option<&str>) -> Result<&str, ContainerCredentialsError> {
+    authorization
+        .map(str::trim)
+        .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).trim())
+        .filter(|t| !t.is_empty())
+        .ok_or(ContainerCredentialsError::MissingToken)
+}
+
+/// The credentials cache's key: the tenant, the association and its role, and the pod (its
+/// issuer, namespace, service account and uid), so that another pod never shares an entry.
+fn cache_key(verified: &VerifiedPod) -> Box<str> {
+    [
+        &*verified.tenant,
+        &verified.association.association_id,
+        &verified.association.role_arn,
+        &verified.association.issuer,
+        &verified.pod.namespace,
+        &verified.pod.service_account,
+        &verified.pod.pod_uid,
+    ]
+    .join("\n")
+    .into()
 }
 
 fn sha256(token: &str) -> Box<[u8]> {

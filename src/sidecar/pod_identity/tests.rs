@@ -110,6 +110,7 @@ fn a_pod_gets_its_roles_credentials_once_then_from_the_cache() {
     let signer = Es256Signer::generate("k").unwrap();
     let (_, endpoint) = endpoint(vec![tenant("111122223333", &signer, &["app"])]);
     let t = token(&signer, "app", "uid-1", json!({}));
+    assert!(endpoint.cached(Some(&t)).is_none(), "nothing cached yet");
     let first = endpoint.credentials(Some(&t)).unwrap();
     assert!(first.access_key_id.starts_with("ASIA"));
     assert_eq!(first.account_id, "111122223333");
@@ -128,6 +129,10 @@ fn a_pod_gets_its_roles_credentials_once_then_from_the_cache() {
             verifications: 1,
         }
     );
+    // The non-blocking path answers the same hit.
+    assert_eq!(endpoint.cached(Some(&t)).unwrap(), first);
+    assert_eq!(endpoint.stats().hits, 2);
+    assert!(endpoint.cached(None).is_none());
     // Another pod of the same service account has its own session.
     let other = endpoint
         .credentials(Some(&token(&signer, "app", "uid-2", json!({}))))
@@ -204,6 +209,10 @@ fn a_new_snapshot_verifies_the_token_again() {
             .unwrap(),
         )
         .unwrap();
+    assert!(
+        endpoint.cached(Some(&t)).is_none(),
+        "a new snapshot is no hit"
+    );
     assert_eq!(endpoint.credentials(Some(&t)).unwrap_err().status(), 404);
     assert_eq!(endpoint.stats().verifications, 2);
 }
