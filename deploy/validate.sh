@@ -11,7 +11,7 @@
 # 4. what the schemas cannot see: enum values, references between objects (volumes, ConfigMaps,
 #    Secrets, claims, service accounts, Service and NetworkPolicy selectors, named ports), the
 #    restricted security settings and resources of every container, the control plane's single
-#    replica, native sidecars' startup probes, the web identity token wiring;
+#    replica, native sidecars' startup probes, the web identity and pod identity token wiring;
 # 5. deploy/Dockerfile with hadolint.
 #
 # Usage: deploy/validate.sh   (exit status 1 on any failure)
@@ -178,6 +178,23 @@ for ns, labels, spec, where in pods:
             for var in ("AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME"):
                 if var not in env:
                     problem(at, f"AWS_WEB_IDENTITY_TOKEN_FILE without {var}")
+        # Pod Identity style: the token file is a projected token for pods.eks.amazonaws.com,
+        # and the endpoint is on loopback (the SDKs refuse plain HTTP elsewhere).
+        pod_token = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", {}).get("value")
+        uri = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", {}).get("value")
+        if pod_token or uri:
+            if not (pod_token and uri):
+                problem(at, "AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE go together")
+            elif not uri.startswith(("http://127.0.0.1:", "http://localhost:", "https://")):
+                problem(at, f"AWS_CONTAINER_CREDENTIALS_FULL_URI {uri} is neither loopback nor HTTPS")
+            else:
+                directory, _, file = pod_token.rpartition("/")
+                sources = [s for m in c.get("volumeMounts", []) if m["mountPath"] == directory
+                           for s in volumes.get(m["name"], {}).get("projected", {}).get("sources", [])]
+                if not any(s.get("serviceAccountToken", {}).get("path") == file and
+                           s["serviceAccountToken"].get("audience") == "pods.eks.amazonaws.com"
+                           for s in sources):
+                    problem(at, f"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {pod_token} is no projected token for pods.eks.amazonaws.com")
     for unused in sorted(set(volumes) - mounted):
         problem(where, f"volume {unused} is mounted by no container")
 

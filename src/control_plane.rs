@@ -20,7 +20,7 @@ pub use admin_auth::{
 };
 pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
-    RoleSpec, SpecError, TenantSpec, UserSpec,
+    PodIdentityAssociationSpec, RoleSpec, SpecError, TenantSpec, UserSpec,
 };
 pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;

@@ -24,12 +24,13 @@ pub use aws_managed::{
 pub use ids::{IdGenerator, IdPrefix};
 pub use model::{
     AccessKey, AccessKeyStatus, Group, InlinePolicies, IssuerKey, LoginProfile, ManagedPolicy,
-    OidcProvider, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey, Secret,
-    ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
+    OidcProvider, PodIdentityAssociation, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey,
+    Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
 };
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
-    CreateUserInput, MfaDeviceMetadata, RETAINED_ISSUER_KEYS,
+    CreateUserInput, MfaDeviceMetadata, PodIdentityAssociationInput, UpdatePodIdentityAssociation,
+    EKS_REGION, POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
 };
 pub use password::{verify_password, PasswordHasher};
 
@@ -75,6 +76,17 @@ pub enum DirectoryError {
     /// old password).
     #[error("{0}")]
     AccessDenied(String),
+    /// `ResourceInUseException` (409, EKS): a pod identity association exists for that
+    /// (cluster, namespace, service account).
+    #[error("{0}")]
+    ResourceInUse(String),
+    /// `ResourceNotFoundException` (404, EKS): the pod identity association does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// `InvalidParameterException` (400, EKS): a pod identity association's parameter is
+    /// invalid.
+    #[error("{0}")]
+    InvalidParameter(String),
 }
 
 // === impl DirectoryError ===
@@ -95,6 +107,9 @@ impl DirectoryError {
             Self::UnmodifiableEntity(_) => AwsCode::UnmodifiableEntity,
             Self::InvalidUserType(_) => AwsCode::InvalidUserType,
             Self::AccessDenied(_) => AwsCode::AccessDenied,
+            Self::ResourceInUse(_) => AwsCode::ResourceInUseException,
+            Self::ResourceNotFound(_) => AwsCode::ResourceNotFoundException,
+            Self::InvalidParameter(_) => AwsCode::InvalidParameterException,
         }
     }
 }

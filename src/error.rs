@@ -128,6 +128,13 @@ aws_codes! {
     UnsupportedMediaType = 415,
     /// A request body over the edge's limit.
     RequestEntityTooLarge = 413,
+    // EKS (pod identity associations)
+    /// The association exists already, or its (cluster, namespace, service account) is taken.
+    ResourceInUseException = 409,
+    /// The association (or the cluster's provider) does not exist.
+    ResourceNotFoundException = 404,
+    /// A parameter breaks EKS's constraints.
+    InvalidParameterException = 400,
     // iamlet's own
     /// The tenant is not one this process knows.
     NoSuchTenant = 404,

@@ -29,11 +29,13 @@ use tokio::net::TcpListener;
 
 pub use crate::observe::Probes;
 
+pub mod credentials;
 pub mod error;
 pub mod iam;
 pub mod query;
 pub mod sts;
 
+pub use credentials::credentials_routes;
 pub use error::{aws_error, xml_escape, ErrorFormat, IAM_NAMESPACE, STS_NAMESPACE};
 
 /// How long a client may take to send a request's head.

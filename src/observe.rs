@@ -27,6 +27,8 @@ pub enum Method {
     GetCallerIdentity,
     /// STS `GetAccessKeyInfo` (the Query API).
     GetAccessKeyInfo,
+    /// The container-credentials endpoint (EKS Pod Identity style).
+    ContainerCredentials,
 }
 
 /// How a request ended.
@@ -42,7 +44,7 @@ pub enum Answer {
     Error,
 }
 
-const METHODS: [Method; 7] = [
+const METHODS: [Method; 8] = [
     Method::Authorize,
     Method::BatchAuthorize,
     Method::AssumeRole,
@@ -50,6 +52,7 @@ const METHODS: [Method; 7] = [
     Method::GetSessionToken,
     Method::GetCallerIdentity,
     Method::GetAccessKeyInfo,
+    Method::ContainerCredentials,
 ];
 const RESULTS: [Answer; 4] = [
     Answer::Allow,
@@ -98,6 +101,7 @@ impl Method {
             Self::GetSessionToken => "GetSessionToken",
             Self::GetCallerIdentity => "GetCallerIdentity",
             Self::GetAccessKeyInfo => "GetAccessKeyInfo",
+            Self::ContainerCredentials => "ContainerCredentials",
         }
     }
 
@@ -110,6 +114,7 @@ impl Method {
             Self::GetSessionToken => 4,
             Self::GetCallerIdentity => 5,
             Self::GetAccessKeyInfo => 6,
+            Self::ContainerCredentials => 7,
         }
     }
 }

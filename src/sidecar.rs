@@ -74,12 +74,18 @@
 mod api;
 mod authorize;
 pub mod decision_log;
+mod pod_identity;
 mod sts;
 
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
     check_context, limits, next_request_id, value_chars, AuthorizeError, AuthorizeInput,
     Authorizer, Decided, Decision, MAX_BATCH,
+};
+pub use pod_identity::{
+    ContainerCredentials, ContainerCredentialsConfig, ContainerCredentialsError,
+    ContainerCredentialsStats, PodCredentials, DEFAULT_CONTAINER_CREDENTIALS_PATH,
+    DEFAULT_POD_IDENTITY_AUDIENCE,
 };
 pub use sts::{
     AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetAccessKeyInfoInput, GetCallerIdentityInput,

@@ -41,9 +41,10 @@ pub use authenticate::{
     Verified,
 };
 pub use issue::{
-    assume_role, assume_role_with_web_identity, caller_identity, get_session_token,
-    AssumeRoleParams, CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, MfaReplayGuard,
-    WebIdentityIssued, WebIdentityParams,
+    assume_role, assume_role_for_service, assume_role_with_web_identity, caller_identity,
+    get_session_token, pod_session_name, pod_session_tags, verify_pod_token, AssumeRoleParams,
+    CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, MfaReplayGuard, PodToken,
+    PodTokenError, ServiceRoleParams, WebIdentityIssued, WebIdentityParams,
 };
 
 /// Why an STS operation or an authentication failed. Each has AWS's error code.

@@ -42,3 +42,5 @@ mod parsers;
 mod iam_query;
 // AWS's own protocols on the HTTP edges: the STS Query API with hand-signed SigV4 requests.
 mod aws_protocols;
+// Container credentials, EKS Pod Identity style: the HTTP endpoint, its caches and errors.
+mod pod_identity;

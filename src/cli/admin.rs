@@ -165,6 +165,25 @@ pub(crate) fn pascal_case(kebab: &str) -> String {
         .replace("Mfa", "MFA")
 }
 
+/// EKS's actions (the pod identity associations) name their parameters in camel case, as
+/// `aws eks` sends them: `--cluster-name` is `clusterName`.
+fn eks_parameters(action: &str, parameters: Map<String, Value>) -> Map<String, Value> {
+    if !action.contains("PodIdentityAssociation") {
+        return parameters;
+    }
+    parameters
+        .into_iter()
+        .map(|(name, value)| {
+            let mut chars = name.chars();
+            let camel = chars
+                .next()
+                .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+                .unwrap_or_default();
+            (camel, value)
+        })
+        .collect()
+}
+
 /// Reads `--flag value...` pairs into a parameters object; `--tenant` is taken out.
 pub(crate) fn parse_parameters(
     args: &[String],
@@ -513,6 +532,7 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
             })?;
             let action = pascal_case(verb);
             let (tenant, parameters) = parse_parameters(rest)?;
+            let parameters = eks_parameters(&action, parameters);
             let tenant = tenant_or_own(tenant, creds, verb)?;
             // As the AWS CLI: without `--marker` or `--max-items`, every page is fetched and
             // the lists joined.
@@ -588,6 +608,21 @@ mod tests {
             "AddClientIDToOpenIDConnectProvider"
         );
         assert_eq!(pascal_case("enable-mfa-device"), "EnableMFADevice");
+        let (_, params) = parse_parameters(&[
+            "--cluster-name".into(),
+            "demo".into(),
+            "--oidc-provider-arn".into(),
+            "arn:x".into(),
+            "--tags".into(),
+            r#"{"team":"data"}"#.into(),
+        ])
+        .unwrap();
+        let params = eks_parameters("CreatePodIdentityAssociation", params);
+        assert_eq!(params["clusterName"], "demo");
+        assert_eq!(params["oidcProviderArn"], "arn:x");
+        assert_eq!(params["tags"]["team"], "data");
+        let (_, params) = parse_parameters(&["--user-name".into(), "a".into()]).unwrap();
+        assert_eq!(eks_parameters("CreateUser", params)["UserName"], "a");
         assert_eq!(
             pascal_case("virtual-mfa-device-name"),
             "VirtualMFADeviceName"

@@ -271,6 +271,31 @@ pub(crate) struct SidecarArgs {
     /// A stream silent this long (no heartbeat) is dropped and reconnected.
     #[arg(long, env = "IAMLET_SYNC_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     sync_idle_timeout: Duration,
+    /// The HTTP edge's container-credentials path (EKS Pod Identity style), where
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` points.
+    #[arg(long, env = "IAMLET_CONTAINER_CREDENTIALS_PATH", default_value = crate::sidecar::DEFAULT_CONTAINER_CREDENTIALS_PATH, value_parser = parse_route_path)]
+    container_credentials_path: String,
+    /// The audience a pod's service-account token must carry at the container-credentials
+    /// path.
+    #[arg(long, env = "IAMLET_POD_IDENTITY_AUDIENCE", default_value = crate::sidecar::DEFAULT_POD_IDENTITY_AUDIENCE)]
+    pod_identity_audience: String,
+}
+
+/// A route path: `/` and then segments of letters, digits, `-`, `_`, `.` (no parameters or
+/// wildcards, which the router would read as patterns).
+fn parse_route_path(text: &str) -> Result<String, String> {
+    let ok = text.len() > 1
+        && text.starts_with('/')
+        && text.split('/').skip(1).all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a path such as /v1/credentials".into())
+    }
 }
 
 /// Parses `500ms`, `30s`, `15m`, `24h` or a number of seconds.
@@ -887,7 +912,17 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             ));
         }
         if let Some(listener) = http_listener {
-            let router = crate::http::sts::sidecar_routes(&handle);
+            let router =
+                crate::http::sts::sidecar_routes(&handle).merge(crate::http::credentials_routes(
+                    Arc::new(crate::sidecar::ContainerCredentials::new(
+                        Arc::clone(&handle.api),
+                        crate::sidecar::ContainerCredentialsConfig {
+                            audience: args.pod_identity_audience.clone(),
+                            ..Default::default()
+                        },
+                    )),
+                    &args.container_credentials_path,
+                ));
             servers.push(tokio::spawn(crate::http::serve(
                 router,
                 listener,

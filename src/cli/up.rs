@@ -24,6 +24,8 @@ use super::serve::{load_or_create_operators, say, stop_signal, ServeError, DRAIN
 const DEMO_TENANT: &str = include_str!("../../deploy/examples/demo-tenant.yaml");
 /// The demo's OIDC issuer (its provider is created at start, with a fresh signing key).
 const DEMO_ISSUER: &str = "https://oidc.demo.iamlet.dev";
+/// The demo's cluster, as its pod identity association names it.
+const DEMO_CLUSTER: &str = "demo";
 /// The service account the demo token stands for.
 const DEMO_SUBJECT: &str = "system:serviceaccount:demo:reports-reader";
 /// Who `up` is in the audit trail.
@@ -64,6 +66,9 @@ struct Demo {
     credentials_file: PathBuf,
     /// The administrator's access key id and secret.
     admin: Option<(String, crate::directory::Secret)>,
+    /// A pod's projected service-account token (audience `pods.eks.amazonaws.com`) for the
+    /// container-credentials endpoint.
+    pod_token_file: Option<PathBuf>,
 }
 
 /// The demo tenant's administrator: an IAM user with `AdministratorAccess`.
@@ -200,7 +205,13 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             let _ = sidecar_stopped.await;
         }));
         let sidecar_http_server = tokio::spawn(crate::http::serve(
-            crate::http::sts::sidecar_routes(&handle),
+            crate::http::sts::sidecar_routes(&handle).merge(crate::http::credentials_routes(
+                Arc::new(crate::sidecar::ContainerCredentials::new(
+                    Arc::clone(&handle.api),
+                    crate::sidecar::ContainerCredentialsConfig::default(),
+                )),
+                crate::sidecar::DEFAULT_CONTAINER_CREDENTIALS_PATH,
+            )),
             sidecar_http.0,
             None,
             until_stopped(stopped.clone()),
@@ -271,6 +282,7 @@ fn load_demo(
         token_file: None,
         credentials_file: dir.join("aws-credentials"),
         admin: None,
+        pod_token_file: None,
     };
     if spec.account_id == "111122223333"
         && spec.roles.iter().any(|r| r.role_name == "reports-reader")
@@ -299,6 +311,50 @@ fn load_demo(
             source,
         })?;
         demo.token_file = Some(path);
+
+        // EKS Pod Identity style: the demo cluster's service account reports-reader is
+        // associated with the role, and a pod of it gets a token for the agent's audience.
+        control_plane.call(
+            &account,
+            ACTOR,
+            "CreatePodIdentityAssociation",
+            &json!({
+                "clusterName": DEMO_CLUSTER,
+                "oidcProviderArn": format!("arn:aws:iam::{account}:oidc-provider/{}", DEMO_ISSUER.trim_start_matches("https://")),
+                "namespace": "demo",
+                "serviceAccount": "reports-reader",
+                "roleArn": format!("arn:aws:iam::{account}:role/reports-reader"),
+            }),
+        )?;
+        let mut ids = IdGenerator::system();
+        let pod_uid = [4usize, 2, 2, 2, 6]
+            .map(|n| {
+                let mut bytes = vec![0u8; n];
+                ids.fill(&mut bytes);
+                data_encoding::HEXLOWER.encode(&bytes)
+            })
+            .join("-");
+        let pod_token = signer
+            .sign(&json!({
+                "iss": DEMO_ISSUER,
+                "aud": [crate::sidecar::DEFAULT_POD_IDENTITY_AUDIENCE],
+                "sub": DEMO_SUBJECT,
+                "iat": now,
+                "nbf": now,
+                "exp": now + 24 * 3600,
+                "kubernetes.io": {
+                    "namespace": "demo",
+                    "serviceaccount": {"name": "reports-reader", "uid": "demo-reports-reader"},
+                    "pod": {"name": "reports-reader-0", "uid": pod_uid},
+                },
+            }))
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let path = dir.join("pod-identity-token");
+        write_private(&path, &pod_token).map_err(|source| ServeError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+        demo.pod_token_file = Some(path);
     }
     Ok(demo)
 }
@@ -464,6 +520,24 @@ fn print_welcome(
     writeln!(out, "  iamlet authorize{s} --action s3:PutObject --resource arn:aws:s3:::demo-data/reports/q4/summary.csv")?;
     if let Some(token) = &demo.token_file {
         writeln!(out, "  iamlet assume-role{s} --role-arn arn:aws:iam::{a}:role/reports-reader --role-session-name pod-1 --web-identity-token-file {}", token.display())?;
+    }
+    if let Some(token) = &demo.pod_token_file {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "A pod of service account demo/reports-reader gets the role's credentials with any AWS SDK (EKS Pod Identity style):"
+        )?;
+        writeln!(
+            out,
+            "  export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://{}{}",
+            addresses.sidecar_http,
+            crate::sidecar::DEFAULT_CONTAINER_CREDENTIALS_PATH
+        )?;
+        writeln!(
+            out,
+            "  export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}",
+            token.display()
+        )?;
     }
     let e = if cp.port() == 7070 {
         String::new()

@@ -500,7 +500,10 @@ impl Checker<'_> {
             )));
         }
         let Target { resource, context } = target(state, action, params);
-        let full = format!("iam:{action}");
+        let full = format!("{}:{action}", target::service_prefix(action));
+        if let Some(role) = target::passed_role(action, params) {
+            self.check_named("iam:PassRole", role, crate::authz::Context::new())?;
+        }
         if let Some(renamed) = target::renamed_target(state, action, params) {
             self.check_named(&full, &renamed, context.clone())?;
         }

@@ -99,6 +99,41 @@ pub struct TenantSpec {
     /// Resource-based policies: resource ARN → document.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resource_policies: BTreeMap<String, Value>,
+    /// EKS Pod Identity-style associations, identified by (cluster, namespace, service
+    /// account).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_identity_associations: Vec<PodIdentityAssociationSpec>,
+}
+
+/// A declared pod identity association: the pods of a service account get credentials of
+/// a role. Its id is the directory's: an association whose provider or tags change is
+/// replaced, one whose role changes is updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PodIdentityAssociationSpec {
+    /// The cluster's name.
+    pub cluster_name: String,
+    /// The ARN of the OIDC provider that stands for the cluster's issuer.
+    #[serde(rename = "OpenIDConnectProviderArn")]
+    pub open_id_connect_provider_arn: String,
+    /// The Kubernetes namespace.
+    pub namespace: String,
+    /// The service account.
+    pub service_account: String,
+    /// The role's ARN.
+    pub role_arn: String,
+    /// Tags: key → value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+// === impl PodIdentityAssociationSpec ===
+
+impl PodIdentityAssociationSpec {
+    /// What identifies it: (cluster, namespace, service account).
+    pub fn identity(&self) -> (&str, &str, &str) {
+        (&self.cluster_name, &self.namespace, &self.service_account)
+    }
 }
 
 /// A declared IAM user. Its access keys, password and MFA devices are not declared.
@@ -427,6 +462,8 @@ impl TenantSpec {
             })
             .collect();
         open_id_connect_providers.sort_by(|a, b| a.url.cmp(&b.url));
+        let mut pod_identity_associations = self.pod_identity_associations.clone();
+        pod_identity_associations.sort_by(|a, b| a.identity().cmp(&b.identity()));
         Self {
             account_id: self.account_id.clone(),
             account_alias: self.account_alias.clone(),
@@ -436,6 +473,7 @@ impl TenantSpec {
             roles,
             open_id_connect_providers,
             resource_policies: normalized_docs(&self.resource_policies),
+            pod_identity_associations,
         }
     }
 }
@@ -520,7 +558,25 @@ pub fn export(tenant: &Tenant) -> TenantSpec {
         roles,
         open_id_connect_providers,
         resource_policies,
+        pod_identity_associations: export_pod_identity_associations(tenant),
     }
+}
+
+fn export_pod_identity_associations(tenant: &Tenant) -> Vec<PodIdentityAssociationSpec> {
+    let mut out: Vec<PodIdentityAssociationSpec> = tenant
+        .pod_identity_associations
+        .values()
+        .map(|a| PodIdentityAssociationSpec {
+            cluster_name: a.cluster_name.clone(),
+            open_id_connect_provider_arn: a.oidc_provider_arn.clone(),
+            namespace: a.namespace.clone(),
+            service_account: a.service_account.clone(),
+            role_arn: a.role_arn.clone(),
+            tags: a.tags.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.identity().cmp(&b.identity()));
+    out
 }
 
 // === helpers ===

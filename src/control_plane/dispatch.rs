@@ -14,6 +14,7 @@
 //! | `policies.rs` | managed policies, versions, attachments, inline policies, boundaries |
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
+//! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
 //!
 //! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
 //! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
@@ -31,6 +32,7 @@ mod credentials;
 mod federation;
 mod identities;
 mod params;
+mod pod_identity;
 mod policies;
 mod render;
 
@@ -158,6 +160,12 @@ pub(crate) const ACTIONS: &[&str] = &[
     // session-token issuer keys (iamlet)
     "RotateIssuerKey",
     "ListIssuerKeys",
+    // EKS Pod Identity-style associations (EKS's API, `eks:` actions)
+    "CreatePodIdentityAssociation",
+    "DescribePodIdentityAssociation",
+    "ListPodIdentityAssociations",
+    "UpdatePodIdentityAssociation",
+    "DeletePodIdentityAssociation",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -225,6 +233,8 @@ pub fn dispatch(
         v
     } else if let Some(v) = federation::run(tenant, ids, now, action, p)? {
         v
+    } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
+        v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));
     };
@@ -235,9 +245,9 @@ pub fn dispatch(
     })
 }
 
-/// Whether an action changes the tenant: all but `Get*` and `List*`.
+/// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.
 pub(crate) fn is_mutating(action: &str) -> bool {
-    !(action.starts_with("Get") || action.starts_with("List"))
+    !(action.starts_with("Get") || action.starts_with("List") || action.starts_with("Describe"))
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

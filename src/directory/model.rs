@@ -49,6 +49,37 @@ pub struct Tenant {
     /// they cap what every principal of the tenant may do, the root user included.
     #[serde(default)]
     pub service_control_policies: BTreeMap<String, ServiceControlPolicy>,
+    /// EKS Pod Identity-style associations by association id (`a-…`): which role a
+    /// Kubernetes service account's pods get credentials of.
+    #[serde(default)]
+    pub pod_identity_associations: BTreeMap<String, PodIdentityAssociation>,
+}
+
+/// A pod identity association, modelled on EKS's: the pods of one service account of one
+/// namespace of one cluster get credentials of one role. The cluster stands for its OIDC
+/// issuer through a provider registered in the tenant, whose keys verify the pods' tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIdentityAssociation {
+    /// `a-` and 17 lowercase alphanumerics, as EKS's.
+    pub association_id: String,
+    /// `arn:aws:eks:{region}:{account}:podidentityassociation/{cluster}/{id}`.
+    pub association_arn: String,
+    /// The cluster's name.
+    pub cluster_name: String,
+    /// The ARN of the tenant's OIDC provider that stands for the cluster's issuer.
+    pub oidc_provider_arn: String,
+    /// The Kubernetes namespace.
+    pub namespace: String,
+    /// The Kubernetes service account.
+    pub service_account: String,
+    /// The role whose credentials the pods get.
+    pub role_arn: String,
+    /// Tags (EKS's map, kept sorted by key).
+    pub tags: BTreeMap<String, String>,
+    /// When the association was created.
+    pub created_at: i64,
+    /// When it was last updated.
+    pub modified_at: i64,
 }
 
 /// The root user's access key.
@@ -435,6 +466,7 @@ impl Tenant {
             issuer_keys: Vec::new(),
             root_access_key: None,
             service_control_policies: BTreeMap::new(),
+            pod_identity_associations: BTreeMap::new(),
         }
     }
 

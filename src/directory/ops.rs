@@ -12,6 +12,7 @@
 //! | `policies.rs` | managed policies and versions, attachments, inline policies, boundaries |
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
+//! | `pod_identity.rs` | EKS Pod Identity-style associations |
 
 use super::aws_managed::{aws_managed_policy, is_aws_managed_arn};
 use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, User};
@@ -20,6 +21,7 @@ mod credentials;
 mod federation;
 mod groups;
 mod issuer;
+mod pod_identity;
 mod policies;
 mod roles;
 mod users;
@@ -27,6 +29,9 @@ mod users;
 pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
+pub use pod_identity::{
+    PodIdentityAssociationInput, UpdatePodIdentityAssociation, EKS_REGION, POD_IDENTITY_SERVICE,
+};
 pub use policies::{AttachedPolicy, CreatePolicyInput};
 pub use roles::CreateRoleInput;
 pub use users::CreateUserInput;

@@ -33,8 +33,10 @@ impl ErrorDomain {
 /// default unnoticed.
 pub fn grpc_code(code: AwsCode) -> Code {
     match code {
-        AwsCode::NoSuchEntity | AwsCode::NoSuchTenant => Code::NotFound,
-        AwsCode::EntityAlreadyExists => Code::AlreadyExists,
+        AwsCode::NoSuchEntity | AwsCode::NoSuchTenant | AwsCode::ResourceNotFoundException => {
+            Code::NotFound
+        }
+        AwsCode::EntityAlreadyExists | AwsCode::ResourceInUseException => Code::AlreadyExists,
         AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
         AwsCode::DeleteConflict => Code::FailedPrecondition,
         AwsCode::InvalidAuthenticationCode | AwsCode::AccessDenied => Code::PermissionDenied,
@@ -63,7 +65,8 @@ pub fn grpc_code(code: AwsCode) -> Code {
         | AwsCode::InvalidTenantSpec
         | AwsCode::MalformedQueryString
         | AwsCode::UnsupportedMediaType
-        | AwsCode::RequestEntityTooLarge => Code::InvalidArgument,
+        | AwsCode::RequestEntityTooLarge
+        | AwsCode::InvalidParameterException => Code::InvalidArgument,
     }
 }
 

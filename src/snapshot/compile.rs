@@ -33,6 +33,9 @@ pub struct TenantSnapshot {
     context_keys: Box<[Box<str>]>,
     issuer_keys: IssuerKeyring,
     oidc_providers: Vec<OidcEntry>,
+    /// Pod identity associations by [`pod_identity_key`] (issuer, namespace, service
+    /// account), so that a container-credentials request finds its association without a scan.
+    pod_identities: HashMap<Box<str>, PodIdentityEntry>,
     /// The tenant's SCPs as one organization level (empty: none attached, nothing capped).
     scp: Box<[OrgLevel]>,
     /// The root user's implicit permission over its own account: allow everything, which
@@ -52,6 +55,28 @@ pub struct OidcEntry {
     /// The verification keys. A JWKS that does not parse verifies nothing, and the tenant
     /// is still served: one broken provider must not take down every decision.
     pub jwks: Jwks,
+}
+
+/// A pod identity association, resolved for the sidecar: the cluster's issuer and the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodIdentityEntry {
+    /// The association id (`a-…`).
+    pub association_id: Box<str>,
+    /// The association's ARN.
+    pub association_arn: Box<str>,
+    /// The cluster's name.
+    pub cluster_name: Box<str>,
+    /// The cluster's ARN (`arn:aws:eks:{region}:{account}:cluster/{name}`), the
+    /// `eks-cluster-arn` session tag.
+    pub cluster_arn: Box<str>,
+    /// The issuer URL of the cluster's OIDC provider.
+    pub issuer: Box<str>,
+    /// The namespace.
+    pub namespace: Box<str>,
+    /// The service account.
+    pub service_account: Box<str>,
+    /// The role's ARN.
+    pub role_arn: Box<str>,
 }
 
 /// A user with everything a decision needs.
@@ -234,6 +259,7 @@ impl TenantSnapshot {
             context_keys,
             issuer_keys,
             oidc_providers: oidc_providers(t),
+            pod_identities: pod_identities(t),
             scp: if scps.is_empty() {
                 Box::default()
             } else {
@@ -300,6 +326,18 @@ impl TenantSnapshot {
     /// The OIDC provider whose URL is `issuer` (exact, as AWS compares it).
     pub fn oidc_provider(&self, issuer: &str) -> Option<&OidcEntry> {
         self.oidc_providers.iter().find(|p| p.url == issuer)
+    }
+
+    /// The pod identity association of `service_account` in `namespace` of the cluster whose
+    /// OIDC issuer is `issuer`: one hash lookup.
+    pub fn pod_identity(
+        &self,
+        issuer: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Option<&PodIdentityEntry> {
+        self.pod_identities
+            .get(pod_identity_key(issuer, namespace, service_account).as_str())
     }
 
     /// Every request context key some policy of the tenant reads (lowercased, sorted). A
@@ -716,6 +754,44 @@ fn oidc_providers(t: &Tenant) -> Vec<OidcEntry> {
             // Keys are checked when registered, so this only meets JWKS stored before a
             // stricter parser.
             jwks: Jwks::parse(&p.jwks).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The index key of a pod identity association. A newline separates the parts: none of an
+/// issuer URL, a namespace or a service account name can hold one.
+fn pod_identity_key(issuer: &str, namespace: &str, service_account: &str) -> String {
+    format!("{issuer}\n{namespace}\n{service_account}")
+}
+
+/// The pod identity associations, indexed. An association whose provider was deleted since is
+/// left out: its pods' tokens have no keys to verify with, so they get no credentials, and the
+/// rest of the tenant is still served.
+fn pod_identities(t: &Tenant) -> HashMap<Box<str>, PodIdentityEntry> {
+    t.pod_identity_associations
+        .values()
+        .filter_map(|a| {
+            let provider = t
+                .oidc_providers
+                .values()
+                .find(|p| p.arn == a.oidc_provider_arn)?;
+            let key = pod_identity_key(&provider.url, &a.namespace, &a.service_account);
+            let entry = PodIdentityEntry {
+                association_id: a.association_id.as_str().into(),
+                association_arn: a.association_arn.as_str().into(),
+                cluster_arn: a
+                    .association_arn
+                    .split_once(":podidentityassociation/")
+                    .map(|(prefix, _)| format!("{prefix}:cluster/{}", a.cluster_name))
+                    .unwrap_or_default()
+                    .into(),
+                cluster_name: a.cluster_name.as_str().into(),
+                issuer: provider.url.as_str().into(),
+                namespace: a.namespace.as_str().into(),
+                service_account: a.service_account.as_str().into(),
+                role_arn: a.role_arn.as_str().into(),
+            };
+            Some((key.into(), entry))
         })
         .collect()
 }

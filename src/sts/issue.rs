@@ -16,6 +16,13 @@ use super::jwt::{condition_key_prefix, UnverifiedToken};
 use super::{params, StsError};
 use crate::jose::{SessionClaims, SessionSubject};
 
+mod pod_identity;
+
+pub use pod_identity::{
+    assume_role_for_service, pod_session_name, pod_session_tags, verify_pod_token, PodToken,
+    PodTokenError, ServiceRoleParams,
+};
+
 /// `DurationSeconds` when none is given to `AssumeRole*`.
 const DEFAULT_ROLE_SESSION: i32 = 3600;
 /// Role chaining caps a session at one hour.

@@ -34,11 +34,14 @@ enum Kind {
     OidcProvider,
     Resource,
     Account,
+    /// EKS's pod identity associations: `eks:` actions on the cluster or the association.
+    PodIdentity,
 }
 
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
+        a if a.contains("PodIdentityAssociation") => Kind::PodIdentity,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
@@ -259,6 +262,34 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         }
         Kind::Resource => s("ResourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
+        Kind::PodIdentity => {
+            let (cluster, id) = (s("clusterName"), s("associationId"));
+            let region = crate::directory::EKS_REGION;
+            let account = &tenant.account_id;
+            match action {
+                "CreatePodIdentityAssociation" | "ListPodIdentityAssociations" => {
+                    format!("arn:aws:eks:{region}:{account}:cluster/{cluster}")
+                }
+                _ => match tenant
+                    .pod_identity_associations
+                    .get(id)
+                    .filter(|a| a.cluster_name == cluster)
+                {
+                    Some(a) => {
+                        for (key, value) in &a.tags {
+                            context.insert(
+                                &format!("aws:ResourceTag/{key}"),
+                                ContextValue::new(value.as_str()),
+                            );
+                        }
+                        a.association_arn.clone()
+                    }
+                    None => format!(
+                        "arn:aws:eks:{region}:{account}:podidentityassociation/{cluster}/{id}"
+                    ),
+                },
+            }
+        }
     };
     let resource = if resource.is_empty() {
         "*".to_owned()
@@ -294,6 +325,14 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         return Target { resource, context };
     }
     let mut tag_keys = Vec::new();
+    // EKS's tags are a map.
+    if let Some(tags) = params.get("tags").and_then(Value::as_object) {
+        for (key, value) in tags {
+            let value = value.as_str().unwrap_or_default();
+            context.insert(&format!("aws:RequestTag/{key}"), ContextValue::new(value));
+            tag_keys.push(ContextValue::new(key.as_str()));
+        }
+    }
     if let Some(tags) = params.get("Tags").and_then(Value::as_array) {
         for tag in tags {
             let key = tag.get("Key").and_then(Value::as_str).unwrap_or_default();
@@ -309,6 +348,28 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         context.insert_multi("aws:TagKeys", tag_keys);
     }
     Target { resource, context }
+}
+
+/// The service prefix of an admin action's IAM action: `eks` for the pod identity
+/// associations (`eks:CreatePodIdentityAssociation`), `iam` for the rest.
+pub(super) fn service_prefix(action: &str) -> &'static str {
+    if kind_of(action) == Kind::PodIdentity {
+        "eks"
+    } else {
+        "iam"
+    }
+}
+
+/// The role an action passes to a service, which needs `iam:PassRole` on it as in AWS
+/// (EKS's `CreatePodIdentityAssociation` and `UpdatePodIdentityAssociation`).
+pub(super) fn passed_role<'a>(action: &str, params: &'a Value) -> Option<&'a str> {
+    matches!(
+        action,
+        "CreatePodIdentityAssociation" | "UpdatePodIdentityAssociation"
+    )
+    .then(|| params.get("roleArn").and_then(Value::as_str))
+    .flatten()
+    .filter(|r| !r.is_empty())
 }
 
 /// Actions a tenant's own principals may never run, whatever their policies say: only the
@@ -582,6 +643,26 @@ mod tests {
     }
 
     #[test]
+    fn pod_identity_actions_are_eks_actions_that_pass_the_role() {
+        let t = tenant();
+        assert_eq!(service_prefix("CreatePodIdentityAssociation"), "eks");
+        assert_eq!(service_prefix("DescribePodIdentityAssociation"), "eks");
+        assert_eq!(service_prefix("CreateRole"), "iam");
+        let params = json!({
+            "clusterName": "prod", "roleArn": "arn:aws:iam::111122223333:role/app",
+            "tags": {"team": "data"}
+        });
+        assert_eq!(
+            passed_role("CreatePodIdentityAssociation", &params),
+            Some("arn:aws:iam::111122223333:role/app")
+        );
+        assert_eq!(passed_role("DeletePodIdentityAssociation", &params), None);
+        let ctx = target(&t, "CreatePodIdentityAssociation", &params).context;
+        assert_eq!(value(&ctx, "aws:RequestTag/team").as_deref(), Some("data"));
+        assert_eq!(value(&ctx, "aws:TagKeys").as_deref(), Some("team"));
+    }
+
+    #[test]
     fn every_dispatched_action_is_on_its_entity_or_else_on_everything() {
         // The actions AWS authorizes on `*` (no resource type); every other action names the
         // entity its parameters name, so a new action that fell through to `*` fails here.
@@ -615,7 +696,8 @@ mod tests {
                 "UserName": "alice", "GroupName": "g", "RoleName": "app",
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
-                "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key
+                "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
+                "clusterName": "prod", "associationId": "a-1"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -623,7 +705,9 @@ mod tests {
             } else {
                 // An entity of the tenant, named (not an empty name after its kind).
                 assert!(
-                    r.starts_with("arn:aws:iam::111122223333:") && !r.ends_with('/')
+                    (r.starts_with("arn:aws:iam::111122223333:")
+                        || r.starts_with("arn:aws:eks:us-east-1:111122223333:"))
+                        && !r.ends_with('/')
                         || r == "arn:aws:s3:::b",
                     "{action}: {r}"
                 );
@@ -646,7 +730,25 @@ mod tests {
         let oidc = format!("{A}:oidc-provider/o");
         let bucket = "arn:aws:s3:::b".to_owned();
         let everything = "*".to_owned();
-        let table: [(&String, &[&str]); 9] = [
+        let cluster = "arn:aws:eks:us-east-1:111122223333:cluster/prod".to_owned();
+        let association =
+            "arn:aws:eks:us-east-1:111122223333:podidentityassociation/prod/a-1".to_owned();
+        let table: [(&String, &[&str]); 11] = [
+            (
+                &cluster,
+                &[
+                    "CreatePodIdentityAssociation",
+                    "ListPodIdentityAssociations",
+                ],
+            ),
+            (
+                &association,
+                &[
+                    "DescribePodIdentityAssociation",
+                    "UpdatePodIdentityAssociation",
+                    "DeletePodIdentityAssociation",
+                ],
+            ),
             (
                 &user,
                 &[
@@ -795,7 +897,8 @@ mod tests {
             "UserName": "alice", "GroupName": "g", "RoleName": "app",
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
-            "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key
+            "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
+            "clusterName": "prod", "associationId": "a-1"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table

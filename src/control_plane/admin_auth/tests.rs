@@ -260,3 +260,43 @@ fn an_scp_caps_the_root_user() {
         "{err}"
     );
 }
+
+#[test]
+fn pod_identity_actions_are_eks_actions_and_pass_their_role() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let auth = AdminAuth::new(Vec::new(), Vec::new());
+    let root = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0))
+        .unwrap();
+    let create = json!({"clusterName": "prod", "roleArn": format!("arn:aws:iam::{A}:role/app"),
+                        "oidcProviderArn": "p", "namespace": "web", "serviceAccount": "api"});
+    for (denied, message) in [
+        ("eks:Create*", "eks:CreatePodIdentityAssociation on resource: arn:aws:eks:us-east-1:111122223333:cluster/prod"),
+        ("iam:PassRole", "iam:PassRole on resource: arn:aws:iam::111122223333:role/app"),
+    ] {
+        cp.call(
+            A,
+            "operator:test",
+            "PutServiceControlPolicy",
+            &json!({"PolicyName": "cap", "PolicyDocument": format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}},{{"Effect":"Deny","Action":"{denied}","Resource":"*"}}]}}"#
+            )}),
+        )
+        .unwrap();
+        let checker = auth.checker(&cp, &root, A, env(T0)).unwrap();
+        let (tenant, _) = cp.tenant(A).unwrap();
+        let err = checker
+            .check(&tenant, "CreatePodIdentityAssociation", &create)
+            .unwrap_err();
+        assert_eq!(err.code(), "AccessDenied");
+        assert!(err.to_string().contains(message), "{err}");
+        // Reading is another action, on the association.
+        checker
+            .check(
+                &tenant,
+                "DescribePodIdentityAssociation",
+                &json!({"clusterName": "prod", "associationId": "a-1"}),
+            )
+            .unwrap();
+    }
+}

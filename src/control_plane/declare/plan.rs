@@ -92,6 +92,8 @@ fn subject(parameters: &Value) -> String {
         "Url",
         "ResourceArn",
         "AccountAlias",
+        "clusterName",
+        "serviceAccount",
     ];
     let parts: Vec<String> = NAMES
         .iter()
@@ -283,6 +285,16 @@ impl<'a> Planner<'a> {
                 return Err(dup("managed policy", &p.policy_name));
             }
         }
+        let mut associations = BTreeSet::new();
+        for a in &d.pod_identity_associations {
+            if !associations.insert(a.identity()) {
+                let (cluster, namespace, service_account) = a.identity();
+                return Err(dup(
+                    "pod identity association",
+                    &format!("{cluster}/{namespace}/{service_account}"),
+                ));
+            }
+        }
         let mut providers = BTreeMap::new();
         for o in &d.open_id_connect_providers {
             if providers.insert(provider_key(&o.url), o).is_some() {
@@ -406,6 +418,8 @@ impl<'a> Planner<'a> {
     }
 
     fn plan(mut self) -> Result<Vec<PlannedAction>, PlanError> {
+        // Associations go first and come last: they name roles and providers.
+        self.delete_pod_identity_phase();
         self.detach_phase();
         self.leave_groups_phase();
         self.delete_inline_phase();
@@ -420,6 +434,7 @@ impl<'a> Planner<'a> {
         self.attach_phase();
         self.federation_phase();
         self.alias_phase();
+        self.pod_identity_phase();
         Ok(self.actions)
     }
 
@@ -1029,6 +1044,58 @@ impl<'a> Planner<'a> {
             if !same {
                 let p = json!({"ResourceArn": arn, "PolicyDocument": doc_text(doc)});
                 self.actions.push(act("PutResourcePolicy", p));
+            }
+        }
+    }
+
+    /// The declared association of the current one `a`, when it stays as it is or only its
+    /// role changes; `None` when it goes away or is replaced (another provider, other tags).
+    fn kept_association(
+        &self,
+        a: &crate::directory::PodIdentityAssociation,
+    ) -> Option<&'a super::PodIdentityAssociationSpec> {
+        self.d
+            .pod_identity_associations
+            .iter()
+            .find(|s| s.identity() == (&*a.cluster_name, &*a.namespace, &*a.service_account))
+            .filter(|s| s.open_id_connect_provider_arn == a.oidc_provider_arn && s.tags == a.tags)
+    }
+
+    /// Phase 0: delete the associations that go away or are replaced.
+    fn delete_pod_identity_phase(&mut self) {
+        for a in self.t.pod_identity_associations.values() {
+            if self.kept_association(a).is_none() {
+                let p = json!({"clusterName": a.cluster_name, "associationId": a.association_id});
+                self.actions.push(act("DeletePodIdentityAssociation", p));
+            }
+        }
+    }
+
+    /// Phase 10: create the associations that are new or replaced; update the role of those
+    /// that stay.
+    fn pod_identity_phase(&mut self) {
+        for spec in &self.d.pod_identity_associations {
+            let current = self.t.pod_identity_associations.values().find(|a| {
+                spec.identity() == (&*a.cluster_name, &*a.namespace, &*a.service_account)
+                    && self.kept_association(a).is_some()
+            });
+            match current {
+                Some(a) if a.role_arn == spec.role_arn => {}
+                Some(a) => {
+                    let p = json!({"clusterName": a.cluster_name, "associationId": a.association_id, "roleArn": spec.role_arn});
+                    self.actions.push(act("UpdatePodIdentityAssociation", p));
+                }
+                None => {
+                    let p = json!({
+                        "clusterName": spec.cluster_name,
+                        "oidcProviderArn": spec.open_id_connect_provider_arn,
+                        "namespace": spec.namespace,
+                        "serviceAccount": spec.service_account,
+                        "roleArn": spec.role_arn,
+                        "tags": spec.tags,
+                    });
+                    self.actions.push(act("CreatePodIdentityAssociation", p));
+                }
             }
         }
     }

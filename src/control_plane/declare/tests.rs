@@ -880,3 +880,63 @@ fn any_variant_converges_to_any_other() {
         }
     }
 }
+
+#[test]
+fn pod_identity_associations_are_declared_exported_and_converge() {
+    let provider = arn("oidc-provider/oidc.example.com/id/X");
+    let mut f = Fixture::full(false);
+    f.ok(
+        "CreatePodIdentityAssociation",
+        json!({"clusterName": "prod", "oidcProviderArn": provider, "namespace": "web",
+               "serviceAccount": "api", "roleArn": arn("role/plain"), "tags": {"team": "data"}}),
+    );
+    let spec = export(&f.tenant);
+    assert_eq!(spec.pod_identity_associations.len(), 1);
+    let yaml = spec.to_yaml().unwrap();
+    assert!(yaml.contains("PodIdentityAssociations:"), "{yaml}");
+    assert!(yaml.contains("OpenIDConnectProviderArn:"), "{yaml}");
+    assert_eq!(TenantSpec::from_yaml_or_json(&yaml).unwrap(), spec);
+
+    // From nothing: the association is created last, after its role and provider.
+    let mut target = Fixture::empty();
+    let actions = target.converge(&spec);
+    assert_eq!(
+        names(&actions).last(),
+        Some(&"CreatePodIdentityAssociation")
+    );
+
+    // A new role is an update in place; new tags replace the association.
+    let mut changed = spec.clone();
+    changed.pod_identity_associations[0].role_arn = arn("role/svc/ci");
+    let actions = target.converge(&changed);
+    assert_eq!(names(&actions), ["UpdatePodIdentityAssociation"]);
+    changed.pod_identity_associations[0]
+        .tags
+        .insert("tier".into(), "1".into());
+    let actions = target.converge(&changed);
+    assert_eq!(
+        names(&actions),
+        [
+            "DeletePodIdentityAssociation",
+            "CreatePodIdentityAssociation"
+        ]
+    );
+
+    // Gone from the spec with its role and provider: the association is deleted first.
+    let mut gone = changed.clone();
+    gone.pod_identity_associations.clear();
+    gone.roles.retain(|r| r.role_name != "ci");
+    gone.open_id_connect_providers.clear();
+    let actions = target.converge(&gone);
+    assert_eq!(names(&actions)[0], "DeletePodIdentityAssociation");
+
+    // Two declarations of one service account are refused.
+    let mut twice = spec.clone();
+    twice
+        .pod_identity_associations
+        .push(spec.pod_identity_associations[0].clone());
+    assert!(matches!(
+        plan(&target.tenant, &twice),
+        Err(PlanError::Duplicate { .. })
+    ));
+}

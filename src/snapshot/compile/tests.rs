@@ -441,3 +441,61 @@ fn the_aws_managed_catalog_compiles_whole_and_resolves_attachments() {
         Outcome::ImplicitDeny
     );
 }
+
+#[test]
+fn pod_identity_associations_are_indexed_by_issuer_namespace_and_service_account() {
+    use crate::directory::{OidcProvider, PodIdentityAssociation};
+    let mut t = demo_tenant();
+    let provider = |url: &str| OidcProvider {
+        url: format!("https://{url}"),
+        arn: format!("arn:aws:iam::{A}:oidc-provider/{url}"),
+        client_ids: vec![],
+        thumbprints: vec![],
+        jwks: r#"{"keys":[]}"#.into(),
+        created_at: 0,
+        tags: vec![],
+    };
+    t.oidc_providers.insert(
+        "oidc.example.com/c1".into(),
+        provider("oidc.example.com/c1"),
+    );
+    let association = |id: &str, provider: &str, sa: &str| PodIdentityAssociation {
+        association_id: id.into(),
+        association_arn: format!("arn:aws:eks:us-east-1:{A}:podidentityassociation/prod/{id}"),
+        cluster_name: "prod".into(),
+        oidc_provider_arn: format!("arn:aws:iam::{A}:oidc-provider/{provider}"),
+        namespace: "web".into(),
+        service_account: sa.into(),
+        role_arn: format!("arn:aws:iam::{A}:role/app"),
+        tags: BTreeMap::new(),
+        created_at: 0,
+        modified_at: 0,
+    };
+    for a in [
+        association("a-1", "oidc.example.com/c1", "api"),
+        // Its provider is gone: left out, the tenant still compiles.
+        association("a-2", "oidc.example.com/deleted", "worker"),
+    ] {
+        t.pod_identity_associations
+            .insert(a.association_id.clone(), a);
+    }
+    let snap = compile_at(t, SnapshotVersion::new(0, 1));
+    let found = snap
+        .pod_identity("https://oidc.example.com/c1", "web", "api")
+        .unwrap();
+    assert_eq!(&*found.association_id, "a-1");
+    assert_eq!(
+        &*found.cluster_arn,
+        "arn:aws:eks:us-east-1:111122223333:cluster/prod"
+    );
+    assert_eq!(&*found.role_arn, "arn:aws:iam::111122223333:role/app");
+    assert!(snap
+        .pod_identity("https://oidc.example.com/c1", "web", "worker")
+        .is_none());
+    assert!(snap
+        .pod_identity("https://oidc.example.com/c1", "jobs", "api")
+        .is_none());
+    assert!(snap
+        .pod_identity("https://oidc.example.com/deleted", "web", "worker")
+        .is_none());
+}
