@@ -1,10 +1,13 @@
 //! The HTTP edge: an axum router over the same domain API as the gRPC edge, served on its own
 //! listener (`--http-listen`) with the same TLS configuration.
 //!
-//! Today it serves the probes and metrics (`/healthz`, `/readyz`, `/metrics`); AWS's Query
-//! protocols, container credentials, ext_authz-style checks and AuthZEN are added here as
-//! routes that decode once, call the domain API and render, never as copies of its logic.
-//! Their errors become AWS's XML or JSON error bodies in one place, [`error`].
+//! Every edge serves the probes and metrics (`/healthz`, `/readyz`, `/metrics`). The sidecar's
+//! adds AWS STS's Query API ([`sts`]) and the container-credentials endpoint
+//! ([`credentials`]); the control plane's adds AWS IAM's Query API ([`iam`]). The Query
+//! protocol they share (form decoding, SigV4 over the HTTP request, the XML envelope) is
+//! [`query`]. Each route decodes once, calls the domain API and renders, never a copy of its
+//! logic; errors become AWS's XML or JSON error bodies in one place, [`error`]. Routes see the
+//! client's address as axum's `ConnectInfo` ([`peer_ip`]).
 //!
 //! Every connection is bounded: a client has [`HEADER_READ_TIMEOUT`] to send its request head,
 //! a request body is at most [`MAX_BODY_BYTES`], a request is answered within

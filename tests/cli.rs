@@ -522,3 +522,123 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut text).unwrap();
     text
 }
+
+/// `iamlet up --data-dir D` starts again on the directory of an earlier run: the tenant is kept
+/// as it was left (a user added since is still there), and the credentials it prints work.
+#[test]
+fn up_starts_again_on_its_data_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = super::support::temp_dir("cli", "up-again");
+    let start = || {
+        let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args(["up", "--data-dir", dir.to_str().unwrap()])
+            .args([
+                "--control-plane-listen",
+                "127.0.0.1:0",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--control-plane-http-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut printed = Vec::new();
+        for line in BufReader::new(up.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("Ctrl-C stops");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        let text = printed.join("\n");
+        if !text.contains("Ctrl-C stops") {
+            let _ = up.kill();
+            let out = up.wait_with_output().unwrap();
+            panic!(
+                "up did not start:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        (up, text)
+    };
+    let field = |text: &str, prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+            .trim()
+            .to_owned()
+    };
+    let admin = |text: &str, args: &[&str]| {
+        let endpoint = format!(
+            "http://{}",
+            field(text, "control plane (Admin, Sync)").trim_start_matches("http://")
+        );
+        Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args(["admin", "--endpoint", &endpoint, "--profile", "demo-admin"])
+            .args(args)
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("aws-credentials"))
+            .output()
+            .unwrap()
+    };
+    let (mut first, text) = start();
+    let made = admin(
+        &text,
+        &[
+            "create-user",
+            "--tenant",
+            "111122223333",
+            "--user-name",
+            "carol",
+        ],
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for _ in 0..2 {
+        let (mut again, text) = start();
+        let listed = admin(&text, &["list-users", "--tenant", "111122223333"]);
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        assert!(stdout(&listed).contains("\"carol\""), "{}", stdout(&listed));
+        // Alice's printed key is the one that works now.
+        let sidecar = field(&text, "sidecar (Authorizer, SecurityTokenService, Status)");
+        let decided = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args([
+                "authorize",
+                "--sidecar",
+                &sidecar,
+                "--action",
+                "s3:PutObject",
+            ])
+            .args(["--resource", "arn:aws:s3:::demo-data/home/alice/notes.txt"])
+            .env(
+                "AWS_ACCESS_KEY_ID",
+                field(&text, "export AWS_ACCESS_KEY_ID="),
+            )
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                field(&text, "export AWS_SECRET_ACCESS_KEY="),
+            )
+            .env_remove("AWS_SESSION_TOKEN")
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&decided).contains("\"Decision\": \"ALLOW\""),
+            "{}{}",
+            stdout(&decided),
+            String::from_utf8_lossy(&decided.stderr)
+        );
+        again.kill().unwrap();
+        again.wait().unwrap();
+    }
+}

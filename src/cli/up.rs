@@ -261,20 +261,18 @@ fn load_demo(
     };
     let spec: TenantSpec = serde_yaml_ng::from_str(&text)
         .map_err(|e| ServeError::Config(format!("tenant spec: {e}")))?;
-    control_plane.apply_spec(&spec, ACTOR, false)?;
     let account = spec.account_id.clone();
+    // A data directory used before keeps its tenant as the user left it: `up` declares the
+    // tenant only the first time.
+    if control_plane.tenant(&account).is_none() {
+        control_plane.apply_spec(&spec, ACTOR, false)?;
+    }
     let user = spec
         .users
         .first()
         .map(|u| u.user_name.clone())
         .ok_or_else(|| ServeError::Config("the tenant spec declares no user".into()))?;
-    let (key, _) = control_plane.call(
-        &account,
-        ACTOR,
-        "CreateAccessKey",
-        &json!({"UserName": user}),
-    )?;
-    let (access_key_id, secret_access_key) = access_key_of(&key);
+    let (access_key_id, secret_access_key) = fresh_key(control_plane, &account, &user)?;
     let mut demo = Demo {
         account: account.clone(),
         access_key_id,
@@ -289,12 +287,30 @@ fn load_demo(
     {
         let signer =
             Es256Signer::generate("demo-1").map_err(|e| ServeError::Config(e.to_string()))?;
-        control_plane.call(
-            &account,
-            ACTOR,
-            "CreateOpenIDConnectProvider",
-            &json!({"Url": DEMO_ISSUER, "ClientIDList": ["sts.amazonaws.com"], "Jwks": signer.jwks()}),
-        )?;
+        // The provider of an earlier run gets this run's key.
+        let provider_arn = format!(
+            "arn:aws:iam::{account}:oidc-provider/{}",
+            DEMO_ISSUER.trim_start_matches("https://")
+        );
+        let provider = json!({"OpenIDConnectProviderArn": provider_arn});
+        if control_plane
+            .call(&account, ACTOR, "GetOpenIDConnectProvider", &provider)
+            .is_ok()
+        {
+            control_plane.call(
+                &account,
+                ACTOR,
+                "UpdateOpenIDConnectProviderJwks",
+                &json!({"OpenIDConnectProviderArn": provider_arn, "Jwks": signer.jwks()}),
+            )?;
+        } else {
+            control_plane.call(
+                &account,
+                ACTOR,
+                "CreateOpenIDConnectProvider",
+                &json!({"Url": DEMO_ISSUER, "ClientIDList": ["sts.amazonaws.com"], "Jwks": signer.jwks()}),
+            )?;
+        }
         let now = Timestamp::now().epoch_seconds();
         let token = signer
             .sign(&json!({
@@ -314,18 +330,25 @@ fn load_demo(
 
         // EKS Pod Identity style: the demo cluster's service account reports-reader is
         // associated with the role, and a pod of it gets a token for the agent's audience.
-        control_plane.call(
+        let associated = control_plane.call(
             &account,
             ACTOR,
             "CreatePodIdentityAssociation",
             &json!({
                 "clusterName": DEMO_CLUSTER,
-                "oidcProviderArn": format!("arn:aws:iam::{account}:oidc-provider/{}", DEMO_ISSUER.trim_start_matches("https://")),
+                "oidcProviderArn": provider_arn,
                 "namespace": "demo",
                 "serviceAccount": "reports-reader",
                 "roleArn": format!("arn:aws:iam::{account}:role/reports-reader"),
             }),
-        )?;
+        );
+        match associated {
+            // An earlier run's association stands.
+            Err(e) if e.code() == crate::error::AwsCode::ResourceInUseException => {}
+            other => {
+                other?;
+            }
+        }
         let mut ids = IdGenerator::system();
         let pod_uid = [4usize, 2, 2, 2, 6]
             .map(|n| {
@@ -378,6 +401,17 @@ fn create_admin(
             &json!({"UserName": ADMIN_USER, "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
         )?;
     }
+    fresh_key(control_plane, account, ADMIN_USER)
+}
+
+/// A new access key for `user_name`, whose earlier keys are deleted (a user has at most two,
+/// and an earlier run's secrets were shown once and are gone).
+fn fresh_key(
+    control_plane: &ControlPlane,
+    account: &str,
+    user_name: &str,
+) -> Result<(String, crate::directory::Secret), ServeError> {
+    let user = json!({"UserName": user_name});
     let (keys, _) = control_plane.call(account, ACTOR, "ListAccessKeys", &user)?;
     for id in keys
         .pointer("/AccessKeyMetadata")
@@ -390,7 +424,7 @@ fn create_admin(
             account,
             ACTOR,
             "DeleteAccessKey",
-            &json!({"UserName": ADMIN_USER, "AccessKeyId": id}),
+            &json!({"UserName": user_name, "AccessKeyId": id}),
         )?;
     }
     let (key, _) = control_plane.call(account, ACTOR, "CreateAccessKey", &user)?;
@@ -483,7 +517,7 @@ fn print_welcome(
     )?;
     writeln!(
         out,
-        "  control plane HTTP (/healthz, /readyz, /metrics)    http://{}",
+        "  control plane HTTP (IAM Query API, probes, metrics) http://{}",
         addresses.control_plane_http
     )?;
     writeln!(
@@ -492,7 +526,7 @@ fn print_welcome(
     )?;
     writeln!(
         out,
-        "  sidecar HTTP (/healthz, /readyz, /metrics)          http://{}",
+        "  sidecar HTTP (STS Query API, /v1/credentials, ...)  http://{}",
         addresses.sidecar_http
     )?;
     writeln!(
@@ -520,6 +554,19 @@ fn print_welcome(
     writeln!(out, "  iamlet authorize{s} --action s3:PutObject --resource arn:aws:s3:::demo-data/reports/q4/summary.csv")?;
     if let Some(token) = &demo.token_file {
         writeln!(out, "  iamlet assume-role{s} --role-arn arn:aws:iam::{a}:role/reports-reader --role-session-name pod-1 --web-identity-token-file {}", token.display())?;
+    }
+    if let Some(token) = &demo.token_file {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Any AWS SDK or the AWS CLI assumes the role through the sidecar's STS (IRSA style):"
+        )?;
+        writeln!(
+            out,
+            "  AWS_ENDPOINT_URL_STS=http://{} AWS_WEB_IDENTITY_TOKEN_FILE={} \\\n    AWS_ROLE_ARN=arn:aws:iam::{a}:role/reports-reader aws sts get-caller-identity",
+            addresses.sidecar_http,
+            token.display()
+        )?;
     }
     if let Some(token) = &demo.pod_token_file {
         writeln!(out)?;
@@ -570,6 +617,11 @@ fn print_welcome(
     writeln!(
         out,
         "  iamlet admin{e} --profile {ADMIN_PROFILE} list-changes"
+    )?;
+    writeln!(
+        out,
+        "  aws iam --endpoint-url http://{} --profile {ADMIN_PROFILE} list-users",
+        addresses.control_plane_http
     )?;
     writeln!(out)?;
     writeln!(out, "Ctrl-C stops (a temporary data directory is removed).")
