@@ -30,6 +30,8 @@ PINS=(
     PyYAML==6.0.4
     rsa==4.7.2
     pyasn1==0.6.5
+    # The Prometheus project's own text-format parser, for test_metrics.py.
+    prometheus-client==0.26.0
 )
 
 deadline=${SUITE_TIMEOUT:-900}
