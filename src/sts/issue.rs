@@ -422,12 +422,7 @@ fn assume_role_context(
     }
     let request_tags: Vec<(&str, &str)> = p.tags.iter().map(|t| (&*t.key, &*t.value)).collect();
     set_request_tags(&mut ctx, &request_tags, p.transitive_tag_keys);
-    for tag in &role.tags {
-        ctx.insert(
-            &format!("aws:ResourceTag/{}", tag.key),
-            ContextValue::new(tag.value.as_str()),
-        );
-    }
+    insert_role_tags(&mut ctx, role);
     for (k, v) in inherited {
         ctx.insert(
             &format!("aws:ResourceTag/{k}"),
@@ -633,31 +628,18 @@ pub fn assume_role_with_web_identity(
         .map(|(k, v)| (&**k, &**v))
         .collect();
     set_request_tags(&mut ctx, &request_tags, &claims.transitive_tag_keys);
-    for tag in &role.tags {
-        ctx.insert(
-            &format!("aws:ResourceTag/{}", tag.key),
-            ContextValue::new(tag.value.as_str()),
-        );
-    }
-    let policies = PolicySet {
-        resource: Some(&role.trust),
-        ..PolicySet::default()
-    };
-    for (action, needed) in [
-        ("sts:AssumeRoleWithWebIdentity", true),
-        ("sts:TagSession", !request_tags.is_empty()),
-    ] {
-        if !needed {
-            continue;
-        }
-        let request = Request::try_new(principal.clone(), action, &role.arn)
-            .map_err(|e| StsError::ServiceFailure(e.to_string()))?
-            .with_resource_account(role_snapshot.account_id())
-            .with_context(ctx.clone());
-        if evaluate(&policies, &request).outcome != Outcome::Allow {
-            return Err(action_denied(&principal, action, &role.arn));
-        }
-    }
+    insert_role_tags(&mut ctx, role);
+    let tagged = !request_tags.is_empty();
+    trust_allows(
+        role,
+        role_snapshot,
+        &principal,
+        &ctx,
+        &[
+            ("sts:AssumeRoleWithWebIdentity", true),
+            ("sts:TagSession", tagged),
+        ],
+    )?;
 
     let session = SessionClaims {
         tenant: role_snapshot.account_id().to_owned(),
@@ -979,6 +961,44 @@ fn set_request_tags(ctx: &mut Context, tags: &[(&str, &str)], transitive: &[Stri
                 .collect(),
         );
     }
+}
+
+/// The role's own tags, as `aws:ResourceTag/…` of an evaluation of its trust policy.
+fn insert_role_tags(ctx: &mut Context, role: &RoleEntry) {
+    for tag in &role.tags {
+        ctx.insert(
+            &format!("aws:ResourceTag/{}", tag.key),
+            ContextValue::new(tag.value.as_str()),
+        );
+    }
+}
+
+/// Evaluates the role's trust policy alone for each `(action, needed)` that is needed, with
+/// `ctx`: the first action it does not allow is `AccessDenied`, as AWS names it.
+fn trust_allows(
+    role: &RoleEntry,
+    role_snapshot: &TenantSnapshot,
+    principal: &Principal,
+    ctx: &Context,
+    actions: &[(&str, bool)],
+) -> Result<(), StsError> {
+    let trust = PolicySet {
+        resource: Some(&role.trust),
+        ..PolicySet::default()
+    };
+    for &(action, needed) in actions {
+        if !needed {
+            continue;
+        }
+        let request = Request::try_new(principal.clone(), action, &role.arn)
+            .map_err(|e| StsError::ServiceFailure(e.to_string()))?
+            .with_resource_account(role_snapshot.account_id())
+            .with_context(ctx.clone());
+        if evaluate(&trust, &request).outcome != Outcome::Allow {
+            return Err(action_denied(principal, action, &role.arn));
+        }
+    }
+    Ok(())
 }
 
 fn action_denied(principal: &Principal, action: &str, resource: &str) -> StsError {

@@ -23,7 +23,7 @@
 
 use serde_json::Value;
 
-use crate::authz::{evaluate, Context, Outcome, PolicySet, Principal, Request};
+use crate::authz::{Context, Principal};
 use crate::directory::IdPrefix;
 use crate::jose::{CompactJws, Jwks, SessionClaims, SessionSubject};
 use crate::policy::{ContextValue, Timestamp};
@@ -31,8 +31,11 @@ use crate::snapshot::{PodIdentityEntry, TenantSnapshot};
 use crate::sts::jwt::{JwtError, UnverifiedToken, MAX_TOKEN_CHARS};
 use crate::sts::StsError;
 
-use super::{action_denied, expiry, find_role, mint, packed_size, set_clock, set_request_tags};
-use super::{IssueEnv, Issued};
+use super::{
+    action_denied, expiry, find_role, insert_role_tags, mint, packed_size, set_clock,
+    set_request_tags,
+};
+use super::{trust_allows, IssueEnv, Issued};
 
 /// How long EKS Pod Identity's credentials last.
 const POD_SESSION_SECONDS: i32 = 6 * 3600;
@@ -227,25 +230,14 @@ pub fn assume_role_for_service(
     );
     let request_tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (&**k, &**v)).collect();
     set_request_tags(&mut ctx, &request_tags, &[]);
-    for tag in &role.tags {
-        ctx.insert(
-            &format!("aws:ResourceTag/{}", tag.key),
-            ContextValue::new(tag.value.as_str()),
-        );
-    }
-    let trust = PolicySet {
-        resource: Some(&role.trust),
-        ..PolicySet::default()
-    };
-    for action in ["sts:AssumeRole", "sts:TagSession"] {
-        let request = Request::try_new(principal.clone(), action, &role.arn)
-            .map_err(|e| StsError::ServiceFailure(e.to_string()))?
-            .with_resource_account(snapshot.account_id())
-            .with_context(ctx.clone());
-        if evaluate(&trust, &request).outcome != Outcome::Allow {
-            return Err(action_denied(&principal, action, &role.arn));
-        }
-    }
+    insert_role_tags(&mut ctx, role);
+    trust_allows(
+        role,
+        snapshot,
+        &principal,
+        &ctx,
+        &[("sts:AssumeRole", true), ("sts:TagSession", true)],
+    )?;
     let duration =
         POD_SESSION_SECONDS.min(i32::try_from(role.max_session_duration).unwrap_or(i32::MAX));
     let claims = SessionClaims {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::authz::PolicySet;
+use crate::authz::{evaluate, Outcome, PolicySet, Request};
 use crate::directory::{
     CreateOidcProviderInput, CreateRoleInput, IdGenerator, PodIdentityAssociationInput, Tenant,
 };
