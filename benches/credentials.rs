@@ -463,61 +463,68 @@ fn worst_case(c: &mut Criterion) {
         )
     });
 
-    // Started on first use: a run that filters this case out never starts the clients.
-    let mut rig: Option<Rig> = None;
+    // The same ordinary client alone, then beside four clients sending the worst case back to
+    // back. Each rig starts on first use: a run that filters its case out never starts it.
     let counter = AtomicU64::new(0);
-    let mut latencies = Vec::new();
-    group.bench_function("ordinary_request_beside_four_worst_case_clients", |b| {
-        let rig = rig.get_or_insert_with(|| Rig::start(Arc::clone(&api), next.clone()));
-        b.iter_custom(|iterations| {
-            let mut total = std::time::Duration::ZERO;
-            for _ in 0..iterations {
-                let request = pb::AuthorizeRequest {
-                    caller: Some(pb::authorize_request::Caller::PrincipalArn(
-                        "arn:aws:iam::111122223333:user/alice".into(),
-                    )),
-                    action: "s3:PutObject".into(),
-                    resource: format!(
-                        "arn:aws:s3:::demo-data/home/alice/{}.txt",
-                        counter.fetch_add(1, Ordering::Relaxed) % 64
-                    ),
-                    ..pb::AuthorizeRequest::default()
-                };
-                let started = std::time::Instant::now();
-                let answer = rig
-                    .clients
-                    .block_on(rig.ordinary.authorize(request))
-                    .expect("the ordinary request is answered")
-                    .into_inner();
-                let took = started.elapsed();
-                assert_eq!(answer.decision, pb::Decision::Allow as i32, "{answer:?}");
-                latencies.push(took);
-                total += took;
+    for (case, attackers) in [
+        ("ordinary_request_alone", 0),
+        ("ordinary_request_beside_four_worst_case_clients", 4),
+    ] {
+        let mut rig: Option<Rig> = None;
+        let mut latencies = Vec::new();
+        group.bench_function(case, |b| {
+            let rig =
+                rig.get_or_insert_with(|| Rig::start(Arc::clone(&api), next.clone(), attackers));
+            b.iter_custom(|iterations| {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iterations {
+                    let request = pb::AuthorizeRequest {
+                        caller: Some(pb::authorize_request::Caller::PrincipalArn(
+                            "arn:aws:iam::111122223333:user/alice".into(),
+                        )),
+                        action: "s3:PutObject".into(),
+                        resource: format!(
+                            "arn:aws:s3:::demo-data/home/alice/{}.txt",
+                            counter.fetch_add(1, Ordering::Relaxed) % 64
+                        ),
+                        ..pb::AuthorizeRequest::default()
+                    };
+                    let started = std::time::Instant::now();
+                    let answer = rig
+                        .clients
+                        .block_on(rig.ordinary.authorize(request))
+                        .expect("the ordinary request is answered")
+                        .into_inner();
+                    let took = started.elapsed();
+                    assert_eq!(answer.decision, pb::Decision::Allow as i32, "{answer:?}");
+                    latencies.push(took);
+                    total += took;
+                }
+                total
+            })
+        });
+        if let Some(rig) = rig {
+            rig.stop.store(true, Ordering::Relaxed);
+            latencies.sort();
+            if let (Some(p50), Some(p99)) = (
+                latencies.get(latencies.len() / 2),
+                latencies.get(latencies.len() * 99 / 100),
+            ) {
+                eprintln!(
+                    "{case}: {} requests, p50 {p50:?}, p99 {p99:?}; {} worst-case requests \
+                     answered meanwhile",
+                    latencies.len(),
+                    rig.heavy_sent.load(Ordering::Relaxed)
+                );
             }
-            total
-        })
-    });
-    group.finish();
-    if let Some(rig) = rig {
-        rig.stop.store(true, Ordering::Relaxed);
-        latencies.sort();
-        if let (Some(p50), Some(p99)) = (
-            latencies.get(latencies.len() / 2),
-            latencies.get(latencies.len() * 99 / 100),
-        ) {
-            eprintln!(
-                "ordinary client beside four worst-case clients: {} requests, p50 {p50:?}, \
-                 p99 {p99:?}; {} worst-case requests answered meanwhile",
-                latencies.len(),
-                rig.heavy_sent.load(Ordering::Relaxed)
-            );
         }
     }
+    group.finish();
 }
 
 /// The sidecar's Authorizer served over gRPC on loopback (two workers, the sidecar's default
-/// on this machine), four clients sending worst-case requests back to back, and an ordinary
-/// client, on a runtime of their own.
+/// on this machine), `attackers` clients sending worst-case requests back to back, and an
+/// ordinary client, on a runtime of their own.
 struct Rig {
     // The clients' runtime drops first, then the server's.
     clients: tokio::runtime::Runtime,
@@ -531,6 +538,7 @@ impl Rig {
     fn start(
         api: Arc<Api>,
         next: impl Fn() -> pb::AuthorizeRequest + Clone + Send + 'static,
+        attackers: usize,
     ) -> Self {
         let server = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -569,7 +577,7 @@ impl Rig {
         };
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let heavy_sent = Arc::new(AtomicU64::new(0));
-        for _ in 0..4 {
+        for _ in 0..attackers {
             let mut client = connect();
             let (stop, sent, next) = (Arc::clone(&stop), Arc::clone(&heavy_sent), next.clone());
             clients.spawn(async move {
