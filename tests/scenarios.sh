@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #13, end to end: the real `iamlet` binary on loopback, three bad days.
+# Issue #13, end to end: the real `iamlet` binary on loopback, four bad days.
 #
 #   1. empty database  - the control plane loses iamlet.db: it refuses to start without
 #                        --new-store; started with it, the sidecar keeps every tenant.
@@ -7,6 +7,10 @@
 #                        is as stale as the last contact it persisted, so it fails closed.
 #   3. half-open       - a proxy stops forwarding without closing: the sidecar notices within
 #                        keepalive interval + timeout, reconnects, and serves throughout.
+#   4. update storm    - 200 changes to a 5,000-statement tenant from four writers at once:
+#                        the applied version only moves forward, reaches the latest within
+#                        2 s of the burst, and the sidecar's peak RSS stays under its
+#                        baseline + 2 x snapshot x 2 (RELIABILITY T09).
 #
 # Usage: tests/scenarios.sh [--release]. Builds the binary with cargo, uses only loopback and
 # python3's standard library (for the proxy and free ports), and stops within SCENARIO_TIMEOUT
@@ -212,5 +216,87 @@ python3 -c "import sys; sys.exit(0 if $elapsed < 7 else 1)" ||
 wait_for 30 connected "$sc" || fail "not connected again"
 allowed "$sc" || fail "alice is not allowed after the reconnection"
 echo "noticed and reconnected after ${elapsed}s (keepalive 2s + 2s), serving throughout"
+
+for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+pids=()
+
+# ---------------------------------------------------------------------------------------------
+say "4. an update storm: versions only move forward, memory stays bounded (T09)"
+data="$work/cp4" state="$work/sc4" cp=$(free_port) sc=$(free_port)
+# A large tenant: 200 managed policies of 25 statements each (5,000 statements, each policy
+# under IAM's 6,144-character quota), ten of them attached to one of alice's groups.
+python3 - "$work/big.yaml" <<'PY'
+import json, sys
+policies = [{
+    "PolicyName": f"Big{p}",
+    "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Sid": f"S{p}x{i}", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": f"arn:aws:s3:::bucket-{p}-{i}/prefix/*",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/team": f"team-{i}"}}}
+        for i in range(25)]},
+} for p in range(200)]
+spec = {
+    "AccountId": "111122223333",
+    "ManagedPolicies": policies + [{"PolicyName": "ReadReports", "PolicyDocument": {
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::reports/*"}]}}],
+    "Groups": [{"GroupName": "analysts", "ManagedPolicyArns":
+        ["arn:aws:iam::111122223333:policy/ReadReports"]},
+        {"GroupName": "big", "ManagedPolicyArns":
+        [f"arn:aws:iam::111122223333:policy/Big{p}" for p in range(10)]}],
+    "Users": [{"UserName": "alice", "Path": "/eng/", "Groups": ["analysts", "big"]}],
+}
+open(sys.argv[1], "w").write(json.dumps(spec))
+PY
+admin() {
+    AWS_SHARED_CREDENTIALS_FILE="$data/operator-credentials" "$bin" admin \
+        --endpoint "http://127.0.0.1:$cp" --profile iamlet-operator "$@"
+}
+# The sidecar starts before its tenant exists, so that the tenant's cost in memory can be read:
+# its resident size once the tenant is served, less its size before.
+control_plane cp4 "$data" "$cp"
+wait_for 30 test -f "$data/operator-credentials" || fail "the control plane did not start"
+sidecar sc4 "$state" "$cp" "$sc" --tenants "$A"; sc_pid=$last_pid
+wait_for 30 connected "$sc" || fail "the sidecar did not connect"
+rss_kib() { awk "/^$1:/ {print \$2}" "/proc/$sc_pid/status"; }
+empty=$(rss_kib VmRSS)
+admin apply -f "$work/big.yaml" >/dev/null || fail "the large tenant was not applied"
+wait_for 60 ready "$sc" || fail "the sidecar never became ready"
+allowed "$sc" || fail "alice is not allowed before the storm"
+baseline=$(rss_kib VmRSS)
+snapshot_kib=$((baseline - empty))
+applied() { status_field "$sc" '[t["Version"] for t in s["Tenants"] if t["Tenant"] == "'"$A"'"][0]'; }
+first=$(applied)
+# 200 changes from four writers at once, each a new version of the whole large tenant.
+storm() { for i in $(seq "$1" 4 200); do admin create-user --tenant "$A" --user-name "u$i" >/dev/null; done; }
+versions="$work/storm-versions"
+( while sleep 0.05; do applied >>"$versions" 2>/dev/null || true; done ) &
+sampler=$!; pids+=("$sampler"); disown "$sampler"
+storm_started=$SECONDS
+storm 1 & w1=$!; storm 2 & w2=$!; storm 3 & w3=$!; storm 4 & w4=$!
+wait "$w1" "$w2" "$w3" "$w4" || fail "a write of the storm failed"
+burst_s=$((SECONDS - storm_started))
+latest=$(admin list-tenants | python3 -c "import json,sys
+for t in json.load(sys.stdin)['Tenants']:
+    if t['AccountId'] == '$A': print(f\"{t['Version']['Epoch']}.{t['Version']['Seq']}\")")
+caught_up() { [[ "$(applied)" == "$latest" ]]; }
+burst_end=$(date +%s.%N)
+wait_for 60 caught_up || fail "the sidecar did not reach $latest within 60 s of the burst (at $(applied))"
+catch_up=$(python3 -c "import time; print(round(time.time() - $burst_end, 2))")
+echo "caught up with $latest ${catch_up}s after the burst"
+kill -KILL "$sampler" 2>/dev/null || true
+python3 - "$versions" "$first" <<'PY' || fail "the applied version went backwards"
+import sys
+seen = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+key = lambda v: tuple(int(x) for x in v.split("."))
+seen = [sys.argv[2]] + seen
+assert all(key(a) <= key(b) for a, b in zip(seen, seen[1:])), seen
+print(f"{len(set(seen))} distinct versions applied of 201 written (coalesced), never backwards")
+PY
+peak=$(rss_kib VmHWM)
+bound=$((baseline + 4 * snapshot_kib))
+echo "200 changes in ${burst_s}s; sidecar RSS: ${empty} KiB without the tenant, ${baseline} KiB with it (the snapshot: ${snapshot_kib} KiB), peak ${peak} KiB; bound ${bound} KiB"
+[[ $peak -lt $bound ]] || fail "peak RSS ${peak} KiB over baseline + 2 x snapshot x 2 = ${bound} KiB"
+allowed "$sc" || fail "alice is not allowed after the storm"
 
 say "all scenarios passed"

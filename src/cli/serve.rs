@@ -530,11 +530,22 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
     )?
     .with_sealer(sealer);
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
-    for (path, spec) in &apply {
-        // A plan that cannot be applied (say, a user created since holds keys) leaves the
-        // tenant as it is, with a warning: a control plane that would not start could not be
-        // fixed through its API.
-        if let Err(error) = control_plane.apply_spec(spec, "operator:apply", false) {
+    // A plan that cannot be applied (say, a user created since holds keys) leaves the tenant
+    // as it is, with a warning: a control plane that would not start could not be fixed
+    // through its API. The warnings are logged once logging is set up.
+    let not_applied: Vec<_> = apply
+        .iter()
+        .filter_map(|(path, spec)| {
+            control_plane
+                .apply_spec(spec, "operator:apply", false)
+                .err()
+                .map(|error| (path, error))
+        })
+        .collect();
+    runtime(args.process.worker_threads)?.block_on(async move {
+        let telemetry = telemetry::init(args.process.log_format)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        for (path, error) in not_applied {
             tracing::warn!(
                 file = %path.display(),
                 code = error.code().as_str(),
@@ -542,10 +553,6 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
                 "a declared tenant was not applied; it stays as it was"
             );
         }
-    }
-    runtime(args.process.worker_threads)?.block_on(async move {
-        let telemetry = telemetry::init(args.process.log_format)
-            .map_err(|e| ServeError::Config(e.to_string()))?;
         // Every listener is bound before anything is served: a port in use stops the process.
         let listener = bind(args.listen).await?;
         let health_listener = bind_optional(args.health_listen).await?;

@@ -300,6 +300,21 @@ impl ControlPlane {
     ) -> Result<(Vec<PlannedAction>, Option<SnapshotVersion>), AdminError> {
         let account_id = spec.account_id.as_str();
         if self.tenant(account_id).is_none() && !dry_run {
+            // A new tenant is created only when its whole plan applies: the plan is tried on
+            // a scratch tenant first, so that a refused spec leaves no empty tenant behind.
+            let mut scratch = Tenant::new(account_id, (self.clock)());
+            let mut ids = IdGenerator::seeded(0);
+            for step in &plan(&scratch, spec)? {
+                check(&scratch, &step.action, &step.parameters)?;
+                dispatch(
+                    &mut scratch,
+                    &mut ids,
+                    PasswordHasher::with_iterations(1),
+                    (self.clock)(),
+                    &step.action,
+                    &step.parameters,
+                )?;
+            }
             self.create_tenant(account_id, None, actor)?;
         }
         let mut tenants = self.tenants.lock();
@@ -520,5 +535,34 @@ mod tests {
         let next = cp.shipped_tenants()[0].update().unwrap();
         assert!(!Arc::ptr_eq(&first, &next));
         assert!(next.version > first.version);
+    }
+
+    #[test]
+    fn a_refused_spec_of_a_new_tenant_leaves_no_tenant_behind() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = ControlPlane::open(Arc::new(store), IdGenerator::seeded(1)).unwrap();
+        // A policy over the 6,144-character quota: the plan's first step is refused.
+        let statements: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bucket-{i}/*"}}"#))
+            .collect();
+        let spec: TenantSpec = serde_json::from_value(serde_json::json!({
+            "AccountId": "111122223333",
+            "ManagedPolicies": [{"PolicyName": "big", "PolicyDocument":
+                format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","))}],
+            "Users": [{"UserName": "alice"}],
+        }))
+        .unwrap();
+        let refused = cp.apply_spec(&spec, "test", false).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            crate::error::AwsCode::InvalidTenantSpec,
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("LimitExceeded"), "{refused}");
+        assert!(
+            cp.tenant("111122223333").is_none(),
+            "an empty tenant was left"
+        );
+        assert!(cp.list_tenants().is_empty());
     }
 }

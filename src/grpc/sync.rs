@@ -152,8 +152,10 @@ impl pb::sync_server::Sync for SyncService {
                     .map(|v| (tv.tenant, v))
             })
             .collect();
-        // Bounded: a slow sidecar slows its own stream, never the control plane's memory.
-        let (tx, rx) = mpsc::channel(4);
+        // Bounded, and to one response: a slow sidecar slows its own stream, never the control
+        // plane's memory, and what it has not taken yet is computed afresh when it can take it
+        // (a storm of versions coalesces into the latest instead of queueing stale ones).
+        let (tx, rx) = mpsc::channel(1);
         let stream = WatchTask {
             control_plane: Arc::clone(&self.control_plane),
             state: WatchState::new(subscription, known),
