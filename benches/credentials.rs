@@ -18,18 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use iamlet::directory::IdGenerator;
 use iamlet::grpc::AuthorizerService;
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
 use iamlet::sidecar::{Api, CacheConfig};
-use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
 use iamlet::sts::sigv4::{Signature, SignedRequest, SigningKey};
 use iamlet::sts::{self, AssumeRoleParams, IssueEnv, MfaReplayGuard, Presented};
-
-const ACCOUNT: &str = "111122223333";
 
 struct NoReplay;
 
@@ -39,49 +35,13 @@ impl MfaReplayGuard for NoReplay {
     }
 }
 
-struct Fixture {
-    snapshot: Arc<TenantSnapshot>,
-    store: Arc<SnapshotStore>,
-    access_key_id: String,
-    secret: String,
-}
+#[path = "support/demo.rs"]
+mod support;
+
+use support::{demo, Demo as Fixture, ACCOUNT};
 
 fn fixture() -> Fixture {
-    let dir = std::env::temp_dir().join(format!("iamlet-bench-credentials-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
-    let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
-    let spec: TenantSpec =
-        serde_yaml_ng::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
-            .expect("demo tenant");
-    cp.apply_spec(&spec, "bench", false).expect("apply");
-    let (key, _) = cp
-        .call(
-            ACCOUNT,
-            "bench",
-            "CreateAccessKey",
-            &serde_json::json!({"UserName": "alice"}),
-        )
-        .expect("access key");
-    let field = |n: &str| key["AccessKey"][n].as_str().expect("field").to_owned();
-    let (tenant, version) = cp.tenant(ACCOUNT).expect("tenant");
-    let catalog = AwsManagedCatalog::compile();
-    let snapshot = TenantSnapshot::compile(tenant, version, &catalog).expect("compile");
-    let store = Arc::new(SnapshotStore::new());
-    store
-        .apply(
-            TenantSnapshot::compile(cp.tenant(ACCOUNT).expect("tenant").0, version, &catalog)
-                .expect("compile"),
-        )
-        .expect("publish");
-    let _ = std::fs::remove_dir_all(&dir);
-    Fixture {
-        snapshot: Arc::new(snapshot),
-        store,
-        access_key_id: field("AccessKeyId"),
-        secret: field("SecretAccessKey"),
-    }
+    demo("credentials")
 }
 
 fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {

@@ -21,56 +21,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
-use iamlet::directory::IdGenerator;
 use iamlet::grpc::StsService;
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::DecisionLog;
 use iamlet::sidecar::{Api, CacheConfig};
-use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
+use iamlet::snapshot::SnapshotStore;
 use iamlet::sts::sigv4::SigningKey;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-const ACCOUNT: &str = "111122223333";
 const ROLE: &str = "arn:aws:iam::111122223333:role/reports-writer";
 const SESSION_ARN: &str = "arn:aws:sts::111122223333:assumed-role/reports-writer/bench";
 /// Requests in flight at once, per edge: enough to keep the one core busy.
 const CONCURRENCY: usize = 16;
 
+#[path = "support/demo.rs"]
+#[expect(
+    dead_code,
+    reason = "this bench uses the store and alice's key, not the snapshot"
+)]
+mod support;
+
 /// The demo tenant's snapshot in a store, and alice's access key.
 fn fixture() -> (Arc<SnapshotStore>, String, String) {
-    let dir = std::env::temp_dir().join(format!("iamlet-bench-sts-query-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
-    let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
-    let spec: TenantSpec =
-        serde_yaml_ng::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
-            .expect("demo tenant");
-    cp.apply_spec(&spec, "bench", false).expect("apply");
-    let (key, _) = cp
-        .call(
-            ACCOUNT,
-            "bench",
-            "CreateAccessKey",
-            &serde_json::json!({"UserName": "alice"}),
-        )
-        .expect("access key");
-    let field = |n: &str| key["AccessKey"][n].as_str().expect("field").to_owned();
-    let (tenant, version) = cp.tenant(ACCOUNT).expect("tenant");
-    let catalog = AwsManagedCatalog::compile();
-    let store = Arc::new(SnapshotStore::new());
-    store
-        .apply(TenantSnapshot::compile(tenant, version, &catalog).expect("compile"))
-        .expect("publish");
-    let _ = std::fs::remove_dir_all(&dir);
-    (store, field("AccessKeyId"), field("SecretAccessKey"))
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+    let demo = support::demo("sts-query");
+    (demo.store, demo.access_key_id, demo.secret)
 }
 
 /// The bytes of a keep-alive `POST /` of AssumeRole, SigV4-signed with alice's key.
@@ -84,12 +60,12 @@ fn signed_assume_role(key_id: &str, secret: &str) -> Vec<u8> {
     let content_type = "application/x-www-form-urlencoded; charset=utf-8";
     let canonical = format!(
         "POST\n/\n\ncontent-type:{content_type}\nhost:sts.local\nx-amz-date:{date}\n\ncontent-type;host;x-amz-date\n{}",
-        sha256_hex(body.as_bytes())
+        iamlet::http::query::hex_sha256(body.as_bytes())
     );
     let scope = format!("{}/us-east-1/sts/aws4_request", &date[..8]);
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
-        sha256_hex(canonical.as_bytes())
+        iamlet::http::query::hex_sha256(canonical.as_bytes())
     );
     let signature =
         SigningKey::derive(secret.as_bytes(), &date[..8], "us-east-1", "sts").sign_hex(&to_sign);

@@ -161,12 +161,6 @@ impl PeerAddr for tokio_rustls::server::TlsStream<crate::net::Bounded<tokio::net
     }
 }
 
-impl PeerAddr for tokio::net::TcpStream {
-    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        tokio::net::TcpStream::peer_addr(self).ok()
-    }
-}
-
 /// The address of the client that sent `request` (`aws:SourceIp`), as the connection gave it.
 pub fn peer_ip(request: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
     request
