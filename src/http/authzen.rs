@@ -619,28 +619,35 @@ fn member_of(field: &str) -> String {
     }
 }
 
-fn error_object(e: &ApiError) -> Value {
+/// AWS's code for `e`, and its message as this edge words it (members named as AuthZEN
+/// names them; a receiver fault's detail left to the log).
+fn error_message(e: &ApiError) -> (AwsCode, String) {
     let code = e.code();
+    if code.fault() == crate::error::Fault::Receiver {
+        return (
+            code,
+            "The request processing has failed because of an unknown error, exception or failure."
+                .to_owned(),
+        );
+    }
     let message = match e {
         ApiError::InvalidArgument { field, reason } => format!("{}: {reason}", member_of(field)),
         other => other.to_string(),
     };
-    let message = if code.fault() == crate::error::Fault::Receiver {
-        "The request processing has failed because of an unknown error, exception or failure."
-            .to_owned()
-    } else {
-        crate::error::bounded_message(&message).into_owned()
-    };
+    (code, crate::error::bounded_message(&message).into_owned())
+}
+
+fn error_object(e: &ApiError) -> Value {
+    let (code, message) = error_message(e);
     json!({"status": code.http_status(), "code": code.as_str(), "message": message})
 }
 
 /// A `false` decision for an evaluation the domain could not make.
 fn render_refusal(e: &ApiError) -> Value {
-    let error = error_object(e);
-    let message = error["message"].clone();
+    let (_, message) = error_message(e);
     json!({
         "decision": false,
-        "context": {"error": error, "reason_user": {"en": message}},
+        "context": {"error": error_object(e), "reason_user": {"en": message}},
     })
 }
 
@@ -708,9 +715,8 @@ fn answer(status: StatusCode, body: &Value, request_id: Option<&str>) -> Respons
 
 /// An error of the domain's, in the one place HTTP errors are written, as JSON.
 fn error_response(e: &ApiError, request_id: Option<&str>) -> Response {
-    let error = error_object(e);
-    let message = error["message"].as_str().unwrap_or_default();
-    json_error(e.code(), message, request_id)
+    let (code, message) = error_message(e);
+    json_error(code, &message, request_id)
 }
 
 /// `aws_error`'s JSON body (`{"__type": code, "message": …}`) with AWS's status for `code`,

@@ -4,8 +4,8 @@ use crate::policy::KeyValues;
 
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 
-fn one(body: Value) -> Result<AuthorizeInput, AuthZenError> {
-    AccessEvaluation::try_from(&body).map(|e| e.0)
+fn one(body: &Value) -> Result<AuthorizeInput, AuthZenError> {
+    AccessEvaluation::try_from(body).map(|e| e.0)
 }
 
 fn member_of_error(e: AuthZenError) -> String {
@@ -15,7 +15,7 @@ fn member_of_error(e: AuthZenError) -> String {
     }
 }
 
-fn single(context: Value) -> Value {
+fn single(context: &Value) -> Value {
     json!({
         "subject": {"type": "iam_principal", "id": ALICE},
         "action": {"name": "s3:GetObject"},
@@ -26,7 +26,7 @@ fn single(context: Value) -> Value {
 
 #[test]
 fn a_principal_subject_maps_to_its_arn_and_s3_types_to_their_arns() {
-    let input = one(single(json!({}))).unwrap();
+    let input = one(&single(&json!({}))).unwrap();
     assert!(matches!(&input.caller, CallerId::PrincipalArn(a) if a == ALICE));
     assert_eq!(input.action, "s3:GetObject");
     assert_eq!(
@@ -34,9 +34,9 @@ fn a_principal_subject_maps_to_its_arn_and_s3_types_to_their_arns() {
         "arn:aws:s3:::demo-data/home/alice/notes.txt"
     );
     let bucket = |kind: &str, id: &str| {
-        let mut body = single(json!({}));
+        let mut body = single(&json!({}));
         body["resource"] = json!({"type": kind, "id": id});
-        one(body)
+        one(&body)
     };
     assert_eq!(
         bucket("s3_bucket", "demo-data").unwrap().resource,
@@ -62,18 +62,18 @@ fn a_principal_subject_maps_to_its_arn_and_s3_types_to_their_arns() {
         "resource.id"
     );
     // `properties.arn` wins over the id.
-    let mut body = single(json!({}));
+    let mut body = single(&json!({}));
     body["resource"] =
         json!({"type": "queue", "id": "q", "properties": {"arn": "arn:aws:sqs:::q"}});
-    assert_eq!(one(body).unwrap().resource, "arn:aws:sqs:::q");
+    assert_eq!(one(&body).unwrap().resource, "arn:aws:sqs:::q");
 }
 
 #[test]
 fn an_access_key_subject_carries_its_secret_and_token() {
-    let mut body = single(json!({}));
+    let mut body = single(&json!({}));
     body["subject"] = json!({"type": "access_key", "id": "AKIAEXAMPLE",
         "properties": {"secret_access_key": "s3cr3t", "session_token": "tok"}});
-    match one(body.clone()).unwrap().caller {
+    match one(&body).unwrap().caller {
         CallerId::Keys {
             access_key_id,
             secret,
@@ -87,11 +87,11 @@ fn an_access_key_subject_carries_its_secret_and_token() {
     }
     body["subject"]["properties"] = json!({"access_key_id": "OTHER", "secret_access_key": "s"});
     assert_eq!(
-        member_of_error(one(body.clone()).unwrap_err()),
+        member_of_error(one(&body).unwrap_err()),
         "subject.properties.access_key_id"
     );
     body["subject"]["properties"] = json!({});
-    let e = one(body).unwrap_err();
+    let e = one(&body).unwrap_err();
     assert_eq!(
         e.to_string(),
         "subject.properties.secret_access_key: missing"
@@ -100,7 +100,7 @@ fn an_access_key_subject_carries_its_secret_and_token() {
 
 #[test]
 fn context_values_become_condition_keys_and_objects_are_refused() {
-    let input = one(single(json!({
+    let input = one(&single(&json!({
         "aws:SourceIp": "10.1.2.3",
         "s3:max-keys": 10,
         "aws:SecureTransport": true,
@@ -120,15 +120,18 @@ fn context_values_become_condition_keys_and_objects_are_refused() {
         json!({"k": null}),
         json!({"k": [{"a": 1}]}),
     ] {
-        assert_eq!(member_of_error(one(single(bad)).unwrap_err()), "context.k");
+        assert_eq!(
+            member_of_error(one(&single(&bad)).unwrap_err()),
+            "context.k"
+        );
     }
     assert_eq!(
-        member_of_error(one(single(json!([1]))).unwrap_err()),
+        member_of_error(one(&single(&json!([1]))).unwrap_err()),
         "context"
     );
-    let e = one(single(json!({"A:b": "1", "a:B": "2"}))).unwrap_err();
+    let e = one(&single(&json!({"A:b": "1", "a:B": "2"}))).unwrap_err();
     assert!(e.to_string().starts_with("context: "), "{e}");
-    let e = one(single(json!({"k": "x".repeat(5000)}))).unwrap_err();
+    let e = one(&single(&json!({"k": "x".repeat(5000)}))).unwrap_err();
     assert!(e.to_string().contains("longer than 4096"), "{e}");
 }
 
@@ -161,9 +164,9 @@ fn missing_and_mistyped_members_are_named() {
         ),
     ];
     for (body, member) in cases {
-        assert_eq!(member_of_error(one(body).unwrap_err()), member);
+        assert_eq!(member_of_error(one(&body).unwrap_err()), member);
     }
-    assert_eq!(member_of_error(one(json!([])).unwrap_err()), "request");
+    assert_eq!(member_of_error(one(&json!([])).unwrap_err()), "request");
 }
 
 #[test]
@@ -215,11 +218,11 @@ fn evaluations_inherit_the_top_level_members_and_may_replace_them() {
 
 #[test]
 fn evaluations_without_a_list_are_one_evaluation_and_options_are_checked() {
-    let request = AccessEvaluations::try_from(&single(json!({}))).unwrap();
+    let request = AccessEvaluations::try_from(&single(&json!({}))).unwrap();
     assert!(!request.batch);
     assert_eq!(request.inputs.len(), 1);
     assert_eq!(request.semantic, EvaluationsSemantic::ExecuteAll);
-    let mut body = single(json!({}));
+    let mut body = single(&json!({}));
     body["options"] = json!({"evaluations_semantic": "first_wins"});
     assert_eq!(
         member_of_error(AccessEvaluations::try_from(&body).unwrap_err()),
@@ -259,9 +262,9 @@ fn domain_fields_are_named_as_authzen_members_and_secrets_never_echo() {
     assert_eq!(refusal["decision"], false);
     assert_eq!(refusal["context"]["error"]["code"], "NoSuchTenant");
     // A decoded access key's Debug output names the key id only.
-    let mut body = single(json!({}));
+    let mut body = single(&json!({}));
     body["subject"] = json!({"type": "access_key", "id": "AKIAEXAMPLE",
         "properties": {"secret_access_key": "very-secret-value"}});
-    let debug = format!("{:?}", one(body).unwrap());
+    let debug = format!("{:?}", one(&body).unwrap());
     assert!(!debug.contains("very-secret-value"), "{debug}");
 }
