@@ -722,7 +722,9 @@ fn error_response(e: &ApiError, request_id: Option<&str>) -> Response {
 /// `aws_error`'s JSON body (`{"__type": code, "message": …}`) with AWS's status for `code`,
 /// as `application/json`, echoing `request_id`.
 fn json_error(code: AwsCode, message: &str, request_id: Option<&str>) -> Response {
-    let mut response = aws_error(code, message, request_id.unwrap_or(""), ErrorFormat::Json);
+    // AWS's `x-amzn-RequestId` is never empty: the caller's id, or one made up.
+    let aws_id = request_id.map_or_else(crate::sidecar::next_request_id, str::to_owned);
+    let mut response = aws_error(code, message, &aws_id, ErrorFormat::Json);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
