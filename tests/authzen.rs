@@ -262,6 +262,19 @@ async fn batches_inherit_defaults_and_follow_each_evaluation_semantic() {
     assert_eq!(decisions(&answers), [true, false, false, false, true]);
     assert_eq!(answers[1]["context"]["error"]["code"], "NoSuchEntity");
 
+    // A large batch (decided on the blocking pool) answers every evaluation, in order.
+    let items: Vec<Value> = (0..40)
+        .map(|i| {
+            object(&format!(
+                "data/{}/{i}",
+                if i % 3 == 0 { "bob" } else { "alice" }
+            ))
+        })
+        .collect();
+    let answers = evaluations(addr, &batch(None, items)).await;
+    let expected: Vec<bool> = (0..40).map(|i| i % 3 != 0).collect();
+    assert_eq!(decisions(&answers), expected);
+
     // No `evaluations`: one evaluation, answered as one.
     let reply = post(
         addr,
@@ -274,7 +287,7 @@ async fn batches_inherit_defaults_and_follow_each_evaluation_semantic() {
     assert_eq!(answer["decision"], true, "{answer}");
     assert!(answer.get("evaluations").is_none());
 
-    // Each of a batch's evaluations is counted as a BatchAuthorize (4 + 4 + 2 + 3 + 5).
+    // Each of a batch's evaluations is counted as a BatchAuthorize (4 + 4 + 2 + 3 + 5 + 40).
     let metrics = send(addr, "GET", "/metrics", &[("host".into(), "x".into())], "").await;
     let counted: u64 = metrics
         .body
@@ -284,7 +297,7 @@ async fn batches_inherit_defaults_and_follow_each_evaluation_semantic() {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert_eq!(counted, 18, "{}", metrics.body);
+    assert_eq!(counted, 58, "{}", metrics.body);
 }
 
 #[tokio::test]
@@ -443,6 +456,7 @@ async fn malformed_requests_get_400_with_a_json_reason() {
         assert_eq!(reply.header("x-request-id"), Some("bad-1"));
         let error = json_of(&reply);
         assert_eq!(error["__type"], "ValidationError", "{error}");
+        assert_eq!(reply.header("x-amzn-requestid"), Some("bad-1"));
         let message = error["message"].as_str().unwrap();
         assert!(message.contains(reason), "{path} {body}: {message}");
     }
@@ -456,6 +470,10 @@ async fn malformed_requests_get_400_with_a_json_reason() {
     .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body.contains("X-Request-ID"), "{}", reply.body);
+    // Without a usable id of the caller's, the error still carries one.
+    assert!(reply
+        .header("x-amzn-requestid")
+        .is_some_and(|id| !id.is_empty()));
     // A declared length over the edge's limit is refused unread by the edge's shared layer.
     let headers = vec![
         ("host".to_owned(), "pdp.local".to_owned()),
