@@ -182,11 +182,11 @@ impl TryFrom<&Value> for AccessEvaluations {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let prefix = format!("evaluations[{i}].");
-                let own = item.as_object().ok_or_else(|| {
-                    AuthZenError::invalid(&prefix[..prefix.len() - 1], "not a JSON object")
-                })?;
-                evaluation(own, Some(top), &prefix)
+                let member = format!("evaluations[{i}]");
+                let own = item
+                    .as_object()
+                    .ok_or_else(|| AuthZenError::invalid(member.as_str(), "not a JSON object"))?;
+                evaluation(own, Some(top), &format!("{member}."))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
