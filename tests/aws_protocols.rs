@@ -21,14 +21,14 @@ type Headers = Vec<(String, String)>;
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// A reply: status, headers (names lowercase) and body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -60,7 +60,7 @@ impl Reply {
 }
 
 /// One HTTP/1.1 request on its own connection.
-async fn send(
+pub(crate) async fn send(
     addr: SocketAddr,
     method: &str,
     target: &str,
@@ -204,7 +204,7 @@ fn host_only() -> Vec<(String, String)> {
 }
 
 /// The fixture's sidecar behind the HTTP edge `iamlet up` and `iamlet sidecar` serve.
-async fn edge(f: &Fixture) -> SocketAddr {
+pub(crate) async fn edge(f: &Fixture) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(iamlet::http::serve(

@@ -44,3 +44,5 @@ mod iam_query;
 mod aws_protocols;
 // Container credentials, EKS Pod Identity style: the HTTP endpoint, its caches and errors.
 mod pod_identity;
+// OpenID AuthZEN on the sidecar's HTTP edge: evaluations, batches, metadata, refusals.
+mod authzen;
