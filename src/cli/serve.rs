@@ -920,16 +920,17 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
         }
         if let Some(listener) = http_listener {
             let router =
-                crate::http::sts::sidecar_routes(&handle).merge(crate::http::credentials_routes(
-                    Arc::new(crate::sidecar::ContainerCredentials::new(
-                        Arc::clone(&handle.api),
-                        crate::sidecar::ContainerCredentialsConfig {
-                            audience: args.pod_identity_audience.clone(),
-                            ..Default::default()
-                        },
-                    )),
-                    &args.container_credentials_path,
-                ));
+                crate::http::sts::sidecar_routes(&handle, args.http_tls && local_tls.is_some())
+                    .merge(crate::http::credentials_routes(
+                        Arc::new(crate::sidecar::ContainerCredentials::new(
+                            Arc::clone(&handle.api),
+                            crate::sidecar::ContainerCredentialsConfig {
+                                audience: args.pod_identity_audience.clone(),
+                                ..Default::default()
+                            },
+                        )),
+                        &args.container_credentials_path,
+                    ));
             servers.push(tokio::spawn(crate::http::serve(
                 router,
                 listener,
