@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_auth;
+pub mod api_model;
 mod core;
 mod declare;
 mod dispatch;
@@ -22,6 +23,7 @@ pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
     PodIdentityAssociationSpec, RoleSpec, SpecError, TenantSpec, UserSpec,
 };
+pub(crate) use dispatch::ACTIONS;
 pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
