@@ -25,6 +25,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
+use super::render::Rendering;
 use crate::client::{find_credentials, Profile};
 use crate::control_plane::api_model::{
     closest, ApiModel, Member, Operation, Service, Shape, ShapeKind,
@@ -53,6 +54,14 @@ pub(crate) struct AdminArgs {
     /// CLI).
     #[arg(long)]
     profile: Option<String>,
+    /// `json` (default), `text` or `yaml`, as the AWS CLI's `--output` (also after the
+    /// command).
+    #[arg(long, env = "AWS_DEFAULT_OUTPUT")]
+    output: Option<String>,
+    /// A JMESPath expression that picks what to print, as the AWS CLI's `--query` (also after
+    /// the command).
+    #[arg(long)]
+    query: Option<String>,
     #[command(subcommand)]
     verb: AdminVerb,
 }
@@ -173,6 +182,12 @@ pub(crate) enum IamCommand {
         tenant: Option<String>,
         /// The parameters, converted to their shapes.
         parameters: Map<String, Value>,
+        /// `--output` and `--query` given after the command.
+        output: Option<String>,
+        /// See `output`.
+        query: Option<String>,
+        /// False with `--no-paginate`: only the first page.
+        paginate: bool,
     },
 }
 
@@ -182,7 +197,7 @@ fn arguments(message: String) -> AdminCliError {
 }
 
 /// The options every IAM command takes besides its members.
-const COMMON_OPTIONS: &[&str] = &["tenant"];
+const COMMON_OPTIONS: &[&str] = &["tenant", "output", "query", "no-paginate"];
 
 /// Reads an IAM command (`create-user --user-name alice`) as the AWS CLI does: the verb must
 /// be an operation of the model, every option a member of it (a typo is refused, with the
@@ -213,6 +228,9 @@ pub(crate) fn parse_iam_command(
         return Ok(IamCommand::Help(help(model, op)));
     }
     let mut tenant = None;
+    let mut output = None;
+    let mut query = None;
+    let mut paginate = true;
     let mut parameters = Map::new();
     let mut unknown = Vec::new();
     let mut i = 0;
@@ -227,11 +245,22 @@ pub(crate) fn parse_iam_command(
             unknown.push(crate::error::echo(word));
             continue;
         };
-        if flag == "tenant" {
+        if flag == "no-paginate" && values.is_empty() {
+            paginate = false;
+            continue;
+        }
+        if let Some(slot) = match flag {
+            "tenant" => Some(&mut tenant),
+            "output" => Some(&mut output),
+            "query" => Some(&mut query),
+            _ => None,
+        } {
             let [value] = values.as_slice() else {
-                return Err(arguments("argument --tenant: expected one argument".into()));
+                return Err(arguments(format!(
+                    "argument --{flag}: expected one argument"
+                )));
             };
-            tenant = Some((*value).to_owned());
+            *slot = Some((*value).to_owned());
             continue;
         }
         let (member, negated) = match op.member_by_cli(flag) {
@@ -280,6 +309,9 @@ pub(crate) fn parse_iam_command(
         action: op.name.clone(),
         tenant,
         parameters,
+        output,
+        query,
+        paginate,
     })
 }
 
@@ -704,14 +736,23 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
         }
         _ => None,
     };
+    // Options after the command win over those before it, as with the AWS CLI.
+    let (output, query) = match &iam {
+        Some(IamCommand::Call { output, query, .. }) => (
+            output.as_deref().or(args.output.as_deref()),
+            query.as_deref().or(args.query.as_deref()),
+        ),
+        _ => (args.output.as_deref(), args.query.as_deref()),
+    };
+    let rendering = Rendering::try_new(output, query).map_err(AdminCliError::Arguments)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(AdminCliError::Runtime)?;
     match runtime.block_on(call(args, iam))? {
         Output::Json(value) => {
-            let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
-            let _ = writeln!(out, "{pretty}");
+            let text = rendering.render(value).map_err(AdminCliError::Usage)?;
+            let _ = write!(out, "{text}");
         }
         Output::Text(text) => {
             let _ = write!(out, "{text}");
@@ -936,14 +977,18 @@ async fn call(args: AdminArgs, iam: Option<IamCommand>) -> Result<Output, AdminC
                 action,
                 tenant,
                 parameters,
+                paginate,
+                ..
             }) = iam
             else {
                 return Err(AdminCliError::Usage("missing the IAM command".into()));
             };
             let tenant = tenant_or_own(tenant, creds, &action)?;
-            // As the AWS CLI: without `--marker` or `--max-items`, every page is fetched and
+            // As the AWS CLI: without `--marker`, `--max-items` or `--no-paginate`, every page is fetched and
             // the lists joined.
-            let follow = !parameters.contains_key("Marker") && !parameters.contains_key("MaxItems");
+            let follow = paginate
+                && !parameters.contains_key("Marker")
+                && !parameters.contains_key("MaxItems");
             let mut parameters = parameters;
             let mut joined: Option<Value> = None;
             loop {
@@ -1004,6 +1049,7 @@ mod tests {
                 action,
                 tenant,
                 parameters,
+                ..
             } => (action, tenant, parameters),
             IamCommand::Help(h) => panic!("help instead of a call: {h}"),
         }
@@ -1138,6 +1184,36 @@ mod tests {
         assert_eq!(params["MaxItems"], 5);
         assert!(refusal(&["list-users", "--max-items", "five"])
             .contains("invalid integer value: 'five'"));
+    }
+
+    #[test]
+    fn output_query_and_paging_options_follow_the_command() {
+        match parse(&[
+            "list-users",
+            "--output",
+            "text",
+            "--query",
+            "Users[].UserName",
+            "--no-paginate",
+        ])
+        .unwrap()
+        {
+            IamCommand::Call {
+                output,
+                query,
+                paginate,
+                parameters,
+                ..
+            } => {
+                assert_eq!(output.as_deref(), Some("text"));
+                assert_eq!(query.as_deref(), Some("Users[].UserName"));
+                assert!(!paginate);
+                assert!(parameters.is_empty(), "{parameters:?}");
+            }
+            help => panic!("{help:?}"),
+        }
+        let e = refusal(&["list-users", "--outptu", "text"]);
+        assert!(e.contains("--outptu (did you mean --output?)"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 """The admin API's model (src/control_plane/api_model.json) is what tests/aws/api_model.py
 writes from the pinned botocore: `iamlet admin` never drifts from AWS's IAM model."""
 
+import json
 import os
 import subprocess
 import sys
 import unittest
 
-from common import BIN, COMMAND_TIMEOUT_S
+from common import BIN, COMMAND_TIMEOUT_S, CP_GRPC, admin, allow, new_user, policy, run, unique
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -48,6 +49,45 @@ class ApiModel(unittest.TestCase):
                 self.assertIn(f"--{argument} (", done.stdout, f"{name}: --{argument}")
             checked += 1
         self.assertEqual(checked, 5)
+
+
+class AdminOutput(unittest.TestCase):
+    """`iamlet admin`'s --output, --query and documents, against the AWS CLI's own code."""
+
+    def raw(self, *args):
+        return run([BIN, "admin", "--endpoint", CP_GRPC, "--profile", "demo-admin", *args]).stdout
+
+    def test_text_output_is_what_the_aws_cli_prints(self):
+        import io
+
+        from awscli.text import format_text
+
+        prefix = f"/{unique('text')}/"
+        for _ in range(2):
+            admin("create-user", "--user-name", unique("t"), "--path", prefix,
+                  "--tags", "Key=team,Value=data")
+        listed = admin("list-users", "--path-prefix", prefix)
+        expected = io.StringIO()
+        format_text(listed, expected)
+        self.assertEqual(self.raw("list-users", "--path-prefix", prefix, "--output", "text"),
+                         expected.getvalue())
+
+    def test_query_picks_and_documents_print_as_objects(self):
+        document = policy(allow("s3:GetObject", "arn:aws:s3:::b/*"))
+        name, _, _ = new_user(document)
+        got = admin("get-user-policy", "--user-name", name, "--policy-name", "inline")
+        self.assertEqual(got["PolicyDocument"], json.loads(document))
+        names = self.raw("--query", "Users[].UserName", "--output", "text", "list-users",
+                         "--path-prefix", "/")
+        self.assertIn(name, names.split())
+        self.assertEqual(self.raw("get-user", "--user-name", name, "--query", "User.UserName"),
+                         f'"{name}"\n')
+
+    def test_a_query_that_does_not_parse_is_refused_before_any_call(self):
+        done = run([BIN, "admin", "--endpoint", "http://127.0.0.1:1", "list-users",
+                    "--query", "Users[?"], check=False)
+        self.assertEqual(done.returncode, 252, done.stderr)
+        self.assertIn("argument --query:", done.stderr)
 
 
 if __name__ == "__main__":
