@@ -18,9 +18,9 @@ use super::store::{AuditEvent, ChangeDraft, ChangeRecord, Prior, StoreError, Ten
 use super::AdminError;
 
 /// How many times an action runs when other writers (control-plane replicas on one
-/// database) keep changing its tenant first: each conflict reloads the tenant and runs the
+/// database) keep changing its tenant first: each conflict waits a random moment, reloads the tenant and runs the
 /// action again on its current state; after the last, the retryable conflict is the answer.
-pub const CONFLICT_ATTEMPTS: usize = 8;
+pub const CONFLICT_ATTEMPTS: usize = 12;
 
 /// The control plane's tenants.
 ///
@@ -441,6 +441,13 @@ impl ControlPlane {
                 Err(AdminError::Store(StoreError::Conflict { .. }))
                     if tries < CONFLICT_ATTEMPTS =>
                 {
+                    // Writers that met at once would meet again: each waits a random part of
+                    // a doubling window (2 ms, 4 ms, ... 64 ms) so that one of them goes first.
+                    let window_micros = 1_000u64 << tries.min(6);
+                    let mut bytes = [0u8; 8];
+                    IdGenerator::system().fill(&mut bytes);
+                    let wait = u64::from_le_bytes(bytes) % window_micros;
+                    std::thread::sleep(std::time::Duration::from_micros(wait));
                     tries += 1;
                     self.reload(account_id)?;
                 }
