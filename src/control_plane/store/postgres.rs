@@ -80,7 +80,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// The advisory lock that serializes migrations and the `meta` set-up across replicas
 /// (an arbitrary constant: `iamlet` in ASCII).
-const MIGRATION_LOCK: i64 = 0x0069_616d_6c65_74;
+const MIGRATION_LOCK: i64 = 0x0000_6961_6d6c_6574;
 
 /// How long a caller waits for a pooled connection when all are busy.
 const POOL_WAIT: Duration = Duration::from_secs(10);
