@@ -429,15 +429,26 @@ impl ControlPlane {
     }
 
     /// Runs `attempt` until it does not meet a conflict, reloading the tenant from the store
-    /// after each one, at most [`CONFLICT_ATTEMPTS`] times.
+    /// after each one, at most [`CONFLICT_ATTEMPTS`] times; a tenant not found is looked up in
+    /// the store once.
     fn retrying<T>(
         &self,
         account_id: &str,
         mut attempt: impl FnMut() -> Result<T, AdminError>,
     ) -> Result<T, AdminError> {
         let mut tries = 1;
+        let mut looked_up = false;
         loop {
             match attempt() {
+                // Another control plane on the same store may have made the tenant since this
+                // one loaded: looked up once before the caller is told it does not exist.
+                Err(AdminError::NoSuchTenant(_)) if !looked_up => {
+                    looked_up = true;
+                    self.reload(account_id)?;
+                    if self.tenant(account_id).is_none() {
+                        return Err(AdminError::NoSuchTenant(account_id.to_owned()));
+                    }
+                }
                 Err(AdminError::Store(StoreError::Conflict { .. }))
                     if tries < CONFLICT_ATTEMPTS =>
                 {

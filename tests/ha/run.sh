@@ -81,8 +81,26 @@ printf '%s\n' "$password" >"$work/pwfile" && chown postgres "$work/pwfile"
 # only the suite's directory reaches.
 runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg" -U postgres --auth-local=trust \
     --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log"; fail "initdb failed"; }
+# The TLS database takes no plain connection: the TLS check below cannot pass in the clear.
+sed -i '1i hostnossl iamlet_tls all 127.0.0.1/32 reject' "$work/pg/pg_hba.conf"
+# TLS for the store's rustls client: a CA made here, a server certificate for localhost.
+command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+tls="$work/tls"
+mkdir -p "$tls"
+make_ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" -keyout "$tls/$1.key" \
+        -out "$tls/$1.pem" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+make_ca ca && make_ca other-ca
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" \
+    -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 2 -out "$tls/server.pem" -extfile "$tls/ext" 2>/dev/null
+chown postgres "$tls/server.key" "$tls/server.pem" && chmod 0600 "$tls/server.key"
 runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/sock -c fsync=off" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/sock -c fsync=off -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null
 psql() { runuser -u postgres -- "$pg_bin/psql" -h "$work/sock" -p "$pg_port" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 psql -c "CREATE ROLE iamlet LOGIN PASSWORD '$password'"
 psql -c "CREATE DATABASE iamlet OWNER iamlet"
@@ -153,6 +171,19 @@ seq=$(psql -d iamlet_cp -c "SELECT seq FROM tenants WHERE account_id = '11112222
 [[ "$seq" == 3 ]] || fail "expected change 3 after three writes, the database holds $seq"
 stop_cp
 grep -q "$password" "$work"/cp*.log "$work"/migrate*.log && fail "the database password reached a log"
+
+step "TLS: verified against the CA, refused with another"
+psql -c "CREATE DATABASE iamlet_tls OWNER iamlet"
+tls_store="postgres://iamlet@localhost:$pg_port/iamlet_tls?sslmode=verify-full&sslrootcert=$tls/ca.pem"
+timeout 60 "$bin" control-plane migrate --store "$tls_store" --store-password-file "$work/pwfile" \
+    >"$work/migrate-tls.log" 2>&1 || { cat "$work/migrate-tls.log"; fail "migrate over TLS failed"; }
+grep -q "at version 1 (was 0)" "$work/migrate-tls.log" || fail "migrate over TLS did not migrate"
+timeout 60 "$bin" control-plane migrate --store "${tls_store/ca.pem/other-ca.pem}" \
+    --store-password-file "$work/pwfile" >"$work/migrate-bad-ca.log" 2>&1 &&
+    fail "a server certificate from another CA was accepted"
+grep -qi "certificate\|TLS" "$work/migrate-bad-ca.log" ||
+    fail "the refusal does not name the certificate: $(cat "$work/migrate-bad-ca.log")"
+grep -q "$password" "$work"/migrate-*.log && fail "the database password reached a log"
 
 step "a start while the database is unreachable waits and retries"
 IAMLET_LOG=info "$bin" control-plane --data-dir "$work/cp3" \

@@ -523,6 +523,16 @@ fn two_control_planes_writing_one_tenant_both_land_in_order(db: &dyn TestDb) {
     let log = db.open(None).changes("111122223333", 0, 10).unwrap();
     let seqs: Vec<u64> = log.iter().map(|c| c.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    // A tenant another replica made after this one loaded: found in the store.
+    a.create_tenant("444455556666", None, "test").unwrap();
+    let (_, v) = c
+        .call("444455556666", "test", "CreateUser", &user("erin"))
+        .unwrap();
+    assert_eq!(v.seq, 2);
+    assert!(matches!(
+        c.call("999999999999", "test", "CreateUser", &user("x")),
+        Err(crate::control_plane::AdminError::NoSuchTenant(_))
+    ));
 }
 
 fn a_tenant_that_does_not_decode_is_a_load_failure(db: &dyn TestDb) {
