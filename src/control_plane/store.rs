@@ -130,7 +130,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
     /// PostgreSQL refused or failed (its message never holds the connection's password).
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Postgres(#[from] ::postgres::Error),
     /// Another writer changed the tenant first: nothing was recorded, and the change can be
     /// made again on the tenant's current state.
@@ -587,6 +587,24 @@ fn encode_tenant(
             account: account.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// A client error with its causes: the client's own message is only its kind (`db error`,
+/// `error performing TLS handshake`); the server's message or the TLS failure is its source.
+/// Of a server's error, its severity, code and message only: its detail may quote a row's
+/// values, which are never shown.
+fn describe(error: &::postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn unreadable(path: &Path, error: &rusqlite::Error) -> StoreError {

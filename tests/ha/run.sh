@@ -99,8 +99,12 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nex
 openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
     -days 2 -out "$tls/server.pem" -extfile "$tls/ext" 2>/dev/null
 chown postgres "$tls/server.key" "$tls/server.pem" && chmod 0600 "$tls/server.key"
-runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/sock -c fsync=off -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" start >/dev/null
+pg_start() {
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 -o \
+        "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/sock -c fsync=off -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" \
+        start >/dev/null
+}
+pg_start
 psql() { runuser -u postgres -- "$pg_bin/psql" -h "$work/sock" -p "$pg_port" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 psql -c "CREATE ROLE iamlet LOGIN PASSWORD '$password'"
 psql -c "CREATE DATABASE iamlet OWNER iamlet"
@@ -169,6 +173,20 @@ admin get-user --tenant 111122223333 --user-name alice | grep -q alice ||
 admin create-user --tenant 111122223333 --user-name bob >/dev/null
 seq=$(psql -d iamlet_cp -c "SELECT seq FROM tenants WHERE account_id = '111122223333'")
 [[ "$seq" == 3 ]] || fail "expected change 3 after three writes, the database holds $seq"
+
+step "the database lost, then back"
+runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null
+admin create-user --tenant 111122223333 --user-name carol >"$work/lost.out" 2>&1 &&
+    fail "a write succeeded without its database"
+grep -q "ServiceUnavailable" "$work/lost.out" ||
+    fail "a write without its database was not a retryable ServiceUnavailable: $(cat "$work/lost.out")"
+sed "s/^/  refused as it should be: /" "$work/lost.out"
+admin list-tenants | grep -q 111122223333 || fail "reads stopped with the database"
+pg_start
+admin create-user --tenant 111122223333 --user-name carol >/dev/null ||
+    fail "writes did not resume once the database was back"
+seq=$(psql -d iamlet_cp -c "SELECT seq FROM tenants WHERE account_id = '111122223333'")
+[[ "$seq" == 4 ]] || fail "expected change 4 (the refused write recorded nothing), found $seq"
 stop_cp
 grep -q "$password" "$work"/cp*.log "$work"/migrate*.log && fail "the database password reached a log"
 
@@ -181,6 +199,7 @@ grep -q "at version 1 (was 0)" "$work/migrate-tls.log" || fail "migrate over TLS
 timeout 60 "$bin" control-plane migrate --store "${tls_store/ca.pem/other-ca.pem}" \
     --store-password-file "$work/pwfile" >"$work/migrate-bad-ca.log" 2>&1 &&
     fail "a server certificate from another CA was accepted"
+sed "s/^/  refused as it should be: /" "$work/migrate-bad-ca.log"
 grep -qi "certificate\|TLS" "$work/migrate-bad-ca.log" ||
     fail "the refusal does not name the certificate: $(cat "$work/migrate-bad-ca.log")"
 grep -q "$password" "$work"/migrate-*.log && fail "the database password reached a log"

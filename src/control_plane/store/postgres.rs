@@ -31,8 +31,8 @@ use parking_lot::{Condvar, Mutex};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    decode_tenant, encode_tenant, new_epoch, new_store_id, to_i64, to_u64, AuditEvent, ChangeDraft,
-    ChangeRecord, Prior, StoreError, StoredTenant, TenantStore,
+    decode_tenant, describe, encode_tenant, new_epoch, new_store_id, to_i64, to_u64, AuditEvent,
+    ChangeDraft, ChangeRecord, Prior, StoreError, StoredTenant, TenantStore,
 };
 use crate::control_plane::seal::SecretSealer;
 use crate::directory::Tenant;
@@ -257,6 +257,14 @@ fn parse(options: &PostgresOptions) -> Result<Settings, StoreError> {
         config.connect_timeout(options.connect_timeout);
     }
     config.application_name("iamlet");
+    // A server that vanished without closing the connection (a partition, a lost node) is
+    // noticed within about half a minute: the call fails as unavailable instead of hanging.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(30));
     if let Some(schema) = &options.schema {
         if !schema
             .chars()
@@ -329,7 +337,7 @@ fn classify(error: ::postgres::Error) -> StoreError {
     };
     if unavailable {
         StoreError::Unavailable {
-            reason: error.to_string(),
+            reason: describe(&error),
         }
     } else {
         StoreError::Postgres(error)
