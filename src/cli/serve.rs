@@ -631,6 +631,13 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
                 ),
                 args.data_dir.display().to_string(),
             ),
+            Some(_) if args.new_store => {
+                return Err(ServeError::Config(
+                    "--new-store starts a new SQLite store; a PostgreSQL store is made new by \
+                     pointing --store at an empty database"
+                        .into(),
+                ))
+            }
             Some(url) => {
                 let options = crate::control_plane::PostgresOptions {
                     epoch: args.epoch,
