@@ -46,3 +46,5 @@ mod aws_protocols;
 mod pod_identity;
 // OpenID AuthZEN on the sidecar's HTTP edge: evaluations, batches, metadata, refusals.
 mod authzen;
+// The PostgreSQL store's command line without a database (tests/ha/run.sh has one).
+mod ha;
