@@ -497,3 +497,129 @@ struct NoGauges;
 impl iamlet::observe::Gauges for NoGauges {
     fn render(&self, _out: &mut String) {}
 }
+
+/// `iamlet up` writes its demo route table and serves it at the address its banner prints:
+/// the tenant's administrator may invoke on `sigv4.local`, alice may not (but passes, marked,
+/// on `dry.local`), and the demo web-identity token reads reports on `jwt.local`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_its_demo_route_table() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = super::support::temp_dir("ext-authz", "up");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args(["up", "--data-dir", dir.to_str().unwrap()])
+        .args([
+            "--control-plane-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--control-plane-http-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("IAMLET_EXT_AUTHZ_ROUTES")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = Vec::new();
+    for line in BufReader::new(up.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ctrl-C stops");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+            .trim()
+            .to_owned()
+    };
+    let line = field("sidecar Envoy ext_authz (Authorization/Check)");
+    let (addr, routes) = line.split_once(" (routes: ").unwrap();
+    assert_eq!(
+        std::path::Path::new(routes.trim_end_matches(')')),
+        dir.join("ext-authz-routes.yaml")
+    );
+    let table = RouteTable::load(&dir.join("ext-authz-routes.yaml")).unwrap();
+    assert_eq!(table.routes().len(), 3);
+    let alice = Creds {
+        id: field("export AWS_ACCESS_KEY_ID="),
+        secret: field("export AWS_SECRET_ACCESS_KEY="),
+        token: String::new(),
+    };
+    let admin = Creds {
+        id: field("aws_access_key_id ="),
+        secret: field("aws_secret_access_key ="),
+        token: String::new(),
+    };
+    let channel = Endpoint::from_shared(addr.to_owned())
+        .unwrap()
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap();
+    let mut client = AuthorizationClient::new(channel);
+    let mut ask =
+        async |request: CheckRequest| answer(client.check(request).await.unwrap().into_inner());
+    let Answer::Ok { set, .. } =
+        ask(check("GET", "sigv4.local", "/orders/1", Some(&admin), b"")).await
+    else {
+        panic!("the administrator was refused");
+    };
+    assert_eq!(
+        set["x-iamlet-principal-arn"],
+        format!("arn:aws:iam::{A}:user/admin")
+    );
+    let (code, status, message) =
+        denial(ask(check("GET", "sigv4.local", "/orders/1", Some(&alice), b"")).await);
+    assert_eq!((code, status), (7, 403));
+    assert_eq!(
+        message,
+        format!("User: arn:aws:iam::{A}:user/alice is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:{A}:demo/prod/GET/orders/1")
+    );
+    let Answer::Ok { set, .. } =
+        ask(check("GET", "dry.local", "/orders/1", Some(&alice), b"")).await
+    else {
+        panic!("the dry-run route refused");
+    };
+    assert_eq!(set["x-iamlet-would-deny"], "true");
+    let token = std::fs::read_to_string(dir.join("web-identity-token")).unwrap();
+    let bearer = |path: &str| {
+        let mut request = check("GET", "jwt.local", path, None, b"");
+        request
+            .attributes
+            .as_mut()
+            .unwrap()
+            .request
+            .as_mut()
+            .unwrap()
+            .http
+            .as_mut()
+            .unwrap()
+            .headers
+            .insert("authorization".into(), format!("Bearer {}", token.trim()));
+        request
+    };
+    let Answer::Ok { set, .. } = ask(bearer("/reports/q4.csv")).await else {
+        panic!("the demo token was refused");
+    };
+    assert_eq!(
+        set["x-iamlet-principal-arn"],
+        format!("arn:aws:sts::{A}:assumed-role/reports-reader/iamlet-ext-authz")
+    );
+    assert_eq!(denial(ask(bearer("/home/alice/notes.txt")).await).1, 403);
+    assert_eq!(
+        denial(ask(check("GET", "jwt.local", "/reports/q4.csv", None, b"")).await).1,
+        401
+    );
+    let _ = up.kill();
+    let _ = up.wait();
+}
