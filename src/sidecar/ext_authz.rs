@@ -355,7 +355,8 @@ impl ExtAuthz {
         };
         let caller = match caller {
             Ok(c) => c,
-            Err((refusal, error)) => {
+            Err(failed) => {
+                let (refusal, error) = *failed;
                 // Logged and counted as an Authorize the edge could not decide.
                 self.authorizer.refused(
                     &matched.action,
@@ -402,10 +403,10 @@ impl ExtAuthz {
         table: &RouteTable,
         matched: &Matched<'_>,
         input: &CheckInput,
-    ) -> Result<CallerId, (Refusal, ApiError)> {
+    ) -> Result<CallerId, Failed> {
         let fail = |e: SigV4Error| {
             let error = ApiError::Sts(StsError::Signature(e));
-            (Refusal::from_api(&error), error)
+            Box::new((Refusal::from_api(&error), error))
         };
         let (path, query) = input.path.split_once('?').unwrap_or((&input.path, ""));
         let mut headers: Vec<(String, String)> = input
@@ -433,7 +434,10 @@ impl ExtAuthz {
                 let error = ApiError::Sts(StsError::Signature(SigV4Error::InconsistentSignature(
                     BODY_HASH_MISMATCH.into(),
                 )));
-                return Err((Refusal::unauthenticated(BODY_HASH_MISMATCH), error));
+                return Err(Box::new((
+                    Refusal::unauthenticated(BODY_HASH_MISMATCH),
+                    error,
+                )));
             }
         }
         let request = SignedRequest {
@@ -448,7 +452,7 @@ impl ExtAuthz {
             Err(SigV4Error::MissingAuthenticationToken) => {
                 let error =
                     ApiError::Sts(StsError::Signature(SigV4Error::MissingAuthenticationToken));
-                return Err((Refusal::unauthenticated(MISSING_TOKEN), error));
+                return Err(Box::new((Refusal::unauthenticated(MISSING_TOKEN), error)));
             }
             Err(e) => return Err(fail(e)),
         };
@@ -475,10 +479,10 @@ impl ExtAuthz {
         jwt: &JwtRoute,
         input: &CheckInput,
         context: &mut Context,
-    ) -> Result<CallerId, (Refusal, ApiError)> {
+    ) -> Result<CallerId, Failed> {
         let missing = || {
             let error = ApiError::Sts(StsError::Signature(SigV4Error::MissingAuthenticationToken));
-            (Refusal::unauthenticated(MISSING_TOKEN), error)
+            Box::new((Refusal::unauthenticated(MISSING_TOKEN), error))
         };
         let token = input
             .headers
@@ -490,7 +494,7 @@ impl ExtAuthz {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(missing)?;
-        let fail = |e: ApiError| (Refusal::from_api(&e), e);
+        let fail = |e: ApiError| Box::new((Refusal::from_api(&e), e));
         let unverified = sts::jwt::UnverifiedToken::parse(token)
             .map_err(|e| fail(ApiError::Sts(StsError::WebIdentity(e))))?;
         if unverified.issuer() != jwt.issuer {
@@ -527,7 +531,10 @@ impl ExtAuthz {
                     let e = ApiError::Sts(StsError::WebIdentity(sts::jwt::JwtError::no_provider(
                         &jwt.issuer,
                     )));
-                    return Err((Refusal::unauthenticated("Incorrect token audience"), e));
+                    return Err(Box::new((
+                        Refusal::unauthenticated("Incorrect token audience"),
+                        e,
+                    )));
                 }
                 // The token's claims, as condition keys of the provider.
                 let prefix = sts::jwt::condition_key_prefix(&jwt.issuer);
@@ -552,6 +559,10 @@ impl ExtAuthz {
         })
     }
 }
+
+/// A caller that could not be established: the answer, and the error the decision log
+/// records.
+type Failed = Box<(Refusal, ApiError)>;
 
 /// The message of a body whose hash is not the one signed (S3's words).
 pub const BODY_HASH_MISMATCH: &str =
@@ -595,22 +606,22 @@ fn session_key(token: &str, jwt: &JwtRoute, version: SnapshotVersion) -> [u8; 32
 fn mtls_caller(
     principals: &std::collections::BTreeMap<String, String>,
     input: &CheckInput,
-) -> Result<CallerId, (Refusal, ApiError)> {
+) -> Result<CallerId, Failed> {
     let Some(peer) = input.source_principal.as_deref().filter(|p| !p.is_empty()) else {
         let error = ApiError::Sts(StsError::Signature(SigV4Error::MissingAuthenticationToken));
-        return Err((Refusal::unauthenticated(MISSING_TOKEN), error));
+        return Err(Box::new((Refusal::unauthenticated(MISSING_TOKEN), error)));
     };
     match principals.get(peer) {
         Some(role) => Ok(CallerId::PrincipalArn(role.clone())),
         None => {
             let error = ApiError::Sts(StsError::InvalidToken);
-            Err((
+            Err(Box::new((
                 Refusal::unauthenticated(format!(
                     "The client identity {} is not mapped to a role",
                     crate::error::echo(peer)
                 )),
                 error,
-            ))
+            )))
         }
     }
 }
