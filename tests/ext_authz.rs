@@ -586,11 +586,25 @@ async fn up_serves_its_demo_route_table() {
         format!("User: arn:aws:iam::{A}:user/alice is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:{A}:demo/prod/GET/orders/1")
     );
     let Answer::Ok { set, .. } =
-        ask(check("GET", "dry.local", "/orders/1", Some(&alice), b"")).await
+        ask(check("GET", "dry.local", "/orders/2", Some(&alice), b"")).await
     else {
         panic!("the dry-run route refused");
     };
     assert_eq!(set["x-iamlet-would-deny"], "true");
+    // The would-be deny is a decision-log line.
+    let resource = format!("arn:aws:execute-api:us-east-1:{A}:demo/prod/GET/orders/2");
+    let logged = || {
+        std::fs::read_to_string(dir.join("decisions.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|l| {
+                l["principal"] == format!("arn:aws:iam::{A}:user/alice")
+                    && l["resource"] == resource.as_str()
+                    && l["decision"] == "ImplicitDeny"
+            })
+    };
+    super::support::eventually("the dry run's deny in the decision log", logged).await;
     let token = std::fs::read_to_string(dir.join("web-identity-token")).unwrap();
     let bearer = |path: &str| {
         let mut request = check("GET", "jwt.local", path, None, b"");
@@ -622,4 +636,36 @@ async fn up_serves_its_demo_route_table() {
     );
     let _ = up.kill();
     let _ = up.wait();
+}
+
+/// `iamlet sidecar` refuses to start on a route table that does not check out, saying why.
+#[test]
+fn a_sidecar_does_not_start_on_a_bad_route_table() {
+    let dir = super::support::temp_dir("ext-authz", "bad-start");
+    let routes = dir.join("routes.yaml");
+    std::fs::write(
+        &routes,
+        table("deny").replace("caller: sigv4\n    strip", "caller: jwt\n    strip"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args([
+            "sidecar",
+            "--control-plane",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--ext-authz-routes")
+        .arg(&routes)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("route `reports` is invalid: caller `jwt` needs a `jwt` section"),
+        "{stderr}"
+    );
 }

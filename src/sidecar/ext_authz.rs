@@ -278,10 +278,20 @@ impl ExtAuthz {
             .map_or(input.path.as_str(), |(p, _)| p);
         let Some(matched) = table.find(&host, &input.method, path_only) else {
             let answer = match table.unmatched {
-                Unmatched::Deny => CheckAnswer::Deny {
-                    status: 403,
-                    message: NO_ROUTE.into(),
-                },
+                Unmatched::Deny => {
+                    // A decision-log line like any refusal: the resource is the request.
+                    self.authorizer.refused(
+                        "",
+                        &format!("{} {host}{}", input.method, crate::error::echo(path_only)),
+                        input.request_id.as_deref(),
+                        &ApiError::invalid("route", NO_ROUTE),
+                        false,
+                    );
+                    CheckAnswer::Deny {
+                        status: 403,
+                        message: NO_ROUTE.into(),
+                    }
+                }
                 Unmatched::Allow => CheckAnswer::Allow {
                     principal: None,
                     version: None,
