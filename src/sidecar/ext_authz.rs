@@ -19,8 +19,10 @@
 //!
 //! The request's attributes become condition keys: `aws:SourceIp`, `aws:SecureTransport`,
 //! `aws:UserAgent`, `aws:Referer`, `aws:CurrentTime`/`aws:EpochTime` (set by the Authorizer),
-//! and each header as `iamlet:Header/<lowercase-name>` (but the credentials: `authorization`,
-//! `proxy-authorization`, `cookie`, `x-amz-security-token`). The decision is the
+//! and each header as `iamlet:Header/<lowercase-name>` but the credentials (`authorization`,
+//! `proxy-authorization`, `cookie`, `x-amz-security-token`) and the headers that differ at
+//! every request (ids, dates, payload hashes, trace context, `x-envoy-*`: a context that
+//! changes at every request would defeat the decision cache). The decision is the
 //! [`Authorizer`]'s: the same evaluation, decision cache and decision log as `Authorize`.
 //!
 //! Inputs arrive decoded ([`CheckInput`]); answers leave as a [`CheckAnswer`], which the gRPC
@@ -84,6 +86,33 @@ const SECRET_HEADERS: [&str; 4] = [
     "cookie",
     "x-amz-security-token",
 ];
+/// Headers that differ at every request and that no policy has reason to read: left out of
+/// the condition keys so that the decision cache (whose key covers the context) can answer a
+/// repeated request. Names ending in `*` are prefixes.
+const PER_REQUEST_HEADERS: [&str; 12] = [
+    "x-request-id",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "date",
+    "content-length",
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-*",
+    "x-amzn-trace-id",
+    "x-envoy-*",
+    "x-forwarded-client-cert",
+];
+
+fn per_request(name: &str) -> bool {
+    PER_REQUEST_HEADERS
+        .iter()
+        .any(|h| match h.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *h,
+        })
+}
+
 /// How long an exchanged JWT's role session is reused for the same token, role and snapshot.
 const JWT_SESSION_TTL: Duration = Duration::from_secs(60);
 /// The session name of the role sessions JWT routes make.
@@ -658,6 +687,7 @@ fn request_context(input: &CheckInput) -> Context {
             _ => {}
         }
         if SECRET_HEADERS.contains(&name.as_str())
+            || per_request(&name)
             || added >= MAX_HEADER_KEYS
             || HEADER_KEY_PREFIX.len() + name.len() > limits::MAX_CONTEXT_KEY_CHARS
         {

@@ -96,7 +96,7 @@ impl Fixture {
             (
                 "invoker",
                 Some(policy(&json!([
-                    {"Effect": "Allow", "Action": ["execute-api:Invoke", "items:*"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["execute-api:Invoke", "items:*", "sts:AssumeRole"], "Resource": "*"},
                     {"Effect": "Deny", "Action": "execute-api:Invoke",
                      "Resource": "arn:aws:execute-api:us-east-1:111122223333:api/prod/GET/reports/secret"}
                 ]))),
@@ -697,6 +697,69 @@ fn request_attributes_are_condition_keys() {
     );
     assert!(context.get("iamlet:Header/x-team").is_some());
     assert!(context.get("iamlet:Header/:path").is_none());
+    for per_request in ["x-request-id", "x-amz-date", "x-amz-content-sha256"] {
+        assert!(context
+            .get(&format!("{HEADER_KEY_PREFIX}{per_request}"))
+            .is_none());
+    }
+    let traced = with_header(good.clone(), "x-envoy-attempt-count", "1");
+    assert!(request_context(&traced)
+        .get("iamlet:Header/x-envoy-attempt-count")
+        .is_none());
+}
+
+#[test]
+fn a_repeated_request_is_answered_from_the_decision_cache() {
+    let f = Fixture::new(TABLE);
+    for id in ["req-1", "req-2", "req-3"] {
+        let input = with_header(
+            signed(&f, "invoker", "GET", HOST, "/reports/q4"),
+            "x-request-id",
+            id,
+        );
+        principal(&f.ext.check(&input));
+    }
+    // Each request has its own id and signature date; the decision is the same.
+    assert!(f.ext.api().decision_cache_stats().hits >= 2);
+}
+
+#[test]
+fn session_credentials_sign_requests_too() {
+    let f = Fixture::new(TABLE);
+    let (id, secret) = f.key("invoker");
+    let issued = crate::sidecar::SecurityTokenService::new(Arc::clone(f.ext.authorizer.api()))
+        .assume_role(&crate::sidecar::AssumeRoleInput {
+            caller: Some(CallerId::Keys {
+                access_key_id: id.into(),
+                secret: secret.into(),
+                session_token: None,
+            }),
+            role_arn: "arn:aws:iam::111122223333:role/web".into(),
+            role_session_name: "s1".into(),
+            ..crate::sidecar::AssumeRoleInput::default()
+        })
+        .unwrap();
+    let mut input = request("GET", HOST, "/reports/q4");
+    sign(
+        &mut input,
+        &issued.access_key_id,
+        &issued.secret_access_key,
+        "us-east-1",
+        "execute-api",
+        b"",
+    );
+    let without_token = input.clone();
+    input
+        .headers
+        .push(("x-amz-security-token".into(), issued.session_token.clone()));
+    assert_eq!(
+        principal(&f.ext.check(&input)),
+        "arn:aws:sts::111122223333:assumed-role/web/s1"
+    );
+    assert_eq!(
+        unauthenticated(&f.ext.check(&without_token)),
+        "The security token included in the request is invalid."
+    );
 }
 
 // --- mTLS and JWT ---
