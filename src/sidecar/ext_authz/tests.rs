@@ -702,7 +702,7 @@ fn request_attributes_are_condition_keys() {
             .get(&format!("{HEADER_KEY_PREFIX}{per_request}"))
             .is_none());
     }
-    let traced = with_header(good.clone(), "x-envoy-attempt-count", "1");
+    let traced = with_header(good, "x-envoy-attempt-count", "1");
     assert!(request_context(&traced)
         .get("iamlet:Header/x-envoy-attempt-count")
         .is_none());
