@@ -113,7 +113,8 @@ fn per_request(name: &str) -> bool {
         })
 }
 
-/// How long an exchanged JWT's role session is reused for the same token, role and snapshot.
+/// How long an exchanged JWT's role session is reused for the same token, role and snapshot
+/// (never past the token's expiry).
 const JWT_SESSION_TTL: Duration = Duration::from_secs(60);
 /// The session name of the role sessions JWT routes make.
 const JWT_SESSION_NAME: &str = "iamlet-ext-authz";
@@ -544,7 +545,12 @@ impl ExtAuthz {
         }
         let snapshot = self.api().load(&table.account).map_err(fail)?;
         let key = session_key(token, jwt, snapshot.version());
-        let issued = match self.sessions.get(&key) {
+        // A cached session stands for its token only while the token is valid.
+        let cached = self
+            .sessions
+            .get(&key)
+            .filter(|s| Timestamp::now().epoch_seconds() <= s.token_expires_at);
+        let issued = match cached {
             Some(issued) => issued,
             None => {
                 let now = Timestamp::now();
@@ -578,6 +584,7 @@ impl ExtAuthz {
                 // The token's claims, as condition keys of the provider.
                 let prefix = sts::jwt::condition_key_prefix(&jwt.issuer);
                 let issued = Arc::new(JwtSession {
+                    token_expires_at: token_expiry(token),
                     claims: vec![
                         (format!("{prefix}:sub"), made.subject.clone()),
                         (format!("{prefix}:aud"), made.audience.clone()),
@@ -610,6 +617,8 @@ pub const BODY_HASH_MISMATCH: &str =
 /// A JWT route's role session, with the token's claims as condition keys.
 struct JwtSession {
     issued: Issued,
+    /// The token's `exp` (it verified, so its claims are the issuer's).
+    token_expires_at: i64,
     claims: Vec<(String, String)>,
 }
 
@@ -619,6 +628,21 @@ impl std::fmt::Debug for JwtSession {
             .field("arn", &self.issued.arn)
             .finish_non_exhaustive()
     }
+}
+
+/// The `exp` of a token that verified; 0 (expired: never reused) when it cannot be read.
+fn token_expiry(token: &str) -> i64 {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            data_encoding::BASE64URL_NOPAD
+                .decode(payload.as_bytes())
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|claims| claims.get("exp").and_then(serde_json::Value::as_i64))
+        .unwrap_or(0)
 }
 
 /// Hex SHA-256.
@@ -718,7 +742,7 @@ pub fn spawn_route_table_reload(
     tokio::spawn(async move {
         // The contents the table in use (or the last refusal) came from: a refused file is
         // reported once, not at every poll.
-        let mut seen = std::fs::read(&path).ok();
+        let mut seen = tokio::fs::read(&path).await.ok();
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
