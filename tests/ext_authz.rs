@@ -289,7 +289,12 @@ async fn envoy_checks_are_answered_as_api_gateway_would() {
     );
     assert_eq!(
         removed,
-        ["authorization", "x-amz-security-token", "x-amz-date"]
+        [
+            "x-iamlet-would-deny",
+            "authorization",
+            "x-amz-security-token",
+            "x-amz-date"
+        ]
     );
 
     // Unsigned: 401 with API Gateway's message.
@@ -485,10 +490,14 @@ async fn a_bad_route_table_is_refused_on_reload_and_a_good_one_taken() {
         s.ext.table().unmatched == iamlet::sidecar::ext_authz::Unmatched::Allow
     })
     .await;
-    let Answer::Ok { set, .. } = ask(&s, unknown()).await else {
+    let Answer::Ok { set, removed } = ask(&s, unknown()).await else {
         panic!("unmatched: allow did not pass");
     };
     assert!(!set.contains_key("x-iamlet-principal-arn"));
+    assert!(
+        removed.iter().any(|h| h == "x-iamlet-principal-arn"),
+        "a client's own principal header never passes: {removed:?}"
+    );
     assert_eq!(failures(), 1);
 }
 

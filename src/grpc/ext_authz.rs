@@ -181,7 +181,17 @@ fn set_header(key: &str, value: String) -> HeaderValueOption {
 }
 
 fn ok(headers: Vec<HeaderValueOption>, strip: bool) -> CheckResponse {
-    let mut headers_to_remove = Vec::new();
+    // iamlet's headers that this answer does not set are removed: a client cannot send its
+    // own through a route that passes it without a caller (no route, a dry run).
+    let mut headers_to_remove: Vec<String> = [PRINCIPAL_HEADER, VERSION_HEADER, WOULD_DENY_HEADER]
+        .into_iter()
+        .filter(|name| {
+            !headers
+                .iter()
+                .any(|h| h.header.as_ref().is_some_and(|h| h.key == *name))
+        })
+        .map(str::to_owned)
+        .collect();
     if strip {
         headers_to_remove.extend(CREDENTIAL_HEADERS.iter().map(|h| (*h).to_owned()));
     }
@@ -493,7 +503,9 @@ mod tests {
                 (VERSION_HEADER.into(), "2.9".into(), overwrite),
             ]
         );
-        assert_eq!(ok.headers_to_remove, CREDENTIAL_HEADERS);
+        let mut removed = vec![WOULD_DENY_HEADER];
+        removed.extend(CREDENTIAL_HEADERS);
+        assert_eq!(ok.headers_to_remove, removed);
 
         let dry = render(&CheckAnswer::DryRunDeny {
             principal: None,
@@ -510,7 +522,11 @@ mod tests {
             ok.headers[0].header.as_ref().unwrap().key,
             WOULD_DENY_HEADER
         );
-        assert!(ok.headers_to_remove.is_empty());
+        assert_eq!(
+            ok.headers_to_remove,
+            [PRINCIPAL_HEADER, VERSION_HEADER],
+            "a client's own iamlet headers never pass"
+        );
 
         for (answer, code, status) in [
             (
