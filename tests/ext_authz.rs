@@ -587,6 +587,25 @@ async fn up_serves_its_demo_route_table() {
         set["x-iamlet-principal-arn"],
         format!("arn:aws:iam::{A}:user/admin")
     );
+    // The demo's SigV4 routes hash the body Envoy sends.
+    let body = br#"{"order": 1}"#;
+    assert!(matches!(
+        ask(check("POST", "sigv4.local", "/orders", Some(&admin), body)).await,
+        Answer::Ok { .. }
+    ));
+    let mut altered = check("POST", "sigv4.local", "/orders", Some(&admin), body);
+    altered
+        .attributes
+        .as_mut()
+        .unwrap()
+        .request
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .raw_body = br#"{"order": 2}"#.to_vec();
+    assert_eq!(denial(ask(altered).await).1, 401);
     let (code, status, message) =
         denial(ask(check("GET", "sigv4.local", "/orders/1", Some(&alice), b"")).await);
     assert_eq!((code, status), (7, 403));
