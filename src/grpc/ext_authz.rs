@@ -473,6 +473,38 @@ mod tests {
     }
 
     #[test]
+    fn a_check_continues_the_trace_of_the_checked_request() {
+        use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let traced = CheckInput {
+            headers: vec![(
+                "traceparent".into(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            )],
+            ..CheckInput::default()
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let trace_of =
+                |span: &tracing::Span| span.context().span().span_context().trace_id().to_string();
+            let span = check_span(&tonic::metadata::MetadataMap::new(), &traced);
+            assert_eq!(trace_of(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
+            // Envoy's own trace context, on the call, is the gRPC span's parent instead.
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                    .parse()
+                    .unwrap(),
+            );
+            let span = check_span(&metadata, &traced);
+            assert_ne!(trace_of(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
+        });
+    }
+
+    #[test]
     fn answers_render_as_envoy_expects() {
         let allow = render(&CheckAnswer::Allow {
             principal: Some("arn:aws:iam::111122223333:user/a".into()),
