@@ -48,3 +48,5 @@ mod pod_identity;
 mod authzen;
 // The PostgreSQL store's command line without a database (tests/ha/run.sh has one).
 mod ha;
+// Envoy's ext_authz on a sidecar, asked as Envoy asks, with SigV4 requests signed here.
+mod ext_authz;
