@@ -20,46 +20,32 @@
 )]
 #![expect(clippy::print_stdout, reason = "the results are the program's output")]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iamlet::control_plane::{ControlPlane, SqliteStore, TenantSpec};
-use iamlet::directory::IdGenerator;
 use iamlet::grpc::AuthorizerService;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::DecisionLog;
 use iamlet::sidecar::{Api, CacheConfig};
-use iamlet::snapshot::{AwsManagedCatalog, SnapshotStore, TenantSnapshot};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use iamlet::snapshot::SnapshotStore;
+use tokio::net::TcpListener;
 
-const ACCOUNT: &str = "111122223333";
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const ACTION: &str = "s3:GetObject";
 const OBJECT: &str = "demo-data/home/alice/notes.txt";
-/// Requests in flight at once, per edge, for the rate: enough to keep the one core busy.
-const CONCURRENCY: usize = 16;
+
+#[path = "support/demo.rs"]
+#[expect(dead_code, reason = "this bench uses the store only")]
+mod support;
+
+#[path = "support/http.rs"]
+mod http;
+
+use http::{rate, Http, CONCURRENCY};
 
 /// The demo tenant's snapshot in a store.
 fn fixture() -> Arc<SnapshotStore> {
-    let dir = std::env::temp_dir().join(format!("iamlet-bench-authzen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = SqliteStore::open(&dir.join("iamlet.db"), None).expect("store");
-    let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).expect("control plane");
-    let spec: TenantSpec =
-        serde_yaml_ng::from_str(include_str!("../deploy/examples/demo-tenant.yaml"))
-            .expect("demo tenant");
-    cp.apply_spec(&spec, "bench", false).expect("apply");
-    let (tenant, version) = cp.tenant(ACCOUNT).expect("tenant");
-    let catalog = AwsManagedCatalog::compile();
-    let store = Arc::new(SnapshotStore::new());
-    store
-        .apply(TenantSnapshot::compile(tenant, version, &catalog).expect("compile"))
-        .expect("publish");
-    let _ = std::fs::remove_dir_all(&dir);
-    store
+    support::demo("authzen").store
 }
 
 /// The bytes of a keep-alive `POST /access/v1/evaluation`.
@@ -76,67 +62,6 @@ fn evaluation_request() -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// A minimal HTTP/1.1 keep-alive client: one request at a time on one connection.
-struct Http {
-    stream: BufReader<TcpStream>,
-}
-
-impl Http {
-    async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Self {
-            stream: BufReader::new(stream),
-        }
-    }
-
-    /// Sends `request`; the status and body of the answer.
-    async fn call(&mut self, request: &[u8]) -> (u16, String) {
-        self.stream
-            .get_mut()
-            .write_all(request)
-            .await
-            .expect("write");
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.expect("status");
-        let status = line[9..12].parse().expect("status code");
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("header");
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().expect("length");
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.expect("body");
-        (status, String::from_utf8(body).expect("utf-8"))
-    }
-}
-
-/// Runs `CONCURRENCY` client loops, each returning how many calls it completed; completed
-/// calls per second.
-async fn rate<F, Fut>(one: F) -> f64
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = u64> + 'static,
-{
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|i| tokio::task::spawn_local(one(i)))
-        .collect();
-    let mut done = 0;
-    for task in tasks {
-        done += task.await.expect("task");
-    }
-    done as f64 / started.elapsed().as_secs_f64()
 }
 
 /// p50 and p99 of `samples`, in microseconds.

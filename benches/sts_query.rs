@@ -17,7 +17,6 @@
 )]
 #![expect(clippy::print_stdout, reason = "the results are the program's output")]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,20 +27,21 @@ use iamlet::sidecar::decision_log::DecisionLog;
 use iamlet::sidecar::{Api, CacheConfig};
 use iamlet::snapshot::SnapshotStore;
 use iamlet::sts::sigv4::SigningKey;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/reports-writer";
 const SESSION_ARN: &str = "arn:aws:sts::111122223333:assumed-role/reports-writer/bench";
-/// Requests in flight at once, per edge: enough to keep the one core busy.
-const CONCURRENCY: usize = 16;
-
 #[path = "support/demo.rs"]
 #[expect(
     dead_code,
     reason = "this bench uses the store and alice's key, not the snapshot"
 )]
 mod support;
+
+#[path = "support/http.rs"]
+mod http;
+
+use http::{rate, Http, CONCURRENCY};
 
 /// The demo tenant's snapshot in a store, and alice's access key.
 fn fixture() -> (Arc<SnapshotStore>, String, String) {
@@ -76,67 +76,6 @@ fn signed_assume_role(key_id: &str, secret: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// A minimal HTTP/1.1 keep-alive client: one request at a time on one connection.
-struct Http {
-    stream: BufReader<TcpStream>,
-}
-
-impl Http {
-    async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Self {
-            stream: BufReader::new(stream),
-        }
-    }
-
-    /// Sends `request`; the status and body of the answer.
-    async fn call(&mut self, request: &[u8]) -> (u16, String) {
-        self.stream
-            .get_mut()
-            .write_all(request)
-            .await
-            .expect("write");
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.expect("status");
-        let status = line[9..12].parse().expect("status code");
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.expect("header");
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().expect("length");
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.expect("body");
-        (status, String::from_utf8(body).expect("utf-8"))
-    }
-}
-
-/// Runs `CONCURRENCY` client loops, each returning how many calls it completed; completed
-/// calls per second.
-async fn rate<F, Fut>(one: F) -> f64
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = u64> + 'static,
-{
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|i| tokio::task::spawn_local(one(i)))
-        .collect();
-    let mut done = 0;
-    for task in tasks {
-        done += task.await.expect("task");
-    }
-    done as f64 / started.elapsed().as_secs_f64()
 }
 
 fn main() {
