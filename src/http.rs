@@ -11,7 +11,8 @@
 //!
 //! Every connection is bounded: a client has [`HEADER_READ_TIMEOUT`] to send its request head,
 //! a request body is at most [`MAX_BODY_BYTES`], a request is answered within
-//! [`REQUEST_TIMEOUT`] or gets a 503, and at most [`MAX_CONNECTIONS`] connections are served
+//! [`REQUEST_TIMEOUT`] or gets a 503, and at most
+//! [`crate::net::ConnectionLimits::max_connections`] connections are served
 //! at once (more wait in the kernel's backlog). Each request is a tracing span.
 
 use std::future::Future;

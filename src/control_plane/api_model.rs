@@ -7,7 +7,7 @@
 //! `tests/aws/api_model.py` (the AWS suite fails when the committed file differs from what the
 //! script writes), and compiled in. `iamlet admin` reads it to refuse options an operation does
 //! not take before any call, to convert values to their shapes, and to print help offline.
-//! Whether the control plane implements an operation is [`super::dispatch::ACTIONS`]'s to say.
+//! Whether the control plane implements an operation is the dispatcher's `ACTIONS` to say.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;

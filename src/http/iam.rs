@@ -2,11 +2,11 @@
 //! and `Version=2010-05-08`, so that the AWS CLI (`aws iam --endpoint-url`), boto3 and
 //! Terraform's AWS provider manage a tenant unchanged.
 //!
-//! A request is decoded once ([`QueryRequest`], then [`form::parameters`] into the JSON
+//! A request is decoded once ([`QueryRequest`], then `form::parameters` into the JSON
 //! parameters of the admin API), authenticated by the SigV4 signature over the actual HTTP
 //! request (service `iam`, any region), its tenant taken from the caller's credentials, and
 //! run by [`Admin::call`] on the blocking pool: the same authorization, audit and throttling
-//! as the gRPC admin API. The JSON result is written as IAM's XML ([`xml::result`]); errors
+//! as the gRPC admin API. The JSON result is written as IAM's XML (`xml::result`); errors
 //! as `<ErrorResponse>` with AWS's code and status ([`crate::http::aws_error`]).
 //!
 //! Refusals before the admin API (a malformed form, a wrong version) are counted in the
