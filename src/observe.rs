@@ -89,7 +89,11 @@ pub struct Metrics {
 /// table, decisions from a fixed set, so the series stay bounded), and refused reloads.
 #[derive(Debug, Default)]
 pub struct ExtAuthzCounters {
-    checks: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// Counts by route, then decision. Nested so that counting an existing series looks it up
+    /// by `&str` without allocating.
+    checks: std::sync::Mutex<
+        std::collections::BTreeMap<String, std::collections::BTreeMap<&'static str, u64>>,
+    >,
     /// Route tables refused on reload.
     pub reload_failures: AtomicU64,
     /// Set once ext_authz is served: its series appear from then on.
@@ -103,10 +107,10 @@ impl ExtAuthzCounters {
             .checks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match checks.get_mut(&(route.to_owned(), decision)) {
-            Some(n) => *n += 1,
+        match checks.get_mut(route) {
+            Some(decisions) => *decisions.entry(decision).or_insert(0) += 1,
             None => {
-                checks.insert((route.to_owned(), decision), 1);
+                checks.insert(route.to_owned(), [(decision, 1)].into());
             }
         }
     }
@@ -116,7 +120,8 @@ impl ExtAuthzCounters {
         self.checks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&(route.to_owned(), decision))
+            .get(route)
+            .and_then(|decisions| decisions.get(decision))
             .copied()
             .unwrap_or(0)
     }
@@ -126,20 +131,26 @@ impl ExtAuthzCounters {
             return;
         }
         let name = "iamlet_ext_authz_checks_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Envoy ext_authz checks, by route and decision.\n# TYPE {name} counter"
-        );
         let checks = self
             .checks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for ((route, decision), n) in checks.iter() {
+        // A family is declared with its first series: the exposition format has no empty
+        // families (Prometheus' own parser refuses one).
+        if !checks.is_empty() {
             let _ = writeln!(
                 out,
-                "{name}{{route=\"{}\",decision=\"{decision}\"}} {n}",
-                label(route)
+                "# HELP {name} Envoy ext_authz checks, by route and decision.\n# TYPE {name} counter"
             );
+        }
+        for (route, decisions) in checks.iter() {
+            for (decision, n) in decisions {
+                let _ = writeln!(
+                    out,
+                    "{name}{{route=\"{}\",decision=\"{decision}\"}} {n}",
+                    label(route)
+                );
+            }
         }
         drop(checks);
         counter(

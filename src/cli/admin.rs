@@ -54,8 +54,8 @@ pub(crate) struct AdminArgs {
     /// CLI).
     #[arg(long)]
     profile: Option<String>,
-    /// `json` (default), `text` or `yaml`, as the AWS CLI's `--output` (also after the
-    /// command).
+    /// `json` (default), `text`, `table` or `yaml`, as the AWS CLI's `--output` (also after
+    /// the command).
     #[arg(long, env = "AWS_DEFAULT_OUTPUT")]
     output: Option<String>,
     /// A JMESPath expression that picks what to print, as the AWS CLI's `--query` (also after
@@ -745,13 +745,26 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
         _ => (args.output.as_deref(), args.query.as_deref()),
     };
     let rendering = Rendering::try_new(output, query).map_err(AdminCliError::Arguments)?;
+    // A table is titled with the operation, as the AWS CLI titles it.
+    let title = match (&iam, &args.verb) {
+        (Some(IamCommand::Call { action, .. }), _) => action.clone(),
+        (_, AdminVerb::CreateTenant { .. }) => "CreateTenant".to_owned(),
+        (_, AdminVerb::DeleteTenant { .. }) => "DeleteTenant".to_owned(),
+        (_, AdminVerb::ListTenants) => "ListTenants".to_owned(),
+        (_, AdminVerb::ListEvents { .. }) => "ListEvents".to_owned(),
+        (_, AdminVerb::ListChanges { .. }) => "ListChanges".to_owned(),
+        (_, AdminVerb::Apply { .. }) => "ApplyTenant".to_owned(),
+        (_, AdminVerb::Export { .. } | AdminVerb::Iam(_)) => "ExportTenant".to_owned(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(AdminCliError::Runtime)?;
     match runtime.block_on(call(args, iam))? {
         Output::Json(value) => {
-            let text = rendering.render(value).map_err(AdminCliError::Usage)?;
+            let text = rendering
+                .render(&title, value)
+                .map_err(AdminCliError::Usage)?;
             let _ = write!(out, "{text}");
         }
         Output::Text(text) => {

@@ -14,6 +14,8 @@ pub(crate) enum OutputFormat {
     Text,
     /// YAML, as the AWS CLI v2's `yaml`.
     Yaml,
+    /// Boxed tables, as the AWS CLI's `table` (`awscli/table.py`), 80 columns wide.
+    Table,
 }
 
 /// How to print a result: the format, and the JMESPath expression that picks from it.
@@ -38,9 +40,10 @@ impl Rendering {
             None | Some("json") => OutputFormat::Json,
             Some("text") => OutputFormat::Text,
             Some("yaml") => OutputFormat::Yaml,
+            Some("table") => OutputFormat::Table,
             Some(other) => {
                 return Err(format!(
-                    "argument --output: Invalid choice: '{}', choose from: json, text, yaml",
+                    "argument --output: Invalid choice: '{}', choose from: json, text, table, yaml",
                     crate::error::echo(other)
                 ))
             }
@@ -54,8 +57,9 @@ impl Rendering {
         })
     }
 
-    /// The text to print for `result` (nothing for an empty response).
-    pub(crate) fn render(&self, mut result: Value) -> Result<String, String> {
+    /// The text to print for `result` (nothing for an empty response); `operation` titles a
+    /// table.
+    pub(crate) fn render(&self, operation: &str, mut result: Value) -> Result<String, String> {
         if result.as_object().is_some_and(serde_json::Map::is_empty) {
             return Ok(String::new());
         }
@@ -80,6 +84,13 @@ impl Rendering {
                 let mut out = String::new();
                 text(&picked, None, None, &mut out);
                 Ok(out)
+            }
+            OutputFormat::Table => {
+                let mut table = MultiTable::default();
+                if !table.build(Some(operation), &picked, 0) {
+                    return Ok(String::new());
+                }
+                Ok(table.render(TABLE_WIDTH))
             }
         }
     }
@@ -225,6 +236,353 @@ fn scalar_list(items: &[&Value], identifier: Option<&str>, out: &mut String) {
     }
 }
 
+/// The AWS CLI draws tables for an 80-column terminal when its output is not a terminal.
+const TABLE_WIDTH: usize = 80;
+
+/// Python's truth of a JSON value: empty containers, `""`, `0`, `false` and `null` are false.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+    }
+}
+
+/// A cell: scalars as Python's `str` writes them, anything else as JSON.
+fn cell(value: &Value) -> String {
+    if is_scalar(value) {
+        scalar(value)
+    } else {
+        value.to_string()
+    }
+}
+
+/// Display width of a cell (the AWS CLI counts East Asian wide characters twice; iamlet's
+/// responses are ASCII, and other characters count once here).
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// One titled block of a table: a header row and rows, indented under its parent.
+#[derive(Debug, Default)]
+struct Section {
+    title: String,
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+    indent: usize,
+    max_widths: Vec<usize>,
+}
+
+impl Section {
+    fn update_widths(&mut self, row: &[String]) {
+        for (i, text) in row.iter().enumerate() {
+            match self.max_widths.get_mut(i) {
+                Some(w) => *w = (*w).max(width(text)),
+                None => self.max_widths.push(width(text)),
+            }
+        }
+    }
+
+    fn add_header(&mut self, headers: Vec<String>) {
+        self.update_widths(&headers);
+        self.headers = headers;
+    }
+
+    fn add_row(&mut self, row: Vec<String>) {
+        self.update_widths(&row);
+        self.rows.push(row);
+    }
+
+    /// Column widths with `padding`, scaled to fill `max_width` as the AWS CLI scales them
+    /// (Python's `round`, ties to even, then one column at a time until the sum is exact).
+    fn column_widths(&self, padding: usize, max_width: Option<usize>) -> Vec<usize> {
+        let unscaled: Vec<usize> = self.max_widths.iter().map(|w| w + padding).collect();
+        let Some(max_width) = max_width else {
+            return unscaled;
+        };
+        let total: usize = unscaled.iter().sum();
+        if unscaled.is_empty() || total == 0 {
+            return unscaled;
+        }
+        let factor = max_width as f64 / total as f64;
+        let mut scaled: Vec<i64> = unscaled
+            .iter()
+            .map(|&w| (factor * w as f64).round_ties_even() as i64)
+            .collect();
+        let mut off_by = scaled.iter().sum::<i64>() - max_width as i64;
+        while off_by != 0 {
+            let order: Vec<usize> = if off_by < 0 {
+                (0..scaled.len()).rev().collect()
+            } else {
+                (0..scaled.len()).collect()
+            };
+            for i in order {
+                if let Some(w) = scaled.get_mut(i) {
+                    if off_by > 0 {
+                        *w -= 1;
+                        off_by -= 1;
+                    } else {
+                        *w += 1;
+                        off_by += 1;
+                    }
+                }
+                if off_by == 0 {
+                    break;
+                }
+            }
+        }
+        scaled.into_iter().map(|w| w.max(0) as usize).collect()
+    }
+
+    fn total_width(&self) -> usize {
+        let columns: usize = self.column_widths(0, None).iter().map(|w| w + 4).sum();
+        let outer = 2 * self.indent;
+        (width(&self.title) + 2 + outer).max(columns + 2 + outer)
+    }
+}
+
+/// The AWS CLI's table formatter: sections built from the response, then drawn.
+#[derive(Debug, Default)]
+struct MultiTable {
+    sections: Vec<Section>,
+}
+
+impl MultiTable {
+    fn current(&mut self) -> &mut Section {
+        if self.sections.is_empty() {
+            self.sections.push(Section::default());
+        }
+        let last = self.sections.len() - 1;
+        &mut self.sections[last]
+    }
+
+    fn new_section(&mut self, title: Option<&str>, indent: usize) {
+        self.sections.push(Section {
+            title: title.unwrap_or_default().to_owned(),
+            indent,
+            ..Section::default()
+        });
+    }
+
+    /// `TableFormatter._build_table`: false when there is nothing to show.
+    fn build(&mut self, title: Option<&str>, current: &Value, indent: usize) -> bool {
+        if !truthy(current) {
+            return false;
+        }
+        if title.is_some() {
+            self.new_section(title, indent);
+        }
+        match current {
+            Value::Array(items) => {
+                if items.first().is_some_and(Value::is_object) {
+                    self.from_list(items, indent, title);
+                } else {
+                    for item in items {
+                        match item {
+                            Value::Array(row) if row.iter().all(is_scalar) => {
+                                self.current().add_row(row.iter().map(cell).collect());
+                            }
+                            Value::Object(map) => {
+                                self.current().add_row(map.keys().cloned().collect());
+                            }
+                            other if is_scalar(other) => self.current().add_row(vec![cell(other)]),
+                            other => {
+                                self.build(None, other, 0);
+                            }
+                        }
+                    }
+                }
+            }
+            Value::Object(map) => self.from_dict(map, indent),
+            _ => {}
+        }
+        true
+    }
+
+    fn from_dict(&mut self, map: &serde_json::Map<String, Value>, indent: usize) {
+        let (headers, more) = group_keys(std::iter::once(map));
+        match headers.as_slice() {
+            [one] => {
+                let value = map.get(one).map(cell).unwrap_or_default();
+                self.current().add_row(vec![one.clone(), value]);
+            }
+            [] => {}
+            _ => {
+                let row = headers
+                    .iter()
+                    .map(|h| map.get(h).map(cell).unwrap_or_default())
+                    .collect();
+                self.current().add_header(headers);
+                self.current().add_row(row);
+            }
+        }
+        for key in more {
+            if let Some(value) = map.get(&key) {
+                self.build(Some(&key), value, indent + 1);
+            }
+        }
+    }
+
+    fn from_list(&mut self, items: &[Value], indent: usize, title: Option<&str>) {
+        let (headers, more) = group_keys(items.iter().filter_map(Value::as_object));
+        self.current().add_header(headers.clone());
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 && !more.is_empty() {
+                self.new_section(title, indent);
+                self.current().add_header(headers.clone());
+            }
+            let map = item.as_object();
+            let row = headers
+                .iter()
+                .map(|h| map.and_then(|m| m.get(h)).map(cell).unwrap_or_default())
+                .collect();
+            self.current().add_row(row);
+            for key in &more {
+                if let Some(value) = map.and_then(|m| m.get(key)) {
+                    self.build(Some(key), value, indent + 1);
+                }
+            }
+        }
+    }
+
+    /// `MultiTable.render`: too wide a table turns its one-row sections vertical.
+    fn render(mut self, terminal_width: usize) -> String {
+        let mut max_width = self.max_width();
+        if max_width > terminal_width {
+            for section in &mut self.sections {
+                if section.rows.len() == 1 && !section.headers.is_empty() {
+                    let mut vertical = Section {
+                        title: std::mem::take(&mut section.title),
+                        indent: section.indent,
+                        ..Section::default()
+                    };
+                    let row = section.rows.first().cloned().unwrap_or_default();
+                    for (header, value) in section.headers.iter().zip(row) {
+                        vertical.add_row(vec![header.clone(), value]);
+                    }
+                    *section = vertical;
+                }
+            }
+            max_width = self.max_width();
+        }
+        let mut out = "-".repeat(max_width) + "\n";
+        for section in &self.sections {
+            render_section(section, max_width, &mut out);
+        }
+        out
+    }
+
+    fn max_width(&self) -> usize {
+        self.sections
+            .iter()
+            .map(Section::total_width)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Scalar keys and the others, each sorted, over `maps`.
+fn group_keys<'a>(
+    maps: impl Iterator<Item = &'a serde_json::Map<String, Value>>,
+) -> (Vec<String>, Vec<String>) {
+    let mut headers = std::collections::BTreeSet::new();
+    let mut more = std::collections::BTreeSet::new();
+    for map in maps {
+        for (key, value) in map {
+            if is_scalar(value) {
+                headers.insert(key.clone());
+            } else {
+                more.insert(key.clone());
+            }
+        }
+    }
+    (headers.into_iter().collect(), more.into_iter().collect())
+}
+
+fn center(text: &str, length: usize, left: &str, right: &str) -> String {
+    let text_length = width(text) as i64;
+    let start = (length as i64 / 2) - (text_length / 2) - 1;
+    let so_far = width(left) as i64 + start + text_length;
+    let right_spaces = length as i64 - width(right) as i64 - so_far;
+    format!(
+        "{left}{}{text}{}{right}",
+        " ".repeat(start.max(0) as usize),
+        " ".repeat(right_spaces.max(0) as usize)
+    )
+}
+
+fn align_left(text: &str, length: usize, left: &str, right: &str) -> String {
+    let text_length = width(text);
+    let padding = if length >= text_length + 2 + width(left) + width(right) {
+        2
+    } else {
+        0
+    };
+    let used = width(left) + padding + text_length + width(right);
+    format!(
+        "{left}{}{text}{}{right}",
+        " ".repeat(padding),
+        " ".repeat(length.saturating_sub(used))
+    )
+}
+
+fn line_break(widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, w) in widths.iter().enumerate() {
+        if i == 0 {
+            line.push_str(&format!("+{}+", "-".repeat(w.saturating_sub(2))));
+        } else {
+            line.push_str(&format!("{}+", "-".repeat(w.saturating_sub(1))));
+        }
+    }
+    line
+}
+
+/// Writes one section: each line between `indent` bars on both sides.
+fn render_section(section: &Section, max_width: usize, out: &mut String) {
+    let bars = "|".repeat(section.indent);
+    let mut line = |text: &str| {
+        out.push_str(&bars);
+        out.push_str(text);
+        out.push_str(&bars);
+        out.push('\n');
+    };
+    let max_width = max_width.saturating_sub(section.indent * 2);
+    if !section.title.is_empty() {
+        line(&center(&section.title, max_width, "|", "|"));
+        if section.headers.is_empty() && section.rows.is_empty() {
+            line(&format!("+{}+", "-".repeat(max_width.saturating_sub(2))));
+        }
+    }
+    let widths = section.column_widths(4, Some(max_width));
+    if !section.headers.is_empty() {
+        let titles: String = widths
+            .iter()
+            .zip(&section.headers)
+            .enumerate()
+            .map(|(i, (w, h))| center(h, *w, if i == 0 { "|" } else { "" }, "|"))
+            .collect();
+        line(&line_break(&widths));
+        line(&titles);
+    }
+    if !section.rows.is_empty() && !widths.is_empty() {
+        line(&line_break(&widths));
+        for row in &section.rows {
+            let cells: String = widths
+                .iter()
+                .zip(row)
+                .enumerate()
+                .map(|(i, (w, text))| align_left(text, *w, if i == 0 { "|" } else { "" }, "|"))
+                .collect();
+            line(&cells);
+        }
+        line(&line_break(&widths));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,8 +591,72 @@ mod tests {
     fn render(output: &str, query: Option<&str>, value: Value) -> String {
         Rendering::try_new(Some(output), query)
             .unwrap()
-            .render(value)
+            .render("ListUsers", value)
             .unwrap()
+    }
+
+    #[test]
+    fn tables_are_the_aws_clis() {
+        // What awscli's TableFormatter draws for the same response (tests/aws compares it on
+        // live output, wide tables included).
+        let users = json!({"Users": [
+            {"UserName": "alice", "Path": "/", "Tags": [{"Key": "team", "Value": "data"}]},
+            {"UserName": "bob", "Path": "/eng/"},
+        ], "IsTruncated": false});
+        let expected = "\
+--------------------------
+|        ListUsers       |
++--------------+---------+
+|  IsTruncated |  False  |
++--------------+---------+
+||         Users        ||
+|+--------+-------------+|
+||  Path  |  UserName   ||
+|+--------+-------------+|
+||  /     |  alice      ||
+|+--------+-------------+|
+|||        Tags        |||
+||+--------+-----------+||
+|||   Key  |   Value   |||
+||+--------+-----------+||
+|||  team  |  data     |||
+||+--------+-----------+||
+||         Users        ||
+|+--------+-------------+|
+||  Path  |  UserName   ||
+|+--------+-------------+|
+||  /eng/ |  bob        ||
+|+--------+-------------+|
+";
+        assert_eq!(render("table", None, users), expected);
+        assert_eq!(
+            render(
+                "table",
+                None,
+                serde_json::from_str::<Value>("{\"Users\": []}").unwrap()
+            ),
+            "-----------\n|ListUsers|\n+---------+\n"
+        );
+        assert_eq!(
+            render("table", None, serde_json::from_str::<Value>("{\"User\": {\"UserName\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", \"Path\": \"/\", \"Arn\": \"arn:aws:iam::111122223333:user/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}}").unwrap()),
+            "---------------------------------------------------------------------------------------------------------------\n|                                                  ListUsers                                                  |\n+-------------------------------------------------------------------------------------------------------------+\n||                                                   User                                                    ||\n|+----------+------------------------------------------------------------------------------------------------+|\n||  Arn     |  arn:aws:iam::111122223333:user/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa   ||\n||  Path    |  /                                                                                             ||\n||  UserName|  aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa    ||\n|+----------+------------------------------------------------------------------------------------------------+|\n"
+        );
+        assert_eq!(
+            render(
+                "table",
+                None,
+                serde_json::from_str::<Value>("[\"a\", \"b\"]").unwrap()
+            ),
+            "-----------\n|ListUsers|\n+---------+\n|  a      |\n|  b      |\n+---------+\n"
+        );
+        assert_eq!(
+            render(
+                "table",
+                None,
+                serde_json::from_str::<Value>("\"x\"").unwrap()
+            ),
+            "-----------\n|ListUsers|\n+---------+\n"
+        );
     }
 
     #[test]
@@ -304,6 +726,7 @@ mod tests {
     #[test]
     fn bad_formats_and_queries_are_refused_with_the_position() {
         let e = Rendering::try_new(Some("tabel"), None).unwrap_err();
+        assert!(e.contains("choose from: json, text, table, yaml"), "{e}");
         assert!(e.contains("Invalid choice: 'tabel'"), "{e}");
         let e = Rendering::try_new(None, Some("Users[?UserName=='a'")).unwrap_err();
         assert!(e.starts_with("argument --query: "), "{e}");

@@ -72,6 +72,25 @@ class AdminOutput(unittest.TestCase):
         self.assertEqual(self.raw("list-users", "--path-prefix", prefix, "--output", "text"),
                          expected.getvalue())
 
+    def test_table_output_is_what_the_aws_cli_draws(self):
+        import io
+
+        from awscli.formatter import TableFormatter
+
+        class Options:
+            color = "off"
+            query = None
+
+        prefix = f"/{unique('table')}/"
+        for _ in range(2):
+            admin("create-user", "--user-name", unique("t"), "--path", prefix,
+                  "--tags", "Key=team,Value=data")
+        for args, operation in ((("list-users", "--path-prefix", prefix), "ListUsers"),
+                                (("get-user", "--user-name", admin("list-users", "--path-prefix", prefix)["Users"][0]["UserName"]), "GetUser")):
+            expected = io.StringIO()
+            TableFormatter(Options())(operation, admin(*args), expected)
+            self.assertEqual(self.raw(*args, "--output", "table"), expected.getvalue())
+
     def test_query_picks_and_documents_print_as_objects(self):
         document = policy(allow("s3:GetObject", "arn:aws:s3:::b/*"))
         name, _, _ = new_user(document)
