@@ -1,0 +1,82 @@
+"""What Envoy's ext_authz check by iamlet adds to a request: `iamlet bench http` replays one
+SigV4-signed GET at a fixed rate (open loop) through the `protected` listener (checked) and
+the `direct` listener (the same Envoy and filters, the check disabled on the route), in
+alternating rounds of the same run, and prints each round and the median of the rounds.
+
+Run by tests/envoy/bench.sh (and, briefly, by run.sh), which start the rig and set the
+variables common.py reads.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+from common import API, BIN, ENVOY_DIRECT_URL, ENVOY_URL, eventually, new_user, policy, signed, signed_headers, statement
+
+PATH = "/signed/bench/item"
+
+
+def once(url, headers, args, label):
+    command = [
+        BIN, "bench", "http", "--url", url, "--rate", args.rate, "--duration", args.duration,
+        "--warmup", args.warmup, "--label", label, "--json",
+    ]
+    for name, value in headers.items():
+        if name.lower() != "host":
+            command += ["--header", f"{name}: {value}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        sys.exit(f"iamlet bench http exited {done.returncode}: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def line(report):
+    l = report["latency_us"]
+    errors = sum(report["errors"].values())
+    return (f"{report['settings']['label']:<16} {report['achieved_rate']:>8.1f}/s  p50 {l['p50']:>6} µs  "
+            f"p99 {l['p99']:>6} µs  p99.9 {l['p999']:>6} µs  max {l['max']:>6} µs  "
+            f"errors {errors}{' ' + json.dumps(report['errors']) if errors else ''}  "
+            f"denied {report['denied']}  late {report['late_starts']}  connections {report['settings']['connections']}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rate", default="1000")
+    p.add_argument("--duration", default="10s")
+    p.add_argument("--warmup", default="2s")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--require-no-errors", action="store_true")
+    args = p.parse_args()
+
+    _, creds = new_user(policy(statement("Allow", "execute-api:Invoke", f"{API}/GET/signed/bench/*")))
+    protected = ENVOY_URL + PATH
+    eventually(lambda: signed(creds, "GET", protected), lambda r: r.status == 200, "the bench user's request")
+    results = {"ext_authz": [], "none": []}
+    for _ in range(args.rounds):
+        # Signed again each round: a signature is valid for 15 minutes. The direct listener
+        # gets the same headers, so both requests are the same bytes but for the port.
+        headers = signed_headers(creds, "GET", protected)
+        for name, url in (("ext_authz", protected), ("none", ENVOY_DIRECT_URL + PATH)):
+            report = once(url, headers, args, f"envoy+{name}")
+            results[name].append(report)
+            print(line(report), flush=True)
+    print()
+    failed = False
+    for name, reports in results.items():
+        p50 = statistics.median(r["latency_us"]["p50"] for r in reports)
+        p99 = statistics.median(r["latency_us"]["p99"] for r in reports)
+        errors = sum(sum(r["errors"].values()) + r["denied"] for r in reports)
+        failed |= errors > 0
+        print(f"median of {len(reports)} round(s), envoy+{name:<9}  p50 {p50:>7.0f} µs  p99 {p99:>7.0f} µs  errors+denied {errors}")
+    with_p50 = statistics.median(r["latency_us"]["p50"] for r in results["ext_authz"])
+    none_p50 = statistics.median(r["latency_us"]["p50"] for r in results["none"])
+    with_p99 = statistics.median(r["latency_us"]["p99"] for r in results["ext_authz"])
+    none_p99 = statistics.median(r["latency_us"]["p99"] for r in results["none"])
+    print(f"ext_authz adds  p50 {with_p50 - none_p50:+.0f} µs  p99 {with_p99 - none_p99:+.0f} µs")
+    if args.require_no_errors and failed:
+        sys.exit("bench: some requests failed or were denied")
+
+
+main()
