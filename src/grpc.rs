@@ -7,6 +7,7 @@
 //! | [`authorizer`] | `iamlet.v1.Authorizer` over [`crate::sidecar::Authorizer`] |
 //! | [`sts`] | `iamlet.v1.SecurityTokenService` over [`crate::sidecar::SecurityTokenService`] |
 //! | [`sidecar`] | the sidecar's local API and health port, over TCP, TLS or a Unix socket |
+//! | [`ext_authz`] | `envoy.service.auth.v3.Authorization` (Envoy's ext_authz) over [`crate::sidecar::ext_authz::ExtAuthz`] |
 //! | [`health`] | `grpc.health.v1` following a readiness channel, and reflection |
 //! | [`admin`] | `iamlet.v1.Admin` over [`crate::control_plane::Admin`] |
 //! | [`sync`] | `iamlet.v1.Sync`: admission, one task per stream, chunked deltas, heartbeats |
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod authorizer;
 pub mod control_plane;
+pub mod ext_authz;
 pub mod health;
 pub mod sidecar;
 pub mod status;
@@ -47,8 +49,8 @@ pub use control_plane::{
     serve_control_plane, serve_control_plane_with, ServeOptions, CONTROL_PLANE_SERVICES,
 };
 pub use sidecar::{
-    bind, bind_uds, serve_health, serve_local_api, serve_sidecar, SidecarError, StatusService,
-    SIDECAR_SERVICES,
+    bind, bind_uds, serve_health, serve_local_api, serve_local_api_with, serve_sidecar,
+    SidecarError, StatusService, SIDECAR_SERVICES, SIDECAR_SERVICES_WITH_EXT_AUTHZ,
 };
 pub use status::{admin_status, api_status, aws_error_code, grpc_code, to_status, ErrorDomain};
 pub use sts::StsService;

@@ -81,6 +81,74 @@ pub struct Metrics {
     pub stale_fail_open: AtomicU64,
     /// Requests refused because the tenant's data was older than the staleness bound.
     pub stale_refusals: AtomicU64,
+    /// Envoy ext_authz checks and route-table reloads.
+    pub ext_authz: ExtAuthzCounters,
+}
+
+/// Envoy ext_authz's counters: checks by route and decision (route names come from the route
+/// table, decisions from a fixed set, so the series stay bounded), and refused reloads.
+#[derive(Debug, Default)]
+pub struct ExtAuthzCounters {
+    checks: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// Route tables refused on reload.
+    pub reload_failures: AtomicU64,
+    /// Set once ext_authz is served: its series appear from then on.
+    pub served: std::sync::atomic::AtomicBool,
+}
+
+impl ExtAuthzCounters {
+    /// Counts one check.
+    pub fn check(&self, route: &str, decision: &'static str) {
+        let mut checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match checks.get_mut(&(route.to_owned(), decision)) {
+            Some(n) => *n += 1,
+            None => {
+                checks.insert((route.to_owned(), decision), 1);
+            }
+        }
+    }
+
+    /// The count of `route` and `decision`.
+    pub fn checks(&self, route: &str, decision: &'static str) -> u64 {
+        self.checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(route.to_owned(), decision))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        if !self.served.load(Ordering::Relaxed) {
+            return;
+        }
+        let name = "iamlet_ext_authz_checks_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Envoy ext_authz checks, by route and decision.\n# TYPE {name} counter"
+        );
+        let checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((route, decision), n) in checks.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{route=\"{}\",decision=\"{decision}\"}} {n}",
+                label(route)
+            );
+        }
+        drop(checks);
+        counter(
+            out,
+            "iamlet_ext_authz_route_table_reload_failures_total",
+            "Route tables refused on reload (the previous table was kept).",
+            self.reload_failures.load(Ordering::Relaxed),
+        );
+    }
 }
 
 /// Values read at scrape time from the rest of the process.
@@ -215,6 +283,7 @@ impl Metrics {
             "Requests refused because the tenant's data was past the staleness bound.",
             self.stale_refusals.load(Ordering::Relaxed),
         );
+        self.ext_authz.render(&mut out);
         gauges.render(&mut out);
         out
     }

@@ -74,6 +74,7 @@
 mod api;
 mod authorize;
 pub mod decision_log;
+pub mod ext_authz;
 mod pod_identity;
 mod sts;
 

@@ -10,7 +10,7 @@ use clap::Args;
 use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use crate::directory::IdGenerator;
 use crate::grpc::{
-    bind, serve_control_plane_with, serve_health, serve_local_api, ServeOptions,
+    bind, serve_control_plane_with, serve_health, serve_local_api_with, ServeOptions,
     CONTROL_PLANE_SERVICES, DEFAULT_HEARTBEAT, SIDECAR_SERVICES,
 };
 use crate::observe;
@@ -279,6 +279,10 @@ pub(crate) struct SidecarArgs {
     /// path.
     #[arg(long, env = "IAMLET_POD_IDENTITY_AUDIENCE", default_value = crate::sidecar::DEFAULT_POD_IDENTITY_AUDIENCE)]
     pod_identity_audience: String,
+    /// A route table (YAML): the local API (TCP and Unix socket) then also serves Envoy's
+    /// ext_authz, `envoy.service.auth.v3.Authorization/Check`. Re-read when it changes.
+    #[arg(long, env = "IAMLET_EXT_AUTHZ_ROUTES")]
+    ext_authz_routes: Option<PathBuf>,
 }
 
 /// A route path: `/` and then segments of letters, digits, `-`, `_`, `.` (no parameters or
@@ -848,7 +852,29 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             },
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-        let (handle, stream) = spawn_sidecar(&config, shutdown);
+        // A route table that does not check out stops the start, as a bad flag does.
+        let route_table = match &args.ext_authz_routes {
+            Some(path) => Some(
+                crate::sidecar::ext_authz::RouteTable::load(path)
+                    .map_err(|e| ServeError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let (handle, stream) = spawn_sidecar(&config, shutdown.clone());
+        let ext_authz = route_table.map(|table| {
+            Arc::new(crate::sidecar::ext_authz::ExtAuthz::new(
+                Arc::clone(&handle.api),
+                table,
+            ))
+        });
+        if let (Some(ext_authz), Some(path)) = (&ext_authz, &args.ext_authz_routes) {
+            crate::sidecar::ext_authz::spawn_route_table_reload(
+                Arc::clone(ext_authz),
+                path.clone(),
+                crate::sidecar::ext_authz::RELOAD_INTERVAL,
+                shutdown.clone(),
+            );
+        }
         // Every listener is bound before anything is served: a port in use stops the
         // process before it reports ready.
         let listener = bind(args.listen).await?;
@@ -872,6 +898,12 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
                 .map(|a| format!(", HTTP on {a}"))
                 .unwrap_or_default(),
         ));
+        if let Some(path) = &args.ext_authz_routes {
+            say(&format!(
+                "iamlet sidecar: Envoy ext_authz on the local API, routes from {}",
+                path.display()
+            ));
+        }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut servers = Vec::new();
         let serve_api = |name: &'static str, served| {
@@ -884,13 +916,15 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
         let local: std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<(), crate::grpc::SidecarError>> + Send>,
         > = match local_tls.clone() {
-            Some(tls) => Box::pin(serve_local_api(
+            Some(tls) => Box::pin(serve_local_api_with(
                 handle.clone(),
+                ext_authz.clone(),
                 tls.incoming(listener),
                 until_stopped(stopped.clone()),
             )),
-            None => Box::pin(serve_local_api(
+            None => Box::pin(serve_local_api_with(
                 handle.clone(),
+                ext_authz.clone(),
                 crate::net::accept(listener, crate::net::ConnectionLimits::default()),
                 until_stopped(stopped.clone()),
             )),
@@ -911,8 +945,9 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
         if let Some(listener) = uds_listener {
             servers.push(serve_api(
                 "unix socket",
-                Box::pin(serve_local_api(
+                Box::pin(serve_local_api_with(
                     handle.clone(),
+                    ext_authz.clone(),
                     tokio_stream::wrappers::UnixListenerStream::new(listener),
                     until_stopped(stopped.clone()),
                 )),

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec};
 use crate::directory::IdGenerator;
-use crate::grpc::{serve_control_plane_with, serve_sidecar, ServeOptions, DEFAULT_HEARTBEAT};
+use crate::grpc::{serve_control_plane_with, ServeOptions, DEFAULT_HEARTBEAT};
 use crate::jose::Es256Signer;
 use crate::policy::Timestamp;
 use crate::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
@@ -53,6 +53,73 @@ pub(crate) struct UpArgs {
     /// Another tenant spec to load instead of the demo tenant.
     #[arg(long)]
     tenant_spec: Option<PathBuf>,
+    /// An Envoy ext_authz route table; default: the demo table, written to
+    /// `$DATA_DIR/ext-authz-routes.yaml` on first start (with the demo tenant only).
+    #[arg(long, env = "IAMLET_EXT_AUTHZ_ROUTES")]
+    ext_authz_routes: Option<PathBuf>,
+}
+
+/// The demo route table: SigV4 callers on `sigv4.local` (API Gateway's mapping; the
+/// `demo-admin` profile may invoke, alice may not), the demo web-identity token on
+/// `jwt.local` as the reports-reader role (reading `demo-data` objects by path), and a dry
+/// run on `dry.local`.
+const DEMO_ROUTES: &str = r#"# iamlet's Envoy ext_authz route table (re-read when it changes). See the README.
+account: "111122223333"
+region: us-east-1
+api_id: demo
+stage: prod
+unmatched: deny
+routes:
+  # API Gateway's IAM authorization: execute-api:Invoke on
+  # arn:aws:execute-api:us-east-1:111122223333:demo/prod/{method}/{path}.
+  - name: sigv4
+    host: sigv4.local
+    path: /{proxy+}
+    caller: sigv4
+  # The demo OIDC provider's token, as a session of reports-reader: s3:GetObject on
+  # demo-data/<path>, so /reports/... is allowed and anything else denied.
+  - name: jwt
+    host: jwt.local
+    path: /{proxy+}
+    action: s3:GetObject
+    resource: "arn:aws:s3:::demo-data/{proxy}"
+    caller: jwt
+    jwt:
+      issuer: "https://oidc.demo.iamlet.dev"
+      audience: sts.amazonaws.com
+      role: "arn:aws:iam::111122223333:role/reports-reader"
+  # As sigv4.local, but a deny passes with x-iamlet-would-deny: true (and is logged).
+  - name: dry-run
+    host: dry.local
+    path: /{proxy+}
+    caller: sigv4
+    dry_run: true
+"#;
+
+/// The route table `up` serves: the flag's, else the demo's (written on first start) when the
+/// demo tenant is loaded, else none.
+fn ext_authz_routes(
+    args: &UpArgs,
+    demo: &Demo,
+    dir: &Path,
+) -> Result<Option<(PathBuf, crate::sidecar::ext_authz::RouteTable)>, ServeError> {
+    let path = match (&args.ext_authz_routes, &demo.token_file) {
+        (Some(path), _) => path.clone(),
+        (None, Some(_)) => {
+            let path = dir.join("ext-authz-routes.yaml");
+            if !path.exists() {
+                std::fs::write(&path, DEMO_ROUTES).map_err(|source| ServeError::DataDir {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            path
+        }
+        (None, None) => return Ok(None),
+    };
+    let table = crate::sidecar::ext_authz::RouteTable::load(&path)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    Ok(Some((path, table)))
 }
 
 /// What `up` made for the user to try.
@@ -102,6 +169,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
     let (operators, _) = load_or_create_operators(&dir.join("operator-credentials"))?;
     let mut demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
+    let routes = ext_authz_routes(args, &demo, dir)?;
     let admin = create_admin(&control_plane, &demo.account)?;
     demo.admin = Some(admin.clone());
     let mut profiles = crate::client::render_profile(ADMIN_PROFILE, &admin.0, admin.1.expose());
@@ -201,9 +269,27 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let (stop_sidecar, sidecar_stopped) = tokio::sync::oneshot::channel::<()>();
-        let sidecar_server = tokio::spawn(serve_sidecar(handle.clone(), sidecar_listener, async {
-            let _ = sidecar_stopped.await;
-        }));
+        let ext_authz = routes.as_ref().map(|(path, table)| {
+            let ext_authz = Arc::new(crate::sidecar::ext_authz::ExtAuthz::new(
+                Arc::clone(&handle.api),
+                table.clone(),
+            ));
+            crate::sidecar::ext_authz::spawn_route_table_reload(
+                Arc::clone(&ext_authz),
+                path.clone(),
+                crate::sidecar::ext_authz::RELOAD_INTERVAL,
+                stopped.clone(),
+            );
+            ext_authz
+        });
+        let sidecar_server = tokio::spawn(crate::grpc::serve_local_api_with(
+            handle.clone(),
+            ext_authz,
+            crate::net::accept(sidecar_listener, crate::net::ConnectionLimits::default()),
+            async {
+                let _ = sidecar_stopped.await;
+            },
+        ));
         let sidecar_http_server = tokio::spawn(crate::http::serve(
             crate::http::sts::sidecar_routes(&handle).merge(crate::http::credentials_routes(
                 Arc::new(crate::sidecar::ContainerCredentials::new(
@@ -221,6 +307,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             control_plane_http: cp_http.1,
             sidecar: sidecar_addr,
             sidecar_http: sidecar_http.1,
+            ext_authz_routes: routes.map(|(path, _)| path),
         };
         let _ = print_welcome(out, &demo, &addresses, &log_path);
         let _ = out.flush();
@@ -461,6 +548,7 @@ struct Addresses {
     control_plane_http: SocketAddr,
     sidecar: SocketAddr,
     sidecar_http: SocketAddr,
+    ext_authz_routes: Option<PathBuf>,
 }
 
 /// The control plane's probes in `up`: ready while it runs.
@@ -529,6 +617,13 @@ fn print_welcome(
         "  sidecar HTTP (STS Query API, /v1/credentials, ...)  http://{}",
         addresses.sidecar_http
     )?;
+    if let Some(routes) = &addresses.ext_authz_routes {
+        writeln!(
+            out,
+            "  sidecar Envoy ext_authz (Authorization/Check)       http://{sidecar} (routes: {})",
+            routes.display()
+        )?;
+    }
     writeln!(
         out,
         "  decision log                                        {}",

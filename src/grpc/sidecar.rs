@@ -72,20 +72,61 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_local_api_with(handle, None, incoming, shutdown).await
+}
+
+/// The services health reports when Envoy's ext_authz is served too. Reflection cannot
+/// describe it (`envoy-types` ships no descriptors), so reflection keeps [`SIDECAR_SERVICES`].
+pub const SIDECAR_SERVICES_WITH_EXT_AUTHZ: &[&str] = &[
+    "iamlet.v1.Authorizer",
+    "iamlet.v1.SecurityTokenService",
+    "iamlet.v1.SidecarStatus",
+    super::ext_authz::EXT_AUTHZ_SERVICE,
+];
+
+/// Serves the sidecar's local API on `incoming`, with Envoy's ext_authz
+/// (`envoy.service.auth.v3.Authorization`) when `ext_authz` is given, until `shutdown`
+/// completes.
+pub async fn serve_local_api_with<S, IO, IE>(
+    handle: SidecarHandle,
+    ext_authz: Option<Arc<crate::sidecar::ext_authz::ExtAuthz>>,
+    incoming: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SidecarError>
+where
+    S: tokio_stream::Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let authorizer = AuthorizerService::new(Arc::clone(&handle.api));
     let sts = StsService::new(Arc::clone(&handle.api));
     let (reflection, reflection_alpha) =
         reflection(SIDECAR_SERVICES).map_err(SidecarError::Reflection)?;
+    let health = if ext_authz.is_some() {
+        SIDECAR_SERVICES_WITH_EXT_AUTHZ
+    } else {
+        SIDECAR_SERVICES
+    };
+    let ext_authz = ext_authz.map(|e| {
+        handle
+            .api
+            .metrics()
+            .ext_authz
+            .served
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        super::ext_authz::ExtAuthzService::new(e).into_server()
+    });
     super::server()
         .trace_fn(crate::telemetry::grpc_span)
         .add_service(authorizer.into_server())
         .add_service(sts.into_server())
-        .add_service(HealthService::new(SIDECAR_SERVICES, handle.serving()).into_server())
+        .add_service(HealthService::new(health, handle.serving()).into_server())
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(pb::sidecar_status_server::SidecarStatusServer::new(
             StatusService { handle },
         ))
+        .add_optional_service(ext_authz)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
