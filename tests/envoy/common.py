@@ -126,10 +126,11 @@ def send(method, url, headers=None, body=b""):
         conn.close()
 
 
-def signed_headers(credentials, method, url, body=b""):
-    """The headers botocore's SigV4Auth adds for execute-api in the table's region (Host,
-    X-Amz-Date, Authorization, and X-Amz-Security-Token for session credentials)."""
-    request = AWSRequest(method=method, url=url, data=body)
+def signed_headers(credentials, method, url, body=b"", headers=None):
+    """`headers` and those botocore's SigV4Auth adds for execute-api in the table's region
+    (Host, X-Amz-Date, Authorization, and X-Amz-Security-Token for session credentials);
+    SigV4Auth signs every header given."""
+    request = AWSRequest(method=method, url=url, data=body, headers=headers or {})
     SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
     return dict(request.headers.items())
 

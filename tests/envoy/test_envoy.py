@@ -2,6 +2,7 @@
 front of an upstream that echoes what it received (rig: tests/envoy/rig.sh; routes:
 tests/envoy/routes.yaml; Envoy's configuration: tests/envoy/envoy_config.py)."""
 
+import hashlib
 import json
 import unittest
 
@@ -112,6 +113,27 @@ class EnvoyExtAuthz(unittest.TestCase):
         altered = json.dumps({"amount": 99}).encode()
         r = send("POST", url, headers, altered)
         self.assertTrue(self.assert_json_message(r, 401).startswith(SIGNATURE_MISMATCH), r)
+
+    def test_a_signed_content_hash_must_match_the_body_sent(self):
+        url = f"{ENVOY_URL}/body/upload"
+        body = b'{"amount": 10}'
+        # x-amz-content-sha256 signed along (as S3 clients do), then another body sent.
+        headers = {"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()}
+        signed_with_hash = signed_headers(self.creds, "POST", url, body, headers)
+        r = send("POST", url, signed_with_hash, body)
+        self.assertEqual(r.status, 200, r)
+        r = send("POST", url, signed_with_hash, b'{"amount": 99}')
+        self.assert_json_message(r, 401)
+
+    def test_a_route_that_strips_credentials_keeps_them_from_the_upstream(self):
+        r = signed(self.creds, "GET", f"{ENVOY_URL}/stripped/reports/42")
+        seen = r.upstream_headers()
+        self.assertEqual(seen["x-iamlet-principal-arn"], self.arn)
+        for name in ("authorization", "x-amz-date", "x-amz-security-token"):
+            self.assertNotIn(name, seen)
+        # Elsewhere the upstream sees them, as Envoy received them.
+        r = signed(self.creds, "GET", f"{ENVOY_URL}/signed/reports/42")
+        self.assertTrue(r.upstream_headers()["authorization"].startswith("AWS4-HMAC-SHA256 "))
 
     def test_a_path_the_users_policy_denies_is_403_with_awss_message(self):
         path = "signed/secret/plans"
