@@ -37,7 +37,7 @@ def once(url, headers, args, label):
 def line(report):
     l = report["latency_us"]
     errors = sum(report["errors"].values())
-    return (f"{report['settings']['label']:<16} {report['achieved_rate']:>8.1f}/s  p50 {l['p50']:>6} µs  "
+    return (f"{report['settings']['label']:<20} {report['achieved_rate']:>8.1f}/s  p50 {l['p50']:>6} µs  "
             f"p99 {l['p99']:>6} µs  p99.9 {l['p999']:>6} µs  max {l['max']:>6} µs  "
             f"errors {errors}{' ' + json.dumps(report['errors']) if errors else ''}  "
             f"denied {report['denied']}  late {report['late_starts']}  connections {report['settings']['connections']}")
@@ -59,10 +59,10 @@ def main():
         eventually(lambda: signed(creds, "GET", url), lambda r: r.status == 200, f"the bench user's request to {url}")
     results = {name: [] for name in arms}
     for _ in range(args.rounds):
-        # Signed again each round: a signature is valid for 15 minutes. The direct listener
-        # gets the same headers, so both requests are the same bytes but for the port.
-        headers = signed_headers(creds, "GET", protected)
         for name, url in arms.items():
+            # Signed for each run (the host, 127.0.0.1:PORT, is signed; a signature is valid
+            # for 15 minutes). The direct listener gets the same headers, unchecked.
+            headers = signed_headers(creds, "GET", url)
             report = once(url, headers, args, f"envoy+{name}")
             results[name].append(report)
             print(line(report), flush=True)
