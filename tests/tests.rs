@@ -46,3 +46,5 @@ mod aws_protocols;
 mod pod_identity;
 // OpenID AuthZEN on the sidecar's HTTP edge: evaluations, batches, metadata, refusals.
 mod authzen;
+// Envoy's ext_authz on a sidecar, asked as Envoy asks, with SigV4 requests signed here.
+mod ext_authz;

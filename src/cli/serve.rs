@@ -934,7 +934,11 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             servers.push(serve_api(
                 "health port",
                 Box::pin(serve_health(
-                    SIDECAR_SERVICES,
+                    if ext_authz.is_some() {
+                        crate::grpc::SIDECAR_SERVICES_WITH_EXT_AUTHZ
+                    } else {
+                        SIDECAR_SERVICES
+                    },
                     handle.serving(),
                     listener,
                     until_stopped(stopped.clone()),

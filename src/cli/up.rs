@@ -71,11 +71,13 @@ stage: prod
 unmatched: deny
 routes:
   # API Gateway's IAM authorization: execute-api:Invoke on
-  # arn:aws:execute-api:us-east-1:111122223333:demo/prod/{method}/{path}.
+  # arn:aws:execute-api:us-east-1:111122223333:demo/prod/{method}/{path}. The body is hashed
+  # when Envoy sends it (with_request_body, pack_as_bytes); without it, the empty body.
   - name: sigv4
     host: sigv4.local
     path: /{proxy+}
     caller: sigv4
+    with_body: true
   # The demo OIDC provider's token, as a session of reports-reader: s3:GetObject on
   # demo-data/<path>, so /reports/... is allowed and anything else denied.
   - name: jwt
@@ -93,6 +95,7 @@ routes:
     host: dry.local
     path: /{proxy+}
     caller: sigv4
+    with_body: true
     dry_run: true
 "#;
 

@@ -181,7 +181,17 @@ fn set_header(key: &str, value: String) -> HeaderValueOption {
 }
 
 fn ok(headers: Vec<HeaderValueOption>, strip: bool) -> CheckResponse {
-    let mut headers_to_remove = Vec::new();
+    // iamlet's headers that this answer does not set are removed: a client cannot send its
+    // own through a route that passes it without a caller (no route, a dry run).
+    let mut headers_to_remove: Vec<String> = [PRINCIPAL_HEADER, VERSION_HEADER, WOULD_DENY_HEADER]
+        .into_iter()
+        .filter(|name| {
+            !headers
+                .iter()
+                .any(|h| h.header.as_ref().is_some_and(|h| h.key == *name))
+        })
+        .map(str::to_owned)
+        .collect();
     if strip {
         headers_to_remove.extend(CREDENTIAL_HEADERS.iter().map(|h| (*h).to_owned()));
     }
@@ -306,5 +316,291 @@ impl Authorization for ExtAuthzService {
             .instrument(span)
             .await;
         Ok(Response::new(render(&answer)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{HeaderMap, SocketAddress};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+        HttpRequest, Peer, Request as AttrRequest,
+    };
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+
+    use super::*;
+
+    fn request(http: HttpRequest, source: Option<Peer>) -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                source,
+                request: Some(AttrRequest {
+                    time: None,
+                    http: Some(http),
+                }),
+                ..AttributeContext::default()
+            }),
+        }
+    }
+
+    fn http() -> HttpRequest {
+        HttpRequest {
+            id: "7".into(),
+            method: "GET".into(),
+            path: "/a?b=1".into(),
+            host: "api.example.com:8443".into(),
+            scheme: "https".into(),
+            headers: [
+                (":authority", "api.example.com:8443"),
+                ("X-Request-Id", "r-1"),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+            ..HttpRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_check_request_decodes_once_into_the_domains_input() {
+        let peer = Peer {
+            address: Some(envoy_types::pb::envoy::config::core::v3::Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: "10.1.2.3".into(),
+                    ..SocketAddress::default()
+                })),
+            }),
+            principal: "spiffe://cluster.local/ns/a/sa/b".into(),
+            ..Peer::default()
+        };
+        let input = decode(&request(
+            HttpRequest {
+                body: "text".into(),
+                ..http()
+            },
+            Some(peer),
+        ))
+        .unwrap();
+        assert_eq!(input.method, "GET");
+        assert_eq!(input.path, "/a?b=1");
+        assert_eq!(input.host, "api.example.com:8443");
+        assert_eq!(input.source_ip, Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            input.source_principal.as_deref(),
+            Some("spiffe://cluster.local/ns/a/sa/b")
+        );
+        assert_eq!(
+            input.request_id.as_deref(),
+            Some("r-1"),
+            "names are lowercased"
+        );
+        assert_eq!(input.body.as_deref(), Some(&b"text"[..]));
+
+        // `encode_raw_headers`: the list, values as bytes, repeated names kept apart.
+        let raw = HttpRequest {
+            headers: HashMap::new(),
+            header_map: Some(HeaderMap {
+                headers: vec![
+                    HeaderValue {
+                        key: "x-a".into(),
+                        value: String::new(),
+                        raw_value: b"1".to_vec(),
+                    },
+                    HeaderValue {
+                        key: "x-a".into(),
+                        value: "2".into(),
+                        raw_value: Vec::new(),
+                    },
+                ],
+            }),
+            raw_body: vec![0, 1],
+            ..http()
+        };
+        let input = decode(&request(raw, None)).unwrap();
+        assert_eq!(
+            input.headers,
+            [("x-a".into(), "1".into()), ("x-a".into(), "2".into())]
+        );
+        assert_eq!(input.body.as_deref(), Some(&[0u8, 1][..]));
+        assert_eq!(
+            input.request_id.as_deref(),
+            Some("7"),
+            "the stream id without x-request-id"
+        );
+    }
+
+    #[test]
+    fn missing_or_oversized_attributes_are_refused_with_a_reason() {
+        assert_eq!(
+            decode(&CheckRequest { attributes: None }).unwrap_err(),
+            CheckDecodeError::NoHttpRequest
+        );
+        assert_eq!(
+            decode(&CheckRequest {
+                attributes: Some(AttributeContext::default())
+            })
+            .unwrap_err(),
+            CheckDecodeError::NoHttpRequest
+        );
+        let no_method = HttpRequest {
+            method: String::new(),
+            ..http()
+        };
+        assert_eq!(
+            decode(&request(no_method, None)).unwrap_err().to_string(),
+            "The check request's HTTP request has no method"
+        );
+        let no_path = HttpRequest {
+            path: String::new(),
+            ..http()
+        };
+        assert_eq!(
+            decode(&request(no_path, None)).unwrap_err(),
+            CheckDecodeError::Missing("path")
+        );
+        let mut many = http();
+        for i in 0..MAX_HEADERS {
+            many.headers.insert(format!("x-{i}"), "v".into());
+        }
+        assert_eq!(
+            decode(&request(many, None)).unwrap_err(),
+            CheckDecodeError::HeadersTooLarge
+        );
+        let mut big = http();
+        big.headers
+            .insert("x-big".into(), "v".repeat(MAX_HEADER_BYTES));
+        let refused = decode(&request(big, None)).unwrap_err();
+        assert_eq!(refused.status(), 431);
+    }
+
+    #[test]
+    fn a_check_continues_the_trace_of_the_checked_request() {
+        use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let traced = CheckInput {
+            headers: vec![(
+                "traceparent".into(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+            )],
+            ..CheckInput::default()
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let trace_of =
+                |span: &tracing::Span| span.context().span().span_context().trace_id().to_string();
+            let span = check_span(&tonic::metadata::MetadataMap::new(), &traced);
+            assert_eq!(trace_of(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
+            // Envoy's own trace context, on the call, is the gRPC span's parent instead.
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                    .parse()
+                    .unwrap(),
+            );
+            let span = check_span(&metadata, &traced);
+            assert_ne!(trace_of(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
+        });
+    }
+
+    #[test]
+    fn answers_render_as_envoy_expects() {
+        let allow = render(&CheckAnswer::Allow {
+            principal: Some("arn:aws:iam::111122223333:user/a".into()),
+            version: Some(crate::snapshot::SnapshotVersion::new(2, 9)),
+            strip: true,
+        });
+        assert_eq!(allow.status.as_ref().unwrap().code, 0);
+        let Some(HttpResponse::OkResponse(ok)) = allow.http_response else {
+            panic!("{allow:?}");
+        };
+        let set: Vec<(String, String, i32)> = ok
+            .headers
+            .iter()
+            .map(|h| {
+                let v = h.header.as_ref().unwrap();
+                (v.key.clone(), v.value.clone(), h.append_action)
+            })
+            .collect();
+        let overwrite = i32::from(HeaderAppendAction::OverwriteIfExistsOrAdd);
+        assert_eq!(
+            set,
+            [
+                (
+                    PRINCIPAL_HEADER.into(),
+                    "arn:aws:iam::111122223333:user/a".into(),
+                    overwrite
+                ),
+                (VERSION_HEADER.into(), "2.9".into(), overwrite),
+            ]
+        );
+        let mut removed = vec![WOULD_DENY_HEADER];
+        removed.extend(CREDENTIAL_HEADERS);
+        assert_eq!(ok.headers_to_remove, removed);
+
+        let dry = render(&CheckAnswer::DryRunDeny {
+            principal: None,
+            version: None,
+            strip: false,
+            status: 401,
+            message: "Missing Authentication Token".into(),
+        });
+        let Some(HttpResponse::OkResponse(ok)) = dry.http_response else {
+            panic!("{dry:?}");
+        };
+        assert_eq!(ok.headers.len(), 1);
+        assert_eq!(
+            ok.headers[0].header.as_ref().unwrap().key,
+            WOULD_DENY_HEADER
+        );
+        assert_eq!(
+            ok.headers_to_remove,
+            [PRINCIPAL_HEADER, VERSION_HEADER],
+            "a client's own iamlet headers never pass"
+        );
+
+        for (answer, code, status) in [
+            (
+                CheckAnswer::Unauthenticated {
+                    message: "Missing \"Authentication\" Token".into(),
+                },
+                Code::Unauthenticated,
+                401,
+            ),
+            (
+                CheckAnswer::Deny {
+                    status: 403,
+                    message: "Missing \"Authentication\" Token".into(),
+                },
+                Code::PermissionDenied,
+                403,
+            ),
+            (
+                CheckAnswer::Deny {
+                    status: 503,
+                    message: "Missing \"Authentication\" Token".into(),
+                },
+                Code::Unavailable,
+                503,
+            ),
+        ] {
+            let response = render(&answer);
+            assert_eq!(response.status.as_ref().unwrap().code, i32::from(code));
+            let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
+                panic!("{response:?}");
+            };
+            assert_eq!(denied.status.unwrap().code, status);
+            let body: serde_json::Value = serde_json::from_str(&denied.body).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"Message": "Missing \"Authentication\" Token"})
+            );
+            let content_type = denied.headers[0].header.as_ref().unwrap();
+            assert_eq!(
+                (content_type.key.as_str(), content_type.value.as_str()),
+                ("content-type", "application/json")
+            );
+        }
     }
 }

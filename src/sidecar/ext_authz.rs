@@ -19,8 +19,10 @@
 //!
 //! The request's attributes become condition keys: `aws:SourceIp`, `aws:SecureTransport`,
 //! `aws:UserAgent`, `aws:Referer`, `aws:CurrentTime`/`aws:EpochTime` (set by the Authorizer),
-//! and each header as `iamlet:Header/<lowercase-name>` (but the credentials: `authorization`,
-//! `proxy-authorization`, `cookie`, `x-amz-security-token`). The decision is the
+//! and each header as `iamlet:Header/<lowercase-name>` but the credentials (`authorization`,
+//! `proxy-authorization`, `cookie`, `x-amz-security-token`) and the headers that differ at
+//! every request (ids, dates, payload hashes, trace context, `x-envoy-*`: a context that
+//! changes at every request would defeat the decision cache). The decision is the
 //! [`Authorizer`]'s: the same evaluation, decision cache and decision log as `Authorize`.
 //!
 //! Inputs arrive decoded ([`CheckInput`]); answers leave as a [`CheckAnswer`], which the gRPC
@@ -84,7 +86,35 @@ const SECRET_HEADERS: [&str; 4] = [
     "cookie",
     "x-amz-security-token",
 ];
-/// How long an exchanged JWT's role session is reused for the same token, role and snapshot.
+/// Headers that differ at every request and that no policy has reason to read: left out of
+/// the condition keys so that the decision cache (whose key covers the context) can answer a
+/// repeated request. Names ending in `*` are prefixes.
+const PER_REQUEST_HEADERS: [&str; 12] = [
+    "x-request-id",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "date",
+    "content-length",
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-*",
+    "x-amzn-trace-id",
+    "x-envoy-*",
+    "x-forwarded-client-cert",
+];
+
+fn per_request(name: &str) -> bool {
+    PER_REQUEST_HEADERS
+        .iter()
+        .any(|h| match h.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *h,
+        })
+}
+
+/// How long an exchanged JWT's role session is reused for the same token, role and snapshot
+/// (never past the token's expiry).
 const JWT_SESSION_TTL: Duration = Duration::from_secs(60);
 /// The session name of the role sessions JWT routes make.
 const JWT_SESSION_NAME: &str = "iamlet-ext-authz";
@@ -278,10 +308,20 @@ impl ExtAuthz {
             .map_or(input.path.as_str(), |(p, _)| p);
         let Some(matched) = table.find(&host, &input.method, path_only) else {
             let answer = match table.unmatched {
-                Unmatched::Deny => CheckAnswer::Deny {
-                    status: 403,
-                    message: NO_ROUTE.into(),
-                },
+                Unmatched::Deny => {
+                    // A decision-log line like any refusal: the resource is the request.
+                    self.authorizer.refused(
+                        "",
+                        &format!("{} {host}{}", input.method, crate::error::echo(path_only)),
+                        input.request_id.as_deref(),
+                        &ApiError::invalid("route", NO_ROUTE),
+                        false,
+                    );
+                    CheckAnswer::Deny {
+                        status: 403,
+                        message: NO_ROUTE.into(),
+                    }
+                }
                 Unmatched::Allow => CheckAnswer::Allow {
                     principal: None,
                     version: None,
@@ -355,7 +395,8 @@ impl ExtAuthz {
         };
         let caller = match caller {
             Ok(c) => c,
-            Err((refusal, error)) => {
+            Err(failed) => {
+                let (refusal, error) = *failed;
                 // Logged and counted as an Authorize the edge could not decide.
                 self.authorizer.refused(
                     &matched.action,
@@ -402,10 +443,10 @@ impl ExtAuthz {
         table: &RouteTable,
         matched: &Matched<'_>,
         input: &CheckInput,
-    ) -> Result<CallerId, (Refusal, ApiError)> {
+    ) -> Result<CallerId, Failed> {
         let fail = |e: SigV4Error| {
             let error = ApiError::Sts(StsError::Signature(e));
-            (Refusal::from_api(&error), error)
+            Box::new((Refusal::from_api(&error), error))
         };
         let (path, query) = input.path.split_once('?').unwrap_or((&input.path, ""));
         let mut headers: Vec<(String, String)> = input
@@ -433,7 +474,10 @@ impl ExtAuthz {
                 let error = ApiError::Sts(StsError::Signature(SigV4Error::InconsistentSignature(
                     BODY_HASH_MISMATCH.into(),
                 )));
-                return Err((Refusal::unauthenticated(BODY_HASH_MISMATCH), error));
+                return Err(Box::new((
+                    Refusal::unauthenticated(BODY_HASH_MISMATCH),
+                    error,
+                )));
             }
         }
         let request = SignedRequest {
@@ -448,7 +492,7 @@ impl ExtAuthz {
             Err(SigV4Error::MissingAuthenticationToken) => {
                 let error =
                     ApiError::Sts(StsError::Signature(SigV4Error::MissingAuthenticationToken));
-                return Err((Refusal::unauthenticated(MISSING_TOKEN), error));
+                return Err(Box::new((Refusal::unauthenticated(MISSING_TOKEN), error)));
             }
             Err(e) => return Err(fail(e)),
         };
@@ -475,10 +519,10 @@ impl ExtAuthz {
         jwt: &JwtRoute,
         input: &CheckInput,
         context: &mut Context,
-    ) -> Result<CallerId, (Refusal, ApiError)> {
+    ) -> Result<CallerId, Failed> {
         let missing = || {
             let error = ApiError::Sts(StsError::Signature(SigV4Error::MissingAuthenticationToken));
-            (Refusal::unauthenticated(MISSING_TOKEN), error)
+            Box::new((Refusal::unauthenticated(MISSING_TOKEN), error))
         };
         let token = input
             .headers
@@ -490,7 +534,7 @@ impl ExtAuthz {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(missing)?;
-        let fail = |e: ApiError| (Refusal::from_api(&e), e);
+        let fail = |e: ApiError| Box::new((Refusal::from_api(&e), e));
         let unverified = sts::jwt::UnverifiedToken::parse(token)
             .map_err(|e| fail(ApiError::Sts(StsError::WebIdentity(e))))?;
         if unverified.issuer() != jwt.issuer {
@@ -501,7 +545,12 @@ impl ExtAuthz {
         }
         let snapshot = self.api().load(&table.account).map_err(fail)?;
         let key = session_key(token, jwt, snapshot.version());
-        let issued = match self.sessions.get(&key) {
+        // A cached session stands for its token only while the token is valid.
+        let cached = self
+            .sessions
+            .get(&key)
+            .filter(|s| Timestamp::now().epoch_seconds() <= s.token_expires_at);
+        let issued = match cached {
             Some(issued) => issued,
             None => {
                 let now = Timestamp::now();
@@ -527,11 +576,15 @@ impl ExtAuthz {
                     let e = ApiError::Sts(StsError::WebIdentity(sts::jwt::JwtError::no_provider(
                         &jwt.issuer,
                     )));
-                    return Err((Refusal::unauthenticated("Incorrect token audience"), e));
+                    return Err(Box::new((
+                        Refusal::unauthenticated("Incorrect token audience"),
+                        e,
+                    )));
                 }
                 // The token's claims, as condition keys of the provider.
                 let prefix = sts::jwt::condition_key_prefix(&jwt.issuer);
                 let issued = Arc::new(JwtSession {
+                    token_expires_at: token_expiry(token),
                     claims: vec![
                         (format!("{prefix}:sub"), made.subject.clone()),
                         (format!("{prefix}:aud"), made.audience.clone()),
@@ -553,6 +606,10 @@ impl ExtAuthz {
     }
 }
 
+/// A caller that could not be established: the answer, and the error the decision log
+/// records.
+type Failed = Box<(Refusal, ApiError)>;
+
 /// The message of a body whose hash is not the one signed (S3's words).
 pub const BODY_HASH_MISMATCH: &str =
     "The provided 'x-amz-content-sha256' header does not match what was computed.";
@@ -560,6 +617,8 @@ pub const BODY_HASH_MISMATCH: &str =
 /// A JWT route's role session, with the token's claims as condition keys.
 struct JwtSession {
     issued: Issued,
+    /// The token's `exp` (it verified, so its claims are the issuer's).
+    token_expires_at: i64,
     claims: Vec<(String, String)>,
 }
 
@@ -569,6 +628,21 @@ impl std::fmt::Debug for JwtSession {
             .field("arn", &self.issued.arn)
             .finish_non_exhaustive()
     }
+}
+
+/// The `exp` of a token that verified; 0 (expired: never reused) when it cannot be read.
+fn token_expiry(token: &str) -> i64 {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            data_encoding::BASE64URL_NOPAD
+                .decode(payload.as_bytes())
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|claims| claims.get("exp").and_then(serde_json::Value::as_i64))
+        .unwrap_or(0)
 }
 
 /// Hex SHA-256.
@@ -595,22 +669,22 @@ fn session_key(token: &str, jwt: &JwtRoute, version: SnapshotVersion) -> [u8; 32
 fn mtls_caller(
     principals: &std::collections::BTreeMap<String, String>,
     input: &CheckInput,
-) -> Result<CallerId, (Refusal, ApiError)> {
+) -> Result<CallerId, Failed> {
     let Some(peer) = input.source_principal.as_deref().filter(|p| !p.is_empty()) else {
         let error = ApiError::Sts(StsError::Signature(SigV4Error::MissingAuthenticationToken));
-        return Err((Refusal::unauthenticated(MISSING_TOKEN), error));
+        return Err(Box::new((Refusal::unauthenticated(MISSING_TOKEN), error)));
     };
     match principals.get(peer) {
         Some(role) => Ok(CallerId::PrincipalArn(role.clone())),
         None => {
             let error = ApiError::Sts(StsError::InvalidToken);
-            Err((
+            Err(Box::new((
                 Refusal::unauthenticated(format!(
                     "The client identity {} is not mapped to a role",
                     crate::error::echo(peer)
                 )),
                 error,
-            ))
+            )))
         }
     }
 }
@@ -637,6 +711,7 @@ fn request_context(input: &CheckInput) -> Context {
             _ => {}
         }
         if SECRET_HEADERS.contains(&name.as_str())
+            || per_request(&name)
             || added >= MAX_HEADER_KEYS
             || HEADER_KEY_PREFIX.len() + name.len() > limits::MAX_CONTEXT_KEY_CHARS
         {
@@ -667,7 +742,7 @@ pub fn spawn_route_table_reload(
     tokio::spawn(async move {
         // The contents the table in use (or the last refusal) came from: a refused file is
         // reported once, not at every poll.
-        let mut seen = std::fs::read(&path).ok();
+        let mut seen = tokio::fs::read(&path).await.ok();
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
