@@ -164,8 +164,11 @@ class EnvoyExtAuthz(unittest.TestCase):
         logged = eventually(denies, bool, "the dry-run decision in the decision log")
         self.assertIn(logged[-1]["decision"], ("ExplicitDeny", "ImplicitDeny"), logged[-1])
         self.assertEqual(logged[-1]["action"], "execute-api:Invoke", logged[-1])
-        # An allowed request on the same route carries no would-deny header.
-        r = signed(self.creds, "GET", f"{ENVOY_URL}/dry/open")
+        # An allowed request on the same route carries no would-deny header, not even one
+        # the caller sent along.
+        headers = signed_headers(self.creds, "GET", f"{ENVOY_URL}/dry/open")
+        headers["x-iamlet-would-deny"] = "true"
+        r = send("GET", f"{ENVOY_URL}/dry/open", headers)
         self.assertEqual(r.status, 200, r)
         self.assertNotIn("x-iamlet-would-deny", r.upstream_headers())
 
