@@ -571,7 +571,15 @@ impl ExtAuthz {
                     policy_arns: &[],
                 };
                 let made = sts::assume_role_with_web_identity(&snapshot, &params, &mut env)
-                    .map_err(|e| fail(ApiError::Sts(e)))?;
+                    .map_err(|e| match e {
+                        // Only the token can be malformed here (the rest is the table's, checked
+                        // at load): a bad token, 401.
+                        StsError::Validation(message) => Box::new((
+                            Refusal::unauthenticated(message.clone()),
+                            ApiError::Sts(StsError::Validation(message)),
+                        )),
+                        e => fail(ApiError::Sts(e)),
+                    })?;
                 if made.audience != jwt.audience {
                     let e = ApiError::Sts(StsError::WebIdentity(sts::jwt::JwtError::no_provider(
                         &jwt.issuer,

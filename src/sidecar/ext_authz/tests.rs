@@ -839,6 +839,11 @@ fn a_bearer_token_is_a_session_of_the_role_that_trusts_it() {
         f.ext.check(&bearer("not-a-jwt")),
         CheckAnswer::Unauthenticated { .. }
     ));
+    let oversized = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c");
+    assert!(matches!(
+        f.ext.check(&bearer(&oversized)),
+        CheckAnswer::Unauthenticated { .. }
+    ));
     assert_eq!(
         unauthenticated(&f.ext.check(&request("GET", "jwt.local", "/x"))),
         MISSING_TOKEN
