@@ -4,6 +4,11 @@ tests/envoy/routes.yaml; Envoy's configuration: tests/envoy/envoy_config.py)."""
 
 import hashlib
 import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
 import unittest
 
 from botocore.credentials import Credentials
@@ -11,6 +16,10 @@ from botocore.credentials import Credentials
 from common import (
     ACCOUNT,
     API,
+    BIN,
+    CP_GRPC,
+    DATA_DIR,
+    PATIENCE_S,
     DEMO_ISSUER_HOST,
     DEMO_SUBJECT,
     ENVOY_DIRECT_URL,
@@ -273,3 +282,74 @@ class EnvoyJwt(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DeployExampleRouteTables(unittest.TestCase):
+    """deploy/examples' route tables are the ones iamlet accepts: a sidecar given one becomes
+    ready (it refuses a table that does not parse at start, and exits)."""
+
+    ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+    def start_sidecar(self, routes):
+        """Starts `iamlet sidecar --ext-authz-routes ROUTES` on the suite's control plane and
+        stops it once it is ready or has exited: (whether it became ready, its exit status
+        when it exited by itself, else None, its output)."""
+        socks = [socket.socket() for _ in range(3)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        listen, http_port, health = (s.getsockname()[1] for s in socks)
+        for s in socks:
+            s.close()
+        state = tempfile.mkdtemp(dir=DATA_DIR)
+        with open(os.path.join(state, "sidecar.log"), "w+", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                [BIN, "sidecar", "--control-plane", CP_GRPC, "--tenants", ACCOUNT,
+                 "--state-dir", state, "--listen", f"127.0.0.1:{listen}",
+                 "--http-listen", f"127.0.0.1:{http_port}", "--health-listen", f"127.0.0.1:{health}",
+                 "--decision-log", "off", "--ext-authz-routes", routes],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+            ready = False
+            try:
+                deadline = time.monotonic() + PATIENCE_S
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if self.listening(http_port) and \
+                            send("GET", f"http://127.0.0.1:{http_port}/readyz").status == 200:
+                        ready = True
+                        break
+                    time.sleep(0.1)
+                status = proc.poll()
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.seek(0)
+            return ready, status, log.read()
+
+    @staticmethod
+    def listening(port):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def test_the_envoy_and_istio_examples_tables_load(self):
+        for example in ("envoy/base", "istio"):
+            path = os.path.join(self.ROOT, "deploy", "examples", example, "routes.yaml")
+            with self.subTest(example=example):
+                ready, status, output = self.start_sidecar(path)
+                self.assertTrue(ready, f"the sidecar was not ready (exit {status}): {output[-2000:]}")
+
+    def test_a_table_with_an_unknown_key_is_refused_at_start(self):
+        # The control: the same check fails for a table iamlet refuses.
+        path = os.path.join(tempfile.mkdtemp(dir=DATA_DIR), "routes.yaml")
+        with open(os.path.join(self.ROOT, "deploy", "examples", "envoy", "base", "routes.yaml")) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text + "fallback: allow\n")
+        ready, status, output = self.start_sidecar(path)
+        self.assertFalse(ready, "the sidecar accepted a table with an unknown key")
+        self.assertIsNotNone(status, f"the sidecar neither exited nor became ready: {output[-2000:]}")
+        self.assertNotEqual(status, 0, output)
+        self.assertIn("fallback", output)
