@@ -176,7 +176,7 @@ fn main() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let http_addr = listener.local_addr().expect("addr");
         tokio::spawn(iamlet::http::serve(
-            iamlet::http::authzen::authzen_routes(Arc::clone(&api), None),
+            iamlet::http::authzen::authzen_routes(Arc::clone(&api), iamlet::http::authzen::PdpBase::FromRequest { tls: false }),
             listener,
             None,
             std::future::pending(),

@@ -13,6 +13,7 @@ mod admin;
 mod bench;
 mod client;
 mod config;
+mod render;
 mod serve;
 mod up;
 
@@ -95,10 +96,13 @@ pub fn main() -> ExitCode {
     let stdout = io::stdout();
     let stderr = io::stderr();
     let result = match cli.command {
-        Command::ControlPlane(args) => {
+        Command::ControlPlane(mut args) => {
+            if let Some(action) = args.action.take() {
+                return serve_exit(serve::run_control_plane_action(action));
+            }
             return serve_exit(
                 serve::ControlPlaneSettings::try_from(args).and_then(serve::run_control_plane),
-            )
+            );
         }
         Command::Sidecar(args) => {
             return serve_exit(serve::SidecarSettings::try_from(*args).and_then(serve::run_sidecar))

@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_auth;
+pub mod api_model;
 mod core;
 mod declare;
 mod dispatch;
@@ -12,7 +13,7 @@ mod seal;
 mod store;
 mod watch;
 
-pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary};
+pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary, CONFLICT_ATTEMPTS};
 pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{
     defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
@@ -22,12 +23,14 @@ pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
     PodIdentityAssociationSpec, RoleSpec, SpecError, TenantSpec, UserSpec,
 };
+pub(crate) use dispatch::ACTIONS;
 pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
-    AuditEvent, ChangeDraft, ChangeRecord, DataDirOptions, SqliteStore, StoreError, StoredTenant,
-    TenantStore, DATABASE_FILE, IDENTITY_FILE,
+    redact_url, AuditEvent, ChangeDraft, ChangeRecord, DataDirOptions, MigrationReport,
+    PostgresOptions, PostgresStore, Prior, SqliteStore, StoreError, StoredTenant, TenantStore,
+    DATABASE_FILE, IDENTITY_FILE, SCHEMA_VERSION,
 };
 pub use watch::{
     Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,
@@ -108,7 +111,8 @@ impl AdminError {
             Self::InvalidParameterValue { .. } => AwsCode::InvalidParameterValue,
             Self::NoSuchTenant(_) => AwsCode::NoSuchEntity,
             Self::TenantExists(_) => AwsCode::EntityAlreadyExists,
-            Self::Store(_) | Self::Internal(_) => AwsCode::ServiceFailure,
+            Self::Store(e) => e.code(),
+            Self::Internal(_) => AwsCode::ServiceFailure,
             Self::Spec(_) => AwsCode::MalformedTenantSpec,
             Self::Plan(_) => AwsCode::InvalidTenantSpec,
             Self::AccessDenied(_) => AwsCode::AccessDenied,

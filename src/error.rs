@@ -90,6 +90,8 @@ aws_codes! {
     InvalidUserType = 400,
     /// The caller may not do this.
     AccessDenied = 403,
+    /// Another request changed the entity at the same time; retry.
+    ConcurrentModification = 409,
     /// The service failed.
     ServiceFailure = 500,
     // STS

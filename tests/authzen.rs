@@ -335,7 +335,7 @@ async fn the_metadata_document_names_the_pdp_and_its_endpoints() {
     tokio::spawn(iamlet::http::serve(
         iamlet::http::authzen::authzen_routes(
             std::sync::Arc::clone(&f.handle.api),
-            Some("https://pdp.example.com/"),
+            iamlet::http::authzen::PdpBase::fixed("https://pdp.example.com/"),
         ),
         listener,
         None,
@@ -355,6 +355,32 @@ async fn the_metadata_document_names_the_pdp_and_its_endpoints() {
     assert_eq!(
         document["access_evaluations_endpoint"],
         "https://pdp.example.com/access/v1/evaluations"
+    );
+
+    // An edge serving TLS itself names https: the request line carries no scheme.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_edge = listener.local_addr().unwrap();
+    tokio::spawn(iamlet::http::serve(
+        iamlet::http::authzen::authzen_routes(
+            std::sync::Arc::clone(&f.handle.api),
+            iamlet::http::authzen::PdpBase::FromRequest { tls: true },
+        ),
+        listener,
+        None,
+        std::future::pending(),
+    ));
+    let headers = vec![("host".to_owned(), "pdp.example:7443".to_owned())];
+    let reply = send(
+        tls_edge,
+        "GET",
+        "/.well-known/authzen-configuration",
+        &headers,
+        "",
+    )
+    .await;
+    assert_eq!(
+        json_of(&reply)["access_evaluation_endpoint"],
+        "https://pdp.example:7443/access/v1/evaluation"
     );
 }
 

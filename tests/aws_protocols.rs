@@ -208,7 +208,7 @@ pub(crate) async fn edge(f: &Fixture) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(iamlet::http::serve(
-        iamlet::http::sts::sidecar_routes(&f.handle),
+        iamlet::http::sts::sidecar_routes(&f.handle, false),
         listener,
         None,
         std::future::pending(),

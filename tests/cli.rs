@@ -599,6 +599,49 @@ fn up_starts_again_on_its_data_directory() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    // A misspelled option is refused before any call, as the AWS CLI refuses it (exit 252),
+    // and help is printed offline: neither creates the user.
+    let typo = admin(
+        &text,
+        &[
+            "create-user",
+            "--tenant",
+            "111122223333",
+            "--user-name",
+            "erin",
+            "--permissions-boundry",
+            "arn:aws:iam::aws:policy/ViewOnlyAccess",
+        ],
+    );
+    assert_eq!(typo.status.code(), Some(252), "{typo:?}");
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains(
+            "Unknown options: --permissions-boundry (did you mean --permissions-boundary?)"
+        ),
+        "{typo:?}"
+    );
+    let help = admin(&text, &["create-user", "--user-name", "erin", "--help"]);
+    assert!(help.status.success(), "{help:?}");
+    assert!(
+        stdout(&help).contains("--permissions-boundary (string"),
+        "{}",
+        stdout(&help)
+    );
+    let erin = admin(
+        &text,
+        &[
+            "get-user",
+            "--tenant",
+            "111122223333",
+            "--user-name",
+            "erin",
+        ],
+    );
+    assert_eq!(erin.status.code(), Some(254), "{erin:?}");
+    assert!(
+        String::from_utf8_lossy(&erin.stderr).contains("(NoSuchEntity)"),
+        "{erin:?}"
+    );
     first.kill().unwrap();
     first.wait().unwrap();
     for _ in 0..2 {

@@ -46,5 +46,7 @@ mod aws_protocols;
 mod pod_identity;
 // OpenID AuthZEN on the sidecar's HTTP edge: evaluations, batches, metadata, refusals.
 mod authzen;
+// The PostgreSQL store's command line without a database (tests/ha/run.sh has one).
+mod ha;
 // Envoy's ext_authz on a sidecar, asked as Envoy asks, with SigV4 requests signed here.
 mod ext_authz;

@@ -1,11 +1,17 @@
-//! `iamlet admin`: the control plane's management API with the verbs and flags of `aws iam`.
+//! `iamlet admin`: the control plane's management API with the commands and options of
+//! `aws iam` (and of `aws eks` for pod identity associations).
 //!
 //! `iamlet admin create-user --tenant 111122223333 --user-name alice` calls the IAM action
-//! `CreateUser` with `{"UserName": "alice"}`. Verbs and flags are AWS's, in kebab case; a value
-//! `file://PATH` is read from the file (as the AWS CLI does for policy documents); a JSON array
-//! or object is passed as JSON (`--tags '[{"Key":"team","Value":"blue"}]'`); several values after
-//! one flag make a list (`--client-id-list a b`); a flag without a value is `true`. Results print
-//! as JSON; errors as the AWS CLI prints them, with exit status 254.
+//! `CreateUser` with `{"UserName": "alice"}`. Commands and options come from the API model
+//! (`control_plane::api_model`, AWS's IAM service model as the pinned botocore has it), and are
+//! read as the AWS CLI reads them: an option the operation does not take is refused before any
+//! call, with the option meant (`--permissions-boundry` → `--permissions-boundary`), as are a
+//! missing required option and a value that does not fit its shape (exit status 252); values
+//! take their shapes (integers, booleans as `--flag`/`--no-flag`, lists as several values,
+//! structures and maps as JSON or the shorthand `Key=team,Value=data`); `file://PATH` and
+//! `fileb://PATH` read a file. `iamlet admin help` lists the commands and `iamlet admin
+//! <command> help` (or `--help`) describes one, offline. Results print as JSON; errors the
+//! service returns as the AWS CLI prints them, with exit status 254.
 //!
 //! Credentials are found as the AWS CLI finds them: `--profile NAME` from the shared
 //! credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`); else
@@ -19,12 +25,17 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
+use super::render::Rendering;
 use crate::client::{find_credentials, Profile};
+use crate::control_plane::api_model::{
+    closest, ApiModel, Member, Operation, Service, Shape, ShapeKind,
+};
 use crate::grpc::{aws_error_code, signed_admin_request as signed};
 use crate::proto::v1 as pb;
 
 /// `iamlet admin`.
 #[derive(Debug, Args)]
+#[command(disable_help_subcommand = true)]
 pub(crate) struct AdminArgs {
     /// The control plane's URL (`https://…` with `--ca-bundle`).
     #[arg(long, env = "IAMLET_ENDPOINT", default_value = "http://127.0.0.1:7070")]
@@ -43,6 +54,14 @@ pub(crate) struct AdminArgs {
     /// CLI).
     #[arg(long)]
     profile: Option<String>,
+    /// `json` (default), `text` or `yaml`, as the AWS CLI's `--output` (also after the
+    /// command).
+    #[arg(long, env = "AWS_DEFAULT_OUTPUT")]
+    output: Option<String>,
+    /// A JMESPath expression that picks what to print, as the AWS CLI's `--query` (also after
+    /// the command).
+    #[arg(long)]
+    query: Option<String>,
     #[command(subcommand)]
     verb: AdminVerb,
 }
@@ -120,6 +139,9 @@ enum AdminVerb {
 pub(crate) enum AdminCliError {
     #[error("{0}")]
     Usage(String),
+    /// The command line does not fit the operation (the AWS CLI's exit status 252).
+    #[error("iamlet admin: error: {0}")]
+    Arguments(String),
     #[error("cannot reach {endpoint}: {source}")]
     Connect {
         endpoint: String,
@@ -136,117 +158,516 @@ pub(crate) enum AdminCliError {
 }
 
 impl AdminCliError {
-    /// The exit status: 254 for an error the service returned, as the AWS CLI, 2 otherwise.
+    /// The exit status, as the AWS CLI's: 254 for an error the service returned, 252 for a
+    /// command line that does not fit the operation; 2 otherwise.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Service { .. } => 254,
+            Self::Arguments(_) => 252,
             _ => 2,
         }
     }
 }
 
-/// `create-open-id-connect-provider` → `CreateOpenIDConnectProvider`; `client-id-list` →
-/// `ClientIDList`: AWS's names, including its capitalised acronyms.
-pub(crate) fn pascal_case(kebab: &str) -> String {
-    let joined: String = kebab
-        .split('-')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
-    joined
-        .replace("OpenIdConnect", "OpenIDConnect")
-        .replace("ClientId", "ClientID")
-        .replace("Mfa", "MFA")
+/// An IAM command as typed, checked against the API model before any call.
+#[derive(Debug, PartialEq)]
+pub(crate) enum IamCommand {
+    /// `help`, `--help` or `-h`: the text to print, offline.
+    Help(String),
+    /// A call to make.
+    Call {
+        /// The action (`CreateUser`).
+        action: String,
+        /// `--tenant`, if given.
+        tenant: Option<String>,
+        /// The parameters, converted to their shapes.
+        parameters: Map<String, Value>,
+        /// `--output` and `--query` given after the command.
+        output: Option<String>,
+        /// See `output`.
+        query: Option<String>,
+        /// False with `--no-paginate`: only the first page.
+        paginate: bool,
+    },
 }
 
-/// EKS's actions (the pod identity associations) name their parameters in camel case, as
-/// `aws eks` sends them: `--cluster-name` is `clusterName`.
-fn eks_parameters(action: &str, parameters: Map<String, Value>) -> Map<String, Value> {
-    if !action.contains("PodIdentityAssociation") {
-        return parameters;
+/// An argument error: AWS's CLI exits 252 for these, before any call.
+fn arguments(message: String) -> AdminCliError {
+    AdminCliError::Arguments(message)
+}
+
+/// The options every IAM command takes besides its members.
+const COMMON_OPTIONS: &[&str] = &["tenant", "output", "query", "no-paginate"];
+
+/// Reads an IAM command (`create-user --user-name alice`) as the AWS CLI does: the verb must
+/// be an operation of the model, every option a member of it (a typo is refused, with the
+/// option meant), required members present, values converted to their shapes.
+pub(crate) fn parse_iam_command(
+    model: &ApiModel,
+    words: &[String],
+) -> Result<IamCommand, AdminCliError> {
+    let Some((verb, rest)) = words.split_first() else {
+        return Ok(IamCommand::Help(overview(model)));
+    };
+    if matches!(verb.as_str(), "help" | "--help" | "-h") {
+        return Ok(IamCommand::Help(overview(model)));
     }
-    parameters
-        .into_iter()
-        .map(|(name, value)| {
-            let mut chars = name.chars();
-            let camel = chars
-                .next()
-                .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
-                .unwrap_or_default();
-            (camel, value)
-        })
-        .collect()
-}
-
-/// Reads `--flag value...` pairs into a parameters object; `--tenant` is taken out.
-pub(crate) fn parse_parameters(
-    args: &[String],
-) -> Result<(Option<String>, Map<String, Value>), AdminCliError> {
+    let Some(op) = model.command(verb) else {
+        let meant = closest(verb, model.operations().iter().map(|o| o.cli.as_str()))
+            .map(|m| format!(", maybe you meant: {m}"))
+            .unwrap_or_default();
+        return Err(arguments(format!(
+            "argument operation: Invalid choice: '{}'{meant} (`iamlet admin help` lists them)",
+            crate::error::echo(verb)
+        )));
+    };
+    if rest
+        .iter()
+        .any(|w| matches!(w.as_str(), "help" | "--help" | "-h"))
+    {
+        return Ok(IamCommand::Help(help(model, op)));
+    }
     let mut tenant = None;
-    let mut params = Map::new();
+    let mut output = None;
+    let mut query = None;
+    let mut paginate = true;
+    let mut parameters = Map::new();
+    let mut unknown = Vec::new();
     let mut i = 0;
-    while let Some(arg) = args.get(i) {
-        let Some(flag) = arg.strip_prefix("--") else {
-            return Err(AdminCliError::Usage(format!(
-                "unexpected argument `{arg}`: expected --flag value"
-            )));
-        };
-        let mut values = Vec::new();
+    while let Some(word) = rest.get(i) {
         i += 1;
-        while let Some(v) = args.get(i).filter(|v| !v.starts_with("--")) {
-            values.push(v.clone());
+        let mut values = Vec::new();
+        while let Some(v) = rest.get(i).filter(|v| !v.starts_with("--")) {
+            values.push(v.as_str());
             i += 1;
         }
-        if flag == "tenant" {
-            tenant = values.into_iter().next();
+        let Some(flag) = word.strip_prefix("--") else {
+            unknown.push(crate::error::echo(word));
+            continue;
+        };
+        if flag == "no-paginate" && values.is_empty() {
+            paginate = false;
             continue;
         }
-        let (name, negated) = match flag.strip_prefix("no-") {
-            Some(rest) if values.is_empty() => (pascal_case(rest), true),
-            _ => (pascal_case(flag), false),
+        if let Some(slot) = match flag {
+            "tenant" => Some(&mut tenant),
+            "output" => Some(&mut output),
+            "query" => Some(&mut query),
+            _ => None,
+        } {
+            let [value] = values.as_slice() else {
+                return Err(arguments(format!(
+                    "argument --{flag}: expected one argument"
+                )));
+            };
+            *slot = Some((*value).to_owned());
+            continue;
+        }
+        let (member, negated) = match op.member_by_cli(flag) {
+            Some(member) => (member, false),
+            None => match flag.strip_prefix("no-").and_then(|f| op.member_by_cli(f)) {
+                Some(member) if is_boolean(model, member) && values.is_empty() => (member, true),
+                _ => {
+                    let options = op
+                        .members
+                        .iter()
+                        .map(|m| m.cli.as_str())
+                        .chain(COMMON_OPTIONS.iter().copied());
+                    let meant = closest(flag, options)
+                        .map(|m| format!(" (did you mean --{m}?)"))
+                        .unwrap_or_default();
+                    unknown.push(format!("--{}{meant}", crate::error::echo(flag)).into());
+                    continue;
+                }
+            },
         };
-        let value = match values.as_slice() {
-            [] => Value::Bool(!negated),
-            // A list parameter given one plain value is a list of one, as with the AWS CLI.
-            [one] if is_list_parameter(&name) && !one.trim_start().starts_with('[') => {
-                Value::Array(vec![single_value(&name, one)?])
+        if parameters.contains_key(&member.name) {
+            return Err(arguments(format!("argument --{flag}: given twice")));
+        }
+        let value = member_value(model, member, negated, &values)?;
+        parameters.insert(member.name.clone(), value);
+    }
+    if !unknown.is_empty() {
+        return Err(arguments(format!(
+            "Unknown options: {}",
+            unknown.join(", ")
+        )));
+    }
+    let missing: Vec<String> = op
+        .members
+        .iter()
+        .filter(|m| m.required && !parameters.contains_key(&m.name))
+        .map(|m| format!("--{}", m.cli))
+        .collect();
+    if !missing.is_empty() {
+        return Err(arguments(format!(
+            "the following arguments are required: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(IamCommand::Call {
+        action: op.name.clone(),
+        tenant,
+        parameters,
+        output,
+        query,
+        paginate,
+    })
+}
+
+fn shape_of<'m>(model: &'m ApiModel, member: &Member) -> Result<&'m Shape, AdminCliError> {
+    model.shape(&member.shape).ok_or_else(|| {
+        arguments(format!(
+            "--{}: the model has no shape {}",
+            member.cli, member.shape
+        ))
+    })
+}
+
+fn is_boolean(model: &ApiModel, member: &Member) -> bool {
+    model
+        .shape(&member.shape)
+        .is_some_and(|s| s.kind == ShapeKind::Boolean)
+}
+
+/// The value of `--member` from the words after it, converted to the member's shape.
+fn member_value(
+    model: &ApiModel,
+    member: &Member,
+    negated: bool,
+    values: &[&str],
+) -> Result<Value, AdminCliError> {
+    let flag = &member.cli;
+    let shape = shape_of(model, member)?;
+    match shape.kind {
+        ShapeKind::Boolean => match values {
+            [] => Ok(Value::Bool(!negated)),
+            [one] => match one.to_ascii_lowercase().as_str() {
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                _ => Err(arguments(format!(
+                    "argument --{flag}: expected true or false, or no value"
+                ))),
+            },
+            _ => Err(arguments(format!(
+                "argument --{flag}: expected at most one argument"
+            ))),
+        },
+        ShapeKind::List => {
+            let item = shape
+                .member
+                .as_deref()
+                .and_then(|m| model.shape(m))
+                .ok_or_else(|| arguments(format!("--{flag}: the model has no member shape")))?;
+            match values {
+                [] => Err(arguments(format!(
+                    "argument --{flag}: expected one or more arguments"
+                ))),
+                // A JSON list, as the AWS CLI also takes.
+                [one] if one.trim_start().starts_with('[') => {
+                    let text = read_value(flag, one)?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| arguments(format!("argument --{flag}: not a JSON list: {e}")))
+                }
+                many => many
+                    .iter()
+                    .map(|v| scalar_or_structure(model, flag, item, v))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::Array),
             }
-            [one] => single_value(&name, one)?,
-            many => Value::Array(
-                many.iter()
-                    .map(|v| single_value(&name, v))
-                    .collect::<Result<_, _>>()?,
-            ),
+        }
+        _ => match values {
+            [one] => scalar_or_structure(model, flag, shape, one),
+            [] => Err(arguments(format!(
+                "argument --{flag}: expected one argument"
+            ))),
+            _ => Err(arguments(format!(
+                "argument --{flag}: expected one argument, got {}",
+                values.len()
+            ))),
+        },
+    }
+}
+
+/// One value of `shape`: text (from `file://` or `fileb://` too), a number, or a structure or
+/// map as JSON or the AWS CLI's shorthand (`Key=team,Value=data`).
+fn scalar_or_structure(
+    model: &ApiModel,
+    flag: &str,
+    shape: &Shape,
+    raw: &str,
+) -> Result<Value, AdminCliError> {
+    match shape.kind {
+        ShapeKind::String | ShapeKind::Timestamp => Ok(Value::String(read_value(flag, raw)?)),
+        ShapeKind::Blob => {
+            let bytes = match raw.strip_prefix("fileb://") {
+                Some(path) => std::fs::read(path).map_err(|e| unreadable(flag, path, &e))?,
+                None => read_value(flag, raw)?.into_bytes(),
+            };
+            Ok(Value::String(data_encoding::BASE64.encode(&bytes)))
+        }
+        ShapeKind::Integer | ShapeKind::Long => {
+            let text = read_value(flag, raw)?;
+            text.trim().parse::<i64>().map(Value::from).map_err(|_| {
+                arguments(format!(
+                    "argument --{flag}: invalid integer value: '{}'",
+                    crate::error::echo(&text)
+                ))
+            })
+        }
+        ShapeKind::Boolean => match read_value(flag, raw)?.to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(arguments(format!(
+                "argument --{flag}: expected true or false"
+            ))),
+        },
+        ShapeKind::Structure | ShapeKind::Map | ShapeKind::List => {
+            let text = read_value(flag, raw)?;
+            let trimmed = text.trim_start();
+            if trimmed.starts_with('{') || trimmed.starts_with('[') {
+                return serde_json::from_str(&text)
+                    .map_err(|e| arguments(format!("argument --{flag}: not valid JSON: {e}")));
+            }
+            shorthand(model, flag, shape, &text)
+        }
+    }
+}
+
+/// The AWS CLI's shorthand for a structure or map: `Key=team,Value=data`. A structure's
+/// fields must be its members; values take the member's scalar type.
+fn shorthand(
+    model: &ApiModel,
+    flag: &str,
+    shape: &Shape,
+    text: &str,
+) -> Result<Value, AdminCliError> {
+    let mut object = Map::new();
+    for pair in split_shorthand(text) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(arguments(format!(
+                "Error parsing parameter '--{flag}': Expected: '=', received: end of input in \
+                 '{}'",
+                crate::error::echo(&pair)
+            )));
         };
-        params.insert(name, value);
+        let key = key.trim();
+        let value = unquote(value.trim());
+        let typed = match shape.kind {
+            ShapeKind::Structure => {
+                let Some(field) = shape.members.iter().find(|f| f.name == key) else {
+                    let fields: Vec<&str> = shape.members.iter().map(|f| f.name.as_str()).collect();
+                    return Err(arguments(format!(
+                        "Error parsing parameter '--{flag}': unknown key '{}', expected one of: {}",
+                        crate::error::echo(key),
+                        fields.join(", ")
+                    )));
+                };
+                match model.shape(&field.shape).map(|s| s.kind) {
+                    Some(ShapeKind::Integer | ShapeKind::Long) => {
+                        value.parse::<i64>().map(Value::from).map_err(|_| {
+                            arguments(format!("argument --{flag}: {key} must be an integer"))
+                        })?
+                    }
+                    Some(ShapeKind::Boolean) => Value::Bool(value.eq_ignore_ascii_case("true")),
+                    _ => Value::String(value.to_owned()),
+                }
+            }
+            _ => Value::String(value.to_owned()),
+        };
+        object.insert(key.to_owned(), typed);
     }
-    Ok((tenant, params))
+    Ok(Value::Object(object))
 }
 
-/// Parameters whose AWS shape is a list of strings.
-fn is_list_parameter(name: &str) -> bool {
-    name.ends_with("List") || matches!(name, "TagKeys" | "PolicyArns")
+/// Splits `a=1,b="x,y"` at the commas outside quotes.
+fn split_shorthand(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                current.push(c);
+            }
+            (Some(q), _) if c == q => {
+                quote = None;
+                current.push(c);
+            }
+            (None, ',') => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() || !parts.is_empty() {
+        parts.push(current);
+    }
+    parts
 }
 
-fn single_value(name: &str, raw: &str) -> Result<Value, AdminCliError> {
-    let text = match raw.strip_prefix("file://") {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| AdminCliError::Usage(format!("cannot read `{path}` for --{name}: {e}")))?,
-        None => raw.to_owned(),
+fn unquote(value: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    value
+}
+
+fn unreadable(flag: &str, path: &str, e: &std::io::Error) -> AdminCliError {
+    arguments(format!(
+        "Error parsing parameter '--{flag}': Unable to load paramfile {path}: {e}"
+    ))
+}
+
+/// A value as typed, or the text of `file://PATH` (or `fileb://PATH`, which must be UTF-8
+/// where text is expected).
+fn read_value(flag: &str, raw: &str) -> Result<String, AdminCliError> {
+    if let Some(path) = raw.strip_prefix("file://") {
+        return std::fs::read_to_string(path).map_err(|e| unreadable(flag, path, &e));
+    }
+    if let Some(path) = raw.strip_prefix("fileb://") {
+        let bytes = std::fs::read(path).map_err(|e| unreadable(flag, path, &e))?;
+        return String::from_utf8(bytes).map_err(|_| {
+            arguments(format!(
+                "Error parsing parameter '--{flag}': {path} is not UTF-8 text"
+            ))
+        });
+    }
+    Ok(raw.to_owned())
+}
+
+/// `iamlet admin help`: the tenant commands, then every operation with its summary; those the
+/// control plane does not serve are marked.
+fn overview(model: &ApiModel) -> String {
+    let mut out = String::from(
+        "usage: iamlet admin [--endpoint URL] [--profile NAME] <command> [--tenant ACCOUNT] \
+         [parameters]\n\nTenants and the control plane:\n",
+    );
+    for (name, about) in TENANT_COMMANDS {
+        out.push_str(&format!("  {name:<44} {about}\n"));
+    }
+    for (title, service) in [
+        ("IAM", Service::Iam),
+        ("EKS pod identity associations", Service::Eks),
+        ("iamlet's own", Service::Iamlet),
+    ] {
+        out.push_str(&format!("\n{title}:\n"));
+        for op in model.operations().iter().filter(|o| o.service == service) {
+            let served = if crate::control_plane::ACTIONS.contains(&op.name.as_str()) {
+                ""
+            } else {
+                "(not served) "
+            };
+            out.push_str(&format!("  {:<44} {served}{}\n", op.cli, op.doc));
+        }
+    }
+    out.push_str("\n`iamlet admin <command> help` describes a command's options.\n");
+    out
+}
+
+/// The commands clap parses (not IAM operations), for the overview.
+const TENANT_COMMANDS: &[(&str, &str)] = &[
+    ("create-tenant", "Create a tenant (an account)."),
+    ("delete-tenant", "Delete a tenant; its audit trail is kept."),
+    ("list-tenants", "List the tenants and their versions."),
+    ("list-events", "Show a tenant's security events."),
+    ("list-changes", "Show a tenant's audit trail."),
+    (
+        "apply",
+        "Create or update a whole tenant from a JSON or YAML file.",
+    ),
+    (
+        "export",
+        "Write a tenant in the declarative format of apply.",
+    ),
+];
+
+/// `iamlet admin <command> help`: the operation, its synopsis and every option.
+fn help(model: &ApiModel, op: &Operation) -> String {
+    let mut out = format!("{}\n\n  {}\n", op.cli, op.doc);
+    if !crate::control_plane::ACTIONS.contains(&op.name.as_str()) {
+        out.push_str(
+            "\n  This control plane does not serve this operation: it answers InvalidAction.\n",
+        );
+    }
+    let mut synopsis = format!("\nSYNOPSIS\n  iamlet admin {}", op.cli);
+    for member in &op.members {
+        let value = match model.shape(&member.shape).map(|s| s.kind) {
+            Some(ShapeKind::Boolean) => String::new(),
+            Some(ShapeKind::List) => " <value> ...".to_owned(),
+            _ => " <value>".to_owned(),
+        };
+        let option = format!("--{}{value}", member.cli);
+        if member.required {
+            synopsis.push_str(&format!("\n    {option}"));
+        } else {
+            synopsis.push_str(&format!("\n    [{option}]"));
+        }
+    }
+    synopsis.push_str("\n    [--tenant <value>]\n");
+    out.push_str(&synopsis);
+    out.push_str("\nOPTIONS\n");
+    for member in &op.members {
+        out.push_str(&format!(
+            "  --{} ({}){}\n",
+            member.cli,
+            describe_shape(model, &member.shape),
+            if member.required { " required" } else { "" }
+        ));
+        if !member.doc.is_empty() {
+            out.push_str(&format!("      {}\n", member.doc));
+        }
+    }
+    out.push_str(
+        "  --tenant (string)\n      The account to act on (default: IAMLET_TENANT, else the \
+         credentials' account).\n",
+    );
+    out
+}
+
+/// `string, 1-64 chars, pattern [\w+=,.@-]+` and the like.
+fn describe_shape(model: &ApiModel, name: &str) -> String {
+    let Some(shape) = model.shape(name) else {
+        return name.to_owned();
     };
-    // Documents stay text; other JSON arrays and objects (tags, lists) are passed as JSON.
-    let is_document = name.ends_with("Document") || name == "Jwks";
-    if !is_document && (text.starts_with('[') || text.starts_with('{')) {
-        return serde_json::from_str(&text)
-            .map_err(|e| AdminCliError::Usage(format!("--{name}: not valid JSON: {e}")));
+    let kind = match shape.kind {
+        ShapeKind::String => "string",
+        ShapeKind::Integer | ShapeKind::Long => "integer",
+        ShapeKind::Boolean => "boolean",
+        ShapeKind::Timestamp => "timestamp",
+        ShapeKind::Blob => "blob",
+        ShapeKind::List => "list",
+        ShapeKind::Structure => "structure",
+        ShapeKind::Map => "map",
+    };
+    let mut parts = vec![kind.to_owned()];
+    let unit = match shape.kind {
+        ShapeKind::String => " chars",
+        ShapeKind::List | ShapeKind::Map => " items",
+        _ => "",
+    };
+    match (shape.min, shape.max) {
+        (Some(min), Some(max)) => parts.push(format!("{min}-{max}{unit}")),
+        (Some(min), None) => parts.push(format!("at least {min}{unit}")),
+        (None, Some(max)) => parts.push(format!("at most {max}{unit}")),
+        (None, None) => {}
     }
-    Ok(Value::String(text))
+    if !shape.values.is_empty() {
+        parts.push(format!("one of {}", shape.values.join(", ")));
+    }
+    if let Some(member) = &shape.member {
+        parts.push(format!("of {}", describe_shape(model, member)));
+    }
+    if shape.kind == ShapeKind::Structure {
+        let fields: Vec<&str> = shape.members.iter().map(|f| f.name.as_str()).collect();
+        parts.push(format!(
+            "{} (JSON, or shorthand {}=...)",
+            fields.join(", "),
+            fields.first().copied().unwrap_or("Key")
+        ));
+    }
+    parts.join(", ")
 }
 
 /// The tenant to act on: the one named, else the credentials' own account.
@@ -300,14 +721,38 @@ pub(crate) fn service_error(action: &str, status: &tonic::Status) -> AdminCliErr
 
 /// Runs an admin command and prints its JSON result.
 pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), AdminCliError> {
+    // An IAM command is checked against the API model first: a typo never reaches the
+    // control plane, and help needs none.
+    let iam = match &args.verb {
+        AdminVerb::Iam(words) => {
+            let model = ApiModel::embedded().map_err(|e| AdminCliError::Usage(e.to_owned()))?;
+            match parse_iam_command(model, words)? {
+                IamCommand::Help(text) => {
+                    let _ = write!(out, "{text}");
+                    return Ok(());
+                }
+                call => Some(call),
+            }
+        }
+        _ => None,
+    };
+    // Options after the command win over those before it, as with the AWS CLI.
+    let (output, query) = match &iam {
+        Some(IamCommand::Call { output, query, .. }) => (
+            output.as_deref().or(args.output.as_deref()),
+            query.as_deref().or(args.query.as_deref()),
+        ),
+        _ => (args.output.as_deref(), args.query.as_deref()),
+    };
+    let rendering = Rendering::try_new(output, query).map_err(AdminCliError::Arguments)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(AdminCliError::Runtime)?;
-    match runtime.block_on(call(args))? {
+    match runtime.block_on(call(args, iam))? {
         Output::Json(value) => {
-            let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
-            let _ = writeln!(out, "{pretty}");
+            let text = rendering.render(value).map_err(AdminCliError::Usage)?;
+            let _ = write!(out, "{text}");
         }
         Output::Text(text) => {
             let _ = write!(out, "{text}");
@@ -324,7 +769,7 @@ enum Output {
     Text(String),
 }
 
-async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
+async fn call(args: AdminArgs, iam: Option<IamCommand>) -> Result<Output, AdminCliError> {
     let endpoint = args.endpoint.clone();
     let connect_error = |source| AdminCliError::Connect {
         endpoint: endpoint.clone(),
@@ -526,17 +971,24 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
                 ))),
             }
         }
-        AdminVerb::Iam(words) => {
-            let (verb, rest) = words.split_first().ok_or_else(|| {
-                AdminCliError::Usage("missing the IAM verb (e.g. create-user)".into())
-            })?;
-            let action = pascal_case(verb);
-            let (tenant, parameters) = parse_parameters(rest)?;
-            let parameters = eks_parameters(&action, parameters);
-            let tenant = tenant_or_own(tenant, creds, verb)?;
-            // As the AWS CLI: without `--marker` or `--max-items`, every page is fetched and
+        AdminVerb::Iam(_) => {
+            // `run_admin` parsed it before connecting; help never gets here.
+            let Some(IamCommand::Call {
+                action,
+                tenant,
+                parameters,
+                paginate,
+                ..
+            }) = iam
+            else {
+                return Err(AdminCliError::Usage("missing the IAM command".into()));
+            };
+            let tenant = tenant_or_own(tenant, creds, &action)?;
+            // As the AWS CLI: without `--marker`, `--max-items` or `--no-paginate`, every page is fetched and
             // the lists joined.
-            let follow = !parameters.contains_key("Marker") && !parameters.contains_key("MaxItems");
+            let follow = paginate
+                && !parameters.contains_key("Marker")
+                && !parameters.contains_key("MaxItems");
             let mut parameters = parameters;
             let mut joined: Option<Value> = None;
             loop {
@@ -583,6 +1035,32 @@ async fn call(args: AdminArgs) -> Result<Output, AdminCliError> {
 mod tests {
     use super::*;
 
+    fn words(text: &[&str]) -> Vec<String> {
+        text.iter().map(ToString::to_string).collect()
+    }
+
+    fn parse(text: &[&str]) -> Result<IamCommand, AdminCliError> {
+        parse_iam_command(ApiModel::embedded().unwrap(), &words(text))
+    }
+
+    fn call(text: &[&str]) -> (String, Option<String>, Map<String, Value>) {
+        match parse(text).unwrap() {
+            IamCommand::Call {
+                action,
+                tenant,
+                parameters,
+                ..
+            } => (action, tenant, parameters),
+            IamCommand::Help(h) => panic!("help instead of a call: {h}"),
+        }
+    }
+
+    fn refusal(text: &[&str]) -> String {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.exit_code(), 252, "{e}");
+        e.to_string()
+    }
+
     #[test]
     fn pages_join_their_lists() {
         let mut all = serde_json::json!({"Group": {"GroupName": "g"}, "Users": [1, 2], "IsTruncated": true, "Marker": "m1"});
@@ -597,84 +1075,345 @@ mod tests {
     }
 
     #[test]
-    fn verbs_and_flags_become_aws_names() {
-        assert_eq!(pascal_case("create-user"), "CreateUser");
+    fn commands_and_options_are_the_models() {
+        let (action, _, params) = call(&[
+            "add-client-id-to-open-id-connect-provider",
+            "--open-id-connect-provider-arn",
+            "arn:x",
+            "--client-id",
+            "a",
+        ]);
+        assert_eq!(action, "AddClientIDToOpenIDConnectProvider");
+        assert_eq!(params["OpenIDConnectProviderArn"], "arn:x");
+        let (action, _, params) = call(&[
+            "create-pod-identity-association",
+            "--cluster-name",
+            "demo",
+            "--namespace",
+            "ns",
+            "--service-account",
+            "sa",
+            "--role-arn",
+            "arn:r",
+            "--oidc-provider-arn",
+            "arn:o",
+            "--tags",
+            "team=data,env=prod",
+        ]);
+        assert_eq!(action, "CreatePodIdentityAssociation");
+        assert_eq!(params["clusterName"], "demo", "EKS's own member names");
         assert_eq!(
-            pascal_case("create-open-id-connect-provider"),
-            "CreateOpenIDConnectProvider"
+            params["tags"],
+            serde_json::json!({"team": "data", "env": "prod"})
         );
-        assert_eq!(
-            pascal_case("add-client-id-to-open-id-connect-provider"),
-            "AddClientIDToOpenIDConnectProvider"
-        );
-        assert_eq!(pascal_case("enable-mfa-device"), "EnableMFADevice");
-        let (_, params) = parse_parameters(&[
-            "--cluster-name".into(),
-            "demo".into(),
-            "--oidc-provider-arn".into(),
-            "arn:x".into(),
-            "--tags".into(),
-            r#"{"team":"data"}"#.into(),
-        ])
-        .unwrap();
-        let params = eks_parameters("CreatePodIdentityAssociation", params);
-        assert_eq!(params["clusterName"], "demo");
-        assert_eq!(params["oidcProviderArn"], "arn:x");
-        assert_eq!(params["tags"]["team"], "data");
-        let (_, params) = parse_parameters(&["--user-name".into(), "a".into()]).unwrap();
-        assert_eq!(eks_parameters("CreateUser", params)["UserName"], "a");
-        assert_eq!(
-            pascal_case("virtual-mfa-device-name"),
-            "VirtualMFADeviceName"
-        );
-        assert_eq!(pascal_case("access-key-id"), "AccessKeyId");
-        assert_eq!(pascal_case("client-id-list"), "ClientIDList");
+        let (action, _, _) = call(&[
+            "enable-mfa-device",
+            "--user-name",
+            "u",
+            "--serial-number",
+            "s",
+            "--authentication-code1",
+            "1",
+            "--authentication-code2",
+            "2",
+        ]);
+        assert_eq!(action, "EnableMFADevice");
     }
 
     #[test]
-    fn flags_become_parameters() {
-        let args: Vec<String> = [
+    fn values_take_their_shapes() {
+        let (_, tenant, params) = call(&[
+            "create-user",
             "--tenant",
             "111122223333",
             "--user-name",
             "alice",
             "--tags",
-            r#"[{"Key":"team","Value":"blue"}]"#,
-            "--client-id-list",
-            "a",
-            "b",
-            "--set-as-default",
-            "--no-password-reset-required",
-            "--policy-document",
-            r#"{"Version":"2012-10-17"}"#,
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        let (tenant, params) = parse_parameters(&args).unwrap();
+            "Key=team,Value=blue",
+            "Key=env,Value=\"a,b\"",
+        ]);
         assert_eq!(tenant.as_deref(), Some("111122223333"));
         assert_eq!(params["UserName"], "alice");
-        assert_eq!(params["Tags"][0]["Key"], "team");
-        assert_eq!(params["ClientIDList"], serde_json::json!(["a", "b"]));
-        let one: Vec<String> = [
+        assert_eq!(
+            params["Tags"],
+            serde_json::json!([{"Key": "team", "Value": "blue"}, {"Key": "env", "Value": "a,b"}])
+        );
+        let (_, _, json_tags) = call(&[
+            "tag-user",
+            "--user-name",
+            "a",
+            "--tags",
+            r#"[{"Key":"team","Value":"blue"}]"#,
+        ]);
+        assert_eq!(json_tags["Tags"][0]["Key"], "team");
+        let (_, _, params) = call(&[
+            "create-open-id-connect-provider",
+            "--url",
+            "https://issuer",
             "--client-id-list",
             "sts.amazonaws.com",
-            "--tag-keys",
-            "team",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        let (_, single) = parse_parameters(&one).unwrap();
+            "--jwks",
+            r#"{"keys":[]}"#,
+        ]);
         assert_eq!(
-            single["ClientIDList"],
+            params["ClientIDList"],
             serde_json::json!(["sts.amazonaws.com"]),
             "one value of a list parameter is a list of one"
         );
-        assert_eq!(single["TagKeys"], serde_json::json!(["team"]));
+        assert_eq!(params["Jwks"], r#"{"keys":[]}"#, "documents stay text");
+        let (_, _, params) = call(&[
+            "create-policy-version",
+            "--policy-arn",
+            "arn:p",
+            "--policy-document",
+            r#"{"Version":"2012-10-17"}"#,
+            "--set-as-default",
+        ]);
         assert_eq!(params["SetAsDefault"], true);
-        assert_eq!(params["PasswordResetRequired"], false);
         assert_eq!(params["PolicyDocument"], r#"{"Version":"2012-10-17"}"#);
-        assert!(parse_parameters(&["alice".to_owned()]).is_err());
+        let (_, _, params) = call(&[
+            "create-login-profile",
+            "--user-name",
+            "a",
+            "--password",
+            "p",
+            "--no-password-reset-required",
+        ]);
+        assert_eq!(params["PasswordResetRequired"], false);
+        let (_, _, params) = call(&["list-users", "--max-items", "5"]);
+        assert_eq!(params["MaxItems"], 5);
+        assert!(refusal(&["list-users", "--max-items", "five"])
+            .contains("invalid integer value: 'five'"));
+    }
+
+    #[test]
+    fn output_query_and_paging_options_follow_the_command() {
+        match parse(&[
+            "list-users",
+            "--output",
+            "text",
+            "--query",
+            "Users[].UserName",
+            "--no-paginate",
+        ])
+        .unwrap()
+        {
+            IamCommand::Call {
+                output,
+                query,
+                paginate,
+                parameters,
+                ..
+            } => {
+                assert_eq!(output.as_deref(), Some("text"));
+                assert_eq!(query.as_deref(), Some("Users[].UserName"));
+                assert!(!paginate);
+                assert!(parameters.is_empty(), "{parameters:?}");
+            }
+            help => panic!("{help:?}"),
+        }
+        let e = refusal(&["list-users", "--outptu", "text"]);
+        assert!(e.contains("--outptu (did you mean --output?)"), "{e}");
+    }
+
+    #[test]
+    fn file_values_are_read_as_the_aws_cli_reads_them() {
+        let document =
+            std::env::temp_dir().join(format!("iamlet-admin-file-{}.json", std::process::id()));
+        std::fs::write(&document, r#"{"Version":"2012-10-17","Statement":[]}"#).unwrap();
+        let uri = format!("file://{}", document.display());
+        let (_, _, params) = call(&[
+            "create-policy",
+            "--policy-name",
+            "p",
+            "--policy-document",
+            &uri,
+        ]);
+        assert_eq!(
+            params["PolicyDocument"],
+            r#"{"Version":"2012-10-17","Statement":[]}"#
+        );
+        let missing = refusal(&[
+            "create-policy",
+            "--policy-name",
+            "p",
+            "--policy-document",
+            "file:///no/such/file",
+        ]);
+        assert!(
+            missing.contains("Unable to load paramfile /no/such/file"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn typos_are_refused_before_any_call_with_the_option_meant() {
+        let e = refusal(&[
+            "create-user",
+            "--user-name",
+            "erin",
+            "--permissions-boundry",
+            "arn:aws:iam::aws:policy/ViewOnlyAccess",
+        ]);
+        assert!(
+            e.contains(
+                "Unknown options: --permissions-boundry (did you mean --permissions-boundary?)"
+            ),
+            "{e}"
+        );
+        let e = refusal(&["create-user", "--user-name", "erin", "--pathh", "/ops/"]);
+        assert!(e.contains("--pathh (did you mean --path?)"), "{e}");
+        let e = refusal(&["creat-user", "--user-name", "erin"]);
+        assert!(
+            e.contains("Invalid choice: 'creat-user', maybe you meant: create-user"),
+            "{e}"
+        );
+        let e = refusal(&["create-user"]);
+        assert!(
+            e.contains("the following arguments are required: --user-name"),
+            "{e}"
+        );
+        let e = refusal(&["create-user", "alice"]);
+        assert!(e.contains("Unknown options: alice"), "{e}");
+        let e = refusal(&["create-user", "--user-name", "a", "--user-name", "b"]);
+        assert!(e.contains("given twice"), "{e}");
+        let e = refusal(&["create-user", "--user-name"]);
+        assert!(e.contains("--user-name: expected one argument"), "{e}");
+        let e = refusal(&["tag-user", "--user-name", "a", "--tags", "Key=a,Valeu=b"]);
+        assert!(e.contains("unknown key 'Valeu'"), "{e}");
+    }
+
+    /// The `iamlet admin` commands a document shows (in code blocks or inline code), as words,
+    /// each with the refusal the document shows on the next line, if any; `file://` values
+    /// become inline text, since the files are the reader's.
+    fn documented_commands(text: &str) -> Vec<(Vec<String>, Option<String>)> {
+        let mut commands = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("iamlet admin ") {
+            let inline = rest[..at].ends_with('`');
+            let tail = &rest[at + "iamlet admin ".len()..];
+            let end = if inline {
+                tail.find('`').unwrap_or(tail.len())
+            } else {
+                // A code line, with its `\` continuations, up to a comment.
+                let mut end = 0;
+                for line in tail.split_inclusive('\n') {
+                    end += line.len();
+                    if !line.trim_end().ends_with('\\') {
+                        break;
+                    }
+                }
+                end
+            };
+            let command = tail[..end].replace("\\\n", " ");
+            let command = command.split(" #").next().unwrap_or_default();
+            rest = &tail[end..];
+            let refusal = rest
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("iamlet admin: error: "))
+                .filter(|_| !inline)
+                .map(str::to_owned);
+            // Prose naming a command (inline, without options) is not a command line.
+            let mention = inline && !command.contains("--");
+            if mention || command.contains("...") || command.contains('…') || command.contains('>')
+            {
+                continue;
+            }
+            let mut words = Vec::new();
+            let mut word = String::new();
+            let mut quote = None;
+            for c in command.chars() {
+                match (quote, c) {
+                    (None, '\'' | '"') => quote = Some(c),
+                    (Some(q), _) if c == q => quote = None,
+                    (None, c) if c.is_whitespace() => {
+                        if !word.is_empty() {
+                            words.push(std::mem::take(&mut word));
+                        }
+                    }
+                    _ => word.push(c),
+                }
+            }
+            if !word.is_empty() {
+                words.push(word);
+            }
+            for w in &mut words {
+                if w.starts_with("file://") {
+                    *w = "{}".to_owned();
+                }
+            }
+            commands.push((words, refusal));
+        }
+        commands
+    }
+
+    #[test]
+    fn every_iam_command_the_docs_show_parses() {
+        let mut seen = 0;
+        for (doc, text) in [
+            ("README.md", include_str!("../../README.md")),
+            ("deploy/README.md", include_str!("../../deploy/README.md")),
+        ] {
+            for (mut words, refusal) in documented_commands(text) {
+                // `iamlet admin`'s own options (`--profile NAME`) come before the command.
+                while words.first().is_some_and(|w| w.starts_with("--")) {
+                    words.drain(..2.min(words.len()));
+                }
+                let verb = words.first().map(String::as_str).unwrap_or_default();
+                if TENANT_COMMANDS.iter().any(|(name, _)| *name == verb) {
+                    continue;
+                }
+                let parsed = parse_iam_command(ApiModel::embedded().unwrap(), &words);
+                match (parsed, &refusal) {
+                    (Ok(IamCommand::Call { .. }), None) => seen += 1,
+                    (Err(AdminCliError::Arguments(said)), Some(shown)) if said == *shown => {
+                        seen += 1;
+                    }
+                    (other, _) => panic!(
+                        "{doc}: `iamlet admin {}`: {other:?}, the document shows {refusal:?}",
+                        words.join(" ")
+                    ),
+                }
+            }
+        }
+        assert!(seen >= 10, "only {seen} commands found in the docs");
+    }
+
+    #[test]
+    fn help_is_offline_and_from_the_model() {
+        for form in [
+            &["create-user", "help"][..],
+            &["create-user", "--help"],
+            &["create-user", "--user-name", "x", "-h"],
+        ] {
+            let IamCommand::Help(text) = parse(form).unwrap() else {
+                panic!("{form:?} is not help");
+            };
+            assert!(
+                text.starts_with("create-user\n\n  Creates a new IAM user"),
+                "{text}"
+            );
+            assert!(text.contains("--user-name (string, 1-64 chars"), "{text}");
+            assert!(text.contains(") required\n"), "{text}");
+            assert!(text.contains("[--permissions-boundary <value>]"), "{text}");
+            assert!(text.contains("[--tags <value> ...]"), "{text}");
+        }
+        let IamCommand::Help(overview) = parse(&["help"]).unwrap() else {
+            panic!("no overview");
+        };
+        assert!(overview.contains("\n  create-tenant "), "{overview}");
+        assert!(overview.contains("\n  attach-role-policy "), "{overview}");
+        assert!(
+            overview.contains("\n  create-pod-identity-association "),
+            "{overview}"
+        );
+        assert!(overview.contains("\n  revoke-sessions "), "{overview}");
+        let unserved = overview
+            .lines()
+            .find(|l| l.trim_start().starts_with("create-saml-provider "))
+            .unwrap();
+        assert!(unserved.contains("(not served)"), "{unserved}");
+        assert_eq!(parse(&[]).unwrap(), IamCommand::Help(overview));
     }
 }

@@ -118,6 +118,96 @@ pub(crate) struct ControlPlaneArgs {
     /// cannot be applied is logged and leaves the tenant as it was.
     #[arg(long = "apply", env = "IAMLET_APPLY", value_delimiter = ',')]
     apply: Vec<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    pub(crate) action: Option<ControlPlaneAction>,
+}
+
+/// Where the control plane keeps its tenants.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// A PostgreSQL database that several control-plane replicas share:
+    /// `postgres://USER@HOST[:PORT]/DATABASE[?sslmode=verify-full&sslrootcert=CA.pem]`.
+    /// Absent: the SQLite database in `--data-dir`. Its schema is migrated at start.
+    #[arg(long = "store", env = "IAMLET_STORE")]
+    url: Option<String>,
+    /// A file holding the database password (else the URL's, or `PGPASSWORD`).
+    #[arg(long, env = "IAMLET_STORE_PASSWORD_FILE")]
+    store_password_file: Option<PathBuf>,
+}
+
+/// `iamlet control-plane <action>`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ControlPlaneAction {
+    /// Bring a PostgreSQL store's schema up to this binary's version, then exit (a start
+    /// does it too; this lets it happen before a rolling update).
+    Migrate(StoreArgs),
+}
+
+impl StoreArgs {
+    fn postgres_options(
+        &self,
+        url: &str,
+    ) -> Result<crate::control_plane::PostgresOptions, ServeError> {
+        let mut options = crate::control_plane::PostgresOptions::new(url);
+        if let Some(path) = &self.store_password_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ServeError::Config(format!("--store-password-file {}: {e}", path.display()))
+            })?;
+            options.password = Some(text.trim_end_matches(['\r', '\n']).to_owned());
+        }
+        Ok(options)
+    }
+}
+
+/// `iamlet control-plane migrate`.
+pub(crate) fn run_control_plane_action(action: ControlPlaneAction) -> Result<(), ServeError> {
+    use std::io::Write as _;
+    match action {
+        ControlPlaneAction::Migrate(store) => {
+            let url = store.url.clone().ok_or_else(|| {
+                ServeError::Config("migrate needs --store postgres://… (or IAMLET_STORE)".into())
+            })?;
+            let report =
+                crate::control_plane::PostgresStore::migrate(&store.postgres_options(&url)?)?;
+            let line = format!(
+                "iamlet control plane: the schema of {} is at version {} (was {})",
+                crate::control_plane::redact_url(&url),
+                report.to,
+                report.from
+            );
+            // Best effort: the migration is done whether or not its report can be written.
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            Ok(())
+        }
+    }
+}
+
+/// Runs `open` until the database answers: while it is unreachable (or restarting) the
+/// control plane waits with a capped, doubling delay instead of exiting, so an orchestrator
+/// does not restart it in a loop. Any other failure is returned.
+fn until_reachable<T>(
+    what: &str,
+    mut open: impl FnMut() -> Result<T, crate::control_plane::StoreError>,
+) -> Result<T, crate::control_plane::StoreError> {
+    use std::io::Write as _;
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match open() {
+            Err(error @ crate::control_plane::StoreError::Unavailable { .. }) => {
+                // Logging starts with the runtime, after the store opens: straight to stderr.
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "iamlet control plane: {what}: {error}; retrying in {}ms",
+                    delay.as_millis()
+                );
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The profile name of a generated operator key.
@@ -361,7 +451,12 @@ impl ServeError {
             self,
             Self::Config(_)
                 | Self::Tenants(_)
-                | Self::Store(S::MissingDatabase { .. } | S::ForeignDatabase { .. })
+                | Self::Store(
+                    S::MissingDatabase { .. }
+                        | S::ForeignDatabase { .. }
+                        | S::SchemaTooNew { .. }
+                        | S::InvalidUrl { .. }
+                )
         )
     }
 }
@@ -524,16 +619,46 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
             loopback: args.listen.ip().is_loopback() || args.sync_allow_loopback,
         }),
     };
-    let store = SqliteStore::open_data_dir(
-        &args.data_dir,
-        &crate::control_plane::DataDirOptions {
-            epoch: args.epoch,
-            new_store: args.new_store,
-            initialized_by,
-        },
-    )?
-    .with_sealer(sealer);
-    let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
+    let (store, store_name): (Arc<dyn crate::control_plane::TenantStore>, String) =
+        match &args.store.url {
+            None => (
+                Arc::new(
+                    SqliteStore::open_data_dir(
+                        &args.data_dir,
+                        &crate::control_plane::DataDirOptions {
+                            epoch: args.epoch,
+                            new_store: args.new_store,
+                            initialized_by,
+                        },
+                    )?
+                    .with_sealer(sealer),
+                ),
+                args.data_dir.display().to_string(),
+            ),
+            Some(_) if args.new_store => {
+                return Err(ServeError::Config(
+                    "--new-store starts a new SQLite store; a PostgreSQL store is made new by \
+                     pointing --store at an empty database"
+                        .into(),
+                ))
+            }
+            Some(url) => {
+                let options = crate::control_plane::PostgresOptions {
+                    epoch: args.epoch,
+                    ..args.store.postgres_options(url)?
+                };
+                let store = until_reachable("cannot reach the store", || {
+                    crate::control_plane::PostgresStore::open(&options)
+                })?;
+                (
+                    Arc::new(store.with_sealer(sealer)),
+                    crate::control_plane::redact_url(url),
+                )
+            }
+        };
+    let control_plane = Arc::new(until_reachable("cannot load the tenants", || {
+        ControlPlane::open(Arc::clone(&store), IdGenerator::system())
+    })?);
     // A plan that cannot be applied (say, a user created since holds keys) leaves the tenant
     // as it is, with a warning: a control plane that would not start could not be fixed
     // through its API. The warnings are logged once logging is set up.
@@ -568,7 +693,7 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
             args.listen,
             args.http_listen.map(|a| format!(", HTTP on {a}")).unwrap_or_default(),
             args.health_listen.map(|a| format!(", health on {a}")).unwrap_or_default(),
-            args.data_dir.display()
+            store_name
         ));
         say(&format!(
             "iamlet control plane: operators {} from {}{}",
@@ -959,16 +1084,17 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
         }
         if let Some(listener) = http_listener {
             let router =
-                crate::http::sts::sidecar_routes(&handle).merge(crate::http::credentials_routes(
-                    Arc::new(crate::sidecar::ContainerCredentials::new(
-                        Arc::clone(&handle.api),
-                        crate::sidecar::ContainerCredentialsConfig {
-                            audience: args.pod_identity_audience.clone(),
-                            ..Default::default()
-                        },
-                    )),
-                    &args.container_credentials_path,
-                ));
+                crate::http::sts::sidecar_routes(&handle, args.http_tls && local_tls.is_some())
+                    .merge(crate::http::credentials_routes(
+                        Arc::new(crate::sidecar::ContainerCredentials::new(
+                            Arc::clone(&handle.api),
+                            crate::sidecar::ContainerCredentialsConfig {
+                                audience: args.pod_identity_audience.clone(),
+                                ..Default::default()
+                            },
+                        )),
+                        &args.container_credentials_path,
+                    ));
             servers.push(tokio::spawn(crate::http::serve(
                 router,
                 listener,

@@ -294,13 +294,15 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
             },
         ));
         let sidecar_http_server = tokio::spawn(crate::http::serve(
-            crate::http::sts::sidecar_routes(&handle).merge(crate::http::credentials_routes(
-                Arc::new(crate::sidecar::ContainerCredentials::new(
-                    Arc::clone(&handle.api),
-                    crate::sidecar::ContainerCredentialsConfig::default(),
-                )),
-                crate::sidecar::DEFAULT_CONTAINER_CREDENTIALS_PATH,
-            )),
+            crate::http::sts::sidecar_routes(&handle, false).merge(
+                crate::http::credentials_routes(
+                    Arc::new(crate::sidecar::ContainerCredentials::new(
+                        Arc::clone(&handle.api),
+                        crate::sidecar::ContainerCredentialsConfig::default(),
+                    )),
+                    crate::sidecar::DEFAULT_CONTAINER_CREDENTIALS_PATH,
+                ),
+            ),
             sidecar_http.0,
             None,
             until_stopped(stopped.clone()),

@@ -14,14 +14,22 @@ use crate::snapshot::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
-use super::store::{AuditEvent, ChangeDraft, ChangeRecord, StoreError, TenantStore};
+use super::store::{AuditEvent, ChangeDraft, ChangeRecord, Prior, StoreError, TenantStore};
 use super::AdminError;
+
+/// How many times an action runs when other writers (control-plane replicas on one
+/// database) keep changing its tenant first: each conflict waits a random moment, reloads the tenant and runs the
+/// action again on its current state; after the last, the retryable conflict is the answer.
+pub const CONFLICT_ATTEMPTS: usize = 12;
 
 /// The control plane's tenants.
 ///
 /// INVARIANT: a change is visible (to admin reads and to sidecars) only after the store has
 /// committed it; a failed commit leaves the tenant as it was. Writes are serialized, so the
-/// versions a tenant goes through are exactly the numbers of its changes.
+/// versions a tenant goes through are exactly the numbers of its changes. Several control
+/// planes may share one store: each commit names the version its change was built on, and a
+/// change another one made first is a conflict, after which the tenant is reloaded and the
+/// action runs again ([`CONFLICT_ATTEMPTS`]).
 pub struct ControlPlane {
     store: Arc<dyn TenantStore>,
     tenants: Mutex<BTreeMap<String, Current>>,
@@ -163,6 +171,19 @@ impl ControlPlane {
         parameters: &Value,
         check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
     ) -> Result<(Value, SnapshotVersion), AdminError> {
+        self.retrying(account_id, || {
+            self.call_once(account_id, actor, action, parameters, check)
+        })
+    }
+
+    fn call_once(
+        &self,
+        account_id: &str,
+        actor: &str,
+        action: &str,
+        parameters: &Value,
+        check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
+    ) -> Result<(Value, SnapshotVersion), AdminError> {
         let mut tenants = self.tenants.lock();
         let current = tenants
             .get(account_id)
@@ -191,7 +212,8 @@ impl ControlPlane {
             parameters: outcome.audit_parameters,
             at: now,
         };
-        let version = self.commit(&mut tenants, &draft, Some(next))?;
+        let prior = Prior::At(current.version.seq);
+        let version = self.commit(&mut tenants, &draft, prior, Some(next))?;
         Ok((outcome.result, version))
     }
 
@@ -220,6 +242,17 @@ impl ControlPlane {
                 reason: format!("`{account_id}` is not a 12-digit account id"),
             });
         }
+        self.retrying(account_id, || {
+            self.create_tenant_once(account_id, alias, actor)
+        })
+    }
+
+    fn create_tenant_once(
+        &self,
+        account_id: &str,
+        alias: Option<&str>,
+        actor: &str,
+    ) -> Result<(SnapshotVersion, (String, crate::directory::Secret)), AdminError> {
         let mut tenants = self.tenants.lock();
         if tenants.contains_key(account_id) {
             return Err(AdminError::TenantExists(account_id.to_owned()));
@@ -244,7 +277,7 @@ impl ControlPlane {
             }),
             at: now,
         };
-        let version = self.commit(&mut tenants, &draft, Some(tenant))?;
+        let version = self.commit(&mut tenants, &draft, Prior::Absent, Some(tenant))?;
         Ok((
             version,
             (root_key_id, crate::directory::Secret::new(root_secret)),
@@ -253,10 +286,15 @@ impl ControlPlane {
 
     /// Deletes a tenant; its audit trail stays.
     pub fn delete_tenant(&self, account_id: &str, actor: &str) -> Result<(), AdminError> {
+        self.retrying(account_id, || self.delete_tenant_once(account_id, actor))
+    }
+
+    fn delete_tenant_once(&self, account_id: &str, actor: &str) -> Result<(), AdminError> {
         let mut tenants = self.tenants.lock();
-        if !tenants.contains_key(account_id) {
+        let Some(current) = tenants.get(account_id) else {
             return Err(AdminError::NoSuchTenant(account_id.to_owned()));
-        }
+        };
+        let prior = Prior::At(current.version.seq);
         let draft = ChangeDraft {
             account_id: account_id.to_owned(),
             actor: actor.to_owned(),
@@ -264,7 +302,7 @@ impl ControlPlane {
             parameters: serde_json::json!({ "AccountId": account_id }),
             at: (self.clock)(),
         };
-        self.commit(&mut tenants, &draft, None).map(|_| ())
+        self.commit(&mut tenants, &draft, prior, None).map(|_| ())
     }
 
     /// The tenant in the declarative format (`iamlet admin export`); secrets are left out.
@@ -298,6 +336,18 @@ impl ControlPlane {
         dry_run: bool,
         check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
     ) -> Result<(Vec<PlannedAction>, Option<SnapshotVersion>), AdminError> {
+        self.retrying(&spec.account_id, || {
+            self.apply_spec_once(spec, actor, dry_run, check)
+        })
+    }
+
+    fn apply_spec_once(
+        &self,
+        spec: &TenantSpec,
+        actor: &str,
+        dry_run: bool,
+        check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
+    ) -> Result<(Vec<PlannedAction>, Option<SnapshotVersion>), AdminError> {
         let account_id = spec.account_id.as_str();
         if self.tenant(account_id).is_none() && !dry_run {
             // A new tenant is created only when its whole plan applies: the plan is tried on
@@ -318,9 +368,12 @@ impl ControlPlane {
             self.create_tenant(account_id, None, actor)?;
         }
         let mut tenants = self.tenants.lock();
-        let current = match tenants.get(account_id) {
-            Some(c) => Arc::clone(&c.tenant),
-            None => Arc::new(Tenant::new(account_id, (self.clock)())),
+        let (current, prior) = match tenants.get(account_id) {
+            Some(c) => (Arc::clone(&c.tenant), Prior::At(c.version.seq)),
+            None => (
+                Arc::new(Tenant::new(account_id, (self.clock)())),
+                Prior::Absent,
+            ),
         };
         let actions = plan(&current, spec)?;
         if dry_run {
@@ -371,8 +424,79 @@ impl ControlPlane {
             parameters: serde_json::json!({ "Actions": summary }),
             at: now,
         };
-        let version = self.commit(&mut tenants, &draft, Some(next))?;
+        let version = self.commit(&mut tenants, &draft, prior, Some(next))?;
         Ok((actions, Some(version)))
+    }
+
+    /// Runs `attempt` until it does not meet a conflict, reloading the tenant from the store
+    /// after each one, at most [`CONFLICT_ATTEMPTS`] times; a tenant not found is looked up in
+    /// the store once.
+    fn retrying<T>(
+        &self,
+        account_id: &str,
+        mut attempt: impl FnMut() -> Result<T, AdminError>,
+    ) -> Result<T, AdminError> {
+        let mut tries = 1;
+        let mut looked_up = false;
+        loop {
+            match attempt() {
+                // Another control plane on the same store may have made the tenant since this
+                // one loaded: looked up once before the caller is told it does not exist.
+                Err(AdminError::NoSuchTenant(_)) if !looked_up => {
+                    looked_up = true;
+                    self.reload(account_id)?;
+                    if self.tenant(account_id).is_none() {
+                        return Err(AdminError::NoSuchTenant(account_id.to_owned()));
+                    }
+                }
+                Err(AdminError::Store(StoreError::Conflict { .. }))
+                    if tries < CONFLICT_ATTEMPTS =>
+                {
+                    // Writers that met at once would meet again: each waits a random part of
+                    // a doubling window (2 ms, 4 ms, ... 64 ms) so that one of them goes first.
+                    let window_micros = 1_000u64 << tries.min(6);
+                    let mut bytes = [0u8; 8];
+                    IdGenerator::system().fill(&mut bytes);
+                    let wait = u64::from_le_bytes(bytes) % window_micros;
+                    std::thread::sleep(std::time::Duration::from_micros(wait));
+                    tries += 1;
+                    self.reload(account_id)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Makes the tenant as the store holds it now what admin reads and sidecars see (after a
+    /// conflict: another writer changed it). Under the lock, so no local change interleaves.
+    pub fn reload(&self, account_id: &str) -> Result<(), AdminError> {
+        let mut tenants = self.tenants.lock();
+        match self.store.load_tenant(account_id)? {
+            Some(stored) => {
+                // Never backwards: a version this process already shows stays.
+                if tenants
+                    .get(account_id)
+                    .is_some_and(|c| c.version >= stored.version)
+                {
+                    return Ok(());
+                }
+                tenants.insert(
+                    account_id.to_owned(),
+                    Current {
+                        tenant: Arc::new(stored.tenant),
+                        version: stored.version,
+                        shipped: Arc::default(),
+                    },
+                );
+            }
+            None => {
+                if tenants.remove(account_id).is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     /// Commits a change durably, then makes the tenant's new state (`None`: deleted) what
@@ -382,9 +506,10 @@ impl ControlPlane {
         &self,
         tenants: &mut BTreeMap<String, Current>,
         draft: &ChangeDraft,
+        prior: Prior,
         next: Option<Tenant>,
     ) -> Result<SnapshotVersion, AdminError> {
-        let record = self.store.commit(draft, next.as_ref())?;
+        let record = self.store.commit(draft, prior, next.as_ref())?;
         let version = SnapshotVersion::new(self.store.epoch(), record.seq);
         match next {
             Some(tenant) => {

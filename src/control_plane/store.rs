@@ -3,8 +3,13 @@
 //! [`TenantStore`] is what the control plane needs from a database: load every tenant, commit
 //! one change (append the log entry and write the tenant's new state in one transaction), and
 //! read the log back. [`SqliteStore`] implements it on one SQLite file in WAL mode with
-//! `synchronous=FULL`, so a change acknowledged to a caller survives a crash or power loss; a
-//! PostgreSQL implementation can serve several control-plane replicas later.
+//! `synchronous=FULL`, so a change acknowledged to a caller survives a crash or power loss;
+//! [`PostgresStore`] implements it on PostgreSQL, which several control-plane replicas share.
+//!
+//! Several writers (issue #16): every commit names the state it was built on ([`Prior`]); the
+//! store refuses with the retryable [`StoreError::Conflict`] when the tenant moved on since,
+//! and the control plane reloads the tenant ([`TenantStore::load_tenant`]) and runs the action
+//! again. Writes to one tenant are serialized by the database, never by a leader.
 //!
 //! Versions: a tenant's version is `(epoch, seq)` where `seq` is the number of its latest
 //! change. The epoch is the store's: a store restored from a backup must be given a higher
@@ -27,6 +32,12 @@ use crate::error::AwsCode;
 use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::seal::{SealError, SecretSealer};
+
+mod postgres;
+
+pub use self::postgres::{
+    redact_url, MigrationReport, PostgresOptions, PostgresStore, SCHEMA_VERSION,
+};
 
 /// A tenant as stored, with its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,12 +104,74 @@ pub struct AuditEvent {
     pub source: String,
 }
 
+/// The state of a tenant a change was built on: the store commits the change only if the
+/// tenant is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// No live tenant: never created, or deleted.
+    Absent,
+    /// The tenant at this change number.
+    At(u64),
+}
+
+impl std::fmt::Display for Prior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Absent => f.write_str("no tenant"),
+            Self::At(seq) => write!(f, "change {seq}"),
+        }
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL refused or failed (its message never holds the connection's password).
+    #[error("database: {}", describe(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// Another writer changed the tenant first: nothing was recorded, and the change can be
+    /// made again on the tenant's current state.
+    #[error(
+        "tenant `{account}` changed concurrently: the change was built on {expected}, the \
+         store holds {found}; nothing was recorded, retry on the current state"
+    )]
+    Conflict {
+        /// The tenant.
+        account: String,
+        /// The state the change was built on.
+        expected: Prior,
+        /// The state the store holds.
+        found: Prior,
+    },
+    /// The database cannot be reached now; nothing was recorded, and a retry may succeed.
+    #[error("the database is unavailable: {reason}")]
+    Unavailable {
+        /// Why (never the connection's password).
+        reason: String,
+    },
+    /// The database's schema is newer than this binary knows: an older binary must not write
+    /// to it.
+    #[error(
+        "the database's schema is version {found}, newer than this binary's {known}: run a \
+         binary that knows schema {found}"
+    )]
+    SchemaTooNew {
+        /// The version the database holds.
+        found: i64,
+        /// The newest version this binary knows.
+        known: i64,
+    },
+    /// The store's URL does not parse or asks for something unsupported.
+    #[error("invalid store URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, its password replaced.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// A stored value does not decode.
     #[error("stored tenant `{account}` does not decode: {reason}")]
     Corrupt {
@@ -174,9 +247,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// AWS's code: the service failed (the caller can do nothing about it).
+    /// AWS's code: a concurrent change or an unreachable database is worth a retry; anything
+    /// else is the service's failure (the caller can do nothing about it).
     pub fn code(&self) -> AwsCode {
-        AwsCode::ServiceFailure
+        match self {
+            Self::Conflict { .. } => AwsCode::ConcurrentModification,
+            Self::Unavailable { .. } => AwsCode::ServiceUnavailable,
+            _ => AwsCode::ServiceFailure,
+        }
+    }
+
+    /// True when the same call may succeed if made again: nothing was recorded.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Conflict { .. } | Self::Unavailable { .. })
     }
 }
 
@@ -201,12 +284,18 @@ pub trait TenantStore: Send + Sync {
     /// Every live tenant with its version.
     fn load_tenants(&self) -> Result<Vec<StoredTenant>, StoreError>;
 
+    /// One tenant as stored now (`None`: never created, or deleted): what the control plane
+    /// reloads after a [`StoreError::Conflict`].
+    fn load_tenant(&self, account_id: &str) -> Result<Option<StoredTenant>, StoreError>;
+
     /// Records `change` and the tenant's state after it (`None`: the tenant was deleted) in
-    /// one transaction, and returns the recorded change with its number. On error nothing is
-    /// recorded.
+    /// one transaction, and returns the recorded change with its number, provided the
+    /// tenant is still as `prior` says; otherwise [`StoreError::Conflict`]. On error nothing
+    /// is recorded.
     fn commit(
         &self,
         change: &ChangeDraft,
+        prior: Prior,
         after: Option<&Tenant>,
     ) -> Result<ChangeRecord, StoreError>;
 
@@ -456,6 +545,68 @@ impl SqliteStore {
     }
 }
 
+/// A stored tenant's state, decoded and its secrets opened. A missing state (a NULL column)
+/// reads as empty text, which does not parse: reported as corrupt, naming the tenant.
+fn decode_tenant(
+    account: &str,
+    epoch: u64,
+    seq: u64,
+    state: Option<&str>,
+    sealer: Option<&SecretSealer>,
+) -> Result<StoredTenant, StoreError> {
+    let mut tenant: Tenant =
+        serde_json::from_str(state.unwrap_or_default()).map_err(|e| StoreError::Corrupt {
+            account: account.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if let Some(sealer) = sealer {
+        sealer.open_tenant(&mut tenant)?;
+    }
+    Ok(StoredTenant {
+        tenant,
+        version: SnapshotVersion::new(epoch, seq),
+    })
+}
+
+/// A tenant's state as stored: its secrets sealed, in JSON (`None`: deleted).
+fn encode_tenant(
+    account: &str,
+    after: Option<&Tenant>,
+    sealer: Option<&SecretSealer>,
+) -> Result<Option<String>, StoreError> {
+    let sealed = match (after, sealer) {
+        (Some(tenant), Some(sealer)) => Some(sealer.seal_tenant(tenant)?),
+        _ => None,
+    };
+    sealed
+        .as_ref()
+        .or(after)
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Encode {
+            account: account.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// A client error with its causes: the client's own message is only its kind (`db error`,
+/// `error performing TLS handshake`); the server's message or the TLS failure is its source.
+/// Of a server's error, its severity, code and message only: its detail may quote a row's
+/// values, which are never shown.
+fn describe(error: &::postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn unreadable(path: &Path, error: &rusqlite::Error) -> StoreError {
     StoreError::Unreadable {
         path: path.to_owned(),
@@ -554,54 +705,69 @@ impl TenantStore for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (account, seq, state) = row?;
-            // A NULL state reads as empty text, which the parse below reports as corrupt.
-            let state = state.unwrap_or_default();
-            let mut tenant: Tenant =
-                serde_json::from_str(&state).map_err(|e| StoreError::Corrupt {
-                    account: account.clone(),
-                    reason: e.to_string(),
-                })?;
-            if let Some(sealer) = &self.sealer {
-                sealer.open_tenant(&mut tenant)?;
-            }
-            out.push(StoredTenant {
-                tenant,
-                version: SnapshotVersion::new(self.epoch, to_u64(seq)),
-            });
+            out.push(decode_tenant(
+                &account,
+                self.epoch,
+                to_u64(seq),
+                state.as_deref(),
+                self.sealer.as_ref(),
+            )?);
         }
         Ok(out)
+    }
+
+    fn load_tenant(&self, account_id: &str) -> Result<Option<StoredTenant>, StoreError> {
+        let conn = self.conn.lock();
+        let row = conn
+            .query_row(
+                "SELECT seq, state FROM tenants WHERE account_id = ?1 AND deleted = 0",
+                params![account_id],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        row.map(|(seq, state)| {
+            decode_tenant(
+                account_id,
+                self.epoch,
+                to_u64(seq),
+                state.as_deref(),
+                self.sealer.as_ref(),
+            )
+        })
+        .transpose()
     }
 
     fn commit(
         &self,
         change: &ChangeDraft,
+        prior: Prior,
         after: Option<&Tenant>,
     ) -> Result<ChangeRecord, StoreError> {
-        let sealed = match (after, &self.sealer) {
-            (Some(tenant), Some(sealer)) => Some(sealer.seal_tenant(tenant)?),
-            _ => None,
-        };
-        let state = sealed
-            .as_ref()
-            .or(after)
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Encode {
-                account: change.account_id.clone(),
-                reason: e.to_string(),
-            })?;
+        let state = encode_tenant(&change.account_id, after, self.sealer.as_ref())?;
         let parameters = change.parameters.to_string();
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let previous: Option<i64> = tx
+        let previous: Option<(i64, i64)> = tx
             .query_row(
-                "SELECT seq FROM tenants WHERE account_id = ?1",
+                "SELECT seq, deleted FROM tenants WHERE account_id = ?1",
                 params![change.account_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        // A tenant's first change is number 1.
-        let seq = previous.unwrap_or(0) + 1;
+        let found = match previous {
+            Some((seq, 0)) => Prior::At(to_u64(seq)),
+            _ => Prior::Absent,
+        };
+        if found != prior {
+            return Err(StoreError::Conflict {
+                account: change.account_id.clone(),
+                expected: prior,
+                found,
+            });
+        }
+        // A tenant's first change is number 1; a tenant made again after its deletion goes on
+        // from its last number, so its versions never repeat.
+        let seq = previous.map_or(0, |(seq, _)| seq) + 1;
         tx.execute(
             "INSERT INTO changes (account_id, seq, at, actor, action, parameters)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -8,7 +8,7 @@
 //!   `permit_on_first_permit` (the answer then stops at the evaluation that decided). Without
 //!   `evaluations` (or with an empty one) it is a single evaluation, answered as one.
 //! - `GET /.well-known/authzen-configuration`: the metadata document, naming this edge (the
-//!   configured base URL, or the request's scheme and `Host`) and both endpoints.
+//!   configured base URL, or the request's `Host` with the edge's own scheme) and both endpoints.
 //!
 //! The AuthZEN members map onto an [`AuthorizeInput`], decoded once ([`AccessEvaluation`],
 //! [`AccessEvaluations`]):
@@ -493,20 +493,38 @@ fn decode_context(context: &Map<String, Value>, path: &str) -> Result<Context, A
 #[derive(Debug, Clone)]
 pub struct AuthZen {
     authorizer: Authorizer,
-    base_url: Option<Arc<str>>,
+    base: PdpBase,
     /// Large batches run on the blocking pool, at most half the cores at once, so that they
     /// never hold the threads that serve other clients.
     heavy: Arc<tokio::sync::Semaphore>,
 }
 
+/// Where the metadata document says this policy decision point is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PdpBase {
+    /// The request's `Host`, with `https` when the edge serves TLS itself.
+    FromRequest {
+        /// The edge serves TLS.
+        tls: bool,
+    },
+    /// A fixed base URL: an edge behind a proxy or a TLS terminator.
+    Fixed(Arc<str>),
+}
+
+impl PdpBase {
+    /// A fixed base URL, without a trailing `/`.
+    pub fn fixed(url: &str) -> Self {
+        Self::Fixed(url.trim_end_matches('/').into())
+    }
+}
+
 impl AuthZen {
-    /// Decides with `api`; the metadata document names `base_url` when given (an edge behind
-    /// a proxy or TLS terminator), the request's scheme and `Host` otherwise.
-    pub fn new(api: Arc<Api>, base_url: Option<&str>) -> Self {
+    /// Decides with `api`; the metadata document names the PDP as `base` says.
+    pub fn new(api: Arc<Api>, base: PdpBase) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Self {
             authorizer: Authorizer::new(api),
-            base_url: base_url.map(|u| u.trim_end_matches('/').into()),
+            base,
             heavy: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
         }
     }
@@ -591,12 +609,12 @@ impl AuthZen {
 }
 
 /// The routes: both evaluation endpoints and the metadata document, over `api`.
-pub fn authzen_routes(api: Arc<Api>, base_url: Option<&str>) -> Router {
+pub fn authzen_routes(api: Arc<Api>, base: PdpBase) -> Router {
     Router::new()
         .route(EVALUATION_PATH, post(evaluation_handler))
         .route(EVALUATIONS_PATH, post(evaluations_handler))
         .route(METADATA_PATH, get(metadata_handler))
-        .with_state(Arc::new(AuthZen::new(api, base_url)))
+        .with_state(Arc::new(AuthZen::new(api, base)))
 }
 
 /// Errors that say the subject could not be established: a decision the PEP must read as a
@@ -834,9 +852,9 @@ async fn evaluations_handler(State(edge): State<Arc<AuthZen>>, request: Request)
 }
 
 async fn metadata_handler(State(edge): State<Arc<AuthZen>>, parts: Parts) -> Response {
-    let base = match &edge.base_url {
-        Some(base) => base.to_string(),
-        None => {
+    let base = match &edge.base {
+        PdpBase::Fixed(base) => base.to_string(),
+        PdpBase::FromRequest { tls } => {
             let host = parts
                 .headers
                 .get(header::HOST)
@@ -852,7 +870,8 @@ async fn metadata_handler(State(edge): State<Arc<AuthZen>>, parts: Parts) -> Res
                 query::count_refusal(EDGE, AwsCode::ValidationError);
                 return json_error(AwsCode::ValidationError, &e.to_string(), None);
             };
-            let scheme = parts.uri.scheme_str().unwrap_or("http");
+            // An origin-form request line carries no scheme: the edge knows its own.
+            let scheme = if *tls { "https" } else { "http" };
             format!("{scheme}://{host}")
         }
     };

@@ -43,13 +43,14 @@ pub const STS_VERSION: &str = "2011-06-15";
 /// The edge label of this edge's refusals.
 const EDGE: &str = "sts";
 
-/// The sidecar's HTTP router: the probes, the STS Query API and AuthZEN.
-pub fn sidecar_routes(handle: &SidecarHandle) -> Router {
+/// The sidecar's HTTP router: the probes, the STS Query API and AuthZEN (`tls`: the edge
+/// serves TLS itself, so AuthZEN's metadata names `https` URLs).
+pub fn sidecar_routes(handle: &SidecarHandle, tls: bool) -> Router {
     super::probe_routes(Arc::new(SidecarProbes(handle.clone())))
         .merge(sts_routes(Arc::clone(&handle.api)))
         .merge(super::authzen::authzen_routes(
             Arc::clone(&handle.api),
-            None,
+            super::authzen::PdpBase::FromRequest { tls },
         ))
 }
 

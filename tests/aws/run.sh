@@ -32,6 +32,12 @@ PINS=(
     pyasn1==0.6.5
     # The Prometheus project's own text-format parser, for test_metrics.py.
     prometheus-client==0.26.0
+    # The README's Python gRPC client, generated from proto/ (test_clients.py); exactly what
+    # `pip install grpcio-tools==1.85.1` resolved to.
+    grpcio-tools==1.85.1
+    grpcio==1.85.3
+    protobuf==7.36.2
+    typing_extensions==4.16.0
 )
 
 deadline=${SUITE_TIMEOUT:-900}

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Issue 16's PostgreSQL suite: the store's whole test suite against SQLite and PostgreSQL (one
+# parametrized suite, src/control_plane/store/tests.rs), then the real `iamlet control-plane
+# --store postgres://…`: migrate, an admin write, a restart on an empty data directory that
+# keeps the tenant (it lives in the database), and a start while the database is unreachable
+# that waits rather than exits.
+#
+# Makes a throwaway cluster in a temporary directory as the unprivileged `postgres` user
+# (initdb refuses root), listening on a free loopback port and a socket in that directory;
+# PostgreSQL is installed from the machine's package manager when initdb is absent. The
+# cluster and every process are removed on exit.
+#
+# Usage: tests/ha/run.sh. Bounded by SUITE_TIMEOUT seconds (default 900); never skips. Exit
+# status 0 when every check passed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+deadline=${SUITE_TIMEOUT:-900}
+# The whole suite is bounded: a watchdog kills it (and so every process below) on overrun.
+( sleep "$deadline" </dev/null >/dev/null 2>&1
+  echo "ha suite: timed out after ${deadline}s" >&2
+  kill -TERM $$ ) &
+watchdog=$!
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/iamlet-ha.XXXXXX")
+pg_bin=""
+cp_pid=""
+cleanup() {
+    local status=$?
+    if [[ -n "$cp_pid" ]]; then
+        kill -TERM "$cp_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$cp_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$cp_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$pg_bin" && -f "$work/pg/postmaster.pid" ]]; then
+        runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    kill "$watchdog" 2>/dev/null || true
+    if [[ $status -ne 0 ]]; then
+        echo "ha suite: FAILED; logs kept in $work" >&2
+        tail -n 30 "$work"/cp*.log >&2 2>/dev/null || true
+        tail -n 20 "$work/pg.log" >&2 2>/dev/null || true
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 124' TERM
+
+step() { printf '\n== ha suite: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+fail() { echo "ha suite: $*" >&2; exit 1; }
+
+step "PostgreSQL"
+find_pg() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_bin=$(find_pg)
+if [[ -z "$pg_bin" || ! -x "$pg_bin/initdb" ]]; then
+    command -v apt-get >/dev/null 2>&1 || fail "PostgreSQL is missing and there is no apt-get to install it"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_bin=$(find_pg)
+fi
+[[ -x "$pg_bin/initdb" ]] || fail "no initdb under /usr/lib/postgresql/*/bin"
+id postgres >/dev/null 2>&1 || fail "the postgres user is missing (the Debian package makes it)"
+"$pg_bin/postgres" --version
+
+free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+}
+read -r pg_port cp_port cp_http_port dead_port < <(free_ports 4)
+password="ha-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+chown postgres "$work"
+chmod 0755 "$work"
+mkdir -p "$work/sock" && chown postgres "$work/sock"
+printf '%s\n' "$password" >"$work/pwfile" && chown postgres "$work/pwfile"
+# Password (SCRAM) authentication over TCP, as a real deployment; trust on the socket, which
+# only the suite's directory reaches.
+runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log"; fail "initdb failed"; }
+# The TLS database takes no plain connection: the TLS check below cannot pass in the clear.
+sed -i '1i hostnossl iamlet_tls all 127.0.0.1/32 reject' "$work/pg/pg_hba.conf"
+# TLS for the store's rustls client: a CA made here, a server certificate for localhost.
+command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+tls="$work/tls"
+mkdir -p "$tls"
+make_ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" -keyout "$tls/$1.key" \
+        -out "$tls/$1.pem" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+make_ca ca && make_ca other-ca
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" \
+    -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 2 -out "$tls/server.pem" -extfile "$tls/ext" 2>/dev/null
+chown postgres "$tls/server.key" "$tls/server.pem" && chmod 0600 "$tls/server.key"
+pg_start() {
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 -o \
+        "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/sock -c fsync=off -c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key" \
+        start >/dev/null
+}
+pg_start
+psql() { runuser -u postgres -- "$pg_bin/psql" -h "$work/sock" -p "$pg_port" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
+psql -c "CREATE ROLE iamlet LOGIN PASSWORD '$password'"
+psql -c "CREATE DATABASE iamlet OWNER iamlet"
+psql -c "CREATE DATABASE iamlet_cp OWNER iamlet"
+url="postgres://iamlet:$password@127.0.0.1:$pg_port/iamlet?sslmode=disable"
+
+step "the store suite on SQLite and PostgreSQL"
+# Every store test, the PostgreSQL variants included (they are ignored without a database).
+IAMLET_TEST_POSTGRES_URL="$url" timeout 900 cargo test --lib control_plane::store:: \
+    -- --include-ignored 2>&1 | tee "$work/store-tests.log"
+passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$work/store-tests.log" | tail -n 1)
+ran_pg=$(grep -c '^test control_plane::store::tests::postgres.* ok$' "$work/store-tests.log" || true)
+[[ "${passed:-0}" -ge 20 && "$ran_pg" -ge 10 ]] ||
+    fail "expected the whole suite on both stores, saw ${passed:-0} passed, $ran_pg on PostgreSQL"
+
+step "iamlet control-plane migrate"
+cargo build --quiet --bin iamlet
+bin="$PWD/target/debug/iamlet"
+store="postgres://iamlet@127.0.0.1:$pg_port/iamlet_cp?sslmode=disable"
+keys="$work/keys"
+mkdir -p "$keys"
+timeout 60 "$bin" control-plane migrate --store "$store" --store-password-file "$work/pwfile" \
+    >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log"; fail "migrate failed"; }
+grep -q "at version 1 (was 0)" "$work/migrate.log" || { cat "$work/migrate.log"; fail "migrate did not report 0 -> 1"; }
+timeout 60 "$bin" control-plane migrate --store "$store" --store-password-file "$work/pwfile" \
+    >"$work/migrate2.log" 2>&1
+grep -q "at version 1 (was 1)" "$work/migrate2.log" || { cat "$work/migrate2.log"; fail "a second migrate was not a no-op"; }
+
+# A control plane on the database: its data directory holds no tenant, only what it is told.
+start_cp() {
+    local data=$1 log=$2
+    IAMLET_LOG=${IAMLET_LOG:-info} "$bin" control-plane --data-dir "$data" \
+        --store "$store" --store-password-file "$work/pwfile" \
+        --secrets-key-file "$keys/secrets.key" --operator-credentials "$keys/operator-credentials" \
+        --listen "127.0.0.1:$cp_port" --http-listen "127.0.0.1:$cp_http_port" >"$log" 2>&1 &
+    cp_pid=$!
+    for _ in $(seq 300); do
+        kill -0 "$cp_pid" 2>/dev/null || fail "the control plane exited: $(tail -n 5 "$log")"
+        if curl -fsS "http://127.0.0.1:$cp_http_port/readyz" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    fail "the control plane was not ready within 30s"
+}
+stop_cp() {
+    kill -TERM "$cp_pid"
+    for _ in $(seq 100); do kill -0 "$cp_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$cp_pid" 2>/dev/null && fail "the control plane did not stop"
+    cp_pid=""
+}
+admin() {
+    AWS_SHARED_CREDENTIALS_FILE="$keys/operator-credentials" timeout 30 "$bin" admin \
+        --endpoint "http://127.0.0.1:$cp_port" --profile iamlet-operator "$@"
+}
+
+step "an admin write, then a restart on an empty data directory"
+start_cp "$work/cp1" "$work/cp1.log"
+admin create-tenant --account-id 111122223333 --alias ha-demo >/dev/null
+admin create-user --tenant 111122223333 --user-name alice >/dev/null
+stop_cp
+[[ ! -e "$work/cp1/iamlet.db" ]] || fail "a SQLite database was made beside the PostgreSQL store"
+start_cp "$work/cp2" "$work/cp2.log"
+admin list-tenants | grep -q 111122223333 || fail "the tenant did not survive the restart"
+admin get-user --tenant 111122223333 --user-name alice | grep -q alice ||
+    fail "the user did not survive the restart"
+# The version goes on from the database's, never from 1.
+admin create-user --tenant 111122223333 --user-name bob >/dev/null
+seq=$(psql -d iamlet_cp -c "SELECT seq FROM tenants WHERE account_id = '111122223333'")
+[[ "$seq" == 3 ]] || fail "expected change 3 after three writes, the database holds $seq"
+
+step "the database lost, then back"
+runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null
+admin create-user --tenant 111122223333 --user-name carol >"$work/lost.out" 2>&1 &&
+    fail "a write succeeded without its database"
+grep -q "ServiceUnavailable" "$work/lost.out" ||
+    fail "a write without its database was not a retryable ServiceUnavailable: $(cat "$work/lost.out")"
+sed "s/^/  refused as it should be: /" "$work/lost.out"
+admin list-tenants | grep -q 111122223333 || fail "reads stopped with the database"
+pg_start
+admin create-user --tenant 111122223333 --user-name carol >/dev/null ||
+    fail "writes did not resume once the database was back"
+seq=$(psql -d iamlet_cp -c "SELECT seq FROM tenants WHERE account_id = '111122223333'")
+[[ "$seq" == 4 ]] || fail "expected change 4 (the refused write recorded nothing), found $seq"
+stop_cp
+grep -q "$password" "$work"/cp*.log "$work"/migrate*.log && fail "the database password reached a log"
+
+step "TLS: verified against the CA, refused with another"
+psql -c "CREATE DATABASE iamlet_tls OWNER iamlet"
+tls_store="postgres://iamlet@localhost:$pg_port/iamlet_tls?sslmode=verify-full&sslrootcert=$tls/ca.pem"
+timeout 60 "$bin" control-plane migrate --store "$tls_store" --store-password-file "$work/pwfile" \
+    >"$work/migrate-tls.log" 2>&1 || { cat "$work/migrate-tls.log"; fail "migrate over TLS failed"; }
+grep -q "at version 1 (was 0)" "$work/migrate-tls.log" || fail "migrate over TLS did not migrate"
+timeout 60 "$bin" control-plane migrate --store "${tls_store/ca.pem/other-ca.pem}" \
+    --store-password-file "$work/pwfile" >"$work/migrate-bad-ca.log" 2>&1 &&
+    fail "a server certificate from another CA was accepted"
+sed "s/^/  refused as it should be: /" "$work/migrate-bad-ca.log"
+grep -qi "certificate\|TLS" "$work/migrate-bad-ca.log" ||
+    fail "the refusal does not name the certificate: $(cat "$work/migrate-bad-ca.log")"
+grep -q "$password" "$work"/migrate-*.log && fail "the database password reached a log"
+
+step "a start while the database is unreachable waits and retries"
+IAMLET_LOG=info "$bin" control-plane --data-dir "$work/cp3" \
+    --store "postgres://iamlet:$password@127.0.0.1:$dead_port/iamlet_cp?sslmode=disable" \
+    --secrets-key-file "$keys/secrets.key" --operator-credentials "$keys/operator-credentials" \
+    --listen "127.0.0.1:$cp_port" >"$work/cp3.log" 2>&1 &
+cp_pid=$!
+sleep 3
+kill -0 "$cp_pid" 2>/dev/null || fail "the control plane exited instead of waiting: $(tail -n 3 "$work/cp3.log")"
+[[ $(grep -c "cannot reach the store.*retrying" "$work/cp3.log") -ge 2 ]] ||
+    fail "no retries were logged: $(tail -n 3 "$work/cp3.log")"
+grep -q "$password" "$work/cp3.log" && fail "the database password reached a log"
+{ kill -KILL "$cp_pid"; wait "$cp_pid"; } 2>/dev/null || true
+cp_pid=""
+
+step "done"
+echo "ha suite: passed"
