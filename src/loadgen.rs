@@ -12,6 +12,7 @@
 //! | [`engine`] | the schedule, the in-flight limit, the latency histogram |
 //! | [`mix`] | which kind of request (hit, miss, batch, `AssumeRole`) request `i` is |
 //! | [`grpc`] | the requests over tonic, the connections, the churn task's admin writes |
+//! | [`http`] | one pre-signed HTTP/1.1 request replayed (a proxy in front of a service) |
 //! | [`search`] | `--find-max`: the highest rate within a p99 bound |
 //! | [`report`] | a run's results as text and JSON |
 //! | [`plot`] | percentile curves as SVG |
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 
 pub mod engine;
 pub mod grpc;
+pub mod http;
 pub mod mix;
 pub mod noop;
 pub mod plot;
@@ -29,6 +31,7 @@ pub mod search;
 
 pub use engine::{drive, Measurement, Plan, Reply, Schedule};
 pub use grpc::{run, ChurnConfig, Credentials, RunConfig};
+pub use http::HttpRunConfig;
 pub use mix::{Mix, RequestKind};
 pub use noop::serve_noop;
 pub use plot::plot_svg;

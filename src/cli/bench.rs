@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::loadgen::{
-    self, find_max, grpc, mix::DEFAULT_MIX, plot_svg, BenchError, ChurnConfig, Credentials, Mix,
-    Plan, RunConfig, RunReport, SearchConfig,
+    self, find_max, grpc, mix::DEFAULT_MIX, plot_svg, BenchError, ChurnConfig, Credentials,
+    HttpRunConfig, Mix, Plan, RunConfig, RunReport, SearchConfig,
 };
 
 /// `iamlet bench`.
@@ -24,6 +24,10 @@ enum BenchCommand {
     /// Send requests to a sidecar at a fixed rate (open loop) and report latency percentiles
     /// measured from each request's intended send time.
     Run(Box<RunArgs>),
+    /// Replay one HTTP/1.1 request (pre-signed by the caller: a SigV4 signature stays valid
+    /// 15 minutes) at a fixed rate (open loop) and report latency percentiles: what a proxy
+    /// such as Envoy with ext_authz adds in front of a service.
+    Http(Box<HttpArgs>),
     /// Serve the sidecar's Authorizer and AssumeRole with fixed answers and no work: the
     /// floor to compare a sidecar with.
     NoopServer {
@@ -144,6 +148,52 @@ struct RunArgs {
     churn_every: Duration,
 }
 
+/// `iamlet bench http`.
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// The URL to request, `http://host:port/path?query`.
+    #[arg(long)]
+    url: String,
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// A header sent with every request, `Name: value` (repeat for more).
+    #[arg(long = "header", short = 'H', value_parser = header)]
+    headers: Vec<(String, String)>,
+    /// Requests per second (`2000`, `20k`).
+    #[arg(long, value_parser = rate)]
+    rate: f64,
+    /// The measured part (`10s`, `500ms`, `2m`).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    duration: Duration,
+    /// Sent before the measured part and not measured.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    warmup: Duration,
+    /// Requests in flight at most (and so connections, one request in flight on each); a
+    /// request due while the limit is reached waits, and its wait counts in its latency.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// A request not answered within this fails (DeadlineExceeded).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    timeout: Duration,
+    /// The run's name in reports and plots; default: the URL.
+    #[arg(long)]
+    label: Option<String>,
+    /// Threads of the generator's runtime (1: everything on one thread, for `taskset -c 1`).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report as JSON to this file (for `iamlet bench plot`).
+    #[arg(long)]
+    save: Option<PathBuf>,
+}
+
+fn header(text: &str) -> Result<(String, String), String> {
+    loadgen::http::parse_header(text).map_err(|e| e.to_string())
+}
+
 fn rate(text: &str) -> Result<f64, String> {
     loadgen::parse_rate(text).map_err(|e| e.to_string())
 }
@@ -160,6 +210,7 @@ fn mix(text: &str) -> Result<Mix, String> {
 pub(crate) fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
     match args.command {
         BenchCommand::Run(args) => run(&args, out),
+        BenchCommand::Http(args) => run_http(*args, out),
         BenchCommand::NoopServer { listen } => noop_server(listen, out),
         BenchCommand::Plot { out: svg, runs } => {
             let reports = runs
@@ -355,6 +406,32 @@ fn run(args: &RunArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
         }
     }
     Ok(outcome.max_rate.is_some())
+}
+
+fn run_http(args: HttpArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
+    let config = HttpRunConfig {
+        url: args.url,
+        method: args.method,
+        headers: args.headers,
+        label: args.label,
+        plan: Plan {
+            rate: args.rate,
+            warmup: args.warmup,
+            duration: args.duration,
+            concurrency: args.concurrency,
+        },
+        timeout: args.timeout,
+    };
+    let report = runtime(args.threads)?.block_on(loadgen::http::run(&config))?;
+    if let Some(path) = &args.save {
+        report.save(path)?;
+    }
+    let _ = if args.json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        writeln!(out, "{report}")
+    };
+    Ok(true)
 }
 
 fn noop_server(listen: SocketAddr, out: &mut dyn Write) -> Result<bool, BenchError> {

@@ -28,13 +28,14 @@ pub struct RunSettings {
     pub duration_s: f64,
     /// The warm-up before it, in seconds.
     pub warmup_s: f64,
-    /// gRPC connections, used in turn.
+    /// gRPC connections, used in turn; for `iamlet bench http`, the HTTP/1.1 connections the
+    /// run opened (one request in flight on each).
     pub connections: usize,
     /// Requests in flight at most.
     pub concurrency: usize,
     /// The request mix (`authorize-hit=70,...`).
     pub mix: String,
-    /// Requests in each `BatchAuthorize`.
+    /// Requests in each `BatchAuthorize` (0 for `iamlet bench http`, which sends none).
     pub batch_size: usize,
 }
 
@@ -221,7 +222,11 @@ impl fmt::Display for RunReport {
             if s.connections == 1 { "" } else { "s" },
             s.concurrency
         )?;
-        writeln!(f, "mix         {} (batches of {})", s.mix, s.batch_size)?;
+        if s.batch_size == 0 {
+            writeln!(f, "mix         {}", s.mix)?;
+        } else {
+            writeln!(f, "mix         {} (batches of {})", s.mix, s.batch_size)?;
+        }
         writeln!(
             f,
             "requests    {} sent, {} completed, {:.1}/s achieved, {} denied",
