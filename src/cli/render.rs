@@ -347,24 +347,26 @@ impl Section {
 /// The AWS CLI's table formatter: sections built from the response, then drawn.
 #[derive(Debug, Default)]
 struct MultiTable {
+    /// Finished sections, in the order they are drawn.
     sections: Vec<Section>,
+    /// The section rows go to; `None` until the first row or title.
+    open: Option<Section>,
 }
 
 impl MultiTable {
     fn current(&mut self) -> &mut Section {
-        if self.sections.is_empty() {
-            self.sections.push(Section::default());
-        }
-        let last = self.sections.len() - 1;
-        &mut self.sections[last]
+        self.open.get_or_insert_with(Section::default)
     }
 
     fn new_section(&mut self, title: Option<&str>, indent: usize) {
-        self.sections.push(Section {
+        let next = Section {
             title: title.unwrap_or_default().to_owned(),
             indent,
             ..Section::default()
-        });
+        };
+        if let Some(done) = self.open.replace(next) {
+            self.sections.push(done);
+        }
     }
 
     /// `TableFormatter._build_table`: false when there is nothing to show.
@@ -378,7 +380,7 @@ impl MultiTable {
         match current {
             Value::Array(items) => {
                 if items.first().is_some_and(Value::is_object) {
-                    self.from_list(items, indent, title);
+                    self.add_list(items, indent, title);
                 } else {
                     for item in items {
                         match item {
@@ -396,13 +398,13 @@ impl MultiTable {
                     }
                 }
             }
-            Value::Object(map) => self.from_dict(map, indent),
+            Value::Object(map) => self.add_dict(map, indent),
             _ => {}
         }
         true
     }
 
-    fn from_dict(&mut self, map: &serde_json::Map<String, Value>, indent: usize) {
+    fn add_dict(&mut self, map: &serde_json::Map<String, Value>, indent: usize) {
         let (headers, more) = group_keys(std::iter::once(map));
         match headers.as_slice() {
             [one] => {
@@ -426,7 +428,7 @@ impl MultiTable {
         }
     }
 
-    fn from_list(&mut self, items: &[Value], indent: usize, title: Option<&str>) {
+    fn add_list(&mut self, items: &[Value], indent: usize, title: Option<&str>) {
         let (headers, more) = group_keys(items.iter().filter_map(Value::as_object));
         self.current().add_header(headers.clone());
         for (i, item) in items.iter().enumerate() {
@@ -450,6 +452,7 @@ impl MultiTable {
 
     /// `MultiTable.render`: too wide a table turns its one-row sections vertical.
     fn render(mut self, terminal_width: usize) -> String {
+        self.sections.extend(self.open.take());
         let mut max_width = self.max_width();
         if max_width > terminal_width {
             for section in &mut self.sections {
