@@ -1,8 +1,15 @@
 //! The control plane's state: every tenant's current directory and version, changed only
 //! through durable commits.
+//!
+//! Replicas (issue #16, item 2): several control planes may share one store. Each follows the
+//! others' commits ([`ControlPlane::follow`]): a std thread reads the store's change notices
+//! and reloads a tenant named at a newer change, and polls every tenant's change number at an
+//! interval (and whenever the notices resume), so a lost notice only delays an update.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -14,13 +21,22 @@ use crate::snapshot::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
-use super::store::{AuditEvent, ChangeDraft, ChangeRecord, Prior, StoreError, TenantStore};
+use super::store::{
+    AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent, FeedIdle, Prior,
+    StoreError, TenantStore,
+};
 use super::AdminError;
 
 /// How many times an action runs when other writers (control-plane replicas on one
 /// database) keep changing its tenant first: each conflict waits a random moment, reloads the tenant and runs the
 /// action again on its current state; after the last, the retryable conflict is the answer.
 pub const CONFLICT_ATTEMPTS: usize = 12;
+
+/// How often a replica polls the store for changes it was not notified of, by default.
+pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// The longest a follower thread waits before it looks whether it should stop.
+const FOLLOW_TICK: Duration = Duration::from_millis(200);
 
 /// The control plane's tenants.
 ///
@@ -467,6 +483,75 @@ impl ControlPlane {
         }
     }
 
+    /// Follows the changes other control planes commit to the shared store, on a std thread
+    /// of its own until the returned [`Follower`] is stopped or dropped (or the control plane
+    /// is): each notice naming a tenant at a change newer than this one holds reloads that
+    /// tenant; every `catch_up` (and whenever the store's notices resume after a gap) every
+    /// tenant's change number is compared with what is held ([`Self::catch_up`]). A store
+    /// without notices (SQLite) is polled only.
+    pub fn follow(self: &Arc<Self>, catch_up: Duration) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let feed = self.store.watch_changes();
+        let weak = Arc::downgrade(self);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("iamlet-follow".into())
+            .spawn(move || follow_loop(&weak, feed, catch_up, &flag));
+        let thread = match thread {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                tracing::error!(%error, "cannot start following other replicas' changes");
+                None
+            }
+        };
+        Follower { stop, thread }
+    }
+
+    /// Reloads the tenant a notice names unless this replica already holds that change or a
+    /// later one; true when it was reloaded.
+    pub fn take_notice(&self, notice: &ChangeNotice) -> Result<bool, AdminError> {
+        let held = self
+            .tenants
+            .lock()
+            .get(&notice.account_id)
+            .map(|c| c.version.seq);
+        if held.is_some_and(|seq| seq >= notice.seq) {
+            return Ok(false);
+        }
+        self.reload(&notice.account_id)?;
+        Ok(true)
+    }
+
+    /// Compares every tenant's change number in the store with what this replica holds and
+    /// reloads each one that moved on (made, changed or deleted by another writer); returns
+    /// how many were reloaded.
+    pub fn catch_up(&self) -> Result<usize, AdminError> {
+        let stored = self.store.tenant_seqs()?;
+        let behind: Vec<String> = {
+            let tenants = self.tenants.lock();
+            let mut behind: Vec<String> = stored
+                .iter()
+                .filter(|s| match tenants.get(&s.account_id) {
+                    Some(current) => s.deleted || current.version.seq < s.seq,
+                    None => !s.deleted,
+                })
+                .map(|s| s.account_id.clone())
+                .collect();
+            // A held tenant the store no longer lists at all (a store emptied by hand).
+            behind.extend(
+                tenants
+                    .keys()
+                    .filter(|account| !stored.iter().any(|s| &s.account_id == *account))
+                    .cloned(),
+            );
+            behind
+        };
+        for account in &behind {
+            self.reload(account)?;
+        }
+        Ok(behind.len())
+    }
+
     /// Makes the tenant as the store holds it now what admin reads and sidecars see (after a
     /// conflict: another writer changed it). Under the lock, so no local change interleaves.
     pub fn reload(&self, account_id: &str) -> Result<(), AdminError> {
@@ -616,6 +701,92 @@ impl ControlPlane {
         crate::snapshot::StoreRef {
             id: self.store.store_id().to_owned(),
             epoch: self.store.epoch(),
+        }
+    }
+}
+
+/// A running [`ControlPlane::follow`]: stops following when stopped or dropped.
+#[derive(Debug)]
+pub struct Follower {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    /// Stops following and waits for the thread to end (within a moment: it looks at least
+    /// every 200 ms, after the store call it may be in).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The follower thread: notices as they come, a poll when due. A store call that fails (the
+/// database unreachable) is logged and left to the next poll, which finds whatever it missed.
+fn follow_loop(
+    control_plane: &Weak<ControlPlane>,
+    mut feed: Option<ChangeFeed>,
+    catch_up: Duration,
+    stop: &AtomicBool,
+) {
+    let catch_up = catch_up.max(Duration::from_millis(10));
+    let mut next_poll = Instant::now() + catch_up;
+    let mut failing = false;
+    while !stop.load(Ordering::Relaxed) {
+        let wait = next_poll
+            .saturating_duration_since(Instant::now())
+            .min(FOLLOW_TICK);
+        let event = match &feed {
+            Some(f) => match f.next_timeout(wait) {
+                Ok(event) => Some(event),
+                Err(FeedIdle::Timeout) => None,
+                Err(FeedIdle::Closed) => {
+                    // The store's listener ended for good: polling alone from now on.
+                    tracing::warn!("the store's change notices ended; polling only");
+                    feed = None;
+                    None
+                }
+            },
+            None => {
+                std::thread::sleep(wait);
+                None
+            }
+        };
+        let Some(cp) = control_plane.upgrade() else {
+            return;
+        };
+        let outcome = match event {
+            Some(FeedEvent::Change(notice)) => cp.take_notice(&notice).map(drop),
+            Some(FeedEvent::Listening) => {
+                next_poll = Instant::now() + catch_up;
+                cp.catch_up().map(drop)
+            }
+            None if Instant::now() >= next_poll => {
+                next_poll = Instant::now() + catch_up;
+                cp.catch_up().map(drop)
+            }
+            None => Ok(()),
+        };
+        match outcome {
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "cannot read other replicas' changes; retrying at the next poll");
+            }
+            Err(_) => {}
+            Ok(()) => {
+                if failing {
+                    tracing::info!("reading other replicas' changes again");
+                }
+                failing = false;
+            }
         }
     }
 }
