@@ -861,4 +861,219 @@ mod tests {
         );
         assert!(cp.list_tenants().is_empty());
     }
+
+    /// Two replicas on one SQLite file (the store's other writer is another handle).
+    fn replicas(
+        name: &str,
+        wrap: impl Fn(SqliteStore) -> Arc<dyn TenantStore>,
+    ) -> (Arc<ControlPlane>, Arc<ControlPlane>) {
+        let dir = std::env::temp_dir().join(format!("iamlet-follow-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("iamlet.db");
+        let a = SqliteStore::open(&path, None).unwrap();
+        let b = SqliteStore::open(&path, None).unwrap();
+        let hasher = PasswordHasher::with_iterations(1);
+        let a = ControlPlane::open(Arc::new(a), IdGenerator::seeded(1)).unwrap();
+        let b = ControlPlane::open(wrap(b), IdGenerator::seeded(2)).unwrap();
+        (
+            Arc::new(a.with_password_hasher(hasher)),
+            Arc::new(b.with_password_hasher(hasher)),
+        )
+    }
+
+    /// Waits up to `within` for `check`; the time it took.
+    fn within(within: Duration, check: impl Fn() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if check() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn has_user(cp: &ControlPlane, user: &str) -> bool {
+        cp.tenant("111122223333")
+            .is_some_and(|(t, _)| t.users.values().any(|u| u.name == user))
+    }
+
+    /// A store whose change notices the test sends (or never sends).
+    struct Notified {
+        inner: SqliteStore,
+        feed: Mutex<Option<ChangeFeed>>,
+    }
+
+    impl TenantStore for Notified {
+        fn load_tenants(&self) -> Result<Vec<crate::control_plane::StoredTenant>, StoreError> {
+            self.inner.load_tenants()
+        }
+        fn load_tenant(
+            &self,
+            account_id: &str,
+        ) -> Result<Option<crate::control_plane::StoredTenant>, StoreError> {
+            self.inner.load_tenant(account_id)
+        }
+        fn commit(
+            &self,
+            change: &ChangeDraft,
+            prior: Prior,
+            after: Option<&Tenant>,
+        ) -> Result<ChangeRecord, StoreError> {
+            self.inner.commit(change, prior, after)
+        }
+        fn changes(&self, a: &str, s: u64, l: usize) -> Result<Vec<ChangeRecord>, StoreError> {
+            self.inner.changes(a, s, l)
+        }
+        fn epoch(&self) -> u64 {
+            self.inner.epoch()
+        }
+        fn store_id(&self) -> &str {
+            self.inner.store_id()
+        }
+        fn record_event(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+            self.inner.record_event(event)
+        }
+        fn events(&self, a: &str, i: u64, l: usize) -> Result<Vec<AuditEvent>, StoreError> {
+            self.inner.events(a, i, l)
+        }
+        fn tenant_seqs(&self) -> Result<Vec<crate::control_plane::TenantSeq>, StoreError> {
+            self.inner.tenant_seqs()
+        }
+        fn watch_changes(&self) -> Option<ChangeFeed> {
+            self.feed.lock().take()
+        }
+    }
+
+    #[test]
+    fn a_write_through_one_replica_reaches_the_other_by_notice_without_a_write_there() {
+        let (sender, feed) = ChangeFeed::channel();
+        let feed = Mutex::new(Some(feed));
+        let (a, b) = replicas("notice", move |inner| {
+            Arc::new(Notified {
+                inner,
+                feed: Mutex::new(feed.lock().take()),
+            })
+        });
+        // A poll far away: only the notice can bring the change in time.
+        let follower = b.follow(Duration::from_secs(600));
+        let mut woken = b.subscribe();
+        woken.mark_unchanged();
+
+        let version = a.create_tenant("111122223333", None, "test").unwrap();
+        a.call("111122223333", "test", "CreateUser", &serde_json::json!({"UserName": "alice"}))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(b.tenant("111122223333").is_none(), "seen without a notice or poll");
+        assert!(!woken.has_changed().unwrap());
+
+        assert!(sender.send(FeedEvent::Change(ChangeNotice {
+            account_id: "111122223333".into(),
+            seq: version.seq + 1,
+        })));
+        let took = within(Duration::from_secs(1), || has_user(&b, "alice"));
+        assert!(took.is_some(), "the notice did not bring the change within 1 s");
+        assert!(woken.has_changed().unwrap(), "b's sync streams were not woken");
+        assert_eq!(b.tenant("111122223333").unwrap().1, a.tenant("111122223333").unwrap().1);
+
+        // A notice of a change b already holds reloads nothing.
+        assert!(!b
+            .take_notice(&ChangeNotice {
+                account_id: "111122223333".into(),
+                seq: version.seq,
+            })
+            .unwrap());
+
+        // A deletion through a removes the tenant from b.
+        a.delete_tenant("111122223333", "test").unwrap();
+        assert!(sender.send(FeedEvent::Change(ChangeNotice {
+            account_id: "111122223333".into(),
+            seq: version.seq + 2,
+        })));
+        assert!(within(Duration::from_secs(1), || b.tenant("111122223333").is_none()).is_some());
+        follower.stop();
+    }
+
+    #[test]
+    fn with_notices_lost_the_catch_up_poll_brings_the_change_within_its_interval() {
+        // A feed that never yields: its sender is kept but never used.
+        let (_silent, feed) = ChangeFeed::channel();
+        let feed = Mutex::new(Some(feed));
+        let (a, b) = replicas("poll", move |inner| {
+            Arc::new(Notified {
+                inner,
+                feed: Mutex::new(feed.lock().take()),
+            })
+        });
+        let interval = Duration::from_millis(300);
+        let follower = b.follow(interval);
+        a.create_tenant("111122223333", None, "test").unwrap();
+        a.call("111122223333", "test", "CreateUser", &serde_json::json!({"UserName": "bob"}))
+            .unwrap();
+        let took = within(Duration::from_secs(2), || has_user(&b, "bob"))
+            .expect("the poll did not bring the change");
+        // One interval, and the time of one poll.
+        assert!(took <= interval + Duration::from_millis(250), "took {took:?}");
+        a.delete_tenant("111122223333", "test").unwrap();
+        assert!(within(Duration::from_secs(2), || b.tenant("111122223333").is_none()).is_some());
+        follower.stop();
+    }
+
+    #[test]
+    fn a_store_without_notices_is_polled_and_a_reconnected_feed_polls_at_once() {
+        // SQLite has no notices: following polls.
+        let (a, b) = replicas("sqlite", |inner| {
+            assert!(inner.watch_changes().is_none());
+            Arc::new(inner)
+        });
+        let follower = b.follow(Duration::from_millis(100));
+        a.create_tenant("111122223333", None, "test").unwrap();
+        assert!(within(Duration::from_secs(1), || b.tenant("111122223333").is_some()).is_some());
+        follower.stop();
+
+        // A feed that says it listens again makes the follower poll right away.
+        let (sender, feed) = ChangeFeed::channel();
+        let feed = Mutex::new(Some(feed));
+        let (a, b) = replicas("relisten", move |inner| {
+            Arc::new(Notified {
+                inner,
+                feed: Mutex::new(feed.lock().take()),
+            })
+        });
+        let follower = b.follow(Duration::from_secs(600));
+        a.create_tenant("111122223333", None, "test").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(b.tenant("111122223333").is_none());
+        assert!(sender.send(FeedEvent::Listening));
+        assert!(within(Duration::from_secs(1), || b.tenant("111122223333").is_some()).is_some());
+        follower.stop();
+    }
+
+    #[test]
+    fn published_versions_never_go_backwards() {
+        let (a, b) = replicas("backwards", |inner| Arc::new(inner));
+        a.create_tenant("111122223333", None, "test").unwrap();
+        assert_eq!(b.catch_up().unwrap(), 1);
+        let held = b.tenant("111122223333").unwrap().1;
+        // Nothing moved: nothing reloads, and a notice of an older change changes nothing.
+        assert_eq!(b.catch_up().unwrap(), 0);
+        let mut woken = b.subscribe();
+        woken.mark_unchanged();
+        assert!(!b
+            .take_notice(&ChangeNotice {
+                account_id: "111122223333".into(),
+                seq: 0,
+            })
+            .unwrap());
+        assert_eq!(b.tenant("111122223333").unwrap().1, held);
+        assert!(!woken.has_changed().unwrap());
+        // A notice ahead of the store (a reader that raced the commit) leaves b as it is.
+        b.take_notice(&ChangeNotice {
+            account_id: "111122223333".into(),
+            seq: 99,
+        })
+        .unwrap();
+        assert_eq!(b.tenant("111122223333").unwrap().1, held);
+    }
 }
