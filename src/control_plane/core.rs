@@ -962,10 +962,18 @@ mod tests {
         woken.mark_unchanged();
 
         let version = a.create_tenant("111122223333", None, "test").unwrap();
-        a.call("111122223333", "test", "CreateUser", &serde_json::json!({"UserName": "alice"}))
-            .unwrap();
+        a.call(
+            "111122223333",
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_millis(300));
-        assert!(b.tenant("111122223333").is_none(), "seen without a notice or poll");
+        assert!(
+            b.tenant("111122223333").is_none(),
+            "seen without a notice or poll"
+        );
         assert!(!woken.has_changed().unwrap());
 
         assert!(sender.send(FeedEvent::Change(ChangeNotice {
@@ -973,9 +981,18 @@ mod tests {
             seq: version.seq + 1,
         })));
         let took = within(Duration::from_secs(1), || has_user(&b, "alice"));
-        assert!(took.is_some(), "the notice did not bring the change within 1 s");
-        assert!(woken.has_changed().unwrap(), "b's sync streams were not woken");
-        assert_eq!(b.tenant("111122223333").unwrap().1, a.tenant("111122223333").unwrap().1);
+        assert!(
+            took.is_some(),
+            "the notice did not bring the change within 1 s"
+        );
+        assert!(
+            woken.has_changed().unwrap(),
+            "b's sync streams were not woken"
+        );
+        assert_eq!(
+            b.tenant("111122223333").unwrap().1,
+            a.tenant("111122223333").unwrap().1
+        );
 
         // A notice of a change b already holds reloads nothing.
         assert!(!b
@@ -991,7 +1008,10 @@ mod tests {
             account_id: "111122223333".into(),
             seq: version.seq + 2,
         })));
-        assert!(within(Duration::from_secs(1), || b.tenant("111122223333").is_none()).is_some());
+        assert!(within(Duration::from_secs(1), || b
+            .tenant("111122223333")
+            .is_none())
+        .is_some());
         follower.stop();
     }
 
@@ -1009,14 +1029,25 @@ mod tests {
         let interval = Duration::from_millis(300);
         let follower = b.follow(interval);
         a.create_tenant("111122223333", None, "test").unwrap();
-        a.call("111122223333", "test", "CreateUser", &serde_json::json!({"UserName": "bob"}))
-            .unwrap();
+        a.call(
+            "111122223333",
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "bob"}),
+        )
+        .unwrap();
         let took = within(Duration::from_secs(2), || has_user(&b, "bob"))
             .expect("the poll did not bring the change");
         // One interval, and the time of one poll.
-        assert!(took <= interval + Duration::from_millis(250), "took {took:?}");
+        assert!(
+            took <= interval + Duration::from_millis(250),
+            "took {took:?}"
+        );
         a.delete_tenant("111122223333", "test").unwrap();
-        assert!(within(Duration::from_secs(2), || b.tenant("111122223333").is_none()).is_some());
+        assert!(within(Duration::from_secs(2), || b
+            .tenant("111122223333")
+            .is_none())
+        .is_some());
         follower.stop();
     }
 
@@ -1029,7 +1060,10 @@ mod tests {
         });
         let follower = b.follow(Duration::from_millis(100));
         a.create_tenant("111122223333", None, "test").unwrap();
-        assert!(within(Duration::from_secs(1), || b.tenant("111122223333").is_some()).is_some());
+        assert!(within(Duration::from_secs(1), || b
+            .tenant("111122223333")
+            .is_some())
+        .is_some());
         follower.stop();
 
         // A feed that says it listens again makes the follower poll right away.
@@ -1046,7 +1080,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert!(b.tenant("111122223333").is_none());
         assert!(sender.send(FeedEvent::Listening));
-        assert!(within(Duration::from_secs(1), || b.tenant("111122223333").is_some()).is_some());
+        assert!(within(Duration::from_secs(1), || b
+            .tenant("111122223333")
+            .is_some())
+        .is_some());
         follower.stop();
     }
 

@@ -31,7 +31,10 @@ cp_pid=""
 pids=()
 cleanup() {
     local status=$?
-    for pid in "$cp_pid" "${pids[@]}"; do
+    # Newest first: sidecars before the replicas whose streams they hold.
+    local all=("$cp_pid")
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do all+=("${pids[i]}"); done
+    for pid in "${all[@]}"; do
         [[ -n "$pid" ]] || continue
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -225,12 +228,13 @@ cp_pid=""
 
 step "two replicas follow each other through the database's notices"
 read -r r1_port r1_http r2_port r2_http sc_port < <(free_ports 5)
-# The catch-up poll stays at its default (5 s): within 2 s, only a notice brings the change.
+# The catch-up poll is a minute away: within 2 s, only a notice brings the change.
 start_replica() { # start_replica NAME PORT HTTP_PORT
     IAMLET_LOG=info "$bin" control-plane --data-dir "$work/$1" \
         --store "$store" --store-password-file "$work/pwfile" \
         --secrets-key-file "$keys/secrets.key" --operator-credentials "$keys/operator-credentials" \
-        --listen "127.0.0.1:$2" --http-listen "127.0.0.1:$3" >"$work/$1.log" 2>&1 &
+        --listen "127.0.0.1:$2" --http-listen "127.0.0.1:$3" --catch-up-interval 60s \
+        >"$work/$1.log" 2>&1 &
     pids+=("$!")
     local pid=$!
     for _ in $(seq 300); do
@@ -263,7 +267,7 @@ start_replica replica2 "$r2_port" "$r2_http"
 pids+=("$!")
 sidecar_ready() {
     "$bin" status --sidecar "http://127.0.0.1:$sc_port" 2>/dev/null |
-        python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["Ready"] else 1)'
+        python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["Ready"] else 1)' 2>/dev/null
 }
 for _ in $(seq 300); do sidecar_ready && break; sleep 0.1; done
 sidecar_ready || fail "the sidecar following replica 2 was not ready within 30s"

@@ -685,9 +685,27 @@ fn tenant_seqs_list_every_tenant_live_or_deleted(db: &dyn TestDb) {
     assert!(store.tenant_seqs().unwrap().is_empty());
     let a = Tenant::new("111122223333", 0);
     let b = Tenant::new("444455556666", 0);
-    commit(&*store, "111122223333", "CreateTenant", Prior::Absent, Some(&a));
-    commit(&*store, "111122223333", "CreateUser", Prior::At(1), Some(&a));
-    commit(&*store, "444455556666", "CreateTenant", Prior::Absent, Some(&b));
+    commit(
+        &*store,
+        "111122223333",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&a),
+    );
+    commit(
+        &*store,
+        "111122223333",
+        "CreateUser",
+        Prior::At(1),
+        Some(&a),
+    );
+    commit(
+        &*store,
+        "444455556666",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&b),
+    );
     commit(&*store, "444455556666", "DeleteTenant", Prior::At(1), None);
     let seq = |account: &str, seq: u64, deleted: bool| TenantSeq {
         account_id: account.into(),
@@ -696,10 +714,7 @@ fn tenant_seqs_list_every_tenant_live_or_deleted(db: &dyn TestDb) {
     };
     assert_eq!(
         store.tenant_seqs().unwrap(),
-        vec![
-            seq("111122223333", 2, false),
-            seq("444455556666", 2, true)
-        ]
+        vec![seq("111122223333", 2, false), seq("444455556666", 2, true)]
     );
 }
 
@@ -728,7 +743,10 @@ fn listening(feed: &ChangeFeed) {
 
 #[test]
 fn sqlite_has_no_change_feed() {
-    assert!(SqliteStore::open_in_memory().unwrap().watch_changes().is_none());
+    assert!(SqliteStore::open_in_memory()
+        .unwrap()
+        .watch_changes()
+        .is_none());
 }
 
 #[test]
@@ -736,13 +754,27 @@ fn sqlite_has_no_change_feed() {
 fn postgres_a_commit_through_one_handle_is_notified_to_another_and_a_rollback_is_not() {
     let db = PgDb::new("notify");
     let (writer, reader) = (db.open(None), db.open(None));
-    let feed = reader.watch_changes().expect("PostgreSQL has a change feed");
+    let feed = reader
+        .watch_changes()
+        .expect("PostgreSQL has a change feed");
     listening(&feed);
 
     // Accounts no other test uses: the channel is the database's, shared by every schema.
     let t = Tenant::new("905550000001", 0);
-    commit(&*writer, "905550000001", "CreateTenant", Prior::Absent, Some(&t));
-    commit(&*writer, "905550000001", "CreateUser", Prior::At(1), Some(&t));
+    commit(
+        &*writer,
+        "905550000001",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&t),
+    );
+    commit(
+        &*writer,
+        "905550000001",
+        "CreateUser",
+        Prior::At(1),
+        Some(&t),
+    );
     for seq in [1, 2] {
         assert_eq!(
             notice_about(&feed, "905550000001"),
@@ -773,14 +805,23 @@ fn postgres_a_commit_through_one_handle_is_notified_to_another_and_a_rollback_is
     assert!(matches!(refused, StoreError::Conflict { .. }), "{refused}");
     // A later commit's notice arrives; none about the rolled-back tenant came before it.
     let t = Tenant::new("905550000003", 0);
-    commit(&*writer, "905550000003", "CreateTenant", Prior::Absent, Some(&t));
+    commit(
+        &*writer,
+        "905550000003",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&t),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let left = deadline
             .checked_duration_since(std::time::Instant::now())
             .expect("the later commit was not notified");
         if let Ok(FeedEvent::Change(notice)) = feed.next_timeout(left) {
-            assert_ne!(notice.account_id, "905550000002", "a rolled-back commit was notified");
+            assert_ne!(
+                notice.account_id, "905550000002",
+                "a rolled-back commit was notified"
+            );
             if notice.account_id == "905550000003" {
                 break;
             }
@@ -789,7 +830,13 @@ fn postgres_a_commit_through_one_handle_is_notified_to_another_and_a_rollback_is
     // A handle's own commits are notified too (the follower skips what it holds).
     let own = writer.watch_changes().unwrap();
     listening(&own);
-    commit(&*writer, "905550000001", "CreateUser", Prior::At(2), Some(&t));
+    commit(
+        &*writer,
+        "905550000001",
+        "CreateUser",
+        Prior::At(2),
+        Some(&t),
+    );
     assert_eq!(notice_about(&own, "905550000001").map(|n| n.seq), Some(3));
 }
 
@@ -832,7 +879,10 @@ fn postgres_a_write_through_one_replica_is_seen_by_another_within_a_second() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(seen(), "b did not see a's write within 1 s");
-    assert!(woken.has_changed().unwrap(), "b's sync streams were not woken");
+    assert!(
+        woken.has_changed().unwrap(),
+        "b's sync streams were not woken"
+    );
     follower.stop();
 }
 
