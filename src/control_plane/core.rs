@@ -538,10 +538,12 @@ impl ControlPlane {
                 .map(|s| s.account_id.clone())
                 .collect();
             // A held tenant the store no longer lists at all (a store emptied by hand).
+            let listed: std::collections::BTreeSet<&str> =
+                stored.iter().map(|s| s.account_id.as_str()).collect();
             behind.extend(
                 tenants
                     .keys()
-                    .filter(|account| !stored.iter().any(|s| &s.account_id == *account))
+                    .filter(|account| !listed.contains(account.as_str()))
                     .cloned(),
             );
             behind

@@ -287,6 +287,25 @@ admin_at "$r1_port" put-user-policy --tenant 111122223333 --user-name dave --pol
 ms=$(within_ms 2000 dave_may_read) ||
     fail "the sidecar following replica 2 did not serve the policy written through replica 1 within 2 s"
 echo "the sidecar following replica 2 allowed dave after ${ms} ms"
+
+step "PostgreSQL restarted: the replicas listen again and catch up"
+runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null
+pg_start
+# A pooled connection the restart closed may fail one write (retryable): the CLI is retried.
+wrote=""
+for _ in $(seq 20); do
+    if admin_at "$r1_port" create-user --tenant 111122223333 --user-name erin >/dev/null 2>&1; then
+        wrote=yes; break
+    fi
+    sleep 0.2
+done
+[[ -n "$wrote" ]] || fail "replica 1 took no write after the database restarted"
+# The listener reconnects with backoff (at most 5 s) and polls as soon as it listens again.
+ms=$(within_ms 8000 admin_at "$r2_port" get-user --tenant 111122223333 --user-name erin) ||
+    fail "replica 2 did not catch up within 8 s of a write after the database restarted"
+echo "after the restart, replica 2 showed the write through replica 1 after ${ms} ms"
+grep -q "lost the connection listening for other replicas' changes" "$work/replica2.log" ||
+    fail "replica 2 did not notice its listening connection was lost"
 grep -q "$password" "$work"/replica*.log && fail "the database password reached a log"
 
 step "done"
