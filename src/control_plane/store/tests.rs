@@ -879,6 +879,10 @@ fn postgres_a_write_through_one_replica_is_seen_by_another_within_a_second() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(seen(), "b did not see a's write within 1 s");
+    eprintln!(
+        "b saw a's write {:?} after it was acknowledged",
+        start.elapsed()
+    );
     assert!(
         woken.has_changed().unwrap(),
         "b's sync streams were not woken"
