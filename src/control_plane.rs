@@ -13,7 +13,10 @@ mod seal;
 mod store;
 mod watch;
 
-pub use self::core::{system_clock, ControlPlane, ShippedTenant, TenantSummary, CONFLICT_ATTEMPTS};
+pub use self::core::{
+    system_clock, ControlPlane, Follower, ShippedTenant, TenantSummary, CONFLICT_ATTEMPTS,
+    DEFAULT_CATCH_UP,
+};
 pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{
     defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
@@ -28,9 +31,10 @@ pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
-    redact_url, AuditEvent, ChangeDraft, ChangeRecord, DataDirOptions, MigrationReport,
-    PostgresOptions, PostgresStore, Prior, SqliteStore, StoreError, StoredTenant, TenantStore,
-    DATABASE_FILE, IDENTITY_FILE, SCHEMA_VERSION,
+    redact_url, AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, DataDirOptions,
+    FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions, PostgresStore, Prior,
+    SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL, DATABASE_FILE,
+    IDENTITY_FILE, SCHEMA_VERSION,
 };
 pub use watch::{
     Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,

@@ -118,6 +118,15 @@ pub(crate) struct ControlPlaneArgs {
     /// cannot be applied is logged and leaves the tenant as it was.
     #[arg(long = "apply", env = "IAMLET_APPLY", value_delimiter = ',')]
     apply: Vec<PathBuf>,
+    /// How often to poll the store for changes other replicas made that no notice brought
+    /// (a lost PostgreSQL notification delays an update by at most this much).
+    #[arg(long, env = "IAMLET_CATCH_UP_INTERVAL", default_value = "5s", value_parser =
+        |t: &str| parse_duration(t).and_then(|d| if d.is_zero() {
+            Err("the interval must be above zero".to_owned())
+        } else {
+            Ok(d)
+        }))]
+    catch_up_interval: Duration,
     #[command(flatten)]
     store: StoreArgs,
     #[command(subcommand)]
@@ -682,6 +691,9 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
                 "a declared tenant was not applied; it stays as it was"
             );
         }
+        // Other replicas' commits reach this one's admin reads and sync streams; stopped
+        // (dropped) when the process stops serving.
+        let _follower = control_plane.follow(args.catch_up_interval);
         // Every listener is bound before anything is served: a port in use stops the process.
         let listener = bind(args.listen).await?;
         let health_listener = bind_optional(args.health_listen).await?;

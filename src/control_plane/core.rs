@@ -1,8 +1,15 @@
 //! The control plane's state: every tenant's current directory and version, changed only
 //! through durable commits.
+//!
+//! Replicas (issue #16, item 2): several control planes may share one store. Each follows the
+//! others' commits ([`ControlPlane::follow`]): a std thread reads the store's change notices
+//! and reloads a tenant named at a newer change, and polls every tenant's change number at an
+//! interval (and whenever the notices resume), so a lost notice only delays an update.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -14,13 +21,22 @@ use crate::snapshot::TenantUpdate;
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
-use super::store::{AuditEvent, ChangeDraft, ChangeRecord, Prior, StoreError, TenantStore};
+use super::store::{
+    AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent, FeedIdle, Prior,
+    StoreError, TenantStore,
+};
 use super::AdminError;
 
 /// How many times an action runs when other writers (control-plane replicas on one
 /// database) keep changing its tenant first: each conflict waits a random moment, reloads the tenant and runs the
 /// action again on its current state; after the last, the retryable conflict is the answer.
 pub const CONFLICT_ATTEMPTS: usize = 12;
+
+/// How often a replica polls the store for changes it was not notified of, by default.
+pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// The longest a follower thread waits before it looks whether it should stop.
+const FOLLOW_TICK: Duration = Duration::from_millis(200);
 
 /// The control plane's tenants.
 ///
@@ -467,6 +483,77 @@ impl ControlPlane {
         }
     }
 
+    /// Follows the changes other control planes commit to the shared store, on a std thread
+    /// of its own until the returned [`Follower`] is stopped or dropped (or the control plane
+    /// is): each notice naming a tenant at a change newer than this one holds reloads that
+    /// tenant; every `catch_up` (and whenever the store's notices resume after a gap) every
+    /// tenant's change number is compared with what is held ([`Self::catch_up`]). A store
+    /// without notices (SQLite) is polled only.
+    pub fn follow(self: &Arc<Self>, catch_up: Duration) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let feed = self.store.watch_changes();
+        let weak = Arc::downgrade(self);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("iamlet-follow".into())
+            .spawn(move || follow_loop(&weak, feed, catch_up, &flag));
+        let thread = match thread {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                tracing::error!(%error, "cannot start following other replicas' changes");
+                None
+            }
+        };
+        Follower { stop, thread }
+    }
+
+    /// Reloads the tenant a notice names unless this replica already holds that change or a
+    /// later one; true when it was reloaded.
+    pub fn take_notice(&self, notice: &ChangeNotice) -> Result<bool, AdminError> {
+        let held = self
+            .tenants
+            .lock()
+            .get(&notice.account_id)
+            .map(|c| c.version.seq);
+        if held.is_some_and(|seq| seq >= notice.seq) {
+            return Ok(false);
+        }
+        self.reload(&notice.account_id)?;
+        Ok(true)
+    }
+
+    /// Compares every tenant's change number in the store with what this replica holds and
+    /// reloads each one that moved on (made, changed or deleted by another writer); returns
+    /// how many were reloaded.
+    pub fn catch_up(&self) -> Result<usize, AdminError> {
+        let stored = self.store.tenant_seqs()?;
+        let behind: Vec<String> = {
+            let tenants = self.tenants.lock();
+            let mut behind: Vec<String> = stored
+                .iter()
+                .filter(|s| match tenants.get(&s.account_id) {
+                    Some(current) => s.deleted || current.version.seq < s.seq,
+                    None => !s.deleted,
+                })
+                .map(|s| s.account_id.clone())
+                .collect();
+            // A held tenant the store no longer lists at all (a store emptied by hand).
+            let listed: std::collections::BTreeSet<&str> =
+                stored.iter().map(|s| s.account_id.as_str()).collect();
+            behind.extend(
+                tenants
+                    .keys()
+                    .filter(|account| !listed.contains(account.as_str()))
+                    .cloned(),
+            );
+            behind
+        };
+        for account in &behind {
+            self.reload(account)?;
+        }
+        Ok(behind.len())
+    }
+
     /// Makes the tenant as the store holds it now what admin reads and sidecars see (after a
     /// conflict: another writer changed it). Under the lock, so no local change interleaves.
     pub fn reload(&self, account_id: &str) -> Result<(), AdminError> {
@@ -620,6 +707,92 @@ impl ControlPlane {
     }
 }
 
+/// A running [`ControlPlane::follow`]: stops following when stopped or dropped.
+#[derive(Debug)]
+pub struct Follower {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    /// Stops following and waits for the thread to end (within a moment: it looks at least
+    /// every 200 ms, after the store call it may be in).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The follower thread: notices as they come, a poll when due. A store call that fails (the
+/// database unreachable) is logged and left to the next poll, which finds whatever it missed.
+fn follow_loop(
+    control_plane: &Weak<ControlPlane>,
+    mut feed: Option<ChangeFeed>,
+    catch_up: Duration,
+    stop: &AtomicBool,
+) {
+    let catch_up = catch_up.max(Duration::from_millis(10));
+    let mut next_poll = Instant::now() + catch_up;
+    let mut failing = false;
+    while !stop.load(Ordering::Relaxed) {
+        let wait = next_poll
+            .saturating_duration_since(Instant::now())
+            .min(FOLLOW_TICK);
+        let event = match &feed {
+            Some(f) => match f.next_timeout(wait) {
+                Ok(event) => Some(event),
+                Err(FeedIdle::Timeout) => None,
+                Err(FeedIdle::Closed) => {
+                    // The store's listener ended for good: polling alone from now on.
+                    tracing::warn!("the store's change notices ended; polling only");
+                    feed = None;
+                    None
+                }
+            },
+            None => {
+                std::thread::sleep(wait);
+                None
+            }
+        };
+        let Some(cp) = control_plane.upgrade() else {
+            return;
+        };
+        let outcome = match event {
+            Some(FeedEvent::Change(notice)) => cp.take_notice(&notice).map(drop),
+            Some(FeedEvent::Listening) => {
+                next_poll = Instant::now() + catch_up;
+                cp.catch_up().map(drop)
+            }
+            None if Instant::now() >= next_poll => {
+                next_poll = Instant::now() + catch_up;
+                cp.catch_up().map(drop)
+            }
+            None => Ok(()),
+        };
+        match outcome {
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "cannot read other replicas' changes; retrying at the next poll");
+            }
+            Err(_) => {}
+            Ok(()) => {
+                if failing {
+                    tracing::info!("reading other replicas' changes again");
+                }
+                failing = false;
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlPlane")
@@ -689,5 +862,257 @@ mod tests {
             "an empty tenant was left"
         );
         assert!(cp.list_tenants().is_empty());
+    }
+
+    /// Two replicas on one SQLite file (the store's other writer is another handle).
+    fn replicas(
+        name: &str,
+        wrap: impl Fn(SqliteStore) -> Arc<dyn TenantStore>,
+    ) -> (Arc<ControlPlane>, Arc<ControlPlane>) {
+        let dir = std::env::temp_dir().join(format!("iamlet-follow-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("iamlet.db");
+        let a = SqliteStore::open(&path, None).unwrap();
+        let b = SqliteStore::open(&path, None).unwrap();
+        let hasher = PasswordHasher::with_iterations(1);
+        let a = ControlPlane::open(Arc::new(a), IdGenerator::seeded(1)).unwrap();
+        let b = ControlPlane::open(wrap(b), IdGenerator::seeded(2)).unwrap();
+        (
+            Arc::new(a.with_password_hasher(hasher)),
+            Arc::new(b.with_password_hasher(hasher)),
+        )
+    }
+
+    /// Waits up to `within` for `check`; the time it took.
+    fn within(within: Duration, check: impl Fn() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if check() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn has_user(cp: &ControlPlane, user: &str) -> bool {
+        cp.tenant("111122223333")
+            .is_some_and(|(t, _)| t.users.values().any(|u| u.name == user))
+    }
+
+    /// A store whose change notices the test sends (or never sends).
+    struct Notified {
+        inner: SqliteStore,
+        feed: Mutex<Option<ChangeFeed>>,
+    }
+
+    impl TenantStore for Notified {
+        fn load_tenants(&self) -> Result<Vec<crate::control_plane::StoredTenant>, StoreError> {
+            self.inner.load_tenants()
+        }
+        fn load_tenant(
+            &self,
+            account_id: &str,
+        ) -> Result<Option<crate::control_plane::StoredTenant>, StoreError> {
+            self.inner.load_tenant(account_id)
+        }
+        fn commit(
+            &self,
+            change: &ChangeDraft,
+            prior: Prior,
+            after: Option<&Tenant>,
+        ) -> Result<ChangeRecord, StoreError> {
+            self.inner.commit(change, prior, after)
+        }
+        fn changes(&self, a: &str, s: u64, l: usize) -> Result<Vec<ChangeRecord>, StoreError> {
+            self.inner.changes(a, s, l)
+        }
+        fn epoch(&self) -> u64 {
+            self.inner.epoch()
+        }
+        fn store_id(&self) -> &str {
+            self.inner.store_id()
+        }
+        fn record_event(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+            self.inner.record_event(event)
+        }
+        fn events(&self, a: &str, i: u64, l: usize) -> Result<Vec<AuditEvent>, StoreError> {
+            self.inner.events(a, i, l)
+        }
+        fn tenant_seqs(&self) -> Result<Vec<crate::control_plane::TenantSeq>, StoreError> {
+            self.inner.tenant_seqs()
+        }
+        fn watch_changes(&self) -> Option<ChangeFeed> {
+            self.feed.lock().take()
+        }
+    }
+
+    #[test]
+    fn a_write_through_one_replica_reaches_the_other_by_notice_without_a_write_there() {
+        let (sender, feed) = ChangeFeed::channel();
+        let feed = Mutex::new(Some(feed));
+        let (a, b) = replicas("notice", move |inner| {
+            Arc::new(Notified {
+                inner,
+                feed: Mutex::new(feed.lock().take()),
+            })
+        });
+        // A poll far away: only the notice can bring the change in time.
+        let follower = b.follow(Duration::from_secs(600));
+        let mut woken = b.subscribe();
+        woken.mark_unchanged();
+
+        let version = a.create_tenant("111122223333", None, "test").unwrap();
+        a.call(
+            "111122223333",
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            b.tenant("111122223333").is_none(),
+            "seen without a notice or poll"
+        );
+        assert!(!woken.has_changed().unwrap());
+
+        assert!(sender.send(FeedEvent::Change(ChangeNotice {
+            account_id: "111122223333".into(),
+            seq: version.seq + 1,
+        })));
+        let took = within(Duration::from_secs(1), || has_user(&b, "alice"));
+        assert!(
+            took.is_some(),
+            "the notice did not bring the change within 1 s"
+        );
+        assert!(
+            woken.has_changed().unwrap(),
+            "b's sync streams were not woken"
+        );
+        assert_eq!(
+            b.tenant("111122223333").unwrap().1,
+            a.tenant("111122223333").unwrap().1
+        );
+
+        // A notice of a change b already holds reloads nothing.
+        assert!(!b
+            .take_notice(&ChangeNotice {
+                account_id: "111122223333".into(),
+                seq: version.seq,
+            })
+            .unwrap());
+
+        // A deletion through a removes the tenant from b.
+        a.delete_tenant("111122223333", "test").unwrap();
+        assert!(sender.send(FeedEvent::Change(ChangeNotice {
+            account_id: "111122223333".into(),
+            seq: version.seq + 2,
+        })));
+        assert!(within(Duration::from_secs(1), || b
+            .tenant("111122223333")
+            .is_none())
+        .is_some());
+        follower.stop();
+    }
+
+    #[test]
+    fn with_notices_lost_the_catch_up_poll_brings_the_change_within_its_interval() {
+        // A feed that never yields: its sender is kept but never used.
+        let (_silent, feed) = ChangeFeed::channel();
+        let feed = Mutex::new(Some(feed));
+        let (a, b) = replicas("poll", move |inner| {
+            Arc::new(Notified {
+                inner,
+                feed: Mutex::new(feed.lock().take()),
+            })
+        });
+        let interval = Duration::from_millis(300);
+        let follower = b.follow(interval);
+        a.create_tenant("111122223333", None, "test").unwrap();
+        a.call(
+            "111122223333",
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "bob"}),
+        )
+        .unwrap();
+        let took = within(Duration::from_secs(2), || has_user(&b, "bob"))
+            .expect("the poll did not bring the change");
+        // One interval, and the time of one poll.
+        assert!(
+            took <= interval + Duration::from_millis(250),
+            "took {took:?}"
+        );
+        a.delete_tenant("111122223333", "test").unwrap();
+        assert!(within(Duration::from_secs(2), || b
+            .tenant("111122223333")
+            .is_none())
+        .is_some());
+        follower.stop();
+    }
+
+    #[test]
+    fn a_store_without_notices_is_polled_and_a_reconnected_feed_polls_at_once() {
+        // SQLite has no notices: following polls.
+        let (a, b) = replicas("sqlite", |inner| {
+            assert!(inner.watch_changes().is_none());
+            Arc::new(inner)
+        });
+        let follower = b.follow(Duration::from_millis(100));
+        a.create_tenant("111122223333", None, "test").unwrap();
+        assert!(within(Duration::from_secs(1), || b
+            .tenant("111122223333")
+            .is_some())
+        .is_some());
+        follower.stop();
+
+        // A feed that says it listens again makes the follower poll right away.
+        let (sender, feed) = ChangeFeed::channel();
+        let feed = Mutex::new(Some(feed));
+        let (a, b) = replicas("relisten", move |inner| {
+            Arc::new(Notified {
+                inner,
+                feed: Mutex::new(feed.lock().take()),
+            })
+        });
+        let follower = b.follow(Duration::from_secs(600));
+        a.create_tenant("111122223333", None, "test").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(b.tenant("111122223333").is_none());
+        assert!(sender.send(FeedEvent::Listening));
+        assert!(within(Duration::from_secs(1), || b
+            .tenant("111122223333")
+            .is_some())
+        .is_some());
+        follower.stop();
+    }
+
+    #[test]
+    fn published_versions_never_go_backwards() {
+        let (a, b) = replicas("backwards", |inner| Arc::new(inner));
+        a.create_tenant("111122223333", None, "test").unwrap();
+        assert_eq!(b.catch_up().unwrap(), 1);
+        let held = b.tenant("111122223333").unwrap().1;
+        // Nothing moved: nothing reloads, and a notice of an older change changes nothing.
+        assert_eq!(b.catch_up().unwrap(), 0);
+        let mut woken = b.subscribe();
+        woken.mark_unchanged();
+        assert!(!b
+            .take_notice(&ChangeNotice {
+                account_id: "111122223333".into(),
+                seq: 0,
+            })
+            .unwrap());
+        assert_eq!(b.tenant("111122223333").unwrap().1, held);
+        assert!(!woken.has_changed().unwrap());
+        // A notice ahead of the store (a reader that raced the commit) leaves b as it is.
+        b.take_notice(&ChangeNotice {
+            account_id: "111122223333".into(),
+            seq: 99,
+        })
+        .unwrap();
+        assert_eq!(b.tenant("111122223333").unwrap().1, held);
     }
 }

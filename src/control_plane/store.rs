@@ -33,8 +33,10 @@ use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::seal::{SealError, SecretSealer};
 
+mod feed;
 mod postgres;
 
+pub use self::feed::{ChangeFeed, ChangeNotice, FeedEvent, FeedIdle, FeedSender, CHANGES_CHANNEL};
 pub use self::postgres::{
     redact_url, MigrationReport, PostgresOptions, PostgresStore, SCHEMA_VERSION,
 };
@@ -102,6 +104,18 @@ pub struct AuditEvent {
     pub detail: String,
     /// Where the call came from.
     pub source: String,
+}
+
+/// A tenant's latest change number as stored, live or deleted: what a replica's catch-up
+/// poll compares with what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSeq {
+    /// The tenant.
+    pub account_id: String,
+    /// The number of its latest change.
+    pub seq: u64,
+    /// True when that change deleted it.
+    pub deleted: bool,
 }
 
 /// The state of a tenant a change was built on: the store commits the change only if the
@@ -323,6 +337,16 @@ pub trait TenantStore: Send + Sync {
         after_id: u64,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Every tenant's latest change number, deleted tenants included, without their states:
+    /// the cheap read of a catch-up poll.
+    fn tenant_seqs(&self) -> Result<Vec<TenantSeq>, StoreError>;
+
+    /// Notices of the changes every writer of this store commits, its own included (`None`:
+    /// the store has no other writers to hear from, as SQLite). Each call opens a new feed.
+    fn watch_changes(&self) -> Option<ChangeFeed> {
+        None
+    }
 }
 
 /// [`TenantStore`] on one SQLite file.
@@ -891,6 +915,20 @@ impl TenantStore for SqliteStore {
                 })
             },
         )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn tenant_seqs(&self) -> Result<Vec<TenantSeq>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt =
+            conn.prepare("SELECT account_id, seq, deleted FROM tenants ORDER BY account_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TenantSeq {
+                account_id: r.get(0)?,
+                seq: to_u64(r.get(1)?),
+                deleted: r.get::<_, i64>(2)? != 0,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -26,13 +26,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
+use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, NoTls};
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     decode_tenant, describe, encode_tenant, new_epoch, new_store_id, to_i64, to_u64, AuditEvent,
-    ChangeDraft, ChangeRecord, Prior, StoreError, StoredTenant, TenantStore,
+    ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent, FeedSender, Prior, StoreError,
+    StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL,
 };
 use crate::control_plane::seal::SecretSealer;
 use crate::directory::Tenant;
@@ -183,6 +185,7 @@ enum Connector {
 }
 
 /// The connection settings, parsed once.
+#[derive(Clone)]
 struct Settings {
     config: ::postgres::Config,
     connector: Connector,
@@ -425,12 +428,88 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Client, StoreError> {
-        let config = &self.settings.config;
-        match &self.settings.connector {
-            Connector::Plain => config.connect(NoTls),
-            Connector::Tls(tls) => config.connect(tls.clone()),
+        self.settings.connect()
+    }
+}
+
+impl Settings {
+    fn connect(&self) -> Result<Client, StoreError> {
+        match &self.connector {
+            Connector::Plain => self.config.connect(NoTls),
+            Connector::Tls(tls) => self.config.connect(tls.clone()),
         }
         .map_err(classify)
+    }
+}
+
+/// How long a listening connection waits for a notice before it looks whether its feed was
+/// dropped: the most a dropped feed keeps its connection open.
+const LISTEN_TICK: Duration = Duration::from_millis(250);
+/// The first wait before connecting again after the listening connection failed; it doubles
+/// up to [`LISTEN_BACKOFF_MAX`].
+const LISTEN_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between attempts to listen again.
+const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Holds one dedicated connection listening on [`CHANGES_CHANNEL`] and forwards its notices,
+/// until the feed is dropped. A lost connection is made again with backoff; each time it
+/// listens (again) it says so ([`FeedEvent::Listening`]), so that the reader polls for what
+/// was committed while nothing listened.
+fn listen(settings: &Settings, feed: &FeedSender) {
+    let mut backoff = LISTEN_BACKOFF;
+    while !feed.is_closed() {
+        let listening = settings.connect().and_then(|mut client| {
+            client
+                .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+                .map_err(classify)?;
+            Ok(client)
+        });
+        let mut client = match listening {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
+                    "cannot listen for other replicas' changes");
+                sleep_unless_closed(feed, backoff);
+                backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = LISTEN_BACKOFF;
+        if !feed.send(FeedEvent::Listening) {
+            return;
+        }
+        loop {
+            let next = client.notifications().timeout_iter(LISTEN_TICK).next();
+            match next {
+                Ok(Some(notification)) => {
+                    let Some(notice) = ChangeNotice::parse(notification.payload()) else {
+                        tracing::debug!("ignored a change notice that is not <account>:<seq>");
+                        continue;
+                    };
+                    if !feed.send(FeedEvent::Change(notice)) {
+                        return;
+                    }
+                }
+                Ok(None) if feed.is_closed() => return,
+                Ok(None) if client.is_closed() => break,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(error = %describe(&error),
+                        "lost the connection listening for other replicas' changes; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps `wait`, in ticks, returning early once the feed is dropped.
+fn sleep_unless_closed(feed: &FeedSender, wait: Duration) {
+    let mut left = wait;
+    while !left.is_zero() && !feed.is_closed() {
+        let tick = left.min(LISTEN_TICK);
+        std::thread::sleep(tick);
+        left = left.saturating_sub(tick);
     }
 }
 
@@ -624,6 +703,17 @@ fn commit_in(
         });
     }
     let seq = previous.map_or(0, |(seq, _)| seq) + 1;
+    // The other replicas hear of the change when, and only when, the transaction commits
+    // (PostgreSQL delivers a transaction's notices at its commit and drops them on rollback).
+    let notice = ChangeNotice {
+        account_id: change.account_id.clone(),
+        seq: to_u64(seq),
+    };
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&CHANGES_CHANNEL, &notice.payload()],
+    )
+    .map_err(classify)?;
     tx.execute(
         "INSERT INTO changes (account_id, seq, at, actor, action, parameters)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -807,5 +897,39 @@ impl TenantStore for PostgresStore {
                 source: row.get(7),
             })
             .collect())
+    }
+
+    fn tenant_seqs(&self) -> Result<Vec<TenantSeq>, StoreError> {
+        let rows = self.pool.with(|client| {
+            client
+                .query(
+                    "SELECT account_id, seq, deleted FROM tenants ORDER BY account_id",
+                    &[],
+                )
+                .map_err(classify)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|row| TenantSeq {
+                account_id: row.get(0),
+                seq: to_u64(row.get(1)),
+                deleted: row.get(2),
+            })
+            .collect())
+    }
+
+    /// A feed from a connection of its own (outside the pool), listening on a thread until
+    /// the feed is dropped. `None` only when the thread cannot be started.
+    fn watch_changes(&self) -> Option<ChangeFeed> {
+        let (sender, feed) = ChangeFeed::channel();
+        let settings = self.pool.settings.clone();
+        std::thread::Builder::new()
+            .name("iamlet-pg-listen".into())
+            .spawn(move || listen(&settings, &sender))
+            .map_err(|error| {
+                tracing::error!(%error, "cannot start listening for other replicas' changes");
+            })
+            .ok()?;
+        Some(feed)
     }
 }

@@ -173,6 +173,7 @@ store_suite!(
     audit_events_are_numbered_and_listed_per_tenant,
     two_control_planes_writing_one_tenant_both_land_in_order,
     a_tenant_that_does_not_decode_is_a_load_failure,
+    tenant_seqs_list_every_tenant_live_or_deleted,
 );
 
 fn commit(
@@ -677,6 +678,216 @@ fn postgres_replicas_writing_one_tenant_concurrently_lose_nothing() {
     assert_eq!(all, (2..=31).collect::<Vec<u64>>());
     let stored = db.open(None).load_tenant("111122223333").unwrap().unwrap();
     assert_eq!(stored.tenant.users.len(), 30);
+}
+
+fn tenant_seqs_list_every_tenant_live_or_deleted(db: &dyn TestDb) {
+    let store = db.open(None);
+    assert!(store.tenant_seqs().unwrap().is_empty());
+    let a = Tenant::new("111122223333", 0);
+    let b = Tenant::new("444455556666", 0);
+    commit(
+        &*store,
+        "111122223333",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&a),
+    );
+    commit(
+        &*store,
+        "111122223333",
+        "CreateUser",
+        Prior::At(1),
+        Some(&a),
+    );
+    commit(
+        &*store,
+        "444455556666",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&b),
+    );
+    commit(&*store, "444455556666", "DeleteTenant", Prior::At(1), None);
+    let seq = |account: &str, seq: u64, deleted: bool| TenantSeq {
+        account_id: account.into(),
+        seq,
+        deleted,
+    };
+    assert_eq!(
+        store.tenant_seqs().unwrap(),
+        vec![seq("111122223333", 2, false), seq("444455556666", 2, true)]
+    );
+}
+
+/// The next notice on `feed` about `account`, skipping other accounts' (tests running at
+/// once share the database's channel); `None` after 10 s.
+fn notice_about(feed: &ChangeFeed, account: &str) -> Option<ChangeNotice> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match feed.next_timeout(left) {
+            Ok(FeedEvent::Change(notice)) if notice.account_id == account => return Some(notice),
+            Ok(_) | Err(FeedIdle::Timeout) => {}
+            Err(FeedIdle::Closed) => return None,
+        }
+    }
+    None
+}
+
+/// Waits until `feed` listens.
+fn listening(feed: &ChangeFeed) {
+    assert_eq!(
+        feed.next_timeout(std::time::Duration::from_secs(10)),
+        Ok(FeedEvent::Listening),
+        "the feed did not start listening"
+    );
+}
+
+#[test]
+fn sqlite_has_no_change_feed() {
+    assert!(SqliteStore::open_in_memory()
+        .unwrap()
+        .watch_changes()
+        .is_none());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: tests/ha/run.sh runs them"]
+fn postgres_a_commit_through_one_handle_is_notified_to_another_and_a_rollback_is_not() {
+    let db = PgDb::new("notify");
+    let (writer, reader) = (db.open(None), db.open(None));
+    let feed = reader
+        .watch_changes()
+        .expect("PostgreSQL has a change feed");
+    listening(&feed);
+
+    // Accounts no other test uses: the channel is the database's, shared by every schema.
+    let t = Tenant::new("905550000001", 0);
+    commit(
+        &*writer,
+        "905550000001",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&t),
+    );
+    commit(
+        &*writer,
+        "905550000001",
+        "CreateUser",
+        Prior::At(1),
+        Some(&t),
+    );
+    for seq in [1, 2] {
+        assert_eq!(
+            notice_about(&feed, "905550000001"),
+            Some(ChangeNotice {
+                account_id: "905550000001".into(),
+                seq
+            })
+        );
+    }
+
+    // A commit whose transaction rolls back after its notice was queued (its change number is
+    // taken already, so the insert fails): nothing is delivered.
+    let rolled_back = Tenant::new("905550000002", 0);
+    db.client()
+        .execute(
+            "INSERT INTO changes (account_id, seq, at, actor, action, parameters)
+             VALUES ('905550000002', 1, 0, 'test', 'Planted', '{}')",
+            &[],
+        )
+        .unwrap();
+    let refused = writer
+        .commit(
+            &draft("905550000002", "CreateTenant"),
+            Prior::Absent,
+            Some(&rolled_back),
+        )
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict { .. }), "{refused}");
+    // A later commit's notice arrives; none about the rolled-back tenant came before it.
+    let t = Tenant::new("905550000003", 0);
+    commit(
+        &*writer,
+        "905550000003",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&t),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = deadline
+            .checked_duration_since(std::time::Instant::now())
+            .expect("the later commit was not notified");
+        if let Ok(FeedEvent::Change(notice)) = feed.next_timeout(left) {
+            assert_ne!(
+                notice.account_id, "905550000002",
+                "a rolled-back commit was notified"
+            );
+            if notice.account_id == "905550000003" {
+                break;
+            }
+        }
+    }
+    // A handle's own commits are notified too (the follower skips what it holds).
+    let own = writer.watch_changes().unwrap();
+    listening(&own);
+    commit(
+        &*writer,
+        "905550000001",
+        "CreateUser",
+        Prior::At(2),
+        Some(&t),
+    );
+    assert_eq!(notice_about(&own, "905550000001").map(|n| n.seq), Some(3));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: tests/ha/run.sh runs them"]
+fn postgres_a_write_through_one_replica_is_seen_by_another_within_a_second() {
+    use crate::control_plane::ControlPlane;
+    use crate::directory::{IdGenerator, PasswordHasher};
+    use std::time::{Duration, Instant};
+    let db = PgDb::new("follow");
+    let open = |seed| {
+        Arc::new(
+            ControlPlane::open(db.open(None), IdGenerator::seeded(seed))
+                .unwrap()
+                .with_password_hasher(PasswordHasher::with_iterations(1)),
+        )
+    };
+    let (a, b) = (open(1), open(2));
+    // The poll is far away: only the notice can bring the write within the second.
+    let follower = b.follow(Duration::from_secs(600));
+    let mut woken = b.subscribe();
+    woken.mark_unchanged();
+    // The follower listens before the write (its first act is a poll, finding nothing).
+    std::thread::sleep(Duration::from_millis(500));
+    a.create_tenant("905550000004", None, "test").unwrap();
+    let (_, version) = a
+        .call(
+            "905550000004",
+            "test",
+            "CreateUser",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .unwrap();
+    let start = Instant::now();
+    let seen = || {
+        b.tenant("905550000004")
+            .is_some_and(|(t, v)| v == version && t.users.values().any(|u| u.name == "alice"))
+    };
+    while !seen() && start.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(seen(), "b did not see a's write within 1 s");
+    eprintln!(
+        "b saw a's write {:?} after it was acknowledged",
+        start.elapsed()
+    );
+    assert!(
+        woken.has_changed().unwrap(),
+        "b's sync streams were not woken"
+    );
+    follower.stop();
 }
 
 #[test]
