@@ -15,6 +15,7 @@
 //! (G6, T14). The gRPC stream (reconnects, backoff, nonces) drives these.
 
 mod client;
+mod endpoints;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use crate::snapshot::{
 /// The update wire format lives with the snapshots it carries; kept at this path for the
 /// stream client and the benches.
 pub(crate) use client::report;
+pub use endpoints::{ControlPlaneUrl, Endpoint, EndpointError, EndpointList, Rotation};
 pub use client::{
     run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, SYNC_STATE_FILE,
 };

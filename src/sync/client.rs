@@ -15,13 +15,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, StoreRef};
 
+use super::endpoints::{Endpoint, EndpointError, EndpointList, Rotation};
 use super::{Applier, UpdateResult};
 use crate::snapshot::TenantUpdate;
 
 /// How the client reaches and subscribes to the control plane.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// The control plane's URL (`http://127.0.0.1:7070`).
+    /// The control plane's URLs, comma-separated (`http://cp-0:7070,http://cp-1:7070`); a
+    /// host name stands for every address it resolves to (see [`super::EndpointList`]).
     pub endpoint: String,
     /// The tenants to serve; `["*"]` for all.
     pub subscribe: Vec<String>,
@@ -101,6 +103,14 @@ pub struct SyncState {
     last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
     acks: AtomicU64,
     nacks: AtomicU64,
+    /// The endpoint the open stream is on (`None` while disconnected), and the one the last
+    /// stream was on: a stream opened on another is a fail-over.
+    endpoint: Mutex<Option<String>>,
+    last_endpoint: Mutex<Option<Endpoint>>,
+    failovers: AtomicU64,
+    /// Connection attempts so far, and when the last one started.
+    attempts: AtomicU64,
+    last_attempt: Mutex<Option<std::time::Instant>>,
     /// Signalled after each response is applied: what the sidecar's readiness follows.
     applied: tokio::sync::Notify,
 }
@@ -265,6 +275,48 @@ impl SyncState {
         }
     }
 
+    /// The endpoint the stream is on (`URL (ADDRESS)`), while one is open.
+    pub fn endpoint(&self) -> Option<String> {
+        self.endpoint.lock().clone()
+    }
+
+    /// Streams opened on another endpoint than the previous stream's.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Connection attempts so far, and when the last one started: what a reconnect storm's
+    /// spread is measured by.
+    pub fn attempts(&self) -> (u64, Option<std::time::Instant>) {
+        (
+            self.attempts.load(Ordering::Relaxed),
+            *self.last_attempt.lock(),
+        )
+    }
+
+    fn attempting(&self) {
+        *self.last_attempt.lock() = Some(std::time::Instant::now());
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream was accepted on `endpoint`.
+    fn opened_on(&self, endpoint: &Endpoint) {
+        let mut last = self.last_endpoint.lock();
+        if last.as_ref().is_some_and(|l| l != endpoint) {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+        }
+        *last = Some(endpoint.clone());
+        drop(last);
+        *self.endpoint.lock() = Some(endpoint.to_string());
+        self.connected.store(true, Ordering::Relaxed);
+        self.streams_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+        *self.endpoint.lock() = None;
+    }
+
     /// Tenant updates ACKed and NACKed so far.
     pub fn ack_counts(&self) -> (u64, u64) {
         (
@@ -304,9 +356,14 @@ fn write_contact(file: &Path, now: i64) -> std::io::Result<()> {
 
 /// A random draw in [0, 1) for jitter; the quality of the draw only spreads reconnects.
 fn unit_draw() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// 64 random bits: the jitter's draws and the first endpoint's.
+fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     crate::directory::IdGenerator::system().fill(&mut bytes);
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+    u64::from_le_bytes(bytes)
 }
 
 /// An error and its causes, `a: b: c`: tonic's transport errors say "transport error" and keep
@@ -338,59 +395,130 @@ enum StreamError {
     Tls(#[from] crate::tls::TlsError),
     #[error("nothing arrived for {0:?} (not even a heartbeat): the connection is presumed dead")]
     Idle(Duration),
+    #[error("{0}")]
+    Endpoints(#[from] EndpointError),
+    #[error("cannot resolve {url}: {source}")]
+    Resolve {
+        url: String,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the stream until `shutdown` turns true: the sidecar's only task that talks to the
 /// control plane.
+///
+/// The endpoints are resolved before every attempt and tried in turn from a random start; a
+/// failed attempt moves straight to the next endpoint, and only a round in which every
+/// endpoint failed waits the exponential backoff (a stream that delivered resets it, gRFC
+/// A57). A stream that ends after delivering is the event a whole fleet sees at once (a
+/// replica stopped), so its first retry waits a uniform draw over ten initial delays (capped
+/// at the maximum): "full jitter", which spreads a reconnect storm instead of moving it
+/// 100 ms later (RELIABILITY T13).
 pub async fn run_sync(
     applier: Arc<Applier>,
     config: SyncConfig,
     state: Arc<SyncState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let list = match EndpointList::parse(&config.endpoint) {
+        Ok(list) => list,
+        Err(error) => {
+            // Checked at start by the command line; a library caller learns it here, once.
+            let error = StreamError::from(error);
+            state.record_failure(&error);
+            report(&format!("control plane stream: {error}"));
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            return;
+        }
+    };
+    let mut rotation = Rotation::new(random_u64());
     let mut attempt = 0u32;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let outcome = tokio::select! {
+        let (endpoints, unresolved) = tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            outcome = stream_once(&applier, &config, &state) => outcome,
+            resolved = list.resolve() => resolved,
         };
-        state.connected.store(false, Ordering::Relaxed);
-        match outcome {
-            // A stream that delivered something resets the backoff (gRFC A57).
-            Ok(true) => attempt = 0,
-            Ok(false) => {}
-            Err(error) => {
-                state.record_failure(&error);
-                report(&format!("control plane stream: {}", with_causes(&error)));
+        for (url, source) in unresolved {
+            let error = StreamError::Resolve { url, source };
+            state.record_failure(&error);
+            report(&format!("control plane stream: {}", with_causes(&error)));
+        }
+        let delay = match rotation.pick(endpoints.len()) {
+            None => Some(next_delay(&config.backoff, &mut attempt)),
+            Some(index) => {
+                let endpoint = endpoints.get(index).cloned();
+                let outcome = match &endpoint {
+                    Some(endpoint) => {
+                        state.attempting();
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.changed() => return,
+                            outcome = stream_once(&applier, &config, endpoint, &state) => outcome,
+                        }
+                    }
+                    None => Ok(false),
+                };
+                state.closed();
+                match outcome {
+                    Ok(true) => {
+                        rotation.delivered(index);
+                        attempt = 0;
+                        let spread = config
+                            .backoff
+                            .initial
+                            .saturating_mul(10)
+                            .min(config.backoff.max);
+                        Some(spread.mul_f64(unit_draw()))
+                    }
+                    outcome => {
+                        if let Err(error) = outcome {
+                            state.record_failure(&error);
+                            report(&format!("control plane stream: {}", with_causes(&error)));
+                        }
+                        rotation
+                            .failed(index, endpoints.len())
+                            .then(|| next_delay(&config.backoff, &mut attempt))
+                    }
+                }
+            }
+        };
+        if let Some(delay) = delay {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(delay) => {}
             }
         }
-        let delay = config.backoff.delay(attempt, unit_draw());
-        attempt = attempt.saturating_add(1);
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
     }
+}
+
+/// The backoff after failed round `attempt`, counting it.
+fn next_delay(backoff: &Backoff, attempt: &mut u32) -> Duration {
+    let delay = backoff.delay(*attempt, unit_draw());
+    *attempt = attempt.saturating_add(1);
+    delay
 }
 
 /// One stream: true when at least one response was applied before it ended.
 async fn stream_once(
     applier: &Arc<Applier>,
     config: &SyncConfig,
+    target: &Endpoint,
     state: &SyncState,
 ) -> Result<bool, StreamError> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
+    let mut endpoint = tonic::transport::Endpoint::from_shared(target.dial_uri())?
         .http2_keep_alive_interval(config.liveness.keepalive_interval)
         .keep_alive_timeout(config.liveness.keepalive_timeout)
         .keep_alive_while_idle(true)
         .connect_timeout(config.liveness.keepalive_interval + config.liveness.keepalive_timeout);
     if let Some(tls) = &config.tls {
-        endpoint = endpoint.tls_config(tls.load(&config.endpoint)?)?;
+        // The server name is the URL's host (or `--control-plane-name`), whichever of its
+        // addresses is dialled.
+        endpoint = endpoint.tls_config(tls.load(&target.url)?)?;
     }
     let mut client = pb::sync_client::SyncClient::new(endpoint.connect().await?)
         .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
@@ -426,8 +554,7 @@ async fn stream_once(
         }
     }
     let mut inbound = client.watch(request).await?.into_inner();
-    state.connected.store(true, Ordering::Relaxed);
-    state.streams_opened.fetch_add(1, Ordering::Relaxed);
+    state.opened_on(target);
     let mut delivered = false;
     let idle = config.liveness.idle_timeout;
     loop {
