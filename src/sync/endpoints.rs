@@ -138,12 +138,19 @@ impl ControlPlaneUrl {
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err(invalid("a path or query is not allowed"));
         }
-        let port = match (authority.port_u16(), authority.port()) {
-            (Some(0), _) => return Err(invalid("port 0 cannot be dialled")),
-            (Some(port), _) => port,
-            (None, Some(_)) => return Err(invalid("the port is not a number up to 65535")),
-            (None, None) if scheme == "https" => 443,
-            (None, None) => 80,
+        // What follows the host, if anything, is `:PORT`.
+        let port_text = authority
+            .as_str()
+            .get(host.len()..)
+            .and_then(|rest| rest.strip_prefix(':'));
+        let port = match port_text {
+            None | Some("") if scheme == "https" => 443,
+            None | Some("") => 80,
+            Some(text) => match text.parse::<u16>() {
+                Ok(0) => return Err(invalid("port 0 cannot be dialled")),
+                Ok(port) => port,
+                Err(_) => return Err(invalid("the port is not a number up to 65535")),
+            },
         };
         Ok(Self {
             url: text.to_owned(),
@@ -317,7 +324,7 @@ mod tests {
         );
         assert_eq!(
             reason("http://cp:99999"),
-            "expected http://HOST[:PORT] or https://HOST[:PORT]"
+            "the port is not a number up to 65535"
         );
         // One bad URL refuses the list, and the message names it.
         let error = EndpointList::parse("http://good:1,bad one").unwrap_err();
