@@ -32,10 +32,11 @@ use crate::snapshot::{
 /// The update wire format lives with the snapshots it carries; kept at this path for the
 /// stream client and the benches.
 pub(crate) use client::report;
-pub use endpoints::{ControlPlaneUrl, Endpoint, EndpointError, EndpointList, Rotation};
 pub use client::{
-    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, SYNC_STATE_FILE,
+    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, DROP_SPREAD_INITIALS,
+    SYNC_STATE_FILE,
 };
+pub use endpoints::{ControlPlaneUrl, Endpoint, EndpointError, EndpointList, Rotation};
 
 /// What became of an update: the sidecar ACKs the first two and NACKs the last.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -155,7 +155,10 @@ impl ControlPlaneUrl {
         Ok(Self {
             url: text.to_owned(),
             scheme,
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
         })
     }
@@ -268,9 +271,8 @@ mod tests {
 
     #[test]
     fn several_urls_parse_with_default_ports() {
-        let list =
-            EndpointList::parse(" http://cp-0:7070 ,https://cp.iamlet.svc, http://[::1]:9/")
-                .unwrap();
+        let list = EndpointList::parse(" http://cp-0:7070 ,https://cp.iamlet.svc, http://[::1]:9/")
+            .unwrap();
         let got: Vec<(&str, &str, u16)> = list
             .urls()
             .iter()
@@ -288,10 +290,7 @@ mod tests {
             list.to_string(),
             "http://cp-0:7070,https://cp.iamlet.svc,http://[::1]:9/"
         );
-        assert_eq!(
-            EndpointList::parse("http://a").unwrap().urls()[0].port,
-            80
-        );
+        assert_eq!(EndpointList::parse("http://a").unwrap().urls()[0].port, 80);
     }
 
     #[test]
@@ -315,8 +314,14 @@ mod tests {
             "expected http://HOST[:PORT] or https://HOST[:PORT]"
         );
         assert_eq!(reason("ftp://cp:21"), "the scheme must be http or https");
-        assert_eq!(reason("http://cp:7070/sync"), "a path or query is not allowed");
-        assert_eq!(reason("http://cp:7070?a=b"), "a path or query is not allowed");
+        assert_eq!(
+            reason("http://cp:7070/sync"),
+            "a path or query is not allowed"
+        );
+        assert_eq!(
+            reason("http://cp:7070?a=b"),
+            "a path or query is not allowed"
+        );
         assert_eq!(reason("http://cp:0"), "port 0 cannot be dialled");
         assert_eq!(
             reason("http://u:p@cp:7070"),
