@@ -449,38 +449,38 @@ pub async fn run_sync(
             None => Some(next_delay(&config.backoff, &mut attempt)),
             Some(index) => {
                 let endpoint = endpoints.get(index).cloned();
+                let mut delivered = false;
                 let outcome = match &endpoint {
                     Some(endpoint) => {
                         state.attempting();
                         tokio::select! {
                             biased;
                             _ = shutdown.changed() => return,
-                            outcome = stream_once(&applier, &config, endpoint, &state) => outcome,
+                            outcome = stream_once(&applier, &config, endpoint, &state, &mut delivered) => outcome,
                         }
                     }
-                    None => Ok(false),
+                    None => Ok(()),
                 };
                 state.closed();
-                match outcome {
-                    Ok(true) => {
-                        rotation.delivered(index);
-                        attempt = 0;
-                        let spread = config
-                            .backoff
-                            .initial
-                            .saturating_mul(DROP_SPREAD_INITIALS)
-                            .min(config.backoff.max);
-                        Some(spread.mul_f64(unit_draw()))
-                    }
-                    outcome => {
-                        if let Err(error) = outcome {
-                            state.record_failure(&error);
-                            report(&format!("control plane stream: {}", with_causes(&error)));
-                        }
-                        rotation
-                            .failed(index, endpoints.len())
-                            .then(|| next_delay(&config.backoff, &mut attempt))
-                    }
+                if let Err(error) = &outcome {
+                    state.record_failure(error);
+                    report(&format!("control plane stream: {}", with_causes(error)));
+                }
+                // However it ended (a replica that stopped cuts it with an error), a stream
+                // that delivered resets the backoff.
+                if delivered {
+                    rotation.delivered(index);
+                    attempt = 0;
+                    let spread = config
+                        .backoff
+                        .initial
+                        .saturating_mul(DROP_SPREAD_INITIALS)
+                        .min(config.backoff.max);
+                    Some(spread.mul_f64(unit_draw()))
+                } else {
+                    rotation
+                        .failed(index, endpoints.len())
+                        .then(|| next_delay(&config.backoff, &mut attempt))
                 }
             }
         };
@@ -504,13 +504,14 @@ fn next_delay(backoff: &Backoff, attempt: &mut u32) -> Duration {
     delay
 }
 
-/// One stream: true when at least one response was applied before it ended.
+/// One stream, until it ends; `delivered` turns true once a response was applied.
 async fn stream_once(
     applier: &Arc<Applier>,
     config: &SyncConfig,
     target: &Endpoint,
     state: &SyncState,
-) -> Result<bool, StreamError> {
+    delivered: &mut bool,
+) -> Result<(), StreamError> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(target.dial_uri())?
         .http2_keep_alive_interval(config.liveness.keepalive_interval)
         .keep_alive_timeout(config.liveness.keepalive_timeout)
@@ -556,7 +557,6 @@ async fn stream_once(
     }
     let mut inbound = client.watch(request).await?.into_inner();
     state.opened_on(target);
-    let mut delivered = false;
     let idle = config.liveness.idle_timeout;
     loop {
         let next = match tokio::time::timeout(idle, inbound.message()).await {
@@ -617,7 +617,7 @@ async fn stream_once(
             state.full_response_seen.store(true, Ordering::Relaxed);
         }
         state.applied.notify_one();
-        delivered = true;
+        *delivered = true;
         // A length always fits in u64 on the targets iamlet builds for; the fallback only
         // satisfies the conversion's type.
         state
@@ -638,7 +638,7 @@ async fn stream_once(
             tx.send(answer).await.map_err(|_| StreamError::Closed)?;
         }
     }
-    Ok(delivered)
+    Ok(())
 }
 
 /// Decodes the tenants of a response (once, here) and applies them off the async workers,
