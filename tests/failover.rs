@@ -411,3 +411,21 @@ async fn a_reconnect_storm_of_1000_clients_moves_to_the_surviving_replica_spread
         firsts.len()
     );
 }
+
+/// A bad `--control-plane` URL stops the sidecar at start with a message naming it.
+#[test]
+fn a_bad_control_plane_url_is_refused_at_start() {
+    let state = temp_dir("failover", "bad-url");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args(["sidecar", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(&state)
+        .args(["--control-plane", "http://cp-0:7070,ftp://cp-1:21"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--control-plane: control plane URL `ftp://cp-1:21` is not valid: the scheme must be http or https"),
+        "{stderr}"
+    );
+}
