@@ -217,7 +217,7 @@ async fn a_sidecar_fails_over_to_another_replica_resumes_and_stays_ready() {
     // the maximum), then at most one failed round's delay (max × (1 + jitter)); plus a second
     // for connecting on a loaded 2-core box. The change itself then follows at once.
     let envelope = FAST.max + FAST.max.mul_f64(1.0 + FAST.jitter) + Duration::from_secs(1);
-    println!(
+    eprintln!(
         "failover: on the second replica {moved:?} after the first stopped (envelope \
          {envelope:?}); the next change arrived {elapsed:?} after the stop"
     );
@@ -391,7 +391,7 @@ async fn a_reconnect_storm_of_1000_clients_moves_to_the_surviving_replica_spread
             )
         })
         .collect();
-    println!(
+    eprintln!(
         "storm: {CLIENTS} clients all back on the surviving replica {all_back:?} after the stop; \
          p50 {:?}; {retried} needed more than one attempt; {resent} were resent a tenant; \
          busiest 100 ms window {busiest} first attempts ({:.1} %)\nfirst attempts after the stop:\n{}",
