@@ -716,6 +716,75 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stream_on_another_endpoint_is_a_failover() {
+        let endpoint = |url: &str, addr: &str| Endpoint {
+            url: url.into(),
+            addr: addr.parse().unwrap(),
+        };
+        let one = endpoint("https://cp.svc:7443", "10.0.0.1:7443");
+        let two = endpoint("https://cp.svc:7443", "10.0.0.2:7443");
+        let state = SyncState::default();
+        state.opened_on(&one);
+        assert_eq!(
+            state.endpoint().as_deref(),
+            Some("https://cp.svc:7443 (10.0.0.1:7443)")
+        );
+        state.closed();
+        assert!(!state.connected() && state.endpoint().is_none());
+        // Back on the same endpoint: a reconnect, not a failover.
+        state.opened_on(&one);
+        assert_eq!(state.failovers(), 0);
+        state.closed();
+        state.opened_on(&two);
+        assert_eq!(state.failovers(), 1);
+        assert_eq!(state.streams_opened(), 3);
+        assert!(state.connected());
+    }
+
+    #[tokio::test]
+    async fn a_bad_endpoint_list_is_a_recorded_failure_until_shutdown() {
+        let store = Arc::new(crate::snapshot::SnapshotStore::new());
+        let applier = Arc::new(Applier::new(
+            store,
+            None,
+            Arc::new(crate::snapshot::AwsManagedCatalog::compile()),
+        ));
+        let state = Arc::new(SyncState::default());
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run_sync(
+            applier,
+            SyncConfig {
+                endpoint: "ftp://cp:21".into(),
+                subscribe: vec!["*".into()],
+                sidecar_id: "t".into(),
+                backoff: Backoff::default(),
+                tls: None,
+                credentials: None,
+                liveness: Liveness::default(),
+            },
+            Arc::clone(&state),
+            shutdown,
+        ));
+        for _ in 0..500 {
+            if state.failures().0 > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (count, last) = state.failures();
+        assert_eq!(count, 1);
+        let last = last.unwrap();
+        assert_eq!(last.code, None);
+        assert!(last.message.contains("`ftp://cp:21`"), "{}", last.message);
+        assert_eq!(state.attempts().0, 0);
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
     fn backoff_grows_caps_and_spreads() {
         let b = Backoff::default();
         assert_eq!(b.delay(0, 0.5), Duration::from_millis(100));
