@@ -109,7 +109,7 @@ use crate::sync::{report, run_sync, Applier, Backoff, Readiness, SyncConfig, Syn
 /// How a sidecar runs.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
-    /// The control plane's URL.
+    /// The control plane's URLs, comma-separated (the sidecar fails over between them).
     pub control_plane: String,
     /// The tenants to serve.
     pub readiness: Readiness,
@@ -323,6 +323,12 @@ impl Gauges for SidecarProbes {
             "iamlet_sync_nacks_total",
             "Tenant updates refused and NACKed.",
             nacks,
+        );
+        observe::counter(
+            out,
+            "iamlet_sync_failovers_total",
+            "Streams opened on another control-plane endpoint than the previous stream's.",
+            h.sync.failovers(),
         );
         let d = h.api.decision_cache_stats();
         let c = h.api.credential_cache_stats();

@@ -15,6 +15,7 @@
 //! (G6, T14). The gRPC stream (reconnects, backoff, nonces) drives these.
 
 mod client;
+mod endpoints;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,8 +33,10 @@ use crate::snapshot::{
 /// stream client and the benches.
 pub(crate) use client::report;
 pub use client::{
-    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, SYNC_STATE_FILE,
+    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, DROP_SPREAD_INITIALS,
+    SYNC_STATE_FILE,
 };
+pub use endpoints::{ControlPlaneUrl, Endpoint, EndpointError, EndpointList, Rotation};
 
 /// What became of an update: the sidecar ACKs the first two and NACKs the last.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,8 @@ mod corpus;
 mod cli;
 // The control plane, the snapshot stream and sidecars over real gRPC on loopback.
 mod distribution;
+// Sidecars failing over between control-plane replicas, and a reconnect storm of 1,000.
+mod failover;
 // Health, readiness, metrics, reflection, draining and the staleness policy.
 mod operations;
 // Mutual TLS between sidecars and the control plane, with a test PKI made in the test.

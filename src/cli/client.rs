@@ -370,6 +370,8 @@ pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, Adm
         &json!({
             "Ready": status.ready,
             "Connected": status.connected,
+            "Endpoint": (!status.endpoint.is_empty()).then_some(&status.endpoint),
+            "Failovers": status.failovers,
             "StalenessMs": (status.staleness_ms >= 0).then_some(status.staleness_ms),
             "Tenants": status.tenants.iter().map(|t| json!({"Tenant": t.tenant, "Version": version(t.version)})).collect::<Vec<_>>(),
             "Missing": status.missing,

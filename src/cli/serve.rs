@@ -269,7 +269,8 @@ pub(super) fn read_credentials_file(
 /// `iamlet sidecar`.
 #[derive(Debug, Args)]
 pub(crate) struct SidecarArgs {
-    /// The control plane's URL.
+    /// The control plane's URLs, comma-separated: the sidecar streams from one and fails
+    /// over to the next; a host name stands for every address it resolves to.
     #[arg(
         long,
         env = "IAMLET_CONTROL_PLANE",
@@ -848,6 +849,8 @@ impl TryFrom<SidecarArgs> for SidecarSettings {
     fn try_from(args: SidecarArgs) -> Result<Self, ServeError> {
         let config = |e: &dyn std::fmt::Display| ServeError::Config(e.to_string());
         let readiness = parse_tenants(&args.tenants)?;
+        let endpoints = crate::sync::EndpointList::parse(&args.control_plane)
+            .map_err(|e| ServeError::Config(format!("--control-plane: {e}")))?;
         let log_config = DecisionLogConfig {
             sink: DecisionLogConfig::parse_sink(&args.decision_log)
                 .map_err(|e| ServeError::Config(format!("--decision-log: {e}")))?,
@@ -902,7 +905,9 @@ impl TryFrom<SidecarArgs> for SidecarSettings {
                     identity: args.tls_cert.clone().zip(args.tls_key.clone()),
                 };
                 // Read once now, so that a bad file stops the process before it starts.
-                files.load(&args.control_plane).map_err(|e| config(&e))?;
+                for url in endpoints.urls() {
+                    files.load(&url.url).map_err(|e| config(&e))?;
+                }
                 Some(files)
             }
             None => None,

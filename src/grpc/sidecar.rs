@@ -196,6 +196,8 @@ impl pb::sidecar_status_server::SidecarStatus for StatusService {
                 .collect(),
             missing: h.missing(),
             connected: h.sync.connected(),
+            endpoint: h.sync.endpoint().unwrap_or_default(),
+            failovers: h.sync.failovers(),
             // What decisions are refused by (from the start when never contacted).
             staleness_ms: h.api.staleness_ms(crate::policy::Timestamp::now()),
             last_nacks: h

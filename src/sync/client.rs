@@ -15,13 +15,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, StoreRef};
 
+use super::endpoints::{Endpoint, EndpointError, EndpointList, Rotation};
 use super::{Applier, UpdateResult};
 use crate::snapshot::TenantUpdate;
 
 /// How the client reaches and subscribes to the control plane.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// The control plane's URL (`http://127.0.0.1:7070`).
+    /// The control plane's URLs, comma-separated (`http://cp-0:7070,http://cp-1:7070`); a
+    /// host name stands for every address it resolves to (see [`super::EndpointList`]).
     pub endpoint: String,
     /// The tenants to serve; `["*"]` for all.
     pub subscribe: Vec<String>,
@@ -101,6 +103,14 @@ pub struct SyncState {
     last_nacks: Mutex<BTreeMap<String, (SnapshotVersion, String)>>,
     acks: AtomicU64,
     nacks: AtomicU64,
+    /// The endpoint the open stream is on (`None` while disconnected), and the one the last
+    /// stream was on: a stream opened on another is a fail-over.
+    endpoint: Mutex<Option<String>>,
+    last_endpoint: Mutex<Option<Endpoint>>,
+    failovers: AtomicU64,
+    /// Connection attempts so far, and when the last one started.
+    attempts: AtomicU64,
+    last_attempt: Mutex<Option<std::time::Instant>>,
     /// Signalled after each response is applied: what the sidecar's readiness follows.
     applied: tokio::sync::Notify,
 }
@@ -265,6 +275,48 @@ impl SyncState {
         }
     }
 
+    /// The endpoint the stream is on (`URL (ADDRESS)`), while one is open.
+    pub fn endpoint(&self) -> Option<String> {
+        self.endpoint.lock().clone()
+    }
+
+    /// Streams opened on another endpoint than the previous stream's.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Connection attempts so far, and when the last one started: what a reconnect storm's
+    /// spread is measured by.
+    pub fn attempts(&self) -> (u64, Option<std::time::Instant>) {
+        (
+            self.attempts.load(Ordering::Relaxed),
+            *self.last_attempt.lock(),
+        )
+    }
+
+    fn attempting(&self) {
+        *self.last_attempt.lock() = Some(std::time::Instant::now());
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream was accepted on `endpoint`.
+    fn opened_on(&self, endpoint: &Endpoint) {
+        let mut last = self.last_endpoint.lock();
+        if last.as_ref().is_some_and(|l| l != endpoint) {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+        }
+        *last = Some(endpoint.clone());
+        drop(last);
+        *self.endpoint.lock() = Some(endpoint.to_string());
+        self.connected.store(true, Ordering::Relaxed);
+        self.streams_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+        *self.endpoint.lock() = None;
+    }
+
     /// Tenant updates ACKed and NACKed so far.
     pub fn ack_counts(&self) -> (u64, u64) {
         (
@@ -304,9 +356,14 @@ fn write_contact(file: &Path, now: i64) -> std::io::Result<()> {
 
 /// A random draw in [0, 1) for jitter; the quality of the draw only spreads reconnects.
 fn unit_draw() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// 64 random bits: the jitter's draws and the first endpoint's.
+fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     crate::directory::IdGenerator::system().fill(&mut bytes);
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+    u64::from_le_bytes(bytes)
 }
 
 /// An error and its causes, `a: b: c`: tonic's transport errors say "transport error" and keep
@@ -338,59 +395,132 @@ enum StreamError {
     Tls(#[from] crate::tls::TlsError),
     #[error("nothing arrived for {0:?} (not even a heartbeat): the connection is presumed dead")]
     Idle(Duration),
+    #[error("{0}")]
+    Endpoints(#[from] EndpointError),
+    #[error("cannot resolve {url}: {source}")]
+    Resolve { url: String, source: std::io::Error },
 }
 
 /// Runs the stream until `shutdown` turns true: the sidecar's only task that talks to the
 /// control plane.
+///
+/// The endpoints are resolved before every attempt and tried in turn from a random start; a
+/// failed attempt moves straight to the next endpoint, and only a round in which every
+/// endpoint failed waits the exponential backoff (a stream that delivered resets it, gRFC
+/// A57). A stream that ends after delivering is the event a whole fleet sees at once (a
+/// replica stopped), so its first retry waits a uniform draw over twenty initial delays
+/// (capped at the maximum; 2 s by default): "full jitter", which spreads a reconnect storm
+/// over the surviving replicas instead of moving it 100 ms later (RELIABILITY T13: with
+/// 1,000 sidecars, about 5 % of them per 100 ms).
 pub async fn run_sync(
     applier: Arc<Applier>,
     config: SyncConfig,
     state: Arc<SyncState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let list = match EndpointList::parse(&config.endpoint) {
+        Ok(list) => list,
+        Err(error) => {
+            // Checked at start by the command line; a library caller learns it here, once.
+            let error = StreamError::from(error);
+            state.record_failure(&error);
+            report(&format!("control plane stream: {error}"));
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            return;
+        }
+    };
+    let mut rotation = Rotation::new(random_u64());
     let mut attempt = 0u32;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let outcome = tokio::select! {
+        let (endpoints, unresolved) = tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            outcome = stream_once(&applier, &config, &state) => outcome,
+            resolved = list.resolve() => resolved,
         };
-        state.connected.store(false, Ordering::Relaxed);
-        match outcome {
-            // A stream that delivered something resets the backoff (gRFC A57).
-            Ok(true) => attempt = 0,
-            Ok(false) => {}
-            Err(error) => {
-                state.record_failure(&error);
-                report(&format!("control plane stream: {}", with_causes(&error)));
-            }
+        for (url, source) in unresolved {
+            let error = StreamError::Resolve { url, source };
+            state.record_failure(&error);
+            report(&format!("control plane stream: {}", with_causes(&error)));
         }
-        let delay = config.backoff.delay(attempt, unit_draw());
-        attempt = attempt.saturating_add(1);
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            () = tokio::time::sleep(delay) => {}
+        let delay = match rotation.pick(endpoints.len()) {
+            None => Some(next_delay(&config.backoff, &mut attempt)),
+            Some(index) => {
+                let endpoint = endpoints.get(index).cloned();
+                let mut delivered = false;
+                let outcome = match &endpoint {
+                    Some(endpoint) => {
+                        state.attempting();
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.changed() => return,
+                            outcome = stream_once(&applier, &config, endpoint, &state, &mut delivered) => outcome,
+                        }
+                    }
+                    None => Ok(()),
+                };
+                state.closed();
+                if let Err(error) = &outcome {
+                    state.record_failure(error);
+                    report(&format!("control plane stream: {}", with_causes(error)));
+                }
+                // However it ended (a replica that stopped cuts it with an error), a stream
+                // that delivered resets the backoff.
+                if delivered {
+                    rotation.delivered(index);
+                    attempt = 0;
+                    let spread = config
+                        .backoff
+                        .initial
+                        .saturating_mul(DROP_SPREAD_INITIALS)
+                        .min(config.backoff.max);
+                    Some(spread.mul_f64(unit_draw()))
+                } else {
+                    rotation
+                        .failed(index, endpoints.len())
+                        .then(|| next_delay(&config.backoff, &mut attempt))
+                }
+            }
+        };
+        if let Some(delay) = delay {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
         }
     }
 }
 
-/// One stream: true when at least one response was applied before it ended.
+/// How many initial delays the first retry after a dropped stream is spread over.
+pub const DROP_SPREAD_INITIALS: u32 = 20;
+
+/// The backoff after failed round `attempt`, counting it.
+fn next_delay(backoff: &Backoff, attempt: &mut u32) -> Duration {
+    let delay = backoff.delay(*attempt, unit_draw());
+    *attempt = attempt.saturating_add(1);
+    delay
+}
+
+/// One stream, until it ends; `delivered` turns true once a response was applied.
 async fn stream_once(
     applier: &Arc<Applier>,
     config: &SyncConfig,
+    target: &Endpoint,
     state: &SyncState,
-) -> Result<bool, StreamError> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
+    delivered: &mut bool,
+) -> Result<(), StreamError> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(target.dial_uri())?
         .http2_keep_alive_interval(config.liveness.keepalive_interval)
         .keep_alive_timeout(config.liveness.keepalive_timeout)
         .keep_alive_while_idle(true)
         .connect_timeout(config.liveness.keepalive_interval + config.liveness.keepalive_timeout);
     if let Some(tls) = &config.tls {
-        endpoint = endpoint.tls_config(tls.load(&config.endpoint)?)?;
+        // The server name is the URL's host (or `--control-plane-name`), whichever of its
+        // addresses is dialled.
+        endpoint = endpoint.tls_config(tls.load(&target.url)?)?;
     }
     let mut client = pb::sync_client::SyncClient::new(endpoint.connect().await?)
         .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
@@ -426,9 +556,7 @@ async fn stream_once(
         }
     }
     let mut inbound = client.watch(request).await?.into_inner();
-    state.connected.store(true, Ordering::Relaxed);
-    state.streams_opened.fetch_add(1, Ordering::Relaxed);
-    let mut delivered = false;
+    state.opened_on(target);
     let idle = config.liveness.idle_timeout;
     loop {
         let next = match tokio::time::timeout(idle, inbound.message()).await {
@@ -489,7 +617,7 @@ async fn stream_once(
             state.full_response_seen.store(true, Ordering::Relaxed);
         }
         state.applied.notify_one();
-        delivered = true;
+        *delivered = true;
         // A length always fits in u64 on the targets iamlet builds for; the fallback only
         // satisfies the conversion's type.
         state
@@ -510,7 +638,7 @@ async fn stream_once(
             tx.send(answer).await.map_err(|_| StreamError::Closed)?;
         }
     }
-    Ok(delivered)
+    Ok(())
 }
 
 /// Decodes the tenants of a response (once, here) and applies them off the async workers,
@@ -586,6 +714,75 @@ pub(crate) fn report(message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_on_another_endpoint_is_a_failover() {
+        let endpoint = |url: &str, addr: &str| Endpoint {
+            url: url.into(),
+            addr: addr.parse().unwrap(),
+        };
+        let one = endpoint("https://cp.svc:7443", "10.0.0.1:7443");
+        let two = endpoint("https://cp.svc:7443", "10.0.0.2:7443");
+        let state = SyncState::default();
+        state.opened_on(&one);
+        assert_eq!(
+            state.endpoint().as_deref(),
+            Some("https://cp.svc:7443 (10.0.0.1:7443)")
+        );
+        state.closed();
+        assert!(!state.connected() && state.endpoint().is_none());
+        // Back on the same endpoint: a reconnect, not a failover.
+        state.opened_on(&one);
+        assert_eq!(state.failovers(), 0);
+        state.closed();
+        state.opened_on(&two);
+        assert_eq!(state.failovers(), 1);
+        assert_eq!(state.streams_opened(), 3);
+        assert!(state.connected());
+    }
+
+    #[tokio::test]
+    async fn a_bad_endpoint_list_is_a_recorded_failure_until_shutdown() {
+        let store = Arc::new(crate::snapshot::SnapshotStore::new());
+        let applier = Arc::new(Applier::new(
+            store,
+            None,
+            Arc::new(crate::snapshot::AwsManagedCatalog::compile()),
+        ));
+        let state = Arc::new(SyncState::default());
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run_sync(
+            applier,
+            SyncConfig {
+                endpoint: "ftp://cp:21".into(),
+                subscribe: vec!["*".into()],
+                sidecar_id: "t".into(),
+                backoff: Backoff::default(),
+                tls: None,
+                credentials: None,
+                liveness: Liveness::default(),
+            },
+            Arc::clone(&state),
+            shutdown,
+        ));
+        for _ in 0..500 {
+            if state.failures().0 > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (count, last) = state.failures();
+        assert_eq!(count, 1);
+        let last = last.unwrap();
+        assert_eq!(last.code, None);
+        assert!(last.message.contains("`ftp://cp:21`"), "{}", last.message);
+        assert_eq!(state.attempts().0, 0);
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 
     #[test]
     fn backoff_grows_caps_and_spreads() {
