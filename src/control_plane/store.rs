@@ -553,7 +553,8 @@ impl SqliteStore {
         })
     }
 
-    /// Seals every secret before it is written and opens it when read (see [`super::seal`]).
+    /// Seals every secret before it is written and opens it when read ([`SecretSealer`]: AES-256-GCM
+    /// under the key of `--secrets-key-file`).
     #[must_use]
     pub fn with_sealer(mut self, sealer: SecretSealer) -> Self {
         self.sealer = Some(sealer);
