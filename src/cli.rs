@@ -13,6 +13,7 @@ mod admin;
 mod bench;
 mod client;
 mod config;
+mod paginate;
 mod render;
 mod serve;
 mod up;

@@ -25,6 +25,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
+use super::paginate::{Paged, Pager, PagingArgs, PagingError};
 use super::render::Rendering;
 use crate::client::{find_credentials, Profile};
 use crate::control_plane::api_model::{
@@ -155,6 +156,9 @@ pub(crate) enum AdminCliError {
     },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The listing cannot be paged as asked (the AWS CLI's exit status 255).
+    #[error(transparent)]
+    Paging(#[from] PagingError),
 }
 
 impl AdminCliError {
@@ -164,6 +168,7 @@ impl AdminCliError {
         match self {
             Self::Service { .. } => 254,
             Self::Arguments(_) => 252,
+            Self::Paging(_) => 255,
             _ => 2,
         }
     }
@@ -186,8 +191,9 @@ pub(crate) enum IamCommand {
         output: Option<String>,
         /// See `output`.
         query: Option<String>,
-        /// False with `--no-paginate`: only the first page.
-        paginate: bool,
+        /// How to page through a listing; `None` for one call (an operation that is not a
+        /// listing, `--no-paginate`, or a marker given by hand).
+        paging: Option<Box<PagingArgs>>,
     },
 }
 
@@ -198,6 +204,32 @@ fn arguments(message: String) -> AdminCliError {
 
 /// The options every IAM command takes besides its members.
 const COMMON_OPTIONS: &[&str] = &["tenant", "output", "query", "no-paginate"];
+
+/// The AWS CLI's options of a listing, which take the place of its paging members.
+const PAGING_OPTIONS: &[&str] = &["starting-token", "page-size", "max-items"];
+
+/// The paging options' help, the first sentences of the AWS CLI's.
+const PAGING_HELP: &[(&str, &str, &str)] = &[
+    (
+        "starting-token",
+        "string",
+        "A token to specify where to start paginating. This is the NextToken from a \
+         previously truncated response.",
+    ),
+    (
+        "page-size",
+        "integer",
+        "The size of each page to get in the AWS service call. This does not affect the \
+         number of items returned in the command's output.",
+    ),
+    (
+        "max-items",
+        "integer",
+        "The total number of items to return in the command's output. If the total number \
+         of items available is more than the value specified, a NextToken is provided in the \
+         command's output.",
+    ),
+];
 
 /// Reads an IAM command (`create-user --user-name alice`) as the AWS CLI does: the verb must
 /// be an operation of the model, every option a member of it (a typo is refused, with the
@@ -232,6 +264,7 @@ pub(crate) fn parse_iam_command(
     let mut query = None;
     let mut paginate = true;
     let mut parameters = Map::new();
+    let mut paging_options: Vec<(&str, &str)> = Vec::new();
     let mut unknown = Vec::new();
     let mut i = 0;
     while let Some(word) = rest.get(i) {
@@ -263,16 +296,30 @@ pub(crate) fn parse_iam_command(
             *slot = Some((*value).to_owned());
             continue;
         }
+        if op.paginator.is_some() && PAGING_OPTIONS.contains(&flag) {
+            let [value] = values.as_slice() else {
+                return Err(arguments(format!(
+                    "argument --{flag}: expected one argument"
+                )));
+            };
+            if paging_options.iter().any(|(f, _)| *f == flag) {
+                return Err(arguments(format!("argument --{flag}: given twice")));
+            }
+            paging_options.push((flag, value));
+            continue;
+        }
         let (member, negated) = match op.member_by_cli(flag) {
             Some(member) => (member, false),
             None => match flag.strip_prefix("no-").and_then(|f| op.member_by_cli(f)) {
                 Some(member) if is_boolean(model, member) && values.is_empty() => (member, true),
                 _ => {
+                    let paging = op.paginator.iter().flat_map(|_| PAGING_OPTIONS);
                     let options = op
                         .members
                         .iter()
                         .map(|m| m.cli.as_str())
-                        .chain(COMMON_OPTIONS.iter().copied());
+                        .chain(COMMON_OPTIONS.iter().copied())
+                        .chain(paging.copied());
                     let meant = closest(flag, options)
                         .map(|m| format!(" (did you mean --{m}?)"))
                         .unwrap_or_default();
@@ -293,6 +340,7 @@ pub(crate) fn parse_iam_command(
             unknown.join(", ")
         )));
     }
+    let paging = paging_args(model, op, paginate, paging_options, &mut parameters)?;
     let missing: Vec<String> = op
         .members
         .iter()
@@ -311,8 +359,76 @@ pub(crate) fn parse_iam_command(
         parameters,
         output,
         query,
-        paginate,
+        paging,
     })
+}
+
+/// A listing's paging, as the AWS CLI decides it: on unless `--no-paginate` or a marker
+/// given by hand turns it off, and then `--max-items` is the operation's own member again.
+fn paging_args(
+    model: &ApiModel,
+    op: &Operation,
+    paginate: bool,
+    options: Vec<(&str, &str)>,
+    parameters: &mut Map<String, Value>,
+) -> Result<Option<Box<PagingArgs>>, AdminCliError> {
+    let Some(paginator) = &op.paginator else {
+        return Ok(None);
+    };
+    // A marker (or, for EKS, `--max-results`) typed as a member means paging by hand.
+    let by_hand = paginator
+        .input_token
+        .iter()
+        .chain(&paginator.limit_key)
+        .any(|t| parameters.contains_key(t));
+    if !paginate || by_hand {
+        let mut refused = Vec::new();
+        for (flag, value) in options {
+            match op.member_by_cli(flag) {
+                Some(member) => {
+                    let value = member_value(model, member, false, &[value])?;
+                    parameters.insert(member.name.clone(), value);
+                }
+                None => refused.push(format!("--{flag}")),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(PagingError::NotPaging(refused.join(", ")).into());
+        }
+        return Ok(None);
+    }
+    let limit = paginator
+        .limit_key
+        .as_deref()
+        .and_then(|key| op.members.iter().find(|m| m.name == key));
+    let mut args = PagingArgs::default();
+    for (flag, value) in options {
+        let integer = || {
+            value.trim().parse::<i64>().map_err(|_| {
+                arguments(format!(
+                    "argument --{flag}: invalid int value: '{}'",
+                    crate::error::echo(value)
+                ))
+            })
+        };
+        match flag {
+            "starting-token" => args.starting_token = Some(value.to_owned()),
+            "max-items" => args.max_items = Some(integer()?),
+            _ => match limit {
+                Some(member) if !is_string(model, member) => {
+                    args.page_size = Some(Value::from(integer()?));
+                }
+                Some(_) => args.page_size = Some(Value::String(value.to_owned())),
+                None => {
+                    return Err(arguments(format!(
+                        "argument --{flag}: {} takes no page size",
+                        op.cli
+                    )))
+                }
+            },
+        }
+    }
+    Ok(Some(Box::new(args)))
 }
 
 fn shape_of<'m>(model: &'m ApiModel, member: &Member) -> Result<&'m Shape, AdminCliError> {
@@ -322,6 +438,12 @@ fn shape_of<'m>(model: &'m ApiModel, member: &Member) -> Result<&'m Shape, Admin
             member.cli, member.shape
         ))
     })
+}
+
+fn is_string(model: &ApiModel, member: &Member) -> bool {
+    model
+        .shape(&member.shape)
+        .is_some_and(|s| s.kind == ShapeKind::String)
 }
 
 fn is_boolean(model: &ApiModel, member: &Member) -> bool {
@@ -591,8 +713,20 @@ fn help(model: &ApiModel, op: &Operation) -> String {
             "\n  This control plane does not serve this operation: it answers InvalidAction.\n",
         );
     }
+    // A listing's markers and page bound give way to the paging options (they still work,
+    // undocumented, as in the AWS CLI).
+    let paged_away = |member: &&Member| {
+        op.paginator.as_ref().is_some_and(|p| {
+            p.input_token.contains(&member.name) || p.limit_key.as_ref() == Some(&member.name)
+        })
+    };
+    let paging: &[(&str, &str, &str)] = if op.paginator.is_some() {
+        PAGING_HELP
+    } else {
+        &[]
+    };
     let mut synopsis = format!("\nSYNOPSIS\n  iamlet admin {}", op.cli);
-    for member in &op.members {
+    for member in op.members.iter().filter(|m| !paged_away(m)) {
         let value = match model.shape(&member.shape).map(|s| s.kind) {
             Some(ShapeKind::Boolean) => String::new(),
             Some(ShapeKind::List) => " <value> ...".to_owned(),
@@ -605,10 +739,13 @@ fn help(model: &ApiModel, op: &Operation) -> String {
             synopsis.push_str(&format!("\n    [{option}]"));
         }
     }
+    for (option, _, _) in paging {
+        synopsis.push_str(&format!("\n    [--{option} <value>]"));
+    }
     synopsis.push_str("\n    [--tenant <value>]\n");
     out.push_str(&synopsis);
     out.push_str("\nOPTIONS\n");
-    for member in &op.members {
+    for member in op.members.iter().filter(|m| !paged_away(m)) {
         out.push_str(&format!(
             "  --{} ({}){}\n",
             member.cli,
@@ -618,6 +755,9 @@ fn help(model: &ApiModel, op: &Operation) -> String {
         if !member.doc.is_empty() {
             out.push_str(&format!("      {}\n", member.doc));
         }
+    }
+    for (option, kind, doc) in paging {
+        out.push_str(&format!("  --{option} ({kind})\n      {doc}\n"));
     }
     out.push_str(
         "  --tenant (string)\n      The account to act on (default: IAMLET_TENANT, else the \
@@ -694,23 +834,6 @@ fn tenant_or_own(
         })
 }
 
-/// Adds the lists of a later `page` to `all`, and its `IsTruncated` and `Marker`.
-fn join_page(all: &mut Value, page: Value) {
-    let (Some(all), Value::Object(page)) = (all.as_object_mut(), page) else {
-        return;
-    };
-    all.remove("Marker");
-    for (name, value) in page {
-        match (all.get_mut(&name), value) {
-            (Some(Value::Array(items)), Value::Array(more)) => items.extend(more),
-            (Some(_), _) if name != "IsTruncated" && name != "Marker" => {}
-            (_, value) => {
-                all.insert(name, value);
-            }
-        }
-    }
-}
-
 pub(crate) fn service_error(action: &str, status: &tonic::Status) -> AdminCliError {
     AdminCliError::Service {
         code: aws_error_code(status).unwrap_or_else(|| format!("{:?}", status.code())),
@@ -767,6 +890,12 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
                 .map_err(AdminCliError::Usage)?;
             let _ = write!(out, "{text}");
         }
+        Output::Paged(paged) => {
+            let text = rendering
+                .render_paged(&title, paged)
+                .map_err(AdminCliError::Usage)?;
+            let _ = write!(out, "{text}");
+        }
         Output::Text(text) => {
             let _ = write!(out, "{text}");
         }
@@ -778,6 +907,8 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
 enum Output {
     /// Pretty-printed JSON.
     Json(Value),
+    /// A listing's pages.
+    Paged(Paged),
     /// Text as is (YAML exports).
     Text(String),
 }
@@ -990,20 +1121,25 @@ async fn call(args: AdminArgs, iam: Option<IamCommand>) -> Result<Output, AdminC
                 action,
                 tenant,
                 parameters,
-                paginate,
+                paging,
                 ..
             }) = iam
             else {
                 return Err(AdminCliError::Usage("missing the IAM command".into()));
             };
             let tenant = tenant_or_own(tenant, creds, &action)?;
-            // As the AWS CLI: without `--marker`, `--max-items` or `--no-paginate`, every page is fetched and
-            // the lists joined.
-            let follow = paginate
-                && !parameters.contains_key("Marker")
-                && !parameters.contains_key("MaxItems");
+            let paginator = ApiModel::embedded()
+                .ok()
+                .and_then(|model| model.operation(&action))
+                .and_then(|op| op.paginator.as_ref());
             let mut parameters = parameters;
-            let mut joined: Option<Value> = None;
+            // A listing is paged as the AWS CLI pages it; anything else is one call.
+            let mut pager = match (paging, paginator) {
+                (Some(args), Some(paginator)) => {
+                    Some(Pager::try_new(paginator, &args, &mut parameters)?)
+                }
+                _ => None,
+            };
             loop {
                 let response = client
                     .call(signed(
@@ -1020,26 +1156,17 @@ async fn call(args: AdminArgs, iam: Option<IamCommand>) -> Result<Output, AdminC
                     .into_inner();
                 let page: Value =
                     serde_json::from_str(&response.result_json).unwrap_or(Value::Null);
-                let marker = page
-                    .get("Marker")
-                    .and_then(Value::as_str)
-                    .filter(|_| follow && page.get("IsTruncated") == Some(&Value::Bool(true)))
-                    .map(str::to_owned);
-                joined = Some(match joined {
-                    None => page,
-                    Some(mut all) => {
-                        join_page(&mut all, page);
-                        all
-                    }
-                });
-                match marker {
-                    Some(marker) => {
-                        parameters.insert("Marker".into(), Value::String(marker));
-                    }
-                    None => break,
+                let Some(pager) = pager.as_mut() else {
+                    return Ok(Output::Json(page));
+                };
+                if !pager.take(page, &mut parameters)? {
+                    break;
                 }
             }
-            Ok(Output::Json(joined.unwrap_or(Value::Null)))
+            match pager {
+                Some(pager) => Ok(Output::Paged(pager.finish())),
+                None => Ok(Output::Json(Value::Null)),
+            }
         }
     }
 }
@@ -1072,19 +1199,6 @@ mod tests {
         let e = parse(text).unwrap_err();
         assert_eq!(e.exit_code(), 252, "{e}");
         e.to_string()
-    }
-
-    #[test]
-    fn pages_join_their_lists() {
-        let mut all = serde_json::json!({"Group": {"GroupName": "g"}, "Users": [1, 2], "IsTruncated": true, "Marker": "m1"});
-        join_page(
-            &mut all,
-            serde_json::json!({"Group": {"GroupName": "g"}, "Users": [3], "IsTruncated": false}),
-        );
-        assert_eq!(
-            all,
-            serde_json::json!({"Group": {"GroupName": "g"}, "Users": [1, 2, 3], "IsTruncated": false})
-        );
     }
 
     #[test]
@@ -1193,10 +1307,76 @@ mod tests {
             "--no-password-reset-required",
         ]);
         assert_eq!(params["PasswordResetRequired"], false);
-        let (_, _, params) = call(&["list-users", "--max-items", "5"]);
+        let (_, _, params) = call(&["list-users", "--no-paginate", "--max-items", "5"]);
         assert_eq!(params["MaxItems"], 5);
+        assert!(
+            refusal(&["list-users", "--no-paginate", "--max-items", "five"])
+                .contains("invalid integer value: 'five'")
+        );
+    }
+
+    fn paging(text: &[&str]) -> (Option<Box<PagingArgs>>, Map<String, Value>) {
+        match parse(text).unwrap() {
+            IamCommand::Call {
+                paging, parameters, ..
+            } => (paging, parameters),
+            help => panic!("{help:?}"),
+        }
+    }
+
+    #[test]
+    fn a_listing_takes_the_aws_clis_paging_options_in_place_of_its_members() {
+        let (args, params) = paging(&[
+            "list-users",
+            "--max-items",
+            "5",
+            "--page-size",
+            "2",
+            "--starting-token",
+            "t",
+        ]);
+        assert_eq!(
+            args,
+            Some(Box::new(PagingArgs {
+                starting_token: Some("t".into()),
+                page_size: Some(serde_json::json!(2)),
+                max_items: Some(5),
+            }))
+        );
+        assert!(params.is_empty(), "{params:?}");
         assert!(refusal(&["list-users", "--max-items", "five"])
-            .contains("invalid integer value: 'five'"));
+            .contains("argument --max-items: invalid int value: 'five'"));
+        // Not a listing: --max-items is nobody's option.
+        assert!(refusal(&["get-user", "--max-items", "5"]).contains("Unknown options"));
+    }
+
+    #[test]
+    fn a_marker_by_hand_or_no_paginate_turns_paging_off() {
+        let (args, params) = paging(&["list-users", "--marker", "m", "--max-items", "5"]);
+        assert_eq!(args, None);
+        assert_eq!(
+            (params["Marker"].clone(), params["MaxItems"].clone()),
+            (serde_json::json!("m"), serde_json::json!(5))
+        );
+        // EKS's page bound typed as a member is paging by hand too.
+        let (args, params) = paging(&[
+            "list-pod-identity-associations",
+            "--cluster-name",
+            "c",
+            "--max-results",
+            "3",
+        ]);
+        assert_eq!(
+            (args, params["maxResults"].clone()),
+            (None, serde_json::json!(3))
+        );
+        let e = parse(&["list-users", "--no-paginate", "--page-size", "2"]).unwrap_err();
+        assert_eq!(e.exit_code(), 255);
+        assert_eq!(
+            e.to_string(),
+            "Error during pagination: Cannot specify --no-paginate along with pagination \
+             arguments: --page-size"
+        );
     }
 
     #[test]
@@ -1214,13 +1394,13 @@ mod tests {
             IamCommand::Call {
                 output,
                 query,
-                paginate,
+                paging,
                 parameters,
                 ..
             } => {
                 assert_eq!(output.as_deref(), Some("text"));
                 assert_eq!(query.as_deref(), Some("Users[].UserName"));
-                assert!(!paginate);
+                assert_eq!(paging, None);
                 assert!(parameters.is_empty(), "{parameters:?}");
             }
             help => panic!("{help:?}"),
@@ -1412,6 +1592,18 @@ mod tests {
             assert!(text.contains("[--permissions-boundary <value>]"), "{text}");
             assert!(text.contains("[--tags <value> ...]"), "{text}");
         }
+        let IamCommand::Help(listing) = parse(&["list-users", "help"]).unwrap() else {
+            panic!("no help");
+        };
+        assert!(
+            listing.contains(
+                "[--path-prefix <value>]\n    [--starting-token <value>]\n    \
+                 [--page-size <value>]\n    [--max-items <value>]\n"
+            ),
+            "{listing}"
+        );
+        assert!(!listing.contains("--marker"), "{listing}");
+        assert!(listing.contains("  --max-items (integer)\n"), "{listing}");
         let IamCommand::Help(overview) = parse(&["help"]).unwrap() else {
             panic!("no overview");
         };

@@ -76,9 +76,7 @@ impl Rendering {
             }
         };
         match self.output {
-            OutputFormat::Json => serde_json::to_string_pretty(&picked)
-                .map(|text| text + "\n")
-                .map_err(|e| e.to_string()),
+            OutputFormat::Json => aws_json(&picked).map(|text| text + "\n"),
             OutputFormat::Yaml => serde_yaml_ng::to_string(&picked).map_err(|e| e.to_string()),
             OutputFormat::Text => {
                 let mut out = String::new();
@@ -94,6 +92,39 @@ impl Rendering {
             }
         }
     }
+}
+
+// === impl Rendering (listings) ===
+
+impl Rendering {
+    /// The text to print for a paged listing: as one response, except `text`, which the AWS
+    /// CLI prints page by page (the query applied to each), then the `NextToken`.
+    pub(crate) fn render_paged(
+        &self,
+        operation: &str,
+        paged: super::paginate::Paged,
+    ) -> Result<String, String> {
+        if self.output != OutputFormat::Text {
+            return self.render(operation, paged.full);
+        }
+        let mut out = String::new();
+        for part in paged.text_parts {
+            out.push_str(&self.render(operation, part)?);
+        }
+        Ok(out)
+    }
+}
+
+/// JSON as the AWS CLI prints it: Python's `json.dumps(indent=4, ensure_ascii=False)`.
+fn aws_json(value: &Value) -> Result<String, String> {
+    use serde::Serialize as _;
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
 }
 
 /// Replaces every policy document string with the JSON object it holds.

@@ -47,6 +47,27 @@ pub struct Operation {
     pub doc: String,
     /// The input members, in the model's order.
     pub members: Vec<Member>,
+    /// How the AWS CLI pages through its results, for a listing.
+    #[serde(default)]
+    pub paginator: Option<Paginator>,
+}
+
+/// botocore's paginator for an operation (`paginators-1.json`), every key a member name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paginator {
+    /// The request members that resume a listing (`Marker`).
+    pub input_token: Vec<String>,
+    /// The response members that say where the next page starts, one per input token.
+    pub output_token: Vec<String>,
+    /// The response member that is true while more pages follow (`IsTruncated`).
+    pub more_results: Option<String>,
+    /// The request member that bounds a page (`MaxItems`).
+    pub limit_key: Option<String>,
+    /// The response lists joined across pages; the first is counted by `--max-items`.
+    pub result_key: Vec<String>,
+    /// Response members taken from the first page only (`Group` of `GetGroup`).
+    pub non_aggregate_keys: Vec<String>,
 }
 
 /// An input member of an operation.
@@ -178,6 +199,22 @@ impl ApiModel {
             }
             if by_cli.insert(op.cli.clone(), i).is_some() {
                 return Err(format!("command {} appears twice", op.cli));
+            }
+            if let Some(paginator) = &op.paginator {
+                let named = |key: &String| op.members.iter().any(|m| &m.name == key);
+                if !paginator
+                    .input_token
+                    .iter()
+                    .chain(&paginator.limit_key)
+                    .all(named)
+                    || paginator.input_token.len() != paginator.output_token.len()
+                    || paginator.result_key.is_empty()
+                {
+                    return Err(format!(
+                        "{}'s paginator names members it does not have",
+                        op.name
+                    ));
+                }
             }
             for member in &op.members {
                 if !file.shapes.contains_key(&member.shape) {

@@ -65,6 +65,12 @@ IAMLET_OPERATIONS = {
     "RotateIssuerKey": ("Adds a new session-token issuer key; older keys keep verifying until removed.", []),
     "ListIssuerKeys": ("Lists the tenant's session-token issuer keys (public parts only).", PAGING),
 }
+# The AWS CLI's paging of iamlet's own listings, as botocore's paginators describe AWS's.
+IAMLET_PAGINATORS = {
+    "ListResourcePolicies": "ResourcePolicies",
+    "ListServiceControlPolicies": "Policies",
+    "ListIssuerKeys": "IssuerKeys",
+}
 IAMLET_SHAPES = {
     "jwksType": {"type": "string", "min": 1, "max": 65536},
 }
@@ -85,7 +91,31 @@ def load(service):
     base = os.path.join(os.path.dirname(botocore.__file__), "data", service)
     (version,) = os.listdir(base)
     with gzip.open(os.path.join(base, version, "service-2.json.gz")) as f:
-        return version, json.load(f)
+        model = json.load(f)
+    with open(os.path.join(base, version, "paginators-1.json")) as f:
+        model["paginators"] = json.load(f)["pagination"]
+    return version, model
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def paginator(config):
+    """botocore's paginator for an operation, every token a list; iamlet reads keys as member
+    names, so an expression that is not one (none in IAM's and EKS's models) stops here."""
+    out = {
+        "input_token": as_list(config["input_token"]),
+        "output_token": as_list(config["output_token"]),
+        "more_results": config.get("more_results"),
+        "limit_key": config.get("limit_key"),
+        "result_key": as_list(config["result_key"]),
+        "non_aggregate_keys": as_list(config.get("non_aggregate_keys", [])),
+    }
+    for key in out["output_token"] + out["result_key"] + out["non_aggregate_keys"] + [out["more_results"]]:
+        if key is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key):
+            raise SystemExit(f"paginator key {key!r} is not a member name")
+    return out
 
 
 def sentence(doc):
@@ -136,6 +166,13 @@ def cli_options(service):
     return options
 
 
+def with_paginator(op, config):
+    """`op` with its paginator, when it has one."""
+    if config is not None:
+        op["paginator"] = paginator(config)
+    return op
+
+
 def operation(model, service, name, shapes, renames, options):
     op = model["operations"][name]
     command = xform_name(name, "-")
@@ -153,8 +190,9 @@ def operation(model, service, name, shapes, renames, options):
             })
     for extra in IAMLET_MEMBERS.get(name, []):
         members.append({"cli": xform_name(extra["name"], "-"), **extra})
-    return {"name": name, "service": service, "cli": command,
-            "doc": sentence(op.get("documentation")), "members": members}
+    return with_paginator({"name": name, "service": service, "cli": command,
+                           "doc": sentence(op.get("documentation")), "members": members},
+                          model["paginators"].get(name))
 
 
 def main():
@@ -169,11 +207,13 @@ def main():
     operations += [operation(eks, "eks", name, shapes, eks_renames, eks_options)
                    for name in EKS_OPERATIONS]
     for name, (doc, members) in sorted(IAMLET_OPERATIONS.items()):
-        operations.append({
+        operations.append(with_paginator({
             "name": name, "service": "iamlet", "cli": xform_name(name, "-"), "doc": doc,
             "members": [{"cli": xform_name(m["name"], "-"), "required": False, "doc": "", **m}
                         for m in members],
-        })
+        }, IAMLET_PAGINATORS.get(name) and {
+            "input_token": "Marker", "output_token": "Marker", "more_results": "IsTruncated",
+            "limit_key": "MaxItems", "result_key": IAMLET_PAGINATORS[name]}))
     for op in operations:
         for member in op["members"]:
             if member["shape"] not in shapes:

@@ -8,7 +8,8 @@
 # tests/aws/common.py; every other AWS_* variable is cleared so the caller's AWS setup
 # cannot leak in.
 #
-# Usage: tests/aws/run.sh. Bounded by SUITE_TIMEOUT seconds (default 900); never skips: a
+# Usage: tests/aws/run.sh [TEST…] (unittest names such as test_iam.ErrorsAreAwsErrors; all by
+# default). Bounded by SUITE_TIMEOUT seconds (default 900); never skips: a
 # missing python3 or venv module is installed from the machine's package manager. Exit status
 # 0 when every test passed.
 set -euo pipefail
@@ -154,7 +155,11 @@ export IAMLET_WEB_IDENTITY_TOKEN_FILE="$work/web-identity-token"
 export PATH="$venv/bin:$PATH"
 # In the background, so that the watchdog's TERM is handled at once (bash runs a trap only
 # after a foreground child ends) and cleanup stops the tests too.
-"$venv/bin/python" -m unittest discover -s tests/aws -p 'test_*.py' -v &
+if [[ $# -gt 0 ]]; then
+    (cd tests/aws && exec "$venv/bin/python" -m unittest -v "$@") &
+else
+    "$venv/bin/python" -m unittest discover -s tests/aws -p 'test_*.py' -v &
+fi
 tests_pid=$!
 wait "$tests_pid"
 tests_pid=""

@@ -102,6 +102,47 @@ class AdminOutput(unittest.TestCase):
         self.assertEqual(self.raw("get-user", "--user-name", name, "--query", "User.UserName"),
                          f'"{name}"\n')
 
+    def aws(self, *args):
+        """The pinned AWS CLI against the control plane's IAM endpoint: its stdout."""
+        from common import CP_HTTP
+
+        return run([sys.executable, "-m", "awscli", "iam", *args, "--endpoint-url", CP_HTTP,
+                    "--profile", "demo-admin"]).stdout
+
+    def test_paging_prints_and_resumes_as_the_aws_cli_does(self):
+        prefix = f"/{unique('paging')}/"
+        for _ in range(5):
+            admin("create-user", "--user-name", unique("p"), "--path", prefix)
+        # Pages of two, five users: --max-items 3 cuts the second page, and its NextToken
+        # (botocore's) resumes in the middle of it, whichever tool printed it.
+        for output in ("json", "text", "table"):
+            args = ("list-users", "--path-prefix", prefix, "--page-size", "2", "--max-items", "3",
+                    "--output", output)
+            self.assertEqual(self.raw(*args), self.aws(*args), output)
+        first = json.loads(self.raw("list-users", "--path-prefix", prefix, "--page-size", "2",
+                                    "--max-items", "3"))
+        self.assertEqual(len(first["Users"]), 3)
+        token = first["NextToken"]
+        for tool in (self.raw, self.aws):
+            rest = json.loads(tool("list-users", "--path-prefix", prefix, "--starting-token", token,
+                                   "--output", "json"))
+            self.assertEqual([u["UserName"] for u in first["Users"] + rest["Users"]],
+                             sorted(u["UserName"] for u in first["Users"] + rest["Users"]))
+            self.assertEqual(len(rest["Users"]), 2)
+            self.assertNotIn("NextToken", rest)
+        # Paging by hand (a marker) is one call whose own members are printed.
+        page = json.loads(self.raw("list-users", "--path-prefix", prefix, "--no-paginate",
+                                   "--max-items", "2"))
+        self.assertTrue(page["IsTruncated"])
+        self.assertEqual(page, json.loads(self.aws("list-users", "--path-prefix", prefix,
+                                                   "--no-paginate", "--max-items", "2",
+                                                   "--output", "json")))
+        done = run([BIN, "admin", "--endpoint", CP_GRPC, "--profile", "demo-admin", "list-users",
+                    "--no-paginate", "--page-size", "2"], check=False)
+        self.assertEqual(done.returncode, 255, done.stderr)
+        self.assertIn("Cannot specify --no-paginate along with pagination arguments: --page-size",
+                      done.stderr)
+
     def test_a_query_that_does_not_parse_is_refused_before_any_call(self):
         done = run([BIN, "admin", "--endpoint", "http://127.0.0.1:1", "list-users",
                     "--query", "Users[?"], check=False)
