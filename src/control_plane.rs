@@ -31,10 +31,10 @@ pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
-    redact_url, AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, DataDirOptions,
-    FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions, PostgresStore, Prior,
-    SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL, DATABASE_FILE,
-    IDENTITY_FILE, SCHEMA_VERSION,
+    redact_url, AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord,
+    DataDirOptions, FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions,
+    PostgresStore, Prior, SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore,
+    CHANGES_CHANNEL, DATABASE_FILE, IDENTITY_FILE, SCHEMA_VERSION,
 };
 pub use watch::{
     Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,
