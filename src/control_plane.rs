@@ -20,7 +20,7 @@ pub use self::core::{
 pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{
     defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
-    AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target,
+    AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target, STORE_RETRY_SECONDS,
 };
 pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
