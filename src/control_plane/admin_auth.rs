@@ -486,7 +486,8 @@ impl AdminAuth {
     /// back: the store is asked.)
     fn store(&self, now: i64) -> Option<Arc<dyn AuthFailureLog>> {
         let retry_at = self.store_retry_at.load(Ordering::Relaxed);
-        let resting = retry_at != 0 && now < retry_at && retry_at - now <= STORE_RETRY_SECONDS;
+        let resting =
+            retry_at != 0 && now < retry_at && retry_at.saturating_sub(now) <= STORE_RETRY_SECONDS;
         if resting {
             return None;
         }
