@@ -20,7 +20,7 @@ pub use self::core::{
 pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{
     defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
-    AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target,
+    AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target, STORE_RETRY_SECONDS,
 };
 pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
@@ -31,10 +31,10 @@ pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
-    redact_url, AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, DataDirOptions,
-    FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions, PostgresStore, Prior,
-    SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL, DATABASE_FILE,
-    IDENTITY_FILE, SCHEMA_VERSION,
+    redact_url, AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord,
+    DataDirOptions, FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions,
+    PostgresStore, Prior, SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore,
+    CHANGES_CHANNEL, DATABASE_FILE, IDENTITY_FILE, SCHEMA_VERSION,
 };
 pub use watch::{
     Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,

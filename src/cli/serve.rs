@@ -666,6 +666,7 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
                 )
             }
         };
+    admin_auth.count_failures_in(Arc::clone(&store) as _);
     let control_plane = Arc::new(until_reachable("cannot load the tenants", || {
         ControlPlane::open(Arc::clone(&store), IdGenerator::system())
     })?);

@@ -22,15 +22,25 @@
 //! **Guard rails.** Failed authentications are counted, and a source that fails
 //! [`FailureLimit::max_failures`] times within a window is refused (`Throttling`) until the
 //! window ends, before any credential is looked at.
+//!
+//! **Throttling across replicas.** Given a store ([`AdminAuth::count_failures_in`]), the
+//! failures are counted in the database ([`AuthFailureLog`]), so every control-plane replica
+//! on it shares one budget per source: running three replicas does not give a guesser three
+//! times the guesses. When the database cannot answer, each replica falls back to its own
+//! count of the failures it saw (kept all along, so it is warm), and asks the database again
+//! after [`STORE_RETRY_SECONDS`]: neither fail open (a database outage would let unlimited
+//! guesses through) nor fail closed (it would lock every caller out, the operator included,
+//! even from reads that need no database). At worst, during an outage, a guesser gets the
+//! budget once per replica, as before failures were shared.
 
 mod target;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use crate::authz::{evaluate, Principal, Request};
@@ -40,6 +50,7 @@ use crate::snapshot::{AwsManagedCatalog, SnapshotVersion, TenantSnapshot};
 use crate::sts::{authenticate, credential_tenant, fill_session_context, Caller, Presented};
 
 use super::core::ControlPlane;
+use super::store::{AuthFailureLog, StoreError};
 use super::AdminError;
 
 pub use target::{defaults_to_caller, is_operator_only, target, Target};
@@ -150,9 +161,18 @@ pub struct AdminAuth {
     aws: AwsManagedCatalog,
     snapshots: Mutex<HashMap<String, Arc<TenantSnapshot>>>,
     limit: FailureLimit,
+    /// Where failures are counted for every replica; `None`: this process alone counts.
+    shared: RwLock<Option<Arc<dyn AuthFailureLog>>>,
+    /// When (Unix seconds) to ask the store again after it failed; 0 while it answers.
+    store_retry_at: AtomicI64,
+    /// This process's own failures: what decides without a store, or when it cannot answer.
     failures: Mutex<HashMap<String, (i64, u32)>>,
     counters: AdminAuthCounters,
 }
+
+/// How long, after the store failed to count a failure, this replica counts alone before it
+/// asks the store again: an unreachable database slows one call in this time, not every one.
+pub const STORE_RETRY_SECONDS: i64 = 5;
 
 impl std::fmt::Debug for AdminAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,6 +246,8 @@ impl AdminAuth {
             aws: AwsManagedCatalog::compile(),
             snapshots: Mutex::new(HashMap::new()),
             limit: FailureLimit::default(),
+            shared: RwLock::new(None),
+            store_retry_at: AtomicI64::new(0),
             failures: Mutex::new(HashMap::new()),
             counters: AdminAuthCounters::default(),
         }
@@ -236,6 +258,13 @@ impl AdminAuth {
     pub fn with_failure_limit(mut self, limit: FailureLimit) -> Self {
         self.limit = limit;
         self
+    }
+
+    /// Counts failed authentications in `log` from now on (the control plane's store), shared
+    /// with every replica on it. Without one, this process counts alone. Set once the store
+    /// is open, which may be after the service was built around this `AdminAuth`.
+    pub fn count_failures_in(&self, log: Arc<dyn AuthFailureLog>) {
+        *self.shared.write() = Some(log);
     }
 
     /// The refusal counters.
@@ -431,15 +460,75 @@ impl AdminAuth {
         }
     }
 
+    /// Whether `source` used up its failures: as the store counts them, or this process when
+    /// there is no store or it cannot answer.
     fn is_throttled(&self, source: &str, now: i64) -> bool {
-        let failures = self.failures.lock();
-        failures.get(source).is_some_and(|(start, count)| {
-            now < start.saturating_add(self.limit.window_seconds)
-                && *count >= self.limit.max_failures
-        })
+        let window = self.limit.window_seconds;
+        let shared = self
+            .store(now)
+            .and_then(|log| self.answered(log.auth_failures(source, now, window), now));
+        let failures = shared.unwrap_or_else(|| self.local_failures(source, now));
+        failures >= self.limit.max_failures
     }
 
+    /// Counts a failure of `source` in the store and in this process (whose count is the
+    /// fallback when the store cannot answer, so it is kept whether or not the store did).
     fn record_failure(&self, source: String, now: i64) {
+        if let Some(log) = self.store(now) {
+            let recorded = log.record_auth_failure(&source, now, self.limit.window_seconds);
+            self.answered(recorded, now);
+        }
+        self.record_local_failure(source, now);
+    }
+
+    /// The store to ask at `now`: none when there is none, or it failed less than
+    /// [`STORE_RETRY_SECONDS`] ago. (A retry time further away than that is a clock that went
+    /// back: the store is asked.)
+    fn store(&self, now: i64) -> Option<Arc<dyn AuthFailureLog>> {
+        let retry_at = self.store_retry_at.load(Ordering::Relaxed);
+        let resting =
+            retry_at != 0 && now < retry_at && retry_at.saturating_sub(now) <= STORE_RETRY_SECONDS;
+        if resting {
+            return None;
+        }
+        self.shared.read().clone()
+    }
+
+    /// The store's answer, or `None` when it failed: logged once per outage, and the store is
+    /// left alone for [`STORE_RETRY_SECONDS`].
+    fn answered(&self, answer: Result<u32, StoreError>, now: i64) -> Option<u32> {
+        match answer {
+            Ok(failures) => {
+                if self.store_retry_at.swap(0, Ordering::Relaxed) != 0 {
+                    tracing::info!("failed admin authentications are counted in the store again");
+                }
+                Some(failures)
+            }
+            Err(error) => {
+                let retry_at = now.saturating_add(STORE_RETRY_SECONDS).max(1);
+                if self.store_retry_at.swap(retry_at, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        %error,
+                        retry_in_s = STORE_RETRY_SECONDS,
+                        "cannot count failed admin authentications in the store; this replica \
+                         counts the failures it sees until the store answers"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// This process's count of `source`'s failures in its live window.
+    fn local_failures(&self, source: &str, now: i64) -> u32 {
+        let failures = self.failures.lock();
+        failures
+            .get(source)
+            .filter(|(start, _)| now < start.saturating_add(self.limit.window_seconds))
+            .map_or(0, |(_, count)| *count)
+    }
+
+    fn record_local_failure(&self, source: String, now: i64) {
         let window = self.limit.window_seconds;
         let mut failures = self.failures.lock();
         // Forget finished windows so that a scan from many addresses cannot grow the map

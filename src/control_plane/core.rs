@@ -907,6 +907,15 @@ mod tests {
         feed: Mutex<Option<ChangeFeed>>,
     }
 
+    impl crate::control_plane::AuthFailureLog for Notified {
+        fn record_auth_failure(&self, s: &str, n: i64, w: i64) -> Result<u32, StoreError> {
+            self.inner.record_auth_failure(s, n, w)
+        }
+        fn auth_failures(&self, s: &str, n: i64, w: i64) -> Result<u32, StoreError> {
+            self.inner.auth_failures(s, n, w)
+        }
+    }
+
     impl TenantStore for Notified {
         fn load_tenants(&self) -> Result<Vec<crate::control_plane::StoredTenant>, StoreError> {
             self.inner.load_tenants()

@@ -11,6 +11,9 @@
 //! and the control plane reloads the tenant ([`TenantStore::load_tenant`]) and runs the action
 //! again. Writes to one tenant are serialized by the database, never by a leader.
 //!
+//! Throttling (issue #16): failed admin authentications are counted per source in the store
+//! ([`AuthFailureLog`]), so that every replica on one database shares one budget per source.
+//!
 //! Versions: a tenant's version is `(epoch, seq)` where `seq` is the number of its latest
 //! change. The epoch is the store's: a store restored from a backup must be given a higher
 //! epoch, so sidecars that saw later changes accept the restored history as newer.
@@ -293,8 +296,33 @@ pub const DATABASE_FILE: &str = "iamlet.db";
 /// The marker file that records the store's identity in a data directory.
 pub const IDENTITY_FILE: &str = "store-identity";
 
-/// What the control plane needs from durable storage.
-pub trait TenantStore: Send + Sync {
+/// Failed admin authentications counted per source in the database, so that every
+/// control-plane replica on one store shares the counts: running more replicas does not
+/// multiply a guesser's budget (issue #16).
+///
+/// A source's window starts at its first failure and lasts `window_seconds`; a failure after
+/// it ended starts a new window. Both calls are one atomic step in the database, and every
+/// recording deletes the windows that ended, so the table holds only windows still live (at
+/// most one row per source that failed within the last window).
+pub trait AuthFailureLog: Send + Sync {
+    /// Counts one failure of `source` at `now` (Unix seconds) and returns the source's
+    /// failures in its current window, this one included.
+    fn record_auth_failure(
+        &self,
+        source: &str,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<u32, StoreError>;
+
+    /// The failures of `source` in its window live at `now`: 0 when it has none, or its
+    /// window ended.
+    fn auth_failures(&self, source: &str, now: i64, window_seconds: i64)
+        -> Result<u32, StoreError>;
+}
+
+/// What the control plane needs from durable storage; it also counts failed admin
+/// authentications ([`AuthFailureLog`]), shared by every replica on the store.
+pub trait TenantStore: AuthFailureLog + Send + Sync {
     /// Every live tenant with its version.
     fn load_tenants(&self) -> Result<Vec<StoredTenant>, StoreError>;
 
@@ -387,6 +415,12 @@ CREATE TABLE IF NOT EXISTS events (
     source TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_tenant ON events (account_id, id);
+CREATE TABLE IF NOT EXISTS auth_failures (
+    source TEXT PRIMARY KEY,
+    window_start INTEGER NOT NULL,
+    failures INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_failures_by_window ON auth_failures (window_start);
 ";
 
 // === impl SqliteStore ===
@@ -712,6 +746,61 @@ fn to_i64(v: u64) -> i64 {
 /// lowest version, so it can never win over a real one).
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// A failure count as the database holds it, as a `u32` (saturating; a damaged negative
+/// count reads as 0).
+fn to_count(v: i64) -> u32 {
+    u32::try_from(to_u64(v)).unwrap_or(u32::MAX)
+}
+
+// `cutoff` is `now - window`: a window is live while its start is after the cutoff (no
+// arithmetic in the database that could overflow). The windows that ended are deleted with
+// each failure recorded, in the same transaction.
+impl AuthFailureLog for SqliteStore {
+    fn record_auth_failure(
+        &self,
+        source: &str,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<u32, StoreError> {
+        let cutoff = now.saturating_sub(window_seconds);
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM auth_failures WHERE window_start <= ?1",
+            params![cutoff],
+        )?;
+        let failures: i64 = tx.query_row(
+            "INSERT INTO auth_failures (source, window_start, failures) VALUES (?1, ?2, 1)
+             ON CONFLICT (source) DO UPDATE SET
+                 failures = CASE WHEN window_start <= ?3 THEN 1 ELSE failures + 1 END,
+                 window_start = CASE WHEN window_start <= ?3 THEN ?2 ELSE window_start END
+             RETURNING failures",
+            params![source, now, cutoff],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(to_count(failures))
+    }
+
+    fn auth_failures(
+        &self,
+        source: &str,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<u32, StoreError> {
+        let cutoff = now.saturating_sub(window_seconds);
+        let conn = self.conn.lock();
+        let failures: Option<i64> = conn
+            .query_row(
+                "SELECT failures FROM auth_failures WHERE source = ?1 AND window_start > ?2",
+                params![source, cutoff],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(failures.map_or(0, to_count))
+    }
 }
 
 impl TenantStore for SqliteStore {

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::client::{sign_admin_call, ADMIN_SIGNING_HOST};
+use crate::control_plane::store::{AuthFailureLog, StoreError};
 use crate::control_plane::SqliteStore;
 use crate::directory::IdGenerator;
 use crate::sts::sigv4::{Signature, SignedRequest};
@@ -299,4 +300,172 @@ fn pod_identity_actions_are_eks_actions_and_pass_their_role() {
             )
             .unwrap();
     }
+}
+
+// === Throttling shared through the store (issue #16, item 4) ===
+
+/// Two opens of one SQLite file: two replicas' handles on one database.
+fn shared_database(name: &str) -> [Arc<SqliteStore>; 2] {
+    let dir = std::env::temp_dir().join(format!("iamlet-throttle-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("iamlet.db");
+    [
+        Arc::new(SqliteStore::open(&path, None).unwrap()),
+        Arc::new(SqliteStore::open(&path, None).unwrap()),
+    ]
+}
+
+fn limited(max_failures: u32) -> AdminAuth {
+    AdminAuth::new(Vec::new(), Vec::new()).with_failure_limit(FailureLimit {
+        max_failures,
+        window_seconds: 60,
+    })
+}
+
+#[test]
+fn two_admin_auths_over_one_store_share_the_failure_budget() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let [one, two] = shared_database("shared");
+    let (first, second) = (limited(3), limited(3));
+    first.count_failures_in(one);
+    second.count_failures_in(two);
+    // Two failures through one replica, one through the other: three in all.
+    for (auth, at) in [(&first, T0), (&second, T0 + 1), (&first, T0 + 2)] {
+        let err = auth
+            .authenticate(&cp, keys(&root_a, "wrong"), &env(at))
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidClientTokenId");
+    }
+    // Both refuse now, even the right secret, though neither saw three failures itself.
+    for auth in [&first, &second] {
+        let err = auth
+            .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 3))
+            .unwrap_err();
+        assert_eq!(err.code(), "Throttling");
+        assert_eq!(auth.counters().throttled.load(Ordering::Relaxed), 1);
+    }
+    assert_eq!(first.counters().auth_failures.load(Ordering::Relaxed), 2);
+    assert_eq!(second.counters().auth_failures.load(Ordering::Relaxed), 1);
+    // A refused presentation and a failed proof count in the store as well.
+    let [one, _] = shared_database("shared-proof");
+    let (third, fourth) = (limited(2), limited(2));
+    third.count_failures_in(Arc::clone(&one) as _);
+    fourth.count_failures_in(one);
+    let root = third
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0))
+        .unwrap();
+    third.count_failed_proof(&env(T0), &root);
+    let err = fourth.refuse(AdminError::invalid_client_token(), &env(T0), &root_a);
+    assert_eq!(err.code(), "InvalidClientTokenId");
+    let err = third
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 1))
+        .unwrap_err();
+    assert_eq!(err.code(), "Throttling");
+    // The window ends for both.
+    for auth in [&first, &second] {
+        assert!(auth
+            .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 61))
+            .is_ok());
+    }
+    // Without a store each counts alone: the budget is per instance.
+    let (alone, other) = (limited(3), limited(3));
+    for auth in [&alone, &other, &alone] {
+        auth.authenticate(&cp, keys(&root_a, "wrong"), &env(T0))
+            .unwrap_err();
+    }
+    assert!(other
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 1))
+        .is_ok());
+}
+
+/// A failure log that fails while `down`, and counts the calls it gets.
+#[derive(Default)]
+struct Flaky {
+    down: std::sync::atomic::AtomicBool,
+    calls: AtomicU64,
+    inner: Mutex<HashMap<String, u32>>,
+}
+
+impl AuthFailureLog for Flaky {
+    fn record_auth_failure(&self, source: &str, _: i64, _: i64) -> Result<u32, StoreError> {
+        self.answer()?;
+        let mut counts = self.inner.lock();
+        let count = counts.entry(source.to_owned()).or_default();
+        *count += 1;
+        Ok(*count)
+    }
+    fn auth_failures(&self, source: &str, _: i64, _: i64) -> Result<u32, StoreError> {
+        self.answer()?;
+        Ok(self.inner.lock().get(source).copied().unwrap_or(0))
+    }
+}
+
+impl Flaky {
+    fn answer(&self) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.down.load(Ordering::Relaxed) {
+            Err(StoreError::Unavailable {
+                reason: "connection refused".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn when_the_store_cannot_count_each_replica_counts_its_own_failures_neither_open_nor_closed() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let log = Arc::new(Flaky::default());
+    let auth = limited(3);
+    auth.count_failures_in(Arc::clone(&log) as _);
+    // One failure while the store answers: counted there, and here.
+    auth.authenticate(&cp, keys(&root_a, "wrong"), &env(T0))
+        .unwrap_err();
+    assert_eq!(log.inner.lock().values().sum::<u32>(), 1);
+    log.down.store(true, Ordering::Relaxed);
+    // Not fail open: this replica's own count (the one before the outage included) still
+    // throttles after the budget.
+    for at in [T0 + 1, T0 + 2] {
+        let err = auth
+            .authenticate(&cp, keys(&root_a, "wrong"), &env(at))
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidClientTokenId");
+    }
+    let err = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0 + 3))
+        .unwrap_err();
+    assert_eq!(err.code(), "Throttling");
+    // Not fail closed: another source, with no failures, gets in.
+    let mut other = env(T0 + 3);
+    other.source = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8)));
+    assert!(auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &other)
+        .is_ok());
+    // The store failed once (at T0 + 1) and was left alone for the retry time since: one
+    // call, not one per authentication.
+    assert_eq!(log.calls.load(Ordering::Relaxed), 2 + 1);
+    // Back: asked again once the retry time passed, and its count decides again (it missed
+    // the outage's failures, so the source is not throttled by it).
+    log.down.store(false, Ordering::Relaxed);
+    let at = T0 + 1 + STORE_RETRY_SECONDS;
+    assert!(auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(at))
+        .is_ok());
+    assert_eq!(log.calls.load(Ordering::Relaxed), 4);
+    // A clock that went back does not keep the store unasked (from the other source, which
+    // this replica's own count does not throttle).
+    let at_other = |now: i64| CallEnv {
+        now: Timestamp::from_epoch_seconds(now),
+        ..other
+    };
+    log.down.store(true, Ordering::Relaxed);
+    auth.authenticate(&cp, keys(&root_a, secret_a.expose()), &at_other(at))
+        .unwrap();
+    let calls = log.calls.load(Ordering::Relaxed);
+    log.down.store(false, Ordering::Relaxed);
+    auth.authenticate(&cp, keys(&root_a, secret_a.expose()), &at_other(at - 3600))
+        .unwrap();
+    assert_eq!(log.calls.load(Ordering::Relaxed), calls + 1);
 }

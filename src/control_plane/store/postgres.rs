@@ -2,7 +2,8 @@
 //!
 //! The same semantics as the SQLite store: a change is one transaction that appends its
 //! numbered entry to `changes` and writes the tenant's new state to `tenants`; secrets are
-//! sealed before they are written; audit events go to `events`. The epoch and the store's
+//! sealed before they are written; audit events go to `events`; failed admin authentications
+//! are counted per source in `auth_failures` ([`AuthFailureLog`]), shared by the replicas. The epoch and the store's
 //! identity live in the database's `meta` table, so every replica serves the same ones and a
 //! sidecar moving between replicas resumes from its versions.
 //!
@@ -32,9 +33,9 @@ use parking_lot::{Condvar, Mutex};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    decode_tenant, describe, encode_tenant, new_epoch, new_store_id, to_i64, to_u64, AuditEvent,
-    ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent, FeedSender, Prior, StoreError,
-    StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL,
+    decode_tenant, describe, encode_tenant, new_epoch, new_store_id, to_count, to_i64, to_u64,
+    AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent,
+    FeedSender, Prior, StoreError, StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL,
 };
 use crate::control_plane::seal::SecretSealer;
 use crate::directory::Tenant;
@@ -42,10 +43,11 @@ use crate::snapshot::StoreRef;
 
 /// The schema's migrations: version, name, SQL. Append only; a step never changes once
 /// released, since databases recorded it as applied.
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tenants, change log, audit events, meta",
-    "
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tenants, change log, audit events, meta",
+        "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE tenants (
     account_id TEXT PRIMARY KEY,
@@ -75,10 +77,23 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_tenant ON events (account_id, id);
 ",
-)];
+    ),
+    (
+        2,
+        "failed admin authentications per source, shared by the replicas",
+        "
+CREATE TABLE auth_failures (
+    source TEXT PRIMARY KEY,
+    window_start BIGINT NOT NULL,
+    failures BIGINT NOT NULL
+);
+CREATE INDEX auth_failures_by_window ON auth_failures (window_start);
+",
+    ),
+];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock that serializes migrations and the `meta` set-up across replicas
 /// (an arbitrary constant: `iamlet` in ASCII).
@@ -737,6 +752,61 @@ fn commit_in(
     tx.commit()
         .map_err(|e| commit_error(e, change, prior, seq))?;
     Ok(seq)
+}
+
+// As SQLite's: `cutoff` is `now - window`, a window is live while its start is after it, and
+// the windows that ended are deleted with each failure recorded. The upsert is atomic on the
+// source's row, so replicas counting one source at once each add their failure.
+impl AuthFailureLog for PostgresStore {
+    fn record_auth_failure(
+        &self,
+        source: &str,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<u32, StoreError> {
+        let cutoff = now.saturating_sub(window_seconds);
+        let failures: i64 = self.pool.with(|client| {
+            let mut tx = client.transaction().map_err(classify)?;
+            tx.execute(
+                "DELETE FROM auth_failures WHERE window_start <= $1",
+                &[&cutoff],
+            )
+            .map_err(classify)?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO auth_failures (source, window_start, failures) VALUES ($1, $2, 1)
+                     ON CONFLICT (source) DO UPDATE SET
+                         failures = CASE WHEN auth_failures.window_start <= $3 THEN 1
+                                         ELSE auth_failures.failures + 1 END,
+                         window_start = CASE WHEN auth_failures.window_start <= $3 THEN $2
+                                             ELSE auth_failures.window_start END
+                     RETURNING failures",
+                    &[&source, &now, &cutoff],
+                )
+                .map_err(classify)?;
+            tx.commit().map_err(classify)?;
+            Ok(row.get(0))
+        })?;
+        Ok(to_count(failures))
+    }
+
+    fn auth_failures(
+        &self,
+        source: &str,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<u32, StoreError> {
+        let cutoff = now.saturating_sub(window_seconds);
+        let row = self.pool.with(|client| {
+            client
+                .query_opt(
+                    "SELECT failures FROM auth_failures WHERE source = $1 AND window_start > $2",
+                    &[&source, &cutoff],
+                )
+                .map_err(classify)
+        })?;
+        Ok(row.map_or(0, |row| to_count(row.get(0))))
+    }
 }
 
 impl TenantStore for PostgresStore {

@@ -1139,3 +1139,174 @@ fn item10_a_malformed_database_is_a_load_failure_not_a_failed_change() {
     );
     assert!(!text.contains("could not be stored"), "{text}");
 }
+
+// === Failed admin authentications, counted in the database (issue #16, item 4) ===
+
+/// The failure counts, on every store: the same parametrized tests, in a module of their own
+/// (the suite's `sqlite` and `postgres` modules are made per module).
+mod auth_failures {
+    use super::*;
+
+    const T: i64 = 1_790_000_000;
+    const WINDOW: i64 = 60;
+
+    /// The rows of `auth_failures`, as stored.
+    trait FailureRows {
+        fn failure_rows(&self) -> i64;
+    }
+
+    impl FailureRows for SqliteDb {
+        fn failure_rows(&self) -> i64 {
+            Connection::open(&self.0)
+                .unwrap()
+                .query_row("SELECT count(*) FROM auth_failures", [], |r| r.get(0))
+                .unwrap()
+        }
+    }
+
+    impl FailureRows for PgDb {
+        fn failure_rows(&self) -> i64 {
+            self.client()
+                .query_one("SELECT count(*) FROM auth_failures", &[])
+                .unwrap()
+                .get(0)
+        }
+    }
+
+    store_suite!(
+        failures_are_counted_per_source_within_a_window_and_a_new_window_starts_over,
+        windows_that_ended_are_deleted_when_a_failure_is_recorded,
+        two_handles_on_one_database_share_the_failure_counts,
+    );
+
+    fn failures_are_counted_per_source_within_a_window_and_a_new_window_starts_over(
+        db: &(impl TestDb + FailureRows),
+    ) {
+        let store = db.open(None);
+        let (source, other) = ("10.0.0.7/AKIAEXAMPLE", "10.0.0.8/AKIAEXAMPLE");
+        assert_eq!(store.auth_failures(source, T, WINDOW).unwrap(), 0);
+        for (i, expected) in [(0, 1), (1, 2), (30, 3)] {
+            assert_eq!(
+                store.record_auth_failure(source, T + i, WINDOW).unwrap(),
+                expected
+            );
+        }
+        // The window started at the first failure: live until its last second.
+        assert_eq!(store.auth_failures(source, T + 59, WINDOW).unwrap(), 3);
+        assert_eq!(store.auth_failures(other, T + 59, WINDOW).unwrap(), 0);
+        // It ended: nothing counts, and the next failure starts a new window, from one.
+        assert_eq!(store.auth_failures(source, T + 60, WINDOW).unwrap(), 0);
+        assert_eq!(
+            store.record_auth_failure(source, T + 70, WINDOW).unwrap(),
+            1
+        );
+        assert_eq!(
+            store.record_auth_failure(source, T + 71, WINDOW).unwrap(),
+            2
+        );
+        assert_eq!(store.auth_failures(source, T + 129, WINDOW).unwrap(), 2);
+        assert_eq!(store.auth_failures(source, T + 130, WINDOW).unwrap(), 0);
+        // The counts survive a reopen: they are in the database, not in the handle.
+        drop(store);
+        let store = db.open(None);
+        assert_eq!(store.auth_failures(source, T + 100, WINDOW).unwrap(), 2);
+        assert_eq!(db.failure_rows(), 1);
+    }
+
+    fn windows_that_ended_are_deleted_when_a_failure_is_recorded(db: &(impl TestDb + FailureRows)) {
+        let store = db.open(None);
+        for i in 0..100 {
+            store
+                .record_auth_failure(&format!("10.0.0.1/AKIA{i:04}"), T, WINDOW)
+                .unwrap();
+        }
+        store
+            .record_auth_failure("10.0.0.2/LIVE", T + 30, WINDOW)
+            .unwrap();
+        assert_eq!(db.failure_rows(), 101);
+        // Reading deletes nothing.
+        assert_eq!(
+            store
+                .auth_failures("10.0.0.1/AKIA0000", T + 60, WINDOW)
+                .unwrap(),
+            0
+        );
+        assert_eq!(db.failure_rows(), 101);
+        // The next failure recorded, of any source, deletes the hundred windows that ended
+        // and keeps the live one.
+        store
+            .record_auth_failure("10.0.0.3/NEW", T + 60, WINDOW)
+            .unwrap();
+        assert_eq!(db.failure_rows(), 2);
+        assert_eq!(
+            store
+                .auth_failures("10.0.0.2/LIVE", T + 60, WINDOW)
+                .unwrap(),
+            1
+        );
+        store
+            .record_auth_failure("10.0.0.3/NEW", T + 1000, WINDOW)
+            .unwrap();
+        assert_eq!(db.failure_rows(), 1);
+    }
+
+    fn two_handles_on_one_database_share_the_failure_counts(db: &(impl TestDb + FailureRows)) {
+        // Two handles: two opens of one SQLite file, or two PostgreSQL replicas.
+        let (a, b) = (db.open(None), db.open(None));
+        let source = "10.0.0.7/AKIASHARED";
+        assert_eq!(a.record_auth_failure(source, T, WINDOW).unwrap(), 1);
+        assert_eq!(b.record_auth_failure(source, T + 1, WINDOW).unwrap(), 2);
+        assert_eq!(a.auth_failures(source, T + 2, WINDOW).unwrap(), 2);
+        assert_eq!(b.auth_failures(source, T + 2, WINDOW).unwrap(), 2);
+        // Both at once: every failure lands (the count is one atomic step), none is lost.
+        let threads: Vec<_> = [a, b]
+            .into_iter()
+            .map(|store| {
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        store.record_auth_failure(source, T + 3, WINDOW).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(
+            db.open(None).auth_failures(source, T + 4, WINDOW).unwrap(),
+            42
+        );
+        assert_eq!(db.failure_rows(), 1);
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: tests/ha/run.sh runs them"]
+    fn postgres_a_version_1_database_migrates_to_count_failures_and_keeps_its_tenants() {
+        let db = PgDb::new("failures_migration");
+        let store = db.open(None);
+        commit(
+            &*store,
+            "111122223333",
+            "CreateTenant",
+            Prior::Absent,
+            Some(&Tenant::new("111122223333", 0)),
+        );
+        drop(store);
+        // The database as a binary of schema 1 left it.
+        db.client()
+            .batch_execute(
+                "DROP TABLE auth_failures; DELETE FROM schema_migrations WHERE version > 1",
+            )
+            .unwrap();
+        let report = PostgresStore::migrate(&db.options()).unwrap();
+        assert_eq!(report, MigrationReport { from: 1, to: 2 });
+        assert_eq!(SCHEMA_VERSION, 2);
+        let store = db.open(None);
+        assert_eq!(store.load_tenants().unwrap().len(), 1);
+        assert_eq!(
+            store.record_auth_failure("10.0.0.7/K", T, WINDOW).unwrap(),
+            1
+        );
+        assert_eq!(db.failure_rows(), 1);
+    }
+}
