@@ -1397,3 +1397,51 @@ fn copy_verification(from: &dyn TestDb, to: &dyn TestDb, tag: &str) {
         assert!(differences.contains(says), "{says}: {differences}");
     }
 }
+
+#[test]
+fn migrate_store_refuses_another_key_in_the_destination_and_an_empty_source() {
+    let from = SqliteDb::new("copy-refusals-from");
+    let (key_file, _) = fill_source(&from, "refusals");
+    let to = temp_db("copy-refusals-to").with_file_name("data");
+    std::fs::create_dir_all(&to).unwrap();
+    // The destination's own key, which its control plane would use by default: not the
+    // source's, so refused before anything is made there.
+    SecretSealer::load_or_create(&to.join("secrets.key")).unwrap();
+    let options = MigrateStoreOptions {
+        from: from.location(),
+        to: StoreLocation::DataDir(to.clone()),
+        secrets_key_file: Some(key_file.clone()),
+    };
+    let error = migrate_store(&options).unwrap_err();
+    assert!(
+        matches!(error, MigrateStoreError::KeyMismatch { .. }),
+        "{error}"
+    );
+    assert!(error.is_refusal());
+    assert!(!to.join(DATABASE_FILE).exists());
+    // The same key there is fine.
+    std::fs::copy(&key_file, to.join("secrets.key")).unwrap();
+    migrate_store(&options).unwrap();
+
+    // A source that holds nothing is rather a mistyped path than a store to copy.
+    let empty = SqliteDb::new("copy-refusals-empty");
+    drop(empty.open(None));
+    let error = migrate_store(&MigrateStoreOptions {
+        from: empty.location(),
+        to: StoreLocation::DataDir(temp_db("copy-refusals-to2").with_file_name("data")),
+        secrets_key_file: Some(key_file),
+    })
+    .unwrap_err();
+    assert!(
+        matches!(error, MigrateStoreError::EmptySource(_)),
+        "{error}"
+    );
+    // No key given, and none in the source's data directory.
+    let error = migrate_store(&MigrateStoreOptions {
+        from: from.location(),
+        to: StoreLocation::DataDir(temp_db("copy-refusals-to3").with_file_name("data")),
+        secrets_key_file: None,
+    })
+    .unwrap_err();
+    assert!(matches!(error, MigrateStoreError::NoSecretsKey), "{error}");
+}
