@@ -9,9 +9,11 @@
 #    K8S_VERSIONS, strictly (an unknown field is an error), with PyPI kubernetes-validate; only
 #    cert-manager's kinds, which those schemas do not have, may go unchecked;
 # 4. what the schemas cannot see: enum values, references between objects (volumes, ConfigMaps,
-#    Secrets, claims, service accounts, Service and NetworkPolicy selectors, named ports), the
-#    restricted security settings and resources of every container, the control plane's single
-#    replica, native sidecars' startup probes, the web identity and pod identity token wiring;
+#    Secrets, claims, service accounts, Service and NetworkPolicy selectors, named ports, env
+#    references), the restricted security settings and resources of every container, the
+#    control plane's single replica on SQLite, and on PostgreSQL its replicas' shared keys from
+#    Secrets, no claim, the rollout against its PodDisruptionBudget; native sidecars' startup
+#    probes, the web identity and pod identity token wiring;
 # 5. deploy/Dockerfile with hadolint;
 # 6. the ext_authz examples under deploy/examples/envoy and deploy/examples/istio: rendered and
 #    checked as in 2-4 (Istio's kinds have no schema there), then each Envoy configuration
@@ -122,6 +124,23 @@ for d in docs:
 secrets = {(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs if d["kind"] == "Secret"}
 secrets |= {(d["metadata"].get("namespace"), d["spec"]["secretName"]) for d in docs
             if d["kind"] == "Certificate"}
+# And those the operator creates before applying (keys that must not be in the repository),
+# which the workload using them names in this annotation; each must be used by it.
+BEFOREHAND = "iamlet.dev/secrets-created-beforehand"
+for d in docs:
+    if d["kind"] not in WORKLOADS:
+        continue
+    ns = d["metadata"].get("namespace")
+    named = [n.strip() for n in d["metadata"].get("annotations", {}).get(BEFOREHAND, "").split(",") if n.strip()]
+    spec = d["spec"]["template"]["spec"]
+    used = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+    used |= {e["valueFrom"]["secretKeyRef"]["name"]
+             for c in spec.get("initContainers", []) + spec.get("containers", [])
+             for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    for n in named:
+        secrets.add((ns, n))
+        if n not in used:
+            problem(name(d), f"{BEFOREHAND} names Secret {n}, which the pod does not use")
 
 for ns, labels, spec, where in pods:
     psc = spec.get("securityContext", {})
@@ -139,7 +158,7 @@ for ns, labels, spec, where in pods:
         if "configMap" in v and v["configMap"]["name"] not in objects("ConfigMap", ns):
             problem(where, f'volume {v["name"]}: ConfigMap {v["configMap"]["name"]} is not rendered in {ns}')
         if "secret" in v and (ns, v["secret"]["secretName"]) not in secrets:
-            problem(where, f'volume {v["name"]}: Secret {v["secret"]["secretName"]} is neither rendered nor issued in {ns}')
+            problem(where, f'volume {v["name"]}: Secret {v["secret"]["secretName"]} is neither rendered, issued nor created beforehand in {ns}')
         if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in objects("PersistentVolumeClaim", ns):
             problem(where, f'volume {v["name"]}: claim {v["persistentVolumeClaim"]["claimName"]} is not rendered in {ns}')
     mounted = set()
@@ -178,6 +197,14 @@ for ns, labels, spec, where in pods:
             if isinstance(port, int) and port not in ports:
                 problem(at, f"{probe} port {port} is not a declared container port")
         env = {e["name"]: e for e in c.get("env", [])}
+        for var, e in env.items():
+            ref = e.get("valueFrom", {})
+            if "configMapKeyRef" in ref:
+                cm = objects("ConfigMap", ns).get(ref["configMapKeyRef"]["name"])
+                if cm is None or ref["configMapKeyRef"]["key"] not in cm.get("data", {}):
+                    problem(at, f'env {var}: no key {ref["configMapKeyRef"]["key"]} in a ConfigMap {ref["configMapKeyRef"]["name"]} rendered in {ns}')
+            if "secretKeyRef" in ref and (ns, ref["secretKeyRef"]["name"]) not in secrets:
+                problem(at, f'env {var}: Secret {ref["secretKeyRef"]["name"]} is neither rendered, issued nor created beforehand in {ns}')
         token = env.get("AWS_WEB_IDENTITY_TOKEN_FILE", {}).get("value")
         if token:
             directory, _, file = token.rpartition("/")
@@ -209,6 +236,54 @@ for ns, labels, spec, where in pods:
     for unused in sorted(set(volumes) - mounted):
         problem(where, f"volume {unused} is mounted by no container")
 
+def check_control_plane(d):
+    """On SQLite, one replica replaced with Recreate (one writer); on PostgreSQL, replicas that
+    share their keys through Secrets, keep nothing on a claim, and roll out within their
+    PodDisruptionBudget."""
+    ns, spec = d["metadata"].get("namespace"), d["spec"]["template"]["spec"]
+    c = next((c for c in spec.get("containers", []) if c.get("args", [])[:1] == ["control-plane"]), None)
+    if c is None:
+        return
+    args, env = c["args"], {e["name"] for e in c.get("env", [])}
+    flags = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+    replicas = d["spec"].get("replicas", 1)
+    strategy = d["spec"].get("strategy", {})
+    if "store" not in flags and "IAMLET_STORE" not in env:
+        if replicas != 1 or strategy.get("type") != "Recreate":
+            problem(name(d), "on SQLite the control plane must run one replica with the Recreate strategy")
+        return
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    if any("persistentVolumeClaim" in v for v in volumes.values()):
+        problem(name(d), "on PostgreSQL the control plane keeps nothing on a claim (it would tie replicas to one node)")
+
+    def from_secret(flag):
+        directory = flags.get(flag, "").rpartition("/")[0]
+        mounts = [m["name"] for m in c.get("volumeMounts", []) if m["mountPath"] == directory]
+        return bool(mounts) and "secret" in volumes.get(mounts[0], {})
+
+    # Replicas must seal and sign with the same keys, which a default under --data-dir
+    # (made by each pod on its own) would not be.
+    for flag in ("secrets-key-file", "operator-credentials"):
+        if not from_secret(flag):
+            problem(name(d), f"on PostgreSQL --{flag} must be a file of a mounted Secret, the same for every replica")
+    if "store-password-file" in flags and not from_secret("store-password-file"):
+        problem(name(d), "--store-password-file is not a file of a mounted Secret")
+    if replicas < 2:
+        return
+    labels = d["spec"]["template"]["metadata"].get("labels", {})
+    budgets = [b for b in docs if b["kind"] == "PodDisruptionBudget" and b["metadata"].get("namespace") == ns
+               and selects(b["spec"].get("selector", {}).get("matchLabels"), labels)]
+    if not budgets:
+        return problem(name(d), f"{replicas} replicas and no PodDisruptionBudget")
+    min_available = budgets[0]["spec"].get("minAvailable")
+    if not isinstance(min_available, int) or not 1 <= min_available < replicas:
+        return problem(name(budgets[0]), f"minAvailable {min_available!r} must be a number from 1 to {replicas - 1}: else a drain never ends")
+    unavailable = strategy.get("rollingUpdate", {}).get("maxUnavailable")
+    if strategy.get("type") != "RollingUpdate" or not isinstance(unavailable, int) or \
+            replicas - unavailable < min_available:
+        problem(name(d), f"a rollout must keep the budget's {min_available} replicas: RollingUpdate with maxUnavailable at most {replicas - min_available}")
+
+
 for d in docs:
     ns = d["metadata"].get("namespace")
     if d["kind"] == "Service":
@@ -227,9 +302,8 @@ for d in docs:
         if not any(pns == ns and selects(d["spec"]["podSelector"].get("matchLabels"), labels)
                    for pns, labels, _, _ in pods):
             problem(name(d), "selects no pod")
-    if d["kind"] == "Deployment" and d["metadata"]["name"] == "iamlet-control-plane":
-        if d["spec"].get("replicas") != 1 or d["spec"].get("strategy", {}).get("type") != "Recreate":
-            problem(name(d), "the control plane must run one replica with the Recreate strategy")
+    if d["kind"] == "Deployment":
+        check_control_plane(d)
     if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "iamlet-tenants":
         for key, text in d.get("data", {}).items():
             spec = yaml.safe_load(text)

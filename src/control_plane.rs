@@ -31,6 +31,9 @@ pub use dispatch::{dispatch, Dispatched};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
+    migrate_store, MigrateStoreError, MigrateStoreOptions, MigrateStoreSummary, StoreLocation,
+};
+pub use store::{
     redact_url, AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord,
     DataDirOptions, FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions,
     PostgresStore, Prior, SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore,

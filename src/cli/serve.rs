@@ -152,6 +152,41 @@ pub(crate) enum ControlPlaneAction {
     /// Bring a PostgreSQL store's schema up to this binary's version, then exit (a start
     /// does it too; this lets it happen before a rolling update).
     Migrate(StoreArgs),
+    /// Copy a whole store into an empty one (SQLite to PostgreSQL, or back): every tenant, its
+    /// change log and audit events, and the store's identity and epoch, so that sidecars
+    /// resume from their versions; then verify the copy. Stop the source's control planes
+    /// first.
+    MigrateStore(MigrateStoreArgs),
+}
+
+/// `iamlet control-plane migrate-store`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateStoreArgs {
+    /// The store to copy: a control plane's data directory (SQLite), or
+    /// `postgres://USER@HOST[:PORT]/DATABASE[?sslmode=verify-full&sslrootcert=CA.pem]`.
+    #[arg(long)]
+    from: String,
+    /// The store to copy into, new or empty: a data directory or a `postgres://` URL.
+    #[arg(long)]
+    to: String,
+    /// A file holding the password of `--from`'s database (else the URL's, or `PGPASSWORD`).
+    #[arg(long)]
+    from_password_file: Option<PathBuf>,
+    /// A file holding the password of `--to`'s database (else the URL's, or `PGPASSWORD`).
+    #[arg(long)]
+    to_password_file: Option<PathBuf>,
+    /// The key the source's secrets are sealed with (default: `secrets.key` in a `--from`
+    /// data directory). The copy keeps them sealed: the destination's control planes need
+    /// this same key.
+    #[arg(long, env = "IAMLET_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
+}
+
+/// The first line of a password file.
+fn read_password(flag: &str, path: &Path) -> Result<String, ServeError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ServeError::Config(format!("--{flag} {}: {e}", path.display())))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 impl StoreArgs {
@@ -170,7 +205,7 @@ impl StoreArgs {
     }
 }
 
-/// `iamlet control-plane migrate`.
+/// `iamlet control-plane migrate` and `migrate-store`.
 pub(crate) fn run_control_plane_action(action: ControlPlaneAction) -> Result<(), ServeError> {
     use std::io::Write as _;
     match action {
@@ -188,6 +223,26 @@ pub(crate) fn run_control_plane_action(action: ControlPlaneAction) -> Result<(),
             );
             // Best effort: the migration is done whether or not its report can be written.
             let _ = writeln!(std::io::stdout().lock(), "{line}");
+            Ok(())
+        }
+        ControlPlaneAction::MigrateStore(args) => {
+            let location = |text: &str, flag: &str, file: &Option<PathBuf>| {
+                let password = file
+                    .as_deref()
+                    .map(|p| read_password(flag, p))
+                    .transpose()?;
+                Ok::<_, ServeError>(crate::control_plane::StoreLocation::parse(text, password))
+            };
+            let summary =
+                crate::control_plane::migrate_store(&crate::control_plane::MigrateStoreOptions {
+                    from: location(&args.from, "from-password-file", &args.from_password_file)?,
+                    to: location(&args.to, "to-password-file", &args.to_password_file)?,
+                    secrets_key_file: args.secrets_key_file,
+                })?;
+            // Best effort, as above: the copy is made and verified.
+            for line in summary.to_string().lines() {
+                let _ = writeln!(std::io::stdout().lock(), "iamlet control plane: {line}");
+            }
             Ok(())
         }
     }
@@ -449,6 +504,14 @@ pub(crate) enum ServeError {
     Runtime(std::io::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot copy the store: {0}")]
+    MigrateStore(Box<crate::control_plane::MigrateStoreError>),
+}
+
+impl From<crate::control_plane::MigrateStoreError> for ServeError {
+    fn from(error: crate::control_plane::MigrateStoreError) -> Self {
+        Self::MigrateStore(Box::new(error))
+    }
 }
 
 impl ServeError {
@@ -457,6 +520,9 @@ impl ServeError {
     pub(crate) fn is_configuration(&self) -> bool {
         use crate::control_plane::StoreError as S;
         // A data directory whose database is gone or foreign needs the operator's decision.
+        if let Self::MigrateStore(e) = self {
+            return e.is_refusal();
+        }
         matches!(
             self,
             Self::Config(_)

@@ -37,9 +37,13 @@ use crate::snapshot::{SnapshotVersion, StoreRef};
 use super::seal::{SealError, SecretSealer};
 
 mod feed;
+mod migrate;
 mod postgres;
 
 pub use self::feed::{ChangeFeed, ChangeNotice, FeedEvent, FeedIdle, FeedSender, CHANGES_CHANNEL};
+pub use self::migrate::{
+    migrate_store, MigrateStoreError, MigrateStoreOptions, MigrateStoreSummary, StoreLocation,
+};
 pub use self::postgres::{
     redact_url, MigrationReport, PostgresOptions, PostgresStore, SCHEMA_VERSION,
 };

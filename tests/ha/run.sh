@@ -308,5 +308,43 @@ grep -q "lost the connection listening for other replicas' changes" "$work/repli
     fail "replica 2 did not notice its listening connection was lost"
 grep -q "$password" "$work"/replica*.log && fail "the database password reached a log"
 
+step "migrate-store: a SQLite control plane's store moved into PostgreSQL, versions kept"
+# A control plane on SQLite (no --store) with a tenant and a change, then stopped.
+IAMLET_LOG=info "$bin" control-plane --data-dir "$work/cp-sqlite" \
+    --secrets-key-file "$keys/secrets.key" --operator-credentials "$keys/operator-credentials" \
+    --listen "127.0.0.1:$cp_port" --http-listen "127.0.0.1:$cp_http_port" >"$work/cp-sqlite.log" 2>&1 &
+cp_pid=$!
+for _ in $(seq 300); do curl -fsS "http://127.0.0.1:$cp_http_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "http://127.0.0.1:$cp_http_port/readyz" >/dev/null 2>&1 || fail "the SQLite control plane was not ready within 30s"
+admin create-tenant --account-id 444455556666 --alias moved >/dev/null
+admin create-user --tenant 444455556666 --user-name frank >/dev/null
+admin list-tenants >"$work/tenants-sqlite.json"
+stop_cp
+psql -c "CREATE DATABASE iamlet_moved OWNER iamlet"
+store="postgres://iamlet@127.0.0.1:$pg_port/iamlet_moved?sslmode=disable"
+move() {
+    timeout 120 "$bin" control-plane migrate-store --from "$work/cp-sqlite" --to "$store" \
+        --to-password-file "$work/pwfile" --secrets-key-file "$keys/secrets.key"
+}
+move >"$work/migrate-store.log" 2>&1 || { cat "$work/migrate-store.log"; fail "migrate-store failed"; }
+cat "$work/migrate-store.log"
+grep -q "copied 1 tenant(s) (0 of them deleted), 2 change(s)" "$work/migrate-store.log" ||
+    fail "migrate-store did not report the tenant and its two changes"
+status=0; move >"$work/migrate-store2.log" 2>&1 || status=$?
+[[ $status == 64 ]] && grep -q "is not empty" "$work/migrate-store2.log" ||
+    fail "a second copy into the database was not refused (status $status): $(cat "$work/migrate-store2.log")"
+# The control plane on PostgreSQL serves the tenant at the same versions (store epoch and
+# change number), and numbering goes on from there.
+start_cp "$work/cp-moved" "$work/cp-moved.log"
+admin list-tenants >"$work/tenants-moved.json"
+diff "$work/tenants-sqlite.json" "$work/tenants-moved.json" ||
+    fail "the tenants' versions on PostgreSQL differ from SQLite's"
+admin get-user --tenant 444455556666 --user-name frank | grep -q frank || fail "the user was not moved"
+admin create-user --tenant 444455556666 --user-name grace >/dev/null
+seq=$(psql -d iamlet_moved -c "SELECT seq FROM tenants WHERE account_id = '444455556666'")
+[[ "$seq" == 3 ]] || fail "expected change 3 after the move and one write, the database holds $seq"
+stop_cp
+grep -q "$password" "$work"/migrate-store*.log && fail "the database password reached a log"
+
 step "done"
 echo "ha suite: passed"

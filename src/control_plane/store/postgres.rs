@@ -330,7 +330,7 @@ fn tls_config(root: &str) -> Result<rustls::ClientConfig, String> {
 /// Maps a client error: the server unreachable, restarting or out of connections is
 /// [`StoreError::Unavailable`] (retryable: nothing was recorded, or the transaction's outcome
 /// will show in the tenant's next version); anything else is the database's refusal.
-fn classify(error: ::postgres::Error) -> StoreError {
+pub(super) fn classify(error: ::postgres::Error) -> StoreError {
     let unavailable = match error.code() {
         Some(code) => {
             let code = code.code();
@@ -364,7 +364,7 @@ fn classify(error: ::postgres::Error) -> StoreError {
 
 /// A bounded pool of connections: at most `size` open, idle ones reused, a closed one
 /// dropped. Callers wait (at most [`POOL_WAIT`]) when all are busy.
-struct Pool {
+pub(super) struct Pool {
     settings: Settings,
     size: usize,
     state: Mutex<PoolState>,
@@ -391,7 +391,7 @@ impl Pool {
 
     /// Runs `work` on a connection, then returns the connection to the pool (unless it
     /// closed: a server restart or a lost network shows there).
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -530,7 +530,7 @@ fn sleep_unless_closed(feed: &FeedSender, wait: Duration) {
 
 /// [`TenantStore`] on PostgreSQL.
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
     epoch: u64,
     id: String,
     sealer: Option<SecretSealer>,

@@ -33,6 +33,12 @@ trait TestDb {
     fn raw_state(&self, account: &str) -> String;
     /// Overwrites every tenant's state with text that does not decode.
     fn break_states(&self);
+    /// Where the database is, for `migrate-store`.
+    fn location(&self) -> StoreLocation;
+    /// A handle that reads and writes the database whole.
+    fn open_copy(&self) -> Box<dyn migrate::StoreCopy>;
+    /// Runs SQL on the database, behind the store's back.
+    fn execute(&self, sql: &str);
 }
 
 /// SQLite: a file in a fresh temporary directory.
@@ -69,6 +75,18 @@ impl TestDb for SqliteDb {
         Connection::open(&self.0)
             .unwrap()
             .execute("UPDATE tenants SET state = '{broken'", [])
+            .unwrap();
+    }
+    fn location(&self) -> StoreLocation {
+        StoreLocation::DataDir(self.0.parent().unwrap().to_owned())
+    }
+    fn open_copy(&self) -> Box<dyn migrate::StoreCopy> {
+        Box::new(SqliteStore::open(&self.0, None).unwrap())
+    }
+    fn execute(&self, sql: &str) {
+        Connection::open(&self.0)
+            .unwrap()
+            .execute_batch(sql)
             .unwrap();
     }
 }
@@ -143,6 +161,15 @@ impl TestDb for PgDb {
         self.client()
             .execute("UPDATE tenants SET state = '{broken'", &[])
             .unwrap();
+    }
+    fn location(&self) -> StoreLocation {
+        StoreLocation::Postgres(self.options())
+    }
+    fn open_copy(&self) -> Box<dyn migrate::StoreCopy> {
+        Box::new(PostgresStore::open(&self.options()).unwrap())
+    }
+    fn execute(&self, sql: &str) {
+        self.client().batch_execute(sql).unwrap();
     }
 }
 
@@ -1309,4 +1336,283 @@ mod auth_failures {
         );
         assert_eq!(db.failure_rows(), 1);
     }
+}
+
+// === migrate-store: a whole store copied into an empty one ===
+
+/// Instantiates each copy test for every pair of stores: SQLite to SQLite in `cargo test`,
+/// the pairs with PostgreSQL when `IAMLET_TEST_POSTGRES_URL` is set.
+macro_rules! copy_suite {
+    ($($name:ident),* $(,)?) => {
+        mod copy {
+            use super::{PgDb, SqliteDb};
+            $(
+                mod $name {
+                    use super::*;
+                    fn run(from: &dyn super::super::TestDb, to: &dyn super::super::TestDb, tag: &str) {
+                        super::super::$name(from, to, tag);
+                    }
+                    #[test]
+                    fn sqlite_to_sqlite() {
+                        let tag = concat!(stringify!($name), "_s2s");
+                        run(&SqliteDb::new(&format!("{tag}_from")), &SqliteDb::new(&format!("{tag}_to")), tag);
+                    }
+                    #[test]
+                    #[ignore = "needs PostgreSQL: tests/ha/run.sh runs them"]
+                    fn sqlite_to_postgres() {
+                        let tag = concat!(stringify!($name), "_s2p");
+                        run(&SqliteDb::new(&format!("{tag}_from")), &PgDb::new(&format!("{tag}_to")), tag);
+                    }
+                    #[test]
+                    #[ignore = "needs PostgreSQL: tests/ha/run.sh runs them"]
+                    fn postgres_to_sqlite() {
+                        let tag = concat!(stringify!($name), "_p2s");
+                        run(&PgDb::new(&format!("{tag}_from")), &SqliteDb::new(&format!("{tag}_to")), tag);
+                    }
+                    #[test]
+                    #[ignore = "needs PostgreSQL: tests/ha/run.sh runs them"]
+                    fn postgres_to_postgres() {
+                        let tag = concat!(stringify!($name), "_p2p");
+                        run(&PgDb::new(&format!("{tag}_from")), &PgDb::new(&format!("{tag}_to")), tag);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+copy_suite!(copy_whole_and_verified, copy_verification);
+
+const A: &str = "111122223333";
+const B: &str = "444455556666";
+const C: &str = "777788889999";
+
+fn audit_event(account: &str, outcome: &str) -> AuditEvent {
+    AuditEvent {
+        account_id: account.into(),
+        id: 0,
+        at: 1_700_000_000,
+        actor: "arn:aws:iam::111122223333:user/alice".into(),
+        action: "CreateUser".into(),
+        outcome: outcome.into(),
+        root: false,
+        detail: "AccessDenied: no".into(),
+        source: "127.0.0.1".into(),
+    }
+}
+
+/// A source with a bit of everything: A made with a sealed secret, then changed; B made, then
+/// deleted; C made; audit events, one of them for an account that is no tenant. Returns its
+/// secrets key file and A's secret.
+fn fill_source(from: &dyn TestDb, tag: &str) -> (std::path::PathBuf, String) {
+    let key_file = temp_db(&format!("copy-key-{tag}")).with_file_name("secrets.key");
+    let source = from.open_sealed(SecretSealer::load_or_create(&key_file).unwrap());
+    let mut a = Tenant::new(A, 0);
+    let (_, secret) = a
+        .create_root_access_key(&mut crate::directory::IdGenerator::seeded(5), 0)
+        .unwrap();
+    let b = Tenant::new(B, 0);
+    commit(&*source, A, "CreateTenant", Prior::Absent, Some(&a));
+    commit(&*source, A, "CreateUser", Prior::At(1), Some(&a));
+    commit(&*source, B, "CreateTenant", Prior::Absent, Some(&b));
+    commit(&*source, B, "DeleteTenant", Prior::At(1), None);
+    commit(
+        &*source,
+        C,
+        "CreateTenant",
+        Prior::Absent,
+        Some(&Tenant::new(C, 0)),
+    );
+    for (account, outcome) in [
+        (A, "AccessDenied"),
+        ("999999999999", "AuthFailure"),
+        (C, "Allowed"),
+    ] {
+        source.record_event(&audit_event(account, outcome)).unwrap();
+    }
+    (key_file, secret)
+}
+
+fn copy_whole_and_verified(from: &dyn TestDb, to: &dyn TestDb, tag: &str) {
+    let (key_file, secret) = fill_source(from, tag);
+    let sealer = || SecretSealer::load_or_create(&key_file).unwrap();
+    let source = from.open_sealed(sealer());
+    let options = |key: &Path| MigrateStoreOptions {
+        from: from.location(),
+        to: to.location(),
+        secrets_key_file: Some(key.to_owned()),
+    };
+
+    // Another key than the source's: refused before anything is written.
+    let wrong_key = temp_db(&format!("copy-wrong-key-{tag}")).with_file_name("secrets.key");
+    SecretSealer::load_or_create(&wrong_key).unwrap();
+    let error = migrate_store(&options(&wrong_key)).unwrap_err();
+    assert!(matches!(error, MigrateStoreError::SecretsKey(_)), "{error}");
+    assert!(error.is_refusal(), "{error}");
+    assert!(to.open(None).tenant_seqs().unwrap().is_empty());
+
+    let summary = migrate_store(&options(&key_file)).unwrap();
+    assert_eq!(
+        (
+            summary.tenants,
+            summary.deleted_tenants,
+            summary.changes,
+            summary.events
+        ),
+        (2, 1, 5, 3),
+        "{summary}"
+    );
+    assert_eq!(summary.store_id, source.store_id());
+    assert_eq!(summary.epoch, source.epoch());
+
+    // The same store: identity, epoch, versions, states with their secrets, the whole change
+    // log and the audit events with their numbers.
+    let copy = to.open_sealed(sealer());
+    assert_eq!(copy.store_id(), source.store_id());
+    assert_eq!(copy.epoch(), source.epoch());
+    assert_eq!(copy.tenant_seqs().unwrap(), source.tenant_seqs().unwrap());
+    let live = copy.load_tenants().unwrap();
+    assert_eq!(live, source.load_tenants().unwrap());
+    assert_eq!(live.len(), 2);
+    for account in [A, B, C, "999999999999"] {
+        assert_eq!(
+            copy.changes(account, 0, 100).unwrap(),
+            source.changes(account, 0, 100).unwrap(),
+            "{account}"
+        );
+        assert_eq!(
+            copy.events(account, 0, 100).unwrap(),
+            source.events(account, 0, 100).unwrap(),
+            "{account}"
+        );
+    }
+    assert_eq!(copy.changes(B, 0, 100).unwrap().len(), 2);
+    // Secrets stay sealed: the very text the source stored.
+    let raw = to.raw_state(A);
+    assert_eq!(raw, from.raw_state(A));
+    assert!(
+        raw.contains("sealed:v1:") && !raw.contains(&secret),
+        "{raw}"
+    );
+
+    // The copy goes on where the source stopped: change numbers, a deleted tenant made again,
+    // and audit event numbers.
+    assert_eq!(
+        commit(&*copy, A, "CreateUser", Prior::At(2), Some(&live[0].tenant)),
+        3
+    );
+    assert_eq!(
+        commit(
+            &*copy,
+            B,
+            "CreateTenant",
+            Prior::Absent,
+            Some(&Tenant::new(B, 0))
+        ),
+        3
+    );
+    let last = source.events(C, 0, 10).unwrap()[0].id;
+    assert!(copy.record_event(&audit_event(A, "Throttled")).unwrap() > last);
+
+    // Copying again into the destination, which now holds a store: refused, nothing changed.
+    let held = copy.tenant_seqs().unwrap();
+    let error = migrate_store(&options(&key_file)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            MigrateStoreError::NotEmpty {
+                tenants: 3,
+                changes: 7,
+                events: 4,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.is_refusal());
+    assert!(error.to_string().contains("is not empty"), "{error}");
+    assert_eq!(to.open(None).tenant_seqs().unwrap(), held);
+    assert_eq!(to.open(None).store_id(), source.store_id());
+}
+
+fn copy_verification(from: &dyn TestDb, to: &dyn TestDb, tag: &str) {
+    let (key_file, _) = fill_source(from, tag);
+    migrate_store(&MigrateStoreOptions {
+        from: from.location(),
+        to: to.location(),
+        secrets_key_file: Some(key_file),
+    })
+    .unwrap();
+    let source = migrate::inventory(&*from.open_copy()).unwrap();
+    assert_eq!(
+        migrate::compare(&source, &migrate::inventory(&*to.open_copy()).unwrap()),
+        Ok(())
+    );
+
+    // What the verification after a copy catches: a change missing, a tenant at another
+    // version, an audit event missing, another identity.
+    to.execute(&format!(
+        "DELETE FROM changes WHERE account_id = '{A}' AND seq = 2;
+         UPDATE tenants SET seq = 9 WHERE account_id = '{C}';
+         DELETE FROM events WHERE account_id = '999999999999';
+         UPDATE meta SET value = 'another' WHERE key = 'store_id';"
+    ));
+    let found = migrate::inventory(&*to.open_copy()).unwrap();
+    let differences = migrate::compare(&source, &found).unwrap_err();
+    for says in [
+        "store another at epoch",
+        &format!("tenant {A} has 1 change(s) up to change 1 instead of 2 up to change 2"),
+        &format!("tenant {C} is at change 9 instead of at change 1"),
+        "2 audit event(s) up to number 3 instead of 3 up to number 3",
+    ] {
+        assert!(differences.contains(says), "{says}: {differences}");
+    }
+}
+
+#[test]
+fn migrate_store_refuses_another_key_in_the_destination_and_an_empty_source() {
+    let from = SqliteDb::new("copy-refusals-from");
+    let (key_file, _) = fill_source(&from, "refusals");
+    let to = temp_db("copy-refusals-to").with_file_name("data");
+    std::fs::create_dir_all(&to).unwrap();
+    // The destination's own key, which its control plane would use by default: not the
+    // source's, so refused before anything is made there.
+    SecretSealer::load_or_create(&to.join("secrets.key")).unwrap();
+    let options = MigrateStoreOptions {
+        from: from.location(),
+        to: StoreLocation::DataDir(to.clone()),
+        secrets_key_file: Some(key_file.clone()),
+    };
+    let error = migrate_store(&options).unwrap_err();
+    assert!(
+        matches!(error, MigrateStoreError::KeyMismatch { .. }),
+        "{error}"
+    );
+    assert!(error.is_refusal());
+    assert!(!to.join(DATABASE_FILE).exists());
+    // The same key there is fine.
+    std::fs::copy(&key_file, to.join("secrets.key")).unwrap();
+    migrate_store(&options).unwrap();
+
+    // A source that holds nothing is rather a mistyped path than a store to copy.
+    let empty = SqliteDb::new("copy-refusals-empty");
+    drop(empty.open(None));
+    let error = migrate_store(&MigrateStoreOptions {
+        from: empty.location(),
+        to: StoreLocation::DataDir(temp_db("copy-refusals-to2").with_file_name("data")),
+        secrets_key_file: Some(key_file),
+    })
+    .unwrap_err();
+    assert!(
+        matches!(error, MigrateStoreError::EmptySource(_)),
+        "{error}"
+    );
+    // No key given, and none in the source's data directory.
+    let error = migrate_store(&MigrateStoreOptions {
+        from: from.location(),
+        to: StoreLocation::DataDir(temp_db("copy-refusals-to3").with_file_name("data")),
+        secrets_key_file: None,
+    })
+    .unwrap_err();
+    assert!(matches!(error, MigrateStoreError::NoSecretsKey), "{error}");
 }
