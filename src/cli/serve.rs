@@ -736,8 +736,7 @@ async fn serve_control_plane(
         args.http_listen.map(|a| format!(", HTTP on {a}")).unwrap_or_default(),
         args.health_listen.map(|a| format!(", health on {a}")).unwrap_or_default(),
     ));
-    let stop = std::pin::pin!(stop);
-    let mut stop = stop;
+    let mut stop = std::pin::pin!(stop);
     let loading = load_control_plane(open, sealer, store_health, &probes, delays);
     let control_plane = tokio::select! {
         () = &mut stop => None,
