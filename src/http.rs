@@ -64,9 +64,15 @@ pub fn probe_routes(probes: Arc<dyn Probes>) -> Router {
 
 async fn readyz(State(probes): State<Arc<dyn Probes>>) -> Response {
     if probes.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    match probes.not_ready_reason() {
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
     }
 }
 

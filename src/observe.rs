@@ -344,6 +344,10 @@ pub fn label(value: &str) -> String {
 pub trait Probes: Send + Sync + 'static {
     /// True while the process should receive traffic.
     fn ready(&self) -> bool;
+    /// Why the process is not ready, when it can say (`/readyz` shows it to the operator).
+    fn not_ready_reason(&self) -> Option<String> {
+        None
+    }
     /// The metrics page.
     fn metrics(&self) -> String;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec};
+use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec, TenantStore};
 use crate::directory::IdGenerator;
 use crate::grpc::{
     bind, serve_control_plane_with, serve_health, serve_local_api_with, ServeOptions,
@@ -19,6 +19,13 @@ use crate::sidecar::{spawn_sidecar, CacheConfig, SidecarConfig, StalenessPolicy}
 use crate::sync::{Backoff, Readiness};
 use crate::telemetry::{self, LogFormat};
 use crate::tls::ReloadingServerTls;
+
+mod startup;
+
+use startup::{
+    starting_routes, until_reachable, ControlPlaneProbes, ObservedStore, RetryDelays, StoreHealth,
+    SwitchRouter, START_RETRY,
+};
 
 /// How long a stopping process waits for open streams before it exits anyway: tonic's
 /// graceful shutdown waits for every stream, and sidecars never close theirs.
@@ -244,32 +251,6 @@ pub(crate) fn run_control_plane_action(action: ControlPlaneAction) -> Result<(),
                 let _ = writeln!(std::io::stdout().lock(), "iamlet control plane: {line}");
             }
             Ok(())
-        }
-    }
-}
-
-/// Runs `open` until the database answers: while it is unreachable (or restarting) the
-/// control plane waits with a capped, doubling delay instead of exiting, so an orchestrator
-/// does not restart it in a loop. Any other failure is returned.
-fn until_reachable<T>(
-    what: &str,
-    mut open: impl FnMut() -> Result<T, crate::control_plane::StoreError>,
-) -> Result<T, crate::control_plane::StoreError> {
-    use std::io::Write as _;
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match open() {
-            Err(error @ crate::control_plane::StoreError::Unavailable { .. }) => {
-                // Logging starts with the runtime, after the store opens: straight to stderr.
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "iamlet control plane: {what}: {error}; retrying in {}ms",
-                    delay.as_millis()
-                );
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-            other => return other,
         }
     }
 }
@@ -504,6 +485,8 @@ pub(crate) enum ServeError {
     Runtime(std::io::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("the start failed: {0}")]
+    Start(String),
     #[error("cannot copy the store: {0}")]
     MigrateStore(Box<crate::control_plane::MigrateStoreError>),
 }
@@ -666,8 +649,93 @@ impl TryFrom<ControlPlaneArgs> for ControlPlaneSettings {
     }
 }
 
-/// Opens the store, applies declared tenants, then binds and serves until a stop signal.
+/// The store a control plane opened, before its sealer is attached (boxed: it moves
+/// between threads while a start retries).
+enum OpenedStore {
+    Sqlite(Box<SqliteStore>),
+    Postgres(Box<crate::control_plane::PostgresStore>),
+}
+
+impl OpenedStore {
+    fn sealed(self, sealer: crate::control_plane::SecretSealer) -> Arc<dyn TenantStore> {
+        match self {
+            Self::Sqlite(store) => Arc::new(store.with_sealer(sealer)),
+            Self::Postgres(store) => Arc::new(store.with_sealer(sealer)),
+        }
+    }
+}
+
+/// Opens the store once; a start calls it again while the database is unreachable.
+type OpenStore = Box<dyn FnMut() -> Result<OpenedStore, crate::control_plane::StoreError> + Send>;
+
+/// How `settings` opens its store, and the store's name for the log (a URL's password
+/// removed). A flag that does not fit the store is refused here, before anything is bound.
+fn store_opener(settings: &ControlPlaneSettings) -> Result<(OpenStore, String), ServeError> {
+    let args = &settings.args;
+    match &args.store.url {
+        None => {
+            let dir = args.data_dir.clone();
+            let options = crate::control_plane::DataDirOptions {
+                epoch: args.epoch,
+                new_store: args.new_store,
+                initialized_by: settings.initialized_by.clone(),
+            };
+            let name = dir.display().to_string();
+            let open: OpenStore = Box::new(move || {
+                SqliteStore::open_data_dir(&dir, &options).map(|s| OpenedStore::Sqlite(Box::new(s)))
+            });
+            Ok((open, name))
+        }
+        Some(_) if args.new_store => Err(ServeError::Config(
+            "--new-store starts a new SQLite store; a PostgreSQL store is made new by \
+             pointing --store at an empty database"
+                .into(),
+        )),
+        Some(url) => {
+            let options = crate::control_plane::PostgresOptions {
+                epoch: args.epoch,
+                ..args.store.postgres_options(url)?
+            };
+            let open: OpenStore = Box::new(move || {
+                crate::control_plane::PostgresStore::open(&options)
+                    .map(|s| OpenedStore::Postgres(Box::new(s)))
+            });
+            Ok((open, crate::control_plane::redact_url(url)))
+        }
+    }
+}
+
+/// Binds the probes, opens the store (waiting, not ready, while the database is
+/// unreachable), applies declared tenants, then serves until a stop signal; then drains.
 pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), ServeError> {
+    let (open, store_name) = store_opener(&settings)?;
+    let log_format = settings.args.process.log_format;
+    let runtime = runtime(settings.args.process.worker_threads)?;
+    let result = runtime.block_on(async move {
+        let telemetry =
+            telemetry::init(log_format).map_err(|e| ServeError::Config(e.to_string()))?;
+        let served =
+            serve_control_plane(settings, open, store_name, stop_signal(), START_RETRY).await;
+        telemetry.shutdown();
+        served
+    });
+    // An attempt to reach the database may still be under way on a blocking thread (for at
+    // most its connect timeout): the process does not wait for it.
+    runtime.shutdown_timeout(DRAIN);
+    result
+}
+
+/// The control plane's life from its listeners to its drain: the probes are bound and
+/// answer (alive, not ready, and why) first; the store is opened and the tenants loaded,
+/// retried with `delays` while the database is unreachable; then the admin and sync APIs
+/// are bound and every edge serves, ready, until `stop` completes.
+async fn serve_control_plane(
+    settings: ControlPlaneSettings,
+    open: OpenStore,
+    store_name: String,
+    stop: impl std::future::Future<Output = ()>,
+    delays: RetryDelays,
+) -> Result<(), ServeError> {
     let ControlPlaneSettings {
         args,
         tls,
@@ -677,7 +745,7 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
         operators_created,
         sync_keys,
         sealer,
-        initialized_by,
+        initialized_by: _,
         apply,
     } = settings;
     let operator_names: Vec<String> = operators.iter().map(|o| o.name.clone()).collect();
@@ -695,206 +763,182 @@ pub(crate) fn run_control_plane(settings: ControlPlaneSettings) -> Result<(), Se
             loopback: args.listen.ip().is_loopback() || args.sync_allow_loopback,
         }),
     };
-    let (store, store_name): (Arc<dyn crate::control_plane::TenantStore>, String) =
-        match &args.store.url {
-            None => (
-                Arc::new(
-                    SqliteStore::open_data_dir(
-                        &args.data_dir,
-                        &crate::control_plane::DataDirOptions {
-                            epoch: args.epoch,
-                            new_store: args.new_store,
-                            initialized_by,
-                        },
-                    )?
-                    .with_sealer(sealer),
-                ),
-                args.data_dir.display().to_string(),
-            ),
-            Some(_) if args.new_store => {
-                return Err(ServeError::Config(
-                    "--new-store starts a new SQLite store; a PostgreSQL store is made new by \
-                     pointing --store at an empty database"
-                        .into(),
-                ))
+    // The probes' listeners first: a port in use stops the process at once, and a replica
+    // waiting for its database answers its kubelet (alive, not ready) instead of refusing.
+    let health_listener = bind_optional(args.health_listen).await?;
+    let http_listener = bind_optional(args.http_listen).await?;
+    let (serving, _) = tokio::sync::watch::channel(false);
+    let (stop_serving, stopped) = tokio::sync::watch::channel(false);
+    let store_health = Arc::new(StoreHealth::new());
+    let probes = Arc::new(ControlPlaneProbes::new(
+        Arc::clone(&admin_auth),
+        Arc::clone(&store_health),
+        serving.subscribe(),
+    ));
+    let mut servers = Vec::new();
+    if let Some(listener) = health_listener {
+        let stopped = until_stopped(stopped.clone());
+        let serving = serving.subscribe();
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = serve_health(CONTROL_PLANE_SERVICES, serving, listener, stopped).await {
+                say(&format!("iamlet control plane: health port: {e}"));
             }
-            Some(url) => {
-                let options = crate::control_plane::PostgresOptions {
-                    epoch: args.epoch,
-                    ..args.store.postgres_options(url)?
-                };
-                let store = until_reachable("cannot reach the store", || {
-                    crate::control_plane::PostgresStore::open(&options)
-                })?;
-                (
-                    Arc::new(store.with_sealer(sealer)),
-                    crate::control_plane::redact_url(url),
-                )
-            }
-        };
-    admin_auth.count_failures_in(Arc::clone(&store) as _);
-    let control_plane = Arc::new(until_reachable("cannot load the tenants", || {
-        ControlPlane::open(Arc::clone(&store), IdGenerator::system())
-    })?);
+        }));
+    }
+    let http_edge = http_listener.map(|listener| {
+        let edge = SwitchRouter::new(starting_routes(
+            Arc::clone(&probes) as Arc<dyn observe::Probes>
+        ));
+        servers.push(tokio::spawn(crate::http::serve(
+            edge.router(),
+            listener,
+            tls.clone().filter(|_| args.http_tls),
+            until_stopped(stopped.clone()),
+        )));
+        edge
+    });
+    say(&format!(
+        "iamlet control plane: opening the store {store_name}; not ready until its tenants are loaded{}{}",
+        args.http_listen.map(|a| format!(", HTTP on {a}")).unwrap_or_default(),
+        args.health_listen.map(|a| format!(", health on {a}")).unwrap_or_default(),
+    ));
+    let mut stop = std::pin::pin!(stop);
+    let loading = load_control_plane(open, sealer, store_health, &probes, delays);
+    let control_plane = tokio::select! {
+        () = &mut stop => None,
+        loaded = loading => Some(loaded?),
+    };
+    let Some(control_plane) = control_plane else {
+        say("iamlet control plane: stopping before its store was loaded");
+        let _ = stop_serving.send(true);
+        drain(servers).await;
+        return Ok(());
+    };
     // A plan that cannot be applied (say, a user created since holds keys) leaves the tenant
     // as it is, with a warning: a control plane that would not start could not be fixed
-    // through its API. The warnings are logged once logging is set up.
-    let not_applied: Vec<_> = apply
-        .iter()
-        .filter_map(|(path, spec)| {
-            control_plane
-                .apply_spec(spec, "operator:apply", false)
-                .err()
-                .map(|error| (path, error))
-        })
-        .collect();
-    runtime(args.process.worker_threads)?.block_on(async move {
-        let telemetry = telemetry::init(args.process.log_format)
-            .map_err(|e| ServeError::Config(e.to_string()))?;
-        for (path, error) in not_applied {
-            tracing::warn!(
-                file = %path.display(),
-                code = error.code().as_str(),
-                %error,
-                "a declared tenant was not applied; it stays as it was"
-            );
+    // through its API.
+    let not_applied = tokio::task::spawn_blocking({
+        let control_plane = Arc::clone(&control_plane);
+        move || {
+            apply
+                .into_iter()
+                .filter_map(|(path, spec)| {
+                    control_plane
+                        .apply_spec(&spec, "operator:apply", false)
+                        .err()
+                        .map(|error| (path, error))
+                })
+                .collect::<Vec<_>>()
         }
-        // Other replicas' commits reach this one's admin reads and sync streams; stopped
-        // (dropped) when the process stops serving.
-        let _follower = control_plane.follow(args.catch_up_interval);
-        // Every listener is bound before anything is served: a port in use stops the process.
-        let listener = bind(args.listen).await?;
-        let health_listener = bind_optional(args.health_listen).await?;
-        let http_listener = bind_optional(args.http_listen).await?;
-        say(&format!(
-            "iamlet control plane: {} tenant(s), epoch {}, admin and sync APIs on {}{}{}, data in {}",
-            control_plane.list_tenants().len(),
-            control_plane.epoch(),
-            args.listen,
-            args.http_listen.map(|a| format!(", HTTP on {a}")).unwrap_or_default(),
-            args.health_listen.map(|a| format!(", health on {a}")).unwrap_or_default(),
-            store_name
-        ));
-        say(&format!(
-            "iamlet control plane: operators {} from {}{}",
-            operator_names.join(", "),
-            operator_file.display(),
-            if operators_created { " (created now)" } else { "" }
-        ));
-        let (serving, _) = tokio::sync::watch::channel(true);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let probes = Arc::new(ControlPlaneProbes {
-            control_plane: Arc::clone(&control_plane),
-            admin_auth,
-            serving: serving.subscribe(),
-            metrics: observe::Metrics::default(),
-        });
-        let mut servers = vec![tokio::spawn({
-            let stopped = until_stopped(stopped.clone());
-            let cp = Arc::clone(&control_plane);
-            async move {
-                if let Err(e) =
-                    serve_control_plane_with(cp, listener, DEFAULT_HEARTBEAT, options, stopped)
-                        .await
-                {
-                    say(&format!("iamlet control plane: {e}"));
-                }
-            }
-        })];
-        if let Some(listener) = health_listener {
-            let stopped = until_stopped(stopped.clone());
-            let serving = serving.subscribe();
-            servers.push(tokio::spawn(async move {
-                if let Err(e) =
-                    serve_health(CONTROL_PLANE_SERVICES, serving, listener, stopped).await
-                {
-                    say(&format!("iamlet control plane: health port: {e}"));
-                }
-            }));
-        }
-        if let Some(listener) = http_listener {
-            let admin = crate::control_plane::Admin::new(
-                Arc::clone(&control_plane),
-                Arc::clone(&probes.admin_auth),
-            );
-            let router =
-                crate::http::iam::routes(admin, probes, args.http_tls && tls.is_some());
-            servers.push(tokio::spawn(crate::http::serve(
-                router,
-                listener,
-                tls.filter(|_| args.http_tls),
-                until_stopped(stopped.clone()),
-            )));
-        }
-        stop_signal().await;
-        say("iamlet control plane: stopping");
-        serving.send_replace(false);
-        let _ = stop.send(true);
-        let _ = tokio::time::timeout(DRAIN, async {
-            for server in servers {
-                let _ = server.await;
-            }
-        })
-        .await;
-        telemetry.shutdown();
-        Ok(())
     })
-}
-
-/// `/healthz`, `/readyz` and `/metrics` for a control plane.
-struct ControlPlaneProbes {
-    control_plane: Arc<ControlPlane>,
-    admin_auth: Arc<crate::control_plane::AdminAuth>,
-    serving: tokio::sync::watch::Receiver<bool>,
-    metrics: observe::Metrics,
-}
-
-impl observe::Probes for ControlPlaneProbes {
-    fn ready(&self) -> bool {
-        *self.serving.borrow()
-    }
-
-    fn metrics(&self) -> String {
-        self.metrics.render(self)
-    }
-}
-
-impl observe::Gauges for ControlPlaneProbes {
-    fn render(&self, out: &mut String) {
-        let tenants = self.control_plane.list_tenants();
-        observe::gauge(
-            out,
-            "iamlet_control_plane_tenants",
-            "Tenants in the store.",
-            &[(String::new(), tenants.len() as f64)],
-        );
-        observe::gauge(
-            out,
-            "iamlet_control_plane_epoch",
-            "The store's epoch.",
-            &[(String::new(), self.control_plane.epoch() as f64)],
-        );
-        let counters = self.admin_auth.counters();
-        let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        observe::counter(
-            out,
-            "iamlet_admin_auth_failures_total",
-            "Admin calls whose credentials did not authenticate.",
-            read(&counters.auth_failures),
-        );
-        observe::counter(
-            out,
-            "iamlet_admin_auth_throttled_total",
-            "Admin calls refused because their source failed to authenticate too often.",
-            read(&counters.throttled),
-        );
-        observe::counter(
-            out,
-            "iamlet_admin_access_denied_total",
-            "Admin calls denied by policy.",
-            read(&counters.denied),
+    .await
+    .map_err(|e| {
+        ServeError::Start(format!(
+            "applying the declared tenants did not complete: {e}"
+        ))
+    })?;
+    for (path, error) in not_applied {
+        tracing::warn!(
+            file = %path.display(),
+            code = error.code().as_str(),
+            %error,
+            "a declared tenant was not applied; it stays as it was"
         );
     }
+    // Other replicas' commits reach this one's admin reads and sync streams; stopped
+    // (dropped) when the process stops serving.
+    let _follower = control_plane.follow(args.catch_up_interval);
+    // Bound once loaded: until then a sidecar or an admin client is refused at once and
+    // moves to another replica, rather than waiting on a port nobody answers.
+    let listener = bind(args.listen).await?;
+    servers.push(tokio::spawn({
+        let stopped = until_stopped(stopped.clone());
+        let cp = Arc::clone(&control_plane);
+        async move {
+            if let Err(e) =
+                serve_control_plane_with(cp, listener, DEFAULT_HEARTBEAT, options, stopped).await
+            {
+                say(&format!("iamlet control plane: {e}"));
+            }
+        }
+    }));
+    if let Some(edge) = &http_edge {
+        let admin = crate::control_plane::Admin::new(
+            Arc::clone(&control_plane),
+            Arc::clone(probes.admin_auth()),
+        );
+        edge.switch(
+            crate::http::iam::routes(
+                admin,
+                Arc::clone(&probes) as Arc<dyn observe::Probes>,
+                args.http_tls && tls.is_some(),
+            )
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found\n") }),
+        );
+    }
+    probes.loaded(Arc::clone(&control_plane));
+    serving.send_replace(true);
+    say(&format!(
+        "iamlet control plane: {} tenant(s), epoch {}, admin and sync APIs on {}{}{}, data in {}",
+        control_plane.list_tenants().len(),
+        control_plane.epoch(),
+        args.listen,
+        args.http_listen
+            .map(|a| format!(", HTTP on {a}"))
+            .unwrap_or_default(),
+        args.health_listen
+            .map(|a| format!(", health on {a}"))
+            .unwrap_or_default(),
+        store_name
+    ));
+    say(&format!(
+        "iamlet control plane: operators {} from {}{}",
+        operator_names.join(", "),
+        operator_file.display(),
+        if operators_created {
+            " (created now)"
+        } else {
+            ""
+        }
+    ));
+    stop.await;
+    say("iamlet control plane: stopping");
+    serving.send_replace(false);
+    let _ = stop_serving.send(true);
+    drain(servers).await;
+    Ok(())
+}
+
+/// Opens the store and loads its tenants, each retried while the database is unreachable;
+/// the store's calls report to `health` from then on.
+async fn load_control_plane(
+    open: OpenStore,
+    sealer: crate::control_plane::SecretSealer,
+    health: Arc<StoreHealth>,
+    probes: &ControlPlaneProbes,
+    delays: RetryDelays,
+) -> Result<Arc<ControlPlane>, ServeError> {
+    let opened = until_reachable("cannot reach the store", probes, delays, open).await?;
+    let store: Arc<dyn TenantStore> = Arc::new(ObservedStore::new(opened.sealed(sealer), health));
+    // Failed admin authentications are counted in the database: every replica shares a budget.
+    probes
+        .admin_auth()
+        .count_failures_in(Arc::clone(&store) as _);
+    let control_plane = until_reachable("cannot load the tenants", probes, delays, move || {
+        ControlPlane::open(Arc::clone(&store), IdGenerator::system())
+    })
+    .await?;
+    Ok(Arc::new(control_plane))
+}
+
+/// Waits for the servers to finish their open calls, at most [`DRAIN`].
+async fn drain(servers: Vec<tokio::task::JoinHandle<()>>) {
+    let _ = tokio::time::timeout(DRAIN, async {
+        for server in servers {
+            let _ = server.await;
+        }
+    })
+    .await;
 }
 
 /// A sidecar's configuration, read and checked: every file it names is read here, so that a

@@ -115,6 +115,10 @@ impl Probes for WithCounters {
         self.inner.ready()
     }
 
+    fn not_ready_reason(&self) -> Option<String> {
+        self.inner.not_ready_reason()
+    }
+
     fn metrics(&self) -> String {
         let mut page = self.inner.metrics();
         self.counters.render(&mut page);

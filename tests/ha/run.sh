@@ -308,6 +308,34 @@ grep -q "lost the connection listening for other replicas' changes" "$work/repli
     fail "replica 2 did not notice its listening connection was lost"
 grep -q "$password" "$work"/replica*.log && fail "the database password reached a log"
 
+# ==== multi-replica faults (issue #16): tests/ha/replicas.py =====================================
+# Three replicas and three sidecars following all of them, on this cluster: concurrent writes
+# through two replicas, a SIGKILL during writes, PostgreSQL stopped and started under them, and a
+# replica started while it is down. Measured figures go to stderr. The script bounds itself
+# (--deadline) and stops its processes; it lists them in replicas.pids for the cleanup above,
+# should it be killed itself.
+step "multi-replica faults (tests/ha/replicas.py)"
+{
+    echo '#!/usr/bin/env bash'
+    echo '# pgctl start|stop: the suite'"'"'s cluster, for tests/ha/replicas.py.'
+    echo 'set -euo pipefail'
+    declare -p pg_bin work pg_port tls
+    declare -f pg_start
+    echo 'case $1 in'
+    echo '    start) pg_start ;;'
+    echo '    stop) runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null ;;'
+    echo '    *) echo "usage: pgctl start|stop" >&2; exit 2 ;;'
+    echo 'esac'
+} >"$work/pgctl"
+chmod +x "$work/pgctl"
+replicas_status=0
+timeout -k 10 300 python3 tests/ha/replicas.py --bin "$bin" --store "$store" \
+    --password-file "$work/pwfile" --keys "$keys" --work "$work" --pgctl "$work/pgctl" \
+    --deadline 240 || replicas_status=$?
+while read -r pid; do pids+=("$pid"); done < <(cat "$work/replicas.pids" 2>/dev/null || true)
+[[ $replicas_status -eq 0 ]] || fail "the multi-replica steps failed (status $replicas_status)"
+# ==== end of multi-replica faults ================================================================
+
 step "migrate-store: a SQLite control plane's store moved into PostgreSQL, versions kept"
 # A control plane on SQLite (no --store) with a tenant and a change, then stopped.
 IAMLET_LOG=info "$bin" control-plane --data-dir "$work/cp-sqlite" \

@@ -447,6 +447,33 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    /// Closes the idle connections on a thread of their own: a client closes by blocking on
+    /// a runtime of its own, which panics on a thread that drives async tasks, and the last
+    /// reference to a control plane's store may go on any thread.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.state.get_mut().idle);
+        if idle.is_empty() {
+            return;
+        }
+        let (send, receive) = std::sync::mpsc::channel::<Vec<Client>>();
+        let closing = std::thread::Builder::new()
+            .name("iamlet-pg-close".into())
+            .spawn(move || receive.into_iter().for_each(drop));
+        let unclosed = match closing {
+            Ok(_) => send.send(idle).err().map(|e| e.0),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start a thread to close the store's connections");
+                Some(idle)
+            }
+        };
+        // Left open rather than closed here: the server ends them when the process exits.
+        if let Some(idle) = unclosed {
+            std::mem::forget(idle);
+        }
+    }
+}
+
 impl Settings {
     fn connect(&self) -> Result<Client, StoreError> {
         match &self.connector {
