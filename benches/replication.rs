@@ -312,8 +312,11 @@ impl Drop for Cluster {
                 follower.stop();
             }
         }
+        // The runtime's tasks are dropped on its threads; the last handle on each control
+        // plane must go here, outside the runtime, as a PostgreSQL store's synchronous client
+        // closes its connections by blocking on a runtime of its own.
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            runtime.shutdown_timeout(BOUND);
         }
         self.replicas.clear();
         if let Some((url, schema)) = &self.schema {
