@@ -384,29 +384,45 @@ async fn tag(
     Ok(SnapshotVersion::new(version.epoch, version.seq))
 }
 
-/// [`tag`], retrying the refusals the control plane calls retryable; the version and how many
+/// Retryable refusals a writer retried, by kind.
+#[derive(Debug, Default, Clone, Copy)]
+struct Retries {
+    /// `ConcurrentModification`: the control plane's own retries of a conflict ran out.
+    conflicts: u32,
+    /// `ServiceUnavailable`.
+    unavailable: u32,
+}
+
+impl std::ops::AddAssign for Retries {
+    fn add_assign(&mut self, other: Self) {
+        self.conflicts += other.conflicts;
+        self.unavailable += other.unavailable;
+    }
+}
+
+/// [`tag`], retrying the refusals the control plane calls retryable; the version and the
 /// retries it took.
 async fn tag_retrying(
     client: &mut AdminClient,
     account: &str,
     key: &str,
     value: usize,
-) -> (SnapshotVersion, u32) {
-    let mut retries = 0;
+) -> (SnapshotVersion, Retries) {
+    let mut retries = Retries::default();
     loop {
-        match tag(client, account, key, value).await {
+        let status = match tag(client, account, key, value).await {
             Ok(version) => return (version, retries),
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::Aborted | tonic::Code::Unavailable
-                ) && retries < MAX_RETRIES_PER_WRITE =>
-            {
-                retries += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            Err(status) => status,
+        };
+        match status.code() {
+            _ if retries.conflicts + retries.unavailable >= MAX_RETRIES_PER_WRITE => {
+                panic!("a write to {account} was refused {MAX_RETRIES_PER_WRITE} times: {status:?}")
             }
-            Err(status) => panic!("a write to {account} was refused: {status:?}"),
+            tonic::Code::Aborted => retries.conflicts += 1,
+            tonic::Code::Unavailable => retries.unavailable += 1,
+            _ => panic!("a write to {account} was refused: {status:?}"),
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -481,7 +497,7 @@ fn write_throughput(
     };
     let clients: Vec<AdminClient> = (0..writers).map(|w| cluster.client(w)).collect();
     let started = Instant::now();
-    let results: Vec<(usize, Vec<SnapshotVersion>, Vec<Duration>, u32)> =
+    let results: Vec<(usize, Vec<SnapshotVersion>, Vec<Duration>, Retries)> =
         cluster.runtime().block_on(async {
             let tasks: Vec<_> = clients
                 .into_iter()
@@ -493,7 +509,7 @@ fn write_throughput(
                         let key = format!("w{w}");
                         let mut versions = Vec::with_capacity(per_writer);
                         let mut latencies = Vec::with_capacity(per_writer);
-                        let mut retries = 0;
+                        let mut retries = Retries::default();
                         for i in 0..per_writer {
                             let call = Instant::now();
                             let (version, r) = tag_retrying(&mut client, &account, &key, i).await;
@@ -534,7 +550,10 @@ fn write_throughput(
         );
     }
     let total = writers * per_writer;
-    let retries: u32 = results.iter().map(|r| r.3).sum();
+    let mut retries = Retries::default();
+    for r in &results {
+        retries += r.3;
+    }
     let mut latencies: Vec<Duration> = results.into_iter().flat_map(|r| r.2).collect();
     let target = match (writers, same_tenant) {
         (1, _) => "sequential".to_owned(),
@@ -542,11 +561,13 @@ fn write_throughput(
         (_, false) => format!("{writers} writers, a tenant each"),
     };
     println!(
-        "{}: admin writes, {target}: {total} writes in {:.2} s = {:.0} writes/s; per write {}; {retries} retried refusals",
+        "{}: admin writes, {target}: {total} writes in {:.2} s = {:.0} writes/s; per write {}; retried: {} ConcurrentModification, {} ServiceUnavailable",
         arm.name,
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64(),
         summary(&mut latencies),
+        retries.conflicts,
+        retries.unavailable,
     );
 }
 
