@@ -337,8 +337,10 @@ while read -r pid; do pids+=("$pid"); done < <(cat "$work/replicas.pids" 2>/dev/
 # ==== end of multi-replica faults ================================================================
 
 step "migrate-store: a SQLite control plane's store moved into PostgreSQL, versions kept"
-# A control plane on SQLite (no --store) with a tenant and a change, then stopped.
-IAMLET_LOG=info "$bin" control-plane --data-dir "$work/cp-sqlite" \
+# A control plane on SQLite (no --store) with a tenant and a change, then stopped. Its key file
+# is the one the PostgreSQL steps made (the copy keeps secrets sealed under it), so the data
+# directory looks initialized: --new-store says the empty database is meant.
+IAMLET_LOG=info "$bin" control-plane --data-dir "$work/cp-sqlite" --new-store \
     --secrets-key-file "$keys/secrets.key" --operator-credentials "$keys/operator-credentials" \
     --listen "127.0.0.1:$cp_port" --http-listen "127.0.0.1:$cp_http_port" >"$work/cp-sqlite.log" 2>&1 &
 cp_pid=$!
