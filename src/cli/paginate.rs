@@ -11,6 +11,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::render::truthy;
 use crate::control_plane::api_model::Paginator;
 
 /// botocore's key for the items of a page already printed.
@@ -277,18 +278,6 @@ fn join_result(full: &mut Map<String, Value>, key: &str, value: &Value) {
             }
         }
         _ => {}
-    }
-}
-
-/// Python's truth of a JSON value, which botocore tests markers and `IsTruncated` with.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 

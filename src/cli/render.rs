@@ -270,8 +270,9 @@ fn scalar_list(items: &[&Value], identifier: Option<&str>, out: &mut String) {
 /// The AWS CLI draws tables for an 80-column terminal when its output is not a terminal.
 const TABLE_WIDTH: usize = 80;
 
-/// Python's truth of a JSON value: empty containers, `""`, `0`, `false` and `null` are false.
-fn truthy(value: &Value) -> bool {
+/// Python's truth of a JSON value: empty containers, `""`, `0`, `false` and `null` are false
+/// (what botocore's paginators test markers and `IsTruncated` with, too).
+pub(super) fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,

@@ -746,6 +746,29 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// The number of a tenant's next change, given its row (last number, deleted) as the
+/// transaction locked it; a [`StoreError::Conflict`] when it is not what the writer read
+/// (`prior`). A tenant's first change is number 1; a tenant made again after its deletion
+/// goes on from its last number, so its versions never repeat. Both stores decide here.
+pub(super) fn next_seq(
+    account: &str,
+    previous: Option<(i64, bool)>,
+    prior: Prior,
+) -> Result<i64, StoreError> {
+    let found = match previous {
+        Some((seq, false)) => Prior::At(to_u64(seq)),
+        _ => Prior::Absent,
+    };
+    if found != prior {
+        return Err(StoreError::Conflict {
+            account: account.to_owned(),
+            expected: prior,
+            found,
+        });
+    }
+    Ok(previous.map_or(0, |(seq, _)| seq) + 1)
+}
+
 /// The reverse of [`to_i64`]: only a damaged row holds a negative counter, read as 0 (the
 /// lowest version, so it can never win over a real one).
 fn to_u64(v: i64) -> u64 {
@@ -872,20 +895,11 @@ impl TenantStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let found = match previous {
-            Some((seq, 0)) => Prior::At(to_u64(seq)),
-            _ => Prior::Absent,
-        };
-        if found != prior {
-            return Err(StoreError::Conflict {
-                account: change.account_id.clone(),
-                expected: prior,
-                found,
-            });
-        }
-        // A tenant's first change is number 1; a tenant made again after its deletion goes on
-        // from its last number, so its versions never repeat.
-        let seq = previous.map_or(0, |(seq, _)| seq) + 1;
+        let seq = next_seq(
+            &change.account_id,
+            previous.map(|(seq, deleted)| (seq, deleted != 0)),
+            prior,
+        )?;
         tx.execute(
             "INSERT INTO changes (account_id, seq, at, actor, action, parameters)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

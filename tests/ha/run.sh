@@ -59,26 +59,9 @@ step() { printf '\n== ha suite: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 fail() { echo "ha suite: $*" >&2; exit 1; }
 
 step "PostgreSQL"
-find_pg() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-pg_bin=$(find_pg)
-if [[ -z "$pg_bin" || ! -x "$pg_bin/initdb" ]]; then
-    command -v apt-get >/dev/null 2>&1 || fail "PostgreSQL is missing and there is no apt-get to install it"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    pg_bin=$(find_pg)
-fi
-[[ -x "$pg_bin/initdb" ]] || fail "no initdb under /usr/lib/postgresql/*/bin"
-id postgres >/dev/null 2>&1 || fail "the postgres user is missing (the Debian package makes it)"
-"$pg_bin/postgres" --version
-
-free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-PY
-}
+# shellcheck source=tests/ha/postgres.sh
+source tests/ha/postgres.sh
+ensure_pg
 read -r pg_port cp_port cp_http_port dead_port < <(free_ports 4)
 password="ha-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 chown postgres "$work"

@@ -732,19 +732,8 @@ fn commit_in(
         )
         .map_err(classify)?
         .map(|row| (row.get::<_, i64>(0), row.get::<_, bool>(1)));
-    let found = match previous {
-        Some((seq, false)) => Prior::At(to_u64(seq)),
-        _ => Prior::Absent,
-    };
-    if found != prior {
-        // Dropping the transaction rolls it back and releases the row lock.
-        return Err(StoreError::Conflict {
-            account: change.account_id.clone(),
-            expected: prior,
-            found,
-        });
-    }
-    let seq = previous.map_or(0, |(seq, _)| seq) + 1;
+    // On a conflict, dropping the transaction rolls it back and releases the row lock.
+    let seq = super::next_seq(&change.account_id, previous, prior)?;
     // The other replicas hear of the change when, and only when, the transaction commits
     // (PostgreSQL delivers a transaction's notices at its commit and drops them on rollback).
     let notice = ChangeNotice {
