@@ -519,4 +519,121 @@ mod tests {
             Ok(CredentialOutput::CredentialProcess)
         );
     }
+    #[test]
+    fn sidecar_addresses_without_a_scheme_are_http_and_bad_ones_say_why() {
+        for (raw, url) in [
+            ("127.0.0.1:7071", "http://127.0.0.1:7071"),
+            ("http://127.0.0.1:7071", "http://127.0.0.1:7071"),
+            ("https://sidecar.local:7071/", "https://sidecar.local:7071"),
+            ("localhost", "http://localhost"),
+            ("[::1]:7071", "http://[::1]:7071"),
+        ] {
+            assert_eq!(sidecar_endpoint(raw).ok().as_deref(), Some(url), "{raw}");
+        }
+        for (raw, why) in [
+            ("", "is empty"),
+            (
+                "ftp://127.0.0.1:7071",
+                "the scheme `ftp` is not http or https",
+            ),
+            (
+                "127.0.0.1:70710",
+                "the port `70710` is not a number from 1 to 65535",
+            ),
+            ("127.0.0.1:", "the port `` is not"),
+            ("127.0.0.1:0", "the port `0` is not"),
+            ("http://:7071", "has no host"),
+            ("127.0.0.1:7071/v1", "has a path `/v1`"),
+            ("::1", "without brackets"),
+            ("[::1:7071", "without its closing `]`"),
+            ("user@127.0.0.1:7071", "user information"),
+        ] {
+            let err = sidecar_endpoint(raw).unwrap_err();
+            assert!(matches!(err, AdminCliError::Usage(_)), "{raw}: {err:?}");
+            assert!(err.to_string().contains(why), "{raw}: {err}");
+            assert!(
+                err.to_string().starts_with(&format!("--sidecar `{raw}`")),
+                "{err}"
+            );
+        }
+    }
+
+    fn credentials(flags: &[&str]) -> CredentialArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            credentials: CredentialArgs,
+        }
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("iamlet").chain(flags.iter().copied()))
+            .unwrap()
+            .credentials
+    }
+
+    #[test]
+    fn flags_come_before_the_chain_and_the_chain_before_nothing() {
+        let dir = std::env::temp_dir().join(format!("iamlet-cli-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        std::fs::write(
+            &file,
+            "[ops]\naws_access_key_id = AKIAOPS\naws_secret_access_key = o\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let env = |k: &str| match k {
+            "AWS_SHARED_CREDENTIALS_FILE" => Some(path.clone()),
+            "AWS_ACCESS_KEY_ID" => Some("AKIAENV".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("e".into()),
+            _ => None,
+        };
+        let flags = ["--access-key-id", "AKIAFLAG", "--secret-access-key", "f"];
+        let with_profile = [&flags[..], &["--profile", "ops"]].concat();
+        assert_eq!(
+            credentials(&with_profile)
+                .resolve(&env)
+                .unwrap()
+                .access_key_id,
+            "AKIAFLAG"
+        );
+        assert_eq!(
+            credentials(&["--profile", "ops"])
+                .resolve(&env)
+                .unwrap()
+                .access_key_id,
+            "AKIAOPS"
+        );
+        assert_eq!(
+            credentials(&[]).resolve(&env).unwrap().access_key_id,
+            "AKIAENV"
+        );
+        let err = credentials(&["--profile", "nope"])
+            .resolve(&env)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "The config profile (nope) could not be found"
+        );
+        for (flags, why) in [
+            (
+                &["--access-key-id", "A"][..],
+                "--access-key-id needs --secret-access-key",
+            ),
+            (
+                &["--secret-access-key", "S"][..],
+                "--secret-access-key needs --access-key-id",
+            ),
+            (&["--session-token", "T"][..], "--session-token needs"),
+        ] {
+            let err = credentials(flags).resolve(&env).unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        let nothing = |k: &str| (k == "AWS_SHARED_CREDENTIALS_FILE").then(|| path.clone());
+        let err = credentials(&[]).resolve(&nothing).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no credentials: give --profile"),
+            "{err}"
+        );
+    }
 }
