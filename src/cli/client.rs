@@ -286,6 +286,8 @@ pub(crate) fn run_authorize(
     args: AuthorizeArgs,
     out: &mut dyn Write,
 ) -> Result<bool, AdminCliError> {
+    // The address first: a bad one is reported before a credential_process runs.
+    let sidecar = sidecar_endpoint(&args.sidecar)?;
     let mut context = HashMap::new();
     for pair in &args.context {
         let (key, value) = key_value("context", pair)?;
@@ -308,7 +310,6 @@ pub(crate) fn run_authorize(
         explain: args.explain,
         ..pb::AuthorizeRequest::default()
     };
-    let sidecar = sidecar_endpoint(&args.sidecar)?;
     let response = runtime()?.block_on(async {
         let mut client = pb::authorizer_client::AuthorizerClient::connect(sidecar.clone())
             .await
@@ -352,6 +353,7 @@ pub(crate) fn run_assume_role(
     args: &AssumeRoleArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminCliError> {
+    let sidecar = sidecar_endpoint(&args.sidecar)?;
     let policy = match args.policy.as_deref() {
         Some(p) => match p.strip_prefix("file://") {
             Some(path) => std::fs::read_to_string(path)
@@ -360,7 +362,6 @@ pub(crate) fn run_assume_role(
         },
         None => String::new(),
     };
-    let sidecar = sidecar_endpoint(&args.sidecar)?;
     let (credentials, user, extra) = runtime()?.block_on(async {
         let mut client =
             pb::security_token_service_client::SecurityTokenServiceClient::connect(sidecar.clone())
