@@ -9,7 +9,8 @@ use data_encoding::HEXLOWER;
 use crate::policy::Timestamp;
 
 pub use profiles::{
-    find_credentials, parse_credentials_file, render_profile, CredentialsFileError, Profile,
+    find_credentials, parse_credentials_file, render_profile, CredentialsError,
+    CredentialsFileError, Profile,
 };
 
 /// The `host` a SigV4 signature over an admin call signs: gRPC carries the authority as a

@@ -685,3 +685,162 @@ fn up_starts_again_on_its_data_directory() {
         again.wait().unwrap();
     }
 }
+
+/// `iamlet authorize` finds credentials as the AWS CLI does, against a running `iamlet up`:
+/// `--profile` from the shared credentials file before the environment's keys, `AWS_PROFILE`
+/// naming a config profile whose `credential_process` is `iamlet assume-role --output
+/// credential-process` (the round trip), a failing helper's stderr passed through, and a
+/// sidecar address without a scheme.
+#[test]
+fn authorize_reads_profiles_config_and_credential_process() {
+    use std::io::{BufRead, BufReader};
+    let dir = super::support::temp_dir("cli", "credential-chain");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+        .args(["up", "--data-dir", dir.join("up").to_str().unwrap()])
+        .args([
+            "--control-plane-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--control-plane-http-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut printed = Vec::new();
+    for line in BufReader::new(up.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ctrl-C stops");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+            .trim()
+            .to_owned()
+    };
+    // HOST:PORT, without the scheme `up` prints.
+    let sidecar = field("sidecar (Authorizer, SecurityTokenService, Status)")
+        .trim_start_matches("http://")
+        .to_owned();
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[alice]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            field("export AWS_ACCESS_KEY_ID="),
+            field("export AWS_SECRET_ACCESS_KEY=")
+        ),
+    )
+    .unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile writer]\ncredential_process = \"{}\" assume-role --sidecar {sidecar} \
+             --profile alice --role-arn arn:aws:iam::111122223333:role/reports-writer \
+             --role-session-name proc --tag project=q4 --output credential-process\n\
+             [profile broken]\ncredential_process = sh -c 'echo helper-said-no >&2; exit 7'\n",
+            env!("CARGO_BIN_EXE_iamlet")
+        ),
+    )
+    .unwrap();
+    let authorize = |env: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .arg("authorize")
+            .args(args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("IAMLET_SIDECAR")
+            .env("HOME", &dir)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_CONFIG_FILE", &config)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let all = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), all)
+    };
+    let wrong_keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1"),
+        ("AWS_SECRET_ACCESS_KEY", "wrong"),
+    ];
+    let notes = [
+        "--sidecar",
+        sidecar.as_str(),
+        "--action",
+        "s3:PutObject",
+        "--resource",
+        "arn:aws:s3:::demo-data/home/alice/notes.txt",
+    ];
+    // --profile beats the environment's keys.
+    let (code, out) = authorize(&wrong_keys, &[&["--profile", "alice"][..], &notes].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"Decision\": \"ALLOW\""), "{out}");
+    assert!(out.contains("user/alice"), "{out}");
+    // Without --profile the environment's keys are used (and are unknown to the sidecar).
+    let (code, out) = authorize(&wrong_keys, &notes);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(!out.contains("user/alice"), "{out}");
+    // AWS_PROFILE names a config profile whose credential_process is iamlet itself.
+    let (code, out) = authorize(
+        &[("AWS_PROFILE", "writer")],
+        &[
+            "--sidecar",
+            &sidecar,
+            "--action",
+            "s3:PutObject",
+            "--resource",
+            "arn:aws:s3:::demo-data/reports/q4/summary.csv",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("assumed-role/reports-writer/proc"), "{out}");
+    // A failing helper: its stderr passes through, the error names the profile.
+    let (code, out) = authorize(&[], &[&["--profile", "broken"][..], &notes].concat());
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("helper-said-no"), "{out}");
+    assert!(
+        out.contains("profile `broken`: credential_process failed"),
+        "{out}"
+    );
+    // A principal ARN needs no credentials at all.
+    let (code, out) = authorize(
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+        ],
+        &[
+            "--sidecar",
+            &sidecar,
+            "--principal",
+            "arn:aws:iam::111122223333:user/alice",
+            "--action",
+            "s3:PutObject",
+            "--resource",
+            "arn:aws:s3:::demo-data/home/alice/notes.txt",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    // A sidecar URL that cannot be one says why, before any connection.
+    let (code, out) = authorize(
+        &[],
+        &["--sidecar", "ftp://127.0.0.1:1", "--action", "s3:GetObject"],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("--sidecar `ftp://127.0.0.1:1`: the scheme `ftp` is not http or https"),
+        "{out}"
+    );
+    up.kill().unwrap();
+    up.wait().unwrap();
+}

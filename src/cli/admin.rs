@@ -13,10 +13,10 @@
 //! <command> help` (or `--help`) describes one, offline. Results print as JSON; errors the
 //! service returns as the AWS CLI prints them, with exit status 254.
 //!
-//! Credentials are found as the AWS CLI finds them: `--profile NAME` from the shared
-//! credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`); else
-//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`; else the profile
-//! `AWS_PROFILE` or `default` from the file. Each call is signed with SigV4, so the secret
+//! Credentials are found as the AWS CLI finds them ([`crate::client::find_credentials`]):
+//! `--profile NAME`; else `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+//! `AWS_SESSION_TOKEN`; else the profile `AWS_PROFILE` or `default`, from the shared
+//! credentials file, a `credential_process` or the config file. Each call is signed with SigV4, so the secret
 //! never leaves the machine. Without `--tenant`, an IAM action acts on the account the
 //! access key belongs to.
 
@@ -938,7 +938,7 @@ async fn call(args: AdminArgs, iam: Option<IamCommand>) -> Result<Output, AdminC
     let version =
         |v: Option<pb::Version>| v.map(|v| serde_json::json!({"Epoch": v.epoch, "Seq": v.seq}));
     let credentials = find_credentials(args.profile.as_deref(), &|k| std::env::var(k).ok())
-        .map_err(AdminCliError::Usage)?;
+        .map_err(|e| AdminCliError::Usage(e.to_string()))?;
     let creds = credentials.as_ref();
     match args.verb {
         AdminVerb::CreateTenant { account_id, alias } => {

@@ -300,7 +300,7 @@ impl RunArgs {
                         self.churn_profile.as_deref(),
                         &|k| std::env::var(k).ok(),
                     )
-                    .map_err(BenchError::Usage)?,
+                    .map_err(|e| BenchError::Usage(e.to_string()))?,
                 }),
                 None => None,
             },

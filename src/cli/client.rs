@@ -1,8 +1,10 @@
 //! `iamlet authorize`, `iamlet assume-role` and `iamlet status`: clients of a running sidecar.
 //!
-//! Credentials are read as the AWS CLI reads them from the environment:
-//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (or the matching
-//! flags), so `eval "$(iamlet assume-role ... --output env)"` switches to a role session.
+//! Credentials are found as the AWS CLI finds them: `--access-key-id`/`--secret-access-key`
+//! (`--session-token`) when given, else [`crate::client::find_credentials`]'s chain
+//! (`--profile`, the `AWS_*` variables, `AWS_PROFILE` or `default` from the shared credentials
+//! file, a `credential_process` or the config file), the same chain as `iamlet admin`'s; so
+//! `eval "$(iamlet assume-role ... --output env)"` switches to a role session.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,20 +15,26 @@ use serde_json::{json, Value};
 
 use crate::proto::v1 as pb;
 
+use crate::client::find_credentials;
+
 use super::admin::{service_error, AdminCliError};
 
-/// The caller's credentials, from flags or the AWS environment variables.
+/// The caller's credentials: these flags, else the AWS CLI's chain.
 #[derive(Debug, Args)]
 pub(crate) struct CredentialArgs {
-    /// The access key id (`AKIA…` or `ASIA…`).
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    /// The access key id (`AKIA…` or `ASIA…`); without it, credentials come from `--profile`,
+    /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, or `AWS_PROFILE`/`default`.
+    #[arg(long)]
     access_key_id: Option<String>,
-    /// The secret access key.
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    /// The secret access key (with `--access-key-id`).
+    #[arg(long)]
     secret_access_key: Option<String>,
-    /// The session token of temporary credentials.
-    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    /// The session token of temporary credentials (with `--access-key-id`).
+    #[arg(long)]
     session_token: Option<String>,
+    /// A profile of the shared credentials or config file (before the environment's keys).
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 /// `iamlet authorize`.
@@ -157,17 +165,113 @@ fn pretty(out: &mut dyn Write, value: &Value) {
 
 impl CredentialArgs {
     fn to_pb(&self) -> Result<pb::Credentials, AdminCliError> {
-        let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) else {
-            return Err(AdminCliError::Usage(
-                "no credentials: give --access-key-id and --secret-access-key (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".into(),
-            ));
-        };
-        Ok(pb::Credentials {
-            access_key_id: id.clone(),
-            secret_access_key: secret.clone(),
-            session_token: self.session_token.clone().unwrap_or_default(),
-        })
+        self.resolve(&|k| std::env::var(k).ok())
     }
+
+    /// The flags' keys, else the chain's over `env`.
+    fn resolve(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<pb::Credentials, AdminCliError> {
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                return Ok(pb::Credentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: secret.clone(),
+                    session_token: self.session_token.clone().unwrap_or_default(),
+                })
+            }
+            (Some(_), None) => {
+                return Err(AdminCliError::Usage(
+                    "--access-key-id needs --secret-access-key".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(AdminCliError::Usage(
+                    "--secret-access-key needs --access-key-id".into(),
+                ))
+            }
+            (None, None) if self.session_token.is_some() => {
+                return Err(AdminCliError::Usage(
+                    "--session-token needs --access-key-id and --secret-access-key".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        match find_credentials(self.profile.as_deref(), env) {
+            Ok(Some(found)) => Ok(pb::Credentials {
+                access_key_id: found.access_key_id,
+                secret_access_key: found.secret_access_key.expose().to_owned(),
+                session_token: found.session_token.unwrap_or_default(),
+            }),
+            Ok(None) => Err(AdminCliError::Usage(
+                "no credentials: give --profile or --access-key-id and --secret-access-key, \
+                 set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or add a \
+                 default profile to ~/.aws/credentials or ~/.aws/config"
+                    .into(),
+            )),
+            Err(e) => Err(AdminCliError::Usage(e.to_string())),
+        }
+    }
+}
+
+/// The sidecar's address as a URL: `HOST:PORT` means `http://HOST:PORT`, as the sidecar
+/// listens on plain HTTP/2 by default; anything else is refused with what is wrong with it,
+/// before a connection is tried.
+pub(crate) fn sidecar_endpoint(raw: &str) -> Result<String, AdminCliError> {
+    let bad = |why: &str| AdminCliError::Usage(format!("--sidecar `{raw}`: {why}"));
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(bad("is empty; expected HOST:PORT or http://HOST:PORT"));
+    }
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => ("http".to_owned(), trimmed),
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(bad(&format!("the scheme `{scheme}` is not http or https")));
+    }
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    if !path.is_empty() && path != "/" {
+        return Err(bad(&format!(
+            "has a path `{path}`; the sidecar's API is at the root"
+        )));
+    }
+    if authority.contains('@') {
+        return Err(bad("has user information; give HOST:PORT only"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, tail)) => (host, tail.strip_prefix(':')),
+            None => return Err(bad("has an IPv6 address without its closing `]`")),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if host.contains(':') && !authority.starts_with('[') {
+        return Err(bad(
+            "has an IPv6 address without brackets; write [ADDRESS]:PORT",
+        ));
+    }
+    if let Some(port) = port {
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err(bad(&format!(
+                "the port `{port}` is not a number from 1 to 65535"
+            )));
+        }
+    }
+    let url = format!("{scheme}://{authority}");
+    tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| bad(&format!("is not a valid URL: {e}")))?;
+    Ok(url)
 }
 
 fn key_value(flag: &str, pair: &str) -> Result<(String, String), AdminCliError> {
@@ -182,6 +286,8 @@ pub(crate) fn run_authorize(
     args: AuthorizeArgs,
     out: &mut dyn Write,
 ) -> Result<bool, AdminCliError> {
+    // The address first: a bad one is reported before a credential_process runs.
+    let sidecar = sidecar_endpoint(&args.sidecar)?;
     let mut context = HashMap::new();
     for pair in &args.context {
         let (key, value) = key_value("context", pair)?;
@@ -205,9 +311,9 @@ pub(crate) fn run_authorize(
         ..pb::AuthorizeRequest::default()
     };
     let response = runtime()?.block_on(async {
-        let mut client = pb::authorizer_client::AuthorizerClient::connect(args.sidecar.clone())
+        let mut client = pb::authorizer_client::AuthorizerClient::connect(sidecar.clone())
             .await
-            .map_err(connect_error(&args.sidecar))?;
+            .map_err(connect_error(&sidecar))?;
         client
             .authorize(request)
             .await
@@ -247,6 +353,7 @@ pub(crate) fn run_assume_role(
     args: &AssumeRoleArgs,
     out: &mut dyn Write,
 ) -> Result<(), AdminCliError> {
+    let sidecar = sidecar_endpoint(&args.sidecar)?;
     let policy = match args.policy.as_deref() {
         Some(p) => match p.strip_prefix("file://") {
             Some(path) => std::fs::read_to_string(path)
@@ -256,11 +363,10 @@ pub(crate) fn run_assume_role(
         None => String::new(),
     };
     let (credentials, user, extra) = runtime()?.block_on(async {
-        let mut client = pb::security_token_service_client::SecurityTokenServiceClient::connect(
-            args.sidecar.clone(),
-        )
-        .await
-        .map_err(connect_error(&args.sidecar))?;
+        let mut client =
+            pb::security_token_service_client::SecurityTokenServiceClient::connect(sidecar.clone())
+                .await
+                .map_err(connect_error(&sidecar))?;
         if let Some(path) = &args.web_identity_token_file {
             let token = std::fs::read_to_string(path).map_err(|e| {
                 AdminCliError::Usage(format!("--web-identity-token-file {}: {e}", path.display()))
@@ -348,11 +454,11 @@ pub(crate) fn run_assume_role(
 
 /// `iamlet status`: prints the sidecar's status as JSON; true when it is ready.
 pub(crate) fn run_status(sidecar: &str, out: &mut dyn Write) -> Result<bool, AdminCliError> {
+    let sidecar = sidecar_endpoint(sidecar)?;
     let status = runtime()?.block_on(async {
-        let mut client =
-            pb::sidecar_status_client::SidecarStatusClient::connect(sidecar.to_owned())
-                .await
-                .map_err(connect_error(sidecar))?;
+        let mut client = pb::sidecar_status_client::SidecarStatusClient::connect(sidecar.clone())
+            .await
+            .map_err(connect_error(&sidecar))?;
         client
             .status(pb::StatusRequest {})
             .await
@@ -412,6 +518,123 @@ mod tests {
         assert_eq!(
             CredentialOutput::from_str("credential-process", false),
             Ok(CredentialOutput::CredentialProcess)
+        );
+    }
+    #[test]
+    fn sidecar_addresses_without_a_scheme_are_http_and_bad_ones_say_why() {
+        for (raw, url) in [
+            ("127.0.0.1:7071", "http://127.0.0.1:7071"),
+            ("http://127.0.0.1:7071", "http://127.0.0.1:7071"),
+            ("https://sidecar.local:7071/", "https://sidecar.local:7071"),
+            ("localhost", "http://localhost"),
+            ("[::1]:7071", "http://[::1]:7071"),
+        ] {
+            assert_eq!(sidecar_endpoint(raw).ok().as_deref(), Some(url), "{raw}");
+        }
+        for (raw, why) in [
+            ("", "is empty"),
+            (
+                "ftp://127.0.0.1:7071",
+                "the scheme `ftp` is not http or https",
+            ),
+            (
+                "127.0.0.1:70710",
+                "the port `70710` is not a number from 1 to 65535",
+            ),
+            ("127.0.0.1:", "the port `` is not"),
+            ("127.0.0.1:0", "the port `0` is not"),
+            ("http://:7071", "has no host"),
+            ("127.0.0.1:7071/v1", "has a path `/v1`"),
+            ("::1", "without brackets"),
+            ("[::1:7071", "without its closing `]`"),
+            ("user@127.0.0.1:7071", "user information"),
+        ] {
+            let err = sidecar_endpoint(raw).unwrap_err();
+            assert!(matches!(err, AdminCliError::Usage(_)), "{raw}: {err:?}");
+            assert!(err.to_string().contains(why), "{raw}: {err}");
+            assert!(
+                err.to_string().starts_with(&format!("--sidecar `{raw}`")),
+                "{err}"
+            );
+        }
+    }
+
+    fn credentials(flags: &[&str]) -> CredentialArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            credentials: CredentialArgs,
+        }
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("iamlet").chain(flags.iter().copied()))
+            .unwrap()
+            .credentials
+    }
+
+    #[test]
+    fn flags_come_before_the_chain_and_the_chain_before_nothing() {
+        let dir = std::env::temp_dir().join(format!("iamlet-cli-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        std::fs::write(
+            &file,
+            "[ops]\naws_access_key_id = AKIAOPS\naws_secret_access_key = o\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let env = |k: &str| match k {
+            "AWS_SHARED_CREDENTIALS_FILE" => Some(path.clone()),
+            "AWS_ACCESS_KEY_ID" => Some("AKIAENV".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("e".into()),
+            _ => None,
+        };
+        let flags = ["--access-key-id", "AKIAFLAG", "--secret-access-key", "f"];
+        let with_profile = [&flags[..], &["--profile", "ops"]].concat();
+        assert_eq!(
+            credentials(&with_profile)
+                .resolve(&env)
+                .unwrap()
+                .access_key_id,
+            "AKIAFLAG"
+        );
+        assert_eq!(
+            credentials(&["--profile", "ops"])
+                .resolve(&env)
+                .unwrap()
+                .access_key_id,
+            "AKIAOPS"
+        );
+        assert_eq!(
+            credentials(&[]).resolve(&env).unwrap().access_key_id,
+            "AKIAENV"
+        );
+        let err = credentials(&["--profile", "nope"])
+            .resolve(&env)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "The config profile (nope) could not be found"
+        );
+        for (flags, why) in [
+            (
+                &["--access-key-id", "A"][..],
+                "--access-key-id needs --secret-access-key",
+            ),
+            (
+                &["--secret-access-key", "S"][..],
+                "--secret-access-key needs --access-key-id",
+            ),
+            (&["--session-token", "T"][..], "--session-token needs"),
+        ] {
+            let err = credentials(flags).resolve(&env).unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        let nothing = |k: &str| (k == "AWS_SHARED_CREDENTIALS_FILE").then(|| path.clone());
+        let err = credentials(&[]).resolve(&nothing).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no credentials: give --profile"),
+            "{err}"
         );
     }
 }
