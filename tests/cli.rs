@@ -527,49 +527,11 @@ fn http_get(addr: &str, path: &str) -> String {
 /// as it was left (a user added since is still there), and the credentials it prints work.
 #[test]
 fn up_starts_again_on_its_data_directory() {
-    use std::io::{BufRead, BufReader};
+    use super::support::banner_field as field;
     let dir = super::support::temp_dir("cli", "up-again");
     let start = || {
-        let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
-            .args(["up", "--data-dir", dir.to_str().unwrap()])
-            .args([
-                "--control-plane-listen",
-                "127.0.0.1:0",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--http-listen", "127.0.0.1:0"])
-            .args(["--control-plane-http-listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut printed = Vec::new();
-        for line in BufReader::new(up.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            let done = line.starts_with("Ctrl-C stops");
-            printed.push(line);
-            if done {
-                break;
-            }
-        }
-        let text = printed.join("\n");
-        if !text.contains("Ctrl-C stops") {
-            let _ = up.kill();
-            let out = up.wait_with_output().unwrap();
-            panic!(
-                "up did not start:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        (up, text)
-    };
-    let field = |text: &str, prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
-            .trim()
-            .to_owned()
+        let up = super::support::Up::spawn(&dir);
+        (up.child, up.banner)
     };
     let admin = |text: &str, args: &[&str]| {
         let endpoint = format!(
@@ -693,39 +655,9 @@ fn up_starts_again_on_its_data_directory() {
 /// sidecar address without a scheme.
 #[test]
 fn authorize_reads_profiles_config_and_credential_process() {
-    use std::io::{BufRead, BufReader};
     let dir = super::support::temp_dir("cli", "credential-chain");
-    let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
-        .args(["up", "--data-dir", dir.join("up").to_str().unwrap()])
-        .args([
-            "--control-plane-listen",
-            "127.0.0.1:0",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--http-listen", "127.0.0.1:0"])
-        .args(["--control-plane-http-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut printed = Vec::new();
-    for line in BufReader::new(up.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("Ctrl-C stops");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    let text = printed.join("\n");
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
-            .trim()
-            .to_owned()
-    };
+    let mut up = super::support::Up::spawn(&dir.join("up"));
+    let field = |prefix: &str| up.field(prefix);
     // HOST:PORT, without the scheme `up` prints.
     let sidecar = field("sidecar (Authorizer, SecurityTokenService, Status)")
         .trim_start_matches("http://")
@@ -841,6 +773,6 @@ fn authorize_reads_profiles_config_and_credential_process() {
         out.contains("--sidecar `ftp://127.0.0.1:1`: the scheme `ftp` is not http or https"),
         "{out}"
     );
-    up.kill().unwrap();
-    up.wait().unwrap();
+    up.child.kill().unwrap();
+    up.child.wait().unwrap();
 }

@@ -512,45 +512,9 @@ impl iamlet::observe::Gauges for NoGauges {
 /// on `dry.local`), and the demo web-identity token reads reports on `jwt.local`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_serves_its_demo_route_table() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = super::support::temp_dir("ext-authz", "up");
-    let mut up = Command::new(env!("CARGO_BIN_EXE_iamlet"))
-        .args(["up", "--data-dir", dir.to_str().unwrap()])
-        .args([
-            "--control-plane-listen",
-            "127.0.0.1:0",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--control-plane-http-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("IAMLET_EXT_AUTHZ_ROUTES")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut printed = Vec::new();
-    for line in BufReader::new(up.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("Ctrl-C stops");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    let text = printed.join("\n");
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
-            .trim()
-            .to_owned()
-    };
+    let mut up = super::support::Up::spawn(&dir);
+    let field = |prefix: &str| up.field(prefix);
     let line = field("sidecar Envoy ext_authz (Authorization/Check)");
     let (addr, routes) = line.split_once(" (routes: ").unwrap();
     assert_eq!(
@@ -662,8 +626,8 @@ async fn up_serves_its_demo_route_table() {
         denial(ask(check("GET", "jwt.local", "/reports/q4.csv", None, b"")).await).1,
         401
     );
-    let _ = up.kill();
-    let _ = up.wait();
+    let _ = up.child.kill();
+    let _ = up.child.wait();
 }
 
 /// `iamlet sidecar` refuses to start on a route table that does not check out, saying why.

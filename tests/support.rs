@@ -34,3 +34,65 @@ pub(crate) async fn eventually_within(
 pub(crate) async fn eventually(what: &str, condition: impl FnMut() -> bool) -> Duration {
     eventually_within(HANG, what, condition).await
 }
+
+/// A running `iamlet up` and the banner it printed, up to `Ctrl-C stops`.
+pub(crate) struct Up {
+    pub(crate) child: std::process::Child,
+    pub(crate) banner: String,
+}
+
+impl Up {
+    /// `iamlet up --data-dir data_dir` with every port chosen by the system; the test fails,
+    /// with what up wrote to stderr, when it does not start. Its stderr goes to a file beside
+    /// the data directory, so a chatty process never blocks on a full pipe.
+    pub(crate) fn spawn(data_dir: &std::path::Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        let stderr_path = data_dir.with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
+            .args(["up", "--data-dir", data_dir.to_str().unwrap()])
+            .args(["--control-plane-listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--control-plane-http-listen", "127.0.0.1:0"])
+            .env_remove("IAMLET_EXT_AUTHZ_ROUTES")
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut printed = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("Ctrl-C stops");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        let banner = printed.join("\n");
+        if !banner.contains("Ctrl-C stops") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "up did not start:\n{banner}\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        Self { child, banner }
+    }
+
+    /// The value the banner prints after `prefix` on a line of its own.
+    pub(crate) fn field(&self, prefix: &str) -> String {
+        banner_field(&self.banner, prefix)
+    }
+}
+
+/// The value `banner` prints after `prefix` on a line of its own.
+pub(crate) fn banner_field(banner: &str, prefix: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {banner}"))
+        .trim()
+        .to_owned()
+}
