@@ -26,8 +26,8 @@ pub use declare::{
     export, plan, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError, PlannedAction,
     PodIdentityAssociationSpec, RoleSpec, SpecError, TenantSpec, UserSpec,
 };
-pub(crate) use dispatch::ACTIONS;
 pub use dispatch::{dispatch, Dispatched};
+pub(crate) use dispatch::{refusal, ACTIONS};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
 pub use store::{
@@ -56,6 +56,18 @@ pub enum AdminError {
     /// `InvalidAction`: the action is not one of the IAM API's.
     #[error("The action {0} is not valid for this web service.")]
     InvalidAction(String),
+    /// `UnsupportedOperation`: an operation of IAM's model that iamlet refuses on purpose.
+    #[error("iamlet does not serve {action}: {reason}.")]
+    Unsupported {
+        /// The operation.
+        action: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `ValidationError`: parameters the operation does not take, or values that break their
+    /// shapes' constraints (AWS's list of violations).
+    #[error(transparent)]
+    Input(api_model::InputError),
     /// `MissingParameter`: a required parameter is absent.
     #[error("The request must contain the parameter {0}.")]
     MissingParameter(String),
@@ -108,12 +120,29 @@ pub enum AdminError {
 
 // === impl AdminError ===
 
+impl From<api_model::InputError> for AdminError {
+    /// A missing member is IAM's `MissingParameter` and a value of the wrong type its
+    /// `InvalidParameterValue`, as the dispatcher's own reading of parameters says them.
+    fn from(e: api_model::InputError) -> Self {
+        match e {
+            api_model::InputError::Missing(name) => Self::MissingParameter(name),
+            api_model::InputError::WrongType { name, expected } => Self::InvalidParameterValue {
+                name,
+                reason: format!("must be {expected}"),
+            },
+            other => Self::Input(other),
+        }
+    }
+}
+
 impl AdminError {
     /// AWS's error code.
     pub fn code(&self) -> AwsCode {
         match self {
             Self::Directory(e) => e.code(),
             Self::InvalidAction(_) => AwsCode::InvalidAction,
+            Self::Unsupported { .. } => AwsCode::UnsupportedOperation,
+            Self::Input(_) => AwsCode::ValidationError,
             Self::MissingParameter(_) => AwsCode::MissingParameter,
             Self::InvalidParameterValue { .. } => AwsCode::InvalidParameterValue,
             Self::NoSuchTenant(_) => AwsCode::NoSuchEntity,

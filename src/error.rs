@@ -114,6 +114,8 @@ aws_codes! {
     // Query protocol
     /// The action is not one the endpoint knows.
     InvalidAction = 400,
+    /// An operation of the model that iamlet refuses on purpose, with the reason.
+    UnsupportedOperation = 400,
     /// A required parameter is absent.
     MissingParameter = 400,
     /// A parameter's value is not acceptable.

@@ -678,6 +678,8 @@ fn overview(model: &ApiModel) -> String {
         for op in model.operations().iter().filter(|o| o.service == service) {
             let served = if crate::control_plane::ACTIONS.contains(&op.name.as_str()) {
                 ""
+            } else if crate::control_plane::refusal(&op.name).is_some() {
+                "(refused) "
             } else {
                 "(not served) "
             };
@@ -708,7 +710,11 @@ const TENANT_COMMANDS: &[(&str, &str)] = &[
 /// `iamlet admin <command> help`: the operation, its synopsis and every option.
 fn help(model: &ApiModel, op: &Operation) -> String {
     let mut out = format!("{}\n\n  {}\n", op.cli, op.doc);
-    if !crate::control_plane::ACTIONS.contains(&op.name.as_str()) {
+    if let Some(reason) = crate::control_plane::refusal(&op.name) {
+        out.push_str(&format!(
+            "\n  iamlet refuses this operation on purpose: {reason}.\n"
+        ));
+    } else if !crate::control_plane::ACTIONS.contains(&op.name.as_str()) {
         out.push_str(
             "\n  This control plane does not serve this operation: it answers InvalidAction.\n",
         );
@@ -1614,11 +1620,18 @@ mod tests {
             "{overview}"
         );
         assert!(overview.contains("\n  revoke-sessions "), "{overview}");
-        let unserved = overview
+        let refused = overview
             .lines()
-            .find(|l| l.trim_start().starts_with("create-saml-provider "))
+            .find(|l| l.trim_start().starts_with("upload-server-certificate "))
             .unwrap();
-        assert!(unserved.contains("(not served)"), "{unserved}");
+        assert!(refused.contains("(refused)"), "{refused}");
+        let IamCommand::Help(why) = parse(&["upload-server-certificate", "help"]).unwrap() else {
+            panic!("no help");
+        };
+        assert!(
+            why.contains("iamlet refuses this operation on purpose: server certificates serve"),
+            "{why}"
+        );
         assert_eq!(parse(&[]).unwrap(), IamCommand::Help(overview));
     }
 }

@@ -14,6 +14,11 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
+mod check;
+
+use check::Pattern;
+pub use check::{location_name, InputError};
+
 /// The model, compiled in.
 const MODEL_JSON: &str = include_str!("api_model.json");
 
@@ -50,6 +55,19 @@ pub struct Operation {
     /// How the AWS CLI pages through its results, for a listing.
     #[serde(default)]
     pub paginator: Option<Paginator>,
+    /// The response's top-level members, for AWS's operations (iamlet's own have none listed).
+    #[serde(default)]
+    pub output: Vec<OutputMember>,
+}
+
+/// A top-level member of an operation's response.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputMember {
+    /// AWS's name (`User`).
+    pub name: String,
+    /// Whether every response has it.
+    pub required: bool,
 }
 
 /// botocore's paginator for an operation (`paginators-1.json`), every key a member name.
@@ -175,6 +193,8 @@ pub struct ApiModel {
     by_name: HashMap<String, usize>,
     by_cli: HashMap<String, usize>,
     shapes: BTreeMap<String, Shape>,
+    /// Every shape's pattern, compiled once, by its text.
+    patterns: HashMap<String, Pattern>,
 }
 
 // === impl ApiModel ===
@@ -188,7 +208,8 @@ impl ApiModel {
         MODEL.as_ref().map_err(String::as_str)
     }
 
-    /// Parses and checks a model: names unique, every shape a member names present.
+    /// Parses and checks a model: names unique, every shape a member names present, every
+    /// pattern compiles.
     fn from_json(text: &str) -> Result<Self, String> {
         let file: ModelFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut by_name = HashMap::new();
@@ -239,12 +260,21 @@ impl ApiModel {
                 }
             }
         }
+        let mut patterns = HashMap::new();
+        for shape in file.shapes.values() {
+            if let Some(java) = &shape.pattern {
+                if !patterns.contains_key(java) {
+                    patterns.insert(java.clone(), Pattern::compile(java)?);
+                }
+            }
+        }
         Ok(Self {
             source: file.source,
             operations: file.operations,
             by_name,
             by_cli,
             shapes: file.shapes,
+            patterns,
         })
     }
 

@@ -204,9 +204,7 @@ impl ControlPlane {
         let current = tenants
             .get(account_id)
             .ok_or_else(|| AdminError::NoSuchTenant(account_id.to_owned()))?;
-        if !super::dispatch::ACTIONS.contains(&action) {
-            return Err(AdminError::InvalidAction(action.to_owned()));
-        }
+        super::dispatch::served(action)?;
         check(&current.tenant, action, parameters)?;
         let now = (self.clock)();
         let mut next = Tenant::clone(&current.tenant);

@@ -26,17 +26,25 @@ use serde_json::{Map, Value};
 
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 
+use super::api_model::ApiModel;
+
 use super::AdminError;
 
+#[cfg(test)]
+mod coverage;
 mod credentials;
 mod federation;
 mod identities;
 mod params;
 mod pod_identity;
 mod policies;
+mod refused;
 mod render;
 
 use params::Params;
+pub(crate) use refused::refusal;
+#[cfg(test)]
+use refused::REFUSED;
 
 /// Every action [`dispatch`] runs; any other is `InvalidAction`.
 pub(crate) const ACTIONS: &[&str] = &[
@@ -198,8 +206,11 @@ pub struct Dispatched {
 /// Runs `action` with `parameters` against `tenant`.
 ///
 /// `parameters` is a JSON object (`null` counts as `{}`). Unknown actions are
-/// `InvalidAction`; absent required parameters `MissingParameter`; parameters of the wrong
-/// JSON type `InvalidParameterValue`; the directory's refusals keep IAM's codes. A failed
+/// `InvalidAction`, the model's operations iamlet does not serve `UnsupportedOperation` with
+/// the reason (`dispatch/refused.rs` lists them). Parameters are checked against AWS's model first: absent
+/// required ones are `MissingParameter`, unknown ones and values that break their shape's
+/// constraints `ValidationError`, values of the wrong JSON type `InvalidParameterValue`; the
+/// directory's refusals keep IAM's codes. A failed
 /// call leaves the tenant unchanged. `changed` is true exactly for a mutating action that
 /// succeeded (every action but `Get*` and `List*`).
 pub fn dispatch(
@@ -210,9 +221,7 @@ pub fn dispatch(
     action: &str,
     parameters: &Value,
 ) -> Result<Dispatched, AdminError> {
-    if !ACTIONS.contains(&action) {
-        return Err(AdminError::InvalidAction(action.to_owned()));
-    }
+    served(action)?;
     let empty = Map::new();
     let map = match parameters {
         Value::Object(map) => map,
@@ -224,6 +233,9 @@ pub fn dispatch(
             ))
         }
     };
+    ApiModel::embedded()
+        .map_err(|e| AdminError::Internal(e.to_owned()))?
+        .check_input(action, map, SECRET_PARAMETERS)?;
     let p = Params::new(map);
     let result = if let Some(v) = identities::run(tenant, ids, now, action, p)? {
         v
@@ -243,6 +255,23 @@ pub fn dispatch(
         changed: is_mutating(action),
         audit_parameters: redact(&Value::Object(map.clone())),
     })
+}
+
+/// Whether `action` is one the control plane runs: `UnsupportedOperation` with the reason for
+/// an operation of the model iamlet refuses (`refused::REFUSED`), `InvalidAction` for any other it
+/// does not know.
+pub(crate) fn served(action: &str) -> Result<(), AdminError> {
+    if let Some(reason) = refusal(action) {
+        return Err(AdminError::Unsupported {
+            action: action.to_owned(),
+            reason,
+        });
+    }
+    if ACTIONS.contains(&action) {
+        Ok(())
+    } else {
+        Err(AdminError::InvalidAction(action.to_owned()))
+    }
 }
 
 /// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.

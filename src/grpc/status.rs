@@ -39,6 +39,7 @@ pub fn grpc_code(code: AwsCode) -> Code {
         AwsCode::EntityAlreadyExists | AwsCode::ResourceInUseException => Code::AlreadyExists,
         AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
         AwsCode::DeleteConflict => Code::FailedPrecondition,
+        AwsCode::UnsupportedOperation => Code::Unimplemented,
         AwsCode::ConcurrentModification => Code::Aborted,
         AwsCode::InvalidAuthenticationCode | AwsCode::AccessDenied => Code::PermissionDenied,
         AwsCode::MissingAuthenticationToken

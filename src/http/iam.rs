@@ -224,7 +224,7 @@ fn decode(
             ),
         ));
     }
-    let parameters = form::parameters(query.iter())
+    let parameters = form::parameters(&action, query.iter())
         .map_err(|e| (action.clone(), Refusal::new(e.code, e.message)))?;
     Ok((query, action, parameters))
 }

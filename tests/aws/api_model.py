@@ -45,12 +45,12 @@ IAMLET_OPERATIONS = {
                                         [{"name": "OpenIDConnectProviderArn", "shape": "arnType", "required": True},
                                          {"name": "Jwks", "shape": "jwksType", "required": True}]),
     "PutResourcePolicy": ("Sets the resource-based policy of a resource iamlet decides for.",
-                          [{"name": "ResourceArn", "shape": "arnType", "required": True},
+                          [{"name": "ResourceArn", "shape": "resourceArnType", "required": True},
                            {"name": "PolicyDocument", "shape": "policyDocumentType", "required": True}]),
     "GetResourcePolicy": ("Gets the resource-based policy of a resource.",
-                          [{"name": "ResourceArn", "shape": "arnType", "required": True}]),
+                          [{"name": "ResourceArn", "shape": "resourceArnType", "required": True}]),
     "DeleteResourcePolicy": ("Deletes the resource-based policy of a resource.",
-                             [{"name": "ResourceArn", "shape": "arnType", "required": True}]),
+                             [{"name": "ResourceArn", "shape": "resourceArnType", "required": True}]),
     "ListResourcePolicies": ("Lists the tenant's resource-based policies.", PAGING),
     "PutServiceControlPolicy": ("Sets a service control policy on the tenant (operators only).",
                                 [{"name": "PolicyName", "shape": "policyNameType", "required": True},
@@ -73,6 +73,9 @@ IAMLET_PAGINATORS = {
 }
 IAMLET_SHAPES = {
     "jwksType": {"type": "string", "min": 1, "max": 65536},
+    # Any resource's ARN: IAM's arnType asks for at least 20 characters, which an S3 bucket's
+    # ARN (`arn:aws:s3:::logs`) need not have.
+    "resourceArnType": {"type": "string", "min": 1, "max": 2048},
 }
 # Members iamlet adds to AWS's operations.
 IAMLET_MEMBERS = {
@@ -190,8 +193,15 @@ def operation(model, service, name, shapes, renames, options):
             })
     for extra in IAMLET_MEMBERS.get(name, []):
         members.append({"cli": xform_name(extra["name"], "-"), **extra})
+    # The response's top-level members: the admin API's answers are checked against them.
+    output = []
+    if "output" in op:
+        response = model["shapes"][op["output"]["shape"]]
+        required = set(response.get("required", []))
+        output = [{"name": m, "required": m in required} for m in response.get("members", {})]
     return with_paginator({"name": name, "service": service, "cli": command,
-                           "doc": sentence(op.get("documentation")), "members": members},
+                           "doc": sentence(op.get("documentation")), "members": members,
+                           "output": output},
                           model["paginators"].get(name))
 
 

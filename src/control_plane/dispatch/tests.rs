@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{dispatch, is_mutating, Dispatched, ACTIONS, REDACTED};
+use crate::control_plane::api_model::{ApiModel, InputError};
 use crate::control_plane::AdminError;
 use crate::directory::totp::{code_at_step, time_step};
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
@@ -333,7 +334,7 @@ fn policy_versions_tags_and_listings() {
     assert_eq!(aws["Policies"][0]["PolicyName"], "ViewOnlyAccess");
     assert_eq!(
         f.code("ListPolicies", json!({"Scope": "Everything"})),
-        "InvalidParameterValue"
+        "ValidationError"
     );
     let admin = f.ok("GetPolicy", json!({"PolicyArn": ADMIN_ARN}));
     assert_eq!(admin["Policy"]["PolicyName"], "AdministratorAccess");
@@ -516,19 +517,7 @@ fn parameter_errors() {
             "CreateRole",
             json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC, "MaxSessionDuration": "an hour"}),
         ),
-        (
-            "CreateRole",
-            json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC, "MaxSessionDuration": -1}),
-        ),
-        (
-            "CreateRole",
-            json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC, "MaxSessionDuration": 99_999_999_999_u64}),
-        ),
         ("CreateUser", json!({"UserName": "u", "Tags": {"k": "v"}})),
-        (
-            "CreateUser",
-            json!({"UserName": "u", "Tags": [{"Key": "k"}]}),
-        ),
         ("CreateUser", json!({"UserName": "u", "Path": ["/"]})),
         ("UntagUser", json!({"UserName": "u", "TagKeys": "k"})),
         ("UntagUser", json!({"UserName": "u", "TagKeys": [1]})),
@@ -537,15 +526,32 @@ fn parameter_errors() {
             json!({"PolicyArn": "a", "PolicyDocument": IDENTITY_DOC, "SetAsDefault": "yes"}),
         ),
         (
-            "UpdateAccessKey",
-            json!({"UserName": "u", "AccessKeyId": "AKIA", "Status": "Enabled"}),
-        ),
-        (
             "CreatePolicy",
             json!({"PolicyName": "p", "PolicyDocument": {"Version": "2012-10-17"}}),
         ),
     ] {
         assert_eq!(f.code(action, params), "InvalidParameterValue", "{action}");
+    }
+    // Values of the right type that break the model's constraints: AWS's ValidationError.
+    for (action, params) in [
+        (
+            "CreateRole",
+            json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC, "MaxSessionDuration": -1}),
+        ),
+        (
+            "CreateRole",
+            json!({"RoleName": "r", "AssumeRolePolicyDocument": TRUST_DOC, "MaxSessionDuration": 99_999_999_999_u64}),
+        ),
+        (
+            "CreateUser",
+            json!({"UserName": "u", "Tags": [{"Key": "k"}]}),
+        ),
+        (
+            "UpdateAccessKey",
+            json!({"UserName": "u", "AccessKeyId": "AKIA", "Status": "Enabled"}),
+        ),
+    ] {
+        assert_eq!(f.code(action, params), "ValidationError", "{action}");
     }
     assert_eq!(
         f.fails("ListUsers", json!(["UserName"])).code(),
@@ -842,7 +848,10 @@ fn access_key_updates() {
         "Inactive"
     );
     assert_eq!(
-        f.code("GetAccessKeyLastUsed", json!({"AccessKeyId": "AKIANOPE"})),
+        f.code(
+            "GetAccessKeyLastUsed",
+            json!({"AccessKeyId": "AKIANOPENOPENOPE0000"})
+        ),
         "NoSuchEntity"
     );
     f.ok("CreateAccessKey", json!({"UserName": "dave"}));
@@ -850,6 +859,60 @@ fn access_key_updates() {
         f.code("CreateAccessKey", json!({"UserName": "dave"})),
         "LimitExceeded"
     );
+}
+
+#[test]
+fn refused_operations_say_why_and_change_nothing() {
+    let mut f = Fixture::new();
+    let err = f.fails("UploadServerCertificate", json!({}));
+    assert_eq!(err.code(), "UnsupportedOperation");
+    assert!(
+        err.to_string()
+            .starts_with("iamlet does not serve UploadServerCertificate: server certificates"),
+        "{err}"
+    );
+    for (actions, reason) in super::REFUSED {
+        assert!(!reason.is_empty() && !reason.ends_with('.'), "{reason}");
+        for action in *actions {
+            assert!(
+                !ACTIONS.contains(action),
+                "{action} is both refused and served"
+            );
+            assert_eq!(
+                f.code(action, json!({})),
+                "UnsupportedOperation",
+                "{action}"
+            );
+        }
+    }
+}
+
+#[test]
+fn parameters_are_checked_against_the_model_before_the_action_runs() {
+    let mut f = Fixture::new();
+    // A misspelt boundary must never create a user without it.
+    let err = f.fails(
+        "CreateUser",
+        json!({"UserName": "erin", "PermissionsBoundry": "arn:aws:iam::aws:policy/ViewOnlyAccess"}),
+    );
+    assert_eq!(err.code(), "ValidationError");
+    assert!(
+        err.to_string()
+            .contains("did you mean PermissionsBoundary?"),
+        "{err}"
+    );
+    let err = f.fails("CreateUser", json!({"UserName": "erin", "Path": "ops"}));
+    assert_eq!(err.code(), "ValidationError");
+    assert!(
+        err.to_string()
+            .starts_with("1 validation error detected: Value 'ops' at 'path'"),
+        "{err}"
+    );
+    let err = f.fails(
+        "TagUser",
+        json!({"UserName": "erin", "Tags": [{"Key": "k", "Value": "v", "Colour": "red"}]}),
+    );
+    assert_eq!(err.code(), "ValidationError");
 }
 
 #[test]
@@ -866,7 +929,11 @@ fn every_listed_action_is_dispatchable() {
                 assert!(out.result.is_object(), "{action}");
             }
             Err(AdminError::InvalidAction(_)) => panic!("{action} is listed but not dispatched"),
-            Err(AdminError::MissingParameter(_) | AdminError::Directory(_)) => {}
+            Err(
+                AdminError::MissingParameter(_)
+                | AdminError::Directory(_)
+                | AdminError::Input(InputError::Constraints(_)),
+            ) => {}
             Err(other) => panic!("{action}: unexpected {other}"),
         }
     }
@@ -1096,7 +1163,22 @@ fn every_listing_reads_max_items() {
                 && **a != "ListPodIdentityAssociations"
         })
         .chain(std::iter::once(&"GetGroup"));
+    let model = ApiModel::embedded().unwrap();
     for action in listings {
+        // The names each listing takes, of the four.
+        let takes = |name: &String| {
+            model
+                .operation(action)
+                .is_some_and(|op| op.members.iter().any(|m| &m.name == name))
+        };
+        let names: Value = names
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| takes(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         let mut params = names.clone();
         params["MaxItems"] = json!(0);
         let err = f.fails(action, params);
