@@ -416,6 +416,27 @@ pub(super) fn passed_role<'a>(action: &str, params: &'a Value) -> Option<&'a str
     .filter(|r| !r.is_empty())
 }
 
+/// The role `AddRoleToInstanceProfile` places in a profile: AWS requires `iam:PassRole` on
+/// it from the caller, since whoever launches an instance with the profile gets the role's
+/// credentials. Named by its stored ARN (path included), or at `/` if it does not exist.
+pub(super) fn instance_profile_passed_role(
+    tenant: &Tenant,
+    action: &str,
+    params: &Value,
+) -> Option<String> {
+    if action != "AddRoleToInstanceProfile" {
+        return None;
+    }
+    let name = params
+        .get("RoleName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())?;
+    Some(match tenant.roles.get(&name.to_lowercase()) {
+        Some(role) => role.arn.clone(),
+        None => tenant.arn("role", "/", name),
+    })
+}
+
 /// Actions a tenant's own principals may never run, whatever their policies say: only the
 /// platform's operator sets a tenant's SCPs, as only an organization's management account
 /// does in AWS.
@@ -746,6 +767,23 @@ mod tests {
         assert_eq!(
             value(&target.context, "iam:AWSServiceName").as_deref(),
             Some("autoscaling.amazonaws.com")
+        );
+        assert_eq!(
+            instance_profile_passed_role(
+                &t,
+                "AddRoleToInstanceProfile",
+                &json!({"InstanceProfileName": "web", "RoleName": "APP"})
+            )
+            .as_deref(),
+            Some("arn:aws:iam::111122223333:role/svc/app")
+        );
+        assert_eq!(
+            instance_profile_passed_role(
+                &t,
+                "RemoveRoleFromInstanceProfile",
+                &json!({"InstanceProfileName": "web", "RoleName": "app"})
+            ),
+            None
         );
         // An unknown service or a malformed task names no role: authorized on `*`.
         for (action, params) in [
