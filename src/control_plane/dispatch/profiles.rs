@@ -116,8 +116,9 @@ pub(super) fn run(
 }
 
 /// An `InstanceProfile`, each of its roles in the `Role` shape (without the tags and
-/// boundary, as AWS embeds them).
-fn instance_profile(t: &Tenant, ip: &InstanceProfile) -> Value {
+/// boundary, as AWS embeds them); `GetAccountAuthorizationDetails`' role details embed the
+/// same shape.
+pub(super) fn instance_profile(t: &Tenant, ip: &InstanceProfile) -> Value {
     let roles: Vec<Value> = t
         .instance_profile_roles(ip)
         .into_iter()
