@@ -27,10 +27,17 @@ pub use model::{
     OidcProvider, PodIdentityAssociation, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey,
     Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
 };
+pub use model::{
+    DeletionTaskStatus, GlobalEndpointTokenVersion, InstanceProfile, ServiceLinkedRoleDeletion,
+};
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
     CreateUserInput, MfaDeviceMetadata, PodIdentityAssociationInput, UpdatePodIdentityAssociation,
     EKS_REGION, POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
+};
+pub use ops::{
+    CreateInstanceProfileInput, CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec,
+    RETAINED_DELETION_TASKS, SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
 };
 pub use password::{verify_password, PasswordHasher};
 

@@ -593,6 +593,9 @@ impl Checker<'_> {
         if let Some(role) = target::passed_role(action, params) {
             self.check_named("iam:PassRole", role, crate::authz::Context::new())?;
         }
+        if let Some(role) = target::instance_profile_passed_role(state, action, params) {
+            self.check_named("iam:PassRole", &role, crate::authz::Context::new())?;
+        }
         if let Some(renamed) = target::renamed_target(state, action, params) {
             self.check_named(&full, &renamed, context.clone())?;
         }

@@ -504,9 +504,11 @@ pub fn export(tenant: &Tenant) -> TenantSpec {
             inline_policies: stored_docs(&g.inline_policies),
         })
         .collect();
+    // Service-linked roles are AWS's (a service's), not the spec's: never exported.
     let roles = tenant
         .roles
         .values()
+        .filter(|r| !r.is_service_linked())
         .map(|r| RoleSpec {
             role_name: r.name.clone(),
             path: r.path.clone(),

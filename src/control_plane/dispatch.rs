@@ -15,6 +15,7 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
+//! | `profiles.rs` | instance profiles, service-linked roles, STS preferences |
 //!
 //! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
 //! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
@@ -39,6 +40,7 @@ mod params;
 mod pod_identity;
 mod policies;
 mod refused;
+mod profiles;
 mod render;
 
 use params::Params;
@@ -174,6 +176,23 @@ pub(crate) const ACTIONS: &[&str] = &[
     "ListPodIdentityAssociations",
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
+    // instance profiles
+    "CreateInstanceProfile",
+    "GetInstanceProfile",
+    "ListInstanceProfiles",
+    "DeleteInstanceProfile",
+    "AddRoleToInstanceProfile",
+    "RemoveRoleFromInstanceProfile",
+    "ListInstanceProfilesForRole",
+    "TagInstanceProfile",
+    "UntagInstanceProfile",
+    "ListInstanceProfileTags",
+    // service-linked roles
+    "CreateServiceLinkedRole",
+    "DeleteServiceLinkedRole",
+    "GetServiceLinkedRoleDeletionStatus",
+    // STS preferences
+    "SetSecurityTokenServicePreferences",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -246,6 +265,8 @@ pub fn dispatch(
     } else if let Some(v) = federation::run(tenant, ids, now, action, p)? {
         v
     } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
+        v
+    } else if let Some(v) = profiles::run(tenant, ids, now, action, p)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

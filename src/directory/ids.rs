@@ -30,6 +30,8 @@ pub enum IdPrefix {
     AccessKey,
     /// `ASIA`: a temporary (STS) access key.
     TemporaryAccessKey,
+    /// `AIPA`: an instance profile.
+    InstanceProfile,
 }
 
 /// Draws ids and secrets.
@@ -55,6 +57,7 @@ impl IdPrefix {
             Self::Policy => "ANPA",
             Self::AccessKey => "AKIA",
             Self::TemporaryAccessKey => "ASIA",
+            Self::InstanceProfile => "AIPA",
         }
     }
 }

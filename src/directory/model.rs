@@ -53,6 +53,79 @@ pub struct Tenant {
     /// Kubernetes service account's pods get credentials of.
     #[serde(default)]
     pub pod_identity_associations: BTreeMap<String, PodIdentityAssociation>,
+    /// Instance profiles by lowercased name.
+    #[serde(default)]
+    pub instance_profiles: BTreeMap<String, InstanceProfile>,
+    /// Service-linked role deletion tasks, oldest first; only the newest
+    /// `RETAINED_DELETION_TASKS` are kept.
+    #[serde(default)]
+    pub service_linked_role_deletions: Vec<ServiceLinkedRoleDeletion>,
+    /// The version of the session tokens STS's global endpoint issues
+    /// (`SetSecurityTokenServicePreferences`).
+    #[serde(default)]
+    pub global_endpoint_token_version: GlobalEndpointTokenVersion,
+}
+
+/// An instance profile: the container that passes one role to an EC2 instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceProfile {
+    /// The name as written.
+    pub name: String,
+    /// The path.
+    pub path: String,
+    /// The unique id (`AIPA…`).
+    pub instance_profile_id: String,
+    /// The ARN (`arn:aws:iam::A:instance-profile{path}{name}`).
+    pub arn: String,
+    /// When the profile was created.
+    pub created_at: i64,
+    /// The names of its roles, as written: at most one (AWS's
+    /// `InstanceSessionsPerInstanceProfile`). A role in a profile cannot be deleted, so each
+    /// names a role of the tenant.
+    pub roles: Vec<String>,
+    /// Tags (keys case-sensitive).
+    pub tags: Vec<Tag>,
+}
+
+/// A service-linked role deletion task (`DeleteServiceLinkedRole`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLinkedRoleDeletion {
+    /// `task/aws-service-role/{service}/{role}/{uuid}`.
+    pub task_id: String,
+    /// Where the task stands.
+    pub status: DeletionTaskStatus,
+    /// When it was submitted.
+    pub submitted_at: i64,
+}
+
+/// The states of a service-linked role deletion task, as AWS names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeletionTaskStatus {
+    /// The role is deleted.
+    #[serde(rename = "SUCCEEDED")]
+    Succeeded,
+    /// The service is removing the role.
+    #[serde(rename = "IN_PROGRESS")]
+    InProgress,
+    /// The service refused: it still uses the role.
+    #[serde(rename = "FAILED")]
+    Failed,
+    /// The task is queued.
+    #[serde(rename = "NOT_STARTED")]
+    NotStarted,
+}
+
+/// The session tokens STS's global endpoint issues: `v1Token` (valid only in the regions
+/// enabled by default, AWS's default) or `v2Token` (valid in every region).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GlobalEndpointTokenVersion {
+    /// `v1Token`.
+    #[default]
+    #[serde(rename = "v1Token")]
+    V1Token,
+    /// `v2Token`.
+    #[serde(rename = "v2Token")]
+    V2Token,
 }
 
 /// A pod identity association, modelled on EKS's: the pods of one service account of one
@@ -141,6 +214,14 @@ pub struct TenantQuotas {
     pub role_inline_size: usize,
     /// Managed policy document size (6,144).
     pub managed_policy_size: usize,
+    /// Instance profiles per account (1,000).
+    #[serde(default = "default_instance_profiles_quota")]
+    pub instance_profiles: usize,
+}
+
+/// AWS's default `InstanceProfilesPerAccount`; stored quotas predate the field.
+fn default_instance_profiles_quota() -> usize {
+    1_000
 }
 
 /// A tag on a user, role, policy or provider.
@@ -442,6 +523,7 @@ impl Default for TenantQuotas {
             group_inline_size: 5_120,
             role_inline_size: 10_240,
             managed_policy_size: 6_144,
+            instance_profiles: default_instance_profiles_quota(),
         }
     }
 }
@@ -467,6 +549,9 @@ impl Tenant {
             root_access_key: None,
             service_control_policies: BTreeMap::new(),
             pod_identity_associations: BTreeMap::new(),
+            instance_profiles: BTreeMap::new(),
+            service_linked_role_deletions: Vec::new(),
+            global_endpoint_token_version: GlobalEndpointTokenVersion::default(),
         }
     }
 

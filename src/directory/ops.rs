@@ -13,6 +13,8 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations |
+//! | `instance_profiles.rs` | instance profiles, their role and tags |
+//! | `service_linked.rs` | service-linked roles and their deletion tasks, STS preferences |
 
 use super::aws_managed::{aws_managed_policy, is_aws_managed_arn};
 use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, User};
@@ -20,20 +22,27 @@ use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, U
 mod credentials;
 mod federation;
 mod groups;
+mod instance_profiles;
 mod issuer;
 mod pod_identity;
 mod policies;
 mod roles;
+mod service_linked;
 mod users;
 
 pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
+pub use instance_profiles::CreateInstanceProfileInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
 pub use pod_identity::{
     PodIdentityAssociationInput, UpdatePodIdentityAssociation, EKS_REGION, POD_IDENTITY_SERVICE,
 };
 pub use policies::{AttachedPolicy, CreatePolicyInput};
 pub use roles::CreateRoleInput;
+pub use service_linked::{
+    CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec, RETAINED_DELETION_TASKS,
+    SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
+};
 pub use users::CreateUserInput;
 
 /// The map key of a name: IAM names are unique case-insensitively (and ASCII).

@@ -720,7 +720,11 @@ class ErrorsAreAwsErrors(unittest.TestCase):
 
     def test_request_errors(self):
         client = iam()
-        self.assert_code("InvalidAction", 400, client.list_instance_profiles)
+        # An action IAM's model does not have (instance profiles, once the example here,
+        # are served now).
+        unknown = iam()
+        edit_form(unknown, "ListUsers", lambda b: b.replace("Action=ListUsers", "Action=ListEverything"))
+        self.assert_code("InvalidAction", 400, unknown.list_users)
         edit_form(client, "CreateUser", lambda b: "&".join(
             p for p in b.split("&") if not p.startswith("UserName=")
         ))

@@ -36,12 +36,21 @@ enum Kind {
     Account,
     /// EKS's pod identity associations: `eks:` actions on the cluster or the association.
     PodIdentity,
+    /// Instance profiles, by `InstanceProfileName`.
+    InstanceProfile,
+    /// A service-linked role named by its service (`CreateServiceLinkedRole`) or by a
+    /// deletion task (`GetServiceLinkedRoleDeletionStatus`).
+    ServiceLinkedRole,
 }
 
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
         a if a.contains("PodIdentityAssociation") => Kind::PodIdentity,
+        "ListInstanceProfiles" => Kind::Account,
+        "ListInstanceProfilesForRole" => Kind::Role,
+        a if a.contains("InstanceProfile") => Kind::InstanceProfile,
+        "CreateServiceLinkedRole" | "GetServiceLinkedRoleDeletionStatus" => Kind::ServiceLinkedRole,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
@@ -94,6 +103,24 @@ fn kind_of(action: &str) -> Kind {
         }
         _ => Kind::Account,
     }
+}
+
+/// The ARN of the service-linked role `CreateServiceLinkedRole` creates (the service's role
+/// name and path, with the custom suffix), or whose deletion task
+/// `GetServiceLinkedRoleDeletionStatus` names (`task/aws-service-role/{service}/{role}/{uuid}`);
+/// `None` for an unknown service or a malformed task id.
+fn service_linked_role_arn(tenant: &Tenant, action: &str, params: &Value) -> Option<String> {
+    let s = |name: &str| params.get(name).and_then(Value::as_str);
+    if action == "CreateServiceLinkedRole" {
+        let spec = crate::directory::ServiceLinkedRoleSpec::find(s("AWSServiceName")?)?;
+        let name = spec.role_name_with(s("CustomSuffix").filter(|x| !x.is_empty()));
+        return Some(tenant.arn("role", &spec.path(), &name));
+    }
+    let rest = s("DeletionTaskId")?.strip_prefix("task/aws-service-role/")?;
+    let mut parts = rest.split('/');
+    let (service, role) = (parts.next()?, parts.next()?);
+    let path = format!("/aws-service-role/{service}/");
+    (!service.is_empty() && !role.is_empty()).then(|| tenant.arn("role", &path, role))
 }
 
 /// Actions whose request carries `iam:PolicyARN` (the policy attached or detached).
@@ -260,6 +287,23 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
                 arn.to_owned()
             }
         }
+        Kind::InstanceProfile => {
+            let name = s("InstanceProfileName");
+            match tenant.instance_profiles.get(&name.to_lowercase()) {
+                Some(profile) => {
+                    resource_tags = &profile.tags;
+                    profile.arn.clone()
+                }
+                None => tenant.arn("instance-profile", &path(), name),
+            }
+        }
+        Kind::ServiceLinkedRole => {
+            let service = s("AWSServiceName");
+            if action == "CreateServiceLinkedRole" && !service.is_empty() {
+                context.insert("iam:AWSServiceName", ContextValue::new(service));
+            }
+            service_linked_role_arn(tenant, action, params).unwrap_or_default()
+        }
         Kind::Resource => s("ResourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
         Kind::PodIdentity => {
@@ -370,6 +414,27 @@ pub(super) fn passed_role<'a>(action: &str, params: &'a Value) -> Option<&'a str
     .then(|| params.get("roleArn").and_then(Value::as_str))
     .flatten()
     .filter(|r| !r.is_empty())
+}
+
+/// The role `AddRoleToInstanceProfile` places in a profile: AWS requires `iam:PassRole` on
+/// it from the caller, since whoever launches an instance with the profile gets the role's
+/// credentials. Named by its stored ARN (path included), or at `/` if it does not exist.
+pub(super) fn instance_profile_passed_role(
+    tenant: &Tenant,
+    action: &str,
+    params: &Value,
+) -> Option<String> {
+    if action != "AddRoleToInstanceProfile" {
+        return None;
+    }
+    let name = params
+        .get("RoleName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())?;
+    Some(match tenant.roles.get(&name.to_lowercase()) {
+        Some(role) => role.arn.clone(),
+        None => tenant.arn("role", "/", name),
+    })
 }
 
 /// Actions a tenant's own principals may never run, whatever their policies say: only the
@@ -663,6 +728,79 @@ mod tests {
     }
 
     #[test]
+    fn instance_profiles_carry_their_tags_and_service_linked_roles_their_service() {
+        let mut t = tenant();
+        t.create_instance_profile(
+            &mut IdGenerator::seeded(4),
+            0,
+            crate::directory::CreateInstanceProfileInput {
+                name: "Web".into(),
+                path: Some("/ec2/".into()),
+                tags: vec![Tag {
+                    key: "env".into(),
+                    value: "prod".into(),
+                }],
+            },
+        )
+        .unwrap();
+        let target = super::target(
+            &t,
+            "AddRoleToInstanceProfile",
+            &json!({"InstanceProfileName": "web", "RoleName": "app"}),
+        );
+        assert_eq!(
+            target.resource,
+            "arn:aws:iam::111122223333:instance-profile/ec2/Web"
+        );
+        assert_eq!(
+            value(&target.context, "aws:ResourceTag/env").as_deref(),
+            Some("prod")
+        );
+        assert_eq!(value(&target.context, "iam:ResourceTag/env"), None);
+
+        let params = json!({"AWSServiceName": "autoscaling.amazonaws.com", "CustomSuffix": "blue"});
+        let target = super::target(&t, "CreateServiceLinkedRole", &params);
+        assert_eq!(
+            target.resource,
+            "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling_blue"
+        );
+        assert_eq!(
+            value(&target.context, "iam:AWSServiceName").as_deref(),
+            Some("autoscaling.amazonaws.com")
+        );
+        assert_eq!(
+            instance_profile_passed_role(
+                &t,
+                "AddRoleToInstanceProfile",
+                &json!({"InstanceProfileName": "web", "RoleName": "APP"})
+            )
+            .as_deref(),
+            Some("arn:aws:iam::111122223333:role/svc/app")
+        );
+        assert_eq!(
+            instance_profile_passed_role(
+                &t,
+                "RemoveRoleFromInstanceProfile",
+                &json!({"InstanceProfileName": "web", "RoleName": "app"})
+            ),
+            None
+        );
+        // An unknown service or a malformed task names no role: authorized on `*`.
+        for (action, params) in [
+            (
+                "CreateServiceLinkedRole",
+                json!({"AWSServiceName": "nope.example.com"}),
+            ),
+            (
+                "GetServiceLinkedRoleDeletionStatus",
+                json!({"DeletionTaskId": "task/other"}),
+            ),
+        ] {
+            assert_eq!(super::target(&t, action, &params).resource, "*", "{action}");
+        }
+    }
+
+    #[test]
     fn every_dispatched_action_is_on_its_entity_or_else_on_everything() {
         // The actions AWS authorizes on `*` (no resource type); every other action names the
         // entity its parameters name, so a new action that fell through to `*` fails here.
@@ -685,6 +823,8 @@ mod tests {
             "ListServiceControlPolicies",
             "CreateRootAccessKey",
             "DeleteRootAccessKey",
+            "ListInstanceProfiles",
+            "SetSecurityTokenServicePreferences",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -697,7 +837,9 @@ mod tests {
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
                 "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-                "clusterName": "prod", "associationId": "a-1"
+                "clusterName": "prod", "associationId": "a-1",
+                "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
+                "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -733,7 +875,31 @@ mod tests {
         let cluster = "arn:aws:eks:us-east-1:111122223333:cluster/prod".to_owned();
         let association =
             "arn:aws:eks:us-east-1:111122223333:podidentityassociation/prod/a-1".to_owned();
-        let table: [(&String, &[&str]); 11] = [
+        let instance_profile = format!("{A}:instance-profile/ip");
+        let service_linked = format!(
+            "{A}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+        );
+        let table: [(&String, &[&str]); 13] = [
+            (
+                &instance_profile,
+                &[
+                    "AddRoleToInstanceProfile",
+                    "CreateInstanceProfile",
+                    "DeleteInstanceProfile",
+                    "GetInstanceProfile",
+                    "ListInstanceProfileTags",
+                    "RemoveRoleFromInstanceProfile",
+                    "TagInstanceProfile",
+                    "UntagInstanceProfile",
+                ],
+            ),
+            (
+                &service_linked,
+                &[
+                    "CreateServiceLinkedRole",
+                    "GetServiceLinkedRoleDeletionStatus",
+                ],
+            ),
             (
                 &cluster,
                 &[
@@ -824,6 +990,8 @@ mod tests {
                     "UpdateAssumeRolePolicy",
                     "UpdateRole",
                     "UpdateRoleDescription",
+                    "ListInstanceProfilesForRole",
+                    "DeleteServiceLinkedRole",
                 ],
             ),
             (
@@ -885,6 +1053,8 @@ mod tests {
                     "ListVirtualMFADevices",
                     "PutServiceControlPolicy",
                     "RotateIssuerKey",
+                    "ListInstanceProfiles",
+                    "SetSecurityTokenServicePreferences",
                 ],
             ),
         ];
@@ -898,7 +1068,9 @@ mod tests {
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
             "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-            "clusterName": "prod", "associationId": "a-1"
+            "clusterName": "prod", "associationId": "a-1",
+            "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
+            "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table

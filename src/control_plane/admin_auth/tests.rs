@@ -469,3 +469,43 @@ fn when_the_store_cannot_count_each_replica_counts_its_own_failures_neither_open
         .unwrap();
     assert_eq!(log.calls.load(Ordering::Relaxed), calls + 1);
 }
+
+#[test]
+fn adding_a_role_to_an_instance_profile_passes_the_role() {
+    let (cp, [(root_a, secret_a), _]) = control_plane();
+    let auth = AdminAuth::new(Vec::new(), Vec::new());
+    let root = auth
+        .authenticate(&cp, keys(&root_a, secret_a.expose()), &env(T0))
+        .unwrap();
+    let add = json!({"InstanceProfileName": "web", "RoleName": "app"});
+    for (denied, message) in [
+        (
+            "iam:AddRoleToInstanceProfile",
+            "iam:AddRoleToInstanceProfile on resource: arn:aws:iam::111122223333:instance-profile/web",
+        ),
+        ("iam:PassRole", "iam:PassRole on resource: arn:aws:iam::111122223333:role/app"),
+    ] {
+        cp.call(
+            A,
+            "operator:test",
+            "PutServiceControlPolicy",
+            &json!({"PolicyName": "cap", "PolicyDocument": format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}},{{"Effect":"Deny","Action":"{denied}","Resource":"*"}}]}}"#
+            )}),
+        )
+        .unwrap();
+        let checker = auth.checker(&cp, &root, A, env(T0)).unwrap();
+        let (tenant, _) = cp.tenant(A).unwrap();
+        let err = checker
+            .check(&tenant, "AddRoleToInstanceProfile", &add)
+            .unwrap_err();
+        assert_eq!(err.code(), "AccessDenied");
+        assert!(err.to_string().contains(message), "{err}");
+        // Removing the role passes nothing.
+        if denied == "iam:PassRole" {
+            checker
+                .check(&tenant, "RemoveRoleFromInstanceProfile", &add)
+                .unwrap();
+        }
+    }
+}

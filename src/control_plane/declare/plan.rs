@@ -471,7 +471,8 @@ impl<'a> Planner<'a> {
             };
             out.push((Holder::Group, g.name.clone(), current, desired));
         }
-        for (k, r) in &self.t.roles {
+        // Service-linked roles are left alone: only their service changes them.
+        for (k, r) in self.t.roles.iter().filter(|(_, r)| !r.is_service_linked()) {
             let desired = self.kept_role(k, r).map(|s| Holds {
                 attached: &s.managed_policy_arns,
                 boundary: s.permissions_boundary.as_deref(),
@@ -564,7 +565,7 @@ impl<'a> Planner<'a> {
             }
         }
         for (k, r) in &self.t.roles {
-            if self.kept_role(k, r).is_none() {
+            if self.kept_role(k, r).is_none() && !r.is_service_linked() {
                 self.actions
                     .push(act("DeleteRole", json!({"RoleName": r.name})));
             }

@@ -940,3 +940,29 @@ fn pod_identity_associations_are_declared_exported_and_converge() {
         Err(PlanError::Duplicate { .. })
     ));
 }
+
+#[test]
+fn service_linked_roles_are_neither_exported_nor_deleted() {
+    let mut f = Fixture::full(false);
+    let original = export(&f.tenant);
+    f.ok(
+        "CreateServiceLinkedRole",
+        json!({"AWSServiceName": "ecs.amazonaws.com"}),
+    );
+    assert_eq!(
+        export(&f.tenant),
+        original,
+        "the service's role is not the spec's"
+    );
+    assert!(plan(&f.tenant, &original).unwrap().is_empty());
+    let empty: TenantSpec = serde_json::from_value(json!({"AccountId": ACCOUNT})).unwrap();
+    let actions = f.converge(&empty);
+    assert!(!actions
+        .iter()
+        .any(|a| a.parameters["RoleName"] == "AWSServiceRoleForECS"));
+    assert_eq!(
+        f.tenant.roles.len(),
+        1,
+        "only the service-linked role is left"
+    );
+}

@@ -1152,7 +1152,11 @@ fn every_listing_reads_max_items() {
         json!({"PolicyName": "p", "PolicyDocument": IDENTITY_DOC}),
     );
     let policy = created["Policy"]["Arn"].clone();
-    let names = json!({"UserName": "u", "GroupName": "g", "RoleName": "r", "PolicyArn": policy});
+    f.ok(
+        "CreateInstanceProfile",
+        json!({"InstanceProfileName": "ip"}),
+    );
+    let names = json!({"UserName": "u", "GroupName": "g", "RoleName": "r", "PolicyArn": policy, "InstanceProfileName": "ip"});
     // AWS does not page its list of OIDC providers; EKS's listing pages with its own
     // `maxResults`/`nextToken` (its tests are beside it).
     let listings = ACTIONS

@@ -333,6 +333,14 @@ impl Tenant {
 
     // --- attachments ---
 
+    /// Refuses changes to a service-linked role's policies (users and groups pass).
+    fn check_modifiable(&self, holder: Holder, name: &str) -> Result<(), DirectoryError> {
+        match holder {
+            Holder::Role => self.check_modifiable_role(name),
+            Holder::User | Holder::Group => Ok(()),
+        }
+    }
+
     /// The attached-policy list of a user, group or role, with its quota.
     fn attached_mut(
         &mut self,
@@ -366,6 +374,7 @@ impl Tenant {
 
     fn attach(&mut self, holder: Holder, name: &str, arn: &str) -> Result<(), DirectoryError> {
         self.attached(holder, name)?;
+        self.check_modifiable(holder, name)?;
         self.check_attachable(arn)?;
         let (list, quota) = self.attached_mut(holder, name)?;
         if list.iter().any(|a| a == arn) {
@@ -379,6 +388,7 @@ impl Tenant {
     }
 
     fn detach(&mut self, holder: Holder, name: &str, arn: &str) -> Result<(), DirectoryError> {
+        self.check_modifiable(holder, name)?;
         let (list, _) = self.attached_mut(holder, name)?;
         let Some(position) = list.iter().position(|a| a == arn) else {
             return Err(DirectoryError::NoSuchEntity(format!(
@@ -502,6 +512,7 @@ impl Tenant {
     ) -> Result<(), DirectoryError> {
         validate::name(policy_name, "policyName", 128)?;
         let (policies, entity_name, limit) = self.inline(holder, name)?;
+        self.check_modifiable(holder, name)?;
         PolicyDocument::parse_with(document, ParseOptions::lenient(PolicyKind::Identity))?;
         let others: usize = policies
             .iter()
@@ -545,6 +556,7 @@ impl Tenant {
         name: &str,
         policy_name: &str,
     ) -> Result<(), DirectoryError> {
+        self.check_modifiable(holder, name)?;
         self.inline_mut(holder, name)?
             .remove(policy_name)
             .map(|_| ())
@@ -671,7 +683,7 @@ impl Tenant {
         role: &str,
         arn: &str,
     ) -> Result<(), DirectoryError> {
-        self.role_ref(role)?;
+        self.check_modifiable_role(role)?;
         self.check_boundary(arn)?;
         self.role_mut(role)?.permissions_boundary = Some(arn.to_owned());
         Ok(())
@@ -679,6 +691,7 @@ impl Tenant {
 
     /// `DeleteRolePermissionsBoundary`; a role without one is left as it is.
     pub fn delete_role_permissions_boundary(&mut self, role: &str) -> Result<(), DirectoryError> {
+        self.check_modifiable_role(role)?;
         self.role_mut(role)?.permissions_boundary = None;
         Ok(())
     }

@@ -4,7 +4,9 @@ use super::{
     key, merge_tags, path_or_root, quota_exceeded, remove_tags, under_prefix, validate_prefix,
 };
 use crate::directory::validate::MAX_SESSION_DURATION_RANGE;
-use crate::directory::{validate, DirectoryError, IdGenerator, IdPrefix, Role, Tag, Tenant};
+use crate::directory::{
+    validate, DirectoryError, IdGenerator, IdPrefix, Role, Tag, Tenant, SERVICE_ROLE_PATH_PREFIX,
+};
 use crate::policy::{ParseOptions, PolicyDocument, PolicyKind, SizeQuota};
 
 /// The parameters of `CreateRole`.
@@ -62,6 +64,11 @@ impl Tenant {
         } = input;
         validate::name(&name, "roleName", 64)?;
         let path = path_or_root(path.as_deref(), validate::path)?;
+        if path.starts_with(SERVICE_ROLE_PATH_PREFIX) {
+            return Err(DirectoryError::InvalidInput(format!(
+                "Path prefix '{SERVICE_ROLE_PATH_PREFIX}' can only be used for AWS Service linked Roles"
+            )));
+        }
         if let Some(d) = &description {
             validate::description(d, "description")?;
         }
@@ -126,6 +133,8 @@ impl Tenant {
         }
         if let Some(s) = max_session_duration {
             validate::max_session_duration(s)?;
+            // A service-linked role's description is editable; the rest is the service's.
+            self.check_modifiable_role(name)?;
         }
         let role = self.role_mut(name)?;
         if let Some(d) = description {
@@ -143,14 +152,16 @@ impl Tenant {
         name: &str,
         document: &str,
     ) -> Result<(), DirectoryError> {
-        self.role_ref(name)?;
+        self.check_modifiable_role(name)?;
         self.check_trust_policy(document)?;
         self.role_mut(name)?.assume_role_policy = document.to_owned();
         Ok(())
     }
 
-    /// `DeleteRole`: refused while the role has inline or attached policies.
+    /// `DeleteRole`: refused while the role has inline or attached policies or is in an
+    /// instance profile, and for service-linked roles (`DeleteServiceLinkedRole` deletes those).
     pub fn delete_role(&mut self, name: &str) -> Result<(), DirectoryError> {
+        self.check_modifiable_role(name)?;
         let role = self.role_ref(name)?;
         if !role.inline_policies.is_empty() {
             return Err(DirectoryError::DeleteConflict(
@@ -160,6 +171,11 @@ impl Tenant {
         if !role.attached_policies.is_empty() {
             return Err(DirectoryError::DeleteConflict(
                 "Cannot delete entity, must detach all policies first.".into(),
+            ));
+        }
+        if self.role_in_instance_profile(name) {
+            return Err(DirectoryError::DeleteConflict(
+                super::instance_profiles::MSG_REMOVE_ROLES_FIRST.into(),
             ));
         }
         self.roles.remove(&key(name));
