@@ -25,14 +25,21 @@ pub use ids::{IdGenerator, IdPrefix};
 pub use model::{
     AccessKey, AccessKeyStatus, Group, InlinePolicies, IssuerKey, LoginProfile, ManagedPolicy,
     OidcProvider, PodIdentityAssociation, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey,
-    Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
+    SamlPrivateKey, SamlProvider, Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User,
+    VirtualMfaDevice,
 };
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
     CreateUserInput, MfaDeviceMetadata, PodIdentityAssociationInput, UpdatePodIdentityAssociation,
     EKS_REGION, POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
 };
+pub use ops::{
+    parse_metadata, CreateSamlProviderInput, MfaDeviceInfo, SamlMetadata, UpdateSamlProviderInput,
+    MAX_SAML_PROVIDERS,
+};
 pub use password::{verify_password, PasswordHasher};
+#[cfg(test)]
+pub(crate) use ops::saml_fixtures;
 
 /// Why a directory operation was refused, with IAM's error code. The message is IAM's own
 /// text where IAM has one.

@@ -1616,7 +1616,7 @@ mod tests {
         assert!(overview.contains("\n  revoke-sessions "), "{overview}");
         let unserved = overview
             .lines()
-            .find(|l| l.trim_start().starts_with("create-saml-provider "))
+            .find(|l| l.trim_start().starts_with("upload-server-certificate "))
             .unwrap();
         assert!(unserved.contains("(not served)"), "{unserved}");
         assert_eq!(parse(&[]).unwrap(), IamCommand::Help(overview));

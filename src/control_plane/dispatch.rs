@@ -15,6 +15,7 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
+//! | `saml.rs` | SAML identity providers and their tags |
 //!
 //! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
 //! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
@@ -35,6 +36,7 @@ mod params;
 mod pod_identity;
 mod policies;
 mod render;
+mod saml;
 
 use params::Params;
 
@@ -166,6 +168,24 @@ pub(crate) const ACTIONS: &[&str] = &[
     "ListPodIdentityAssociations",
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
+    // SAML providers, OIDC provider and MFA device tags, MFA device details
+    "CreateSAMLProvider",
+    "GetSAMLProvider",
+    "ListSAMLProviders",
+    "UpdateSAMLProvider",
+    "DeleteSAMLProvider",
+    "TagSAMLProvider",
+    "UntagSAMLProvider",
+    "ListSAMLProviderTags",
+    "TagOpenIDConnectProvider",
+    "UntagOpenIDConnectProvider",
+    "ListOpenIDConnectProviderTags",
+    "UpdateOpenIDConnectProvider",
+    "TagMFADevice",
+    "UntagMFADevice",
+    "ListMFADeviceTags",
+    "GetMFADevice",
+    "ResyncMFADevice",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -179,6 +199,7 @@ pub(crate) const SECRET_PARAMETERS: &[&str] = &[
     "SecretAccessKey",
     "Base32StringSeed",
     "PrivateKey",
+    "AddPrivateKey",
 ];
 
 /// What a secret parameter's value becomes in the audit trail.
@@ -234,6 +255,8 @@ pub fn dispatch(
     } else if let Some(v) = federation::run(tenant, ids, now, action, p)? {
         v
     } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
+        v
+    } else if let Some(v) = saml::run(tenant, ids, now, action, p)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

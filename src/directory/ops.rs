@@ -13,6 +13,7 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations |
+//! | `saml.rs` | SAML identity providers: metadata, tags, private keys |
 
 use super::aws_managed::{aws_managed_policy, is_aws_managed_arn};
 use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, User};
@@ -24,9 +25,10 @@ mod issuer;
 mod pod_identity;
 mod policies;
 mod roles;
+mod saml;
 mod users;
 
-pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
+pub use credentials::{AccessKeyMetadata, MfaDeviceInfo, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
 pub use pod_identity::{
@@ -34,6 +36,12 @@ pub use pod_identity::{
 };
 pub use policies::{AttachedPolicy, CreatePolicyInput};
 pub use roles::CreateRoleInput;
+#[cfg(test)]
+pub(crate) use saml::fixtures as saml_fixtures;
+pub use saml::{
+    parse_metadata, CreateSamlProviderInput, SamlMetadata, UpdateSamlProviderInput,
+    MAX_SAML_PROVIDERS,
+};
 pub use users::CreateUserInput;
 
 /// The map key of a name: IAM names are unique case-insensitively (and ASCII).

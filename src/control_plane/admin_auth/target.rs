@@ -32,6 +32,7 @@ enum Kind {
     Policy,
     Mfa,
     OidcProvider,
+    SamlProvider,
     Resource,
     Account,
     /// EKS's pod identity associations: `eks:` actions on the cluster or the association.
@@ -45,6 +46,7 @@ fn kind_of(action: &str) -> Kind {
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
+        "TagMFADevice" | "UntagMFADevice" | "ListMFADeviceTags" => Kind::Mfa,
         "PutResourcePolicy" | "GetResourcePolicy" | "DeleteResourcePolicy" => Kind::Resource,
         a if a.starts_with("List")
             && matches!(
@@ -59,11 +61,13 @@ fn kind_of(action: &str) -> Kind {
                     | "ListAccountAliases"
                     | "ListIssuerKeys"
                     | "ListServiceControlPolicies"
+                    | "ListSAMLProviders"
             ) =>
         {
             Kind::Account
         }
         a if a.contains("OpenIDConnectProvider") => Kind::OidcProvider,
+        a if a.contains("SAMLProvider") => Kind::SamlProvider,
         // Membership is authorized on the group, as in AWS.
         "AddUserToGroup" | "RemoveUserFromGroup" => Kind::Group,
         a if a.ends_with("GroupPolicy") || a.ends_with("GroupPolicies") || a.ends_with("Group") => {
@@ -237,6 +241,9 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
             if action == "CreateVirtualMFADevice" {
                 tenant.arn("mfa", &path(), s("VirtualMFADeviceName"))
             } else {
+                if let Some(device) = tenant.mfa_devices.get(s("SerialNumber")) {
+                    resource_tags = &device.tags;
+                }
                 s("SerialNumber").to_owned()
             }
         }
@@ -258,6 +265,23 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
                     resource_tags = &provider.tags;
                 }
                 arn.to_owned()
+            }
+        }
+        Kind::SamlProvider => {
+            if action == "CreateSAMLProvider" {
+                tenant.arn("saml-provider/", "", s("Name"))
+            } else {
+                let arn = s("SAMLProviderArn");
+                // The provider's own ARN (names match case-insensitively, as the directory
+                // finds them), so a policy is matched against the entity acted on.
+                let name = arn.split_once(":saml-provider/").map(|(_, n)| n);
+                match name.and_then(|n| tenant.saml_providers.get(&n.to_lowercase())) {
+                    Some(provider) if arn.starts_with(&tenant.arn("", "", "")) => {
+                        resource_tags = &provider.tags;
+                        provider.arn.clone()
+                    }
+                    _ => arn.to_owned(),
+                }
             }
         }
         Kind::Resource => s("ResourceArn").to_owned(),
@@ -685,6 +709,7 @@ mod tests {
             "ListServiceControlPolicies",
             "CreateRootAccessKey",
             "DeleteRootAccessKey",
+            "ListSAMLProviders",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -697,7 +722,8 @@ mod tests {
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
                 "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-                "clusterName": "prod", "associationId": "a-1"
+                "clusterName": "prod", "associationId": "a-1",
+                "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -733,7 +759,8 @@ mod tests {
         let cluster = "arn:aws:eks:us-east-1:111122223333:cluster/prod".to_owned();
         let association =
             "arn:aws:eks:us-east-1:111122223333:podidentityassociation/prod/a-1".to_owned();
-        let table: [(&String, &[&str]); 11] = [
+        let saml = format!("{A}:saml-provider/s");
+        let table: [(&String, &[&str]); 12] = [
             (
                 &cluster,
                 &[
@@ -765,6 +792,8 @@ mod tests {
                     "DeleteUserPolicy",
                     "DetachUserPolicy",
                     "EnableMFADevice",
+                    "GetMFADevice",
+                    "ResyncMFADevice",
                     "GetAccessKeyLastUsed",
                     "GetLoginProfile",
                     "GetUser",
@@ -843,7 +872,28 @@ mod tests {
                 ],
             ),
             (&new_policy, &["CreatePolicy"]),
-            (&mfa, &["CreateVirtualMFADevice", "DeleteVirtualMFADevice"]),
+            (
+                &mfa,
+                &[
+                    "CreateVirtualMFADevice",
+                    "DeleteVirtualMFADevice",
+                    "TagMFADevice",
+                    "UntagMFADevice",
+                    "ListMFADeviceTags",
+                ],
+            ),
+            (
+                &saml,
+                &[
+                    "CreateSAMLProvider",
+                    "GetSAMLProvider",
+                    "UpdateSAMLProvider",
+                    "DeleteSAMLProvider",
+                    "TagSAMLProvider",
+                    "UntagSAMLProvider",
+                    "ListSAMLProviderTags",
+                ],
+            ),
             (
                 &oidc,
                 &[
@@ -854,6 +904,10 @@ mod tests {
                     "RemoveClientIDFromOpenIDConnectProvider",
                     "UpdateOpenIDConnectProviderJwks",
                     "UpdateOpenIDConnectProviderThumbprint",
+                    "TagOpenIDConnectProvider",
+                    "UntagOpenIDConnectProvider",
+                    "ListOpenIDConnectProviderTags",
+                    "UpdateOpenIDConnectProvider",
                 ],
             ),
             (
@@ -883,6 +937,7 @@ mod tests {
                     "ListServiceControlPolicies",
                     "ListUsers",
                     "ListVirtualMFADevices",
+                    "ListSAMLProviders",
                     "PutServiceControlPolicy",
                     "RotateIssuerKey",
                 ],
@@ -898,7 +953,8 @@ mod tests {
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
             "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-            "clusterName": "prod", "associationId": "a-1"
+            "clusterName": "prod", "associationId": "a-1",
+            "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table
