@@ -28,18 +28,18 @@ pub use model::{
     SamlPrivateKey, SamlProvider, Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User,
     VirtualMfaDevice,
 };
+#[cfg(test)]
+pub(crate) use ops::saml_fixtures;
+pub use ops::{
+    parse_metadata, CreateSamlProviderInput, MfaDeviceInfo, SamlMetadata, UpdateSamlProviderInput,
+    MAX_SAML_PROVIDERS,
+};
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
     CreateUserInput, MfaDeviceMetadata, PodIdentityAssociationInput, UpdatePodIdentityAssociation,
     EKS_REGION, POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
 };
-pub use ops::{
-    parse_metadata, CreateSamlProviderInput, MfaDeviceInfo, SamlMetadata, UpdateSamlProviderInput,
-    MAX_SAML_PROVIDERS,
-};
 pub use password::{verify_password, PasswordHasher};
-#[cfg(test)]
-pub(crate) use ops::saml_fixtures;
 
 /// Why a directory operation was refused, with IAM's error code. The message is IAM's own
 /// text where IAM has one.

@@ -116,7 +116,8 @@ pub(super) fn run(
         "CreateVirtualMFADevice" => {
             let name = p.str("VirtualMFADeviceName")?;
             let tags = p.tags("Tags")?;
-            let device = t.create_tagged_virtual_mfa_device(ids, name, p.opt_str("Path")?, &tags)?;
+            let device =
+                t.create_tagged_virtual_mfa_device(ids, name, p.opt_str("Path")?, &tags)?;
             let mut out = serde_json::Map::new();
             out.insert("SerialNumber".into(), device.serial_number.clone().into());
             out.insert("Base32StringSeed".into(), device.seed.expose().into());

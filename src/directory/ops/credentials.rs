@@ -80,7 +80,13 @@ fn consecutive_pair(
     last_used: Option<u64>,
 ) -> Option<u64> {
     let current = time_step(now);
-    consecutive_pair_in(seed, code1, code2, current.saturating_sub(2)..=current, last_used)
+    consecutive_pair_in(
+        seed,
+        code1,
+        code2,
+        current.saturating_sub(2)..=current,
+        last_used,
+    )
 }
 
 /// The first step of `steps` whose code is `code1` and whose next step's code is `code2`,
@@ -493,7 +499,11 @@ impl Tenant {
     }
 
     /// `UntagMFADevice`: absent keys are ignored.
-    pub fn untag_mfa_device(&mut self, serial: &str, keys: &[String]) -> Result<(), DirectoryError> {
+    pub fn untag_mfa_device(
+        &mut self,
+        serial: &str,
+        keys: &[String],
+    ) -> Result<(), DirectoryError> {
         validate::tag_keys(keys)?;
         remove_tags(&mut self.mfa_device_mut(serial)?.tags, keys, false);
         Ok(())
@@ -564,7 +574,8 @@ impl Tenant {
         let device_now = step.saturating_add(1);
         let current = time_step(now);
         // Both are steps since 1970 (below 2^59 until the year 10^10), so they fit an i64.
-        let drift = i64::try_from(device_now).unwrap_or(i64::MAX)
+        let drift = i64::try_from(device_now)
+            .unwrap_or(i64::MAX)
             .saturating_sub(i64::try_from(current).unwrap_or(i64::MAX));
         device.drift_steps = drift;
         device.last_used_step = Some(device_now);

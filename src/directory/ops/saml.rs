@@ -132,7 +132,9 @@ pub fn parse_metadata(document: &str, now: i64) -> Result<SamlMetadata, Director
     }
     if let Some(at) = valid_until.filter(|at| *at <= now) {
         let date = crate::policy::Timestamp::from_epoch_seconds(at);
-        return Err(could_not_parse(&format!("the metadata expired at {date} (validUntil)")));
+        return Err(could_not_parse(&format!(
+            "the metadata expired at {date} (validUntil)"
+        )));
     }
 
     let mut not_after = Vec::new();
@@ -145,7 +147,9 @@ pub fn parse_metadata(document: &str, now: i64) -> Result<SamlMetadata, Director
             .descendants()
             .filter(|n| n.has_tag_name((DS_NS, "X509Certificate")));
         for certificate in certificates {
-            not_after.push(certificate_not_after(certificate.text().unwrap_or_default())?);
+            not_after.push(certificate_not_after(
+                certificate.text().unwrap_or_default(),
+            )?);
         }
     }
     if not_after.is_empty() {
@@ -222,10 +226,14 @@ fn private_key(pem: &Secret) -> Result<(), DirectoryError> {
     };
     let len = text.chars().count();
     if len == 0 {
-        return Err(constraint("Member must have length greater than or equal to 1"));
+        return Err(constraint(
+            "Member must have length greater than or equal to 1",
+        ));
     }
     if len > 16_384 {
-        return Err(constraint("Member must have length less than or equal to 16384"));
+        return Err(constraint(
+            "Member must have length less than or equal to 16384",
+        ));
     }
     if !text
         .chars()
@@ -416,7 +424,10 @@ impl Tenant {
         }
         if let Some(pem) = add_private_key {
             if keys.len() >= MAX_PRIVATE_KEYS {
-                return Err(quota_exceeded("PrivateKeysPerSamlProvider", MAX_PRIVATE_KEYS));
+                return Err(quota_exceeded(
+                    "PrivateKeysPerSamlProvider",
+                    MAX_PRIVATE_KEYS,
+                ));
             }
             keys.push(SamlPrivateKey {
                 key_id: ids.base32(ID_LEN),
@@ -455,7 +466,11 @@ impl Tenant {
     }
 
     /// `UntagSAMLProvider`: absent keys are ignored.
-    pub fn untag_saml_provider(&mut self, arn: &str, keys: &[String]) -> Result<(), DirectoryError> {
+    pub fn untag_saml_provider(
+        &mut self,
+        arn: &str,
+        keys: &[String],
+    ) -> Result<(), DirectoryError> {
         validate::tag_keys(keys)?;
         remove_tags(&mut self.saml_mut(arn)?.tags, keys, false);
         Ok(())

@@ -57,7 +57,10 @@ impl Fixture {
     fn fails(&mut self, action: &str, parameters: Value) -> (String, String) {
         let before = self.tenant.clone();
         let err = self.call(action, parameters).unwrap_err();
-        assert_eq!(self.tenant, before, "{action} changed the tenant and failed");
+        assert_eq!(
+            self.tenant, before,
+            "{action} changed the tenant and failed"
+        );
         (err.code().to_string(), err.to_string())
     }
 
@@ -110,15 +113,30 @@ fn saml_providers_have_aws_shapes() {
         json!({"SAMLProviderArn": ARN, "Tags": [{"Key": "team", "Value": "id"}]})
     );
     let got = f.ok("GetSAMLProvider", json!({"SAMLProviderArn": ARN}));
-    let members: Vec<&str> = got.as_object().unwrap().keys().map(String::as_str).collect();
+    let members: Vec<&str> = got
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         members,
-        ["SAMLProviderUUID", "SAMLMetadataDocument", "CreateDate", "Tags"]
+        [
+            "SAMLProviderUUID",
+            "SAMLMetadataDocument",
+            "CreateDate",
+            "Tags"
+        ]
     );
     assert_eq!(got["SAMLMetadataDocument"], metadata_of(&f));
     assert_eq!(got["CreateDate"], NOW_ISO);
     let uuid = got["SAMLProviderUUID"].as_str().unwrap();
-    assert!(uuid.len() >= 22 && uuid.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+    assert!(
+        uuid.len() >= 22
+            && uuid
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    );
 
     // ListSAMLProviders is not paged; ValidUntil appears when the metadata has one.
     let doc = metadata().replace(
@@ -225,14 +243,20 @@ fn identity_center_propagation_is_refused_by_name() {
             "ContextProvider": {"SubjectSourceKey": "sub"}}),
     );
     assert_eq!(code, "InvalidInput");
-    assert!(message.starts_with("ContextProvider is not supported"), "{message}");
+    assert!(
+        message.starts_with("ContextProvider is not supported"),
+        "{message}"
+    );
     f.saml();
     let (code, message) = f.fails(
         "UpdateSAMLProvider",
         json!({"SAMLProviderArn": ARN, "IdentityCenterInstanceArn": "arn:aws:sso:::instance/ssoins-1"}),
     );
     assert_eq!(code, "InvalidInput");
-    assert!(message.starts_with("IdentityCenterInstanceArn is not supported"), "{message}");
+    assert!(
+        message.starts_with("IdentityCenterInstanceArn is not supported"),
+        "{message}"
+    );
 
     // UpdateOpenIDConnectProvider: removing what was never set succeeds on a provider that
     // exists; setting is refused; an unknown provider is NoSuchEntity.
@@ -286,7 +310,11 @@ fn saml_oidc_and_mfa_tags_are_tagged_listed_in_pages_and_untagged() {
     );
     let entities = [
         ("SAMLProvider", "SAMLProviderArn", ARN),
-        ("OpenIDConnectProvider", "OpenIDConnectProviderArn", OIDC_ARN),
+        (
+            "OpenIDConnectProvider",
+            "OpenIDConnectProviderArn",
+            OIDC_ARN,
+        ),
         ("MFADevice", "SerialNumber", SERIAL),
     ];
     for (kind, param, id) in entities {
@@ -294,7 +322,11 @@ fn saml_oidc_and_mfa_tags_are_tagged_listed_in_pages_and_untagged() {
         f.ok(&format!("Tag{kind}"), json!({param: id, "Tags": tags}));
         let list = format!("List{kind}Tags");
         let first = f.ok(&list, json!({param: id, "MaxItems": 2}));
-        assert_eq!(first["Tags"], json!([{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]), "{kind}");
+        assert_eq!(
+            first["Tags"],
+            json!([{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]),
+            "{kind}"
+        );
         assert_eq!(first["IsTruncated"], true, "{kind}");
         let rest = f.ok(&list, json!({param: id, "Marker": first["Marker"]}));
         assert_eq!(rest["Tags"], json!([{"Key": "c", "Value": ""}]), "{kind}");
@@ -314,7 +346,10 @@ fn saml_oidc_and_mfa_tags_are_tagged_listed_in_pages_and_untagged() {
             .collect();
         let (code, _) = f.fails(&format!("Tag{kind}"), json!({param: id, "Tags": many}));
         assert_eq!(code, "LimitExceeded", "{kind}");
-        f.ok(&format!("Untag{kind}"), json!({param: id, "TagKeys": ["a", "c"]}));
+        f.ok(
+            &format!("Untag{kind}"),
+            json!({param: id, "TagKeys": ["a", "c"]}),
+        );
         assert_eq!(
             f.ok(&list, json!({param: id}))["Tags"],
             json!([{"Key": "b", "Value": "2"}]),
@@ -324,7 +359,10 @@ fn saml_oidc_and_mfa_tags_are_tagged_listed_in_pages_and_untagged() {
         assert_eq!(code, "NoSuchEntity", "{kind}");
     }
     // GetOpenIDConnectProvider shows the provider's tags.
-    let got = f.ok("GetOpenIDConnectProvider", json!({"OpenIDConnectProviderArn": OIDC_ARN}));
+    let got = f.ok(
+        "GetOpenIDConnectProvider",
+        json!({"OpenIDConnectProviderArn": OIDC_ARN}),
+    );
     assert_eq!(got["Tags"], json!([{"Key": "b", "Value": "2"}]));
 }
 
@@ -366,17 +404,32 @@ fn get_mfa_device_shows_the_user_and_enable_date() {
     f.ok("DeleteVirtualMFADevice", json!({"SerialNumber": SERIAL}));
     f.enabled_mfa();
     let expected = json!({"UserName": "alice", "SerialNumber": SERIAL, "EnableDate": NOW_ISO});
-    assert_eq!(f.ok("GetMFADevice", json!({"SerialNumber": SERIAL})), expected);
     assert_eq!(
-        f.ok("GetMFADevice", json!({"SerialNumber": SERIAL, "UserName": "alice"})),
+        f.ok("GetMFADevice", json!({"SerialNumber": SERIAL})),
+        expected
+    );
+    assert_eq!(
+        f.ok(
+            "GetMFADevice",
+            json!({"SerialNumber": SERIAL, "UserName": "alice"})
+        ),
         expected
     );
     f.ok("CreateUser", json!({"UserName": "bob"}));
-    let (code, _) = f.fails("GetMFADevice", json!({"SerialNumber": SERIAL, "UserName": "bob"}));
+    let (code, _) = f.fails(
+        "GetMFADevice",
+        json!({"SerialNumber": SERIAL, "UserName": "bob"}),
+    );
     assert_eq!(code, "NoSuchEntity");
-    let (code, _) = f.fails("GetMFADevice", json!({"SerialNumber": SERIAL, "UserName": "carol"}));
+    let (code, _) = f.fails(
+        "GetMFADevice",
+        json!({"SerialNumber": SERIAL, "UserName": "carol"}),
+    );
     assert_eq!(code, "NoSuchEntity");
-    let (code, _) = f.fails("GetMFADevice", json!({"SerialNumber": format!("{SERIAL}2")}));
+    let (code, _) = f.fails(
+        "GetMFADevice",
+        json!({"SerialNumber": format!("{SERIAL}2")}),
+    );
     assert_eq!(code, "NoSuchEntity");
 }
 
@@ -399,7 +452,9 @@ fn resync_accepts_a_drifted_pair_once_and_later_codes_follow_the_drift() {
     assert_eq!(message, "Authentication code for device is not valid.");
     // Before the resync, the drifted device's current code does not verify.
     let mut check = f.tenant.clone();
-    assert!(check.verify_mfa_code(SERIAL, &code(ahead + 1), f.now).is_err());
+    assert!(check
+        .verify_mfa_code(SERIAL, &code(ahead + 1), f.now)
+        .is_err());
 
     let out = f.ok("ResyncMFADevice", resync(code(ahead - 1), code(ahead)));
     assert_eq!(out, json!({}));

@@ -93,7 +93,10 @@ fn metadata_that_is_not_saml_2_idp_metadata_is_refused_with_the_reason() {
     let cert = valid_certificate();
     let good = metadata_with("", &signing_key(&cert));
     let cases: Vec<(String, &str)> = vec![
-        (good.replace("</md:EntityDescriptor>", ""), "not well-formed XML"),
+        (
+            good.replace("</md:EntityDescriptor>", ""),
+            "not well-formed XML",
+        ),
         (
             format!(
                 "<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\">]>{}",
@@ -110,7 +113,10 @@ fn metadata_that_is_not_saml_2_idp_metadata_is_refused_with_the_reason() {
             "has no entityID",
         ),
         (
-            good.replace(r#"entityID="https://idp.example.com/saml""#, r#"entityID=" ""#),
+            good.replace(
+                r#"entityID="https://idp.example.com/saml""#,
+                r#"entityID=" ""#,
+            ),
             "has no entityID",
         ),
         (
@@ -162,7 +168,10 @@ fn metadata_that_is_not_saml_2_idp_metadata_is_refused_with_the_reason() {
     // Shorter than the model's 1,000 characters: the API's own constraint.
     let (code, message) = refusal("<md:EntityDescriptor/>");
     assert_eq!(code, "ValidationError", "{message}");
-    assert!(message.contains("greater than or equal to 1000"), "{message}");
+    assert!(
+        message.contains("greater than or equal to 1000"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -294,7 +303,11 @@ fn private_keys_are_rsa_pem_at_most_two_and_required_mode_needs_one() {
     assert!(!format!("{provider:?}").contains("BEGIN PRIVATE KEY"));
 
     // Keys that are not unencrypted RSA PEM keys, and an unknown mode.
-    for bad in [EC_KEY_PEM, "not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"] {
+    for bad in [
+        EC_KEY_PEM,
+        "not a key",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    ] {
         let update = UpdateSamlProviderInput {
             add_private_key: Some(Secret::new(bad)),
             ..Default::default()
@@ -309,7 +322,10 @@ fn private_keys_are_rsa_pem_at_most_two_and_required_mode_needs_one() {
     };
     let err = fails(&mut t, |t| apply(t, &mut ids, ARN, update));
     assert_eq!(err.code().to_string(), "ValidationError");
-    assert!(err.to_string().contains("'<redacted>' at 'addPrivateKey'"), "{err}");
+    assert!(
+        err.to_string().contains("'<redacted>' at 'addPrivateKey'"),
+        "{err}"
+    );
     let update = UpdateSamlProviderInput {
         assertion_encryption_mode: Some("Sometimes".into()),
         ..Default::default()
@@ -322,7 +338,8 @@ fn private_keys_are_rsa_pem_at_most_two_and_required_mode_needs_one() {
         add_private_key: Some(Secret::new(RSA_KEY_PEM)),
         ..Default::default()
     };
-    t.update_saml_provider(&mut ids, NOW + 1, ARN, add()).unwrap();
+    t.update_saml_provider(&mut ids, NOW + 1, ARN, add())
+        .unwrap();
     let err = fails(&mut t, |t| apply(t, &mut ids, ARN, add()));
     assert_eq!(err.code().to_string(), "LimitExceeded");
 
@@ -360,7 +377,10 @@ fn private_keys_are_rsa_pem_at_most_two_and_required_mode_needs_one() {
         )
         .unwrap();
     assert!(provider.private_keys.is_empty());
-    assert_eq!(provider.assertion_encryption_mode.as_deref(), Some("Allowed"));
+    assert_eq!(
+        provider.assertion_encryption_mode.as_deref(),
+        Some("Allowed")
+    );
 }
 
 #[test]
@@ -381,7 +401,8 @@ fn private_keys_are_among_the_secrets_sealed_at_rest() {
 #[test]
 fn update_replaces_the_metadata_after_checking_it() {
     let (mut t, mut ids) = tenant();
-    t.create_saml_provider(&mut ids, NOW, input("Okta")).unwrap();
+    t.create_saml_provider(&mut ids, NOW, input("Okta"))
+        .unwrap();
     let bad = UpdateSamlProviderInput {
         metadata_document: Some(metadata().replace("IDPSSODescriptor", "SPSSODescriptor")),
         ..Default::default()
@@ -392,7 +413,10 @@ fn update_replaces_the_metadata_after_checking_it() {
         r#" validUntil="2040-01-01T00:00:00Z""#,
         &signing_key(&valid_certificate()),
     )
-    .replace("https://idp.example.com/saml\"", "https://idp2.example.com/saml\"");
+    .replace(
+        "https://idp.example.com/saml\"",
+        "https://idp2.example.com/saml\"",
+    );
     let provider = t
         .update_saml_provider(
             &mut ids,
@@ -417,23 +441,36 @@ fn update_replaces_the_metadata_after_checking_it() {
 #[test]
 fn tags_follow_iams_rules() {
     let (mut t, mut ids) = tenant();
-    t.create_saml_provider(&mut ids, NOW, input("Okta")).unwrap();
-    t.tag_saml_provider(ARN, &[tag("b", "1"), tag("a", "2")]).unwrap();
+    t.create_saml_provider(&mut ids, NOW, input("Okta"))
+        .unwrap();
+    t.tag_saml_provider(ARN, &[tag("b", "1"), tag("a", "2")])
+        .unwrap();
     // Keys are case-sensitive here: `A` is another tag.
-    t.tag_saml_provider(ARN, &[tag("A", "3"), tag("b", "4")]).unwrap();
-    let keys: Vec<(&str, &str)> = t.get_saml_provider(ARN).unwrap().tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+    t.tag_saml_provider(ARN, &[tag("A", "3"), tag("b", "4")])
+        .unwrap();
+    let keys: Vec<(&str, &str)> = t
+        .get_saml_provider(ARN)
+        .unwrap()
+        .tags
+        .iter()
+        .map(|t| (t.key.as_str(), t.value.as_str()))
+        .collect();
     assert_eq!(keys, vec![("b", "4"), ("a", "2"), ("A", "3")]);
     let err = fails(&mut t, |t| t.tag_saml_provider(ARN, &[tag("aws:x", "1")]));
     assert_eq!(err.code().to_string(), "InvalidInput");
     let many: Vec<Tag> = (0..48).map(|i| tag(&format!("k{i}"), "v")).collect();
     let err = fails(&mut t, |t| t.tag_saml_provider(ARN, &many));
     assert_eq!(err.code().to_string(), "LimitExceeded");
-    t.untag_saml_provider(ARN, &["a".into(), "absent".into()]).unwrap();
+    t.untag_saml_provider(ARN, &["a".into(), "absent".into()])
+        .unwrap();
     assert_eq!(t.get_saml_provider(ARN).unwrap().tags.len(), 2);
     let err = fails(&mut t, |t| t.untag_saml_provider(ARN, &[String::new()]));
     assert_eq!(err.code().to_string(), "ValidationError");
     let err = fails(&mut t, |t| {
-        t.tag_saml_provider("arn:aws:iam::111122223333:saml-provider/Nope", &[tag("a", "b")])
+        t.tag_saml_provider(
+            "arn:aws:iam::111122223333:saml-provider/Nope",
+            &[tag("a", "b")],
+        )
     });
     assert_eq!(err.code().to_string(), "NoSuchEntity");
 }
