@@ -196,6 +196,13 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
                     .find_access_key(s("AccessKeyId"))
                     .map(|(u, _)| u.name.clone())
                     .unwrap_or_default()
+            } else if action == "GetMFADevice" && s("UserName").is_empty() {
+                // Without a user (the operator's or the root user's call), the device's own.
+                tenant
+                    .mfa_devices
+                    .get(s("SerialNumber"))
+                    .and_then(|d| d.user.clone())
+                    .unwrap_or_default()
             } else {
                 s("UserName").to_owned()
             };
@@ -419,6 +426,7 @@ pub fn defaults_to_caller(action: &str) -> bool {
             | "ListAccessKeys"
             | "ListMFADevices"
             | "GetLoginProfile"
+            | "GetMFADevice"
     )
 }
 
@@ -971,5 +979,58 @@ mod tests {
             crate::control_plane::dispatch::ACTIONS.len(),
             "no stale entries"
         );
+    }
+
+    #[test]
+    fn saml_providers_and_mfa_devices_are_named_by_their_stored_arn_with_their_tags() {
+        let mut t = tenant();
+        let mut ids = IdGenerator::seeded(5);
+        t.create_saml_provider(
+            &mut ids,
+            0,
+            crate::directory::CreateSamlProviderInput {
+                name: "Okta".into(),
+                metadata_document: crate::directory::saml_fixtures::metadata(),
+                tags: vec![Tag {
+                    key: "team".into(),
+                    value: "id".into(),
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // Another case in the request still names the provider as stored.
+        let asked = json!({"SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/OKTA"});
+        let got = target(&t, "GetSAMLProvider", &asked);
+        assert_eq!(got.resource, "arn:aws:iam::111122223333:saml-provider/Okta");
+        assert_eq!(
+            value(&got.context, "aws:ResourceTag/team").as_deref(),
+            Some("id")
+        );
+
+        let serial = "arn:aws:iam::111122223333:mfa/phone";
+        t.create_tagged_virtual_mfa_device(
+            &mut ids,
+            "phone",
+            None,
+            &[Tag {
+                key: "owner".into(),
+                value: "alice".into(),
+            }],
+        )
+        .unwrap();
+        let got = target(&t, "UntagMFADevice", &json!({"SerialNumber": serial}));
+        assert_eq!(got.resource, serial);
+        assert_eq!(
+            value(&got.context, "aws:ResourceTag/owner").as_deref(),
+            Some("alice")
+        );
+        // GetMFADevice without a user is on the device's user.
+        if let Some(device) = t.mfa_devices.get_mut(serial) {
+            device.user = Some("Alice".into());
+        }
+        let got = target(&t, "GetMFADevice", &json!({"SerialNumber": serial}));
+        assert_eq!(got.resource, "arn:aws:iam::111122223333:user/eng/Alice");
+        assert!(defaults_to_caller("GetMFADevice"));
     }
 }
