@@ -25,7 +25,14 @@ pub use ids::{IdGenerator, IdPrefix};
 pub use model::{
     AccessKey, AccessKeyStatus, Group, InlinePolicies, IssuerKey, LoginProfile, ManagedPolicy,
     OidcProvider, PodIdentityAssociation, PolicyVersionEntry, ResourcePolicy, Role, RootAccessKey,
-    Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User, VirtualMfaDevice,
+    SamlPrivateKey, SamlProvider, Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User,
+    VirtualMfaDevice,
+};
+#[cfg(test)]
+pub(crate) use ops::saml_fixtures;
+pub use ops::{
+    parse_metadata, CreateSamlProviderInput, MfaDeviceInfo, SamlMetadata, UpdateSamlProviderInput,
+    MAX_SAML_PROVIDERS,
 };
 pub use model::{
     DeletionTaskStatus, GlobalEndpointTokenVersion, InstanceProfile, ServiceLinkedRoleDeletion,

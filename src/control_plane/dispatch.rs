@@ -16,6 +16,7 @@
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
 //! | `profiles.rs` | instance profiles, service-linked roles, STS preferences |
+//! | `saml.rs` | SAML identity providers and their tags |
 //!
 //! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
 //! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
@@ -42,6 +43,7 @@ mod policies;
 mod refused;
 mod profiles;
 mod render;
+mod saml;
 
 use params::Params;
 pub(crate) use refused::refusal;
@@ -193,6 +195,24 @@ pub(crate) const ACTIONS: &[&str] = &[
     "GetServiceLinkedRoleDeletionStatus",
     // STS preferences
     "SetSecurityTokenServicePreferences",
+    // SAML providers, OIDC provider and MFA device tags, MFA device details
+    "CreateSAMLProvider",
+    "GetSAMLProvider",
+    "ListSAMLProviders",
+    "UpdateSAMLProvider",
+    "DeleteSAMLProvider",
+    "TagSAMLProvider",
+    "UntagSAMLProvider",
+    "ListSAMLProviderTags",
+    "TagOpenIDConnectProvider",
+    "UntagOpenIDConnectProvider",
+    "ListOpenIDConnectProviderTags",
+    "UpdateOpenIDConnectProvider",
+    "TagMFADevice",
+    "UntagMFADevice",
+    "ListMFADeviceTags",
+    "GetMFADevice",
+    "ResyncMFADevice",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -206,6 +226,7 @@ pub(crate) const SECRET_PARAMETERS: &[&str] = &[
     "SecretAccessKey",
     "Base32StringSeed",
     "PrivateKey",
+    "AddPrivateKey",
 ];
 
 /// What a secret parameter's value becomes in the audit trail.
@@ -267,6 +288,8 @@ pub fn dispatch(
     } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
         v
     } else if let Some(v) = profiles::run(tenant, ids, now, action, p)? {
+        v
+    } else if let Some(v) = saml::run(tenant, ids, now, action, p)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

@@ -64,6 +64,9 @@ pub struct Tenant {
     /// (`SetSecurityTokenServicePreferences`).
     #[serde(default)]
     pub global_endpoint_token_version: GlobalEndpointTokenVersion,
+    /// SAML identity providers by lowercased name.
+    #[serde(default)]
+    pub saml_providers: BTreeMap<String, SamlProvider>,
 }
 
 /// An instance profile: the container that passes one role to an EC2 instance.
@@ -126,6 +129,44 @@ pub enum GlobalEndpointTokenVersion {
     /// `v2Token`.
     #[serde(rename = "v2Token")]
     V2Token,
+}
+
+/// A SAML 2.0 identity provider: its metadata (the signing certificates a future
+/// `AssumeRoleWithSAML` verifies assertions with) and the private keys that decrypt
+/// encrypted assertions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlProvider {
+    /// The name as written.
+    pub name: String,
+    /// `arn:aws:iam::ACCOUNT:saml-provider/NAME`.
+    pub arn: String,
+    /// AWS's `SAMLProviderUUID`: 26 characters of `[A-Z2-7]`.
+    pub uuid: String,
+    /// The metadata document, as submitted (validated SAML 2.0 metadata).
+    pub metadata_document: String,
+    /// The IdP's `entityID` (the `Issuer` of its assertions).
+    pub entity_id: String,
+    /// The metadata's `validUntil`, if it has one: assertions are refused after it.
+    pub valid_until: Option<i64>,
+    /// When the provider was created.
+    pub created_at: i64,
+    /// Tags (keys case-sensitive).
+    pub tags: Vec<Tag>,
+    /// `Required` or `Allowed`, once set.
+    pub assertion_encryption_mode: Option<String>,
+    /// The private keys that decrypt assertions (at most two, for rotation).
+    pub private_keys: Vec<SamlPrivateKey>,
+}
+
+/// A private key of a SAML provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlPrivateKey {
+    /// AWS's `KeyId`: 26 characters of `[A-Z2-7]`.
+    pub key_id: String,
+    /// When the key was added.
+    pub added_at: i64,
+    /// The PEM private key, sealed at rest like every [`Secret`].
+    pub private_key: Secret,
 }
 
 /// A pod identity association, modelled on EKS's: the pods of one service account of one
@@ -427,6 +468,13 @@ pub struct VirtualMfaDevice {
     pub enabled_at: Option<i64>,
     /// The last accepted TOTP time step, so a code is never accepted twice (open point U12).
     pub last_used_step: Option<u64>,
+    /// Tags (keys case-sensitive).
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// How many time steps the device's clock runs ahead of ours (behind when negative), as
+    /// `ResyncMFADevice` measured it; codes are expected around the shifted step.
+    #[serde(default)]
+    pub drift_steps: i64,
 }
 
 /// A resource-based policy registered for a resource ARN.
@@ -552,6 +600,7 @@ impl Tenant {
             instance_profiles: BTreeMap::new(),
             service_linked_role_deletions: Vec::new(),
             global_endpoint_token_version: GlobalEndpointTokenVersion::default(),
+            saml_providers: BTreeMap::new(),
         }
     }
 
@@ -567,7 +616,11 @@ impl Tenant {
         let mfa = self.mfa_devices.values_mut().map(|d| &mut d.seed);
         let issuer = self.issuer_keys.iter_mut().map(|k| &mut k.private_key);
         let root = self.root_access_key.as_mut().map(|k| &mut k.secret);
-        keys.chain(mfa).chain(issuer).chain(root)
+        let saml = self
+            .saml_providers
+            .values_mut()
+            .flat_map(|p| p.private_keys.iter_mut().map(|k| &mut k.private_key));
+        keys.chain(mfa).chain(issuer).chain(root).chain(saml)
     }
 
     /// The ARN of an entity of this account: `arn:aws:iam::ACCOUNT:{kind}{path}{name}`.

@@ -15,6 +15,7 @@
 //! | `pod_identity.rs` | EKS Pod Identity-style associations |
 //! | `instance_profiles.rs` | instance profiles, their role and tags |
 //! | `service_linked.rs` | service-linked roles and their deletion tasks, STS preferences |
+//! | `saml.rs` | SAML identity providers: metadata, tags, private keys |
 
 use super::aws_managed::{aws_managed_policy, is_aws_managed_arn};
 use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, User};
@@ -28,9 +29,10 @@ mod pod_identity;
 mod policies;
 mod roles;
 mod service_linked;
+mod saml;
 mod users;
 
-pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
+pub use credentials::{AccessKeyMetadata, MfaDeviceInfo, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
 pub use instance_profiles::CreateInstanceProfileInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
@@ -42,6 +44,12 @@ pub use roles::CreateRoleInput;
 pub use service_linked::{
     CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec, RETAINED_DELETION_TASKS,
     SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
+};
+#[cfg(test)]
+pub(crate) use saml::fixtures as saml_fixtures;
+pub use saml::{
+    parse_metadata, CreateSamlProviderInput, SamlMetadata, UpdateSamlProviderInput,
+    MAX_SAML_PROVIDERS,
 };
 pub use users::CreateUserInput;
 

@@ -919,7 +919,8 @@ fn verify_mfa(
                 .is_some_and(|u| u.eq_ignore_ascii_case(user))
         })
         .ok_or_else(failed)?;
-    let current = totp::time_step(env.now.epoch_seconds());
+    // Around the step the device's clock is at, as `ResyncMFADevice` last measured it.
+    let current = device.expected_step(env.now.epoch_seconds());
     // Steps the directory already consumed (the codes that enabled the device, or one
     // verified by the control plane) are spent everywhere, not only at the verifier that saw
     // them: the snapshot carries the last one.

@@ -312,6 +312,30 @@ class CliManagesATenant(unittest.TestCase):
 TRUST_JSON = json.dumps(TRUST_DOC)
 IDENTITY_JSON = json.dumps(IDENTITY_DOC)
 
+# A SAML 2.0 IdP's metadata (over IAM's 1,000-character minimum) around a self-signed P-256
+# certificate valid until 2126, made for this suite with `openssl req -x509`.
+SAML_CERTIFICATE = (
+    "MIIBizCCATGgAwIBAgIULMoa7u/Wxanm2z91pqyjjWoJ0wEwCgYIKoZIzj0EAwIwGjEYMBYGA1UEAwwPaWRwLmV4YW1wbGUuY29tMCAXDTI2MTIwMzExNTUxMloYDzIxMjYxMTA5MTE1NTEyWjAaMRgwFgYDVQQDDA9pZHAuZXhhbXBsZS5jb20wWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARF4IoTM/vaRl4yD8EgJjw64Ynb7wN2jjOgqcagCWYCPrkGkgX3d593yOHjTvBBZ8yOl3N53qGARBqT8gVfBxY/o1MwUTAdBgNVHQ4EFgQUlxrVnBp9O92BqTooUX8wrEvJ1MAwHwYDVR0jBBgwFoAUlxrVnBp9O92BqTooUX8wrEvJ1MAwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAuv8k6Xi/nOOJ7Sw1c9//lVhsUAxi7Pr8YNG4YlQkeu0CIF7+whdu9eYVaIsFwrfyhJZ6g4N6d7hSiC/APKF7wPth"
+)
+SAML_METADATA = f"""<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"
+    xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.example.com/saml">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing">
+      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{SAML_CERTIFICATE}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+    </md:KeyDescriptor>
+    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+        Location="https://idp.example.com/saml/sso/post"/>
+  </md:IDPSSODescriptor>
+  <md:Organization>
+    <md:OrganizationName xml:lang="en">Example IdP of iamlet's AWS suite</md:OrganizationName>
+    <md:OrganizationDisplayName xml:lang="en">Example IdP</md:OrganizationDisplayName>
+    <md:OrganizationURL xml:lang="en">https://idp.example.com/</md:OrganizationURL>
+  </md:Organization>
+</md:EntityDescriptor>
+"""
+
 # Operations of the model that iamlet does not implement answer InvalidAction: they are listed
 # by the test from the model, not here. These implemented ones need a caller of their own:
 SPECIAL = {"ChangePassword"}
@@ -398,6 +422,20 @@ class World:
         step = int(time.time()) // 30 - 1
         return totp(seed, step), totp(seed, step + 1)
 
+    def later_codes(self):
+        """Two consecutive codes after those of `codes` (a resync after enabling)."""
+        _, seed = self.mfa()
+        step = int(time.time()) // 30 + 1
+        return totp(seed, step), totp(seed, step + 1)
+
+    def saml(self):
+        return self.once(
+            "saml",
+            lambda: self.c.create_saml_provider(
+                Name=f"w-saml-{self.suffix}", SAMLMetadataDocument=SAML_METADATA
+            )["SAMLProviderArn"],
+        )
+
     def oidc(self):
         return self.once(
             "oidc",
@@ -444,7 +482,7 @@ def prepare(op, w):
         w.c.put_role_permissions_boundary(RoleName=w.role(), PermissionsBoundary=w.policy())
     if op in ("GetLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile"):
         w.c.create_login_profile(UserName=w.user(), Password=PASSWORD)
-    if op in ("DeactivateMFADevice", "ListMFADevices"):
+    if op in ("DeactivateMFADevice", "ListMFADevices", "GetMFADevice", "ResyncMFADevice"):
         code1, code2 = w.codes()
         w.c.enable_mfa_device(
             UserName=w.user(),
@@ -463,6 +501,7 @@ def value_for(op, name, w):
         "CreateGroup": "GroupName",
         "CreateRole": "RoleName",
         "CreatePolicy": "PolicyName",
+        "CreateSAMLProvider": "Name",
     }
     if fresh.get(op) == name:
         return unique(f"new-{name[:-4].lower()}")
@@ -482,8 +521,10 @@ def value_for(op, name, w):
         "TagKeys": lambda: ["k"],
         "Password": lambda: PASSWORD,
         "SerialNumber": lambda: w.mfa()[0],
-        "AuthenticationCode1": lambda: w.codes()[0],
-        "AuthenticationCode2": lambda: w.codes()[1],
+        "AuthenticationCode1": lambda: (w.later_codes if op == "ResyncMFADevice" else w.codes)()[0],
+        "AuthenticationCode2": lambda: (w.later_codes if op == "ResyncMFADevice" else w.codes)()[1],
+        "SAMLMetadataDocument": lambda: SAML_METADATA,
+        "SAMLProviderArn": w.saml,
         "VirtualMFADeviceName": lambda: unique("new-mfa"),
         "OpenIDConnectProviderArn": w.oidc,
         "Url": lambda: f"https://{unique('new-oidc')}.example.com",
@@ -645,7 +686,7 @@ class EveryOperationOfTheModel(unittest.TestCase):
         # iamlet implements the IAM API's identity core; the count guards against an edge that
         # answers InvalidAction to everything.
         self.assertGreaterEqual(len(implemented), 85, implemented)
-        for op in ("ListInstanceProfiles", "CreateServiceLinkedRole", "ListSAMLProviders"):
+        for op in ("ListInstanceProfiles", "CreateServiceLinkedRole", "ListServerCertificates"):
             self.assertIn(op, unimplemented)
         print(
             f"\n{len(implemented)} IAM operations implemented and parsed, "

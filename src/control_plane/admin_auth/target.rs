@@ -32,6 +32,7 @@ enum Kind {
     Policy,
     Mfa,
     OidcProvider,
+    SamlProvider,
     Resource,
     Account,
     /// EKS's pod identity associations: `eks:` actions on the cluster or the association.
@@ -54,6 +55,7 @@ fn kind_of(action: &str) -> Kind {
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
+        "TagMFADevice" | "UntagMFADevice" | "ListMFADeviceTags" => Kind::Mfa,
         "PutResourcePolicy" | "GetResourcePolicy" | "DeleteResourcePolicy" => Kind::Resource,
         a if a.starts_with("List")
             && matches!(
@@ -68,11 +70,13 @@ fn kind_of(action: &str) -> Kind {
                     | "ListAccountAliases"
                     | "ListIssuerKeys"
                     | "ListServiceControlPolicies"
+                    | "ListSAMLProviders"
             ) =>
         {
             Kind::Account
         }
         a if a.contains("OpenIDConnectProvider") => Kind::OidcProvider,
+        a if a.contains("SAMLProvider") => Kind::SamlProvider,
         // Membership is authorized on the group, as in AWS.
         "AddUserToGroup" | "RemoveUserFromGroup" => Kind::Group,
         a if a.ends_with("GroupPolicy") || a.ends_with("GroupPolicies") || a.ends_with("Group") => {
@@ -219,6 +223,13 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
                     .find_access_key(s("AccessKeyId"))
                     .map(|(u, _)| u.name.clone())
                     .unwrap_or_default()
+            } else if action == "GetMFADevice" && s("UserName").is_empty() {
+                // Without a user (the operator's or the root user's call), the device's own.
+                tenant
+                    .mfa_devices
+                    .get(s("SerialNumber"))
+                    .and_then(|d| d.user.clone())
+                    .unwrap_or_default()
             } else {
                 s("UserName").to_owned()
             };
@@ -264,6 +275,9 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
             if action == "CreateVirtualMFADevice" {
                 tenant.arn("mfa", &path(), s("VirtualMFADeviceName"))
             } else {
+                if let Some(device) = tenant.mfa_devices.get(s("SerialNumber")) {
+                    resource_tags = &device.tags;
+                }
                 s("SerialNumber").to_owned()
             }
         }
@@ -303,6 +317,23 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
                 context.insert("iam:AWSServiceName", ContextValue::new(service));
             }
             service_linked_role_arn(tenant, action, params).unwrap_or_default()
+        }
+        Kind::SamlProvider => {
+            if action == "CreateSAMLProvider" {
+                tenant.arn("saml-provider/", "", s("Name"))
+            } else {
+                let arn = s("SAMLProviderArn");
+                // The provider's own ARN (names match case-insensitively, as the directory
+                // finds them), so a policy is matched against the entity acted on.
+                let name = arn.split_once(":saml-provider/").map(|(_, n)| n);
+                match name.and_then(|n| tenant.saml_providers.get(&n.to_lowercase())) {
+                    Some(provider) if arn.starts_with(&tenant.arn("", "", "")) => {
+                        resource_tags = &provider.tags;
+                        provider.arn.clone()
+                    }
+                    _ => arn.to_owned(),
+                }
+            }
         }
         Kind::Resource => s("ResourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
@@ -460,6 +491,7 @@ pub fn defaults_to_caller(action: &str) -> bool {
             | "ListAccessKeys"
             | "ListMFADevices"
             | "GetLoginProfile"
+            | "GetMFADevice"
     )
 }
 
@@ -825,6 +857,7 @@ mod tests {
             "DeleteRootAccessKey",
             "ListInstanceProfiles",
             "SetSecurityTokenServicePreferences",
+            "ListSAMLProviders",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -839,7 +872,8 @@ mod tests {
                 "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
                 "clusterName": "prod", "associationId": "a-1",
                 "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
-                "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u"
+                "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
+                "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -875,11 +909,12 @@ mod tests {
         let cluster = "arn:aws:eks:us-east-1:111122223333:cluster/prod".to_owned();
         let association =
             "arn:aws:eks:us-east-1:111122223333:podidentityassociation/prod/a-1".to_owned();
+        let saml = format!("{A}:saml-provider/s");
         let instance_profile = format!("{A}:instance-profile/ip");
         let service_linked = format!(
             "{A}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
         );
-        let table: [(&String, &[&str]); 13] = [
+        let table: [(&String, &[&str]); 14] = [
             (
                 &instance_profile,
                 &[
@@ -931,6 +966,8 @@ mod tests {
                     "DeleteUserPolicy",
                     "DetachUserPolicy",
                     "EnableMFADevice",
+                    "GetMFADevice",
+                    "ResyncMFADevice",
                     "GetAccessKeyLastUsed",
                     "GetLoginProfile",
                     "GetUser",
@@ -1011,7 +1048,28 @@ mod tests {
                 ],
             ),
             (&new_policy, &["CreatePolicy"]),
-            (&mfa, &["CreateVirtualMFADevice", "DeleteVirtualMFADevice"]),
+            (
+                &mfa,
+                &[
+                    "CreateVirtualMFADevice",
+                    "DeleteVirtualMFADevice",
+                    "TagMFADevice",
+                    "UntagMFADevice",
+                    "ListMFADeviceTags",
+                ],
+            ),
+            (
+                &saml,
+                &[
+                    "CreateSAMLProvider",
+                    "GetSAMLProvider",
+                    "UpdateSAMLProvider",
+                    "DeleteSAMLProvider",
+                    "TagSAMLProvider",
+                    "UntagSAMLProvider",
+                    "ListSAMLProviderTags",
+                ],
+            ),
             (
                 &oidc,
                 &[
@@ -1022,6 +1080,10 @@ mod tests {
                     "RemoveClientIDFromOpenIDConnectProvider",
                     "UpdateOpenIDConnectProviderJwks",
                     "UpdateOpenIDConnectProviderThumbprint",
+                    "TagOpenIDConnectProvider",
+                    "UntagOpenIDConnectProvider",
+                    "ListOpenIDConnectProviderTags",
+                    "UpdateOpenIDConnectProvider",
                 ],
             ),
             (
@@ -1051,6 +1113,7 @@ mod tests {
                     "ListServiceControlPolicies",
                     "ListUsers",
                     "ListVirtualMFADevices",
+                    "ListSAMLProviders",
                     "PutServiceControlPolicy",
                     "RotateIssuerKey",
                     "ListInstanceProfiles",
@@ -1070,7 +1133,8 @@ mod tests {
             "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
             "clusterName": "prod", "associationId": "a-1",
             "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
-            "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u"
+            "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
+            "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table
@@ -1087,5 +1151,58 @@ mod tests {
             crate::control_plane::dispatch::ACTIONS.len(),
             "no stale entries"
         );
+    }
+
+    #[test]
+    fn saml_providers_and_mfa_devices_are_named_by_their_stored_arn_with_their_tags() {
+        let mut t = tenant();
+        let mut ids = IdGenerator::seeded(5);
+        t.create_saml_provider(
+            &mut ids,
+            0,
+            crate::directory::CreateSamlProviderInput {
+                name: "Okta".into(),
+                metadata_document: crate::directory::saml_fixtures::metadata(),
+                tags: vec![Tag {
+                    key: "team".into(),
+                    value: "id".into(),
+                }],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // Another case in the request still names the provider as stored.
+        let asked = json!({"SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/OKTA"});
+        let got = target(&t, "GetSAMLProvider", &asked);
+        assert_eq!(got.resource, "arn:aws:iam::111122223333:saml-provider/Okta");
+        assert_eq!(
+            value(&got.context, "aws:ResourceTag/team").as_deref(),
+            Some("id")
+        );
+
+        let serial = "arn:aws:iam::111122223333:mfa/phone";
+        t.create_tagged_virtual_mfa_device(
+            &mut ids,
+            "phone",
+            None,
+            &[Tag {
+                key: "owner".into(),
+                value: "alice".into(),
+            }],
+        )
+        .unwrap();
+        let got = target(&t, "UntagMFADevice", &json!({"SerialNumber": serial}));
+        assert_eq!(got.resource, serial);
+        assert_eq!(
+            value(&got.context, "aws:ResourceTag/owner").as_deref(),
+            Some("alice")
+        );
+        // GetMFADevice without a user is on the device's user.
+        if let Some(device) = t.mfa_devices.get_mut(serial) {
+            device.user = Some("Alice".into());
+        }
+        let got = target(&t, "GetMFADevice", &json!({"SerialNumber": serial}));
+        assert_eq!(got.resource, "arn:aws:iam::111122223333:user/eng/Alice");
+        assert!(defaults_to_caller("GetMFADevice"));
     }
 }

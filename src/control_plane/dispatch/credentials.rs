@@ -115,14 +115,53 @@ pub(super) fn run(
         // --- MFA devices ---
         "CreateVirtualMFADevice" => {
             let name = p.str("VirtualMFADeviceName")?;
-            let device = t.create_virtual_mfa_device(ids, name, p.opt_str("Path")?)?;
-            wrap(
-                "VirtualMFADevice",
-                json!({
-                    "SerialNumber": device.serial_number,
-                    "Base32StringSeed": device.seed.expose(),
-                }),
-            )
+            let tags = p.tags("Tags")?;
+            let device =
+                t.create_tagged_virtual_mfa_device(ids, name, p.opt_str("Path")?, &tags)?;
+            let mut out = serde_json::Map::new();
+            out.insert("SerialNumber".into(), device.serial_number.clone().into());
+            out.insert("Base32StringSeed".into(), device.seed.expose().into());
+            if !device.tags.is_empty() {
+                out.insert("Tags".into(), render::tags(&device.tags));
+            }
+            wrap("VirtualMFADevice", Value::Object(out))
+        }
+        "GetMFADevice" => {
+            let info = t.get_mfa_device(p.str("SerialNumber")?, p.opt_str("UserName")?)?;
+            // In the model's order: UserName, SerialNumber, EnableDate (once enabled).
+            let mut out = serde_json::Map::new();
+            if let Some(user) = info.user_name {
+                out.insert("UserName".into(), user.into());
+            }
+            out.insert("SerialNumber".into(), info.serial_number.into());
+            if let Some(at) = info.enable_date {
+                out.insert("EnableDate".into(), render::date(at));
+            }
+            Value::Object(out)
+        }
+        "ResyncMFADevice" => {
+            let user = p.str("UserName")?;
+            let serial = p.str("SerialNumber")?;
+            let code1 = mfa_code(p, "AuthenticationCode1")?;
+            let code2 = mfa_code(p, "AuthenticationCode2")?;
+            t.resync_mfa_device(user, serial, code1, code2, now)?;
+            empty
+        }
+        "TagMFADevice" => {
+            t.tag_mfa_device(p.str("SerialNumber")?, &p.req_tags("Tags")?)?;
+            empty
+        }
+        "UntagMFADevice" => {
+            t.untag_mfa_device(p.str("SerialNumber")?, &p.req_str_list("TagKeys")?)?;
+            empty
+        }
+        "ListMFADeviceTags" => {
+            let tags = t.list_mfa_device_tags(p.str("SerialNumber")?)?;
+            let items = tags
+                .iter()
+                .map(|t| json!({"Key": t.key, "Value": t.value}))
+                .collect();
+            listing(p, "Tags", items, by("Key"))?
         }
         "EnableMFADevice" => {
             let user = p.str("UserName")?;

@@ -41,6 +41,11 @@ impl<'a> Params<'a> {
         self.map.get(name).filter(|v| !v.is_null())
     }
 
+    /// Whether `name` is given (not absent, not `null`), whatever its type.
+    pub(super) fn is_present(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
     /// A required string.
     pub(super) fn str(&self, name: &str) -> Result<&'a str, AdminError> {
         self.opt_str(name)?.ok_or_else(|| missing(name))

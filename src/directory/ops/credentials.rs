@@ -1,12 +1,12 @@
 //! Credentials of users: access keys, console passwords (login profiles) and virtual MFA
 //! devices.
 
-use super::{path_or_root, quota_exceeded};
+use super::{merge_tags, path_or_root, quota_exceeded, remove_tags};
 use crate::directory::password::PasswordHasher;
 use crate::directory::totp::{code_at_step, codes_equal, time_step};
 use crate::directory::{
     validate, AccessKey, AccessKeyStatus, DirectoryError, IdGenerator, IdPrefix, LoginProfile,
-    Secret, Tenant, User, VirtualMfaDevice,
+    Secret, Tag, Tenant, User, VirtualMfaDevice,
 };
 
 /// An access key without its secret (`ListAccessKeys`).
@@ -32,6 +32,22 @@ pub struct MfaDeviceMetadata {
     /// When the device was enabled.
     pub enable_date: i64,
 }
+
+/// A virtual MFA device as `GetMFADevice` shows it: its user and enable date once enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDeviceInfo {
+    /// The device's serial number (its ARN).
+    pub serial_number: String,
+    /// The user it is enabled for, if any.
+    pub user_name: Option<String>,
+    /// When it was enabled, if it is.
+    pub enable_date: Option<i64>,
+}
+
+/// How far `ResyncMFADevice` looks for the device's two codes, in time steps either side of
+/// where it expects them (20 steps, ten minutes): a clock that drifted further is better
+/// re-enabled than searched for, since every step searched is a guess an attacker gets.
+const RESYNC_WINDOW_STEPS: u64 = 20;
 
 /// The text of `InvalidAuthenticationCode`.
 const MSG_INVALID_CODE: &str = "Authentication code for device is not valid.";
@@ -64,8 +80,25 @@ fn consecutive_pair(
     last_used: Option<u64>,
 ) -> Option<u64> {
     let current = time_step(now);
-    let first = current.saturating_sub(2);
-    (first..=current)
+    consecutive_pair_in(
+        seed,
+        code1,
+        code2,
+        current.saturating_sub(2)..=current,
+        last_used,
+    )
+}
+
+/// The first step of `steps` whose code is `code1` and whose next step's code is `code2`,
+/// skipping steps at or before `last_used`.
+fn consecutive_pair_in(
+    seed: &str,
+    code1: &str,
+    code2: &str,
+    steps: std::ops::RangeInclusive<u64>,
+    last_used: Option<u64>,
+) -> Option<u64> {
+    steps
         .filter(|s| last_used.is_none_or(|l| *s > l))
         .find(|&s| {
             let c1 = code_at_step(seed, s);
@@ -285,8 +318,26 @@ impl Tenant {
         name: &str,
         path: Option<&str>,
     ) -> Result<VirtualMfaDevice, DirectoryError> {
+        self.create_tagged_virtual_mfa_device(ids, name, path, &[])
+    }
+
+    /// `CreateVirtualMFADevice` with `Tags` (keys case-sensitive).
+    pub fn create_tagged_virtual_mfa_device(
+        &mut self,
+        ids: &mut IdGenerator,
+        name: &str,
+        path: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<VirtualMfaDevice, DirectoryError> {
         validate::name(name, "virtualMFADeviceName", 226)?;
         let path = path_or_root(path, validate::path)?;
+        let tags = merge_tags(
+            &[],
+            tags,
+            false,
+            self.quotas.tags_per_entity,
+            "TagsPerMFADevice",
+        )?;
         let serial = self.arn("mfa", &path, name);
         validate::length(&serial, "serialNumber", 9, 256)?;
         if self.mfa_devices.contains_key(&serial) {
@@ -302,6 +353,8 @@ impl Tenant {
             user: None,
             enabled_at: None,
             last_used_step: None,
+            tags,
+            drift_steps: 0,
         };
         self.mfa_devices.insert(serial, device.clone());
         Ok(device)
@@ -348,6 +401,7 @@ impl Tenant {
             device.user = Some(user_name);
             device.enabled_at = Some(now);
             device.last_used_step = Some(step.saturating_add(1));
+            device.drift_steps = 0;
         }
         self.user_mut(user)?.mfa_devices.push(serial.to_owned());
         Ok(())
@@ -366,6 +420,7 @@ impl Tenant {
         if let Some(device) = self.mfa_devices.get_mut(serial) {
             device.user = None;
             device.enabled_at = None;
+            device.drift_steps = 0;
         }
         self.user_mut(user)?.mfa_devices.retain(|s| s != serial);
         Ok(())
@@ -418,12 +473,122 @@ impl Tenant {
         if device.user.is_none() {
             return Err(invalid_code());
         }
-        let current = time_step(now);
+        let current = device.expected_step(now);
         let step = (current.saturating_sub(1)..=current.saturating_add(1))
             .filter(|s| device.last_used_step.is_none_or(|l| *s > l))
             .find(|&s| code_at_step(device.seed.expose(), s).is_some_and(|c| codes_equal(&c, code)))
             .ok_or_else(invalid_code)?;
         device.last_used_step = Some(step);
         Ok(())
+    }
+
+    // --- MFA device tags, GetMFADevice, ResyncMFADevice ---
+
+    fn mfa_device_mut(&mut self, serial: &str) -> Result<&mut VirtualMfaDevice, DirectoryError> {
+        self.mfa_devices
+            .get_mut(serial)
+            .ok_or_else(|| no_such_device(serial))
+    }
+
+    /// `TagMFADevice`: adds or replaces tags (keys case-sensitive).
+    pub fn tag_mfa_device(&mut self, serial: &str, tags: &[Tag]) -> Result<(), DirectoryError> {
+        let quota = self.quotas.tags_per_entity;
+        let device = self.mfa_device_mut(serial)?;
+        device.tags = merge_tags(&device.tags, tags, false, quota, "TagsPerMFADevice")?;
+        Ok(())
+    }
+
+    /// `UntagMFADevice`: absent keys are ignored.
+    pub fn untag_mfa_device(
+        &mut self,
+        serial: &str,
+        keys: &[String],
+    ) -> Result<(), DirectoryError> {
+        validate::tag_keys(keys)?;
+        remove_tags(&mut self.mfa_device_mut(serial)?.tags, keys, false);
+        Ok(())
+    }
+
+    /// `ListMFADeviceTags`.
+    pub fn list_mfa_device_tags(&self, serial: &str) -> Result<&[Tag], DirectoryError> {
+        self.mfa_devices
+            .get(serial)
+            .map(|d| d.tags.as_slice())
+            .ok_or_else(|| no_such_device(serial))
+    }
+
+    /// `GetMFADevice`: with `user`, the device must be enabled for that user; without, any
+    /// device of the account (an unassigned one has neither user nor enable date).
+    pub fn get_mfa_device(
+        &self,
+        serial: &str,
+        user: Option<&str>,
+    ) -> Result<MfaDeviceInfo, DirectoryError> {
+        let device = self
+            .mfa_devices
+            .get(serial)
+            .ok_or_else(|| no_such_device(serial))?;
+        if let Some(user) = user {
+            let u = self.user_ref(user)?;
+            if !u.mfa_devices.iter().any(|s| s == serial) {
+                return Err(no_such_device(serial));
+            }
+        }
+        Ok(MfaDeviceInfo {
+            serial_number: device.serial_number.clone(),
+            user_name: device.user.clone(),
+            enable_date: device.enabled_at,
+        })
+    }
+
+    /// `ResyncMFADevice`: the user proves the device with two consecutive codes anywhere
+    /// within [`RESYNC_WINDOW_STEPS`] of where they are expected; the device's clock drift
+    /// is then what those codes show, and later codes are expected around it. Codes at or
+    /// before the last accepted step never count, so a pair is never accepted twice.
+    pub fn resync_mfa_device(
+        &mut self,
+        user: &str,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+        now: i64,
+    ) -> Result<(), DirectoryError> {
+        validate::mfa_code(code1, "authenticationCode1")?;
+        validate::mfa_code(code2, "authenticationCode2")?;
+        let u = self.user_ref(user)?;
+        if !u.mfa_devices.iter().any(|s| s == serial) {
+            return Err(no_such_device(serial));
+        }
+        let device = self.mfa_device_mut(serial)?;
+        let expected = device.expected_step(now);
+        let window = expected.saturating_sub(RESYNC_WINDOW_STEPS)
+            ..=expected.saturating_add(RESYNC_WINDOW_STEPS);
+        let step = consecutive_pair_in(
+            device.seed.expose(),
+            code1,
+            code2,
+            window,
+            device.last_used_step,
+        )
+        .ok_or_else(invalid_code)?;
+        let device_now = step.saturating_add(1);
+        let current = time_step(now);
+        // Both are steps since 1970 (below 2^59 until the year 10^10), so they fit an i64.
+        let drift = i64::try_from(device_now)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(current).unwrap_or(i64::MAX));
+        device.drift_steps = drift;
+        device.last_used_step = Some(device_now);
+        Ok(())
+    }
+}
+
+// === impl VirtualMfaDevice ===
+
+impl VirtualMfaDevice {
+    /// The time step the device's code is expected in at `now`: ours, shifted by the drift
+    /// `ResyncMFADevice` measured.
+    pub fn expected_step(&self, now: i64) -> u64 {
+        time_step(now).saturating_add_signed(self.drift_steps)
     }
 }

@@ -1,6 +1,6 @@
 //! OIDC identity providers, resource-based policies and the account alias.
 
-use super::{merge_tags, quota_exceeded};
+use super::{merge_tags, quota_exceeded, remove_tags};
 use crate::directory::{
     validate, DirectoryError, IdGenerator, IdPrefix, OidcProvider, ResourcePolicy, RootAccessKey,
     Secret, ServiceControlPolicy, Tag, Tenant,
@@ -244,6 +244,40 @@ impl Tenant {
         jwks(document)?;
         self.provider_mut(arn)?.jwks = document.to_owned();
         Ok(())
+    }
+
+    /// `TagOpenIDConnectProvider`: adds or replaces tags (keys case-sensitive).
+    pub fn tag_open_id_connect_provider(
+        &mut self,
+        arn: &str,
+        tags: &[Tag],
+    ) -> Result<(), DirectoryError> {
+        let quota = self.quotas.tags_per_entity;
+        let provider = self.provider_mut(arn)?;
+        provider.tags = merge_tags(
+            &provider.tags,
+            tags,
+            false,
+            quota,
+            "TagsPerOpenIdConnectProvider",
+        )?;
+        Ok(())
+    }
+
+    /// `UntagOpenIDConnectProvider`: absent keys are ignored.
+    pub fn untag_open_id_connect_provider(
+        &mut self,
+        arn: &str,
+        keys: &[String],
+    ) -> Result<(), DirectoryError> {
+        validate::tag_keys(keys)?;
+        remove_tags(&mut self.provider_mut(arn)?.tags, keys, false);
+        Ok(())
+    }
+
+    /// `ListOpenIDConnectProviderTags`.
+    pub fn list_open_id_connect_provider_tags(&self, arn: &str) -> Result<&[Tag], DirectoryError> {
+        Ok(&self.get_open_id_connect_provider(arn)?.tags)
     }
 
     // --- resource policies ---
