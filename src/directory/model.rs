@@ -53,6 +53,10 @@ pub struct Tenant {
     /// Kubernetes service account's pods get credentials of.
     #[serde(default)]
     pub pod_identity_associations: BTreeMap<String, PodIdentityAssociation>,
+    /// The account password policy (`UpdateAccountPasswordPolicy`); AWS's default rules
+    /// apply while it is unset.
+    #[serde(default)]
+    pub password_policy: Option<super::PasswordPolicy>,
 }
 
 /// A pod identity association, modelled on EKS's: the pods of one service account of one
@@ -219,6 +223,14 @@ pub struct LoginProfile {
     pub password_reset_required: bool,
     /// When the profile was created.
     pub created_at: i64,
+    /// When the password was last set; unset on profiles stored before it was recorded,
+    /// whose `created_at` stands in.
+    #[serde(default)]
+    pub password_changed_at: Option<i64>,
+    /// Hashes of the passwords before the current one, newest first: as many as the
+    /// password policy's `PasswordReusePrevention` needs, never plaintext.
+    #[serde(default)]
+    pub previous_password_hashes: Vec<Secret>,
 }
 
 /// An IAM group.
@@ -467,17 +479,20 @@ impl Tenant {
             root_access_key: None,
             service_control_policies: BTreeMap::new(),
             pod_identity_associations: BTreeMap::new(),
+            password_policy: None,
         }
     }
 
     /// Every secret the tenant holds, to seal before it is stored and open after it is read.
     pub fn secrets_mut(&mut self) -> impl Iterator<Item = &mut Secret> {
         let keys = self.users.values_mut().flat_map(|u| {
-            let password = u.login_profile.as_mut().map(|p| &mut p.password_hash);
+            let passwords = u.login_profile.as_mut().into_iter().flat_map(|p| {
+                std::iter::once(&mut p.password_hash).chain(p.previous_password_hashes.iter_mut())
+            });
             u.access_keys
                 .iter_mut()
                 .map(|k| &mut k.secret)
-                .chain(password)
+                .chain(passwords)
         });
         let mfa = self.mfa_devices.values_mut().map(|d| &mut d.seed);
         let issuer = self.issuer_keys.iter_mut().map(|k| &mut k.private_key);

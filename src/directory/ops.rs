@@ -13,6 +13,7 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations |
+//! | `password_policy.rs` | the account password policy and its rules for passwords |
 
 use super::aws_managed::{aws_managed_policy, is_aws_managed_arn};
 use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, User};
@@ -21,6 +22,7 @@ mod credentials;
 mod federation;
 mod groups;
 mod issuer;
+mod password_policy;
 mod pod_identity;
 mod policies;
 mod roles;
@@ -29,6 +31,7 @@ mod users;
 pub use credentials::{AccessKeyMetadata, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
+pub use password_policy::{PasswordPolicy, PasswordPolicyInput};
 pub use pod_identity::{
     PodIdentityAssociationInput, UpdatePodIdentityAssociation, EKS_REGION, POD_IDENTITY_SERVICE,
 };
