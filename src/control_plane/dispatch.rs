@@ -15,6 +15,7 @@
 //! | `credentials.rs` | access keys, login profiles, virtual MFA devices |
 //! | `federation.rs` | OIDC providers, resource policies, the account alias |
 //! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
+//! | `account.rs` | account authorization details and summary, policies granting a service, the password policy |
 //!
 //! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
 //! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
@@ -28,6 +29,7 @@ use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 
 use super::AdminError;
 
+mod account;
 mod credentials;
 mod federation;
 mod identities;
@@ -166,6 +168,13 @@ pub(crate) const ACTIONS: &[&str] = &[
     "ListPodIdentityAssociations",
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
+    // account-wide views and the account password policy
+    "GetAccountAuthorizationDetails",
+    "GetAccountSummary",
+    "ListPoliciesGrantingServiceAccess",
+    "UpdateAccountPasswordPolicy",
+    "GetAccountPasswordPolicy",
+    "DeleteAccountPasswordPolicy",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -234,6 +243,8 @@ pub fn dispatch(
     } else if let Some(v) = federation::run(tenant, ids, now, action, p)? {
         v
     } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
+        v
+    } else if let Some(v) = account::run(tenant, action, p)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

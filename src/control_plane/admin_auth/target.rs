@@ -36,12 +36,15 @@ enum Kind {
     Account,
     /// EKS's pod identity associations: `eks:` actions on the cluster or the association.
     PodIdentity,
+    /// The user, group or role the `Arn` parameter names (`ListPoliciesGrantingServiceAccess`).
+    ByArn,
 }
 
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
         a if a.contains("PodIdentityAssociation") => Kind::PodIdentity,
+        "ListPoliciesGrantingServiceAccess" => Kind::ByArn,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
@@ -262,6 +265,7 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         }
         Kind::Resource => s("ResourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
+        Kind::ByArn => s("Arn").to_owned(),
         Kind::PodIdentity => {
             let (cluster, id) = (s("clusterName"), s("associationId"));
             let region = crate::directory::EKS_REGION;
@@ -685,6 +689,11 @@ mod tests {
             "ListServiceControlPolicies",
             "CreateRootAccessKey",
             "DeleteRootAccessKey",
+            "GetAccountAuthorizationDetails",
+            "GetAccountSummary",
+            "UpdateAccountPasswordPolicy",
+            "GetAccountPasswordPolicy",
+            "DeleteAccountPasswordPolicy",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -697,7 +706,8 @@ mod tests {
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
                 "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-                "clusterName": "prod", "associationId": "a-1"
+                "clusterName": "prod", "associationId": "a-1",
+                "Arn": "arn:aws:iam::111122223333:user/eng/Alice"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -782,6 +792,7 @@ mod tests {
                     "UpdateAccessKey",
                     "UpdateLoginProfile",
                     "UpdateUser",
+                    "ListPoliciesGrantingServiceAccess",
                 ],
             ),
             (
@@ -885,6 +896,11 @@ mod tests {
                     "ListVirtualMFADevices",
                     "PutServiceControlPolicy",
                     "RotateIssuerKey",
+                    "GetAccountAuthorizationDetails",
+                    "GetAccountSummary",
+                    "UpdateAccountPasswordPolicy",
+                    "GetAccountPasswordPolicy",
+                    "DeleteAccountPasswordPolicy",
                 ],
             ),
         ];
@@ -898,7 +914,8 @@ mod tests {
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
             "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-            "clusterName": "prod", "associationId": "a-1"
+            "clusterName": "prod", "associationId": "a-1",
+            "Arn": "arn:aws:iam::111122223333:user/eng/Alice"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table

@@ -1094,6 +1094,8 @@ fn every_listing_reads_max_items() {
             a.starts_with("List")
                 && **a != "ListOpenIDConnectProviders"
                 && **a != "ListPodIdentityAssociations"
+                // AWS's has a Marker but no MaxItems; paged in `account.rs`'s tests.
+                && **a != "ListPoliciesGrantingServiceAccess"
         })
         .chain(std::iter::once(&"GetGroup"));
     for action in listings {
