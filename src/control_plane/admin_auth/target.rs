@@ -376,6 +376,33 @@ pub(super) fn passed_role<'a>(action: &str, params: &'a Value) -> Option<&'a str
     .filter(|r| !r.is_empty())
 }
 
+/// Whether the account password policy gives `user` (the calling IAM user) `action` without
+/// a policy: with `AllowUsersToChangePassword`, AWS lets every IAM user change its own
+/// password and view the password policy.
+pub(super) fn granted_by_password_policy(
+    tenant: &Tenant,
+    user: Option<&str>,
+    action: &str,
+    params: &Value,
+) -> bool {
+    let Some(user) = user else { return false };
+    let allowed = tenant
+        .password_policy
+        .is_some_and(|p| p.allow_users_to_change_password);
+    let own = || {
+        params
+            .get("UserName")
+            .and_then(Value::as_str)
+            .is_some_and(|named| named.eq_ignore_ascii_case(user))
+    };
+    allowed
+        && match action {
+            "ChangePassword" => own(),
+            "GetAccountPasswordPolicy" => true,
+            _ => false,
+        }
+}
+
 /// Actions a tenant's own principals may never run, whatever their policies say: only the
 /// platform's operator sets a tenant's SCPs, as only an organization's management account
 /// does in AWS.
