@@ -296,19 +296,20 @@ fn local_policy_detail(t: &Tenant, p: &crate::directory::ManagedPolicy) -> Value
     Value::Object(out)
 }
 
-/// An AWS managed policy as a `ManagedPolicyDetail`. The catalog keeps one version (the
-/// default) and neither ids nor dates; the version is listed as `v1`.
+/// An AWS managed policy as a `ManagedPolicyDetail`, in the model's member order. The
+/// catalog keeps one version (the default) and neither ids nor dates; the version is listed
+/// as `v1`.
 fn aws_policy_detail(t: &Tenant, p: &crate::directory::AwsManagedPolicy) -> Value {
-    let mut out = match render::aws_policy(t, p) {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    out.insert("DefaultVersionId".into(), "v1".into());
-    out.insert(
-        "PolicyVersionList".into(),
-        json!([{"Document": p.document, "VersionId": "v1", "IsDefaultVersion": true}]),
-    );
-    Value::Object(out)
+    json!({
+        "PolicyName": p.name,
+        "Arn": p.arn,
+        "Path": p.path,
+        "DefaultVersionId": "v1",
+        "AttachmentCount": t.policy_attachment_count(p.arn),
+        "PermissionsBoundaryUsageCount": t.policy_boundary_usage_count(p.arn),
+        "IsAttachable": true,
+        "PolicyVersionList": [{"Document": p.document, "VersionId": "v1", "IsDefaultVersion": true}],
+    })
 }
 
 /// The entity types `Filter` names (all when absent or empty), refused with AWS's
@@ -626,18 +627,14 @@ fn policies_granting_service_access(t: &Tenant, p: Params<'_>) -> Result<Value, 
                     Value::Object(item)
                 })
                 .collect();
-            json!({"K": format!("{i:04}"), "ServiceNamespace": ns, "Policies": granting})
+            let item = json!({"ServiceNamespace": ns, "Policies": granting});
+            json!({"K": format!("{i:04}"), "I": item})
         })
         .collect();
     let (page, marker) = Page::read(p, MEMBER)?.cut(MEMBER, entries, render::by("K"));
     let page = page
         .into_iter()
-        .map(|mut entry| {
-            if let Some(map) = entry.as_object_mut() {
-                map.remove("K");
-            }
-            entry
-        })
+        .filter_map(|entry| entry.get("I").cloned())
         .collect();
     let mut out = Map::new();
     out.insert(MEMBER.into(), Value::Array(page));

@@ -570,6 +570,13 @@ fn policies_granting_service_access_for_a_user_include_its_groups() {
         json!({"Arn": alice, "ServiceNamespaces": ["s3", "sqs", "ec2"]}),
     );
     assert_eq!(out["IsTruncated"], false);
+    // The model's member order.
+    let first: Vec<&String> = out["PoliciesGrantingServiceAccess"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(first, ["ServiceNamespace", "Policies"]);
     assert_eq!(
         out["PoliciesGrantingServiceAccess"],
         json!([
