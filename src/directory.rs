@@ -39,8 +39,9 @@ pub use model::{
 };
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,
-    CreateUserInput, MfaDeviceMetadata, PodIdentityAssociationInput, UpdatePodIdentityAssociation,
-    EKS_REGION, POD_IDENTITY_SERVICE, RETAINED_ISSUER_KEYS,
+    CreateUserInput, MfaDeviceMetadata, PasswordPolicy, PasswordPolicyInput,
+    PodIdentityAssociationInput, UpdatePodIdentityAssociation, EKS_REGION, POD_IDENTITY_SERVICE,
+    RETAINED_ISSUER_KEYS,
 };
 pub use ops::{
     CreateInstanceProfileInput, CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec,

@@ -599,7 +599,9 @@ impl Checker<'_> {
         if let Some(renamed) = target::renamed_target(state, action, params) {
             self.check_named(&full, &renamed, context.clone())?;
         }
-        self.check_named(&full, &resource, context)
+        let granted =
+            target::granted_by_password_policy(state, self.caller.user_name(), action, params);
+        self.check_named_or(&full, &resource, context, granted)
     }
 
     /// Authorizes `action` (`service:Name`) on `resource` with the action's own `context`
@@ -608,7 +610,20 @@ impl Checker<'_> {
         &self,
         action: &str,
         resource: &str,
+        context: crate::authz::Context,
+    ) -> Result<(), AdminError> {
+        self.check_named_or(action, resource, context, false)
+    }
+
+    /// [`Self::check_named`], where `granted` is a permission AWS gives without a policy
+    /// (the password policy's `AllowUsersToChangePassword`): it stands in for a missing
+    /// allow, never against an explicit deny.
+    fn check_named_or(
+        &self,
+        action: &str,
+        resource: &str,
         mut context: crate::authz::Context,
+        granted: bool,
     ) -> Result<(), AdminError> {
         let (AdminCaller::Tenant { caller, .. }, Some(snapshot)) = (self.caller, &self.snapshot)
         else {
@@ -640,7 +655,9 @@ impl Checker<'_> {
             &resolved.policy_set(None, &caller.session_policies),
             &request,
         );
-        if decision.is_allowed() {
+        if decision.is_allowed()
+            || (granted && decision.outcome == crate::authz::Outcome::ImplicitDeny)
+        {
             Ok(())
         } else {
             Err(AdminError::AccessDenied(decision.message(&request)))

@@ -17,6 +17,7 @@
 //! | `pod_identity.rs` | EKS Pod Identity-style associations (EKS's names and shapes) |
 //! | `profiles.rs` | instance profiles, service-linked roles, STS preferences |
 //! | `saml.rs` | SAML identity providers and their tags |
+//! | `account.rs` | account authorization details and summary, policies granting a service, the password policy |
 //!
 //! Every listing (`List*`, and `GetGroup`'s users) is paginated as AWS's: `MaxItems` 1..=1000
 //! (default 100) and an opaque `Marker` that names the sort key of the last item returned, so a
@@ -34,6 +35,7 @@ use super::AdminError;
 
 #[cfg(test)]
 mod coverage;
+mod account;
 mod credentials;
 mod federation;
 mod identities;
@@ -213,6 +215,13 @@ pub(crate) const ACTIONS: &[&str] = &[
     "ListMFADeviceTags",
     "GetMFADevice",
     "ResyncMFADevice",
+    // account-wide views and the account password policy
+    "GetAccountAuthorizationDetails",
+    "GetAccountSummary",
+    "ListPoliciesGrantingServiceAccess",
+    "UpdateAccountPasswordPolicy",
+    "GetAccountPasswordPolicy",
+    "DeleteAccountPasswordPolicy",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -290,6 +299,8 @@ pub fn dispatch(
     } else if let Some(v) = profiles::run(tenant, ids, now, action, p)? {
         v
     } else if let Some(v) = saml::run(tenant, ids, now, action, p)? {
+        v
+    } else if let Some(v) = account::run(tenant, action, p)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

@@ -67,6 +67,10 @@ pub struct Tenant {
     /// SAML identity providers by lowercased name.
     #[serde(default)]
     pub saml_providers: BTreeMap<String, SamlProvider>,
+    /// The account password policy (`UpdateAccountPasswordPolicy`); AWS's default rules
+    /// apply while it is unset.
+    #[serde(default)]
+    pub password_policy: Option<super::PasswordPolicy>,
 }
 
 /// An instance profile: the container that passes one role to an EC2 instance.
@@ -341,6 +345,14 @@ pub struct LoginProfile {
     pub password_reset_required: bool,
     /// When the profile was created.
     pub created_at: i64,
+    /// When the password was last set; unset on profiles stored before it was recorded,
+    /// whose `created_at` stands in.
+    #[serde(default)]
+    pub password_changed_at: Option<i64>,
+    /// Hashes of the passwords before the current one, newest first: as many as the
+    /// password policy's `PasswordReusePrevention` needs, never plaintext.
+    #[serde(default)]
+    pub previous_password_hashes: Vec<Secret>,
 }
 
 /// An IAM group.
@@ -601,17 +613,20 @@ impl Tenant {
             service_linked_role_deletions: Vec::new(),
             global_endpoint_token_version: GlobalEndpointTokenVersion::default(),
             saml_providers: BTreeMap::new(),
+            password_policy: None,
         }
     }
 
     /// Every secret the tenant holds, to seal before it is stored and open after it is read.
     pub fn secrets_mut(&mut self) -> impl Iterator<Item = &mut Secret> {
         let keys = self.users.values_mut().flat_map(|u| {
-            let password = u.login_profile.as_mut().map(|p| &mut p.password_hash);
+            let passwords = u.login_profile.as_mut().into_iter().flat_map(|p| {
+                std::iter::once(&mut p.password_hash).chain(p.previous_password_hashes.iter_mut())
+            });
             u.access_keys
                 .iter_mut()
                 .map(|k| &mut k.secret)
-                .chain(password)
+                .chain(passwords)
         });
         let mfa = self.mfa_devices.values_mut().map(|d| &mut d.seed);
         let issuer = self.issuer_keys.iter_mut().map(|k| &mut k.private_key);

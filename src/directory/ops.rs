@@ -16,6 +16,7 @@
 //! | `instance_profiles.rs` | instance profiles, their role and tags |
 //! | `service_linked.rs` | service-linked roles and their deletion tasks, STS preferences |
 //! | `saml.rs` | SAML identity providers: metadata, tags, private keys |
+//! | `password_policy.rs` | the account password policy and its rules for passwords |
 
 use super::aws_managed::{aws_managed_policy, is_aws_managed_arn};
 use super::{validate, DirectoryError, Group, ManagedPolicy, Role, Tag, Tenant, User};
@@ -25,6 +26,7 @@ mod federation;
 mod groups;
 mod instance_profiles;
 mod issuer;
+mod password_policy;
 mod pod_identity;
 mod policies;
 mod roles;
@@ -36,6 +38,7 @@ pub use credentials::{AccessKeyMetadata, MfaDeviceInfo, MfaDeviceMetadata};
 pub use federation::CreateOidcProviderInput;
 pub use instance_profiles::CreateInstanceProfileInput;
 pub use issuer::RETAINED_ISSUER_KEYS;
+pub use password_policy::{PasswordPolicy, PasswordPolicyInput};
 pub use pod_identity::{
     PodIdentityAssociationInput, UpdatePodIdentityAssociation, EKS_REGION, POD_IDENTITY_SERVICE,
 };

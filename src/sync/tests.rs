@@ -179,6 +179,8 @@ fn no_root_key_or_password_hash_reaches_a_sidecar_even_from_an_older_control_pla
         password_hash: crate::directory::Secret::new("pbkdf2-sha256$1$c2FsdA$aGFzaA"),
         password_reset_required: false,
         created_at: 0,
+        password_changed_at: None,
+        previous_password_hashes: Vec::new(),
     });
     // What this control plane sends has neither.
     let shipped = update(&t, 1);

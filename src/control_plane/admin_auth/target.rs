@@ -42,6 +42,8 @@ enum Kind {
     /// A service-linked role named by its service (`CreateServiceLinkedRole`) or by a
     /// deletion task (`GetServiceLinkedRoleDeletionStatus`).
     ServiceLinkedRole,
+    /// The user, group or role the `Arn` parameter names (`ListPoliciesGrantingServiceAccess`).
+    ByArn,
 }
 
 /// The kind of entity `action` acts on, and the parameter naming it.
@@ -52,6 +54,7 @@ fn kind_of(action: &str) -> Kind {
         "ListInstanceProfilesForRole" => Kind::Role,
         a if a.contains("InstanceProfile") => Kind::InstanceProfile,
         "CreateServiceLinkedRole" | "GetServiceLinkedRoleDeletionStatus" => Kind::ServiceLinkedRole,
+        "ListPoliciesGrantingServiceAccess" => Kind::ByArn,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
@@ -337,6 +340,7 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         }
         Kind::Resource => s("ResourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
+        Kind::ByArn => s("Arn").to_owned(),
         Kind::PodIdentity => {
             let (cluster, id) = (s("clusterName"), s("associationId"));
             let region = crate::directory::EKS_REGION;
@@ -466,6 +470,33 @@ pub(super) fn instance_profile_passed_role(
         Some(role) => role.arn.clone(),
         None => tenant.arn("role", "/", name),
     })
+}
+
+/// Whether the account password policy gives `user` (the calling IAM user) `action` without
+/// a policy: with `AllowUsersToChangePassword`, AWS lets every IAM user change its own
+/// password and view the password policy.
+pub(super) fn granted_by_password_policy(
+    tenant: &Tenant,
+    user: Option<&str>,
+    action: &str,
+    params: &Value,
+) -> bool {
+    let Some(user) = user else { return false };
+    let allowed = tenant
+        .password_policy
+        .is_some_and(|p| p.allow_users_to_change_password);
+    let own = || {
+        params
+            .get("UserName")
+            .and_then(Value::as_str)
+            .is_some_and(|named| named.eq_ignore_ascii_case(user))
+    };
+    allowed
+        && match action {
+            "ChangePassword" => own(),
+            "GetAccountPasswordPolicy" => true,
+            _ => false,
+        }
 }
 
 /// Actions a tenant's own principals may never run, whatever their policies say: only the
@@ -858,6 +889,11 @@ mod tests {
             "ListInstanceProfiles",
             "SetSecurityTokenServicePreferences",
             "ListSAMLProviders",
+            "GetAccountAuthorizationDetails",
+            "GetAccountSummary",
+            "UpdateAccountPasswordPolicy",
+            "GetAccountPasswordPolicy",
+            "DeleteAccountPasswordPolicy",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -873,7 +909,8 @@ mod tests {
                 "clusterName": "prod", "associationId": "a-1",
                 "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
                 "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
-                "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s"
+                "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s",
+                "Arn": "arn:aws:iam::111122223333:user/eng/Alice"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -985,6 +1022,7 @@ mod tests {
                     "UpdateAccessKey",
                     "UpdateLoginProfile",
                     "UpdateUser",
+                    "ListPoliciesGrantingServiceAccess",
                 ],
             ),
             (
@@ -1118,6 +1156,11 @@ mod tests {
                     "RotateIssuerKey",
                     "ListInstanceProfiles",
                     "SetSecurityTokenServicePreferences",
+                    "GetAccountAuthorizationDetails",
+                    "GetAccountSummary",
+                    "UpdateAccountPasswordPolicy",
+                    "GetAccountPasswordPolicy",
+                    "DeleteAccountPasswordPolicy",
                 ],
             ),
         ];
@@ -1134,7 +1177,8 @@ mod tests {
             "clusterName": "prod", "associationId": "a-1",
             "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
             "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
-            "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s"
+            "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s",
+            "Arn": "arn:aws:iam::111122223333:user/eng/Alice"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table

@@ -509,3 +509,90 @@ fn adding_a_role_to_an_instance_profile_passes_the_role() {
         }
     }
 }
+
+// === The password policy's AllowUsersToChangePassword (issue #17, item 4) ===
+
+#[test]
+fn allow_users_to_change_password_grants_users_their_own_password_and_never_beats_a_deny() {
+    let (cp, _) = control_plane();
+    let auth = AdminAuth::new(Vec::new(), Vec::new());
+    let op = "operator:test";
+    for user in ["alice", "bob"] {
+        cp.call(A, op, "CreateUser", &json!({"UserName": user}))
+            .unwrap();
+    }
+    let (key, _) = cp
+        .call(A, op, "CreateAccessKey", &json!({"UserName": "alice"}))
+        .unwrap();
+    let (id, secret) = (
+        key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let alice = auth
+        .authenticate(&cp, keys(&id, &secret), &env(T0))
+        .unwrap();
+    let check = |action: &str, params: serde_json::Value| {
+        let checker = auth.checker(&cp, &alice, A, env(T0)).unwrap();
+        let (tenant, _) = cp.tenant(A).unwrap();
+        checker
+            .check(&tenant, action, &params)
+            .map_err(|e| e.code().to_string())
+    };
+    let own = json!({"UserName": "alice"});
+    // No policy grants alice anything yet.
+    assert_eq!(
+        check("ChangePassword", own.clone()),
+        Err("AccessDenied".into())
+    );
+    assert_eq!(
+        check("GetAccountPasswordPolicy", json!({})),
+        Err("AccessDenied".into())
+    );
+    cp.call(
+        A,
+        op,
+        "UpdateAccountPasswordPolicy",
+        &json!({"AllowUsersToChangePassword": false}),
+    )
+    .unwrap();
+    assert_eq!(
+        check("ChangePassword", own.clone()),
+        Err("AccessDenied".into())
+    );
+    cp.call(
+        A,
+        op,
+        "UpdateAccountPasswordPolicy",
+        &json!({"AllowUsersToChangePassword": true}),
+    )
+    .unwrap();
+    assert_eq!(check("ChangePassword", own.clone()), Ok(()));
+    assert_eq!(check("GetAccountPasswordPolicy", json!({})), Ok(()));
+    // Only her own password, and nothing else.
+    assert_eq!(
+        check("ChangePassword", json!({"UserName": "bob"})),
+        Err("AccessDenied".into())
+    );
+    assert_eq!(
+        check("UpdateLoginProfile", own.clone()),
+        Err("AccessDenied".into())
+    );
+    assert_eq!(
+        check("UpdateAccountPasswordPolicy", json!({})),
+        Err("AccessDenied".into())
+    );
+    // An explicit deny still wins.
+    cp.call(
+        A,
+        op,
+        "PutUserPolicy",
+        &json!({"UserName": "alice", "PolicyName": "no", "PolicyDocument":
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:ChangePassword","Resource":"*"}]}"#}),
+    )
+    .unwrap();
+    assert_eq!(check("ChangePassword", own), Err("AccessDenied".into()));
+    assert_eq!(check("GetAccountPasswordPolicy", json!({})), Ok(()));
+}

@@ -87,19 +87,20 @@ pub(super) fn run(
             let password = p.str("Password")?;
             let reset = p.bool_or("PasswordResetRequired", false)?;
             t.create_login_profile(ids, hasher, now, user, password, reset)?;
-            login_profile(t, user)?
+            login_profile(t, user, now)?
         }
         "UpdateLoginProfile" => {
             let user = p.str("UserName")?;
             let password = p.opt_str("Password")?;
             let reset = p.opt_bool("PasswordResetRequired")?;
-            t.update_login_profile(ids, hasher, user, password, reset)?;
+            t.update_login_profile(ids, hasher, now, user, password, reset)?;
             empty
         }
         "ChangePassword" => {
             t.change_password(
                 ids,
                 hasher,
+                now,
                 p.str("UserName")?,
                 p.str("OldPassword")?,
                 p.str("NewPassword")?,
@@ -110,7 +111,7 @@ pub(super) fn run(
             t.delete_login_profile(p.str("UserName")?)?;
             empty
         }
-        "GetLoginProfile" => login_profile(t, p.str("UserName")?)?,
+        "GetLoginProfile" => login_profile(t, p.str("UserName")?, now)?,
 
         // --- MFA devices ---
         "CreateVirtualMFADevice" => {
@@ -196,13 +197,12 @@ pub(super) fn run(
     Ok(Some(result))
 }
 
-/// `{"LoginProfile": {...}}`: never the hash.
-fn login_profile(t: &Tenant, user: &str) -> Result<Value, AdminError> {
-    let LoginProfile {
-        password_reset_required,
-        created_at,
-        ..
-    } = t.get_login_profile(user)?;
+/// `{"LoginProfile": {...}}`: never the hash. `PasswordResetRequired` is also true once the
+/// password is past the password policy's maximum age (the user must then change it).
+fn login_profile(t: &Tenant, user: &str, now: i64) -> Result<Value, AdminError> {
+    let profile = t.get_login_profile(user)?;
+    let password_reset_required = t.password_change_required(profile, now);
+    let LoginProfile { created_at, .. } = profile;
     let name = &t.get_user(user)?.name;
     Ok(wrap(
         "LoginProfile",

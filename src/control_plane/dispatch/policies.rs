@@ -246,8 +246,34 @@ fn policy_path(arn: &str) -> &str {
         .unwrap_or("/")
 }
 
-/// `ListPolicies` with `Scope` (`All`, `AWS`, `Local`; default `All`), `OnlyAttached` and
-/// `PathPrefix`.
+/// How a policy is used, as `PolicyUsageFilter` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Usage {
+    /// Attached to a user, group or role (`PermissionsPolicy`).
+    Permissions,
+    /// Set as a user's or role's permissions boundary (`PermissionsBoundary`).
+    Boundary,
+}
+
+/// `PolicyUsageFilter` (`PermissionsPolicy` or `PermissionsBoundary`), if given.
+fn usage_filter(p: Params<'_>) -> Result<Option<Usage>, AdminError> {
+    match p.opt_str("PolicyUsageFilter")? {
+        None => Ok(None),
+        Some("PermissionsPolicy") => Ok(Some(Usage::Permissions)),
+        Some("PermissionsBoundary") => Ok(Some(Usage::Boundary)),
+        Some(other) => Err(crate::directory::validate::validation_error(
+            other,
+            "policyUsageFilter",
+            "Member must satisfy enum value set: [PermissionsPolicy, PermissionsBoundary]",
+        )
+        .into()),
+    }
+}
+
+/// `ListPolicies` with `Scope` (`All`, `AWS`, `Local`; default `All`), `OnlyAttached`,
+/// `PathPrefix` and `PolicyUsageFilter`. Every managed policy can serve either use, so the
+/// usage filter narrows what `OnlyAttached` keeps: policies attached (`PermissionsPolicy`,
+/// and the default) or set as a boundary (`PermissionsBoundary`).
 fn list_policies(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
     let scope = p.opt_str("Scope")?.unwrap_or("All");
     let (local, aws) = match scope {
@@ -257,6 +283,11 @@ fn list_policies(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
         _ => return Err(invalid("Scope", "must be All, AWS or Local")),
     };
     let only_attached = p.bool_or("OnlyAttached", false)?;
+    let usage = usage_filter(p)?;
+    let in_use = |arn: &str| match usage {
+        None | Some(Usage::Permissions) => t.policy_attachment_count(arn) > 0,
+        Some(Usage::Boundary) => t.policy_boundary_usage_count(arn) > 0,
+    };
     let prefix = p.opt_str("PathPrefix")?;
     let customer = t.list_policies(prefix)?;
     let mut items = Vec::new();
@@ -264,19 +295,22 @@ fn list_policies(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
         let catalog = aws_managed_policies()
             .iter()
             .filter(|a| prefix.is_none_or(|pre| a.path.starts_with(pre)))
-            .filter(|a| !only_attached || t.policy_attachment_count(a.arn) > 0);
+            .filter(|a| !only_attached || in_use(a.arn));
         items.extend(catalog.map(|a| render::aws_policy(t, a)));
     }
     if local {
         let customer = customer
             .into_iter()
-            .filter(|c| !only_attached || t.policy_attachment_count(&c.arn) > 0);
+            .filter(|c| !only_attached || in_use(&c.arn));
         items.extend(customer.map(|c| render::policy(t, c, Detail::Listing)));
     }
     listing(p, "Policies", items, by("Arn"))
 }
 
-/// `ListEntitiesForPolicy` with `EntityFilter` (`User`, `Group`, `Role`) and `PathPrefix`.
+/// `ListEntitiesForPolicy` with `EntityFilter` (`User`, `Group`, `Role`; the policy kinds
+/// `LocalManagedPolicy` and `AWSManagedPolicy` name no entity and list none), `PathPrefix`
+/// and `PolicyUsageFilter`: entities the policy is attached to (`PermissionsPolicy`), whose
+/// boundary it is (`PermissionsBoundary`), or both (the default). Groups have no boundary.
 fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
     let arn = p.str("PolicyArn")?;
     if aws_managed_policy(arn).is_none() {
@@ -296,9 +330,13 @@ fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
             ))
         }
     };
+    let usage = usage_filter(p)?;
     let prefix = p.opt_str("PathPrefix")?;
     let under = |path: &str| prefix.is_none_or(|pre| path.starts_with(pre));
-    let has = |list: &[String]| list.iter().any(|a| a == arn);
+    let attached =
+        |list: &[String]| usage != Some(Usage::Boundary) && list.iter().any(|a| a == arn);
+    let bounded =
+        |b: &Option<String>| usage != Some(Usage::Permissions) && b.as_deref() == Some(arn);
     // One listing across the three kinds, so that one marker pages through all of them.
     let entry =
         |kind: &str, name: &str, item: Value| json!({"Kind": kind, "Name": name, "Item": item});
@@ -306,7 +344,7 @@ fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
     entries.extend(
         t.groups
             .values()
-            .filter(|g| groups && under(&g.path) && has(&g.attached_policies))
+            .filter(|g| groups && under(&g.path) && attached(&g.attached_policies))
             .map(|g| {
                 let item = json!({"GroupName": g.name, "GroupId": g.group_id});
                 entry("PolicyGroups", &g.name, item)
@@ -315,7 +353,11 @@ fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
     entries.extend(
         t.users
             .values()
-            .filter(|u| users && under(&u.path) && has(&u.attached_policies))
+            .filter(|u| {
+                users
+                    && under(&u.path)
+                    && (attached(&u.attached_policies) || bounded(&u.permissions_boundary))
+            })
             .map(|u| {
                 let item = json!({"UserName": u.name, "UserId": u.user_id});
                 entry("PolicyUsers", &u.name, item)
@@ -324,7 +366,11 @@ fn list_entities_for_policy(t: &Tenant, p: Params<'_>) -> Result<Value, AdminErr
     entries.extend(
         t.roles
             .values()
-            .filter(|r| roles && under(&r.path) && has(&r.attached_policies))
+            .filter(|r| {
+                roles
+                    && under(&r.path)
+                    && (attached(&r.attached_policies) || bounded(&r.permissions_boundary))
+            })
             .map(|r| {
                 let item = json!({"RoleName": r.name, "RoleId": r.role_id});
                 entry("PolicyRoles", &r.name, item)

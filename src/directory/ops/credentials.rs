@@ -204,13 +204,8 @@ impl Tenant {
 
     // --- login profiles ---
 
-    /// Checks a new password against the API constraints and the default password policy.
-    fn check_password(&self, user_name: &str, password: &str) -> Result<(), DirectoryError> {
-        validate::password_chars(password)?;
-        validate::default_password_policy(password, user_name, self.alias.as_deref())
-    }
-
-    /// `CreateLoginProfile`: gives the user a console password, stored as a PBKDF2 hash.
+    /// `CreateLoginProfile`: gives the user a console password, stored as a PBKDF2 hash. The
+    /// password must meet the account's password rules.
     pub fn create_login_profile(
         &mut self,
         ids: &mut IdGenerator,
@@ -227,53 +222,58 @@ impl Tenant {
                 u.name
             )));
         }
-        self.check_password(&u.name, password)?;
+        self.check_new_password(&u.name, password)?;
         let profile = LoginProfile {
             password_hash: hasher.hash(password, ids),
             password_reset_required,
             created_at: now,
+            password_changed_at: Some(now),
+            previous_password_hashes: Vec::new(),
         };
         Ok(self.user_mut(user)?.login_profile.insert(profile))
     }
 
-    /// `UpdateLoginProfile`: a new password and/or reset flag.
+    /// `UpdateLoginProfile`: a new password and/or reset flag. A new password must meet the
+    /// account's password rules, reuse prevention included.
     pub fn update_login_profile(
         &mut self,
         ids: &mut IdGenerator,
         hasher: PasswordHasher,
+        now: i64,
         user: &str,
         password: Option<&str>,
         password_reset_required: Option<bool>,
     ) -> Result<(), DirectoryError> {
         let u = self.user_ref(user)?;
-        if u.login_profile.is_none() {
-            return Err(no_such_login_profile(&u.name));
-        }
-        if let Some(p) = password {
-            self.check_password(&u.name, p)?;
-        }
-        let hash = password.map(|p| hasher.hash(p, ids));
-        let u = self.user_mut(user)?;
-        let name = u.name.clone();
         let profile = u
             .login_profile
-            .as_mut()
-            .ok_or_else(|| no_such_login_profile(&name))?;
+            .as_ref()
+            .ok_or_else(|| no_such_login_profile(&u.name))?;
+        if let Some(p) = password {
+            self.check_new_password(&u.name, p)?;
+            self.check_password_reuse(profile, p)?;
+        }
+        let hash = password.map(|p| hasher.hash(p, ids));
+        let mut profile = profile.clone();
         if let Some(hash) = hash {
-            profile.password_hash = hash;
+            self.record_new_password(&mut profile, hash, now);
         }
         if let Some(reset) = password_reset_required {
             profile.password_reset_required = reset;
         }
+        self.user_mut(user)?.login_profile = Some(profile);
         Ok(())
     }
 
     /// `ChangePassword`: the user changes its own console password, proving the old one;
-    /// the new one must meet the password rules, and a required reset is then done.
+    /// the new one must meet the password rules, and a required reset (or an expired
+    /// password) is then done. Under `HardExpiry` an expired password cannot be changed
+    /// this way.
     pub fn change_password(
         &mut self,
         ids: &mut IdGenerator,
         hasher: PasswordHasher,
+        now: i64,
         user: &str,
         old_password: &str,
         new_password: &str,
@@ -288,7 +288,8 @@ impl Tenant {
                 "The old password is incorrect.".into(),
             ));
         }
-        self.update_login_profile(ids, hasher, user, Some(new_password), Some(false))
+        self.check_not_hard_expired(user, now)?;
+        self.update_login_profile(ids, hasher, now, user, Some(new_password), Some(false))
     }
 
     /// `DeleteLoginProfile`.

@@ -14,6 +14,10 @@ const DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "Document", "PolicyDocu
 /// Members IAM's model types as blobs: base64 on the wire.
 const BLOBS: &[&str] = &["Base32StringSeed", "QRCodePNG"];
 
+/// Members IAM's model types as maps: `<entry><key>..</key><value>..</value></entry>` on the
+/// wire (`GetAccountSummary`'s `SummaryMap`).
+const MAPS: &[&str] = &["SummaryMap"];
+
 /// Actions whose output shape in IAM's model has no members: AWS sends an empty result
 /// element, and botocore's parser looks for it.
 const EMPTY_RESULTS: &[&str] = &["UpdateRole"];
@@ -47,6 +51,16 @@ fn element(out: &mut String, name: &str, value: &Value) {
             open(out, name);
             for item in items {
                 element(out, "member", item);
+            }
+        }
+        Value::Object(map) if MAPS.contains(&name) => {
+            open(out, name);
+            for (key, v) in map {
+                out.push_str("<entry><key>");
+                out.push_str(&xml_escape(key));
+                out.push_str("</key>");
+                element(out, "value", v);
+                out.push_str("</entry>");
             }
         }
         Value::Object(map) => {
@@ -135,6 +149,19 @@ mod tests {
         assert!(
             got.contains("<Base32StringSeed>QUJD</Base32StringSeed>"),
             "{got}"
+        );
+    }
+
+    #[test]
+    fn maps_are_entries_of_keys_and_values() {
+        let got = result(
+            "GetAccountSummary",
+            &json!({"SummaryMap": {"Users": 2, "UsersQuota": 5000}}),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "<SummaryMap><entry><key>Users</key><value>2</value></entry><entry><key>UsersQuota</key><value>5000</value></entry></SummaryMap>"
         );
     }
 

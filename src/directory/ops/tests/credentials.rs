@@ -130,6 +130,7 @@ fn login_profiles() {
     t.update_login_profile(
         &mut ids,
         fast(),
+        NOW,
         "alice",
         Some("Battery-Staple-2"),
         Some(false),
@@ -143,6 +144,7 @@ fn login_profiles() {
         fails(&mut t, |t| t.update_login_profile(
             &mut ids,
             fast(),
+            NOW,
             "alice",
             Some("weak"),
             None
@@ -150,7 +152,7 @@ fn login_profiles() {
         .code(),
         "PasswordPolicyViolation"
     );
-    t.update_login_profile(&mut ids, fast(), "alice", None, Some(true))
+    t.update_login_profile(&mut ids, fast(), NOW, "alice", None, Some(true))
         .unwrap();
     assert!(
         t.get_login_profile("alice")
@@ -171,6 +173,7 @@ fn login_profiles() {
         fails(&mut t, |t| t.update_login_profile(
             &mut ids,
             fast(),
+            NOW,
             "alice",
             None,
             Some(true)
