@@ -35,8 +35,10 @@ mod params;
 mod pod_identity;
 mod policies;
 mod render;
+mod usage;
 
 use params::Params;
+pub(crate) use usage::{reads_usage, run_with_usage, UsageContext};
 
 /// Every action [`dispatch`] runs; any other is `InvalidAction`.
 pub(crate) const ACTIONS: &[&str] = &[
@@ -166,6 +168,12 @@ pub(crate) const ACTIONS: &[&str] = &[
     "ListPodIdentityAssociations",
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
+    // usage reported by the sidecars: Access Advisor and the credential report
+    "GenerateServiceLastAccessedDetails",
+    "GetServiceLastAccessedDetails",
+    "GetServiceLastAccessedDetailsWithEntities",
+    "GenerateCredentialReport",
+    "GetCredentialReport",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -247,6 +255,13 @@ pub fn dispatch(
 
 /// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.
 pub(crate) fn is_mutating(action: &str) -> bool {
+    // Reports and Access Advisor jobs are made from the tenant, never changes to it.
+    if matches!(
+        action,
+        "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
+    ) {
+        return false;
+    }
     !(action.starts_with("Get") || action.starts_with("List") || action.starts_with("Describe"))
 }
 

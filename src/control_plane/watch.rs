@@ -214,6 +214,12 @@ impl WatchState {
         }
     }
 
+    /// Whether the stream may report usage for `tenant`: only for a tenant it follows (which
+    /// its admission allowed), never for another one.
+    pub fn admits_usage(&self, tenant: &str) -> bool {
+        self.subscription.wants(tenant)
+    }
+
     /// Every subscribed tenant of `current` the sidecar does not have at its current version,
     /// and every tenant it has that was deleted, in chunks. Empty when there is nothing to
     /// send, unless `always` (the first response always goes out, even empty: it tells the

@@ -261,6 +261,8 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
             }
         }
         Kind::Resource => s("ResourceArn").to_owned(),
+        // Access Advisor's job is authorized on the user, group, role or policy it reports on.
+        Kind::Account if action == "GenerateServiceLastAccessedDetails" => s("Arn").to_owned(),
         Kind::Account => "*".to_owned(),
         Kind::PodIdentity => {
             let (cluster, id) = (s("clusterName"), s("associationId"));
@@ -685,6 +687,10 @@ mod tests {
             "ListServiceControlPolicies",
             "CreateRootAccessKey",
             "DeleteRootAccessKey",
+            "GetServiceLastAccessedDetails",
+            "GetServiceLastAccessedDetailsWithEntities",
+            "GenerateCredentialReport",
+            "GetCredentialReport",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -693,6 +699,7 @@ mod tests {
             .access_key_id;
         for action in crate::control_plane::dispatch::ACTIONS {
             let params = json!({
+                "Arn": "arn:aws:iam::111122223333:role/svc/app",
                 "UserName": "alice", "GroupName": "g", "RoleName": "app",
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
@@ -824,6 +831,7 @@ mod tests {
                     "UpdateAssumeRolePolicy",
                     "UpdateRole",
                     "UpdateRoleDescription",
+                    "GenerateServiceLastAccessedDetails",
                 ],
             ),
             (
@@ -885,6 +893,10 @@ mod tests {
                     "ListVirtualMFADevices",
                     "PutServiceControlPolicy",
                     "RotateIssuerKey",
+                    "GetServiceLastAccessedDetails",
+                    "GetServiceLastAccessedDetailsWithEntities",
+                    "GenerateCredentialReport",
+                    "GetCredentialReport",
                 ],
             ),
         ];
@@ -894,6 +906,7 @@ mod tests {
             .unwrap()
             .access_key_id;
         let params = json!({
+            "Arn": "arn:aws:iam::111122223333:role/svc/app",
             "UserName": "alice", "GroupName": "g", "RoleName": "app",
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
