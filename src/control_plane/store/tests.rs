@@ -1545,6 +1545,9 @@ fn fill_source(from: &dyn TestDb, tag: &str) -> (std::path::PathBuf, String) {
     ] {
         source.record_event(&audit_event(account, outcome)).unwrap();
     }
+    source
+        .record_usage(&usage_report(A, 2_000, "eu-west-1"))
+        .unwrap();
     (key_file, secret)
 }
 
@@ -1589,6 +1592,8 @@ fn copy_whole_and_verified(from: &dyn TestDb, to: &dyn TestDb, tag: &str) {
     let live = copy.load_tenants().unwrap();
     assert_eq!(live, source.load_tenants().unwrap());
     assert_eq!(live.len(), 2);
+    // The sidecars' usage is copied too.
+    assert_eq!(copy.usage(A).unwrap(), usage_report(A, 2_000, "eu-west-1"));
     for account in [A, B, C, "999999999999"] {
         assert_eq!(
             copy.changes(account, 0, 100).unwrap(),
