@@ -1437,12 +1437,13 @@ mod auth_failures {
         // The database as a binary of schema 1 left it.
         db.client()
             .batch_execute(
-                "DROP TABLE auth_failures; DELETE FROM schema_migrations WHERE version > 1",
+                "DROP TABLE credential_usage; DROP TABLE auth_failures;
+                 DELETE FROM schema_migrations WHERE version > 1",
             )
             .unwrap();
         let report = PostgresStore::migrate(&db.options()).unwrap();
-        assert_eq!(report, MigrationReport { from: 1, to: 2 });
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(report, MigrationReport { from: 1, to: 3 });
+        assert_eq!(SCHEMA_VERSION, 3);
         let store = db.open(None);
         assert_eq!(store.load_tenants().unwrap().len(), 1);
         assert_eq!(
@@ -1450,6 +1451,10 @@ mod auth_failures {
             1
         );
         assert_eq!(db.failure_rows(), 1);
+        // Migration 3 made the usage store.
+        let usage = super::usage_report("111122223333", 2_000, "eu-west-1");
+        store.record_usage(&usage).unwrap();
+        assert_eq!(store.usage("111122223333").unwrap(), usage);
     }
 }
 
