@@ -491,6 +491,11 @@ def value_for(op, name, w):
         "ThumbprintList": lambda: ["1" * 40],
         "AccountAlias": lambda: w.alias() if op == "DeleteAccountAlias" else unique("new-alias"),
         "Description": lambda: "described",
+        "Arn": lambda: f"arn:aws:iam::{ACCOUNT}:user/{w.user()}",
+        "JobId": lambda: w.c.generate_service_last_accessed_details(
+            Arn=f"arn:aws:iam::{ACCOUNT}:user/{w.user()}"
+        )["JobId"],
+        "ServiceNamespace": lambda: "iam",
     }
     make = table.get(name)
     return make() if make else None

@@ -199,9 +199,13 @@ pub(crate) fn run_with_usage(
                 .map(|s| (s.namespace.clone(), service_json(s, job.granularity)))
                 .collect();
             let (items, marker) = page.cut(items)?;
-            let mut out = job_header(&job);
+            // In the model's order, which differs from the entities' result.
+            let mut out = Map::new();
+            out.insert("JobStatus".into(), "COMPLETED".into());
             out.insert("JobType".into(), job.granularity.as_str().into());
+            out.insert("JobCreationDate".into(), render::date(job.created_at));
             out.insert("ServicesLastAccessed".into(), Value::Array(items));
+            out.insert("JobCompletionDate".into(), render::date(job.created_at));
             finish(&mut out, marker);
             Ok(Value::Object(out))
         }
@@ -221,7 +225,10 @@ pub(crate) fn run_with_usage(
                 })
                 .unwrap_or_default();
             let (items, marker) = page.cut(items)?;
-            let mut out = job_header(&job);
+            let mut out = Map::new();
+            out.insert("JobStatus".into(), "COMPLETED".into());
+            out.insert("JobCreationDate".into(), render::date(job.created_at));
+            out.insert("JobCompletionDate".into(), render::date(job.created_at));
             out.insert("EntityDetailsList".into(), Value::Array(items));
             finish(&mut out, marker);
             Ok(Value::Object(out))
@@ -344,15 +351,6 @@ fn find_job(state: &UsageState, tenant: &Tenant, id: &str) -> Result<AdvisorJob,
         ))
         .into()
     })
-}
-
-/// The members every job result starts with.
-fn job_header(job: &AdvisorJob) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert("JobStatus".into(), "COMPLETED".into());
-    out.insert("JobCreationDate".into(), render::date(job.created_at));
-    out.insert("JobCompletionDate".into(), render::date(job.created_at));
-    out
 }
 
 fn service_json(s: &ServiceAccess, granularity: Granularity) -> Value {

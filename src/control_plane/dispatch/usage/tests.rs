@@ -327,6 +327,24 @@ fn access_advisor_lists_the_allowed_services_with_their_usage() {
     assert_eq!(got["JobStatus"], "COMPLETED");
     assert_eq!(got["JobType"], "SERVICE_LEVEL");
     assert_eq!(got["IsTruncated"], false);
+    // The members in the model's order.
+    let members: Vec<&str> = got
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        members,
+        [
+            "JobStatus",
+            "JobType",
+            "JobCreationDate",
+            "ServicesLastAccessed",
+            "JobCompletionDate",
+            "IsTruncated"
+        ]
+    );
     // s3 and iam are allowed (ec2 is only denied); iam's use is before the tracking period.
     assert_eq!(
         got["ServicesLastAccessed"],
