@@ -1,4 +1,5 @@
-//! The watch service's domain: who may stream which tenants, and what a stream sends next.
+//! The watch service's domain: who may stream which tenants, what a stream sends next, and
+//! which tenants' usage it may report ([`WatchState::admits_usage`]).
 //! The gRPC edge (`crate::grpc::sync`) reads the request, asks here, and writes the answer.
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -1,6 +1,7 @@
 //! `iamlet.v1.Sync` over gRPC: admits a stream (client certificate, sync key or loopback,
 //! decided by [`SyncAdmission`]), then runs one task per sidecar that sends the deltas
-//! [`WatchState`] computes, heartbeats when quiet, and logs the sidecar's NACKs.
+//! [`WatchState`] computes, heartbeats when quiet, logs the sidecar's NACKs, and hands its
+//! usage reports to the control plane (for the tenants the stream follows; issue #17).
 
 use std::collections::HashMap;
 use std::pin::Pin;
