@@ -11,6 +11,7 @@ mod declare;
 mod dispatch;
 mod seal;
 mod store;
+mod usage;
 mod watch;
 
 pub use self::core::{
@@ -38,6 +39,11 @@ pub use store::{
     DataDirOptions, FeedEvent, FeedIdle, FeedSender, MigrationReport, PostgresOptions,
     PostgresStore, Prior, SqliteStore, StoreError, StoredTenant, TenantSeq, TenantStore,
     CHANGES_CHANNEL, DATABASE_FILE, IDENTITY_FILE, SCHEMA_VERSION,
+};
+pub use store::{ActionUsage, KeyUsage, RoleUsage, ServiceUsage, UsageBatch, UsageLog};
+pub use usage::{
+    UsageCounters, UsageReportError, MAX_CLOCK_SKEW_SECONDS, MAX_USAGE_ENTRIES,
+    REPORT_REUSE_SECONDS, TRACKING_PERIOD_SECONDS,
 };
 pub use watch::{
     Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,
@@ -116,6 +122,14 @@ pub enum AdminError {
     /// `Throttling`: too many failed authentications from this source; try again later.
     #[error("Rate exceeded")]
     Throttling,
+    /// `ReportNotPresent` or `ReportExpired`: no credential report to return.
+    #[error("{message}")]
+    Report {
+        /// AWS's code.
+        code: AwsCode,
+        /// AWS's message.
+        message: String,
+    },
 }
 
 // === impl AdminError ===
@@ -155,6 +169,7 @@ impl AdminError {
             Self::MissingAuthenticationToken => AwsCode::MissingAuthenticationToken,
             Self::Authentication { code, .. } => *code,
             Self::Throttling => AwsCode::Throttling,
+            Self::Report { code, .. } => *code,
         }
     }
 

@@ -94,6 +94,10 @@ aws_codes! {
     ConcurrentModification = 409,
     /// The service failed.
     ServiceFailure = 500,
+    /// No credential report was generated.
+    ReportNotPresent = 410,
+    /// The credential report is older than 4 hours.
+    ReportExpired = 410,
     // STS
     /// A packed session policy or tag set is too large.
     PackedPolicyTooLarge = 400,

@@ -52,3 +52,5 @@ mod authzen;
 mod ha;
 // Envoy's ext_authz on a sidecar, asked as Envoy asks, with SigV4 requests signed here.
 mod ext_authz;
+// Issue 17: usage reports on the sync stream, last used and the credential report.
+mod usage;

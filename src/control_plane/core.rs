@@ -23,8 +23,9 @@ use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
 use super::store::{
     AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent, FeedIdle, Prior,
-    StoreError, TenantStore,
+    StoreError, TenantStore, UsageBatch,
 };
+use super::usage::{UsageCounters, UsageReportError, UsageState};
 use super::AdminError;
 
 /// How many times an action runs when other writers (control-plane replicas on one
@@ -53,6 +54,10 @@ pub struct ControlPlane {
     hasher: PasswordHasher,
     changed: watch::Sender<u64>,
     clock: fn() -> i64,
+    /// Access Advisor jobs and credential reports (issue #17).
+    usage: UsageState,
+    /// What became of the usage reports the sidecars sent.
+    usage_counters: UsageCounters,
 }
 
 /// A tenant's current state.
@@ -140,6 +145,8 @@ impl ControlPlane {
             hasher: PasswordHasher::PRODUCTION,
             changed,
             clock: system_clock,
+            usage: UsageState::default(),
+            usage_counters: UsageCounters::default(),
         })
     }
 
@@ -207,6 +214,13 @@ impl ControlPlane {
         super::dispatch::served(action)?;
         check(&current.tenant, action, parameters)?;
         let now = (self.clock)();
+        if super::dispatch::reads_usage(action) {
+            let (tenant, version) = (Arc::clone(&current.tenant), current.version);
+            // The store is read without holding every tenant's lock.
+            drop(tenants);
+            let result = self.with_usage(&tenant, now, action, parameters)?;
+            return Ok((result, version));
+        }
         let mut next = Tenant::clone(&current.tenant);
         let outcome = dispatch(
             &mut next,
@@ -316,7 +330,78 @@ impl ControlPlane {
             parameters: serde_json::json!({ "AccountId": account_id }),
             at: (self.clock)(),
         };
-        self.commit(&mut tenants, &draft, prior, None).map(|_| ())
+        self.commit(&mut tenants, &draft, prior, None)?;
+        self.usage.forget(account_id);
+        Ok(())
+    }
+
+    /// Runs an action that answers from the tenant's usage (`GetAccessKeyLastUsed`,
+    /// `GetRole`, Access Advisor, the credential report). The plain reads (`GetRole`,
+    /// `GetAccessKeyLastUsed`) still answer when the usage cannot be read, without it; the
+    /// others need it.
+    fn with_usage(
+        &self,
+        tenant: &Tenant,
+        now: i64,
+        action: &str,
+        parameters: &Value,
+    ) -> Result<Value, AdminError> {
+        let usage = match self.store.usage(&tenant.account_id) {
+            Ok(usage) => usage,
+            Err(error) if matches!(action, "GetRole" | "GetAccessKeyLastUsed") => {
+                tracing::warn!(%error, action, "usage could not be read; answering without it");
+                UsageBatch::default()
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let cx = super::dispatch::UsageContext {
+            state: &self.usage,
+            ids: &mut self.ids.lock(),
+            hasher: self.hasher,
+            now,
+            max_password_age_days: tenant.password_policy.and_then(|p| p.max_password_age),
+        };
+        super::dispatch::run_with_usage(tenant, &usage, cx, action, parameters)
+    }
+
+    /// Merges the usage reports a sync stream sent, each in its own transaction, after
+    /// checking it (`admits` says whether the stream may see a tenant; see
+    /// [`super::usage::validate`]). A refused report is logged and counted, never an error
+    /// of the stream. Blocking: call it off the async workers.
+    pub fn record_usage(&self, reports: &[UsageBatch], admits: &dyn Fn(&str) -> bool) {
+        let now = (self.clock)();
+        for report in reports {
+            let checked = if !admits(&report.account_id) {
+                Err(UsageReportError::NotAdmitted(report.account_id.clone()))
+            } else if !self.tenants.lock().contains_key(&report.account_id) {
+                Err(UsageReportError::UnknownTenant(report.account_id.clone()))
+            } else {
+                super::usage::validate(report, now)
+            };
+            self.usage_counters.count(&checked);
+            if let Err(refusal) = checked {
+                tracing::warn!(
+                    tenant = %crate::error::echo(&report.account_id),
+                    "a usage report was refused: {refusal}"
+                );
+                continue;
+            }
+            if let Err(error) = self.store.record_usage(report) {
+                self.usage_counters
+                    .failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    %error,
+                    tenant = %crate::error::echo(&report.account_id),
+                    "a usage report could not be stored; it is dropped (and counted)"
+                );
+            }
+        }
+    }
+
+    /// What became of the usage reports received so far.
+    pub fn usage_counters(&self) -> &UsageCounters {
+        &self.usage_counters
     }
 
     /// The tenant in the declarative format (`iamlet admin export`); secrets are left out.
@@ -911,6 +996,15 @@ mod tests {
         }
         fn auth_failures(&self, s: &str, n: i64, w: i64) -> Result<u32, StoreError> {
             self.inner.auth_failures(s, n, w)
+        }
+    }
+
+    impl crate::control_plane::UsageLog for Notified {
+        fn record_usage(&self, b: &crate::control_plane::UsageBatch) -> Result<(), StoreError> {
+            self.inner.record_usage(b)
+        }
+        fn usage(&self, a: &str) -> Result<crate::control_plane::UsageBatch, StoreError> {
+            self.inner.usage(a)
         }
     }
 

@@ -46,11 +46,13 @@ mod refused;
 mod profiles;
 mod render;
 mod saml;
+mod usage;
 
 use params::Params;
 pub(crate) use refused::refusal;
 #[cfg(test)]
 use refused::REFUSED;
+pub(crate) use usage::{reads_usage, run_with_usage, UsageContext};
 
 /// Every action [`dispatch`] runs; any other is `InvalidAction`.
 pub(crate) const ACTIONS: &[&str] = &[
@@ -222,6 +224,12 @@ pub(crate) const ACTIONS: &[&str] = &[
     "UpdateAccountPasswordPolicy",
     "GetAccountPasswordPolicy",
     "DeleteAccountPasswordPolicy",
+    // usage reported by the sidecars: Access Advisor and the credential report
+    "GenerateServiceLastAccessedDetails",
+    "GetServiceLastAccessedDetails",
+    "GetServiceLastAccessedDetailsWithEntities",
+    "GenerateCredentialReport",
+    "GetCredentialReport",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -331,6 +339,13 @@ pub(crate) fn served(action: &str) -> Result<(), AdminError> {
 
 /// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.
 pub(crate) fn is_mutating(action: &str) -> bool {
+    // Reports and Access Advisor jobs are made from the tenant, never changes to it.
+    if matches!(
+        action,
+        "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
+    ) {
+        return false;
+    }
     !(action.starts_with("Get") || action.starts_with("List") || action.starts_with("Describe"))
 }
 

@@ -324,9 +324,206 @@ pub trait AuthFailureLog: Send + Sync {
         -> Result<u32, StoreError>;
 }
 
+/// One tenant's usage aggregates, as a sidecar reports them and as the store returns them:
+/// the latest time each access key, principal and service, action and role was used. Times
+/// are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageBatch {
+    /// The tenant.
+    pub account_id: String,
+    /// Long-term access keys.
+    pub access_keys: Vec<KeyUsage>,
+    /// Principals and the services they were authenticated for.
+    pub services: Vec<ServiceUsage>,
+    /// Roles whose sessions were used.
+    pub roles: Vec<RoleUsage>,
+}
+
+/// The last use of an access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// `AKIA…`.
+    pub access_key_id: String,
+    /// When.
+    pub last_used: i64,
+    /// The service namespace of the request (`s3`).
+    pub service: String,
+    /// The request's region.
+    pub region: String,
+}
+
+/// The last time a principal was authenticated for a service, and per action where tracked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUsage {
+    /// The user's or role's ARN.
+    pub principal_arn: String,
+    /// The service namespace (`s3`).
+    pub service: String,
+    /// When.
+    pub last_authenticated: i64,
+    /// The request's region.
+    pub region: String,
+    /// The actions, without the service prefix (`GetObject`).
+    pub actions: Vec<ActionUsage>,
+}
+
+/// The last time a principal was authenticated for one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionUsage {
+    /// The action without the service prefix.
+    pub action: String,
+    /// When.
+    pub last_accessed: i64,
+    /// The request's region.
+    pub region: String,
+}
+
+/// The last use of a role's sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleUsage {
+    /// The role's ARN.
+    pub role_arn: String,
+    /// When.
+    pub last_used: i64,
+    /// The request's region.
+    pub region: String,
+}
+
+/// What the sidecars report of their use of credentials, kept apart from the audit trail
+/// (issue #17): never a tenant change, so recording it creates no version and pushes no
+/// snapshot. Reports arrive at least once, from several sidecars, in any order: merging keeps,
+/// for each key, principal and service, action and role, the latest time (with the service
+/// and region of that use), so a resend or a late, older report changes nothing.
+pub trait UsageLog: Send + Sync {
+    /// Merges `batch` into its tenant's usage, in one transaction.
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
+
+    /// A tenant's usage as merged so far (empty when none was reported).
+    fn usage(&self, account_id: &str) -> Result<UsageBatch, StoreError>;
+}
+
+/// One usage row as both stores keep it: `(kind, subject, item, last_used, service, region)`.
+/// `kind` is `key` (subject the key id), `service` (subject the principal, item the service),
+/// `action` (item `service:Action`) or `role` (subject the role ARN).
+pub(super) type UsageRow = (&'static str, String, String, i64, String, String);
+
+/// A batch as rows.
+pub(super) fn usage_rows(batch: &UsageBatch) -> Vec<UsageRow> {
+    let mut rows = Vec::new();
+    for k in &batch.access_keys {
+        rows.push((
+            "key",
+            k.access_key_id.clone(),
+            String::new(),
+            k.last_used,
+            k.service.clone(),
+            k.region.clone(),
+        ));
+    }
+    for s in &batch.services {
+        rows.push((
+            "service",
+            s.principal_arn.clone(),
+            s.service.clone(),
+            s.last_authenticated,
+            String::new(),
+            s.region.clone(),
+        ));
+        for a in &s.actions {
+            rows.push((
+                "action",
+                s.principal_arn.clone(),
+                format!("{}:{}", s.service, a.action),
+                a.last_accessed,
+                String::new(),
+                a.region.clone(),
+            ));
+        }
+    }
+    for r in &batch.roles {
+        rows.push((
+            "role",
+            r.role_arn.clone(),
+            String::new(),
+            r.last_used,
+            String::new(),
+            r.region.clone(),
+        ));
+    }
+    // In key order: concurrent writers lock rows in one order.
+    rows.sort();
+    rows
+}
+
+/// Rows read back (`kind` as stored) as a batch, in the rows' order. An action whose service
+/// has no row of its own (never written so) still gets one, at the action's time.
+pub(super) fn usage_batch(
+    account_id: &str,
+    rows: impl IntoIterator<Item = (String, String, String, i64, String, String)>,
+) -> UsageBatch {
+    let mut batch = UsageBatch {
+        account_id: account_id.to_owned(),
+        ..UsageBatch::default()
+    };
+    let mut actions = Vec::new();
+    for (kind, subject, item, last_used, service, region) in rows {
+        match kind.as_str() {
+            "key" => batch.access_keys.push(KeyUsage {
+                access_key_id: subject,
+                last_used,
+                service,
+                region,
+            }),
+            "service" => batch.services.push(ServiceUsage {
+                principal_arn: subject,
+                service: item,
+                last_authenticated: last_used,
+                region,
+                actions: Vec::new(),
+            }),
+            "action" => actions.push((subject, item, last_used, region)),
+            "role" => batch.roles.push(RoleUsage {
+                role_arn: subject,
+                last_used,
+                region,
+            }),
+            // A kind this binary does not know (written by a newer one) is left out.
+            _ => {}
+        }
+    }
+    for (principal, item, last_accessed, region) in actions {
+        let Some((service, action)) = item.split_once(':') else {
+            continue;
+        };
+        let position = batch
+            .services
+            .iter()
+            .position(|s| s.principal_arn == principal && s.service == service);
+        let index = position.unwrap_or_else(|| {
+            batch.services.push(ServiceUsage {
+                principal_arn: principal.clone(),
+                service: service.to_owned(),
+                last_authenticated: last_accessed,
+                region: region.clone(),
+                actions: Vec::new(),
+            });
+            batch.services.len() - 1
+        });
+        if let Some(entry) = batch.services.get_mut(index) {
+            entry.actions.push(ActionUsage {
+                action: action.to_owned(),
+                last_accessed,
+                region,
+            });
+        }
+    }
+    batch
+}
+
 /// What the control plane needs from durable storage; it also counts failed admin
-/// authentications ([`AuthFailureLog`]), shared by every replica on the store.
-pub trait TenantStore: AuthFailureLog + Send + Sync {
+/// authentications ([`AuthFailureLog`]), shared by every replica on the store, and keeps what
+/// the sidecars report of their use of credentials ([`UsageLog`]).
+pub trait TenantStore: AuthFailureLog + UsageLog + Send + Sync {
     /// Every live tenant with its version.
     fn load_tenants(&self) -> Result<Vec<StoredTenant>, StoreError>;
 
@@ -425,6 +622,16 @@ CREATE TABLE IF NOT EXISTS auth_failures (
     failures INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS auth_failures_by_window ON auth_failures (window_start);
+CREATE TABLE IF NOT EXISTS credential_usage (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    item TEXT NOT NULL,
+    last_used INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    region TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, subject, item)
+);
 ";
 
 // === impl SqliteStore ===
@@ -830,6 +1037,64 @@ impl AuthFailureLog for SqliteStore {
     }
 }
 
+// A row changes only when the report's time is later than the stored one: a resend or an
+// older report from another sidecar leaves it as it is (with the service and region of the
+// latest use).
+impl UsageLog for SqliteStore {
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        let rows = usage_rows(batch);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO credential_usage (account_id, kind, subject, item, last_used, service, region)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (account_id, kind, subject, item) DO UPDATE SET
+                     last_used = excluded.last_used, service = excluded.service,
+                     region = excluded.region
+                 WHERE excluded.last_used > credential_usage.last_used",
+            )?;
+            for (kind, subject, item, last_used, service, region) in &rows {
+                stmt.execute(params![
+                    batch.account_id,
+                    kind,
+                    subject,
+                    item,
+                    last_used,
+                    service,
+                    region
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn usage(&self, account_id: &str) -> Result<UsageBatch, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT kind, subject, item, last_used, service, region FROM credential_usage
+             WHERE account_id = ?1 ORDER BY kind, subject, item",
+        )?;
+        let rows = stmt
+            .query_map(params![account_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(usage_batch(account_id, rows))
+    }
+}
+
 impl TenantStore for SqliteStore {
     fn load_tenants(&self) -> Result<Vec<StoredTenant>, StoreError> {
         let conn = self.conn.lock();
@@ -918,6 +1183,13 @@ impl TenantStore for SqliteStore {
              deleted = excluded.deleted",
             params![change.account_id, seq, state, i64::from(after.is_none())],
         )?;
+        if after.is_none() {
+            // A tenant made again under the same id starts with no usage.
+            tx.execute(
+                "DELETE FROM credential_usage WHERE account_id = ?1",
+                params![change.account_id],
+            )?;
+        }
         tx.commit()?;
         Ok(ChangeRecord {
             account_id: change.account_id.clone(),

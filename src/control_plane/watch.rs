@@ -1,4 +1,5 @@
-//! The watch service's domain: who may stream which tenants, and what a stream sends next.
+//! The watch service's domain: who may stream which tenants, what a stream sends next, and
+//! which tenants' usage it may report ([`WatchState::admits_usage`]).
 //! The gRPC edge (`crate::grpc::sync`) reads the request, asks here, and writes the answer.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -212,6 +213,12 @@ impl WatchState {
             subscription,
             known,
         }
+    }
+
+    /// Whether the stream may report usage for `tenant`: only for a tenant it follows (which
+    /// its admission allowed), never for another one.
+    pub fn admits_usage(&self, tenant: &str) -> bool {
+        self.subscription.wants(tenant)
     }
 
     /// Every subscribed tenant of `current` the sidecar does not have at its current version,

@@ -38,7 +38,9 @@ pub fn grpc_code(code: AwsCode) -> Code {
         }
         AwsCode::EntityAlreadyExists | AwsCode::ResourceInUseException => Code::AlreadyExists,
         AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
-        AwsCode::DeleteConflict => Code::FailedPrecondition,
+        AwsCode::DeleteConflict | AwsCode::ReportNotPresent | AwsCode::ReportExpired => {
+            Code::FailedPrecondition
+        }
         AwsCode::UnsupportedOperation => Code::Unimplemented,
         AwsCode::ConcurrentModification => Code::Aborted,
         AwsCode::InvalidAuthenticationCode | AwsCode::AccessDenied => Code::PermissionDenied,

@@ -1,6 +1,7 @@
 //! `iamlet.v1.Sync` over gRPC: admits a stream (client certificate, sync key or loopback,
 //! decided by [`SyncAdmission`]), then runs one task per sidecar that sends the deltas
-//! [`WatchState`] computes, heartbeats when quiet, and logs the sidecar's NACKs.
+//! [`WatchState`] computes, heartbeats when quiet, logs the sidecar's NACKs, and hands its
+//! usage reports to the control plane (for the tenants the stream follows; issue #17).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,7 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::control_plane::{
-    Chunk, ControlPlane, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState,
+    ActionUsage, Chunk, ControlPlane, KeyUsage, RoleUsage, ServiceUsage, Subscription,
+    SyncAdmission, SyncClient, SyncRefusal, UsageBatch, WatchState,
 };
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
@@ -141,6 +143,7 @@ impl pb::sync_server::Sync for SyncService {
             response_nonce: _,
             acks: _,
             nacks: _,
+            usage,
         } = first;
         let subscription =
             Subscription::try_new(allowed, subscribe).map_err(|r| refusal_status(&r))?;
@@ -163,7 +166,11 @@ impl pb::sync_server::Sync for SyncService {
             heartbeat: self.heartbeat,
             nonces: Arc::clone(&self.nonces),
         };
-        tokio::spawn(stream.run(inbound));
+        tokio::spawn(async move {
+            // A resent report may ride on the first message too.
+            stream.receive_usage(usage).await;
+            stream.run(inbound).await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -189,7 +196,10 @@ impl WatchTask {
                 biased;
                 () = self.tx.closed() => return,
                 message = inbound.message() => match message {
-                    Ok(Some(request)) => report_nacks(&request),
+                    Ok(Some(request)) => {
+                        report_nacks(&request);
+                        self.receive_usage(request.usage).await;
+                    }
                     Ok(None) | Err(_) => return,
                 },
                 changed = changes.changed() => {
@@ -206,6 +216,33 @@ impl WatchTask {
                     }
                 }
             }
+        }
+    }
+
+    /// Merges the usage reports of one message (off the async workers: the store blocks).
+    /// Refusals are the control plane's to log and count; the stream goes on either way.
+    async fn receive_usage(&self, reports: Vec<pb::UsageReport>) {
+        if reports.is_empty() {
+            return;
+        }
+        let reports: Vec<UsageBatch> = reports.into_iter().map(usage_batch).collect();
+        let admitted: Vec<bool> = reports
+            .iter()
+            .map(|r| self.state.admits_usage(&r.account_id))
+            .collect();
+        let control_plane = Arc::clone(&self.control_plane);
+        let merged = tokio::task::spawn_blocking(move || {
+            let admits = |tenant: &str| {
+                reports
+                    .iter()
+                    .zip(&admitted)
+                    .any(|(r, ok)| *ok && r.account_id == tenant)
+            };
+            control_plane.record_usage(&reports, &admits);
+        })
+        .await;
+        if let Err(error) = merged {
+            tracing::error!(%error, "merging usage reports did not finish");
         }
     }
 
@@ -251,6 +288,51 @@ fn response(chunk: Chunk) -> pb::WatchResponse {
         }),
         more: chunk.more,
         ..pb::WatchResponse::default()
+    }
+}
+
+/// A usage report as the control plane's domain takes it.
+fn usage_batch(report: pb::UsageReport) -> UsageBatch {
+    UsageBatch {
+        account_id: report.tenant,
+        access_keys: report
+            .access_keys
+            .into_iter()
+            .map(|k| KeyUsage {
+                access_key_id: k.access_key_id,
+                last_used: k.last_used,
+                service: k.service,
+                region: k.region,
+            })
+            .collect(),
+        services: report
+            .services
+            .into_iter()
+            .map(|s| ServiceUsage {
+                principal_arn: s.principal_arn,
+                service: s.service,
+                last_authenticated: s.last_authenticated,
+                region: s.region,
+                actions: s
+                    .actions
+                    .into_iter()
+                    .map(|a| ActionUsage {
+                        action: a.action,
+                        last_accessed: a.last_accessed,
+                        region: a.region,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        roles: report
+            .roles
+            .into_iter()
+            .map(|r| RoleUsage {
+                role_arn: r.role_arn,
+                last_used: r.last_used,
+                region: r.region,
+            })
+            .collect(),
     }
 }
 

@@ -541,6 +541,10 @@ def value_for(op, name, w):
         "Description": lambda: "described",
         "Arn": lambda: w.c.get_user(UserName=w.user())["User"]["Arn"],
         "ServiceNamespaces": lambda: ["s3", "iam"],
+        "JobId": lambda: w.c.generate_service_last_accessed_details(
+            Arn=f"arn:aws:iam::{ACCOUNT}:user/{w.user()}"
+        )["JobId"],
+        "ServiceNamespace": lambda: "iam",
     }
     make = table.get(name)
     return make() if make else None

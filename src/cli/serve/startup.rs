@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 
 use crate::control_plane::{
     AdminAuth, AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeRecord, ControlPlane,
-    Prior, StoreError, StoredTenant, TenantSeq, TenantStore,
+    Prior, StoreError, StoredTenant, TenantSeq, TenantStore, UsageBatch, UsageLog,
 };
 use crate::directory::Tenant;
 use crate::error::AwsCode;
@@ -159,6 +159,16 @@ impl AuthFailureLog for ObservedStore {
         window_seconds: i64,
     ) -> Result<u32, StoreError> {
         self.noted(self.inner.auth_failures(source, now, window_seconds))
+    }
+}
+
+impl UsageLog for ObservedStore {
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        self.noted(self.inner.record_usage(batch))
+    }
+
+    fn usage(&self, account_id: &str) -> Result<UsageBatch, StoreError> {
+        self.noted(self.inner.usage(account_id))
     }
 }
 
@@ -309,6 +319,33 @@ impl observe::Gauges for ControlPlaneProbes {
                 "iamlet_control_plane_epoch",
                 "The store's epoch.",
                 &[(String::new(), control_plane.epoch() as f64)],
+            );
+            let usage = control_plane.usage_counters();
+            let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            observe::counter(
+                out,
+                "iamlet_control_plane_usage_reports_total",
+                "Usage reports from sidecars merged into the store.",
+                read(&usage.accepted),
+            );
+            observe::counter(
+                out,
+                "iamlet_control_plane_usage_reports_refused_not_admitted_total",
+                "Usage reports refused: the stream is not admitted to the tenant, or it does not \
+                 exist.",
+                read(&usage.refused_not_admitted),
+            );
+            observe::counter(
+                out,
+                "iamlet_control_plane_usage_reports_refused_malformed_total",
+                "Usage reports refused as malformed or oversized.",
+                read(&usage.refused_malformed),
+            );
+            observe::counter(
+                out,
+                "iamlet_control_plane_usage_reports_failed_total",
+                "Valid usage reports the store failed to record.",
+                read(&usage.failed),
             );
         }
         let counters = self.admin_auth.counters();

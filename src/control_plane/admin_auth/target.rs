@@ -339,6 +339,8 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
             }
         }
         Kind::Resource => s("ResourceArn").to_owned(),
+        // Access Advisor's job is authorized on the user, group, role or policy it reports on.
+        Kind::Account if action == "GenerateServiceLastAccessedDetails" => s("Arn").to_owned(),
         Kind::Account => "*".to_owned(),
         Kind::ByArn => s("Arn").to_owned(),
         Kind::PodIdentity => {
@@ -894,6 +896,10 @@ mod tests {
             "UpdateAccountPasswordPolicy",
             "GetAccountPasswordPolicy",
             "DeleteAccountPasswordPolicy",
+            "GetServiceLastAccessedDetails",
+            "GetServiceLastAccessedDetailsWithEntities",
+            "GenerateCredentialReport",
+            "GetCredentialReport",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -902,6 +908,7 @@ mod tests {
             .access_key_id;
         for action in crate::control_plane::dispatch::ACTIONS {
             let params = json!({
+                "Arn": "arn:aws:iam::111122223333:role/svc/app",
                 "UserName": "alice", "GroupName": "g", "RoleName": "app",
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
@@ -1067,6 +1074,7 @@ mod tests {
                     "UpdateRoleDescription",
                     "ListInstanceProfilesForRole",
                     "DeleteServiceLinkedRole",
+                    "GenerateServiceLastAccessedDetails",
                 ],
             ),
             (
@@ -1161,6 +1169,10 @@ mod tests {
                     "UpdateAccountPasswordPolicy",
                     "GetAccountPasswordPolicy",
                     "DeleteAccountPasswordPolicy",
+                    "GetServiceLastAccessedDetails",
+                    "GetServiceLastAccessedDetailsWithEntities",
+                    "GenerateCredentialReport",
+                    "GetCredentialReport",
                 ],
             ),
         ];
@@ -1170,6 +1182,7 @@ mod tests {
             .unwrap()
             .access_key_id;
         let params = json!({
+            "Arn": "arn:aws:iam::111122223333:role/svc/app",
             "UserName": "alice", "GroupName": "g", "RoleName": "app",
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",

@@ -363,6 +363,14 @@ pub fn migrate_store(
         Err(CopyFailure::NotEmpty(held)) => return Err(held.refusal(&to)),
         Err(CopyFailure::Source(e)) => return Err(source_error(e)),
     }
+    // The sidecars' usage is no part of the verified inventory (it is not history, and the
+    // sidecars' reports keep moving it): copied as it is, each live tenant's in one write.
+    for row in tenants.iter().filter(|t| !t.deleted) {
+        let usage = source.usage(&row.account_id).map_err(source_error)?;
+        destination
+            .record_usage(&usage)
+            .map_err(destination_error)?;
+    }
     let copied = pages.into_inventory(identity.clone(), &tenants);
     drop(destination);
     if let StoreLocation::DataDir(dir) = &options.to {

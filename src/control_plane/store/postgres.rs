@@ -35,7 +35,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::{
     decode_tenant, describe, encode_tenant, new_epoch, new_store_id, to_count, to_i64, to_u64,
     AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent,
-    FeedSender, Prior, StoreError, StoredTenant, TenantSeq, TenantStore, CHANGES_CHANNEL,
+    FeedSender, Prior, StoreError, StoredTenant, TenantSeq, TenantStore, UsageBatch, UsageLog,
+    CHANGES_CHANNEL,
 };
 use crate::control_plane::seal::SecretSealer;
 use crate::directory::Tenant;
@@ -90,10 +91,26 @@ CREATE TABLE auth_failures (
 CREATE INDEX auth_failures_by_window ON auth_failures (window_start);
 ",
     ),
+    (
+        3,
+        "usage reported by the sidecars, apart from the audit trail",
+        "
+CREATE TABLE credential_usage (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    item TEXT NOT NULL,
+    last_used BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    region TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, subject, item)
+);
+",
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock that serializes migrations and the `meta` set-up across replicas
 /// (an arbitrary constant: `iamlet` in ASCII).
@@ -765,6 +782,14 @@ fn commit_in(
         &[&change.account_id, &seq, state, &state.is_none()],
     )
     .map_err(|e| commit_error(e, change, prior, seq))?;
+    if state.is_none() {
+        // A tenant made again under the same id starts with no usage.
+        tx.execute(
+            "DELETE FROM credential_usage WHERE account_id = $1",
+            &[&change.account_id],
+        )
+        .map_err(classify)?;
+    }
     tx.commit()
         .map_err(|e| commit_error(e, change, prior, seq))?;
     Ok(seq)
@@ -822,6 +847,71 @@ impl AuthFailureLog for PostgresStore {
                 .map_err(classify)
         })?;
         Ok(row.map_or(0, |row| to_count(row.get(0))))
+    }
+}
+
+// As SQLite's: a row changes only for a later time. The rows are written in key order, so
+// two replicas merging overlapping reports at once lock them in one order (no deadlock).
+impl UsageLog for PostgresStore {
+    fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        let rows = super::usage_rows(batch);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.pool.with(|client| {
+            let mut tx = client.transaction().map_err(classify)?;
+            let stmt = tx
+                .prepare(
+                    "INSERT INTO credential_usage (account_id, kind, subject, item, last_used, service, region)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (account_id, kind, subject, item) DO UPDATE SET
+                         last_used = EXCLUDED.last_used, service = EXCLUDED.service,
+                         region = EXCLUDED.region
+                     WHERE EXCLUDED.last_used > credential_usage.last_used",
+                )
+                .map_err(classify)?;
+            for (kind, subject, item, last_used, service, region) in &rows {
+                tx.execute(
+                    &stmt,
+                    &[
+                        &batch.account_id,
+                        kind,
+                        subject,
+                        item,
+                        last_used,
+                        service,
+                        region,
+                    ],
+                )
+                .map_err(classify)?;
+            }
+            tx.commit().map_err(classify)
+        })
+    }
+
+    fn usage(&self, account_id: &str) -> Result<UsageBatch, StoreError> {
+        let rows = self.pool.with(|client| {
+            client
+                .query(
+                    "SELECT kind, subject, item, last_used, service, region FROM credential_usage
+                     WHERE account_id = $1 ORDER BY kind, subject, item",
+                    &[&account_id],
+                )
+                .map_err(classify)
+        })?;
+        Ok(super::usage_batch(
+            account_id,
+            rows.iter().map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i64>(3),
+                    r.get::<_, String>(4),
+                    r.get::<_, String>(5),
+                )
+            }),
+        ))
     }
 }
 

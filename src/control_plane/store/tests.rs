@@ -201,7 +201,122 @@ store_suite!(
     two_control_planes_writing_one_tenant_both_land_in_order,
     a_tenant_that_does_not_decode_is_a_load_failure,
     tenant_seqs_list_every_tenant_live_or_deleted,
+    usage_merges_by_the_latest_time_and_a_resend_changes_nothing,
+    usage_is_kept_per_tenant_creates_no_version_and_goes_with_the_tenant,
 );
+
+fn usage_report(account: &str, at: i64, region: &str) -> UsageBatch {
+    UsageBatch {
+        account_id: account.into(),
+        access_keys: vec![KeyUsage {
+            access_key_id: "AKIAEXAMPLEKEY0001".into(),
+            last_used: at,
+            service: "s3".into(),
+            region: region.into(),
+        }],
+        services: vec![ServiceUsage {
+            principal_arn: format!("arn:aws:iam::{account}:user/alice"),
+            service: "s3".into(),
+            last_authenticated: at,
+            region: region.into(),
+            actions: vec![ActionUsage {
+                action: "GetObject".into(),
+                last_accessed: at,
+                region: region.into(),
+            }],
+        }],
+        roles: vec![RoleUsage {
+            role_arn: format!("arn:aws:iam::{account}:role/app"),
+            last_used: at,
+            region: region.into(),
+        }],
+    }
+}
+
+fn usage_merges_by_the_latest_time_and_a_resend_changes_nothing(db: &dyn TestDb) {
+    let store = db.open(None);
+    assert_eq!(
+        store.usage("111122223333").unwrap(),
+        UsageBatch {
+            account_id: "111122223333".into(),
+            ..UsageBatch::default()
+        }
+    );
+    let newer = usage_report("111122223333", 2_000, "eu-west-1");
+    store.record_usage(&newer).unwrap();
+    assert_eq!(store.usage("111122223333").unwrap(), newer);
+    // A resend, and an older report from another sidecar, change nothing.
+    store.record_usage(&newer).unwrap();
+    store
+        .record_usage(&usage_report("111122223333", 1_000, "us-east-1"))
+        .unwrap();
+    assert_eq!(store.usage("111122223333").unwrap(), newer);
+    // A later one wins whole: its time and its region.
+    let latest = usage_report("111122223333", 3_000, "ap-south-1");
+    store.record_usage(&latest).unwrap();
+    // Another handle (a replica) reads the same.
+    assert_eq!(db.open(None).usage("111122223333").unwrap(), latest);
+    // Rows merge one by one: a report of one action leaves the rest.
+    let mut one = UsageBatch {
+        account_id: "111122223333".into(),
+        ..UsageBatch::default()
+    };
+    let mut put = usage_report("111122223333", 4_000, "ap-south-1").services;
+    if let Some(s) = put.first_mut() {
+        s.actions.push(ActionUsage {
+            action: "PutObject".into(),
+            last_accessed: 4_000,
+            region: "ap-south-1".into(),
+        });
+    }
+    one.services = put;
+    store.record_usage(&one).unwrap();
+    let merged = store.usage("111122223333").unwrap();
+    assert_eq!(merged.access_keys, latest.access_keys);
+    assert_eq!(merged.services.len(), 1);
+    let actions: Vec<(&str, i64)> = merged.services[0]
+        .actions
+        .iter()
+        .map(|a| (a.action.as_str(), a.last_accessed))
+        .collect();
+    assert_eq!(actions, [("GetObject", 4_000), ("PutObject", 4_000)]);
+}
+
+fn usage_is_kept_per_tenant_creates_no_version_and_goes_with_the_tenant(db: &dyn TestDb) {
+    let store = db.open(None);
+    let tenant = Tenant::new("111122223333", 0);
+    let created = commit(
+        &*store,
+        "111122223333",
+        "CreateTenant",
+        Prior::Absent,
+        Some(&tenant),
+    );
+    store
+        .record_usage(&usage_report("111122223333", 2_000, "eu-west-1"))
+        .unwrap();
+    store
+        .record_usage(&usage_report("444455556666", 2_500, "eu-west-1"))
+        .unwrap();
+    assert_eq!(
+        store.usage("444455556666").unwrap(),
+        usage_report("444455556666", 2_500, "eu-west-1")
+    );
+    // Usage is not a change: no entry in the trail, no new version.
+    assert_eq!(store.changes("111122223333", 0, 10).unwrap().len(), 1);
+    let seqs = store.tenant_seqs().unwrap();
+    assert_eq!(seqs.first().map(|s| s.seq), Some(created));
+    // A deleted tenant's usage goes with it; another tenant's stays.
+    commit(
+        &*store,
+        "111122223333",
+        "DeleteTenant",
+        Prior::At(created),
+        None,
+    );
+    assert!(store.usage("111122223333").unwrap().access_keys.is_empty());
+    assert_eq!(store.usage("444455556666").unwrap().roles.len(), 1);
+}
 
 fn commit(
     store: &dyn TenantStore,
@@ -1322,12 +1437,13 @@ mod auth_failures {
         // The database as a binary of schema 1 left it.
         db.client()
             .batch_execute(
-                "DROP TABLE auth_failures; DELETE FROM schema_migrations WHERE version > 1",
+                "DROP TABLE credential_usage; DROP TABLE auth_failures;
+                 DELETE FROM schema_migrations WHERE version > 1",
             )
             .unwrap();
         let report = PostgresStore::migrate(&db.options()).unwrap();
-        assert_eq!(report, MigrationReport { from: 1, to: 2 });
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(report, MigrationReport { from: 1, to: 3 });
+        assert_eq!(SCHEMA_VERSION, 3);
         let store = db.open(None);
         assert_eq!(store.load_tenants().unwrap().len(), 1);
         assert_eq!(
@@ -1335,6 +1451,10 @@ mod auth_failures {
             1
         );
         assert_eq!(db.failure_rows(), 1);
+        // Migration 3 made the usage store.
+        let usage = super::usage_report("111122223333", 2_000, "eu-west-1");
+        store.record_usage(&usage).unwrap();
+        assert_eq!(store.usage("111122223333").unwrap(), usage);
     }
 }
 
@@ -1430,6 +1550,9 @@ fn fill_source(from: &dyn TestDb, tag: &str) -> (std::path::PathBuf, String) {
     ] {
         source.record_event(&audit_event(account, outcome)).unwrap();
     }
+    source
+        .record_usage(&usage_report(A, 2_000, "eu-west-1"))
+        .unwrap();
     (key_file, secret)
 }
 
@@ -1474,6 +1597,8 @@ fn copy_whole_and_verified(from: &dyn TestDb, to: &dyn TestDb, tag: &str) {
     let live = copy.load_tenants().unwrap();
     assert_eq!(live, source.load_tenants().unwrap());
     assert_eq!(live.len(), 2);
+    // The sidecars' usage is copied too.
+    assert_eq!(copy.usage(A).unwrap(), usage_report(A, 2_000, "eu-west-1"));
     for account in [A, B, C, "999999999999"] {
         assert_eq!(
             copy.changes(account, 0, 100).unwrap(),
