@@ -290,9 +290,16 @@ pub fn dispatch(
             ))
         }
     };
-    ApiModel::embedded()
-        .map_err(|e| AdminError::Internal(e.to_owned()))?
-        .check_input(action, map, SECRET_PARAMETERS)?;
+    let model = ApiModel::embedded().map_err(|e| AdminError::Internal(e.to_owned()))?;
+    if action == "ChangePassword" {
+        // The admin service names the caller as `UserName` (a password change is always the
+        // caller's own); AWS's model has no such member.
+        let mut named = map.clone();
+        named.remove("UserName");
+        model.check_input(action, &named, SECRET_PARAMETERS)?;
+    } else {
+        model.check_input(action, map, SECRET_PARAMETERS)?;
+    }
     let p = Params::new(map);
     let result = if let Some(v) = identities::run(tenant, ids, now, action, p)? {
         v

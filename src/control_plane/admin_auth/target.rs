@@ -908,7 +908,6 @@ mod tests {
             .access_key_id;
         for action in crate::control_plane::dispatch::ACTIONS {
             let params = json!({
-                "Arn": "arn:aws:iam::111122223333:role/svc/app",
                 "UserName": "alice", "GroupName": "g", "RoleName": "app",
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
@@ -1030,6 +1029,7 @@ mod tests {
                     "UpdateLoginProfile",
                     "UpdateUser",
                     "ListPoliciesGrantingServiceAccess",
+                    "GenerateServiceLastAccessedDetails",
                 ],
             ),
             (
@@ -1074,7 +1074,6 @@ mod tests {
                     "UpdateRoleDescription",
                     "ListInstanceProfilesForRole",
                     "DeleteServiceLinkedRole",
-                    "GenerateServiceLastAccessedDetails",
                 ],
             ),
             (
@@ -1182,7 +1181,6 @@ mod tests {
             .unwrap()
             .access_key_id;
         let params = json!({
-            "Arn": "arn:aws:iam::111122223333:role/svc/app",
             "UserName": "alice", "GroupName": "g", "RoleName": "app",
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",

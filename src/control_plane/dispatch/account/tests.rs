@@ -625,10 +625,10 @@ fn policies_granting_service_access_refuses_bad_input() {
     );
     let err = f.fails(
         "ListPoliciesGrantingServiceAccess",
-        json!({"Arn": "arn:aws:s3:::bucket", "ServiceNamespaces": ["s3"]}),
+        json!({"Arn": "arn:aws:s3:::example-bucket", "ServiceNamespaces": ["s3"]}),
     );
     assert!(
-        err.starts_with("InvalidInput ARN arn:aws:s3:::bucket is not"),
+        err.starts_with("InvalidInput ARN arn:aws:s3:::example-bucket is not"),
         "{err}"
     );
     let err = f.fails(
