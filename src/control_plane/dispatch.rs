@@ -35,6 +35,7 @@ mod params;
 mod pod_identity;
 mod policies;
 mod render;
+mod simulate;
 
 use params::Params;
 
@@ -166,6 +167,11 @@ pub(crate) const ACTIONS: &[&str] = &[
     "ListPodIdentityAssociations",
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
+    // the policy simulator
+    "SimulatePrincipalPolicy",
+    "SimulateCustomPolicy",
+    "GetContextKeysForPrincipalPolicy",
+    "GetContextKeysForCustomPolicy",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -235,6 +241,8 @@ pub fn dispatch(
         v
     } else if let Some(v) = pod_identity::run(tenant, ids, now, action, p, map)? {
         v
+    } else if let Some(v) = simulate::run(tenant, action, p, map)? {
+        v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));
     };
@@ -245,9 +253,13 @@ pub fn dispatch(
     })
 }
 
-/// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.
+/// Whether an action changes the tenant: all but `Get*`, `List*`, (EKS's) `Describe*` and
+/// the policy simulator's `Simulate*`.
 pub(crate) fn is_mutating(action: &str) -> bool {
-    !(action.starts_with("Get") || action.starts_with("List") || action.starts_with("Describe"))
+    !(action.starts_with("Get")
+        || action.starts_with("List")
+        || action.starts_with("Describe")
+        || action.starts_with("Simulate"))
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

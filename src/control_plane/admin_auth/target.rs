@@ -36,11 +36,14 @@ enum Kind {
     Account,
     /// EKS's pod identity associations: `eks:` actions on the cluster or the association.
     PodIdentity,
+    /// The user, group or role whose policies the simulator reads (`PolicySourceArn`).
+    PolicySource,
 }
 
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
+        "SimulatePrincipalPolicy" | "GetContextKeysForPrincipalPolicy" => Kind::PolicySource,
         a if a.contains("PodIdentityAssociation") => Kind::PodIdentity,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
@@ -261,6 +264,7 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
             }
         }
         Kind::Resource => s("ResourceArn").to_owned(),
+        Kind::PolicySource => s("PolicySourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
         Kind::PodIdentity => {
             let (cluster, id) = (s("clusterName"), s("associationId"));
