@@ -89,7 +89,7 @@ pub(super) fn run(
 ) -> Result<Option<Value>, AdminError> {
     Ok(Some(match action {
         "SimulateCustomPolicy" => {
-            let inputs = Inputs::custom(p, map)?;
+            let inputs = Inputs::custom(t, p, map)?;
             simulate(&inputs, p)?
         }
         "SimulatePrincipalPolicy" => {
@@ -442,7 +442,7 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn custom(p: Params<'_>, map: &Map<String, Value>) -> Result<Self, AdminError> {
+    fn custom(t: &Tenant, p: Params<'_>, map: &Map<String, Value>) -> Result<Self, AdminError> {
         let identity = input_list(p, "PolicyInputList", PolicyKind::Identity, true)?;
         let boundary = boundary_input(p)?;
         let scp = organization_levels(map)?;
@@ -454,13 +454,12 @@ impl Inputs {
                     "CallerArn must be specified when ResourcePolicy is: the resource policy's Principal element needs a caller to match.",
                 ))
             }
-            // Without a resource policy the caller is matched by nothing; an IAM user of no
-            // account stands in, so no account-level rule applies.
-            None => Principal::User {
-                account: "000000000000".into(),
-                arn: "arn:aws:iam::000000000000:user/simulated-caller".into(),
-                unique_id: None,
-            },
+            // Without a resource policy no statement names the caller: an IAM user of the
+            // tenant's account stands in, so resources of the account are its own.
+            None => user_principal(
+                &t.account_id,
+                &format!("arn:aws:iam::{}:user/simulated-caller", t.account_id),
+            ),
         };
         Self::finish(identity, boundary, resource, scp, caller, p, map)
     }
@@ -672,13 +671,21 @@ fn resource_policy(p: Params<'_>) -> Result<Option<Source>, AdminError> {
         return Ok(None);
     };
     check_document("ResourcePolicy", text)?;
+    // A simulation of `sts:AssumeRole*` alone names a role: its resource policy is the
+    // role's trust policy, read with the trust grammar (no `Resource` element).
+    let actions = p.str_list("ActionNames")?;
+    let kind = if !actions.is_empty() && actions.iter().all(|a| assumes_role(a)) {
+        PolicyKind::Trust
+    } else {
+        PolicyKind::Resource
+    };
     Source::compile(
         Origin {
             id: "ResourcePolicy".to_owned(),
             source_type: "resource",
             text,
-            kind: PolicyKind::Resource,
-            options: ParseOptions::lenient(PolicyKind::Resource),
+            kind,
+            options: ParseOptions::lenient(kind),
             stored: false,
         },
         0,
@@ -894,14 +901,26 @@ fn simulate(inputs: &Inputs, p: Params<'_>) -> Result<Value, AdminError> {
         })
         .collect();
     let scp_sources: Vec<&Source> = inputs.scp.iter().flatten().collect();
-    let resource_as_resource = inputs.resource.as_ref().map(|s| Arc::clone(&s.compiled));
-    let resource_as_trust = inputs.resource.as_ref().map(trust_form).transpose()?;
+    // The resource policy in each form the actions need: a trust policy for
+    // `sts:AssumeRole*`, a resource-based policy for the rest.
+    let form = |wanted: bool, kind: PolicyKind| match &inputs.resource {
+        Some(source) if wanted => reform(source, kind).map(Some),
+        _ => Ok(None),
+    };
+    let resource_as_resource = form(
+        inputs.actions.iter().any(|a| !assumes_role(a)),
+        PolicyKind::Resource,
+    )?;
+    let resource_as_trust = form(
+        inputs.actions.iter().any(|a| assumes_role(a)),
+        PolicyKind::Trust,
+    )?;
 
     let mut results = Vec::with_capacity(inputs.actions.len());
     for action in &inputs.actions {
         // The vector runner and the snapshot read a role's resource policy as a trust
         // policy for `sts:AssumeRole*`.
-        let is_assume = action.to_ascii_lowercase().starts_with("sts:assumerole");
+        let is_assume = assumes_role(action);
         let resource_policy = if is_assume {
             resource_as_trust.as_deref()
         } else {
@@ -974,22 +993,29 @@ fn simulate(inputs: &Inputs, p: Params<'_>) -> Result<Value, AdminError> {
     Ok(Value::Object(out))
 }
 
-/// The resource policy compiled as a trust policy (parsed with the trust grammar, as the
-/// vector runner and the snapshot read a role's policy).
-fn trust_form(source: &Source) -> Result<Arc<CompiledPolicy>, AdminError> {
+fn assumes_role(action: &str) -> bool {
+    action.to_ascii_lowercase().starts_with("sts:assumerole")
+}
+
+/// The resource policy compiled as `kind` (parsed with that kind's grammar, as the vector
+/// runner and the snapshot read a role's trust policy or a resource's policy).
+fn reform(source: &Source, kind: PolicyKind) -> Result<Arc<CompiledPolicy>, AdminError> {
+    if source.compiled.kind() == kind {
+        return Ok(Arc::clone(&source.compiled));
+    }
     let document =
-        PolicyDocument::parse_with(&source.text, ParseOptions::lenient(PolicyKind::Trust))
-            .map_err(|e| {
-                invalid_input(&format!(
-                    "Policy document ResourcePolicy is malformed as a role trust policy: {}",
-                    e.message()
-                ))
-            })?;
-    Ok(Arc::new(CompiledPolicy::compile(
-        "0",
-        PolicyKind::Trust,
-        &document,
-    )))
+        PolicyDocument::parse_with(&source.text, ParseOptions::lenient(kind)).map_err(|e| {
+            let role = if kind == PolicyKind::Trust {
+                "a role trust policy"
+            } else {
+                "a resource-based policy"
+            };
+            invalid_input(&format!(
+                "Policy document ResourcePolicy is malformed as {role}: {}",
+                e.message()
+            ))
+        })?;
+    Ok(Arc::new(CompiledPolicy::compile("0", kind, &document)))
 }
 
 /// The source a trace entry names.
@@ -1098,6 +1124,27 @@ fn verdict(trace: &Trace, kind: &[PolicyKind]) -> Outcome {
     }
 }
 
+/// Whether the SCPs allow: no SCP statement denies and, at every level of the
+/// organization, one allows.
+fn allowed_by_organizations(trace: &Trace, inputs: &Inputs) -> bool {
+    let scp = || {
+        trace
+            .entries
+            .iter()
+            .filter(|e| e.policy_type == PolicyKind::Scp)
+    };
+    if scp().any(|e| e.effect == Effect::Deny) {
+        return false;
+    }
+    inputs.scp.iter().all(|level| {
+        scp().any(|e| {
+            level
+                .iter()
+                .any(|s| s.compiled.id().as_ref() == e.statement.policy.as_ref())
+        })
+    })
+}
+
 fn decision_details(pair: &PairResult, inputs: &Inputs) -> Map<String, Value> {
     let mut details = Map::new();
     details.insert(
@@ -1159,7 +1206,7 @@ fn render_action(
     if has_scp {
         let allowed = pairs
             .iter()
-            .all(|p| verdict(&p.trace, &[PolicyKind::Scp]) == Outcome::Allow);
+            .all(|p| allowed_by_organizations(&p.trace, inputs));
         top.insert(
             "OrganizationsDecisionDetail".to_owned(),
             json!({"AllowedByOrganizations": allowed}),
