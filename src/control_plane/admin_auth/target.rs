@@ -689,6 +689,8 @@ mod tests {
             "ListServiceControlPolicies",
             "CreateRootAccessKey",
             "DeleteRootAccessKey",
+            "SimulateCustomPolicy",
+            "GetContextKeysForCustomPolicy",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -701,7 +703,8 @@ mod tests {
                 "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
                 "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
                 "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-                "clusterName": "prod", "associationId": "a-1"
+                "clusterName": "prod", "associationId": "a-1",
+            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -786,6 +789,8 @@ mod tests {
                     "UpdateAccessKey",
                     "UpdateLoginProfile",
                     "UpdateUser",
+                    "SimulatePrincipalPolicy",
+                    "GetContextKeysForPrincipalPolicy",
                 ],
             ),
             (
@@ -889,6 +894,8 @@ mod tests {
                     "ListVirtualMFADevices",
                     "PutServiceControlPolicy",
                     "RotateIssuerKey",
+                    "SimulateCustomPolicy",
+                    "GetContextKeysForCustomPolicy",
                 ],
             ),
         ];
@@ -902,7 +909,8 @@ mod tests {
             "PolicyArn": BOUNDARY, "PolicyName": "P", "SerialNumber": "arn:aws:iam::111122223333:mfa/m",
             "VirtualMFADeviceName": "m", "OpenIDConnectProviderArn": "arn:aws:iam::111122223333:oidc-provider/o",
             "Url": "https://o", "ResourceArn": "arn:aws:s3:::b", "AccessKeyId": alice_key,
-            "clusterName": "prod", "associationId": "a-1"
+            "clusterName": "prod", "associationId": "a-1",
+            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table
