@@ -102,14 +102,14 @@ pub(super) fn run(
             simulate(&inputs, p)?
         }
         "GetContextKeysForCustomPolicy" => {
-            let sources = input_list(p, "PolicyInputList", PolicyKind::Identity, true)?;
+            let sources = input_list(map, "PolicyInputList", PolicyKind::Identity, true)?;
             context_keys_result(&sources)
         }
         "GetContextKeysForPrincipalPolicy" => {
             let entity = Entity::read(t, p.str("PolicySourceArn")?)?;
             let mut sources = entity.sources(t)?;
             sources.extend(input_list(
-                p,
+                map,
                 "PolicyInputList",
                 PolicyKind::Identity,
                 false,
@@ -188,16 +188,12 @@ impl Source {
 
 /// Reads a list of policy documents (`PolicyInputList`, ...), named `NAME.1`, `NAME.2`, ...
 fn input_list(
-    p: Params<'_>,
+    map: &Map<String, Value>,
     name: &str,
     kind: PolicyKind,
     required: bool,
 ) -> Result<Vec<Source>, AdminError> {
-    let texts = if required {
-        p.req_str_list(name)?
-    } else {
-        p.str_list(name)?
-    };
+    let texts = strings(map, name, required)?;
     texts
         .iter()
         .enumerate()
@@ -216,6 +212,60 @@ fn input_list(
             )
         })
         .collect()
+}
+
+/// A list of strings: a JSON array, or the Query protocol's empty list (`Name=`, which the
+/// form decoder leaves as an empty string). Absent (or `null`) is empty, or
+/// `MissingParameter` when `required`.
+fn strings(
+    map: &Map<String, Value>,
+    name: &str,
+    required: bool,
+) -> Result<Vec<String>, AdminError> {
+    match map.get(name) {
+        None | Some(Value::Null) if required => Err(AdminError::MissingParameter(name.to_owned())),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(name, "must be a list of strings"))
+            })
+            .collect(),
+        Some(_) => Err(invalid(name, "must be a list of strings")),
+    }
+}
+
+/// A list member of a structure given in a list (`ContextEntries`' `ContextKeyValues`): a
+/// JSON array, or the Query protocol's `Field.member.N` entries, which the form decoder
+/// leaves as fields of the structure. `None` when neither is there.
+fn nested_strings<'v>(entry: &'v Value, field: &str) -> Option<Result<Vec<&'v str>, ()>> {
+    let object = entry.as_object()?;
+    match object.get(field) {
+        Some(Value::Array(items)) => {
+            return Some(items.iter().map(|v| v.as_str().ok_or(())).collect())
+        }
+        Some(Value::String(s)) if s.is_empty() => return Some(Ok(Vec::new())),
+        Some(Value::Null) | None => {}
+        Some(_) => return Some(Err(())),
+    }
+    let prefix = format!("{field}.member.");
+    let mut indexed: Vec<(u32, &str)> = Vec::new();
+    for (key, value) in object {
+        if let Some(index) = key.strip_prefix(&prefix) {
+            let (Ok(index), Some(text)) = (index.parse::<u32>(), value.as_str()) else {
+                return Some(Err(()));
+            };
+            indexed.push((index, text));
+        }
+    }
+    if indexed.is_empty() {
+        return None;
+    }
+    indexed.sort_unstable_by_key(|(i, _)| *i);
+    Some(Ok(indexed.into_iter().map(|(_, v)| v).collect()))
 }
 
 /// AWS's `policyDocumentType`: 1 to 131072 characters of tab, line feed, carriage return and
@@ -443,10 +493,10 @@ struct Inputs {
 
 impl Inputs {
     fn custom(t: &Tenant, p: Params<'_>, map: &Map<String, Value>) -> Result<Self, AdminError> {
-        let identity = input_list(p, "PolicyInputList", PolicyKind::Identity, true)?;
-        let boundary = boundary_input(p)?;
+        let identity = input_list(map, "PolicyInputList", PolicyKind::Identity, true)?;
+        let boundary = boundary_input(map)?;
         let scp = organization_levels(map)?;
-        let resource = resource_policy(p)?;
+        let resource = resource_policy(p, map)?;
         let caller = match p.opt_str("CallerArn")? {
             Some(arn) => caller(arn)?,
             None if resource.is_some() => {
@@ -468,7 +518,7 @@ impl Inputs {
         let entity = Entity::read(t, p.str("PolicySourceArn")?)?;
         let mut identity = entity.sources(t)?;
         let offset = identity.len();
-        for (i, mut extra) in input_list(p, "PolicyInputList", PolicyKind::Identity, false)?
+        for (i, mut extra) in input_list(map, "PolicyInputList", PolicyKind::Identity, false)?
             .into_iter()
             .enumerate()
         {
@@ -480,14 +530,14 @@ impl Inputs {
             identity.push(extra);
         }
         // A boundary given in the request replaces the entity's.
-        let boundary = match boundary_input(p)? {
+        let boundary = match boundary_input(map)? {
             Some(given) => Some(given),
             None => entity
                 .boundary()
                 .map(|arn| managed(t, arn, 0))
                 .transpose()?,
         };
-        let resource = resource_policy(p)?;
+        let resource = resource_policy(p, map)?;
         let caller = match p.opt_str("CallerArn")? {
             Some(arn) => caller(arn)?,
             None => match &entity {
@@ -541,7 +591,7 @@ impl Inputs {
         p: Params<'_>,
         map: &Map<String, Value>,
     ) -> Result<Self, AdminError> {
-        let actions = p.req_str_list("ActionNames")?;
+        let actions = strings(map, "ActionNames", true)?;
         for action in &actions {
             let length = action.chars().count();
             if !(3..=128).contains(&length) {
@@ -563,7 +613,7 @@ impl Inputs {
                 )));
             }
         }
-        let mut resources = p.str_list("ResourceArns")?;
+        let mut resources = strings(map, "ResourceArns", false)?;
         for resource in &resources {
             if !(1..=2048).contains(&resource.chars().count()) {
                 return Err(invalid(
@@ -651,9 +701,9 @@ fn resource_owner(text: &str) -> Result<String, AdminError> {
     }
 }
 
-fn boundary_input(p: Params<'_>) -> Result<Option<Source>, AdminError> {
+fn boundary_input(map: &Map<String, Value>) -> Result<Option<Source>, AdminError> {
     let mut given = input_list(
-        p,
+        map,
         "PermissionsBoundaryPolicyInputList",
         PolicyKind::Boundary,
         false,
@@ -666,14 +716,14 @@ fn boundary_input(p: Params<'_>) -> Result<Option<Source>, AdminError> {
     Ok(given.pop())
 }
 
-fn resource_policy(p: Params<'_>) -> Result<Option<Source>, AdminError> {
+fn resource_policy(p: Params<'_>, map: &Map<String, Value>) -> Result<Option<Source>, AdminError> {
     let Some(text) = p.opt_str("ResourcePolicy")? else {
         return Ok(None);
     };
     check_document("ResourcePolicy", text)?;
     // A simulation of `sts:AssumeRole*` alone names a role: its resource policy is the
     // role's trust policy, read with the trust grammar (no `Resource` element).
-    let actions = p.str_list("ActionNames")?;
+    let actions = strings(map, "ActionNames", false)?;
     let kind = if !actions.is_empty() && actions.iter().all(|a| assumes_role(a)) {
         PolicyKind::Trust
     } else {
@@ -714,15 +764,14 @@ fn organization_levels(map: &Map<String, Value>) -> Result<Vec<Vec<Source>>, Adm
         .iter()
         .enumerate()
         .map(|(i, level)| {
-            let docs = match level.get("ServiceControlPolicyInputList") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(docs)) => docs.clone(),
-                Some(_) => return Err(invalid(NAME, SHAPE)),
+            let docs = match nested_strings(level, "ServiceControlPolicyInputList") {
+                None if level.is_object() => Vec::new(),
+                Some(Ok(docs)) => docs,
+                None | Some(Err(())) => return Err(invalid(NAME, SHAPE)),
             };
-            docs.iter()
+            docs.into_iter()
                 .enumerate()
-                .map(|(j, doc)| {
-                    let text = doc.as_str().ok_or_else(|| invalid(NAME, SHAPE))?;
+                .map(|(j, text)| {
                     check_document(NAME, text)?;
                     serial += 1;
                     Source::compile(
@@ -800,16 +849,12 @@ fn context_entries(map: &Map<String, Value>) -> Result<Context, AdminError> {
                 "a ContextKeyName must be 5 to 256 characters long",
             ));
         }
-        let values: Vec<&str> = match entry.get("ContextKeyValues") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| invalid(NAME, "ContextKeyValues must be a list of strings"))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(invalid(NAME, "ContextKeyValues must be a list of strings")),
+        let values: Vec<&str> = match nested_strings(entry, "ContextKeyValues") {
+            None => Vec::new(),
+            Some(Ok(values)) => values,
+            Some(Err(())) => {
+                return Err(invalid(NAME, "ContextKeyValues must be a list of strings"))
+            }
         };
         let kind = match entry.get("ContextKeyType") {
             None | Some(Value::Null) => "string",

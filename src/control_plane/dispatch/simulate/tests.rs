@@ -140,6 +140,32 @@ fn custom_policy_allows_as_awss_example_and_reports_the_statement() {
 }
 
 #[test]
+fn query_form_lists_inside_structures_are_read() {
+    // The Query form decoder leaves `ContextEntries.member.1.ContextKeyValues.member.1` as a
+    // field of the entry, and an empty list (`ResourceArns=`) as an empty string.
+    let mut f = Fixture::new(ACCOUNT);
+    let out = f.ok(
+        "SimulateCustomPolicy",
+        json!({
+            "PolicyInputList": [DYNAMO_AFTER_DATE],
+            "ActionNames": ["dynamodb:CreateBackup"],
+            "ResourceArns": "",
+            "ContextEntries": [{"ContextKeyName": "aws:CurrentTime", "ContextKeyValues.member.1": "2019-04-25T11:00:00Z", "ContextKeyType": "date"}],
+            "OrderedOrganizationPolicyInputList": [{"ServiceControlPolicyInputList.member.1": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"dynamodb:*","Resource":"*"}]}"#}],
+        }),
+    );
+    let r = &results(&out)[0];
+    assert_eq!(r["EvalDecision"], "explicitDeny");
+    assert_eq!(r["MissingContextValues"], json!([]));
+    assert_eq!(
+        r["OrganizationsDecisionDetail"],
+        json!({"AllowedByOrganizations": false})
+    );
+    // SCP statements are not among the matched ones.
+    assert_eq!(r["MatchedStatements"], json!([]));
+}
+
+#[test]
 fn an_explicit_deny_reports_only_the_denying_statement() {
     let mut f = Fixture::new(ACCOUNT);
     let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
