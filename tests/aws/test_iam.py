@@ -491,6 +491,9 @@ def value_for(op, name, w):
         "ThumbprintList": lambda: ["1" * 40],
         "AccountAlias": lambda: w.alias() if op == "DeleteAccountAlias" else unique("new-alias"),
         "Description": lambda: "described",
+        "PolicySourceArn": lambda: w.c.get_user(UserName=w.user())["User"]["Arn"],
+        "PolicyInputList": lambda: [IDENTITY_JSON],
+        "ActionNames": lambda: ["s3:GetObject"],
     }
     make = table.get(name)
     return make() if make else None
