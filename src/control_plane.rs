@@ -104,6 +104,9 @@ pub enum AdminError {
     /// `Throttling`: too many failed authentications from this source; try again later.
     #[error("Rate exceeded")]
     Throttling,
+    /// `PolicyEvaluation`: the policy simulator could not evaluate a stored policy.
+    #[error("{0}")]
+    PolicyEvaluation(String),
 }
 
 // === impl AdminError ===
@@ -126,6 +129,7 @@ impl AdminError {
             Self::MissingAuthenticationToken => AwsCode::MissingAuthenticationToken,
             Self::Authentication { code, .. } => *code,
             Self::Throttling => AwsCode::Throttling,
+            Self::PolicyEvaluation(_) => AwsCode::PolicyEvaluation,
         }
     }
 

@@ -94,6 +94,8 @@ aws_codes! {
     ConcurrentModification = 409,
     /// The service failed.
     ServiceFailure = 500,
+    /// A policy could not be evaluated (the policy simulator's `PolicyEvaluation`).
+    PolicyEvaluation = 500,
     // STS
     /// A packed session policy or tag set is too large.
     PackedPolicyTooLarge = 400,

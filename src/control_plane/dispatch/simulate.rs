@@ -150,12 +150,13 @@ struct Origin<'a> {
 
 impl Source {
     /// Parses and compiles a document. A document given in the request that does not parse
-    /// is `InvalidInput`; a stored one that no longer does is a service failure (stored
-    /// documents passed the write-time rules).
+    /// is `InvalidInput`; a stored one that no longer does is AWS's `PolicyEvaluation` (stored
+    /// documents passed the write-time rules, so only a document stored before a stricter
+    /// parser can).
     fn compile(origin: Origin<'_>, serial: usize) -> Result<Self, AdminError> {
         let document = PolicyDocument::parse_with(origin.text, origin.options).map_err(|e| {
             if origin.stored {
-                AdminError::Internal(format!(
+                AdminError::PolicyEvaluation(format!(
                     "The stored policy {} could not be evaluated: {}",
                     origin.id,
                     e.message()

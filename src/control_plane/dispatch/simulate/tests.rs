@@ -480,6 +480,27 @@ fn principal_policy_for_a_role_and_unknown_entities() {
 }
 
 #[test]
+fn a_stored_policy_that_no_longer_parses_is_a_policy_evaluation_error() {
+    let mut f = Fixture::new(ACCOUNT);
+    f.ok("CreateUser", json!({"UserName": "old"}));
+    // A document stored before a stricter parser (written here directly: the write path
+    // refuses it).
+    f.tenant
+        .users
+        .get_mut("old")
+        .expect("the user")
+        .inline_policies
+        .insert("Legacy".to_owned(), "{\"Statement\": 3}".to_owned());
+    let err = f.fails(
+        "SimulatePrincipalPolicy",
+        json!({"PolicySourceArn": "arn:aws:iam::111122223333:user/old", "ActionNames": ["s3:GetObject"]}),
+    );
+    assert_eq!(err.code().as_str(), "PolicyEvaluation");
+    assert_eq!(err.code().http_status(), 500);
+    assert!(err.to_string().contains("Legacy"), "{err}");
+}
+
+#[test]
 fn bad_input_is_refused_with_awss_codes() {
     let mut f = Fixture::new(ACCOUNT);
     let ok = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
