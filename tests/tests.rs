@@ -52,3 +52,5 @@ mod authzen;
 mod ha;
 // Envoy's ext_authz on a sidecar, asked as Envoy asks, with SigV4 requests signed here.
 mod ext_authz;
+// The admin API's policy simulator against the engine, over the decision-vector corpus.
+mod simulator;
