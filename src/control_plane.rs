@@ -130,6 +130,9 @@ pub enum AdminError {
         /// AWS's message.
         message: String,
     },
+    /// `PolicyEvaluation`: the policy simulator could not evaluate a stored policy.
+    #[error("{0}")]
+    PolicyEvaluation(String),
 }
 
 // === impl AdminError ===
@@ -170,6 +173,7 @@ impl AdminError {
             Self::Authentication { code, .. } => *code,
             Self::Throttling => AwsCode::Throttling,
             Self::Report { code, .. } => *code,
+            Self::PolicyEvaluation(_) => AwsCode::PolicyEvaluation,
         }
     }
 

@@ -98,6 +98,8 @@ aws_codes! {
     ReportNotPresent = 410,
     /// The credential report is older than 4 hours.
     ReportExpired = 410,
+    /// A policy could not be evaluated (the policy simulator's `PolicyEvaluation`).
+    PolicyEvaluation = 500,
     // STS
     /// A packed session policy or tag set is too large.
     PackedPolicyTooLarge = 400,

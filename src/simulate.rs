@@ -262,21 +262,31 @@ fn reason(decision: &Decision, request: &Request) -> String {
     }
 }
 
-fn compile(
-    doc: &Value,
-    kind: PolicyKind,
-    which: &str,
-) -> Result<Option<Arc<CompiledPolicy>>, VectorError> {
-    let mut doc = doc.clone();
+/// A vector's policy as the text the runner parses: a bare ARN `Principal` wrapped as
+/// `{"AWS": ...}`; `None` for a policy whose `Statement` is an empty array (it has no
+/// statements, so the runner leaves it out). For callers that hand a vector's policies to
+/// another entry point, such as the admin API's policy simulator.
+pub fn policy_text(doc: &Value) -> Option<String> {
     if doc
         .get("Statement")
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty)
     {
-        return Ok(None);
+        return None;
     }
+    let mut doc = doc.clone();
     normalise_principals(&mut doc);
-    let text = doc.to_string();
+    Some(doc.to_string())
+}
+
+fn compile(
+    doc: &Value,
+    kind: PolicyKind,
+    which: &str,
+) -> Result<Option<Arc<CompiledPolicy>>, VectorError> {
+    let Some(text) = policy_text(doc) else {
+        return Ok(None);
+    };
     let parsed = PolicyDocument::parse_with(&text, ParseOptions::lenient(kind)).map_err(|e| {
         VectorError::Policy {
             which: which.to_owned(),

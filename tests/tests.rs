@@ -54,3 +54,5 @@ mod ha;
 mod ext_authz;
 // Issue 17: usage reports on the sync stream, last used and the credential report.
 mod usage;
+// The admin API's policy simulator against the engine, over the decision-vector corpus.
+mod simulator;

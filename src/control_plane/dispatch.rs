@@ -47,6 +47,7 @@ mod profiles;
 mod render;
 mod saml;
 mod usage;
+mod simulate;
 
 use params::Params;
 pub(crate) use refused::refusal;
@@ -230,6 +231,11 @@ pub(crate) const ACTIONS: &[&str] = &[
     "GetServiceLastAccessedDetailsWithEntities",
     "GenerateCredentialReport",
     "GetCredentialReport",
+    // the policy simulator
+    "SimulatePrincipalPolicy",
+    "SimulateCustomPolicy",
+    "GetContextKeysForPrincipalPolicy",
+    "GetContextKeysForCustomPolicy",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -317,6 +323,8 @@ pub fn dispatch(
         v
     } else if let Some(v) = account::run(tenant, action, p)? {
         v
+    } else if let Some(v) = simulate::run(tenant, action, p, map)? {
+        v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));
     };
@@ -344,16 +352,18 @@ pub(crate) fn served(action: &str) -> Result<(), AdminError> {
     }
 }
 
-/// Whether an action changes the tenant: all but `Get*`, `List*` and (EKS's) `Describe*`.
+/// Whether an action changes the tenant: all but `Get*`, `List*`, (EKS's) `Describe*`, the
+/// policy simulator's `Simulate*`, and the reports and Access Advisor jobs (`Generate*`), which
+/// are made from the tenant, never changes to it.
 pub(crate) fn is_mutating(action: &str) -> bool {
-    // Reports and Access Advisor jobs are made from the tenant, never changes to it.
-    if matches!(
-        action,
-        "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
-    ) {
-        return false;
-    }
-    !(action.starts_with("Get") || action.starts_with("List") || action.starts_with("Describe"))
+    !(action.starts_with("Get")
+        || action.starts_with("List")
+        || action.starts_with("Describe")
+        || action.starts_with("Simulate")
+        || matches!(
+            action,
+            "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
+        ))
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

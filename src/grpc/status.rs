@@ -51,7 +51,9 @@ pub fn grpc_code(code: AwsCode) -> Code {
         | AwsCode::ExpiredToken
         | AwsCode::InvalidIdentityToken
         | AwsCode::ExpiredTokenException => Code::Unauthenticated,
-        AwsCode::ServiceFailure | AwsCode::InternalFailure => Code::Internal,
+        AwsCode::ServiceFailure | AwsCode::InternalFailure | AwsCode::PolicyEvaluation => {
+            Code::Internal
+        }
         AwsCode::VersionNotReached | AwsCode::StalePolicy | AwsCode::ServiceUnavailable => {
             Code::Unavailable
         }

@@ -545,6 +545,9 @@ def value_for(op, name, w):
             Arn=f"arn:aws:iam::{ACCOUNT}:user/{w.user()}"
         )["JobId"],
         "ServiceNamespace": lambda: "iam",
+        "PolicySourceArn": lambda: w.c.get_user(UserName=w.user())["User"]["Arn"],
+        "PolicyInputList": lambda: [IDENTITY_JSON],
+        "ActionNames": lambda: ["s3:GetObject"],
     }
     make = table.get(name)
     return make() if make else None

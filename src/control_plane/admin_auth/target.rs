@@ -44,11 +44,14 @@ enum Kind {
     ServiceLinkedRole,
     /// The user, group or role the `Arn` parameter names (`ListPoliciesGrantingServiceAccess`).
     ByArn,
+    /// The user, group or role whose policies the simulator reads (`PolicySourceArn`).
+    PolicySource,
 }
 
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
+        "SimulatePrincipalPolicy" | "GetContextKeysForPrincipalPolicy" => Kind::PolicySource,
         a if a.contains("PodIdentityAssociation") => Kind::PodIdentity,
         "ListInstanceProfiles" => Kind::Account,
         "ListInstanceProfilesForRole" => Kind::Role,
@@ -341,6 +344,7 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         Kind::Resource => s("ResourceArn").to_owned(),
         // Access Advisor's job is authorized on the user, group, role or policy it reports on.
         Kind::Account if action == "GenerateServiceLastAccessedDetails" => s("Arn").to_owned(),
+        Kind::PolicySource => s("PolicySourceArn").to_owned(),
         Kind::Account => "*".to_owned(),
         Kind::ByArn => s("Arn").to_owned(),
         Kind::PodIdentity => {
@@ -900,6 +904,8 @@ mod tests {
             "GetServiceLastAccessedDetailsWithEntities",
             "GenerateCredentialReport",
             "GetCredentialReport",
+            "SimulateCustomPolicy",
+            "GetContextKeysForCustomPolicy",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -916,7 +922,8 @@ mod tests {
                 "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
                 "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
                 "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s",
-                "Arn": "arn:aws:iam::111122223333:user/eng/Alice"
+                "Arn": "arn:aws:iam::111122223333:user/eng/Alice",
+            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -1030,6 +1037,8 @@ mod tests {
                     "UpdateUser",
                     "ListPoliciesGrantingServiceAccess",
                     "GenerateServiceLastAccessedDetails",
+                    "SimulatePrincipalPolicy",
+                    "GetContextKeysForPrincipalPolicy",
                 ],
             ),
             (
@@ -1172,6 +1181,8 @@ mod tests {
                     "GetServiceLastAccessedDetailsWithEntities",
                     "GenerateCredentialReport",
                     "GetCredentialReport",
+                    "SimulateCustomPolicy",
+                    "GetContextKeysForCustomPolicy",
                 ],
             ),
         ];
@@ -1189,7 +1200,8 @@ mod tests {
             "InstanceProfileName": "ip", "AWSServiceName": "autoscaling.amazonaws.com",
             "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
             "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s",
-            "Arn": "arn:aws:iam::111122223333:user/eng/Alice"
+            "Arn": "arn:aws:iam::111122223333:user/eng/Alice",
+            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice"
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table

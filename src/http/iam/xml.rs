@@ -14,9 +14,10 @@ const DOCUMENTS: &[&str] = &["AssumeRolePolicyDocument", "Document", "PolicyDocu
 /// Members IAM's model types as blobs: base64 on the wire.
 const BLOBS: &[&str] = &["Base32StringSeed", "QRCodePNG"];
 
-/// Members IAM's model types as maps: `<entry><key>..</key><value>..</value></entry>` on the
-/// wire (`GetAccountSummary`'s `SummaryMap`).
-const MAPS: &[&str] = &["SummaryMap"];
+/// Members IAM's model types as maps: `<entry><key>…</key><value>…</value></entry>` on the
+/// wire, as botocore's query parser reads them (`GetAccountSummary`'s `SummaryMap`, the
+/// simulator's `EvalDecisionDetails`).
+const MAPS: &[&str] = &["SummaryMap", "EvalDecisionDetails"];
 
 /// Actions whose output shape in IAM's model has no members: AWS sends an empty result
 /// element, and botocore's parser looks for it.
@@ -56,9 +57,8 @@ fn element(out: &mut String, name: &str, value: &Value) {
         Value::Object(map) if MAPS.contains(&name) => {
             open(out, name);
             for (key, v) in map {
-                out.push_str("<entry><key>");
-                out.push_str(&xml_escape(key));
-                out.push_str("</key>");
+                open(out, "entry");
+                element(out, "key", &Value::String(key.clone()));
                 element(out, "value", v);
                 out.push_str("</entry>");
             }
@@ -129,6 +129,19 @@ mod tests {
         assert_eq!(
             got,
             "<Users><member><UserName>a&lt;b</UserName><Tags><member><Key>k</Key><Value>v</Value></member></Tags></member></Users><IsTruncated>true</IsTruncated><Count>3</Count><Marker>m</Marker>"
+        );
+    }
+
+    #[test]
+    fn maps_are_entries_of_key_and_value() {
+        let got = result(
+            "SimulateCustomPolicy",
+            &json!({"EvaluationResults": [{"EvalDecisionDetails": {"IAM Policy": "allowed"}}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "<EvaluationResults><member><EvalDecisionDetails><entry><key>IAM Policy</key><value>allowed</value></entry></EvalDecisionDetails></member></EvaluationResults>"
         );
     }
 
