@@ -28,14 +28,14 @@ pub use model::{
     SamlPrivateKey, SamlProvider, Secret, ServiceControlPolicy, Tag, Tenant, TenantQuotas, User,
     VirtualMfaDevice,
 };
+pub use model::{
+    DeletionTaskStatus, GlobalEndpointTokenVersion, InstanceProfile, ServiceLinkedRoleDeletion,
+};
 #[cfg(test)]
 pub(crate) use ops::saml_fixtures;
 pub use ops::{
     parse_metadata, CreateSamlProviderInput, MfaDeviceInfo, SamlMetadata, UpdateSamlProviderInput,
     MAX_SAML_PROVIDERS,
-};
-pub use model::{
-    DeletionTaskStatus, GlobalEndpointTokenVersion, InstanceProfile, ServiceLinkedRoleDeletion,
 };
 pub use ops::{
     AccessKeyMetadata, AttachedPolicy, CreateOidcProviderInput, CreatePolicyInput, CreateRoleInput,

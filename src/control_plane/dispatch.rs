@@ -33,21 +33,21 @@ use super::api_model::ApiModel;
 
 use super::AdminError;
 
+mod account;
 #[cfg(test)]
 mod coverage;
-mod account;
 mod credentials;
 mod federation;
 mod identities;
 mod params;
 mod pod_identity;
 mod policies;
-mod refused;
 mod profiles;
+mod refused;
 mod render;
 mod saml;
-mod usage;
 mod simulate;
+mod usage;
 
 use params::Params;
 pub(crate) use refused::refusal;

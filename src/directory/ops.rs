@@ -30,8 +30,8 @@ mod password_policy;
 mod pod_identity;
 mod policies;
 mod roles;
-mod service_linked;
 mod saml;
+mod service_linked;
 mod users;
 
 pub use credentials::{AccessKeyMetadata, MfaDeviceInfo, MfaDeviceMetadata};
@@ -44,15 +44,15 @@ pub use pod_identity::{
 };
 pub use policies::{AttachedPolicy, CreatePolicyInput};
 pub use roles::CreateRoleInput;
-pub use service_linked::{
-    CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec, RETAINED_DELETION_TASKS,
-    SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
-};
 #[cfg(test)]
 pub(crate) use saml::fixtures as saml_fixtures;
 pub use saml::{
     parse_metadata, CreateSamlProviderInput, SamlMetadata, UpdateSamlProviderInput,
     MAX_SAML_PROVIDERS,
+};
+pub use service_linked::{
+    CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec, RETAINED_DELETION_TASKS,
+    SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
 };
 pub use users::CreateUserInput;
 

@@ -105,7 +105,6 @@ fn password_policy(t: &Tenant) -> Result<Value, AdminError> {
 
 // --- GetAccountSummary ---
 
-
 /// `SummaryMap`: the tenant's counts and quotas under AWS's keys (every key of AWS's
 /// `summaryKeyType` that AWS returns; `AccountPasswordPresent` is not among them).
 fn summary(t: &Tenant) -> Value {

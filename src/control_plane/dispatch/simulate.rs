@@ -239,34 +239,15 @@ fn strings(
     }
 }
 
-/// A list member of a structure given in a list (`ContextEntries`' `ContextKeyValues`): a
-/// JSON array, or the Query protocol's `Field.member.N` entries, which the form decoder
-/// leaves as fields of the structure. `None` when neither is there.
+/// A list member of a structure given in a list (`ContextEntries`' `ContextKeyValues`), as
+/// the JSON array every edge decodes it to (the Query form through the model). `None` when
+/// it is absent.
 fn nested_strings<'v>(entry: &'v Value, field: &str) -> Option<Result<Vec<&'v str>, ()>> {
-    let object = entry.as_object()?;
-    match object.get(field) {
-        Some(Value::Array(items)) => {
-            return Some(items.iter().map(|v| v.as_str().ok_or(())).collect())
-        }
-        Some(Value::String(s)) if s.is_empty() => return Some(Ok(Vec::new())),
-        Some(Value::Null) | None => {}
-        Some(_) => return Some(Err(())),
+    match entry.as_object()?.get(field) {
+        Some(Value::Array(items)) => Some(items.iter().map(|v| v.as_str().ok_or(())).collect()),
+        Some(Value::Null) | None => None,
+        Some(_) => Some(Err(())),
     }
-    let prefix = format!("{field}.member.");
-    let mut indexed: Vec<(u32, &str)> = Vec::new();
-    for (key, value) in object {
-        if let Some(index) = key.strip_prefix(&prefix) {
-            let (Ok(index), Some(text)) = (index.parse::<u32>(), value.as_str()) else {
-                return Some(Err(()));
-            };
-            indexed.push((index, text));
-        }
-    }
-    if indexed.is_empty() {
-        return None;
-    }
-    indexed.sort_unstable_by_key(|(i, _)| *i);
-    Some(Ok(indexed.into_iter().map(|(_, v)| v).collect()))
 }
 
 /// AWS's `policyDocumentType`: 1 to 131072 characters of tab, line feed, carriage return and

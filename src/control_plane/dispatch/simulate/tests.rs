@@ -135,18 +135,18 @@ fn custom_policy_allows_as_awss_example_and_reports_the_statement() {
 }
 
 #[test]
-fn query_form_lists_inside_structures_are_read() {
-    // The Query form decoder leaves `ContextEntries.member.1.ContextKeyValues.member.1` as a
-    // field of the entry, and an empty list (`ResourceArns=`) as an empty string.
+fn lists_inside_structures_are_read() {
+    // As the Query form decoder gives them (`ContextEntries.member.1.ContextKeyValues.member.1`
+    // through the model), and an empty list (`ResourceArns=`).
     let mut f = Fixture::new(ACCOUNT);
     let out = f.ok(
         "SimulateCustomPolicy",
         json!({
             "PolicyInputList": [DYNAMO_AFTER_DATE],
             "ActionNames": ["dynamodb:CreateBackup"],
-            "ResourceArns": "",
-            "ContextEntries": [{"ContextKeyName": "aws:CurrentTime", "ContextKeyValues.member.1": "2019-04-25T11:00:00Z", "ContextKeyType": "date"}],
-            "OrderedOrganizationPolicyInputList": [{"ServiceControlPolicyInputList.member.1": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"dynamodb:*","Resource":"*"}]}"#}],
+            "ResourceArns": [],
+            "ContextEntries": [{"ContextKeyName": "aws:CurrentTime", "ContextKeyValues": ["2019-04-25T11:00:00Z"], "ContextKeyType": "date"}],
+            "OrderedOrganizationPolicyInputList": [{"ServiceControlPolicyInputList": [r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"dynamodb:*","Resource":"*"}]}"#]}],
         }),
     );
     let r = &results(&out)[0];
@@ -524,7 +524,8 @@ fn bad_input_is_refused_with_awss_codes() {
         ),
         (
             json!({"PolicyInputList": [ok], "ActionNames": ["s3:GetObject"], "ContextEntries": [{"ContextKeyName": "aws:SourceIp", "ContextKeyValues": ["10.0.0.1"], "ContextKeyType": "address"}]}),
-            "InvalidInput",
+            // Not one of the model's context key types.
+            "ValidationError",
         ),
         (
             json!({"PolicyInputList": [ok], "ActionNames": ["s3:GetObject"], "ContextEntries": [{"ContextKeyName": "s3:prefix", "ContextKeyValues": ["a", "b"], "ContextKeyType": "string"}]}),
@@ -554,11 +555,12 @@ fn bad_input_is_refused_with_awss_codes() {
         ),
         (
             json!({"PolicyInputList": [ok], "ActionNames": ["s3:GetObject"], "OrderedOrganizationPolicyInputList": [{}, {}, {}, {}, {}, {}, {}, {}]}),
-            "InvalidParameterValue",
+            "ValidationError",
         ),
         (
             json!({"PolicyInputList": ["{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"\u{0100}\"}]}"], "ActionNames": ["s3:GetObject"]}),
-            "InvalidParameterValue",
+            // Outside the model's pattern for policy documents.
+            "ValidationError",
         ),
     ];
     for (params, code) in cases {
