@@ -141,6 +141,7 @@ impl pb::sync_server::Sync for SyncService {
             response_nonce: _,
             acks: _,
             nacks: _,
+            usage: _,
         } = first;
         let subscription =
             Subscription::try_new(allowed, subscribe).map_err(|r| refusal_status(&r))?;
