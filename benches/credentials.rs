@@ -23,7 +23,7 @@ use iamlet::grpc::AuthorizerService;
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
-use iamlet::sidecar::{Api, CacheConfig};
+use iamlet::sidecar::{Api, CacheConfig, Usage, UsageConfig};
 use iamlet::sts::sigv4::{Signature, SignedRequest, SigningKey};
 use iamlet::sts::{self, AssumeRoleParams, IssueEnv, MfaReplayGuard, Presented};
 
@@ -270,6 +270,40 @@ fn credentials(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    // The same hit with usage recorded for the control plane (issue 17): the cost of the
+    // aggregation on the decision path, beside `principal_arn_cache_hit` without it.
+    let usage = Arc::new(Usage::new(UsageConfig::default()));
+    let recording = AuthorizerService::new(Arc::new(
+        Api::new(
+            Arc::clone(&f.store),
+            &CacheConfig::default(),
+            DecisionLog::off(),
+        )
+        .with_usage(Arc::clone(&usage)),
+    ));
+    let _ = recording.decide(by_arn(hit.clone()));
+    expect_allow(
+        &recording,
+        by_arn(hit.clone()),
+        true,
+        "principal_arn_cache_hit_usage",
+    );
+    group.bench_function("principal_arn_cache_hit_usage", |b| {
+        b.iter_batched(
+            || by_arn(hit.clone()),
+            |r| black_box(recording.decide(r)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let stats = usage.stats();
+    assert_eq!(
+        stats.entries_created, 1,
+        "every hit is a use of one entry: {stats:?}"
+    );
+    eprintln!(
+        "usage during principal_arn_cache_hit_usage: {} uses recorded in {} entry",
+        stats.recorded, stats.entries_created
+    );
     group.bench_function("principal_arn_cache_miss", |b| {
         b.iter_batched(
             || by_arn(fresh()),

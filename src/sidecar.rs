@@ -77,6 +77,7 @@ pub mod decision_log;
 pub mod ext_authz;
 mod pod_identity;
 mod sts;
+pub mod usage;
 
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
@@ -92,6 +93,7 @@ pub use sts::{
     AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetAccessKeyInfoInput, GetCallerIdentityInput,
     GetSessionTokenInput, SecurityTokenService, StsOperation,
 };
+pub use usage::{Usage, UsageConfig, UsageStats};
 
 use decision_log::DecisionLog;
 
@@ -104,7 +106,9 @@ use tokio::sync::watch;
 use crate::observe::{self, Gauges, Probes};
 use crate::snapshot::SnapshotVersion;
 use crate::snapshot::{AwsManagedCatalog, SnapshotStore};
-use crate::sync::{report, run_sync, Applier, Backoff, Readiness, SyncConfig, SyncState};
+use crate::sync::{
+    report, run_sync_with_usage, Applier, Backoff, Readiness, SyncConfig, SyncState,
+};
 
 /// How a sidecar runs.
 #[derive(Debug, Clone)]
@@ -131,6 +135,8 @@ pub struct SidecarConfig {
     pub sync_credentials: Option<crate::client::Profile>,
     /// Keepalive and idle bound of the stream to the control plane.
     pub liveness: crate::sync::Liveness,
+    /// How decisions are aggregated into usage for the control plane; `None` ships none.
+    pub usage: Option<UsageConfig>,
 }
 
 impl Default for SidecarConfig {
@@ -149,6 +155,7 @@ impl Default for SidecarConfig {
             tls: None,
             sync_credentials: None,
             liveness: crate::sync::Liveness::default(),
+            usage: Some(UsageConfig::default()),
         }
     }
 }
@@ -381,6 +388,45 @@ impl Gauges for SidecarProbes {
             "Decision-log records lost to write errors.",
             log.write_errors(),
         );
+        if let Some(usage) = h.api.usage() {
+            let u = usage.stats();
+            observe::counter(
+                out,
+                "iamlet_usage_recorded_total",
+                "Decisions and STS calls recorded as uses for the control plane.",
+                u.recorded,
+            );
+            observe::counter(
+                out,
+                "iamlet_usage_entries_created_total",
+                "Usage entries created (a new tenant, caller, action and region).",
+                u.entries_created,
+            );
+            observe::gauge(
+                out,
+                "iamlet_usage_entries",
+                "Usage entries held.",
+                &[(String::new(), u.entries as f64)],
+            );
+            observe::counter(
+                out,
+                "iamlet_usage_dropped_total",
+                "Usage entries dropped because the per-tenant or overall bound was reached.",
+                u.dropped,
+            );
+            observe::counter(
+                out,
+                "iamlet_usage_reports_sent_total",
+                "Usage messages sent to the control plane.",
+                u.messages_sent,
+            );
+            observe::counter(
+                out,
+                "iamlet_usage_bytes_sent_total",
+                "Bytes of usage messages sent to the control plane.",
+                u.bytes_sent,
+            );
+        }
     }
 }
 
@@ -415,7 +461,8 @@ pub fn spawn_sidecar(
         Readiness::Tenants(t) => t.clone(),
         Readiness::All => vec!["*".to_owned()],
     };
-    let sync = tokio::spawn(run_sync(
+    let usage = config.usage.map(|c| Arc::new(Usage::new(c)));
+    let sync = tokio::spawn(run_sync_with_usage(
         applier,
         SyncConfig {
             endpoint: config.control_plane.clone(),
@@ -426,22 +473,25 @@ pub fn spawn_sidecar(
             credentials: config.sync_credentials.clone(),
             liveness: config.liveness,
         },
+        usage.clone(),
         Arc::clone(&state),
         shutdown,
     ));
-    let api = Arc::new(
-        Api::new(
-            Arc::clone(&store),
-            &config.caches,
-            Arc::clone(&config.decision_log),
-        )
-        .with_freshness(Freshness {
-            sync: Arc::clone(&state),
-            readiness: config.readiness.clone(),
-            policy: config.staleness.clone(),
-            started_ms: crate::policy::Timestamp::now().epoch_millis(),
-        }),
-    );
+    let mut api = Api::new(
+        Arc::clone(&store),
+        &config.caches,
+        Arc::clone(&config.decision_log),
+    )
+    .with_freshness(Freshness {
+        sync: Arc::clone(&state),
+        readiness: config.readiness.clone(),
+        policy: config.staleness.clone(),
+        started_ms: crate::policy::Timestamp::now().epoch_millis(),
+    });
+    if let Some(usage) = usage {
+        api = api.with_usage(usage);
+    }
+    let api = Arc::new(api);
     let handle = SidecarHandle {
         store,
         sync: state,

@@ -33,8 +33,8 @@ use crate::snapshot::{
 /// stream client and the benches.
 pub(crate) use client::report;
 pub use client::{
-    run_sync, Backoff, Liveness, SyncConfig, SyncFailure, SyncState, DROP_SPREAD_INITIALS,
-    SYNC_STATE_FILE,
+    run_sync, run_sync_with_usage, Backoff, Liveness, SyncConfig, SyncFailure, SyncState,
+    DROP_SPREAD_INITIALS, SYNC_STATE_FILE,
 };
 pub use endpoints::{ControlPlaneUrl, Endpoint, EndpointError, EndpointList, Rotation};
 

@@ -407,6 +407,10 @@ pub(crate) struct SidecarArgs {
     /// A stream silent this long (no heartbeat) is dropped and reconnected.
     #[arg(long, env = "IAMLET_SYNC_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     sync_idle_timeout: Duration,
+    /// How often what this sidecar decided is reported to the control plane (last use of each
+    /// access key, role and service); `0s` reports nothing.
+    #[arg(long, env = "IAMLET_USAGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    usage_interval: Duration,
     /// The HTTP edge's container-credentials path (EKS Pod Identity style), where
     /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` points.
     #[arg(long, env = "IAMLET_CONTAINER_CREDENTIALS_PATH", default_value = crate::sidecar::DEFAULT_CONTAINER_CREDENTIALS_PATH, value_parser = parse_route_path)]
@@ -1103,6 +1107,10 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
                 keepalive_timeout: args.keepalive_timeout,
                 idle_timeout: args.sync_idle_timeout,
             },
+            usage: (!args.usage_interval.is_zero()).then(|| crate::sidecar::UsageConfig {
+                interval: args.usage_interval,
+                ..crate::sidecar::UsageConfig::default()
+            }),
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         // A route table that does not check out stops the start, as a bad flag does.

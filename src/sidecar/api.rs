@@ -184,6 +184,8 @@ pub struct Api {
     pub(super) metrics: Metrics,
     /// Absent for an API over a store nobody refreshes (benchmarks, embedding).
     freshness: Option<Freshness>,
+    /// Where decisions and STS calls are recorded as uses, when usage is shipped.
+    pub(super) usage: Option<Arc<super::Usage>>,
 }
 
 /// Cache hits and misses.
@@ -345,7 +347,19 @@ impl Api {
             clock: arc_swap::ArcSwapOption::empty(),
             metrics: Metrics::default(),
             freshness: None,
+            usage: None,
         }
+    }
+
+    /// Records every decision and authenticated STS call in `usage`.
+    pub fn with_usage(mut self, usage: Arc<super::Usage>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Where uses are recorded, if anywhere.
+    pub fn usage(&self) -> Option<&Arc<super::Usage>> {
+        self.usage.as_ref()
     }
 
     /// Applies the staleness policy of `freshness` to every request.

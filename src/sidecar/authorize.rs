@@ -22,6 +22,7 @@ use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
+use super::usage::{region_of, Subject, Use};
 use crate::observe::{Answer, Method};
 
 /// The most requests one batch carries.
@@ -336,6 +337,7 @@ impl Authorizer {
         });
         if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
             self.api.decision_stats.hit();
+            self.record_use(input, caller, &snapshots.caller, now);
             return Ok(Decision {
                 decided: hit,
                 cached: true,
@@ -349,10 +351,43 @@ impl Authorizer {
         if let Some(key) = cache_key {
             self.api.decisions.insert(key, Arc::clone(&decided));
         }
+        self.record_use(input, caller, &snapshots.caller, now);
         Ok(Decision {
             decided,
             cached: false,
         })
+    }
+
+    /// Records a decision as a use of the caller's key or name, when usage is shipped: a
+    /// known use costs a hash and a lock, and only a new one derives what it is of.
+    fn record_use(
+        &self,
+        input: &AuthorizeInput,
+        caller: &Caller,
+        snapshot: &TenantSnapshot,
+        now: Timestamp,
+    ) {
+        let Some(usage) = &self.api.usage else {
+            return;
+        };
+        let (presented, signed) = match &input.caller {
+            CallerId::PrincipalArn(arn) => (arn.as_str(), None),
+            CallerId::Keys { access_key_id, .. } => (access_key_id.as_str(), None),
+            CallerId::Signed(s) => (s.access_key_id(), Some(s.region())),
+        };
+        let requested = match input.context.get("aws:requestedregion") {
+            Some(KeyValues::Single(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        let at = Use {
+            tenant: snapshot.account_id(),
+            caller: presented,
+            action: &input.action,
+            region: region_of(requested, signed, &input.resource),
+        };
+        usage.record(at, now.epoch_seconds(), || {
+            Subject::of(&caller.principal, snapshot)
+        });
     }
 
     /// Who is asking, and the caller tenant's snapshot.

@@ -18,6 +18,7 @@ use crate::sts::{
 use super::api::{Api, ApiError, CallerId};
 use super::authorize::next_request_id;
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
+use super::usage::{Subject, Use};
 use crate::observe::{Answer, Method};
 
 /// `AssumeRole`'s parameters, decoded.
@@ -401,9 +402,26 @@ impl SecurityTokenService {
                 ))
             }
         };
-        self.api
-            .authenticate(id, now)
-            .map(|(verified, snapshot)| (verified.caller.clone(), snapshot))
+        let (verified, snapshot) = self.api.authenticate(id, now)?;
+        if let Some(usage) = &self.api.usage {
+            // An STS call is a use of the caller's key (AssumeRole by a user's key, service
+            // `sts`), and of its role when the caller is a session.
+            let (presented, region) = match id {
+                CallerId::Keys { access_key_id, .. } => (access_key_id.as_str(), ""),
+                CallerId::Signed(s) => (s.access_key_id(), s.region()),
+                CallerId::PrincipalArn(arn) => (arn.as_str(), ""),
+            };
+            let at = Use {
+                tenant: snapshot.account_id(),
+                caller: presented,
+                action: operation.action(),
+                region,
+            };
+            usage.record(at, now.epoch_seconds(), || {
+                Subject::of(&verified.caller.principal, &snapshot)
+            });
+        }
+        Ok((verified.caller.clone(), snapshot))
     }
 
     /// The snapshot of the tenant a role ARN names.

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::proto::v1 as pb;
+use crate::sidecar::Usage;
 use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::endpoints::{Endpoint, EndpointError, EndpointList, Rotation};
@@ -416,6 +417,19 @@ pub async fn run_sync(
     applier: Arc<Applier>,
     config: SyncConfig,
     state: Arc<SyncState>,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_sync_with_usage(applier, config, None, state, shutdown).await;
+}
+
+/// [`run_sync`], shipping `usage` on the stream: what was used is sent at every interval of
+/// its configuration and once more at shutdown, and what a broken stream may have lost is
+/// sent again on the next one.
+pub async fn run_sync_with_usage(
+    applier: Arc<Applier>,
+    config: SyncConfig,
+    usage: Option<Arc<Usage>>,
+    state: Arc<SyncState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let list = match EndpointList::parse(&config.endpoint) {
@@ -453,15 +467,22 @@ pub async fn run_sync(
                 let outcome = match &endpoint {
                     Some(endpoint) => {
                         state.attempting();
-                        tokio::select! {
-                            biased;
-                            _ = shutdown.changed() => return,
-                            outcome = stream_once(&applier, &config, endpoint, &state, &mut delivered) => outcome,
-                        }
+                        // The stream watches shutdown itself, to flush usage on its way out.
+                        let stream = Stream {
+                            applier: &applier,
+                            config: &config,
+                            target: endpoint,
+                            state: &state,
+                            usage: usage.as_ref(),
+                        };
+                        stream.run(shutdown.clone(), &mut delivered).await
                     }
                     None => Ok(()),
                 };
                 state.closed();
+                if *shutdown.borrow() {
+                    return;
+                }
                 if let Err(error) = &outcome {
                     state.record_failure(error);
                     report(&format!("control plane stream: {}", with_causes(error)));
@@ -504,141 +525,320 @@ fn next_delay(backoff: &Backoff, attempt: &mut u32) -> Duration {
     delay
 }
 
-/// One stream, until it ends; `delivered` turns true once a response was applied.
-async fn stream_once(
-    applier: &Arc<Applier>,
-    config: &SyncConfig,
-    target: &Endpoint,
-    state: &SyncState,
-    delivered: &mut bool,
-) -> Result<(), StreamError> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(target.dial_uri())?
-        .http2_keep_alive_interval(config.liveness.keepalive_interval)
-        .keep_alive_timeout(config.liveness.keepalive_timeout)
-        .keep_alive_while_idle(true)
-        .connect_timeout(config.liveness.keepalive_interval + config.liveness.keepalive_timeout);
-    if let Some(tls) = &config.tls {
-        // The server name is the URL's host (or `--control-plane-name`), whichever of its
-        // addresses is dialled.
-        endpoint = endpoint.tls_config(tls.load(&target.url)?)?;
+/// One stream's parts.
+struct Stream<'a> {
+    applier: &'a Arc<Applier>,
+    config: &'a SyncConfig,
+    target: &'a Endpoint,
+    state: &'a SyncState,
+    usage: Option<&'a Arc<Usage>>,
+}
+
+impl Stream<'_> {
+    /// Runs the stream until it ends or `shutdown` turns true (then usage is flushed, within
+    /// [`FLUSH_TIMEOUT`]); `delivered` turns true once a response was applied.
+    async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+        delivered: &mut bool,
+    ) -> Result<(), StreamError> {
+        let (tx, rx) = mpsc::channel(4);
+        let inbound = tokio::select! {
+            biased;
+            () = stopped(&mut shutdown) => return Ok(()),
+            inbound = self.open(&tx, rx) => inbound?,
+        };
+        self.state.opened_on(self.target);
+        let mut in_flight = InFlight {
+            usage: self.usage,
+            batches: Vec::new(),
+        };
+        self.follow(inbound, tx, &mut in_flight, shutdown, delivered)
+            .await
     }
-    let mut client = pb::sync_client::SyncClient::new(endpoint.connect().await?)
-        .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
-    let (tx, rx) = mpsc::channel(4);
-    let initial_versions = applier
-        .store()
-        .versions()
-        .into_iter()
-        .map(|(tenant, v)| pb::TenantVersion {
-            tenant: tenant.to_string(),
-            version: Some(v.into()),
-        })
-        .collect();
-    let first = pb::WatchRequest {
-        node: Some(pb::Node {
-            sidecar_id: config.sidecar_id.clone(),
-            build_version: env!("CARGO_PKG_VERSION").into(),
-        }),
-        subscribe: config.subscribe.clone(),
-        initial_versions,
-        ..pb::WatchRequest::default()
-    };
-    tx.send(first).await.map_err(|_| StreamError::Closed)?;
-    let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    if let Some(credentials) = &config.credentials {
-        let metadata = request.metadata_mut();
-        if let (Ok(id), Ok(secret)) = (
-            credentials.access_key_id.parse(),
-            credentials.secret_access_key.expose().parse(),
-        ) {
-            metadata.insert("x-iamlet-access-key-id", id);
-            metadata.insert("x-iamlet-secret-access-key", secret);
+
+    /// Connects, subscribes, and opens the call.
+    async fn open(
+        &self,
+        tx: &mpsc::Sender<pb::WatchRequest>,
+        rx: mpsc::Receiver<pb::WatchRequest>,
+    ) -> Result<tonic::Streaming<pb::WatchResponse>, StreamError> {
+        let (applier, config, target) = (self.applier, self.config, self.target);
+        let mut endpoint = tonic::transport::Endpoint::from_shared(target.dial_uri())?
+            .http2_keep_alive_interval(config.liveness.keepalive_interval)
+            .keep_alive_timeout(config.liveness.keepalive_timeout)
+            .keep_alive_while_idle(true)
+            .connect_timeout(
+                config.liveness.keepalive_interval + config.liveness.keepalive_timeout,
+            );
+        if let Some(tls) = &config.tls {
+            // The server name is the URL's host (or `--control-plane-name`), whichever of its
+            // addresses is dialled.
+            endpoint = endpoint.tls_config(tls.load(&target.url)?)?;
         }
-    }
-    let mut inbound = client.watch(request).await?.into_inner();
-    state.opened_on(target);
-    let idle = config.liveness.idle_timeout;
-    loop {
-        let next = match tokio::time::timeout(idle, inbound.message()).await {
-            Ok(next) => next.inspect_err(|_| {
-                // A keepalive that went unanswered ends the stream with an error too.
-                state.dead_connections.fetch_add(1, Ordering::Relaxed);
-            })?,
-            Err(_) => {
-                state.dead_connections.fetch_add(1, Ordering::Relaxed);
-                return Err(StreamError::Idle(idle));
+        let mut client = pb::sync_client::SyncClient::new(endpoint.connect().await?)
+            .max_decoding_message_size(crate::control_plane::MAX_SYNC_MESSAGE);
+        let initial_versions = applier
+            .store()
+            .versions()
+            .into_iter()
+            .map(|(tenant, v)| pb::TenantVersion {
+                tenant: tenant.to_string(),
+                version: Some(v.into()),
+            })
+            .collect();
+        let first = pb::WatchRequest {
+            node: Some(pb::Node {
+                sidecar_id: config.sidecar_id.clone(),
+                build_version: env!("CARGO_PKG_VERSION").into(),
+            }),
+            subscribe: config.subscribe.clone(),
+            initial_versions,
+            ..pb::WatchRequest::default()
+        };
+        tx.send(first).await.map_err(|_| StreamError::Closed)?;
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if let Some(credentials) = &config.credentials {
+            let metadata = request.metadata_mut();
+            if let (Ok(id), Ok(secret)) = (
+                credentials.access_key_id.parse(),
+                credentials.secret_access_key.expose().parse(),
+            ) {
+                metadata.insert("x-iamlet-access-key-id", id);
+                metadata.insert("x-iamlet-secret-access-key", secret);
             }
-        };
-        let Some(response) = next else {
-            break;
-        };
-        state.contact(now_ms());
-        let pb::WatchResponse {
-            nonce,
-            tenants,
-            removed_tenants,
-            heartbeat: _,
-            more,
-            store,
-        } = response;
-        let source = store.map(|s| StoreRef {
-            id: s.id,
-            epoch: s.epoch,
+        }
+        Ok(client.watch(request).await?.into_inner())
+    }
+
+    /// Applies every response and answers it, and ships usage at each interval.
+    async fn follow(
+        &self,
+        mut inbound: tonic::Streaming<pb::WatchResponse>,
+        tx: mpsc::Sender<pb::WatchRequest>,
+        in_flight: &mut InFlight<'_>,
+        mut shutdown: watch::Receiver<bool>,
+        delivered: &mut bool,
+    ) -> Result<(), StreamError> {
+        let (applier, config, state) = (self.applier, self.config, self.state);
+        let idle = config.liveness.idle_timeout;
+        // The first tick is at once: what an earlier stream could not deliver goes out first.
+        let mut ticks = self.usage.map(|u| {
+            let mut ticks = tokio::time::interval(u.config().interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
         });
-        let mut acks = Vec::new();
-        let mut nacks = Vec::new();
-        for (tenant, version, result) in apply_response(applier, tenants, source.as_ref()).await {
-            match result {
-                UpdateResult::Applied(v) | UpdateResult::Unchanged(v) => {
-                    state.last_nacks.lock().remove(&tenant);
-                    acks.push(pb::TenantVersion {
-                        tenant,
-                        version: Some(v.into()),
-                    });
+        let mut deadline = tokio::time::Instant::now() + idle;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = stopped(&mut shutdown) => {
+                    in_flight.flush(tx, &mut inbound).await;
+                    return Ok(());
                 }
-                UpdateResult::Rejected { version: v, error } => {
-                    report(&format!("refused tenant {tenant} version {v}: {error}"));
-                    state
-                        .last_nacks
-                        .lock()
-                        .insert(tenant.clone(), (v, error.clone()));
-                    nacks.push(pb::TenantNack {
-                        tenant,
-                        version: version.map(Into::into),
-                        error,
-                    });
+                next = tokio::time::timeout_at(deadline, inbound.message()) => next,
+                () = tick(&mut ticks) => {
+                    in_flight.ship(&tx)?;
+                    continue;
+                }
+            };
+            let next = match next {
+                Ok(next) => next.inspect_err(|_| {
+                    // A keepalive that went unanswered ends the stream with an error too.
+                    state.dead_connections.fetch_add(1, Ordering::Relaxed);
+                })?,
+                Err(_) => {
+                    state.dead_connections.fetch_add(1, Ordering::Relaxed);
+                    return Err(StreamError::Idle(idle));
+                }
+            };
+            let Some(response) = next else {
+                break;
+            };
+            deadline = tokio::time::Instant::now() + idle;
+            // The control plane answered after every usage message sent so far.
+            in_flight.confirm();
+            state.contact(now_ms());
+            let pb::WatchResponse {
+                nonce,
+                tenants,
+                removed_tenants,
+                heartbeat: _,
+                more,
+                store,
+            } = response;
+            let source = store.map(|s| StoreRef {
+                id: s.id,
+                epoch: s.epoch,
+            });
+            let mut acks = Vec::new();
+            let mut nacks = Vec::new();
+            for (tenant, version, result) in apply_response(applier, tenants, source.as_ref()).await
+            {
+                match result {
+                    UpdateResult::Applied(v) | UpdateResult::Unchanged(v) => {
+                        state.last_nacks.lock().remove(&tenant);
+                        acks.push(pb::TenantVersion {
+                            tenant,
+                            version: Some(v.into()),
+                        });
+                    }
+                    UpdateResult::Rejected { version: v, error } => {
+                        report(&format!("refused tenant {tenant} version {v}: {error}"));
+                        state
+                            .last_nacks
+                            .lock()
+                            .insert(tenant.clone(), (v, error.clone()));
+                        nacks.push(pb::TenantNack {
+                            tenant,
+                            version: version.map(Into::into),
+                            error,
+                        });
+                    }
                 }
             }
+            for tenant in &removed_tenants {
+                applier.remove_from(tenant, source.as_ref());
+            }
+            if !more {
+                state.full_response_seen.store(true, Ordering::Relaxed);
+            }
+            state.applied.notify_one();
+            *delivered = true;
+            // A length always fits in u64 on the targets iamlet builds for; the fallback only
+            // satisfies the conversion's type.
+            state
+                .acks
+                .fetch_add(u64::try_from(acks.len()).unwrap_or(0), Ordering::Relaxed);
+            state
+                .nacks
+                .fetch_add(u64::try_from(nacks.len()).unwrap_or(0), Ordering::Relaxed);
+            // Every response that carries state is answered exactly once, on this stream, with its
+            // nonce (a removal alone is answered with no ACK or NACK); heartbeats carry none.
+            if !acks.is_empty() || !nacks.is_empty() || !removed_tenants.is_empty() {
+                let answer = pb::WatchRequest {
+                    response_nonce: nonce,
+                    acks,
+                    nacks,
+                    ..pb::WatchRequest::default()
+                };
+                tx.send(answer).await.map_err(|_| StreamError::Closed)?;
+            }
         }
-        for tenant in &removed_tenants {
-            applier.remove_from(tenant, source.as_ref());
+        Ok(())
+    }
+}
+
+/// Completes once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// How long a stopping sidecar gives its last usage message to leave.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Completes at the next tick; never without usage.
+async fn tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
         }
-        if !more {
-            state.full_response_seen.store(true, Ordering::Relaxed);
-        }
-        state.applied.notify_one();
-        *delivered = true;
-        // A length always fits in u64 on the targets iamlet builds for; the fallback only
-        // satisfies the conversion's type.
-        state
-            .acks
-            .fetch_add(u64::try_from(acks.len()).unwrap_or(0), Ordering::Relaxed);
-        state
-            .nacks
-            .fetch_add(u64::try_from(nacks.len()).unwrap_or(0), Ordering::Relaxed);
-        // Every response that carries state is answered exactly once, on this stream, with its
-        // nonce (a removal alone is answered with no ACK or NACK); heartbeats carry none.
-        if !acks.is_empty() || !nacks.is_empty() || !removed_tenants.is_empty() {
-            let answer = pb::WatchRequest {
-                response_nonce: nonce,
-                acks,
-                nacks,
+        None => std::future::pending().await,
+    }
+}
+
+/// Usage messages handed to one stream and not yet followed by an answer of the control
+/// plane: when the stream ends, they go back to be sent on the next one.
+struct InFlight<'a> {
+    usage: Option<&'a Arc<Usage>>,
+    batches: Vec<Vec<pb::UsageReport>>,
+}
+
+impl InFlight<'_> {
+    /// Collects what was used and hands it to the stream. A full channel (the transport is
+    /// slow) keeps the rest for the next tick.
+    fn ship(&mut self, tx: &mpsc::Sender<pb::WatchRequest>) -> Result<(), StreamError> {
+        let Some(usage) = self.usage else {
+            return Ok(());
+        };
+        usage.collect();
+        let mut batches = usage.take().into_iter();
+        while let Some(batch) = batches.next() {
+            let message = pb::WatchRequest {
+                usage: batch.clone(),
                 ..pb::WatchRequest::default()
             };
-            tx.send(answer).await.map_err(|_| StreamError::Closed)?;
+            let bytes = prost::Message::encoded_len(&message);
+            match tx.try_send(message) {
+                Ok(()) => {
+                    usage.sent(bytes);
+                    self.batches.push(batch);
+                }
+                Err(error) => {
+                    usage.restore(&batch);
+                    for rest in batches {
+                        usage.restore(&rest);
+                    }
+                    return match error {
+                        mpsc::error::TrySendError::Full(_) => Ok(()),
+                        mpsc::error::TrySendError::Closed(_) => Err(StreamError::Closed),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn confirm(&mut self) {
+        self.batches.clear();
+    }
+
+    /// At shutdown: sends what is left, closes the sending side, and waits (bounded) for the
+    /// control plane to end the stream, which it does once it has read everything.
+    async fn flush(
+        &mut self,
+        tx: mpsc::Sender<pb::WatchRequest>,
+        inbound: &mut tonic::Streaming<pb::WatchResponse>,
+    ) {
+        let Some(usage) = self.usage else {
+            return;
+        };
+        usage.collect();
+        let batches = usage.take();
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            for batch in batches {
+                let message = pb::WatchRequest {
+                    usage: batch,
+                    ..pb::WatchRequest::default()
+                };
+                let bytes = prost::Message::encoded_len(&message);
+                if tx.send(message).await.is_err() {
+                    return;
+                }
+                usage.sent(bytes);
+            }
+        })
+        .await;
+        // What was sent before is as delivered as it will be: the process is stopping.
+        self.batches.clear();
+        // The last sender: dropping it ends the request stream, and the control plane then
+        // ends its side.
+        drop(tx);
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            while let Ok(Some(_)) = inbound.message().await {}
+        })
+        .await;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(usage) = self.usage {
+            for batch in &self.batches {
+                usage.restore(batch);
+            }
         }
     }
-    Ok(())
 }
 
 /// Decodes the tenants of a response (once, here) and applies them off the async workers,
