@@ -366,7 +366,7 @@ impl ControlPlane {
 
     /// Merges the usage reports a sync stream sent, each in its own transaction, after
     /// checking it (`admits` says whether the stream may see a tenant; see
-    /// [`super::usage::validate`]). A refused report is logged and counted, never an error
+    /// `usage::validate`). A refused report is logged and counted, never an error
     /// of the stream. Blocking: call it off the async workers.
     pub fn record_usage(&self, reports: &[UsageBatch], admits: &dyn Fn(&str) -> bool) {
         let now = (self.clock)();

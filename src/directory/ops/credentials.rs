@@ -543,7 +543,7 @@ impl Tenant {
     }
 
     /// `ResyncMFADevice`: the user proves the device with two consecutive codes anywhere
-    /// within [`RESYNC_WINDOW_STEPS`] of where they are expected; the device's clock drift
+    /// within `RESYNC_WINDOW_STEPS` of where they are expected; the device's clock drift
     /// is then what those codes show, and later codes are expected around it. Codes at or
     /// before the last accepted step never count, so a pair is never accepted twice.
     pub fn resync_mfa_device(
