@@ -77,8 +77,8 @@ pub mod decision_log;
 pub mod ext_authz;
 mod pod_identity;
 mod sts;
-pub mod usage;
 
+pub use crate::sync::usage::{Usage, UsageConfig, UsageStats};
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
     check_context, limits, next_request_id, value_chars, AuthorizeError, AuthorizeInput,
@@ -93,7 +93,6 @@ pub use sts::{
     AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetAccessKeyInfoInput, GetCallerIdentityInput,
     GetSessionTokenInput, SecurityTokenService, StsOperation,
 };
-pub use usage::{Usage, UsageConfig, UsageStats};
 
 use decision_log::DecisionLog;
 

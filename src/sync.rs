@@ -16,6 +16,7 @@
 
 mod client;
 mod endpoints;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -22,8 +22,8 @@ use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
-use super::usage::{region_of, Subject, Use};
 use crate::observe::{Answer, Method};
+use crate::sync::usage::{region_of, Subject, Use};
 
 /// The most requests one batch carries.
 pub const MAX_BATCH: usize = 1000;

@@ -18,8 +18,8 @@ use crate::sts::{
 use super::api::{Api, ApiError, CallerId};
 use super::authorize::next_request_id;
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
-use super::usage::{Subject, Use};
 use crate::observe::{Answer, Method};
+use crate::sync::usage::{Subject, Use};
 
 /// `AssumeRole`'s parameters, decoded.
 #[derive(Debug, Clone, Default)]

@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::usage::Usage;
 use crate::proto::v1 as pb;
-use crate::sidecar::Usage;
 use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::endpoints::{Endpoint, EndpointError, EndpointList, Rotation};
