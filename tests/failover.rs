@@ -310,10 +310,12 @@ async fn a_reconnect_storm_of_1000_clients_moves_to_the_surviving_replica_spread
             && s.endpoint()
                 .is_some_and(|e| e.contains(&addrs[0].to_string()))
     };
+    // Each client has applied its tenant and counted its ACK (the count follows the apply),
+    // so the counts below start from a settled state.
     eventually_within(HANG * 2, "1,000 clients on the first replica", || {
         clients
             .iter()
-            .all(|(store, s)| on_first(s) && !store.versions().is_empty())
+            .all(|(store, s)| on_first(s) && !store.versions().is_empty() && s.ack_counts().0 >= 1)
     })
     .await;
     let before: Vec<(u64, u64)> = clients
