@@ -672,6 +672,8 @@ fn overview(model: &ApiModel) -> String {
     for (title, service) in [
         ("IAM", Service::Iam),
         ("EKS pod identity associations", Service::Eks),
+        ("IAM Access Analyzer", Service::AccessAnalyzer),
+        ("CloudTrail", Service::CloudTrail),
         ("iamlet's own", Service::Iamlet),
     ] {
         out.push_str(&format!("\n{title}:\n"));

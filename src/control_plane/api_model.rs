@@ -34,6 +34,12 @@ pub enum Service {
     Iam,
     /// Amazon EKS (pod identity associations).
     Eks,
+    /// IAM Access Analyzer (policy checks, unused access, policy generation).
+    #[serde(rename = "accessanalyzer")]
+    AccessAnalyzer,
+    /// AWS CloudTrail (the event history).
+    #[serde(rename = "cloudtrail")]
+    CloudTrail,
     /// iamlet's own.
     Iamlet,
 }

@@ -1,5 +1,6 @@
 """Writes src/control_plane/api_model.json, the admin API's model: every operation of AWS's
-IAM service model, EKS's pod identity association operations, and iamlet's own actions, with
+IAM service model, the operations iamlet serves of EKS (pod identity associations), IAM Access
+Analyzer and CloudTrail, and iamlet's own actions, with
 each input member's CLI name (as the AWS CLI derives it), shape and first sentence of
 documentation. `iamlet admin` reads it to refuse unknown options and print help offline.
 
@@ -32,6 +33,16 @@ EKS_OPERATIONS = [
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
 ]
+
+# IAM Access Analyzer's operations iamlet serves for a tenant (issue 17: policy checks, unused
+# access findings, policy generation), and CloudTrail's event history (issue 17: activity).
+# Each keeps its service's shapes (renamed apart from IAM's) and its CLI's option names.
+OTHER_SERVICES = {
+    "accessanalyzer": [
+    ],
+    "cloudtrail": [
+    ],
+}
 
 # iamlet's own actions, in the model's terms (shapes are IAM's, or iamlet's below).
 PAGING = [
@@ -216,6 +227,13 @@ def main():
     eks_renames = {n: "eks." + n for n in eks["shapes"]}
     operations += [operation(eks, "eks", name, shapes, eks_renames, eks_options)
                    for name in EKS_OPERATIONS]
+    versions = {"iam": iam_version, "eks": eks_version}
+    for service, names in OTHER_SERVICES.items():
+        versions[service], model = load(service)
+        renames = {n: service + "." + n for n in model["shapes"]}
+        options = cli_options(service)
+        operations += [operation(model, service, name, shapes, renames, options)
+                       for name in names]
     for name, (doc, members) in sorted(IAMLET_OPERATIONS.items()):
         operations.append(with_paginator({
             "name": name, "service": "iamlet", "cli": xform_name(name, "-"), "doc": doc,
@@ -229,7 +247,9 @@ def main():
             if member["shape"] not in shapes:
                 shape_of(iam, member["shape"], shapes, {})
     document = {
-        "source": f"botocore {botocore.__version__}: iam {iam_version}, eks {eks_version}; iamlet's own actions",
+        "source": f"botocore {botocore.__version__}: "
+                  + ", ".join(f"{s} {v}" for s, v in versions.items())
+                  + "; iamlet's own actions",
         "operations": operations,
         "shapes": dict(sorted(shapes.items())),
     }

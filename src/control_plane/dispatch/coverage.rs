@@ -48,11 +48,17 @@ pub(crate) fn markdown(model: &ApiModel) -> String {
         iam.len(),
         code(&served)
     ));
-    out.push_str(&format!(
-        "**EKS's pod identity associations:** {}.\n\n**iamlet's own:** {}.\n\n",
-        code(&of(Service::Eks)),
-        code(&of(Service::Iamlet))
-    ));
+    for (title, service) in [
+        ("EKS's pod identity associations", Service::Eks),
+        ("IAM Access Analyzer", Service::AccessAnalyzer),
+        ("CloudTrail", Service::CloudTrail),
+        ("iamlet's own", Service::Iamlet),
+    ] {
+        let names = of(service);
+        if !names.is_empty() {
+            out.push_str(&format!("**{title}:** {}.\n\n", code(&names)));
+        }
+    }
     out.push_str(&format!(
         "**Refused on purpose: {refused}**, answered `UnsupportedOperation` with the reason:\n\n\
          | operations | why |\n|---|---|\n"
