@@ -1,7 +1,8 @@
 //! Declarative tenants (GitOps): a whole tenant's IAM directory in one JSON or YAML file.
 //!
 //! A [`TenantSpec`] declares an account's users, groups, roles, customer managed policies,
-//! OIDC providers, resource policies and alias. [`export`] reads a tenant into a spec;
+//! instance profiles, OIDC and SAML providers, resource policies, pod identity associations,
+//! password policy and alias. [`export`] reads a tenant into a spec;
 //! [`plan`] lists the IAM actions ([`PlannedAction`]) that turn a tenant into what a spec
 //! declares, in an order that [`dispatch`](super::dispatch) can run one after another. Running
 //! the plan and exporting again gives the spec back (normalized: see
@@ -39,8 +40,9 @@
 //!
 //! # What is not declared
 //!
-//! Secrets (access keys, login profiles, MFA devices) are not part of a spec: [`export`]
-//! leaves them out and [`plan`] never touches them. A user who holds any of them is never
+//! Secrets (access keys, login profiles, MFA devices, a SAML provider's private keys and the
+//! assertion encryption mode that needs them) are not part of a spec: [`export`] leaves them
+//! out and [`plan`] never touches them. A user who holds any of them is never
 //! deleted: the plan fails with [`PlanError::UserHoldsCredentials`] instead. Older policy
 //! versions are not declared either: a policy's document is its default version's, and a
 //! changed document becomes a new default version.
@@ -59,7 +61,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::directory::{Tag, Tenant};
+use crate::directory::{PasswordPolicy, Tag, Tenant};
 
 mod plan;
 
@@ -67,6 +69,9 @@ pub use plan::plan;
 
 /// The default `MaxSessionDuration` of a role, in seconds.
 const DEFAULT_MAX_SESSION_DURATION: u32 = 3_600;
+
+/// AWS's `MinimumPasswordLength` when a password policy does not set it.
+const DEFAULT_MINIMUM_PASSWORD_LENGTH: u32 = 6;
 
 /// A whole tenant declared: what [`export`] writes and [`plan`] converges a tenant to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +108,142 @@ pub struct TenantSpec {
     /// account).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pod_identity_associations: Vec<PodIdentityAssociationSpec>,
+    /// Instance profiles and the role each passes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_profiles: Vec<InstanceProfileSpec>,
+    /// SAML identity providers (their metadata and tags; private keys are secrets, never
+    /// declared).
+    #[serde(
+        default,
+        rename = "SAMLProviders",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub saml_providers: Vec<SamlProviderSpec>,
+    /// The account password policy; absent means none (AWS's defaults apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_policy: Option<PasswordPolicySpec>,
+}
+
+/// A declared instance profile. One whose path or name case changes is replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InstanceProfileSpec {
+    /// The name.
+    pub instance_profile_name: String,
+    /// The path; `/` when absent.
+    #[serde(default = "root_path", skip_serializing_if = "is_root_path")]
+    pub path: String,
+    /// The names of its roles (declared roles; AWS allows one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Tags: key → value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A declared SAML identity provider: its metadata document and tags. The private keys that
+/// decrypt encrypted assertions, and the encryption mode that needs them, are left to
+/// `UpdateSAMLProvider`, as secrets are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SamlProviderSpec {
+    /// The name (the last part of its ARN).
+    pub name: String,
+    /// The IdP's SAML metadata document (XML).
+    #[serde(rename = "SAMLMetadataDocument")]
+    pub saml_metadata_document: String,
+    /// Tags: key → value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The declared account password policy, with `UpdateAccountPasswordPolicy`'s parameters;
+/// one left out takes AWS's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PasswordPolicySpec {
+    /// The fewest characters (6..=128; 6 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_password_length: Option<u32>,
+    /// At least one symbol.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_symbols: bool,
+    /// At least one digit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_numbers: bool,
+    /// At least one upper-case letter.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_uppercase_characters: bool,
+    /// At least one lower-case letter.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_lowercase_characters: bool,
+    /// Users may change their own password.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_users_to_change_password: bool,
+    /// Days a password is valid (1..=1095); never expires when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_password_age: Option<u32>,
+    /// How many previous passwords a new one may not repeat (1..=24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_reuse_prevention: Option<u32>,
+    /// An expired password can only be reset by an administrator.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hard_expiry: bool,
+}
+
+// === impl PasswordPolicySpec ===
+
+impl PasswordPolicySpec {
+    /// The policy as stored, AWS's defaults filled in (what the directory answers).
+    pub(super) fn from_policy(p: &PasswordPolicy) -> Self {
+        Self {
+            minimum_password_length: Some(p.minimum_password_length)
+                .filter(|&n| n != DEFAULT_MINIMUM_PASSWORD_LENGTH),
+            require_symbols: p.require_symbols,
+            require_numbers: p.require_numbers,
+            require_uppercase_characters: p.require_uppercase_characters,
+            require_lowercase_characters: p.require_lowercase_characters,
+            allow_users_to_change_password: p.allow_users_to_change_password,
+            max_password_age: p.max_password_age,
+            password_reuse_prevention: p.password_reuse_prevention,
+            hard_expiry: p.hard_expiry.unwrap_or(false),
+        }
+    }
+
+    /// The spec with its defaults written the way [`export`] writes them.
+    pub(super) fn normalized(&self) -> Self {
+        Self {
+            minimum_password_length: self
+                .minimum_password_length
+                .filter(|&n| n != DEFAULT_MINIMUM_PASSWORD_LENGTH),
+            ..self.clone()
+        }
+    }
+
+    /// `UpdateAccountPasswordPolicy`'s parameters: every one, so the call sets exactly this
+    /// policy whatever was there.
+    pub(super) fn parameters(&self) -> Value {
+        let mut p = serde_json::json!({
+            "MinimumPasswordLength": self
+                .minimum_password_length
+                .unwrap_or(DEFAULT_MINIMUM_PASSWORD_LENGTH),
+            "RequireSymbols": self.require_symbols,
+            "RequireNumbers": self.require_numbers,
+            "RequireUppercaseCharacters": self.require_uppercase_characters,
+            "RequireLowercaseCharacters": self.require_lowercase_characters,
+            "AllowUsersToChangePassword": self.allow_users_to_change_password,
+            "HardExpiry": self.hard_expiry,
+        });
+        if let Value::Object(map) = &mut p {
+            if let Some(days) = self.max_password_age {
+                map.insert("MaxPasswordAge".into(), Value::from(days));
+            }
+            if let Some(n) = self.password_reuse_prevention {
+                map.insert("PasswordReusePrevention".into(), Value::from(n));
+            }
+        }
+        p
+    }
 }
 
 /// A declared pod identity association: the pods of a service account get credentials of
@@ -320,6 +461,16 @@ pub enum PlanError {
         /// The policy's ARN.
         arn: String,
     },
+    /// An instance profile names a role the spec does not declare.
+    #[error("in the spec for account {account}, instance profile {profile} holds role {role}, which the spec does not declare")]
+    UnknownRole {
+        /// The account.
+        account: String,
+        /// The instance profile.
+        profile: String,
+        /// The role.
+        role: String,
+    },
     /// The spec leaves out a user who holds credentials, which a plan never deletes.
     #[error("user {user} of account {account} is not in the spec but holds {credentials}; a plan never deletes credentials: delete them first, or declare the user")]
     UserHoldsCredentials {
@@ -464,6 +615,26 @@ impl TenantSpec {
         open_id_connect_providers.sort_by(|a, b| a.url.cmp(&b.url));
         let mut pod_identity_associations = self.pod_identity_associations.clone();
         pod_identity_associations.sort_by(|a, b| a.identity().cmp(&b.identity()));
+        let role_names: BTreeMap<String, &str> = self
+            .roles
+            .iter()
+            .map(|r| (key(&r.role_name), r.role_name.as_str()))
+            .collect();
+        let mut instance_profiles: Vec<InstanceProfileSpec> = self
+            .instance_profiles
+            .iter()
+            .map(|p| InstanceProfileSpec {
+                roles: sorted_names(p.roles.iter().map(|r| {
+                    role_names
+                        .get(&key(r))
+                        .map_or_else(|| r.clone(), |n| (*n).to_owned())
+                })),
+                ..p.clone()
+            })
+            .collect();
+        instance_profiles.sort_by_key(|p| key(&p.instance_profile_name));
+        let mut saml_providers = self.saml_providers.clone();
+        saml_providers.sort_by_key(|p| key(&p.name));
         Self {
             account_id: self.account_id.clone(),
             account_alias: self.account_alias.clone(),
@@ -474,6 +645,12 @@ impl TenantSpec {
             open_id_connect_providers,
             resource_policies: normalized_docs(&self.resource_policies),
             pod_identity_associations,
+            instance_profiles,
+            saml_providers,
+            password_policy: self
+                .password_policy
+                .as_ref()
+                .map(PasswordPolicySpec::normalized),
         }
     }
 }
@@ -561,6 +738,29 @@ pub fn export(tenant: &Tenant) -> TenantSpec {
         open_id_connect_providers,
         resource_policies,
         pod_identity_associations: export_pod_identity_associations(tenant),
+        instance_profiles: tenant
+            .instance_profiles
+            .values()
+            .map(|p| InstanceProfileSpec {
+                instance_profile_name: p.name.clone(),
+                path: p.path.clone(),
+                roles: sorted_names(p.roles.iter().cloned()),
+                tags: tag_map(&p.tags),
+            })
+            .collect(),
+        saml_providers: tenant
+            .saml_providers
+            .values()
+            .map(|p| SamlProviderSpec {
+                name: p.name.clone(),
+                saml_metadata_document: p.metadata_document.clone(),
+                tags: tag_map(&p.tags),
+            })
+            .collect(),
+        password_policy: tenant
+            .password_policy
+            .as_ref()
+            .map(PasswordPolicySpec::from_policy),
     }
 }
 
@@ -593,6 +793,10 @@ fn is_root_path(path: &str) -> bool {
 
 fn default_max_session_duration() -> u32 {
     DEFAULT_MAX_SESSION_DURATION
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 fn is_default_max_session_duration(seconds: &u32) -> bool {

@@ -6,27 +6,32 @@
 //!    policy is replaced);
 //! 2. remove users from groups they leave;
 //! 3. delete inline policies that go away;
-//! 4. delete users, groups and roles that go away (or are replaced);
-//! 5. delete OIDC providers and resource policies that go away;
+//! 4. take roles out of instance profiles that lose them (or whose role is replaced) and
+//!    delete instance profiles that go away (or are replaced); then delete users, groups and
+//!    roles that go away (or are replaced);
+//! 5. delete OIDC providers, SAML providers and resource policies that go away;
 //! 6. managed policies: delete (versions first), create, update documents (a new default
 //!    version, deleting the oldest other version at the quota; or making an existing version
 //!    with the document the default) and tags;
-//! 7. groups, then users, then roles: create, update, tag, set boundaries;
+//! 7. groups, then users, then roles: create, update, tag, set boundaries; then instance
+//!    profiles: create, tag, add their roles;
 //! 8. add users to groups; put inline policies; attach managed policies;
-//! 9. OIDC providers, resource policies, the account alias.
+//! 9. OIDC providers, SAML providers, resource policies, the account alias, the password
+//!    policy.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
 use super::{
-    doc_text, key, non_empty, same_doc, GroupSpec, ManagedPolicySpec, OidcProviderSpec, PlanError,
-    PlannedAction, RoleSpec, TenantSpec, UserSpec,
+    doc_text, key, non_empty, same_doc, GroupSpec, InstanceProfileSpec, ManagedPolicySpec,
+    OidcProviderSpec, PasswordPolicySpec, PlanError, PlannedAction, RoleSpec, SamlProviderSpec,
+    TenantSpec, UserSpec,
 };
 use crate::control_plane::dispatch;
 use crate::directory::{
-    aws_managed_policy, IdGenerator, InlinePolicies, ManagedPolicy, OidcProvider, PasswordHasher,
-    Role, Tag, Tenant, User,
+    aws_managed_policy, IdGenerator, InlinePolicies, InstanceProfile, ManagedPolicy, OidcProvider,
+    PasswordHasher, Role, SamlProvider, Tag, Tenant, User,
 };
 
 /// The IAM actions that turn `current` into what `desired` declares, in an order
@@ -120,6 +125,8 @@ struct Planner<'a> {
     roles: BTreeMap<String, &'a RoleSpec>,
     policies: BTreeMap<String, &'a ManagedPolicySpec>,
     providers: BTreeMap<String, &'a OidcProviderSpec>,
+    instance_profiles: BTreeMap<String, &'a InstanceProfileSpec>,
+    saml_providers: BTreeMap<String, &'a SamlProviderSpec>,
     /// ARNs of the current customer policies that are deleted (gone from the spec, or
     /// replaced).
     deleted_policies: BTreeSet<String>,
@@ -302,6 +309,31 @@ impl<'a> Planner<'a> {
             }
         }
 
+        let mut instance_profiles = BTreeMap::new();
+        for p in &d.instance_profiles {
+            if instance_profiles
+                .insert(key(&p.instance_profile_name), p)
+                .is_some()
+            {
+                return Err(dup("instance profile", &p.instance_profile_name));
+            }
+            for r in &p.roles {
+                if !roles.contains_key(&key(r)) {
+                    return Err(PlanError::UnknownRole {
+                        account: account.clone(),
+                        profile: p.instance_profile_name.clone(),
+                        role: r.clone(),
+                    });
+                }
+            }
+        }
+        let mut saml_providers = BTreeMap::new();
+        for p in &d.saml_providers {
+            if saml_providers.insert(key(&p.name), p).is_some() {
+                return Err(dup("SAML provider", &p.name));
+            }
+        }
+
         // References: groups and policies must be declared (or AWS managed).
         let declared: BTreeSet<String> = d
             .managed_policies
@@ -368,6 +400,8 @@ impl<'a> Planner<'a> {
             roles,
             policies,
             providers,
+            instance_profiles,
+            saml_providers,
             deleted_policies: BTreeSet::new(),
             actions: Vec::new(),
         };
@@ -413,6 +447,33 @@ impl<'a> Planner<'a> {
             .filter(|s| super::tag_map(&o.tags) == s.tags)
     }
 
+    /// The declared instance profile a current one stays as, unless replaced (a new path or
+    /// name case).
+    fn kept_instance_profile(&self, p: &InstanceProfile) -> Option<&'a InstanceProfileSpec> {
+        self.instance_profiles
+            .get(&key(&p.name))
+            .copied()
+            .filter(|s| s.instance_profile_name == p.name && s.path == p.path)
+    }
+
+    /// The declared SAML provider a current one stays as, unless replaced (a new name case,
+    /// which is a new ARN).
+    fn kept_saml_provider(&self, p: &SamlProvider) -> Option<&'a SamlProviderSpec> {
+        self.saml_providers
+            .get(&key(&p.name))
+            .copied()
+            .filter(|s| s.name == p.name)
+    }
+
+    /// Whether the role named `name` stays as it is (neither deleted nor replaced).
+    fn role_stays(&self, name: &str) -> bool {
+        let k = key(name);
+        self.t
+            .roles
+            .get(&k)
+            .is_some_and(|r| self.kept_role(&k, r).is_some())
+    }
+
     fn push(&mut self, action: PlannedAction) {
         self.actions.push(action);
     }
@@ -423,17 +484,20 @@ impl<'a> Planner<'a> {
         self.detach_phase();
         self.leave_groups_phase();
         self.delete_inline_phase();
+        self.unlink_instance_profiles_phase();
         self.delete_principals_phase();
         self.delete_federation_phase();
         self.policies_phase()?;
         self.groups_phase();
         self.users_phase();
         self.roles_phase();
+        self.instance_profiles_phase();
         self.join_groups_phase();
         self.put_inline_phase();
         self.attach_phase();
         self.federation_phase();
         self.alias_phase();
+        self.password_policy_phase();
         self.pod_identity_phase();
         Ok(self.actions)
     }
@@ -579,6 +643,12 @@ impl<'a> Planner<'a> {
             if self.kept_provider(k, o).is_none() {
                 let p = json!({"OpenIDConnectProviderArn": o.arn});
                 self.actions.push(act("DeleteOpenIDConnectProvider", p));
+            }
+        }
+        for p in self.t.saml_providers.values() {
+            if self.kept_saml_provider(p).is_none() {
+                let params = json!({"SAMLProviderArn": p.arn});
+                self.actions.push(act("DeleteSAMLProvider", params));
             }
         }
         for arn in self.t.resource_policies.keys() {
@@ -1036,6 +1106,7 @@ impl<'a> Planner<'a> {
                 self.actions.push(act("UpdateOpenIDConnectProviderJwks", p));
             }
         }
+        self.saml_phase();
         for (arn, doc) in &self.d.resource_policies {
             let same = self
                 .t
@@ -1098,6 +1169,140 @@ impl<'a> Planner<'a> {
                     self.actions.push(act("CreatePodIdentityAssociation", p));
                 }
             }
+        }
+    }
+
+    /// Phase 4a: take roles out of the instance profiles that lose them, or whose role is
+    /// deleted or replaced (a role in a profile cannot be deleted); delete the profiles that
+    /// go away or are replaced, emptied first.
+    fn unlink_instance_profiles_phase(&mut self) {
+        for p in self.t.instance_profiles.values() {
+            let kept = self.kept_instance_profile(p);
+            for role in &p.roles {
+                let stays = kept.is_some_and(|s| s.roles.iter().any(|r| key(r) == key(role)))
+                    && self.role_stays(role);
+                if !stays {
+                    let params = json!({"InstanceProfileName": p.name, "RoleName": role});
+                    self.actions
+                        .push(act("RemoveRoleFromInstanceProfile", params));
+                }
+            }
+            if kept.is_none() {
+                let params = json!({"InstanceProfileName": p.name});
+                self.actions.push(act("DeleteInstanceProfile", params));
+            }
+        }
+    }
+
+    /// Phase 7d: create instance profiles that are new or replaced; retag the ones that stay;
+    /// add the roles each lacks (new ones, and replaced roles taken out in phase 4a).
+    fn instance_profiles_phase(&mut self) {
+        for spec in &self.d.instance_profiles {
+            let name = spec.instance_profile_name.as_str();
+            let current = self
+                .t
+                .instance_profiles
+                .get(&key(name))
+                .filter(|p| self.kept_instance_profile(p).is_some());
+            match current {
+                None => {
+                    let mut p = params(&[
+                        ("InstanceProfileName", Value::from(name)),
+                        ("Path", Value::from(spec.path.as_str())),
+                    ]);
+                    if !spec.tags.is_empty() {
+                        p.insert("Tags".into(), tags_json(&spec.tags));
+                    }
+                    self.push(act("CreateInstanceProfile", Value::Object(p)));
+                }
+                Some(current) => {
+                    let (untag, tag) = tag_changes(&current.tags, &spec.tags, false);
+                    if !untag.is_empty() {
+                        let p = json!({"InstanceProfileName": name, "TagKeys": untag});
+                        self.push(act("UntagInstanceProfile", p));
+                    }
+                    if !tag.is_empty() {
+                        let p = json!({"InstanceProfileName": name, "Tags": tags_json(&tag)});
+                        self.push(act("TagInstanceProfile", p));
+                    }
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for role in &spec.roles {
+                let k = key(role);
+                let linked = current.is_some_and(|p| p.roles.iter().any(|r| key(r) == k))
+                    && self.role_stays(role);
+                if !linked && seen.insert(k.clone()) {
+                    let declared = self
+                        .roles
+                        .get(&k)
+                        .map_or(role.as_str(), |r| r.role_name.as_str());
+                    let p = json!({"InstanceProfileName": name, "RoleName": declared});
+                    self.actions.push(act("AddRoleToInstanceProfile", p));
+                }
+            }
+        }
+    }
+
+    /// Phase 9a (continued): create SAML providers that are new or replaced; update the
+    /// metadata and tags of the ones that stay.
+    fn saml_phase(&mut self) {
+        for spec in &self.d.saml_providers {
+            let current = self
+                .t
+                .saml_providers
+                .get(&key(&spec.name))
+                .filter(|p| self.kept_saml_provider(p).is_some());
+            let Some(current) = current else {
+                let mut p = params(&[
+                    ("Name", Value::from(spec.name.as_str())),
+                    (
+                        "SAMLMetadataDocument",
+                        Value::from(spec.saml_metadata_document.as_str()),
+                    ),
+                ]);
+                if !spec.tags.is_empty() {
+                    p.insert("Tags".into(), tags_json(&spec.tags));
+                }
+                self.push(act("CreateSAMLProvider", Value::Object(p)));
+                continue;
+            };
+            let arn = current.arn.as_str();
+            if current.metadata_document != spec.saml_metadata_document {
+                let p = json!({
+                    "SAMLProviderArn": arn,
+                    "SAMLMetadataDocument": spec.saml_metadata_document,
+                });
+                self.push(act("UpdateSAMLProvider", p));
+            }
+            let (untag, tag) = tag_changes(&current.tags, &spec.tags, false);
+            if !untag.is_empty() {
+                let p = json!({"SAMLProviderArn": arn, "TagKeys": untag});
+                self.push(act("UntagSAMLProvider", p));
+            }
+            if !tag.is_empty() {
+                let p = json!({"SAMLProviderArn": arn, "Tags": tags_json(&tag)});
+                self.push(act("TagSAMLProvider", p));
+            }
+        }
+    }
+
+    /// Phase 9c: the account password policy, set whole when it differs, deleted when the
+    /// spec has none.
+    fn password_policy_phase(&mut self) {
+        let current = self
+            .t
+            .password_policy
+            .as_ref()
+            .map(PasswordPolicySpec::from_policy);
+        match (current, &self.d.password_policy) {
+            (current, Some(wanted)) if current.as_ref() != Some(&wanted.normalized()) => {
+                self.push(act("UpdateAccountPasswordPolicy", wanted.parameters()));
+            }
+            (Some(_), None) => {
+                self.push(act("DeleteAccountPasswordPolicy", json!({})));
+            }
+            _ => {}
         }
     }
 

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::{export, plan, PlanError, PlannedAction, SpecError, TenantSpec};
 use crate::control_plane::dispatch;
+use crate::directory::saml_fixtures;
 use crate::directory::{IdGenerator, PasswordHasher, Tenant};
 
 const ACCOUNT: &str = "111122223333";
@@ -24,6 +25,14 @@ const JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"k1","n":"sXch","e":"AQAB"}]}"
 const ADMIN_ARN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 const THUMB_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const THUMB_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// One IdP's metadata for every fixture (each `saml_fixtures::metadata()` makes a new
+/// certificate), so that two fixtures export alike.
+fn metadata() -> String {
+    static METADATA: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(saml_fixtures::metadata);
+    METADATA.clone()
+}
 
 fn arn(kind_and_name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:{kind_and_name}")
@@ -152,6 +161,28 @@ impl Fixture {
         f.ok(
             "PutResourcePolicy",
             json!({"ResourceArn": "arn:aws:s3:::reports", "PolicyDocument": RESOURCE_DOC}),
+        );
+        f.ok(
+            "CreateInstanceProfile",
+            json!({"InstanceProfileName": "web", "Path": "/app/",
+                   "Tags": [{"Key": "tier", "Value": "front"}]}),
+        );
+        f.ok(
+            "AddRoleToInstanceProfile",
+            json!({"InstanceProfileName": "web", "RoleName": "ci"}),
+        );
+        f.ok(
+            "CreateInstanceProfile",
+            json!({"InstanceProfileName": "spare"}),
+        );
+        f.ok(
+            "CreateSAMLProvider",
+            json!({"Name": "corp", "SAMLMetadataDocument": metadata(),
+                   "Tags": [{"Key": "idp", "Value": "okta"}]}),
+        );
+        f.ok(
+            "UpdateAccountPasswordPolicy",
+            json!({"MinimumPasswordLength": 12, "RequireSymbols": true, "MaxPasswordAge": 90}),
         );
         f
     }
@@ -288,7 +319,9 @@ fn export_leaves_out_secrets() {
         key_id.as_str(),
         secret.as_str(),
         "pbkdf2",
-        "Password",
+        "\"Password\"",
+        "Correct-Horse-9",
+        "LoginProfile",
         "AccessKey",
     ] {
         assert!(!text.contains(needle), "{needle} leaked into {text}");
@@ -391,8 +424,9 @@ fn a_changed_spec_plans_the_expected_actions_and_converges() {
     spec.managed_policies[1].policy_document = doc(EDIT_DOC);
     // Take alice out of readers.
     spec.users[0].groups.retain(|g| g != "readers");
-    // Delete role ci.
+    // Delete role ci, which leaves its instance profile first.
     spec.roles.retain(|r| r.role_name != "ci");
+    spec.instance_profiles[1].roles.clear();
     // Tag bob.
     spec.users[1].tags.insert("team".into(), "ops".into());
 
@@ -415,6 +449,10 @@ fn a_changed_spec_plans_the_expected_actions_and_converges() {
             step(
                 "DeleteRolePolicy",
                 json!({"PolicyName": "logs", "RoleName": "ci"})
+            ),
+            step(
+                "RemoveRoleFromInstanceProfile",
+                json!({"InstanceProfileName": "web", "RoleName": "ci"})
             ),
             step("DeleteRole", json!({"RoleName": "ci"})),
             step(
@@ -838,6 +876,12 @@ fn variants() -> Vec<TenantSpec> {
     edited.users[0].groups.clear();
     edited.users[0].tags.insert("new".into(), "tag".into());
     edited.roles.remove(0);
+    // ci is gone: its instance profile keeps no role; the spare one goes.
+    edited.instance_profiles[1].roles.clear();
+    edited.instance_profiles.remove(0);
+    edited.saml_providers[0]
+        .tags
+        .insert("owner".into(), "it".into());
     edited.groups.remove(1);
     edited.users[1].groups.clear();
     let mut moved = full.clone();
@@ -851,6 +895,13 @@ fn variants() -> Vec<TenantSpec> {
     moved.groups[0].group_name = "admins".into();
     moved.open_id_connect_providers[0].tags.clear();
     moved.account_alias = None;
+    // ci is replaced (a new path): its instance profile gets the new role.
+    moved.instance_profiles[1].path = "/".into();
+    moved.saml_providers[0].name = "Corp".into();
+    if let Some(policy) = moved.password_policy.as_mut() {
+        policy.minimum_password_length = Some(20);
+        policy.password_reuse_prevention = Some(3);
+    }
     let mut swapped = full.clone();
     swapped.users[1].managed_policy_arns = vec![reports_arn(), ADMIN_ARN.into()];
     swapped.users[1].permissions_boundary = Some(boundary_arn());
@@ -859,6 +910,10 @@ fn variants() -> Vec<TenantSpec> {
     swapped.groups[1].managed_policy_arns = vec![boundary_arn()];
     swapped.roles[1].inline_policies = full.roles[0].inline_policies.clone();
     swapped.roles[0].inline_policies.clear();
+    swapped.instance_profiles[1].roles = vec!["plain".into()];
+    swapped.instance_profiles[0].roles = vec!["CI".into()];
+    swapped.saml_providers.clear();
+    swapped.password_policy = None;
     let empty: TenantSpec = serde_json::from_value(json!({"AccountId": ACCOUNT})).unwrap();
     vec![full, edited, moved, swapped, empty]
 }
@@ -926,6 +981,7 @@ fn pod_identity_associations_are_declared_exported_and_converge() {
     let mut gone = changed.clone();
     gone.pod_identity_associations.clear();
     gone.roles.retain(|r| r.role_name != "ci");
+    gone.instance_profiles.clear();
     gone.open_id_connect_providers.clear();
     let actions = target.converge(&gone);
     assert_eq!(names(&actions)[0], "DeletePodIdentityAssociation");
@@ -965,4 +1021,147 @@ fn service_linked_roles_are_neither_exported_nor_deleted() {
         1,
         "only the service-linked role is left"
     );
+}
+
+#[test]
+fn instance_profiles_saml_providers_and_the_password_policy_are_exported() {
+    let spec = export(&Fixture::full(true).tenant);
+    let text = spec.to_json().unwrap();
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        value["InstanceProfiles"],
+        json!([
+            {"InstanceProfileName": "spare"},
+            {"InstanceProfileName": "web", "Path": "/app/", "Roles": ["ci"],
+             "Tags": {"tier": "front"}}
+        ])
+    );
+    assert_eq!(value["SAMLProviders"][0]["Name"], "corp");
+    assert_eq!(
+        value["SAMLProviders"][0]["SAMLMetadataDocument"],
+        metadata()
+    );
+    assert_eq!(value["SAMLProviders"][0]["Tags"], json!({"idp": "okta"}));
+    // AWS's defaults are left out: only what the operator set is written.
+    assert_eq!(
+        value["PasswordPolicy"],
+        json!({"MinimumPasswordLength": 12, "RequireSymbols": true, "MaxPasswordAge": 90})
+    );
+}
+
+#[test]
+fn a_role_leaves_its_instance_profile_before_it_is_deleted_or_replaced() {
+    let mut f = Fixture::full(false);
+    let mut spec = export(&f.tenant);
+    // ci moves to /: it is replaced, so it leaves `web` first and joins it again after.
+    spec.roles[0].path = "/".into();
+    let actions = f.converge(&spec);
+    let position = |action: &str, name: &str| {
+        actions
+            .iter()
+            .position(|a| a.action == action && a.parameters.to_string().contains(name))
+            .unwrap_or_else(|| panic!("no {action} of {name} in {:?}", names(&actions)))
+    };
+    assert!(position("RemoveRoleFromInstanceProfile", "ci") < position("DeleteRole", "ci"));
+    assert!(position("CreateRole", "ci") < position("AddRoleToInstanceProfile", "ci"));
+    let web = f.tenant.get_instance_profile("web").unwrap();
+    assert_eq!(web.roles, ["ci"]);
+
+    // Leaving the role and the profile out deletes both, the profile emptied first.
+    spec.roles.remove(0);
+    spec.instance_profiles
+        .retain(|p| p.instance_profile_name != "web");
+    let actions = f.converge(&spec);
+    let position = |action: &str| {
+        actions
+            .iter()
+            .position(|a| a.action == action)
+            .unwrap_or_else(|| panic!("no {action} in {:?}", names(&actions)))
+    };
+    assert!(position("RemoveRoleFromInstanceProfile") < position("DeleteInstanceProfile"));
+    assert!(position("DeleteInstanceProfile") < position("DeleteRole"));
+    assert!(f.tenant.get_instance_profile("web").is_err());
+}
+
+#[test]
+fn a_saml_provider_is_updated_in_place_and_replaced_on_a_new_name_case() {
+    let mut f = Fixture::full(false);
+    let mut spec = export(&f.tenant);
+    let arn = f.tenant.saml_providers.values().next().unwrap().arn.clone();
+    spec.saml_providers[0].saml_metadata_document = metadata().replace("Example IdP", "Corp IdP");
+    spec.saml_providers[0].tags.clear();
+    let actions = f.converge(&spec);
+    assert_eq!(
+        actions,
+        [
+            step(
+                "UpdateSAMLProvider",
+                json!({"SAMLProviderArn": arn,
+                       "SAMLMetadataDocument": spec.saml_providers[0].saml_metadata_document}),
+            ),
+            step(
+                "UntagSAMLProvider",
+                json!({"SAMLProviderArn": arn, "TagKeys": ["idp"]}),
+            ),
+        ]
+    );
+    spec.saml_providers[0].name = "CORP".into();
+    let actions = f.converge(&spec);
+    assert_eq!(
+        names(&actions),
+        ["DeleteSAMLProvider", "CreateSAMLProvider"]
+    );
+}
+
+#[test]
+fn the_password_policy_is_set_whole_and_deleted_when_left_out() {
+    let mut f = Fixture::full(false);
+    let mut spec = export(&f.tenant);
+    let policy = spec.password_policy.as_mut().unwrap();
+    policy.max_password_age = None;
+    policy.hard_expiry = true;
+    let actions = f.converge(&spec);
+    // Every parameter is sent, so whatever was set before and is not declared now is reset.
+    assert_eq!(
+        actions,
+        [step(
+            "UpdateAccountPasswordPolicy",
+            json!({"MinimumPasswordLength": 12, "RequireSymbols": true, "RequireNumbers": false,
+                   "RequireUppercaseCharacters": false, "RequireLowercaseCharacters": false,
+                   "AllowUsersToChangePassword": false, "HardExpiry": true}),
+        )]
+    );
+    assert_eq!(
+        f.tenant.password_policy.as_ref().unwrap().max_password_age,
+        None
+    );
+    spec.password_policy = None;
+    let actions = f.converge(&spec);
+    assert_eq!(names(&actions), ["DeleteAccountPasswordPolicy"]);
+    assert!(f.tenant.password_policy.is_none());
+    // A declared policy of AWS's defaults only is still a policy.
+    spec.password_policy = Some(super::PasswordPolicySpec::default());
+    let actions = f.converge(&spec);
+    assert_eq!(names(&actions), ["UpdateAccountPasswordPolicy"]);
+    assert!(f.tenant.password_policy.is_some());
+}
+
+#[test]
+fn an_instance_profile_must_hold_declared_roles() {
+    let f = Fixture::full(false);
+    let mut spec = export(&f.tenant);
+    spec.instance_profiles[0].roles = vec!["ghost".into()];
+    let err = plan(&f.tenant, &spec).unwrap_err();
+    assert!(matches!(&err, PlanError::UnknownRole { role, .. } if role == "ghost"));
+    assert!(err
+        .to_string()
+        .contains("instance profile spare holds role ghost"));
+    spec.instance_profiles[0].roles.clear();
+    spec.instance_profiles
+        .push(spec.instance_profiles[0].clone());
+    spec.instance_profiles[1].instance_profile_name = "SPARE".into();
+    assert!(matches!(
+        plan(&f.tenant, &spec),
+        Err(PlanError::Duplicate { what, .. }) if what == "instance profile"
+    ));
 }
