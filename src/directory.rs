@@ -47,7 +47,7 @@ pub use ops::{
     CreateInstanceProfileInput, CreateServiceLinkedRoleInput, ServiceLinkedRoleSpec,
     RETAINED_DELETION_TASKS, SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
 };
-pub use password::{verify_password, PasswordHasher};
+pub use password::{verify_password, PasswordHasher, PasswordWork};
 
 /// Why a directory operation was refused, with IAM's error code. The message is IAM's own
 /// text where IAM has one.

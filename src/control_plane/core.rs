@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::directory::{IdGenerator, PasswordHasher, Tenant};
+use crate::directory::{IdGenerator, PasswordHasher, PasswordWork, Tenant};
 use crate::snapshot::SnapshotVersion;
 use crate::snapshot::TenantUpdate;
 
@@ -207,6 +207,7 @@ impl ControlPlane {
         parameters: &Value,
         check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
     ) -> Result<(Value, SnapshotVersion), AdminError> {
+        let hasher = self.password_work_ahead(account_id, action, parameters, check);
         let mut tenants = self.tenants.lock();
         let current = tenants
             .get(account_id)
@@ -225,7 +226,7 @@ impl ControlPlane {
         let outcome = dispatch(
             &mut next,
             &mut self.ids.lock(),
-            self.hasher,
+            hasher,
             now,
             action,
             parameters,
@@ -243,6 +244,50 @@ impl ControlPlane {
         let prior = Prior::At(current.version.seq);
         let version = self.commit(&mut tenants, &draft, prior, Some(next))?;
         Ok((outcome.result, version))
+    }
+
+    /// The hasher for `action`: for one that derives or verifies password hashes, one holding
+    /// that work, done now on a copy of the tenant without holding the write lock, so that
+    /// the run under the lock finds it rather than computing it (PBKDF2 at the production
+    /// count takes a good part of a second, and a change under reuse prevention verifies up
+    /// to 25 hashes). The run ahead only computes: its result, errors included, is dropped,
+    /// and anything it did not foresee is computed under the lock as before.
+    fn password_work_ahead(
+        &self,
+        account_id: &str,
+        action: &str,
+        parameters: &Value,
+        check: &dyn Fn(&Tenant, &str, &Value) -> Result<(), AdminError>,
+    ) -> PasswordHasher {
+        if !super::dispatch::hashes_passwords(action) {
+            return self.hasher.clone();
+        }
+        let Some(tenant) = self
+            .tenants
+            .lock()
+            .get(account_id)
+            .map(|c| Arc::clone(&c.tenant))
+        else {
+            return self.hasher.clone();
+        };
+        // A caller the action is denied to gets no PBKDF2 work done on its behalf.
+        if check(&tenant, action, parameters).is_err() {
+            return self.hasher.clone();
+        }
+        let work = Arc::new(PasswordWork::default());
+        let hasher = self.hasher.with_work(Arc::clone(&work));
+        let mut ids = self.ids.lock().fork();
+        let mut scratch = Tenant::clone(&tenant);
+        let now = (self.clock)();
+        let _ahead = dispatch(
+            &mut scratch,
+            &mut ids,
+            hasher.clone(),
+            now,
+            action,
+            parameters,
+        );
+        hasher
     }
 
     /// Creates a tenant.
@@ -357,7 +402,7 @@ impl ControlPlane {
         let cx = super::dispatch::UsageContext {
             state: &self.usage,
             ids: &mut self.ids.lock(),
-            hasher: self.hasher,
+            hasher: self.hasher.clone(),
             now,
             max_password_age_days: tenant.password_policy.and_then(|p| p.max_password_age),
         };
@@ -505,7 +550,7 @@ impl ControlPlane {
                 dispatch(
                     &mut next,
                     &mut ids,
-                    self.hasher,
+                    self.hasher.clone(),
                     now,
                     &step.action,
                     &step.parameters,
@@ -947,6 +992,89 @@ mod tests {
         assert!(cp.list_tenants().is_empty());
     }
 
+    #[test]
+    fn password_work_is_done_without_the_write_lock() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = Arc::new(
+            ControlPlane::open(Arc::new(store), IdGenerator::seeded(1))
+                .unwrap()
+                .with_password_hasher(PasswordHasher::with_iterations(10)),
+        );
+        for account in ["111122223333", "444455556666"] {
+            cp.create_tenant(account, None, "test").unwrap();
+        }
+        let call =
+            |action: &str, params: Value| cp.call("111122223333", "test", action, &params).unwrap();
+        call("CreateUser", serde_json::json!({"UserName": "alice"}));
+        call(
+            "UpdateAccountPasswordPolicy",
+            serde_json::json!({"PasswordReusePrevention": 24}),
+        );
+        call(
+            "CreateLoginProfile",
+            serde_json::json!({"UserName": "alice", "Password": "Correct-Horse-1"}),
+        );
+        // The first check is the run ahead's: another tenant's write must get through while
+        // it runs, which it could not if the run held the lock (the lock is not re-entrant,
+        // so a held lock shows as a write that never finishes).
+        let checks = std::sync::atomic::AtomicUsize::new(0);
+        let check = |_: &Tenant, _: &str, _: &Value| {
+            if checks.fetch_add(1, Ordering::SeqCst) == 0 {
+                let (done, finished) = std::sync::mpsc::channel();
+                let other = Arc::clone(&cp);
+                std::thread::spawn(move || {
+                    let created = other.call(
+                        "444455556666",
+                        "test",
+                        "CreateUser",
+                        &serde_json::json!({"UserName": "bob"}),
+                    );
+                    let _ = done.send(created.is_ok());
+                });
+                let created = finished.recv_timeout(Duration::from_secs(30));
+                assert_eq!(
+                    created,
+                    Ok(true),
+                    "the write lock was held during the run ahead"
+                );
+            }
+            Ok(())
+        };
+        let params = serde_json::json!({"UserName": "alice", "Password": "Battery-Staple-2"});
+        cp.call_checked(
+            "111122223333",
+            "test",
+            "UpdateLoginProfile",
+            &params,
+            &check,
+        )
+        .unwrap();
+        assert_eq!(
+            checks.load(Ordering::SeqCst),
+            2,
+            "ahead, then under the lock"
+        );
+        assert!(cp
+            .tenant("444455556666")
+            .unwrap()
+            .0
+            .users
+            .contains_key("bob"));
+        // The outcome is the lock's: reuse prevention still refuses an earlier password.
+        let reused = cp
+            .call(
+                "111122223333",
+                "test",
+                "UpdateLoginProfile",
+                &serde_json::json!({"UserName": "alice", "Password": "Correct-Horse-1"}),
+            )
+            .unwrap_err();
+        assert_eq!(
+            reused.code(),
+            crate::error::AwsCode::PasswordPolicyViolation
+        );
+    }
+
     /// Two replicas on one SQLite file (the store's other writer is another handle).
     fn replicas(
         name: &str,
@@ -962,7 +1090,7 @@ mod tests {
         let a = ControlPlane::open(Arc::new(a), IdGenerator::seeded(1)).unwrap();
         let b = ControlPlane::open(wrap(b), IdGenerator::seeded(2)).unwrap();
         (
-            Arc::new(a.with_password_hasher(hasher)),
+            Arc::new(a.with_password_hasher(hasher.clone())),
             Arc::new(b.with_password_hasher(hasher)),
         )
     }

@@ -49,6 +49,7 @@ mod saml;
 mod simulate;
 mod usage;
 
+pub(crate) use credentials::hashes_passwords;
 use params::Params;
 pub(crate) use refused::refusal;
 #[cfg(test)]

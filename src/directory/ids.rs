@@ -97,6 +97,19 @@ impl IdGenerator {
         }
     }
 
+    /// A generator of its own, as strong as this one: the operating system's for a system
+    /// generator, a stream seeded from this one's for a seeded one (tests stay reproducible).
+    pub fn fork(&mut self) -> Self {
+        match &self.source {
+            Source::System(_) => Self::system(),
+            Source::Seeded(_) => {
+                let mut seed = [0u8; 8];
+                self.fill(&mut seed);
+                Self::seeded(u64::from_le_bytes(seed))
+            }
+        }
+    }
+
     /// Fills `out` with random bytes.
     pub fn fill(&mut self, out: &mut [u8]) {
         match &mut self.source {

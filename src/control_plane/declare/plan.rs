@@ -66,7 +66,7 @@ fn dry_run(current: &Tenant, actions: &[PlannedAction]) -> Result<(), PlanError>
         let outcome = dispatch(
             &mut tenant,
             &mut ids,
-            hasher,
+            hasher.clone(),
             current.created_at,
             &step.action,
             &step.parameters,

@@ -12,7 +12,21 @@ use crate::directory::{
     AccessKeyStatus, DirectoryError, IdGenerator, LoginProfile, PasswordHasher, Tenant,
 };
 
+/// Whether `action` derives or verifies console password hashes (PBKDF2, slow on purpose):
+/// the control plane does that work ahead, outside its write lock.
+pub(crate) fn hashes_passwords(action: &str) -> bool {
+    matches!(
+        action,
+        "CreateLoginProfile" | "UpdateLoginProfile" | "ChangePassword"
+    )
+}
+
 /// Runs `action` if it belongs to this area (`Ok(None)` otherwise).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "dispatch hands its hasher over whole, as every caller of dispatch does; it is an \
+              iteration count and at most an Arc"
+)]
 pub(super) fn run(
     t: &mut Tenant,
     ids: &mut IdGenerator,
@@ -86,20 +100,20 @@ pub(super) fn run(
             let user = p.str("UserName")?;
             let password = p.str("Password")?;
             let reset = p.bool_or("PasswordResetRequired", false)?;
-            t.create_login_profile(ids, hasher, now, user, password, reset)?;
+            t.create_login_profile(ids, &hasher, now, user, password, reset)?;
             login_profile(t, user, now)?
         }
         "UpdateLoginProfile" => {
             let user = p.str("UserName")?;
             let password = p.opt_str("Password")?;
             let reset = p.opt_bool("PasswordResetRequired")?;
-            t.update_login_profile(ids, hasher, now, user, password, reset)?;
+            t.update_login_profile(ids, &hasher, now, user, password, reset)?;
             empty
         }
         "ChangePassword" => {
             t.change_password(
                 ids,
-                hasher,
+                &hasher,
                 now,
                 p.str("UserName")?,
                 p.str("OldPassword")?,

@@ -209,7 +209,7 @@ impl Tenant {
     pub fn create_login_profile(
         &mut self,
         ids: &mut IdGenerator,
-        hasher: PasswordHasher,
+        hasher: &PasswordHasher,
         now: i64,
         user: &str,
         password: &str,
@@ -238,7 +238,7 @@ impl Tenant {
     pub fn update_login_profile(
         &mut self,
         ids: &mut IdGenerator,
-        hasher: PasswordHasher,
+        hasher: &PasswordHasher,
         now: i64,
         user: &str,
         password: Option<&str>,
@@ -251,7 +251,7 @@ impl Tenant {
             .ok_or_else(|| no_such_login_profile(&u.name))?;
         if let Some(p) = password {
             self.check_new_password(&u.name, p)?;
-            self.check_password_reuse(profile, p)?;
+            self.check_password_reuse(hasher, profile, p)?;
         }
         let hash = password.map(|p| hasher.hash(p, ids));
         let mut profile = profile.clone();
@@ -272,7 +272,7 @@ impl Tenant {
     pub fn change_password(
         &mut self,
         ids: &mut IdGenerator,
-        hasher: PasswordHasher,
+        hasher: &PasswordHasher,
         now: i64,
         user: &str,
         old_password: &str,
@@ -283,7 +283,7 @@ impl Tenant {
             .login_profile
             .as_ref()
             .ok_or_else(|| no_such_login_profile(&u.name))?;
-        if !crate::directory::verify_password(&profile.password_hash, old_password) {
+        if !hasher.verify(&profile.password_hash, old_password) {
             return Err(DirectoryError::AccessDenied(
                 "The old password is incorrect.".into(),
             ));

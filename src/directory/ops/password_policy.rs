@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::no_such_user;
 use crate::directory::validate::{self, MSG_PASSWORD_POLICY};
-use crate::directory::{verify_password, DirectoryError, LoginProfile, Secret, Tenant};
+use crate::directory::{DirectoryError, LoginProfile, PasswordHasher, Secret, Tenant};
 
 /// Seconds in a day: `MaxPasswordAge` is in days.
 const DAY: i64 = 86_400;
@@ -239,6 +239,7 @@ impl Tenant {
     /// `profile` (the current one and the kept earlier ones).
     pub(super) fn check_password_reuse(
         &self,
+        hasher: &PasswordHasher,
         profile: &LoginProfile,
         password: &str,
     ) -> Result<(), DirectoryError> {
@@ -253,7 +254,7 @@ impl Tenant {
         let remembered = std::iter::once(&profile.password_hash)
             .chain(profile.previous_password_hashes.iter().take(keep));
         // Every hash is checked, so the time taken does not say which one matched.
-        let reused = remembered.fold(false, |hit, hash| verify_password(hash, password) | hit);
+        let reused = remembered.fold(false, |hit, hash| hasher.verify(hash, password) | hit);
         if reused {
             return Err(violation());
         }

@@ -169,20 +169,20 @@ fn a_set_policy_replaces_the_default_rules() {
     // AWS's default rules refuse a short, single-class password...
     assert_eq!(
         fails(&mut t, |t| t
-            .create_login_profile(&mut ids, HASHER, NOW, "charles", "abcdef", false)
+            .create_login_profile(&mut ids, &HASHER, NOW, "charles", "abcdef", false)
             .map(drop)),
         VIOLATION
     );
     // ...which a lenient policy admits.
     t.update_account_password_policy(PasswordPolicyInput::default())
         .unwrap();
-    t.create_login_profile(&mut ids, HASHER, NOW, "charles", "abcdef", false)
+    t.create_login_profile(&mut ids, &HASHER, NOW, "charles", "abcdef", false)
         .unwrap();
     // Never the user's own name, whatever the policy.
     assert_eq!(
         fails(&mut t, |t| t.update_login_profile(
             &mut ids,
-            HASHER,
+            &HASHER,
             NOW,
             "charles",
             Some("CHARLES"),
@@ -190,7 +190,7 @@ fn a_set_policy_replaces_the_default_rules() {
         )),
         "PasswordPolicyViolation Password does not conform to the account password policy."
     );
-    t.update_login_profile(&mut ids, HASHER, NOW, "charles", Some("charles1"), None)
+    t.update_login_profile(&mut ids, &HASHER, NOW, "charles", Some("charles1"), None)
         .unwrap();
 }
 
@@ -216,19 +216,19 @@ fn length_and_each_character_class_are_enforced() {
     ] {
         assert_eq!(
             fails(&mut t, |t| t
-                .create_login_profile(&mut ids, HASHER, NOW, "alice", password, false)
+                .create_login_profile(&mut ids, &HASHER, NOW, "alice", password, false)
                 .map(drop)),
             VIOLATION,
             "{why}"
         );
     }
-    t.create_login_profile(&mut ids, HASHER, NOW, "alice", "Abcdefgh1!", false)
+    t.create_login_profile(&mut ids, &HASHER, NOW, "alice", "Abcdefgh1!", false)
         .unwrap();
     // The API's own constraints come first, as their own error, without the value.
     let err = fails(&mut t, |t| {
         t.update_login_profile(
             &mut ids,
-            HASHER,
+            &HASHER,
             NOW,
             "alice",
             Some(&"Ab1!".repeat(33)),
@@ -247,23 +247,23 @@ fn reuse_prevention_remembers_hashes_only_as_far_as_needed() {
         ..Default::default()
     })
     .unwrap();
-    t.create_login_profile(&mut ids, HASHER, NOW, "alice", "first-pw", false)
+    t.create_login_profile(&mut ids, &HASHER, NOW, "alice", "first-pw", false)
         .unwrap();
     // The current password counts as one of the three.
     assert_eq!(
         fails(&mut t, |t| t.change_password(
-            &mut ids, HASHER, NOW, "alice", "first-pw", "first-pw"
+            &mut ids, &HASHER, NOW, "alice", "first-pw", "first-pw"
         )),
         VIOLATION
     );
-    t.change_password(&mut ids, HASHER, NOW, "alice", "first-pw", "second-pw")
+    t.change_password(&mut ids, &HASHER, NOW, "alice", "first-pw", "second-pw")
         .unwrap();
-    t.update_login_profile(&mut ids, HASHER, NOW, "alice", Some("third-pw"), None)
+    t.update_login_profile(&mut ids, &HASHER, NOW, "alice", Some("third-pw"), None)
         .unwrap();
     for reused in ["first-pw", "second-pw", "third-pw"] {
         assert_eq!(
             fails(&mut t, |t| t.change_password(
-                &mut ids, HASHER, NOW, "alice", "third-pw", reused
+                &mut ids, &HASHER, NOW, "alice", "third-pw", reused
             )),
             VIOLATION,
             "{reused}"
@@ -277,12 +277,12 @@ fn reuse_prevention_remembers_hashes_only_as_far_as_needed() {
             "never plaintext"
         );
     }
-    t.change_password(&mut ids, HASHER, NOW, "alice", "third-pw", "fourth-pw")
+    t.change_password(&mut ids, &HASHER, NOW, "alice", "third-pw", "fourth-pw")
         .unwrap();
     // Three passwords back is forgotten; only two earlier hashes are ever kept.
     let profile = t.get_login_profile("alice").unwrap();
     assert_eq!(profile.previous_password_hashes.len(), 2);
-    t.change_password(&mut ids, HASHER, NOW, "alice", "fourth-pw", "first-pw")
+    t.change_password(&mut ids, &HASHER, NOW, "alice", "fourth-pw", "first-pw")
         .unwrap();
 
     // Lowering the number drops the surplus at once; deleting the policy drops it all.
@@ -309,7 +309,7 @@ fn reuse_prevention_remembers_hashes_only_as_far_as_needed() {
 #[test]
 fn maximum_age_expires_passwords_and_hard_expiry_stops_self_service() {
     let (mut t, mut ids) = tenant_with("alice");
-    t.create_login_profile(&mut ids, HASHER, NOW, "alice", "Correct-Horse-1", false)
+    t.create_login_profile(&mut ids, &HASHER, NOW, "alice", "Correct-Horse-1", false)
         .unwrap();
     let day = 86_400;
     t.update_account_password_policy(PasswordPolicyInput {
@@ -327,7 +327,7 @@ fn maximum_age_expires_passwords_and_hard_expiry_stops_self_service() {
     let later = NOW + 31 * day;
     t.change_password(
         &mut ids,
-        HASHER,
+        &HASHER,
         later,
         "alice",
         "Correct-Horse-1",
@@ -347,7 +347,7 @@ fn maximum_age_expires_passwords_and_hard_expiry_stops_self_service() {
     .unwrap();
     let expired = later + 30 * day;
     let err = fails(&mut t, |t| {
-        t.change_password(&mut ids, HASHER, expired, "alice", "new-pw-1", "new-pw-2")
+        t.change_password(&mut ids, &HASHER, expired, "alice", "new-pw-1", "new-pw-2")
     });
     assert!(
         err.starts_with("AccessDenied Your password has expired"),
@@ -355,7 +355,7 @@ fn maximum_age_expires_passwords_and_hard_expiry_stops_self_service() {
     );
     t.change_password(
         &mut ids,
-        HASHER,
+        &HASHER,
         expired - 1,
         "alice",
         "new-pw-1",
@@ -364,7 +364,7 @@ fn maximum_age_expires_passwords_and_hard_expiry_stops_self_service() {
     .unwrap();
     t.update_login_profile(
         &mut ids,
-        HASHER,
+        &HASHER,
         expired + 30 * day,
         "alice",
         Some("admin-set"),
@@ -382,7 +382,7 @@ fn maximum_age_expires_passwords_and_hard_expiry_stops_self_service() {
 #[test]
 fn profiles_stored_before_the_change_time_was_recorded_age_from_creation() {
     let (mut t, mut ids) = tenant_with("alice");
-    t.create_login_profile(&mut ids, HASHER, NOW, "alice", "Correct-Horse-1", false)
+    t.create_login_profile(&mut ids, &HASHER, NOW, "alice", "Correct-Horse-1", false)
         .unwrap();
     let mut profile = t.get_login_profile("alice").unwrap().clone();
     profile.password_changed_at = None;

@@ -85,7 +85,7 @@ fn login_profiles() {
         let err = fails(&mut t, |t| {
             t.create_login_profile(
                 &mut IdGenerator::seeded(2),
-                fast(),
+                &fast(),
                 NOW,
                 "alice",
                 password,
@@ -99,7 +99,14 @@ fn login_profiles() {
     add_user(&mut t, &mut ids, "Strong-Name1");
     assert_eq!(
         fails(&mut t, |t| t
-            .create_login_profile(&mut ids, fast(), NOW, "strong-name1", "Strong-Name1", false)
+            .create_login_profile(
+                &mut ids,
+                &fast(),
+                NOW,
+                "strong-name1",
+                "Strong-Name1",
+                false
+            )
             .map(drop))
         .code(),
         "PasswordPolicyViolation"
@@ -107,21 +114,21 @@ fn login_profiles() {
     t.set_account_alias("acme-corp9").unwrap();
     assert_eq!(
         fails(&mut t, |t| t
-            .create_login_profile(&mut ids, fast(), NOW, "alice", "ACME-corp9", false)
+            .create_login_profile(&mut ids, &fast(), NOW, "alice", "ACME-corp9", false)
             .map(drop))
         .code(),
         "PasswordPolicyViolation"
     );
 
     let profile = t
-        .create_login_profile(&mut ids, fast(), NOW, "alice", "Correct-Horse-1", true)
+        .create_login_profile(&mut ids, &fast(), NOW, "alice", "Correct-Horse-1", true)
         .unwrap();
     assert!(profile.password_reset_required);
     assert!(verify_password(&profile.password_hash, "Correct-Horse-1"));
     assert!(!verify_password(&profile.password_hash, "correct-horse-1"));
     assert_eq!(
         fails(&mut t, |t| t
-            .create_login_profile(&mut ids, fast(), NOW, "alice", "Correct-Horse-1", true)
+            .create_login_profile(&mut ids, &fast(), NOW, "alice", "Correct-Horse-1", true)
             .map(drop))
         .to_string(),
         "Login Profile for user alice already exists."
@@ -129,7 +136,7 @@ fn login_profiles() {
 
     t.update_login_profile(
         &mut ids,
-        fast(),
+        &fast(),
         NOW,
         "alice",
         Some("Battery-Staple-2"),
@@ -143,7 +150,7 @@ fn login_profiles() {
     assert_eq!(
         fails(&mut t, |t| t.update_login_profile(
             &mut ids,
-            fast(),
+            &fast(),
             NOW,
             "alice",
             Some("weak"),
@@ -152,7 +159,7 @@ fn login_profiles() {
         .code(),
         "PasswordPolicyViolation"
     );
-    t.update_login_profile(&mut ids, fast(), NOW, "alice", None, Some(true))
+    t.update_login_profile(&mut ids, &fast(), NOW, "alice", None, Some(true))
         .unwrap();
     assert!(
         t.get_login_profile("alice")
@@ -172,7 +179,7 @@ fn login_profiles() {
     assert_eq!(
         fails(&mut t, |t| t.update_login_profile(
             &mut ids,
-            fast(),
+            &fast(),
             NOW,
             "alice",
             None,

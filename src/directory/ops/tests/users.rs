@@ -180,7 +180,7 @@ fn delete_user_requires_removing_dependents_first() {
     add_user(&mut t, &mut ids, "alice");
     t.create_group(&mut ids, NOW, "g", None).unwrap();
     let hasher = PasswordHasher::with_iterations(1);
-    t.create_login_profile(&mut ids, hasher, NOW, "alice", "Passw0rd!", false)
+    t.create_login_profile(&mut ids, &hasher, NOW, "alice", "Passw0rd!", false)
         .unwrap();
     let key = t.create_access_key(&mut ids, NOW, "alice").unwrap();
     t.put_user_policy("alice", "inline", IDENTITY_DOC).unwrap();
