@@ -16,6 +16,7 @@ mod compile;
 mod condition;
 mod date;
 mod document;
+pub mod findings;
 mod json;
 mod parse;
 mod pattern;

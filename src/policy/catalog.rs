@@ -8,7 +8,7 @@
 //! (unknown actions, condition keys an action does not support, resource ARNs that fit no
 //! resource type) and policy generation read it; the decision path never does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::pattern::{Glob, NoVars, Syntax};
@@ -76,6 +76,13 @@ pub struct ActionCatalog {
     /// Lowercased prefix → index into `services`.
     by_prefix: HashMap<String, usize>,
     globals: Vec<ConditionKeyEntry>,
+    /// Lowercased service prefixes AWS managed policies name that the reference does not list.
+    managed_services: HashSet<&'static str>,
+    /// Lowercased action patterns AWS managed policies name that match no listed action.
+    managed_patterns: HashSet<&'static str>,
+    /// Lowercased (action, service key) pairs AWS managed policies use together although the
+    /// reference does not list the key for the action.
+    managed_uses: HashSet<(&'static str, &'static str)>,
 }
 
 /// One service (an action prefix such as `s3`).
@@ -214,6 +221,28 @@ impl ActionCatalog {
             .map(|g| g.key_type)
     }
 
+    /// True when AWS managed policies name this action pattern although the reference lists
+    /// no action it matches (or not its service): retired services and actions that AWS's own
+    /// policies still carry. Checks treat such names as known rather than report AWS's
+    /// policies as broken.
+    pub fn is_named_by_managed_policies(&self, pattern: &str) -> bool {
+        let lower = pattern.to_ascii_lowercase();
+        if self.managed_patterns.contains(lower.as_str()) {
+            return true;
+        }
+        lower
+            .split_once(':')
+            .is_some_and(|(prefix, _)| self.managed_services.contains(prefix))
+    }
+
+    /// True when AWS managed policies condition `action` on the service key `key` although
+    /// the reference does not list the key for the action.
+    pub fn managed_policies_use_key_with(&self, action: &str, key: &str) -> bool {
+        let pair = (action.to_ascii_lowercase(), key.to_ascii_lowercase());
+        self.managed_uses
+            .contains(&(pair.0.as_str(), pair.1.as_str()))
+    }
+
     /// Every service, in prefix order.
     pub fn services(&self) -> impl Iterator<Item = &ServiceEntry> {
         self.services.iter()
@@ -225,6 +254,9 @@ impl ActionCatalog {
             services: Vec::new(),
             by_prefix: HashMap::new(),
             globals: Vec::new(),
+            managed_services: HashSet::new(),
+            managed_patterns: HashSet::new(),
+            managed_uses: HashSet::new(),
         };
         for (number, line) in text.lines().enumerate() {
             let line_no = number + 1;
@@ -249,6 +281,17 @@ impl ActionCatalog {
                     catalog
                         .globals
                         .push(ConditionKeyEntry::new(key, key_type, true));
+                }
+                "N" => {
+                    catalog.managed_services.insert(field("prefix")?);
+                }
+                "P" => {
+                    catalog.managed_patterns.insert(field("action")?);
+                }
+                "U" => {
+                    let action = field("action")?;
+                    let key = field("key")?;
+                    catalog.managed_uses.insert((action, key));
                 }
                 "S" => {
                     let prefix = field("prefix")?;

@@ -19,15 +19,26 @@ Format (one record a line, fields separated by a tab; lines starting with `#` ar
                                  P(ermissions management) T(agging); resources are joined by `|`,
                                  each `<1|0 required><name>` optionally followed by `=<keys>`
                                  (condition keys the action supports on that resource type)
+  N <prefix>                     a service prefix AWS managed policies name that the reference
+                                 does not list (retired services)
+  P <action pattern>             an action or pattern AWS managed policies name that matches no
+                                 action of the reference (lowercased)
+  U <action> <key>               a service condition key AWS managed policies use with an action
+                                 the reference does not list it for (both lowercased)
+The N, P and U records come from tests/corpus/managed-policies.jsonl: AWS's own policies are a
+second source, so a check never reports what AWS ships as an error.
 """
 
+import fnmatch
 import json
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_SOURCE = os.path.join(ROOT, "..", "shared", "corpus", "iam-definition.json")
 OUTPUT = os.path.join(ROOT, "src", "policy", "catalog", "actions.txt")
+MANAGED = os.path.join(ROOT, "tests", "corpus", "managed-policies.jsonl")
 
 LEVELS = {
     "List": "L",
@@ -105,11 +116,78 @@ def main():
                     ]
                 )
             )
+    out.extend(managed_records(data))
     text = "\n".join(out) + "\n"
     os.makedirs(os.path.dirname(OUTPUT), exist_ok=True)
     with open(OUTPUT, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
     print(f"wrote {OUTPUT}: {len(text.encode())} bytes, {len(out)} lines")
+
+
+def key_regex(key):
+    """A condition key template as a regex: variables match any non-empty text."""
+    parts = re.split(r"(\$\{[^}]*\}|<[^>]*>)", key)
+    return re.compile(
+        "".join(".+" if p.startswith("${") or p.startswith("<") else re.escape(p) for p in parts),
+        re.IGNORECASE,
+    )
+
+
+def managed_records(data):
+    services = data["services"]
+    names = {p: {a["name"].lower() for a in s["actions"].values()} for p, s in services.items()}
+    unknown_services, unknown_patterns, uses = set(), set(), set()
+
+    def as_list(v):
+        return v if isinstance(v, list) else [v]
+
+    def supports(prefix, action, key):
+        svc = services[prefix]
+        a = svc["actions"][action]
+        keys = list(a["conditionKeys"])
+        for r in a["resourceTypes"]:
+            keys += r.get("conditionKeys", [])
+            rt = svc["resourceTypes"].get(r["name"].lower(), {})
+            keys += rt.get("conditionKeys", [])
+        return any(key_regex(k).fullmatch(key) for k in keys)
+
+    with open(MANAGED, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            doc = json.loads(line)["document"]
+            for st in as_list(doc.get("Statement", [])):
+                actions = as_list(st.get("Action", [])) + as_list(st.get("NotAction", []))
+                for pattern in actions:
+                    if pattern == "*" or ":" not in pattern:
+                        continue
+                    prefix, name = pattern.split(":", 1)
+                    if any(c in prefix for c in "*?"):
+                        continue
+                    if prefix.lower() not in services:
+                        unknown_services.add(prefix.lower())
+                    elif not any(fnmatch.fnmatchcase(n, name.lower()) for n in names[prefix.lower()]):
+                        unknown_patterns.add(pattern.lower())
+                for block in st.get("Condition", {}).values():
+                    for key in block:
+                        kp = key.split(":", 1)[0].lower()
+                        if kp == "aws" or kp not in services:
+                            continue
+                        svc_keys = services[kp]["conditionKeys"].values()
+                        if not any(key_regex(k["key"]).fullmatch(key) for k in svc_keys):
+                            continue
+                        for pattern in as_list(st.get("Action", [])):
+                            if any(c in pattern for c in "*?") or ":" not in pattern:
+                                continue
+                            prefix, name = pattern.lower().split(":", 1)
+                            if prefix in services and name in services[prefix]["actions"]:
+                                if not supports(prefix, name, key):
+                                    uses.add((pattern.lower(), key.lower()))
+    return (
+        [f"N\t{clean(p, 'prefix')}" for p in sorted(unknown_services)]
+        + [f"P\t{clean(p, 'action')}" for p in sorted(unknown_patterns)]
+        + [f"U\t{clean(a, 'action')}\t{clean(k, 'key')}" for a, k in sorted(uses)]
+    )
 
 
 if __name__ == "__main__":

@@ -180,3 +180,16 @@ fn malformed_text_is_an_error_with_its_line() {
     }
     assert!(ActionCatalog::parse("# nothing\n").is_err());
 }
+
+#[test]
+fn names_aws_managed_policies_carry_are_known_apart_from_the_reference() {
+    let c = shipped();
+    assert!(c.service("deeplens").is_none());
+    assert!(c.is_named_by_managed_policies("deeplens:Get*"));
+    assert!(c.is_named_by_managed_policies("CLOUD9:ValidateEnvironmentName"));
+    assert!(!c.is_named_by_managed_policies("s3:GetObjectz"));
+    assert!(
+        c.managed_policies_use_key_with("deadline:SearchWorkers", "deadline:FarmMembershipLevels")
+    );
+    assert!(!c.managed_policies_use_key_with("s3:GetObject", "s3:x-amz-acl"));
+}
