@@ -73,6 +73,10 @@ pub(crate) enum PolicyCommand {
         /// The files to validate; `-` reads standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `text` (one line per document and finding) or `json` (one JSON object per document,
+        /// with Access Analyzer's `findings`).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
     },
     /// Evaluate decision vectors (JSON lines) and compare with their expected decisions;
     /// exit status 1 if any fails.
@@ -158,8 +162,19 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Policy {
-            command: PolicyCommand::Validate { kind, files },
-        } => run_validate(kind, &files, &mut stdout.lock(), &mut stderr.lock()),
+            command:
+                PolicyCommand::Validate {
+                    kind,
+                    files,
+                    output,
+                },
+        } => run_validate_with(
+            kind,
+            &files,
+            output == "json",
+            &mut stdout.lock(),
+            &mut stderr.lock(),
+        ),
         Command::Policy {
             command: PolicyCommand::Simulate { vectors },
         } => match open_input(&vectors) {
@@ -220,10 +235,23 @@ fn open_input(path: &PathBuf) -> io::Result<Box<dyn BufRead>> {
     }
 }
 
-/// `iamlet policy validate`: one line per document; true when every document is valid.
+/// `iamlet policy validate`: one line per document, then one per finding; true when every
+/// document is valid and has no `ERROR` finding.
 pub fn run_validate(
     kind: PolicyKind,
     files: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<bool> {
+    run_validate_with(kind, files, false, out, err)
+}
+
+/// [`run_validate`], or with `json` one JSON object per document: `file`, `valid`, `error`
+/// (AWS's `code`, `message`, `location`) when invalid, and Access Analyzer's `findings`.
+pub fn run_validate_with(
+    kind: PolicyKind,
+    files: &[PathBuf],
+    json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<bool> {
@@ -244,20 +272,44 @@ pub fn run_validate(
                 continue;
             }
         };
-        match PolicyDocument::parse_with(&text, ParseOptions::for_kind(kind)) {
+        let parsed = PolicyDocument::parse_with(&text, ParseOptions::for_kind(kind));
+        let findings = crate::policy::findings::validate_kind(&text, kind);
+        if parsed.is_err() || crate::policy::findings::has_error(&findings) {
+            all_valid = false;
+        }
+        if json {
+            let mut record = serde_json::json!({
+                "file": name.to_string(),
+                "valid": parsed.is_ok(),
+                "findings": findings.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
+            });
+            if let (Err(e), Some(fields)) = (&parsed, record.as_object_mut()) {
+                fields.insert(
+                    "error".into(),
+                    serde_json::json!({
+                        "code": e.code().to_string(),
+                        "message": e.message(),
+                        "location": e.location(),
+                    }),
+                );
+            }
+            write_json(out, &record)?;
+            continue;
+        }
+        match parsed {
             Ok(doc) => writeln!(
                 out,
                 "{name}: valid {kind} policy ({} statement{})",
                 doc.statements.len(),
                 if doc.statements.len() == 1 { "" } else { "s" }
             )?,
-            Err(e) => {
-                all_valid = false;
-                match e.location() {
-                    Some(at) => writeln!(out, "{name}: {}: {} (at {at})", e.code(), e.message())?,
-                    None => writeln!(out, "{name}: {}: {}", e.code(), e.message())?,
-                }
-            }
+            Err(e) => match e.location() {
+                Some(at) => writeln!(out, "{name}: {}: {} (at {at})", e.code(), e.message())?,
+                None => writeln!(out, "{name}: {}: {}", e.code(), e.message())?,
+            },
+        }
+        for finding in &findings {
+            writeln!(out, "{name}: {finding}")?;
         }
     }
     Ok(all_valid)

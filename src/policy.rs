@@ -11,10 +11,12 @@
 //! compiled policy and the request and builds no strings.
 
 mod arn;
+pub mod catalog;
 mod compile;
 mod condition;
 mod date;
 mod document;
+pub mod findings;
 mod json;
 mod parse;
 mod pattern;

@@ -56,3 +56,5 @@ mod ext_authz;
 mod usage;
 // The admin API's policy simulator against the engine, over the decision-vector corpus.
 mod simulator;
+// Access Analyzer-style policy findings through `iamlet policy validate` (issue 17 item 5).
+mod findings;

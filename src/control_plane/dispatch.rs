@@ -38,6 +38,7 @@ mod account;
 mod coverage;
 mod credentials;
 mod federation;
+mod findings;
 mod identities;
 mod params;
 mod pod_identity;
@@ -237,6 +238,8 @@ pub(crate) const ACTIONS: &[&str] = &[
     "SimulateCustomPolicy",
     "GetContextKeysForPrincipalPolicy",
     "GetContextKeysForCustomPolicy",
+    // Access Analyzer's policy checks (issue 17 item 5)
+    "ValidatePolicy",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -326,13 +329,20 @@ pub fn dispatch(
         v
     } else if let Some(v) = simulate::run(tenant, action, p, map)? {
         v
+    } else if let Some(v) = findings::run(action, p)? {
+        v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));
     };
+    let mut result = result;
+    let mut audit_parameters = redact(&Value::Object(map.clone()));
+    // Policies with security warnings are stored, as in AWS; the warnings are returned and
+    // recorded with the change.
+    findings::attach(action, map, &mut result, &mut audit_parameters);
     Ok(Dispatched {
         result,
         changed: is_mutating(action),
-        audit_parameters: redact(&Value::Object(map.clone())),
+        audit_parameters,
     })
 }
 
@@ -364,7 +374,8 @@ pub(crate) fn is_mutating(action: &str) -> bool {
         || matches!(
             action,
             "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
-        ))
+        )
+        || action == "ValidatePolicy")
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

@@ -39,6 +39,8 @@ EKS_OPERATIONS = [
 # Each keeps its service's shapes (renamed apart from IAM's) and its CLI's option names.
 OTHER_SERVICES = {
     "accessanalyzer": [
+        # issue 17 item 5: policy checks (src/policy/findings.rs)
+        "ValidatePolicy",
     ],
     "cloudtrail": [
     ],

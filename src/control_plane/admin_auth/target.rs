@@ -436,8 +436,12 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
 }
 
 /// The service prefix of an admin action's IAM action: `eks` for the pod identity
-/// associations (`eks:CreatePodIdentityAssociation`), `iam` for the rest.
+/// associations (`eks:CreatePodIdentityAssociation`), `access-analyzer` for Access Analyzer's
+/// `ValidatePolicy`, `iam` for the rest.
 pub(super) fn service_prefix(action: &str) -> &'static str {
+    if action == "ValidatePolicy" {
+        return "access-analyzer";
+    }
     if kind_of(action) == Kind::PodIdentity {
         "eks"
     } else {
@@ -782,6 +786,7 @@ mod tests {
         assert_eq!(service_prefix("CreatePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("DescribePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("CreateRole"), "iam");
+        assert_eq!(service_prefix("ValidatePolicy"), "access-analyzer");
         let params = json!({
             "clusterName": "prod", "roleArn": "arn:aws:iam::111122223333:role/app",
             "tags": {"team": "data"}
@@ -906,6 +911,7 @@ mod tests {
             "GetCredentialReport",
             "SimulateCustomPolicy",
             "GetContextKeysForCustomPolicy",
+            "ValidatePolicy",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -1183,6 +1189,7 @@ mod tests {
                     "GetCredentialReport",
                     "SimulateCustomPolicy",
                     "GetContextKeysForCustomPolicy",
+                    "ValidatePolicy",
                 ],
             ),
         ];

@@ -319,6 +319,8 @@ impl World {
         w.set("ServiceNamespaces", json!(["s3", "iam"]));
         w.set("GlobalEndpointTokenVersion", json!("v2Token"));
         w.set("Description", json!("The application's role"));
+        w.set("policyDocument", json!(IDENTITY_DOC));
+        w.set("policyType", json!("IDENTITY_POLICY"));
         w.overrides = vec![
             ("CreateUser", "UserName", json!("carol")),
             ("CreateGroup", "GroupName", json!("ops")),
@@ -433,7 +435,16 @@ fn request(world: &World, op: &Operation) -> Value {
 }
 
 /// Response members iamlet adds to AWS's operations (documented in the README).
-const EXTRA_OUTPUT: &[(&str, &str)] = &[("GetOpenIDConnectProvider", "Jwks")];
+const EXTRA_OUTPUT: &[(&str, &str)] = &[
+    ("GetOpenIDConnectProvider", "Jwks"),
+    // Access Analyzer's security warnings on a stored policy (issue 17 item 5).
+    ("CreatePolicy", "Findings"),
+    ("CreatePolicyVersion", "Findings"),
+    ("PutUserPolicy", "Findings"),
+    ("PutGroupPolicy", "Findings"),
+    ("PutRolePolicy", "Findings"),
+    ("UpdateAssumeRolePolicy", "Findings"),
+];
 
 /// The result's members are the model's response members, the required ones present.
 fn shaped(op: &Operation, result: &Value) -> Result<(), String> {
