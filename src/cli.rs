@@ -13,6 +13,7 @@ mod admin;
 mod bench;
 mod client;
 mod config;
+mod generate;
 mod paginate;
 mod render;
 mod serve;
@@ -81,6 +82,10 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         vectors: PathBuf,
     },
+    /// Generate a least-privilege identity policy from what a principal was allowed to do,
+    /// read from sidecar decision logs; exit status 1 if the window holds no allowed decision
+    /// or `--verify` fails.
+    Generate(generate::GenerateArgs),
 }
 
 fn parse_kind(text: &str) -> Result<PolicyKind, String> {
@@ -160,6 +165,9 @@ pub fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Validate { kind, files },
         } => run_validate(kind, &files, &mut stdout.lock(), &mut stderr.lock()),
+        Command::Policy {
+            command: PolicyCommand::Generate(args),
+        } => generate::run_generate(&args, &mut stdout.lock(), &mut stderr.lock()),
         Command::Policy {
             command: PolicyCommand::Simulate { vectors },
         } => match open_input(&vectors) {

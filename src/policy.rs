@@ -15,6 +15,7 @@ mod compile;
 mod condition;
 mod date;
 mod document;
+pub mod generate;
 mod json;
 mod parse;
 mod pattern;
