@@ -11,6 +11,7 @@
 //! compiled policy and the request and builds no strings.
 
 mod arn;
+pub mod catalog;
 mod compile;
 mod condition;
 mod date;
