@@ -141,7 +141,16 @@ pub(crate) fn run_generate(
         return Ok(false);
     }
 
-    let describe = generate::catalogue();
+    let describe: &dyn generate::DescribeAction = match crate::policy::catalog::catalog() {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            writeln!(
+                err,
+                "iamlet: the action catalogue is unavailable ({e}); actions and resources are kept as seen"
+            )?;
+            &generate::WithoutCatalogue
+        }
+    };
     let options = GenerateOptions {
         generalise_at: args.generalise_at,
     };
@@ -149,7 +158,7 @@ pub(crate) fn run_generate(
         allowed
             .keys()
             .map(|(_, action, resource)| (action.as_str(), resource.as_str())),
-        describe.as_ref(),
+        describe,
         options,
     ) {
         Ok(policy) => policy,

@@ -17,8 +17,9 @@
 //! escaped (`${*}`, `${?}`, `${$}`), so an exact resource matches only itself.
 //!
 //! What the generator knows about actions comes through [`DescribeAction`]: the AWS action
-//! catalogue, or [`WithoutCatalogue`], which keeps every action as it was seen and every
-//! resource as it was seen. [`replay`] checks a generated policy against a decision with the
+//! catalogue ([`ActionCatalog`]), or [`WithoutCatalogue`], which keeps every action as it was
+//! seen and every resource as it was seen (an action the catalogue does not know is kept so
+//! too). [`replay`] checks a generated policy against a decision with the
 //! evaluator, so a generated policy can be verified against every decision it came from.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::catalog::ActionCatalog;
 use super::{CompiledPolicy, ParseOptions, PolicyDocument, PolicyError, PolicyKind};
 use crate::authz::{evaluate, Outcome, PolicySet, Principal, Request};
 
@@ -142,6 +144,25 @@ impl DescribeAction for WithoutCatalogue {
     }
 }
 
+// === impl ActionCatalog ===
+
+impl DescribeAction for ActionCatalog {
+    /// The catalogue's spelling, and the ARN formats of the resource types its table lists
+    /// for the action (required or not: a decision names one resource, of any of them).
+    fn describe(&self, action: &str) -> Option<ActionShape> {
+        let (service, entry) = self.action(action)?;
+        Some(ActionShape {
+            canonical: format!("{}:{}", service.prefix(), entry.name()),
+            resource_formats: entry
+                .resource_types()
+                .iter()
+                .filter_map(|r| service.resource_type(r.name()))
+                .map(|t| t.arn_format().to_owned())
+                .collect(),
+        })
+    }
+}
+
 // === impl GeneratedPolicy ===
 
 impl GeneratedPolicy {
@@ -155,11 +176,6 @@ impl GeneratedPolicy {
     pub fn compile(&self, id: &str) -> CompiledPolicy {
         CompiledPolicy::compile(id, PolicyKind::Identity, &self.document)
     }
-}
-
-/// What the generator knows about actions: the AWS action catalogue iamlet ships.
-pub fn catalogue() -> Box<dyn DescribeAction> {
-    Box::new(WithoutCatalogue)
 }
 
 /// Generates the least-privilege identity policy that allows every `(action, resource)` of

@@ -340,6 +340,36 @@ fn a_role_matches_its_sessions_and_nothing_else() {
     ));
 }
 
+#[test]
+fn the_shipped_catalogue_gives_canonical_names_formats_and_star_for_no_resource_type() {
+    let catalog = crate::policy::catalog::catalog().unwrap();
+    let policy = generate(
+        [
+            ("S3:GETOBJECT", "arn:aws:s3:::photos/a"),
+            ("s3:getobject", "arn:aws:s3:::photos/b"),
+            ("s3:GetObject", "arn:aws:s3:::photos/c/d"),
+            ("s3:listallmybuckets", "arn:aws:s3:::anything"),
+            ("iam:getrole", "arn:aws:iam::111122223333:role/app"),
+            ("sts:getcalleridentity", "*"),
+            ("madeup:DoThing", "arn:aws:madeup:::x"),
+        ],
+        catalog,
+        GenerateOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        policy.json["Statement"],
+        json!([
+            {"Effect": "Allow", "Action": "iam:GetRole",
+             "Resource": "arn:aws:iam::111122223333:role/app"},
+            {"Effect": "Allow", "Action": "madeup:DoThing", "Resource": "arn:aws:madeup:::x"},
+            {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"},
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::photos/*"},
+            {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+        ])
+    );
+}
+
 // === the generation properties ===
 
 const BUCKETS: &[&str] = &["photos", "logs", "backups"];
@@ -384,12 +414,13 @@ fn request() -> impl Strategy<Value = (String, String)> {
 /// Can `seen` grow into `candidate` by the stated generalisation: `threshold` seen ARNs of
 /// the action agree with the candidate on everything but one generalisable variable?
 fn generalisable(
+    describe: &dyn DescribeAction,
     seen: &[(String, String)],
     action: &str,
     candidate: &str,
     threshold: usize,
 ) -> bool {
-    let Some(shape) = Fake.describe(action) else {
+    let Some(shape) = describe.describe(action) else {
         return false;
     };
     shape.resource_formats.iter().any(|format| {
@@ -421,6 +452,15 @@ fn generalisable(
     })
 }
 
+/// The fake catalogue, or the AWS catalogue iamlet ships.
+fn describer(real: bool) -> &'static dyn DescribeAction {
+    if real {
+        crate::policy::catalog::catalog().unwrap()
+    } else {
+        &Fake
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -429,10 +469,12 @@ proptest! {
     fn the_policy_allows_every_decision_it_came_from(
         seen in prop::collection::vec(request(), 1..40),
         threshold in 0usize..5,
+        real in any::<bool>(),
     ) {
+        let describe = describer(real);
         let policy = generate(
             seen.iter().map(|(a, r)| (a.as_str(), r.as_str())),
-            &Fake,
+            describe,
             GenerateOptions { generalise_at: threshold },
         ).unwrap();
         let compiled = Arc::new(policy.compile("generated"));
@@ -451,10 +493,12 @@ proptest! {
     fn the_policy_allows_nothing_beyond_what_was_seen(
         seen in prop::collection::vec(request(), 1..40),
         threshold in 0usize..5,
+        real in any::<bool>(),
     ) {
+        let describe = describer(real);
         let policy = generate(
             seen.iter().map(|(a, r)| (a.as_str(), r.as_str())),
-            &Fake,
+            describe,
             GenerateOptions { generalise_at: threshold },
         ).unwrap();
         let compiled = Arc::new(policy.compile("generated"));
@@ -494,7 +538,7 @@ proptest! {
                 prop_assert_eq!(allowed, exact, "{} on {}", action, resource);
             } else if allowed {
                 prop_assert!(
-                    exact || generalisable(&seen, action, resource, threshold),
+                    exact || generalisable(describe, &seen, action, resource, threshold),
                     "{} on {} is allowed but was not seen", action, resource
                 );
             }
