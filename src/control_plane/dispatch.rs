@@ -53,6 +53,7 @@ use params::Params;
 pub(crate) use refused::refusal;
 #[cfg(test)]
 use refused::REFUSED;
+pub(crate) use usage::PolicyGenerations;
 pub(crate) use usage::{reads_usage, run_with_usage, UsageContext};
 
 /// Every action [`dispatch`] runs; any other is `InvalidAction`.
@@ -236,6 +237,11 @@ pub(crate) const ACTIONS: &[&str] = &[
     "SimulateCustomPolicy",
     "GetContextKeysForPrincipalPolicy",
     "GetContextKeysForCustomPolicy",
+    // IAM Access Analyzer's policy generation, from the reported usage
+    "StartPolicyGeneration",
+    "GetGeneratedPolicy",
+    "ListPolicyGenerations",
+    "CancelPolicyGeneration",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -363,7 +369,8 @@ pub(crate) fn is_mutating(action: &str) -> bool {
         || matches!(
             action,
             "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
-        ))
+        )
+        || matches!(action, "StartPolicyGeneration" | "CancelPolicyGeneration"))
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

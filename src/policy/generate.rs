@@ -224,15 +224,84 @@ pub fn generate<'a>(
         return Err(GenerateError::NoActivity);
     }
 
+    let granted = actions
+        .into_values()
+        .map(|(canonical, formats, resources)| {
+            let patterns = match formats {
+                // IAM cannot scope an action that takes no resource type to anything but `*`.
+                Some(formats) if formats.is_empty() => vec!["*".to_owned()],
+                Some(formats) => resource_patterns(&formats, &resources, options),
+                None => resource_patterns(&[], &resources, options),
+            };
+            (canonical, patterns)
+        })
+        .collect();
+    assemble(granted, pairs.len())
+}
+
+/// Generates an identity policy from actions alone (`service:Name`, as Access Advisor's
+/// action-level data names them), as Access Analyzer does when it cannot see resources: each
+/// action on its resource types' ARN formats with their `${...}` placeholders (the partition
+/// and account variables filled with `partition` and `account`), or on `"*"` when
+/// `placeholders` is false or the action takes no resource type.
+pub fn generate_from_actions<'a>(
+    actions: impl IntoIterator<Item = &'a str>,
+    describe: &dyn DescribeAction,
+    placeholders: bool,
+    partition: &str,
+    account: &str,
+) -> Result<GeneratedPolicy, GenerateError> {
+    let mut granted: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for action in actions {
+        let Some((service, name)) = action.split_once(':') else {
+            return Err(GenerateError::InvalidAction(action.to_owned()));
+        };
+        if service.is_empty() || name.is_empty() || name.contains(':') {
+            return Err(GenerateError::InvalidAction(action.to_owned()));
+        }
+        let shape = describe.describe(action);
+        let canonical = shape.as_ref().map_or_else(
+            || format!("{}:{name}", service.to_ascii_lowercase()),
+            |s| s.canonical.clone(),
+        );
+        let resources = match shape {
+            Some(shape) if placeholders && !shape.resource_formats.is_empty() => shape
+                .resource_formats
+                .iter()
+                .map(|format| fill_placeholders(format, partition, account))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            _ => vec!["*".to_owned()],
+        };
+        granted
+            .entry(action.to_ascii_lowercase())
+            .or_insert((canonical, resources));
+    }
+    let count = granted.len();
+    assemble(granted.into_values().collect(), count)
+}
+
+/// A resource type's ARN format with its partition and account variables filled in; the
+/// other variables stay as `${...}` placeholders for the reader to replace.
+fn fill_placeholders(format: &str, partition: &str, account: &str) -> String {
+    format
+        .replace("${Partition}", partition)
+        .replace("${Account}", account)
+}
+
+/// The document granting each `(canonical action, resource patterns)`: statements grouped by
+/// service, then by resource set; actions sorted within a statement.
+fn assemble(
+    granted: Vec<(String, Vec<String>)>,
+    pairs: usize,
+) -> Result<GeneratedPolicy, GenerateError> {
+    if granted.is_empty() {
+        return Err(GenerateError::NoActivity);
+    }
     // Service → resource set → actions.
     let mut services: BTreeMap<String, BTreeMap<Vec<String>, BTreeSet<String>>> = BTreeMap::new();
-    for (canonical, formats, resources) in actions.into_values() {
-        let patterns = match formats {
-            // IAM cannot scope an action that takes no resource type to anything but `*`.
-            Some(formats) if formats.is_empty() => vec!["*".to_owned()],
-            Some(formats) => resource_patterns(&formats, &resources, options),
-            None => resource_patterns(&[], &resources, options),
-        };
+    for (canonical, patterns) in granted {
         let service = canonical
             .split_once(':')
             .map_or(canonical.as_str(), |(s, _)| s)
@@ -270,7 +339,7 @@ pub fn generate<'a>(
     Ok(GeneratedPolicy {
         document,
         json,
-        pairs: pairs.len(),
+        pairs,
     })
 }
 

@@ -39,6 +39,11 @@ EKS_OPERATIONS = [
 # Each keeps its service's shapes (renamed apart from IAM's) and its CLI's option names.
 OTHER_SERVICES = {
     "accessanalyzer": [
+        # Policy generation from activity (issue 17 item 8), from the usage the sidecars report.
+        "StartPolicyGeneration",
+        "GetGeneratedPolicy",
+        "ListPolicyGenerations",
+        "CancelPolicyGeneration",
     ],
     "cloudtrail": [
     ],

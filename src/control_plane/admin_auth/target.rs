@@ -440,6 +440,14 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
 pub(super) fn service_prefix(action: &str) -> &'static str {
     if kind_of(action) == Kind::PodIdentity {
         "eks"
+    } else if matches!(
+        action,
+        "StartPolicyGeneration"
+            | "GetGeneratedPolicy"
+            | "ListPolicyGenerations"
+            | "CancelPolicyGeneration"
+    ) {
+        "access-analyzer"
     } else {
         "iam"
     }
@@ -782,6 +790,8 @@ mod tests {
         assert_eq!(service_prefix("CreatePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("DescribePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("CreateRole"), "iam");
+        assert_eq!(service_prefix("StartPolicyGeneration"), "access-analyzer");
+        assert_eq!(service_prefix("GetGeneratedPolicy"), "access-analyzer");
         let params = json!({
             "clusterName": "prod", "roleArn": "arn:aws:iam::111122223333:role/app",
             "tags": {"team": "data"}
@@ -906,6 +916,10 @@ mod tests {
             "GetCredentialReport",
             "SimulateCustomPolicy",
             "GetContextKeysForCustomPolicy",
+            "StartPolicyGeneration",
+            "GetGeneratedPolicy",
+            "ListPolicyGenerations",
+            "CancelPolicyGeneration",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -1183,6 +1197,10 @@ mod tests {
                     "GetCredentialReport",
                     "SimulateCustomPolicy",
                     "GetContextKeysForCustomPolicy",
+                    "StartPolicyGeneration",
+                    "GetGeneratedPolicy",
+                    "ListPolicyGenerations",
+                    "CancelPolicyGeneration",
                 ],
             ),
         ];
