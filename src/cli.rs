@@ -13,6 +13,7 @@ mod admin;
 mod bench;
 mod client;
 mod config;
+mod generate;
 mod paginate;
 mod render;
 mod serve;
@@ -85,6 +86,10 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         vectors: PathBuf,
     },
+    /// Generate a least-privilege identity policy from what a principal was allowed to do,
+    /// read from sidecar decision logs; exit status 1 if the window holds no allowed decision
+    /// or `--verify` fails.
+    Generate(generate::GenerateArgs),
 }
 
 fn parse_kind(text: &str) -> Result<PolicyKind, String> {
@@ -175,6 +180,9 @@ pub fn main() -> ExitCode {
             &mut stdout.lock(),
             &mut stderr.lock(),
         ),
+        Command::Policy {
+            command: PolicyCommand::Generate(args),
+        } => generate::run_generate(&args, &mut stdout.lock(), &mut stderr.lock()),
         Command::Policy {
             command: PolicyCommand::Simulate { vectors },
         } => match open_input(&vectors) {

@@ -17,6 +17,7 @@ mod condition;
 mod date;
 mod document;
 pub mod findings;
+pub mod generate;
 mod json;
 mod parse;
 mod pattern;

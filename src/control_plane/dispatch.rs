@@ -55,6 +55,7 @@ use params::Params;
 pub(crate) use refused::refusal;
 #[cfg(test)]
 use refused::REFUSED;
+pub(crate) use usage::PolicyGenerations;
 pub(crate) use usage::{reads_usage, run_with_usage, UsageContext};
 
 /// Every action [`dispatch`] runs; any other is `InvalidAction`.
@@ -240,6 +241,11 @@ pub(crate) const ACTIONS: &[&str] = &[
     "GetContextKeysForCustomPolicy",
     // Access Analyzer's policy checks (issue 17 item 5)
     "ValidatePolicy",
+    // IAM Access Analyzer's policy generation, from the reported usage
+    "StartPolicyGeneration",
+    "GetGeneratedPolicy",
+    "ListPolicyGenerations",
+    "CancelPolicyGeneration",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -375,7 +381,8 @@ pub(crate) fn is_mutating(action: &str) -> bool {
             action,
             "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"
         )
-        || action == "ValidatePolicy")
+        || action == "ValidatePolicy"
+        || matches!(action, "StartPolicyGeneration" | "CancelPolicyGeneration"))
 }
 
 /// `value` with the value of every [`SECRET_PARAMETERS`] member, at any depth, replaced by

@@ -321,6 +321,8 @@ pub(crate) struct CredentialReport {
 pub(crate) struct UsageState {
     jobs: Mutex<VecDeque<AdvisorJob>>,
     reports: Mutex<HashMap<String, CredentialReport>>,
+    /// Access Analyzer's policy generations.
+    pub(crate) generations: super::dispatch::PolicyGenerations,
 }
 
 impl UsageState {
@@ -356,6 +358,7 @@ impl UsageState {
     pub(crate) fn forget(&self, account_id: &str) {
         self.reports.lock().remove(account_id);
         self.jobs.lock().retain(|j| j.account_id != account_id);
+        self.generations.forget(account_id);
     }
 }
 

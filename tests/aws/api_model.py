@@ -41,6 +41,11 @@ OTHER_SERVICES = {
     "accessanalyzer": [
         # issue 17 item 5: policy checks (src/policy/findings.rs)
         "ValidatePolicy",
+        # Policy generation from activity (issue 17 item 8), from the usage the sidecars report.
+        "StartPolicyGeneration",
+        "GetGeneratedPolicy",
+        "ListPolicyGenerations",
+        "CancelPolicyGeneration",
     ],
     "cloudtrail": [
     ],

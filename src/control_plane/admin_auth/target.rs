@@ -444,6 +444,14 @@ pub(super) fn service_prefix(action: &str) -> &'static str {
     }
     if kind_of(action) == Kind::PodIdentity {
         "eks"
+    } else if matches!(
+        action,
+        "StartPolicyGeneration"
+            | "GetGeneratedPolicy"
+            | "ListPolicyGenerations"
+            | "CancelPolicyGeneration"
+    ) {
+        "access-analyzer"
     } else {
         "iam"
     }
@@ -787,6 +795,8 @@ mod tests {
         assert_eq!(service_prefix("DescribePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("CreateRole"), "iam");
         assert_eq!(service_prefix("ValidatePolicy"), "access-analyzer");
+        assert_eq!(service_prefix("StartPolicyGeneration"), "access-analyzer");
+        assert_eq!(service_prefix("GetGeneratedPolicy"), "access-analyzer");
         let params = json!({
             "clusterName": "prod", "roleArn": "arn:aws:iam::111122223333:role/app",
             "tags": {"team": "data"}
@@ -912,6 +922,10 @@ mod tests {
             "SimulateCustomPolicy",
             "GetContextKeysForCustomPolicy",
             "ValidatePolicy",
+            "StartPolicyGeneration",
+            "GetGeneratedPolicy",
+            "ListPolicyGenerations",
+            "CancelPolicyGeneration",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -1190,6 +1204,10 @@ mod tests {
                     "SimulateCustomPolicy",
                     "GetContextKeysForCustomPolicy",
                     "ValidatePolicy",
+                    "StartPolicyGeneration",
+                    "GetGeneratedPolicy",
+                    "ListPolicyGenerations",
+                    "CancelPolicyGeneration",
                 ],
             ),
         ];

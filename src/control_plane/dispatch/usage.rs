@@ -17,6 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+mod generation;
+
+pub(crate) use generation::PolicyGenerations;
+
 use data_encoding::{BASE64, BASE64URL_NOPAD};
 use serde_json::{json, Map, Value};
 
@@ -47,7 +51,7 @@ pub(crate) const USAGE_ACTIONS: &[&str] = &[
 
 /// Whether `action` answers from the tenant's usage.
 pub(crate) fn reads_usage(action: &str) -> bool {
-    USAGE_ACTIONS.contains(&action)
+    USAGE_ACTIONS.contains(&action) || generation::GENERATION_ACTIONS.contains(&action)
 }
 
 /// AWS's names of the service namespaces Access Advisor lists; any other namespace is named
@@ -275,6 +279,9 @@ pub(crate) fn run_with_usage(
                 "ReportFormat": "text/csv",
                 "GeneratedTime": render::date(report.generated_at),
             }))
+        }
+        a if generation::GENERATION_ACTIONS.contains(&a) => {
+            generation::run(tenant, usage, &state.generations, ids, now, a, map)
         }
         _ => Err(AdminError::InvalidAction(action.to_owned())),
     }

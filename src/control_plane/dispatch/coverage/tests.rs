@@ -251,6 +251,10 @@ impl World {
             "GenerateServiceLastAccessedDetails",
             &json!({"Arn": alice_arn}),
         );
+        let generation = w.ok(
+            "StartPolicyGeneration",
+            &json!({"policyGenerationDetails": {"principalArn": alice_arn}}),
+        );
 
         // The values requests are built from, by member name.
         w.set("UserName", json!("alice"));
@@ -315,6 +319,11 @@ impl World {
         w.set("PolicyInputList", json!([IDENTITY_DOC]));
         w.set("ActionNames", json!(["s3:GetObject", "s3:PutObject"]));
         w.set("JobId", job["JobId"].clone());
+        w.set(
+            "policyGenerationDetails",
+            json!({"principalArn": alice_arn}),
+        );
+        w.set("jobId", generation["jobId"].clone());
         w.set("ServiceNamespace", json!("s3"));
         w.set("ServiceNamespaces", json!(["s3", "iam"]));
         w.set("GlobalEndpointTokenVersion", json!("v2Token"));
