@@ -57,6 +57,10 @@ pub(crate) struct UpArgs {
     /// `$DATA_DIR/ext-authz-routes.yaml` on first start (with the demo tenant only).
     #[arg(long, env = "IAMLET_EXT_AUTHZ_ROUTES")]
     ext_authz_routes: Option<PathBuf>,
+    /// How often the sidecar reports what it decided to the control plane (last use of each
+    /// access key, role and service); `0s` reports nothing.
+    #[arg(long, env = "IAMLET_USAGE_INTERVAL", default_value = "60s", value_parser = super::serve::parse_duration)]
+    usage_interval: Duration,
 }
 
 /// The demo route table: SigV4 callers on `sigv4.local` (API Gateway's mapping; the
@@ -253,11 +257,18 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         let (handle, stream) = spawn_sidecar(
             &SidecarConfig {
                 control_plane: format!("http://{cp_addr}"),
-                readiness: Readiness::Tenants(vec![demo.account.clone()]),
+                // Every tenant, so that one created with `iamlet admin create-tenant` is
+                // served too; the demo tenant exists before the sidecar starts, so the first
+                // full response carries it.
+                readiness: Readiness::All,
                 state_dir: dir.join("sidecar"),
                 sidecar_id: "iamlet-up".into(),
                 backoff: Backoff::default(),
                 decision_log,
+                usage: (!args.usage_interval.is_zero()).then(|| crate::sidecar::UsageConfig {
+                    interval: args.usage_interval,
+                    ..crate::sidecar::UsageConfig::default()
+                }),
                 ..SidecarConfig::default()
             },
             shutdown,

@@ -174,7 +174,7 @@ impl ApiError {
 pub struct Api {
     pub(super) store: Arc<SnapshotStore>,
     pub(super) credentials: CredentialCache,
-    pub(super) decisions: Cache<Box<[u8]>, Arc<super::authorize::Decided>>,
+    pub(super) decisions: Cache<Box<[u8]>, Arc<super::authorize::CachedDecision>>,
     pub(super) decision_stats: HitStats,
     pub(super) mfa: MfaSteps,
     pub(super) log: Arc<DecisionLog>,

@@ -23,7 +23,7 @@ use crate::sts::{fill_session_context, Caller, Verified};
 use super::api::{Api, ApiError, CallerId};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 use crate::observe::{Answer, Method};
-use crate::sync::usage::{region_of, Subject, Use};
+use crate::sync::usage::{region_of, Subject, UsageSlot, Use};
 
 /// The most requests one batch carries.
 pub const MAX_BATCH: usize = 1000;
@@ -84,14 +84,33 @@ pub struct AuthorizeInput {
 
 /// A decision and what made it: a handle on what the decision cache holds, so that a hit
 /// costs one reference count, never a copy. Its fields read through [`Decided`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Decision {
-    decided: Arc<Decided>,
+    decided: Arc<CachedDecision>,
     cached: bool,
 }
 
+/// Decisions are equal when they say the same and both did or did not come from the cache;
+/// where their uses are counted is no part of what they say.
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        self.decided.decided == other.decided.decided && self.cached == other.cached
+    }
+}
+
+impl Eq for Decision {}
+
+/// What the decision cache holds: a decision, and the usage entry its hits are uses of (a
+/// cached decision is of one tenant, caller, action and region, since its key covers them).
+#[derive(Debug)]
+pub(super) struct CachedDecision {
+    decided: Decided,
+    /// None when usage is not shipped, or a bound dropped the use.
+    usage: Option<UsageSlot>,
+}
+
 /// What a decision says, shared by every answer made from it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decided {
     /// Allow, explicit deny or implicit deny.
     pub outcome: Outcome,
@@ -116,7 +135,7 @@ pub struct Decided {
 impl Decision {
     /// True for `Allow`.
     pub fn is_allowed(&self) -> bool {
-        self.decided.outcome == Outcome::Allow
+        self.decided.decided.outcome == Outcome::Allow
     }
 
     /// True when the decision came from the cache.
@@ -129,7 +148,7 @@ impl std::ops::Deref for Decision {
     type Target = Decided;
 
     fn deref(&self) -> &Decided {
-        &self.decided
+        &self.decided.decided
     }
 }
 
@@ -190,6 +209,9 @@ struct Snapshots {
     resource: Option<Arc<TenantSnapshot>>,
     resource_tenant: String,
 }
+
+/// The context key of the region a request names, which its use is of.
+const REQUESTED_REGION: &str = "aws:requestedregion";
 
 /// Context keys whose values follow from the clock.
 const CLOCK_KEYS: [&str; 3] = ["aws:currenttime", "aws:epochtime", "aws:multifactorauthage"];
@@ -337,7 +359,16 @@ impl Authorizer {
         });
         if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
             self.api.decision_stats.hit();
-            self.record_use(input, caller, &snapshots.caller, now);
+            if let Some(usage) = &self.api.usage {
+                // A hit is a use of the cached decision's entry: raised in place.
+                let raised = hit
+                    .usage
+                    .as_ref()
+                    .is_some_and(|slot| usage.raise(slot, now.epoch_seconds()));
+                if !raised {
+                    self.record_hit_anew(input, caller, &snapshots.caller, now, &hit, cache_key);
+                }
+            }
             return Ok(Decision {
                 decided: hit,
                 cached: true,
@@ -346,36 +377,61 @@ impl Authorizer {
         if cache_key.is_some() {
             self.api.decision_stats.miss();
         }
-        let decided =
-            Arc::new(self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?);
+        let decided = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
+        let usage = self.record_use(input, caller, &snapshots.caller, now);
+        let decided = Arc::new(CachedDecision { decided, usage });
         if let Some(key) = cache_key {
             self.api.decisions.insert(key, Arc::clone(&decided));
         }
-        self.record_use(input, caller, &snapshots.caller, now);
         Ok(Decision {
             decided,
             cached: false,
         })
     }
 
-    /// Records a decision as a use of the caller's key or name, when usage is shipped: a
-    /// known use costs a hash and a lock, and only a new one derives what it is of.
+    /// Records a hit whose cached decision has no live usage entry (its entry left the table
+    /// after an idle interval, or a bound dropped it): through the table, as a miss is, and
+    /// the cached decision is replaced by one holding the entry now there, so that later hits
+    /// raise it in place again.
+    #[cold]
+    fn record_hit_anew(
+        &self,
+        input: &AuthorizeInput,
+        caller: &Caller,
+        snapshot: &TenantSnapshot,
+        now: Timestamp,
+        hit: &CachedDecision,
+        key: Option<Box<[u8]>>,
+    ) {
+        let Some(slot) = self.record_use(input, caller, snapshot, now) else {
+            return;
+        };
+        if let Some(key) = key {
+            let replaced = CachedDecision {
+                decided: hit.decided.clone(),
+                usage: Some(slot),
+            };
+            self.api.decisions.insert(key, Arc::new(replaced));
+        }
+    }
+
+    /// Records a decision as a use of the caller's key or name, when usage is shipped, and
+    /// returns a handle on its entry for the decision cache: a known use costs a hash and a
+    /// lock, and only a new one derives what it is of.
     fn record_use(
         &self,
         input: &AuthorizeInput,
         caller: &Caller,
         snapshot: &TenantSnapshot,
         now: Timestamp,
-    ) {
-        let Some(usage) = &self.api.usage else {
-            return;
-        };
+    ) -> Option<UsageSlot> {
+        let usage = self.api.usage.as_ref()?;
         let (presented, signed) = match &input.caller {
             CallerId::PrincipalArn(arn) => (arn.as_str(), None),
             CallerId::Keys { access_key_id, .. } => (access_key_id.as_str(), None),
             CallerId::Signed(s) => (s.access_key_id(), Some(s.region())),
         };
-        let requested = match input.context.get("aws:requestedregion") {
+        let requested = match input.context.get(REQUESTED_REGION) {
             Some(KeyValues::Single(v)) => Some(v.as_str()),
             _ => None,
         };
@@ -385,9 +441,9 @@ impl Authorizer {
             action: &input.action,
             region: region_of(requested, signed, &input.resource),
         };
-        usage.record(at, now.epoch_seconds(), || {
+        usage.record_slot(at, now.epoch_seconds(), || {
             Subject::of(&caller.principal, snapshot)
-        });
+        })
     }
 
     /// Who is asking, and the caller tenant's snapshot.
@@ -721,7 +777,9 @@ fn arn_account(arn: &str) -> Option<&str> {
 /// a version or one session (its policies, tags and times); the context enters only through
 /// the keys some policy in play can read (less the keys an authenticated caller cannot
 /// claim), and the clock only when a policy reads it. The keys the sidecar derives from the
-/// caller are a function of those, so they need no place here.
+/// caller are a function of those, so they need no place here. The region a use is of (the
+/// requested one, the signature's, the resource's) is in it too, so that a cached decision's
+/// usage entry is the entry of every request it answers.
 fn cache_key(
     snapshots: &Snapshots,
     input: &AuthorizeInput,
@@ -756,6 +814,8 @@ fn cache_key(
         CallerId::Signed(s) => {
             field(b"key");
             field(s.access_key_id().as_bytes());
+            // The signature's region is the use's region when the request names none.
+            field(s.region().as_bytes());
         }
     }
     field(input.action.as_bytes());
@@ -776,7 +836,9 @@ fn cache_key(
             || session_policies.iter().any(|p| found(p.context_keys()))
     };
     for (k, values) in input.context.iter() {
-        if !reads(k) || !caller_may_set(k, authenticated) {
+        // The region a request names is the region of its use, which a cached decision's
+        // usage entry is fixed to: in the key whether or not a policy reads it.
+        if !(reads(k) && caller_may_set(k, authenticated) || k == REQUESTED_REGION) {
             continue;
         }
         field(k.as_bytes());

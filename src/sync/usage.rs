@@ -9,6 +9,13 @@
 //! the role of a session) is derived once, when the entry is created. The table is bounded per
 //! tenant and overall; a use that would create an entry past a bound is dropped and counted.
 //!
+//! A cached decision is of one caller, action and region, so it keeps a [`UsageSlot`], a handle
+//! on its entry's time: a hit then records its use with [`Usage::raise`], a relaxed load of
+//! that time and a store at most once a second (no hash, no lock, no allocation). An entry that
+//! leaves the table marks its time as detached, atomically with the check that it was idle, so
+//! a hit either lands before (and keeps the entry) or sees the mark and records through the
+//! table again, creating a new entry: no use is lost.
+//!
 //! At each interval the stream [`Usage::collect`]s the table into the report's shapes (per
 //! long-term access key, per principal and service with its actions, per role) and
 //! [`Usage::take`]s them as messages under a byte budget. A message is kept until the control
@@ -20,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +65,14 @@ const PENDING_SCALE: usize = 4;
 
 /// Shards of the table: uses by different callers rarely wait on one another.
 const SHARDS: usize = 16;
+
+/// Stripes of the count of uses recorded through slots: each thread adds to its own, so that
+/// hits on different cores do not contend for one counter.
+const STRIPES: usize = 16;
+
+/// The time of a slot whose entry has left the table: no use raises it any more (a maximum
+/// stays a maximum), and a hit that finds it records through the table instead.
+const DETACHED: i64 = i64::MAX;
 
 /// How usage is aggregated and shipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +178,18 @@ fn is_long_term_key(caller: &str) -> bool {
     caller.starts_with("AKIA")
 }
 
+/// The latest use of an entry, Unix seconds, shared by the table and the cached decisions
+/// that raise it; [`DETACHED`] once the entry has left the table.
+#[derive(Debug)]
+struct Slot {
+    last: AtomicI64,
+}
+
+/// A handle on one entry's time, kept by a cached decision so that its hits are recorded with
+/// [`Usage::raise`].
+#[derive(Debug, Clone)]
+pub struct UsageSlot(Arc<Slot>);
+
 /// A use coalesced in the table.
 #[derive(Debug)]
 struct Entry {
@@ -171,8 +198,8 @@ struct Entry {
     action: Box<str>,
     region: Box<str>,
     subject: Arc<Subject>,
-    /// The latest use, Unix seconds.
-    last: i64,
+    /// The latest use.
+    slot: Arc<Slot>,
     /// The latest use already collected.
     collected: i64,
 }
@@ -520,12 +547,29 @@ impl Packer {
     }
 }
 
+/// One stripe of a count, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(AtomicU64);
+
+/// The stripe of the calling thread: threads take stripes in turn, once each.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
 /// A sidecar's usage aggregates: recorded by the decision path, shipped by the sync stream.
 #[derive(Debug)]
 pub struct Usage {
     config: UsageConfig,
     hasher: DefaultHashBuilder,
     shards: Box<[Mutex<Shard>]>,
+    /// Uses recorded through slots, by thread stripe (those through the table count in its
+    /// shards).
+    raised: Box<[Stripe]>,
     counts: Mutex<Counts>,
     pending: Mutex<Pending>,
     created: AtomicU64,
@@ -539,6 +583,8 @@ pub struct Usage {
 pub struct UsageStats {
     /// Uses recorded (decisions and STS calls).
     pub recorded: u64,
+    /// Of which raised in place through a cached decision's slot, without the table.
+    pub raised: u64,
     /// Entries created in the table (a new tenant, caller, action and region).
     pub entries_created: u64,
     /// Entries held in the table now.
@@ -562,6 +608,7 @@ impl Usage {
             config,
             hasher: DefaultHashBuilder::default(),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            raised: (0..STRIPES).map(|_| Stripe::default()).collect(),
             counts: Mutex::new(Counts::default()),
             pending: Mutex::new(Pending::default()),
             created: AtomicU64::new(0),
@@ -579,29 +626,56 @@ impl Usage {
     /// Records one use at `now` (Unix seconds). `subject` runs only when the use creates an
     /// entry: a known use costs a hash, a lock and a comparison.
     pub fn record(&self, at: Use<'_>, now: i64, subject: impl FnOnce() -> Subject) {
+        self.enter(at, now, subject, |_| ());
+    }
+
+    /// Records one use at `now` as [`Usage::record`] does, and returns a handle on its entry
+    /// with which later uses of the same tenant, caller, action and region are recorded by
+    /// [`Usage::raise`]; none when a bound dropped the use.
+    pub fn record_slot(
+        &self,
+        at: Use<'_>,
+        now: i64,
+        subject: impl FnOnce() -> Subject,
+    ) -> Option<UsageSlot> {
+        self.enter(at, now, subject, |slot| UsageSlot(Arc::clone(slot)))
+    }
+
+    /// Records one use in the table and hands its entry's slot to `then`.
+    fn enter<R>(
+        &self,
+        at: Use<'_>,
+        now: i64,
+        subject: impl FnOnce() -> Subject,
+        then: impl FnOnce(&Arc<Slot>) -> R,
+    ) -> Option<R> {
+        // No use may look like the mark of a detached slot.
+        let now = now.min(DETACHED - 1);
         let hash = self.hasher.hash_one(at);
         // The middle bits: the table itself indexes by the low bits and tags by the high ones.
         let index = (hash >> 32) as usize % SHARDS;
-        let Some(shard) = self.shards.get(index) else {
-            return;
-        };
-        let mut shard = shard.lock();
+        let mut shard = self.shards.get(index)?.lock();
         shard.uses += 1;
         if let Some(entry) = shard.table.find_mut(hash, |e| e.key() == at) {
-            entry.last = entry.last.max(now);
-            return;
+            // An entry in the table is never detached: it leaves the table as it is marked.
+            entry.slot.last.fetch_max(now, Ordering::Relaxed);
+            return Some(then(&entry.slot));
         }
         if !self.counts.lock().admit(at.tenant, &self.config, 1) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
+        let slot = Arc::new(Slot {
+            last: AtomicI64::new(now),
+        });
+        let handed = then(&slot);
         let entry = Entry {
             tenant: at.tenant.into(),
             caller: at.caller.into(),
             action: at.action.into(),
             region: at.region.into(),
             subject: Arc::new(subject()),
-            last: now,
+            slot,
             collected: i64::MIN,
         };
         let hasher = &self.hasher;
@@ -609,6 +683,30 @@ impl Usage {
             .table
             .insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
         self.created.fetch_add(1, Ordering::Relaxed);
+        Some(handed)
+    }
+
+    /// Records one more use at `now` of the entry `slot` is a handle on: a relaxed load, and
+    /// a relaxed `fetch_max` only when `now` is later than the entry's time (once a second
+    /// for a steady caller). False when the entry has left the table: nothing was recorded,
+    /// and the use is to be recorded with [`Usage::record_slot`], which makes a new entry.
+    #[inline]
+    pub fn raise(&self, slot: &UsageSlot, now: i64) -> bool {
+        let now = now.min(DETACHED - 1);
+        let last = slot.0.last.load(Ordering::Relaxed);
+        // A use no later than the entry's time adds nothing to it: were the entry leaving the
+        // table now, that time was collected, and the control plane merges by the latest.
+        let live = if last >= now {
+            last != DETACHED
+        } else {
+            slot.0.last.fetch_max(now, Ordering::Relaxed) != DETACHED
+        };
+        if live {
+            if let Some(count) = self.raised.get(stripe()) {
+                count.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        live
     }
 
     /// Moves what was used since the last collection into what waits to be sent. An entry
@@ -621,14 +719,27 @@ impl Usage {
             let mut shard = shard.lock();
             let mut pending = self.pending.lock();
             shard.table.retain(|e| {
-                if e.last > e.collected {
-                    dropped += pending.fold(&self.config, e.key(), e.last, &e.subject);
-                    e.collected = e.last;
-                    true
-                } else {
-                    released.push(std::mem::take(&mut e.tenant));
-                    false
+                let mut last = e.slot.last.load(Ordering::Relaxed);
+                if last <= e.collected {
+                    // Idle: it leaves, unless a hit raised it since the load. The exchange
+                    // and a hit's `fetch_max` are ordered on the one atomic: a hit before it
+                    // keeps the entry, a hit after it sees the mark and records anew.
+                    match e.slot.last.compare_exchange(
+                        last,
+                        DETACHED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            released.push(std::mem::take(&mut e.tenant));
+                            return false;
+                        }
+                        Err(raised) => last = raised,
+                    }
                 }
+                dropped += pending.fold(&self.config, e.key(), last, &e.subject);
+                e.collected = last;
+                true
             });
         }
         let mut counts = self.counts.lock();
@@ -720,9 +831,15 @@ impl Usage {
 
     /// The counters.
     pub fn stats(&self) -> UsageStats {
-        let recorded = self.shards.iter().map(|s| s.lock().uses).sum();
+        let through_table: u64 = self.shards.iter().map(|s| s.lock().uses).sum();
+        let raised = self
+            .raised
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .fold(0, u64::saturating_add);
         UsageStats {
-            recorded,
+            recorded: through_table.saturating_add(raised),
+            raised,
             entries_created: self.created.load(Ordering::Relaxed),
             entries: u64::try_from(self.counts.lock().total).unwrap_or(u64::MAX),
             dropped: self.dropped.load(Ordering::Relaxed),

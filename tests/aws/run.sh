@@ -109,11 +109,14 @@ for s in socks:
 print(*(s.getsockname()[1] for s in socks))
 PY
 )
+# The sidecar ships usage every second, so that a use shows at the control plane at once.
+usage_interval_s=1
 IAMLET_LOG=${IAMLET_LOG:-info} "$bin" up --data-dir "$work" \
     --control-plane-listen "127.0.0.1:$cp_port" \
     --control-plane-http-listen "127.0.0.1:$cp_http_port" \
     --listen "127.0.0.1:$sc_port" \
-    --http-listen "127.0.0.1:$sc_http_port" >"$work/up.log" 2>&1 &
+    --http-listen "127.0.0.1:$sc_http_port" \
+    --usage-interval "${usage_interval_s}s" >"$work/up.log" 2>&1 &
 iamlet_pid=$!
 python3 - "$cp_http_port" "$sc_http_port" "$iamlet_pid" <<'PY'
 import os, sys, time, urllib.request
@@ -147,6 +150,7 @@ export IAMLET_CP_HTTP="http://127.0.0.1:$cp_http_port"
 export IAMLET_SIDECAR_GRPC="http://127.0.0.1:$sc_port"
 export IAMLET_SIDECAR_HTTP="http://127.0.0.1:$sc_http_port"
 export IAMLET_ACCOUNT=111122223333
+export IAMLET_USAGE_INTERVAL_S=$usage_interval_s
 export AWS_SHARED_CREDENTIALS_FILE="$work/aws-credentials"
 export AWS_CONFIG_FILE="$work/aws-config"
 export AWS_DEFAULT_REGION=us-east-1

@@ -355,6 +355,107 @@ fn the_region_is_the_requested_one_then_the_signature_then_the_resource() {
     assert_eq!(region_of(None, None, "*"), "");
 }
 
+#[test]
+fn a_hit_through_a_slot_raises_its_entry_without_the_table() {
+    let usage = Usage::new(config());
+    let use_ = at(A, "AKIAALICE", "s3:GetObject", "eu-west-1");
+    let slot = usage.record_slot(use_, 10, || user(ALICE)).unwrap();
+    // Later, earlier and equal times: each is a use, the latest wins.
+    for t in [20, 15, 20] {
+        assert!(usage.raise(&slot, t));
+    }
+    let stats = usage.stats();
+    assert_eq!(
+        (
+            stats.recorded,
+            stats.raised,
+            stats.entries_created,
+            stats.entries
+        ),
+        (4, 3, 1, 1),
+        "{stats:?}"
+    );
+    // The table and the slot are one entry: a use through the table raises what the slot
+    // raises, and the other way round.
+    usage.record(use_, 25, || user(ALICE));
+    assert!(usage.raise(&slot, 30));
+    usage.collect();
+    let report = joined(usage.take()).remove(A).unwrap();
+    assert_eq!(report.access_keys.len(), 1, "{report:?}");
+    assert_eq!(report.access_keys[0].last_used, 30);
+    assert_eq!(report.services[0].actions[0].last_accessed, 30);
+    assert_eq!(usage.stats().entries_created, 1);
+}
+
+#[test]
+fn a_slot_used_between_collections_keeps_its_entry() {
+    let usage = Usage::new(config());
+    let use_ = at(A, "AKIAALICE", "s3:GetObject", "");
+    let slot = usage.record_slot(use_, 1, || user(ALICE)).unwrap();
+    usage.collect();
+    assert_eq!(joined(usage.take())[A].access_keys[0].last_used, 1);
+    // Used since, at a later second: collected again, and it stays.
+    assert!(usage.raise(&slot, 2));
+    usage.collect();
+    assert_eq!(usage.stats().entries, 1);
+    assert_eq!(joined(usage.take())[A].access_keys[0].last_used, 2);
+    assert!(usage.raise(&slot, 3));
+    assert_eq!(usage.stats().entries_created, 1);
+}
+
+#[test]
+fn a_hit_after_its_entry_left_the_table_is_recorded_anew_not_lost() {
+    let usage = Usage::new(UsageConfig {
+        max_entries_per_tenant: 1,
+        ..config()
+    });
+    let use_ = at(A, "AKIAALICE", "s3:GetObject", "eu-west-1");
+    let slot = usage.record_slot(use_, 1, || user(ALICE)).unwrap();
+    usage.collect();
+    usage.collect();
+    // Idle for an interval: the entry left the table and freed its place.
+    assert_eq!(usage.stats().entries, 0);
+    assert_eq!(joined(usage.take())[A].access_keys[0].last_used, 1);
+    // The slot says so, at any time, and nothing was counted through it.
+    assert!(!usage.raise(&slot, 5));
+    assert!(!usage.raise(&slot, 1));
+    assert!(!usage.raise(&slot, i64::MAX));
+    assert_eq!(usage.stats().raised, 0);
+    // Recorded through the table, the use makes a new entry with a live slot.
+    let fresh = usage.record_slot(use_, 5, || user(ALICE)).unwrap();
+    assert!(usage.raise(&fresh, 6));
+    let stats = usage.stats();
+    assert_eq!(
+        (
+            stats.recorded,
+            stats.raised,
+            stats.entries_created,
+            stats.entries
+        ),
+        (3, 1, 2, 1),
+        "{stats:?}"
+    );
+    usage.collect();
+    let report = joined(usage.take()).remove(A).unwrap();
+    let key = &report.access_keys[0];
+    assert_eq!((key.last_used, key.region.as_str()), (6, "eu-west-1"));
+}
+
+#[test]
+fn a_slot_dropped_by_a_bound_is_none_and_counted() {
+    let usage = Usage::new(UsageConfig {
+        max_entries_per_tenant: 1,
+        ..config()
+    });
+    assert!(usage
+        .record_slot(at(A, "AKIA1", "s3:GetObject", ""), 1, || user(ALICE))
+        .is_some());
+    assert!(usage
+        .record_slot(at(A, "AKIA2", "s3:GetObject", ""), 1, || user(ALICE))
+        .is_none());
+    assert_eq!(usage.stats().dropped, 1);
+}
+
 /// Alice's key in the demo tenant, as the control plane makes them: its id names its
 /// tenant, which is how a sidecar finds the tenant of a caller.
 fn alice_key_id() -> String {
@@ -665,4 +766,99 @@ async fn a_decision_reaches_the_control_plane_on_the_sync_stream_and_is_flushed_
         .await
         .expect("the stream stops")
         .unwrap();
+}
+
+#[test]
+fn a_cached_decision_whose_entry_left_the_table_records_its_hits_anew() {
+    let store = Arc::new(SnapshotStore::new());
+    served(&store);
+    let usage = Arc::new(Usage::new(config()));
+    let api =
+        Api::new(store, &CacheConfig::default(), DecisionLog::off()).with_usage(Arc::clone(&usage));
+    let authorizer = Authorizer::new(Arc::new(api));
+    let request = authorize(
+        alice_key(),
+        "s3:GetObject",
+        "arn:aws:s3:::reports/q4.csv",
+        Some("eu-west-1"),
+    );
+    assert!(!authorizer.authorize(&request).unwrap().cached());
+    assert!(authorizer.authorize(&request).unwrap().cached());
+    let stats = usage.stats();
+    assert_eq!((stats.recorded, stats.raised), (2, 1), "{stats:?}");
+    usage.collect();
+    usage.collect();
+    assert_eq!(usage.stats().entries, 0, "idle for an interval, it left");
+    let _ = usage.take();
+    // The decision is still cached; its hit is a use all the same, of a new entry.
+    assert!(authorizer.authorize(&request).unwrap().cached());
+    let stats = usage.stats();
+    assert_eq!(
+        (
+            stats.recorded,
+            stats.raised,
+            stats.entries_created,
+            stats.entries
+        ),
+        (3, 1, 2, 1),
+        "{stats:?}"
+    );
+    // The cached decision now holds the new entry: the next hit is raised in place again.
+    assert!(authorizer.authorize(&request).unwrap().cached());
+    let stats = usage.stats();
+    assert_eq!((stats.recorded, stats.raised), (4, 2), "{stats:?}");
+    usage.collect();
+    let report = joined(usage.take()).remove(A).unwrap();
+    let key = &report.access_keys[0];
+    assert_eq!(
+        (
+            key.access_key_id.as_str(),
+            key.service.as_str(),
+            key.region.as_str()
+        ),
+        (alice_key_id().as_str(), "s3", "eu-west-1")
+    );
+}
+
+#[test]
+fn a_cached_decision_is_of_one_region_even_where_no_policy_reads_it() {
+    let store = Arc::new(SnapshotStore::new());
+    served(&store);
+    let usage = Arc::new(Usage::new(config()));
+    let api =
+        Api::new(store, &CacheConfig::default(), DecisionLog::off()).with_usage(Arc::clone(&usage));
+    let authorizer = Authorizer::new(Arc::new(api));
+    let in_region = |region| {
+        authorize(
+            alice_key(),
+            "s3:GetObject",
+            "arn:aws:s3:::reports/q4.csv",
+            Some(region),
+        )
+    };
+    // No policy of the demo tenant reads aws:RequestedRegion, yet a request in another region
+    // is another use, so it is not answered by the first one's cached decision.
+    assert!(!authorizer
+        .authorize(&in_region("eu-west-1"))
+        .unwrap()
+        .cached());
+    assert!(!authorizer
+        .authorize(&in_region("us-east-1"))
+        .unwrap()
+        .cached());
+    assert!(authorizer
+        .authorize(&in_region("eu-west-1"))
+        .unwrap()
+        .cached());
+    assert!(authorizer
+        .authorize(&in_region("us-east-1"))
+        .unwrap()
+        .cached());
+    let stats = usage.stats();
+    assert_eq!(
+        (stats.recorded, stats.raised, stats.entries_created),
+        (4, 2, 2),
+        "{stats:?}"
+    );
+    assert_eq!(stats.entries, 2);
 }
