@@ -57,6 +57,10 @@ pub(crate) struct UpArgs {
     /// `$DATA_DIR/ext-authz-routes.yaml` on first start (with the demo tenant only).
     #[arg(long, env = "IAMLET_EXT_AUTHZ_ROUTES")]
     ext_authz_routes: Option<PathBuf>,
+    /// How often the sidecar reports usage and its STS calls (CloudTrail events) to the
+    /// control plane; `0s` reports nothing.
+    #[arg(long, env = "IAMLET_USAGE_INTERVAL", default_value = "60s", value_parser = super::serve::parse_duration)]
+    usage_interval: Duration,
 }
 
 /// The demo route table: SigV4 callers on `sigv4.local` (API Gateway's mapping; the
@@ -258,6 +262,14 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
                 sidecar_id: "iamlet-up".into(),
                 backoff: Backoff::default(),
                 decision_log,
+                usage: (!args.usage_interval.is_zero()).then(|| crate::sidecar::UsageConfig {
+                    interval: args.usage_interval,
+                    ..crate::sidecar::UsageConfig::default()
+                }),
+                trail: (!args.usage_interval.is_zero()).then(|| crate::sidecar::TrailConfig {
+                    interval: args.usage_interval,
+                    ..crate::sidecar::TrailConfig::default()
+                }),
                 ..SidecarConfig::default()
             },
             shutdown,
