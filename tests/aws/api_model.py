@@ -41,6 +41,9 @@ OTHER_SERVICES = {
     "accessanalyzer": [
     ],
     "cloudtrail": [
+        # issue 17, item 7: the tenant's management events (admin changes, refused admin
+        # calls, the sidecars' STS calls).
+        "LookupEvents",
     ],
 }
 

@@ -59,6 +59,8 @@ fn kind_of(action: &str) -> Kind {
         "CreateServiceLinkedRole" | "GetServiceLinkedRoleDeletionStatus" => Kind::ServiceLinkedRole,
         "ListPoliciesGrantingServiceAccess" => Kind::ByArn,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
+        // CloudTrail's event history is the account's (`cloudtrail:LookupEvents` on `*`).
+        "LookupEvents" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
         "TagMFADevice" | "UntagMFADevice" | "ListMFADeviceTags" => Kind::Mfa,
@@ -436,10 +438,13 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
 }
 
 /// The service prefix of an admin action's IAM action: `eks` for the pod identity
-/// associations (`eks:CreatePodIdentityAssociation`), `iam` for the rest.
+/// associations (`eks:CreatePodIdentityAssociation`), `cloudtrail` for the event history
+/// (`cloudtrail:LookupEvents`), `iam` for the rest.
 pub(super) fn service_prefix(action: &str) -> &'static str {
     if kind_of(action) == Kind::PodIdentity {
         "eks"
+    } else if action == "LookupEvents" {
+        "cloudtrail"
     } else {
         "iam"
     }
@@ -782,6 +787,7 @@ mod tests {
         assert_eq!(service_prefix("CreatePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("DescribePodIdentityAssociation"), "eks");
         assert_eq!(service_prefix("CreateRole"), "iam");
+        assert_eq!(service_prefix("LookupEvents"), "cloudtrail");
         let params = json!({
             "clusterName": "prod", "roleArn": "arn:aws:iam::111122223333:role/app",
             "tags": {"team": "data"}
@@ -906,6 +912,7 @@ mod tests {
             "GetCredentialReport",
             "SimulateCustomPolicy",
             "GetContextKeysForCustomPolicy",
+            "LookupEvents",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -1183,6 +1190,7 @@ mod tests {
                     "GetCredentialReport",
                     "SimulateCustomPolicy",
                     "GetContextKeysForCustomPolicy",
+                    "LookupEvents",
                 ],
             ),
         ];
