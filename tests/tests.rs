@@ -56,3 +56,5 @@ mod ext_authz;
 mod usage;
 // The admin API's policy simulator against the engine, over the decision-vector corpus.
 mod simulator;
+// Issue 17: the sidecars' STS calls on the sync stream, LookupEvents and the trail export.
+mod trail;

@@ -113,7 +113,8 @@ IAMLET_LOG=${IAMLET_LOG:-info} "$bin" up --data-dir "$work" \
     --control-plane-listen "127.0.0.1:$cp_port" \
     --control-plane-http-listen "127.0.0.1:$cp_http_port" \
     --listen "127.0.0.1:$sc_port" \
-    --http-listen "127.0.0.1:$sc_http_port" >"$work/up.log" 2>&1 &
+    --http-listen "127.0.0.1:$sc_http_port" \
+    --usage-interval 1s >"$work/up.log" 2>&1 &
 iamlet_pid=$!
 python3 - "$cp_http_port" "$sc_http_port" "$iamlet_pid" <<'PY'
 import os, sys, time, urllib.request
