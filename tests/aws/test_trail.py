@@ -103,7 +103,8 @@ class AssumeRoleIsInTheTrail(unittest.TestCase):
             self.assertIn(event["EventId"], [e["EventId"] for e in out["Events"]], key)
 
     def test_the_admin_changes_are_iam_events(self):
-        out = lookup("--lookup-attributes", f"AttributeKey=Username,AttributeValue=demo-admin")
+        # The demo-admin profile is the tenant's IAM user `admin`.
+        out = lookup("--lookup-attributes", "AttributeKey=Username,AttributeValue=admin")
         names = {e["EventName"] for e in out["Events"]}
         self.assertIn("CreateUser", names)
         created = [
