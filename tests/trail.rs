@@ -36,8 +36,8 @@ async fn serve(cp: &Arc<ControlPlane>) -> std::net::SocketAddr {
     addr
 }
 
-fn call(cp: &ControlPlane, action: &str, parameters: Value) -> Value {
-    cp.call(A, "operator:test", action, &parameters)
+fn call(cp: &ControlPlane, action: &str, parameters: &Value) -> Value {
+    cp.call(A, "operator:test", action, parameters)
         .unwrap_or_else(|e| panic!("{action}: {e}"))
         .0
 }
@@ -48,7 +48,7 @@ fn lookup_all(cp: &ControlPlane, mut parameters: serde_json::Map<String, Value>)
     parameters.insert("MaxResults".into(), json!(2));
     let mut events = Vec::new();
     loop {
-        let page = call(cp, "LookupEvents", Value::Object(parameters.clone()));
+        let page = call(cp, "LookupEvents", &Value::Object(parameters.clone()));
         events.extend(page["Events"].as_array().unwrap().iter().cloned());
         match page.get("NextToken").and_then(Value::as_str) {
             Some(next) => {
@@ -65,12 +65,12 @@ async fn an_assume_role_at_the_sidecar_is_looked_up_and_exported_without_a_secre
     let store = SqliteStore::open(&root.join("iamlet.db"), None).unwrap();
     let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
     cp.create_tenant(A, None, "operator:test").unwrap();
-    call(&cp, "CreateUser", json!({"UserName": "alice"}));
+    call(&cp, "CreateUser", &json!({"UserName": "alice"}));
     let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","iam:ChangePassword"],"Resource":"*"}]}"#;
     call(
         &cp,
         "PutUserPolicy",
-        json!({"UserName": "alice", "PolicyName": "p", "PolicyDocument": allow}),
+        &json!({"UserName": "alice", "PolicyName": "p", "PolicyDocument": allow}),
     );
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{A}:user/alice"}},"Action":"sts:AssumeRole"}}]}}"#
@@ -78,10 +78,10 @@ async fn an_assume_role_at_the_sidecar_is_looked_up_and_exported_without_a_secre
     let role = call(
         &cp,
         "CreateRole",
-        json!({"RoleName": "app", "AssumeRolePolicyDocument": trust}),
+        &json!({"RoleName": "app", "AssumeRolePolicyDocument": trust}),
     );
     let role_arn = role["Role"]["Arn"].as_str().unwrap().to_owned();
-    let key = call(&cp, "CreateAccessKey", json!({"UserName": "alice"}));
+    let key = call(&cp, "CreateAccessKey", &json!({"UserName": "alice"}));
     let key_id = key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned();
     let secret = key["AccessKey"]["SecretAccessKey"]
         .as_str()
@@ -91,12 +91,12 @@ async fn an_assume_role_at_the_sidecar_is_looked_up_and_exported_without_a_secre
     call(
         &cp,
         "CreateLoginProfile",
-        json!({"UserName": "alice", "Password": first_password}),
+        &json!({"UserName": "alice", "Password": first_password}),
     );
     call(
         &cp,
         "ChangePassword",
-        json!({"UserName": "alice", "OldPassword": first_password, "NewPassword": second_password}),
+        &json!({"UserName": "alice", "OldPassword": first_password, "NewPassword": second_password}),
     );
 
     let addr = serve(&cp).await;

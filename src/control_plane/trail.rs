@@ -762,7 +762,8 @@ pub(crate) struct Lookup {
 fn time_ms(name: &str, value: &Value) -> Result<i64, AdminError> {
     let parsed = match value {
         Value::Number(n) => n.as_f64().and_then(|secs| {
-            (secs.is_finite() && secs >= 0.0 && secs < 1e15)
+            (0.0..1e15)
+                .contains(&secs)
                 .then(|| Timestamp::from_epoch_seconds(secs.floor() as i64))
         }),
         Value::String(s) => crate::policy::parse_policy_date(s.trim()),

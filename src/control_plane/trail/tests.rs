@@ -111,7 +111,8 @@ fn a_session_caller_has_its_session_context() {
 
 #[test]
 fn malformed_events_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut TrailEvent)>)> = vec![
+    type Change = Box<dyn Fn(&mut TrailEvent)>;
+    let cases: Vec<(&str, Change)> = vec![
         (
             "name",
             Box::new(|e| e.event_name = "GetCallerIdentity".into()),
@@ -222,7 +223,10 @@ fn records() -> Vec<TrailRecord> {
 }
 
 fn params(value: Value) -> Map<String, Value> {
-    value.as_object().unwrap().clone()
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
 }
 
 fn ids(page: &Value) -> Vec<String> {
