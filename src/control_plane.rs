@@ -11,6 +11,7 @@ mod declare;
 mod dispatch;
 mod seal;
 mod store;
+mod trail;
 mod usage;
 mod watch;
 
@@ -41,6 +42,10 @@ pub use store::{
     CHANGES_CHANNEL, DATABASE_FILE, IDENTITY_FILE, SCHEMA_VERSION,
 };
 pub use store::{ActionUsage, KeyUsage, RoleUsage, ServiceUsage, UsageBatch, UsageLog};
+pub use store::{TrailLog, TrailRecord};
+pub use trail::{
+    TrailCounters, TrailEvent, TrailEventError, TrailIdentity, MAX_LOOKUP_RESULTS, MAX_TRAIL_EVENTS,
+};
 pub use usage::{
     UsageCounters, UsageReportError, MAX_CLOCK_SKEW_SECONDS, MAX_USAGE_ENTRIES,
     REPORT_REUSE_SECONDS, TRACKING_PERIOD_SECONDS,
@@ -133,6 +138,14 @@ pub enum AdminError {
     /// `PolicyEvaluation`: the policy simulator could not evaluate a stored policy.
     #[error("{0}")]
     PolicyEvaluation(String),
+    /// CloudTrail's refusals of `LookupEvents` (`InvalidLookupAttributesException`, ...).
+    #[error("{message}")]
+    Trail {
+        /// CloudTrail's code.
+        code: AwsCode,
+        /// Its message.
+        message: String,
+    },
 }
 
 // === impl AdminError ===
@@ -174,6 +187,7 @@ impl AdminError {
             Self::Throttling => AwsCode::Throttling,
             Self::Report { code, .. } => *code,
             Self::PolicyEvaluation(_) => AwsCode::PolicyEvaluation,
+            Self::Trail { code, .. } => *code,
         }
     }
 

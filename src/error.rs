@@ -100,6 +100,16 @@ aws_codes! {
     ReportExpired = 410,
     /// A policy could not be evaluated (the policy simulator's `PolicyEvaluation`).
     PolicyEvaluation = 500,
+    // CloudTrail (`LookupEvents`)
+    /// Lookup attributes that CloudTrail refuses (more than one, an unknown key, an empty
+    /// value).
+    InvalidLookupAttributesException = 400,
+    /// A start time after the end time.
+    InvalidTimeRangeException = 400,
+    /// `MaxResults` outside 1..=50.
+    InvalidMaxResultsException = 400,
+    /// A `NextToken` this service did not give, or given with other parameters.
+    InvalidNextTokenException = 400,
     // STS
     /// A packed session policy or tag set is too large.
     PackedPolicyTooLarge = 400,

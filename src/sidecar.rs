@@ -78,6 +78,7 @@ pub mod ext_authz;
 mod pod_identity;
 mod sts;
 
+pub use crate::sync::trail::{Trail, TrailConfig, TrailStats};
 pub use crate::sync::usage::{Usage, UsageConfig, UsageStats};
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
@@ -91,7 +92,7 @@ pub use pod_identity::{
 };
 pub use sts::{
     AssumeRoleInput, AssumeRoleWithWebIdentityInput, GetAccessKeyInfoInput, GetCallerIdentityInput,
-    GetSessionTokenInput, SecurityTokenService, StsOperation,
+    GetSessionTokenInput, Origin, SecurityTokenService, StsOperation,
 };
 
 use decision_log::DecisionLog;
@@ -106,7 +107,7 @@ use crate::observe::{self, Gauges, Probes};
 use crate::snapshot::SnapshotVersion;
 use crate::snapshot::{AwsManagedCatalog, SnapshotStore};
 use crate::sync::{
-    report, run_sync_with_usage, Applier, Backoff, Readiness, SyncConfig, SyncState,
+    report, run_sync_shipping, Applier, Backoff, Readiness, Shipping, SyncConfig, SyncState,
 };
 
 /// How a sidecar runs.
@@ -136,6 +137,9 @@ pub struct SidecarConfig {
     pub liveness: crate::sync::Liveness,
     /// How decisions are aggregated into usage for the control plane; `None` ships none.
     pub usage: Option<UsageConfig>,
+    /// How STS calls are queued and shipped to the control plane as CloudTrail events;
+    /// `None` ships none.
+    pub trail: Option<TrailConfig>,
 }
 
 impl Default for SidecarConfig {
@@ -155,6 +159,7 @@ impl Default for SidecarConfig {
             sync_credentials: None,
             liveness: crate::sync::Liveness::default(),
             usage: Some(UsageConfig::default()),
+            trail: Some(TrailConfig::default()),
         }
     }
 }
@@ -426,6 +431,39 @@ impl Gauges for SidecarProbes {
                 u.bytes_sent,
             );
         }
+        if let Some(trail) = h.api.trail() {
+            let t = trail.stats();
+            observe::counter(
+                out,
+                "iamlet_trail_events_recorded_total",
+                "STS calls queued as events for the control plane.",
+                t.recorded,
+            );
+            observe::gauge(
+                out,
+                "iamlet_trail_events_queued",
+                "STS events waiting to be shipped.",
+                &[(String::new(), t.queued as f64)],
+            );
+            observe::counter(
+                out,
+                "iamlet_trail_events_dropped_total",
+                "STS events dropped because the per-tenant or overall bound was reached.",
+                t.dropped,
+            );
+            observe::counter(
+                out,
+                "iamlet_trail_messages_sent_total",
+                "Messages of STS events sent to the control plane.",
+                t.messages_sent,
+            );
+            observe::counter(
+                out,
+                "iamlet_trail_bytes_sent_total",
+                "Bytes of STS event messages sent to the control plane.",
+                t.bytes_sent,
+            );
+        }
     }
 }
 
@@ -461,7 +499,8 @@ pub fn spawn_sidecar(
         Readiness::All => vec!["*".to_owned()],
     };
     let usage = config.usage.map(|c| Arc::new(Usage::new(c)));
-    let sync = tokio::spawn(run_sync_with_usage(
+    let trail = config.trail.map(|c| Arc::new(Trail::new(c)));
+    let sync = tokio::spawn(run_sync_shipping(
         applier,
         SyncConfig {
             endpoint: config.control_plane.clone(),
@@ -472,7 +511,10 @@ pub fn spawn_sidecar(
             credentials: config.sync_credentials.clone(),
             liveness: config.liveness,
         },
-        usage.clone(),
+        Shipping {
+            usage: usage.clone(),
+            trail: trail.clone(),
+        },
         Arc::clone(&state),
         shutdown,
     ));
@@ -489,6 +531,9 @@ pub fn spawn_sidecar(
     });
     if let Some(usage) = usage {
         api = api.with_usage(usage);
+    }
+    if let Some(trail) = trail {
+        api = api.with_trail(trail);
     }
     let api = Arc::new(api);
     let handle = SidecarHandle {

@@ -16,6 +16,7 @@
 
 mod client;
 mod endpoints;
+pub mod trail;
 pub mod usage;
 
 use std::collections::HashMap;
@@ -34,8 +35,8 @@ use crate::snapshot::{
 /// stream client and the benches.
 pub(crate) use client::report;
 pub use client::{
-    run_sync, run_sync_with_usage, Backoff, Liveness, SyncConfig, SyncFailure, SyncState,
-    DROP_SPREAD_INITIALS, SYNC_STATE_FILE,
+    run_sync, run_sync_shipping, run_sync_with_usage, Backoff, Liveness, Shipping, SyncConfig,
+    SyncFailure, SyncState, DROP_SPREAD_INITIALS, SYNC_STATE_FILE,
 };
 pub use endpoints::{ControlPlaneUrl, Endpoint, EndpointError, EndpointList, Rotation};
 

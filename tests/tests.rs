@@ -58,3 +58,5 @@ mod usage;
 mod simulator;
 // Access Analyzer-style policy findings through `iamlet policy validate` (issue 17 item 5).
 mod findings;
+// Issue 17: the sidecars' STS calls on the sync stream, LookupEvents and the trail export.
+mod trail;

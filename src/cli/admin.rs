@@ -25,6 +25,8 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
+mod trail;
+
 use super::paginate::{Paged, Pager, PagingArgs, PagingError};
 use super::render::Rendering;
 use crate::client::{find_credentials, Profile};
@@ -110,6 +112,20 @@ enum AdminVerb {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+    },
+    /// Write a tenant's management events (admin changes, refused admin calls, the sidecars'
+    /// STS calls) in CloudTrail's record format, one JSON record a line, oldest first.
+    ExportTrail {
+        /// The account id (default: the credentials' account).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events at or after this time (ISO 8601, or epoch seconds; default: 90 days
+        /// ago).
+        #[arg(long)]
+        start_time: Option<String>,
+        /// Only events at or before this time (default: now).
+        #[arg(long)]
+        end_time: Option<String>,
     },
     /// Create or update a whole tenant declared in a JSON or YAML file (idempotent): the
     /// changes run as one, recorded as one entry of the audit trail.
@@ -700,6 +716,10 @@ const TENANT_COMMANDS: &[(&str, &str)] = &[
     ("list-events", "Show a tenant's security events."),
     ("list-changes", "Show a tenant's audit trail."),
     (
+        "export-trail",
+        "Write a tenant's events in CloudTrail's format, as JSON lines.",
+    ),
+    (
         "apply",
         "Create or update a whole tenant from a JSON or YAML file.",
     ),
@@ -884,6 +904,7 @@ pub(crate) fn run_admin(args: AdminArgs, out: &mut dyn Write) -> Result<(), Admi
         (_, AdminVerb::ListTenants) => "ListTenants".to_owned(),
         (_, AdminVerb::ListEvents { .. }) => "ListEvents".to_owned(),
         (_, AdminVerb::ListChanges { .. }) => "ListChanges".to_owned(),
+        (_, AdminVerb::ExportTrail { .. }) => "ExportTrail".to_owned(),
         (_, AdminVerb::Apply { .. }) => "ApplyTenant".to_owned(),
         (_, AdminVerb::Export { .. } | AdminVerb::Iam(_)) => "ExportTenant".to_owned(),
     };
@@ -1068,6 +1089,16 @@ async fn call(args: AdminArgs, iam: Option<IamCommand>) -> Result<Output, AdminC
                 })
                 .collect();
             Ok(Output::Json(serde_json::json!({ "Changes": changes })))
+        }
+        AdminVerb::ExportTrail {
+            tenant,
+            start_time,
+            end_time,
+        } => {
+            let tenant = tenant_or_own(tenant, creds, "export-trail")?;
+            let text =
+                trail::export_trail(&mut client, creds, tenant, start_time, end_time).await?;
+            Ok(Output::Text(text))
         }
         AdminVerb::Apply { file, dry_run } => {
             let text = if file.as_os_str() == "-" {

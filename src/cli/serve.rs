@@ -408,7 +408,8 @@ pub(crate) struct SidecarArgs {
     #[arg(long, env = "IAMLET_SYNC_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     sync_idle_timeout: Duration,
     /// How often what this sidecar decided is reported to the control plane (last use of each
-    /// access key, role and service); `0s` reports nothing.
+    /// access key, role and service, and its STS calls as CloudTrail events); `0s` reports
+    /// nothing.
     #[arg(long, env = "IAMLET_USAGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     usage_interval: Duration,
     /// The HTTP edge's container-credentials path (EKS Pod Identity style), where
@@ -1110,6 +1111,11 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
             usage: (!args.usage_interval.is_zero()).then(|| crate::sidecar::UsageConfig {
                 interval: args.usage_interval,
                 ..crate::sidecar::UsageConfig::default()
+            }),
+            // STS events ride with usage, at its interval.
+            trail: (!args.usage_interval.is_zero()).then(|| crate::sidecar::TrailConfig {
+                interval: args.usage_interval,
+                ..crate::sidecar::TrailConfig::default()
             }),
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);

@@ -57,8 +57,8 @@ pub(crate) struct UpArgs {
     /// `$DATA_DIR/ext-authz-routes.yaml` on first start (with the demo tenant only).
     #[arg(long, env = "IAMLET_EXT_AUTHZ_ROUTES")]
     ext_authz_routes: Option<PathBuf>,
-    /// How often the sidecar reports what it decided to the control plane (last use of each
-    /// access key, role and service); `0s` reports nothing.
+    /// How often the sidecar reports usage and its STS calls (CloudTrail events) to the
+    /// control plane; `0s` reports nothing.
     #[arg(long, env = "IAMLET_USAGE_INTERVAL", default_value = "60s", value_parser = super::serve::parse_duration)]
     usage_interval: Duration,
 }
@@ -268,6 +268,10 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
                 usage: (!args.usage_interval.is_zero()).then(|| crate::sidecar::UsageConfig {
                     interval: args.usage_interval,
                     ..crate::sidecar::UsageConfig::default()
+                }),
+                trail: (!args.usage_interval.is_zero()).then(|| crate::sidecar::TrailConfig {
+                    interval: args.usage_interval,
+                    ..crate::sidecar::TrailConfig::default()
                 }),
                 ..SidecarConfig::default()
             },

@@ -25,6 +25,7 @@ use super::store::{
     AuditEvent, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent, FeedIdle, Prior,
     StoreError, TenantStore, UsageBatch,
 };
+use super::trail::{TrailCounters, TrailEvent, TrailEventError};
 use super::usage::{UsageCounters, UsageReportError, UsageState};
 use super::AdminError;
 
@@ -58,6 +59,8 @@ pub struct ControlPlane {
     usage: UsageState,
     /// What became of the usage reports the sidecars sent.
     usage_counters: UsageCounters,
+    /// What became of the STS events the sidecars sent.
+    trail_counters: TrailCounters,
 }
 
 /// A tenant's current state.
@@ -147,6 +150,7 @@ impl ControlPlane {
             clock: system_clock,
             usage: UsageState::default(),
             usage_counters: UsageCounters::default(),
+            trail_counters: TrailCounters::default(),
         })
     }
 
@@ -215,6 +219,12 @@ impl ControlPlane {
         super::dispatch::served(action)?;
         check(&current.tenant, action, parameters)?;
         let now = (self.clock)();
+        if super::trail::reads_trail(action) {
+            let version = current.version;
+            // The store is read without holding every tenant's lock.
+            drop(tenants);
+            return Ok((self.lookup_events(account_id, now, parameters)?, version));
+        }
         if super::dispatch::reads_usage(action) {
             let (tenant, version) = (Arc::clone(&current.tenant), current.version);
             // The store is read without holding every tenant's lock.
@@ -447,6 +457,120 @@ impl ControlPlane {
     /// What became of the usage reports received so far.
     pub fn usage_counters(&self) -> &UsageCounters {
         &self.usage_counters
+    }
+
+    /// Stores the STS events a sync stream sent, after checking them (`admits` says whether
+    /// the stream may see a tenant; see `trail::validate`): a message of more than
+    /// `MAX_TRAIL_EVENTS` is refused whole, any other event on its own. A refusal is logged
+    /// and counted, never an error of the stream. Blocking: call it off the async workers.
+    pub fn record_trail(&self, events: &[TrailEvent], admits: &dyn Fn(&str) -> bool) {
+        if events.len() > super::trail::MAX_TRAIL_EVENTS {
+            let refusal = TrailEventError::TooLarge {
+                count: events.len(),
+                max: super::trail::MAX_TRAIL_EVENTS,
+            };
+            self.trail_counters.refused(&refusal, events.len());
+            tracing::warn!("STS events were refused: {refusal}");
+            return;
+        }
+        let now_ms = (self.clock)().saturating_mul(1_000).saturating_add(999);
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            let checked = if !admits(&event.account_id) {
+                Err(TrailEventError::NotAdmitted(event.account_id.clone()))
+            } else if !self.tenants.lock().contains_key(&event.account_id) {
+                Err(TrailEventError::UnknownTenant(event.account_id.clone()))
+            } else {
+                super::trail::validate(event, now_ms)
+            };
+            match checked {
+                Ok(()) => records.push(super::trail::sts_record(event)),
+                Err(refusal) => {
+                    self.trail_counters.refused(&refusal, 1);
+                    tracing::warn!(
+                        tenant = %crate::error::echo(&event.account_id),
+                        "an STS event was refused: {refusal}"
+                    );
+                }
+            }
+        }
+        match self.store.record_trail(&records) {
+            Ok(new) => {
+                TrailCounters::add(&self.trail_counters.accepted, new);
+                TrailCounters::add(&self.trail_counters.duplicates, records.len() - new);
+            }
+            Err(error) => {
+                TrailCounters::add(&self.trail_counters.failed, records.len());
+                tracing::warn!(
+                    %error,
+                    "STS events could not be stored; they are dropped (and counted)"
+                );
+            }
+        }
+    }
+
+    /// What became of the STS events received so far.
+    pub fn trail_counters(&self) -> &TrailCounters {
+        &self.trail_counters
+    }
+
+    /// `LookupEvents` on a tenant at `now` (Unix seconds): its admin changes, its admin calls
+    /// refused by authorization and the sidecars' STS events, as CloudTrail's events.
+    fn lookup_events(
+        &self,
+        account_id: &str,
+        now: i64,
+        parameters: &serde_json::Value,
+    ) -> Result<serde_json::Value, AdminError> {
+        let empty = serde_json::Map::new();
+        let map = match parameters {
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::Null => &empty,
+            _ => {
+                return Err(AdminError::InvalidParameterValue {
+                    name: "parameters".into(),
+                    reason: "must be a JSON object of AWS parameter names to values".into(),
+                })
+            }
+        };
+        let model = super::api_model::ApiModel::embedded()
+            .map_err(|e| AdminError::Internal(e.to_owned()))?;
+        model.check_input("LookupEvents", map, &[])?;
+        let lookup = super::trail::read_lookup(map, now.saturating_mul(1_000).saturating_add(999))?;
+        if map.get("EventCategory").and_then(serde_json::Value::as_str) == Some("insight") {
+            // iamlet records no Insights events.
+            return Ok(serde_json::json!({ "Events": [] }));
+        }
+        let in_range = |at_ms: i64| (lookup.start_ms..=lookup.end_ms).contains(&at_ms);
+        let mut records = self.store.trail(
+            account_id,
+            lookup.start_ms,
+            lookup.end_ms,
+            super::trail::MAX_LOOKUP_SCAN,
+        )?;
+        let mut after = 0;
+        loop {
+            let page = self.store.changes(account_id, after, 1_000)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            records.extend(
+                page.iter()
+                    .map(super::trail::change_record)
+                    .filter(|r| in_range(r.at_ms)),
+            );
+        }
+        let mut after = 0;
+        loop {
+            let page = self.store.events(account_id, after, 1_000)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            records.extend(
+                page.iter()
+                    .filter_map(super::trail::denied_record)
+                    .filter(|r| in_range(r.at_ms)),
+            );
+        }
+        Ok(super::trail::lookup(records, &lookup))
     }
 
     /// The tenant in the declarative format (`iamlet admin export`); secrets are left out.
@@ -1133,6 +1257,24 @@ mod tests {
         }
         fn usage(&self, a: &str) -> Result<crate::control_plane::UsageBatch, StoreError> {
             self.inner.usage(a)
+        }
+    }
+
+    impl crate::control_plane::TrailLog for Notified {
+        fn record_trail(
+            &self,
+            e: &[crate::control_plane::TrailRecord],
+        ) -> Result<usize, StoreError> {
+            self.inner.record_trail(e)
+        }
+        fn trail(
+            &self,
+            a: &str,
+            s: i64,
+            e: i64,
+            l: usize,
+        ) -> Result<Vec<crate::control_plane::TrailRecord>, StoreError> {
+            self.inner.trail(a, s, e, l)
         }
     }
 

@@ -246,6 +246,9 @@ pub(crate) const ACTIONS: &[&str] = &[
     "GetGeneratedPolicy",
     "ListPolicyGenerations",
     "CancelPolicyGeneration",
+    // CloudTrail's event history (issue #17, item 7), read by the control plane from the
+    // store (`control_plane::trail`).
+    "LookupEvents",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -377,6 +380,7 @@ pub(crate) fn is_mutating(action: &str) -> bool {
         || action.starts_with("List")
         || action.starts_with("Describe")
         || action.starts_with("Simulate")
+        || action.starts_with("Lookup")
         || matches!(
             action,
             "GenerateCredentialReport" | "GenerateServiceLastAccessedDetails"

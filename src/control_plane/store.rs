@@ -520,10 +520,43 @@ pub(super) fn usage_batch(
     batch
 }
 
+/// One STS event a sidecar shipped, as stored: its CloudTrail record (JSON) with the keys it
+/// is found by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailRecord {
+    /// The tenant.
+    pub account_id: String,
+    /// The event's id, unique in the tenant.
+    pub event_id: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// The CloudTrail record, JSON.
+    pub record: String,
+}
+
+/// The STS events the sidecars ship (issue #17, item 7), kept beside the admin changes and
+/// audit events. Events arrive at least once, from any sidecar, in any order: an event id
+/// already stored is ignored, so a resend changes nothing.
+pub trait TrailLog: Send + Sync {
+    /// Stores `events` (one transaction), ignoring ids already stored; returns how many were
+    /// new.
+    fn record_trail(&self, events: &[TrailRecord]) -> Result<usize, StoreError>;
+
+    /// A tenant's events at `start_ms..=end_ms`, newest first, at most `limit`.
+    fn trail(
+        &self,
+        account_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TrailRecord>, StoreError>;
+}
+
 /// What the control plane needs from durable storage; it also counts failed admin
-/// authentications ([`AuthFailureLog`]), shared by every replica on the store, and keeps what
-/// the sidecars report of their use of credentials ([`UsageLog`]).
-pub trait TenantStore: AuthFailureLog + UsageLog + Send + Sync {
+/// authentications ([`AuthFailureLog`]), shared by every replica on the store, keeps what
+/// the sidecars report of their use of credentials ([`UsageLog`]) and the STS events they ship
+/// ([`TrailLog`]).
+pub trait TenantStore: AuthFailureLog + UsageLog + TrailLog + Send + Sync {
     /// Every live tenant with its version.
     fn load_tenants(&self) -> Result<Vec<StoredTenant>, StoreError>;
 
@@ -632,6 +665,14 @@ CREATE TABLE IF NOT EXISTS credential_usage (
     region TEXT NOT NULL,
     PRIMARY KEY (account_id, kind, subject, item)
 );
+CREATE TABLE IF NOT EXISTS trail_events (
+    account_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (account_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS trail_events_by_time ON trail_events (account_id, at_ms);
 ";
 
 // === impl SqliteStore ===
@@ -1092,6 +1133,62 @@ impl UsageLog for SqliteStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(usage_batch(account_id, rows))
+    }
+}
+
+impl TrailLog for SqliteStore {
+    fn record_trail(&self, events: &[TrailRecord]) -> Result<usize, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO trail_events (account_id, event_id, at_ms, record)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, event_id) DO NOTHING",
+            )?;
+            for e in events {
+                new += stmt.execute(params![e.account_id, e.event_id, e.at_ms, e.record])?;
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn trail(
+        &self,
+        account_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TrailRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT event_id, at_ms, record FROM trail_events
+             WHERE account_id = ?1 AND at_ms >= ?2 AND at_ms <= ?3
+             ORDER BY at_ms DESC, event_id DESC LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![
+                    account_id,
+                    start_ms,
+                    end_ms,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(TrailRecord {
+                        account_id: account_id.to_owned(),
+                        event_id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        record: r.get(2)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }
 

@@ -72,7 +72,11 @@ pub fn grpc_code(code: AwsCode) -> Code {
         | AwsCode::MalformedQueryString
         | AwsCode::UnsupportedMediaType
         | AwsCode::RequestEntityTooLarge
-        | AwsCode::InvalidParameterException => Code::InvalidArgument,
+        | AwsCode::InvalidParameterException
+        | AwsCode::InvalidLookupAttributesException
+        | AwsCode::InvalidTimeRangeException
+        | AwsCode::InvalidMaxResultsException
+        | AwsCode::InvalidNextTokenException => Code::InvalidArgument,
     }
 }
 

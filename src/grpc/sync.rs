@@ -1,7 +1,8 @@
 //! `iamlet.v1.Sync` over gRPC: admits a stream (client certificate, sync key or loopback,
 //! decided by [`SyncAdmission`]), then runs one task per sidecar that sends the deltas
 //! [`WatchState`] computes, heartbeats when quiet, logs the sidecar's NACKs, and hands its
-//! usage reports to the control plane (for the tenants the stream follows; issue #17).
+//! usage reports and STS events to the control plane (for the tenants the stream follows;
+//! issue #17).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::control_plane::{
     ActionUsage, Chunk, ControlPlane, KeyUsage, RoleUsage, ServiceUsage, Subscription,
-    SyncAdmission, SyncClient, SyncRefusal, UsageBatch, WatchState,
+    SyncAdmission, SyncClient, SyncRefusal, TrailEvent, TrailIdentity, UsageBatch, WatchState,
 };
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
@@ -144,6 +145,7 @@ impl pb::sync_server::Sync for SyncService {
             acks: _,
             nacks: _,
             usage,
+            events,
         } = first;
         let subscription =
             Subscription::try_new(allowed, subscribe).map_err(|r| refusal_status(&r))?;
@@ -169,6 +171,7 @@ impl pb::sync_server::Sync for SyncService {
         tokio::spawn(async move {
             // A resent report may ride on the first message too.
             stream.receive_usage(usage).await;
+            stream.receive_events(events).await;
             stream.run(inbound).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -199,6 +202,7 @@ impl WatchTask {
                     Ok(Some(request)) => {
                         report_nacks(&request);
                         self.receive_usage(request.usage).await;
+                        self.receive_events(request.events).await;
                     }
                     Ok(None) | Err(_) => return,
                 },
@@ -246,6 +250,28 @@ impl WatchTask {
         }
     }
 
+    /// Stores the STS events of one message (off the async workers: the store blocks).
+    /// Refusals are the control plane's to log and count; the stream goes on either way.
+    async fn receive_events(&self, events: Vec<pb::TrailEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let events: Vec<TrailEvent> = events.into_iter().map(trail_event).collect();
+        let admitted: Vec<(String, bool)> = events
+            .iter()
+            .map(|e| (e.account_id.clone(), self.state.admits_usage(&e.account_id)))
+            .collect();
+        let control_plane = Arc::clone(&self.control_plane);
+        let stored = tokio::task::spawn_blocking(move || {
+            let admits = |tenant: &str| admitted.iter().any(|(t, ok)| *ok && t == tenant);
+            control_plane.record_trail(&events, &admits);
+        })
+        .await;
+        if let Err(error) = stored {
+            tracing::error!(%error, "storing STS events did not finish");
+        }
+    }
+
     /// Sends what the sidecar lacks. False when the sidecar is gone.
     async fn send_delta(&mut self, always: bool) -> bool {
         let current = self.control_plane.shipped_tenants();
@@ -288,6 +314,72 @@ fn response(chunk: Chunk) -> pb::WatchResponse {
         }),
         more: chunk.more,
         ..pb::WatchResponse::default()
+    }
+}
+
+/// An STS event as the control plane's domain takes it.
+fn trail_event(event: pb::TrailEvent) -> TrailEvent {
+    let pb::TrailEvent {
+        tenant,
+        event_id,
+        event_time_ms,
+        event_name,
+        user_identity,
+        source_ip_address,
+        user_agent,
+        request_parameters_json,
+        response_elements_json,
+        error_code,
+        error_message,
+        request_id,
+        aws_region,
+    } = event;
+    let identity = user_identity.map_or_else(TrailIdentity::default, |i| {
+        let pb::TrailIdentity {
+            r#type,
+            principal_id,
+            arn,
+            account_id,
+            access_key_id,
+            user_name,
+            session_issuer_type,
+            session_issuer_arn,
+            session_issuer_principal_id,
+            session_issuer_user_name,
+            session_creation_time_ms,
+            mfa_authenticated,
+            identity_provider,
+        } = i;
+        TrailIdentity {
+            kind: r#type,
+            principal_id,
+            arn,
+            account_id,
+            access_key_id,
+            user_name,
+            issuer_type: session_issuer_type,
+            issuer_arn: session_issuer_arn,
+            issuer_principal_id: session_issuer_principal_id,
+            issuer_user_name: session_issuer_user_name,
+            session_created_ms: session_creation_time_ms,
+            mfa_authenticated,
+            identity_provider,
+        }
+    });
+    TrailEvent {
+        account_id: tenant,
+        event_id,
+        at_ms: event_time_ms,
+        event_name,
+        identity,
+        source_ip: source_ip_address,
+        user_agent,
+        request_parameters: request_parameters_json,
+        response_elements: response_elements_json,
+        error_code,
+        error_message,
+        request_id,
+        region: aws_region,
     }
 }
 

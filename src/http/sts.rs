@@ -32,8 +32,8 @@ use crate::directory::Tag;
 use crate::error::AwsCode;
 use crate::sidecar::{
     Api, ApiError, AssumeRoleInput, AssumeRoleWithWebIdentityInput, CallerId,
-    GetAccessKeyInfoInput, GetCallerIdentityInput, GetSessionTokenInput, SecurityTokenService,
-    SidecarHandle, SidecarProbes, StsOperation,
+    GetAccessKeyInfoInput, GetCallerIdentityInput, GetSessionTokenInput, Origin,
+    SecurityTokenService, SidecarHandle, SidecarProbes, StsOperation,
 };
 use crate::sts::Issued;
 
@@ -284,6 +284,24 @@ impl TryFrom<&QueryRequest> for GetAccessKeyInfoInput {
 }
 
 /// The operation `Action` names.
+/// Where a request came from, for the trail: the peer's address (when the server records
+/// it) and the `User-Agent` header, bounded.
+fn origin(parts: &Parts) -> Origin {
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| crate::error::echo(ua).into_owned());
+    let source_ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    Origin {
+        source_ip,
+        user_agent,
+    }
+}
+
 fn operation(action: &str) -> Option<StsOperation> {
     Some(match action {
         "AssumeRole" => StsOperation::AssumeRole,
@@ -414,6 +432,7 @@ impl StsQuery {
         });
         let caller = decoded.map_err(|e| self.refuse(Some(operation), request_id, e))?;
         let rid = Some(request_id.to_owned());
+        let sts = self.sts.with_origin(origin(parts));
         let mut xml = XmlWriter::new();
         match operation {
             StsOperation::AssumeRole => {
@@ -421,7 +440,7 @@ impl StsQuery {
                     .map_err(|e| self.refuse(Some(operation), request_id, e))?;
                 input.caller = caller;
                 input.request_id = rid;
-                let issued = self.sts.assume_role(&input)?;
+                let issued = sts.assume_role(&input)?;
                 write_credentials(&mut xml, &issued);
                 write_assumed_role_user(&mut xml, &issued);
                 if packs(input.policy.as_ref(), &input.policy_arns, &input.tags) {
@@ -433,7 +452,7 @@ impl StsQuery {
                 let mut input = AssumeRoleWithWebIdentityInput::try_from(&request)
                     .map_err(|e| self.refuse(Some(operation), request_id, e))?;
                 input.request_id = rid;
-                let issued = self.sts.assume_role_with_web_identity(&input)?;
+                let issued = sts.assume_role_with_web_identity(&input)?;
                 write_credentials(&mut xml, &issued.issued);
                 xml.element("SubjectFromWebIdentityToken", &issued.subject);
                 write_assumed_role_user(&mut xml, &issued.issued);
@@ -452,11 +471,11 @@ impl StsQuery {
                     .map_err(|e| self.refuse(Some(operation), request_id, e))?;
                 input.caller = caller;
                 input.request_id = rid;
-                let issued = self.sts.get_session_token(&input)?;
+                let issued = sts.get_session_token(&input)?;
                 write_credentials(&mut xml, &issued);
             }
             StsOperation::GetCallerIdentity => {
-                let identity = self.sts.get_caller_identity(&GetCallerIdentityInput {
+                let identity = sts.get_caller_identity(&GetCallerIdentityInput {
                     caller,
                     request_id: rid,
                 })?;
@@ -469,7 +488,7 @@ impl StsQuery {
                     .map_err(|e| self.refuse(Some(operation), request_id, e))?;
                 input.caller = caller;
                 input.request_id = rid;
-                let account = self.sts.get_access_key_info(&input)?;
+                let account = sts.get_access_key_info(&input)?;
                 xml.element("Account", &account);
             }
         }

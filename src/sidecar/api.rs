@@ -186,6 +186,8 @@ pub struct Api {
     freshness: Option<Freshness>,
     /// Where decisions and STS calls are recorded as uses, when usage is shipped.
     pub(super) usage: Option<Arc<super::Usage>>,
+    /// Where STS calls are queued as events, when they are shipped.
+    pub(super) trail: Option<Arc<super::Trail>>,
 }
 
 /// Cache hits and misses.
@@ -348,6 +350,7 @@ impl Api {
             metrics: Metrics::default(),
             freshness: None,
             usage: None,
+            trail: None,
         }
     }
 
@@ -360,6 +363,17 @@ impl Api {
     /// Where uses are recorded, if anywhere.
     pub fn usage(&self) -> Option<&Arc<super::Usage>> {
         self.usage.as_ref()
+    }
+
+    /// Queues every STS call (but `GetCallerIdentity`, which AWS does not record) in `trail`.
+    pub fn with_trail(mut self, trail: Arc<super::Trail>) -> Self {
+        self.trail = Some(trail);
+        self
+    }
+
+    /// Where STS calls are queued, if they are shipped.
+    pub fn trail(&self) -> Option<&Arc<super::Trail>> {
+        self.trail.as_ref()
     }
 
     /// Applies the staleness policy of `freshness` to every request.

@@ -19,7 +19,12 @@ use super::api::{Api, ApiError, CallerId};
 use super::authorize::next_request_id;
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 use crate::observe::{Answer, Method};
+use crate::proto::v1 as pb;
 use crate::sync::usage::{Subject, Use};
+
+mod trail;
+
+pub use trail::Origin;
 
 /// `AssumeRole`'s parameters, decoded.
 #[derive(Debug, Clone, Default)]
@@ -154,13 +159,36 @@ impl StsOperation {
     }
 }
 
-/// What an operation reports to the decision log, completed as the call learns who calls.
+/// What an operation reports to the decision log and the trail, completed as the call learns
+/// who calls.
 struct Logged {
     operation: StsOperation,
     request_id: String,
     tenant: String,
     principal: String,
     resource: String,
+    /// The trail's: the caller as CloudTrail names it, the request's region, the call's
+    /// parameters and its answer (both without secrets).
+    identity: Option<pb::TrailIdentity>,
+    region: String,
+    request: serde_json::Value,
+    response: serde_json::Value,
+}
+
+impl Logged {
+    fn new(operation: StsOperation, request_id: Option<&str>, resource: &str) -> Self {
+        Self {
+            operation,
+            request_id: request_id.map_or_else(next_request_id, str::to_owned),
+            tenant: String::new(),
+            principal: String::new(),
+            resource: resource.to_owned(),
+            identity: None,
+            region: String::new(),
+            request: serde_json::Value::Null,
+            response: serde_json::Value::Null,
+        }
+    }
 }
 
 /// The SecurityTokenService over an [`Api`]'s snapshots.
@@ -193,6 +221,8 @@ pub struct SecurityTokenService {
     /// Whether a signed caller's signature was verified over the very request that carries
     /// the operation's parameters (see [`SecurityTokenService::over_signed_requests`]).
     signatures_cover_requests: bool,
+    /// Where the calls come from, for the trail (see [`SecurityTokenService::with_origin`]).
+    origin: Option<Arc<Origin>>,
 }
 
 // === impl SecurityTokenService ===
@@ -203,6 +233,17 @@ impl SecurityTokenService {
         Self {
             api,
             signatures_cover_requests: false,
+            origin: None,
+        }
+    }
+
+    /// The same service for calls from `origin` (an edge that knows its client's address or
+    /// user agent says so per call; the trail records them).
+    #[must_use]
+    pub fn with_origin(&self, origin: Origin) -> Self {
+        Self {
+            origin: Some(Arc::new(origin)),
+            ..self.clone()
         }
     }
 
@@ -215,6 +256,7 @@ impl SecurityTokenService {
         Self {
             api,
             signatures_cover_requests: true,
+            origin: None,
         }
     }
 
@@ -225,7 +267,16 @@ impl SecurityTokenService {
             StsOperation::AssumeRole,
             input.request_id.as_deref(),
             &input.role_arn,
-            |now, logged| self.assume_role_now(input, now, logged),
+            |now, logged| {
+                if self.api.trail.is_some() {
+                    logged.request = trail::assume_role_parameters(input);
+                }
+                let issued = self.assume_role_now(input, now, logged)?;
+                if self.api.trail.is_some() {
+                    logged.response = trail::issued_elements(&issued, true);
+                }
+                Ok(issued)
+            },
         )
     }
 
@@ -239,7 +290,24 @@ impl SecurityTokenService {
             StsOperation::AssumeRoleWithWebIdentity,
             input.request_id.as_deref(),
             &input.role_arn,
-            |now, logged| self.web_identity_now(input, now, logged),
+            |now, logged| {
+                if self.api.trail.is_some() {
+                    logged.request = trail::web_identity_parameters(input);
+                }
+                let issued = self.web_identity_now(input, now, logged)?;
+                if self.api.trail.is_some() {
+                    logged.response = trail::issued_elements(&issued.issued, true);
+                }
+                if let Some(map) = logged.response.as_object_mut() {
+                    map.insert(
+                        "subjectFromWebIdentityToken".into(),
+                        serde_json::json!(issued.subject),
+                    );
+                    map.insert("provider".into(), serde_json::json!(issued.provider));
+                    map.insert("audience".into(), serde_json::json!(issued.audience));
+                }
+                Ok(issued)
+            },
         )
     }
 
@@ -250,8 +318,15 @@ impl SecurityTokenService {
             input.request_id.as_deref(),
             "*",
             |now, logged| {
-                let (caller, snapshot) =
-                    self.caller(input.caller.as_ref(), now, StsOperation::GetSessionToken)?;
+                if self.api.trail.is_some() {
+                    logged.request = trail::session_token_parameters(input);
+                }
+                let (caller, snapshot) = self.caller(
+                    input.caller.as_ref(),
+                    now,
+                    StsOperation::GetSessionToken,
+                    logged,
+                )?;
                 logged.principal = caller.principal.to_string();
                 logged.tenant = snapshot.account_id().to_owned();
                 let latest_expiry = self.api.check_issue(snapshot.account_id(), now)?;
@@ -267,9 +342,11 @@ impl SecurityTokenService {
                     serial_number: non_empty(input.serial_number.as_deref()),
                     token_code: non_empty(input.token_code.as_deref()),
                 };
-                Ok(sts::get_session_token(
-                    &caller, &snapshot, &params, &mut env,
-                )?)
+                let issued = sts::get_session_token(&caller, &snapshot, &params, &mut env)?;
+                if self.api.trail.is_some() {
+                    logged.response = trail::issued_elements(&issued, false);
+                }
+                Ok(issued)
             },
         )
     }
@@ -285,8 +362,12 @@ impl SecurityTokenService {
             input.request_id.as_deref(),
             "*",
             |now, logged| {
-                let (caller, snapshot) =
-                    self.caller(input.caller.as_ref(), now, StsOperation::GetCallerIdentity)?;
+                let (caller, snapshot) = self.caller(
+                    input.caller.as_ref(),
+                    now,
+                    StsOperation::GetCallerIdentity,
+                    logged,
+                )?;
                 let identity = sts::caller_identity(&caller, &snapshot);
                 logged.principal = identity.arn.clone();
                 logged.tenant = identity.account.clone();
@@ -304,8 +385,13 @@ impl SecurityTokenService {
             input.request_id.as_deref(),
             "*",
             |now, logged| {
-                let (caller, snapshot) =
-                    self.caller(input.caller.as_ref(), now, StsOperation::GetAccessKeyInfo)?;
+                logged.request = serde_json::json!({"accessKeyId": input.access_key_id});
+                let (caller, snapshot) = self.caller(
+                    input.caller.as_ref(),
+                    now,
+                    StsOperation::GetAccessKeyInfo,
+                    logged,
+                )?;
                 logged.principal = caller.principal.to_string();
                 logged.tenant = snapshot.account_id().to_owned();
                 crate::directory::IdPrefix::account_of_access_key(&input.access_key_id)
@@ -328,13 +414,7 @@ impl SecurityTokenService {
         error: &ApiError,
     ) {
         let (started, now) = (Instant::now(), Timestamp::now());
-        let logged = Logged {
-            operation,
-            request_id: request_id.map_or_else(next_request_id, str::to_owned),
-            tenant: String::new(),
-            principal: String::new(),
-            resource: crate::error::echo(resource).into_owned(),
-        };
+        let logged = Logged::new(operation, request_id, &crate::error::echo(resource));
         self.log(started, now, logged, Err(error));
     }
 
@@ -347,16 +427,50 @@ impl SecurityTokenService {
         call: impl FnOnce(Timestamp, &mut Logged) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let (started, now) = (Instant::now(), Timestamp::now());
-        let mut logged = Logged {
-            operation,
-            request_id: request_id.map_or_else(next_request_id, str::to_owned),
-            tenant: String::new(),
-            principal: String::new(),
-            resource: resource.to_owned(),
-        };
+        let mut logged = Logged::new(operation, request_id, resource);
         let result = call(now, &mut logged);
+        self.trail(now, &mut logged, result.as_ref().err());
         self.log(started, now, logged, result.as_ref().map(|_| ()));
         result
+    }
+
+    /// Queues the call's CloudTrail event, when events are shipped: every STS call of a known
+    /// tenant but `GetCallerIdentity`, which AWS does not record. Never waits.
+    fn trail(&self, now: Timestamp, logged: &mut Logged, error: Option<&ApiError>) {
+        let Some(trail) = &self.api.trail else {
+            return;
+        };
+        if logged.operation == StsOperation::GetCallerIdentity || logged.tenant.is_empty() {
+            return;
+        }
+        let json = |value: &mut serde_json::Value| match std::mem::take(value) {
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let origin = self.origin.as_deref();
+        trail.record(pb::TrailEvent {
+            tenant: logged.tenant.clone(),
+            event_id: crate::sync::trail::new_event_id(),
+            event_time_ms: now.epoch_millis(),
+            event_name: logged.operation.name().to_owned(),
+            user_identity: logged.identity.take(),
+            source_ip_address: origin.and_then(|o| o.source_ip.clone()).unwrap_or_default(),
+            user_agent: origin
+                .and_then(|o| o.user_agent.clone())
+                .unwrap_or_default(),
+            request_parameters_json: json(&mut logged.request),
+            response_elements_json: if error.is_some() {
+                String::new()
+            } else {
+                json(&mut logged.response)
+            },
+            error_code: error
+                .map(|e| e.code().as_str().to_owned())
+                .unwrap_or_default(),
+            error_message: error.map(ToString::to_string).unwrap_or_default(),
+            request_id: logged.request_id.clone(),
+            aws_region: std::mem::take(&mut logged.region),
+        });
     }
 
     /// Authenticates an STS caller. A SigV4 signature proves only the request it signs, so a
@@ -368,6 +482,7 @@ impl SecurityTokenService {
         caller: Option<&CallerId>,
         now: Timestamp,
         operation: StsOperation,
+        logged: &mut Logged,
     ) -> Result<(Caller, Arc<TenantSnapshot>), ApiError> {
         let id = match caller {
             Some(CallerId::Signed(signature)) => {
@@ -403,6 +518,12 @@ impl SecurityTokenService {
             }
         };
         let (verified, snapshot) = self.api.authenticate(id, now)?;
+        if self.api.trail.is_some() {
+            logged.identity = Some(trail::identity(&verified.caller, id, &snapshot));
+            if let CallerId::Signed(s) = id {
+                s.region().clone_into(&mut logged.region);
+            }
+        }
         if let Some(usage) = &self.api.usage {
             // An STS call is a use of the caller's key (AssumeRole by a user's key, service
             // `sts`), and of its role when the caller is a session.
@@ -477,7 +598,7 @@ impl SecurityTokenService {
         logged: &mut Logged,
     ) -> Result<Issued, ApiError> {
         let (caller, caller_snapshot) =
-            self.caller(input.caller.as_ref(), now, StsOperation::AssumeRole)?;
+            self.caller(input.caller.as_ref(), now, StsOperation::AssumeRole, logged)?;
         logged.principal = caller.principal.to_string();
         logged.tenant = caller_snapshot.account_id().to_owned();
         let same_tenant = ArnParts::split(&input.role_arn)
@@ -543,6 +664,11 @@ impl SecurityTokenService {
         };
         let issued = sts::assume_role_with_web_identity(&snapshot, &params, &mut env)?;
         logged.principal = format!("{} (web identity, sub {})", issued.provider, issued.subject);
+        logged.identity = Some(trail::web_identity(
+            &issued.provider,
+            &issued.subject,
+            snapshot.account_id(),
+        ));
         Ok(issued)
     }
 }

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::trail::Trail;
 use super::usage::Usage;
 use crate::proto::v1 as pb;
 use crate::snapshot::{SnapshotVersion, StoreRef};
@@ -422,13 +423,35 @@ pub async fn run_sync(
     run_sync_with_usage(applier, config, None, state, shutdown).await;
 }
 
-/// [`run_sync`], shipping `usage` on the stream: what was used is sent at every interval of
-/// its configuration and once more at shutdown, and what a broken stream may have lost is
-/// sent again on the next one.
+/// What a stream ships to the control plane beside its answers: usage aggregates and STS
+/// events, each when configured.
+#[derive(Debug, Clone, Default)]
+pub struct Shipping {
+    /// The usage aggregates.
+    pub usage: Option<Arc<Usage>>,
+    /// The STS events.
+    pub trail: Option<Arc<Trail>>,
+}
+
+/// [`run_sync`], shipping `usage` on the stream (see [`run_sync_shipping`]).
 pub async fn run_sync_with_usage(
     applier: Arc<Applier>,
     config: SyncConfig,
     usage: Option<Arc<Usage>>,
+    state: Arc<SyncState>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let shipping = Shipping { usage, trail: None };
+    run_sync_shipping(applier, config, shipping, state, shutdown).await;
+}
+
+/// [`run_sync`], shipping usage and STS events on the stream: what was used (and called) is
+/// sent at every interval of its configuration and once more at shutdown, and what a broken
+/// stream may have lost is sent again on the next one.
+pub async fn run_sync_shipping(
+    applier: Arc<Applier>,
+    config: SyncConfig,
+    shipping: Shipping,
     state: Arc<SyncState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -473,7 +496,8 @@ pub async fn run_sync_with_usage(
                             config: &config,
                             target: endpoint,
                             state: &state,
-                            usage: usage.as_ref(),
+                            usage: shipping.usage.as_ref(),
+                            trail: shipping.trail.as_ref(),
                         };
                         stream.run(shutdown.clone(), &mut delivered).await
                     }
@@ -532,6 +556,7 @@ struct Stream<'a> {
     target: &'a Endpoint,
     state: &'a SyncState,
     usage: Option<&'a Arc<Usage>>,
+    trail: Option<&'a Arc<Trail>>,
 }
 
 impl Stream<'_> {
@@ -552,6 +577,8 @@ impl Stream<'_> {
         let mut in_flight = InFlight {
             usage: self.usage,
             batches: Vec::new(),
+            trail: self.trail,
+            events: Vec::new(),
         };
         self.follow(inbound, tx, &mut in_flight, shutdown, delivered)
             .await
@@ -623,8 +650,15 @@ impl Stream<'_> {
         let (applier, config, state) = (self.applier, self.config, self.state);
         let idle = config.liveness.idle_timeout;
         // The first tick is at once: what an earlier stream could not deliver goes out first.
-        let mut ticks = self.usage.map(|u| {
-            let mut ticks = tokio::time::interval(u.config().interval);
+        let interval = [
+            self.usage.map(|u| u.config().interval),
+            self.trail.map(|t| t.config().interval),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let mut ticks = interval.map(|interval| {
+            let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks
         });
@@ -752,12 +786,52 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
 struct InFlight<'a> {
     usage: Option<&'a Arc<Usage>>,
     batches: Vec<Vec<pb::UsageReport>>,
+    trail: Option<&'a Arc<Trail>>,
+    events: Vec<Vec<pb::TrailEvent>>,
 }
 
 impl InFlight<'_> {
+    /// Collects what was used and called and hands it to the stream.
+    fn ship(&mut self, tx: &mpsc::Sender<pb::WatchRequest>) -> Result<(), StreamError> {
+        self.ship_usage(tx)?;
+        self.ship_events(tx)
+    }
+
+    /// Hands the queued STS events to the stream. A full channel keeps the rest for the next
+    /// tick.
+    fn ship_events(&mut self, tx: &mpsc::Sender<pb::WatchRequest>) -> Result<(), StreamError> {
+        let Some(trail) = self.trail else {
+            return Ok(());
+        };
+        let mut batches = trail.take().into_iter();
+        while let Some(batch) = batches.next() {
+            let message = pb::WatchRequest {
+                events: batch.clone(),
+                ..pb::WatchRequest::default()
+            };
+            let bytes = prost::Message::encoded_len(&message);
+            match tx.try_send(message) {
+                Ok(()) => {
+                    trail.sent(bytes);
+                    self.events.push(batch);
+                }
+                Err(error) => {
+                    trail.restore(&batch);
+                    let rest: Vec<pb::TrailEvent> = batches.flatten().collect();
+                    trail.restore(&rest);
+                    return match error {
+                        mpsc::error::TrySendError::Full(_) => Ok(()),
+                        mpsc::error::TrySendError::Closed(_) => Err(StreamError::Closed),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Collects what was used and hands it to the stream. A full channel (the transport is
     /// slow) keeps the rest for the next tick.
-    fn ship(&mut self, tx: &mpsc::Sender<pb::WatchRequest>) -> Result<(), StreamError> {
+    fn ship_usage(&mut self, tx: &mpsc::Sender<pb::WatchRequest>) -> Result<(), StreamError> {
         let Some(usage) = self.usage else {
             return Ok(());
         };
@@ -791,6 +865,7 @@ impl InFlight<'_> {
 
     fn confirm(&mut self) {
         self.batches.clear();
+        self.events.clear();
     }
 
     /// At shutdown: sends what is left, closes the sending side, and waits (bounded) for the
@@ -800,27 +875,42 @@ impl InFlight<'_> {
         tx: mpsc::Sender<pb::WatchRequest>,
         inbound: &mut tonic::Streaming<pb::WatchResponse>,
     ) {
-        let Some(usage) = self.usage else {
+        if self.usage.is_none() && self.trail.is_none() {
             return;
-        };
-        usage.collect();
-        let batches = usage.take();
+        }
+        let mut messages = Vec::new();
+        if let Some(usage) = self.usage {
+            usage.collect();
+            messages.extend(usage.take().into_iter().map(|batch| pb::WatchRequest {
+                usage: batch,
+                ..pb::WatchRequest::default()
+            }));
+        }
+        if let Some(trail) = self.trail {
+            messages.extend(trail.take().into_iter().map(|events| pb::WatchRequest {
+                events,
+                ..pb::WatchRequest::default()
+            }));
+        }
+        let (usage, trail) = (self.usage, self.trail);
         let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
-            for batch in batches {
-                let message = pb::WatchRequest {
-                    usage: batch,
-                    ..pb::WatchRequest::default()
-                };
+            for message in messages {
                 let bytes = prost::Message::encoded_len(&message);
+                let events = !message.events.is_empty();
                 if tx.send(message).await.is_err() {
                     return;
                 }
-                usage.sent(bytes);
+                match (events, usage, trail) {
+                    (true, _, Some(trail)) => trail.sent(bytes),
+                    (false, Some(usage), _) => usage.sent(bytes),
+                    _ => {}
+                }
             }
         })
         .await;
         // What was sent before is as delivered as it will be: the process is stopping.
         self.batches.clear();
+        self.events.clear();
         // The last sender: dropping it ends the request stream, and the control plane then
         // ends its side.
         drop(tx);
@@ -837,6 +927,10 @@ impl Drop for InFlight<'_> {
             for batch in &self.batches {
                 usage.restore(batch);
             }
+        }
+        if let Some(trail) = self.trail {
+            let events: Vec<pb::TrailEvent> = self.events.drain(..).flatten().collect();
+            trail.restore(&events);
         }
     }
 }

@@ -48,6 +48,9 @@ OTHER_SERVICES = {
         "CancelPolicyGeneration",
     ],
     "cloudtrail": [
+        # issue 17, item 7: the tenant's management events (admin changes, refused admin
+        # calls, the sidecars' STS calls).
+        "LookupEvents",
     ],
 }
 

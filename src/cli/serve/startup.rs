@@ -32,7 +32,8 @@ use parking_lot::Mutex;
 
 use crate::control_plane::{
     AdminAuth, AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeRecord, ControlPlane,
-    Prior, StoreError, StoredTenant, TenantSeq, TenantStore, UsageBatch, UsageLog,
+    Prior, StoreError, StoredTenant, TenantSeq, TenantStore, TrailLog, TrailRecord, UsageBatch,
+    UsageLog,
 };
 use crate::directory::Tenant;
 use crate::error::AwsCode;
@@ -169,6 +170,22 @@ impl UsageLog for ObservedStore {
 
     fn usage(&self, account_id: &str) -> Result<UsageBatch, StoreError> {
         self.noted(self.inner.usage(account_id))
+    }
+}
+
+impl TrailLog for ObservedStore {
+    fn record_trail(&self, events: &[TrailRecord]) -> Result<usize, StoreError> {
+        self.noted(self.inner.record_trail(events))
+    }
+
+    fn trail(
+        &self,
+        account_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TrailRecord>, StoreError> {
+        self.noted(self.inner.trail(account_id, start_ms, end_ms, limit))
     }
 }
 

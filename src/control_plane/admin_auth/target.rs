@@ -59,6 +59,8 @@ fn kind_of(action: &str) -> Kind {
         "CreateServiceLinkedRole" | "GetServiceLinkedRoleDeletionStatus" => Kind::ServiceLinkedRole,
         "ListPoliciesGrantingServiceAccess" => Kind::ByArn,
         "CreateRootAccessKey" | "DeleteRootAccessKey" => Kind::Account,
+        // CloudTrail's event history is the account's (`cloudtrail:LookupEvents` on `*`).
+        "LookupEvents" => Kind::Account,
         "GetAccessKeyLastUsed" | "ChangePassword" => Kind::User,
         "CreateVirtualMFADevice" | "DeleteVirtualMFADevice" => Kind::Mfa,
         "TagMFADevice" | "UntagMFADevice" | "ListMFADeviceTags" => Kind::Mfa,
@@ -437,7 +439,8 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
 
 /// The service prefix of an admin action's IAM action: `eks` for the pod identity
 /// associations (`eks:CreatePodIdentityAssociation`), `access-analyzer` for Access Analyzer's
-/// `ValidatePolicy`, `iam` for the rest.
+/// operations (`access-analyzer:ValidatePolicy`), `cloudtrail` for the event history
+/// (`cloudtrail:LookupEvents`), `iam` for the rest.
 pub(super) fn service_prefix(action: &str) -> &'static str {
     if action == "ValidatePolicy" {
         return "access-analyzer";
@@ -452,6 +455,8 @@ pub(super) fn service_prefix(action: &str) -> &'static str {
             | "CancelPolicyGeneration"
     ) {
         "access-analyzer"
+    } else if action == "LookupEvents" {
+        "cloudtrail"
     } else {
         "iam"
     }
@@ -797,6 +802,7 @@ mod tests {
         assert_eq!(service_prefix("ValidatePolicy"), "access-analyzer");
         assert_eq!(service_prefix("StartPolicyGeneration"), "access-analyzer");
         assert_eq!(service_prefix("GetGeneratedPolicy"), "access-analyzer");
+        assert_eq!(service_prefix("LookupEvents"), "cloudtrail");
         let params = json!({
             "clusterName": "prod", "roleArn": "arn:aws:iam::111122223333:role/app",
             "tags": {"team": "data"}
@@ -926,6 +932,7 @@ mod tests {
             "GetGeneratedPolicy",
             "ListPolicyGenerations",
             "CancelPolicyGeneration",
+            "LookupEvents",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -1208,6 +1215,7 @@ mod tests {
                     "GetGeneratedPolicy",
                     "ListPolicyGenerations",
                     "CancelPolicyGeneration",
+                    "LookupEvents",
                 ],
             ),
         ];

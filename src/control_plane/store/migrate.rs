@@ -36,6 +36,9 @@ use crate::snapshot::StoreRef;
 
 /// The rows read or written at once.
 const PAGE: usize = 1000;
+
+/// STS events copied a page at a time.
+const TRAIL_PAGE: usize = 1000;
 /// The key file a control plane uses when `--secrets-key-file` is not given.
 const DEFAULT_KEY_FILE: &str = "secrets.key";
 
@@ -370,6 +373,40 @@ pub fn migrate_store(
         destination
             .record_usage(&usage)
             .map_err(destination_error)?;
+    }
+    // The sidecars' STS events go along as they are, every tenant's (deleted ones' too: the
+    // trail outlives a tenant, as its changes do), a page at a time, kept once per id.
+    for row in &tenants {
+        let mut end = i64::MAX;
+        loop {
+            let page = source
+                .trail(&row.account_id, i64::MIN, end, TRAIL_PAGE)
+                .map_err(source_error)?;
+            destination.record_trail(&page).map_err(destination_error)?;
+            let (Some(newest), Some(oldest)) = (page.first(), page.last()) else {
+                break;
+            };
+            if page.len() < TRAIL_PAGE {
+                break;
+            }
+            if newest.at_ms == oldest.at_ms {
+                // One millisecond fills the page: read that millisecond whole.
+                let whole = source
+                    .trail(&row.account_id, oldest.at_ms, oldest.at_ms, usize::MAX)
+                    .map_err(source_error)?;
+                destination
+                    .record_trail(&whole)
+                    .map_err(destination_error)?;
+                if oldest.at_ms == i64::MIN {
+                    break;
+                }
+                end = oldest.at_ms - 1;
+            } else {
+                // The next page starts at the oldest millisecond again (what it repeats is
+                // ignored), so events of one millisecond never fall between two pages.
+                end = oldest.at_ms;
+            }
+        }
     }
     let copied = pages.into_inventory(identity.clone(), &tenants);
     drop(destination);

@@ -35,8 +35,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::{
     decode_tenant, describe, encode_tenant, new_epoch, new_store_id, to_count, to_i64, to_u64,
     AuditEvent, AuthFailureLog, ChangeDraft, ChangeFeed, ChangeNotice, ChangeRecord, FeedEvent,
-    FeedSender, Prior, StoreError, StoredTenant, TenantSeq, TenantStore, UsageBatch, UsageLog,
-    CHANGES_CHANNEL,
+    FeedSender, Prior, StoreError, StoredTenant, TenantSeq, TenantStore, TrailLog, TrailRecord,
+    UsageBatch, UsageLog, CHANGES_CHANNEL,
 };
 use crate::control_plane::seal::SecretSealer;
 use crate::directory::Tenant;
@@ -107,10 +107,24 @@ CREATE TABLE credential_usage (
 );
 ",
     ),
+    (
+        4,
+        "STS events shipped by the sidecars, CloudTrail's records",
+        "
+CREATE TABLE trail_events (
+    account_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (account_id, event_id)
+);
+CREATE INDEX trail_events_by_time ON trail_events (account_id, at_ms);
+",
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The advisory lock that serializes migrations and the `meta` set-up across replicas
 /// (an arbitrary constant: `iamlet` in ASCII).
@@ -912,6 +926,62 @@ impl UsageLog for PostgresStore {
                 )
             }),
         ))
+    }
+}
+
+// As SQLite's: an id already stored is ignored.
+impl TrailLog for PostgresStore {
+    fn record_trail(&self, events: &[TrailRecord]) -> Result<usize, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        self.pool.with(|client| {
+            let mut tx = client.transaction().map_err(classify)?;
+            let stmt = tx
+                .prepare(
+                    "INSERT INTO trail_events (account_id, event_id, at_ms, record)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, event_id) DO NOTHING",
+                )
+                .map_err(classify)?;
+            let mut new = 0;
+            for e in events {
+                let n = tx
+                    .execute(&stmt, &[&e.account_id, &e.event_id, &e.at_ms, &e.record])
+                    .map_err(classify)?;
+                new += usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            tx.commit().map_err(classify)?;
+            Ok(new)
+        })
+    }
+
+    fn trail(
+        &self,
+        account_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TrailRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.pool.with(|client| {
+            client
+                .query(
+                    "SELECT event_id, at_ms, record FROM trail_events
+                     WHERE account_id = $1 AND at_ms >= $2 AND at_ms <= $3
+                     ORDER BY at_ms DESC, event_id DESC LIMIT $4",
+                    &[&account_id, &start_ms, &end_ms, &limit],
+                )
+                .map_err(classify)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| TrailRecord {
+                account_id: account_id.to_owned(),
+                event_id: r.get(0),
+                at_ms: r.get(1),
+                record: r.get(2),
+            })
+            .collect())
     }
 }
 

@@ -203,6 +203,7 @@ store_suite!(
     tenant_seqs_list_every_tenant_live_or_deleted,
     usage_merges_by_the_latest_time_and_a_resend_changes_nothing,
     usage_is_kept_per_tenant_creates_no_version_and_goes_with_the_tenant,
+    trail_events_are_kept_once_per_id_and_read_newest_first_in_a_range,
 );
 
 fn usage_report(account: &str, at: i64, region: &str) -> UsageBatch {
@@ -231,6 +232,56 @@ fn usage_report(account: &str, at: i64, region: &str) -> UsageBatch {
             region: region.into(),
         }],
     }
+}
+
+fn trail_event(account: &str, id: &str, at_ms: i64) -> TrailRecord {
+    TrailRecord {
+        account_id: account.into(),
+        event_id: id.into(),
+        at_ms,
+        record: format!(r#"{{"eventID":"{id}"}}"#),
+    }
+}
+
+fn trail_events_are_kept_once_per_id_and_read_newest_first_in_a_range(db: &dyn TestDb) {
+    let store = db.open(None);
+    const A: &str = "111122223333";
+    assert!(store.trail(A, 0, i64::MAX, 10).unwrap().is_empty());
+    let events = [
+        trail_event(A, "e-1", 1_000),
+        trail_event(A, "e-2", 2_000),
+        trail_event(A, "e-3", 3_000),
+        trail_event("444455556666", "e-1", 2_000),
+    ];
+    assert_eq!(store.record_trail(&events).unwrap(), 4);
+    // A resend (the same id, whatever else it says) is ignored; a new id in it is not.
+    let mut resent = trail_event(A, "e-2", 9_000);
+    resent.record = "{}".into();
+    assert_eq!(
+        store
+            .record_trail(&[resent, trail_event(A, "e-4", 4_000)])
+            .unwrap(),
+        1
+    );
+    let ids = |records: Vec<TrailRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.event_id).collect()
+    };
+    // Another handle (a replica) reads the same: newest first, the range inclusive.
+    let replica = db.open(None);
+    assert_eq!(
+        ids(replica.trail(A, 0, i64::MAX, 10).unwrap()),
+        ["e-4", "e-3", "e-2", "e-1"]
+    );
+    assert_eq!(
+        ids(replica.trail(A, 2_000, 3_000, 10).unwrap()),
+        ["e-3", "e-2"]
+    );
+    assert_eq!(
+        ids(replica.trail(A, 0, i64::MAX, 2).unwrap()),
+        ["e-4", "e-3"]
+    );
+    let kept = replica.trail(A, 2_000, 2_000, 10).unwrap();
+    assert_eq!(kept, [trail_event(A, "e-2", 2_000)]);
 }
 
 fn usage_merges_by_the_latest_time_and_a_resend_changes_nothing(db: &dyn TestDb) {
@@ -1437,13 +1488,13 @@ mod auth_failures {
         // The database as a binary of schema 1 left it.
         db.client()
             .batch_execute(
-                "DROP TABLE credential_usage; DROP TABLE auth_failures;
+                "DROP TABLE trail_events; DROP TABLE credential_usage; DROP TABLE auth_failures;
                  DELETE FROM schema_migrations WHERE version > 1",
             )
             .unwrap();
         let report = PostgresStore::migrate(&db.options()).unwrap();
-        assert_eq!(report, MigrationReport { from: 1, to: 3 });
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(report, MigrationReport { from: 1, to: 4 });
+        assert_eq!(SCHEMA_VERSION, 4);
         let store = db.open(None);
         assert_eq!(store.load_tenants().unwrap().len(), 1);
         assert_eq!(
@@ -1455,6 +1506,13 @@ mod auth_failures {
         let usage = super::usage_report("111122223333", 2_000, "eu-west-1");
         store.record_usage(&usage).unwrap();
         assert_eq!(store.usage("111122223333").unwrap(), usage);
+        // Migration 4 made the trail.
+        let event = super::trail_event("111122223333", "e-1", 1_000);
+        assert_eq!(store.record_trail(std::slice::from_ref(&event)).unwrap(), 1);
+        assert_eq!(
+            store.trail("111122223333", 0, i64::MAX, 10).unwrap(),
+            [event]
+        );
     }
 }
 
