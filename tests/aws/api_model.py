@@ -39,6 +39,16 @@ EKS_OPERATIONS = [
 # Each keeps its service's shapes (renamed apart from IAM's) and its CLI's option names.
 OTHER_SERVICES = {
     "accessanalyzer": [
+        # unused access findings (issue 17 item 6)
+        "CreateAnalyzer",
+        "GetAnalyzer",
+        "ListAnalyzers",
+        "UpdateAnalyzer",
+        "DeleteAnalyzer",
+        "ListFindingsV2",
+        "GetFindingV2",
+        "GetFindingsStatistics",
+        "UpdateFindings",
     ],
     "cloudtrail": [
     ],
