@@ -56,3 +56,6 @@ mod ext_authz;
 mod usage;
 // The admin API's policy simulator against the engine, over the decision-vector corpus.
 mod simulator;
+
+// Issue #17, item 6: unused access findings over the real processes.
+mod unused;
