@@ -138,7 +138,12 @@ pub(crate) struct ControlPlaneArgs {
     /// (behind when negative), so that time-based answers (unused access findings, report
     /// expiry) can be shown without waiting. Change times in the audit trail move with it;
     /// a warning is logged at start. Never set it in production.
-    #[arg(long, hide_short_help = true, allow_hyphen_values = true, value_name = "SECS")]
+    #[arg(
+        long,
+        hide_short_help = true,
+        allow_hyphen_values = true,
+        value_name = "SECS"
+    )]
     clock_offset: Option<i64>,
     #[command(flatten)]
     store: StoreArgs,

@@ -59,7 +59,12 @@ pub(crate) struct UpArgs {
     ext_authz_routes: Option<PathBuf>,
     /// FOR TESTS ONLY: run the control plane's clock this many seconds ahead of the system's
     /// (behind when negative), as `iamlet control-plane --clock-offset`.
-    #[arg(long, hide_short_help = true, allow_hyphen_values = true, value_name = "SECS")]
+    #[arg(
+        long,
+        hide_short_help = true,
+        allow_hyphen_values = true,
+        value_name = "SECS"
+    )]
     clock_offset: Option<i64>,
 }
 

@@ -168,15 +168,15 @@ impl Fixture {
         run_with_usage(&self.tenant, &self.usage, cx, action, parameters)
     }
 
-    fn list(&mut self, parameters: Value) -> Vec<Value> {
+    fn list(&mut self, parameters: &Value) -> Vec<Value> {
         let got = self
-            .read("ListFindingsV2", &parameters)
+            .read("ListFindingsV2", parameters)
             .unwrap_or_else(|e| panic!("{}: {e}", e.code()));
         got["findings"].as_array().unwrap().clone()
     }
 
     fn all(&mut self) -> Vec<Value> {
-        self.list(json!({"analyzerArn": ANALYZER}))
+        self.list(&json!({"analyzerArn": ANALYZER}))
     }
 }
 
@@ -321,16 +321,16 @@ fn a_use_within_the_window_clears_the_finding_and_the_window_is_the_analyzers() 
 #[test]
 fn filters_sort_and_pages_as_access_analyzer() {
     let mut f = Fixture::new();
-    let roles = f.list(json!({"analyzerArn": ANALYZER,
+    let roles = f.list(&json!({"analyzerArn": ANALYZER,
         "filter": {"findingType": {"eq": ["UnusedIAMRole", "UnusedPermission"]}}}));
     assert_eq!(roles.len(), 2);
-    let not_alice = f.list(json!({"analyzerArn": ANALYZER,
+    let not_alice = f.list(&json!({"analyzerArn": ANALYZER,
         "filter": {"resource": {"neq": [arn("user/alice")]}, "resourceType": {"eq": ["AWS::IAM::Role"]}}}));
     assert_eq!(kinds(&not_alice), kinds(&roles));
-    let contains = f.list(json!({"analyzerArn": ANALYZER,
+    let contains = f.list(&json!({"analyzerArn": ANALYZER,
         "filter": {"resource": {"contains": ["alice"]}}}));
     assert_eq!(contains.len(), 2);
-    let sorted = f.list(json!({"analyzerArn": ANALYZER,
+    let sorted = f.list(&json!({"analyzerArn": ANALYZER,
         "sort": {"attributeName": "findingType", "orderBy": "DESC"}}));
     let types: Vec<String> = kinds(&sorted).into_iter().map(|(k, _)| k).collect();
     let mut expected = types.clone();
@@ -446,7 +446,8 @@ fn archived_findings_stay_archived_until_made_active() {
         "UpdateFindings",
         &json!({"analyzerArn": ANALYZER, "status": "ARCHIVED", "ids": [idle]}),
     );
-    let active = f.list(json!({"analyzerArn": ANALYZER, "filter": {"status": {"eq": ["ACTIVE"]}}}));
+    let active =
+        f.list(&json!({"analyzerArn": ANALYZER, "filter": {"status": {"eq": ["ACTIVE"]}}}));
     assert_eq!(active.len(), all.len() - 1);
     let got = f
         .read(
