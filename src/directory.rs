@@ -7,6 +7,7 @@
 //! is synchronous and in memory: the control plane persists tenants and logs each change, and
 //! sidecars receive tenants as snapshots.
 
+mod analyzer;
 mod aws_managed;
 mod ids;
 mod model;
@@ -17,6 +18,10 @@ pub(crate) mod validate;
 
 use crate::error::AwsCode;
 
+pub use analyzer::{
+    Analyzer, AnalyzerExclusion, AnalyzerSettings, StatusUpdate, ANALYZER_REGION,
+    DEFAULT_UNUSED_ACCESS_AGE, UNUSED_ACCESS_AGE_RANGE, UNUSED_ACCESS_TYPE,
+};
 pub use aws_managed::{
     aws_managed_policies, aws_managed_policy, is_aws_managed_arn, AwsManagedPolicy,
     AWS_MANAGED_ARN_PREFIX,
@@ -102,6 +107,13 @@ pub enum DirectoryError {
     /// invalid.
     #[error("{0}")]
     InvalidParameter(String),
+    /// `ConflictException` (409, Access Analyzer): an analyzer of that name exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// `ValidationException` (400, Access Analyzer): a parameter breaks Access Analyzer's
+    /// constraints.
+    #[error("{0}")]
+    RequestValidation(String),
 }
 
 // === impl DirectoryError ===
@@ -125,6 +137,8 @@ impl DirectoryError {
             Self::ResourceInUse(_) => AwsCode::ResourceInUseException,
             Self::ResourceNotFound(_) => AwsCode::ResourceNotFoundException,
             Self::InvalidParameter(_) => AwsCode::InvalidParameterException,
+            Self::Conflict(_) => AwsCode::ConflictException,
+            Self::RequestValidation(_) => AwsCode::ValidationException,
         }
     }
 }

@@ -155,6 +155,11 @@ aws_codes! {
     ResourceNotFoundException = 404,
     /// A parameter breaks EKS's constraints.
     InvalidParameterException = 400,
+    // IAM Access Analyzer (unused access analyzers)
+    /// An analyzer of that name exists already.
+    ConflictException = 409,
+    /// A parameter breaks Access Analyzer's constraints.
+    ValidationException = 400,
     // iamlet's own
     /// The tenant is not one this process knows.
     NoSuchTenant = 404,

@@ -46,6 +46,11 @@ impl Up {
     /// with what up wrote to stderr, when it does not start. Its stderr goes to a file beside
     /// the data directory, so a chatty process never blocks on a full pipe.
     pub(crate) fn spawn(data_dir: &std::path::Path) -> Self {
+        Self::spawn_with(data_dir, &[])
+    }
+
+    /// [`Self::spawn`] with more of `up`'s options.
+    pub(crate) fn spawn_with(data_dir: &std::path::Path, extra: &[&str]) -> Self {
         use std::io::{BufRead, BufReader};
         let stderr_path = data_dir.with_extension("stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
@@ -55,6 +60,7 @@ impl Up {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--control-plane-http-listen", "127.0.0.1:0"])
+            .args(extra)
             .env_remove("IAMLET_EXT_AUTHZ_ROUTES")
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)

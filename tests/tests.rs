@@ -60,3 +60,6 @@ mod simulator;
 mod findings;
 // Issue 17: the sidecars' STS calls on the sync stream, LookupEvents and the trail export.
 mod trail;
+
+// Issue #17, item 6: unused access findings over the real processes.
+mod unused;

@@ -134,6 +134,17 @@ pub(crate) struct ControlPlaneArgs {
             Ok(d)
         }))]
     catch_up_interval: Duration,
+    /// FOR TESTS ONLY: run the control plane's clock this many seconds ahead of the system's
+    /// (behind when negative), so that time-based answers (unused access findings, report
+    /// expiry) can be shown without waiting. Change times in the audit trail move with it;
+    /// a warning is logged at start. Never set it in production.
+    #[arg(
+        long,
+        hide_short_help = true,
+        allow_hyphen_values = true,
+        value_name = "SECS"
+    )]
+    clock_offset: Option<i64>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(subcommand)]
@@ -808,7 +819,8 @@ async fn serve_control_plane(
         args.health_listen.map(|a| format!(", health on {a}")).unwrap_or_default(),
     ));
     let mut stop = std::pin::pin!(stop);
-    let loading = load_control_plane(open, sealer, store_health, &probes, delays);
+    let clock = clock_with_offset(args.clock_offset);
+    let loading = load_control_plane(open, sealer, store_health, &probes, delays, clock);
     let control_plane = tokio::select! {
         () = &mut stop => None,
         loaded = loading => Some(loaded?),
@@ -922,6 +934,7 @@ async fn load_control_plane(
     health: Arc<StoreHealth>,
     probes: &ControlPlaneProbes,
     delays: RetryDelays,
+    clock: fn() -> i64,
 ) -> Result<Arc<ControlPlane>, ServeError> {
     let opened = until_reachable("cannot reach the store", probes, delays, open).await?;
     let store: Arc<dyn TenantStore> = Arc::new(ObservedStore::new(opened.sealed(sealer), health));
@@ -933,7 +946,34 @@ async fn load_control_plane(
         ControlPlane::open(Arc::clone(&store), IdGenerator::system())
     })
     .await?;
-    Ok(Arc::new(control_plane))
+    Ok(Arc::new(control_plane.with_clock(clock)))
+}
+
+/// `--clock-offset`'s seconds: a `fn() -> i64` clock cannot capture it.
+static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// The control plane's clock: the system's, or with `--clock-offset` (tests only) the
+/// system's moved by `offset` seconds, announced loudly.
+pub(crate) fn clock_with_offset(offset: Option<i64>) -> fn() -> i64 {
+    let Some(offset) = offset else {
+        return crate::control_plane::system_clock;
+    };
+    CLOCK_OFFSET.store(offset, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(
+        offset_seconds = offset,
+        "the control plane's clock is offset from the system's (--clock-offset, for tests only)"
+    );
+    say(&format!(
+        "iamlet control plane: WARNING: the clock runs {offset} seconds off the system's \
+         (--clock-offset, for tests only)"
+    ));
+    offset_clock
+}
+
+/// The system clock moved by `--clock-offset` (tests only).
+fn offset_clock() -> i64 {
+    crate::control_plane::system_clock()
+        .saturating_add(CLOCK_OFFSET.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Waits for the servers to finish their open calls, at most [`DRAIN`].

@@ -61,6 +61,15 @@ pub(crate) struct UpArgs {
     /// control plane; `0s` reports nothing.
     #[arg(long, env = "IAMLET_USAGE_INTERVAL", default_value = "60s", value_parser = super::serve::parse_duration)]
     usage_interval: Duration,
+    /// FOR TESTS ONLY: run the control plane's clock this many seconds ahead of the system's
+    /// (behind when negative), as `iamlet control-plane --clock-offset`.
+    #[arg(
+        long,
+        hide_short_help = true,
+        allow_hyphen_values = true,
+        value_name = "SECS"
+    )]
+    clock_offset: Option<i64>,
 }
 
 /// The demo route table: SigV4 callers on `sigv4.local` (API Gateway's mapping; the
@@ -173,7 +182,9 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     let sealer = crate::control_plane::SecretSealer::load_or_create(&dir.join("secrets.key"))
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let store = SqliteStore::open(&dir.join("iamlet.db"), None)?.with_sealer(sealer);
-    let control_plane = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?);
+    let clock = super::serve::clock_with_offset(args.clock_offset);
+    let control_plane =
+        Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?.with_clock(clock));
     let (operators, _) = load_or_create_operators(&dir.join("operator-credentials"))?;
     let mut demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
     let routes = ext_authz_routes(args, &demo, dir)?;

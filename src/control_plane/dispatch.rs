@@ -34,6 +34,7 @@ use super::api_model::ApiModel;
 use super::AdminError;
 
 mod account;
+mod analyzer;
 #[cfg(test)]
 mod coverage;
 mod credentials;
@@ -48,6 +49,7 @@ mod refused;
 mod render;
 mod saml;
 mod simulate;
+mod unused;
 mod usage;
 
 pub(crate) use credentials::hashes_passwords;
@@ -249,6 +251,16 @@ pub(crate) const ACTIONS: &[&str] = &[
     // CloudTrail's event history (issue #17, item 7), read by the control plane from the
     // store (`control_plane::trail`).
     "LookupEvents",
+    // IAM Access Analyzer's unused access analyzers and findings (`access-analyzer:` actions)
+    "CreateAnalyzer",
+    "GetAnalyzer",
+    "ListAnalyzers",
+    "UpdateAnalyzer",
+    "DeleteAnalyzer",
+    "UpdateFindings",
+    "ListFindingsV2",
+    "GetFindingV2",
+    "GetFindingsStatistics",
 ];
 
 /// Parameters whose values are secrets: the audit trail records `"<redacted>"` instead.
@@ -316,6 +328,11 @@ pub fn dispatch(
         let mut named = map.clone();
         named.remove("UserName");
         model.check_input(action, &named, SECRET_PARAMETERS)?;
+    } else if analyzer::ANALYZER_ACTIONS.contains(&action) {
+        // Access Analyzer answers any bad parameter with its `ValidationException`.
+        model
+            .check_input(action, map, SECRET_PARAMETERS)
+            .map_err(|e| analyzer::validation(e.to_string()))?;
     } else {
         model.check_input(action, map, SECRET_PARAMETERS)?;
     }
@@ -339,6 +356,8 @@ pub fn dispatch(
     } else if let Some(v) = simulate::run(tenant, action, p, map)? {
         v
     } else if let Some(v) = findings::run(action, p)? {
+        v
+    } else if let Some(v) = analyzer::run(tenant, now, action, p, map)? {
         v
     } else {
         return Err(AdminError::InvalidAction(action.to_owned()));

@@ -71,6 +71,9 @@ pub struct Tenant {
     /// apply while it is unset.
     #[serde(default)]
     pub password_policy: Option<super::PasswordPolicy>,
+    /// IAM Access Analyzer's unused-access analyzers by name.
+    #[serde(default)]
+    pub analyzers: BTreeMap<String, super::Analyzer>,
 }
 
 /// An instance profile: the container that passes one role to an EC2 instance.
@@ -614,6 +617,7 @@ impl Tenant {
             global_endpoint_token_version: GlobalEndpointTokenVersion::default(),
             saml_providers: BTreeMap::new(),
             password_policy: None,
+            analyzers: BTreeMap::new(),
         }
     }
 

@@ -36,7 +36,9 @@ pub fn grpc_code(code: AwsCode) -> Code {
         AwsCode::NoSuchEntity | AwsCode::NoSuchTenant | AwsCode::ResourceNotFoundException => {
             Code::NotFound
         }
-        AwsCode::EntityAlreadyExists | AwsCode::ResourceInUseException => Code::AlreadyExists,
+        AwsCode::EntityAlreadyExists
+        | AwsCode::ResourceInUseException
+        | AwsCode::ConflictException => Code::AlreadyExists,
         AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
         AwsCode::DeleteConflict | AwsCode::ReportNotPresent | AwsCode::ReportExpired => {
             Code::FailedPrecondition
@@ -76,7 +78,8 @@ pub fn grpc_code(code: AwsCode) -> Code {
         | AwsCode::InvalidLookupAttributesException
         | AwsCode::InvalidTimeRangeException
         | AwsCode::InvalidMaxResultsException
-        | AwsCode::InvalidNextTokenException => Code::InvalidArgument,
+        | AwsCode::InvalidNextTokenException
+        | AwsCode::ValidationException => Code::InvalidArgument,
     }
 }
 

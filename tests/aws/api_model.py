@@ -46,6 +46,16 @@ OTHER_SERVICES = {
         "GetGeneratedPolicy",
         "ListPolicyGenerations",
         "CancelPolicyGeneration",
+        # unused access findings (issue 17 item 6)
+        "CreateAnalyzer",
+        "GetAnalyzer",
+        "ListAnalyzers",
+        "UpdateAnalyzer",
+        "DeleteAnalyzer",
+        "ListFindingsV2",
+        "GetFindingV2",
+        "GetFindingsStatistics",
+        "UpdateFindings",
     ],
     "cloudtrail": [
         # issue 17, item 7: the tenant's management events (admin changes, refused admin

@@ -46,11 +46,28 @@ enum Kind {
     ByArn,
     /// The user, group or role whose policies the simulator reads (`PolicySourceArn`).
     PolicySource,
+    /// IAM Access Analyzer's analyzers: `access-analyzer:` actions on the analyzer, named by
+    /// `analyzerName` or `analyzerArn` (`ListAnalyzers` on `*`).
+    Analyzer,
 }
+
+/// The Access Analyzer actions, authorized as `access-analyzer:<Action>`.
+const ANALYZER_ACTIONS: &[&str] = &[
+    "CreateAnalyzer",
+    "GetAnalyzer",
+    "ListAnalyzers",
+    "UpdateAnalyzer",
+    "DeleteAnalyzer",
+    "UpdateFindings",
+    "ListFindingsV2",
+    "GetFindingV2",
+    "GetFindingsStatistics",
+];
 
 /// The kind of entity `action` acts on, and the parameter naming it.
 fn kind_of(action: &str) -> Kind {
     match action {
+        a if ANALYZER_ACTIONS.contains(&a) => Kind::Analyzer,
         "SimulatePrincipalPolicy" | "GetContextKeysForPrincipalPolicy" => Kind::PolicySource,
         a if a.contains("PodIdentityAssociation") => Kind::PodIdentity,
         "ListInstanceProfiles" => Kind::Account,
@@ -347,6 +364,16 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
         // Access Advisor's job is authorized on the user, group, role or policy it reports on.
         Kind::Account if action == "GenerateServiceLastAccessedDetails" => s("Arn").to_owned(),
         Kind::PolicySource => s("PolicySourceArn").to_owned(),
+        Kind::Analyzer if action == "ListAnalyzers" => "*".to_owned(),
+        Kind::Analyzer => match params.get("analyzerArn").and_then(Value::as_str) {
+            Some(arn) => arn.to_owned(),
+            None => format!(
+                "arn:aws:access-analyzer:{}:{}:analyzer/{}",
+                crate::directory::ANALYZER_REGION,
+                tenant.account_id,
+                s("analyzerName")
+            ),
+        },
         Kind::Account => "*".to_owned(),
         Kind::ByArn => s("Arn").to_owned(),
         Kind::PodIdentity => {
@@ -442,23 +469,22 @@ pub fn target(tenant: &Tenant, action: &str, params: &Value) -> Target {
 /// operations (`access-analyzer:ValidatePolicy`), `cloudtrail` for the event history
 /// (`cloudtrail:LookupEvents`), `iam` for the rest.
 pub(super) fn service_prefix(action: &str) -> &'static str {
-    if action == "ValidatePolicy" {
-        return "access-analyzer";
-    }
-    if kind_of(action) == Kind::PodIdentity {
-        "eks"
-    } else if matches!(
-        action,
-        "StartPolicyGeneration"
-            | "GetGeneratedPolicy"
-            | "ListPolicyGenerations"
-            | "CancelPolicyGeneration"
-    ) {
-        "access-analyzer"
-    } else if action == "LookupEvents" {
-        "cloudtrail"
-    } else {
-        "iam"
+    match kind_of(action) {
+        Kind::PodIdentity => "eks",
+        Kind::Analyzer => "access-analyzer",
+        _ if matches!(
+            action,
+            "ValidatePolicy"
+                | "StartPolicyGeneration"
+                | "GetGeneratedPolicy"
+                | "ListPolicyGenerations"
+                | "CancelPolicyGeneration"
+        ) =>
+        {
+            "access-analyzer"
+        }
+        _ if action == "LookupEvents" => "cloudtrail",
+        _ => "iam",
     }
 }
 
@@ -794,6 +820,29 @@ mod tests {
     }
 
     #[test]
+    fn analyzer_actions_are_access_analyzer_actions_on_the_analyzer() {
+        let t = tenant();
+        let arn = "arn:aws:access-analyzer:us-east-1:111122223333:analyzer/unused";
+        for action in [
+            "CreateAnalyzer",
+            "ListFindingsV2",
+            "UpdateFindings",
+            "ListAnalyzers",
+        ] {
+            assert_eq!(service_prefix(action), "access-analyzer", "{action}");
+        }
+        let by_name = json!({"analyzerName": "unused", "tags": {"team": "sec"}});
+        assert_eq!(resource("GetAnalyzer", &by_name), arn);
+        assert_eq!(
+            resource("ListFindingsV2", &json!({"analyzerArn": arn})),
+            arn
+        );
+        assert_eq!(resource("ListAnalyzers", &json!({})), "*");
+        let ctx = target(&t, "CreateAnalyzer", &by_name).context;
+        assert_eq!(value(&ctx, "aws:RequestTag/team").as_deref(), Some("sec"));
+    }
+
+    #[test]
     fn pod_identity_actions_are_eks_actions_that_pass_the_role() {
         let t = tenant();
         assert_eq!(service_prefix("CreatePodIdentityAssociation"), "eks");
@@ -933,6 +982,7 @@ mod tests {
             "ListPolicyGenerations",
             "CancelPolicyGeneration",
             "LookupEvents",
+            "ListAnalyzers",
         ];
         let mut t = tenant();
         let alice_key = t
@@ -950,7 +1000,8 @@ mod tests {
                 "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
                 "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s",
                 "Arn": "arn:aws:iam::111122223333:user/eng/Alice",
-            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice"
+            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice",
+                "analyzerName": "unused"
             });
             let r = target(&t, action, &params).resource;
             if ACCOUNT_WIDE.contains(action) {
@@ -959,7 +1010,8 @@ mod tests {
                 // An entity of the tenant, named (not an empty name after its kind).
                 assert!(
                     (r.starts_with("arn:aws:iam::111122223333:")
-                        || r.starts_with("arn:aws:eks:us-east-1:111122223333:"))
+                        || r.starts_with("arn:aws:eks:us-east-1:111122223333:")
+                        || r.starts_with("arn:aws:access-analyzer:us-east-1:111122223333:"))
                         && !r.ends_with('/')
                         || r == "arn:aws:s3:::b",
                     "{action}: {r}"
@@ -991,7 +1043,21 @@ mod tests {
         let service_linked = format!(
             "{A}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
         );
-        let table: [(&String, &[&str]); 14] = [
+        let analyzer = "arn:aws:access-analyzer:us-east-1:111122223333:analyzer/unused".to_owned();
+        let table: [(&String, &[&str]); 15] = [
+            (
+                &analyzer,
+                &[
+                    "CreateAnalyzer",
+                    "GetAnalyzer",
+                    "UpdateAnalyzer",
+                    "DeleteAnalyzer",
+                    "UpdateFindings",
+                    "ListFindingsV2",
+                    "GetFindingV2",
+                    "GetFindingsStatistics",
+                ],
+            ),
             (
                 &instance_profile,
                 &[
@@ -1216,6 +1282,7 @@ mod tests {
                     "ListPolicyGenerations",
                     "CancelPolicyGeneration",
                     "LookupEvents",
+                    "ListAnalyzers",
                 ],
             ),
         ];
@@ -1234,7 +1301,8 @@ mod tests {
             "DeletionTaskId": "task/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling/u",
             "Name": "s", "SAMLProviderArn": "arn:aws:iam::111122223333:saml-provider/s",
             "Arn": "arn:aws:iam::111122223333:user/eng/Alice",
-            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice"
+            "PolicySourceArn": "arn:aws:iam::111122223333:user/eng/Alice",
+            "analyzerName": "unused", "analyzerArn": analyzer
         });
         for action in crate::control_plane::dispatch::ACTIONS {
             let listed: Vec<&String> = table

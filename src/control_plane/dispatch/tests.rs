@@ -1172,6 +1172,9 @@ fn every_listing_reads_max_items() {
                 && **a != "ListPodIdentityAssociations"
                 // Access Analyzer's `maxResults`/`nextToken`, tested in usage/generation.
                 && **a != "ListPolicyGenerations"
+                // Access Analyzer's page with `maxResults`/`nextToken` (`unused/tests.rs`).
+                && **a != "ListAnalyzers"
+                && **a != "ListFindingsV2"
                 // Not paged by AWS; the tag listings of SAML, OIDC providers and MFA devices
                 // page in `saml/tests.rs`, with the entities they need.
                 && !matches!(

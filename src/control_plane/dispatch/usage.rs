@@ -51,7 +51,9 @@ pub(crate) const USAGE_ACTIONS: &[&str] = &[
 
 /// Whether `action` answers from the tenant's usage.
 pub(crate) fn reads_usage(action: &str) -> bool {
-    USAGE_ACTIONS.contains(&action) || generation::GENERATION_ACTIONS.contains(&action)
+    USAGE_ACTIONS.contains(&action)
+        || generation::GENERATION_ACTIONS.contains(&action)
+        || super::unused::FINDINGS_ACTIONS.contains(&action)
 }
 
 /// AWS's names of the service namespaces Access Advisor lists; any other namespace is named
@@ -283,6 +285,9 @@ pub(crate) fn run_with_usage(
         a if generation::GENERATION_ACTIONS.contains(&a) => {
             generation::run(tenant, usage, &state.generations, ids, now, a, map)
         }
+        _ if super::unused::FINDINGS_ACTIONS.contains(&action) => {
+            super::unused::run(tenant, usage, now, action, map)
+        }
         _ => Err(AdminError::InvalidAction(action.to_owned())),
     }
 }
@@ -330,7 +335,7 @@ fn or_na(value: &str) -> &str {
 }
 
 /// Whether `at` is within the tracking period before `now`.
-fn tracked(at: i64, now: i64) -> bool {
+pub(super) fn tracked(at: i64, now: i64) -> bool {
     at > now.saturating_sub(TRACKING_PERIOD_SECONDS)
 }
 
@@ -677,7 +682,7 @@ fn service_name(namespace: &str) -> String {
 /// An Access Advisor job's result for the entity `arn`: every service its policies allow
 /// (a wildcard service matched against the known namespaces and those used), with the
 /// latest use of each by the job's entities within the tracking period.
-fn advisor(
+pub(super) fn advisor(
     t: &Tenant,
     usage: &UsageBatch,
     now: i64,

@@ -246,6 +246,10 @@ impl World {
             "DeleteServiceLinkedRole",
             &json!({"RoleName": linked["Role"]["RoleName"]}),
         );
+        let analyzer = w.ok(
+            "CreateAnalyzer",
+            &json!({"analyzerName": "unused", "type": "ACCOUNT_UNUSED_ACCESS"}),
+        );
         let alice_arn = arn("user/alice");
         let job = w.ok(
             "GenerateServiceLastAccessedDetails",
@@ -330,10 +334,17 @@ impl World {
         w.set("Description", json!("The application's role"));
         w.set("policyDocument", json!(IDENTITY_DOC));
         w.set("policyType", json!("IDENTITY_POLICY"));
+        w.set("analyzerName", json!("unused"));
+        w.set("type", json!("ACCOUNT_UNUSED_ACCESS"));
+        w.set("analyzerArn", analyzer["arn"].clone());
+        w.set("id", json!("00000000-0000-0000-0000-000000000000"));
+        w.set("status", json!("ARCHIVED"));
         w.overrides = vec![
             ("CreateUser", "UserName", json!("carol")),
             ("CreateGroup", "GroupName", json!("ops")),
             ("CreateRole", "RoleName", json!("batch")),
+            ("CreateAnalyzer", "analyzerName", json!("second")),
+            ("UpdateFindings", "resourceArn", json!(arn("role/app"))),
             ("CreatePolicy", "PolicyName", json!("writer")),
             ("CreateLoginProfile", "UserName", json!("bob")),
             ("CreateLoginProfile", "Password", json!(PASSWORD)),
@@ -391,6 +402,8 @@ const EXPECTED_ERRORS: &[(&str, &str)] = &[
     ("DeletePolicy", "DeleteConflict"),
     // The tenant was created with its root key, shown once.
     ("CreateRootAccessKey", "EntityAlreadyExists"),
+    // Everything in the world is as old as the world's one instant: nothing is unused yet.
+    ("GetFindingV2", "ResourceNotFoundException"),
 ];
 
 /// When in the run an operation goes: reads first, then changes, then removals and last
