@@ -28,6 +28,7 @@
 mod context;
 mod decision;
 mod evaluate;
+pub mod generate;
 mod principal;
 mod request;
 

@@ -17,7 +17,6 @@ mod condition;
 mod date;
 mod document;
 pub mod findings;
-pub mod generate;
 mod json;
 mod parse;
 mod pattern;

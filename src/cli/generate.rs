@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use crate::authz::generate::{self, GenerateOptions, DEFAULT_GENERALISE_AT};
 use crate::authz::Outcome;
-use crate::policy::generate::{self, GenerateOptions, DEFAULT_GENERALISE_AT};
 use crate::policy::{parse_policy_date, PolicyDocument, PolicyKind, SizeQuota, Timestamp};
 use crate::sidecar::decision_log::TRUNCATED_MARK;
 

@@ -19,7 +19,7 @@ use super::api::{Api, ApiError, CallerId};
 use super::authorize::next_request_id;
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 use crate::observe::{Answer, Method};
-use crate::proto::v1 as pb;
+use crate::sync::trail::{TrailEvent, TrailIdentity};
 use crate::sync::usage::{Subject, Use};
 
 mod trail;
@@ -169,7 +169,7 @@ struct Logged {
     resource: String,
     /// The trail's: the caller as CloudTrail names it, the request's region, the call's
     /// parameters and its answer (both without secrets).
-    identity: Option<pb::TrailIdentity>,
+    identity: Option<TrailIdentity>,
     region: String,
     request: serde_json::Value,
     response: serde_json::Value,
@@ -448,7 +448,7 @@ impl SecurityTokenService {
             other => other.to_string(),
         };
         let origin = self.origin.as_deref();
-        trail.record(pb::TrailEvent {
+        trail.record(TrailEvent {
             tenant: logged.tenant.clone(),
             event_id: crate::sync::trail::new_event_id(),
             event_time_ms: now.epoch_millis(),

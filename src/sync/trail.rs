@@ -23,6 +23,109 @@ use prost::Message;
 
 use crate::proto::v1 as pb;
 
+/// An STS call as a sidecar handled it, before it is encoded for the stream (the sidecar
+/// names no protobuf type): the fields of CloudTrail's record that the sidecar knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrailEvent {
+    /// The tenant whose event it is.
+    pub tenant: String,
+    /// A unique id: the control plane keeps one event per id.
+    pub event_id: String,
+    /// When the call was handled, in Unix milliseconds.
+    pub event_time_ms: i64,
+    /// The STS action (`AssumeRole`).
+    pub event_name: String,
+    /// Who called, when the caller was authenticated.
+    pub user_identity: Option<TrailIdentity>,
+    /// The caller's address, when the edge has it.
+    pub source_ip_address: String,
+    /// The caller's `User-Agent`, when the edge has it.
+    pub user_agent: String,
+    /// The request's named parameters as a JSON object (never a token or an assertion).
+    pub request_parameters_json: String,
+    /// The answer's public parts as a JSON object (never a secret).
+    pub response_elements_json: String,
+    /// AWS's error code of a refused call.
+    pub error_code: String,
+    /// Its message.
+    pub error_message: String,
+    /// The request's id.
+    pub request_id: String,
+    /// The region the call was made in.
+    pub aws_region: String,
+}
+
+/// CloudTrail's `userIdentity` of an STS call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrailIdentity {
+    /// `IAMUser`, `Root`, `AssumedRole`, `FederatedUser` or `WebIdentityUser`.
+    pub kind: String,
+    /// The principal's unique id.
+    pub principal_id: String,
+    /// The caller's ARN.
+    pub arn: String,
+    /// The caller's account.
+    pub account_id: String,
+    /// The access key the caller signed with.
+    pub access_key_id: String,
+    /// The user's name, for users.
+    pub user_name: String,
+    /// A session's issuer: its type (`Role`).
+    pub session_issuer_type: String,
+    /// The issuer's ARN.
+    pub session_issuer_arn: String,
+    /// The issuer's unique id.
+    pub session_issuer_principal_id: String,
+    /// The issuer's name.
+    pub session_issuer_user_name: String,
+    /// When the session was created, in Unix milliseconds (0: not a session).
+    pub session_creation_time_ms: i64,
+    /// Whether the session was authenticated with MFA.
+    pub mfa_authenticated: bool,
+    /// The identity provider of a web identity caller.
+    pub identity_provider: String,
+}
+
+impl From<TrailIdentity> for pb::TrailIdentity {
+    fn from(c: TrailIdentity) -> Self {
+        Self {
+            r#type: c.kind,
+            principal_id: c.principal_id,
+            arn: c.arn,
+            account_id: c.account_id,
+            access_key_id: c.access_key_id,
+            user_name: c.user_name,
+            session_issuer_type: c.session_issuer_type,
+            session_issuer_arn: c.session_issuer_arn,
+            session_issuer_principal_id: c.session_issuer_principal_id,
+            session_issuer_user_name: c.session_issuer_user_name,
+            session_creation_time_ms: c.session_creation_time_ms,
+            mfa_authenticated: c.mfa_authenticated,
+            identity_provider: c.identity_provider,
+        }
+    }
+}
+
+impl From<TrailEvent> for pb::TrailEvent {
+    fn from(e: TrailEvent) -> Self {
+        Self {
+            tenant: e.tenant,
+            event_id: e.event_id,
+            event_time_ms: e.event_time_ms,
+            event_name: e.event_name,
+            user_identity: e.user_identity.map(Into::into),
+            source_ip_address: e.source_ip_address,
+            user_agent: e.user_agent,
+            request_parameters_json: e.request_parameters_json,
+            response_elements_json: e.response_elements_json,
+            error_code: e.error_code,
+            error_message: e.error_message,
+            request_id: e.request_id,
+            aws_region: e.aws_region,
+        }
+    }
+}
+
 /// Events queued at most, over every tenant, by default.
 pub const DEFAULT_MAX_EVENTS: usize = 20_000;
 
@@ -138,7 +241,8 @@ impl Trail {
 
     /// Queues `event`, or drops it (and counts it) when a bound is reached. Never waits for
     /// the stream.
-    pub fn record(&self, mut event: pb::TrailEvent) {
+    pub fn record(&self, event: TrailEvent) {
+        let mut event = pb::TrailEvent::from(event);
         bound_event(&mut event);
         let mut queue = self.queue.lock();
         if !queue.admits(&self.config, &event.tenant) {
@@ -297,14 +401,14 @@ pub fn new_event_id() -> String {
 mod tests {
     use super::*;
 
-    fn event(tenant: &str, n: usize) -> pb::TrailEvent {
-        pb::TrailEvent {
+    fn event(tenant: &str, n: usize) -> TrailEvent {
+        TrailEvent {
             tenant: tenant.into(),
             event_id: format!("id-{n}"),
             event_time_ms: 1_000,
             event_name: "AssumeRole".into(),
             request_parameters_json: format!("{{\"roleSessionName\":\"s{n}\"}}"),
-            ..pb::TrailEvent::default()
+            ..TrailEvent::default()
         }
     }
 

@@ -3,11 +3,11 @@
 //! identity token, an MFA code or a SAML assertion) and what it got (the new key's id and
 //! expiry, the assumed role user: never the secret or the session token).
 
+use crate::sync::trail::TrailIdentity;
 use serde_json::{json, Map, Value};
 
 use crate::authz::Principal;
 use crate::policy::Timestamp;
-use crate::proto::v1 as pb;
 use crate::snapshot::TenantSnapshot;
 use crate::sts::{Caller, Issued};
 
@@ -33,27 +33,27 @@ pub(super) fn identity(
     caller: &Caller,
     presented: &CallerId,
     snapshot: &TenantSnapshot,
-) -> pb::TrailIdentity {
+) -> TrailIdentity {
     let access_key_id = match presented {
         CallerId::Keys { access_key_id, .. } => access_key_id.clone(),
         CallerId::Signed(s) => s.access_key_id().to_owned(),
         CallerId::PrincipalArn(_) => String::new(),
     };
     let account_id = snapshot.account_id().to_owned();
-    let mut identity = pb::TrailIdentity {
+    let mut identity = TrailIdentity {
         arn: caller.principal.to_string(),
         account_id: account_id.clone(),
         access_key_id,
-        ..pb::TrailIdentity::default()
+        ..TrailIdentity::default()
     };
     match &caller.principal {
         Principal::User { arn, unique_id, .. } => {
-            identity.r#type = "IAMUser".into();
+            identity.kind = "IAMUser".into();
             identity.principal_id = unique_id.as_deref().unwrap_or_default().to_owned();
             identity.user_name = last_segment(arn).to_owned();
         }
         Principal::Root { .. } => {
-            identity.r#type = "Root".into();
+            identity.kind = "Root".into();
             identity.principal_id = account_id;
         }
         Principal::AssumedRole {
@@ -62,7 +62,7 @@ pub(super) fn identity(
             role_unique_id,
             ..
         } => {
-            identity.r#type = "AssumedRole".into();
+            identity.kind = "AssumedRole".into();
             let role_id = role_unique_id.as_deref().unwrap_or_default();
             identity.principal_id = format!("{role_id}:{session_name}");
             identity.session_issuer_type = "Role".into();
@@ -75,7 +75,7 @@ pub(super) fn identity(
             };
         }
         Principal::FederatedUser { .. } => {
-            identity.r#type = "FederatedUser".into();
+            identity.kind = "FederatedUser".into();
         }
         _ => {}
     }
@@ -97,14 +97,14 @@ pub(super) fn identity(
 
 /// The identity of an `AssumeRoleWithWebIdentity` caller: the provider, as CloudTrail names
 /// a `WebIdentityUser`.
-pub(super) fn web_identity(provider: &str, subject: &str, account_id: &str) -> pb::TrailIdentity {
-    pb::TrailIdentity {
-        r#type: "WebIdentityUser".into(),
+pub(super) fn web_identity(provider: &str, subject: &str, account_id: &str) -> TrailIdentity {
+    TrailIdentity {
+        kind: "WebIdentityUser".into(),
         principal_id: format!("{provider}:{subject}"),
         user_name: subject.to_owned(),
         account_id: account_id.to_owned(),
         identity_provider: provider.to_owned(),
-        ..pb::TrailIdentity::default()
+        ..TrailIdentity::default()
     }
 }
 

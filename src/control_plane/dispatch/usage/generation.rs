@@ -26,10 +26,10 @@ use serde_json::{json, Map, Value};
 
 use super::super::params::Params;
 use super::super::render;
+use crate::authz::generate::{self, principal_matches};
 use crate::control_plane::store::UsageBatch;
 use crate::control_plane::AdminError;
 use crate::directory::{DirectoryError, IdGenerator, Tenant};
-use crate::policy::generate::{self, principal_matches};
 use crate::policy::{parse_policy_date, ArnParts};
 
 /// The actions served here.

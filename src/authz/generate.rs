@@ -27,9 +27,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::catalog::ActionCatalog;
-use super::{CompiledPolicy, ParseOptions, PolicyDocument, PolicyError, PolicyKind};
-use crate::authz::{evaluate, Outcome, PolicySet, Principal, Request};
+use super::{evaluate, Outcome, PolicySet, Principal, Request};
+use crate::policy::catalog::ActionCatalog;
+use crate::policy::{
+    ArnParts, CompiledPolicy, ParseOptions, PolicyDocument, PolicyError, PolicyKind,
+};
 
 /// The default [`GenerateOptions::generalise_at`]: three ARNs that differ in one variable.
 pub const DEFAULT_GENERALISE_AT: usize = 3;
@@ -350,14 +352,14 @@ pub fn principal_matches(wanted: &str, caller: &str) -> bool {
     if wanted == caller {
         return true;
     }
-    let role = super::ArnParts::split(wanted).and_then(|arn| {
+    let role = ArnParts::split(wanted).and_then(|arn| {
         let name = arn.resource().strip_prefix("role/")?.rsplit('/').next()?;
         (arn.service() == "iam" && !name.is_empty()).then(|| (arn.partition(), arn.account(), name))
     });
     let Some((partition, account, role)) = role else {
         return false;
     };
-    super::ArnParts::split(caller).is_some_and(|arn| {
+    ArnParts::split(caller).is_some_and(|arn| {
         arn.partition() == partition
             && arn.service() == "sts"
             && arn.account() == account
