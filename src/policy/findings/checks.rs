@@ -726,29 +726,52 @@ impl Checker {
     /// matches: `*`, a pattern that matches it as literal text, or a `prefix*` that is a prefix
     /// of its own literal start. Of two equal ones, the later is.
     fn redundant_resources(&mut self, items: &[Item<'_>]) {
-        let covers = |wide: &str, narrow: &str| -> bool {
-            if wide.contains("${") || narrow.contains("${") {
+        // What each resource is, worked out once: a statement of n resources compares n²
+        // pairs, and each comparison is then a few comparisons of prepared text.
+        struct Facts<'t> {
+            text: &'t str,
+            glob: Glob,
+            variable: bool,
+            wildcard: bool,
+            /// Its text up to the first wildcard.
+            literal_start: &'t str,
+            /// For `prefix*` with no other wildcard: the prefix.
+            prefix: Option<&'t str>,
+        }
+        let facts: Vec<Facts<'_>> = items
+            .iter()
+            .map(|item| Facts {
+                text: item.text,
+                glob: Glob::new(item.text),
+                variable: item.text.contains("${"),
+                wildcard: has_wildcard(item.text),
+                literal_start: item.text.split(['*', '?']).next().unwrap_or(""),
+                prefix: item
+                    .text
+                    .strip_suffix('*')
+                    .filter(|prefix| !has_wildcard(prefix)),
+            })
+            .collect();
+        let covers = |w: usize, n: usize| -> bool {
+            let (Some(wide), Some(narrow)) = (facts.get(w), facts.get(n)) else {
+                return false;
+            };
+            if wide.variable || narrow.variable {
                 return false;
             }
-            if wide == "*" {
+            if wide.text == "*" {
                 return true;
             }
-            if !has_wildcard(narrow) {
-                return Glob::new(wide).matches(narrow);
+            if !narrow.wildcard {
+                return wide.glob.matches(narrow.text);
             }
-            match wide.strip_suffix('*') {
-                Some(prefix) if !has_wildcard(prefix) => {
-                    let literal_start = narrow.split(['*', '?']).next().unwrap_or("");
-                    literal_start.starts_with(prefix)
-                }
-                _ => false,
-            }
+            wide.prefix
+                .is_some_and(|prefix| narrow.literal_start.starts_with(prefix))
         };
         let mut redundant = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let covered = items.iter().enumerate().any(|(j, other)| {
-                j != i && covers(other.text, item.text) && (j < i || !covers(item.text, other.text))
-            });
+        for i in 0..items.len() {
+            let covered =
+                (0..items.len()).any(|j| j != i && covers(j, i) && (j < i || !covers(i, j)));
             if covered {
                 redundant.push(i);
             }
