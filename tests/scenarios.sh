@@ -183,7 +183,13 @@ server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEAD
 server.bind(("127.0.0.1", listen)); server.listen(16)
 while True:
     down, _ = server.accept()
-    up = socket.create_connection(("127.0.0.1", upstream))
+    try:
+        up = socket.create_connection(("127.0.0.1", upstream))
+    except OSError:
+        # The control plane is not listening yet: refuse this one, as it would, and go on
+        # (only forwarded connections are counted).
+        down.close()
+        continue
     flag = threading.Event()
     with lock:
         cut.append(flag); accepted[0] += 1
