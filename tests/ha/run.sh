@@ -119,10 +119,10 @@ keys="$work/keys"
 mkdir -p "$keys"
 timeout 60 "$bin" control-plane migrate --store "$store" --store-password-file "$work/pwfile" \
     >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log"; fail "migrate failed"; }
-grep -q "at version 3 (was 0)" "$work/migrate.log" || { cat "$work/migrate.log"; fail "migrate did not report 0 -> 3"; }
+grep -q "at version 4 (was 0)" "$work/migrate.log" || { cat "$work/migrate.log"; fail "migrate did not report 0 -> 4"; }
 timeout 60 "$bin" control-plane migrate --store "$store" --store-password-file "$work/pwfile" \
     >"$work/migrate2.log" 2>&1
-grep -q "at version 3 (was 3)" "$work/migrate2.log" || { cat "$work/migrate2.log"; fail "a second migrate was not a no-op"; }
+grep -q "at version 4 (was 4)" "$work/migrate2.log" || { cat "$work/migrate2.log"; fail "a second migrate was not a no-op"; }
 
 # A control plane on the database: its data directory holds no tenant, only what it is told.
 start_cp() {
@@ -186,7 +186,7 @@ psql -c "CREATE DATABASE iamlet_tls OWNER iamlet"
 tls_store="postgres://iamlet@localhost:$pg_port/iamlet_tls?sslmode=verify-full&sslrootcert=$tls/ca.pem"
 timeout 60 "$bin" control-plane migrate --store "$tls_store" --store-password-file "$work/pwfile" \
     >"$work/migrate-tls.log" 2>&1 || { cat "$work/migrate-tls.log"; fail "migrate over TLS failed"; }
-grep -q "at version 3 (was 0)" "$work/migrate-tls.log" || fail "migrate over TLS did not migrate"
+grep -q "at version 4 (was 0)" "$work/migrate-tls.log" || fail "migrate over TLS did not migrate"
 timeout 60 "$bin" control-plane migrate --store "${tls_store/ca.pem/other-ca.pem}" \
     --store-password-file "$work/pwfile" >"$work/migrate-bad-ca.log" 2>&1 &&
     fail "a server certificate from another CA was accepted"
