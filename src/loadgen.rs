@@ -17,9 +17,11 @@
 //! | [`report`] | a run's results as text and JSON |
 //! | [`plot`] | percentile curves as SVG |
 //! | [`noop`] | the no-op server |
+//! | [`cerbos`] | `compare`: iamlet beside the Cerbos PDP, agreement first, then CPU per decision |
 
 use std::path::PathBuf;
 
+pub mod cerbos;
 pub mod engine;
 pub mod grpc;
 pub mod http;
@@ -75,6 +77,10 @@ pub enum BenchError {
     /// The latency histogram cannot be made (never with the fixed bounds used here).
     #[error("cannot make the histogram: {0}")]
     Histogram(String),
+    /// iamlet and the peer it is compared with decide a probe differently (or one of them
+    /// fails it), so timing them would compare different work.
+    #[error("the servers do not agree: {0}")]
+    Disagreement(String),
     /// The async runtime cannot start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::loadgen::{
-    self, find_max, grpc, mix::DEFAULT_MIX, plot_svg, BenchError, ChurnConfig, Credentials,
-    HttpRunConfig, Mix, Plan, RunConfig, RunReport, SearchConfig,
+    self, cerbos::CompareConfig, find_max, grpc, mix::DEFAULT_MIX, plot_svg, BenchError,
+    ChurnConfig, Credentials, HttpRunConfig, Mix, Plan, RunConfig, RunReport, SearchConfig,
 };
 
 /// `iamlet bench`.
@@ -35,6 +35,10 @@ enum BenchCommand {
         #[arg(long, default_value = "127.0.0.1:7171")]
         listen: SocketAddr,
     },
+    /// Compare iamlet's sidecar with the Cerbos PDP (issue 19, P9): put the same probes to
+    /// both and stop unless they decide alike, then send both the same schedule in turn and
+    /// report each server's CPU per decision.
+    Compare(Box<CompareArgs>),
     /// Draw saved runs (`run --save`) as percentile curves in an SVG file.
     Plot {
         /// The SVG file to write.
@@ -44,6 +48,95 @@ enum BenchCommand {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
+}
+
+/// `iamlet bench compare`.
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// iamlet's sidecar (its local gRPC API).
+    #[arg(long, default_value = "http://127.0.0.1:7071")]
+    iamlet: String,
+    /// The Cerbos PDP's gRPC listener.
+    #[arg(long, default_value = "http://127.0.0.1:3593")]
+    cerbos: String,
+    /// The sidecar's process id: its CPU time is read from /proc around each run.
+    #[arg(long)]
+    iamlet_pid: Option<u32>,
+    /// Cerbos's process id.
+    #[arg(long)]
+    cerbos_pid: Option<u32>,
+    /// The caller, a user ARN; Cerbos gets its name as the principal id.
+    #[arg(long, default_value = "arn:aws:iam::111122223333:user/alice")]
+    principal: String,
+    /// The caller's IAM groups, which Cerbos gets as roles (comma-separated).
+    #[arg(long, default_value = "developers", value_delimiter = ',')]
+    roles: Vec<String>,
+    /// The action of every timed request.
+    #[arg(long, default_value = "s3:GetObject")]
+    action: String,
+    /// The resource of a hit; each miss appends `.miss-N` to it.
+    #[arg(long, default_value = "arn:aws:s3:::demo-data/home/alice/notes.txt")]
+    resource: String,
+    /// Weights of authorize-hit and authorize-miss (the other kinds have no Cerbos equivalent).
+    #[arg(long, default_value = "authorize-hit=1", value_parser = mix)]
+    mix: Mix,
+    /// Requests per second of each run.
+    #[arg(long, default_value = "2000", value_parser = rate)]
+    rate: f64,
+    /// The measured part of each run.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    duration: Duration,
+    /// Sent before each measured part and not measured.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    warmup: Duration,
+    /// Runs of each server, alternating.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 1024)]
+    concurrency: usize,
+    /// A request not answered within this fails.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    timeout: Duration,
+    /// The generator's runtime threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn compare(args: &CompareArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
+    let config = CompareConfig {
+        iamlet: args.iamlet.clone(),
+        cerbos: args.cerbos.clone(),
+        iamlet_pid: args.iamlet_pid,
+        cerbos_pid: args.cerbos_pid,
+        principal: args.principal.clone(),
+        roles: args.roles.clone(),
+        action: args.action.clone(),
+        resource: args.resource.clone(),
+        mix: args.mix.clone(),
+        plan: Plan {
+            rate: args.rate,
+            warmup: args.warmup,
+            duration: args.duration,
+            concurrency: args.concurrency,
+        },
+        runs: args.runs,
+        timeout: args.timeout,
+    };
+    let report = runtime(args.threads)?.block_on(loadgen::cerbos::compare(&config))?;
+    let _ = if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        )
+    } else {
+        write!(out, "{report}")
+    };
+    Ok(report.error_count() == 0)
 }
 
 /// `iamlet bench run`.
@@ -212,6 +305,7 @@ pub(crate) fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<bool, Be
         BenchCommand::Run(args) => run(&args, out),
         BenchCommand::Http(args) => run_http(*args, out),
         BenchCommand::NoopServer { listen } => noop_server(listen, out),
+        BenchCommand::Compare(args) => compare(&args, out),
         BenchCommand::Plot { out: svg, runs } => {
             let reports = runs
                 .iter()
