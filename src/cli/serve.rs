@@ -764,6 +764,14 @@ async fn serve_control_plane(
         initialized_by: _,
         apply,
     } = settings;
+    // The action catalogue behind every policy write's findings is parsed once, on first use
+    // (a third of a second in a debug build): parse it now, off the runtime, so that the first
+    // CreatePolicy does not pay for it.
+    drop(tokio::task::spawn_blocking(|| {
+        if let Err(e) = crate::policy::catalog::catalog() {
+            say(&format!("iamlet control plane: {e}"));
+        }
+    }));
     let operator_names: Vec<String> = operators.iter().map(|o| o.name.clone()).collect();
     let admin_auth = Arc::new(crate::control_plane::AdminAuth::new(
         operators,

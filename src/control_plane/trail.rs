@@ -23,11 +23,11 @@ use crate::policy::Timestamp;
 /// The most events one message of a sidecar may carry.
 pub const MAX_TRAIL_EVENTS: usize = 5_000;
 
-/// The longest text an event's fields may be.
-const MAX_TEXT: usize = 2_048;
+/// The longest text an event's fields may be: what a sidecar keeps of them.
+const MAX_TEXT: usize = crate::sync::trail::MAX_FIELD_BYTES;
 
-/// The longest JSON an event's parameters or answer may be.
-const MAX_JSON: usize = 4 * MAX_TEXT;
+/// The longest JSON an event's parameters or answer may be: what a sidecar keeps of them.
+const MAX_JSON: usize = crate::sync::trail::MAX_JSON_BYTES;
 
 /// How far past the control plane's clock an event may be, milliseconds.
 const MAX_SKEW_MS: i64 = 300_000;

@@ -143,6 +143,10 @@ const MIN_MESSAGE_BYTES: usize = 16 * 1024;
 /// longer is cut, so that one event always fits in a message.
 pub const MAX_FIELD_BYTES: usize = 2_048;
 
+/// The longest an event's JSON parameters or answer are kept; longer ones are dropped whole
+/// (a cut would not be JSON).
+pub const MAX_JSON_BYTES: usize = 2 * MAX_FIELD_BYTES;
+
 /// How STS events are queued and shipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrailConfig {
@@ -351,7 +355,7 @@ fn bound_event(event: &mut pb::TrailEvent) {
         &mut event.request_parameters_json,
         &mut event.response_elements_json,
     ] {
-        if json.len() > 2 * MAX_FIELD_BYTES {
+        if json.len() > MAX_JSON_BYTES {
             json.clear();
         }
     }

@@ -11,10 +11,11 @@
 #                                core 0, the generator to core 1, 5 alternating runs of 10 s at
 #                                BENCH_RATE (default 2000/s) for hits and for the default mix's
 #                                hit/miss ratio. Extra arguments go to `iamlet bench compare`.
+#   IAMLET_BIN=path              use that binary instead of building one.
 #
 # Cerbos and its policies are installed by the script (npm into target/cerbos; Node.js from the
 # machine's package manager if missing); every process runs on free loopback ports and is
-# stopped on exit; a watchdog bounds the whole script by SUITE_TIMEOUT seconds (default 600).
+# stopped on exit; a watchdog bounds the whole script by SUITE_TIMEOUT seconds (default 900).
 # Never skips: a missing tool is installed or the suite fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,77 +23,17 @@ cd "$(dirname "$0")/../.."
 MODE=${1:-suite}
 [[ $# -gt 0 ]] && shift
 CERBOS_VERSION=0.55.0
-NAME="cerbos suite"
-work=$(mktemp -d "${TMPDIR:-/tmp}/iamlet-cerbos.XXXXXX")
-pids=()
+RIG_NAME="cerbos suite"
+# The Envoy rig's process handling: rig_pids stopped on exit, logs of a failed run kept in
+# rig_work, the watchdog (SUITE_TIMEOUT), rig_apt_install and rig_wait_ready. Its venv and
+# Envoy are not used here.
+# shellcheck source=tests/envoy/rig.sh
+source tests/envoy/rig.sh
+work=$rig_work
 
-step() { printf '\n== %s: %s (%s)\n' "$NAME" "$1" "$(date -u +%H:%M:%S)"; }
-
-cleanup() {
-    local status=$?
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    kill "$watchdog" 2>/dev/null || true
-    if [[ $status -ne 0 ]]; then
-        echo "$NAME: FAILED; logs kept in $work" >&2
-        local log
-        for log in up sidecar cerbos; do
-            [[ -s "$work/$log.log" ]] || continue
-            echo "--- last lines of $log.log" >&2
-            tail -n 20 "$work/$log.log" >&2
-        done
-    else
-        rm -rf "$work"
-    fi
-}
-
-( sleep "${SUITE_TIMEOUT:-600}" </dev/null >/dev/null 2>&1
-  echo "$NAME: timed out after ${SUITE_TIMEOUT:-600}s" >&2
-  kill -TERM $$ ) &
-watchdog=$!
-trap cleanup EXIT
-trap 'exit 124' TERM
-
-apt_install() {
-    if command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
-    else
-        echo "$NAME: $* is missing and there is no apt-get to install it" >&2
-        exit 1
-    fi
-}
-
-# Waits until every URL answers 200 or `pid` exits: wait_ready WHAT PID URL...
-wait_ready() {
-    python3 - "$@" <<'PY'
-import os, sys, time, urllib.request
-what, pid, urls = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-deadline = time.monotonic() + 60
-for url in urls:
-    while True:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            sys.exit(f"{what} exited before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            sys.exit(f"{url} did not answer 200 within 60 s")
-        time.sleep(0.1)
-PY
-}
-
-step "Cerbos $CERBOS_VERSION"
-command -v python3 >/dev/null 2>&1 || apt_install python3
-command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+rig_step "Cerbos $CERBOS_VERSION"
+command -v python3 >/dev/null 2>&1 || rig_apt_install python3
+command -v npm >/dev/null 2>&1 || rig_apt_install nodejs npm
 cerbos=target/cerbos/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
 if [[ ! -x $cerbos ]] || [[ $("$cerbos" --version | head -1) != "$CERBOS_VERSION" ]]; then
     mkdir -p target/cerbos
@@ -100,29 +41,33 @@ if [[ ! -x $cerbos ]] || [[ $("$cerbos" --version | head -1) != "$CERBOS_VERSION
         "@cerbos/cerbos-linux-x64@$CERBOS_VERSION"
 fi
 version=$("$cerbos" --version | head -1)
-[[ $version == "$CERBOS_VERSION" ]] || { echo "$NAME: $cerbos is $version, not $CERBOS_VERSION" >&2; exit 1; }
+[[ $version == "$CERBOS_VERSION" ]] || { echo "$RIG_NAME: $cerbos is $version, not $CERBOS_VERSION" >&2; exit 1; }
 export CERBOS_NO_TELEMETRY=1
 # The translation compiles, and its own tests (none besides the agreement) do not fail.
 "$cerbos" compile tests/cerbos/policies >"$work/compile.log" 2>&1 \
-    || { cat "$work/compile.log" >&2; echo "$NAME: the Cerbos policies do not compile" >&2; exit 1; }
+    || { cat "$work/compile.log" >&2; echo "$RIG_NAME: the Cerbos policies do not compile" >&2; exit 1; }
 
 if [[ $MODE == bench ]]; then
     profile=release
     core0=(taskset -c 0)
     core1=(taskset -c 1)
-    command -v taskset >/dev/null 2>&1 || apt_install util-linux
+    command -v taskset >/dev/null 2>&1 || rig_apt_install util-linux
 else
     profile=debug
     core0=()
     core1=()
 fi
-step "iamlet ($profile)"
-if [[ $profile == release ]]; then
+rig_step "iamlet ($profile)"
+if [[ -n ${IAMLET_BIN:-} ]]; then
+    # A binary built beforehand (to measure a given commit without rebuilding).
+    bin=$IAMLET_BIN
+elif [[ $profile == release ]]; then
     cargo build --quiet --release --bin iamlet
+    bin="$PWD/target/release/iamlet"
 else
     cargo build --quiet --bin iamlet
+    bin="$PWD/target/debug/iamlet"
 fi
-bin="$PWD/target/$profile/iamlet"
 
 read -r cp_port cp_http_port sc_port sc_http_port bench_port bench_http_port bench_health_port \
     cerbos_grpc cerbos_http < <(python3 - <<'PY'
@@ -136,18 +81,18 @@ for s in socks:
 PY
 )
 
-step "iamlet up (the control plane with the demo tenant)"
+rig_step "iamlet up (the control plane with the demo tenant)"
 IAMLET_LOG=${IAMLET_LOG:-info} "$bin" up --data-dir "$work" \
     --control-plane-listen "127.0.0.1:$cp_port" \
     --control-plane-http-listen "127.0.0.1:$cp_http_port" \
     --listen "127.0.0.1:$sc_port" \
     --http-listen "127.0.0.1:$sc_http_port" >"$work/up.log" 2>&1 &
-pids+=($!)
-wait_ready "iamlet up" "$!" "http://127.0.0.1:$cp_http_port/readyz" "http://127.0.0.1:$sc_http_port/readyz"
+rig_pids+=($!)
+rig_wait_ready "iamlet up" "$!" "http://127.0.0.1:$cp_http_port/readyz" "http://127.0.0.1:$sc_http_port/readyz"
 
 # The measured sidecar is a process of its own (without the control plane, and without the
 # decision log `up` turns on), so that its CPU time is the decisions' alone.
-step "iamlet sidecar (measured)"
+rig_step "iamlet sidecar (measured)"
 IAMLET_LOG=${IAMLET_LOG:-warn} "${core0[@]}" "$bin" sidecar \
     --control-plane "http://127.0.0.1:$cp_port" \
     --tenants 111122223333 --state-dir "$work/bench-sidecar" \
@@ -155,53 +100,53 @@ IAMLET_LOG=${IAMLET_LOG:-warn} "${core0[@]}" "$bin" sidecar \
     --http-listen "127.0.0.1:$bench_http_port" \
     --health-listen "127.0.0.1:$bench_health_port" >"$work/sidecar.log" 2>&1 &
 sidecar_pid=$!
-pids+=($sidecar_pid)
-wait_ready "iamlet sidecar" "$sidecar_pid" "http://127.0.0.1:$bench_http_port/readyz"
+rig_pids+=($sidecar_pid)
+rig_wait_ready "iamlet sidecar" "$sidecar_pid" "http://127.0.0.1:$bench_http_port/readyz"
 
-step "cerbos server"
+rig_step "cerbos server"
 "${core0[@]}" "$cerbos" server --config tests/cerbos/config.yaml --log-level=warn \
     --set="server.grpcListenAddr=127.0.0.1:$cerbos_grpc" \
     --set="server.httpListenAddr=127.0.0.1:$cerbos_http" >"$work/cerbos.log" 2>&1 &
 cerbos_pid=$!
-pids+=($cerbos_pid)
-wait_ready cerbos "$cerbos_pid" "http://127.0.0.1:$cerbos_http/_cerbos/health"
+rig_pids+=($cerbos_pid)
+rig_wait_ready cerbos "$cerbos_pid" "http://127.0.0.1:$cerbos_http/_cerbos/health"
 
 compare=("$bin" bench compare --iamlet "http://127.0.0.1:$bench_port" \
     --cerbos "http://127.0.0.1:$cerbos_grpc" --iamlet-pid "$sidecar_pid" --cerbos-pid "$cerbos_pid")
 
 if [[ $MODE == bench ]]; then
     rate=${BENCH_RATE:-2000}
-    step "hits: 5 alternating runs of 10 s at $rate/s"
+    rig_step "hits: 5 alternating runs of 10 s at $rate/s"
     "${core1[@]}" "${compare[@]}" --rate "$rate" --duration 10s --warmup 2s --runs 5 \
         --mix authorize-hit=1 "$@"
-    step "hits and misses (7:2): 5 alternating runs of 10 s at $rate/s"
+    rig_step "hits and misses (7:2): 5 alternating runs of 10 s at $rate/s"
     "${core1[@]}" "${compare[@]}" --rate "$rate" --duration 10s --warmup 2s --runs 5 \
         --mix authorize-hit=7,authorize-miss=2 "$@"
-    step "done"
+    rig_step "done"
     exit 0
 fi
 
-step "agreement, then two short runs of each server"
+rig_step "agreement, then two short runs of each server"
 "${compare[@]}" --rate 200 --duration 2s --warmup 500ms --runs 2 \
     --mix authorize-hit=7,authorize-miss=2 | tee "$work/compare.out"
 grep -Eq "both servers decide the [0-9]+ probes alike \\([1-9][0-9]* allowed, [1-9][0-9]* denied\\)" "$work/compare.out" \
-    || { echo "$NAME: the agreement line is missing" >&2; exit 1; }
+    || { echo "$RIG_NAME: the agreement line is missing" >&2; exit 1; }
 grep -q "the decisions per core of Cerbos" "$work/compare.out" \
-    || { echo "$NAME: no CPU ratio was reported" >&2; exit 1; }
+    || { echo "$RIG_NAME: no CPU ratio was reported" >&2; exit 1; }
 
-step "a mistranslated caller is refused before anything is timed"
+rig_step "a mistranslated caller is refused before anything is timed"
 set +e
 "${compare[@]}" --roles nobody --rate 200 --duration 1s --warmup 0s --runs 1 \
     >"$work/refused.out" 2>&1
 status=$?
 set -e
 cat "$work/refused.out"
-[[ $status -ne 0 ]] || { echo "$NAME: a disagreement was not refused" >&2; exit 1; }
+[[ $status -ne 0 ]] || { echo "$RIG_NAME: a disagreement was not refused" >&2; exit 1; }
 grep -q "the servers do not agree" "$work/refused.out" \
-    || { echo "$NAME: the refusal does not say the servers disagree" >&2; exit 1; }
+    || { echo "$RIG_NAME: the refusal does not say the servers disagree" >&2; exit 1; }
 if grep -q "CPU µs/decision" "$work/refused.out"; then
-    echo "$NAME: runs were timed despite the disagreement" >&2
+    echo "$RIG_NAME: runs were timed despite the disagreement" >&2
     exit 1
 fi
 
-step "passed"
+rig_step "passed"

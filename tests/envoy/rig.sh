@@ -1,4 +1,5 @@
-# The rig of the Envoy suite, sourced by tests/envoy/run.sh and tests/envoy/bench.sh:
+# The rig of the Envoy suite, sourced by tests/envoy/run.sh and tests/envoy/bench.sh (and, for
+# its process handling, watchdog and readiness wait only, by tests/cerbos/run.sh):
 #
 #   client ──► Envoy :protected ── ext_authz (gRPC, HTTP/2) ──► `iamlet up`'s sidecar --listen
 #                    │                                              (route table: routes.yaml)
@@ -44,10 +45,10 @@ rig_cleanup() {
     if [[ $status -ne 0 ]]; then
         echo "$RIG_NAME: FAILED; logs kept in $rig_work" >&2
         local log
-        for log in up uds-sidecar envoy upstream; do
-            [[ -s "$rig_work/$log.log" ]] || continue
-            echo "--- last lines of $log.log" >&2
-            tail -n 20 "$rig_work/$log.log" >&2
+        for log in "$rig_work"/*.log; do
+            [[ -s "$log" ]] || continue
+            echo "--- last lines of ${log##*/}" >&2
+            tail -n 20 "$log" >&2
         done
     else
         rm -rf "$rig_work"
