@@ -14,6 +14,7 @@
 
 mod compile;
 mod persist;
+pub mod sign;
 mod store;
 mod wire;
 
@@ -26,10 +27,15 @@ pub use compile::{
     RoleEntry, SnapshotError, TenantSnapshot, UserEntry,
 };
 pub use persist::{
-    read_last_known_good, remove_last_known_good, write_last_known_good, PersistError,
+    read_last_known_good, remove_last_known_good, write_last_known_good,
+    write_signed_last_known_good, PersistError,
     PersistedTenant, StoreRef,
 };
 pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
+pub use sign::{
+    SignatureError, SignatureRefusals, SigningKey, SnapshotKeyError, SnapshotSignature,
+    SnapshotTrust, TrustedKeys,
+};
 pub use wire::{for_sidecars, sha256_hex, TenantUpdate};
 
 /// Tenants and helpers for other modules' tests.

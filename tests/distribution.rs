@@ -64,7 +64,7 @@ impl RunningControlPlane {
     fn start(data: &std::path::Path, addr: SocketAddr) -> (Self, SocketAddr) {
         let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
         let control_plane =
-            Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+            Arc::new(super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap()));
         // The previous instance's runtime releases the port in the background: retry briefly.
         let started = Instant::now();
         let listener = loop {
@@ -150,6 +150,7 @@ fn sidecar_with_key(
                 jitter: 0.2,
             },
             sync_credentials,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,

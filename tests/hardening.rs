@@ -42,7 +42,7 @@ impl Running {
 async fn start(name: &str) -> Running {
     let data = super::support::temp_dir("hardening", name);
     let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap()));
     let spec =
         TenantSpec::from_yaml_or_json(include_str!("../deploy/examples/demo-tenant.yaml")).unwrap();
     cp.apply_spec(&spec, "test", false).unwrap();
@@ -61,6 +61,7 @@ async fn start(name: &str) -> Running {
             readiness: Readiness::Tenants(vec![A.into()]),
             state_dir: super::support::temp_dir("hardening", &format!("{name}-sidecar")),
             sidecar_id: name.into(),
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,
@@ -486,7 +487,7 @@ async fn large_admin_messages_are_read_only_from_authenticated_callers() {
     use iamlet::grpc::{serve_control_plane_with, signed_admin_request, ServeOptions};
     let data = super::support::temp_dir("hardening", "admin-size");
     let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap()));
     let operator = OperatorKey {
         name: "ops".into(),
         access_key_id: "IOPRHARDENINGTEST001".into(),
@@ -623,6 +624,7 @@ async fn readiness_and_status_tell_the_truth() {
             state_dir: state,
             sidecar_id: "truth-2".into(),
             decision_log: log,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,

@@ -57,8 +57,8 @@ impl Edge {
             .unwrap()
             .with_sealer(sealer);
         let cp = Arc::new(
-            ControlPlane::open(Arc::new(store), IdGenerator::system())
-                .unwrap()
+            super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system())
+                .unwrap())
                 .with_password_hasher(PasswordHasher::with_iterations(1_000)),
         );
         cp.create_tenant_with_root(A, None, "test").unwrap();

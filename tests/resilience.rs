@@ -35,7 +35,7 @@ impl Cp {
     /// Serves `store` on `addr` (retrying while a killed predecessor releases the port).
     fn start(store: SqliteStore, addr: SocketAddr, heartbeat: Duration) -> (Self, SocketAddr) {
         let control_plane =
-            Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+            Arc::new(super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap()));
         let started = Instant::now();
         let listener = loop {
             match std::net::TcpListener::bind(addr) {
@@ -122,6 +122,7 @@ async fn sidecar(
             },
             staleness,
             liveness,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown.clone(),
@@ -795,21 +796,34 @@ async fn t27_every_response_is_answered_once_on_its_stream_with_its_nonce() {
     use iamlet::snapshot::{SnapshotVersion, TenantUpdate};
 
     // Real payloads: tenant A at six versions, tenant B at one, from a real control plane.
-    let cp = ControlPlane::open(
-        Arc::new(SqliteStore::open_in_memory().unwrap()),
-        IdGenerator::seeded(27),
-    )
-    .unwrap();
+    let cp = super::support::signed(
+        ControlPlane::open(
+            Arc::new(SqliteStore::open_in_memory().unwrap()),
+            IdGenerator::seeded(27),
+        )
+        .unwrap(),
+    );
     cp.create_tenant(A, None, "test").unwrap();
     cp.create_tenant(B, None, "test").unwrap();
     let snapshot_of = |account: &str| {
         let (tenant, version) = cp.tenant(account).unwrap();
-        let update = TenantUpdate::new(&tenant, version).unwrap();
+        let update =
+            TenantUpdate::signed(&tenant, version, cp.snapshot_signer(), &cp.store_identity())
+                .unwrap();
+        let signature = update.signature.unwrap();
         pb::TenantSnapshot {
             tenant: update.account_id,
             version: Some(version.into()),
             sha256: update.sha256,
             payload: update.payload,
+            signature: Some(pb::SnapshotSignature {
+                key_id: signature.key_id,
+                store: Some(pb::StoreIdentity {
+                    id: signature.store.id,
+                    epoch: signature.store.epoch,
+                }),
+                value: signature.value,
+            }),
         }
     };
     let mut versions_of_a = vec![snapshot_of(A)];
