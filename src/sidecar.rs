@@ -491,12 +491,14 @@ pub fn spawn_sidecar(
     shutdown: watch::Receiver<bool>,
 ) -> (SidecarHandle, tokio::task::JoinHandle<()>) {
     let store = Arc::new(SnapshotStore::new());
-    let applier = Arc::new(Applier::new(
-        Arc::clone(&store),
-        Some(config.state_dir.clone()),
-        Arc::new(AwsManagedCatalog::compile()),
-    )
-    .with_trust(config.snapshot_trust.clone()));
+    let applier = Arc::new(
+        Applier::new(
+            Arc::clone(&store),
+            Some(config.state_dir.clone()),
+            Arc::new(AwsManagedCatalog::compile()),
+        )
+        .with_trust(config.snapshot_trust.clone()),
+    );
     let signature_refusals = Arc::clone(applier.signature_refusals());
     let persisted = match &config.readiness {
         Readiness::Tenants(t) => t.clone(),

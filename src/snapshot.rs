@@ -28,14 +28,13 @@ pub use compile::{
 };
 pub use persist::{
     read_last_known_good, remove_last_known_good, write_last_known_good,
-    write_signed_last_known_good, PersistError,
-    PersistedTenant, StoreRef,
+    write_signed_last_known_good, PersistError, PersistedTenant, StoreRef,
 };
-pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
 pub use sign::{
     SignatureError, SignatureRefusals, SigningKey, SnapshotKeyError, SnapshotSignature,
     SnapshotTrust, TrustedKeys,
 };
+pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
 pub use wire::{for_sidecars, sha256_hex, TenantUpdate};
 
 /// Tenants and helpers for other modules' tests.

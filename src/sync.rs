@@ -206,10 +206,7 @@ impl Applier {
             update.signature.as_ref(),
             source,
         ) {
-            return reject(format!(
-                "tenant `{}`: refused: {error}",
-                update.account_id
-            ));
+            return reject(format!("tenant `{}`: refused: {error}", update.account_id));
         }
         let tenant: Tenant = match serde_json::from_str(&update.payload) {
             Ok(t) => t,

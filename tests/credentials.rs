@@ -81,9 +81,10 @@ impl Fixture {
         // Console passwords hashed cheaply: the tests' debug build would spend seconds on the
         // production cost.
         let cp = Arc::new(
-            super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system())
-                .unwrap())
-                .with_password_hasher(PasswordHasher::with_iterations(1_000)),
+            super::support::signed(
+                ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+            )
+            .with_password_hasher(PasswordHasher::with_iterations(1_000)),
         );
         let roots = [A, B].map(|tenant| {
             let (_, (id, secret)) = cp.create_tenant_with_root(tenant, None, "test").unwrap();

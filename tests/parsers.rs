@@ -57,7 +57,9 @@ fn targets() -> &'static Targets {
     TARGETS.get_or_init(|| {
         let dir = super::support::temp_dir("parsers", "state");
         let store = SqliteStore::open_in_memory().unwrap();
-        let cp = super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::seeded(7)).unwrap());
+        let cp = super::support::signed(
+            ControlPlane::open(Arc::new(store), IdGenerator::seeded(7)).unwrap(),
+        );
         cp.create_tenant(A, Some("fuzz"), "test").unwrap();
         cp.call(
             A,

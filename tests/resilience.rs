@@ -34,8 +34,9 @@ struct Cp {
 impl Cp {
     /// Serves `store` on `addr` (retrying while a killed predecessor releases the port).
     fn start(store: SqliteStore, addr: SocketAddr, heartbeat: Duration) -> (Self, SocketAddr) {
-        let control_plane =
-            Arc::new(super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap()));
+        let control_plane = Arc::new(super::support::signed(
+            ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+        ));
         let started = Instant::now();
         let listener = loop {
             match std::net::TcpListener::bind(addr) {
@@ -251,6 +252,11 @@ async fn item1_a_lost_database_never_empties_a_sidecar() {
     assert_ne!(second_store.id, first_store.id);
     assert_ne!(second_store.epoch, first_store.epoch);
     assert!(cp.control_plane.list_tenants().is_empty());
+    // The new store signs with a key of its own (issue #20): the operator hands its public
+    // key to the sidecar, which restarts with it; tenants of the old store keep loading from
+    // their files, signed by the old store's key, which it still trusts.
+    s.stop.send_replace(true);
+    let s = sidecar(addr, Readiness::All, &state, lenient(), Liveness::default()).await;
     // A tenant created in the new store arrives: the removals (sent before it) were seen.
     cp.tenant(B);
     eventually("tenant B from the new store", || {

@@ -120,6 +120,8 @@ async fn a_state_file_edited_deny_to_allow_is_refused_on_restart() {
         let (first, _stop) = sidecar(&format!("http://{addr}"), &state, trust.clone());
         eventually("tenant A at the sidecar", || first.is_ready()).await;
         assert_eq!(may_delete_audit_log(&first), Some(false), "denied at first");
+        // Published first, persisted right after.
+        eventually("the state file", || read_last_known_good(&state, A).is_ok()).await;
     }
     // The genuine file serves a restart without the control plane.
     let (restarted, _stop) = sidecar(NOWHERE, &state, trust.clone());
@@ -184,7 +186,10 @@ async fn a_snapshot_signed_by_a_foreign_key_is_refused() {
     let trust = SnapshotTrust::keys(TrustedKeys::parse(&foreign.trust_line()).unwrap());
     let (handle, _stop) = sidecar(&format!("http://{addr}"), &state, trust);
     eventually("the update refused", || {
-        handle.signature_refusals.snapshot().contains(&("unknown_key", 1))
+        handle
+            .signature_refusals
+            .snapshot()
+            .contains(&("unknown_key", 1))
     })
     .await;
     eventually("the refusal NACKed", || handle.sync.ack_counts().1 >= 1).await;

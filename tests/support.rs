@@ -107,9 +107,8 @@ pub(crate) fn banner_field(banner: &str, prefix: &str) -> String {
 /// (PKCS#8), so that a control plane restarted on its store signs with the same key, as one
 /// started with its `--snapshot-signing-key` does.
 fn snapshot_keys() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>> {
-    static KEYS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
-    > = std::sync::OnceLock::new();
+    static KEYS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+        std::sync::OnceLock::new();
     KEYS.get_or_init(Default::default)
 }
 

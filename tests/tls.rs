@@ -88,7 +88,9 @@ async fn control_plane(
     access: Option<&str>,
 ) -> (Arc<ControlPlane>, std::net::SocketAddr) {
     let store = SqliteStore::open(&pki.dir.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(super::support::signed(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap()));
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     for tenant in [A, B] {
         cp.create_tenant(tenant, None, "test").unwrap();
     }

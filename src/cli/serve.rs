@@ -347,11 +347,19 @@ pub(crate) struct SidecarArgs {
     /// The control plane's snapshot public keys (its trust file, `snapshot-keys.pub`): every
     /// update and state file must carry a signature of one of them. Required unless
     /// `--insecure-unsigned-snapshots`.
-    #[arg(long, env = "IAMLET_SNAPSHOT_KEYS", required_unless_present = "insecure_unsigned_snapshots")]
+    #[arg(
+        long,
+        env = "IAMLET_SNAPSHOT_KEYS",
+        required_unless_present = "insecure_unsigned_snapshots"
+    )]
     snapshot_keys: Option<PathBuf>,
     /// INSECURE: accept unsigned snapshots and do not verify signatures, for control planes
     /// older than signed snapshots. A state file edited on disk is then served.
-    #[arg(long, env = "IAMLET_INSECURE_UNSIGNED_SNAPSHOTS", conflicts_with = "snapshot_keys")]
+    #[arg(
+        long,
+        env = "IAMLET_INSECURE_UNSIGNED_SNAPSHOTS",
+        conflicts_with = "snapshot_keys"
+    )]
     insecure_unsigned_snapshots: bool,
     /// Where the last known good snapshots live.
     #[arg(long, env = "IAMLET_STATE_DIR", default_value = "iamlet-sidecar")]
@@ -983,9 +991,7 @@ async fn load_control_plane(
     .await?;
     let signer = keys.load(&control_plane.store_identity().id)?;
     Ok(Arc::new(
-        control_plane
-            .with_clock(clock)
-            .with_snapshot_signer(signer),
+        control_plane.with_clock(clock).with_snapshot_signer(signer),
     ))
 }
 
@@ -1008,7 +1014,9 @@ impl SnapshotKeySettings {
         let mut changed = false;
         if self.rotate && !written {
             let id = ring.rotate(store_id).map_err(|e| config(&e))?;
-            say(&format!("iamlet control plane: snapshot key {id} now signs (rotated)"));
+            say(&format!(
+                "iamlet control plane: snapshot key {id} now signs (rotated)"
+            ));
             changed = true;
         }
         for id in &self.retire {
@@ -1211,8 +1219,9 @@ fn snapshot_trust(args: &SidecarArgs) -> Result<crate::snapshot::SnapshotTrust, 
             ))
         };
     };
-    let failed =
-        |e: &dyn std::fmt::Display| ServeError::Config(format!("--snapshot-keys {}: {e}", path.display()));
+    let failed = |e: &dyn std::fmt::Display| {
+        ServeError::Config(format!("--snapshot-keys {}: {e}", path.display()))
+    };
     let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
     let keys = crate::snapshot::TrustedKeys::parse(&text).map_err(|e| failed(&e))?;
     if keys.is_empty() {
@@ -1237,7 +1246,10 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
     runtime(args.process.worker_threads)?.block_on(async move {
         let telemetry = telemetry::init(args.process.log_format)
             .map_err(|e| ServeError::Config(e.to_string()))?;
-        if matches!(snapshot_trust, crate::snapshot::SnapshotTrust::InsecureUnsigned) {
+        if matches!(
+            snapshot_trust,
+            crate::snapshot::SnapshotTrust::InsecureUnsigned
+        ) {
             tracing::warn!(
                 "snapshot signatures are NOT verified (--insecure-unsigned-snapshots): an \
                  edited state file or an unsigned update is served"

@@ -189,9 +189,7 @@ impl ControlPlane {
     /// What a sidecar of this control plane alone trusts: its current key (in-process use and
     /// tests; deployments distribute the key ring's trust file).
     pub fn snapshot_trust(&self) -> SnapshotTrust {
-        SnapshotTrust::keys(
-            TrustedKeys::parse(&self.signer.trust_line()).unwrap_or_default(),
-        )
+        SnapshotTrust::keys(TrustedKeys::parse(&self.signer.trust_line()).unwrap_or_default())
     }
 
     /// Uses `clock` for change times (tests).

@@ -87,7 +87,8 @@ pub struct SnapshotKeyRing {
 
 impl std::fmt::Debug for SnapshotKeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<(&str, KeyState)> = self.keys.iter().map(|k| (k.id.as_str(), k.state)).collect();
+        let ids: Vec<(&str, KeyState)> =
+            self.keys.iter().map(|k| (k.id.as_str(), k.state)).collect();
         f.debug_struct("SnapshotKeyRing")
             .field("keys", &ids)
             .finish()
@@ -113,9 +114,7 @@ impl SnapshotKeyRing {
                 })
             }
         };
-        let fresh = ring
-            .current_entry()
-            .is_none_or(|k| k.store_id != store_id);
+        let fresh = ring.current_entry().is_none_or(|k| k.store_id != store_id);
         if fresh {
             ring.rotate(store_id)?;
             ring.save(path)?;

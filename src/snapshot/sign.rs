@@ -156,8 +156,7 @@ impl SigningKey {
     /// A new random key for `store_id`, and its PKCS#8 encoding (to keep it).
     pub fn generate(store_id: &str) -> Result<(Self, Vec<u8>), SnapshotKeyError> {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 =
-            Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| SnapshotKeyError::Random)?;
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| SnapshotKeyError::Random)?;
         let key = Self::from_pkcs8(store_id, pkcs8.as_ref())?;
         Ok((key, pkcs8.as_ref().to_vec()))
     }
@@ -252,7 +251,10 @@ impl TrustedKeys {
     pub fn parse(text: &str) -> Result<Self, SnapshotKeyError> {
         let mut keys = HashMap::new();
         for (i, line) in text.lines().enumerate() {
-            let bad = |reason: String| SnapshotKeyError::BadLine { line: i + 1, reason };
+            let bad = |reason: String| SnapshotKeyError::BadLine {
+                line: i + 1,
+                reason,
+            };
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;

@@ -599,7 +599,10 @@ fn issue20_unsigned_foreign_and_mis_stored_updates_are_refused_and_counted() {
     let UpdateResult::Rejected { error, .. } = applier.apply(&by_foreign) else {
         panic!("a foreign key's update must be refused")
     };
-    assert!(error.contains(foreign.id()) && error.contains("unknown"), "{error}");
+    assert!(
+        error.contains(foreign.id()) && error.contains("unknown"),
+        "{error}"
+    );
     // Signed for one store, arriving on another's stream.
     let UpdateResult::Rejected { error, .. } =
         applier.apply_from(&update(&tenant(A), 1), Some(&store_ref("aaaa", 1)))
@@ -651,9 +654,14 @@ fn issue20_a_state_file_edited_on_disk_is_refused_at_start() {
     // integration test `signed_snapshots` does it Deny to Allow).
     let path = dir.join(format!("tenant-{A}.json"));
     let read = read_last_known_good(&dir, A).unwrap();
-    assert!(read.payload.contains("Allow"), "the demo tenant has an Allow");
+    assert!(
+        read.payload.contains("Allow"),
+        "the demo tenant has an Allow"
+    );
     let mut forged = read.tenant.clone();
-    let json = serde_json::to_string(&forged).unwrap().replacen("Allow", "Deny", 1);
+    let json = serde_json::to_string(&forged)
+        .unwrap()
+        .replacen("Allow", "Deny", 1);
     forged = serde_json::from_str(&json).unwrap();
     let payload = serde_json::to_string(&forged).unwrap();
     crate::snapshot::write_signed_last_known_good(
@@ -665,7 +673,10 @@ fn issue20_a_state_file_edited_on_disk_is_refused_at_start() {
         read.signature.as_ref(),
     )
     .unwrap();
-    assert!(read_last_known_good(&dir, A).is_ok(), "the digest checks out");
+    assert!(
+        read_last_known_good(&dir, A).is_ok(),
+        "the digest checks out"
+    );
     let restarted = applier(Some(dir.clone()));
     let booted = restarted.boot_from_disk(&[A.to_owned()]);
     let [(_, UpdateResult::Rejected { error, .. })] = booted.as_slice() else {
