@@ -487,7 +487,7 @@ mod tests {
         let mut other_epoch = sig.clone();
         other_epoch.store.epoch = 4;
         bad(keys.verify(A, v, DIGEST, Some(&other_epoch)));
-        let mut flipped = sig.clone();
+        let mut flipped = sig;
         flipped.value = flipped.value.replacen('A', "B", 1).replacen('a', "b", 1);
         bad(keys.verify(A, v, DIGEST, Some(&flipped)));
     }
@@ -508,7 +508,7 @@ mod tests {
             Err(SignatureError::UnknownKey(foreign.id().to_owned()))
         );
         // A foreign key presenting a trusted key's id does not verify either.
-        let mut impostor = by_foreign.clone();
+        let mut impostor = by_foreign;
         impostor.key_id = key.id().to_owned();
         assert_eq!(
             keys.verify(A, v, DIGEST, Some(&impostor)),
