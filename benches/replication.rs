@@ -285,6 +285,8 @@ impl Cluster {
                         state_dir: self.dir.join(format!("sidecar-{account}-{i}")),
                         sidecar_id: format!("bench-{account}-{i}"),
                         backoff: Backoff::default(),
+                        // Each replica signs what it ships with its own key.
+                        snapshot_trust: replica.control_plane.snapshot_trust(),
                         ..SidecarConfig::default()
                     },
                     shutdown.clone(),

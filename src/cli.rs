@@ -41,7 +41,7 @@ pub(crate) enum Command {
         command: PolicyCommand,
     },
     /// Run the control plane: tenants' IAM directories, the admin API and the snapshot stream.
-    ControlPlane(serve::ControlPlaneArgs),
+    ControlPlane(Box<serve::ControlPlaneArgs>),
     /// Run a sidecar that follows the control plane and serves its tenants locally.
     Sidecar(Box<serve::SidecarArgs>),
     /// Manage tenants with the verbs and flags of `aws iam` (`create-user --tenant T
@@ -111,7 +111,7 @@ pub fn main() -> ExitCode {
                 return serve_exit(serve::run_control_plane_action(action));
             }
             return serve_exit(
-                serve::ControlPlaneSettings::try_from(args).and_then(serve::run_control_plane),
+                serve::ControlPlaneSettings::try_from(*args).and_then(serve::run_control_plane),
             );
         }
         Command::Sidecar(args) => {

@@ -10,6 +10,7 @@ mod core;
 mod declare;
 mod dispatch;
 mod seal;
+mod snapshot_keys;
 mod store;
 mod trail;
 mod usage;
@@ -32,6 +33,7 @@ pub use dispatch::{dispatch, Dispatched};
 pub(crate) use dispatch::{refusal, ACTIONS};
 pub(crate) use seal::write_new_private;
 pub use seal::{SealError, SecretSealer};
+pub use snapshot_keys::{KeyState, SnapshotKeyRing, SnapshotKeyRingError};
 pub use store::{
     migrate_store, MigrateStoreError, MigrateStoreOptions, MigrateStoreSummary, StoreLocation,
 };

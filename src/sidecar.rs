@@ -140,6 +140,9 @@ pub struct SidecarConfig {
     /// How STS calls are queued and shipped to the control plane as CloudTrail events;
     /// `None` ships none.
     pub trail: Option<TrailConfig>,
+    /// Whose snapshot signatures are accepted (default: none, so nothing loads until keys
+    /// are given; fail closed).
+    pub snapshot_trust: crate::snapshot::SnapshotTrust,
 }
 
 impl Default for SidecarConfig {
@@ -160,6 +163,7 @@ impl Default for SidecarConfig {
             liveness: crate::sync::Liveness::default(),
             usage: Some(UsageConfig::default()),
             trail: Some(TrailConfig::default()),
+            snapshot_trust: crate::snapshot::SnapshotTrust::default(),
         }
     }
 }
@@ -182,6 +186,8 @@ pub struct SidecarHandle {
     pub draining: Arc<AtomicBool>,
     /// What the start found in the state directory.
     boot: Arc<Boot>,
+    /// Updates and state files refused for their signature.
+    pub signature_refusals: Arc<crate::snapshot::SignatureRefusals>,
 }
 
 /// What a sidecar loaded from its state directory when it started.
@@ -335,6 +341,18 @@ impl Gauges for SidecarProbes {
             "Tenant updates refused and NACKed.",
             nacks,
         );
+        {
+            let name = "iamlet_snapshot_signature_refusals_total";
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                out,
+                "# HELP {name} Tenant updates and state files refused for their signature, by \
+                 reason.\n# TYPE {name} counter"
+            );
+            for (reason, count) in h.signature_refusals.snapshot() {
+                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+            }
+        }
         observe::counter(
             out,
             "iamlet_sync_failovers_total",
@@ -473,11 +491,15 @@ pub fn spawn_sidecar(
     shutdown: watch::Receiver<bool>,
 ) -> (SidecarHandle, tokio::task::JoinHandle<()>) {
     let store = Arc::new(SnapshotStore::new());
-    let applier = Arc::new(Applier::new(
-        Arc::clone(&store),
-        Some(config.state_dir.clone()),
-        Arc::new(AwsManagedCatalog::compile()),
-    ));
+    let applier = Arc::new(
+        Applier::new(
+            Arc::clone(&store),
+            Some(config.state_dir.clone()),
+            Arc::new(AwsManagedCatalog::compile()),
+        )
+        .with_trust(config.snapshot_trust.clone()),
+    );
+    let signature_refusals = Arc::clone(applier.signature_refusals());
     let persisted = match &config.readiness {
         Readiness::Tenants(t) => t.clone(),
         Readiness::All => persisted_tenants(&config.state_dir),
@@ -544,6 +566,7 @@ pub fn spawn_sidecar(
         serving: Arc::new(watch::channel(false).0),
         draining: Arc::new(AtomicBool::new(false)),
         boot: Arc::new(boot),
+        signature_refusals,
     };
     tokio::spawn(follow_readiness(handle.clone(), shutdown_copy));
     (handle, sync)

@@ -14,6 +14,7 @@
 
 mod compile;
 mod persist;
+pub mod sign;
 mod store;
 mod wire;
 
@@ -26,8 +27,12 @@ pub use compile::{
     RoleEntry, SnapshotError, TenantSnapshot, UserEntry,
 };
 pub use persist::{
-    read_last_known_good, remove_last_known_good, write_last_known_good, PersistError,
-    PersistedTenant, StoreRef,
+    read_last_known_good, remove_last_known_good, write_last_known_good,
+    write_signed_last_known_good, PersistError, PersistedTenant, StoreRef,
+};
+pub use sign::{
+    SignatureError, SignatureRefusals, SigningKey, SnapshotKeyError, SnapshotSignature,
+    SnapshotTrust, TrustedKeys,
 };
 pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
 pub use wire::{for_sidecars, sha256_hex, TenantUpdate};

@@ -4,11 +4,15 @@
 //! version and a SHA-256 digest of the payload), and either publishes it or refuses it:
 //!
 //! ```text
-//! update ─▶ digest and account match? ─▶ decode ─▶ compile (every document, every reference)
+//! update ─▶ digest and account match? ─▶ signature verifies? ─▶ decode ─▶ compile (every document, every reference)
 //!        ─▶ SnapshotStore::apply (one swap; never backwards) ─▶ persist last known good ─▶ ACK
 //!    any failure ─▶ NACK with the reason; the previous version keeps serving; other tenants
 //!                    are not affected (RELIABILITY G3, G4)
 //! ```
+//!
+//! The signature (issue #20) is verified against the trusted keys ([`SnapshotTrust`]) on
+//! arrival and again when a state file is loaded: anything that does not verify is refused,
+//! logged (tenant, key id, reason) and counted ([`Applier::signature_refusals`]).
 //!
 //! [`Applier::boot_from_disk`] loads the persisted tenants before the control plane answers
 //! (G5, T10), and [`Readiness`] says whether every tenant this sidecar must serve is loaded
@@ -27,8 +31,10 @@ use parking_lot::Mutex;
 
 use crate::directory::Tenant;
 use crate::snapshot::{
-    for_sidecars, read_last_known_good, sha256_hex, write_last_known_good, ApplyOutcome,
-    AwsManagedLookup, SnapshotStore, SnapshotVersion, StoreRef, TenantSnapshot, TenantUpdate,
+    for_sidecars, read_last_known_good, sha256_hex, write_last_known_good,
+    write_signed_last_known_good, ApplyOutcome, AwsManagedLookup, SignatureError,
+    SignatureRefusals, SnapshotSignature, SnapshotStore, SnapshotTrust, SnapshotVersion, StoreRef,
+    TenantSnapshot, TenantUpdate,
 };
 
 /// The update wire format lives with the snapshots it carries; kept at this path for the
@@ -79,12 +85,17 @@ pub struct Applier {
     /// The store each served tenant came from (absent: unknown, from an older control plane
     /// or an older state file).
     origins: Mutex<HashMap<String, StoreRef>>,
+    /// Whose signatures are accepted.
+    trust: SnapshotTrust,
+    /// Updates and state files refused for their signature.
+    refusals: Arc<SignatureRefusals>,
 }
 
 // === impl Applier ===
 
 impl Applier {
-    /// An applier publishing into `store`, persisting under `state_dir` when given.
+    /// An applier publishing into `store`, persisting under `state_dir` when given. It trusts
+    /// no snapshot key until [`Self::with_trust`] says which: fail closed.
     pub fn new(
         store: Arc<SnapshotStore>,
         state_dir: Option<PathBuf>,
@@ -95,7 +106,46 @@ impl Applier {
             state_dir,
             aws,
             origins: Mutex::default(),
+            trust: SnapshotTrust::default(),
+            refusals: Arc::default(),
         }
+    }
+
+    /// This applier, accepting the snapshots `trust` accepts.
+    #[must_use]
+    pub fn with_trust(mut self, trust: SnapshotTrust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// The updates and state files refused for their signature, by reason.
+    pub fn signature_refusals(&self) -> &Arc<SignatureRefusals> {
+        &self.refusals
+    }
+
+    /// Verifies a signature, logging and counting a refusal.
+    fn verify(
+        &self,
+        what: &str,
+        account_id: &str,
+        version: SnapshotVersion,
+        sha256: &str,
+        signature: Option<&SnapshotSignature>,
+        source: Option<&StoreRef>,
+    ) -> Result<(), SignatureError> {
+        let checked = self
+            .trust
+            .check(account_id, version, sha256, signature, source);
+        if let Err(error) = &checked {
+            self.refusals.count(error);
+            tracing::warn!(
+                tenant = %account_id,
+                key_id = signature.map_or("none", |s| s.key_id.as_str()),
+                reason = error.reason(),
+                "refused {what} of tenant {account_id} (version {version}): {error}",
+            );
+        }
+        checked
     }
 
     /// The state directory, if any.
@@ -148,6 +198,16 @@ impl Applier {
                 update.account_id
             ));
         }
+        if let Err(error) = self.verify(
+            "the update",
+            &update.account_id,
+            version,
+            &update.sha256,
+            update.signature.as_ref(),
+            source,
+        ) {
+            return reject(format!("tenant `{}`: refused: {error}", update.account_id));
+        }
         let tenant: Tenant = match serde_json::from_str(&update.payload) {
             Ok(t) => t,
             Err(e) => {
@@ -174,15 +234,22 @@ impl Applier {
                     .map_or_else(|| "none".to_owned(), |v| v.to_string()),
             );
         }
-        self.publish(tenant, version, source, moved.is_some())
+        let signed = update
+            .signature
+            .as_ref()
+            .map(|s| (update.payload.as_str(), s));
+        self.publish(tenant, version, source, moved.is_some(), signed)
     }
 
+    /// Publishes `tenant`; `signed` is the payload as shipped and its signature, persisted
+    /// as they came so that the file verifies at the next start.
     fn publish(
         &self,
         tenant: Tenant,
         version: SnapshotVersion,
         source: Option<&StoreRef>,
         replace: bool,
+        signed: Option<(&str, &SnapshotSignature)>,
     ) -> UpdateResult {
         // Also for what an older control plane sent, or an older sidecar persisted.
         let tenant = Arc::new(for_sidecars(tenant));
@@ -214,7 +281,18 @@ impl Applier {
                 if let Some(dir) = &self.state_dir {
                     // The new version serves even if it cannot be persisted: the file only
                     // matters for the next start, which then falls back to the stream.
-                    if let Err(error) = write_last_known_good(dir, &tenant, version, source) {
+                    let written = match signed {
+                        Some((payload, signature)) => write_signed_last_known_good(
+                            dir,
+                            &tenant.account_id,
+                            payload,
+                            version,
+                            source,
+                            Some(signature),
+                        ),
+                        None => write_last_known_good(dir, &tenant, version, source),
+                    };
+                    if let Err(error) = written {
                         report_persist_failure(&error);
                     }
                 }
@@ -342,8 +420,9 @@ impl Applier {
     }
 
     /// Loads the persisted snapshots of `tenants` (before the control plane is reached). A
-    /// tenant without a file is skipped silently (a new sidecar has none); a corrupted or
-    /// foreign file is reported and skipped, never served.
+    /// tenant without a file is skipped silently (a new sidecar has none); a corrupted,
+    /// foreign or unverified (edited, unsigned, signed by an untrusted key) file is reported
+    /// and skipped, never served.
     pub fn boot_from_disk(&self, tenants: &[String]) -> Vec<(String, UpdateResult)> {
         let Some(dir) = &self.state_dir else {
             return Vec::new();
@@ -352,12 +431,29 @@ impl Applier {
             .iter()
             .filter_map(|account| {
                 let result = match read_last_known_good(dir, account) {
-                    Ok(persisted) => self.publish(
-                        persisted.tenant,
+                    Ok(persisted) => match self.verify(
+                        "the state file",
+                        account,
                         persisted.version,
+                        &persisted.payload_sha256,
+                        persisted.signature.as_ref(),
                         persisted.store.as_ref(),
-                        false,
-                    ),
+                    ) {
+                        Ok(()) => self.publish(
+                            persisted.tenant,
+                            persisted.version,
+                            persisted.store.as_ref(),
+                            false,
+                            persisted
+                                .signature
+                                .as_ref()
+                                .map(|s| (persisted.payload.as_str(), s)),
+                        ),
+                        Err(error) => UpdateResult::Rejected {
+                            version: persisted.version,
+                            error: format!("tenant `{account}`: state file refused: {error}"),
+                        },
+                    },
                     Err(crate::snapshot::PersistError::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
                     {

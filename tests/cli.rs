@@ -312,16 +312,44 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
 /// that names the problem.
 #[test]
 fn invalid_sidecar_configuration_exits_64() {
-    let out = iamlet(&["sidecar", "--max-serve-stale", "soon"], None);
+    // Without trust keys (or the loud opt-out) a sidecar does not start.
+    let out = iamlet(&["sidecar"], None);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--snapshot-keys"));
+    let empty = temp_file("no-keys.pub", "# no keys\n");
+    let out = iamlet(
+        &["sidecar", "--snapshot-keys", empty.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key is accepted"));
+    let out = iamlet(
+        &[
+            "sidecar",
+            "--insecure-unsigned-snapshots",
+            "--max-serve-stale",
+            "soon",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("soon"));
     let config = temp_file("bad-config.yaml", "max-stale: 1h\n");
-    let out = iamlet(&["sidecar", "--config", config.to_str().unwrap()], None);
+    let out = iamlet(
+        &[
+            "sidecar",
+            "--insecure-unsigned-snapshots",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `max-stale`"));
     let out = iamlet(
         &[
             "sidecar",
+            "--insecure-unsigned-snapshots",
             "--max-serve-stale",
             "1m",
             "--max-issue-stale",
@@ -331,7 +359,15 @@ fn invalid_sidecar_configuration_exits_64() {
     );
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-issue-stale"));
-    let out = iamlet(&["sidecar", "--tenants", "12"], None);
+    let out = iamlet(
+        &[
+            "sidecar",
+            "--insecure-unsigned-snapshots",
+            "--tenants",
+            "12",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(64));
 }
 
@@ -343,6 +379,8 @@ fn a_sidecar_stops_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iamlet"))
         .args([
             "sidecar",
+            // No control plane to sign anything: this test is about the drain.
+            "--insecure-unsigned-snapshots",
             "--control-plane",
             "http://127.0.0.1:9",
             "--tenants",

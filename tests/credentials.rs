@@ -81,9 +81,10 @@ impl Fixture {
         // Console passwords hashed cheaply: the tests' debug build would spend seconds on the
         // production cost.
         let cp = Arc::new(
-            ControlPlane::open(Arc::new(store), IdGenerator::system())
-                .unwrap()
-                .with_password_hasher(PasswordHasher::with_iterations(1_000)),
+            super::support::signed(
+                ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+            )
+            .with_password_hasher(PasswordHasher::with_iterations(1_000)),
         );
         let roots = [A, B].map(|tenant| {
             let (_, (id, secret)) = cp.create_tenant_with_root(tenant, None, "test").unwrap();
@@ -132,6 +133,7 @@ impl Fixture {
                 jitter: 0.2,
             },
             decision_log,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         };
         let (stop, shutdown) = watch::channel(false);

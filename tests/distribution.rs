@@ -63,8 +63,9 @@ struct RunningControlPlane {
 impl RunningControlPlane {
     fn start(data: &std::path::Path, addr: SocketAddr) -> (Self, SocketAddr) {
         let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
-        let control_plane =
-            Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+        let control_plane = Arc::new(super::support::signed(
+            ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+        ));
         // The previous instance's runtime releases the port in the background: retry briefly.
         let started = Instant::now();
         let listener = loop {
@@ -126,7 +127,13 @@ fn sidecar(
     readiness: Readiness,
     state: &std::path::Path,
 ) -> (SidecarHandle, watch::Sender<bool>) {
-    sidecar_with_key(endpoint, readiness, state, None)
+    sidecar_with_key(
+        endpoint,
+        readiness,
+        state,
+        None,
+        super::support::snapshot_trust(),
+    )
 }
 
 /// [`sidecar`] presenting a sync key.
@@ -135,6 +142,7 @@ fn sidecar_with_key(
     readiness: Readiness,
     state: &std::path::Path,
     sync_credentials: Option<iamlet::client::Profile>,
+    snapshot_trust: iamlet::snapshot::SnapshotTrust,
 ) -> (SidecarHandle, watch::Sender<bool>) {
     let (stop, shutdown) = watch::channel(false);
     let (handle, _task) = spawn_sidecar(
@@ -150,6 +158,7 @@ fn sidecar_with_key(
                 jitter: 0.2,
             },
             sync_credentials,
+            snapshot_trust,
             ..SidecarConfig::default()
         },
         shutdown,
@@ -746,6 +755,13 @@ async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
         .changes;
     assert_eq!(changes.last().unwrap().actor, "operator:apply");
 
+    // The trust file the control plane process wrote for its sidecars.
+    let trust = iamlet::snapshot::SnapshotTrust::keys(
+        iamlet::snapshot::TrustedKeys::parse(
+            &std::fs::read_to_string(data.join("snapshot-keys.pub")).unwrap(),
+        )
+        .unwrap(),
+    );
     let with_key = |secret: &str, state: &std::path::Path| {
         sidecar_with_key(
             cp.addr,
@@ -756,6 +772,7 @@ async fn sync_keys_admit_sidecars_and_no_root_key_reaches_them() {
                 secret_access_key: Secret::new(secret),
                 session_token: None,
             }),
+            trust.clone(),
         )
     };
     let (good, _stop_good) = with_key("sync-secret-of-the-test", &temp_dir("sync-keys-good"));

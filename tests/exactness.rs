@@ -346,7 +346,9 @@ impl Fixture {
     async fn start(name: &str) -> Self {
         let data = super::support::temp_dir("exactness", &format!("{name}-cp"));
         let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
-        let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+        let cp = Arc::new(super::support::signed(
+            ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+        ));
         cp.create_tenant(A, None, "test").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let cp_addr = listener.local_addr().unwrap();
@@ -367,6 +369,7 @@ impl Fixture {
                 multiplier: 1.6,
                 jitter: 0.2,
             },
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         };
         let (stop, shutdown) = watch::channel(false);

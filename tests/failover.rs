@@ -27,7 +27,9 @@ const B: &str = "444455556666";
 fn control_plane(name: &str) -> Arc<ControlPlane> {
     let dir = temp_dir("failover", name);
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).unwrap();
-    Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap())
+    Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ))
 }
 
 /// Tenant `account` with alice and one policy.
@@ -114,6 +116,7 @@ fn sidecar(urls: String, readiness: Readiness, name: &str) -> (SidecarHandle, wa
             state_dir: temp_dir("failover", name),
             sidecar_id: name.into(),
             backoff: FAST,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,
@@ -287,7 +290,10 @@ async fn a_reconnect_storm_of_1000_clients_moves_to_the_surviving_replica_spread
     let mut clients = Vec::with_capacity(CLIENTS);
     for i in 0..CLIENTS {
         let store = Arc::new(SnapshotStore::new());
-        let applier = Arc::new(Applier::new(Arc::clone(&store), None, aws.clone()));
+        let applier = Arc::new(
+            Applier::new(Arc::clone(&store), None, aws.clone())
+                .with_trust(super::support::snapshot_trust()),
+        );
         let state = Arc::new(SyncState::default());
         tokio::spawn(run_sync(
             applier,
@@ -419,7 +425,13 @@ async fn a_reconnect_storm_of_1000_clients_moves_to_the_surviving_replica_spread
 fn a_bad_control_plane_url_is_refused_at_start() {
     let state = temp_dir("failover", "bad-url");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_iamlet"))
-        .args(["sidecar", "--listen", "127.0.0.1:0", "--state-dir"])
+        .args([
+            "sidecar",
+            "--insecure-unsigned-snapshots",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
         .arg(&state)
         .args(["--control-plane", "http://cp-0:7070,ftp://cp-1:21"])
         .output()

@@ -42,7 +42,9 @@ impl Running {
 async fn start(name: &str) -> Running {
     let data = super::support::temp_dir("hardening", name);
     let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     let spec =
         TenantSpec::from_yaml_or_json(include_str!("../deploy/examples/demo-tenant.yaml")).unwrap();
     cp.apply_spec(&spec, "test", false).unwrap();
@@ -61,6 +63,7 @@ async fn start(name: &str) -> Running {
             readiness: Readiness::Tenants(vec![A.into()]),
             state_dir: super::support::temp_dir("hardening", &format!("{name}-sidecar")),
             sidecar_id: name.into(),
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,
@@ -407,7 +410,7 @@ fn out_of_file_descriptors_the_sidecar_neither_spins_nor_stops() {
     let mut sidecar = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -n 48 && exec {} sidecar --control-plane http://127.0.0.1:9 --listen 127.0.0.1:{local} --http-listen 127.0.0.1:{http} --state-dir {}",
+            "ulimit -n 48 && exec {} sidecar --insecure-unsigned-snapshots --control-plane http://127.0.0.1:9 --listen 127.0.0.1:{local} --http-listen 127.0.0.1:{http} --state-dir {}",
             env!("CARGO_BIN_EXE_iamlet"),
             state.display()
         ))
@@ -486,7 +489,9 @@ async fn large_admin_messages_are_read_only_from_authenticated_callers() {
     use iamlet::grpc::{serve_control_plane_with, signed_admin_request, ServeOptions};
     let data = super::support::temp_dir("hardening", "admin-size");
     let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     let operator = OperatorKey {
         name: "ops".into(),
         access_key_id: "IOPRHARDENINGTEST001".into(),
@@ -623,6 +628,7 @@ async fn readiness_and_status_tell_the_truth() {
             state_dir: state,
             sidecar_id: "truth-2".into(),
             decision_log: log,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,

@@ -57,9 +57,10 @@ impl Edge {
             .unwrap()
             .with_sealer(sealer);
         let cp = Arc::new(
-            ControlPlane::open(Arc::new(store), IdGenerator::system())
-                .unwrap()
-                .with_password_hasher(PasswordHasher::with_iterations(1_000)),
+            super::support::signed(
+                ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+            )
+            .with_password_hasher(PasswordHasher::with_iterations(1_000)),
         );
         cp.create_tenant_with_root(A, None, "test").unwrap();
         let key = |user: &str| {

@@ -23,7 +23,9 @@ const TENANT: &str = "111122223333";
 async fn control_plane() -> (String, Profile) {
     let dir = super::support::temp_dir("loadgen", "cp");
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     let (_, (root_id, root_secret)) = cp.create_tenant_with_root(TENANT, None, "test").unwrap();
     cp.call(TENANT, "test", "CreateUser", &json!({"UserName": "bob"}))
         .unwrap();

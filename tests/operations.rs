@@ -43,8 +43,9 @@ struct Running {
 async fn start(name: &str, readiness: Readiness, staleness: StalenessPolicy) -> Running {
     let dir = temp_dir(name);
     let store = SqliteStore::open(&dir.join("iamlet.db"), None).unwrap();
-    let control_plane =
-        Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let control_plane = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let cp_addr = std_listener.local_addr().unwrap();
@@ -79,6 +80,7 @@ async fn start(name: &str, readiness: Readiness, staleness: StalenessPolicy) -> 
                 jitter: 0.1,
             },
             staleness,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,

@@ -57,7 +57,9 @@ fn targets() -> &'static Targets {
     TARGETS.get_or_init(|| {
         let dir = super::support::temp_dir("parsers", "state");
         let store = SqliteStore::open_in_memory().unwrap();
-        let cp = ControlPlane::open(Arc::new(store), IdGenerator::seeded(7)).unwrap();
+        let cp = super::support::signed(
+            ControlPlane::open(Arc::new(store), IdGenerator::seeded(7)).unwrap(),
+        );
         cp.create_tenant(A, Some("fuzz"), "test").unwrap();
         cp.call(
             A,
@@ -69,7 +71,10 @@ fn targets() -> &'static Targets {
         let (tenant, version) = cp.tenant(A).unwrap();
         let catalog = Arc::new(AwsManagedCatalog::compile());
         let snapshot = TenantSnapshot::compile(Arc::clone(&tenant), version, &*catalog).unwrap();
-        let update = TenantUpdate::new(&tenant, version).unwrap();
+        let update =
+            TenantUpdate::signed(&tenant, version, cp.snapshot_signer(), &cp.store_identity())
+                .unwrap();
+        let signature = update.signature.clone().unwrap();
         let valid_update = pb::WatchResponse {
             nonce: "1".into(),
             tenants: vec![pb::TenantSnapshot {
@@ -77,6 +82,14 @@ fn targets() -> &'static Targets {
                 version: Some(version.into()),
                 sha256: update.sha256.clone(),
                 payload: update.payload,
+                signature: Some(pb::SnapshotSignature {
+                    key_id: signature.key_id,
+                    store: Some(pb::StoreIdentity {
+                        id: signature.store.id,
+                        epoch: signature.store.epoch,
+                    }),
+                    value: signature.value,
+                }),
             }],
             ..pb::WatchResponse::default()
         }
@@ -111,7 +124,8 @@ fn targets() -> &'static Targets {
             "the seed token does not verify: {verified:?}"
         );
         Targets {
-            applier: Applier::new(Arc::new(SnapshotStore::new()), None, catalog),
+            applier: Applier::new(Arc::new(SnapshotStore::new()), None, catalog)
+                .with_trust(cp.snapshot_trust()),
             snapshot,
             dir,
             valid_update,
@@ -144,6 +158,16 @@ fn snapshot(bytes: &[u8]) {
             version: version.into(),
             payload: s.payload,
             sha256: s.sha256,
+            signature: s.signature.and_then(|sig| {
+                sig.store.map(|store| iamlet::snapshot::SnapshotSignature {
+                    key_id: sig.key_id,
+                    store: iamlet::snapshot::StoreRef {
+                        id: store.id,
+                        epoch: store.epoch,
+                    },
+                    value: sig.value,
+                })
+            }),
         });
     }
 }

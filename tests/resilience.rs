@@ -34,8 +34,9 @@ struct Cp {
 impl Cp {
     /// Serves `store` on `addr` (retrying while a killed predecessor releases the port).
     fn start(store: SqliteStore, addr: SocketAddr, heartbeat: Duration) -> (Self, SocketAddr) {
-        let control_plane =
-            Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+        let control_plane = Arc::new(super::support::signed(
+            ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+        ));
         let started = Instant::now();
         let listener = loop {
             match std::net::TcpListener::bind(addr) {
@@ -122,6 +123,7 @@ async fn sidecar(
             },
             staleness,
             liveness,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown.clone(),
@@ -250,6 +252,11 @@ async fn item1_a_lost_database_never_empties_a_sidecar() {
     assert_ne!(second_store.id, first_store.id);
     assert_ne!(second_store.epoch, first_store.epoch);
     assert!(cp.control_plane.list_tenants().is_empty());
+    // The new store signs with a key of its own (issue #20): the operator hands its public
+    // key to the sidecar, which restarts with it; tenants of the old store keep loading from
+    // their files, signed by the old store's key, which it still trusts.
+    s.stop.send_replace(true);
+    let s = sidecar(addr, Readiness::All, &state, lenient(), Liveness::default()).await;
     // A tenant created in the new store arrives: the removals (sent before it) were seen.
     cp.tenant(B);
     eventually("tenant B from the new store", || {
@@ -795,21 +802,34 @@ async fn t27_every_response_is_answered_once_on_its_stream_with_its_nonce() {
     use iamlet::snapshot::{SnapshotVersion, TenantUpdate};
 
     // Real payloads: tenant A at six versions, tenant B at one, from a real control plane.
-    let cp = ControlPlane::open(
-        Arc::new(SqliteStore::open_in_memory().unwrap()),
-        IdGenerator::seeded(27),
-    )
-    .unwrap();
+    let cp = super::support::signed(
+        ControlPlane::open(
+            Arc::new(SqliteStore::open_in_memory().unwrap()),
+            IdGenerator::seeded(27),
+        )
+        .unwrap(),
+    );
     cp.create_tenant(A, None, "test").unwrap();
     cp.create_tenant(B, None, "test").unwrap();
     let snapshot_of = |account: &str| {
         let (tenant, version) = cp.tenant(account).unwrap();
-        let update = TenantUpdate::new(&tenant, version).unwrap();
+        let update =
+            TenantUpdate::signed(&tenant, version, cp.snapshot_signer(), &cp.store_identity())
+                .unwrap();
+        let signature = update.signature.unwrap();
         pb::TenantSnapshot {
             tenant: update.account_id,
             version: Some(version.into()),
             sha256: update.sha256,
             payload: update.payload,
+            signature: Some(pb::SnapshotSignature {
+                key_id: signature.key_id,
+                store: Some(pb::StoreIdentity {
+                    id: signature.store.id,
+                    epoch: signature.store.epoch,
+                }),
+                value: signature.value,
+            }),
         }
     };
     let mut versions_of_a = vec![snapshot_of(A)];

@@ -93,10 +93,15 @@ control_plane() { # control_plane NAME DATA PORT ARGS...
     local name=$1 data=$2 port=$3; shift 3
     start "$name" control-plane --data-dir "$data" --listen "127.0.0.1:$port" "$@"
 }
+# The control plane in "$data" writes the sidecars' snapshot trust file once its store is open.
+trust_file() {
+    wait_for 60 test -s "$data/snapshot-keys.pub" || fail "no snapshot trust file in $data"
+    echo "$data/snapshot-keys.pub"
+}
 sidecar() { # sidecar NAME STATE CP_PORT PORT ARGS...
     local name=$1 state=$2 cp=$3 port=$4; shift 4
     start "$name" sidecar --control-plane "http://127.0.0.1:$cp" --state-dir "$state" \
-        --listen "127.0.0.1:$port" "$@"
+        --listen "127.0.0.1:$port" --snapshot-keys "$(trust_file)" "$@"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +206,7 @@ control_plane cp3 "$data" "$cp" --apply "$SPEC"
 python3 "$work/proxy.py" "$px" "$cp" "$work/accepted" >"$work/proxy.log" 2>&1 &
 proxy=$!; pids+=("$proxy"); disown "$proxy"
 start sc3 sidecar --control-plane "http://127.0.0.1:$px" --state-dir "$state" \
-    --listen "127.0.0.1:$sc" --tenants "$A" \
+    --listen "127.0.0.1:$sc" --tenants "$A" --snapshot-keys "$(trust_file)" \
     --keepalive-interval 2s --keepalive-timeout 2s --sync-idle-timeout 10m
 wait_for 60 ready "$sc" || fail "the sidecar never became ready"
 connected "$sc" || fail "not connected"

@@ -102,3 +102,41 @@ pub(crate) fn banner_field(banner: &str, prefix: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// The snapshot signing keys of the control planes these tests start, one per store identity
+/// (PKCS#8), so that a control plane restarted on its store signs with the same key, as one
+/// started with its `--snapshot-signing-key` does.
+fn snapshot_keys() -> &'static std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>> {
+    static KEYS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
+
+/// The signing key of `store_id` (made on first use).
+fn snapshot_signer(store_id: &str) -> iamlet::snapshot::SigningKey {
+    let mut keys = snapshot_keys().lock().unwrap();
+    let pkcs8 = keys
+        .entry(store_id.to_owned())
+        .or_insert_with(|| iamlet::snapshot::SigningKey::generate(store_id).unwrap().1);
+    iamlet::snapshot::SigningKey::from_pkcs8(store_id, pkcs8).unwrap()
+}
+
+/// `control_plane`, signing with its store's test key.
+pub(crate) fn signed(
+    control_plane: iamlet::control_plane::ControlPlane,
+) -> iamlet::control_plane::ControlPlane {
+    let store_id = control_plane.store_identity().id;
+    control_plane.with_snapshot_signer(snapshot_signer(&store_id))
+}
+
+/// What a sidecar of these tests trusts: the key of every control plane [`signed`] so far.
+pub(crate) fn snapshot_trust() -> iamlet::snapshot::SnapshotTrust {
+    let stores: Vec<String> = snapshot_keys().lock().unwrap().keys().cloned().collect();
+    let lines: Vec<String> = stores
+        .iter()
+        .map(|s| snapshot_signer(s).trust_line())
+        .collect();
+    iamlet::snapshot::SnapshotTrust::keys(
+        iamlet::snapshot::TrustedKeys::parse(&lines.join("\n")).unwrap(),
+    )
+}

@@ -65,6 +65,7 @@ async fn a_request_span_reaches_the_collector_as_a_child_of_the_callers_trace() 
             control_plane: "http://127.0.0.1:9".into(),
             readiness: Readiness::All,
             state_dir: state,
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,

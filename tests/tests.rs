@@ -63,3 +63,5 @@ mod trail;
 
 // Issue #17, item 6: unused access findings over the real processes.
 mod unused;
+// Issue #20: signed snapshots; an edited state file and a foreign key's snapshot are refused.
+mod signed_snapshots;

@@ -88,7 +88,9 @@ async fn control_plane(
     access: Option<&str>,
 ) -> (Arc<ControlPlane>, std::net::SocketAddr) {
     let store = SqliteStore::open(&pki.dir.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     for tenant in [A, B] {
         cp.create_tenant(tenant, None, "test").unwrap();
     }
@@ -134,6 +136,7 @@ fn sidecar(
                 jitter: 0.1,
             },
             tls: Some(tls),
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,
@@ -348,6 +351,7 @@ async fn the_local_api_can_be_served_with_tls() {
         &SidecarConfig {
             control_plane: "http://127.0.0.1:9".into(),
             state_dir: pki.dir.join("state"),
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,

@@ -63,7 +63,9 @@ fn lookup_all(cp: &ControlPlane, mut parameters: serde_json::Map<String, Value>)
 async fn an_assume_role_at_the_sidecar_is_looked_up_and_exported_without_a_secret() {
     let root = temp_dir("trail", "e2e");
     let store = SqliteStore::open(&root.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     cp.create_tenant(A, None, "operator:test").unwrap();
     call(&cp, "CreateUser", &json!({"UserName": "alice"}));
     let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","iam:ChangePassword"],"Resource":"*"}]}"#;
@@ -117,6 +119,7 @@ async fn an_assume_role_at_the_sidecar_is_looked_up_and_exported_without_a_secre
                 interval: Duration::from_millis(100),
                 ..TrailConfig::default()
             }),
+            snapshot_trust: super::support::snapshot_trust(),
             ..SidecarConfig::default()
         },
         shutdown,
@@ -276,7 +279,9 @@ fn event(tenant: &str, id: &str, name: &str) -> pb::TrailEvent {
 async fn a_bare_stream_is_deduplicated_and_refused_per_tenant_and_for_malformed_events() {
     let root = temp_dir("trail", "bare");
     let store = SqliteStore::open(&root.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     cp.create_tenant(A, None, "operator:test").unwrap();
     cp.create_tenant(B, None, "operator:test").unwrap();
     let addr = serve(&cp).await;

@@ -92,7 +92,9 @@ async fn next(inbound: &mut tonic::Streaming<pb::WatchResponse>) -> pb::WatchRes
 async fn usage_sent_on_the_sync_stream_reaches_last_used_and_the_credential_report() {
     let root = temp_dir("usage", "stream");
     let store = SqliteStore::open(&root.join("iamlet.db"), None).unwrap();
-    let cp = Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap());
+    let cp = Arc::new(super::support::signed(
+        ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
+    ));
     let key_a = tenant_with_alice(&cp, A);
     let key_b = tenant_with_alice(&cp, B);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

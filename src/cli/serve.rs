@@ -107,6 +107,23 @@ pub(crate) struct ControlPlaneArgs {
     /// of the database alone reveals no secret.
     #[arg(long, env = "IAMLET_SECRETS_KEY_FILE")]
     secrets_key_file: Option<PathBuf>,
+    /// The key ring that signs every tenant update sidecars receive (Ed25519; private, 0600).
+    /// Default: `DATA_DIR/snapshot-signing.key`, created when missing. Keep it apart from
+    /// the database; every replica of one store mounts the same file.
+    #[arg(long, env = "IAMLET_SNAPSHOT_SIGNING_KEY")]
+    snapshot_signing_key: Option<PathBuf>,
+    /// Where the sidecars' trust file (the ring's public keys) is written at start, for
+    /// their `--snapshot-keys`. Default: `DATA_DIR/snapshot-keys.pub`.
+    #[arg(long, env = "IAMLET_SNAPSHOT_KEYS_OUT")]
+    snapshot_keys_out: Option<PathBuf>,
+    /// Rotate at start: a new key signs, the previous one stays in the trust file (accepted)
+    /// until retired with `--retire-snapshot-key`.
+    #[arg(long)]
+    rotate_snapshot_key: bool,
+    /// Retire a previous snapshot key at start (its private half is dropped; sidecars given
+    /// the new trust file refuse what it signed); may repeat.
+    #[arg(long, value_delimiter = ',')]
+    retire_snapshot_key: Vec<String>,
     /// Sync keys (an AWS credentials file): a sidecar presenting one may stream every
     /// tenant. Without mutual TLS, sidecars elsewhere than on loopback need one.
     #[arg(long, env = "IAMLET_SYNC_CREDENTIALS")]
@@ -327,6 +344,23 @@ pub(crate) struct SidecarArgs {
     /// The tenants to serve, comma-separated, or `*` for all.
     #[arg(long, env = "IAMLET_TENANTS", default_value = "*")]
     tenants: String,
+    /// The control plane's snapshot public keys (its trust file, `snapshot-keys.pub`): every
+    /// update and state file must carry a signature of one of them. Required unless
+    /// `--insecure-unsigned-snapshots`.
+    #[arg(
+        long,
+        env = "IAMLET_SNAPSHOT_KEYS",
+        required_unless_present = "insecure_unsigned_snapshots"
+    )]
+    snapshot_keys: Option<PathBuf>,
+    /// INSECURE: accept unsigned snapshots and do not verify signatures, for control planes
+    /// older than signed snapshots. A state file edited on disk is then served.
+    #[arg(
+        long,
+        env = "IAMLET_INSECURE_UNSIGNED_SNAPSHOTS",
+        conflicts_with = "snapshot_keys"
+    )]
+    insecure_unsigned_snapshots: bool,
     /// Where the last known good snapshots live.
     #[arg(long, env = "IAMLET_STATE_DIR", default_value = "iamlet-sidecar")]
     state_dir: PathBuf,
@@ -828,7 +862,15 @@ async fn serve_control_plane(
     ));
     let mut stop = std::pin::pin!(stop);
     let clock = clock_with_offset(args.clock_offset);
-    let loading = load_control_plane(open, sealer, store_health, &probes, delays, clock);
+    let keys = SnapshotKeySettings {
+        ring: (args.snapshot_signing_key.clone())
+            .unwrap_or_else(|| args.data_dir.join("snapshot-signing.key")),
+        trust_out: (args.snapshot_keys_out.clone())
+            .unwrap_or_else(|| args.data_dir.join("snapshot-keys.pub")),
+        rotate: args.rotate_snapshot_key,
+        retire: args.retire_snapshot_key.clone(),
+    };
+    let loading = load_control_plane(open, sealer, store_health, &probes, delays, clock, keys);
     let control_plane = tokio::select! {
         () = &mut stop => None,
         loaded = loading => Some(loaded?),
@@ -943,6 +985,7 @@ async fn load_control_plane(
     probes: &ControlPlaneProbes,
     delays: RetryDelays,
     clock: fn() -> i64,
+    keys: SnapshotKeySettings,
 ) -> Result<Arc<ControlPlane>, ServeError> {
     let opened = until_reachable("cannot reach the store", probes, delays, open).await?;
     let store: Arc<dyn TenantStore> = Arc::new(ObservedStore::new(opened.sealed(sealer), health));
@@ -954,7 +997,56 @@ async fn load_control_plane(
         ControlPlane::open(Arc::clone(&store), IdGenerator::system())
     })
     .await?;
-    Ok(Arc::new(control_plane.with_clock(clock)))
+    let signer = keys.load(&control_plane.store_identity().id)?;
+    Ok(Arc::new(
+        control_plane.with_clock(clock).with_snapshot_signer(signer),
+    ))
+}
+
+/// Where the snapshot signing keys live and what to do with them at start.
+struct SnapshotKeySettings {
+    ring: PathBuf,
+    trust_out: PathBuf,
+    rotate: bool,
+    retire: Vec<String>,
+}
+
+impl SnapshotKeySettings {
+    /// Loads (or creates) the key ring for `store_id`, rotates and retires as asked, writes
+    /// the sidecars' trust file, and returns the key that signs.
+    fn load(self, store_id: &str) -> Result<crate::snapshot::SigningKey, ServeError> {
+        use crate::control_plane::SnapshotKeyRing;
+        let config = |e: &dyn std::fmt::Display| ServeError::Config(e.to_string());
+        let (mut ring, written) =
+            SnapshotKeyRing::load_or_create(&self.ring, store_id).map_err(|e| config(&e))?;
+        let mut changed = false;
+        if self.rotate && !written {
+            let id = ring.rotate(store_id).map_err(|e| config(&e))?;
+            say(&format!(
+                "iamlet control plane: snapshot key {id} now signs (rotated)"
+            ));
+            changed = true;
+        }
+        for id in &self.retire {
+            ring.retire(id).map_err(|e| config(&e))?;
+            say(&format!("iamlet control plane: snapshot key {id} retired"));
+            changed = true;
+        }
+        if changed {
+            ring.save(&self.ring).map_err(|e| config(&e))?;
+        }
+        ring.export_trust(&self.trust_out).map_err(|e| config(&e))?;
+        let signer = ring.current().map_err(|e| config(&e))?;
+        say(&format!(
+            "iamlet control plane: snapshots signed by {} (key ring {}{}); sidecars' \
+             --snapshot-keys: {}",
+            signer.id(),
+            self.ring.display(),
+            if written { ", created now" } else { "" },
+            self.trust_out.display()
+        ));
+        Ok(signer)
+    }
 }
 
 /// `--clock-offset`'s seconds: a `fn() -> i64` clock cannot capture it.
@@ -1123,6 +1215,29 @@ fn parse_tenants(text: &str) -> Result<Readiness, ServeError> {
     Ok(Readiness::Tenants(tenants))
 }
 
+/// The trust `--snapshot-keys` names (a file that cannot be read, does not parse or lists no
+/// key stops the start), or none with `--insecure-unsigned-snapshots`.
+fn snapshot_trust(args: &SidecarArgs) -> Result<crate::snapshot::SnapshotTrust, ServeError> {
+    let Some(path) = &args.snapshot_keys else {
+        return if args.insecure_unsigned_snapshots {
+            Ok(crate::snapshot::SnapshotTrust::InsecureUnsigned)
+        } else {
+            Err(ServeError::Config(
+                "--snapshot-keys is required (or --insecure-unsigned-snapshots)".into(),
+            ))
+        };
+    };
+    let failed = |e: &dyn std::fmt::Display| {
+        ServeError::Config(format!("--snapshot-keys {}: {e}", path.display()))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
+    let keys = crate::snapshot::TrustedKeys::parse(&text).map_err(|e| failed(&e))?;
+    if keys.is_empty() {
+        return Err(failed(&"no key is accepted (every key listed is retired)"));
+    }
+    Ok(crate::snapshot::SnapshotTrust::keys(keys))
+}
+
 /// Starts the stream, binds every listener, and serves until a stop signal; then drains.
 pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
     let SidecarSettings {
@@ -1135,9 +1250,23 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
         tls,
         local_tls,
     } = settings;
+    let snapshot_trust = snapshot_trust(&args)?;
     runtime(args.process.worker_threads)?.block_on(async move {
         let telemetry = telemetry::init(args.process.log_format)
             .map_err(|e| ServeError::Config(e.to_string()))?;
+        if matches!(
+            snapshot_trust,
+            crate::snapshot::SnapshotTrust::InsecureUnsigned
+        ) {
+            tracing::warn!(
+                "snapshot signatures are NOT verified (--insecure-unsigned-snapshots): an \
+                 edited state file or an unsigned update is served"
+            );
+            say(
+                "iamlet sidecar: WARNING: snapshot signatures are not verified \
+                 (--insecure-unsigned-snapshots)",
+            );
+        }
         let (decision_log, log_task) =
             DecisionLog::spawn(log_config).map_err(|e| ServeError::Config(e.to_string()))?;
         let config = SidecarConfig {
@@ -1165,6 +1294,7 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
                 interval: args.usage_interval,
                 ..crate::sidecar::TrailConfig::default()
             }),
+            snapshot_trust,
         };
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         // A route table that does not check out stops the start, as a bad flag does.

@@ -183,8 +183,25 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let store = SqliteStore::open(&dir.join("iamlet.db"), None)?.with_sealer(sealer);
     let clock = super::serve::clock_with_offset(args.clock_offset);
-    let control_plane =
-        Arc::new(ControlPlane::open(Arc::new(store), IdGenerator::system())?.with_clock(clock));
+    let control_plane = ControlPlane::open(Arc::new(store), IdGenerator::system())?;
+    // Signed snapshots as in a deployment: the key ring and the sidecar's trust file in the
+    // data directory.
+    let config = |e: &dyn std::fmt::Display| ServeError::Config(e.to_string());
+    let (ring, _) = crate::control_plane::SnapshotKeyRing::load_or_create(
+        &dir.join("snapshot-signing.key"),
+        &control_plane.store_identity().id,
+    )
+    .map_err(|e| config(&e))?;
+    ring.export_trust(&dir.join("snapshot-keys.pub"))
+        .map_err(|e| config(&e))?;
+    let snapshot_trust = crate::snapshot::SnapshotTrust::keys(
+        crate::snapshot::TrustedKeys::parse(&ring.trust_file()).map_err(|e| config(&e))?,
+    );
+    let control_plane = Arc::new(
+        control_plane
+            .with_clock(clock)
+            .with_snapshot_signer(ring.current().map_err(|e| config(&e))?),
+    );
     let (operators, _) = load_or_create_operators(&dir.join("operator-credentials"))?;
     let mut demo = load_demo(&control_plane, args.tenant_spec.as_deref(), dir)?;
     let routes = ext_authz_routes(args, &demo, dir)?;
@@ -284,6 +301,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
                     interval: args.usage_interval,
                     ..crate::sidecar::TrailConfig::default()
                 }),
+                snapshot_trust: snapshot_trust.clone(),
                 ..SidecarConfig::default()
             },
             shutdown,

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::directory::{IdGenerator, PasswordHasher, PasswordWork, Tenant};
 use crate::snapshot::SnapshotVersion;
-use crate::snapshot::TenantUpdate;
+use crate::snapshot::{SigningKey, SnapshotTrust, TenantUpdate, TrustedKeys};
 
 use super::declare::{export, plan, PlannedAction, TenantSpec};
 use super::dispatch::dispatch;
@@ -55,6 +55,8 @@ pub struct ControlPlane {
     hasher: PasswordHasher,
     changed: watch::Sender<u64>,
     clock: fn() -> i64,
+    /// Signs every tenant update sidecars receive (issue #20).
+    signer: Arc<SigningKey>,
     /// Access Advisor jobs and credential reports (issue #17).
     usage: UsageState,
     /// What became of the usage reports the sidecars sent.
@@ -95,6 +97,8 @@ pub struct ShippedTenant {
     /// The version.
     pub version: SnapshotVersion,
     shipped: Arc<OnceLock<Shipped>>,
+    signer: Arc<SigningKey>,
+    store: crate::snapshot::StoreRef,
 }
 
 impl ShippedTenant {
@@ -103,11 +107,12 @@ impl ShippedTenant {
         &self.tenant.account_id
     }
 
-    /// The update sidecars receive (what they must not hold left out), encoded on first use.
+    /// The update sidecars receive (what they must not hold left out), encoded and signed on
+    /// first use.
     pub fn update(&self) -> Option<Arc<TenantUpdate>> {
         self.shipped
             .get_or_init(|| {
-                TenantUpdate::new(&self.tenant, self.version)
+                TenantUpdate::signed(&self.tenant, self.version, &self.signer, &self.store)
                     .ok()
                     .map(Arc::new)
             })
@@ -141,7 +146,14 @@ impl ControlPlane {
             })
             .collect();
         let (changed, _) = watch::channel(0);
+        // An ephemeral key until `with_snapshot_signer` gives the kept one: every update is
+        // signed, whoever embeds the control plane.
+        let (signer, _) =
+            SigningKey::generate(store.store_id()).map_err(|e| StoreError::Unavailable {
+                reason: format!("cannot make a snapshot signing key: {e}"),
+            })?;
         Ok(Self {
+            signer: Arc::new(signer),
             store,
             tenants: Mutex::new(tenants),
             ids: Mutex::new(ids),
@@ -160,6 +172,24 @@ impl ControlPlane {
     pub fn with_password_hasher(mut self, hasher: PasswordHasher) -> Self {
         self.hasher = hasher;
         self
+    }
+
+    /// Signs updates with `key` (the current key of the control plane's key ring).
+    #[must_use]
+    pub fn with_snapshot_signer(mut self, key: SigningKey) -> Self {
+        self.signer = Arc::new(key);
+        self
+    }
+
+    /// The key that signs updates.
+    pub fn snapshot_signer(&self) -> &SigningKey {
+        &self.signer
+    }
+
+    /// What a sidecar of this control plane alone trusts: its current key (in-process use and
+    /// tests; deployments distribute the key ring's trust file).
+    pub fn snapshot_trust(&self) -> SnapshotTrust {
+        SnapshotTrust::keys(TrustedKeys::parse(&self.signer.trust_line()).unwrap_or_default())
     }
 
     /// Uses `clock` for change times (tests).
@@ -904,6 +934,7 @@ impl ControlPlane {
     /// for sidecars ([`ShippedTenant::update`]): encoded once per version, whatever the
     /// number of streams.
     pub fn shipped_tenants(&self) -> Vec<ShippedTenant> {
+        let store = self.store_identity();
         self.tenants
             .lock()
             .values()
@@ -911,6 +942,8 @@ impl ControlPlane {
                 tenant: Arc::clone(&c.tenant),
                 version: c.version,
                 shipped: Arc::clone(&c.shipped),
+                signer: Arc::clone(&self.signer),
+                store: store.clone(),
             })
             .collect()
     }

@@ -306,6 +306,14 @@ fn response(chunk: Chunk) -> pb::WatchResponse {
                 version: Some(update.version.into()),
                 sha256: update.sha256.clone(),
                 payload: update.payload.clone(),
+                signature: update.signature.as_ref().map(|s| pb::SnapshotSignature {
+                    key_id: s.key_id.clone(),
+                    store: Some(pb::StoreIdentity {
+                        id: s.store.id.clone(),
+                        epoch: s.store.epoch,
+                    }),
+                    value: s.value.clone(),
+                }),
             })
             .collect(),
         removed_tenants: chunk.removed,

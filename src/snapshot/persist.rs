@@ -3,10 +3,22 @@
 //! One file per tenant, `tenant-<account>.json`, written atomically: a temporary file is
 //! written and fsynced, renamed over the old one, and the directory fsynced, so a crash at any
 //! point leaves either the old file or the new one, never a mix. The file holds the tenant's
-//! directory as the control plane sent it, with its version and a SHA-256 digest binding the
-//! account, the version and the content: a truncated, bit-flipped or foreign file is refused,
-//! never served. The digest detects corruption, not forgery: whoever can write the sidecar's
-//! state directory (mode 0600 files) is trusted like the sidecar itself.
+//! directory exactly as the control plane sent it, with its version and a SHA-256 digest binding the
+//! account, the version, the store and the content: a truncated, bit-flipped or foreign file is
+//! refused, never served.
+//!
+//! # Signed snapshots
+//!
+//! The digest alone detects corruption, not forgery: whoever can write the state directory
+//! could edit `"Effect":"Deny"` into `"Allow"` and recompute it. So the file also keeps the
+//! control plane's Ed25519 signature of the update ([`super::sign`]), over the account, the
+//! version, the store identity and epoch, and the SHA-256 of the payload as shipped. The
+//! sidecar verifies it against its trusted public keys (`--snapshot-keys`) when it loads the
+//! file, as it did when the update arrived; an edited file no longer verifies and is refused
+//! (the tenant stays unloaded until the control plane sends it again). Only the control plane
+//! holds the private key, so a state directory is tamper-evident: an attacker who can write it
+//! can delete or roll back to an older signed file of the same store, but not forge one. A
+//! rollback is bounded by the stream: the control plane's newer version replaces it on connect.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -17,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::Tenant;
 
-use super::SnapshotVersion;
+use super::sign::SnapshotSignature;
+use super::{sha256_hex, SnapshotVersion};
 
 const FORMAT: u32 = 1;
 
@@ -30,6 +43,13 @@ pub struct PersistedTenant {
     pub version: SnapshotVersion,
     /// The control plane's store it came from (`None`: written before stores had identities).
     pub store: Option<StoreRef>,
+    /// The payload as the control plane shipped it (what the signature covers).
+    pub payload: String,
+    /// The lowercase hex SHA-256 of `payload`.
+    pub payload_sha256: String,
+    /// The control plane's signature (`None`: written unsigned, refused by a verifying
+    /// sidecar).
+    pub signature: Option<SnapshotSignature>,
 }
 
 /// A control plane's store, as sidecars know it: its identity (random, made once) and its
@@ -92,6 +112,10 @@ struct Envelope {
     /// Absent in files written before stores had identities; bound by the digest when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     store: Option<StoreRef>,
+    /// The control plane's signature; bound by the digest when present (and verified by the
+    /// sidecar against its trusted keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<SnapshotSignature>,
 }
 
 /// The file that holds `account_id`'s snapshot under `dir`.
@@ -107,6 +131,7 @@ fn digest_hex(
     version: SnapshotVersion,
     payload: &str,
     store: Option<&StoreRef>,
+    signature: Option<&SnapshotSignature>,
 ) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(account_id.as_bytes());
@@ -122,10 +147,21 @@ fn digest_hex(
         ctx.update(b"\n");
         ctx.update(&store.epoch.to_be_bytes());
     }
+    if let Some(signature) = signature {
+        ctx.update(b"\nsignature\n");
+        ctx.update(signature.key_id.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(signature.store.id.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(&signature.store.epoch.to_be_bytes());
+        ctx.update(b"\n");
+        ctx.update(signature.value.as_bytes());
+    }
     data_encoding::HEXLOWER.encode(ctx.finish().as_ref())
 }
 
-/// Writes `tenant` at `version`, from `store`, as the last known good snapshot, atomically.
+/// Writes `tenant` at `version`, from `store`, unsigned (re-encoded; for snapshots that came
+/// without a signature), as the last known good snapshot, atomically.
 pub fn write_last_known_good(
     dir: &Path,
     tenant: &Tenant,
@@ -133,28 +169,43 @@ pub fn write_last_known_good(
     store: Option<&StoreRef>,
 ) -> Result<PathBuf, PersistError> {
     let path = file_for(dir, &tenant.account_id)?;
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PersistError::Io { path, source }
-    };
     let payload = serde_json::to_string(tenant).map_err(|e| PersistError::Corrupt {
         path: path.clone(),
         reason: format!("cannot encode the tenant: {e}"),
     })?;
+    write_signed_last_known_good(dir, &tenant.account_id, &payload, version, store, None)
+}
+
+/// Writes `payload` (tenant `account_id` as the control plane shipped it) at `version`, from
+/// `store`, with the control plane's `signature`, as the last known good snapshot, atomically.
+pub fn write_signed_last_known_good(
+    dir: &Path,
+    account_id: &str,
+    payload: &str,
+    version: SnapshotVersion,
+    store: Option<&StoreRef>,
+    signature: Option<&SnapshotSignature>,
+) -> Result<PathBuf, PersistError> {
+    let path = file_for(dir, account_id)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PersistError::Io { path, source }
+    };
     let envelope = Envelope {
         format: FORMAT,
-        account_id: tenant.account_id.clone(),
+        account_id: account_id.to_owned(),
         version,
-        sha256: digest_hex(&tenant.account_id, version, &payload, store),
-        tenant: payload,
+        sha256: digest_hex(account_id, version, payload, store, signature),
+        tenant: payload.to_owned(),
         store: store.cloned(),
+        signature: signature.cloned(),
     };
     let bytes = serde_json::to_vec(&envelope).map_err(|e| PersistError::Corrupt {
         path: path.clone(),
         reason: format!("cannot encode the envelope: {e}"),
     })?;
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(".tenant-{}.json.tmp", tenant.account_id));
+    let tmp = dir.join(format!(".tenant-{account_id}.json.tmp"));
     let mut file = open_private(&tmp).map_err(io(&tmp))?;
     file.write_all(&bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
@@ -228,6 +279,7 @@ pub fn read_last_known_good(dir: &Path, account_id: &str) -> Result<PersistedTen
         envelope.version,
         &envelope.tenant,
         envelope.store.as_ref(),
+        envelope.signature.as_ref(),
     );
     // Not a secret: a plain comparison is fine for an integrity digest.
     if expected != envelope.sha256 {
@@ -246,6 +298,9 @@ pub fn read_last_known_good(dir: &Path, account_id: &str) -> Result<PersistedTen
         tenant,
         version: envelope.version,
         store: envelope.store,
+        payload_sha256: sha256_hex(&envelope.tenant),
+        payload: envelope.tenant,
+        signature: envelope.signature,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The tenant update wire format: what the control plane ships and a sidecar applies, one
-//! tenant's directory as JSON with its version and digest. It lives with the snapshots it
+//! tenant's directory as JSON with its version, digest and the control plane's signature
+//! ([`super::sign`]). It lives with the snapshots it
 //! becomes, below both the control plane (which builds updates) and `sync` (which applies them).
 
 use data_encoding::HEXLOWER;
@@ -7,7 +8,8 @@ use ring::digest;
 
 use crate::directory::Tenant;
 
-use super::SnapshotVersion;
+use super::sign::{SigningKey, SnapshotSignature};
+use super::{SnapshotVersion, StoreRef};
 
 /// One tenant's update as the control plane sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,9 @@ pub struct TenantUpdate {
     pub payload: String,
     /// Lowercase hex SHA-256 of `payload`.
     pub sha256: String,
+    /// The control plane's signature over the account, version, store and digest (`None`
+    /// from a control plane that does not sign; a verifying sidecar refuses it).
+    pub signature: Option<SnapshotSignature>,
 }
 
 // === impl TenantUpdate ===
@@ -33,7 +38,20 @@ impl TenantUpdate {
             version,
             sha256: sha256_hex(&payload),
             payload,
+            signature: None,
         })
+    }
+
+    /// [`Self::new`], signed by `key` for `store`.
+    pub fn signed(
+        tenant: &Tenant,
+        version: SnapshotVersion,
+        key: &SigningKey,
+        store: &StoreRef,
+    ) -> Result<Self, serde_json::Error> {
+        let mut update = Self::new(tenant, version)?;
+        update.signature = Some(key.sign(&update.account_id, version, store, &update.sha256));
+        Ok(update)
     }
 }
 

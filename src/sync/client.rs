@@ -19,7 +19,7 @@ use crate::snapshot::{SnapshotVersion, StoreRef};
 
 use super::endpoints::{Endpoint, EndpointError, EndpointList, Rotation};
 use super::{Applier, UpdateResult};
-use crate::snapshot::TenantUpdate;
+use crate::snapshot::{SnapshotSignature, TenantUpdate};
 
 /// How the client reaches and subscribes to the control plane.
 #[derive(Debug, Clone)]
@@ -935,6 +935,21 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A signature as the domain takes it; one without a store cannot verify and is dropped, so
+/// the update is refused as unsigned.
+fn snapshot_signature(signature: pb::SnapshotSignature) -> Option<SnapshotSignature> {
+    let pb::SnapshotSignature {
+        key_id,
+        store,
+        value,
+    } = signature;
+    store.map(|pb::StoreIdentity { id, epoch }| SnapshotSignature {
+        key_id,
+        store: StoreRef { id, epoch },
+        value,
+    })
+}
+
 /// Decodes the tenants of a response (once, here) and applies them off the async workers,
 /// all at once: [`Applier::apply_all`] spreads them over the cores.
 async fn apply_response(
@@ -950,6 +965,7 @@ async fn apply_response(
             version,
             sha256,
             payload,
+            signature,
         } = snapshot;
         match version.map(SnapshotVersion::from) {
             Some(version) => updates.push(TenantUpdate {
@@ -957,6 +973,7 @@ async fn apply_response(
                 version,
                 payload,
                 sha256,
+                signature: signature.and_then(snapshot_signature),
             }),
             None => {
                 let error = format!("tenant `{tenant}`: the update has no version");

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
@@ -6,12 +7,38 @@ use crate::snapshot::test_support::{demo_tenant, NoAwsManaged};
 const A: &str = "111122223333";
 const B: &str = "444455556666";
 
+/// The stores these tests sign for, each with a key of its own.
+const STORES: [&str; 6] = ["test", "aaaa", "bbbb", "cccc", "store-0", "store-1"];
+
+/// The test control planes' signing keys, one per store of [`STORES`].
+fn keys() -> &'static HashMap<&'static str, crate::snapshot::SigningKey> {
+    static KEYS: std::sync::OnceLock<HashMap<&'static str, crate::snapshot::SigningKey>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        STORES
+            .iter()
+            .map(|s| (*s, crate::snapshot::SigningKey::generate(s).unwrap().0))
+            .collect()
+    })
+}
+
+fn trust() -> SnapshotTrust {
+    let lines: Vec<String> = keys().values().map(|k| k.trust_line()).collect();
+    SnapshotTrust::keys(crate::snapshot::TrustedKeys::parse(&lines.join("\n")).unwrap())
+}
+
 fn applier(state_dir: Option<PathBuf>) -> Applier {
+    unverified(state_dir).with_trust(trust())
+}
+
+/// An applier that does not verify signatures (`--insecure-unsigned-snapshots`).
+fn unverified(state_dir: Option<PathBuf>) -> Applier {
     Applier::new(
         Arc::new(SnapshotStore::new()),
         state_dir,
         Arc::new(NoAwsManaged),
     )
+    .with_trust(SnapshotTrust::InsecureUnsigned)
 }
 
 fn tenant(account: &str) -> Tenant {
@@ -24,8 +51,15 @@ fn tenant(account: &str) -> Tenant {
     t
 }
 
+/// An update signed by the control plane of the store `test`.
 fn update(t: &Tenant, seq: u64) -> TenantUpdate {
-    TenantUpdate::new(t, SnapshotVersion::new(1, seq)).unwrap()
+    update_from(t, seq, &store_ref("test", 1))
+}
+
+/// An update signed by the control plane of `store`.
+fn update_from(t: &Tenant, seq: u64, store: &StoreRef) -> TenantUpdate {
+    let key = keys().get(store.id.as_str()).unwrap();
+    TenantUpdate::signed(t, SnapshotVersion::new(1, seq), key, store).unwrap()
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -75,6 +109,13 @@ fn torn_or_misaddressed_payloads_are_refused() {
     ));
     let mut other = update(&tenant(B), 1);
     other.account_id = A.into();
+    // Signed as addressed (a control plane's mistake, not a forgery): the payload decides.
+    other.signature = Some(keys().get("test").unwrap().sign(
+        A,
+        other.version,
+        &store_ref("test", 1),
+        &other.sha256,
+    ));
     let UpdateResult::Rejected { error, .. } = applier.apply(&other) else {
         panic!("a payload for B must not be applied as A")
     };
@@ -100,7 +141,13 @@ fn versions_regress_never_and_repeat_idempotently() {
         applier.apply(&update(&tenant(A), 4)),
         UpdateResult::Rejected { .. }
     ));
-    let newer_epoch = TenantUpdate::new(&tenant(A), SnapshotVersion::new(2, 1)).unwrap();
+    let newer_epoch = TenantUpdate::signed(
+        &tenant(A),
+        SnapshotVersion::new(2, 1),
+        keys().get("test").unwrap(),
+        &store_ref("test", 1),
+    )
+    .unwrap();
     assert_eq!(
         applier.apply(&newer_epoch),
         UpdateResult::Applied(SnapshotVersion::new(2, 1))
@@ -195,9 +242,15 @@ fn no_root_key_or_password_hash_reaches_a_sidecar_even_from_an_older_control_pla
         version: SnapshotVersion::new(1, 2),
         sha256: sha256_hex(&payload),
         payload,
+        signature: None,
     };
     let dir = temp_dir("strip");
-    let applier = applier(Some(dir.clone()));
+    // Unsigned, so only a sidecar that does not verify takes it.
+    assert!(matches!(
+        applier(None).apply(&old),
+        UpdateResult::Rejected { .. }
+    ));
+    let applier = unverified(Some(dir.clone()));
     assert!(matches!(applier.apply(&old), UpdateResult::Applied(_)));
     let served = applier.store().load(A).unwrap();
     assert!(served.tenant().root_access_key.is_none());
@@ -227,7 +280,7 @@ fn item1_a_removal_from_another_store_or_epoch_never_deletes_a_tenant() {
     let applier = applier(Some(dir.clone()));
     let followed = store_ref("aaaa", 7);
     assert_eq!(
-        applier.apply_from(&update(&tenant(A), 4), Some(&followed)),
+        applier.apply_from(&update_from(&tenant(A), 4, &followed), Some(&followed)),
         UpdateResult::Applied(SnapshotVersion::new(1, 4))
     );
     let file = dir.join(format!("tenant-{A}.json"));
@@ -255,21 +308,21 @@ fn item1_versions_compare_within_one_store_and_a_move_to_another_replaces() {
     let applier = applier(Some(dir.clone()));
     let old = store_ref("aaaa", 1);
     let new = store_ref("bbbb", 1);
-    applier.apply_from(&update(&tenant(A), 9), Some(&old));
+    applier.apply_from(&update_from(&tenant(A), 9, &old), Some(&old));
     // Within the same store, never backwards.
     assert!(matches!(
-        applier.apply_from(&update(&tenant(A), 3), Some(&old)),
+        applier.apply_from(&update_from(&tenant(A), 3, &old), Some(&old)),
         UpdateResult::Rejected { .. }
     ));
     // Another store's versions do not compare: its tenant replaces (with a warning).
     assert_eq!(
-        applier.apply_from(&update(&tenant(A), 2), Some(&new)),
+        applier.apply_from(&update_from(&tenant(A), 2, &new), Some(&new)),
         UpdateResult::Applied(SnapshotVersion::new(1, 2))
     );
     assert_eq!(applier.origin(A), Some(new.clone()));
     // ... and the floor is now the new store's.
     assert!(matches!(
-        applier.apply_from(&update(&tenant(A), 1), Some(&new)),
+        applier.apply_from(&update_from(&tenant(A), 1, &new), Some(&new)),
         UpdateResult::Rejected { .. }
     ));
     // A restart remembers the store each tenant came from.
@@ -472,7 +525,7 @@ mod t27 {
                 match action {
                     Action::Update { b, seq, store: s, corrupt } => {
                         let (account, t) = if b { (B, &tenants[1]) } else { (A, &tenants[0]) };
-                        let mut u = update(t, seq);
+                        let mut u = update_from(t, seq, &store(s));
                         if corrupt {
                             u.sha256 = sha256_hex("something else");
                         }
@@ -525,4 +578,120 @@ mod t27 {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+}
+
+#[test]
+fn issue20_unsigned_foreign_and_mis_stored_updates_are_refused_and_counted() {
+    let applier = applier(None);
+    let unsigned = TenantUpdate::new(&tenant(A), SnapshotVersion::new(1, 1)).unwrap();
+    let UpdateResult::Rejected { error, .. } = applier.apply(&unsigned) else {
+        panic!("an unsigned update must be refused")
+    };
+    assert!(error.contains("not signed"), "{error}");
+    let (foreign, _) = crate::snapshot::SigningKey::generate("test").unwrap();
+    let by_foreign = TenantUpdate::signed(
+        &tenant(A),
+        SnapshotVersion::new(1, 1),
+        &foreign,
+        &store_ref("test", 1),
+    )
+    .unwrap();
+    let UpdateResult::Rejected { error, .. } = applier.apply(&by_foreign) else {
+        panic!("a foreign key's update must be refused")
+    };
+    assert!(
+        error.contains(foreign.id()) && error.contains("unknown"),
+        "{error}"
+    );
+    // Signed for one store, arriving on another's stream.
+    let UpdateResult::Rejected { error, .. } =
+        applier.apply_from(&update(&tenant(A), 1), Some(&store_ref("aaaa", 1)))
+    else {
+        panic!("an update of another store must be refused")
+    };
+    assert!(error.contains("signed for"), "{error}");
+    // A payload changed after signing (digest recomputed): the signature no longer verifies.
+    let mut edited = update(&tenant(A), 1);
+    edited.payload = edited.payload.replacen("Allow", "Deny", 1);
+    edited.sha256 = sha256_hex(&edited.payload);
+    assert!(matches!(
+        applier.apply(&edited),
+        UpdateResult::Rejected { .. }
+    ));
+    assert_eq!(applier.store().version(A), None);
+    let counts = applier.signature_refusals().snapshot();
+    for (reason, n) in [
+        ("unsigned", 1),
+        ("unknown_key", 1),
+        ("foreign_store", 1),
+        ("bad_signature", 1),
+    ] {
+        assert!(counts.contains(&(reason, n)), "{reason}: {counts:?}");
+    }
+    // The genuine update applies.
+    assert!(matches!(
+        applier.apply(&update(&tenant(A), 1)),
+        UpdateResult::Applied(_)
+    ));
+}
+
+#[test]
+fn issue20_a_state_file_edited_on_disk_is_refused_at_start() {
+    let dir = temp_dir("issue20-edited");
+    let first = applier(Some(dir.clone()));
+    let source = store_ref("aaaa", 1);
+    assert!(matches!(
+        first.apply_from(&update_from(&tenant(A), 1, &source), Some(&source)),
+        UpdateResult::Applied(_)
+    ));
+    // The file as written verifies at the next start.
+    let restarted = applier(Some(dir.clone()));
+    assert!(matches!(
+        restarted.boot_from_disk(&[A.to_owned()]).as_slice(),
+        [(_, UpdateResult::Applied(_))]
+    ));
+    // An attacker edits a statement's effect and recomputes the envelope's digest (the
+    // integration test `signed_snapshots` does it Deny to Allow).
+    let path = dir.join(format!("tenant-{A}.json"));
+    let read = read_last_known_good(&dir, A).unwrap();
+    assert!(
+        read.payload.contains("Allow"),
+        "the demo tenant has an Allow"
+    );
+    let mut forged = read.tenant.clone();
+    let json = serde_json::to_string(&forged)
+        .unwrap()
+        .replacen("Allow", "Deny", 1);
+    forged = serde_json::from_str(&json).unwrap();
+    let payload = serde_json::to_string(&forged).unwrap();
+    crate::snapshot::write_signed_last_known_good(
+        &dir,
+        A,
+        &payload,
+        read.version,
+        read.store.as_ref(),
+        read.signature.as_ref(),
+    )
+    .unwrap();
+    assert!(
+        read_last_known_good(&dir, A).is_ok(),
+        "the digest checks out"
+    );
+    let restarted = applier(Some(dir.clone()));
+    let booted = restarted.boot_from_disk(&[A.to_owned()]);
+    let [(_, UpdateResult::Rejected { error, .. })] = booted.as_slice() else {
+        panic!("the edited file must be refused: {booted:?}")
+    };
+    assert!(error.contains("does not verify"), "{error}");
+    assert_eq!(restarted.store().version(A), None);
+    assert_eq!(restarted.signature_refusals().total(), 1);
+    // Stripped of its signature, it is refused too.
+    write_last_known_good(&dir, &forged, read.version, read.store.as_ref()).unwrap();
+    let restarted = applier(Some(dir.clone()));
+    assert!(matches!(
+        restarted.boot_from_disk(&[A.to_owned()]).as_slice(),
+        [(_, UpdateResult::Rejected { .. })]
+    ));
+    assert!(path.exists(), "a refused file is kept for inspection");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -245,7 +245,11 @@ within_ms() {
 }
 start_replica replica1 "$r1_port" "$r1_http"
 start_replica replica2 "$r2_port" "$r2_http"
+# Replica 2 writes the snapshot trust file of its signing key once its store is open.
+for _ in $(seq 300); do [[ -s "$work/replica2/snapshot-keys.pub" ]] && break; sleep 0.1; done
+[[ -s "$work/replica2/snapshot-keys.pub" ]] || fail "replica 2 wrote no snapshot trust file"
 "$bin" sidecar --control-plane "http://127.0.0.1:$r2_port" --state-dir "$work/sidecar" \
+    --snapshot-keys "$work/replica2/snapshot-keys.pub" \
     --listen "127.0.0.1:$sc_port" --tenants '*' >"$work/sidecar.log" 2>&1 &
 pids+=("$!")
 sidecar_ready() {

@@ -604,6 +604,14 @@ impl pb::sync_server::Sync for Recorder {
                     version: Some(update.version.into()),
                     sha256: update.sha256,
                     payload: update.payload,
+                    signature: update.signature.map(|s| pb::SnapshotSignature {
+                        key_id: s.key_id,
+                        store: Some(pb::StoreIdentity {
+                            id: s.store.id,
+                            epoch: s.store.epoch,
+                        }),
+                        value: s.value,
+                    }),
                 }],
                 ..pb::WatchResponse::default()
             };
@@ -634,12 +642,27 @@ impl pb::sync_server::Sync for Recorder {
     }
 }
 
+/// The recording control plane's snapshot signing key.
+fn recorder_key() -> &'static crate::snapshot::SigningKey {
+    static KEY: std::sync::OnceLock<crate::snapshot::SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| crate::snapshot::SigningKey::generate("recorder").unwrap().0)
+}
+
 async fn recorder() -> (SocketAddr, mpsc::UnboundedReceiver<pb::WatchRequest>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (requests, received) = mpsc::unbounded_channel();
     let service = Recorder {
-        update: TenantUpdate::new(&tenant(), SnapshotVersion::new(1, 1)).unwrap(),
+        update: TenantUpdate::signed(
+            &tenant(),
+            SnapshotVersion::new(1, 1),
+            recorder_key(),
+            &crate::snapshot::StoreRef {
+                id: "recorder".into(),
+                epoch: 1,
+            },
+        )
+        .unwrap(),
         requests,
     };
     tokio::spawn(
@@ -670,11 +693,13 @@ async fn next_usage(
 async fn a_decision_reaches_the_control_plane_on_the_sync_stream_and_is_flushed_at_shutdown() {
     let (addr, mut received) = recorder().await;
     let store = Arc::new(SnapshotStore::new());
-    let applier = Arc::new(Applier::new(
-        Arc::clone(&store),
-        None,
-        Arc::new(NoAwsManaged),
-    ));
+    let applier = Arc::new(
+        Applier::new(Arc::clone(&store), None, Arc::new(NoAwsManaged)).with_trust(
+            crate::snapshot::SnapshotTrust::keys(
+                crate::snapshot::TrustedKeys::parse(&recorder_key().trust_line()).unwrap(),
+            ),
+        ),
+    );
     let usage = Arc::new(Usage::new(UsageConfig {
         interval: Duration::from_millis(200),
         ..UsageConfig::default()

@@ -154,7 +154,7 @@ fn settings(dir: &std::path::Path, listen: [std::net::SocketAddr; 3]) -> Control
     let crate::cli::Command::ControlPlane(args) = cli.command else {
         panic!("not the control-plane command");
     };
-    let args: ControlPlaneArgs = args;
+    let args: ControlPlaneArgs = *args;
     ControlPlaneSettings::try_from(args).unwrap()
 }
 
