@@ -96,6 +96,7 @@ rig_step "iamlet sidecar (measured)"
 IAMLET_LOG=${IAMLET_LOG:-warn} "${core0[@]}" "$bin" sidecar \
     --control-plane "http://127.0.0.1:$cp_port" \
     --tenants 111122223333 --state-dir "$work/bench-sidecar" \
+    --snapshot-keys "$work/snapshot-keys.pub" \
     --listen "127.0.0.1:$bench_port" \
     --http-listen "127.0.0.1:$bench_http_port" \
     --health-listen "127.0.0.1:$bench_health_port" >"$work/sidecar.log" 2>&1 &

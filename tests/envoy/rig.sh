@@ -157,6 +157,7 @@ PY
     uds="$rig_work/iamlet.sock"
     IAMLET_LOG=${IAMLET_LOG:-info} "$bin" sidecar --control-plane "http://127.0.0.1:$cp_port" \
         --tenants 111122223333 --state-dir "$rig_work/uds-sidecar" \
+        --snapshot-keys "$rig_work/snapshot-keys.pub" \
         --listen "127.0.0.1:$uds_sc_port" --uds "$uds" \
         --http-listen "127.0.0.1:$uds_sc_http_port" --health-listen "127.0.0.1:$uds_sc_health_port" \
         --decision-log "$rig_work/decisions-uds.log" \
