@@ -33,7 +33,7 @@ mod principal;
 mod request;
 
 pub use context::{Context, DuplicateKeyError};
-pub use decision::{Decision, Outcome, Rule, StatementRef, Trace, TraceEntry};
+pub use decision::{decision_message, Decision, Outcome, Rule, StatementRef, Trace, TraceEntry};
 pub use evaluate::{evaluate, evaluate_explained, OrgLevel, PolicySet};
 pub use principal::{Principal, PrincipalError, PrincipalMatch};
 pub use request::{Environment, Request, RequestError};

@@ -73,6 +73,7 @@
 
 mod api;
 mod authorize;
+mod decision_cache;
 pub mod decision_log;
 pub mod ext_authz;
 mod pod_identity;

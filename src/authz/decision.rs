@@ -143,50 +143,82 @@ impl Decision {
     /// allows the s3:GetObject action`. Built only when asked for: the decision path never
     /// formats text.
     pub fn message(&self, request: &Request) -> String {
-        let action = request.action().as_str();
-        let head = format!(
-            "User: {} is not authorized to perform: {} on resource: {}",
-            request.principal(),
-            action,
-            request.resource().as_str()
-        );
-        let phrase = self
-            .policy_type
-            .map_or("identity-based", PolicyKind::denial_phrase);
-        // AWS writes "an identity-based policy" but "a session policy".
-        let article = if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
-            "an"
-        } else {
-            "a"
-        };
-        match self.outcome {
-            Outcome::Allow if self.rule == Some(Rule::NoPermissionRequired) => format!(
-                "{} is authorized to perform: {} on resource: {} because {}",
-                request.principal(),
+        decision_message(
+            self.outcome,
+            self.policy_type,
+            self.rule,
+            &request.principal().to_string(),
+            request.action().as_str(),
+            request.resource().as_str(),
+        )
+    }
+}
+
+/// AWS's message for a decision of `outcome` (see [`Decision::message`]) about `principal`
+/// (as AWS names it), `action` and `resource`: what a decision cache renders at the edge
+/// rather than keeps. Written with `push_str`, not `format!`, since an edge builds one per
+/// answer.
+pub fn decision_message(
+    outcome: Outcome,
+    policy_type: Option<PolicyKind>,
+    rule: Option<Rule>,
+    principal: &str,
+    action: &str,
+    resource: &str,
+) -> String {
+    let phrase = policy_type.map_or("identity-based", PolicyKind::denial_phrase);
+    // AWS writes "an identity-based policy" but "a session policy".
+    let article = if phrase.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an "
+    } else {
+        "a "
+    };
+    let mut out = String::with_capacity(
+        principal.len() + 2 * action.len() + resource.len() + phrase.len() + 120,
+    );
+    let mut push = |parts: &[&str]| parts.iter().for_each(|p| out.push_str(p));
+    let allowed = [
+        principal,
+        " is authorized to perform: ",
+        action,
+        " on resource: ",
+        resource,
+    ];
+    let head = [
+        "User: ",
+        principal,
+        " is not authorized to perform: ",
+        action,
+        " on resource: ",
+        resource,
+    ];
+    match outcome {
+        Outcome::Allow if rule == Some(Rule::NoPermissionRequired) => {
+            push(&allowed);
+            push(&[" because ", Rule::NoPermissionRequired.explanation()]);
+        }
+        Outcome::Allow => push(&allowed),
+        Outcome::ExplicitDeny => {
+            push(&head);
+            push(&[" with an explicit deny in ", article, phrase, " policy"]);
+        }
+        // AWS words an SCP's or RCP's implicit deny as an explicit one.
+        Outcome::ImplicitDeny if matches!(policy_type, Some(PolicyKind::Scp | PolicyKind::Rcp)) => {
+            push(&head);
+            push(&[" with an explicit deny in ", article, phrase, " policy"]);
+        }
+        Outcome::ImplicitDeny => {
+            push(&head);
+            push(&[
+                " because no ",
+                phrase,
+                " policy allows the ",
                 action,
-                request.resource().as_str(),
-                Rule::NoPermissionRequired.explanation(),
-            ),
-            Outcome::Allow => format!(
-                "{} is authorized to perform: {} on resource: {}",
-                request.principal(),
-                action,
-                request.resource().as_str(),
-            ),
-            Outcome::ExplicitDeny => {
-                format!("{head} with an explicit deny in {article} {phrase} policy")
-            }
-            // AWS words an SCP's or RCP's implicit deny as an explicit one.
-            Outcome::ImplicitDeny
-                if matches!(self.policy_type, Some(PolicyKind::Scp | PolicyKind::Rcp)) =>
-            {
-                format!("{head} with an explicit deny in {article} {phrase} policy")
-            }
-            Outcome::ImplicitDeny => {
-                format!("{head} because no {phrase} policy allows the {action} action")
-            }
+                " action",
+            ]);
         }
     }
+    out
 }
 
 // === impl StatementRef ===

@@ -534,7 +534,7 @@ impl AuthZen {
     /// refused as malformed or could not decide now.
     pub fn evaluate(&self, input: &AuthorizeInput) -> Result<Value, ApiError> {
         match self.authorizer.authorize(input) {
-            Ok(decision) => Ok(render(&decision)),
+            Ok(decision) => Ok(render(&decision, input)),
             Err(e) if subject_refusal(&e) => Ok(render_refusal(&e)),
             Err(e) => Err(e),
         }
@@ -546,8 +546,8 @@ impl AuthZen {
         inputs: &[AuthorizeInput],
         semantic: EvaluationsSemantic,
     ) -> Result<Vec<Value>, ApiError> {
-        let answer = |result: Result<Decision, ApiError>| match result {
-            Ok(d) => (d.is_allowed(), render(&d)),
+        let answer = |result: Result<Decision, ApiError>, input: &AuthorizeInput| match result {
+            Ok(d) => (d.is_allowed(), render(&d, input)),
             Err(e) => (false, render_refusal(&e)),
         };
         if semantic == EvaluationsSemantic::ExecuteAll {
@@ -555,7 +555,8 @@ impl AuthZen {
                 .authorizer
                 .authorize_batch(inputs)?
                 .into_iter()
-                .map(|r| answer(r).1)
+                .zip(inputs)
+                .map(|(r, input)| answer(r, input).1)
                 .collect());
         }
         // One at a time, so that the evaluations after the deciding one are never made (nor
@@ -568,7 +569,7 @@ impl AuthZen {
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| Err(ApiError::invalid("evaluations", "not decided")));
-            let (allowed, rendered) = answer(result);
+            let (allowed, rendered) = answer(result, input);
             answers.push(rendered);
             if semantic.stops_after(allowed) {
                 break;
@@ -670,9 +671,10 @@ fn render_refusal(e: &ApiError) -> Value {
 }
 
 /// The answer for a decision.
-fn render(d: &Decision) -> Value {
+fn render(d: &Decision, input: &AuthorizeInput) -> Value {
+    let message = d.message(&input.action, &input.resource);
     let mut admin = Map::new();
-    admin.insert("en".into(), Value::from(&*d.message));
+    admin.insert("en".into(), Value::from(message.as_str()));
     admin.insert("outcome".into(), Value::from(d.outcome.as_str()));
     if let Some(kind) = d.policy_type {
         admin.insert("policy_type".into(), Value::from(kind.as_str()));
@@ -693,7 +695,7 @@ fn render(d: &Decision) -> Value {
     );
     json!({
         "decision": d.is_allowed(),
-        "context": {"reason_admin": admin, "reason_user": {"en": &*d.message}},
+        "context": {"reason_admin": admin, "reason_user": {"en": message}},
     })
 }
 

@@ -16,6 +16,7 @@ use crate::jose::constant_time_eq;
 use crate::sts::sigv4::{Signature, SignedRequest};
 use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
 
+use super::decision_cache::DecisionCache;
 use super::decision_log::DecisionLog;
 use crate::observe::Metrics;
 use crate::sync::{Readiness, SyncState};
@@ -34,7 +35,8 @@ pub struct CacheStats {
 /// How the caches are sized.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
-    /// Decisions kept at most.
+    /// Decisions kept at most: an ordinary decision counts one, a larger one (long context
+    /// values in its key) one per 512 bytes it holds.
     pub decisions: u64,
     /// How long a decision may be served from the cache.
     pub decision_ttl: Duration,
@@ -174,7 +176,7 @@ impl ApiError {
 pub struct Api {
     pub(super) store: Arc<SnapshotStore>,
     pub(super) credentials: CredentialCache,
-    pub(super) decisions: Cache<Box<[u8]>, Arc<super::authorize::CachedDecision>>,
+    pub(super) decisions: DecisionCache<Arc<super::authorize::CachedDecision>>,
     pub(super) decision_stats: HitStats,
     pub(super) mfa: MfaSteps,
     pub(super) log: Arc<DecisionLog>,
@@ -339,10 +341,7 @@ impl Api {
         Self {
             store,
             credentials: CredentialCache::new(caches),
-            decisions: Cache::builder()
-                .max_capacity(caches.decisions)
-                .time_to_live(caches.decision_ttl)
-                .build(),
+            decisions: DecisionCache::new(caches.decisions, caches.decision_ttl),
             decision_stats: HitStats::default(),
             mfa: MfaSteps(Cache::builder().max_capacity(100_000).build()),
             log,

@@ -109,6 +109,19 @@ pub(super) struct CachedDecision {
     usage: Option<UsageSlot>,
 }
 
+impl CachedDecision {
+    /// What the decision holds on the heap, for its weight in the cache: its own allocation
+    /// and its strings (shared ones counted as if they were not, which overstates).
+    fn heap_bytes(&self) -> usize {
+        let d = &self.decided;
+        std::mem::size_of::<Self>()
+            + 16
+            + d.principal.len()
+            + d.tenant.len()
+            + d.trace.len() * std::mem::size_of::<TraceEntry>()
+    }
+}
+
 /// What a decision says, shared by every answer made from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decided {
@@ -118,8 +131,6 @@ pub struct Decided {
     pub policy_type: Option<PolicyKind>,
     /// The deciding statement (none for an implicit deny).
     pub statement: Option<StatementRef>,
-    /// AWS's message for the decision.
-    pub message: Box<str>,
     /// The principal that was decided for (the session's ARN for session credentials).
     pub principal: Box<str>,
     /// The tenant whose snapshot decided.
@@ -130,6 +141,22 @@ pub struct Decided {
     pub trace: Box<[TraceEntry]>,
     /// A rule of AWS's that decided rather than a statement, if one did.
     pub rule: Option<crate::authz::Rule>,
+}
+
+impl Decided {
+    /// AWS's message for the decision, about the request it answers (`action` and
+    /// `resource` as the request gave them): rendered when an edge answers, never kept, since
+    /// it would be most of a cached decision's bytes.
+    pub fn message(&self, action: &str, resource: &str) -> String {
+        crate::authz::decision_message(
+            self.outcome,
+            self.policy_type,
+            self.rule,
+            &self.principal,
+            action,
+            resource,
+        )
+    }
 }
 
 impl Decision {
@@ -163,7 +190,7 @@ impl std::ops::Deref for Decision {
 /// let store = Arc::new(SnapshotStore::new()); // filled by the sync stream or from disk
 /// let api = Arc::new(Api::new(store, &CacheConfig::default(), DecisionLog::off()));
 /// let authorizer = Authorizer::new(api);
-/// let decision = authorizer.authorize(&AuthorizeInput {
+/// let input = AuthorizeInput {
 ///     caller: CallerId::PrincipalArn("arn:aws:iam::111122223333:user/alice".into()),
 ///     action: "s3:GetObject".into(),
 ///     resource: "arn:aws:s3:::demo-data/home/alice/notes.txt".into(),
@@ -173,10 +200,10 @@ impl std::ops::Deref for Decision {
 ///     explain: false,
 ///     min_version: None,
 ///     request_id: None,
-/// });
-/// match decision {
+/// };
+/// match authorizer.authorize(&input) {
 ///     Ok(d) if d.is_allowed() => println!("allowed by {:?}", d.statement),
-///     Ok(d) => println!("denied: {}", d.message),
+///     Ok(d) => println!("denied: {}", d.message(&input.action, &input.resource)),
 ///     Err(e) => println!("{}: {e}", e.code()),
 /// }
 /// ```
@@ -203,11 +230,19 @@ impl Authenticated {
 
 /// The snapshots a request is decided on: one load per tenant per request, so every part of
 /// the decision sees one version.
-struct Snapshots {
+struct Snapshots<'a> {
     caller: Arc<TenantSnapshot>,
     /// The resource tenant's, when it is another tenant served here.
     resource: Option<Arc<TenantSnapshot>>,
-    resource_tenant: String,
+    /// The resource tenant, when it is not the caller's.
+    other_tenant: Option<&'a str>,
+}
+
+/// Who asks, as far as the cache lookup needs to know: a named caller's ARN (read in full
+/// only on a miss), or verified credentials (shared with the credential cache).
+enum Identified<'a> {
+    Named(&'a str),
+    Credentials(Arc<Verified>),
 }
 
 /// The context key of the region a request names, which its use is of.
@@ -305,7 +340,7 @@ impl Authorizer {
     ) -> Result<Decision, AuthorizeError> {
         let started = Instant::now();
         let now = Timestamp::now();
-        let result = self.decide(input, now);
+        let result = self.decide(input, now, started);
         self.api
             .metrics
             .record(method, answer(&result), started.elapsed());
@@ -334,59 +369,112 @@ impl Authorizer {
 
     /// The decision procedure, step by step: who asks, on which snapshots, whether the cache
     /// knows the answer, and otherwise the evaluation.
-    fn decide(&self, input: &AuthorizeInput, now: Timestamp) -> Result<Decision, ApiError> {
+    fn decide(
+        &self,
+        input: &AuthorizeInput,
+        now: Timestamp,
+        started: Instant,
+    ) -> Result<Decision, ApiError> {
         check_present(input)?;
-        let (authenticated, caller_snapshot) = self.authenticate(&input.caller, now)?;
-        let caller = authenticated.caller();
-        let snapshots = self.snapshots(input, caller_snapshot, now)?;
+        let (identified, caller_snapshot) = self.identify(&input.caller, now)?;
+        let named = match &identified {
+            Identified::Named(arn) => Some(*arn),
+            Identified::Credentials(_) => None,
+        };
+        // A named caller's ARN is read in full only on a miss; an error before that is the
+        // ARN's own, when it has one, as it was when the ARN was read first.
+        let before_lookup = |e: ApiError| match named {
+            Some(arn) => parse_principal(arn).err().unwrap_or(e),
+            None => e,
+        };
+        let snapshots = self
+            .snapshots(input, caller_snapshot, now)
+            .map_err(before_lookup)?;
         let inline = compile_inline_policy(
             input.resource_policy.as_deref(),
             is_assume_role(&input.action),
-        )?;
+        )
+        .map_err(before_lookup)?;
+        let session_policies: &[Arc<CompiledPolicy>] = match &identified {
+            Identified::Named(_) => &[],
+            Identified::Credentials(v) => &v.caller.session_policies,
+        };
 
         // The cache is consulted before anything is derived from the caller: a hit costs the
-        // key and one lookup.
+        // key, its hash and one lookup, and allocates nothing.
         let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
-        let cache_key = (!input.explain).then(|| {
-            cache_key(
-                &snapshots,
-                input,
-                matches!(authenticated, Authenticated::Credentials(_)),
-                &caller.session_policies,
-                inline.as_ref(),
-                clock,
-            )
-        });
-        if let Some(hit) = cache_key.as_ref().and_then(|k| self.api.decisions.get(k)) {
-            self.api.decision_stats.hit();
-            if let Some(usage) = &self.api.usage {
-                // A hit is a use of the cached decision's entry: raised in place.
-                let raised = hit
-                    .usage
-                    .as_ref()
-                    .is_some_and(|slot| usage.raise(slot, now.epoch_seconds()));
-                if !raised {
-                    self.record_hit_anew(input, caller, &snapshots.caller, now, &hit, cache_key);
+        let cache = &self.api.decisions;
+        let lookup = (!input.explain).then(|| {
+            with_key_buffer(|key| {
+                cache_key(
+                    key,
+                    &snapshots,
+                    input,
+                    named.is_none(),
+                    session_policies,
+                    inline.as_ref(),
+                    clock,
+                );
+                let hash = cache.hash(key);
+                match cache.get(hash, key, started) {
+                    Some(hit) => Ok(hit),
+                    None => Err((hash, Box::<[u8]>::from(&key[..]))),
                 }
+            })
+        });
+        let missed = match lookup {
+            Some(Ok(hit)) => {
+                return Ok(self.answer_hit(input, &identified, &snapshots, now, started, hit))
             }
-            return Ok(Decision {
-                decided: hit,
-                cached: true,
-            });
-        }
-        if cache_key.is_some() {
+            Some(Err(missed)) => Some(missed),
+            None => None,
+        };
+        if missed.is_some() {
             self.api.decision_stats.miss();
         }
+        let authenticated = match identified {
+            Identified::Named(arn) => Authenticated::Named(named_caller(arn, &snapshots.caller)?),
+            Identified::Credentials(v) => Authenticated::Credentials(v),
+        };
+        let caller = authenticated.caller();
         let decided = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
         let usage = self.record_use(input, caller, &snapshots.caller, now);
         let decided = Arc::new(CachedDecision { decided, usage });
-        if let Some(key) = cache_key {
-            self.api.decisions.insert(key, Arc::clone(&decided));
+        if let Some((hash, key)) = missed {
+            let heap = decided.heap_bytes();
+            cache.insert(hash, key, Arc::clone(&decided), heap, started);
         }
         Ok(Decision {
             decided,
             cached: false,
         })
+    }
+
+    /// A hit: counted, and a use of its usage entry.
+    fn answer_hit(
+        &self,
+        input: &AuthorizeInput,
+        identified: &Identified<'_>,
+        snapshots: &Snapshots<'_>,
+        now: Timestamp,
+        started: Instant,
+        hit: Arc<CachedDecision>,
+    ) -> Decision {
+        self.api.decision_stats.hit();
+        if let Some(usage) = &self.api.usage {
+            // A hit is a use of the cached decision's entry: raised in place.
+            let raised = hit
+                .usage
+                .as_ref()
+                .is_some_and(|slot| usage.raise(slot, now.epoch_seconds()));
+            if !raised {
+                self.record_hit_anew(input, identified, snapshots, now, started, &hit);
+            }
+        }
+        Decision {
+            decided: hit,
+            cached: true,
+        }
     }
 
     /// Records a hit whose cached decision has no live usage entry (its entry left the table
@@ -397,22 +485,59 @@ impl Authorizer {
     fn record_hit_anew(
         &self,
         input: &AuthorizeInput,
-        caller: &Caller,
-        snapshot: &TenantSnapshot,
+        identified: &Identified<'_>,
+        snapshots: &Snapshots<'_>,
         now: Timestamp,
+        started: Instant,
         hit: &CachedDecision,
-        key: Option<Box<[u8]>>,
     ) {
-        let Some(slot) = self.record_use(input, caller, snapshot, now) else {
+        let named;
+        let caller = match identified {
+            Identified::Named(arn) => match named_caller(arn, &snapshots.caller) {
+                Ok(c) => {
+                    named = c;
+                    &named
+                }
+                Err(_) => return,
+            },
+            Identified::Credentials(v) => &v.caller,
+        };
+        let Some(slot) = self.record_use(input, caller, &snapshots.caller, now) else {
             return;
         };
-        if let Some(key) = key {
-            let replaced = CachedDecision {
-                decided: hit.decided.clone(),
-                usage: Some(slot),
-            };
-            self.api.decisions.insert(key, Arc::new(replaced));
-        }
+        let replaced = Arc::new(CachedDecision {
+            decided: hit.decided.clone(),
+            usage: Some(slot),
+        });
+        let heap = replaced.heap_bytes();
+        let cache = &self.api.decisions;
+        let session_policies: &[Arc<CompiledPolicy>] = match identified {
+            Identified::Named(_) => &[],
+            Identified::Credentials(v) => &v.caller.session_policies,
+        };
+        // The key is made again (only the cold path pays twice): the inline policy, the one
+        // input it needs compiled, cannot be in play here, since a hit means it was compiled
+        // for this very key; its digest is in the key, its context keys are read again.
+        let Ok(inline) = compile_inline_policy(
+            input.resource_policy.as_deref(),
+            is_assume_role(&input.action),
+        ) else {
+            return;
+        };
+        let clock = Timestamp::from_epoch_seconds(now.epoch_seconds());
+        with_key_buffer(|key| {
+            cache_key(
+                key,
+                snapshots,
+                input,
+                matches!(identified, Identified::Credentials(_)),
+                session_policies,
+                inline.as_ref(),
+                clock,
+            );
+            let hash = cache.hash(key);
+            cache.insert(hash, Box::from(&key[..]), replaced, heap, started);
+        });
     }
 
     /// Records a decision as a use of the caller's key or name, when usage is shipped, and
@@ -446,42 +571,44 @@ impl Authorizer {
         })
     }
 
-    /// Who is asking, and the caller tenant's snapshot.
-    fn authenticate(
+    /// Who is asking, and the caller tenant's snapshot. A caller named by ARN is found by the
+    /// account its ARN names; the ARN is read in full only on a miss.
+    fn identify<'a>(
         &self,
-        caller: &CallerId,
+        caller: &'a CallerId,
         now: Timestamp,
-    ) -> Result<(Authenticated, Arc<TenantSnapshot>), ApiError> {
+    ) -> Result<(Identified<'a>, Arc<TenantSnapshot>), ApiError> {
         match caller {
             CallerId::PrincipalArn(arn) => {
-                let principal =
-                    Principal::parse(arn).map_err(|e| ApiError::invalid("principal_arn", e))?;
-                let tenant = principal.account().ok_or_else(|| {
-                    ApiError::invalid("principal_arn", "the caller must belong to a tenant")
-                })?;
-                let snapshot = self.api.load(tenant)?;
-                let caller = Caller {
-                    principal,
-                    session: None,
-                    session_policies: Arc::new([]),
+                let Some(tenant) = arn_account(arn) else {
+                    // An ARN that names no account, or a service principal.
+                    parse_principal(arn)?;
+                    return Err(ApiError::invalid(
+                        "principal_arn",
+                        "the caller must belong to a tenant",
+                    ));
                 };
-                Ok((Authenticated::Named(caller), snapshot))
+                let snapshot = self
+                    .api
+                    .load(tenant)
+                    .map_err(|e| parse_principal(arn).err().unwrap_or(e))?;
+                Ok((Identified::Named(arn), snapshot))
             }
             other => {
                 let (verified, snapshot) = self.api.authenticate(other, now)?;
-                Ok((Authenticated::Credentials(verified), snapshot))
+                Ok((Identified::Credentials(verified), snapshot))
             }
         }
     }
 
     /// Checks that the caller tenant may decide now and is recent enough, and loads the
     /// resource tenant's snapshot when it is another tenant.
-    fn snapshots(
+    fn snapshots<'a>(
         &self,
-        input: &AuthorizeInput,
+        input: &'a AuthorizeInput,
         caller: Arc<TenantSnapshot>,
         now: Timestamp,
-    ) -> Result<Snapshots, ApiError> {
+    ) -> Result<Snapshots<'a>, ApiError> {
         let caller_tenant = caller.account_id();
         self.api.check_decide(caller_tenant, now)?;
         if let Some(wanted) = input.min_version {
@@ -494,21 +621,16 @@ impl Authorizer {
                 });
             }
         }
-        let resource_tenant = input
+        let other_tenant = input
             .resource_tenant
             .as_deref()
             .or_else(|| arn_account(&input.resource))
-            .unwrap_or(caller_tenant)
-            .to_owned();
-        let resource = if resource_tenant == caller_tenant {
-            None
-        } else {
-            self.api.store.load(&resource_tenant)
-        };
+            .filter(|t| *t != caller_tenant);
+        let resource = other_tenant.and_then(|t| self.api.store.load(t));
         Ok(Snapshots {
             caller,
             resource,
-            resource_tenant,
+            other_tenant,
         })
     }
 
@@ -517,7 +639,7 @@ impl Authorizer {
         &self,
         input: &AuthorizeInput,
         authenticated: &Authenticated,
-        snapshots: &Snapshots,
+        snapshots: &Snapshots<'_>,
         inline: Option<&CompiledPolicy>,
         clock: Timestamp,
     ) -> Result<Decided, ApiError> {
@@ -558,13 +680,12 @@ impl Authorizer {
                 ApiError::invalid(field, e)
             })?
             .with_context(context);
-        if snapshots.resource_tenant != caller_tenant {
-            request = request.with_resource_account(snapshots.resource_tenant.clone());
+        if let Some(other) = snapshots.other_tenant {
+            request = request.with_resource_account(other);
         }
-        let resource_snapshot = if snapshots.resource_tenant == caller_tenant {
-            Some(snapshot)
-        } else {
-            snapshots.resource.as_ref()
+        let resource_snapshot = match snapshots.other_tenant {
+            None => Some(snapshot),
+            Some(_) => snapshots.resource.as_ref(),
         };
         let registered = resource_snapshot.and_then(|s| {
             let resource = request.resource().as_str();
@@ -588,7 +709,6 @@ impl Authorizer {
         Ok(Decided {
             outcome: decision.outcome,
             policy_type: decision.policy_type,
-            message: decision.message(&request).into(),
             rule: decision.rule,
             statement: decision.statement,
             principal: principal.to_string().into(),
@@ -764,11 +884,22 @@ fn compile_inline_policy(
     )))
 }
 
-/// The account of an ARN (`arn:partition:service:region:account:...`), if it names one.
+/// The account of an ARN (`arn:partition:service:region:account:...`), if it names one: as
+/// `ArnParts::split(arn)?.account()` reads it (an `arn:` prefix in any case, at least five
+/// colons), but scanning no further than the fifth colon, since every request reads its
+/// resource's and a named caller's.
 fn arn_account(arn: &str) -> Option<&str> {
-    crate::policy::ArnParts::split(arn)
-        .map(|parts| parts.account())
-        .filter(|a| !a.is_empty())
+    if !arn.get(..4)?.eq_ignore_ascii_case("arn:") {
+        return None;
+    }
+    let mut colons = arn
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b':')
+        .map(|(i, _)| i);
+    let start = colons.nth(3)? + 1;
+    let end = colons.next()?;
+    arn.get(start..end).filter(|a| !a.is_empty())
 }
 
 /// The decision cache's key: everything the decision depends on, read before the request is
@@ -781,52 +912,52 @@ fn arn_account(arn: &str) -> Option<&str> {
 /// requested one, the signature's, the resource's) is in it too, so that a cached decision's
 /// usage entry is the entry of every request it answers.
 fn cache_key(
-    snapshots: &Snapshots,
+    key: &mut Vec<u8>,
+    snapshots: &Snapshots<'_>,
     input: &AuthorizeInput,
     authenticated: bool,
     session_policies: &[Arc<CompiledPolicy>],
     inline: Option<&CompiledPolicy>,
     now: Timestamp,
-) -> Box<[u8]> {
+) {
     let snapshot = &*snapshots.caller;
     let resource_snapshot = snapshots.resource.as_deref();
-    let mut key = Vec::with_capacity(192);
-    let mut field = |bytes: &[u8]| {
-        key.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
-        key.extend_from_slice(bytes);
-    };
     for s in std::iter::once(snapshot).chain(resource_snapshot) {
         let v = s.version();
-        field(s.account_id().as_bytes());
-        field(&v.epoch.to_le_bytes());
-        field(&v.seq.to_le_bytes());
+        field(key, s.account_id().as_bytes());
+        key.extend_from_slice(&v.epoch.to_le_bytes());
+        key.extend_from_slice(&v.seq.to_le_bytes());
     }
-    field(snapshots.resource_tenant.as_bytes());
+    // The resource tenant, when it is not the caller's (an empty field when it is).
+    field(key, snapshots.other_tenant.unwrap_or("").as_bytes());
     match &input.caller {
         CallerId::PrincipalArn(arn) => {
-            field(b"arn");
-            field(arn.as_bytes());
+            key.push(b'a');
+            field(key, arn.as_bytes());
         }
         CallerId::Keys { access_key_id, .. } => {
-            field(b"key");
-            field(access_key_id.as_bytes());
+            key.push(b'k');
+            field(key, access_key_id.as_bytes());
         }
         CallerId::Signed(s) => {
-            field(b"key");
-            field(s.access_key_id().as_bytes());
+            key.push(b's');
+            field(key, s.access_key_id().as_bytes());
             // The signature's region is the use's region when the request names none.
-            field(s.region().as_bytes());
+            field(key, s.region().as_bytes());
         }
     }
-    field(input.action.as_bytes());
-    field(input.resource.as_bytes());
+    field(key, input.action.as_bytes());
+    field(key, input.resource.as_bytes());
     match input
         .resource_policy
         .as_deref()
         .filter(|t| !t.trim().is_empty())
     {
-        Some(text) => field(digest::digest(&digest::SHA256, text.as_bytes()).as_ref()),
-        None => field(b""),
+        Some(text) => field(
+            key,
+            digest::digest(&digest::SHA256, text.as_bytes()).as_ref(),
+        ),
+        None => field(key, b""),
     }
     let reads = |k: &str| {
         let found = |keys: &[Box<str>]| keys.binary_search_by(|x| (**x).cmp(k)).is_ok();
@@ -841,22 +972,87 @@ fn cache_key(
         if !(reads(k) && caller_may_set(k, authenticated) || k == REQUESTED_REGION) {
             continue;
         }
-        field(k.as_bytes());
+        field(key, k.as_bytes());
         match values {
-            KeyValues::Single(v) => field(v.as_str().as_bytes()),
+            KeyValues::Single(v) => {
+                key.push(b'1');
+                field(key, v.as_str().as_bytes());
+            }
             KeyValues::Multi(vs) => {
-                field(&u32::try_from(vs.len()).unwrap_or(u32::MAX).to_le_bytes());
+                key.push(b'n');
+                length(key, vs.len());
                 for v in vs {
-                    field(v.as_str().as_bytes());
+                    field(key, v.as_str().as_bytes());
                 }
             }
         }
     }
     if CLOCK_KEYS.iter().any(|k| reads(k)) {
-        field(b"clock");
-        field(&now.epoch_seconds().to_le_bytes());
+        key.push(b'c');
+        key.extend_from_slice(&now.epoch_seconds().to_le_bytes());
+    } else {
+        key.push(b'-');
     }
-    key.into_boxed_slice()
+}
+
+/// Appends a field to a key: its length, then its bytes, so that no two sequences of fields
+/// make the same bytes.
+fn field(key: &mut Vec<u8>, bytes: &[u8]) {
+    length(key, bytes.len());
+    key.extend_from_slice(bytes);
+}
+
+/// Appends a length in as few bytes as it needs (LEB128: seven bits a byte, the high bit set
+/// on all but the last), so that the short fields of an ordinary key cost one byte each.
+fn length(key: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        key.push(u8::try_from(n & 0x7f).unwrap_or(0) | 0x80);
+        n >>= 7;
+    }
+    key.push(u8::try_from(n).unwrap_or(0));
+}
+
+thread_local! {
+    /// Where a request's cache key is made: one buffer a thread, so a lookup allocates nothing.
+    static KEY_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+}
+
+/// Runs `f` with this thread's key buffer, emptied.
+fn with_key_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    KEY_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut key) => {
+            key.clear();
+            let result = f(&mut key);
+            // A buffer grown by an unusually large key is not kept.
+            if key.capacity() > 4096 {
+                *key = Vec::with_capacity(256);
+            }
+            result
+        }
+        // Not reentered today; a buffer of its own if it ever is.
+        Err(_) => f(&mut Vec::with_capacity(256)),
+    })
+}
+
+/// Reads a named caller's ARN.
+fn parse_principal(arn: &str) -> Result<Principal, ApiError> {
+    Principal::parse(arn).map_err(|e| ApiError::invalid("principal_arn", e))
+}
+
+/// The caller an ARN names, which must be of the tenant its ARN's account field named.
+fn named_caller(arn: &str, snapshot: &TenantSnapshot) -> Result<Caller, ApiError> {
+    let principal = parse_principal(arn)?;
+    if principal.account() != Some(snapshot.account_id()) {
+        return Err(ApiError::invalid(
+            "principal_arn",
+            "the caller must belong to a tenant",
+        ));
+    }
+    Ok(Caller {
+        principal,
+        session: None,
+        session_policies: Arc::new([]),
+    })
 }
 
 /// How a request ended, for the latency metric.
@@ -938,4 +1134,54 @@ pub fn next_request_id() -> String {
     let start = START.get_or_init(|| Timestamp::now().epoch_millis());
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{start:x}-{n}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_of_an_arn_is_read_as_arn_parts_reads_it() {
+        for arn in [
+            "arn:aws:iam::111122223333:user/alice",
+            "ARN:aws:sts::111122223333:assumed-role/r/s",
+            "arn:aws:s3:::demo-data/home/alice/notes.txt",
+            "arn:aws:sqs:us-east-1:111122223333:demo-jobs",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:iam::111122223333",
+            "arn:aws:iam:111122223333:user/a:b:c",
+            "ec2.amazonaws.com",
+            "arn:",
+            "ar",
+            "",
+            "*",
+        ] {
+            let expected = crate::policy::ArnParts::split(arn)
+                .map(|p| p.account())
+                .filter(|a| !a.is_empty());
+            assert_eq!(arn_account(arn), expected, "{arn}");
+        }
+    }
+
+    #[test]
+    fn key_fields_carry_their_length_so_that_no_two_sequences_make_one_key() {
+        let key = |fields: &[&[u8]]| {
+            let mut key = Vec::new();
+            for f in fields {
+                field(&mut key, f);
+            }
+            key
+        };
+        assert_ne!(key(&[b"ab", b"c"]), key(&[b"a", b"bc"]));
+        assert_ne!(key(&[b"", b"a"]), key(&[b"a", b""]));
+        // Lengths of 128 and more take more than one byte, and stay distinct.
+        let long = vec![b'x'; 300];
+        let mut encoded = Vec::new();
+        length(&mut encoded, 300);
+        assert_eq!(encoded, [0xac, 0x02]);
+        assert_eq!(key(&[&long]).len(), 302);
+        let mut short = Vec::new();
+        length(&mut short, 127);
+        assert_eq!(short, [0x7f]);
+    }
 }

@@ -1,0 +1,399 @@
+//! The decision cache: decisions by the bytes of their key, looked up without allocating.
+//!
+//! A general-purpose cache (moka) cost a hit more than evaluating the policies did: SipHash of
+//! the key, an epoch guard, a clock read, a read-log entry, and some 350 bytes of bookkeeping
+//! per entry (an `Arc` of the key, bucket, entry info, two deque nodes). This one holds what a
+//! decision needs and no more: shards of a `hashbrown` table of slot indexes under a
+//! read-write lock, each slot the key's hash, its bytes, the value, its expiry and a
+//! referenced bit, evicted by CLOCK (second chance) when a shard is over its weight.
+//!
+//! The hasher is foldhash, randomly seeded per process: the key holds caller-controlled
+//! strings, so a fixed seed would let a caller aim requests at one bucket (HashDoS). A hash is
+//! only a hint: a hit compares the stored key bytes in full, so a collision is a miss, never
+//! another request's decision.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use parking_lot::RwLock;
+
+/// The bytes one unit of capacity stands for: an entry weighs its key, its value and its slot
+/// in units of this, at least one, so that a capacity of `n` decisions bounds the memory at
+/// about `n × UNIT_BYTES` however large the keys a caller makes (a key may carry context
+/// values of kilobytes).
+pub(super) const UNIT_BYTES: usize = 512;
+
+/// What a slot costs besides its key and value's heap: the slot, and the table's index and
+/// control byte at its load factor.
+pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Slot<usize>>() + 8;
+
+/// Shards at most: enough that two cores rarely meet on one lock.
+const MAX_SHARDS: usize = 64;
+
+/// A bounded, expiring map from key bytes to values, safe to share between threads.
+pub(super) struct DecisionCache<V> {
+    shards: Box<[RwLock<Shard<V>>]>,
+    hasher: DefaultHashBuilder,
+    ttl_ms: u64,
+    /// Expiry is measured from here, on the monotonic clock: a wall-clock step neither keeps
+    /// a decision past its time nor drops the cache.
+    epoch: Instant,
+}
+
+struct Shard<V> {
+    /// Indexes into `slots`, by the slot's hash.
+    index: HashTable<u32>,
+    slots: Vec<Slot<V>>,
+    /// Where the CLOCK hand points.
+    hand: usize,
+    /// The units held and the most this shard may hold.
+    weight: usize,
+    max_weight: usize,
+}
+
+struct Slot<V> {
+    hash: u64,
+    key: Box<[u8]>,
+    value: V,
+    /// Milliseconds since the cache's epoch after which the slot answers no lookup.
+    expires_ms: u64,
+    weight: u32,
+    /// Set by a hit, cleared as the CLOCK hand passes: a slot hit since the hand last passed
+    /// is kept one more round.
+    referenced: AtomicBool,
+}
+
+impl<V> std::fmt::Debug for DecisionCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionCache")
+            .field("shards", &self.shards.len())
+            .field("entries", &self.entry_count())
+            .field("ttl_ms", &self.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl DecisionCache ===
+
+impl<V> DecisionCache<V> {
+    /// Entries held now (expired ones included until they are evicted).
+    pub(super) fn entry_count(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| u64::try_from(s.read().slots.len()).unwrap_or(u64::MAX))
+            .sum()
+    }
+}
+
+impl<V: Clone> DecisionCache<V> {
+    /// A cache of `capacity` units (an ordinary decision weighs one) whose entries answer for
+    /// `ttl` after their insertion.
+    pub(super) fn new(capacity: u64, ttl: Duration) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
+        // One shard per 64 units at least, so that a small cache keeps its bound exactly.
+        let shards = (capacity / 64).clamp(1, MAX_SHARDS).next_power_of_two();
+        let shards = if shards > MAX_SHARDS {
+            MAX_SHARDS
+        } else {
+            shards
+        };
+        let base = capacity / shards;
+        let extra = capacity % shards;
+        Self {
+            shards: (0..shards)
+                .map(|i| {
+                    RwLock::new(Shard {
+                        index: HashTable::new(),
+                        slots: Vec::new(),
+                        hand: 0,
+                        weight: 0,
+                        max_weight: base + usize::from(i < extra),
+                    })
+                })
+                .collect(),
+            hasher: DefaultHashBuilder::default(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The hash `key` is filed under.
+    pub(super) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> Option<&RwLock<Shard<V>>> {
+        // The table uses the hash's low bits within a shard; the shard takes the high ones.
+        let n = self.shards.len();
+        let at = usize::try_from(hash >> 58).unwrap_or(0) & (n - 1);
+        self.shards.get(at)
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The value under `key` (hashed to `hash`), unless it expired by `now`.
+    pub(super) fn get(&self, hash: u64, key: &[u8], now: Instant) -> Option<V> {
+        let now_ms = self.now_ms(now);
+        let shard = self.shard(hash)?.read();
+        let slot = shard.find(hash, key)?;
+        if slot.expires_ms <= now_ms {
+            return None;
+        }
+        // A load before the store: a hot entry's line is not written on every hit.
+        if !slot.referenced.load(Ordering::Relaxed) {
+            slot.referenced.store(true, Ordering::Relaxed);
+        }
+        Some(slot.value.clone())
+    }
+
+    /// Files `value` under `key` (hashed to `hash`), replacing what was there, evicting as the
+    /// shard's bound requires. `heap_bytes` is what the value holds on the heap, for its
+    /// weight; an entry heavier than its shard's whole bound is not kept.
+    pub(super) fn insert(
+        &self,
+        hash: u64,
+        key: Box<[u8]>,
+        value: V,
+        heap_bytes: usize,
+        now: Instant,
+    ) {
+        let expires_ms = self.now_ms(now).saturating_add(self.ttl_ms);
+        let bytes = SLOT_BYTES
+            .saturating_add(key.len())
+            .saturating_add(heap_bytes);
+        let weight = bytes.div_ceil(UNIT_BYTES).max(1);
+        let Some(shard) = self.shard(hash) else {
+            return;
+        };
+        let mut shard = shard.write();
+        shard.remove(hash, &key);
+        if weight > shard.max_weight {
+            return;
+        }
+        let now_ms = self.now_ms(now);
+        while shard.weight + weight > shard.max_weight {
+            if !shard.evict_one(now_ms) {
+                return;
+            }
+        }
+        let Ok(at) = u32::try_from(shard.slots.len()) else {
+            return;
+        };
+        shard.weight += weight;
+        shard.slots.push(Slot {
+            hash,
+            key,
+            value,
+            expires_ms,
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            referenced: AtomicBool::new(false),
+        });
+        let Shard { index, slots, .. } = &mut *shard;
+        index.insert_unique(hash, at, |&i| slot_hash(slots, i));
+    }
+}
+
+fn slot_hash<V>(slots: &[Slot<V>], at: u32) -> u64 {
+    usize::try_from(at)
+        .ok()
+        .and_then(|i| slots.get(i))
+        .map_or(0, |s| s.hash)
+}
+
+// === impl Shard ===
+
+impl<V> Shard<V> {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot<V>> {
+        let at = self.index.find(hash, |&i| {
+            self.slot(i)
+                .is_some_and(|s| s.hash == hash && *s.key == *key)
+        })?;
+        self.slot(*at)
+    }
+
+    fn slot(&self, at: u32) -> Option<&Slot<V>> {
+        self.slots.get(usize::try_from(at).ok()?)
+    }
+
+    /// Removes the slot under `key`, if there is one.
+    fn remove(&mut self, hash: u64, key: &[u8]) {
+        let Shard { index, slots, .. } = self;
+        let found = index.find(hash, |&i| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| slots.get(i))
+                .is_some_and(|s| s.hash == hash && *s.key == *key)
+        });
+        if let Some(&at) = found {
+            self.remove_at(at);
+        }
+    }
+
+    /// Removes the slot at `at`: its index entry goes, and the last slot moves into its place
+    /// (its index entry follows it).
+    fn remove_at(&mut self, at: u32) {
+        let Ok(position) = usize::try_from(at) else {
+            return;
+        };
+        let Some(hash) = self.slots.get(position).map(|s| s.hash) else {
+            return;
+        };
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == at) {
+            entry.remove();
+        }
+        let last = self.slots.len().saturating_sub(1);
+        let removed = self.slots.swap_remove(position);
+        self.weight = self
+            .weight
+            .saturating_sub(usize::try_from(removed.weight).unwrap_or(usize::MAX));
+        if position != last {
+            let (Ok(from), Some(moved)) = (u32::try_from(last), self.slots.get(position)) else {
+                return;
+            };
+            if let Some(i) = self.index.find_mut(moved.hash, |&i| i == from) {
+                *i = at;
+            }
+        }
+    }
+
+    /// Evicts one slot: the first expired or unreferenced one from the hand on, clearing the
+    /// referenced bits it passes. False when the shard is empty.
+    fn evict_one(&mut self, now_ms: u64) -> bool {
+        let len = self.slots.len();
+        if len == 0 {
+            return false;
+        }
+        // Two rounds at most: the first clears every bit it passes.
+        for _ in 0..2 * len {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let Some(slot) = self.slots.get(self.hand) else {
+                return false;
+            };
+            let stale = slot.expires_ms <= now_ms;
+            if stale || !slot.referenced.swap(false, Ordering::Relaxed) {
+                let Ok(at) = u32::try_from(self.hand) else {
+                    return false;
+                };
+                self.remove_at(at);
+                return true;
+            }
+            self.hand += 1;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(cache: &DecisionCache<u32>, key: &[u8], value: u32, now: Instant) {
+        cache.insert(cache.hash(key), key.into(), value, 0, now);
+    }
+
+    fn get(cache: &DecisionCache<u32>, key: &[u8], now: Instant) -> Option<u32> {
+        cache.get(cache.hash(key), key, now)
+    }
+
+    #[test]
+    fn a_hit_compares_the_whole_key_and_a_replaced_value_is_the_new_one() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        put(&cache, b"alice|s3:GetObject|a", 1, now);
+        put(&cache, b"alice|s3:GetObject|b", 2, now);
+        assert_eq!(get(&cache, b"alice|s3:GetObject|a", now), Some(1));
+        assert_eq!(get(&cache, b"alice|s3:GetObject|b", now), Some(2));
+        assert_eq!(get(&cache, b"alice|s3:GetObject|", now), None);
+        // A colliding hash with other bytes is a miss, never the other entry's value.
+        let hash = cache.hash(b"alice|s3:GetObject|a");
+        assert_eq!(cache.get(hash, b"mallory", now), None);
+        put(&cache, b"alice|s3:GetObject|a", 3, now);
+        assert_eq!(get(&cache, b"alice|s3:GetObject|a", now), Some(3));
+        assert_eq!(cache.entry_count(), 2);
+    }
+
+    #[test]
+    fn an_entry_answers_until_its_time_to_live_and_not_after() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        put(&cache, b"k", 1, now);
+        assert_eq!(get(&cache, b"k", now + Duration::from_secs(59)), Some(1));
+        assert_eq!(get(&cache, b"k", now + Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn the_bound_holds_and_a_hit_entry_outlives_one_never_hit() {
+        let cache = DecisionCache::new(8, Duration::from_secs(60));
+        let now = Instant::now();
+        for i in 0..8u32 {
+            put(&cache, &i.to_le_bytes(), i, now);
+        }
+        assert_eq!(cache.entry_count(), 8);
+        // Entry 0 is hit: the hand spares it and evicts 1, the next one never hit.
+        assert_eq!(get(&cache, &0u32.to_le_bytes(), now), Some(0));
+        put(&cache, &100u32.to_le_bytes(), 100, now);
+        assert_eq!(cache.entry_count(), 8);
+        assert_eq!(get(&cache, &0u32.to_le_bytes(), now), Some(0));
+        assert_eq!(get(&cache, &1u32.to_le_bytes(), now), None);
+        assert_eq!(get(&cache, &100u32.to_le_bytes(), now), Some(100));
+        for i in 2..8u32 {
+            assert_eq!(get(&cache, &i.to_le_bytes(), now), Some(i), "entry {i}");
+        }
+        // Many more inserts never pass the bound, and every entry left still answers.
+        for i in 200..1200u32 {
+            put(&cache, &i.to_le_bytes(), i, now);
+        }
+        assert_eq!(cache.entry_count(), 8);
+        // The newest answers; every entry held answers with its own value.
+        assert_eq!(get(&cache, &1199u32.to_le_bytes(), now), Some(1199));
+        let held = (0..1200u32)
+            .filter(|i| get(&cache, &i.to_le_bytes(), now).is_some_and(|v| v == *i))
+            .count();
+        assert_eq!(held, 8);
+    }
+
+    #[test]
+    fn a_large_entry_weighs_by_its_bytes() {
+        let cache = DecisionCache::new(8, Duration::from_secs(60));
+        let now = Instant::now();
+        for i in 0..8u32 {
+            put(&cache, &i.to_le_bytes(), i, now);
+        }
+        // A key of six units' bytes displaces six ordinary entries, not one.
+        let big = vec![7u8; 6 * UNIT_BYTES - SLOT_BYTES];
+        put(&cache, &big, 99, now);
+        assert_eq!(get(&cache, &big, now), Some(99));
+        assert_eq!(cache.entry_count(), 3);
+        // One heavier than the whole bound is not kept.
+        let huge = vec![1u8; 9 * UNIT_BYTES];
+        put(&cache, &huge, 1, now);
+        assert_eq!(get(&cache, &huge, now), None);
+    }
+
+    #[test]
+    fn a_large_cache_is_sharded_and_keeps_its_bound() {
+        let cache = DecisionCache::new(10_000, Duration::from_secs(60));
+        assert_eq!(cache.shards.len(), 64);
+        let now = Instant::now();
+        for i in 0..30_000u32 {
+            put(&cache, &i.to_le_bytes(), i, now);
+        }
+        assert!(cache.entry_count() <= 10_000, "{}", cache.entry_count());
+        assert!(cache.entry_count() >= 9_000, "{}", cache.entry_count());
+        // Every entry held answers with its own value.
+        let mut found = 0;
+        for i in 0..30_000u32 {
+            if let Some(v) = get(&cache, &i.to_le_bytes(), now) {
+                assert_eq!(v, i);
+                found += 1;
+            }
+        }
+        assert_eq!(found, cache.entry_count());
+    }
+}
