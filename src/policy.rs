@@ -17,6 +17,7 @@ mod condition;
 mod date;
 mod document;
 pub mod findings;
+#[cfg(test)]
 mod json;
 mod parse;
 mod pattern;

@@ -253,16 +253,22 @@ impl Applier {
     ) -> UpdateResult {
         // Also for what an older control plane sent, or an older sidecar persisted.
         let tenant = Arc::new(for_sidecars(tenant));
-        let snapshot =
-            match TenantSnapshot::compile(Arc::clone(&tenant), version, self.aws.as_ref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    return UpdateResult::Rejected {
-                        version,
-                        error: e.to_string(),
-                    }
+        // The served version's compiled documents are reused where the text is unchanged.
+        let previous = self.store.load(&tenant.account_id);
+        let snapshot = match TenantSnapshot::compile_reusing(
+            Arc::clone(&tenant),
+            version,
+            self.aws.as_ref(),
+            previous.as_deref(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                return UpdateResult::Rejected {
+                    version,
+                    error: e.to_string(),
                 }
-            };
+            }
+        };
         let outcome = if replace {
             Ok(self.store.replace(snapshot))
         } else {

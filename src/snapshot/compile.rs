@@ -1,7 +1,10 @@
 //! Compiling a tenant into a snapshot, and resolving principals against it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use ring::digest;
 
 use crate::account::AccountId;
 use crate::authz::{Context, OrgLevel, PolicySet, Principal};
@@ -41,6 +44,25 @@ pub struct TenantSnapshot {
     /// The root user's implicit permission over its own account: allow everything, which
     /// SCPs and explicit denies still cap.
     root_identity: [Arc<CompiledPolicy>; 1],
+    /// Every document compiled from the tenant's text, by kind and id, with the digest of
+    /// that text: the next version of the tenant reuses what did not change.
+    documents: Documents,
+}
+
+/// The compiled documents of a snapshot, by kind and id.
+type Documents = HashMap<(PolicyKind, Box<str>), CompiledDocument>;
+
+/// A document compiled from text, and the SHA-256 digest of that text.
+///
+/// INVARIANT: `policy` is what parsing the text with `ParseOptions::stored(kind)` and compiling
+/// it under `id` gives. Both steps are deterministic, so a document of the same kind, id and
+/// digest in a later version is this very policy, validated already: it is shared, not
+/// recompiled (issue #19 P5). SHA-256 rather than a fast hash because tenants write the texts:
+/// a collision would serve the old policy for a new text.
+#[derive(Debug)]
+struct CompiledDocument {
+    digest: digest::Digest,
+    policy: Arc<CompiledPolicy>,
 }
 
 /// An OIDC provider, its keys parsed once.
@@ -219,6 +241,10 @@ struct Compiler<'t> {
     tenant: &'t Tenant,
     managed: HashMap<Box<str>, Arc<CompiledPolicy>>,
     aws: &'t dyn AwsManagedLookup,
+    /// The documents of the version this one replaces, if any, for reuse.
+    previous: Option<&'t Documents>,
+    /// The documents compiled (or reused) so far.
+    documents: RefCell<Documents>,
 }
 
 // === impl TenantSnapshot ===
@@ -231,6 +257,18 @@ impl TenantSnapshot {
         version: SnapshotVersion,
         aws: &dyn AwsManagedLookup,
     ) -> Result<Self, SnapshotError> {
+        Self::compile_reusing(tenant, version, aws, None)
+    }
+
+    /// [`Self::compile`], sharing with `previous` (the snapshot this one replaces) every
+    /// document whose kind, id and text are unchanged: a change to one policy of a tenant
+    /// parses and compiles that policy only. The result is the snapshot `compile` gives.
+    pub fn compile_reusing(
+        tenant: Arc<Tenant>,
+        version: SnapshotVersion,
+        aws: &dyn AwsManagedLookup,
+        previous: Option<&TenantSnapshot>,
+    ) -> Result<Self, SnapshotError> {
         let t = &*tenant;
         if !AccountId::is_valid(&t.account_id) {
             return Err(SnapshotError::InvalidAccountId(t.account_id.clone()));
@@ -239,6 +277,8 @@ impl TenantSnapshot {
             tenant: t,
             managed: HashMap::new(),
             aws,
+            previous: previous.map(|p| &p.documents),
+            documents: RefCell::default(),
         };
         // Managed policies first: users, groups and roles attach them.
         compiler.managed_policies()?;
@@ -249,7 +289,9 @@ impl TenantSnapshot {
         let context_keys =
             context_keys(&compiler.managed, &users, &roles, &resource_policies, &scps);
         let issuer_keys = issuer_keyring(t)?;
+        let documents = compiler.documents.take();
         Ok(Self {
+            documents,
             version,
             users,
             roles,
@@ -804,6 +846,28 @@ impl Compiler<'_> {
         text: &str,
         entity: impl Fn() -> String,
     ) -> Result<Arc<CompiledPolicy>, SnapshotError> {
+        let digest = text_digest(text);
+        let key = (kind, Box::<str>::from(id));
+        let same_text = |known: &&CompiledDocument| known.digest.as_ref() == digest.as_ref();
+        // A group's inline policy comes up once per member: compiled for the first only.
+        if let Some(known) = self.documents.borrow().get(&key).filter(same_text) {
+            return Ok(Arc::clone(&known.policy));
+        }
+        if let Some(known) = self
+            .previous
+            .and_then(|previous| previous.get(&key))
+            .filter(same_text)
+        {
+            let policy = Arc::clone(&known.policy);
+            self.documents.borrow_mut().insert(
+                key,
+                CompiledDocument {
+                    digest,
+                    policy: Arc::clone(&policy),
+                },
+            );
+            return Ok(policy);
+        }
         // Stored documents passed the write-time rules of the control plane; a sidecar
         // re-checks the grammar of the kind (a newer control plane may know more) but not the
         // write-time quotas.
@@ -815,7 +879,15 @@ impl Compiler<'_> {
                 message: e.message().to_owned(),
             },
         )?;
-        Ok(Arc::new(CompiledPolicy::compile(id, kind, &document)))
+        let policy = Arc::new(CompiledPolicy::compile(id, kind, &document));
+        self.documents.borrow_mut().insert(
+            key,
+            CompiledDocument {
+                digest,
+                policy: Arc::clone(&policy),
+            },
+        );
+        Ok(policy)
     }
 
     fn inline(
@@ -879,6 +951,11 @@ impl Compiler<'_> {
         // The same document, evaluated as a boundary: its decisions report the boundary type.
         Ok(vec![Arc::new(recompile_as(&policy, PolicyKind::Boundary))])
     }
+}
+
+/// The SHA-256 digest of a document's text.
+fn text_digest(text: &str) -> digest::Digest {
+    digest::digest(&digest::SHA256, text.as_bytes())
 }
 
 /// A compiled policy's statements under another kind (for reporting: a managed policy used as

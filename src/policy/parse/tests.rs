@@ -495,3 +495,296 @@ fn bool_values_may_be_policy_variables() {
     let numeric = current.replace(r#""Bool""#, r#""NumericLessThan""#);
     assert!(parse(&numeric, ParseOptions::lenient(PolicyKind::Identity)).is_err());
 }
+
+/// The syntax phase read straight from the text (issue #19 P5) against the tree walk it
+/// replaced: the same document or the same error (code, message and location), for every
+/// corpus document, mutations of them, and generated text.
+mod streaming {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    /// Every set of options a document is parsed with somewhere.
+    fn all_options() -> Vec<ParseOptions> {
+        PolicyKind::ALL
+            .iter()
+            .flat_map(|&kind| {
+                [
+                    ParseOptions::for_kind(kind),
+                    ParseOptions::stored(kind),
+                    ParseOptions::aws_managed(kind),
+                ]
+            })
+            .collect()
+    }
+
+    /// Asserts both syntax phases agree on `text` under `options`; the outcome.
+    fn agree(text: &str, options: ParseOptions) -> Result<PolicyDocument, PolicyError> {
+        let streamed = parse_after(text, options, syntax::syntax_phase);
+        let walked = parse_after(text, options, reference::syntax_phase_via_tree);
+        assert_eq!(streamed, walked, "{options:?} on {text:?}");
+        streamed
+    }
+
+    fn agree_for_every_kind(text: &str) {
+        for options in all_options() {
+            let _ = agree(text, options);
+        }
+    }
+
+    fn corpus() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+    }
+
+    fn jsonl(name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(corpus().join(name))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_under(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The moto cases (valid and invalid), the example policies and the fuzz seeds.
+    fn small_corpus() -> Vec<String> {
+        let mut texts: Vec<String> = ["valid_policies.jsonl", "invalid_policies.jsonl"]
+            .iter()
+            .flat_map(|name| jsonl(name))
+            .map(|case| case["policy_text"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(texts.len(), 54 + 81);
+        let mut files = Vec::new();
+        files_under(&corpus().join("example-policies"), &mut files);
+        files_under(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus/policy"),
+            &mut files,
+        );
+        let before = texts.len();
+        for file in files {
+            if file.extension().is_some_and(|e| e == "md") {
+                continue;
+            }
+            let bytes = std::fs::read(&file).unwrap();
+            texts.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        assert!(
+            texts.len() - before >= 9,
+            "the example policies and fuzz seeds are read"
+        );
+        texts
+    }
+
+    #[test]
+    fn the_managed_policies_parse_the_same() {
+        let policies = jsonl("managed-policies.jsonl");
+        assert_eq!(policies.len(), 1641);
+        let mut parsed = 0;
+        for policy in &policies {
+            let document = &policy["document"];
+            for text in [
+                serde_json::to_string(document).unwrap(),
+                serde_json::to_string_pretty(document).unwrap(),
+            ] {
+                let options = ParseOptions::aws_managed(PolicyKind::Identity);
+                parsed += usize::from(agree(&text, options).is_ok());
+                let _ = agree(&text, ParseOptions::stored(PolicyKind::Identity));
+            }
+        }
+        // Not a vacuous agreement: nearly all of them are valid.
+        assert!(parsed > 3_000, "{parsed}");
+    }
+
+    #[test]
+    fn the_small_corpus_parses_the_same_under_every_kind() {
+        let texts = small_corpus();
+        let (mut ok, mut errors) = (0, 0);
+        for text in &texts {
+            for options in all_options() {
+                match agree(text, options) {
+                    Ok(_) => ok += 1,
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        assert!(ok > 100 && errors > 100, "{ok} valid, {errors} refused");
+    }
+
+    /// Every prefix, and the text without each one character: errors at every position.
+    #[test]
+    fn mutations_of_the_small_corpus_fail_the_same() {
+        let options = [
+            ParseOptions::for_kind(PolicyKind::Identity),
+            ParseOptions::stored(PolicyKind::Trust),
+        ];
+        for text in small_corpus().iter().filter(|t| t.len() <= 800) {
+            let boundaries = (0..text.len()).filter(|&i| text.is_char_boundary(i));
+            for i in boundaries {
+                let next = text.get(i..).and_then(|t| t.chars().next());
+                let without = format!(
+                    "{}{}",
+                    text.get(..i).unwrap(),
+                    text.get(i + next.map_or(0, char::len_utf8)..).unwrap_or("")
+                );
+                for options in options {
+                    let _ = agree(text.get(..i).unwrap(), options);
+                    let _ = agree(&without, options);
+                }
+            }
+        }
+    }
+
+    /// The orders of errors the streaming reader must keep (see `syntax.rs`).
+    #[test]
+    fn which_error_wins_is_unchanged() {
+        let cases = [
+            // A top-level key's error beats an earlier statement's.
+            r#"{"Statement":{"Effect":"Allow","Bogus":1},"Version":"2012-10-17x"}"#,
+            r#"{"Statement":[],"Other":1}"#,
+            // A JSON error after a grammar error wins: late syntax, late duplicates, depth.
+            r#"{"Version":"bad","Statement":{"Effect":"Allow"} , }"#,
+            r#"{"Bogus":1,"Statement":{"a":{"b":1,"b":2}}}"#,
+            r#"{"Statement":{"Sid":5,"Effect":"Allow","Effect":"Deny"}}"#,
+            r#"{"Statement":[{"Sid":[]},{"Effect":"Allow","Condition":{"X":{"k":1,"k":2}}}]}"#,
+            // A missing Effect is reported after the other keys of its statement.
+            r#"{"Statement":{"Action":"s3:*","Bogus":1}}"#,
+            r#"{"Statement":{"Action":"s3:*","Resource":"*"}}"#,
+            // A bad value beats an unknown operator in the same block, but not an earlier
+            // block's problem.
+            r#"{"Statement":{"Effect":"Allow","Condition":{"Nope":{"a":"x","b":{}}}}}"#,
+            r#"{"Statement":{"Effect":"Allow","Condition":{"Nope":{"a":"x"},"StringLike":{"b":{}}}}}"#,
+            r#"{"Statement":{"Effect":"Allow","Condition":{"Nope":{},"StringLike":{"b":[1,true,"x"]}}}}"#,
+            // A second Action, a null principal value, a principal type unknown.
+            r#"{"Statement":{"Effect":"Allow","Action":"a:b","NotAction":"a:c"}}"#,
+            r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":[null]},"Action":"a:b"}}"#,
+            r#"{"Statement":{"Effect":"Allow","Principal":{"Nobody":"x"},"Action":"a:b"}}"#,
+            r#"{"Statement":{"Effect":"Allow","Principal":{},"Action":"a:b"}}"#,
+            // Escapes in keys and values, numbers as condition text, nulls skipped in lists.
+            r#"{"Version":"2012-10-17","Statement":{"\u0045ffect":"Allow","Action":["s3:Get\u002a",null],"Resource":"*","Condition":{"NumericLessThan":{"s3:max-keys":[1e3,-2,1.50]}}}}"#,
+            // Not an object; trailing characters; nesting too deep inside a skipped value.
+            r#"[{"Statement":1}]"#,
+            r#"{"Statement":{"Effect":"Allow","Action":"a:b","Resource":"*"}} x"#,
+        ];
+        for case in cases {
+            agree_for_every_kind(case);
+        }
+        let deep = format!(
+            r#"{{"Bogus":1,"Statement":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        agree_for_every_kind(&deep);
+        let many = (0..40)
+            .map(|i| format!(r#""k{i}":{i}"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        agree_for_every_kind(&format!(
+            r#"{{"Statement":{{"Effect":"Allow","Condition":{{"StringLike":{{{many},"k7":0}}}}}}}}"#
+        ));
+    }
+
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\"Version\"",
+            "\"2012-10-17\"",
+            "\"Statement\"",
+            "\"Sid\"",
+            "\"Effect\"",
+            "\"Allow\"",
+            "\"deny\"",
+            "\"Action\"",
+            "\"NotAction\"",
+            "\"Resource\"",
+            "\"Principal\"",
+            "\"AWS\"",
+            "\"Condition\"",
+            "\"StringLike\"",
+            "\"Bool\"",
+            "\"Nope\"",
+            "\"*\"",
+            "\"s3:Get*\"",
+            "\"arn:aws:s3:::b/*\"",
+            "null",
+            "true",
+            "1",
+            "-0.5e3",
+            "\"\\u0041\"",
+        ])
+    }
+
+    fn statement() -> impl Strategy<Value = String> {
+        let value = prop::sample::select(vec![
+            "\"Allow\"",
+            "\"Deny\"",
+            "\"*\"",
+            "\"s3:*\"",
+            "[\"s3:*\",null]",
+            "[]",
+            "null",
+            "1",
+            "{}",
+            "{\"AWS\":\"*\"}",
+            "{\"StringLike\":{\"k\":\"v\"}}",
+            "{\"Nope\":{}}",
+            "{\"Bool\":{\"k\":[true,\"x\"]}}",
+            "[[]]",
+        ]);
+        let key = prop::sample::select(vec![
+            "Sid",
+            "Effect",
+            "Action",
+            "NotAction",
+            "Resource",
+            "NotResource",
+            "Principal",
+            "NotPrincipal",
+            "Condition",
+            "Bogus",
+        ]);
+        prop::collection::vec((key, value), 0..7).prop_map(|fields| {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn vocabulary_soup_fails_the_same(parts in prop::collection::vec(fragment(), 0..60)) {
+            agree_for_every_kind(&parts.concat());
+        }
+
+        #[test]
+        fn generated_statements_parse_the_same(
+            statements in prop::collection::vec(statement(), 0..4),
+            version in prop::sample::select(vec!["", "\"Version\":\"2012-10-17\",", "\"Version\":\"2008-10-17\",", "\"Version\":7,"]),
+        ) {
+            agree_for_every_kind(&format!("{{{version}\"Statement\":[{}]}}", statements.join(",")));
+        }
+
+        #[test]
+        fn arbitrary_text_fails_the_same(text in any::<String>()) {
+            let _ = agree(&text, ParseOptions::stored(PolicyKind::Resource));
+        }
+    }
+}

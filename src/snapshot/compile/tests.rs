@@ -499,3 +499,148 @@ fn pod_identity_associations_are_indexed_by_issuer_namespace_and_service_account
         .pod_identity("https://oidc.example.com/deleted", "web", "worker")
         .is_none());
 }
+
+/// `demo_tenant` with `ReadReports` back at its first version (`s3:*` on everything).
+fn demo_tenant_read_reports_v1() -> Tenant {
+    let mut t = demo_tenant();
+    t.policies
+        .get_mut("readreports")
+        .unwrap()
+        .default_version_id = "v1".into();
+    t
+}
+
+fn reusing(
+    t: Tenant,
+    seq: u64,
+    previous: &TenantSnapshot,
+) -> Result<TenantSnapshot, SnapshotError> {
+    TenantSnapshot::compile_reusing(
+        Arc::new(t),
+        SnapshotVersion::new(0, seq),
+        &NoAwsManaged,
+        Some(previous),
+    )
+}
+
+#[test]
+fn unchanged_documents_are_reused_and_a_changed_one_recompiled() {
+    let v1 = compile(demo_tenant(), 1);
+    let v2 = reusing(demo_tenant_read_reports_v1(), 2, &v1).unwrap();
+    let policy = |snap: &TenantSnapshot, name: &str| {
+        Arc::clone(
+            snap.managed_policy(&format!("arn:aws:iam::{A}:policy/{name}"))
+                .unwrap(),
+        )
+    };
+    // Unchanged text: the very same compiled policy, shared between the versions.
+    for name in ["OnlyS3", "Everything"] {
+        assert!(
+            Arc::ptr_eq(&policy(&v1, name), &policy(&v2, name)),
+            "{name}"
+        );
+    }
+    let (alice1, alice2) = (v1.user("alice").unwrap(), v2.user("alice").unwrap());
+    assert_eq!(
+        alice1.identity[0].id().as_ref(),
+        format!("{ALICE}#inline/Own")
+    );
+    assert!(Arc::ptr_eq(&alice1.identity[0], &alice2.identity[0]));
+    assert!(Arc::ptr_eq(
+        &v1.role("app").unwrap().trust,
+        &v2.role("app").unwrap().trust
+    ));
+    assert!(Arc::ptr_eq(
+        v1.resource_policy("arn:aws:s3:::shared").unwrap(),
+        v2.resource_policy("arn:aws:s3:::shared").unwrap()
+    ));
+    // The changed document is compiled anew, and decides as its new text says.
+    assert!(!Arc::ptr_eq(
+        &policy(&v1, "ReadReports"),
+        &policy(&v2, "ReadReports")
+    ));
+    assert!(alice2
+        .identity
+        .iter()
+        .any(|p| Arc::ptr_eq(p, &policy(&v2, "ReadReports"))));
+    let elsewhere = ("s3:GetObject", "arn:aws:s3:::other/x");
+    assert_eq!(
+        decide(&v1, ALICE, elsewhere.0, elsewhere.1, &[]),
+        Outcome::ImplicitDeny
+    );
+    assert_eq!(
+        decide(&v2, ALICE, elsewhere.0, elsewhere.1, &[]),
+        Outcome::Allow
+    );
+    // Reusing gives the snapshot a fresh compile gives.
+    let fresh = compile(demo_tenant_read_reports_v1(), 2);
+    for (action, resource) in [
+        elsewhere,
+        ("s3:GetObject", "arn:aws:s3:::reports/a"),
+        ("s3:PutObject", "arn:aws:s3:::home/alice/x"),
+        ("ec2:DescribeInstances", "*"),
+        ("s3:ListBucket", "arn:aws:s3:::shared"),
+        ("iam:CreateUser", "*"),
+    ] {
+        assert_eq!(
+            decide(&v2, ALICE, action, resource, &[]),
+            decide(&fresh, ALICE, action, resource, &[]),
+            "{action} {resource}"
+        );
+    }
+    assert_eq!(v2.context_keys(), fresh.context_keys());
+}
+
+#[test]
+fn reuse_needs_the_same_text_the_same_id_and_the_same_kind() {
+    let v1 = compile(demo_tenant(), 1);
+    // The same text under another ARN: compiled under its own id, not shared.
+    let mut t = demo_tenant();
+    let mut copy = t.policies.get("everything").unwrap().clone();
+    copy.name = "Everything2".into();
+    copy.arn = format!("arn:aws:iam::{A}:policy/Everything2");
+    t.policies.insert("everything2".into(), copy);
+    let v2 = reusing(t, 2, &v1).unwrap();
+    let copy = v2
+        .managed_policy(&format!("arn:aws:iam::{A}:policy/Everything2"))
+        .unwrap();
+    assert_eq!(
+        copy.id().as_ref(),
+        format!("arn:aws:iam::{A}:policy/Everything2")
+    );
+    assert!(!Arc::ptr_eq(
+        copy,
+        v1.managed_policy(&format!("arn:aws:iam::{A}:policy/Everything"))
+            .unwrap()
+    ));
+    // A changed text is validated again: an invalid one refuses the tenant, reuse or not.
+    let mut t = demo_tenant();
+    t.policies.get_mut("onlys3").unwrap().versions[0].document =
+        allow("s3:*", "*").replace("Allow", "Allowed");
+    let e = reusing(t, 3, &v1).unwrap_err();
+    assert!(e.to_string().contains("managed policy"), "{e}");
+    assert!(e.to_string().contains("OnlyS3"), "{e}");
+}
+
+#[test]
+fn a_group_inline_policy_is_compiled_once_for_all_its_members() {
+    let mut t = demo_tenant();
+    let mut bob = t.users.get("alice").unwrap().clone();
+    bob.name = "bob".into();
+    bob.user_id = "AIDABOB".into();
+    bob.arn = format!("arn:aws:iam::{A}:user/bob");
+    bob.access_keys.clear();
+    t.users.insert("bob".into(), bob);
+    let snap = compile(t, 1);
+    let describe = |user: &str| {
+        let entry = snap.user(user).unwrap();
+        Arc::clone(
+            entry
+                .identity
+                .iter()
+                .find(|p| p.id().ends_with("group/Devs#inline/Describe"))
+                .unwrap(),
+        )
+    };
+    assert!(Arc::ptr_eq(&describe("alice"), &describe("bob")));
+}
