@@ -258,7 +258,7 @@ pub fn assume_role(
     let mfa_at = mfa_authenticated_at(caller_snapshot, principal, caller_session, p, env)?;
 
     let resolved = caller_snapshot.resolve(principal).ok_or_else(denied)?;
-    let ctx = assume_role_context(caller, &resolved, role, &inherited, mfa_at, p, env.now);
+    let mut ctx = assume_role_context(caller, &resolved, role, &inherited, mfa_at, p, env.now);
     let trial = AssumeRoleTrial {
         principal,
         resolved: &resolved,
@@ -267,11 +267,11 @@ pub fn assume_role(
         role_snapshot,
         chained,
     };
-    if !trial.allows("sts:AssumeRole", &ctx, TrialPolicies::All)? {
+    if !trial.allows("sts:AssumeRole", &mut ctx, TrialPolicies::All)? {
         return Err(denied());
     }
-    trial.check_tag_session(&ctx, p.tags)?;
-    trial.check_source_identity(&ctx, p.source_identity, source_identity.as_deref())?;
+    trial.check_tag_session(&mut ctx, p.tags)?;
+    trial.check_source_identity(ctx, p.source_identity, source_identity.as_deref())?;
 
     let claims = role_session_claims(
         caller_session,
@@ -454,8 +454,15 @@ struct AssumeRoleTrial<'a> {
 }
 
 impl AssumeRoleTrial<'_> {
-    /// Whether `action` on the role is allowed with `ctx` by the `which` policies.
-    fn allows(&self, action: &str, ctx: &Context, which: TrialPolicies) -> Result<bool, StsError> {
+    /// Whether `action` on the role is allowed with `ctx` by the `which` policies. The request
+    /// borrows the context by moving it in and back out: each trial would otherwise copy it
+    /// (every key and value) and free the copy.
+    fn allows(
+        &self,
+        action: &str,
+        ctx: &mut Context,
+        which: TrialPolicies,
+    ) -> Result<bool, StsError> {
         let policies = match which {
             TrialPolicies::All => self
                 .resolved
@@ -466,17 +473,19 @@ impl AssumeRoleTrial<'_> {
                 ..PolicySet::default()
             },
         };
-        let request = Request::try_new(self.principal.clone(), action, &self.role.arn)
+        let mut request = Request::try_new(self.principal.clone(), action, &self.role.arn)
             .map(|r| {
                 r.with_resource_account(self.role_snapshot.account_id())
-                    .with_context(ctx.clone())
+                    .with_context(std::mem::take(ctx))
             })
             .map_err(|e| StsError::ServiceFailure(e.to_string()))?;
-        Ok(evaluate(&policies, &request).outcome == Outcome::Allow)
+        let allowed = evaluate(&policies, &request).outcome == Outcome::Allow;
+        *ctx = std::mem::take(request.context_mut());
+        Ok(allowed)
     }
 
     /// Passing session tags needs `sts:TagSession`.
-    fn check_tag_session(&self, ctx: &Context, tags: &[Tag]) -> Result<(), StsError> {
+    fn check_tag_session(&self, ctx: &mut Context, tags: &[Tag]) -> Result<(), StsError> {
         if tags.is_empty() || self.allows("sts:TagSession", ctx, TrialPolicies::All)? {
             Ok(())
         } else {
@@ -493,23 +502,22 @@ impl AssumeRoleTrial<'_> {
     /// the role's trust policy (IAM-SEMANTICS §4.2).
     fn check_source_identity(
         &self,
-        ctx: &Context,
+        mut ctx: Context,
         asked: Option<&str>,
         source_identity: Option<&str>,
     ) -> Result<(), StsError> {
         if asked.is_none() && !(self.chained && source_identity.is_some()) {
             return Ok(());
         }
-        let mut ctx = ctx.clone();
         if let Some(source) = source_identity {
             ctx.insert("sts:SourceIdentity", ContextValue::new(source));
         }
         let action = "sts:SetSourceIdentity";
         let allowed = if self.chained {
-            self.allows(action, &ctx, TrialPolicies::IdentityOnly)?
-                && self.allows(action, &ctx, TrialPolicies::TrustOnly)?
+            self.allows(action, &mut ctx, TrialPolicies::IdentityOnly)?
+                && self.allows(action, &mut ctx, TrialPolicies::TrustOnly)?
         } else {
-            self.allows(action, &ctx, TrialPolicies::All)?
+            self.allows(action, &mut ctx, TrialPolicies::All)?
         };
         if allowed {
             Ok(())
