@@ -647,6 +647,7 @@ fn a_sidecar_does_not_start_on_a_bad_route_table() {
             "http://127.0.0.1:9",
             "--listen",
             "127.0.0.1:0",
+            "--insecure-unsigned-snapshots",
         ])
         .arg("--state-dir")
         .arg(dir.join("state"))

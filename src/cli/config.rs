@@ -201,7 +201,7 @@ mod tests {
     fn the_file_sets_defaults_that_flags_override() {
         let path = file(
             "ok.yaml",
-            "max-serve-stale: 1h\ntenants: ['111122223333', '444455556666']\ndecision-log: stdout\n",
+            "max-serve-stale: 1h\ntenants: ['111122223333', '444455556666']\ndecision-log: stdout\nsnapshot-keys: /etc/iamlet/snapshot-keys.pub\n",
         );
         let cli = parse(args(&[
             "sidecar",
@@ -223,6 +223,10 @@ mod tests {
         assert!(
             debug.contains("decision_log: \"off\""),
             "the flag wins: {debug}"
+        );
+        assert!(
+            debug.contains("snapshot_keys: Some(\"/etc/iamlet/snapshot-keys.pub\")"),
+            "the file gives the required trust file: {debug}"
         );
     }
 

@@ -347,11 +347,9 @@ pub(crate) struct SidecarArgs {
     /// The control plane's snapshot public keys (its trust file, `snapshot-keys.pub`): every
     /// update and state file must carry a signature of one of them. Required unless
     /// `--insecure-unsigned-snapshots`.
-    #[arg(
-        long,
-        env = "IAMLET_SNAPSHOT_KEYS",
-        required_unless_present = "insecure_unsigned_snapshots"
-    )]
+    // Checked when the sidecar starts, not by clap: a requirement in clap would not see the
+    // value a configuration file gives (`snapshot-keys:` there is a default).
+    #[arg(long, env = "IAMLET_SNAPSHOT_KEYS")]
     snapshot_keys: Option<PathBuf>,
     /// INSECURE: accept unsigned snapshots and do not verify signatures, for control planes
     /// older than signed snapshots. A state file edited on disk is then served.
