@@ -121,6 +121,9 @@ class Run:
         args = ["control-plane", "--data-dir", os.path.join(self.work, name),
                 "--store", self.store, "--store-password-file", self.password_file,
                 "--secrets-key-file", os.path.join(self.keys, "secrets.key"),
+                # One snapshot signing key for every replica of the store, as one Secret
+                # mounted by each (deploy/README.md): the sidecars trust its public key.
+                "--snapshot-signing-key", os.path.join(self.keys, "snapshot-signing.key"),
                 "--operator-credentials", os.path.join(self.keys, "operator-credentials"),
                 "--listen", f"127.0.0.1:{api}", "--http-listen", f"127.0.0.1:{http}",
                 "--catch-up-interval", "2s"]
@@ -130,7 +133,9 @@ class Run:
 
     def sidecar(self, name, port, replicas):
         urls = ",".join(f"http://127.0.0.1:{p}" for p in replicas)
+        trust = os.path.join(self.work, "replica-m1", "snapshot-keys.pub")
         return self.spawn(name, ["sidecar", "--control-plane", urls, "--tenants", TENANT,
+                                 "--snapshot-keys", trust,
                                  "--state-dir", os.path.join(self.work, name),
                                  "--listen", f"127.0.0.1:{port}"])
 
@@ -346,8 +351,13 @@ def scenario(run):
     step("multi-replica: 3 replicas, 3 sidecars following all of them")
     ports = free_ports(9)
     replicas = {f"replica-m{i + 1}": (ports[2 * i], ports[2 * i + 1]) for i in range(3)}
-    for name, (api, http) in replicas.items():
+    # The first replica makes the shared signing key and the sidecars' trust file; the others
+    # start once it is there (they read the key, they do not race to make it).
+    for n, (name, (api, http)) in enumerate(replicas.items()):
         run.replica(name, api, http)
+        if n == 0:
+            run.wait(f"{name} ready", 30, lambda: run.http_get(http, "/readyz")[0] == 200 or
+                     run.alive(name))
     for name, (api, http) in replicas.items():
         run.wait(f"{name} ready", 30, lambda: run.http_get(http, "/readyz")[0] == 200 or
                  run.alive(name))
