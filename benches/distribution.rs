@@ -269,17 +269,27 @@ fn compile_and_swap(tenants: usize, policies: usize) {
 /// and compiled, as every update was before issue #19 P5).
 fn one_policy_changed(policies: usize, changes: usize) {
     let account = "100000000000";
+    // Signed and verified, as a deployed sidecar applies them (issue #20).
+    let store = StoreRef {
+        id: "bench-store".into(),
+        epoch: 1,
+    };
+    let (key, _) = SigningKey::generate(&store.id).expect("key");
+    let trust = SnapshotTrust::keys(TrustedKeys::parse(&key.trust_line()).expect("trust"));
     let updates: Vec<TenantUpdate> = (0..=changes)
         .map(|change| {
-            TenantUpdate::new(
+            TenantUpdate::signed(
                 &tenant_with_change(account, policies, change),
                 SnapshotVersion::new(1, 1 + change as u64),
+                &key,
+                &store,
             )
             .expect("update")
         })
         .collect();
     let catalog = Arc::new(AwsManagedCatalog::compile());
-    let applier = Applier::new(Arc::new(SnapshotStore::new()), None, catalog.clone());
+    let applier = Applier::new(Arc::new(SnapshotStore::new()), None, catalog.clone())
+        .with_trust(trust.clone());
     let (first, rest) = updates.split_first().expect("updates");
     assert_eq!(applier.apply(first), UpdateResult::Applied(first.version));
     let mut incremental = Vec::with_capacity(rest.len());
@@ -291,7 +301,8 @@ fn one_policy_changed(policies: usize, changes: usize) {
     }
     let mut full = Vec::with_capacity(rest.len());
     for update in rest {
-        let applier = Applier::new(Arc::new(SnapshotStore::new()), None, catalog.clone());
+        let applier = Applier::new(Arc::new(SnapshotStore::new()), None, catalog.clone())
+            .with_trust(trust.clone());
         let started = Instant::now();
         let result = applier.apply(update);
         full.push(started.elapsed());

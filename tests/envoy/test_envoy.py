@@ -305,6 +305,7 @@ class DeployExampleRouteTables(unittest.TestCase):
             proc = subprocess.Popen(
                 [BIN, "sidecar", "--control-plane", CP_GRPC, "--tenants", ACCOUNT,
                  "--state-dir", state, "--listen", f"127.0.0.1:{listen}",
+                 "--snapshot-keys", os.path.join(DATA_DIR, "snapshot-keys.pub"),
                  "--http-listen", f"127.0.0.1:{http_port}", "--health-listen", f"127.0.0.1:{health}",
                  "--decision-log", "off", "--ext-authz-routes", routes],
                 stdout=log, stderr=subprocess.STDOUT,
