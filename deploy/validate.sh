@@ -127,6 +127,8 @@ secrets |= {(d["metadata"].get("namespace"), d["spec"]["secretName"]) for d in d
 # And those the operator creates before applying (keys that must not be in the repository),
 # which the workload using them names in this annotation; each must be used by it.
 BEFOREHAND = "iamlet.dev/secrets-created-beforehand"
+CONFIGMAPS_BEFOREHAND = "iamlet.dev/configmaps-created-beforehand"
+configmaps_beforehand = set()
 for d in docs:
     if d["kind"] not in WORKLOADS:
         continue
@@ -141,6 +143,13 @@ for d in docs:
         secrets.add((ns, n))
         if n not in used:
             problem(name(d), f"{BEFOREHAND} names Secret {n}, which the pod does not use")
+    # ConfigMaps made from what a running control plane writes (its snapshot trust file).
+    named = [n.strip() for n in d["metadata"].get("annotations", {}).get(CONFIGMAPS_BEFOREHAND, "").split(",") if n.strip()]
+    used_maps = {v["configMap"]["name"] for v in spec.get("volumes", []) if "configMap" in v}
+    for n in named:
+        configmaps_beforehand.add((ns, n))
+        if n not in used_maps:
+            problem(name(d), f"{CONFIGMAPS_BEFOREHAND} names ConfigMap {n}, which the pod does not use")
 
 for ns, labels, spec, where in pods:
     psc = spec.get("securityContext", {})
@@ -155,8 +164,9 @@ for ns, labels, spec, where in pods:
         problem(where, "automountServiceAccountToken is not false")
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for v in volumes.values():
-        if "configMap" in v and v["configMap"]["name"] not in objects("ConfigMap", ns):
-            problem(where, f'volume {v["name"]}: ConfigMap {v["configMap"]["name"]} is not rendered in {ns}')
+        if ("configMap" in v and v["configMap"]["name"] not in objects("ConfigMap", ns)
+                and (ns, v["configMap"]["name"]) not in configmaps_beforehand):
+            problem(where, f'volume {v["name"]}: ConfigMap {v["configMap"]["name"]} is neither rendered nor created beforehand in {ns}')
         if "secret" in v and (ns, v["secret"]["secretName"]) not in secrets:
             problem(where, f'volume {v["name"]}: Secret {v["secret"]["secretName"]} is neither rendered, issued nor created beforehand in {ns}')
         if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in objects("PersistentVolumeClaim", ns):
