@@ -487,8 +487,13 @@ mod tests {
         let mut other_epoch = sig.clone();
         other_epoch.store.epoch = 4;
         bad(keys.verify(A, v, DIGEST, Some(&other_epoch)));
+        // One bit of the signature itself flipped: decoded, so the change cannot fall on
+        // base64 padding or miss because a letter happens not to occur.
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut raw = b64.decode(&sig.value).unwrap();
+        raw[17] ^= 0x04;
         let mut flipped = sig;
-        flipped.value = flipped.value.replacen('A', "B", 1).replacen('a', "b", 1);
+        flipped.value = b64.encode(&raw);
         bad(keys.verify(A, v, DIGEST, Some(&flipped)));
     }
 
