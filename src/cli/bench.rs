@@ -142,7 +142,8 @@ fn compare(args: &CompareArgs, out: &mut dyn Write) -> Result<bool, BenchError> 
 /// `iamlet bench run`.
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The sidecar's local API (or a no-op server's).
+    /// The sidecar's local API (or a no-op server's): `http://HOST:PORT`, or `unix:PATH` for
+    /// the socket of the sidecar's `--uds`.
     #[arg(long, default_value = "http://127.0.0.1:7071")]
     target: String,
     /// Requests per second (`2000`, `20k`); not with --find-max.

@@ -269,13 +269,21 @@ fn batch_reply(response: &pb::BatchAuthorizeResponse) -> Reply {
     reply
 }
 
-/// Opens `n` connections to `target`; an unreachable target is an error that names it.
+/// Opens `n` connections to `target` (`http://host:port`, or `unix:PATH` for a sidecar's
+/// `--uds` socket); an unreachable target is an error that names it.
 pub async fn connect(
     target: &str,
     n: usize,
     timeout: Duration,
 ) -> Result<Vec<Channel>, BenchError> {
-    let endpoint = Endpoint::from_shared(target.to_owned())
+    let socket = target.strip_prefix("unix:").map(std::path::Path::new);
+    // Over a Unix socket the URI only names the HTTP/2 authority; the connector ignores it.
+    let uri = if socket.is_some() {
+        "http://localhost"
+    } else {
+        target
+    };
+    let endpoint = Endpoint::from_shared(uri.to_owned())
         .map_err(|e| BenchError::Usage(format!("invalid target `{target}`: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(timeout)
@@ -284,14 +292,44 @@ pub async fn connect(
         .buffer_size(65_536);
     let mut channels = Vec::with_capacity(n);
     for _ in 0..n {
-        channels.push(
-            endpoint
-                .connect()
-                .await
-                .map_err(|e| BenchError::connect(target, &e))?,
-        );
+        let channel = match socket {
+            Some(path) => {
+                endpoint
+                    .connect_with_connector(UnixConnector(path.into()))
+                    .await
+            }
+            None => endpoint.connect().await,
+        };
+        channels.push(channel.map_err(|e| BenchError::connect(target, &e))?);
     }
     Ok(channels)
+}
+
+/// Dials one Unix domain socket, whatever URI tonic asks for.
+#[derive(Debug, Clone)]
+struct UnixConnector(Arc<std::path::Path>);
+
+impl tower_service::Service<tonic::codegen::http::Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
+        let path = Arc::clone(&self.0);
+        Box::pin(async move {
+            let stream = tokio::net::UnixStream::connect(&*path).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        })
+    }
 }
 
 /// Runs `config` against its target: connects, starts the churn task if asked, sends the
@@ -519,5 +557,38 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.exit_code(), 2, "{e}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_unix_target_reaches_a_server_on_that_socket() {
+        let path = std::env::temp_dir().join(format!("iamlet-loadgen-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let missing = format!("unix:{}", path.display());
+        let e = connect(&missing, 1, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&missing), "{e}");
+
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(
+            tokio::net::UnixListener::bind(&path).unwrap(),
+        );
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::authorizer_server::AuthorizerServer::new(
+                    super::super::noop::NoopService::new(),
+                ))
+                .serve_with_incoming(incoming),
+        );
+        let channels = connect(&missing, 2, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(channels.len(), 2);
+        for channel in channels {
+            let reply = pb::authorizer_client::AuthorizerClient::new(channel)
+                .authorize(Templates::new(&config()).hit)
+                .await
+                .unwrap();
+            assert_eq!(reply.get_ref().decision, pb::Decision::Allow as i32);
+        }
+        server.abort();
+        std::fs::remove_file(&path).unwrap();
     }
 }
