@@ -102,11 +102,29 @@ impl Eq for Decision {}
 
 /// What the decision cache holds: a decision, and the usage entry its hits are uses of (a
 /// cached decision is of one tenant, caller, action and region, since its key covers them).
-#[derive(Debug)]
+/// Entries whose decisions are equal (and are uses of one entry) share one, through
+/// [`DecisionCache::share`](super::decision_cache::DecisionCache::share).
+#[derive(Debug, PartialEq, Eq)]
 pub(super) struct CachedDecision {
     decided: Decided,
     /// None when usage is not shipped, or a bound dropped the use.
     usage: Option<UsageSlot>,
+}
+
+/// Hashes what tells decisions apart; equality compares everything, the trace included.
+impl std::hash::Hash for CachedDecision {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let d = &self.decided;
+        d.outcome.hash(state);
+        d.policy_type.hash(state);
+        d.statement.hash(state);
+        d.principal.hash(state);
+        d.tenant.hash(state);
+        d.version.hash(state);
+        d.trace.len().hash(state);
+        d.rule.hash(state);
+        self.usage.hash(state);
+    }
 }
 
 impl CachedDecision {
@@ -439,9 +457,10 @@ impl Authorizer {
         let caller = authenticated.caller();
         let decided = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
         let usage = self.record_use(input, caller, &snapshots.caller, now);
-        let decided = Arc::new(CachedDecision { decided, usage });
+        let mut decided = Arc::new(CachedDecision { decided, usage });
         if let Some((hash, key)) = missed {
             let heap = decided.heap_bytes();
+            decided = cache.share(decided);
             cache.insert(hash, key, Arc::clone(&decided), heap, started);
         }
         Ok(Decision {
@@ -511,6 +530,7 @@ impl Authorizer {
         });
         let heap = replaced.heap_bytes();
         let cache = &self.api.decisions;
+        let replaced = cache.share(replaced);
         let session_policies: &[Arc<CompiledPolicy>] = match identified {
             Identified::Named(_) => &[],
             Identified::Credentials(v) => &v.caller.session_policies,
@@ -925,8 +945,10 @@ fn cache_key(
     for s in std::iter::once(snapshot).chain(resource_snapshot) {
         let v = s.version();
         field(key, s.account_id().as_bytes());
-        key.extend_from_slice(&v.epoch.to_le_bytes());
-        key.extend_from_slice(&v.seq.to_le_bytes());
+        // Self-delimiting, and a byte or two for a version's usual small numbers instead of
+        // sixteen: the key is most of a cached decision's bytes.
+        varint(key, v.epoch);
+        varint(key, v.seq);
     }
     // The resource tenant, when it is not the caller's (an empty field when it is).
     field(key, snapshots.other_tenant.unwrap_or("").as_bytes());
@@ -1004,7 +1026,12 @@ fn field(key: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends a length in as few bytes as it needs (LEB128: seven bits a byte, the high bit set
 /// on all but the last), so that the short fields of an ordinary key cost one byte each.
-fn length(key: &mut Vec<u8>, mut n: usize) {
+fn length(key: &mut Vec<u8>, n: usize) {
+    varint(key, u64::try_from(n).unwrap_or(u64::MAX));
+}
+
+/// Appends a number as LEB128: seven bits a byte, the high bit set on all but the last.
+fn varint(key: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         key.push(u8::try_from(n & 0x7f).unwrap_or(0) | 0x80);
         n >>= 7;
