@@ -461,7 +461,10 @@ mod tests {
         let now = Instant::now();
         let first = cache.share(Arc::new("allowed by s1".to_owned()));
         let second = cache.share(Arc::new("allowed by s1".to_owned()));
-        assert!(Arc::ptr_eq(&first, &second), "an equal value is the one held");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "an equal value is the one held"
+        );
         let other = cache.share(Arc::new("denied".to_owned()));
         assert!(!Arc::ptr_eq(&first, &other));
         for (i, v) in [first, second, other].into_iter().enumerate() {
