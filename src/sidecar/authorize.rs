@@ -21,7 +21,7 @@ use crate::snapshot::{SnapshotVersion, TenantSnapshot};
 use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
-use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
+use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord, MAX_FIELD_BYTES};
 use crate::observe::{Answer, Method};
 use crate::sync::usage::{region_of, Subject, UsageSlot, Use};
 
@@ -102,11 +102,29 @@ impl Eq for Decision {}
 
 /// What the decision cache holds: a decision, and the usage entry its hits are uses of (a
 /// cached decision is of one tenant, caller, action and region, since its key covers them).
-#[derive(Debug)]
+/// Entries whose decisions are equal (and are uses of one entry) share one, through
+/// [`DecisionCache::share`](super::decision_cache::DecisionCache::share).
+#[derive(Debug, PartialEq, Eq)]
 pub(super) struct CachedDecision {
     decided: Decided,
     /// None when usage is not shipped, or a bound dropped the use.
     usage: Option<UsageSlot>,
+}
+
+/// Hashes what tells decisions apart; equality compares everything, the trace included.
+impl std::hash::Hash for CachedDecision {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let d = &self.decided;
+        d.outcome.hash(state);
+        d.policy_type.hash(state);
+        d.statement.hash(state);
+        d.principal.hash(state);
+        d.tenant.hash(state);
+        d.version.hash(state);
+        d.trace.len().hash(state);
+        d.rule.hash(state);
+        self.usage.hash(state);
+    }
 }
 
 impl CachedDecision {
@@ -326,7 +344,13 @@ impl Authorizer {
             }
         };
         if log.is_enabled() && log.wants(true, sample_key(request_id)) {
-            let mut record = record_of(request_id, method, Timestamp::now(), 0, Err(error));
+            let mut record = record_of(
+                request_id,
+                method,
+                Timestamp::now(),
+                0,
+                Err(error.code().as_str()),
+            );
             record.action = action.to_owned();
             record.resource = resource.to_owned();
             log.record(record);
@@ -341,30 +365,77 @@ impl Authorizer {
         let started = Instant::now();
         let now = Timestamp::now();
         let result = self.decide(input, now, started);
-        self.api
-            .metrics
-            .record(method, answer(&result), started.elapsed());
-        let log = &self.api.log;
-        if !log.is_enabled() {
-            return result;
+        let elapsed = started.elapsed();
+        self.api.metrics.record(method, answer(&result), elapsed);
+        if self.api.log.is_enabled() {
+            self.log_decision(input, method, now, elapsed, &result);
         }
-        let generated;
-        let request_id = match &input.request_id {
-            Some(id) => id.as_str(),
-            None => {
-                generated = next_request_id();
-                &generated
-            }
+        result
+    }
+
+    /// Hands a decision to the decision log, if it keeps it. The request path only captures
+    /// what the record is made of (a handle on the decision, the request's action and
+    /// resource, a number for its id); the writer makes the record and its JSON line.
+    fn log_decision(
+        &self,
+        input: &AuthorizeInput,
+        method: Method,
+        now: Timestamp,
+        elapsed: std::time::Duration,
+        result: &Result<Decision, AuthorizeError>,
+    ) {
+        let log = &self.api.log;
+        let deny_or_error = !matches!(result, Ok(d) if d.is_allowed());
+        // The sample key is made only when sampling reads it: a made-up id is then made now,
+        // to be hashed, rather than by the writer.
+        let mut made_up = None;
+        let wanted = log.wants_with(deny_or_error, || match &input.request_id {
+            Some(id) => sample_key(id),
+            None => sample_key(made_up.insert(next_request_id())),
+        });
+        if !wanted {
+            return;
+        }
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let outcome = match result {
+            Ok(d) => Ok(d.clone()),
+            Err(e) => Err(e.code().as_str()),
         };
-        let deny_or_error = !matches!(&result, Ok(d) if d.is_allowed());
-        if log.wants(deny_or_error, sample_key(request_id)) {
-            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let mut record = record_of(request_id, method, now, latency_us, result.as_ref());
+        let given = input.request_id.as_deref();
+        let oversized = [given.unwrap_or(""), &input.action, &input.resource]
+            .iter()
+            .any(|f| f.len() > MAX_FIELD_BYTES);
+        if oversized {
+            // Built and capped now, so that nothing queued is larger than a field's bound.
+            let id = match (given, made_up) {
+                (Some(id), _) => id.to_owned(),
+                (None, Some(id)) => id,
+                (None, None) => next_request_id(),
+            };
+            let outcome = outcome.as_ref().map_err(|code| *code);
+            let mut record = record_of(&id, method, now, latency_us, outcome);
             record.action.clone_from(&input.action);
             record.resource.clone_from(&input.resource);
             log.record(record);
+            return;
         }
-        result
+        let request_id = match (given, made_up) {
+            (Some(id), _) => RequestId::Given(id.into()),
+            (None, Some(id)) => RequestId::Given(id.into()),
+            (None, None) => RequestId::Numbered(next_request_number()),
+        };
+        let mut request = String::with_capacity(input.action.len() + input.resource.len());
+        request.push_str(&input.action);
+        request.push_str(&input.resource);
+        log.record_deferred(LoggedDecision {
+            request_id,
+            method,
+            at: now,
+            latency_us,
+            outcome,
+            request: request.into_boxed_str(),
+            action_len: input.action.len(),
+        });
     }
 
     /// The decision procedure, step by step: who asks, on which snapshots, whether the cache
@@ -439,9 +510,10 @@ impl Authorizer {
         let caller = authenticated.caller();
         let decided = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
         let usage = self.record_use(input, caller, &snapshots.caller, now);
-        let decided = Arc::new(CachedDecision { decided, usage });
+        let mut decided = Arc::new(CachedDecision { decided, usage });
         if let Some((hash, key)) = missed {
             let heap = decided.heap_bytes();
+            decided = cache.share(decided);
             cache.insert(hash, key, Arc::clone(&decided), heap, started);
         }
         Ok(Decision {
@@ -511,6 +583,7 @@ impl Authorizer {
         });
         let heap = replaced.heap_bytes();
         let cache = &self.api.decisions;
+        let replaced = cache.share(replaced);
         let session_policies: &[Arc<CompiledPolicy>] = match identified {
             Identified::Named(_) => &[],
             Identified::Credentials(v) => &v.caller.session_policies,
@@ -925,8 +998,10 @@ fn cache_key(
     for s in std::iter::once(snapshot).chain(resource_snapshot) {
         let v = s.version();
         field(key, s.account_id().as_bytes());
-        key.extend_from_slice(&v.epoch.to_le_bytes());
-        key.extend_from_slice(&v.seq.to_le_bytes());
+        // Self-delimiting, and a byte or two for a version's usual small numbers instead of
+        // sixteen: the key is most of a cached decision's bytes.
+        varint(key, v.epoch);
+        varint(key, v.seq);
     }
     // The resource tenant, when it is not the caller's (an empty field when it is).
     field(key, snapshots.other_tenant.unwrap_or("").as_bytes());
@@ -1004,7 +1079,12 @@ fn field(key: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends a length in as few bytes as it needs (LEB128: seven bits a byte, the high bit set
 /// on all but the last), so that the short fields of an ordinary key cost one byte each.
-fn length(key: &mut Vec<u8>, mut n: usize) {
+fn length(key: &mut Vec<u8>, n: usize) {
+    varint(key, u64::try_from(n).unwrap_or(u64::MAX));
+}
+
+/// Appends a number as LEB128: seven bits a byte, the high bit set on all but the last.
+fn varint(key: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         key.push(u8::try_from(n & 0x7f).unwrap_or(0) | 0x80);
         n >>= 7;
@@ -1065,14 +1145,55 @@ fn answer(result: &Result<Decision, ApiError>) -> Answer {
     }
 }
 
+/// A decision as the decision log queues it: what its record is made of, captured on the
+/// request path without formatting anything, and made into the record by the log's writer.
+#[derive(Debug)]
+pub(super) struct LoggedDecision {
+    request_id: RequestId,
+    method: Method,
+    at: Timestamp,
+    latency_us: u64,
+    /// The decision, or the error's code.
+    outcome: Result<Decision, &'static str>,
+    /// The request's action and then its resource, in one allocation.
+    request: Box<str>,
+    action_len: usize,
+}
+
+/// A logged request's id: the caller's, or one made up from a number of this process's.
+#[derive(Debug)]
+enum RequestId {
+    Given(Box<str>),
+    Numbered(u64),
+}
+
+impl LoggedDecision {
+    /// The record, as [`DecisionLog`](super::decision_log::DecisionLog) writes it.
+    pub(super) fn into_record(self) -> DecisionRecord {
+        let id = match &self.request_id {
+            RequestId::Given(id) => String::from(&**id),
+            RequestId::Numbered(n) => request_id_of(*n),
+        };
+        let outcome = self.outcome.as_ref().map_err(|code| *code);
+        let mut record = record_of(&id, self.method, self.at, self.latency_us, outcome);
+        let (action, resource) = self
+            .request
+            .split_at_checked(self.action_len)
+            .unwrap_or((&self.request, ""));
+        record.action = action.to_owned();
+        record.resource = resource.to_owned();
+        record
+    }
+}
+
 /// The decision log's record of one request (its action and resource are the caller's to
-/// fill).
+/// fill); an error is named by its code.
 fn record_of(
     request_id: &str,
     method: Method,
     now: Timestamp,
     latency_us: u64,
-    result: Result<&Decision, &ApiError>,
+    result: Result<&Decision, &'static str>,
 ) -> DecisionRecord {
     let operation = match method {
         Method::BatchAuthorize => "BatchAuthorize",
@@ -1107,7 +1228,7 @@ fn record_of(
             record.snapshot_version = format!("{}.{}", d.version.epoch, d.version.seq);
             record.cached = d.cached();
         }
-        Err(e) => record.error_code = Some(e.code().as_str()),
+        Err(code) => record.error_code = Some(code),
     }
     record
 }
@@ -1128,17 +1249,170 @@ fn policy_type_name(kind: PolicyKind) -> &'static str {
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// When this process made its first request id, in milliseconds: the ids' prefix.
+static REQUEST_ID_START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
 /// A process-unique request id: the start time and a counter (no randomness on the hot path).
 pub fn next_request_id() -> String {
-    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    let start = START.get_or_init(|| Timestamp::now().epoch_millis());
-    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    request_id_of(next_request_number())
+}
+
+/// The number of the next made-up request id; [`request_id_of`] makes it the id.
+fn next_request_number() -> u64 {
+    REQUEST_ID_START.get_or_init(|| Timestamp::now().epoch_millis());
+    REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The made-up request id numbered `n`.
+fn request_id_of(n: u64) -> String {
+    let start = REQUEST_ID_START.get_or_init(|| Timestamp::now().epoch_millis());
     format!("{start:x}-{n}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::directory::{CreateUserInput, IdGenerator, Tenant};
+    use crate::sidecar::decision_log::{DecisionLogConfig, LogSink, Rotation};
+    use crate::sidecar::CacheConfig;
+    use crate::snapshot::{AwsManagedCatalog, SnapshotStore};
+
+    /// An Authorizer over one tenant whose alice may read `arn:aws:s3:::b/*` but not
+    /// `arn:aws:s3:::b/secret`, logging every decision to `log`.
+    fn logging_authorizer(log: Arc<crate::sidecar::decision_log::DecisionLog>) -> Authorizer {
+        let mut t = Tenant::new("111122223333", 0);
+        let mut ids = IdGenerator::seeded(7);
+        t.create_user(
+            &mut ids,
+            0,
+            CreateUserInput {
+                name: "alice".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Reads", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/secret"}
+        ]});
+        t.put_user_policy("alice", "reads", &doc.to_string())
+            .unwrap();
+        let store = Arc::new(SnapshotStore::new());
+        store
+            .apply(
+                TenantSnapshot::compile(
+                    Arc::new(t),
+                    SnapshotVersion::new(3, 4),
+                    &AwsManagedCatalog::compile(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        Authorizer::new(Arc::new(Api::new(store, &CacheConfig::default(), log)))
+    }
+
+    fn input(resource: &str, request_id: Option<&str>) -> AuthorizeInput {
+        AuthorizeInput {
+            caller: CallerId::PrincipalArn("arn:aws:iam::111122223333:user/alice".into()),
+            action: "s3:GetObject".into(),
+            resource: resource.into(),
+            context: Context::new(),
+            resource_tenant: None,
+            resource_policy: None,
+            explain: false,
+            min_version: None,
+            request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_makes_an_authorize_record_with_every_field_the_decision_says() {
+        let path = std::env::temp_dir().join(format!(
+            "iamlet-authorize-log-{}-{}.jsonl",
+            std::process::id(),
+            Timestamp::now().0
+        ));
+        let (log, task) = crate::sidecar::decision_log::DecisionLog::spawn(DecisionLogConfig {
+            sink: LogSink::File(path.clone()),
+            deny_only: false,
+            sample_rate: 1.0,
+            capacity: 64,
+            rotation: Rotation::default(),
+        })
+        .unwrap();
+        let authorizer = logging_authorizer(Arc::clone(&log));
+        let allowed = authorizer
+            .authorize(&input("arn:aws:s3:::b/notes", Some("r-1")))
+            .unwrap();
+        let again = authorizer
+            .authorize(&input("arn:aws:s3:::b/notes", Some("r-2")))
+            .unwrap();
+        assert!(allowed.is_allowed() && !allowed.cached() && again.cached());
+        let denied = authorizer
+            .authorize(&input("arn:aws:s3:::b/secret", None))
+            .unwrap();
+        assert!(!denied.is_allowed());
+        let mut refused = input("arn:aws:s3:::b/x", Some("r-4"));
+        refused.caller = CallerId::PrincipalArn("arn:aws:iam::999999999999:user/eve".into());
+        let error = authorizer.authorize(&refused).unwrap_err();
+        // A field over the log's bound is capped before it is queued, and counted.
+        let long = format!("arn:aws:s3:::b/{}", "x".repeat(5000));
+        assert!(authorizer.authorize(&input(&long, Some("r-5"))).is_err());
+        task.shutdown().await;
+        assert_eq!((log.written(), log.dropped(), log.truncated()), (5, 0, 1));
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let statement = allowed.statement.as_ref().unwrap();
+        let mut first = lines[0].clone();
+        let time = first["time"].as_str().unwrap().to_owned();
+        // RFC 3339 in UTC with milliseconds, as the eager record had it.
+        assert_eq!((time.len(), &time[10..11], &time[19..20]), (24, "T", "."));
+        assert!(time.ends_with('Z'), "{time}");
+        assert!(first["latency_us"].is_u64());
+        first["time"] = serde_json::Value::Null;
+        first["latency_us"] = serde_json::Value::Null;
+        assert_eq!(
+            first,
+            serde_json::json!({
+                "time": null,
+                "request_id": "r-1",
+                "operation": "Authorize",
+                "tenant": "111122223333",
+                "principal": "arn:aws:iam::111122223333:user/alice",
+                "action": "s3:GetObject",
+                "resource": "arn:aws:s3:::b/notes",
+                "decision": "Allow",
+                "error_code": null,
+                "policy_type": "Identity",
+                "statement": format!("{}#0(Reads)", statement.policy),
+                "snapshot_version": "3.4",
+                "latency_us": null,
+                "cached": false
+            })
+        );
+        assert_eq!(
+            (&lines[1]["request_id"], &lines[1]["cached"]),
+            (&serde_json::json!("r-2"), &serde_json::json!(true))
+        );
+        // A made-up id: this process's start, in hex, and a number.
+        let made_up = lines[2]["request_id"].as_str().unwrap();
+        let (start, n) = made_up.split_once('-').unwrap();
+        assert!(i64::from_str_radix(start, 16).is_ok() && n.parse::<u64>().is_ok());
+        assert_eq!(lines[2]["decision"], "ExplicitDeny");
+        assert_eq!(lines[2]["statement"], format!("{}#1", statement.policy));
+        assert_eq!(lines[3]["decision"], "Error");
+        assert_eq!(lines[3]["error_code"], error.code().as_str());
+        assert_eq!(lines[3]["principal"], "");
+        let capped = lines[4]["resource"].as_str().unwrap();
+        assert_eq!(capped.len(), MAX_FIELD_BYTES);
+        assert!(capped.ends_with(crate::sidecar::decision_log::TRUNCATED_MARK));
+    }
 
     #[test]
     fn the_account_of_an_arn_is_read_as_arn_parts_reads_it() {

@@ -12,12 +12,13 @@
 //! only a hint: a hit compares the stored key bytes in full, so a collision is a miss, never
 //! another request's decision.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
-use parking_lot::RwLock;
+use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
+use parking_lot::{Mutex, RwLock};
 
 /// The bytes one unit of capacity stands for: an entry weighs its key, its value and its slot
 /// in units of this, at least one, so that a capacity of `n` decisions bounds the memory at
@@ -40,6 +41,31 @@ pub(super) struct DecisionCache<V> {
     /// Expiry is measured from here, on the monotonic clock: a wall-clock step neither keeps
     /// a decision past its time nor drops the cache.
     epoch: Instant,
+    /// The distinct values held, so that entries deciding alike share one (see
+    /// [`DecisionCache::share`]).
+    shared: Mutex<Shared<V>>,
+}
+
+/// The values entries share: a set of them, pruned of those no entry (and no answer in
+/// flight) holds any more.
+struct Shared<V> {
+    values: HashSet<V, DefaultHashBuilder>,
+    /// The set's size after its last pruning: it is pruned again when it has doubled.
+    pruned_at: usize,
+    /// The most values kept; past it (after pruning), a value is held unshared.
+    max: usize,
+}
+
+/// A value whose holders can be counted, so that a set of them can drop the unheld ones.
+pub(super) trait Countable {
+    /// True when the caller's is the only handle on the value.
+    fn is_unique(&self) -> bool;
+}
+
+impl<T> Countable for Arc<T> {
+    fn is_unique(&self) -> bool {
+        Arc::strong_count(self) == 1
+    }
 }
 
 struct Shard<V> {
@@ -116,6 +142,12 @@ impl<V: Clone> DecisionCache<V> {
             hasher: DefaultHashBuilder::default(),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             epoch: Instant::now(),
+            shared: Mutex::new(Shared {
+                values: HashSet::default(),
+                pruned_at: 0,
+                // Never more distinct values than entries.
+                max: capacity,
+            }),
         }
     }
 
@@ -183,6 +215,7 @@ impl<V: Clone> DecisionCache<V> {
         let Ok(at) = u32::try_from(shard.slots.len()) else {
             return;
         };
+        shard.reserve_slot();
         shard.weight += weight;
         shard.slots.push(Slot {
             hash,
@@ -197,6 +230,36 @@ impl<V: Clone> DecisionCache<V> {
     }
 }
 
+impl<V: Countable + Clone + Hash + Eq> DecisionCache<V> {
+    /// The value held for `value`: an equal one already held, when there is one, or `value`
+    /// itself, now held for later ones. Many requests decide alike (one caller's reads of
+    /// one prefix allowed by one statement of one snapshot): their entries then differ only
+    /// in their keys, and share one value instead of each holding a copy. Called on a miss
+    /// only: a hash of the value and a lock.
+    pub(super) fn share(&self, value: V) -> V {
+        let mut shared = self.shared.lock();
+        if let Some(held) = shared.values.get(&value) {
+            return held.clone();
+        }
+        if shared.values.len() >= shared.pruned_at.saturating_mul(2).max(64) {
+            // Values no entry holds any more go, amortized over the inserts that doubled the
+            // set.
+            shared.values.retain(|v| !v.is_unique());
+            shared.pruned_at = shared.values.len();
+        }
+        if shared.values.len() < shared.max {
+            shared.values.insert(value.clone());
+        }
+        value
+    }
+
+    /// Distinct values held for sharing now.
+    #[cfg(test)]
+    fn shared_count(&self) -> usize {
+        self.shared.lock().values.len()
+    }
+}
+
 fn slot_hash<V>(slots: &[Slot<V>], at: u32) -> u64 {
     usize::try_from(at)
         .ok()
@@ -207,6 +270,22 @@ fn slot_hash<V>(slots: &[Slot<V>], at: u32) -> u64 {
 // === impl Shard ===
 
 impl<V> Shard<V> {
+    /// Makes room for one more slot, growing the slots by doubling as a `Vec` does but never
+    /// past the most the shard can hold (each slot weighs one unit at least), so that a full
+    /// shard carries no unused half of a doubled allocation.
+    fn reserve_slot(&mut self) {
+        let len = self.slots.len();
+        if len < self.slots.capacity() {
+            return;
+        }
+        let wanted = len
+            .saturating_mul(2)
+            .max(4)
+            .min(self.max_weight)
+            .max(len + 1);
+        self.slots.reserve_exact(wanted - len);
+    }
+
     fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot<V>> {
         let at = self.index.find(hash, |&i| {
             self.slot(i)
@@ -374,6 +453,61 @@ mod tests {
         let huge = vec![1u8; 9 * UNIT_BYTES];
         put(&cache, &huge, 1, now);
         assert_eq!(get(&cache, &huge, now), None);
+    }
+
+    #[test]
+    fn equal_values_are_shared_and_unheld_ones_are_pruned() {
+        let cache: DecisionCache<Arc<String>> = DecisionCache::new(1000, Duration::from_secs(60));
+        let now = Instant::now();
+        let first = cache.share(Arc::new("allowed by s1".to_owned()));
+        let second = cache.share(Arc::new("allowed by s1".to_owned()));
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "an equal value is the one held"
+        );
+        let other = cache.share(Arc::new("denied".to_owned()));
+        assert!(!Arc::ptr_eq(&first, &other));
+        for (i, v) in [first, second, other].into_iter().enumerate() {
+            let key = u32::try_from(i).unwrap_or(0).to_le_bytes();
+            cache.insert(cache.hash(&key), key.into(), v, 0, now);
+        }
+        assert_eq!(cache.shared_count(), 2);
+        // Values held by no entry go when the set has doubled; held ones stay shared.
+        for i in 0..200 {
+            drop(cache.share(Arc::new(format!("transient {i}"))));
+        }
+        assert!(cache.shared_count() < 200, "{}", cache.shared_count());
+        let again = cache.share(Arc::new("allowed by s1".to_owned()));
+        let held = cache.get(cache.hash(&0u32.to_le_bytes()), &0u32.to_le_bytes(), now);
+        assert!(held.is_some_and(|h| Arc::ptr_eq(&h, &again)));
+    }
+
+    #[test]
+    fn sharing_stops_at_the_bound_and_the_value_is_still_returned() {
+        let cache: DecisionCache<Arc<u32>> = DecisionCache::new(2, Duration::from_secs(60));
+        let held: Vec<_> = (0..100u32).map(|i| cache.share(Arc::new(i))).collect();
+        assert!(cache.shared_count() <= 2, "{}", cache.shared_count());
+        for (i, v) in (0..100u32).zip(&held) {
+            assert_eq!(**v, i);
+        }
+    }
+
+    #[test]
+    fn a_full_shard_holds_no_doubled_slack() {
+        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        for i in 0..1000u32 {
+            put(&cache, &i.to_le_bytes(), i, now);
+        }
+        for shard in cache.shards.iter() {
+            let shard = shard.read();
+            assert!(
+                shard.slots.capacity() <= shard.max_weight,
+                "{} slots for a bound of {}",
+                shard.slots.capacity(),
+                shard.max_weight
+            );
+        }
     }
 
     #[test]

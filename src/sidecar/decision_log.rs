@@ -7,6 +7,11 @@
 //! pool, where it is serialized and written with one `write` call, so a burst costs one syscall
 //! per batch rather than one per record.
 //!
+//! An Authorize decision is not even built on the request path (issue 19, P7: building it cost
+//! more than deciding a cached request): the request queues what its record is made of (a
+//! handle on the decision, its action and resource, a number for a made-up id), and the
+//! writer formats the time, the id, the statement and the version and makes the record there.
+//!
 //! Bounded, line and file (issue #13, item 6): every text field of a record is capped at
 //! [`MAX_FIELD_BYTES`] before it is queued (so the queue's memory is bounded too), with a
 //! marker and a count; a file sink rotates by size, keeping a number of older files, and only
@@ -21,6 +26,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::authorize::LoggedDecision;
 use crate::policy::Timestamp;
 use crate::sync::report;
 
@@ -137,11 +143,19 @@ pub struct DecisionRecord {
     pub cached: bool,
 }
 
+/// What the queue carries: a record built by its caller, or an Authorize decision the writer
+/// makes into one.
+#[derive(Debug)]
+enum Queued {
+    Built(DecisionRecord),
+    Authorize(LoggedDecision),
+}
+
 /// The running log; cheap to share in an `Arc`.
 #[derive(Debug)]
 pub struct DecisionLog {
     /// `None` when the sink is `Off`.
-    sender: Option<mpsc::Sender<DecisionRecord>>,
+    sender: Option<mpsc::Sender<Queued>>,
     deny_only: bool,
     sampling: Sampling,
     counters: Arc<Counters>,
@@ -239,6 +253,8 @@ struct BatchOutcome {
     written: u64,
     failed: u64,
     error: Option<io::Error>,
+    /// Fields of records made by the writer that were cut to [`MAX_FIELD_BYTES`].
+    truncated: u64,
 }
 
 /// A stable key for sampling `request_id`, the same in every process: its 64-bit FNV-1a hash.
@@ -394,6 +410,11 @@ impl DecisionLog {
     /// for `ExplicitDeny`, `ImplicitDeny` and `Error`; `sample_key` a stable hash of the
     /// request (see [`sample_key`]), so the same request always gets the same answer.
     pub fn wants(&self, deny_or_error: bool, sample_key: u64) -> bool {
+        self.wants_with(deny_or_error, || sample_key)
+    }
+
+    /// [`DecisionLog::wants`], with the sample key made only when sampling reads it.
+    pub fn wants_with(&self, deny_or_error: bool, sample_key: impl FnOnce() -> u64) -> bool {
         if self.sender.is_none() {
             return false;
         }
@@ -403,7 +424,7 @@ impl DecisionLog {
         match self.sampling {
             Sampling::Never => false,
             Sampling::Always => true,
-            Sampling::Below(threshold) => mix(sample_key) < threshold,
+            Sampling::Below(threshold) => mix(sample_key()) < threshold,
         }
     }
 
@@ -417,7 +438,18 @@ impl DecisionLog {
         if cut > 0 {
             self.counters.truncated.fetch_add(cut, Ordering::Relaxed);
         }
-        if sender.try_send(record).is_err() {
+        if sender.try_send(Queued::Built(record)).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Enqueues an Authorize decision, for the writer to make into its record; as
+    /// [`DecisionLog::record`] does, without waiting, dropping and counting it when the queue
+    /// is full. Its fields are the caller's to keep within [`MAX_FIELD_BYTES`] (what the
+    /// writer derives from the decision is capped there).
+    pub(super) fn record_deferred(&self, decision: LoggedDecision) {
+        let Some(sender) = &self.sender else { return };
+        if sender.try_send(Queued::Authorize(decision)).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -615,7 +647,7 @@ fn open_append(path: &std::path::Path) -> io::Result<std::fs::File> {
 /// The writer task: drains the queue batch by batch until it is stopped (or every sender is
 /// gone), then writes what is left and makes it durable.
 async fn run_writer(
-    mut receiver: mpsc::Receiver<DecisionRecord>,
+    mut receiver: mpsc::Receiver<Queued>,
     mut stop: oneshot::Receiver<()>,
     writer: Writer,
     target: String,
@@ -677,6 +709,7 @@ async fn run_writer(
                 writer = Some(returned);
                 batch = reused;
                 counters.written.fetch_add(outcome.written, Ordering::Relaxed);
+                counters.truncated.fetch_add(outcome.truncated, Ordering::Relaxed);
                 counters.write_errors.fetch_add(outcome.failed, Ordering::Relaxed);
                 match outcome.error {
                     Some(error) if !failing => {
@@ -706,15 +739,24 @@ async fn run_writer(
 impl Writer {
     /// Serializes `batch` (leaving it empty) and writes it in one go. Runs on the blocking
     /// pool: both steps may take a while on a large batch or a slow disk.
-    fn write_batch(&mut self, batch: &mut Vec<DecisionRecord>) -> BatchOutcome {
+    fn write_batch(&mut self, batch: &mut Vec<Queued>) -> BatchOutcome {
         self.buf.clear();
         if self.torn {
             self.buf.push(b'\n');
         }
         let mut lines = 0u64;
         let mut failed = 0u64;
+        let mut truncated = 0u64;
         let mut ends = Vec::with_capacity(batch.len());
-        for record in batch.drain(..) {
+        for queued in batch.drain(..) {
+            let record = match queued {
+                Queued::Built(record) => record,
+                Queued::Authorize(decision) => {
+                    let mut record = decision.into_record();
+                    truncated += record.cap_fields();
+                    record
+                }
+            };
             let start = self.buf.len();
             // serde_json escapes quotes, newlines and control characters, so the only raw
             // newline is the one pushed after it: one record, one line.
@@ -732,6 +774,7 @@ impl Writer {
                 written: 0,
                 failed,
                 error: None,
+                truncated,
             };
         }
         let (sent, result) = match &mut self.output {
@@ -748,6 +791,7 @@ impl Writer {
                         written: lines,
                         failed,
                         error: None,
+                        truncated,
                     },
                     // Whole lines before the failure were written; the rest are lost, and
                     // counted.
@@ -755,6 +799,7 @@ impl Writer {
                         written: done as u64,
                         failed: failed + lines - done as u64,
                         error: Some(error),
+                        truncated,
                     },
                 };
             }
@@ -765,11 +810,13 @@ impl Writer {
                 written: lines,
                 failed,
                 error: None,
+                truncated,
             },
             Err(error) => BatchOutcome {
                 written: 0,
                 failed: failed + lines,
                 error: Some(error),
+                truncated,
             },
         }
     }

@@ -190,6 +190,22 @@ struct Slot {
 #[derive(Debug, Clone)]
 pub struct UsageSlot(Arc<Slot>);
 
+/// Slots are the same when they are handles on one entry (cached decisions that share one
+/// are one value to the decision cache).
+impl PartialEq for UsageSlot {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for UsageSlot {}
+
+impl std::hash::Hash for UsageSlot {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
+    }
+}
+
 /// A use coalesced in the table.
 #[derive(Debug)]
 struct Entry {
