@@ -271,7 +271,7 @@ mod tests {
         // Under another tenant's salt the same secret does not verify.
         let other = SidecarKeys {
             salt: HEXLOWER.encode(&[8u8; 32]),
-            ..keys.clone()
+            ..keys
         };
         assert!(!derived.verifies(&other, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
         let printed = format!("{derived:?}");

@@ -142,7 +142,7 @@ fn sigv4_verifies_across_a_utc_midnight_with_date_keys_alone() {
         // A wrong signature of the same day is still refused.
         let wrong = SigningKey::derive(
             b"not the secret",
-            &signature.scope_date().to_owned(),
+            signature.scope_date(),
             "us-east-1",
             "sts",
         );
