@@ -1221,6 +1221,103 @@ mod tests {
         assert!(next.version > first.version);
     }
 
+    /// The injected clock of `the_day_roll_reaches_streams_once_a_day`.
+    static ROLL_CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+    fn roll_clock() -> i64 {
+        ROLL_CLOCK.load(Ordering::Relaxed)
+    }
+
+    /// The days of alice's date keys in what sidecars receive now.
+    fn shipped_days(cp: &ControlPlane, account: &str) -> (SnapshotVersion, Vec<String>) {
+        let shipped = cp.shipped_tenants();
+        let update = shipped
+            .iter()
+            .find(|s| s.account_id() == account)
+            .unwrap()
+            .update()
+            .unwrap();
+        assert!(update.signature.is_some(), "every update is signed");
+        let tenant: Tenant = serde_json::from_str(&update.payload).unwrap();
+        let key = &tenant.users["alice"].access_keys[0];
+        assert!(key.secret.is_empty());
+        let days = key
+            .derived
+            .as_ref()
+            .unwrap()
+            .days()
+            .map(str::to_owned)
+            .collect();
+        (update.version, days)
+    }
+
+    #[test]
+    fn the_day_roll_reaches_streams_once_a_day() {
+        // 2026-12-03T12:00:00Z.
+        let noon = 20_790 * 86_400 + 12 * 3_600;
+        let midnight = 20_791 * 86_400;
+        ROLL_CLOCK.store(noon, Ordering::Relaxed);
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = ControlPlane::open(Arc::new(store), IdGenerator::seeded(1))
+            .unwrap()
+            .with_clock(roll_clock);
+        let (a, b) = ("111122223333", "444455556666");
+        for account in [a, b] {
+            cp.create_tenant(account, None, "test").unwrap();
+            cp.call(
+                account,
+                "test",
+                "CreateUser",
+                &serde_json::json!({"UserName": "alice"}),
+            )
+            .unwrap();
+        }
+        // Only tenant A's user has an access key.
+        cp.call(
+            a,
+            "test",
+            "CreateAccessKey",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .unwrap();
+        let (before, days) = shipped_days(&cp, a);
+        assert_eq!(days, ["20261203", "20261204"]);
+        let subscription = super::super::watch::Subscription::try_new(None, vec!["*".into()]);
+        let mut stream = super::super::watch::WatchState::new(
+            subscription.unwrap(),
+            cp.tenants()
+                .iter()
+                .map(|(t, v)| (t.account_id.clone(), *v))
+                .collect(),
+        );
+        // Nothing is due the same day, nor within the grace after midnight.
+        for at in [noon + 3_600, midnight + 60] {
+            ROLL_CLOCK.store(at, Ordering::Relaxed);
+            assert_eq!(cp.roll_sidecar_keys(), 0);
+        }
+        assert!(stream.delta(&cp.shipped_tenants(), false).is_empty());
+        // After it, tenant A rolls once (tenant B has no access key and stays).
+        ROLL_CLOCK.store(midnight + 600, Ordering::Relaxed);
+        let b_version = cp.tenant(b).unwrap().1;
+        assert_eq!(cp.roll_sidecar_keys(), 1);
+        assert_eq!(cp.roll_sidecar_keys(), 0);
+        assert_eq!(cp.tenant(b).unwrap().1, b_version);
+        let (after, days) = shipped_days(&cp, a);
+        assert!(after > before);
+        assert_eq!(days, ["20261204", "20261205"]);
+        // The stream sends the rolled tenant, as a change.
+        let chunks = stream.delta(&cp.shipped_tenants(), false);
+        let sent: Vec<&str> = chunks
+            .iter()
+            .flat_map(|c| &c.tenants)
+            .map(|t| t.account_id.as_str())
+            .collect();
+        assert_eq!(sent, [a]);
+        let trail = cp.changes(a, before.seq, 10).unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].action, ROLL_ACTION);
+    }
+
     #[test]
     fn a_refused_spec_of_a_new_tenant_leaves_no_tenant_behind() {
         let store = SqliteStore::open_in_memory().unwrap();
