@@ -18,12 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use iamlet::directory::IdGenerator;
+use iamlet::directory::{IdGenerator, Tenant};
 use iamlet::grpc::AuthorizerService;
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
 use iamlet::sidecar::{Api, CacheConfig, Usage, UsageConfig};
+use iamlet::snapshot::{for_sidecars, AwsManagedCatalog, TenantSnapshot};
 use iamlet::sts::sigv4::{Signature, SignedRequest, SigningKey};
 use iamlet::sts::{self, AssumeRoleParams, IssueEnv, MfaReplayGuard, Presented};
 
@@ -199,6 +200,62 @@ fn credentials(c: &mut Criterion) {
         b.iter(|| {
             let s = Signature::parse(&request(black_box(&signed))).expect("parses");
             black_box(s.verify(f.secret.as_bytes(), now))
+        })
+    });
+
+    // Issue #20, item 2: the same request authenticated as the control plane does, from the
+    // secret, and as a sidecar does, from the day's date key (the only key material it
+    // holds: the tenant as shipped, `for_sidecars`); and the key + secret form against the
+    // sidecar's keyed-hash verifier.
+    let sidecar = TenantSnapshot::compile(
+        Arc::new(for_sidecars(Tenant::clone(f.snapshot.tenant()))),
+        f.snapshot.version(),
+        &AwsManagedCatalog::compile(),
+    )
+    .expect("the sidecar's snapshot compiles");
+    let parsed = Signature::parse(&request(&signed)).expect("parses");
+    for (name, snapshot) in [("secret", &*f.snapshot), ("date_key", &sidecar)] {
+        let caller = sts::authenticate(snapshot, &Presented::Signed(&parsed), now);
+        assert_eq!(
+            caller.map(|c| c.principal.to_string()).ok().as_deref(),
+            Some(alice),
+            "sigv4_authenticate_{name}"
+        );
+    }
+    let verifier = sts::authenticate(
+        &sidecar,
+        &Presented::Keys {
+            access_key_id: &f.access_key_id,
+            secret: &f.secret,
+            session_token: None,
+        },
+        now,
+    )
+    .expect("authenticate_long_term_key_verifier succeeds");
+    assert_eq!(verifier.principal.to_string(), alice);
+    group.bench_function("sigv4_authenticate_secret", |b| {
+        b.iter(|| {
+            let s = Signature::parse(&request(black_box(&signed))).expect("parses");
+            black_box(sts::authenticate(&f.snapshot, &Presented::Signed(&s), now))
+        })
+    });
+    group.bench_function("sigv4_authenticate_date_key", |b| {
+        b.iter(|| {
+            let s = Signature::parse(&request(black_box(&signed))).expect("parses");
+            black_box(sts::authenticate(&sidecar, &Presented::Signed(&s), now))
+        })
+    });
+    group.bench_function("authenticate_long_term_key_verifier", |b| {
+        b.iter(|| {
+            black_box(sts::authenticate(
+                &sidecar,
+                &Presented::Keys {
+                    access_key_id: &f.access_key_id,
+                    secret: black_box(&f.secret),
+                    session_token: None,
+                },
+                now,
+            ))
         })
     });
     group.finish();

@@ -18,7 +18,7 @@ mod watch;
 
 pub use self::core::{
     system_clock, ControlPlane, Follower, ShippedTenant, TenantSummary, CONFLICT_ATTEMPTS,
-    DEFAULT_CATCH_UP,
+    DEFAULT_CATCH_UP, DEFAULT_KEY_ROLL_CHECK,
 };
 pub use admin::{Admin, AdminCall, AdminPresented};
 pub use admin_auth::{

@@ -13,6 +13,7 @@ mod ids;
 mod model;
 mod ops;
 mod password;
+mod sidecar_keys;
 pub mod totp;
 pub(crate) mod validate;
 
@@ -53,6 +54,10 @@ pub use ops::{
     RETAINED_DELETION_TASKS, SERVICE_LINKED_ROLES, SERVICE_ROLE_PATH_PREFIX,
 };
 pub use password::{verify_password, PasswordHasher, PasswordWork};
+pub use sidecar_keys::{
+    date_key, scope_date, DateKey, DerivedAccessKey, SidecarKeys, DAY_SECONDS, ROLL_GRACE_SECONDS,
+    SHIPPED_DAYS,
+};
 
 /// Why a directory operation was refused, with IAM's error code. The message is IAM's own
 /// text where IAM has one.

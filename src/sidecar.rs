@@ -354,6 +354,20 @@ impl Gauges for SidecarProbes {
                 let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
             }
         }
+        {
+            // Issue #20: presentations of access keys for a day the sidecar holds no derived
+            // key of; `expired` ones mean the sidecar has been cut off past its keys.
+            let name = "iamlet_access_key_day_refusals_total";
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                out,
+                "# HELP {name} Access-key presentations refused for a day the sidecar holds no \
+                 derived key of, by reason.\n# TYPE {name} counter"
+            );
+            for (reason, count) in crate::sts::key_day_refusals() {
+                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+            }
+        }
         observe::counter(
             out,
             "iamlet_sync_failovers_total",

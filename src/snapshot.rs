@@ -23,8 +23,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use compile::{
-    AccessKeyEntry, AwsManagedCatalog, AwsManagedLookup, OidcEntry, PodIdentityEntry, Resolved,
-    RoleEntry, SnapshotError, TenantSnapshot, UserEntry,
+    AccessKeyEntry, AwsManagedCatalog, AwsManagedLookup, KeyMaterial, OidcEntry, PodIdentityEntry,
+    Resolved, RoleEntry, SnapshotError, TenantSnapshot, UserEntry,
 };
 pub use persist::{
     read_last_known_good, remove_last_known_good, write_last_known_good,

@@ -37,8 +37,8 @@ use crate::error::AwsCode;
 
 pub use crate::jose::{IssuerKeyring, SessionClaims, SessionSubject, VerifiedToken};
 pub use authenticate::{
-    authenticate, credential_tenant, fill_session_context, resolve_credentials, Caller, Presented,
-    Verified,
+    authenticate, credential_tenant, fill_session_context, key_day_refusals, resolve_credentials,
+    Caller, Presented, Verified, KEY_DAY_REASONS,
 };
 pub use issue::{
     assume_role, assume_role_for_service, assume_role_with_web_identity, caller_identity,

@@ -65,3 +65,5 @@ mod trail;
 mod unused;
 // Issue #20: signed snapshots; an edited state file and a foreign key's snapshot are refused.
 mod signed_snapshots;
+// Issue #20, item 2: no access-key secret in a sidecar's state directory or on the stream.
+mod sidecar_secrets;

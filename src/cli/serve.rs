@@ -913,6 +913,9 @@ async fn serve_control_plane(
     // Other replicas' commits reach this one's admin reads and sync streams; stopped
     // (dropped) when the process stops serving.
     let _follower = control_plane.follow(args.catch_up_interval);
+    // Sidecars hold date keys for two days: each day's roll must reach them (issue #20).
+    let _key_roll =
+        control_plane.roll_sidecar_keys_daily(crate::control_plane::DEFAULT_KEY_ROLL_CHECK);
     // Bound once loaded: until then a sidecar or an admin client is refused at once and
     // moves to another replica, rather than waiting on a port nobody answers.
     let listener = bind(args.listen).await?;

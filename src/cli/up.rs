@@ -220,6 +220,9 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         source,
     })?;
     let auth = Arc::new(crate::control_plane::AdminAuth::new(operators, Vec::new()));
+    // Its sidecar holds date keys for two days: each day's roll must reach it (issue #20).
+    let _key_roll =
+        control_plane.roll_sidecar_keys_daily(crate::control_plane::DEFAULT_KEY_ROLL_CHECK);
     super::serve::runtime(2)?.block_on(async {
         let telemetry = crate::telemetry::init(crate::telemetry::LogFormat::Plain)
             .map_err(|e| ServeError::Config(e.to_string()))?;

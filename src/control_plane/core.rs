@@ -40,6 +40,16 @@ pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(5);
 /// The longest a follower thread waits before it looks whether it should stop.
 const FOLLOW_TICK: Duration = Duration::from_millis(200);
 
+/// How often [`ControlPlane::roll_sidecar_keys_daily`] looks whether a day roll is due, by
+/// default: a check costs a day comparison per tenant.
+pub const DEFAULT_KEY_ROLL_CHECK: Duration = Duration::from_secs(30);
+
+/// Who commits the day roll of sidecar keys, in the audit trail.
+const ROLL_ACTOR: &str = "iamlet:key-roll";
+
+/// The audit trail's action of the day roll.
+const ROLL_ACTION: &str = "RollSidecarKeys";
+
 /// The control plane's tenants.
 ///
 /// INVARIANT: a change is visible (to admin reads and to sidecars) only after the store has
@@ -876,8 +886,12 @@ impl ControlPlane {
         tenants: &mut BTreeMap<String, Current>,
         draft: &ChangeDraft,
         prior: Prior,
-        next: Option<Tenant>,
+        mut next: Option<Tenant>,
     ) -> Result<SnapshotVersion, AdminError> {
+        // Every state that sidecars receive carries date keys from the commit's day on.
+        if let Some(tenant) = next.as_mut() {
+            tenant.roll_sidecar_keys(&mut self.ids.lock(), draft.at);
+        }
         let record = self.store.commit(draft, prior, next.as_ref())?;
         let version = SnapshotVersion::new(self.store.epoch(), record.seq);
         match next {
@@ -898,6 +912,93 @@ impl ControlPlane {
         }
         self.changed.send_modify(|n| *n += 1);
         Ok(version)
+    }
+
+    /// Commits the day roll of sidecar keys (issue #20, item 2) for every tenant with user
+    /// access keys whose key day is behind the clock's ([`crate::directory::SidecarKeys`]):
+    /// sidecars then receive date keys for the new day and the next before the day they hold
+    /// last ends. Idempotent across replicas of one store: a replica that meets another's roll
+    /// reloads the tenant and finds nothing due. Returns the tenants rolled; a tenant that
+    /// cannot be rolled now is logged and left to the next call.
+    pub fn roll_sidecar_keys(&self) -> usize {
+        let due: Vec<String> = {
+            let now = (self.clock)();
+            self.tenants
+                .lock()
+                .values()
+                .filter(|c| c.tenant.sidecar_keys.due(now) && c.tenant.has_user_access_keys())
+                .map(|c| c.tenant.account_id.clone())
+                .collect()
+        };
+        let mut rolled = 0;
+        for account_id in due {
+            match self.retrying(&account_id, || self.roll_once(&account_id)) {
+                Ok(true) => rolled += 1,
+                Ok(false) => {}
+                Err(error) => tracing::error!(
+                    tenant = %account_id,
+                    %error,
+                    "the sidecar keys of tenant {account_id} could not be rolled; retried at \
+                     the next check"
+                ),
+            }
+        }
+        rolled
+    }
+
+    fn roll_once(&self, account_id: &str) -> Result<bool, AdminError> {
+        let mut tenants = self.tenants.lock();
+        let Some(current) = tenants.get(account_id) else {
+            return Ok(false);
+        };
+        let now = (self.clock)();
+        if !current.tenant.sidecar_keys.due(now) {
+            return Ok(false);
+        }
+        let prior = Prior::At(current.version.seq);
+        let next = Tenant::clone(&current.tenant);
+        let draft = ChangeDraft {
+            account_id: account_id.to_owned(),
+            actor: ROLL_ACTOR.to_owned(),
+            action: ROLL_ACTION.to_owned(),
+            parameters: serde_json::json!({}),
+            at: now,
+        };
+        // `commit` rolls the copy to the clock's day.
+        self.commit(&mut tenants, &draft, prior, Some(next))?;
+        Ok(true)
+    }
+
+    /// Rolls sidecar keys ([`Self::roll_sidecar_keys`]) now and then every `interval`, on a
+    /// thread of its own, until the returned handle is stopped or dropped. The clock is the
+    /// control plane's ([`Self::with_clock`]), so a roll happens within `interval` after
+    /// [`crate::directory::ROLL_GRACE_SECONDS`] past each UTC midnight.
+    pub fn roll_sidecar_keys_daily(self: &Arc<Self>, interval: Duration) -> Follower {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = Arc::downgrade(self);
+        let flag = Arc::clone(&stop);
+        let interval = interval.max(Duration::from_millis(10));
+        let thread = std::thread::Builder::new()
+            .name("iamlet-key-roll".into())
+            .spawn(move || {
+                let mut next = Instant::now();
+                while !flag.load(Ordering::Relaxed) {
+                    if Instant::now() >= next {
+                        let Some(cp) = weak.upgrade() else { return };
+                        cp.roll_sidecar_keys();
+                        next = Instant::now() + interval;
+                    }
+                    std::thread::sleep(FOLLOW_TICK.min(interval));
+                }
+            });
+        let thread = match thread {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                tracing::error!(%error, "cannot start rolling sidecar keys daily");
+                None
+            }
+        };
+        Follower { stop, thread }
     }
 
     /// Every tenant, sorted by account id.
@@ -1118,6 +1219,103 @@ mod tests {
         let next = cp.shipped_tenants()[0].update().unwrap();
         assert!(!Arc::ptr_eq(&first, &next));
         assert!(next.version > first.version);
+    }
+
+    /// The injected clock of `the_day_roll_reaches_streams_once_a_day`.
+    static ROLL_CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+    fn roll_clock() -> i64 {
+        ROLL_CLOCK.load(Ordering::Relaxed)
+    }
+
+    /// The days of alice's date keys in what sidecars receive now.
+    fn shipped_days(cp: &ControlPlane, account: &str) -> (SnapshotVersion, Vec<String>) {
+        let shipped = cp.shipped_tenants();
+        let update = shipped
+            .iter()
+            .find(|s| s.account_id() == account)
+            .unwrap()
+            .update()
+            .unwrap();
+        assert!(update.signature.is_some(), "every update is signed");
+        let tenant: Tenant = serde_json::from_str(&update.payload).unwrap();
+        let key = &tenant.users["alice"].access_keys[0];
+        assert!(key.secret.is_empty());
+        let days = key
+            .derived
+            .as_ref()
+            .unwrap()
+            .days()
+            .map(str::to_owned)
+            .collect();
+        (update.version, days)
+    }
+
+    #[test]
+    fn the_day_roll_reaches_streams_once_a_day() {
+        // 2026-12-03T12:00:00Z.
+        let noon = 20_790 * 86_400 + 12 * 3_600;
+        let midnight = 20_791 * 86_400;
+        ROLL_CLOCK.store(noon, Ordering::Relaxed);
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = ControlPlane::open(Arc::new(store), IdGenerator::seeded(1))
+            .unwrap()
+            .with_clock(roll_clock);
+        let (a, b) = ("111122223333", "444455556666");
+        for account in [a, b] {
+            cp.create_tenant(account, None, "test").unwrap();
+            cp.call(
+                account,
+                "test",
+                "CreateUser",
+                &serde_json::json!({"UserName": "alice"}),
+            )
+            .unwrap();
+        }
+        // Only tenant A's user has an access key.
+        cp.call(
+            a,
+            "test",
+            "CreateAccessKey",
+            &serde_json::json!({"UserName": "alice"}),
+        )
+        .unwrap();
+        let (before, days) = shipped_days(&cp, a);
+        assert_eq!(days, ["20261203", "20261204"]);
+        let subscription = super::super::watch::Subscription::try_new(None, vec!["*".into()]);
+        let mut stream = super::super::watch::WatchState::new(
+            subscription.unwrap(),
+            cp.tenants()
+                .iter()
+                .map(|(t, v)| (t.account_id.clone(), *v))
+                .collect(),
+        );
+        // Nothing is due the same day, nor within the grace after midnight.
+        for at in [noon + 3_600, midnight + 60] {
+            ROLL_CLOCK.store(at, Ordering::Relaxed);
+            assert_eq!(cp.roll_sidecar_keys(), 0);
+        }
+        assert!(stream.delta(&cp.shipped_tenants(), false).is_empty());
+        // After it, tenant A rolls once (tenant B has no access key and stays).
+        ROLL_CLOCK.store(midnight + 600, Ordering::Relaxed);
+        let b_version = cp.tenant(b).unwrap().1;
+        assert_eq!(cp.roll_sidecar_keys(), 1);
+        assert_eq!(cp.roll_sidecar_keys(), 0);
+        assert_eq!(cp.tenant(b).unwrap().1, b_version);
+        let (after, days) = shipped_days(&cp, a);
+        assert!(after > before);
+        assert_eq!(days, ["20261204", "20261205"]);
+        // The stream sends the rolled tenant, as a change.
+        let chunks = stream.delta(&cp.shipped_tenants(), false);
+        let sent: Vec<&str> = chunks
+            .iter()
+            .flat_map(|c| &c.tenants)
+            .map(|t| t.account_id.as_str())
+            .collect();
+        assert_eq!(sent, [a]);
+        let trail = cp.changes(a, before.seq, 10).unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].action, ROLL_ACTION);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// A secret value (a secret access key, an MFA seed, a password hash, a private key). Its
 /// `Debug` prints `"..."`; only [`Secret::expose`] reads it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -74,6 +74,9 @@ pub struct Tenant {
     /// IAM Access Analyzer's unused-access analyzers by name.
     #[serde(default)]
     pub analyzers: BTreeMap<String, super::Analyzer>,
+    /// The day and salt of what sidecars receive in place of access-key secrets.
+    #[serde(default)]
+    pub sidecar_keys: super::SidecarKeys,
 }
 
 /// An instance profile: the container that passes one role to an EC2 instance.
@@ -320,8 +323,14 @@ pub struct User {
 pub struct AccessKey {
     /// The key id (`AKIA…`).
     pub access_key_id: String,
-    /// The secret access key, shown once when the key is created.
+    /// The secret access key, shown once when the key is created. Empty in what sidecars
+    /// receive, which carries [`Self::derived`] instead.
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
     pub secret: Secret,
+    /// What a sidecar holds in place of the secret (issue #20): set only on the copy shipped
+    /// to sidecars ([`Tenant::derive_sidecar_keys`]), never in the control plane's store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<super::DerivedAccessKey>,
     /// Whether the key may be used.
     pub status: AccessKeyStatus,
     /// When the key was created.
@@ -556,6 +565,11 @@ impl Secret {
     pub fn replace(&mut self, value: String) {
         self.0 = value;
     }
+
+    /// Whether there is no value (an access key's secret in what sidecars receive).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -618,6 +632,7 @@ impl Tenant {
             saml_providers: BTreeMap::new(),
             password_policy: None,
             analyzers: BTreeMap::new(),
+            sidecar_keys: super::SidecarKeys::default(),
         }
     }
 
@@ -657,6 +672,7 @@ mod tests {
         let key = AccessKey {
             access_key_id: "AKIAEXAMPLE".into(),
             secret: Secret::new("CANARY-SECRET-wJalrXUtnFEMI"),
+            derived: None,
             status: AccessKeyStatus::Active,
             created_at: 0,
             last_used_at: None,

@@ -8,7 +8,7 @@ use ring::digest;
 
 use crate::account::AccountId;
 use crate::authz::{Context, OrgLevel, PolicySet, Principal};
-use crate::directory::{Secret, Tag, Tenant};
+use crate::directory::{DerivedAccessKey, Secret, SidecarKeys, Tag, Tenant};
 use crate::jose::{IssuerKeyError, IssuerKeyring, Jwks};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyError, PolicyKind, Timestamp,
@@ -153,10 +153,29 @@ pub struct AccessKeyEntry {
     pub user: Box<str>,
     /// True for the root user's key.
     pub root: bool,
-    /// The secret access key.
-    pub secret: Secret,
+    /// What proves a presentation of the key.
+    pub material: KeyMaterial,
     /// Whether the key may be used.
     pub active: bool,
+}
+
+/// What proves a presentation of a long-term access key (issue #20, item 2): the secret at
+/// the control plane, which authenticates its admin API with it; at a sidecar only what
+/// [`Tenant::derive_sidecar_keys`] left of it, which cannot sign and expires with its last
+/// date key.
+#[derive(Debug, Clone)]
+pub enum KeyMaterial {
+    /// The secret access key.
+    Secret(Secret),
+    /// The verifier and date keys of the key, with the tenant's salt.
+    Derived {
+        /// The key's verifier and date keys.
+        key: Arc<DerivedAccessKey>,
+        /// The tenant's key day and salt.
+        tenant: Arc<SidecarKeys>,
+    },
+    /// Neither (a payload that lost both): nothing verifies.
+    Missing,
 }
 
 /// A principal resolved against a snapshot: the policies that apply to it.
@@ -721,21 +740,23 @@ fn access_keys(t: &Tenant) -> HashMap<Box<str>, AccessKeyEntry> {
             AccessKeyEntry {
                 user: "".into(),
                 root: true,
-                secret: k.secret.clone(),
+                material: key_material(&k.secret, None, None),
                 active: true,
             },
         )
     });
+    let tenant_keys = Arc::new(t.sidecar_keys.clone());
     t.users
         .iter()
         .flat_map(|(key, user)| {
+            let tenant_keys = Arc::clone(&tenant_keys);
             user.access_keys.iter().map(move |k| {
                 (
                     Box::<str>::from(k.access_key_id.as_str()),
                     AccessKeyEntry {
                         user: key.as_str().into(),
                         root: false,
-                        secret: k.secret.clone(),
+                        material: key_material(&k.secret, k.derived.as_ref(), Some(&tenant_keys)),
                         active: k.status == crate::directory::AccessKeyStatus::Active,
                     },
                 )
@@ -743,6 +764,23 @@ fn access_keys(t: &Tenant) -> HashMap<Box<str>, AccessKeyEntry> {
         })
         .chain(root_key)
         .collect()
+}
+
+/// The derived keys where a key has them (a sidecar's snapshot), else the secret (the
+/// control plane's); an empty secret is no secret, so it never matches an empty presentation.
+fn key_material(
+    secret: &Secret,
+    derived: Option<&DerivedAccessKey>,
+    tenant: Option<&Arc<SidecarKeys>>,
+) -> KeyMaterial {
+    match (derived, tenant) {
+        (Some(key), Some(tenant)) => KeyMaterial::Derived {
+            key: Arc::new(key.clone()),
+            tenant: Arc::clone(tenant),
+        },
+        _ if !secret.is_empty() => KeyMaterial::Secret(secret.clone()),
+        _ => KeyMaterial::Missing,
+    }
 }
 
 /// The condition keys any of the tenant's policies reads, sorted and without repeats.

@@ -56,13 +56,16 @@ impl TenantUpdate {
 }
 
 /// `tenant` without what sidecars never use and must not hold: the root user's key (for the
-/// admin API alone) and console password hashes (nobody signs in at a sidecar). A sidecar's
-/// stream or state directory then reveals neither.
+/// admin API alone), console password hashes (nobody signs in at a sidecar) and access-key
+/// secrets, replaced by their verifiers and date keys for the tenant's key day and the next
+/// ([`Tenant::derive_sidecar_keys`]; the daily roll keeps that day current). A sidecar's
+/// stream or state directory then reveals none of them.
 pub fn for_sidecars(mut tenant: Tenant) -> Tenant {
     tenant.root_access_key = None;
     for user in tenant.users.values_mut() {
         user.login_profile = None;
     }
+    tenant.derive_sidecar_keys();
     tenant
 }
 
@@ -97,5 +100,32 @@ mod tests {
         let shipped: Tenant = serde_json::from_str(&update.payload).unwrap();
         assert!(shipped.root_access_key.is_none());
         assert!(!update.payload.contains("root-secret"));
+    }
+
+    #[test]
+    fn an_update_carries_date_keys_and_verifiers_never_secrets() {
+        let mut tenant = Tenant::new("111122223333", 0);
+        let mut ids = crate::directory::IdGenerator::seeded(3);
+        tenant
+            .create_user(
+                &mut ids,
+                0,
+                crate::directory::CreateUserInput {
+                    name: "alice".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let key = tenant.create_access_key(&mut ids, 0, "alice").unwrap();
+        tenant.roll_sidecar_keys(&mut ids, 20_000 * 86_400 + 3_600);
+        let update = TenantUpdate::new(&tenant, SnapshotVersion::new(1, 2)).unwrap();
+        assert!(!update.payload.contains(key.secret.expose()));
+        let shipped: Tenant = serde_json::from_str(&update.payload).unwrap();
+        let held = &shipped.users["alice"].access_keys[0];
+        assert!(held.secret.is_empty());
+        let derived = held.derived.as_ref().unwrap();
+        assert_eq!(derived.days().collect::<Vec<_>>(), ["20241004", "20241005"]);
+        // Projecting again (the sidecar does, for older control planes) changes nothing.
+        assert_eq!(for_sidecars(shipped.clone()), shipped);
     }
 }

@@ -1,16 +1,17 @@
 //! Who is calling: access keys, session tokens and SigV4 signatures checked against a tenant
 //! snapshot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::authz::{Context, Principal};
-use crate::directory::{IdPrefix, Secret};
+use crate::directory::{scope_date, DerivedAccessKey, IdPrefix, Secret, SidecarKeys};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
 };
-use crate::snapshot::TenantSnapshot;
+use crate::snapshot::{KeyMaterial, TenantSnapshot};
 
-use super::sigv4::Signature;
+use super::sigv4::{SigV4Error, Signature, SigningKey};
 use super::StsError;
 use crate::jose::session::{
     constant_time_eq, token_tenant, SessionClaims, SessionSubject, VerifiedToken,
@@ -89,14 +90,15 @@ pub fn credential_tenant(presented: &Presented<'_>) -> Option<String> {
     IdPrefix::account_of_access_key(presented.access_key_id())
 }
 
-/// Credentials resolved against a snapshot: who they belong to and the secret a presentation
-/// must prove. Independent of the presented secret or signature, so a sidecar may cache it per
-/// snapshot version and session token and still check every presentation.
+/// Credentials resolved against a snapshot: who they belong to and what a presentation must
+/// prove (the secret, or at a sidecar the key's verifier and date keys). Independent of the
+/// presented secret or signature, so a sidecar may cache it per snapshot version and session
+/// token and still check every presentation.
 #[derive(Clone)]
 pub struct Verified {
     /// The caller.
     pub caller: Caller,
-    secret: Secret,
+    material: KeyMaterial,
     /// The session's expiry (epoch seconds), for temporary credentials.
     pub expires_at: Option<i64>,
 }
@@ -114,7 +116,12 @@ impl std::fmt::Debug for Verified {
 
 impl Verified {
     /// Checks a presentation: the session is not expired (with [`CLOCK_SKEW_SECONDS`]) and
-    /// the secret matches in constant time, or the SigV4 signature verifies with it.
+    /// the secret matches in constant time, or the SigV4 signature verifies with it. At a
+    /// sidecar, which holds derived keys ([`KeyMaterial::Derived`]), the secret must match the
+    /// key's verifier and today must be a day it holds; a signature must be scoped to a day
+    /// it holds a date key for. A day not held fails as a wrong secret or signature does
+    /// (`InvalidClientTokenId`, `SignatureDoesNotMatch`), logged and counted
+    /// ([`key_day_refusals`]).
     pub fn check(&self, presented: &Presented<'_>, now: Timestamp) -> Result<(), StsError> {
         if self
             .expires_at
@@ -122,20 +129,105 @@ impl Verified {
         {
             return Err(StsError::ExpiredToken);
         }
-        match presented {
-            Presented::Keys { secret, .. } => {
-                if constant_time_eq(self.secret.expose().as_bytes(), secret.as_bytes()) {
+        match (presented, &self.material) {
+            (Presented::Keys { secret, .. }, KeyMaterial::Secret(held)) => {
+                if constant_time_eq(held.expose().as_bytes(), secret.as_bytes()) {
                     Ok(())
                 } else {
                     Err(StsError::InvalidToken)
                 }
             }
-            Presented::Signed(signature) => {
-                signature.verify(self.secret.expose().as_bytes(), now)?;
+            (Presented::Signed(signature), KeyMaterial::Secret(held)) => {
+                signature.verify(held.expose().as_bytes(), now)?;
                 Ok(())
+            }
+            (
+                Presented::Keys {
+                    access_key_id,
+                    secret,
+                    ..
+                },
+                KeyMaterial::Derived { key, tenant },
+            ) => {
+                let today = scope_date(SidecarKeys::day_of(now.epoch_seconds()));
+                if !key.days().any(|d| d == today) {
+                    refuse_day(access_key_id, key, &today);
+                    return Err(StsError::InvalidToken);
+                }
+                if key.verifies(tenant, secret) {
+                    Ok(())
+                } else {
+                    Err(StsError::InvalidToken)
+                }
+            }
+            (Presented::Signed(signature), KeyMaterial::Derived { key, .. }) => {
+                // The time window first, as AWS checks it, so an expired request says so
+                // whatever the keys held.
+                signature.check_time(now)?;
+                let Some(k_date) = key.date_key(signature.scope_date()) else {
+                    refuse_day(signature.access_key_id(), key, signature.scope_date());
+                    return Err(SigV4Error::SignatureDoesNotMatch.into());
+                };
+                let signing =
+                    SigningKey::from_date_key(&k_date, signature.region(), signature.service());
+                signature.verify_with_key(&signing, now)?;
+                Ok(())
+            }
+            (Presented::Keys { .. }, KeyMaterial::Missing) => Err(StsError::InvalidToken),
+            (Presented::Signed(_), KeyMaterial::Missing) => {
+                Err(SigV4Error::SignatureDoesNotMatch.into())
             }
         }
     }
+}
+
+/// Presentations refused because the sidecar holds no derived key for their day, by
+/// [`KEY_DAY_REASONS`]: process-wide, as the checks run in the engine, below any sidecar state.
+static KEY_DAY_REFUSALS: [AtomicU64; KEY_DAY_REASONS.len()] =
+    [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Why a day was not held: `expired`, the request's day is after every day held (the sidecar
+/// has been cut off from the control plane past its keys); `day_not_held`, any other day (a
+/// request or a clock from before the held days, a presigned URL of an earlier day).
+pub const KEY_DAY_REASONS: [&str; 2] = ["expired", "day_not_held"];
+
+/// Each of [`KEY_DAY_REASONS`] with how many presentations it refused in this process.
+pub fn key_day_refusals() -> Vec<(&'static str, u64)> {
+    KEY_DAY_REASONS
+        .iter()
+        .zip(&KEY_DAY_REFUSALS)
+        .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+        .collect()
+}
+
+/// Logs and counts a presentation of `access_key_id` for `day` (`yyyymmdd`), which `key`
+/// holds no material for. The line names the key id, the days held and the day asked for,
+/// never key material.
+fn refuse_day(access_key_id: &str, key: &DerivedAccessKey, day: &str) {
+    let held: Vec<&str> = key.days().collect();
+    let expired = key.last_day().is_none_or(|last| day > last);
+    let (index, why) = if expired {
+        (
+            0,
+            "the sidecar's derived keys for this access key have all expired (no update from \
+             the control plane since); it fails closed until the stream delivers new ones",
+        )
+    } else {
+        (
+            1,
+            "the sidecar holds no derived key of this access key for the day",
+        )
+    };
+    if let Some(counter) = KEY_DAY_REFUSALS.get(index) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::warn!(
+        access_key_id,
+        days_held = %held.join(","),
+        request_day = day,
+        "refused access key {access_key_id} for day {day}: {why} (days held: {})",
+        held.join(", ")
+    );
 }
 
 /// Checks `presented` against `snapshot` (the tenant [`credential_tenant`] names). Every way
@@ -187,7 +279,7 @@ pub fn resolve_credentials(
                     session: None,
                     session_policies: Arc::new([]),
                 },
-                secret: key.secret.clone(),
+                material: key.material.clone(),
                 expires_at: None,
             })
         }
@@ -247,7 +339,7 @@ fn resolve_session(
             session: Some(Arc::new(verified)),
             session_policies,
         },
-        secret,
+        material: KeyMaterial::Secret(secret),
         expires_at,
     })
 }
@@ -343,3 +435,6 @@ pub fn fill_session_context(session: Option<&VerifiedToken>, now: Timestamp, ctx
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,11 @@
 //! presigned-URL query parameters, checks its shape as AWS does, and builds the string to sign
 //! from the request; [`Signature::verify`] then checks the time window and the HMAC. The key
 //! lookup (`InvalidClientTokenId`) happens in between, elsewhere: the caller reads
-//! [`Signature::access_key_id`], finds the secret, and verifies.
+//! [`Signature::access_key_id`], finds the secret, and verifies. A sidecar holds no secret,
+//! only the key's date keys `kDate` of two UTC days (issue #20): it checks the time window
+//! ([`Signature::check_time`]), takes the date key of [`Signature::scope_date`], derives the
+//! signing key from it ([`SigningKey::from_date_key`]) and verifies with that
+//! ([`Signature::verify_with_key`]).
 //!
 //! Canonicalization follows AWS's "Create a signed AWS API request" and its SigV4 test suite:
 //!

@@ -129,6 +129,7 @@ impl Tenant {
         let key = AccessKey {
             access_key_id: ids.access_key_id(IdPrefix::AccessKey, &account),
             secret: Secret::new(ids.secret_access_key()),
+            derived: None,
             status: AccessKeyStatus::Active,
             created_at: now,
             last_used_at: None,

@@ -98,6 +98,7 @@ pub(crate) fn demo_tenant() -> Tenant {
             access_keys: vec![AccessKey {
                 access_key_id: "AKIAALICE".into(),
                 secret: Secret::new("secret"),
+                derived: None,
                 status: AccessKeyStatus::Active,
                 created_at: 0,
                 last_used_at: None,

@@ -29,7 +29,14 @@ impl SigningKey {
                 date.as_bytes(),
             )
         });
-        let k_region = hmac_tag(k_date.as_ref(), region.as_bytes());
+        Self::from_date_key(k_date.as_ref(), region, service)
+    }
+
+    /// Derives `kSigning` from `kDate` (`HMAC("AWS4" + secret, date)`), as a sidecar does: it
+    /// holds date keys, never the secret (issue #20). The key is valid only for the date
+    /// `k_date` was made for: a request scoped to another day fails as a wrong secret does.
+    pub fn from_date_key(k_date: &[u8], region: &str, service: &str) -> Self {
+        let k_region = hmac_tag(k_date, region.as_bytes());
         let k_service = hmac_tag(k_region.as_ref(), service.as_bytes());
         let k_signing = hmac_tag(k_service.as_ref(), TERMINATOR.as_bytes());
         Self {

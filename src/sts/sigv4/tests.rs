@@ -281,6 +281,19 @@ fn presigned_suite_vector() {
     );
 }
 
+/// A sidecar's path (issue #20): the signing key from the date key alone is the one from
+/// the secret, and a date key of another day gives another key.
+#[test]
+fn the_signing_key_follows_from_the_date_key_of_its_day_only() {
+    let from_secret = SigningKey::derive(SECRET, "20150830", "us-east-1", "iam");
+    let k_date = crate::directory::date_key(SECRET, "20150830");
+    let from_date = SigningKey::from_date_key(k_date.as_ref(), "us-east-1", "iam");
+    assert_eq!(from_date.bytes, from_secret.bytes);
+    let next_day = crate::directory::date_key(SECRET, "20150831");
+    let other = SigningKey::from_date_key(next_day.as_ref(), "us-east-1", "iam");
+    assert_ne!(other.bytes, from_secret.bytes);
+}
+
 /// AWS docs, "Examples of the complete Signature Version 4 signing process" (IAM
 /// ListUsers), and the signing-key example for the same scope.
 #[test]

@@ -212,7 +212,9 @@ impl Signature {
         &self.canonical_request
     }
 
-    fn check_time(&self, now: Timestamp) -> Result<(), SigV4Error> {
+    /// Checks the time window alone (the first step of [`Signature::verify`]), for a caller
+    /// that must refuse before it has a key.
+    pub fn check_time(&self, now: Timestamp) -> Result<(), SigV4Error> {
         let signed = self.request_time.0;
         let skew = i128::from(MAX_CLOCK_SKEW_SECS) * NANOS;
         if signed.saturating_sub(now.0) > skew {

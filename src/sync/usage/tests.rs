@@ -652,9 +652,15 @@ async fn recorder() -> (SocketAddr, mpsc::UnboundedReceiver<pb::WatchRequest>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (requests, received) = mpsc::unbounded_channel();
+    // As a control plane's commit does: sidecars receive date keys of today's day.
+    let mut shipped = tenant();
+    shipped.roll_sidecar_keys(
+        &mut crate::directory::IdGenerator::seeded(1),
+        crate::policy::Timestamp::now().epoch_seconds(),
+    );
     let service = Recorder {
         update: TenantUpdate::signed(
-            &tenant(),
+            &shipped,
             SnapshotVersion::new(1, 1),
             recorder_key(),
             &crate::snapshot::StoreRef {
