@@ -35,7 +35,10 @@ pub mod sigv4;
 
 use crate::error::AwsCode;
 
-pub use crate::jose::{IssuerKeyring, SessionClaims, SessionSubject, VerifiedToken};
+pub use crate::jose::{
+    IssuerKeyring, IssuingCredential, IssuingCredentials, IssuingScope, SessionClaims,
+    SessionSubject, VerifiedToken,
+};
 pub use authenticate::{
     authenticate, credential_tenant, fill_session_context, resolve_credentials, Caller, Presented,
     Verified,
@@ -43,7 +46,7 @@ pub use authenticate::{
 pub use issue::{
     assume_role, assume_role_for_service, assume_role_with_web_identity, caller_identity,
     get_session_token, pod_session_name, pod_session_tags, verify_pod_token, AssumeRoleParams,
-    CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, MfaReplayGuard, PodToken,
+    CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, Issuing, MfaReplayGuard, PodToken,
     PodTokenError, ServiceRoleParams, WebIdentityIssued, WebIdentityParams,
 };
 
@@ -112,9 +115,13 @@ impl From<crate::jose::SessionTokenError> for StsError {
         match error {
             SessionTokenError::Invalid => Self::InvalidToken,
             SessionTokenError::Expired => Self::ExpiredToken,
-            e @ (SessionTokenError::NoActiveKey | SessionTokenError::Encode) => {
-                Self::ServiceFailure(e.to_string())
+            e @ SessionTokenError::Certificate(crate::jose::CertificateError::OutOfScope) => {
+                Self::AccessDenied(e.to_string())
             }
+            e @ (SessionTokenError::NoActiveKey
+            | SessionTokenError::Encode
+            | SessionTokenError::NoIssuingCertificate
+            | SessionTokenError::Certificate(_)) => Self::ServiceFailure(e.to_string()),
         }
     }
 }

@@ -5,6 +5,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use base64::Engine as _;
+
+use crate::directory::{IdGenerator, Secret};
+use crate::jose::certificate::RENEW_BELOW_SECONDS;
+use crate::jose::{IssuerKeyring, IssuingCredential, IssuingScope};
 use crate::snapshot::SnapshotVersion;
 use crate::snapshot::TenantUpdate;
 use crate::tls::TenantAccess;
@@ -204,6 +209,63 @@ pub struct WatchState {
     subscription: Subscription,
     /// What the sidecar has (its resume point, then what was sent to it).
     known: HashMap<String, SnapshotVersion>,
+    /// Who the sidecar is, for its issuing certificates.
+    identity: IssuingIdentity,
+    /// The issuing certificates sent on this stream: tenant → (expiry, issuer key id).
+    issued: HashMap<String, (i64, String)>,
+}
+
+/// The sidecar identity a stream's issuing certificates name, and their scope: from
+/// `--tenant-access` for a client certificate it maps; otherwise (sync keys, loopback peers,
+/// an open port: `iamlet up`) the one anonymous identity, unscoped, as every such sidecar
+/// may stream every tenant anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuingIdentity {
+    /// The name certificates carry.
+    pub sidecar: String,
+    /// What its sidecars may mint.
+    pub scope: IssuingScope,
+}
+
+/// A sidecar's issuing key for one tenant, with its certificate: for its own stream only.
+pub struct IssuingGrant {
+    /// The tenant.
+    pub tenant: String,
+    /// The certificate, as tokens carry it.
+    pub certificate: String,
+    /// The issuing key's 32-byte seed, base64.
+    pub private_key: Secret,
+}
+
+impl std::fmt::Debug for IssuingGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuingGrant")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl IssuingIdentity ===
+
+impl IssuingIdentity {
+    /// The identity of a sidecar without a mapped client certificate.
+    pub fn anonymous() -> Self {
+        Self {
+            sidecar: "anonymous".into(),
+            scope: IssuingScope::unscoped(),
+        }
+    }
+
+    /// The identity of `client`: the identities its certificate matches in `access`, with
+    /// their scope; anonymous and unscoped otherwise (a sync key streams every tenant).
+    pub fn of(access: Option<&TenantAccess>, client: &SyncClient<'_>) -> Self {
+        match (access, client.key) {
+            (Some(access), None) => access
+                .issuing_identity(client.certificate)
+                .map_or_else(Self::anonymous, |(sidecar, scope)| Self { sidecar, scope }),
+            _ => Self::anonymous(),
+        }
+    }
 }
 
 impl WatchState {
@@ -212,7 +274,78 @@ impl WatchState {
         Self {
             subscription,
             known,
+            identity: IssuingIdentity::anonymous(),
+            issued: HashMap::new(),
         }
+    }
+
+    /// The identity the stream's issuing certificates name.
+    #[must_use]
+    pub fn with_identity(mut self, identity: IssuingIdentity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The issuing keys the sidecar needs at `now` (epoch seconds, injected so that tests
+    /// drive renewal): one for each tenant it has been sent that has an active issuer key,
+    /// when it has none yet, when the one sent is to be renewed (less than
+    /// [`RENEW_BELOW_SECONDS`] left), or when the tenant's active issuer key changed. A
+    /// tenant whose keys cannot certify is logged and skipped: the sidecar's previous
+    /// certificate serves until it expires.
+    pub fn grants(&mut self, current: &[ShippedTenant], now: i64) -> Vec<IssuingGrant> {
+        self.issued
+            .retain(|tenant, _| self.known.contains_key(tenant));
+        let mut grants = Vec::new();
+        for shipped in current {
+            let account = shipped.account_id();
+            if !self.known.contains_key(account) {
+                continue;
+            }
+            let Some(active) = shipped.issuer_keys().iter().rev().find(|k| k.active) else {
+                continue;
+            };
+            let due = self.issued.get(account).is_none_or(|(expires, key_id)| {
+                expires.saturating_sub(now) < RENEW_BELOW_SECONDS || *key_id != active.key_id
+            });
+            if !due {
+                continue;
+            }
+            match self.certify(shipped, now) {
+                Ok((grant, expires)) => {
+                    self.issued
+                        .insert(account.to_owned(), (expires, active.key_id.clone()));
+                    grants.push(grant);
+                }
+                Err(error) => tracing::error!(
+                    tenant = account,
+                    sidecar = %self.identity.sidecar,
+                    %error,
+                    "cannot certify an issuing key"
+                ),
+            }
+        }
+        grants
+    }
+
+    fn certify(&self, shipped: &ShippedTenant, now: i64) -> Result<(IssuingGrant, i64), String> {
+        let keyring = IssuerKeyring::try_new(shipped.issuer_keys()).map_err(|e| e.to_string())?;
+        let mut seed = [0u8; 32];
+        IdGenerator::system().fill(&mut seed);
+        let credential = IssuingCredential::generate(
+            &keyring,
+            shipped.account_id(),
+            &self.identity.sidecar,
+            self.identity.scope.clone(),
+            seed,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        let grant = IssuingGrant {
+            tenant: shipped.account_id().to_owned(),
+            certificate: credential.certificate().to_owned(),
+            private_key: Secret::new(base64::engine::general_purpose::STANDARD.encode(seed)),
+        };
+        Ok((grant, credential.claims().expires_at))
     }
 
     /// Whether the stream may report usage for `tenant`: only for a tenant it follows (which
@@ -282,7 +415,6 @@ impl WatchState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::Secret;
 
     fn admission(open: bool) -> SyncAdmission {
         SyncAdmission {

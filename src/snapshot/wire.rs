@@ -56,10 +56,18 @@ impl TenantUpdate {
 }
 
 /// `tenant` without what sidecars never use and must not hold: the root user's key (for the
-/// admin API alone) and console password hashes (nobody signs in at a sidecar). A sidecar's
+/// admin API alone), console password hashes (nobody signs in at a sidecar) and the issuer's
+/// private keys (the control plane certifies sidecars' issuing keys instead). A sidecar's
 /// stream or state directory then reveals neither.
 pub fn for_sidecars(mut tenant: Tenant) -> Tenant {
     tenant.root_access_key = None;
+    // The issuer's private keys stay at the control plane: sidecars mint with issuing keys
+    // it certifies for them (issue #20), and verify with the public keys.
+    tenant.issuer_keys = tenant
+        .issuer_keys
+        .iter()
+        .map(crate::directory::IssuerKey::for_sidecars)
+        .collect();
     for user in tenant.users.values_mut() {
         user.login_profile = None;
     }
