@@ -65,3 +65,5 @@ mod trail;
 mod unused;
 // Issue #20: signed snapshots; an edited state file and a foreign key's snapshot are refused.
 mod signed_snapshots;
+// Issue #20, item 3: scoped issuing keys.
+mod scoped_issuing;

@@ -503,7 +503,9 @@ impl std::fmt::Debug for IssuerKeyring {
 
 /// The tenant a token names, read without verifying it: only to find the keys to verify with.
 pub fn token_tenant(token: &str) -> Option<&str> {
-    ParsedToken::parse(token).map(|p| p.tenant)
+    ParsedToken::parse(token)
+        .map(|p| p.tenant)
+        .or_else(|| ParsedCertifiedToken::parse(token).map(|p| p.tenant))
 }
 
 struct ParsedToken<'a> {
