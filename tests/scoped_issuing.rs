@@ -134,7 +134,7 @@ async fn a_scoped_sidecar_mints_only_within_scope_and_its_tokens_verify_elsewher
         caller: Some(CallerId::Keys {
             access_key_id: issued.access_key_id.clone(),
             secret: "x".repeat(40),
-            session_token: Some(issued.session_token.clone()),
+            session_token: Some(issued.session_token),
         }),
         request_id: None,
     });
