@@ -537,4 +537,38 @@ mod tests {
         );
         assert_eq!(valid_for_any(&a, &operators), None);
     }
+
+    #[test]
+    fn identities_may_carry_an_issuing_scope() {
+        let access = TenantAccess::parse(
+            "team-a.demo.svc:\n  tenants: ['111122223333']\n  scope:\n    role_paths: ['/team-a/']\nops.demo.svc: ['*']\n",
+        )
+        .unwrap();
+        let a = cert_for(&["team-a.demo.svc"]);
+        assert_eq!(
+            access.allowed(Some(&a)),
+            Some(BTreeSet::from(["111122223333".to_owned()]))
+        );
+        let (identity, scope) = access.issuing_identity(Some(&a)).unwrap();
+        assert_eq!(identity, "team-a.demo.svc");
+        assert!(!scope.all_roles && !scope.session_tokens);
+        assert_eq!(scope.role_paths, vec!["/team-a/".to_owned()]);
+        let ops = cert_for(&["ops.demo.svc"]);
+        assert_eq!(
+            access.issuing_identity(Some(&ops)).unwrap().1,
+            crate::jose::IssuingScope::unscoped()
+        );
+        assert_eq!(
+            access.issuing_identity(Some(&cert_for(&["*.demo.svc"]))),
+            None
+        );
+        assert_eq!(access.issuing_identity(None), None);
+        for bad in [
+            "a.demo.svc:\n  tenants: ['111122223333']\n  scope:\n    role_paths: ['team-a']\n",
+            "a.demo.svc:\n  tenants: ['111122223333']\n  scope:\n    roles: ['x']\n",
+            "a.demo.svc:\n  tenants: ['111122223333']\n  scoop: {}\n",
+        ] {
+            assert!(TenantAccess::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

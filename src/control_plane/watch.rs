@@ -467,3 +467,99 @@ mod tests {
         assert!(proxied.admit(key, false, Some(local), false).is_ok());
     }
 }
+
+#[cfg(test)]
+mod issuing_tests {
+    use super::*;
+    use crate::control_plane::{ControlPlane, SqliteStore};
+    use crate::jose::certificate::CERTIFICATE_LIFETIME_SECONDS;
+
+    const A: &str = "111122223333";
+    const T0: i64 = 1_800_000_000;
+
+    fn control_plane() -> ControlPlane {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap();
+        cp.create_tenant(A, None, "test").unwrap();
+        cp.call(A, "test", "RotateIssuerKey", &serde_json::json!({}))
+            .unwrap();
+        cp
+    }
+
+    fn stream(identity: IssuingIdentity) -> WatchState {
+        let subscription = Subscription::try_new(None, vec!["*".into()]).unwrap();
+        WatchState::new(subscription, HashMap::new()).with_identity(identity)
+    }
+
+    /// Certificates go to a sidecar once it has the tenant, carry its identity and scope, are
+    /// renewed once less than the renewal margin is left (an injected clock), and again when
+    /// the tenant's issuer key rotates; never otherwise.
+    #[test]
+    fn grants_follow_the_tenant_and_renew_before_expiry() {
+        let cp = control_plane();
+        let scope = IssuingScope {
+            all_roles: false,
+            role_paths: vec!["/team-a/".into()],
+            role_arns: Vec::new(),
+            session_tokens: false,
+        };
+        let mut state = stream(IssuingIdentity {
+            sidecar: "team-a.demo.svc".into(),
+            scope: scope.clone(),
+        });
+        let current = cp.shipped_tenants();
+        assert!(
+            state.grants(&current, T0).is_empty(),
+            "not sent the tenant yet"
+        );
+        state.delta(&current, true);
+        let grants = state.grants(&current, T0);
+        assert_eq!(grants.len(), 1);
+        assert!(format!("{:?}", grants[0]).contains(A));
+        // The sidecar checks what it receives against the public keys it was shipped.
+        let shipped: Vec<_> = current[0]
+            .issuer_keys()
+            .iter()
+            .map(crate::directory::IssuerKey::for_sidecars)
+            .collect();
+        let keyring = IssuerKeyring::try_new(&shipped).unwrap();
+        let seed = base64::engine::general_purpose::STANDARD
+            .decode(grants[0].private_key.expose())
+            .unwrap();
+        let credential =
+            IssuingCredential::try_new(&keyring, A, &grants[0].certificate, &seed).unwrap();
+        assert_eq!(credential.claims().sidecar, "team-a.demo.svc");
+        assert_eq!(credential.claims().scope, scope);
+        assert_eq!(
+            credential.claims().expires_at,
+            T0 + CERTIFICATE_LIFETIME_SECONDS
+        );
+        // Not due again until less than the margin is left.
+        let renew_at = T0 + CERTIFICATE_LIFETIME_SECONDS - RENEW_BELOW_SECONDS;
+        assert!(state.grants(&current, T0 + 60).is_empty());
+        assert!(state.grants(&current, renew_at).is_empty());
+        assert_eq!(state.grants(&current, renew_at + 1).len(), 1);
+        assert!(state.grants(&current, renew_at + 2).is_empty());
+        // A rotated issuer key certifies anew at once.
+        cp.call(A, "test", "RotateIssuerKey", &serde_json::json!({}))
+            .unwrap();
+        let rotated = cp.shipped_tenants();
+        state.delta(&rotated, false);
+        assert_eq!(state.grants(&rotated, renew_at + 3).len(), 1);
+    }
+
+    #[test]
+    fn a_sidecar_without_a_mapped_identity_is_anonymous_and_unscoped() {
+        let client = SyncClient {
+            key: None,
+            certificate: None,
+            peer: None,
+            secure_transport: false,
+        };
+        assert_eq!(
+            IssuingIdentity::of(None, &client),
+            IssuingIdentity::anonymous()
+        );
+        assert_eq!(IssuingIdentity::anonymous().scope, IssuingScope::unscoped());
+    }
+}
