@@ -77,6 +77,7 @@ fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {
             ids: &mut ids,
             mfa: &NoReplay,
             latest_expiry: None,
+            issuing: sts::Issuing::IssuerKey,
         },
     )
     .expect("alice may assume reports-writer")

@@ -53,8 +53,8 @@ pub use usage::{
     REPORT_REUSE_SECONDS, TRACKING_PERIOD_SECONDS,
 };
 pub use watch::{
-    Chunk, Subscription, SyncAdmission, SyncClient, SyncRefusal, WatchState, DEFAULT_HEARTBEAT,
-    MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
+    Chunk, IssuingGrant, IssuingIdentity, Subscription, SyncAdmission, SyncClient, SyncRefusal,
+    WatchState, DEFAULT_HEARTBEAT, MAX_RESPONSE_PAYLOAD, MAX_SYNC_MESSAGE,
 };
 
 use crate::directory::DirectoryError;

@@ -1,7 +1,8 @@
 //! Signed-token key material, a leaf below every engine module: JSON Web Keys and key sets
 //! ([`Jwks`]), compact JWS parsing and signature checks ([`CompactJws`]), an ES256 signer for
 //! demos and tests ([`Es256Signer`]), and the tenants' issuer keyrings that mint and verify
-//! iamlet's session tokens ([`IssuerKeyring`]).
+//! iamlet's session tokens ([`IssuerKeyring`]), with the issuing certificates that let a sidecar
+//! mint within a scope ([`IssuingCredential`]).
 //!
 //! `snapshot` compiles keys with this module when a tenant is loaded, `directory` checks a
 //! provider's JWKS when it is registered, and `sts` verifies tokens with both; none of them
@@ -15,6 +16,7 @@
 //! Errors ([`JoseError`]) say what is wrong without quoting a token, a key or a signature;
 //! `sts` words them as STS does.
 
+pub mod certificate;
 mod json;
 mod jwk;
 mod jws;
@@ -26,11 +28,15 @@ use base64::engine::DecodePaddingMode;
 
 use crate::error::AwsCode;
 
+pub use certificate::{
+    CertificateClaims, CertificateError, IssuingCredential, IssuingCredentials, IssuingScope,
+    VerifiedCertificate,
+};
 pub use jwk::{Algorithm, Jwks, MAX_JWKS_CHARS, MAX_JWKS_KEYS};
 pub use jws::{CompactJws, Es256Signer, MAX_HEADER_BYTES};
 pub use session::{
-    constant_time_eq, token_tenant, IssuerKeyError, IssuerKeySource, IssuerKeyring, SessionClaims,
-    SessionSubject, SessionTokenError, VerifiedToken,
+    constant_time_eq, session_secret_from_seed, token_tenant, IssuerKeyError, IssuerKeySource,
+    IssuerKeyring, SessionClaims, SessionSubject, SessionTokenError, VerifiedToken,
 };
 
 /// base64url as JOSE requires it (RFC 7515 §2): no padding, and (spelled out rather than

@@ -370,6 +370,12 @@ impl Gauges for SidecarProbes {
         }
         observe::counter(
             out,
+            "iamlet_sts_out_of_scope_refusals_total",
+            "Sessions refused because they are outside this sidecar's issuing certificate.",
+            h.store.issuing().out_of_scope_refusals(),
+        );
+        observe::counter(
+            out,
             "iamlet_sync_failovers_total",
             "Streams opened on another control-plane endpoint than the previous stream's.",
             h.sync.failovers(),

@@ -4,23 +4,51 @@
 //!
 //! # Trust model
 //!
-//! - **Who can mint.** Session tokens are signed with the tenant's Ed25519 issuer keys. The
-//!   control plane generates them and streams them, private part included, to every sidecar
-//!   that serves the tenant, because `AssumeRole` runs beside the workload with no round trip.
-//!   So the control plane and every sidecar serving tenant A can mint tokens for A's roles,
-//!   and no one else can: a sidecar never receives another tenant's keys.
-//! - **Who can verify.** The same sidecars. A token names its tenant and key id in clear and
-//!   the signature covers both, so a token of tenant A never verifies as tenant B's, a key id
-//!   of B inside an A token finds no key, and an unknown key id fails closed.
-//! - **What the secret is.** A session's secret access key is derived from the issuer key, the
-//!   tenant, the access key id and the token's random id (see [`crate::jose::session`]): never stored, it can
-//!   be re-derived by any verifier, which SigV4 needs since its signatures are symmetric.
-//!   Long-term secrets are held by the control plane and the tenant's sidecars.
+//! What each secret is, who holds it, and what an attacker who reads one sidecar's memory and
+//! disk (its state directory, its process) obtains, and for how long: before issue #20 and
+//! after it.
+//!
+//! | secret | before | after | a compromised sidecar yields |
+//! |---|---|---|---|
+//! | **issuer signing key** (Ed25519, per tenant, rotated, 3 kept) | control plane *and* every sidecar of the tenant (streamed, in state files) | control plane only ([`crate::snapshot::for_sidecars`] strips it) | before: minting any session of any role or user of its tenants, until the key is rotated out; after: nothing |
+//! | **issuing key** (Ed25519, per sidecar identity and tenant, 48 h) | did not exist | the sidecar it was certified for, in memory only, sent on its own stream | sessions within *its* certificate's scope (role paths/ARNs, `GetSessionToken` or not), issued until the certificate expires (≤ 48 h; renewed below 40 h left, so at most 48 h after the last renewal the sidecar received) |
+//! | **session-secret key** (HMAC, per issuer key) | derived from the issuer seed, so held wherever the seed was | every sidecar of the tenant (public keys + this key) | the secret access key of any session token of its tenants it *sees* (on a request, in a log it can read); it cannot mint a token, so it cannot make a session of a role it never saw a token of |
+//! | **access-key secrets** (users' `AKIA…`) | every sidecar of the tenant, plain text in state files | control plane only; sidecars get each key's derived SigV4 date keys for the current and next UTC day and a keyed-hash verifier for the key+secret form (issue #20 item 2) | request signatures for those keys for at most two UTC days; no secret |
+//! | root keys, password hashes, MFA seeds, snapshot signing keys | control plane only | unchanged | nothing |
+//!
+//! - **Who can mint.** The control plane, with the tenant's issuer signing key (`iamlet1`
+//!   tokens, still verified everywhere). A sidecar mints `iamlet2` tokens with an issuing key
+//!   that the control plane generated for its identity and certified with the issuer key
+//!   ([`crate::jose::certificate`]): the certificate names the sidecar identity (a client
+//!   certificate's DNS name mapped by `--tenant-access`, which may give it a `scope`), the
+//!   tenant, the scope and a validity window. Without mTLS (`iamlet up`, sync keys, loopback)
+//!   every sidecar is the one identity `anonymous`, unscoped: such sidecars may stream every
+//!   tenant anyway, so scoping needs identities. A session outside the scope is refused with
+//!   `AccessDenied`, recorded in the decision log (and the trail when it is shipped) and
+//!   counted (`iamlet_sts_out_of_scope_refusals_total`). The key reaches only that sidecar's stream and is never written to disk: a
+//!   sidecar restarted without the control plane verifies but mints nothing until it
+//!   reconnects.
+//! - **Who can verify.** Every sidecar of the tenant, offline, with the tenant's issuer public
+//!   keys: the token carries its certificate; the verifier checks the certificate's signature
+//!   against those keys (a foreign tenant's key, a dropped key, a tampered scope fail), that
+//!   it names the tenant, that the session was issued within its window and ends before it
+//!   does, that the session's role (or user) is within its scope, then the token's signature
+//!   with the certified key. A token names its tenant in clear and the signatures cover it,
+//!   so a token of tenant A never verifies as tenant B's; every failure is the one
+//!   `InvalidClientTokenId` to the caller and a precise log line for the operator.
+//! - **What the secret is.** A session's secret access key is derived from the tenant's
+//!   session-secret key, the tenant, the access key id and the token's random id (see
+//!   [`crate::jose::session`]): never stored, re-derived by any verifier. SigV4 is symmetric,
+//!   so verifiers need this key: hence the row above. Keys stored before issue #20 carry no
+//!   session-secret key: it is the HMAC their seed gave, so sessions issued before keep their
+//!   secrets. **After upgrading, rotate each tenant's issuer key** (`RotateIssuerKey`): the
+//!   previous key was held by sidecars, and it verifies until it ages out of the three kept.
 //! - **What a token cannot do.** Permissions are read from the snapshot at each request: a
 //!   token fixes only the session policy, the session tags, the source identity and the
 //!   times. Revoking sessions (`RevokeSessions`, AWS's `AWSRevokeOlderSessions`) is a deny on
 //!   `aws:TokenIssueTime` in the role's policies, effective at the next snapshot. Rotating the
-//!   issuer key keeps retired keys for verification; dropping a key invalidates its tokens.
+//!   issuer key keeps retired keys for verification; dropping a key invalidates its tokens
+//!   and the certificates it signed (the stream certifies new issuing keys with the new key).
 //! - **Clock.** Expiry and issue times are checked with 60 s of skew; SigV4 request times with
 //!   5 minutes, as AWS does.
 //! - **What never leaks.** Secrets, tokens and signatures are compared in constant time and
@@ -35,7 +63,10 @@ pub mod sigv4;
 
 use crate::error::AwsCode;
 
-pub use crate::jose::{IssuerKeyring, SessionClaims, SessionSubject, VerifiedToken};
+pub use crate::jose::{
+    IssuerKeyring, IssuingCredential, IssuingCredentials, IssuingScope, SessionClaims,
+    SessionSubject, VerifiedToken,
+};
 pub use authenticate::{
     authenticate, credential_tenant, fill_session_context, key_day_refusals, resolve_credentials,
     Caller, Presented, Verified, KEY_DAY_REASONS,
@@ -43,7 +74,7 @@ pub use authenticate::{
 pub use issue::{
     assume_role, assume_role_for_service, assume_role_with_web_identity, caller_identity,
     get_session_token, pod_session_name, pod_session_tags, verify_pod_token, AssumeRoleParams,
-    CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, MfaReplayGuard, PodToken,
+    CallerIdentity, GetSessionTokenParams, IssueEnv, Issued, Issuing, MfaReplayGuard, PodToken,
     PodTokenError, ServiceRoleParams, WebIdentityIssued, WebIdentityParams,
 };
 
@@ -112,9 +143,13 @@ impl From<crate::jose::SessionTokenError> for StsError {
         match error {
             SessionTokenError::Invalid => Self::InvalidToken,
             SessionTokenError::Expired => Self::ExpiredToken,
-            e @ (SessionTokenError::NoActiveKey | SessionTokenError::Encode) => {
-                Self::ServiceFailure(e.to_string())
+            e @ SessionTokenError::Certificate(crate::jose::CertificateError::OutOfScope) => {
+                Self::AccessDenied(e.to_string())
             }
+            e @ (SessionTokenError::NoActiveKey
+            | SessionTokenError::Encode
+            | SessionTokenError::NoIssuingCertificate
+            | SessionTokenError::Certificate(_)) => Self::ServiceFailure(e.to_string()),
         }
     }
 }

@@ -64,6 +64,24 @@ pub struct ClientTlsFiles {
 #[derive(Debug, Clone, Default)]
 pub struct TenantAccess {
     rules: Vec<(String, Vec<String>)>,
+    /// The identities whose issuing scope is limited (issue #20); the others are unscoped.
+    scopes: Vec<(String, crate::jose::IssuingScope)>,
+}
+
+/// One identity's entry: its tenants, or its tenants and the scope it may issue sessions in.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum AccessRule {
+    Tenants(Vec<String>),
+    Scoped(ScopedRule),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopedRule {
+    tenants: Vec<String>,
+    #[serde(default)]
+    scope: Option<crate::jose::IssuingScope>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -116,7 +134,9 @@ impl ClientTlsFiles {
 impl TenantAccess {
     /// Reads a YAML mapping of client identities (DNS names a client certificate is valid
     /// for, named exactly: a wildcard certificate matches no rule) to the tenants they may
-    /// subscribe to (`"*"`: all).
+    /// subscribe to (`"*"`: all): either a list of tenants, or `{tenants: [...], scope:
+    /// {role_paths: [...], role_arns: [...], session_tokens: bool}}` to limit the sessions the
+    /// identity's sidecars may mint (without `scope`: every role and `GetSessionToken`).
     pub fn load(path: &Path) -> Result<Self, TlsError> {
         let text = String::from_utf8(read(path)?).map_err(|_| TlsError::Invalid {
             path: path.to_owned(),
@@ -130,8 +150,23 @@ impl TenantAccess {
 
     /// Parses the mapping.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let map: std::collections::BTreeMap<String, Vec<String>> =
+        let entries: std::collections::BTreeMap<String, AccessRule> =
             serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        let mut scopes = Vec::new();
+        let mut map = std::collections::BTreeMap::new();
+        for (name, rule) in entries {
+            let tenants = match rule {
+                AccessRule::Tenants(tenants) => tenants,
+                AccessRule::Scoped(ScopedRule { tenants, scope }) => {
+                    if let Some(scope) = scope {
+                        scope.validate().map_err(|m| format!("`{name}`: {m}"))?;
+                        scopes.push((name.clone(), scope));
+                    }
+                    tenants
+                }
+            };
+            map.insert(name, tenants);
+        }
         for (name, tenants) in &map {
             rustls::pki_types::ServerName::try_from(name.as_str())
                 .map_err(|_| format!("`{name}` is not a DNS name"))?;
@@ -146,7 +181,53 @@ impl TenantAccess {
         }
         Ok(Self {
             rules: map.into_iter().collect(),
+            scopes,
         })
+    }
+
+    /// The identity a client certificate is issued sessions as, and its scope: the names it
+    /// matches (joined with `,`) and the union of their scopes (unscoped if any is). `None`
+    /// when it matches no identity.
+    pub fn issuing_identity(
+        &self,
+        leaf: Option<&[u8]>,
+    ) -> Option<(String, crate::jose::IssuingScope)> {
+        let names: Vec<String> = self.rules.iter().map(|(n, _)| n.clone()).collect();
+        let matched: Vec<&String> = names
+            .iter()
+            .filter(|name| {
+                leaf.is_some_and(|der| valid_for_any(der, std::slice::from_ref(*name)).is_some())
+            })
+            .collect();
+        if matched.is_empty() {
+            return None;
+        }
+        let mut union = crate::jose::IssuingScope {
+            all_roles: false,
+            role_paths: Vec::new(),
+            role_arns: Vec::new(),
+            session_tokens: false,
+        };
+        for name in &matched {
+            match self.scopes.iter().find(|(n, _)| n == *name) {
+                None => union = crate::jose::IssuingScope::unscoped(),
+                Some((_, scope)) => {
+                    union.all_roles |= scope.all_roles;
+                    union.session_tokens |= scope.session_tokens;
+                    union.role_paths.extend(scope.role_paths.iter().cloned());
+                    union.role_arns.extend(scope.role_arns.iter().cloned());
+                }
+            }
+            if union.all_roles && union.session_tokens {
+                break;
+            }
+        }
+        let identity = matched
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        Some((identity, union))
     }
 
     /// The tenants a client may subscribe to: `None` for every tenant, `Some(set)` otherwise
@@ -455,5 +536,39 @@ mod tests {
             None
         );
         assert_eq!(valid_for_any(&a, &operators), None);
+    }
+
+    #[test]
+    fn identities_may_carry_an_issuing_scope() {
+        let access = TenantAccess::parse(
+            "team-a.demo.svc:\n  tenants: ['111122223333']\n  scope:\n    role_paths: ['/team-a/']\nops.demo.svc: ['*']\n",
+        )
+        .unwrap();
+        let a = cert_for(&["team-a.demo.svc"]);
+        assert_eq!(
+            access.allowed(Some(&a)),
+            Some(BTreeSet::from(["111122223333".to_owned()]))
+        );
+        let (identity, scope) = access.issuing_identity(Some(&a)).unwrap();
+        assert_eq!(identity, "team-a.demo.svc");
+        assert!(!scope.all_roles && !scope.session_tokens);
+        assert_eq!(scope.role_paths, vec!["/team-a/".to_owned()]);
+        let ops = cert_for(&["ops.demo.svc"]);
+        assert_eq!(
+            access.issuing_identity(Some(&ops)).unwrap().1,
+            crate::jose::IssuingScope::unscoped()
+        );
+        assert_eq!(
+            access.issuing_identity(Some(&cert_for(&["*.demo.svc"]))),
+            None
+        );
+        assert_eq!(access.issuing_identity(None), None);
+        for bad in [
+            "a.demo.svc:\n  tenants: ['111122223333']\n  scope:\n    role_paths: ['team-a']\n",
+            "a.demo.svc:\n  tenants: ['111122223333']\n  scope:\n    roles: ['x']\n",
+            "a.demo.svc:\n  tenants: ['111122223333']\n  scoop: {}\n",
+        ] {
+            assert!(TenantAccess::parse(bad).is_err(), "{bad}");
+        }
     }
 }

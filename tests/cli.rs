@@ -238,7 +238,7 @@ fn up_serves_the_demo_tenant_and_its_printed_commands_work() {
         (Some(0), "\"Decision\": \"ALLOW\""),
         (Some(1), "\"Decision\": \"EXPLICIT_DENY\""),
         (Some(0), "\"Decision\": \"ALLOW\""),
-        (Some(0), "export AWS_SESSION_TOKEN=iamlet1.111122223333."),
+        (Some(0), "export AWS_SESSION_TOKEN=iamlet2.111122223333."),
         (Some(0), "assumed-role/reports-writer/demo"),
         (
             Some(0),

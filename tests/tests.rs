@@ -67,3 +67,5 @@ mod unused;
 mod signed_snapshots;
 // Issue #20, item 2: no access-key secret in a sidecar's state directory or on the stream.
 mod sidecar_secrets;
+// Issue #20, item 3: scoped issuing keys.
+mod scoped_issuing;

@@ -20,16 +20,16 @@ const B: &str = "444455556666";
 /// The client-certificate identity the control plane takes for its operator.
 const OPERATOR_IDENTITY: &str = "operator.iamlet.test";
 
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
 }
 
-struct Authority {
+pub(crate) struct Authority {
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         Self {
             dir: super::support::temp_dir("tls", name),
         }
@@ -41,7 +41,7 @@ impl Pki {
         path
     }
 
-    fn authority(&self, name: &str) -> (Authority, PathBuf) {
+    pub(crate) fn authority(&self, name: &str) -> (Authority, PathBuf) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -59,7 +59,7 @@ impl Pki {
     }
 
     /// A certificate for `names`, issued by `ca`; `expired` sets its validity in the past.
-    fn leaf(
+    pub(crate) fn leaf(
         &self,
         ca: &Authority,
         file: &str,
@@ -82,7 +82,7 @@ impl Pki {
     }
 }
 
-async fn control_plane(
+pub(crate) async fn control_plane(
     pki: &Pki,
     tls: ServerTlsFiles,
     access: Option<&str>,
@@ -115,7 +115,7 @@ async fn control_plane(
     (cp, addr)
 }
 
-fn sidecar(
+pub(crate) fn sidecar(
     addr: std::net::SocketAddr,
     state: &Path,
     tenants: &[&str],

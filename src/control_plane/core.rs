@@ -117,6 +117,12 @@ impl ShippedTenant {
         &self.tenant.account_id
     }
 
+    /// The tenant's issuer keys, private halves included: the control plane certifies
+    /// sidecars' issuing keys with them (issue #20), never ships them.
+    pub fn issuer_keys(&self) -> &[crate::directory::IssuerKey] {
+        &self.tenant.issuer_keys
+    }
+
     /// The update sidecars receive (what they must not hold left out), encoded and signed on
     /// first use.
     pub fn update(&self) -> Option<Arc<TenantUpdate>> {

@@ -194,9 +194,16 @@ mod tests {
         let sealed = sealer.seal_tenant(&tenant).unwrap();
         let stored = serde_json::to_string(&sealed).unwrap();
         assert!(!stored.contains(&root_secret));
-        let issuer = tenant.issuer_keys[0].private_key.expose();
+        let issuer = tenant.issuer_keys[0].private_key.as_ref().unwrap().expose();
         assert!(!stored.contains(issuer));
-        assert_eq!(stored.matches(PREFIX).count(), 2);
+        let session_secret = tenant.issuer_keys[0]
+            .session_secret
+            .as_ref()
+            .unwrap()
+            .expose();
+        assert!(!stored.contains(session_secret));
+        // The root key's secret, the issuer's private key and its session-secret key.
+        assert_eq!(stored.matches(PREFIX).count(), 3);
 
         let mut read: Tenant = serde_json::from_str(&stored).unwrap();
         sealer.open_tenant(&mut read).unwrap();

@@ -5,6 +5,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use base64::Engine as _;
+
+use crate::directory::{IdGenerator, Secret};
+use crate::jose::certificate::RENEW_BELOW_SECONDS;
+use crate::jose::{IssuerKeyring, IssuingCredential, IssuingScope};
 use crate::snapshot::SnapshotVersion;
 use crate::snapshot::TenantUpdate;
 use crate::tls::TenantAccess;
@@ -204,6 +209,63 @@ pub struct WatchState {
     subscription: Subscription,
     /// What the sidecar has (its resume point, then what was sent to it).
     known: HashMap<String, SnapshotVersion>,
+    /// Who the sidecar is, for its issuing certificates.
+    identity: IssuingIdentity,
+    /// The issuing certificates sent on this stream: tenant → (expiry, issuer key id).
+    issued: HashMap<String, (i64, String)>,
+}
+
+/// The sidecar identity a stream's issuing certificates name, and their scope: from
+/// `--tenant-access` for a client certificate it maps; otherwise (sync keys, loopback peers,
+/// an open port: `iamlet up`) the one anonymous identity, unscoped, as every such sidecar
+/// may stream every tenant anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuingIdentity {
+    /// The name certificates carry.
+    pub sidecar: String,
+    /// What its sidecars may mint.
+    pub scope: IssuingScope,
+}
+
+/// A sidecar's issuing key for one tenant, with its certificate: for its own stream only.
+pub struct IssuingGrant {
+    /// The tenant.
+    pub tenant: String,
+    /// The certificate, as tokens carry it.
+    pub certificate: String,
+    /// The issuing key's 32-byte seed, base64.
+    pub private_key: Secret,
+}
+
+impl std::fmt::Debug for IssuingGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuingGrant")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl IssuingIdentity ===
+
+impl IssuingIdentity {
+    /// The identity of a sidecar without a mapped client certificate.
+    pub fn anonymous() -> Self {
+        Self {
+            sidecar: "anonymous".into(),
+            scope: IssuingScope::unscoped(),
+        }
+    }
+
+    /// The identity of `client`: the identities its certificate matches in `access`, with
+    /// their scope; anonymous and unscoped otherwise (a sync key streams every tenant).
+    pub fn of(access: Option<&TenantAccess>, client: &SyncClient<'_>) -> Self {
+        match (access, client.key) {
+            (Some(access), None) => access
+                .issuing_identity(client.certificate)
+                .map_or_else(Self::anonymous, |(sidecar, scope)| Self { sidecar, scope }),
+            _ => Self::anonymous(),
+        }
+    }
 }
 
 impl WatchState {
@@ -212,7 +274,78 @@ impl WatchState {
         Self {
             subscription,
             known,
+            identity: IssuingIdentity::anonymous(),
+            issued: HashMap::new(),
         }
+    }
+
+    /// The identity the stream's issuing certificates name.
+    #[must_use]
+    pub fn with_identity(mut self, identity: IssuingIdentity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The issuing keys the sidecar needs at `now` (epoch seconds, injected so that tests
+    /// drive renewal): one for each tenant it has been sent that has an active issuer key,
+    /// when it has none yet, when the one sent is to be renewed (less than
+    /// [`RENEW_BELOW_SECONDS`] left), or when the tenant's active issuer key changed. A
+    /// tenant whose keys cannot certify is logged and skipped: the sidecar's previous
+    /// certificate serves until it expires.
+    pub fn grants(&mut self, current: &[ShippedTenant], now: i64) -> Vec<IssuingGrant> {
+        self.issued
+            .retain(|tenant, _| self.known.contains_key(tenant));
+        let mut grants = Vec::new();
+        for shipped in current {
+            let account = shipped.account_id();
+            if !self.known.contains_key(account) {
+                continue;
+            }
+            let Some(active) = shipped.issuer_keys().iter().rev().find(|k| k.active) else {
+                continue;
+            };
+            let due = self.issued.get(account).is_none_or(|(expires, key_id)| {
+                expires.saturating_sub(now) < RENEW_BELOW_SECONDS || *key_id != active.key_id
+            });
+            if !due {
+                continue;
+            }
+            match self.certify(shipped, now) {
+                Ok((grant, expires)) => {
+                    self.issued
+                        .insert(account.to_owned(), (expires, active.key_id.clone()));
+                    grants.push(grant);
+                }
+                Err(error) => tracing::error!(
+                    tenant = account,
+                    sidecar = %self.identity.sidecar,
+                    %error,
+                    "cannot certify an issuing key"
+                ),
+            }
+        }
+        grants
+    }
+
+    fn certify(&self, shipped: &ShippedTenant, now: i64) -> Result<(IssuingGrant, i64), String> {
+        let keyring = IssuerKeyring::try_new(shipped.issuer_keys()).map_err(|e| e.to_string())?;
+        let mut seed = [0u8; 32];
+        IdGenerator::system().fill(&mut seed);
+        let credential = IssuingCredential::generate(
+            &keyring,
+            shipped.account_id(),
+            &self.identity.sidecar,
+            self.identity.scope.clone(),
+            seed,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        let grant = IssuingGrant {
+            tenant: shipped.account_id().to_owned(),
+            certificate: credential.certificate().to_owned(),
+            private_key: Secret::new(base64::engine::general_purpose::STANDARD.encode(seed)),
+        };
+        Ok((grant, credential.claims().expires_at))
     }
 
     /// Whether the stream may report usage for `tenant`: only for a tenant it follows (which
@@ -282,7 +415,6 @@ impl WatchState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::Secret;
 
     fn admission(open: bool) -> SyncAdmission {
         SyncAdmission {
@@ -333,5 +465,101 @@ mod tests {
         };
         assert!(proxied.admit(None, false, Some(local), false).is_err());
         assert!(proxied.admit(key, false, Some(local), false).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod issuing_tests {
+    use super::*;
+    use crate::control_plane::{ControlPlane, SqliteStore};
+    use crate::jose::certificate::CERTIFICATE_LIFETIME_SECONDS;
+
+    const A: &str = "111122223333";
+    const T0: i64 = 1_800_000_000;
+
+    fn control_plane() -> ControlPlane {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let cp = ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap();
+        cp.create_tenant(A, None, "test").unwrap();
+        cp.call(A, "test", "RotateIssuerKey", &serde_json::json!({}))
+            .unwrap();
+        cp
+    }
+
+    fn stream(identity: IssuingIdentity) -> WatchState {
+        let subscription = Subscription::try_new(None, vec!["*".into()]).unwrap();
+        WatchState::new(subscription, HashMap::new()).with_identity(identity)
+    }
+
+    /// Certificates go to a sidecar once it has the tenant, carry its identity and scope, are
+    /// renewed once less than the renewal margin is left (an injected clock), and again when
+    /// the tenant's issuer key rotates; never otherwise.
+    #[test]
+    fn grants_follow_the_tenant_and_renew_before_expiry() {
+        let cp = control_plane();
+        let scope = IssuingScope {
+            all_roles: false,
+            role_paths: vec!["/team-a/".into()],
+            role_arns: Vec::new(),
+            session_tokens: false,
+        };
+        let mut state = stream(IssuingIdentity {
+            sidecar: "team-a.demo.svc".into(),
+            scope: scope.clone(),
+        });
+        let current = cp.shipped_tenants();
+        assert!(
+            state.grants(&current, T0).is_empty(),
+            "not sent the tenant yet"
+        );
+        state.delta(&current, true);
+        let grants = state.grants(&current, T0);
+        assert_eq!(grants.len(), 1);
+        assert!(format!("{:?}", grants[0]).contains(A));
+        // The sidecar checks what it receives against the public keys it was shipped.
+        let shipped: Vec<_> = current[0]
+            .issuer_keys()
+            .iter()
+            .map(crate::directory::IssuerKey::for_sidecars)
+            .collect();
+        let keyring = IssuerKeyring::try_new(&shipped).unwrap();
+        let seed = base64::engine::general_purpose::STANDARD
+            .decode(grants[0].private_key.expose())
+            .unwrap();
+        let credential =
+            IssuingCredential::try_new(&keyring, A, &grants[0].certificate, &seed).unwrap();
+        assert_eq!(credential.claims().sidecar, "team-a.demo.svc");
+        assert_eq!(credential.claims().scope, scope);
+        assert_eq!(
+            credential.claims().expires_at,
+            T0 + CERTIFICATE_LIFETIME_SECONDS
+        );
+        // Not due again until less than the margin is left.
+        let renew_at = T0 + CERTIFICATE_LIFETIME_SECONDS - RENEW_BELOW_SECONDS;
+        assert!(state.grants(&current, T0 + 60).is_empty());
+        assert!(state.grants(&current, renew_at).is_empty());
+        assert_eq!(state.grants(&current, renew_at + 1).len(), 1);
+        assert!(state.grants(&current, renew_at + 2).is_empty());
+        // A rotated issuer key certifies anew at once.
+        cp.call(A, "test", "RotateIssuerKey", &serde_json::json!({}))
+            .unwrap();
+        let rotated = cp.shipped_tenants();
+        state.delta(&rotated, false);
+        assert_eq!(state.grants(&rotated, renew_at + 3).len(), 1);
+    }
+
+    #[test]
+    fn a_sidecar_without_a_mapped_identity_is_anonymous_and_unscoped() {
+        let client = SyncClient {
+            key: None,
+            certificate: None,
+            peer: None,
+            secure_transport: false,
+        };
+        assert_eq!(
+            IssuingIdentity::of(None, &client),
+            IssuingIdentity::anonymous()
+        );
+        assert_eq!(IssuingIdentity::anonymous().scope, IssuingScope::unscoped());
     }
 }

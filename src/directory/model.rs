@@ -512,16 +512,23 @@ pub struct ResourcePolicy {
     pub updated_at: i64,
 }
 
-/// A key that signs the tenant's session tokens.
+/// A key that signs the tenant's session tokens (and the certificates of sidecars' issuing
+/// keys), with the tenant-wide session-secret key that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuerKey {
-    /// The key id carried in tokens.
+    /// The key id carried in tokens and certificates.
     pub key_id: String,
     /// The Ed25519 public key.
     pub public_key: Vec<u8>,
-    /// The Ed25519 private key's 32-byte seed, base64; held by the control plane and the
-    /// tenant's sidecars (see the trust model in `directory::ops::issuer`).
-    pub private_key: Secret,
+    /// The Ed25519 private key's 32-byte seed, base64: held by the control plane alone, never
+    /// shipped to sidecars (`None` in what they receive; see the trust model in `sts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Secret>,
+    /// The symmetric key session secrets are derived from, base64 (32 bytes): sidecars hold it,
+    /// because SigV4 is symmetric. `None` for a key stored before it existed: it is then the
+    /// HMAC of the seed that derived secrets before ([`IssuerKey::for_sidecars`] fills it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_secret: Option<Secret>,
     /// When the key was created.
     pub created_at: i64,
     /// True while tokens are signed with it; retired keys still verify until removed.
@@ -529,6 +536,27 @@ pub struct IssuerKey {
 }
 
 // === impl IssuerKey ===
+
+impl IssuerKey {
+    /// The key as a sidecar receives it: the public key and the session-secret key (derived
+    /// from the seed for a key stored before the two were split), never the private key.
+    pub fn for_sidecars(&self) -> Self {
+        let session_secret = self.session_secret.clone().or_else(|| {
+            self.private_key
+                .as_ref()
+                .and_then(|seed| crate::jose::session_secret_from_seed(seed.expose()))
+                .map(Secret::new)
+        });
+        Self {
+            key_id: self.key_id.clone(),
+            public_key: self.public_key.clone(),
+            private_key: None,
+            session_secret,
+            created_at: self.created_at,
+            active: self.active,
+        }
+    }
+}
 
 impl crate::jose::IssuerKeySource for IssuerKey {
     fn key_id(&self) -> &str {
@@ -539,8 +567,12 @@ impl crate::jose::IssuerKeySource for IssuerKey {
         &self.public_key
     }
 
-    fn private_seed_base64(&self) -> &str {
-        self.private_key.expose()
+    fn private_seed_base64(&self) -> Option<&str> {
+        self.private_key.as_ref().map(Secret::expose)
+    }
+
+    fn session_secret_base64(&self) -> Option<&str> {
+        self.session_secret.as_ref().map(Secret::expose)
     }
 
     fn active(&self) -> bool {
@@ -648,7 +680,10 @@ impl Tenant {
                 .chain(passwords)
         });
         let mfa = self.mfa_devices.values_mut().map(|d| &mut d.seed);
-        let issuer = self.issuer_keys.iter_mut().map(|k| &mut k.private_key);
+        let issuer = self
+            .issuer_keys
+            .iter_mut()
+            .flat_map(|k| k.private_key.iter_mut().chain(k.session_secret.iter_mut()));
         let root = self.root_access_key.as_mut().map(|k| &mut k.secret);
         let saml = self
             .saml_providers

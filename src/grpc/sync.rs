@@ -15,8 +15,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::control_plane::{
-    ActionUsage, Chunk, ControlPlane, KeyUsage, RoleUsage, ServiceUsage, Subscription,
-    SyncAdmission, SyncClient, SyncRefusal, TrailEvent, TrailIdentity, UsageBatch, WatchState,
+    ActionUsage, Chunk, ControlPlane, IssuingGrant, IssuingIdentity, KeyUsage, RoleUsage,
+    ServiceUsage, Subscription, SyncAdmission, SyncClient, SyncRefusal, TrailEvent, TrailIdentity,
+    UsageBatch, WatchState,
 };
 use crate::proto::v1 as pb;
 use crate::snapshot::SnapshotVersion;
@@ -132,6 +133,7 @@ impl pb::sync_server::Sync for SyncService {
             .admission
             .admit_client(self.access.as_deref(), client)
             .map_err(|r| refusal_status(&r))?;
+        let identity = IssuingIdentity::of(self.access.as_deref(), &client);
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -163,7 +165,7 @@ impl pb::sync_server::Sync for SyncService {
         let (tx, rx) = mpsc::channel(1);
         let stream = WatchTask {
             control_plane: Arc::clone(&self.control_plane),
-            state: WatchState::new(subscription, known),
+            state: WatchState::new(subscription, known).with_identity(identity),
             tx,
             heartbeat: self.heartbeat,
             nonces: Arc::clone(&self.nonces),
@@ -212,6 +214,10 @@ impl WatchTask {
                     }
                 }
                 () = tokio::time::sleep(self.heartbeat) => {
+                    // Renews issuing certificates well before they expire.
+                    if !self.send_grants().await {
+                        return;
+                    }
                     if !self.send(pb::WatchResponse {
                         heartbeat: Some(pb::Heartbeat { server_time_ms: now_ms() }),
                         ..pb::WatchResponse::default()
@@ -280,7 +286,25 @@ impl WatchTask {
                 return false;
             }
         }
-        true
+        self.send_grants_of(&current).await
+    }
+
+    /// Sends the issuing keys the sidecar needs now, after the tenants they belong to.
+    async fn send_grants(&mut self) -> bool {
+        let current = self.control_plane.shipped_tenants();
+        self.send_grants_of(&current).await
+    }
+
+    async fn send_grants_of(&mut self, current: &[crate::control_plane::ShippedTenant]) -> bool {
+        let grants = self.state.grants(current, now_ms() / 1000);
+        if grants.is_empty() {
+            return true;
+        }
+        self.send(pb::WatchResponse {
+            issuing: grants.into_iter().map(issuing_grant).collect(),
+            ..pb::WatchResponse::default()
+        })
+        .await
     }
 
     async fn send(&mut self, mut response: pb::WatchResponse) -> bool {
@@ -322,6 +346,14 @@ fn response(chunk: Chunk) -> pb::WatchResponse {
         }),
         more: chunk.more,
         ..pb::WatchResponse::default()
+    }
+}
+
+fn issuing_grant(grant: IssuingGrant) -> pb::IssuingGrant {
+    pb::IssuingGrant {
+        tenant: grant.tenant,
+        certificate: grant.certificate,
+        private_key: grant.private_key.expose().to_owned(),
     }
 }
 

@@ -1,16 +1,28 @@
 //! Session tokens: stateless, signed, bound to their tenant, and the issuer keyrings that
 //! mint and verify them.
 //!
-//! A token is `iamlet1.<tenant>.<key id>.<payload>.<signature>`: the payload is the session's
-//! claims as JSON in unpadded base64url, the signature is Ed25519 over a domain-separation
-//! label, the tenant, the key id and the encoded payload, so none of the visible parts can be
-//! swapped without breaking it. The algorithm is fixed by the format: nothing in a token
-//! chooses how it is verified. An unknown key id fails closed.
+//! Two formats verify:
 //!
-//! The secret access key of a session is not in the token: it is derived from the issuer key,
-//! the tenant, the access key id and the token's random id, so that a sidecar holding the
-//! tenant's issuer keys can check a presented secret (or a SigV4 signature made with it)
-//! without any state.
+//! - `iamlet2.<tenant>.<certificate>.<payload>.<signature>` (minted by sidecars): the
+//!   certificate ([`super::certificate`], itself `<issuer key id>.<payload>.<signature>`) is
+//!   signed by one of the tenant's issuer keys and certifies a sidecar's issuing key for a
+//!   scope and a window; the token's signature is made by that issuing key over a label, the
+//!   tenant, the whole certificate and the encoded payload. A verifier needs only the tenant's
+//!   issuer *public* keys.
+//! - `iamlet1.<tenant>.<key id>.<payload>.<signature>` (minted with the issuer key itself: the
+//!   control plane, and sidecars before issue #20): the signature is the issuer key's, over a
+//!   label, the tenant, the key id and the encoded payload.
+//!
+//! In both the payload is the session's claims as JSON in unpadded base64url, and none of the
+//! visible parts can be swapped without breaking a signature. The algorithm is fixed by the
+//! format: nothing in a token chooses how it is verified. An unknown key id fails closed.
+//!
+//! The secret access key of a session is not in the token: it is derived from the tenant's
+//! session-secret key (one per issuer key, symmetric, see [`IssuerKeySource`]), the tenant, the
+//! access key id and the token's random id, so that any sidecar of the tenant can check a
+//! presented secret (or a SigV4 signature made with it) without any state. The session-secret
+//! key of a key created before issue #20 is the HMAC its seed gave then, so the sessions
+//! issued before keep their secrets.
 
 use base64::Engine as _;
 use ring::hmac;
@@ -20,10 +32,16 @@ use subtle::ConstantTimeEq as _;
 
 use crate::account::AccountId;
 
-/// The token format's version tag.
+use super::certificate::{CertificateClaims, IssuingCredential, VerifiedCertificate};
+
+/// The version tag of tokens signed by an issuer key.
 const PREFIX: &str = "iamlet1";
+/// The version tag of tokens signed by a certified issuing key.
+const PREFIX_CERTIFIED: &str = "iamlet2";
 /// Domain separation: a signature made for anything else never verifies as a token.
 const SIGNATURE_LABEL: &[u8] = b"iamlet session token v1\n";
+/// Domain separation of certified tokens: neither an issuer signature nor a `v1` one verifies.
+const SIGNATURE_LABEL_CERTIFIED: &[u8] = b"iamlet session token v2\n";
 /// Labels the secret-derivation key so it is unrelated to the signing use of the seed.
 const SECRET_LABEL: &[u8] = b"iamlet session secret v1";
 /// Tokens longer than this are refused before any work.
@@ -111,6 +129,13 @@ pub enum SessionTokenError {
     /// The tenant has no active key to sign with.
     #[error("the tenant has no active issuer key")]
     NoActiveKey,
+    /// This server holds no valid issuing certificate for the tenant (sidecars mint only with
+    /// one; the stream delivers and renews it).
+    #[error("this sidecar holds no valid issuing certificate for the tenant")]
+    NoIssuingCertificate,
+    /// The session is outside the issuing certificate's scope or window.
+    #[error("the session is outside this sidecar's issuing certificate: {0}")]
+    Certificate(super::certificate::CertificateError),
     /// The claims could not be encoded.
     #[error("cannot encode the session")]
     Encode,
@@ -123,10 +148,25 @@ pub trait IssuerKeySource {
     fn key_id(&self) -> &str;
     /// The Ed25519 public key.
     fn public_key(&self) -> &[u8];
-    /// The Ed25519 private key's 32-byte seed, in standard base64.
-    fn private_seed_base64(&self) -> &str;
+    /// The Ed25519 private key's 32-byte seed, in standard base64: at the control plane only
+    /// (`None` at sidecars).
+    fn private_seed_base64(&self) -> Option<&str>;
+    /// The session-secret key, in standard base64 (`None` for a key stored before it existed:
+    /// then it is derived from the seed, see [`session_secret_from_seed`]).
+    fn session_secret_base64(&self) -> Option<&str>;
     /// True while tokens are signed with it.
     fn active(&self) -> bool;
+}
+
+/// The session-secret key of an issuer key created before the two were split: the HMAC of
+/// its seed that derived session secrets then, in standard base64. `None` when the seed is not
+/// base64.
+pub fn session_secret_from_seed(seed_base64: &str) -> Option<String> {
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(seed_base64)
+        .ok()?;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &seed), SECRET_LABEL);
+    Some(base64::engine::general_purpose::STANDARD.encode(tag.as_ref()))
 }
 
 /// An issuer key ready to sign and verify, built when a snapshot is built.
@@ -138,17 +178,37 @@ struct CompiledIssuerKey {
     key_id: Box<str>,
     active: bool,
     verifier: UnparsedPublicKey<Vec<u8>>,
-    signer: Ed25519KeyPair,
+    /// Only where the private key is (the control plane).
+    signer: Option<Ed25519KeyPair>,
     secret_key: hmac::Key,
 }
 
-/// A token whose signature, tenant binding and key id checked out.
+/// A token whose signature, tenant binding and key id checked out. For a certified token the
+/// caller must still check the session's role against [`VerifiedToken::within_certificate`],
+/// which needs the role's ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     /// The claims.
     pub claims: SessionClaims,
-    /// The key id that signed it.
+    /// The issuer key id that signed it (or its certificate): its session-secret key derives
+    /// the session's secret.
     pub key_id: String,
+    /// The issuing certificate it was minted under (`iamlet2`), `None` for an issuer-signed
+    /// `iamlet1` token.
+    pub certificate: Option<CertificateClaims>,
+}
+
+// === impl VerifiedToken ===
+
+impl VerifiedToken {
+    /// Whether the session is within the scope of the certificate it was minted under
+    /// (`role_arn`: its role's ARN, for a role session). Always true for an issuer-signed
+    /// token, which only the holder of the issuer key could mint.
+    pub fn within_certificate(&self, role_arn: Option<&str>) -> bool {
+        self.certificate
+            .as_ref()
+            .is_none_or(|c| c.scope.permits(&self.claims.subject, role_arn))
+    }
 }
 
 /// Why issuer keys cannot be used.
@@ -179,33 +239,69 @@ impl IssuerKeyring {
                         "the key id must be 1 to 64 lowercase letters and digits",
                     ));
                 }
-                let seed = base64::engine::general_purpose::STANDARD
-                    .decode(key.private_seed_base64())
-                    .map_err(|_| err("the private key is not base64"))?;
-                let signer = Ed25519KeyPair::from_seed_and_public_key(&seed, key.public_key())
-                    .map_err(|_| err("the public key does not match the private key"))?;
-                let secret_key = hmac::Key::new(
-                    hmac::HMAC_SHA256,
-                    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &seed), SECRET_LABEL).as_ref(),
-                );
+                let signer = match key.private_seed_base64() {
+                    Some(seed) => {
+                        let seed = base64::engine::general_purpose::STANDARD
+                            .decode(seed)
+                            .map_err(|_| err("the private key is not base64"))?;
+                        let signer =
+                            Ed25519KeyPair::from_seed_and_public_key(&seed, key.public_key())
+                                .map_err(|_| {
+                                    err("the public key does not match the private key")
+                                })?;
+                        Some(signer)
+                    }
+                    None => None,
+                };
+                let public_key = match &signer {
+                    Some(signer) => signer.public_key().as_ref().to_vec(),
+                    // Without the private half the key is checked as a public key alone:
+                    // 32 bytes that decode to a point of large order.
+                    None => checked_public_key(key.public_key())
+                        .ok_or_else(|| err("the public key is not a valid Ed25519 key"))?,
+                };
+                let secret = match (key.session_secret_base64(), key.private_seed_base64()) {
+                    (Some(secret), _) => Some(secret.to_owned()),
+                    (None, Some(seed)) => session_secret_from_seed(seed),
+                    (None, None) => None,
+                }
+                .ok_or_else(|| err("the key has no session-secret key"))?;
+                let secret = base64::engine::general_purpose::STANDARD
+                    .decode(secret)
+                    .ok()
+                    .filter(|s| s.len() >= 32)
+                    .ok_or_else(|| err("the session-secret key is not 32 bytes of base64"))?;
                 Ok(CompiledIssuerKey {
                     key_id: key.key_id().into(),
                     active: key.active(),
-                    verifier: UnparsedPublicKey::new(
-                        &ED25519,
-                        signer.public_key().as_ref().to_vec(),
-                    ),
+                    verifier: UnparsedPublicKey::new(&ED25519, public_key),
                     signer,
-                    secret_key,
+                    secret_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { keys: compiled })
     }
 
-    /// True when the tenant has no key to sign with.
+    /// True when the tenant has an active key to sign with here (its private half is here).
     pub fn can_sign(&self) -> bool {
-        self.keys.iter().any(|k| k.active)
+        self.keys.iter().any(|k| k.active && k.signer.is_some())
+    }
+
+    /// The public key of `key_id`, to verify certificates with.
+    pub(super) fn verifier(&self, key_id: &str) -> Option<&UnparsedPublicKey<Vec<u8>>> {
+        self.key(key_id).map(|k| &k.verifier)
+    }
+
+    /// Signs what `message` builds for the active key's id, when its private half is here.
+    pub(super) fn sign_with_active(
+        &self,
+        message: impl FnOnce(&str) -> Vec<u8>,
+    ) -> Option<(&str, Vec<u8>)> {
+        let key = self.keys.iter().rev().find(|k| k.active)?;
+        let signer = key.signer.as_ref()?;
+        let signature = signer.sign(&message(&key.key_id));
+        Some((&key.key_id, signature.as_ref().to_vec()))
     }
 
     /// True when `key_id` is one of the tenant's keys.
@@ -217,7 +313,8 @@ impl IssuerKeyring {
         self.keys.iter().find(|k| &*k.key_id == key_id)
     }
 
-    /// Signs `claims` with the active key; returns the token and the session's secret.
+    /// Signs `claims` with the active issuer key (`iamlet1`); returns the token and the
+    /// session's secret. Only where the issuer's private key is: the control plane.
     pub fn mint(&self, claims: &SessionClaims) -> Result<(String, String), SessionTokenError> {
         let key = self
             .keys
@@ -225,11 +322,10 @@ impl IssuerKeyring {
             .rev()
             .find(|k| k.active)
             .ok_or(SessionTokenError::NoActiveKey)?;
+        let signer = key.signer.as_ref().ok_or(SessionTokenError::NoActiveKey)?;
         let payload = serde_json::to_vec(claims).map_err(|_| SessionTokenError::Encode)?;
         let payload = B64.encode(payload);
-        let signature = key
-            .signer
-            .sign(&signed_message(&claims.tenant, &key.key_id, &payload));
+        let signature = signer.sign(&signed_message(&claims.tenant, &key.key_id, &payload));
         let token = format!(
             "{PREFIX}.{}.{}.{payload}.{}",
             claims.tenant,
@@ -240,16 +336,71 @@ impl IssuerKeyring {
         Ok((token, secret))
     }
 
+    /// Signs `claims` with a sidecar's certified issuing key (`iamlet2`), after checking them
+    /// against the certificate: same tenant, issued within its window, ending before it ends,
+    /// within its scope (`role_arn`: the role's ARN for a role session). Returns the token and
+    /// the session's secret.
+    pub fn mint_certified(
+        &self,
+        credential: &IssuingCredential,
+        claims: &SessionClaims,
+        role_arn: Option<&str>,
+    ) -> Result<(String, String), SessionTokenError> {
+        let certificate = credential.claims();
+        if certificate.tenant != claims.tenant {
+            return Err(SessionTokenError::NoIssuingCertificate);
+        }
+        certificate
+            .check_session(
+                &claims.subject,
+                role_arn,
+                claims.issued_at,
+                claims.expires_at,
+            )
+            .map_err(SessionTokenError::Certificate)?;
+        // The certificate must still verify here: a sidecar never mints what others refuse.
+        let verified = self
+            .verify_certificate(&claims.tenant, credential.certificate())
+            .map_err(|_| SessionTokenError::NoIssuingCertificate)?;
+        let key = self
+            .key(&verified.issuer_key_id)
+            .ok_or(SessionTokenError::NoIssuingCertificate)?;
+        let payload = serde_json::to_vec(claims).map_err(|_| SessionTokenError::Encode)?;
+        let payload = B64.encode(payload);
+        let signature = credential.sign(&certified_message(
+            &claims.tenant,
+            credential.certificate(),
+            &payload,
+        ));
+        let token = format!(
+            "{PREFIX_CERTIFIED}.{}.{}.{payload}.{}",
+            claims.tenant,
+            credential.certificate(),
+            B64.encode(signature)
+        );
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(SessionTokenError::Encode);
+        }
+        let secret = derive_secret(key, claims);
+        Ok((token, secret))
+    }
+
     /// Verifies a token of `tenant` at `now` (epoch seconds): format, key id, signature,
-    /// tenant binding, times (with [`CLOCK_SKEW_SECONDS`]). Every failure but expiry is the
-    /// same [`SessionTokenError::Invalid`], so a forger learns nothing about which check
-    /// failed; expiry is only reported for a genuine token, as `Expired` so that SDKs refresh.
+    /// tenant binding, times (with [`CLOCK_SKEW_SECONDS`]); for a certified token also the
+    /// certificate's chain to the tenant's issuer keys, and that the session was issued within
+    /// the certificate's window and ends within it (its scope needs the role's ARN: see
+    /// [`VerifiedToken::within_certificate`]). Every failure but expiry is the same
+    /// [`SessionTokenError::Invalid`], so a forger learns nothing about which check failed;
+    /// expiry is only reported for a genuine token, as `Expired` so that SDKs refresh.
     pub fn verify(
         &self,
         tenant: &str,
         token: &str,
         now: i64,
     ) -> Result<VerifiedToken, SessionTokenError> {
+        if token.starts_with("iamlet2.") {
+            return self.verify_certified(tenant, token, now);
+        }
         let parsed = ParsedToken::parse(token).ok_or(SessionTokenError::Invalid)?;
         if parsed.tenant != tenant {
             return Err(SessionTokenError::Invalid);
@@ -264,23 +415,59 @@ impl IssuerKeyring {
                 &signature,
             )
             .map_err(|_| SessionTokenError::Invalid)?;
-        let payload = B64
-            .decode(parsed.payload)
-            .map_err(|_| SessionTokenError::Invalid)?;
-        let claims: SessionClaims =
-            serde_json::from_slice(&payload).map_err(|_| SessionTokenError::Invalid)?;
-        if claims.tenant != tenant || !claims.access_key_id.starts_with("ASIA") {
-            return Err(SessionTokenError::Invalid);
-        }
-        if claims.issued_at > now.saturating_add(CLOCK_SKEW_SECONDS) {
-            return Err(SessionTokenError::Invalid);
-        }
-        if now > claims.expires_at.saturating_add(CLOCK_SKEW_SECONDS) {
-            return Err(SessionTokenError::Expired);
-        }
+        let claims = checked_claims(tenant, parsed.payload, now)?;
         Ok(VerifiedToken {
             claims,
             key_id: parsed.key_id.to_owned(),
+            certificate: None,
+        })
+    }
+
+    fn verify_certified(
+        &self,
+        tenant: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedToken, SessionTokenError> {
+        let parsed = ParsedCertifiedToken::parse(token).ok_or(SessionTokenError::Invalid)?;
+        if parsed.tenant != tenant {
+            return Err(SessionTokenError::Invalid);
+        }
+        // A precise line for the operator; the caller gets the uniform error.
+        let refuse = |reason: &dyn std::fmt::Display| {
+            tracing::warn!(
+                tenant,
+                %reason,
+                "a session token's issuing certificate is refused"
+            );
+            SessionTokenError::Invalid
+        };
+        let certificate: VerifiedCertificate = self
+            .verify_certificate(tenant, parsed.certificate)
+            .map_err(|e| refuse(&e))?;
+        let signature = B64
+            .decode(parsed.signature)
+            .map_err(|_| SessionTokenError::Invalid)?;
+        if !certificate.verify_signature(
+            &certified_message(parsed.tenant, parsed.certificate, parsed.payload),
+            &signature,
+        ) {
+            return Err(SessionTokenError::Invalid);
+        }
+        let claims = checked_claims(tenant, parsed.payload, now)?;
+        certificate
+            .claims
+            .check_window(claims.issued_at)
+            .map_err(|e| refuse(&e))?;
+        if claims.expires_at > certificate.claims.expires_at {
+            return Err(refuse(
+                &super::certificate::CertificateError::OutlivesCertificate,
+            ));
+        }
+        Ok(VerifiedToken {
+            claims,
+            key_id: certificate.issuer_key_id,
+            certificate: Some(certificate.claims),
         })
     }
 
@@ -316,7 +503,9 @@ impl std::fmt::Debug for IssuerKeyring {
 
 /// The tenant a token names, read without verifying it: only to find the keys to verify with.
 pub fn token_tenant(token: &str) -> Option<&str> {
-    ParsedToken::parse(token).map(|p| p.tenant)
+    ParsedToken::parse(token)
+        .map(|p| p.tenant)
+        .or_else(|| ParsedCertifiedToken::parse(token).map(|p| p.tenant))
 }
 
 struct ParsedToken<'a> {
@@ -324,6 +513,84 @@ struct ParsedToken<'a> {
     key_id: &'a str,
     payload: &'a str,
     signature: &'a str,
+}
+
+/// `iamlet2.<tenant>.<certificate: key id.payload.signature>.<payload>.<signature>`.
+struct ParsedCertifiedToken<'a> {
+    tenant: &'a str,
+    certificate: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> ParsedCertifiedToken<'a> {
+    fn parse(token: &'a str) -> Option<Self> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let rest = token.strip_prefix(PREFIX_CERTIFIED)?.strip_prefix('.')?;
+        let (tenant, rest) = rest.split_once('.')?;
+        let (rest, signature) = rest.rsplit_once('.')?;
+        let (certificate, payload) = rest.rsplit_once('.')?;
+        let well_formed = AccountId::is_valid(tenant)
+            && certificate.split('.').count() == 3
+            && certificate.split('.').next().is_some_and(is_key_id)
+            && !payload.is_empty()
+            && signature.len() == 86;
+        well_formed.then_some(Self {
+            tenant,
+            certificate,
+            payload,
+            signature,
+        })
+    }
+}
+
+/// The claims of a token whose signature verified: decoded, bound to `tenant`, issued before
+/// `now` and not expired (with the clock skew).
+fn checked_claims(
+    tenant: &str,
+    payload: &str,
+    now: i64,
+) -> Result<SessionClaims, SessionTokenError> {
+    let payload = B64
+        .decode(payload)
+        .map_err(|_| SessionTokenError::Invalid)?;
+    let claims: SessionClaims =
+        serde_json::from_slice(&payload).map_err(|_| SessionTokenError::Invalid)?;
+    if claims.tenant != tenant || !claims.access_key_id.starts_with("ASIA") {
+        return Err(SessionTokenError::Invalid);
+    }
+    if claims.issued_at > now.saturating_add(CLOCK_SKEW_SECONDS) {
+        return Err(SessionTokenError::Invalid);
+    }
+    if now > claims.expires_at.saturating_add(CLOCK_SKEW_SECONDS) {
+        return Err(SessionTokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// An Ed25519 public key held without its private half (at a sidecar), checked: 32 bytes and
+/// not one of the small-order points (libsodium's list, sign bit ignored), for which a forged
+/// signature verifies on any message.
+fn checked_public_key(key: &[u8]) -> Option<Vec<u8>> {
+    const SMALL_ORDER: [&str; 7] = [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+    let (last, rest) = key.split_last()?;
+    if key.len() != 32 {
+        return None;
+    }
+    let mut masked = rest.to_vec();
+    masked.push(last & 0x7f);
+    let hex = data_encoding::HEXLOWER.encode(&masked);
+    (!SMALL_ORDER.contains(&hex.as_str())).then(|| key.to_vec())
 }
 
 impl<'a> ParsedToken<'a> {
@@ -374,6 +641,19 @@ fn signed_message(tenant: &str, key_id: &str, payload: &str) -> Vec<u8> {
     message
 }
 
+pub(crate) fn certified_message(tenant: &str, certificate: &str, payload: &str) -> Vec<u8> {
+    let mut message = Vec::with_capacity(
+        SIGNATURE_LABEL_CERTIFIED.len() + tenant.len() + certificate.len() + payload.len() + 2,
+    );
+    message.extend_from_slice(SIGNATURE_LABEL_CERTIFIED);
+    message.extend_from_slice(tenant.as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(certificate.as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(payload.as_bytes());
+    message
+}
+
 /// 40 characters, like AWS's secrets: 30 bytes of HMAC in standard base64.
 fn derive_secret(key: &CompiledIssuerKey, claims: &SessionClaims) -> String {
     let mut input = Vec::with_capacity(64);
@@ -407,6 +687,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= u64::from(x ^ y);
     }
     std::hint::black_box(diff).ct_eq(&0).into()
+}
+
+/// What the certificate tests need to forge tokens as a compromised sidecar would.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use base64::Engine as _;
+
+    pub(crate) use super::certified_message;
+
+    pub(crate) fn encode_claims(claims: &super::SessionClaims) -> String {
+        super::B64.encode(serde_json::to_vec(claims).unwrap())
+    }
 }
 
 #[cfg(test)]

@@ -561,6 +561,7 @@ impl ExtAuthz {
                     ids: &mut ids,
                     mfa: &self.api().mfa,
                     latest_expiry,
+                    issuing: crate::sts::Issuing::Certified(self.api().store.issuing()),
                 };
                 let params = WebIdentityParams {
                     role_arn: &jwt.role,

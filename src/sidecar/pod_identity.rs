@@ -450,6 +450,7 @@ impl ContainerCredentials {
             ids: &mut ids,
             mfa: &self.api.mfa,
             latest_expiry,
+            issuing: crate::sts::Issuing::Certified(self.api.store.issuing()),
         };
         let issued = sts::assume_role_for_service(
             &snapshot,

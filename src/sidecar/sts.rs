@@ -336,6 +336,7 @@ impl SecurityTokenService {
                     ids: &mut ids,
                     mfa: &self.api.mfa,
                     latest_expiry,
+                    issuing: crate::sts::Issuing::Certified(self.api.store.issuing()),
                 };
                 let params = GetSessionTokenParams {
                     duration_seconds: input.duration_seconds,
@@ -628,6 +629,7 @@ impl SecurityTokenService {
             ids: &mut ids,
             mfa: &self.api.mfa,
             latest_expiry,
+            issuing: crate::sts::Issuing::Certified(self.api.store.issuing()),
         };
         Ok(sts::assume_role(
             &caller,
@@ -661,6 +663,7 @@ impl SecurityTokenService {
             ids: &mut ids,
             mfa: &self.api.mfa,
             latest_expiry,
+            issuing: crate::sts::Issuing::Certified(self.api.store.issuing()),
         };
         let issued = sts::assume_role_with_web_identity(&snapshot, &params, &mut env)?;
         logged.principal = format!("{} (web identity, sub {})", issued.provider, issued.subject);

@@ -18,6 +18,9 @@ type Tenants = HashMap<Arc<str>, Arc<TenantSnapshot>>;
 #[derive(Debug, Default)]
 pub struct SnapshotStore {
     tenants: ArcSwap<Tenants>,
+    /// This sidecar's issuing keys and certificates, per tenant (issue #20): delivered by the
+    /// stream beside the tenants, held in memory only.
+    issuing: crate::jose::IssuingCredentials,
 }
 
 /// What [`SnapshotStore::apply`] did.
@@ -53,6 +56,11 @@ impl SnapshotStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This sidecar's issuing credentials (what it mints sessions with).
+    pub fn issuing(&self) -> &crate::jose::IssuingCredentials {
+        &self.issuing
     }
 
     /// The current snapshot of a tenant: one atomic load, no lock.
@@ -129,6 +137,7 @@ impl SnapshotStore {
 
     /// Stops serving a tenant; true when it was served.
     pub fn remove(&self, account_id: &str) -> bool {
+        self.issuing.remove(account_id);
         let mut removed = false;
         self.tenants.rcu(|current| {
             removed = current.contains_key(account_id);

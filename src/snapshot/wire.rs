@@ -56,12 +56,20 @@ impl TenantUpdate {
 }
 
 /// `tenant` without what sidecars never use and must not hold: the root user's key (for the
-/// admin API alone), console password hashes (nobody signs in at a sidecar) and access-key
+/// admin API alone), console password hashes (nobody signs in at a sidecar), the issuer's
+/// private keys (the control plane certifies sidecars' issuing keys instead) and access-key
 /// secrets, replaced by their verifiers and date keys for the tenant's key day and the next
 /// ([`Tenant::derive_sidecar_keys`]; the daily roll keeps that day current). A sidecar's
 /// stream or state directory then reveals none of them.
 pub fn for_sidecars(mut tenant: Tenant) -> Tenant {
     tenant.root_access_key = None;
+    // The issuer's private keys stay at the control plane: sidecars mint with issuing keys
+    // it certifies for them (issue #20), and verify with the public keys.
+    tenant.issuer_keys = tenant
+        .issuer_keys
+        .iter()
+        .map(crate::directory::IssuerKey::for_sidecars)
+        .collect();
     for user in tenant.users.values_mut() {
         user.login_profile = None;
     }

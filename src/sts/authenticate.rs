@@ -288,6 +288,29 @@ pub fn resolve_credentials(
     }
 }
 
+/// A certified session must be within its issuing certificate's scope (`role_arn`: its
+/// role's, for a role session): a sidecar that minted outside its scope gets nothing from it.
+/// The caller gets the uniform error; the log line names the sidecar identity.
+fn within_certificate(
+    verified: &crate::jose::VerifiedToken,
+    role_arn: Option<&str>,
+    tenant: &str,
+) -> Result<(), StsError> {
+    if verified.within_certificate(role_arn) {
+        return Ok(());
+    }
+    tracing::warn!(
+        tenant,
+        sidecar = verified
+            .certificate
+            .as_ref()
+            .map_or("", |c| c.sidecar.as_str()),
+        role = role_arn.unwrap_or(""),
+        "a session token outside its issuing certificate's scope is refused"
+    );
+    Err(StsError::InvalidToken)
+}
+
 fn resolve_session(
     snapshot: &TenantSnapshot,
     access_key_id: &str,
@@ -313,6 +336,7 @@ fn resolve_session(
                 .role(role_name)
                 .filter(|r| &*r.role_id == role_id)
                 .ok_or(StsError::InvalidToken)?;
+            within_certificate(&verified, Some(&role.arn), account)?;
             Principal::AssumedRole {
                 account: account.into(),
                 role_name: role.name.clone(),
@@ -321,15 +345,19 @@ fn resolve_session(
             }
         }
         SessionSubject::User { user_name, user_id } => {
+            within_certificate(&verified, None, account)?;
             let user = snapshot
                 .user(user_name)
                 .filter(|u| &*u.user_id == user_id)
                 .ok_or(StsError::InvalidToken)?;
             user.principal.clone()
         }
-        SessionSubject::Root => Principal::Root {
-            account: account.into(),
-        },
+        SessionSubject::Root => {
+            within_certificate(&verified, None, account)?;
+            Principal::Root {
+                account: account.into(),
+            }
+        }
     };
     let session_policies = session_policies(snapshot, &verified.claims).into();
     let expires_at = Some(verified.claims.expires_at);

@@ -14,7 +14,7 @@ use crate::snapshot::{Resolved, RoleEntry, TenantSnapshot};
 use super::authenticate::{fill_session_context, Caller};
 use super::jwt::{condition_key_prefix, UnverifiedToken};
 use super::{params, StsError};
-use crate::jose::{SessionClaims, SessionSubject};
+use crate::jose::{IssuingCredentials, SessionClaims, SessionSubject};
 
 mod pod_identity;
 
@@ -208,6 +208,18 @@ pub struct IssueEnv<'a> {
     /// The latest expiry (epoch seconds) credentials may have, when the issuer's data is
     /// getting stale; `None` for no cap.
     pub latest_expiry: Option<i64>,
+    /// How sessions are signed.
+    pub issuing: Issuing<'a>,
+}
+
+/// How an issuer signs sessions.
+#[derive(Debug, Clone, Copy)]
+pub enum Issuing<'a> {
+    /// With the tenant's issuer key itself (`iamlet1` tokens): only where its private half is
+    /// (the control plane, and tests of the engine).
+    IssuerKey,
+    /// With this sidecar's certified issuing keys (`iamlet2` tokens), within their scopes.
+    Certified(&'a IssuingCredentials),
 }
 
 impl std::fmt::Debug for dyn MfaReplayGuard + '_ {
@@ -287,7 +299,14 @@ pub fn assume_role(
         },
         env,
     );
-    mint(role_snapshot, role, &claims, p.role_session_name, packed)
+    mint(
+        role_snapshot,
+        role,
+        &claims,
+        p.role_session_name,
+        packed,
+        env,
+    )
 }
 
 /// `AssumeRole`'s parameter constraints, checked before anything is looked up.
@@ -671,7 +690,14 @@ pub fn assume_role_with_web_identity(
         tags: claims.session_tags.clone(),
         transitive_tag_keys: claims.transitive_tag_keys.clone(),
     };
-    let issued = mint(role_snapshot, role, &session, p.role_session_name, packed)?;
+    let issued = mint(
+        role_snapshot,
+        role,
+        &session,
+        p.role_session_name,
+        packed,
+        env,
+    )?;
     Ok(WebIdentityIssued {
         issued,
         subject: claims.subject,
@@ -754,7 +780,7 @@ pub fn get_session_token(
         tags: Vec::new(),
         transitive_tag_keys: Vec::new(),
     };
-    let (session_token, secret_access_key) = snapshot.issuer_keys().mint(&claims)?;
+    let (session_token, secret_access_key) = sign(snapshot, &claims, None, env)?;
     Ok(Issued {
         access_key_id: claims.access_key_id,
         secret_access_key,
@@ -1022,8 +1048,9 @@ fn mint(
     claims: &SessionClaims,
     session_name: &str,
     packed: i32,
+    env: &IssueEnv<'_>,
 ) -> Result<Issued, StsError> {
-    let (session_token, secret_access_key) = snapshot.issuer_keys().mint(claims)?;
+    let (session_token, secret_access_key) = sign(snapshot, claims, Some(&role.arn), env)?;
     Ok(Issued {
         access_key_id: claims.access_key_id.clone(),
         secret_access_key,
@@ -1039,6 +1066,51 @@ fn mint(
         source_identity: claims.source_identity.clone(),
         tenant: claims.tenant.clone(),
     })
+}
+
+/// Signs a session of `snapshot`'s tenant as `env` says: with the issuer key, or with this
+/// sidecar's issuing key for the tenant when the session is within its certificate's scope
+/// (`role_arn`: the role's, for a role session). A session outside the scope is refused
+/// with AWS's `AccessDenied` and counted; the caller's audit records the refusal.
+fn sign(
+    snapshot: &TenantSnapshot,
+    claims: &SessionClaims,
+    role_arn: Option<&str>,
+    env: &IssueEnv<'_>,
+) -> Result<(String, String), StsError> {
+    let credentials = match env.issuing {
+        Issuing::IssuerKey => return Ok(snapshot.issuer_keys().mint(claims)?),
+        Issuing::Certified(credentials) => credentials,
+    };
+    let Some(credential) = credentials.get(snapshot.account_id()) else {
+        // A keyring holding the issuer's private half (a server fed tenants directly, not by
+        // the stream, which never ships it) signs with it; a sidecar fed by the stream has
+        // none, and mints nothing until its certificate arrives.
+        if snapshot.issuer_keys().can_sign() {
+            return Ok(snapshot.issuer_keys().mint(claims)?);
+        }
+        return Err(StsError::ServiceFailure(
+            "This sidecar holds no issuing certificate for the account yet; it receives one \
+             from the control plane."
+                .into(),
+        ));
+    };
+    let certificate = credential.claims();
+    if !certificate.scope.permits(&claims.subject, role_arn) {
+        credentials.count_out_of_scope();
+        let what = match role_arn {
+            Some(arn) => format!("sessions of role {arn}"),
+            None => "GetSessionToken sessions".to_owned(),
+        };
+        return Err(StsError::AccessDenied(format!(
+            "This sidecar ({}) is not authorized to issue {what}: they are outside the scope \
+             of its issuing certificate.",
+            certificate.sidecar
+        )));
+    }
+    Ok(snapshot
+        .issuer_keys()
+        .mint_certified(&credential, claims, role_arn)?)
 }
 
 #[cfg(test)]

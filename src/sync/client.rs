@@ -700,6 +700,7 @@ impl Stream<'_> {
                 heartbeat: _,
                 more,
                 store,
+                issuing,
             } = response;
             let source = store.map(|s| StoreRef {
                 id: s.id,
@@ -734,6 +735,7 @@ impl Stream<'_> {
             for tenant in &removed_tenants {
                 applier.remove_from(tenant, source.as_ref());
             }
+            accept_issuing(applier.store(), issuing);
             if !more {
                 state.full_response_seen.store(true, Ordering::Relaxed);
             }
@@ -760,6 +762,50 @@ impl Stream<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Takes the issuing keys a response delivered (after its tenants, so that each is checked
+/// against its tenant's current issuer public keys). One that does not check out is refused
+/// and logged, and the previous one (if any) stays: this sidecar never mints under a
+/// certificate other sidecars would refuse.
+fn accept_issuing(store: &crate::snapshot::SnapshotStore, grants: Vec<pb::IssuingGrant>) {
+    use base64::Engine as _;
+    for grant in grants {
+        let pb::IssuingGrant {
+            tenant,
+            certificate,
+            private_key,
+        } = grant;
+        let accepted = match (
+            store.load(&tenant),
+            base64::engine::general_purpose::STANDARD.decode(private_key),
+        ) {
+            (Some(snapshot), Ok(seed)) => crate::jose::IssuingCredential::try_new(
+                snapshot.issuer_keys(),
+                &tenant,
+                &certificate,
+                &seed,
+            )
+            .map_err(|e| e.to_string()),
+            (None, _) => Err("the tenant is not loaded".to_owned()),
+            (_, Err(_)) => Err("the issuing key is not base64".to_owned()),
+        };
+        match accepted {
+            Ok(credential) => {
+                tracing::info!(
+                    tenant = %tenant,
+                    sidecar = %credential.claims().sidecar,
+                    expires_at = credential.claims().expires_at,
+                    "issuing certificate received"
+                );
+                store.issuing().insert(credential);
+            }
+            Err(reason) => report(&format!(
+                "refused the issuing certificate for tenant {}: {reason}",
+                crate::error::echo(&tenant)
+            )),
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! Session-token issuer keys.
 //!
 //! Each tenant signs its session tokens with Ed25519 keys of its own, named by a key id that
-//! every token carries. Trust model: the control plane generates the keys and streams them,
-//! private part included, to the sidecars that serve the tenant, because any of those sidecars
-//! may mint a session (`AssumeRole` runs beside the workload) and any must verify a session
-//! minted by another. A sidecar never receives another tenant's keys, so a token of tenant A
-//! can neither be minted nor verified as tenant B's. Rotation makes a new key active for
+//! every token carries. Trust model (the whole of it in the `sts` crate docs): the control
+//! plane generates the keys and keeps their private halves; sidecars receive the public halves
+//! and the session-secret keys, and mint with short-lived issuing keys the issuer key certifies
+//! for them. A sidecar never receives another tenant's keys, so a token of tenant A can
+//! neither be minted nor verified as tenant B's. Rotation makes a new key active for
 //! signing and keeps the previous ones for verification until they age out, so tokens issued
 //! just before a rotation stay valid for their lifetime.
 
@@ -32,10 +32,19 @@ impl Tenant {
         ids.fill(&mut seed);
         let pair = Ed25519KeyPair::from_seed_unchecked(&seed)
             .map_err(|_| DirectoryError::InvalidInput("Cannot generate an issuer key.".into()))?;
+        // Independent of the signing key: sidecars hold this one (SigV4 is symmetric), never
+        // the signing key.
+        let mut session_secret = [0u8; 32];
+        ids.fill(&mut session_secret);
         let key = IssuerKey {
             key_id: format!("k{}", ids.base32(16).to_ascii_lowercase()),
             public_key: pair.public_key().as_ref().to_vec(),
-            private_key: Secret::new(base64::engine::general_purpose::STANDARD.encode(seed)),
+            private_key: Some(Secret::new(
+                base64::engine::general_purpose::STANDARD.encode(seed),
+            )),
+            session_secret: Some(Secret::new(
+                base64::engine::general_purpose::STANDARD.encode(session_secret),
+            )),
             created_at: now,
             active: true,
         };
@@ -81,13 +90,13 @@ mod tests {
 
         // The stored seed signs, and the stored public key verifies.
         let seed = base64::engine::general_purpose::STANDARD
-            .decode(active.private_key.expose())
+            .decode(active.private_key.as_ref().unwrap().expose())
             .unwrap();
         let pair = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
         let signature = pair.sign(b"token");
         UnparsedPublicKey::new(&ED25519, &active.public_key)
             .verify(b"token", signature.as_ref())
             .unwrap();
-        assert!(!format!("{active:?}").contains(active.private_key.expose()));
+        assert!(!format!("{active:?}").contains(active.private_key.as_ref().unwrap().expose()));
     }
 }

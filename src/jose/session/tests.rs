@@ -19,7 +19,28 @@ struct Key {
     key_id: String,
     public_key: Vec<u8>,
     private_key: Seed,
+    /// False for the key as a sidecar holds it: no private half.
+    has_private: bool,
+    session_secret: Option<Seed>,
     active: bool,
+}
+
+impl Key {
+    /// The key as sidecars receive it (the directory's `IssuerKey::for_sidecars`).
+    fn for_sidecars(&self) -> Self {
+        Self {
+            has_private: false,
+            session_secret: Some(Seed(
+                session_secret_from_seed(self.private_key.expose()).unwrap(),
+            )),
+            ..self.clone()
+        }
+    }
+}
+
+/// A tenant's keys as its sidecars hold them.
+fn shipped(t: &Tenant) -> Vec<Key> {
+    t.issuer_keys.iter().map(Key::for_sidecars).collect()
 }
 
 #[derive(Clone)]
@@ -52,8 +73,12 @@ impl IssuerKeySource for Key {
         &self.public_key
     }
 
-    fn private_seed_base64(&self) -> &str {
-        self.private_key.expose()
+    fn private_seed_base64(&self) -> Option<&str> {
+        self.has_private.then(|| self.private_key.expose())
+    }
+
+    fn session_secret_base64(&self) -> Option<&str> {
+        self.session_secret.as_ref().map(Seed::expose)
     }
 
     fn active(&self) -> bool {
@@ -78,6 +103,8 @@ impl Tenant {
             key_id: format!("k{key_id}"),
             public_key: pair.public_key().as_ref().to_vec(),
             private_key: Seed(base64::engine::general_purpose::STANDARD.encode(seed)),
+            has_private: true,
+            session_secret: None,
             active: true,
         });
         let excess = self.issuer_keys.len().saturating_sub(RETAINED_ISSUER_KEYS);
@@ -335,4 +362,32 @@ fn constant_time_eq_compares_bytes_and_lengths() {
         other[i] ^= 0x40;
         assert!(!constant_time_eq(&long, &other), "byte {i}");
     }
+}
+
+/// Issue #20: sidecars hold the public keys and the session-secret keys only. Tokens minted
+/// before (with the issuer key, `iamlet1`) still verify there, with the same secrets, because
+/// a stored key's session-secret key is the HMAC its seed gave; and such a keyring cannot mint.
+#[test]
+fn keys_shipped_without_their_private_half_verify_old_tokens_and_cannot_mint() {
+    let t = tenant(A, 1);
+    let full = IssuerKeyring::try_new(&t.issuer_keys).unwrap();
+    let sidecar = IssuerKeyring::try_new(&shipped(&t)).unwrap();
+    let (token, secret) = full.mint(&claims(A, 1_000)).unwrap();
+    let verified = sidecar.verify(A, &token, at(1_000)).unwrap();
+    assert_eq!(verified.certificate, None);
+    assert!(verified.within_certificate(Some("arn:aws:iam::111122223333:role/any")));
+    sidecar.check_secret(&verified, &secret).unwrap();
+    assert!(!sidecar.can_sign());
+    assert_eq!(
+        sidecar.mint(&claims(A, 1_000)),
+        Err(SessionTokenError::NoActiveKey)
+    );
+    // A shipped key still must be a sane public key.
+    let mut small = shipped(&t);
+    small[0].public_key = vec![0u8; 32];
+    assert!(IssuerKeyring::try_new(&small).is_err());
+    // And must carry its session-secret key.
+    let mut bare = shipped(&t);
+    bare[0].session_secret = None;
+    assert!(IssuerKeyring::try_new(&bare).is_err());
 }

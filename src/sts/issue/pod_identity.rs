@@ -262,7 +262,7 @@ pub fn assume_role_for_service(
         tags,
         transitive_tag_keys: Vec::new(),
     };
-    mint(snapshot, role, &claims, &session_name, packed)
+    mint(snapshot, role, &claims, &session_name, packed, env)
 }
 
 #[cfg(test)]

@@ -252,6 +252,7 @@ fn assume_guarded(
         ids: &mut ids,
         mfa: guard,
         latest_expiry: None,
+        issuing: crate::sts::Issuing::IssuerKey,
     };
     assume_role(caller, caller_snapshot, role_snapshot, p, &mut env)
 }
@@ -278,6 +279,7 @@ fn session_token(
         ids: &mut ids,
         mfa: guard,
         latest_expiry: None,
+        issuing: crate::sts::Issuing::IssuerKey,
     };
     get_session_token(caller, snapshot, p, &mut env)
 }
@@ -293,6 +295,7 @@ fn web_identity(
         ids: &mut ids,
         mfa: &Guard::default(),
         latest_expiry: None,
+        issuing: crate::sts::Issuing::IssuerKey,
     };
     assume_role_with_web_identity(snapshot, p, &mut env)
 }

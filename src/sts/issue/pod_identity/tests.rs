@@ -142,6 +142,7 @@ fn assume(w: &World, sa: &str) -> Result<Issued, StsError> {
         ids: &mut ids,
         mfa: &NoMfa,
         latest_expiry: None,
+        issuing: crate::sts::Issuing::IssuerKey,
     };
     assume_role_for_service(
         &w.snapshot,
