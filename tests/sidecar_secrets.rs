@@ -280,7 +280,10 @@ async fn no_tenant_wide_issuer_private_key_is_in_the_state_dir_or_on_the_stream(
             "tenant {tenant} has issuer keys"
         );
         for key in &held.issuer_keys {
-            let private = key.private_key.as_ref().expect("the control plane holds the private key");
+            let private = key
+                .private_key
+                .as_ref()
+                .expect("the control plane holds the private key");
             let text = private.expose().as_bytes().to_vec();
             let seed = data_encoding::BASE64
                 .decode(&text)
