@@ -281,22 +281,33 @@ impl WatchTask {
     /// Sends what the sidecar lacks. False when the sidecar is gone.
     async fn send_delta(&mut self, always: bool) -> bool {
         let current = self.control_plane.shipped_tenants();
-        for chunk in self.state.delta(&current, always) {
+        let mut chunks = self.state.delta(&current, always);
+        let grants = self.state.grants(&current, now_ms() / 1000);
+        // The issuing keys ride on the delta's last response, applied right after its
+        // tenants: a sidecar that serves a tenant can mint for it at once, instead of
+        // answering `AssumeRole` with "no certificate yet" until a later message arrives.
+        let Some(last) = chunks.pop() else {
+            return self.send_issuing(grants).await;
+        };
+        for chunk in chunks {
             if !self.send(response(chunk)).await {
                 return false;
             }
         }
-        self.send_grants_of(&current).await
+        let mut last = response(last);
+        last.issuing = grants.into_iter().map(issuing_grant).collect();
+        self.send(last).await
     }
 
     /// Sends the issuing keys the sidecar needs now, after the tenants they belong to.
     async fn send_grants(&mut self) -> bool {
         let current = self.control_plane.shipped_tenants();
-        self.send_grants_of(&current).await
+        let grants = self.state.grants(&current, now_ms() / 1000);
+        self.send_issuing(grants).await
     }
 
-    async fn send_grants_of(&mut self, current: &[crate::control_plane::ShippedTenant]) -> bool {
-        let grants = self.state.grants(current, now_ms() / 1000);
+    /// Sends `grants` in a response of their own, when there are any.
+    async fn send_issuing(&mut self, grants: Vec<IssuingGrant>) -> bool {
         if grants.is_empty() {
             return true;
         }

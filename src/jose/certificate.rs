@@ -408,10 +408,30 @@ impl std::fmt::Debug for IssuingCredential {
 
 /// A server's issuing credentials, one per tenant: what the sync stream delivered and renews,
 /// in memory only (a restarted sidecar mints again once its stream has delivered new ones).
+///
+/// A grant arrives with (or before) the tenant it is for, but can only be checked against the
+/// tenant's issuer keys once that tenant is loaded; it waits as *pending* until then and is
+/// checked by whichever comes first — the stream after applying its tenants, or the first
+/// mint ([`IssuingCredentials::resolve`]) — so that a tenant is never served without its
+/// credential in between.
 #[derive(Debug, Default)]
 pub struct IssuingCredentials {
     by_tenant: RwLock<HashMap<String, Arc<IssuingCredential>>>,
+    pending: RwLock<HashMap<String, PendingGrant>>,
     out_of_scope: AtomicU64,
+}
+
+/// A grant not yet checked against its tenant's issuer keys.
+struct PendingGrant {
+    certificate: String,
+    seed: Vec<u8>,
+}
+
+impl std::fmt::Debug for PendingGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The seed is the issuing key's private half.
+        f.debug_struct("PendingGrant").finish_non_exhaustive()
+    }
 }
 
 // === impl IssuingCredentials ===
@@ -443,6 +463,69 @@ impl IssuingCredentials {
         if let Ok(mut m) = self.by_tenant.write() {
             m.remove(tenant);
         }
+        if let Ok(mut m) = self.pending.write() {
+            m.remove(tenant);
+        }
+    }
+
+    /// Holds a delivered grant until its tenant's keys can check it, replacing an older
+    /// pending one of the same tenant.
+    pub fn stash(&self, tenant: String, certificate: String, seed: Vec<u8>) {
+        if let Ok(mut m) = self.pending.write() {
+            m.insert(tenant, PendingGrant { certificate, seed });
+        }
+    }
+
+    /// Checks the tenant's pending grant, if any, against `keyring` (the tenant's issuer keys
+    /// as loaded): a grant that checks out becomes the tenant's credential. `None` when
+    /// nothing was pending; the error when the grant does not check out (it is dropped, and
+    /// the previous credential, if any, stays).
+    pub fn resolve(
+        &self,
+        tenant: &str,
+        keyring: &IssuerKeyring,
+    ) -> Option<Result<Arc<IssuingCredential>, CertificateError>> {
+        let (certificate, seed) = {
+            let pending = self.pending.read().ok()?;
+            let grant = pending.get(tenant)?;
+            (grant.certificate.clone(), grant.seed.clone())
+        };
+        let checked =
+            IssuingCredential::try_new(keyring, tenant, &certificate, &seed).map(|credential| {
+                let credential = Arc::new(credential);
+                if let Ok(mut m) = self.by_tenant.write() {
+                    m.insert(tenant.to_owned(), Arc::clone(&credential));
+                }
+                credential
+            });
+        // Dropped from the pending ones only now, once it is the credential (or refused): a
+        // mint that looks in between sees it pending, never neither.
+        if let Ok(mut m) = self.pending.write() {
+            if m.get(tenant).is_some_and(|g| g.certificate == certificate) {
+                m.remove(tenant);
+            }
+        }
+        Some(checked)
+    }
+
+    /// The tenant's credential, after checking a pending grant against `keyring` first (the
+    /// newest delivered wins); a pending grant that does not check out is dropped and logged,
+    /// and the previous credential, if any, serves.
+    pub fn current(&self, tenant: &str, keyring: &IssuerKeyring) -> Option<Arc<IssuingCredential>> {
+        // A read first: a grant is pending for a moment after a delivery, not on every mint.
+        let pending = self.pending.read().is_ok_and(|m| m.contains_key(tenant));
+        if pending {
+            match self.resolve(tenant, keyring) {
+                Some(Ok(credential)) => return Some(credential),
+                Some(Err(error)) => tracing::warn!(
+                    tenant,
+                    %error,
+                    "refused the issuing certificate for tenant {tenant}: {error}"
+                ),
+                None => {}
+            }
+        }
+        self.get(tenant)
     }
 
     /// Counts a session refused because it is outside this server's scope.

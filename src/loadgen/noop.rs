@@ -23,8 +23,9 @@ use crate::proto::v1 as pb;
 /// The demo tenant's alice, whom the fixed answers are about.
 const PRINCIPAL: &str = "arn:aws:iam::111122223333:user/alice";
 /// The length of the session token the sidecar mints for a session of the demo tenant's
-/// `reports-writer` role (measured with `iamlet assume-role` against `iamlet up`).
-const SESSION_TOKEN_LEN: usize = 508;
+/// `reports-writer` role (measured with `iamlet assume-role` against `iamlet up`: an `iamlet2`
+/// token, which carries the sidecar's issuing certificate).
+const SESSION_TOKEN_LEN: usize = 856;
 
 /// The fixed answers.
 #[derive(Debug, Clone)]

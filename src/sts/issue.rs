@@ -1082,7 +1082,8 @@ fn sign(
         Issuing::IssuerKey => return Ok(snapshot.issuer_keys().mint(claims)?),
         Issuing::Certified(credentials) => credentials,
     };
-    let Some(credential) = credentials.get(snapshot.account_id()) else {
+    let Some(credential) = credentials.current(snapshot.account_id(), snapshot.issuer_keys())
+    else {
         // A keyring holding the issuer's private half (a server fed tenants directly, not by
         // the stream, which never ships it) signs with it; a sidecar fed by the stream has
         // none, and mints nothing until its certificate arrives.

@@ -708,6 +708,7 @@ impl Stream<'_> {
             });
             let mut acks = Vec::new();
             let mut nacks = Vec::new();
+            let issuing = stash_issuing(applier.store(), &issuing);
             for (tenant, version, result) in apply_response(applier, tenants, source.as_ref()).await
             {
                 match result {
@@ -765,46 +766,59 @@ impl Stream<'_> {
     }
 }
 
-/// Takes the issuing keys a response delivered (after its tenants, so that each is checked
-/// against its tenant's current issuer public keys). One that does not check out is refused
-/// and logged, and the previous one (if any) stays: this sidecar never mints under a
-/// certificate other sidecars would refuse.
-fn accept_issuing(store: &crate::snapshot::SnapshotStore, grants: Vec<pb::IssuingGrant>) {
+/// Holds the issuing keys a response delivered as pending, before its tenants are applied:
+/// a tenant is then never served without its credential, which the first mint can check if
+/// it comes before [`accept_issuing`].
+fn stash_issuing(
+    store: &crate::snapshot::SnapshotStore,
+    grants: &[pb::IssuingGrant],
+) -> Vec<String> {
     use base64::Engine as _;
+    let mut stashed = Vec::with_capacity(grants.len());
     for grant in grants {
-        let pb::IssuingGrant {
-            tenant,
-            certificate,
-            private_key,
-        } = grant;
-        let accepted = match (
-            store.load(&tenant),
-            base64::engine::general_purpose::STANDARD.decode(private_key),
-        ) {
-            (Some(snapshot), Ok(seed)) => crate::jose::IssuingCredential::try_new(
-                snapshot.issuer_keys(),
-                &tenant,
-                &certificate,
-                &seed,
-            )
-            .map_err(|e| e.to_string()),
-            (None, _) => Err("the tenant is not loaded".to_owned()),
-            (_, Err(_)) => Err("the issuing key is not base64".to_owned()),
-        };
-        match accepted {
-            Ok(credential) => {
-                tracing::info!(
-                    tenant = %tenant,
-                    sidecar = %credential.claims().sidecar,
-                    expires_at = credential.claims().expires_at,
-                    "issuing certificate received"
-                );
-                store.issuing().insert(credential);
+        match base64::engine::general_purpose::STANDARD.decode(&grant.private_key) {
+            Ok(seed) => {
+                store
+                    .issuing()
+                    .stash(grant.tenant.clone(), grant.certificate.clone(), seed);
+                stashed.push(grant.tenant.clone());
             }
-            Err(reason) => report(&format!(
+            Err(_) => report(&format!(
+                "refused the issuing certificate for tenant {}: the issuing key is not base64",
+                crate::error::echo(&grant.tenant)
+            )),
+        }
+    }
+    stashed
+}
+
+/// Checks the issuing keys of a response after its tenants were applied, against each
+/// tenant's issuer public keys as now loaded. One that does not check out is refused and
+/// logged, and the previous one (if any) stays: this sidecar never mints under a
+/// certificate other sidecars would refuse. One a mint already checked is not pending any
+/// more.
+fn accept_issuing(store: &crate::snapshot::SnapshotStore, tenants: Vec<String>) {
+    for tenant in tenants {
+        let Some(snapshot) = store.load(&tenant) else {
+            // It stays pending: the tenant's next update may load it.
+            report(&format!(
+                "holding the issuing certificate for tenant {}: the tenant is not loaded",
+                crate::error::echo(&tenant)
+            ));
+            continue;
+        };
+        match store.issuing().resolve(&tenant, snapshot.issuer_keys()) {
+            Some(Ok(credential)) => tracing::info!(
+                tenant = %tenant,
+                sidecar = %credential.claims().sidecar,
+                expires_at = credential.claims().expires_at,
+                "issuing certificate received"
+            ),
+            Some(Err(reason)) => report(&format!(
                 "refused the issuing certificate for tenant {}: {reason}",
                 crate::error::echo(&tenant)
             )),
+            None => {}
         }
     }
 }

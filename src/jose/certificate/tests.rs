@@ -369,3 +369,34 @@ fn debug_output_shows_no_key() {
     assert!(debug.contains("sidecar-1.demo.svc"));
     assert!(!debug.contains(&B64.encode([9u8; 32])));
 }
+
+#[test]
+fn a_pending_grant_becomes_the_credential_at_the_first_look_and_a_bad_one_never_does() {
+    let (control_plane, sidecar) = rings(1);
+    let held = IssuingCredentials::new();
+    assert!(held.current(A, &sidecar).is_none(), "nothing delivered yet");
+    let first = credential(&control_plane, A, team_a(), NOW);
+    held.stash(A.into(), first.certificate().to_owned(), vec![9; 32]);
+    // A mint that comes before the stream's own check resolves it.
+    let current = held.current(A, &sidecar).unwrap();
+    assert_eq!(current.certificate(), first.certificate());
+    assert!(held.resolve(A, &sidecar).is_none(), "no longer pending");
+    // A grant whose seed does not match its certificate is refused; the previous one serves.
+    let second = credential(&control_plane, A, team_a(), NOW + 60);
+    held.stash(A.into(), second.certificate().to_owned(), vec![8; 32]);
+    assert!(matches!(held.resolve(A, &sidecar), Some(Err(_))));
+    assert_eq!(
+        held.current(A, &sidecar).unwrap().certificate(),
+        first.certificate()
+    );
+    // One certified by a foreign issuer is refused at the first look too.
+    let (foreign, _) = rings(2);
+    let forged = credential(&foreign, A, team_a(), NOW);
+    held.stash(A.into(), forged.certificate().to_owned(), vec![9; 32]);
+    assert_eq!(
+        held.current(A, &sidecar).unwrap().certificate(),
+        first.certificate()
+    );
+    held.remove(A);
+    assert!(held.current(A, &sidecar).is_none());
+}
