@@ -55,8 +55,8 @@ pub use ops::{
 };
 pub use password::{verify_password, PasswordHasher, PasswordWork};
 pub use sidecar_keys::{
-    date_key, scope_date, DateKey, DerivedAccessKey, SidecarKeys, DAY_SECONDS, ROLL_GRACE_SECONDS,
-    SHIPPED_DAYS,
+    date_key, scope_date, DateKey, DerivedAccessKey, HeldAccessKey, SidecarKeys, DAY_SECONDS,
+    ROLL_GRACE_SECONDS, SHIPPED_DAYS,
 };
 
 /// Why a directory operation was refused, with IAM's error code. The message is IAM's own

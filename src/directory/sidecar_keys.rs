@@ -112,30 +112,87 @@ impl DerivedAccessKey {
         }
     }
 
-    /// Whether `secret` is the key's secret, compared in constant time.
-    pub fn verifies(&self, keys: &SidecarKeys, secret: &str) -> bool {
-        let expected = HEXLOWER
-            .decode(self.verifier.as_bytes())
-            .unwrap_or_default();
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &keys.salt_bytes());
-        hmac::verify(&key, secret.as_bytes(), &expected).is_ok()
-    }
-
-    /// `kDate` for `date` (`yyyymmdd`), if the key holds that day.
-    pub fn date_key(&self, date: &str) -> Option<[u8; 32]> {
-        let held = self.date_keys.iter().find(|k| k.date == date)?;
-        let bytes = HEXLOWER.decode(held.key.as_bytes()).ok()?;
-        bytes.try_into().ok()
+    /// The key decoded for checking presentations, under the tenant's `keys`: done once when
+    /// a snapshot is built, so that a check decodes nothing.
+    pub fn held(&self, keys: &SidecarKeys) -> HeldAccessKey {
+        let days = self
+            .date_keys
+            .iter()
+            .filter_map(|k| {
+                let key: [u8; 32] = HEXLOWER.decode(k.key.as_bytes()).ok()?.try_into().ok()?;
+                Some(HeldDay {
+                    day: day_of_scope_date(&k.date),
+                    date: k.date.as_str().into(),
+                    key,
+                })
+            })
+            .collect();
+        HeldAccessKey {
+            salt: hmac::Key::new(hmac::HMAC_SHA256, &keys.salt_bytes()),
+            verifier: HEXLOWER
+                .decode(self.verifier.as_bytes())
+                .unwrap_or_default(),
+            days,
+        }
     }
 
     /// The days held, `yyyymmdd`, oldest first.
     pub fn days(&self) -> impl Iterator<Item = &str> {
         self.date_keys.iter().map(|k| k.date.as_str())
     }
+}
+
+/// An access key as a sidecar checks it: a [`DerivedAccessKey`] decoded once, with the
+/// tenant's salt as an HMAC key.
+pub struct HeldAccessKey {
+    salt: hmac::Key,
+    verifier: Vec<u8>,
+    days: Vec<HeldDay>,
+}
+
+/// One held day: its number (days since the epoch; `None` if its date does not read as one,
+/// so no clock is ever in it), its `yyyymmdd` and `kDate`.
+struct HeldDay {
+    day: Option<i64>,
+    date: Box<str>,
+    key: [u8; 32],
+}
+
+// === impl HeldAccessKey ===
+
+impl HeldAccessKey {
+    /// Whether `secret` is the key's secret, compared in constant time.
+    pub fn verifies(&self, secret: &str) -> bool {
+        hmac::verify(&self.salt, secret.as_bytes(), &self.verifier).is_ok()
+    }
+
+    /// Whether the key holds the UTC day `day` (days since the epoch).
+    pub fn holds_day(&self, day: i64) -> bool {
+        self.days.iter().any(|d| d.day == Some(day))
+    }
+
+    /// `kDate` for `date` (`yyyymmdd`), if the key holds that day.
+    pub fn date_key(&self, date: &str) -> Option<&[u8; 32]> {
+        self.days.iter().find(|d| &*d.date == date).map(|d| &d.key)
+    }
+
+    /// The days held, `yyyymmdd`, oldest first.
+    pub fn days(&self) -> impl Iterator<Item = &str> {
+        self.days.iter().map(|d| &*d.date)
+    }
 
     /// The last day held (`yyyymmdd`), if any.
     pub fn last_day(&self) -> Option<&str> {
-        self.date_keys.iter().map(|k| k.date.as_str()).max()
+        self.days().max()
+    }
+}
+
+impl fmt::Debug for HeldAccessKey {
+    /// The days only: the verifier and the keys stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldAccessKey")
+            .field("days", &self.days().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -225,6 +282,15 @@ pub fn date_key(secret: &[u8], date: &str) -> hmac::Tag {
     tag
 }
 
+/// The day number of a `yyyymmdd` scope date ([`scope_date`]'s inverse).
+fn day_of_scope_date(date: &str) -> Option<i64> {
+    let (year, rest) = date.split_at_checked(4)?;
+    let (month, day) = rest.split_at_checked(2)?;
+    let midnight = crate::policy::parse_policy_date(&format!("{year}-{month}-{day}"))?;
+    let seconds = midnight.epoch_seconds();
+    (seconds.rem_euclid(DAY_SECONDS) == 0).then(|| SidecarKeys::day_of(seconds))
+}
+
 fn verifier(salt: &[u8], secret: &[u8]) -> String {
     HEXLOWER.encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, salt), secret).as_ref())
 }
@@ -240,6 +306,11 @@ mod tests {
         // 2015-08-30, the day of AWS's SigV4 examples.
         assert_eq!(scope_date(SidecarKeys::day_of(1_440_938_160)), "20150830");
         assert_eq!(SidecarKeys::day_of(-1), -1);
+        for day in [0, 1, 16_770, 20_790] {
+            assert_eq!(day_of_scope_date(&scope_date(day)), Some(day));
+        }
+        assert_eq!(day_of_scope_date("2026120"), None);
+        assert_eq!(day_of_scope_date("20261332"), None);
     }
 
     #[test]
@@ -260,21 +331,27 @@ mod tests {
             SHIPPED_DAYS,
         );
         assert_eq!(derived.days().collect::<Vec<_>>(), ["20120215", "20120216"]);
+        let held = derived.held(&keys);
         assert_eq!(
-            derived.date_key("20120215"),
+            held.date_key("20120215"),
             Some(k.as_ref().try_into().unwrap())
         );
-        assert_eq!(derived.date_key("20120217"), None);
-        assert!(derived.verifies(&keys, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
-        assert!(!derived.verifies(&keys, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEz"));
-        assert!(!derived.verifies(&keys, ""));
+        assert_eq!(held.date_key("20120217"), None);
+        assert!(held.holds_day(keys.day) && held.holds_day(keys.day + 1));
+        assert!(!held.holds_day(keys.day - 1) && !held.holds_day(keys.day + 2));
+        assert_eq!(held.last_day(), Some("20120216"));
+        assert!(held.verifies("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
+        assert!(!held.verifies("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEz"));
+        assert!(!held.verifies(""));
         // Under another tenant's salt the same secret does not verify.
         let other = SidecarKeys {
             salt: HEXLOWER.encode(&[8u8; 32]),
             ..keys
         };
-        assert!(!derived.verifies(&other, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
-        let printed = format!("{derived:?}");
+        assert!(!derived
+            .held(&other)
+            .verifies("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
+        let printed = format!("{derived:?} {held:?}");
         assert!(!printed.contains(&derived.verifier) && printed.contains("20120216"));
     }
 
@@ -312,6 +389,8 @@ mod tests {
         assert!(held.secret.expose().is_empty());
         let derived = held.derived.as_ref().unwrap();
         assert_eq!(derived.days().collect::<Vec<_>>(), ["19700106", "19700107"]);
-        assert!(derived.verifies(&back.sidecar_keys, key.secret.expose()));
+        assert!(derived
+            .held(&back.sidecar_keys)
+            .verifies(key.secret.expose()));
     }
 }

@@ -313,16 +313,7 @@ impl IssuerKeyring {
 }
 
 fn certificate_message(tenant: &str, key_id: &str, payload: &str) -> Vec<u8> {
-    let mut message = Vec::with_capacity(
-        CERTIFICATE_LABEL.len() + tenant.len() + key_id.len() + payload.len() + 2,
-    );
-    message.extend_from_slice(CERTIFICATE_LABEL);
-    message.extend_from_slice(tenant.as_bytes());
-    message.push(b'\n');
-    message.extend_from_slice(key_id.as_bytes());
-    message.push(b'\n');
-    message.extend_from_slice(payload.as_bytes());
-    message
+    super::session::labelled_message(CERTIFICATE_LABEL, [tenant, key_id, payload])
 }
 
 // === impl VerifiedCertificate ===

@@ -630,27 +630,25 @@ fn is_key_id(key_id: &str) -> bool {
 }
 
 fn signed_message(tenant: &str, key_id: &str, payload: &str) -> Vec<u8> {
-    let mut message =
-        Vec::with_capacity(SIGNATURE_LABEL.len() + tenant.len() + key_id.len() + payload.len() + 2);
-    message.extend_from_slice(SIGNATURE_LABEL);
-    message.extend_from_slice(tenant.as_bytes());
-    message.push(b'\n');
-    message.extend_from_slice(key_id.as_bytes());
-    message.push(b'\n');
-    message.extend_from_slice(payload.as_bytes());
-    message
+    labelled_message(SIGNATURE_LABEL, [tenant, key_id, payload])
 }
 
 pub(crate) fn certified_message(tenant: &str, certificate: &str, payload: &str) -> Vec<u8> {
-    let mut message = Vec::with_capacity(
-        SIGNATURE_LABEL_CERTIFIED.len() + tenant.len() + certificate.len() + payload.len() + 2,
-    );
-    message.extend_from_slice(SIGNATURE_LABEL_CERTIFIED);
-    message.extend_from_slice(tenant.as_bytes());
-    message.push(b'\n');
-    message.extend_from_slice(certificate.as_bytes());
-    message.push(b'\n');
-    message.extend_from_slice(payload.as_bytes());
+    labelled_message(SIGNATURE_LABEL_CERTIFIED, [tenant, certificate, payload])
+}
+
+/// What an Ed25519 signature of this module covers: a domain-separation label, then the
+/// fields joined by newlines (none of them can hold one), so no field can move into another.
+pub(crate) fn labelled_message(label: &[u8], fields: [&str; 3]) -> Vec<u8> {
+    let len = fields.iter().map(|f| f.len() + 1).sum::<usize>();
+    let mut message = Vec::with_capacity(label.len() + len);
+    message.extend_from_slice(label);
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            message.push(b'\n');
+        }
+        message.extend_from_slice(field.as_bytes());
+    }
     message
 }
 

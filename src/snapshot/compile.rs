@@ -8,7 +8,7 @@ use ring::digest;
 
 use crate::account::AccountId;
 use crate::authz::{Context, OrgLevel, PolicySet, Principal};
-use crate::directory::{DerivedAccessKey, Secret, SidecarKeys, Tag, Tenant};
+use crate::directory::{DerivedAccessKey, HeldAccessKey, Secret, SidecarKeys, Tag, Tenant};
 use crate::jose::{IssuerKeyError, IssuerKeyring, Jwks};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyError, PolicyKind, Timestamp,
@@ -167,13 +167,8 @@ pub struct AccessKeyEntry {
 pub enum KeyMaterial {
     /// The secret access key.
     Secret(Secret),
-    /// The verifier and date keys of the key, with the tenant's salt.
-    Derived {
-        /// The key's verifier and date keys.
-        key: Arc<DerivedAccessKey>,
-        /// The tenant's key day and salt.
-        tenant: Arc<SidecarKeys>,
-    },
+    /// The verifier and date keys of the key under the tenant's salt, decoded.
+    Derived(Arc<HeldAccessKey>),
     /// Neither (a payload that lost both): nothing verifies.
     Missing,
 }
@@ -745,18 +740,17 @@ fn access_keys(t: &Tenant) -> HashMap<Box<str>, AccessKeyEntry> {
             },
         )
     });
-    let tenant_keys = Arc::new(t.sidecar_keys.clone());
+    let tenant_keys = &t.sidecar_keys;
     t.users
         .iter()
         .flat_map(|(key, user)| {
-            let tenant_keys = Arc::clone(&tenant_keys);
             user.access_keys.iter().map(move |k| {
                 (
                     Box::<str>::from(k.access_key_id.as_str()),
                     AccessKeyEntry {
                         user: key.as_str().into(),
                         root: false,
-                        material: key_material(&k.secret, k.derived.as_ref(), Some(&tenant_keys)),
+                        material: key_material(&k.secret, k.derived.as_ref(), Some(tenant_keys)),
                         active: k.status == crate::directory::AccessKeyStatus::Active,
                     },
                 )
@@ -771,13 +765,10 @@ fn access_keys(t: &Tenant) -> HashMap<Box<str>, AccessKeyEntry> {
 fn key_material(
     secret: &Secret,
     derived: Option<&DerivedAccessKey>,
-    tenant: Option<&Arc<SidecarKeys>>,
+    tenant: Option<&SidecarKeys>,
 ) -> KeyMaterial {
     match (derived, tenant) {
-        (Some(key), Some(tenant)) => KeyMaterial::Derived {
-            key: Arc::new(key.clone()),
-            tenant: Arc::clone(tenant),
-        },
+        (Some(key), Some(tenant)) => KeyMaterial::Derived(Arc::new(key.held(tenant))),
         _ if !secret.is_empty() => KeyMaterial::Secret(secret.clone()),
         _ => KeyMaterial::Missing,
     }

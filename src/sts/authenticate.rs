@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::authz::{Context, Principal};
-use crate::directory::{scope_date, DerivedAccessKey, IdPrefix, Secret, SidecarKeys};
+use crate::directory::{scope_date, HeldAccessKey, IdPrefix, Secret, SidecarKeys};
 use crate::policy::{
     CompiledPolicy, ContextValue, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
 };
@@ -147,20 +147,20 @@ impl Verified {
                     secret,
                     ..
                 },
-                KeyMaterial::Derived { key, tenant },
+                KeyMaterial::Derived(key),
             ) => {
-                let today = scope_date(SidecarKeys::day_of(now.epoch_seconds()));
-                if !key.days().any(|d| d == today) {
-                    refuse_day(access_key_id, key, &today);
+                let today = SidecarKeys::day_of(now.epoch_seconds());
+                if !key.holds_day(today) {
+                    refuse_day(access_key_id, key, &scope_date(today));
                     return Err(StsError::InvalidToken);
                 }
-                if key.verifies(tenant, secret) {
+                if key.verifies(secret) {
                     Ok(())
                 } else {
                     Err(StsError::InvalidToken)
                 }
             }
-            (Presented::Signed(signature), KeyMaterial::Derived { key, .. }) => {
+            (Presented::Signed(signature), KeyMaterial::Derived(key)) => {
                 // The time window first, as AWS checks it, so an expired request says so
                 // whatever the keys held.
                 signature.check_time(now)?;
@@ -169,7 +169,7 @@ impl Verified {
                     return Err(SigV4Error::SignatureDoesNotMatch.into());
                 };
                 let signing =
-                    SigningKey::from_date_key(&k_date, signature.region(), signature.service());
+                    SigningKey::from_date_key(k_date, signature.region(), signature.service());
                 signature.verify_with_key(&signing, now)?;
                 Ok(())
             }
@@ -203,7 +203,7 @@ pub fn key_day_refusals() -> Vec<(&'static str, u64)> {
 /// Logs and counts a presentation of `access_key_id` for `day` (`yyyymmdd`), which `key`
 /// holds no material for. The line names the key id, the days held and the day asked for,
 /// never key material.
-fn refuse_day(access_key_id: &str, key: &DerivedAccessKey, day: &str) {
+fn refuse_day(access_key_id: &str, key: &HeldAccessKey, day: &str) {
     let held: Vec<&str> = key.days().collect();
     let expired = key.last_day().is_none_or(|last| day > last);
     let (index, why) = if expired {

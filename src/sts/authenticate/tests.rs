@@ -130,7 +130,7 @@ fn refusals(reason: &str) -> u64 {
 fn sigv4_verifies_across_a_utc_midnight_with_date_keys_alone() {
     let (snapshot, key) = sidecar_snapshot();
     let held = snapshot.access_key(&key.access_key_id).unwrap();
-    assert!(matches!(held.material, KeyMaterial::Derived { .. }));
+    assert!(matches!(held.material, KeyMaterial::Derived(_)));
     // Signed with the day's key at 23:59:50, and with the next day's at 00:00:10.
     for at in [MIDNIGHT - 10, MIDNIGHT + 10] {
         let signature = signed_at(&key, at, None);
@@ -208,14 +208,14 @@ fn a_sidecar_two_days_without_the_control_plane_fails_closed() {
 fn a_date_key_never_verifies_another_day() {
     let (snapshot, key) = sidecar_snapshot();
     let held = snapshot.access_key(&key.access_key_id).unwrap();
-    let KeyMaterial::Derived { key: derived, .. } = &held.material else {
+    let KeyMaterial::Derived(derived) = &held.material else {
         panic!("a sidecar's snapshot holds derived keys");
     };
     let days: Vec<&str> = derived.days().collect();
     assert_eq!(days, ["20261203", "20261204"]);
     // Tomorrow's signing key, used for a request scoped to today: refused.
     let tomorrow = derived.date_key("20261204").unwrap();
-    let signing = SigningKey::from_date_key(&tomorrow, "us-east-1", "sts");
+    let signing = SigningKey::from_date_key(tomorrow, "us-east-1", "sts");
     let at = MIDNIGHT - 10;
     let forged = signed_at(&key, at, Some(&signing));
     assert!(matches!(
