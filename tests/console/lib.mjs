@@ -147,9 +147,15 @@ export async function follow(page, link, scope = page) {
   await page.waitForLoadState('load');
 }
 
-/** Follows a link of the `<nav>` every signed-in page has. */
+/** The console's navigation every signed-in page has (a details page has a tabs `<nav>` too). */
+export function iamNav(page) {
+  return page.getByRole('navigation')
+    .filter({ has: page.getByRole('link', { name: 'Event history', exact: true }) });
+}
+
+/** Follows a link of the console's navigation. */
 export async function nav(page, link) {
-  await follow(page, link, page.getByRole('navigation'));
+  await follow(page, link, iamNav(page));
   await noAlert(page);
 }
 
