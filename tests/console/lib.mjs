@@ -159,10 +159,15 @@ export async function nav(page, link) {
   await noAlert(page);
 }
 
-/** A text field, textarea or select by its label (not the radio or checkbox of the same name). */
+/**
+ * A text field, textarea or select by its label (not the radio or checkbox of the same name).
+ * The label's text starts the accessible name: a select wrapped in its label adds the chosen
+ * option's text after it.
+ */
 export function field(page, label) {
+  const escaped = label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return page
-    .getByLabel(label, { exact: true })
+    .getByLabel(new RegExp(`^${escaped}(\\s|$)`))
     .and(page.locator('input:not([type=radio]):not([type=checkbox]), textarea, select'));
 }
 
