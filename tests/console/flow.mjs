@@ -60,6 +60,7 @@ async function flow() {
     await fill(page, 'Password', adminPassword);
     await submit(page, 'Sign in');
     await noAlert(page);
+    await iamNav(page).waitFor();
     return `signed in as ${ADMIN_USER} of ${ACCOUNT}`;
   });
 
@@ -243,7 +244,7 @@ async function flow() {
     await follow(page, 'Create policy');
     await submit(page, 'Visual');
     await noAlert(page);
-    await pick(page, 'Service', /^s3$|Amazon S3|^S3$/);
+    await pick(page, 'Service', /^s3$/);
     await submit(page, 'Choose service');
     await noAlert(page);
     await tick(page, 'GetObject');
@@ -450,6 +451,8 @@ async function flow() {
     await inert('the tag refusal');
     if (outcome) {
       check(/ValidationError|InvalidInput/.test(outcome), `the tag was refused with ${JSON.stringify(outcome)}`);
+      // IAM's message echoes the value: as text.
+      check(outcome.includes('<script>window.__xss=1'), `the refusal does not show the value as text: ${JSON.stringify(outcome)}`);
       const users = await admin('list-users');
       check(!users.Users.some((u) => u.UserName === 'console-xss-tag'), 'the refused user was created');
       return `refused: ${outcome.slice(0, 120)}`;
@@ -474,6 +477,7 @@ async function flow() {
     }
     await inert('the user-name refusal');
     check(/ValidationError/.test(outcome), `the name was refused with ${JSON.stringify(outcome)}`);
+    check(outcome.includes('<script>window.__xss=1'), `the refusal does not show the name as text: ${JSON.stringify(outcome)}`);
     return `refused: ${outcome.slice(0, 120)}`;
   });
 

@@ -58,6 +58,8 @@ export async function launch() {
 
 /** Failures a page reports outside any step's own checks: a dialog is an XSS that ran. */
 const dialogs = [];
+/** Each page's last main-frame document response (after redirects: the page shown). */
+const lastDocument = new WeakMap();
 
 /** A browser context of its own (one cookie jar: one signed-in user) and its page. */
 export async function newPage(browser, who) {
@@ -72,6 +74,9 @@ export async function newPage(browser, who) {
   page.on('dialog', async (dialog) => {
     dialogs.push(`${who}: a ${dialog.type()} dialog opened: ${dialog.message()}`);
     await dialog.dismiss().catch(() => {});
+  });
+  page.on('response', (r) => {
+    if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) lastDocument.set(page, r);
   });
   page.on('console', (m) => appendFileSync(browserLog, `${who} console.${m.type()}: ${m.text()}\n`));
   page.on('pageerror', (e) => appendFileSync(browserLog, `${who} pageerror: ${e.message}\n`));
@@ -129,13 +134,23 @@ export async function open(page, path) {
   return response;
 }
 
+/** Fails when the page now shown came with an HTTP error (a refused form, a missing page). */
+async function landed(page, what) {
+  await page.waitForLoadState('load');
+  const response = lastDocument.get(page);
+  if (response && response.status() >= 400) {
+    const text = (await page.locator('body').innerText().catch(() => '')).replace(/\s+/g, ' ').slice(0, 300);
+    throw new Error(`${what} led to HTTP ${response.status()} at ${page.url()}: ${text}`);
+  }
+}
+
 /** Clicks a submit button and waits for the page it leads to. */
 export async function submit(page, button) {
   await Promise.all([
     page.waitForEvent('framenavigated', { predicate: (f) => f === page.mainFrame() }),
     page.getByRole('button', { name: button, exact: true }).click(),
   ]);
-  await page.waitForLoadState('load');
+  await landed(page, `the button "${button}"`);
 }
 
 /** Follows a link by its text and waits for the page. */
@@ -144,7 +159,7 @@ export async function follow(page, link, scope = page) {
     page.waitForEvent('framenavigated', { predicate: (f) => f === page.mainFrame() }),
     scope.getByRole('link', { name: link, exact: true }).first().click(),
   ]);
-  await page.waitForLoadState('load');
+  await landed(page, `the link "${link}"`);
 }
 
 /** The console's navigation every signed-in page has (a details page has a tabs `<nav>` too). */
