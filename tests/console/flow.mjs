@@ -58,13 +58,12 @@ async function flow() {
     await fill(page, 'Account ID or alias', ACCOUNT);
     await fill(page, 'IAM user name', ADMIN_USER);
     await fill(page, 'Password', adminPassword);
-    await submit(page, 'Sign in');
-    await noAlert(page);
-    await iamNav(page).waitFor();
-    return `signed in as ${ADMIN_USER} of ${ACCOUNT}`;
   });
 
   await step('dashboard', async () => {
+    await submit(page, 'Sign in');
+    await noAlert(page);
+    await iamNav(page).waitFor();
     const links = ['Dashboard', 'Users', 'User groups', 'Roles', 'Policies', 'Identity providers',
       'Account settings', 'Event history'];
     const navigation = iamNav(page);
@@ -79,7 +78,8 @@ async function flow() {
       check(c.httpOnly, `cookie ${c.name} is not HttpOnly`);
       check(c.sameSite === 'Strict', `cookie ${c.name} is SameSite=${c.sameSite}, not Strict`);
     }
-    return `nav has all ${links.length} links; ${cookies.length} cookie(s), HttpOnly, SameSite=Strict`;
+    return `${ADMIN_USER} of ${ACCOUNT} signed in; the nav has all ${links.length} links; `
+      + `${cookies.length} cookie(s), HttpOnly, SameSite=Strict`;
   });
 
   // ---- Step 3: a group with a policy, then a user in it with both kinds of access.
@@ -493,13 +493,14 @@ async function flow() {
     }));
     const tokenNames = fields.map(([k]) => k).filter((k) => /csrf/i.test(k));
     check(tokenNames.length > 0, `the Create group form has no CSRF field: ${fields.map(([k]) => k)}`);
-    const post = async (group, token, origin) => {
+    const post = async (group, token, origin, padding = '') => {
       const body = new URLSearchParams();
       for (const [k, v] of fields) {
         if (k === nameField) body.append(k, group);
         else if (tokenNames.includes(k)) { if (token !== undefined) body.append(k, token); }
         else body.append(k, v);
       }
+      if (padding) body.append('padding', padding);
       const response = await page.request.post(action, {
         headers: {
           'content-type': 'application/x-www-form-urlencoded',
@@ -521,16 +522,24 @@ async function flow() {
     // The same request with the form's own token works: the refusals were the token's doing.
     const control = await post('console-csrf-control', real);
     check(control < 400, `the same POST with the form's token answered ${control}`);
+    // The same form submitted twice (its one-time token again) does nothing the second time.
+    const twice = await post('console-csrf-twice', real);
+    check(twice === 409, `the form submitted a second time answered ${twice}, not 409`);
+    // A form far over the console's bound is refused before it is read.
+    const oversized = await post('console-csrf-oversized', real, undefined, 'x'.repeat(256 * 1024));
+    check(oversized === 413, `a 256 KiB form answered ${oversized}, not 413`);
     const groups = (await admin('list-groups')).Groups.map((g) => g.GroupName);
-    for (const refused of ['console-csrf-missing', 'console-csrf-forged', 'console-csrf-cross-site']) {
+    for (const refused of ['console-csrf-missing', 'console-csrf-forged', 'console-csrf-cross-site',
+      'console-csrf-twice', 'console-csrf-oversized']) {
       check(!groups.includes(refused), `a refused POST created the group ${refused}`);
     }
     check(groups.includes('console-csrf-control'), `the control POST created no group: ${groups}`);
     await nav(page, 'User groups');
     const text = await shownText(page);
-    check(!/console-csrf-(missing|forged|cross-site)/.test(text), 'the group list shows a refused group');
+    check(!/console-csrf-(missing|forged|cross-site|twice|oversized)/.test(text), 'the group list shows a refused group');
     check(text.includes('console-csrf-control'), 'the group list does not show the control group');
-    return `no token: ${missing}, forged: ${forged}, another origin: ${crossSite}, the form's own token: ${control}`;
+    return `no token: ${missing}, forged: ${forged}, another origin: ${crossSite}, the form's own token: ${control}, `
+      + `submitted twice: ${twice}, 256 KiB: ${oversized}`;
   });
 
   await step('event-history', async () => {
