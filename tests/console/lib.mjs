@@ -139,8 +139,11 @@ async function landed(page, what) {
   await page.waitForLoadState('load');
   const response = lastDocument.get(page);
   if (response && response.status() >= 400) {
-    const text = (await page.locator('body').innerText().catch(() => '')).replace(/\s+/g, ' ').slice(0, 300);
-    throw new Error(`${what} led to HTTP ${response.status()} at ${page.url()}: ${text}`);
+    const type = response.headers()['content-type'] ?? '';
+    // A page sent as something other than HTML shows its markup as text: the words only.
+    const text = (await page.locator('body').innerText().catch(() => ''))
+      .replace(/<(head|title)[^>]*>[\s\S]*?<\/\1>/g, ' ').replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+    throw new Error(`${what} led to HTTP ${response.status()} (${type}) at ${page.url()}: ${text}`);
   }
 }
 
