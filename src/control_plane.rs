@@ -20,7 +20,10 @@ pub use self::core::{
     system_clock, ControlPlane, Follower, ShippedTenant, TenantSummary, CONFLICT_ATTEMPTS,
     DEFAULT_CATCH_UP, DEFAULT_KEY_ROLL_CHECK,
 };
-pub use admin::{Admin, AdminCall, AdminPresented};
+pub use admin::{
+    Admin, AdminCall, AdminPresented, SignIn, SignInRequest, SignedIn, CONSOLE_LOGIN,
+    CONSOLE_SESSION_SECONDS,
+};
 pub use admin_auth::{
     defaults_to_caller, is_operator_only, target, AdminAuth, AdminAuthCounters, AdminCaller,
     AdminCredentials, CallEnv, Checker, FailureLimit, OperatorKey, Target, STORE_RETRY_SECONDS,

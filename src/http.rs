@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 pub use crate::observe::Probes;
 
 pub mod authzen;
+pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod iam;

@@ -69,3 +69,5 @@ mod signed_snapshots;
 mod sidecar_secrets;
 // Issue #20, item 3: scoped issuing keys.
 mod scoped_issuing;
+// The console: sign-in, sessions, CSRF, XSS and the wizards over real HTTP (issue 21).
+mod console;

@@ -74,6 +74,13 @@ pub(crate) struct ControlPlaneArgs {
     /// HTTP to a port of its own.
     #[arg(long, env = "IAMLET_HTTP_TLS", requires = "tls_cert")]
     http_tls: bool,
+    /// Do not serve the console (`/console`) on the HTTP edge.
+    #[arg(long, env = "IAMLET_NO_CONSOLE")]
+    no_console: bool,
+    /// Mark the console's cookies `Secure` although the HTTP edge is plain HTTP: for a
+    /// console behind an ingress that terminates TLS.
+    #[arg(long, env = "IAMLET_CONSOLE_SECURE_COOKIES")]
+    console_secure_cookies: bool,
     /// Serve TLS with this certificate chain (PEM), with `--tls-key`.
     #[arg(long, env = "IAMLET_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -935,13 +942,21 @@ async fn serve_control_plane(
             Arc::clone(&control_plane),
             Arc::clone(probes.admin_auth()),
         );
-        edge.switch(
-            crate::http::iam::routes(
+        let secure = args.http_tls && tls.is_some();
+        let mut routes = crate::http::iam::routes(
+            admin.clone(),
+            Arc::clone(&probes) as Arc<dyn observe::Probes>,
+            secure,
+        );
+        if !args.no_console {
+            routes = routes.merge(crate::http::console::routes(
                 admin,
-                Arc::clone(&probes) as Arc<dyn observe::Probes>,
-                args.http_tls && tls.is_some(),
-            )
-            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found\n") }),
+                secure,
+                args.console_secure_cookies,
+            ));
+        }
+        edge.switch(
+            routes.fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found\n") }),
         );
     }
     probes.loaded(Arc::clone(&control_plane));

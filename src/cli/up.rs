@@ -152,6 +152,8 @@ struct Demo {
     /// A pod's projected service-account token (audience `pods.eks.amazonaws.com`) for the
     /// container-credentials endpoint.
     pod_token_file: Option<PathBuf>,
+    /// The administrator's console password and the file that holds it.
+    console_password: Option<(crate::directory::Secret, PathBuf)>,
 }
 
 /// The demo tenant's administrator: an IAM user with `AdministratorAccess`.
@@ -207,6 +209,15 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     let routes = ext_authz_routes(args, &demo, dir)?;
     let admin = create_admin(&control_plane, &demo.account)?;
     demo.admin = Some(admin.clone());
+    let password = console_password(&control_plane, &demo.account)?;
+    let password_file = dir.join("console-password");
+    write_private(&password_file, &format!("{}\n", password.expose())).map_err(|source| {
+        ServeError::DataDir {
+            path: password_file.clone(),
+            source,
+        }
+    })?;
+    demo.console_password = Some((password, password_file));
     let mut profiles = crate::client::render_profile(ADMIN_PROFILE, &admin.0, admin.1.expose());
     for operator in &operators {
         profiles.push_str(&crate::client::render_profile(
@@ -254,12 +265,11 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         let cp_probes = Arc::new(UpProbes {
             control_plane: Arc::clone(&control_plane),
         });
+        let admin_api =
+            crate::control_plane::Admin::new(Arc::clone(&control_plane), Arc::clone(&auth));
         let cp_http_server = tokio::spawn(crate::http::serve(
-            crate::http::iam::routes(
-                crate::control_plane::Admin::new(Arc::clone(&control_plane), Arc::clone(&auth)),
-                cp_probes,
-                false,
-            ),
+            crate::http::iam::routes(admin_api.clone(), cp_probes, false)
+                .merge(crate::http::console::routes(admin_api, false, false)),
             cp_http.0,
             None,
             until_stopped(stopped.clone()),
@@ -420,6 +430,7 @@ fn load_demo(
         credentials_file: dir.join("aws-credentials"),
         admin: None,
         pod_token_file: None,
+        console_password: None,
     };
     if spec.account_id == "111122223333"
         && spec.roles.iter().any(|r| r.role_name == "reports-reader")
@@ -541,6 +552,38 @@ fn create_admin(
         )?;
     }
     fresh_key(control_plane, account, ADMIN_USER)
+}
+
+/// A fresh console password for the administrator (a new one at every start, as its keys
+/// are): upper and lower case letters, digits and a symbol, so any password policy that
+/// allows 26 characters accepts it.
+fn console_password(
+    control_plane: &ControlPlane,
+    account: &str,
+) -> Result<crate::directory::Secret, ServeError> {
+    let mut ids = IdGenerator::system();
+    let password = format!(
+        "{}-{}-7q",
+        ids.base32(12),
+        ids.base32(10).to_ascii_lowercase()
+    );
+    let profile =
+        json!({"UserName": ADMIN_USER, "Password": password, "PasswordResetRequired": false});
+    let exists = control_plane
+        .call(
+            account,
+            ACTOR,
+            "GetLoginProfile",
+            &json!({"UserName": ADMIN_USER}),
+        )
+        .is_ok();
+    let action = if exists {
+        "UpdateLoginProfile"
+    } else {
+        "CreateLoginProfile"
+    };
+    control_plane.call(account, ACTOR, action, &profile)?;
+    Ok(crate::directory::Secret::new(password))
 }
 
 /// A new access key for `user_name`, whose earlier keys are deleted (a user has at most two,
@@ -770,6 +813,16 @@ fn print_welcome(
         "  aws iam --endpoint-url http://{} --profile {ADMIN_PROFILE} list-users",
         addresses.control_plane_http
     )?;
+    if let Some((password, file)) = &demo.console_password {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "The console: http://{}/console  (account {a}, user {ADMIN_USER}, password {}; also in {})",
+            addresses.control_plane_http,
+            password.expose(),
+            file.display()
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "Ctrl-C stops (a temporary data directory is removed).")
 }

@@ -20,6 +20,10 @@ use super::declare::{PlannedAction, TenantSpec};
 use super::store::{AuditEvent, ChangeRecord};
 use super::{defaults_to_caller, AdminAuth, AdminCaller, AdminCredentials, AdminError, CallEnv};
 
+mod sign_in;
+
+pub use sign_in::{SignIn, SignInRequest, SignedIn, CONSOLE_LOGIN, CONSOLE_SESSION_SECONDS};
+
 /// AWS's action for reading an account's audit trail.
 const READ_TRAIL: &str = "cloudtrail:LookupEvents";
 /// AWS's action for reading a whole account's IAM configuration.
@@ -99,6 +103,8 @@ impl AdminCall {
 pub struct Admin {
     control_plane: Arc<ControlPlane>,
     auth: Arc<AdminAuth>,
+    /// The MFA steps console sign-ins used.
+    console_mfa: Arc<sign_in::ConsoleMfaSteps>,
 }
 
 impl Admin {
@@ -107,6 +113,7 @@ impl Admin {
         Self {
             control_plane,
             auth,
+            console_mfa: Arc::default(),
         }
     }
 

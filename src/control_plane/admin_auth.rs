@@ -217,15 +217,15 @@ impl AdminCaller {
         )
     }
 
-    /// The IAM user the caller is, when it is one with long-term credentials (the user
-    /// `UserName` defaults to).
+    /// The IAM user the caller is (the user `UserName` defaults to): with the user's own
+    /// keys, or a `GetSessionToken` session of the user (a console session is one), whose
+    /// principal is the user itself.
     pub fn user_name(&self) -> Option<&str> {
         match self {
             Self::Tenant {
                 caller:
                     Caller {
                         principal: Principal::User { arn, .. },
-                        session: None,
                         ..
                     },
                 ..
@@ -422,6 +422,32 @@ impl AdminAuth {
         };
         self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
         self.record_failure(limiter_key(env, access_key_id), env.now.epoch_seconds());
+    }
+
+    /// Whether console sign-ins as `key` (the user name typed) from the call's source are over
+    /// the failure limit.
+    pub fn sign_in_throttled(&self, env: &CallEnv, key: &str) -> bool {
+        let throttled = self.is_throttled(&limiter_key(env, key), env.now.epoch_seconds());
+        if throttled {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        throttled
+    }
+
+    /// Counts a failed console sign-in as `key` from the call's source, as a failed
+    /// authentication.
+    pub fn count_failed_sign_in(&self, env: &CallEnv, key: &str) {
+        self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        self.record_failure(limiter_key(env, key), env.now.epoch_seconds());
+    }
+
+    /// The compiled snapshot of a tenant's current version (console sign-in mints with it).
+    pub(crate) fn compiled(
+        &self,
+        control_plane: &ControlPlane,
+        account: &str,
+    ) -> Option<Arc<TenantSnapshot>> {
+        self.snapshot(control_plane, account)
     }
 
     /// Counts a denial (the service calls it when a checker refused).
