@@ -374,6 +374,11 @@ async fn read_form(
 /// still needs the CSRF token, which only the console's pages carry.
 fn same_origin(parts: &axum::http::request::Parts) -> bool {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let fetch_site = header("sec-fetch-site");
+    // A browser that withholds the origin sends `null`; its `Sec-Fetch-Site` still tells.
+    if header("origin") == Some("null") {
+        return fetch_site == Some("same-origin");
+    }
     if let Some(origin) = header("origin") {
         let host = header("host").unwrap_or_default();
         let origin_host = origin
@@ -382,7 +387,7 @@ fn same_origin(parts: &axum::http::request::Parts) -> bool {
             .unwrap_or_default();
         return !host.is_empty() && origin_host.eq_ignore_ascii_case(host);
     }
-    !matches!(header("sec-fetch-site"), Some("cross-site" | "same-site"))
+    !matches!(fetch_site, Some("cross-site" | "same-site"))
 }
 
 /// 403 with a page that says why.
@@ -399,7 +404,11 @@ fn refused_page(status: StatusCode, title: &str, why: &str) -> Response {
             esc(why)
         ))
         .raw("<p><a href=\"/console/home\">Back to the console</a></p>\n");
-    (status, document(title, None, "", body.into_string())).into_response()
+    (
+        status,
+        Html::from(document(title, None, "", body.into_string())),
+    )
+        .into_response()
 }
 
 /// Runs an admin call (store work) on the blocking pool.
@@ -594,9 +603,13 @@ fn document(title: &str, ctx: Option<&Ctx>, nav: &str, body: String) -> String {
             esc(&ctx.session.csrf)
         ));
     }
-    html.raw(
-        "</head>\n<body>\n<header>\n<a class=\"brand\" href=\"/console/home\">iamlet IAM</a>\n",
-    );
+    // A page without the navigation (sign-in) gives its main area the whole width.
+    html.raw(if ctx.is_some() {
+        "</head>\n<body>\n"
+    } else {
+        "</head>\n<body class=\"bare\">\n"
+    })
+    .raw("<header>\n<a class=\"brand\" href=\"/console/home\">iamlet IAM</a>\n");
     if let Some(ctx) = ctx {
         let s = &ctx.session;
         let account = s.alias.as_deref().unwrap_or(&s.account_id);
