@@ -302,6 +302,26 @@ async fn sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session() {
         "the same answer for an unknown user"
     );
 
+    // The account's alias names it too.
+    console.call(
+        A,
+        "CreateAccountAlias",
+        json!({"AccountAlias": "example-corp"}),
+    );
+    let mut by_alias = console.browser();
+    assert_eq!(
+        by_alias
+            .sign_in("example-corp", "admin", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    assert!(by_alias
+        .get("/console/home")
+        .await
+        .body
+        .contains("admin @ example-corp"));
+
     let ok = b.sign_in(A, "admin", PASSWORD).await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     let cookie = ok
@@ -382,6 +402,39 @@ async fn state_changes_need_the_session_csrf_token_same_origin_and_one_submissio
         )
         .await;
     assert_eq!(cross.status, 403);
+    // A browser that withholds the origin (`Origin: null`) is believed only when its
+    // `Sec-Fetch-Site` says the form is the console's own.
+    let page = b.get("/console/groups/new").await;
+    let body = encode(&[
+        ("_csrf", &page.field("_csrf")),
+        ("_once", &page.field("_once")),
+        ("name", "g1"),
+    ]);
+    let null = b
+        .request(
+            "POST",
+            "/console/groups/new",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "null"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(null.status, 403);
+    let null = b
+        .request(
+            "POST",
+            "/console/groups/new",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(null.status, 403);
     assert!(group_names(&console).is_empty(), "no refused form acted");
 
     let page = b.get("/console/groups/new").await;
