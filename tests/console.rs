@@ -92,8 +92,8 @@ impl Console {
         b
     }
 
-    fn call(&self, tenant: &str, action: &str, params: Value) -> Value {
-        self.cp.call(tenant, "test", action, &params).unwrap().0
+    fn call(&self, tenant: &str, action: &str, params: &Value) -> Value {
+        self.cp.call(tenant, "test", action, params).unwrap().0
     }
 }
 
@@ -269,7 +269,7 @@ impl Browser {
 }
 
 fn group_names(console: &Console) -> Vec<String> {
-    console.call(A, "ListGroups", json!({}))["Groups"]
+    console.call(A, "ListGroups", &json!({}))["Groups"]
         .as_array()
         .unwrap()
         .iter()
@@ -306,7 +306,7 @@ async fn sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session() {
     console.call(
         A,
         "CreateAccountAlias",
-        json!({"AccountAlias": "example-corp"}),
+        &json!({"AccountAlias": "example-corp"}),
     );
     let mut by_alias = console.browser();
     assert_eq!(
@@ -532,7 +532,7 @@ async fn user_data_is_rendered_inert() {
     let created = console.call(
         A,
         "CreatePolicy",
-        json!({"PolicyName": "p", "Description": script, "PolicyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#}),
+        &json!({"PolicyName": "p", "Description": script, "PolicyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#}),
     );
     let arn = created["Policy"]["Arn"].as_str().unwrap().to_owned();
     for path in [
@@ -605,7 +605,7 @@ async fn another_tenants_names_in_urls_reach_nothing_of_it() {
     assert_eq!(bob.status, 200);
     assert!(bob.body.contains("NoSuchEntity"), "{}", bob.body);
     assert!(!bob.body.contains(B), "nothing of tenant B is shown");
-    let policy = console.call(B, "CreatePolicy", json!({"PolicyName": "secret-b", "PolicyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#}));
+    let policy = console.call(B, "CreatePolicy", &json!({"PolicyName": "secret-b", "PolicyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#}));
     let arn = policy["Policy"]["Arn"].as_str().unwrap();
     let page = b
         .get(&format!("/console/policies/view?arn={}", urlencode(arn)))
@@ -639,7 +639,7 @@ async fn mfa_users_give_a_code_once_and_reset_passwords_are_changed_first() {
     let device = console.call(
         A,
         "CreateVirtualMFADevice",
-        json!({"VirtualMFADeviceName": "reader"}),
+        &json!({"VirtualMFADeviceName": "reader"}),
     );
     let serial = device["VirtualMFADevice"]["SerialNumber"]
         .as_str()
@@ -654,17 +654,17 @@ async fn mfa_users_give_a_code_once_and_reset_passwords_are_changed_first() {
     console.call(
         A,
         "EnableMFADevice",
-        json!({"UserName": "reader", "SerialNumber": serial, "AuthenticationCode1": code(now - 60), "AuthenticationCode2": code(now - 30)}),
+        &json!({"UserName": "reader", "SerialNumber": serial, "AuthenticationCode1": code(now - 60), "AuthenticationCode2": code(now - 30)}),
     );
     console.call(
         A,
         "UpdateLoginProfile",
-        json!({"UserName": "reader", "Password": PASSWORD, "PasswordResetRequired": true}),
+        &json!({"UserName": "reader", "Password": PASSWORD, "PasswordResetRequired": true}),
     );
     console.call(
         A,
         "AttachUserPolicy",
-        json!({"UserName": "reader", "PolicyArn": "arn:aws:iam::aws:policy/IAMUserChangePassword"}),
+        &json!({"UserName": "reader", "PolicyArn": "arn:aws:iam::aws:policy/IAMUserChangePassword"}),
     );
 
     let mut b = console.browser();
@@ -739,7 +739,7 @@ async fn mfa_users_give_a_code_once_and_reset_passwords_are_changed_first() {
 #[tokio::test]
 async fn the_add_user_wizard_creates_everything_and_shows_the_credentials_once() {
     let console = Console::start("wizard", 100).await;
-    console.call(A, "CreateGroup", json!({"GroupName": "devs"}));
+    console.call(A, "CreateGroup", &json!({"GroupName": "devs"}));
     let mut b = console.signed_in("admin").await;
     let created = b
         .submit(
@@ -768,14 +768,14 @@ async fn the_add_user_wizard_creates_everything_and_shows_the_credentials_once()
         created.body
     );
     assert!(created.body.contains("Carols-Pass-77!"));
-    let groups = console.call(A, "ListGroupsForUser", json!({"UserName": "carol"}));
+    let groups = console.call(A, "ListGroupsForUser", &json!({"UserName": "carol"}));
     assert_eq!(groups["Groups"][0]["GroupName"], "devs");
-    let attached = console.call(A, "ListAttachedUserPolicies", json!({"UserName": "carol"}));
+    let attached = console.call(A, "ListAttachedUserPolicies", &json!({"UserName": "carol"}));
     assert_eq!(
         attached["AttachedPolicies"][0]["PolicyName"], "IAMUserChangePassword",
         "a reset needs the right to change it"
     );
-    let user = console.call(A, "GetUser", json!({"UserName": "carol"}));
+    let user = console.call(A, "GetUser", &json!({"UserName": "carol"}));
     assert_eq!(user["User"]["Tags"][0]["Value"], "payments");
 
     let csv = b.get("/console/users/credentials.csv").await;

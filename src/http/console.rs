@@ -26,7 +26,8 @@ mod session;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -206,6 +207,40 @@ struct Ctx {
     env: CallEnv,
 }
 
+/// A page's signed-in user, or the redirect to sign in (or to change the password first).
+impl FromRequestParts<Arc<Console>> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Self, Response> {
+        console.signed_in(parts)
+    }
+}
+
+/// A signed-in user's form, checked ([`Console::form`]); the user is the handler's [`Ctx`].
+struct Posted(Form);
+
+impl FromRequest<Arc<Console>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Self, Response> {
+        console.form(request).await.map(Posted)
+    }
+}
+
+/// A page's query string.
+struct Query(Form);
+
+impl<S: Sync> FromRequestParts<S> for Query {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(query(parts)))
+    }
+}
+
 /// A form, as ordered pairs (a checkbox list repeats its name).
 #[derive(Debug, Default)]
 struct Form(Vec<(String, String)>);
@@ -300,6 +335,10 @@ impl Console {
 
     /// The signed-in user of `parts`, or the response that sends the browser to sign in.
     /// A user who must change the password is sent to do that first.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the response sent, made once per refused request"
+    )]
     fn signed_in(self: &Arc<Self>, parts: &axum::http::request::Parts) -> Result<Ctx, Response> {
         let session = cookie(&parts.headers, SESSION_COOKIE)
             .and_then(|id| self.sessions.find(id, now()))
@@ -316,7 +355,7 @@ impl Console {
 
     /// A signed-in user's form: refused unless it is from this origin, within bounds, and
     /// carries the session's CSRF token; a form already submitted is refused too.
-    async fn form(self: &Arc<Self>, request: Request) -> Result<(Ctx, Form), Response> {
+    async fn form(self: &Arc<Self>, request: Request) -> Result<Form, Response> {
         let (parts, body) = request.into_parts();
         let ctx = self.signed_in(&parts)?;
         let form = read_form(&parts, body).await?;
@@ -334,7 +373,7 @@ impl Console {
                 "The console acted on it once; submitting it again does nothing. Go back and reload the page to start again.",
             ));
         }
-        Ok((ctx, form))
+        Ok(form)
     }
 }
 
@@ -406,7 +445,7 @@ fn refused_page(status: StatusCode, title: &str, why: &str) -> Response {
         .raw("<p><a href=\"/console/home\">Back to the console</a></p>\n");
     (
         status,
-        Html::from(document(title, None, "", body.into_string())),
+        Html::from(document(title, None, "", &body.into_string())),
     )
         .into_response()
 }
@@ -542,7 +581,7 @@ impl Ctx {
             ));
         }
         full.raw(&body.into_string());
-        Html::from(document(title, Some(self), nav, full.into_string())).into_response()
+        Html::from(document(title, Some(self), nav, &full.into_string())).into_response()
     }
 
     /// The result of an action: back to `to` with a message saying what happened.
@@ -587,7 +626,7 @@ const NAV: &[(&str, &str)] = &[
 
 /// A whole HTML document: the header (with the signed-in user and sign-out) and navigation
 /// for a signed-in page, then `body`.
-fn document(title: &str, ctx: Option<&Ctx>, nav: &str, body: String) -> String {
+fn document(title: &str, ctx: Option<&Ctx>, nav: &str, body: &str) -> String {
     let mut html = Html::new();
     html.fmt(format_args!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -639,7 +678,7 @@ fn document(title: &str, ctx: Option<&Ctx>, nav: &str, body: String) -> String {
         html.raw("</ul></nav>\n");
     }
     html.raw("<main>\n")
-        .raw(&body)
+        .raw(body)
         .raw("</main>\n</body>\n</html>\n");
     html.into_string()
 }

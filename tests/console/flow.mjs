@@ -284,7 +284,14 @@ async function flow() {
         Resource: `arn:aws:s3:::${BUCKET}/uploads/*`,
       }],
     };
+    // The editor validates as one types (console.js posts to /console/api/validate).
+    await fill(page, 'Policy document', '{"Version": "2012-10-17", "Statement": [');
+    await page.locator('#findings').getByText('JSON syntax', { exact: false }).waitFor({ timeout: 10000 });
+    await fill(page, 'Policy document', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObjekt', Resource: '*' }] }, null, 2));
+    await page.locator('#findings li.error').first().waitFor({ timeout: 10000 });
     await fill(page, 'Policy document', JSON.stringify(doc, null, 2));
+    await page.locator('#findings').getByText('No findings: the policy is valid.').waitFor({ timeout: 10000 });
+    return 'live validation: a syntax error, an unknown action, then no findings';
   });
   await step('policy-json-created', async () => {
     await submit(page, 'Next');

@@ -20,6 +20,15 @@ use crate::control_plane::AdminError;
 pub(super) const PAGE_SIZE: usize = 50;
 /// Tag rows a form offers.
 pub(super) const TAG_ROWS: usize = 3;
+/// The fields of those rows.
+pub(super) const TAG_FIELDS: &[&str] = &[
+    "tag_key_1",
+    "tag_value_1",
+    "tag_key_2",
+    "tag_value_2",
+    "tag_key_3",
+    "tag_value_3",
+];
 /// The most items a search scans (ten pages of AWS's largest page).
 const SCAN_LIMIT: usize = 10_000;
 
@@ -29,6 +38,18 @@ pub(super) fn items<'a>(result: &'a Value, key: &str) -> &'a [Value] {
         .get(key)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
+}
+
+/// Member `key` of an object (`null` when absent).
+pub(super) fn member<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value.get(key).unwrap_or(&Value::Null)
+}
+
+/// Sets member `key` of an object (nothing for a value that is not one).
+pub(super) fn set(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
 }
 
 /// The string `key` of an item (empty when absent).
@@ -283,4 +304,129 @@ pub(super) fn button_form(ctx: &Ctx, action: &str, fields: &[(&str, &str)], labe
     }
     form.button(label, None).raw("</form>");
     form.into_string()
+}
+
+/// A wizard (Add user, Create role): its steps, one page each, in one form whose earlier
+/// steps' fields travel along as hidden fields.
+pub(super) struct Wizard {
+    pub(super) title: &'static str,
+    /// Where its form posts.
+    pub(super) action: &'static str,
+    /// `(id, title)` of each step, in order.
+    pub(super) steps: &'static [(&'static str, &'static str)],
+    /// The last step's button (its `go` is `create`).
+    pub(super) finish: &'static str,
+}
+
+impl Wizard {
+    /// The heading, the steps with `step` marked, the problem that kept the user on it, and
+    /// the form's opening; returns the step's index.
+    pub(super) fn open(
+        &self,
+        ctx: &Ctx,
+        body: &mut Html,
+        step: &str,
+        problem: Option<&str>,
+    ) -> usize {
+        body.heading(self.title).raw("<ol class=\"steps\">");
+        for (id, title) in self.steps {
+            let current = if *id == step {
+                " aria-current=\"step\""
+            } else {
+                ""
+            };
+            body.fmt(format_args!("<li{current}>{title}</li>"));
+        }
+        body.raw("</ol>\n");
+        if let Some(problem) = problem {
+            body.fmt(format_args!(
+                "<div role=\"alert\" class=\"error\">{}</div>\n",
+                esc(problem)
+            ));
+        }
+        ctx.form_open(body, self.action);
+        body.hidden("step", step);
+        self.steps
+            .iter()
+            .position(|(id, _)| *id == step)
+            .unwrap_or(0)
+    }
+
+    /// Previous and Next (or the finishing button), and the form's end.
+    pub(super) fn close(&self, body: &mut Html, index: usize) {
+        body.raw("<p class=\"wizard-buttons\">");
+        if let Some(previous) = index.checked_sub(1).and_then(|i| self.steps.get(i)) {
+            body.button("Previous", Some(("go", previous.0)));
+        }
+        match self.steps.get(index + 1) {
+            Some(next) => body.button("Next", Some(("go", next.0))),
+            None => body.button(self.finish, Some(("go", "create"))),
+        };
+        body.raw("</p></form>\n");
+    }
+
+    /// The step `go` names (the first for anything else).
+    pub(super) fn step(&self, go: &str) -> &'static str {
+        self.steps
+            .iter()
+            .find(|(id, _)| *id == go)
+            .or(self.steps.first())
+            .map_or("", |(id, _)| id)
+    }
+}
+
+/// A user's or role's permissions boundary, with the buttons that remove it or set another.
+pub(super) fn boundary_section(
+    ctx: &Ctx,
+    body: &mut Html,
+    base: &str,
+    entity: &Value,
+    policies: Option<&[PolicyChoice]>,
+) {
+    body.raw("<h2>Permissions boundary</h2>\n");
+    match entity
+        .pointer("/PermissionsBoundary/PermissionsBoundaryArn")
+        .and_then(Value::as_str)
+    {
+        Some(arn) => {
+            body.fmt(format_args!("<p><code>{}</code></p>\n", esc(arn)));
+            body.raw(&button_form(
+                ctx,
+                base,
+                &[("op", "remove-boundary")],
+                "Remove boundary",
+            ));
+        }
+        None => {
+            body.raw("<p>No permissions boundary.</p>\n");
+        }
+    }
+    if let Some(policies) = policies {
+        ctx.form_open(body, base);
+        body.hidden("op", "set-boundary");
+        boundary_select(body, policies, "");
+        body.button("Set boundary", None).raw("</form>\n");
+    }
+}
+
+/// A select of the tenant's identity providers of one kind (`ListOpenIDConnectProviders` or
+/// `ListSAMLProviders`), each shown by the part of its ARN after `marker`.
+pub(super) async fn provider_select(
+    ctx: &Ctx,
+    body: &mut Html,
+    (action, member, marker): (&str, &str, &str),
+    (label, field, selected): (&str, &str, &str),
+) {
+    match ctx.call(action, json!({})).await {
+        Ok(providers) => {
+            let mut options = vec![(String::new(), "Choose a provider".to_owned())];
+            for p in items(&providers, member) {
+                let arn = text(p, "Arn");
+                let name = arn.split_once(marker).map_or(arn, |(_, n)| n);
+                options.push((arn.to_owned(), name.to_owned()));
+            }
+            body.select(label, field, &options, selected);
+        }
+        Err(error) => alert(body, &error),
+    }
 }

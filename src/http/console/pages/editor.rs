@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::super::html::{esc, Html};
-use super::super::{Console, Ctx, Form};
+use super::super::{Console, Ctx, Form, Posted};
 use super::{alert, tag_fields, tags_of, text};
 use crate::policy::catalog::{AccessLevel, ServiceEntry};
 
@@ -73,28 +73,12 @@ const LEVELS: &[(AccessLevel, &str)] = &[
     (AccessLevel::Tagging, "Tagging"),
 ];
 
-pub(in crate::http::console) async fn start(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    match console.signed_in(&parts) {
-        Ok(ctx) => {
-            let form = Form(vec![("document".into(), EMPTY.into())]);
-            editor_page(&ctx, "visual", &form, EMPTY, None)
-        }
-        Err(response) => response,
-    }
+pub(in crate::http::console) async fn start(ctx: Ctx) -> Response {
+    let form = Form(vec![("document".into(), EMPTY.into())]);
+    editor_page(&ctx, "visual", &form, EMPTY, None)
 }
 
-pub(in crate::http::console) async fn step(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn step(ctx: Ctx, Posted(form): Posted) -> Response {
     // The document as the editor the form came from holds it.
     let mut document = if form.get("mode") == "json" {
         form.raw("json").to_owned()
@@ -264,7 +248,7 @@ pub(in crate::http::console) fn add_statement(
         }
     }
     if !conditions.is_empty() {
-        statement["Condition"] = Value::Object(conditions);
+        super::set(&mut statement, "Condition", Value::Object(conditions));
     }
     let mut all = statements(&parsed);
     all.push(statement);
@@ -621,15 +605,19 @@ async fn review(ctx: &Ctx, form: &Form, document: &str, problem: Option<&str>) -
 async fn create(ctx: &Ctx, form: &Form, document: &str) -> Response {
     let mut params = json!({"PolicyName": form.get("name"), "PolicyDocument": document});
     if !form.raw("description").trim().is_empty() {
-        params["Description"] = json!(form.raw("description").trim());
+        super::set(
+            &mut params,
+            "Description",
+            json!(form.raw("description").trim()),
+        );
     }
     let tags = tags_of(form);
     if !tags.is_empty() {
-        params["Tags"] = Value::Array(tags);
+        super::set(&mut params, "Tags", Value::Array(tags));
     }
     match ctx.call("CreatePolicy", params).await {
         Ok(created) => {
-            let arn = text(&created["Policy"], "Arn").to_owned();
+            let arn = text(super::member(&created, "Policy"), "Arn").to_owned();
             ctx.done(
                 &format!(
                     "/console/policies/view?arn={}",
@@ -650,9 +638,8 @@ pub(in crate::http::console) async fn validate(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(_) => return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
+    let Ok(ctx) = console.signed_in(&parts) else {
+        return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };
     let token = parts
         .headers

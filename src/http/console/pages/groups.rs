@@ -1,30 +1,19 @@
 //! User groups: the list, Create group (a name and policies to attach), and a group's page
 //! (its users, its policies).
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Request, State};
+use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::super::html::{cell, cell_link, esc, seg, Html};
-use super::super::{query, Console};
+use super::super::{Ctx, Posted, Query};
 use super::{
     alert, button_form, day, items, pager, policy_checklist, policy_choices, search_box, searched,
     text,
 };
 use crate::control_plane::AdminError;
 
-pub(in crate::http::console) async fn list(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let query = query(&parts);
+pub(in crate::http::console) async fn list(ctx: Ctx, Query(query): Query) -> Response {
     let mut body = Html::new();
     body.heading("User groups")
         .raw("<p class=\"actions\"><a class=\"button\" href=\"/console/groups/new\">Create group</a></p>\n");
@@ -50,15 +39,7 @@ pub(in crate::http::console) async fn list(
     ctx.page("User groups", "/console/groups", body)
 }
 
-pub(in crate::http::console) async fn new_form(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn new_form(ctx: Ctx) -> Response {
     let mut body = Html::new();
     body.heading("Create user group");
     ctx.form_open(&mut body, "/console/groups/new");
@@ -77,14 +58,7 @@ pub(in crate::http::console) async fn new_form(
     ctx.page("Create user group", "/console/groups", body)
 }
 
-pub(in crate::http::console) async fn create(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn create(ctx: Ctx, Posted(form): Posted) -> Response {
     let name = form.get("name").to_owned();
     let outcome = async {
         ctx.call("CreateGroup", json!({"GroupName": name})).await?;
@@ -121,16 +95,7 @@ pub(in crate::http::console) async fn create(
     }
 }
 
-pub(in crate::http::console) async fn details(
-    State(console): State<Arc<Console>>,
-    Path(name): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn details(ctx: Ctx, Path(name): Path<String>) -> Response {
     let base = format!("/console/groups/{}", seg(&name));
     let mut body = Html::new();
     body.heading(&name);
@@ -143,7 +108,7 @@ pub(in crate::http::console) async fn details(
     };
     body.fmt(format_args!(
         "<dl class=\"summary\"><dt>ARN</dt><dd><code>{}</code></dd></dl>\n",
-        esc(text(&group["Group"], "Arn"))
+        esc(text(super::member(&group, "Group"), "Arn"))
     ));
     let members: Vec<String> = items(&group, "Users")
         .iter()
@@ -222,14 +187,10 @@ pub(in crate::http::console) async fn details(
 }
 
 pub(in crate::http::console) async fn act(
-    State(console): State<Arc<Console>>,
+    ctx: Ctx,
     Path(name): Path<String>,
-    request: Request,
+    Posted(form): Posted,
 ) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
     let base = format!("/console/groups/{}", seg(&name));
     let with = |k: &str, v: &str| -> Value { json!({"GroupName": name, k: v}) };
     let outcome = match form.get("op") {

@@ -2,30 +2,19 @@
 //! IAM dashboard, from the credential report (root access keys, users without MFA, access
 //! keys older than 90 days, credentials unused for 90 days).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::response::Response;
 use data_encoding::BASE64;
 use serde_json::{json, Value};
 
 use super::super::html::{esc, Html};
-use super::super::{Console, Ctx};
+use super::super::Ctx;
 use super::alert;
 use crate::policy::Timestamp;
 
 /// Credentials older or unused for longer than this are flagged (AWS's recommendation).
 const STALE_DAYS: i64 = 90;
 
-pub(in crate::http::console) async fn page(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn page(ctx: Ctx) -> Response {
     let mut body = Html::new();
     body.heading("IAM dashboard");
     match ctx.call("GetAccountSummary", json!({})).await {

@@ -2,29 +2,17 @@
 //! a policy's page: its document, versions (a new one from the JSON editor, the default
 //! version, deleting old ones), the entities it is attached to, and its tags.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::super::html::{cell, cell_link, esc, seg, Html};
-use super::super::{query, Console, Ctx, Form};
+use super::super::{Ctx, Form, Posted, Query};
 use super::{
     alert, button_form, day, items, pager, searched, tag_fields, tags_of, tags_table, text,
 };
 use crate::control_plane::AdminError;
 
-pub(in crate::http::console) async fn list(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let query = query(&parts);
+pub(in crate::http::console) async fn list(ctx: Ctx, Query(query): Query) -> Response {
     let mut body = Html::new();
     body.heading("Policies")
         .raw("<p class=\"actions\"><a class=\"button\" href=\"/console/policies/new\">Create policy</a></p>\n");
@@ -126,16 +114,8 @@ pub(in crate::http::console) fn pretty(document: Option<&Value>) -> String {
     }
 }
 
-pub(in crate::http::console) async fn details(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let arn = query(&parts).get("arn").to_owned();
+pub(in crate::http::console) async fn details(ctx: Ctx, Query(query): Query) -> Response {
+    let arn = query.get("arn").to_owned();
     let mut body = Html::new();
     let policy = match ctx.call("GetPolicy", json!({"PolicyArn": arn})).await {
         Ok(p) => p.get("Policy").cloned().unwrap_or_default(),
@@ -264,26 +244,18 @@ pub(in crate::http::console) async fn details(
 }
 
 pub(in crate::http::console) async fn act(
-    State(console): State<Arc<Console>>,
-    request: Request,
+    ctx: Ctx,
+    Query(query): Query,
+    Posted(form): Posted,
 ) -> Response {
-    let uri = request.uri().clone();
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
-    let arn = uri
-        .query()
-        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "arn").map(|(_, v)| v))
-        .unwrap_or_default();
+    let arn = query.get("arn").to_owned();
     let base = format!("/console/policies/view?arn={}", seg(&arn));
     let with = |k: &str, v: Value| -> Value { json!({"PolicyArn": arn, k: v}) };
     let outcome: Result<String, AdminError> = match form.get("op") {
         "new-version" => ctx
             .call("CreatePolicyVersion", json!({"PolicyArn": arn, "PolicyDocument": form.raw("document"), "SetAsDefault": form.has("default")}))
             .await
-            .map(|v| format!("Version {} was created.", text(&v["PolicyVersion"], "VersionId"))),
+            .map(|v| format!("Version {} was created.", text(super::member(&v, "PolicyVersion"), "VersionId"))),
         "set-default" => ctx.call("SetDefaultPolicyVersion", with("VersionId", json!(form.get("version")))).await.map(|_| "The default version was set.".into()),
         "delete-version" => ctx.call("DeletePolicyVersion", with("VersionId", json!(form.get("version")))).await.map(|_| "The version was deleted.".into()),
         "tag" => {

@@ -5,31 +5,21 @@
 //! and a role's tabs: Permissions, Trust relationships, Tags, Sessions (revoke, last used)
 //! and Access Advisor.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Request, State};
+use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::super::html::{cell, cell_link, esc, seg, Html};
-use super::super::{query, Console, Ctx, Form};
+use super::super::{Ctx, Form, Posted, Query};
 use super::users::tabs;
 use super::{
     alert, boundary_select, button_form, carry, day, items, pager, policy_checklist,
-    policy_choices, search_box, searched, tag_fields, tags_of, tags_table, text,
+    policy_choices, search_box, searched, tag_fields, tags_of, tags_table, text, Wizard,
 };
+use super::{boundary_section, provider_select};
 use crate::control_plane::AdminError;
 
-pub(in crate::http::console) async fn list(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let query = query(&parts);
+pub(in crate::http::console) async fn list(ctx: Ctx, Query(query): Query) -> Response {
     let mut body = Html::new();
     body.heading("Roles")
         .raw("<p class=\"actions\"><a class=\"button\" href=\"/console/roles/new\">Create role</a></p>\n");
@@ -95,31 +85,22 @@ fn trusted_entities(document: Option<&Value>) -> String {
 
 // --- the Create role wizard ---
 
-const STEPS: &[(&str, &str)] = &[
-    ("trust", "Select trusted entity"),
-    ("permissions", "Add permissions"),
-    ("review", "Name, review, and create"),
-];
+const WIZARD: Wizard = Wizard {
+    title: "Create role",
+    action: "/console/roles/new",
+    finish: "Create role",
+    steps: &[
+        ("trust", "Select trusted entity"),
+        ("permissions", "Add permissions"),
+        ("review", "Name, review, and create"),
+    ],
+};
 
-pub(in crate::http::console) async fn wizard(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    match console.signed_in(&parts) {
-        Ok(ctx) => step_page(&ctx, "trust", &Form::default(), None).await,
-        Err(response) => response,
-    }
+pub(in crate::http::console) async fn wizard(ctx: Ctx) -> Response {
+    step_page(&ctx, "trust", &Form::default(), None).await
 }
 
-pub(in crate::http::console) async fn wizard_step(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn wizard_step(ctx: Ctx, Posted(form): Posted) -> Response {
     let go = form.get("go");
     if go == "create" {
         return create(&ctx, &form).await;
@@ -129,10 +110,7 @@ pub(in crate::http::console) async fn wizard_step(
             return step_page(&ctx, "trust", &form, Some(&problem)).await;
         }
     }
-    let step = STEPS
-        .iter()
-        .find(|(s, _)| *s == go)
-        .map_or("trust", |(s, _)| s);
+    let step = WIZARD.step(go);
     step_page(&ctx, step, &form, None).await
 }
 
@@ -169,7 +147,7 @@ pub(in crate::http::console) fn trust_policy(form: &Form) -> Result<String, Stri
                 condition.insert("Bool".into(), json!({"aws:MultiFactorAuthPresent": "true"}));
             }
             if !condition.is_empty() {
-                statement["Condition"] = Value::Object(condition);
+                super::set(&mut statement, "Condition", Value::Object(condition));
             }
             statement
         }
@@ -208,25 +186,7 @@ pub(in crate::http::console) fn trust_policy(form: &Form) -> Result<String, Stri
 
 async fn step_page(ctx: &Ctx, step: &str, form: &Form, problem: Option<&str>) -> Response {
     let mut body = Html::new();
-    body.heading("Create role").raw("<ol class=\"steps\">");
-    for (s, title) in STEPS {
-        let current = if *s == step {
-            " aria-current=\"step\""
-        } else {
-            ""
-        };
-        body.fmt(format_args!("<li{current}>{title}</li>"));
-    }
-    body.raw("</ol>\n");
-    if let Some(problem) = problem {
-        body.fmt(format_args!(
-            "<div role=\"alert\" class=\"error\">{}</div>\n",
-            esc(problem)
-        ));
-    }
-    ctx.form_open(&mut body, "/console/roles/new");
-    body.hidden("step", step);
-    let index = STEPS.iter().position(|(s, _)| *s == step).unwrap_or(0);
+    let index = WIZARD.open(ctx, &mut body, step, problem);
     match step {
         "permissions" => {
             carry(&mut body, form, &["policy", "boundary"]);
@@ -269,15 +229,7 @@ async fn step_page(ctx: &Ctx, step: &str, form: &Form, problem: Option<&str>) ->
                     form.get("description"),
                     "text",
                 );
-            let hours: Vec<(String, String)> = [1, 2, 4, 6, 8, 12]
-                .iter()
-                .map(|h| {
-                    (
-                        (h * 3600).to_string(),
-                        format!("{h} hour{}", if *h == 1 { "" } else { "s" }),
-                    )
-                })
-                .collect();
+            let hours = session_durations();
             body.select(
                 "Maximum session duration",
                 "max_session",
@@ -329,15 +281,7 @@ async fn step_page(ctx: &Ctx, step: &str, form: &Form, problem: Option<&str>) ->
             trust_step(ctx, &mut body, form).await;
         }
     }
-    body.raw("<p class=\"wizard-buttons\">");
-    if let Some(previous) = index.checked_sub(1).and_then(|i| STEPS.get(i)) {
-        body.button("Previous", Some(("go", previous.0)));
-    }
-    match STEPS.get(index + 1) {
-        Some(next) => body.button("Next", Some(("go", next.0))),
-        None => body.button("Create role", Some(("go", "create"))),
-    };
-    body.raw("</p></form>\n");
+    WIZARD.close(&mut body, index);
     ctx.page("Create role", "/console/roles", body)
 }
 
@@ -400,43 +344,27 @@ async fn trust_step(ctx: &Ctx, body: &mut Html, form: &Form) {
         .checkbox("Require MFA", "require_mfa", "on", form.has("require_mfa"))
         .raw("</fieldset>\n");
     body.raw("<fieldset><legend>Web identity</legend>\n");
-    match ctx.call("ListOpenIDConnectProviders", json!({})).await {
-        Ok(providers) => {
-            let mut options = vec![(String::new(), "Choose a provider".to_owned())];
-            for p in items(&providers, "OpenIDConnectProviderList") {
-                let arn = text(p, "Arn");
-                let host = arn.split_once(":oidc-provider/").map_or(arn, |(_, h)| h);
-                options.push((arn.to_owned(), host.to_owned()));
-            }
-            body.select(
-                "Identity provider",
-                "provider",
-                &options,
-                form.get("provider"),
-            );
-        }
-        Err(error) => alert(body, &error),
-    }
+    provider_select(
+        ctx,
+        body,
+        (
+            "ListOpenIDConnectProviders",
+            "OpenIDConnectProviderList",
+            ":oidc-provider/",
+        ),
+        ("Identity provider", "provider", form.get("provider")),
+    )
+    .await;
     body.input("Audience", "audience", form.get("audience"), "text")
         .raw("</fieldset>\n");
     body.raw("<fieldset><legend>SAML 2.0 federation</legend>\n");
-    match ctx.call("ListSAMLProviders", json!({})).await {
-        Ok(providers) => {
-            let mut options = vec![(String::new(), "Choose a provider".to_owned())];
-            for p in items(&providers, "SAMLProviderList") {
-                let arn = text(p, "Arn");
-                let name = arn.split_once(":saml-provider/").map_or(arn, |(_, n)| n);
-                options.push((arn.to_owned(), name.to_owned()));
-            }
-            body.select(
-                "SAML provider",
-                "saml_provider",
-                &options,
-                form.get("saml_provider"),
-            );
-        }
-        Err(error) => alert(body, &error),
-    }
+    provider_select(
+        ctx,
+        body,
+        ("ListSAMLProviders", "SAMLProviderList", ":saml-provider/"),
+        ("SAML provider", "saml_provider", form.get("saml_provider")),
+    )
+    .await;
     body.raw("</fieldset>\n<fieldset><legend>Custom trust policy</legend>\n");
     let custom = if form.raw("trust_policy").is_empty() {
         "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\n      \"Effect\": \"Allow\",\n      \"Principal\": {},\n      \"Action\": \"sts:AssumeRole\"\n    }\n  ]\n}"
@@ -455,17 +383,21 @@ async fn create(ctx: &Ctx, form: &Form) -> Response {
     let name = form.get("name").to_owned();
     let mut create = json!({"RoleName": name, "AssumeRolePolicyDocument": trust});
     if !form.get("description").is_empty() {
-        create["Description"] = json!(form.get("description"));
+        super::set(&mut create, "Description", json!(form.get("description")));
     }
     if let Ok(seconds) = form.get("max_session").parse::<u32>() {
-        create["MaxSessionDuration"] = json!(seconds);
+        super::set(&mut create, "MaxSessionDuration", json!(seconds));
     }
     if !form.get("boundary").is_empty() {
-        create["PermissionsBoundary"] = json!(form.get("boundary"));
+        super::set(
+            &mut create,
+            "PermissionsBoundary",
+            json!(form.get("boundary")),
+        );
     }
     let tags = tags_of(form);
     if !tags.is_empty() {
-        create["Tags"] = Value::Array(tags);
+        super::set(&mut create, "Tags", Value::Array(tags));
     }
     if let Err(error) = ctx.call("CreateRole", create).await {
         return step_page(
@@ -516,6 +448,19 @@ async fn create(ctx: &Ctx, form: &Form) -> Response {
     )
 }
 
+/// The maximum session durations a role may have, as the console offers them.
+fn session_durations() -> Vec<(String, String)> {
+    [1, 2, 4, 6, 8, 12]
+        .iter()
+        .map(|h| {
+            (
+                (h * 3600).to_string(),
+                format!("{h} hour{}", if *h == 1 { "" } else { "s" }),
+            )
+        })
+        .collect()
+}
+
 // --- a role's tabs ---
 
 const TABS: &[(&str, &str)] = &[
@@ -527,16 +472,11 @@ const TABS: &[(&str, &str)] = &[
 ];
 
 pub(in crate::http::console) async fn details(
-    State(console): State<Arc<Console>>,
+    ctx: Ctx,
     Path(name): Path<String>,
-    request: Request,
+    Query(query): Query,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let tab = query(&parts).get("tab").to_owned();
+    let tab = query.get("tab").to_owned();
     let tab = TABS
         .iter()
         .find(|(t, _)| *t == tab)
@@ -594,15 +534,7 @@ pub(in crate::http::console) async fn details(
                 text(&role, "Description"),
                 "text",
             );
-            let hours: Vec<(String, String)> = [1, 2, 4, 6, 8, 12]
-                .iter()
-                .map(|h| {
-                    (
-                        (h * 3600).to_string(),
-                        format!("{h} hour{}", if *h == 1 { "" } else { "s" }),
-                    )
-                })
-                .collect();
+            let hours = session_durations();
             let current = role
                 .get("MaxSessionDuration")
                 .and_then(Value::as_i64)
@@ -670,25 +602,8 @@ async fn role_permissions(ctx: &Ctx, body: &mut Html, base: &str, role: &Value, 
             .collect();
         body.table("Inline policies", &["Policy", ""], &rows);
     }
-    body.raw("<h2>Permissions boundary</h2>\n");
-    match role
-        .pointer("/PermissionsBoundary/PermissionsBoundaryArn")
-        .and_then(Value::as_str)
-    {
-        Some(arn) => {
-            body.fmt(format_args!("<p><code>{}</code></p>\n", esc(arn)));
-            body.raw(&button_form(
-                ctx,
-                base,
-                &[("op", "remove-boundary")],
-                "Remove boundary",
-            ));
-        }
-        None => {
-            body.raw("<p>No permissions boundary.</p>\n");
-        }
-    }
-    if let Ok(policies) = policy_choices(ctx).await {
+    let policies = policy_choices(ctx).await.ok();
+    if let Some(policies) = &policies {
         let attached: Vec<&str> = attached.iter().map(|a| text(a, "PolicyArn")).collect();
         let choices: Vec<_> = policies
             .iter()
@@ -699,11 +614,8 @@ async fn role_permissions(ctx: &Ctx, body: &mut Html, base: &str, role: &Value, 
         body.hidden("op", "attach");
         policy_checklist(body, "Add permissions", "policy", &choices, &[]);
         body.button("Add permissions", None).raw("</form>\n");
-        ctx.form_open(body, base);
-        body.hidden("op", "set-boundary");
-        boundary_select(body, &policies, "");
-        body.button("Set boundary", None).raw("</form>\n");
     }
+    boundary_section(ctx, body, base, role, policies.as_deref());
 }
 
 /// Access Advisor: the services `arn` was allowed to use, and when it last did.
@@ -752,14 +664,10 @@ pub(in crate::http::console) async fn advisor(ctx: &Ctx, body: &mut Html, arn: &
 }
 
 pub(in crate::http::console) async fn act(
-    State(console): State<Arc<Console>>,
+    ctx: Ctx,
     Path(name): Path<String>,
-    request: Request,
+    Posted(form): Posted,
 ) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
     let base = format!("/console/roles/{}", seg(&name));
     let role = json!({"RoleName": name});
     let with = |k: &str, v: Value| -> Value { json!({"RoleName": name, k: v}) };
@@ -843,7 +751,7 @@ pub(in crate::http::console) async fn act(
         "settings" => {
             let mut update = json!({"RoleName": name, "Description": form.get("description")});
             if let Ok(seconds) = form.get("max_session").parse::<u32>() {
-                update["MaxSessionDuration"] = json!(seconds);
+                super::set(&mut update, "MaxSessionDuration", json!(seconds));
             }
             (
                 "sessions",

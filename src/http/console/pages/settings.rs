@@ -2,27 +2,16 @@
 //! the account alias), and Event history (the audit trail: every change, and every refused
 //! or failed call and sign-in, filtered by actor, action, outcome and time).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::super::html::{cell, esc, Html};
-use super::super::{query, Console};
+use super::super::{Ctx, Posted, Query};
 use super::{alert, button_form, day, items, text};
 use crate::control_plane::AdminError;
 use crate::policy::Timestamp;
 
-pub(in crate::http::console) async fn providers(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn providers(ctx: Ctx) -> Response {
     let mut body = Html::new();
     body.heading("Identity providers");
     match ctx.call("ListOpenIDConnectProviders", json!({})).await {
@@ -101,20 +90,17 @@ pub(in crate::http::console) async fn providers(
     ctx.page("Identity providers", "/console/providers", body)
 }
 
-pub(in crate::http::console) async fn providers_act(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn providers_act(ctx: Ctx, Posted(form): Posted) -> Response {
     let outcome: Result<String, AdminError> = match form.get("op") {
         "add-oidc" => {
             let mut params =
                 json!({"Url": form.get("url"), "ClientIDList": [form.get("audience")]});
             if !form.get("thumbprint").is_empty() {
-                params["ThumbprintList"] = json!([form.get("thumbprint")]);
+                super::set(
+                    &mut params,
+                    "ThumbprintList",
+                    json!([form.get("thumbprint")]),
+                );
             }
             ctx.call("CreateOpenIDConnectProvider", params)
                 .await
@@ -187,15 +173,7 @@ const POLICY_FIELDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub(in crate::http::console) async fn account(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn account(ctx: Ctx) -> Response {
     let mut body = Html::new();
     body.heading("Account settings").fmt(format_args!(
         "<dl class=\"summary\"><dt>Account ID</dt><dd><code>{}</code></dd></dl>\n",
@@ -274,14 +252,7 @@ pub(in crate::http::console) async fn account(
     ctx.page("Account settings", "/console/settings", body)
 }
 
-pub(in crate::http::console) async fn account_act(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn account_act(ctx: Ctx, Posted(form): Posted) -> Response {
     let outcome: Result<String, AdminError> = match form.get("op") {
         "password-policy" => {
             let mut params = serde_json::Map::new();
@@ -334,16 +305,8 @@ struct Row {
     source: String,
 }
 
-pub(in crate::http::console) async fn events(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let q = query(&parts);
+pub(in crate::http::console) async fn events(ctx: Ctx, Query(query): Query) -> Response {
+    let q = &query;
     let mut body = Html::new();
     body.heading("Event history")
         .raw("<form method=\"get\" action=\"/console/events\" class=\"filters\" role=\"search\">\n")
@@ -417,7 +380,7 @@ pub(in crate::http::console) async fn events(
             && from.is_none_or(|f| r.at >= f)
             && to.is_none_or(|t| r.at <= t)
     });
-    rows.sort_by(|a, b| b.at.cmp(&a.at));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.at));
     let total = rows.len();
     let cells: Vec<Vec<String>> = rows
         .iter()

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::super::html::{esc, Html};
 use super::super::session::token;
 use super::super::{
-    cookie, document, error_text, forbidden, now, read_form, Console, Form, SESSION_COOKIE,
-    SIGN_IN_COOKIE,
+    cookie, document, error_text, forbidden, now, read_form, Console, Ctx, Form, Posted,
+    SESSION_COOKIE, SIGN_IN_COOKIE,
 };
 use crate::control_plane::{AdminError, SignIn, SignInRequest};
 use crate::directory::Secret;
@@ -49,7 +49,7 @@ fn sign_in_page(
         .raw("</form>\n");
     let mut response = (
         status,
-        Html::from(document("Sign in", None, "", body.into_string())),
+        Html::from(document("Sign in", None, "", &body.into_string())),
     )
         .into_response();
     response.headers_mut().append(
@@ -223,7 +223,7 @@ fn finish(
                 .button("Submit", None)
                 .raw("</form>\n");
             let mut response =
-                Html::from(document("MFA", None, "", body.into_string())).into_response();
+                Html::from(document("MFA", None, "", &body.into_string())).into_response();
             response.headers_mut().append(
                 header::SET_COOKIE,
                 console.cookie(SIGN_IN_COOKIE, &csrf, false),
@@ -267,15 +267,8 @@ pub(in crate::http::console) async fn sign_out(
 }
 
 /// The password change form (forced at first sign-in, or chosen).
-pub(in crate::http::console) async fn change_form(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    match console.signed_in(&parts) {
-        Ok(ctx) => change_page(&ctx, None),
-        Err(response) => response,
-    }
+pub(in crate::http::console) async fn change_form(ctx: Ctx) -> Response {
+    change_page(&ctx, None)
 }
 
 fn change_page(ctx: &super::super::Ctx, error: Option<&str>) -> Response {
@@ -302,12 +295,9 @@ fn change_page(ctx: &super::super::Ctx, error: Option<&str>) -> Response {
 /// `ChangePassword` as the user; their other sessions end.
 pub(in crate::http::console) async fn change(
     State(console): State<Arc<Console>>,
-    request: Request,
+    ctx: Ctx,
+    Posted(form): Posted,
 ) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
     if form.raw("new") != form.raw("again") {
         return change_page(&ctx, Some("The new passwords do not match."));
     }

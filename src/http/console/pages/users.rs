@@ -4,35 +4,25 @@
 //! Tags, Security credentials (access keys, console password, a virtual MFA device with its
 //! QR code) and Access Advisor.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Request, State};
+use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ring::rand::SecureRandom as _;
 use serde_json::{json, Value};
 
 use super::super::html::{cell, cell_link, esc, seg, Html};
-use super::super::{query, Console, Ctx, Form};
+use super::super::{Ctx, Form, Posted, Query};
+use super::boundary_section;
 use super::{
     alert, boundary_select, button_form, carry, day, items, pager, policy_checklist,
-    policy_choices, search_box, searched, tag_fields, tags_of, tags_table, text,
+    policy_choices, search_box, searched, tag_fields, tags_of, tags_table, text, Wizard,
 };
 use crate::control_plane::AdminError;
 
 /// The AWS managed policy AWS's console attaches to a user who must change the password.
 const CHANGE_PASSWORD_POLICY: &str = "arn:aws:iam::aws:policy/IAMUserChangePassword";
 
-pub(in crate::http::console) async fn list(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let query = query(&parts);
+pub(in crate::http::console) async fn list(ctx: Ctx, Query(query): Query) -> Response {
     let mut body = Html::new();
     body.heading("Users").raw(
         "<p class=\"actions\"><a class=\"button\" href=\"/console/users/new\">Add user</a></p>\n",
@@ -82,32 +72,23 @@ pub(in crate::http::console) fn render_list(body: &mut Html, users: &[Value]) {
 // --- the Add user wizard ---
 
 /// The wizard's steps, in order.
-const STEPS: &[(&str, &str)] = &[
-    ("details", "Set user details"),
-    ("permissions", "Set permissions"),
-    ("tags", "Add tags"),
-    ("review", "Review and create"),
-];
+const WIZARD: Wizard = Wizard {
+    title: "Add user",
+    action: "/console/users/new",
+    finish: "Create user",
+    steps: &[
+        ("details", "Set user details"),
+        ("permissions", "Set permissions"),
+        ("tags", "Add tags"),
+        ("review", "Review and create"),
+    ],
+};
 
-pub(in crate::http::console) async fn wizard(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    match console.signed_in(&parts) {
-        Ok(ctx) => step_page(&ctx, "details", &Form::default(), None).await,
-        Err(response) => response,
-    }
+pub(in crate::http::console) async fn wizard(ctx: Ctx) -> Response {
+    step_page(&ctx, "details", &Form::default(), None).await
 }
 
-pub(in crate::http::console) async fn wizard_step(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn wizard_step(ctx: Ctx, Posted(form): Posted) -> Response {
     let go = form.get("go");
     if go == "create" {
         return create(&ctx, &form).await;
@@ -118,10 +99,7 @@ pub(in crate::http::console) async fn wizard_step(
             return step_page(&ctx, "details", &form, Some(problem)).await;
         }
     }
-    let step = STEPS
-        .iter()
-        .find(|(s, _)| *s == go)
-        .map_or("details", |(s, _)| s);
+    let step = WIZARD.step(go);
     step_page(&ctx, step, &form, None).await
 }
 
@@ -140,26 +118,7 @@ fn details_problem(form: &Form) -> Option<&'static str> {
 
 async fn step_page(ctx: &Ctx, step: &str, form: &Form, problem: Option<&str>) -> Response {
     let mut body = Html::new();
-    body.heading("Add user");
-    body.raw("<ol class=\"steps\">");
-    for (s, title) in STEPS {
-        let current = if *s == step {
-            " aria-current=\"step\""
-        } else {
-            ""
-        };
-        body.fmt(format_args!("<li{current}>{title}</li>"));
-    }
-    body.raw("</ol>\n");
-    if let Some(problem) = problem {
-        body.fmt(format_args!(
-            "<div role=\"alert\" class=\"error\">{}</div>\n",
-            esc(problem)
-        ));
-    }
-    ctx.form_open(&mut body, "/console/users/new");
-    body.hidden("step", step);
-    let index = STEPS.iter().position(|(s, _)| *s == step).unwrap_or(0);
+    let index = WIZARD.open(ctx, &mut body, step, problem);
     match step {
         "permissions" => {
             carry(
@@ -170,18 +129,7 @@ async fn step_page(ctx: &Ctx, step: &str, form: &Form, problem: Option<&str>) ->
             permissions_step(ctx, &mut body, form).await;
         }
         "tags" => {
-            carry(
-                &mut body,
-                form,
-                &[
-                    "tag_key_1",
-                    "tag_value_1",
-                    "tag_key_2",
-                    "tag_value_2",
-                    "tag_key_3",
-                    "tag_value_3",
-                ],
-            );
+            carry(&mut body, form, super::TAG_FIELDS);
             body.raw("<h2>Add tags</h2>\n");
             tag_fields(&mut body, form);
         }
@@ -205,15 +153,7 @@ async fn step_page(ctx: &Ctx, step: &str, form: &Form, problem: Option<&str>) ->
             details_step(&mut body, form);
         }
     }
-    body.raw("<p class=\"wizard-buttons\">");
-    if let Some(previous) = index.checked_sub(1).and_then(|i| STEPS.get(i)) {
-        body.button("Previous", Some(("go", previous.0)));
-    }
-    match STEPS.get(index + 1) {
-        Some(next) => body.button("Next", Some(("go", next.0))),
-        None => body.button("Create user", Some(("go", "create"))),
-    };
-    body.raw("</p></form>\n");
+    WIZARD.close(&mut body, index);
     ctx.page("Add user", "/console/users", body)
 }
 
@@ -312,6 +252,15 @@ async fn permissions_step(ctx: &Ctx, body: &mut Html, form: &Form) {
     }
 }
 
+/// Names joined with commas, or "none".
+fn listed(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn review(body: &mut Html, form: &Form) {
     let mut access = Vec::new();
     if form.has("access_key") {
@@ -322,8 +271,8 @@ fn review(body: &mut Html, form: &Form) {
     }
     let permissions = match form.get("mode") {
         "copy" => format!("Copied from user {}", form.get("copy_from")),
-        "attach" => format!("Policies: {}", form.all("policy").join(", ")),
-        _ => format!("Groups: {}", form.all("group").join(", ")),
+        "attach" => format!("Policies: {}", listed(&form.all("policy"))),
+        _ => format!("Groups: {}", listed(&form.all("group"))),
     };
     let tags: Vec<String> = tags_of(form)
         .iter()
@@ -422,10 +371,14 @@ async fn create(ctx: &Ctx, form: &Form) -> Response {
         let mut create = json!({"UserName": name});
         let tags = tags_of(form);
         if !tags.is_empty() {
-            create["Tags"] = Value::Array(tags);
+            super::set(&mut create, "Tags", Value::Array(tags));
         }
         if !form.get("boundary").is_empty() {
-            create["PermissionsBoundary"] = json!(form.get("boundary"));
+            super::set(
+                &mut create,
+                "PermissionsBoundary",
+                json!(form.get("boundary")),
+            );
         }
         ctx.call("CreateUser", create).await?;
         done.push(("DeleteUser", user.clone()));
@@ -597,15 +550,7 @@ fn created(
 }
 
 /// The new user's credentials as `.csv`, once.
-pub(in crate::http::console) async fn download(
-    State(console): State<Arc<Console>>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn download(ctx: Ctx) -> Response {
     match ctx.session().take_download() {
         Some((name, content)) => {
             let file: String = name
@@ -666,16 +611,11 @@ pub(super) fn tabs(body: &mut Html, base: &str, tabs: &[(&str, &str)], current: 
 }
 
 pub(in crate::http::console) async fn details(
-    State(console): State<Arc<Console>>,
+    ctx: Ctx,
     Path(name): Path<String>,
-    request: Request,
+    Query(query): Query,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let tab = query(&parts).get("tab").to_owned();
+    let tab = query.get("tab").to_owned();
     let tab = TABS
         .iter()
         .find(|(t, _)| *t == tab)
@@ -806,30 +746,8 @@ async fn permissions_tab(ctx: &Ctx, body: &mut Html, base: &str, user: &Value, p
         }
         Err(error) => alert(body, &error),
     }
-    body.raw("<h2>Permissions boundary</h2>\n");
-    match user
-        .pointer("/PermissionsBoundary/PermissionsBoundaryArn")
-        .and_then(Value::as_str)
-    {
-        Some(arn) => {
-            body.fmt(format_args!("<p><code>{}</code></p>\n", esc(arn)));
-            body.raw(&button_form(
-                ctx,
-                base,
-                &[("op", "remove-boundary")],
-                "Remove boundary",
-            ));
-        }
-        None => {
-            body.raw("<p>No permissions boundary.</p>\n");
-        }
-    }
-    if let Ok(policies) = policy_choices(ctx).await {
-        ctx.form_open(body, base);
-        body.hidden("op", "set-boundary");
-        boundary_select(body, &policies, "");
-        body.button("Set boundary", None).raw("</form>\n");
-    }
+    let policies = policy_choices(ctx).await.ok();
+    boundary_section(ctx, body, base, user, policies.as_deref());
 }
 
 async fn groups_tab(ctx: &Ctx, body: &mut Html, base: &str, p: &Value) {
@@ -881,7 +799,7 @@ async fn credentials_tab(ctx: &Ctx, body: &mut Html, base: &str, name: &str) {
         Ok(profile) => {
             body.fmt(format_args!(
                 "<p>Console password enabled since {}.</p>\n",
-                esc(text(&profile["LoginProfile"], "CreateDate"))
+                esc(text(super::member(&profile, "LoginProfile"), "CreateDate"))
             ));
             ctx.form_open(body, base);
             body.hidden("op", "password")
@@ -990,15 +908,9 @@ async fn credentials_tab(ctx: &Ctx, body: &mut Html, base: &str, name: &str) {
 
 /// The Add permissions page: policies to attach directly, or groups to join.
 pub(in crate::http::console) async fn add_permissions(
-    State(console): State<Arc<Console>>,
+    ctx: Ctx,
     Path(name): Path<String>,
-    request: Request,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
     let base = format!("/console/users/{}", seg(&name));
     let mut body = Html::new();
     body.heading(&format!("Add permissions to {name}"));
@@ -1029,16 +941,7 @@ pub(in crate::http::console) async fn add_permissions(
 }
 
 /// The Assign MFA device page: a device name, then (after `op=create-mfa`) the QR code.
-pub(in crate::http::console) async fn mfa_form(
-    State(console): State<Arc<Console>>,
-    Path(name): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    let ctx = match console.signed_in(&parts) {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
+pub(in crate::http::console) async fn mfa_form(ctx: Ctx, Path(name): Path<String>) -> Response {
     let base = format!("/console/users/{}", seg(&name));
     let mut body = Html::new();
     body.heading("Assign MFA device")
@@ -1102,14 +1005,10 @@ async fn mfa_codes(ctx: &Ctx, base: &str, user: &str, device: &str) -> Response 
 
 /// Every state change on a user's page, by `op`.
 pub(in crate::http::console) async fn act(
-    State(console): State<Arc<Console>>,
+    ctx: Ctx,
     Path(name): Path<String>,
-    request: Request,
+    Posted(form): Posted,
 ) -> Response {
-    let (ctx, form) = match console.form(request).await {
-        Ok(x) => x,
-        Err(response) => return response,
-    };
     let base = format!("/console/users/{}", seg(&name));
     let user = json!({"UserName": name});
     let with = |extra: Value| {
@@ -1123,7 +1022,7 @@ pub(in crate::http::console) async fn act(
     let (to, outcome): (String, Result<String, AdminError>) = match op {
         "create-mfa" => return mfa_codes(&ctx, &base, &name, form.get("device")).await,
         "create-key" => match ctx.call("CreateAccessKey", user.clone()).await {
-            Ok(key) => return new_key_page(&ctx, &base, key.get("AccessKey").cloned().unwrap_or_default()),
+            Ok(key) => return new_key_page(&ctx, &base, super::member(&key, "AccessKey")),
             Err(e) => (format!("{base}?tab=credentials"), Err(e)),
         },
         "delete" => {
@@ -1190,14 +1089,14 @@ pub(in crate::http::console) async fn act(
 }
 
 /// A new access key, shown once.
-fn new_key_page(ctx: &Ctx, base: &str, key: Value) -> Response {
+fn new_key_page(ctx: &Ctx, base: &str, key: &Value) -> Response {
     let mut body = Html::new();
     body.heading("Access key created")
         .raw("<div role=\"status\" class=\"ok\">This is the only time the secret access key can be viewed: save it now.</div>\n")
         .fmt(format_args!(
             "<dl class=\"secrets\"><dt>Access key ID</dt><dd><code id=\"access-key-id\">{}</code></dd><dt>Secret access key</dt><dd><code id=\"secret-access-key\">{}</code></dd></dl>\n",
-            esc(text(&key, "AccessKeyId")),
-            esc(text(&key, "SecretAccessKey"))
+            esc(text(key, "AccessKeyId")),
+            esc(text(key, "SecretAccessKey"))
         ))
         .fmt(format_args!("<p><a href=\"{}?tab=credentials\">Done</a></p>\n", esc(base)));
     ctx.page("Access key created", "/console/users", body)
