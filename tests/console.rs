@@ -495,8 +495,8 @@ async fn user_data_is_rendered_inert() {
     // the value, is shown as text.
     let tagged = b
         .submit(
-            "/console/users/reader?tab=tags",
-            "/console/users/reader",
+            "/console/users/details/reader?tab=tags",
+            "/console/users/details/reader",
             &[
                 ("op", "tag"),
                 ("tag_key_1", "note"),
@@ -601,7 +601,7 @@ async fn actions_run_as_the_signed_in_user_and_refusals_show_aws_messages() {
 async fn another_tenants_names_in_urls_reach_nothing_of_it() {
     let console = Console::start("tenants", 100).await;
     let mut b = console.signed_in("admin").await;
-    let bob = b.get("/console/users/bob").await;
+    let bob = b.get("/console/users/details/bob").await;
     assert_eq!(bob.status, 200);
     assert!(bob.body.contains("NoSuchEntity"), "{}", bob.body);
     assert!(!bob.body.contains(B), "nothing of tenant B is shown");
@@ -777,6 +777,15 @@ async fn the_add_user_wizard_creates_everything_and_shows_the_credentials_once()
     );
     let user = console.call(A, "GetUser", &json!({"UserName": "carol"}));
     assert_eq!(user["User"]["Tags"][0]["Value"], "payments");
+
+    // A user may be called `new`: its page is not the wizard's.
+    console.call(A, "CreateUser", &json!({"UserName": "new"}));
+    let page = b.get("/console/users/details/new").await;
+    assert!(
+        page.body.contains("arn:aws:iam::111122223333:user/new"),
+        "{}",
+        page.body
+    );
 
     let csv = b.get("/console/users/credentials.csv").await;
     assert_eq!(csv.status, 200);

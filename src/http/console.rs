@@ -97,21 +97,24 @@ pub fn routes(admin: Admin, secure_transport: bool, secure_cookies: bool) -> Rou
             get(pages::users::download),
         )
         .route(
-            "/console/users/{name}",
+            "/console/users/details/{name}",
             get(pages::users::details).post(pages::users::act),
         )
         .route(
-            "/console/users/{name}/add-permissions",
+            "/console/users/details/{name}/add-permissions",
             get(pages::users::add_permissions),
         )
-        .route("/console/users/{name}/mfa", get(pages::users::mfa_form))
+        .route(
+            "/console/users/details/{name}/mfa",
+            get(pages::users::mfa_form),
+        )
         .route("/console/groups", get(pages::groups::list))
         .route(
             "/console/groups/new",
             get(pages::groups::new_form).post(pages::groups::create),
         )
         .route(
-            "/console/groups/{name}",
+            "/console/groups/details/{name}",
             get(pages::groups::details).post(pages::groups::act),
         )
         .route("/console/roles", get(pages::roles::list))
@@ -120,7 +123,7 @@ pub fn routes(admin: Admin, secure_transport: bool, secure_cookies: bool) -> Rou
             get(pages::roles::wizard).post(pages::roles::wizard_step),
         )
         .route(
-            "/console/roles/{name}",
+            "/console/roles/details/{name}",
             get(pages::roles::details).post(pages::roles::act),
         )
         .route("/console/policies", get(pages::policies::list))

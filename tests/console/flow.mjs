@@ -158,7 +158,7 @@ async function flow() {
   });
 
   await step('secret-shown-once', async () => {
-    await open(page, `/users/${USER}`);
+    await open(page, `/users/details/${USER}`);
     await follow(page, 'Security credentials');
     const text = await shownText(page);
     check(!text.includes(secret), 'the secret access key is shown again on the Security credentials tab');
@@ -307,7 +307,7 @@ async function flow() {
 
   // ---- Attach them from the Permissions tabs.
   await step('user-add-permissions', async () => {
-    await open(page, `/users/${USER}`);
+    await open(page, `/users/details/${USER}`);
     await follow(page, 'Permissions');
     await follow(page, 'Add permissions');
     await tick(page, VISUAL_POLICY);
@@ -323,7 +323,7 @@ async function flow() {
   });
 
   await step('role-add-permissions', async () => {
-    await open(page, `/roles/${ROLES.service}`);
+    await open(page, `/roles/details/${ROLES.service}`);
     await follow(page, 'Permissions');
     // A role's Permissions tab holds the Add permissions checklist itself.
     await tick(page, VISUAL_POLICY);

@@ -25,7 +25,7 @@ pub(in crate::http::console) async fn list(ctx: Ctx, Query(query): Query) -> Res
                 .map(|g| {
                     let name = text(g, "GroupName");
                     vec![
-                        cell_link(&format!("/console/groups/{}", seg(name)), name),
+                        cell_link(&format!("/console/groups/details/{}", seg(name)), name),
                         cell(text(g, "Path")),
                         cell(day(text(g, "CreateDate"))),
                     ]
@@ -88,7 +88,7 @@ pub(in crate::http::console) async fn create(ctx: Ctx, Posted(form): Posted) -> 
     .await;
     match outcome {
         Ok(()) => ctx.done(
-            &format!("/console/groups/{}", seg(&name)),
+            &format!("/console/groups/details/{}", seg(&name)),
             Ok(format!("User group {name} was created.")),
         ),
         Err(error) => ctx.done("/console/groups/new", Err(error)),
@@ -96,7 +96,7 @@ pub(in crate::http::console) async fn create(ctx: Ctx, Posted(form): Posted) -> 
 }
 
 pub(in crate::http::console) async fn details(ctx: Ctx, Path(name): Path<String>) -> Response {
-    let base = format!("/console/groups/{}", seg(&name));
+    let base = format!("/console/groups/details/{}", seg(&name));
     let mut body = Html::new();
     body.heading(&name);
     let group = match ctx.call("GetGroup", json!({"GroupName": name})).await {
@@ -118,7 +118,7 @@ pub(in crate::http::console) async fn details(ctx: Ctx, Path(name): Path<String>
         .iter()
         .map(|u| {
             vec![
-                cell_link(&format!("/console/users/{}", seg(u)), u),
+                cell_link(&format!("/console/users/details/{}", seg(u)), u),
                 button_form(&ctx, &base, &[("op", "remove-user"), ("user", u)], "Remove"),
             ]
         })
@@ -191,7 +191,7 @@ pub(in crate::http::console) async fn act(
     Path(name): Path<String>,
     Posted(form): Posted,
 ) -> Response {
-    let base = format!("/console/groups/{}", seg(&name));
+    let base = format!("/console/groups/details/{}", seg(&name));
     let with = |k: &str, v: &str| -> Value { json!({"GroupName": name, k: v}) };
     let outcome = match form.get("op") {
         "add-users" => ctx

@@ -220,7 +220,7 @@ pub(in crate::http::console) async fn details(ctx: Ctx, Query(query): Query) -> 
                 for e in items(&entities, member) {
                     let n = text(e, key);
                     rows.push(vec![
-                        cell_link(&format!("/console/{path}/{}", seg(n)), n),
+                        cell_link(&format!("/console/{path}/details/{}", seg(n)), n),
                         cell(kind),
                     ]);
                 }

@@ -31,7 +31,7 @@ pub(in crate::http::console) async fn list(ctx: Ctx, Query(query): Query) -> Res
                 .map(|r| {
                     let name = text(r, "RoleName");
                     vec![
-                        cell_link(&format!("/console/roles/{}", seg(name)), name),
+                        cell_link(&format!("/console/roles/details/{}", seg(name)), name),
                         cell(&trusted_entities(r.get("AssumeRolePolicyDocument"))),
                         cell(day(text(r, "CreateDate"))),
                     ]
@@ -443,7 +443,7 @@ async fn create(ctx: &Ctx, form: &Form) -> Response {
         attached.push(arn);
     }
     ctx.done(
-        &format!("/console/roles/{}", seg(&name)),
+        &format!("/console/roles/details/{}", seg(&name)),
         Ok(format!("Role {name} was created.")),
     )
 }
@@ -481,7 +481,7 @@ pub(in crate::http::console) async fn details(
         .iter()
         .find(|(t, _)| *t == tab)
         .map_or("permissions", |(t, _)| t);
-    let base = format!("/console/roles/{}", seg(&name));
+    let base = format!("/console/roles/details/{}", seg(&name));
     let mut body = Html::new();
     let role = match ctx.call("GetRole", json!({"RoleName": name})).await {
         Ok(role) => role.get("Role").cloned().unwrap_or_default(),
@@ -668,7 +668,7 @@ pub(in crate::http::console) async fn act(
     Path(name): Path<String>,
     Posted(form): Posted,
 ) -> Response {
-    let base = format!("/console/roles/{}", seg(&name));
+    let base = format!("/console/roles/details/{}", seg(&name));
     let role = json!({"RoleName": name});
     let with = |k: &str, v: Value| -> Value { json!({"RoleName": name, k: v}) };
     let (tab, outcome): (&str, Result<String, AdminError>) = match form.get("op") {

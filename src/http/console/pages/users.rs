@@ -45,7 +45,7 @@ pub(in crate::http::console) fn render_list(body: &mut Html, users: &[Value]) {
         .map(|u| {
             let name = text(u, "UserName");
             vec![
-                cell_link(&format!("/console/users/{}", seg(name)), name),
+                cell_link(&format!("/console/users/details/{}", seg(name)), name),
                 cell(text(u, "Path")),
                 cell(day(text(u, "CreateDate"))),
                 cell(day(u
@@ -544,7 +544,7 @@ fn created(
         ));
     }
     body.raw("</dl>\n<p><a class=\"button\" href=\"/console/users/credentials.csv\" download>Download .csv file</a> ")
-        .link(&format!("/console/users/{}", seg(name)), "View user")
+        .link(&format!("/console/users/details/{}", seg(name)), "View user")
         .raw("</p>\n");
     ctx.page("User created", "/console/users", body)
 }
@@ -620,7 +620,7 @@ pub(in crate::http::console) async fn details(
         .iter()
         .find(|(t, _)| *t == tab)
         .map_or("permissions", |(t, _)| t);
-    let base = format!("/console/users/{}", seg(&name));
+    let base = format!("/console/users/details/{}", seg(&name));
     let mut body = Html::new();
     let user = match ctx.call("GetUser", json!({"UserName": name})).await {
         Ok(user) => user.get("User").cloned().unwrap_or_default(),
@@ -731,7 +731,7 @@ async fn permissions_tab(ctx: &Ctx, body: &mut Html, base: &str, user: &Value, p
                         rows.push(vec![
                             cell(text(a, "PolicyName")),
                             cell_link(
-                                &format!("/console/groups/{}", seg(group)),
+                                &format!("/console/groups/details/{}", seg(group)),
                                 &format!("Group {group}"),
                             ),
                         ]);
@@ -763,7 +763,7 @@ async fn groups_tab(ctx: &Ctx, body: &mut Html, base: &str, p: &Value) {
         .map(|g| {
             let group = text(g, "GroupName");
             vec![
-                cell_link(&format!("/console/groups/{}", seg(group)), group),
+                cell_link(&format!("/console/groups/details/{}", seg(group)), group),
                 button_form(
                     ctx,
                     base,
@@ -911,7 +911,7 @@ pub(in crate::http::console) async fn add_permissions(
     ctx: Ctx,
     Path(name): Path<String>,
 ) -> Response {
-    let base = format!("/console/users/{}", seg(&name));
+    let base = format!("/console/users/details/{}", seg(&name));
     let mut body = Html::new();
     body.heading(&format!("Add permissions to {name}"));
     ctx.form_open(&mut body, &base);
@@ -942,7 +942,7 @@ pub(in crate::http::console) async fn add_permissions(
 
 /// The Assign MFA device page: a device name, then (after `op=create-mfa`) the QR code.
 pub(in crate::http::console) async fn mfa_form(ctx: Ctx, Path(name): Path<String>) -> Response {
-    let base = format!("/console/users/{}", seg(&name));
+    let base = format!("/console/users/details/{}", seg(&name));
     let mut body = Html::new();
     body.heading("Assign MFA device")
         .raw("<p>A virtual MFA device: an authenticator app on a phone or computer.</p>\n");
@@ -1009,7 +1009,7 @@ pub(in crate::http::console) async fn act(
     Path(name): Path<String>,
     Posted(form): Posted,
 ) -> Response {
-    let base = format!("/console/users/{}", seg(&name));
+    let base = format!("/console/users/details/{}", seg(&name));
     let user = json!({"UserName": name});
     let with = |extra: Value| {
         let mut p = user.clone();
