@@ -683,6 +683,19 @@ async fn mfa_users_give_a_code_once_and_reset_passwords_are_changed_first() {
         )
         .await;
     assert_eq!(wrong.status, 401);
+    let step = b.sign_in(A, "reader", PASSWORD).await;
+    let (csrf, pending) = (step.field("_csrf"), step.field("pending"));
+    let malformed = b
+        .post(
+            "/console/signin/mfa",
+            &[
+                ("_csrf", &csrf),
+                ("pending", &pending),
+                ("mfa_code", "12ab<>"),
+            ],
+        )
+        .await;
+    assert_eq!(malformed.status, 401, "a malformed code is a wrong code");
 
     let step = b.sign_in(A, "reader", PASSWORD).await;
     let (csrf, pending) = (step.field("_csrf"), step.field("pending"));

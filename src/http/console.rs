@@ -47,6 +47,10 @@ use self::session::{Session, Sessions};
 const MAX_FORM_BYTES: usize = 128 * 1024;
 /// The most fields a form may have.
 const MAX_FORM_FIELDS: usize = 2_000;
+/// The most changes (and refused calls) Event history reads, newest kept.
+const TRAIL_SCAN: usize = 200_000;
+/// The page size it reads them in.
+const TRAIL_PAGE: u32 = 1_000;
 /// The session cookie.
 const SESSION_COOKIE: &str = "iamlet_console";
 /// The cookie of a sign-in in progress (its CSRF token, and the MFA step's pending id).
@@ -362,8 +366,7 @@ impl Console {
         let (parts, body) = request.into_parts();
         let ctx = self.signed_in(&parts)?;
         let form = read_form(&parts, body).await?;
-        if !crate::jose::constant_time_eq(form.raw("_csrf").as_bytes(), ctx.session.csrf.as_bytes())
-        {
+        if !ctx.session.csrf_matches(form.raw("_csrf")) {
             tracing::info!(user = %ctx.session.arn, "console: refused a form without the session's CSRF token");
             return Err(forbidden(
                 "The form's security token is missing or wrong. Reload the page and try again.",
@@ -453,6 +456,9 @@ fn refused_page(status: StatusCode, title: &str, why: &str) -> Response {
         .into_response()
 }
 
+/// One page of a trail listing: the admin API, the call, the tenant, the number to read after.
+type ReadPage<T> = fn(&Admin, AdminCall, &str, u64) -> Result<Vec<T>, AdminError>;
+
 /// Runs an admin call (store work) on the blocking pool.
 async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, AdminError> + Send + 'static,
@@ -500,44 +506,57 @@ impl Ctx {
             .map(|(result, _)| result)
     }
 
-    /// The audit trail as the signed-in user: the account's changes and its refused calls
-    /// (each read needs `cloudtrail:LookupEvents`), up to `limit` of each from the start.
-    async fn trail(
-        &self,
-        limit: usize,
-    ) -> Result<(Vec<ChangeRecord>, Vec<AuditEvent>), AdminError> {
-        const PAGE: u32 = 1_000;
-        let mut changes: Vec<ChangeRecord> = Vec::new();
-        loop {
-            let after = changes.last().map_or(0, |r| r.seq);
-            let (call, admin, tenant) = (
-                self.admin_call(),
-                self.console.admin.clone(),
-                self.session.account_id.clone(),
-            );
-            let page = blocking(move || admin.list_changes(call, &tenant, after, PAGE)).await?;
-            let full = page.len() == PAGE as usize;
-            changes.extend(page);
-            if !full || changes.len() >= limit {
-                break;
-            }
-        }
-        let mut events: Vec<AuditEvent> = Vec::new();
-        loop {
-            let after = events.last().map_or(0, |e| e.id);
-            let (call, admin, tenant) = (
-                self.admin_call(),
-                self.console.admin.clone(),
-                self.session.account_id.clone(),
-            );
-            let page = blocking(move || admin.list_events(call, &tenant, after, PAGE)).await?;
-            let full = page.len() == PAGE as usize;
-            events.extend(page);
-            if !full || events.len() >= limit {
-                break;
-            }
-        }
+    /// The audit trail as the signed-in user: the account's newest `keep` changes and newest
+    /// `keep` refused calls (each read needs `cloudtrail:LookupEvents`).
+    async fn trail(&self, keep: usize) -> Result<(Vec<ChangeRecord>, Vec<AuditEvent>), AdminError> {
+        let changes = self
+            .newest(
+                keep,
+                |admin, call, tenant, after| admin.list_changes(call, tenant, after, TRAIL_PAGE),
+                |r| r.seq,
+            )
+            .await?;
+        let events = self
+            .newest(
+                keep,
+                |admin, call, tenant, after| admin.list_events(call, tenant, after, TRAIL_PAGE),
+                |e| e.id,
+            )
+            .await?;
         Ok((changes, events))
+    }
+
+    /// The newest `keep` records of a listing read page by page from the start (each page
+    /// after the number `number` gives the last record of the one before), at most
+    /// [`TRAIL_SCAN`] records.
+    async fn newest<T: Send + 'static>(
+        &self,
+        keep: usize,
+        read: ReadPage<T>,
+        number: fn(&T) -> u64,
+    ) -> Result<Vec<T>, AdminError> {
+        let mut newest = std::collections::VecDeque::new();
+        let (mut after, mut scanned) = (0, 0);
+        loop {
+            let (call, admin, tenant) = (
+                self.admin_call(),
+                self.console.admin.clone(),
+                self.session.account_id.clone(),
+            );
+            let page = blocking(move || read(&admin, call, &tenant, after)).await?;
+            let full = page.len() == TRAIL_PAGE as usize;
+            after = page.last().map_or(after, number);
+            scanned += page.len();
+            for record in page {
+                if newest.len() == keep {
+                    newest.pop_front();
+                }
+                newest.push_back(record);
+            }
+            if !full || scanned >= TRAIL_SCAN {
+                return Ok(newest.into());
+            }
+        }
     }
 
     /// Several actions in order; the first refusal stops them.

@@ -193,9 +193,8 @@ impl Admin {
         };
         let credentials = match get_session_token(&caller, &snapshot, &params, &mut issue) {
             Ok(credentials) => credentials,
-            Err(e) if e.is_authentication() || matches!(e.code(), AwsCode::AccessDenied) => {
-                return Err(fail("wrong MFA code"));
-            }
+            // A wrong, reused or malformed code: the same answer as a wrong password.
+            Err(_) if device.is_some() => return Err(fail("wrong MFA code")),
             Err(e) => {
                 return Err(AdminError::Internal(format!(
                     "the console session could not be issued: {e}"

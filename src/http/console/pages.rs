@@ -283,6 +283,15 @@ pub(super) fn tags_table(html: &mut Html, tags: &[Value]) {
     html.table("Tags", &["Key", "Value"], &rows);
 }
 
+/// The answer to a form whose `op` names nothing the page does.
+pub(super) fn unknown_action() -> axum::response::Response {
+    super::refused_page(
+        axum::http::StatusCode::BAD_REQUEST,
+        "Unknown action",
+        "The form asked for an action this page does not have.",
+    )
+}
+
 /// An error shown in place.
 pub(super) fn alert(html: &mut Html, error: &AdminError) {
     html.fmt(format_args!(

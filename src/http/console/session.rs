@@ -80,6 +80,13 @@ struct SessionState {
 }
 
 impl Session {
+    /// Whether `sent` is this session's CSRF token (compared in constant time; an empty token
+    /// never matches).
+    pub(super) fn csrf_matches(&self, sent: &str) -> bool {
+        !self.csrf.is_empty()
+            && crate::jose::constant_time_eq(sent.as_bytes(), self.csrf.as_bytes())
+    }
+
     pub(super) fn password_change_required(&self) -> bool {
         self.state.lock().password_change_required
     }

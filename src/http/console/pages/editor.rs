@@ -646,7 +646,7 @@ pub(in crate::http::console) async fn validate(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !crate::jose::constant_time_eq(token.as_bytes(), ctx.session().csrf.as_bytes()) {
+    if !ctx.session().csrf_matches(token) {
         return (
             StatusCode::FORBIDDEN,
             "the request's security token is missing or wrong\n",

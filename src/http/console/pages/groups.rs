@@ -229,7 +229,7 @@ pub(in crate::http::console) async fn act(
                 Err(e) => ctx.done(&base, Err(e)),
             }
         }
-        _ => Ok(String::new()),
+        _ => return super::unknown_action(),
     };
     ctx.done(&base, outcome)
 }

@@ -787,7 +787,7 @@ pub(in crate::http::console) async fn act(
                 Err(e) => ctx.done(&base, Err(e)),
             };
         }
-        _ => ("permissions", Ok(String::new())),
+        _ => return super::unknown_action(),
     };
     ctx.done(&format!("{base}?tab={tab}"), outcome)
 }

@@ -127,7 +127,7 @@ pub(in crate::http::console) async fn providers_act(ctx: Ctx, Posted(form): Post
             )
             .await
             .map(|_| "The SAML provider was deleted.".into()),
-        _ => Ok(String::new()),
+        _ => return super::unknown_action(),
     };
     ctx.done("/console/providers", outcome)
 }
@@ -285,12 +285,12 @@ pub(in crate::http::console) async fn account_act(ctx: Ctx, Posted(form): Posted
             )
             .await
             .map(|_| "The alias was deleted.".into()),
-        _ => Ok(String::new()),
+        _ => return super::unknown_action(),
     };
     ctx.done("/console/settings", outcome)
 }
 
-/// The most events the page reads of each kind.
+/// The newest events of each kind the page filters.
 const TRAIL_LIMIT: usize = 20_000;
 /// The most rows it shows.
 const SHOWN: usize = 200;

@@ -255,7 +255,7 @@ pub(in crate::http::console) async fn sign_out(
         Ok(form) => form,
         Err(response) => return response,
     };
-    if !crate::jose::constant_time_eq(form.raw("_csrf").as_bytes(), ctx.session.csrf.as_bytes()) {
+    if !ctx.session.csrf_matches(form.raw("_csrf")) {
         return forbidden("The form's security token is missing or wrong.");
     }
     console.sessions.end(&ctx.session.id);

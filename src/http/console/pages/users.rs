@@ -1083,7 +1083,7 @@ pub(in crate::http::console) async fn act(
             .await;
             (format!("{base}?tab=credentials"), outcome)
         }
-        _ => (base.clone(), Ok(String::new())),
+        _ => return super::unknown_action(),
     };
     ctx.done(&to, outcome)
 }
