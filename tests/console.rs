@@ -28,13 +28,19 @@ struct Console {
 
 impl Console {
     async fn start(name: &str, max_failures: u32) -> Self {
+        Self::start_with(name, max_failures, iamlet::control_plane::system_clock).await
+    }
+
+    /// [`Self::start`] with the control plane's clock (the console's is the system's).
+    async fn start_with(name: &str, max_failures: u32, clock: fn() -> i64) -> Self {
         let data = super::support::temp_dir("console", name);
         let store = SqliteStore::open(&data.join("iamlet.db"), None).unwrap();
         let cp = Arc::new(
             super::support::signed(
                 ControlPlane::open(Arc::new(store), IdGenerator::system()).unwrap(),
             )
-            .with_password_hasher(PasswordHasher::with_iterations(1_000)),
+            .with_password_hasher(PasswordHasher::with_iterations(1_000))
+            .with_clock(clock),
         );
         cp.create_tenant_with_root(A, None, "test").unwrap();
         cp.create_tenant_with_root(B, None, "test").unwrap();
@@ -843,4 +849,36 @@ async fn the_add_user_wizard_creates_everything_and_shows_the_credentials_once()
             .is_err(),
         "undone"
     );
+}
+
+fn three_days_ago() -> i64 {
+    iamlet::control_plane::system_clock() - 3 * 86_400
+}
+
+#[tokio::test]
+async fn an_expired_password_is_changed_first_or_refused_under_hard_expiry() {
+    // The passwords were set three days ago; they live one day.
+    let console = Console::start_with("expiry", 100, three_days_ago).await;
+    console.call(
+        A,
+        "UpdateAccountPasswordPolicy",
+        &json!({"MaxPasswordAge": 1, "HardExpiry": true, "AllowUsersToChangePassword": true}),
+    );
+    let mut b = console.browser();
+    let refused = b.sign_in(A, "reader", PASSWORD).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.body.contains("an administrator must reset it"),
+        "{}",
+        refused.body
+    );
+
+    console.call(
+        A,
+        "UpdateAccountPasswordPolicy",
+        &json!({"MaxPasswordAge": 1, "HardExpiry": false, "AllowUsersToChangePassword": true}),
+    );
+    let expired = b.sign_in(A, "reader", PASSWORD).await;
+    assert_eq!(expired.status, 303, "{}", expired.body);
+    assert_eq!(expired.header("location"), Some("/console/change-password"));
 }

@@ -157,6 +157,15 @@ impl Admin {
         if !crate::directory::verify_password(&profile.password_hash, request.password) {
             return Err(fail("wrong password"));
         }
+        // An expired password the user may not change (`HardExpiry`): only an administrator
+        // can let the user in again.
+        if let Err(expired) = tenant.check_not_hard_expired(&user.name, env.now.epoch_seconds()) {
+            record(
+                "AuthFailure",
+                "the password expired and only an administrator may reset it",
+            );
+            return Err(AdminError::Directory(expired));
+        }
         let device = tenant
             .mfa_devices
             .values()

@@ -295,11 +295,7 @@ impl Tenant {
 
     /// Refuses `ChangePassword` for a user whose password expired under a policy with
     /// `HardExpiry`: only an administrator may then set a new one (`UpdateLoginProfile`).
-    pub(super) fn check_not_hard_expired(
-        &self,
-        user: &str,
-        now: i64,
-    ) -> Result<(), DirectoryError> {
+    pub fn check_not_hard_expired(&self, user: &str, now: i64) -> Result<(), DirectoryError> {
         let profile = self
             .users
             .get(&user.to_ascii_lowercase())
