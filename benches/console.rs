@@ -8,8 +8,8 @@
 //! (authentication of its session credentials, authorization, the listing) and the HTML.
 //!
 //! Cases: the first page (50 rows), a middle page (the marker of the page halfway, taken
-//! from the "Next page" links), and a search (which lists up to 10,000 entities) of each list. Each
-//! case's page is checked (200, the expected rows) before it is timed.
+//! from the "Next page" links), and a search (which lists up to 10,000 entities) of each
+//! list. Each case's page is checked (200, the expected rows) before it is timed.
 //!
 //! For comparison, the admin call alone (`ControlPlane::call` of `ListUsers` and
 //! `ListPolicies`, no session, no authorization, no HTML) is timed for a page of 50 and one of
