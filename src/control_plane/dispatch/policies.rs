@@ -284,9 +284,10 @@ fn list_policies(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
     };
     let only_attached = p.bool_or("OnlyAttached", false)?;
     let usage = usage_filter(p)?;
+    let counts = render::PolicyUsage::of(t);
     let in_use = |arn: &str| match usage {
-        None | Some(Usage::Permissions) => t.policy_attachment_count(arn) > 0,
-        Some(Usage::Boundary) => t.policy_boundary_usage_count(arn) > 0,
+        None | Some(Usage::Permissions) => counts.counts(arn).0 > 0,
+        Some(Usage::Boundary) => counts.counts(arn).1 > 0,
     };
     let prefix = p.opt_str("PathPrefix")?;
     let customer = t.list_policies(prefix)?;
@@ -296,13 +297,15 @@ fn list_policies(t: &Tenant, p: Params<'_>) -> Result<Value, AdminError> {
             .iter()
             .filter(|a| prefix.is_none_or(|pre| a.path.starts_with(pre)))
             .filter(|a| !only_attached || in_use(a.arn));
-        items.extend(catalog.map(|a| render::aws_policy(t, a)));
+        items.extend(catalog.map(|a| render::aws_policy_counted(a, counts.counts(a.arn))));
     }
     if local {
         let customer = customer
             .into_iter()
             .filter(|c| !only_attached || in_use(&c.arn));
-        items.extend(customer.map(|c| render::policy(t, c, Detail::Listing)));
+        items.extend(
+            customer.map(|c| render::policy_counted(c, Detail::Listing, counts.counts(&c.arn))),
+        );
     }
     listing(p, "Policies", items, by("Arn"))
 }

@@ -1214,3 +1214,82 @@ fn every_listing_reads_max_items() {
         assert_eq!(page["IsTruncated"], false, "{action}: {page}");
     }
 }
+
+#[test]
+fn listed_policy_counts_match_each_policys_own() {
+    let mut f = Fixture::new();
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let mut arns = Vec::new();
+    for name in ["p1", "p2", "p3"] {
+        let out = f.ok(
+            "CreatePolicy",
+            json!({"PolicyName": name, "PolicyDocument": doc}),
+        );
+        arns.push(out["Policy"]["Arn"].as_str().unwrap().to_owned());
+    }
+    for user in ["u1", "u2"] {
+        f.ok("CreateUser", json!({"UserName": user}));
+        f.ok(
+            "AttachUserPolicy",
+            json!({"UserName": user, "PolicyArn": arns[0]}),
+        );
+    }
+    f.ok(
+        "PutUserPermissionsBoundary",
+        json!({"UserName": "u1", "PermissionsBoundary": arns[1]}),
+    );
+    f.ok("CreateGroup", json!({"GroupName": "g"}));
+    f.ok(
+        "AttachGroupPolicy",
+        json!({"GroupName": "g", "PolicyArn": arns[0]}),
+    );
+    f.ok(
+        "AttachGroupPolicy",
+        json!({"GroupName": "g", "PolicyArn": ADMIN_ARN}),
+    );
+    f.ok(
+        "CreateRole",
+        json!({"RoleName": "r", "AssumeRolePolicyDocument": trust, "PermissionsBoundary": arns[1]}),
+    );
+    f.ok(
+        "AttachRolePolicy",
+        json!({"RoleName": "r", "PolicyArn": arns[1]}),
+    );
+    let listed = f.ok("ListPolicies", json!({"Scope": "All", "MaxItems": 1000}));
+    let listed = listed["Policies"].as_array().unwrap();
+    for arn in arns.iter().map(String::as_str).chain([ADMIN_ARN]) {
+        let own = f.ok("GetPolicy", json!({"PolicyArn": arn}))["Policy"].clone();
+        let entry = listed.iter().find(|p| p["Arn"] == arn).unwrap();
+        for member in ["AttachmentCount", "PermissionsBoundaryUsageCount"] {
+            assert_eq!(entry[member], own[member], "{arn} {member}");
+        }
+    }
+    let p1 = listed
+        .iter()
+        .find(|p| p["Arn"] == arns[0].as_str())
+        .unwrap();
+    assert_eq!(p1["AttachmentCount"], 3);
+    let p2 = listed
+        .iter()
+        .find(|p| p["Arn"] == arns[1].as_str())
+        .unwrap();
+    assert_eq!(
+        (
+            p2["AttachmentCount"].clone(),
+            p2["PermissionsBoundaryUsageCount"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+    let attached = f.ok(
+        "ListPolicies",
+        json!({"Scope": "Local", "OnlyAttached": true, "PolicyUsageFilter": "PermissionsBoundary"}),
+    );
+    let names: Vec<&str> = attached["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["PolicyName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["p2"]);
+}

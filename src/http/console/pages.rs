@@ -30,7 +30,7 @@ pub(super) const TAG_FIELDS: &[&str] = &[
     "tag_value_3",
 ];
 /// The most items a search scans (ten pages of AWS's largest page).
-const SCAN_LIMIT: usize = 10_000;
+const SCAN_LIMIT: usize = 50_000;
 
 /// The array `key` of a result (empty when absent).
 pub(super) fn items<'a>(result: &'a Value, key: &str) -> &'a [Value] {
