@@ -16,7 +16,7 @@
 //! every state change is a POST carrying the session's CSRF token (compared in constant
 //! time) and a one-time form token (a double submission is refused), from the console's own
 //! origin; forms are bounded in size and fields; every piece of data is escaped
-//! ([`html::Esc`]), and a strict Content-Security-Policy (`script-src 'self'`, no inline
+//! (`html::Esc`), and a strict Content-Security-Policy (`script-src 'self'`, no inline
 //! script or style, `frame-ancestors 'none'`) would stop a script that escaped escaping.
 //! Failed sign-ins are throttled and audited like failed admin calls.
 
