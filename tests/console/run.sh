@@ -15,13 +15,14 @@
 # stops the suite with a non-zero status and keeps $work (up.log, browser.log) for reading.
 #
 # Usage: tests/console/run.sh. IAMLET_BIN=path uses that binary instead of building one.
-# Bounded by SUITE_TIMEOUT seconds (default 600).
+# Bounded by SUITE_TIMEOUT seconds (default 900, as the other suites: a fresh machine first
+# installs Chromium from apt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CHROMIUM=/usr/bin/chromium
 
-deadline=${SUITE_TIMEOUT:-600}
+deadline=${SUITE_TIMEOUT:-900}
 # The whole suite is bounded: a watchdog kills it (and so every process below) on overrun.
 ( sleep "$deadline" </dev/null >/dev/null 2>&1
   echo "console suite: timed out after ${deadline}s" >&2
