@@ -178,7 +178,11 @@ pub fn accept(
 pub struct Bounded<S> {
     inner: S,
     _slot: OwnedSemaphorePermit,
+    /// When the connection is closed unless it has read since: the first byte's deadline,
+    /// then `idle` after a read. Moved forward only when it fires (see `poll_read`).
     deadline: Pin<Box<Sleep>>,
+    /// When the connection last read something, if it has.
+    last_read: Option<Instant>,
     idle: Duration,
     stats: Arc<ConnectionStats>,
 }
@@ -195,6 +199,7 @@ impl<S> Bounded<S> {
             inner,
             _slot: slot,
             deadline: Box::pin(tokio::time::sleep(limits.first_byte)),
+            last_read: None,
             idle: limits.idle,
             stats,
         }
@@ -221,22 +226,28 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
+                // A read notes the time only: resetting the timer on every read cost each
+                // request a timer-wheel update. The deadline moves when it fires.
                 if buf.filled().len() > before {
-                    let next = Instant::now() + self.idle;
-                    self.deadline.as_mut().reset(next);
+                    self.last_read = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                    Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the peer sent nothing for too long",
-                    )))
+            Poll::Pending => loop {
+                if self.deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                Poll::Pending => Poll::Pending,
+                match self.last_read.map(|at| at + self.idle) {
+                    Some(next) if next > Instant::now() => self.deadline.as_mut().reset(next),
+                    _ => {
+                        self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the peer sent nothing for too long",
+                        )));
+                    }
+                }
             },
         }
     }
@@ -341,7 +352,15 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(30)).await;
         talker.write_all(b"again").await.unwrap();
         assert_eq!(server.read(&mut buf).await.unwrap(), 5);
+        let quiet_since = Instant::now();
         let read = server.read(&mut buf).await;
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // Exactly `idle` after the last read: not at the first-byte deadline that was
+        // pending when it read, nor later.
+        let quiet = quiet_since.elapsed();
+        assert!(
+            quiet >= Duration::from_secs(60) && quiet < Duration::from_secs(61),
+            "{quiet:?}"
+        );
     }
 }

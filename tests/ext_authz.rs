@@ -169,6 +169,7 @@ async fn start(name: &str) -> Served {
     tokio::spawn(serve_local_api_with(
         f.handle.clone(),
         Some(Arc::clone(&ext)),
+        iamlet::grpc::Keepalive::for_address(addr),
         iamlet::net::accept(listener, iamlet::net::ConnectionLimits::default()),
         std::future::pending(),
     ));

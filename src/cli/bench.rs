@@ -530,8 +530,13 @@ fn run_http(args: HttpArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
 }
 
 fn noop_server(listen: SocketAddr, out: &mut dyn Write) -> Result<bool, BenchError> {
-    // Two worker threads, as the sidecar's runtime: the floor is measured on the same stack.
-    let runtime = runtime(2)?;
+    // As many worker threads as a sidecar would start with here: the floor is measured on
+    // the same stack.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(super::serve::default_worker_threads())
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

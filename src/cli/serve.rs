@@ -10,7 +10,7 @@ use clap::Args;
 use crate::control_plane::{ControlPlane, SqliteStore, TenantSpec, TenantStore};
 use crate::directory::IdGenerator;
 use crate::grpc::{
-    bind, serve_control_plane_with, serve_health, serve_local_api_with, ServeOptions,
+    bind, serve_control_plane_with, serve_health, serve_local_api_with, Keepalive, ServeOptions,
     CONTROL_PLANE_SERVICES, DEFAULT_HEARTBEAT, SIDECAR_SERVICES,
 };
 use crate::observe;
@@ -37,10 +37,11 @@ pub(crate) struct ProcessArgs {
     /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
     #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormat,
-    /// Threads of the async runtime; match the CPUs the process may use (its CPU limit): more
+    /// Threads of the async runtime; default: 2, or 1 when the process may use only one CPU
+    /// (its CPU affinity or cgroup CPU limit). Match the CPUs the process may use: more
     /// threads than cores make them preempt each other and lengthen the tail.
-    #[arg(long, env = "IAMLET_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    worker_threads: u16,
+    #[arg(long, env = "IAMLET_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    worker_threads: Option<u16>,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
     /// override it.
     #[arg(long, env = "IAMLET_CONFIG")]
@@ -575,12 +576,22 @@ impl ServeError {
     }
 }
 
-pub(super) fn runtime(worker_threads: u16) -> Result<tokio::runtime::Runtime, ServeError> {
+pub(super) fn runtime(worker_threads: Option<u16>) -> Result<tokio::runtime::Runtime, ServeError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(usize::from(worker_threads.max(1)))
+        .worker_threads(
+            worker_threads.map_or_else(default_worker_threads, |n| usize::from(n.max(1))),
+        )
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)
+}
+
+/// Two runtime threads, or one when the process may use only one CPU: a second thread on a
+/// single CPU only adds hand-offs (a thread that finds work wakes the other to steal it) and
+/// preemption between the two. Rust's count follows the affinity mask and the cgroup's CPU
+/// quota (rounded down).
+pub(crate) fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(2))
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -1374,18 +1385,23 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
                 }
             })
         };
+        let keepalive = listener
+            .local_addr()
+            .map_or(Keepalive::Ping, Keepalive::for_address);
         let local: std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<(), crate::grpc::SidecarError>> + Send>,
         > = match local_tls.clone() {
             Some(tls) => Box::pin(serve_local_api_with(
                 handle.clone(),
                 ext_authz.clone(),
+                keepalive,
                 tls.incoming(listener),
                 until_stopped(stopped.clone()),
             )),
             None => Box::pin(serve_local_api_with(
                 handle.clone(),
                 ext_authz.clone(),
+                keepalive,
                 crate::net::accept(listener, crate::net::ConnectionLimits::default()),
                 until_stopped(stopped.clone()),
             )),
@@ -1413,6 +1429,7 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
                 Box::pin(serve_local_api_with(
                     handle.clone(),
                     ext_authz.clone(),
+                    Keepalive::SameHost,
                     tokio_stream::wrappers::UnixListenerStream::new(listener),
                     until_stopped(stopped.clone()),
                 )),

@@ -234,7 +234,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
     // Its sidecar holds date keys for two days: each day's roll must reach it (issue #20).
     let _key_roll =
         control_plane.roll_sidecar_keys_daily(crate::control_plane::DEFAULT_KEY_ROLL_CHECK);
-    super::serve::runtime(2)?.block_on(async {
+    super::serve::runtime(None)?.block_on(async {
         let telemetry = crate::telemetry::init(crate::telemetry::LogFormat::Plain)
             .map_err(|e| ServeError::Config(e.to_string()))?;
         let cp_listener = tokio::net::TcpListener::bind(args.control_plane_listen)
@@ -345,6 +345,7 @@ fn run(args: &UpArgs, dir: &Path, out: &mut dyn Write) -> Result<(), ServeError>
         let sidecar_server = tokio::spawn(crate::grpc::serve_local_api_with(
             handle.clone(),
             ext_authz,
+            crate::grpc::Keepalive::for_address(sidecar_addr),
             crate::net::accept(sidecar_listener, crate::net::ConnectionLimits::default()),
             async {
                 let _ = sidecar_stopped.await;

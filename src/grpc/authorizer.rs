@@ -77,20 +77,21 @@ impl AuthorizerService {
         message: pb::AuthorizeRequest,
         batch: bool,
     ) -> Result<AuthorizeInput, ApiError> {
-        // What a refusal's log record names, copied only when there is a log to write.
-        let logged = self.authorizer.api().decision_log().is_enabled().then(|| {
-            (
-                crate::error::echo(&message.action).into_owned(),
-                crate::error::echo(&message.resource).into_owned(),
-                Some(message.request_id.clone()).filter(|id| !id.is_empty()),
-            )
-        });
-        AuthorizeInput::try_from(message).inspect_err(|e| {
-            let (action, resource, request_id) = logged.as_ref().map_or(("", "", None), |l| {
-                (l.0.as_str(), l.1.as_str(), l.2.as_deref())
-            });
-            self.authorizer
-                .refused(action, resource, request_id, e, batch)
+        decode_input(message).map_err(|refused| {
+            let Undecoded {
+                error,
+                action,
+                resource,
+                request_id,
+            } = *refused;
+            self.authorizer.refused(
+                &crate::error::echo(&action),
+                &crate::error::echo(&resource),
+                Some(request_id.as_str()).filter(|id| !id.is_empty()),
+                &error,
+                batch,
+            );
+            error
         })
     }
 }
@@ -140,50 +141,74 @@ impl TryFrom<&pb::SignedRequest> for CallerId {
     }
 }
 
-impl TryFrom<pb::AuthorizeRequest> for AuthorizeInput {
-    type Error = ApiError;
+/// A message that does not decode: why, and what a refusal's log record names, moved out of
+/// the message so that a request that decodes copies nothing for the log.
+struct Undecoded {
+    error: ApiError,
+    action: String,
+    resource: String,
+    request_id: String,
+}
 
-    fn try_from(message: pb::AuthorizeRequest) -> Result<Self, ApiError> {
-        let pb::AuthorizeRequest {
+/// Decodes a message into the domain's input, once, at the edge.
+fn decode_input(message: pb::AuthorizeRequest) -> Result<AuthorizeInput, Box<Undecoded>> {
+    let pb::AuthorizeRequest {
+        caller,
+        action,
+        resource,
+        resource_tenant,
+        resource_policy_json,
+        context,
+        explain,
+        min_version,
+        request_id,
+    } = message;
+    match check_request(caller, &action, &resource, context) {
+        Ok((caller, context)) => Ok(AuthorizeInput {
             caller,
             action,
             resource,
-            resource_tenant,
-            resource_policy_json,
             context,
-            explain,
-            min_version,
-            request_id,
-        } = message;
-        let caller = match caller {
-            Some(pb::authorize_request::Caller::PrincipalArn(arn)) => CallerId::PrincipalArn(arn),
-            Some(pb::authorize_request::Caller::Credentials(c)) => CallerId::try_from(c)?,
-            Some(pb::authorize_request::Caller::SignedRequest(r)) => CallerId::try_from(&r)?,
-            None => {
-                return Err(ApiError::invalid(
-                    "caller",
-                    "missing: give principal_arn, credentials or signed_request",
-                ))
-            }
-        };
-        if action.is_empty() {
-            return Err(ApiError::invalid("action", "missing"));
-        }
-        if resource.is_empty() {
-            return Err(ApiError::invalid("resource", "missing"));
-        }
-        Ok(Self {
-            caller,
-            action,
-            resource,
-            context: decode_context(context)?,
             resource_tenant: Some(resource_tenant).filter(|t| !t.is_empty()),
             resource_policy: Some(resource_policy_json).filter(|p| !p.trim().is_empty()),
             explain,
             min_version: min_version.map(SnapshotVersion::from),
             request_id: Some(request_id).filter(|id| !id.is_empty()),
-        })
+        }),
+        Err(error) => Err(Box::new(Undecoded {
+            error,
+            action,
+            resource,
+            request_id,
+        })),
     }
+}
+
+/// The caller and the context of a message, checked in the order refusals name them.
+fn check_request(
+    caller: Option<pb::authorize_request::Caller>,
+    action: &str,
+    resource: &str,
+    context: std::collections::HashMap<String, pb::ContextValue>,
+) -> Result<(CallerId, Context), ApiError> {
+    let caller = match caller {
+        Some(pb::authorize_request::Caller::PrincipalArn(arn)) => CallerId::PrincipalArn(arn),
+        Some(pb::authorize_request::Caller::Credentials(c)) => CallerId::try_from(c)?,
+        Some(pb::authorize_request::Caller::SignedRequest(r)) => CallerId::try_from(&r)?,
+        None => {
+            return Err(ApiError::invalid(
+                "caller",
+                "missing: give principal_arn, credentials or signed_request",
+            ))
+        }
+    };
+    if action.is_empty() {
+        return Err(ApiError::invalid("action", "missing"));
+    }
+    if resource.is_empty() {
+        return Err(ApiError::invalid("resource", "missing"));
+    }
+    Ok((caller, decode_context(context)?))
 }
 
 /// The request's condition keys. Typed values must be what they say: a value no condition

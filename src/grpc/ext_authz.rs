@@ -273,12 +273,15 @@ pub fn render(answer: &CheckAnswer) -> CheckResponse {
 /// The span of one check, child of the checked request's `traceparent` when Envoy's call
 /// carried none of its own (Envoy without tracing forwards the client's in the headers).
 fn check_span(metadata: &tonic::metadata::MetadataMap, input: &CheckInput) -> tracing::Span {
+    if !crate::telemetry::request_spans() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "ext_authz.check",
         otel.name = "ext_authz.check",
         http.method = %input.method,
     );
-    if metadata.contains_key("traceparent") {
+    if span.is_disabled() || metadata.contains_key("traceparent") {
         return span;
     }
     let carrier: HashMap<String, String> = input

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
+use super::Keepalive;
 use crate::proto::v1 as pb;
 use crate::sidecar::{CacheStats, SidecarHandle};
 
@@ -72,7 +73,7 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_local_api_with(handle, None, incoming, shutdown).await
+    serve_local_api_with(handle, None, Keepalive::Ping, incoming, shutdown).await
 }
 
 /// The services health reports when Envoy's ext_authz is served too. Reflection cannot
@@ -86,10 +87,11 @@ pub const SIDECAR_SERVICES_WITH_EXT_AUTHZ: &[&str] = &[
 
 /// Serves the sidecar's local API on `incoming`, with Envoy's ext_authz
 /// (`envoy.service.auth.v3.Authorization`) when `ext_authz` is given, until `shutdown`
-/// completes.
+/// completes; `keepalive` says whether its peers are on this host (see [`Keepalive`]).
 pub async fn serve_local_api_with<S, IO, IE>(
     handle: SidecarHandle,
     ext_authz: Option<Arc<crate::sidecar::ext_authz::ExtAuthz>>,
+    keepalive: Keepalive,
     incoming: S,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SidecarError>
@@ -116,7 +118,7 @@ where
             .store(true, std::sync::atomic::Ordering::Relaxed);
         super::ext_authz::ExtAuthzService::new(e).into_server()
     });
-    super::server()
+    super::server_with(keepalive)
         .trace_fn(crate::telemetry::grpc_span)
         .add_service(authorizer.into_server())
         .add_service(sts.into_server())

@@ -4,6 +4,7 @@
 //! protocols built on the HTTP edge. Inputs arrive decoded ([`AuthorizeInput`]); answers
 //! leave as a [`Decision`], which the edge renders. A deny is a decision, not an error.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +22,9 @@ use crate::snapshot::{SnapshotVersion, TenantSnapshot};
 use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
-use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord, MAX_FIELD_BYTES};
+#[cfg(test)]
+use super::decision_log::TimeText;
+use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord, JsonLine, MAX_FIELD_BYTES};
 use crate::observe::{Answer, Method};
 use crate::sync::usage::{region_of, Subject, UsageSlot, Use};
 
@@ -347,7 +350,7 @@ impl Authorizer {
             let mut record = record_of(
                 request_id,
                 method,
-                Timestamp::now(),
+                rfc3339_millis(Timestamp::now()),
                 0,
                 Err(error.code().as_str()),
             );
@@ -413,7 +416,7 @@ impl Authorizer {
                 (None, None) => next_request_id(),
             };
             let outcome = outcome.as_ref().map_err(|code| *code);
-            let mut record = record_of(&id, method, now, latency_us, outcome);
+            let mut record = record_of(&id, method, rfc3339_millis(now), latency_us, outcome);
             record.action.clone_from(&input.action);
             record.resource.clone_from(&input.resource);
             log.record(record);
@@ -962,16 +965,16 @@ fn compile_inline_policy(
 /// colons), but scanning no further than the fifth colon, since every request reads its
 /// resource's and a named caller's.
 fn arn_account(arn: &str) -> Option<&str> {
-    if !arn.get(..4)?.eq_ignore_ascii_case("arn:") {
+    let bytes = arn.as_bytes();
+    if !bytes.get(..4)?.eq_ignore_ascii_case(b"arn:") {
         return None;
     }
-    let mut colons = arn
-        .bytes()
-        .enumerate()
-        .filter(|&(_, b)| b == b':')
-        .map(|(i, _)| i);
-    let start = colons.nth(3)? + 1;
-    let end = colons.next()?;
+    // A plain search for each colon: the iterator chain this replaced (enumerate, filter,
+    // nth) cost each request ~900 instructions for its two ARNs.
+    let colon = |from: usize| Some(from + bytes.get(from..)?.iter().position(|&b| b == b':')?);
+    // After `arn:`, the partition, the service and the region each end at a colon.
+    let start = colon(colon(colon(4)? + 1)? + 1)? + 1;
+    let end = colon(start)?;
     arn.get(start..end).filter(|a| !a.is_empty())
 }
 
@@ -1168,14 +1171,65 @@ enum RequestId {
 }
 
 impl LoggedDecision {
-    /// The record, as [`DecisionLog`](super::decision_log::DecisionLog) writes it.
-    pub(super) fn into_record(self) -> DecisionRecord {
+    /// Writes the record [`Self::into_record`] makes as its JSON line's object, without
+    /// making it; the fields cut to their bound.
+    pub(super) fn write_json(&self, mut line: JsonLine<'_>) -> u64 {
+        line.time("time", self.at);
+        match &self.request_id {
+            RequestId::Given(id) => line.text("request_id", id),
+            RequestId::Numbered(n) => line.text_with("request_id", |text| {
+                push_request_id(text, *n);
+            }),
+        }
+        line.name("operation", Some(operation_name(self.method)));
+        let (action, resource) = self
+            .request
+            .split_at_checked(self.action_len)
+            .unwrap_or((&self.request, ""));
+        let decision = self.outcome.as_ref().ok();
+        line.text("tenant", decision.map_or("", |d| &d.tenant));
+        line.text("principal", decision.map_or("", |d| &d.principal));
+        line.text("action", action);
+        line.text("resource", resource);
+        line.name(
+            "decision",
+            Some(decision.map_or("Error", |d| d.outcome.as_str())),
+        );
+        line.name("error_code", self.outcome.as_ref().err().copied());
+        line.name(
+            "policy_type",
+            decision.and_then(|d| d.policy_type).map(policy_type_name),
+        );
+        match decision.and_then(|d| d.statement.as_ref()) {
+            Some(statement) => line.text_with("statement", |text| {
+                push_statement(text, statement);
+            }),
+            None => line.name("statement", None),
+        }
+        line.text_with("snapshot_version", |text| {
+            if let Some(d) = decision {
+                let mut digits = itoa::Buffer::new();
+                text.push_str(digits.format(d.version.epoch));
+                text.push('.');
+                text.push_str(digits.format(d.version.seq));
+            }
+        });
+        line.number("latency_us", self.latency_us);
+        line.boolean("cached", decision.is_some_and(Decision::cached));
+        line.finish()
+    }
+
+    /// The record, as [`DecisionLog`](super::decision_log::DecisionLog) wrote it before
+    /// [`Self::write_json`]: the reference that tests hold the line to.
+    #[cfg(test)]
+    pub(super) fn into_record(self, clock: &mut TimeText) -> DecisionRecord {
         let id = match &self.request_id {
             RequestId::Given(id) => String::from(&**id),
             RequestId::Numbered(n) => request_id_of(*n),
         };
         let outcome = self.outcome.as_ref().map_err(|code| *code);
-        let mut record = record_of(&id, self.method, self.at, self.latency_us, outcome);
+        let time = clock.millis(self.at);
+        let mut record = record_of(&id, self.method, time, self.latency_us, outcome);
         let (action, resource) = self
             .request
             .split_at_checked(self.action_len)
@@ -1191,18 +1245,14 @@ impl LoggedDecision {
 fn record_of(
     request_id: &str,
     method: Method,
-    now: Timestamp,
+    time: String,
     latency_us: u64,
     result: Result<&Decision, &'static str>,
 ) -> DecisionRecord {
-    let operation = match method {
-        Method::BatchAuthorize => "BatchAuthorize",
-        _ => "Authorize",
-    };
     let mut record = DecisionRecord {
-        time: rfc3339_millis(now),
+        time,
         request_id: request_id.to_owned(),
-        operation,
+        operation: operation_name(method),
         tenant: String::new(),
         principal: String::new(),
         action: String::new(),
@@ -1221,9 +1271,10 @@ fn record_of(
             record.principal = String::from(&*d.principal);
             record.decision = d.outcome.as_str();
             record.policy_type = d.policy_type.map(policy_type_name);
-            record.statement = d.statement.as_ref().map(|s| match &s.sid {
-                Some(sid) => format!("{}#{}({sid})", s.policy, s.index),
-                None => format!("{}#{}", s.policy, s.index),
+            record.statement = d.statement.as_ref().map(|s| {
+                let mut text = String::new();
+                push_statement(&mut text, s);
+                text
             });
             record.snapshot_version = format!("{}.{}", d.version.epoch, d.version.seq);
             record.cached = d.cached();
@@ -1231,6 +1282,26 @@ fn record_of(
         Err(code) => record.error_code = Some(code),
     }
     record
+}
+
+/// The operation's name in the decision log.
+fn operation_name(method: Method) -> &'static str {
+    match method {
+        Method::BatchAuthorize => "BatchAuthorize",
+        _ => "Authorize",
+    }
+}
+
+/// A deciding statement as the decision log names it: `policy-id#index(sid)`.
+fn push_statement(text: &mut String, statement: &StatementRef) {
+    text.push_str(&statement.policy);
+    text.push('#');
+    text.push_str(itoa::Buffer::new().format(statement.index));
+    if let Some(sid) = &statement.sid {
+        text.push('(');
+        text.push_str(sid);
+        text.push(')');
+    }
 }
 
 /// The policy type's name in the decision log.
@@ -1265,8 +1336,16 @@ fn next_request_number() -> u64 {
 
 /// The made-up request id numbered `n`.
 fn request_id_of(n: u64) -> String {
+    let mut id = String::new();
+    push_request_id(&mut id, n);
+    id
+}
+
+/// Appends [`request_id_of`]`(n)` to `text`.
+fn push_request_id(text: &mut String, n: u64) {
     let start = REQUEST_ID_START.get_or_init(|| Timestamp::now().epoch_millis());
-    format!("{start:x}-{n}")
+    let _ = write!(text, "{start:x}-");
+    text.push_str(itoa::Buffer::new().format(n));
 }
 
 #[cfg(test)]
@@ -1323,6 +1402,94 @@ mod tests {
             explain: false,
             min_version: None,
             request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_decisions_line_is_the_json_of_its_record_byte_for_byte() {
+        let authorizer = logging_authorizer(crate::sidecar::decision_log::DecisionLog::off());
+        let allowed = authorizer
+            .authorize(&input("arn:aws:s3:::b/notes", Some("r-1")))
+            .unwrap();
+        let cached = authorizer
+            .authorize(&input("arn:aws:s3:::b/notes", None))
+            .unwrap();
+        let denied = authorizer
+            .authorize(&input("arn:aws:s3:::b/secret", None))
+            .unwrap();
+        assert!(allowed.statement.as_ref().unwrap().sid.is_some());
+        assert!(denied.statement.as_ref().unwrap().sid.is_none() && cached.cached());
+        // Escapes (quotes, backslashes, newlines, control characters, non-ASCII) and texts
+        // over the bound, cut on a character boundary.
+        let odd = "arn:aws:s3:::b/\"q\"\\\n\t\u{1}\u{7f}é😀";
+        let long = format!("arn:aws:s3:::b/{}", "é".repeat(3000));
+        // The request id, the method, the outcome, the action, the resource.
+        type Case<'a> = (
+            RequestId,
+            Method,
+            Result<Decision, &'static str>,
+            &'a str,
+            &'a str,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (
+                RequestId::Given("r-1".into()),
+                Method::Authorize,
+                Ok(allowed),
+                "s3:GetObject",
+                "arn:aws:s3:::b/notes",
+            ),
+            (
+                RequestId::Numbered(7),
+                Method::BatchAuthorize,
+                Ok(cached),
+                "s3:GetObject",
+                odd,
+            ),
+            (
+                RequestId::Given("\"id\"\n".into()),
+                Method::Authorize,
+                Ok(denied),
+                "s3:Get\"Object",
+                &long,
+            ),
+            (
+                RequestId::Given("x".repeat(5000).into()),
+                Method::Authorize,
+                Err("AccessDenied"),
+                &long,
+                odd,
+            ),
+            (
+                RequestId::Numbered(u64::MAX),
+                Method::BatchAuthorize,
+                Err("InvalidInput"),
+                "",
+                "",
+            ),
+        ];
+        let mut clock = TimeText::default();
+        let mut scratch = String::new();
+        for (i, (request_id, method, outcome, action, resource)) in cases.into_iter().enumerate() {
+            let logged = LoggedDecision {
+                request_id,
+                method,
+                at: Timestamp(1_700_000_000_123_456_789 + i128::try_from(i).unwrap() * 999_000_000),
+                latency_us: 12 + u64::try_from(i).unwrap(),
+                outcome,
+                request: format!("{action}{resource}").into(),
+                action_len: action.len(),
+            };
+            let mut line = Vec::new();
+            let cut = logged.write_json(JsonLine::new(&mut line, &mut scratch, &mut clock));
+            let mut record = logged.into_record(&mut TimeText::default());
+            let expected_cut = record.cap_fields();
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                serde_json::to_string(&record).unwrap(),
+                "case {i}"
+            );
+            assert_eq!(cut, expected_cut, "case {i}");
         }
     }
 
@@ -1424,6 +1591,10 @@ mod tests {
             "arn:aws:iam::111122223333:root",
             "arn:aws:iam::111122223333",
             "arn:aws:iam:111122223333:user/a:b:c",
+            "arn:aws:sérvice:ü:111122223333:thing/ä",
+            "arn:aws:s3:::bücket/ö:x",
+            "arn:a:b:c",
+            "arn::::",
             "ec2.amazonaws.com",
             "arn:",
             "ar",
