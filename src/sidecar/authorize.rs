@@ -4,7 +4,6 @@
 //! protocols built on the HTTP edge. Inputs arrive decoded ([`AuthorizeInput`]); answers
 //! leave as a [`Decision`], which the edge renders. A deny is a decision, not an error.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -1320,8 +1319,14 @@ fn policy_type_name(kind: PolicyKind) -> &'static str {
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// When this process made its first request id, in milliseconds: the ids' prefix.
-static REQUEST_ID_START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+/// The made-up ids' prefix: when this process made its first one, in milliseconds, in hex,
+/// and a dash; made once, since the decision log writes it on every such record.
+static REQUEST_ID_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// [`REQUEST_ID_PREFIX`], made on first use.
+fn request_id_prefix() -> &'static str {
+    REQUEST_ID_PREFIX.get_or_init(|| format!("{:x}-", Timestamp::now().epoch_millis()))
+}
 
 /// A process-unique request id: the start time and a counter (no randomness on the hot path).
 pub fn next_request_id() -> String {
@@ -1330,7 +1335,7 @@ pub fn next_request_id() -> String {
 
 /// The number of the next made-up request id; [`request_id_of`] makes it the id.
 fn next_request_number() -> u64 {
-    REQUEST_ID_START.get_or_init(|| Timestamp::now().epoch_millis());
+    request_id_prefix();
     REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -1343,8 +1348,7 @@ fn request_id_of(n: u64) -> String {
 
 /// Appends [`request_id_of`]`(n)` to `text`.
 fn push_request_id(text: &mut String, n: u64) {
-    let start = REQUEST_ID_START.get_or_init(|| Timestamp::now().epoch_millis());
-    let _ = write!(text, "{start:x}-");
+    text.push_str(request_id_prefix());
     text.push_str(itoa::Buffer::new().format(n));
 }
 

@@ -40,8 +40,10 @@ const BATCH_LIMIT: usize = 1024;
 /// How long a small batch waits for more records before it is written. Handing each record
 /// to the blocking pool and the kernel on its own costs more than building it (a thread
 /// wake-up and a write per decision); a few milliseconds of delay turns a steady load into
-/// one write per few dozen records. A stop waits at most this long more.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// one write per few hundred records. Each batch still costs two thread switches and a
+/// timer: 20 ms makes batches up to four times fewer than 5 ms did, for records that reach
+/// the file up to 20 ms later. A stop waits at most this long more.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The longest a text field of a record may be, in bytes; longer ones keep their first bytes
 /// (on a character boundary) and end with [`TRUNCATED_MARK`]. Twice the longest ARN AWS
@@ -607,8 +609,20 @@ impl<'w> JsonLine<'w> {
 
     /// A JSON string, escaped as serde_json escapes it.
     fn string(&mut self, value: &str) {
-        // Serializing a `str` into a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut *self.buf, value);
+        // serde_json escapes only quotes, backslashes and control characters; a text without
+        // them (nearly every one) is copied whole. The scan has no branch and does not stop
+        // early, so that the compiler runs it over whole vectors.
+        let escapes = value.as_bytes().iter().fold(0u8, |seen, &b| {
+            seen | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
+        });
+        if escapes == 0 {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(value.as_bytes());
+            self.buf.push(b'"');
+        } else {
+            // Serializing a `str` into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *self.buf, value);
+        }
     }
 
     /// A text field, capped.
@@ -1226,7 +1240,7 @@ mod tests {
             log.record(record(&format!("req-{i:04}"), "Allow"));
             if i % 7 == 0 {
                 // Several batches, so rotation happens inside and between them.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(LINGER * 2).await;
             }
         }
         task.shutdown().await;
@@ -1273,7 +1287,7 @@ mod tests {
         };
         let (log, task) = DecisionLog::spawn(config).unwrap();
         log.record(record("a", "Allow"));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(LINGER * 2).await;
         log.record(record("b", "Allow"));
         task.shutdown().await;
         let rotated = PathBuf::from(format!("{}.1", path.display()));
@@ -1557,6 +1571,38 @@ mod tests {
             "2023-11-14T22:13:20.123Z"
         );
         assert_eq!(rfc3339_millis(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_lines_strings_are_escaped_as_serde_json_escapes_them() {
+        // Every byte below 0x20, both characters JSON escapes, and neighbours that it does
+        // not (DEL, non-ASCII), alone, leading, trailing and among plain text of every length
+        // around a vector's width.
+        let mut texts: Vec<String> = (0u8..0x20).map(|b| char::from(b).to_string()).collect();
+        texts.extend(["\"", "\\", "\u{7f}", "é", "😀", "", "plain", "a/b:c*d?"].map(String::from));
+        let specials = ["\"", "\\", "\n", "\u{1f}", "\u{7f}"];
+        for len in [1, 7, 15, 16, 17, 31, 32, 33, 64, 100] {
+            let plain = "x".repeat(len);
+            texts.push(plain.clone());
+            for special in specials {
+                texts.push(format!("{special}{plain}"));
+                texts.push(format!("{plain}{special}"));
+                texts.push(format!(
+                    "{}{special}{}",
+                    &plain[..len / 2],
+                    &plain[len / 2..]
+                ));
+            }
+        }
+        let (mut scratch, mut clock) = (String::new(), TimeText::default());
+        for text in texts {
+            let mut buf = Vec::new();
+            let mut line = JsonLine::new(&mut buf, &mut scratch, &mut clock);
+            line.text("t", &text);
+            line.finish();
+            let expected = format!("{{\"t\":{}}}", serde_json::to_string(&text).unwrap());
+            assert_eq!(String::from_utf8(buf).unwrap(), expected, "{text:?}");
+        }
     }
 
     #[test]
