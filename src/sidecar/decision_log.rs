@@ -10,11 +10,12 @@
 //! An Authorize decision is not even built on the request path (issue 19, P7: building it cost
 //! more than deciding a cached request): the request queues what its record is made of (a
 //! handle on the decision, its action and resource, a number for a made-up id), and the
-//! writer formats the time, the id, the statement and the version and makes the record there.
+//! writer writes its JSON line from those, field by field, without building a record
+//! (`JsonLine`; tests hold it to serde's text of the record byte for byte).
 //!
 //! Bounded, line and file (issue #13, item 6): every text field of a record is capped at
-//! [`MAX_FIELD_BYTES`] before it is queued (so the queue's memory is bounded too), with a
-//! marker and a count; a file sink rotates by size, keeping a number of older files, and only
+//! [`MAX_FIELD_BYTES`], with a marker and a count: what the request gives before it is queued
+//! (so the queue's memory is bounded too), what the writer derives as it writes the line; a file sink rotates by size, keeping a number of older files, and only
 //! ever between two records, so no record is lost to or split across a rotation.
 
 use std::fmt;
