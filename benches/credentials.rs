@@ -20,6 +20,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use iamlet::directory::{IdGenerator, Tenant};
 use iamlet::grpc::AuthorizerService;
+use iamlet::jose::{IssuingCredential, IssuingCredentials, IssuingScope};
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
@@ -45,7 +46,7 @@ fn fixture() -> Fixture {
     demo("credentials")
 }
 
-fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {
+fn assume(f: &Fixture, now: Timestamp, issuing: sts::Issuing<'_>) -> sts::Issued {
     let caller = sts::authenticate(
         &f.snapshot,
         &Presented::Keys {
@@ -77,7 +78,7 @@ fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {
             ids: &mut ids,
             mfa: &NoReplay,
             latest_expiry: None,
-            issuing: sts::Issuing::IssuerKey,
+            issuing,
         },
     )
     .expect("alice may assume reports-writer")
@@ -86,8 +87,29 @@ fn assume(f: &Fixture, now: Timestamp) -> sts::Issued {
 fn credentials(c: &mut Criterion) {
     let f = fixture();
     let now = Timestamp::now();
-    let issued = assume(&f, now);
+    let issued = assume(&f, now, sts::Issuing::IssuerKey);
     let ring = f.snapshot.issuer_keys();
+    // A sidecar's way: a certified issuing key of its own (`iamlet2` tokens), as the control
+    // plane's stream delivers it.
+    let certified = IssuingCredentials::new();
+    certified.insert(
+        IssuingCredential::generate(
+            ring,
+            ACCOUNT,
+            "bench-sidecar",
+            IssuingScope::unscoped(),
+            [7; 32],
+            now.epoch_seconds(),
+        )
+        .expect("the demo tenant's issuer certifies a sidecar key"),
+    );
+    let by_sidecar = assume(&f, now, sts::Issuing::Certified(&certified));
+    assert!(by_sidecar.session_token.starts_with("iamlet2."));
+    assert!(
+        ring.verify(ACCOUNT, &by_sidecar.session_token, now.epoch_seconds())
+            .is_ok(),
+        "assume_role_certified"
+    );
 
     // Each case's outcome is checked before it is timed: an error path or a miss must never
     // be reported as the case it names (issue #13, item 12).
@@ -121,7 +143,12 @@ fn credentials(c: &mut Criterion) {
     assert!(by_session.session.is_some());
 
     let mut group = c.benchmark_group("credentials");
-    group.bench_function("assume_role", |b| b.iter(|| black_box(assume(&f, now))));
+    group.bench_function("assume_role", |b| {
+        b.iter(|| black_box(assume(&f, now, sts::Issuing::IssuerKey)))
+    });
+    group.bench_function("assume_role_certified", |b| {
+        b.iter(|| black_box(assume(&f, now, sts::Issuing::Certified(&certified))))
+    });
     group.bench_function("session_token_verify", |b| {
         b.iter(|| {
             black_box(ring.verify(

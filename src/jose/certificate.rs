@@ -127,6 +127,11 @@ pub enum CertificateError {
 pub struct IssuingCredential {
     certificate: String,
     verified: VerifiedCertificate,
+    /// The issuer public key the certificate's signature verified under on receipt. While a
+    /// keyring holds this very key under the certificate's key id, the signature verifies there
+    /// too (Ed25519 verification depends on nothing else), so a mint compares 32 bytes instead
+    /// of verifying the signature again (~600,000 instructions, twice the signing).
+    issuer_public_key: Box<[u8]>,
     signer: Ed25519KeyPair,
 }
 
@@ -341,11 +346,17 @@ impl IssuingCredential {
         seed: &[u8],
     ) -> Result<Self, CertificateError> {
         let verified = keyring.verify_certificate(tenant, certificate)?;
+        let issuer_public_key = keyring
+            .verifier(&verified.issuer_key_id)
+            .ok_or(CertificateError::UnknownIssuer)?
+            .as_ref()
+            .into();
         let signer = Ed25519KeyPair::from_seed_and_public_key(seed, &verified.public_key)
             .map_err(|_| CertificateError::KeyMismatch)?;
         Ok(Self {
             certificate: certificate.to_owned(),
             verified,
+            issuer_public_key,
             signer,
         })
     }
@@ -380,6 +391,20 @@ impl IssuingCredential {
     /// Whether it should be renewed at `now`: less than [`RENEW_BELOW_SECONDS`] left.
     pub fn needs_renewal(&self, now: i64) -> bool {
         self.verified.claims.expires_at.saturating_sub(now) < RENEW_BELOW_SECONDS
+    }
+
+    /// The id of the issuer key that signed the certificate.
+    pub(super) fn issuer_key_id(&self) -> &str {
+        &self.verified.issuer_key_id
+    }
+
+    /// Whether the certificate still verifies under `keyring`: it holds the issuer key that
+    /// verified it on receipt, under the same id. A dropped or replaced issuer key fails this,
+    /// as [`IssuerKeyring::verify_certificate`] would.
+    pub(super) fn still_certified_by(&self, keyring: &IssuerKeyring) -> bool {
+        keyring
+            .verifier(&self.verified.issuer_key_id)
+            .is_some_and(|v| v.as_ref() == &*self.issuer_public_key)
     }
 
     /// Signs `message` with the issuing key.

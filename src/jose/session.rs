@@ -359,11 +359,13 @@ impl IssuerKeyring {
             )
             .map_err(SessionTokenError::Certificate)?;
         // The certificate must still verify here: a sidecar never mints what others refuse.
-        let verified = self
-            .verify_certificate(&claims.tenant, credential.certificate())
-            .map_err(|_| SessionTokenError::NoIssuingCertificate)?;
+        // It verified on receipt (for this tenant: checked above), so it still does while this
+        // keyring holds the issuer key it verified under.
+        if !credential.still_certified_by(self) {
+            return Err(SessionTokenError::NoIssuingCertificate);
+        }
         let key = self
-            .key(&verified.issuer_key_id)
+            .key(credential.issuer_key_id())
             .ok_or(SessionTokenError::NoIssuingCertificate)?;
         let payload = serde_json::to_vec(claims).map_err(|_| SessionTokenError::Encode)?;
         let payload = B64.encode(payload);

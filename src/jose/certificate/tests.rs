@@ -152,6 +152,45 @@ fn a_sidecar_mints_within_scope_and_another_verifies_with_public_keys_only() {
 }
 
 #[test]
+fn a_keyring_that_dropped_or_replaced_the_issuer_key_mints_nothing() {
+    let (control_plane, sidecar) = rings(1);
+    let received = IssuingCredential::try_new(
+        &sidecar,
+        A,
+        credential(&control_plane, A, IssuingScope::unscoped(), NOW).certificate(),
+        &[9; 32],
+    )
+    .unwrap();
+    let claims = role_claims(A, NOW + 10);
+    // The tenant's keys after a rotation that kept k1: still certified.
+    let shipped = |k: Key| Key { seed: None, ..k };
+    let rotated = IssuerKeyring::try_new(&[shipped(key(1)), shipped(key(2))]).unwrap();
+    let (token, _) = rotated
+        .mint_certified(&received, &claims, Some(TEAM_A_ROLE))
+        .unwrap();
+    assert!(rings(1).1.verify(A, &token, NOW + 20).is_ok());
+    // k1 dropped, or another key under the id k1 (the id alone does not certify): the
+    // certificate no longer verifies there, so nothing is minted.
+    let dropped = IssuerKeyring::try_new(&[shipped(key(2))]).unwrap();
+    let replaced = IssuerKeyring::try_new(&[Key {
+        key_id: "k1".into(),
+        ..shipped(key(3))
+    }])
+    .unwrap();
+    for (what, ring) in [("dropped", dropped), ("replaced", replaced)] {
+        assert!(
+            ring.verify_certificate(A, received.certificate()).is_err(),
+            "{what}"
+        );
+        assert_eq!(
+            ring.mint_certified(&received, &claims, Some(TEAM_A_ROLE)),
+            Err(SessionTokenError::NoIssuingCertificate),
+            "{what}"
+        );
+    }
+}
+
+#[test]
 fn an_out_of_scope_role_is_refused_at_minting() {
     let (control_plane, sidecar) = rings(1);
     let credential = credential(&control_plane, A, team_a(), NOW);
