@@ -35,8 +35,8 @@ pub struct CacheStats {
 /// How the caches are sized.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
-    /// Decisions kept at most: an ordinary decision counts one, a larger one (long context
-    /// values in its key) one per 512 bytes it holds.
+    /// Decisions kept at most: an ordinary decision counts one, a larger one one per 512
+    /// bytes it holds (keys are not held, so long context values in a key weigh nothing).
     pub decisions: u64,
     /// How long a decision may be served from the cache.
     pub decision_ttl: Duration,

@@ -488,11 +488,8 @@ impl Authorizer {
                     inline.as_ref(),
                     clock,
                 );
-                let hash = cache.hash(key);
-                match cache.get(hash, key, started) {
-                    Some(hit) => Ok(hit),
-                    None => Err((hash, Box::<[u8]>::from(&key[..]))),
-                }
+                let fingerprint = cache.fingerprint(key);
+                cache.get(fingerprint, started).ok_or(fingerprint)
             })
         });
         let missed = match lookup {
@@ -513,10 +510,10 @@ impl Authorizer {
         let decided = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
         let usage = self.record_use(input, caller, &snapshots.caller, now);
         let mut decided = Arc::new(CachedDecision { decided, usage });
-        if let Some((hash, key)) = missed {
+        if let Some(fingerprint) = missed {
             let heap = decided.heap_bytes();
             decided = cache.share(decided);
-            cache.insert(hash, key, Arc::clone(&decided), heap, started);
+            cache.insert(fingerprint, Arc::clone(&decided), heap, started);
         }
         Ok(Decision {
             decided,
@@ -610,8 +607,7 @@ impl Authorizer {
                 inline.as_ref(),
                 clock,
             );
-            let hash = cache.hash(key);
-            cache.insert(hash, Box::from(&key[..]), replaced, heap, started);
+            cache.insert(cache.fingerprint(key), replaced, heap, started);
         });
     }
 
@@ -1176,7 +1172,7 @@ impl LoggedDecision {
         line.time("time", self.at);
         match &self.request_id {
             RequestId::Given(id) => line.text("request_id", id),
-            RequestId::Numbered(n) => line.text_with("request_id", |text| {
+            RequestId::Numbered(n) => line.plain_with("request_id", |text| {
                 push_request_id(text, *n);
             }),
         }
@@ -1205,7 +1201,7 @@ impl LoggedDecision {
             }),
             None => line.name("statement", None),
         }
-        line.text_with("snapshot_version", |text| {
+        line.plain_with("snapshot_version", |text| {
             if let Some(d) = decision {
                 let mut digits = itoa::Buffer::new();
                 text.push_str(digits.format(d.version.epoch));

@@ -1,17 +1,23 @@
-//! The decision cache: decisions by the bytes of their key, looked up without allocating.
+//! The decision cache: decisions by their key's fingerprint, looked up without allocating.
 //!
 //! A general-purpose cache (moka) cost a hit more than evaluating the policies did: SipHash of
 //! the key, an epoch guard, a clock read, a read-log entry, and some 350 bytes of bookkeeping
 //! per entry (an `Arc` of the key, bucket, entry info, two deque nodes). This one holds what a
 //! decision needs and no more: shards of a `hashbrown` table of slot indexes under a
-//! read-write lock, each slot the key's hash, its bytes, the value, its expiry and a
-//! referenced bit, evicted by CLOCK (second chance) when a shard is over its weight.
+//! read-write lock, each slot the key's fingerprint, the value, its expiry and a referenced
+//! bit, evicted by CLOCK (second chance) when a shard is over its weight.
 //!
-//! The hasher is foldhash, randomly seeded per process: the key holds caller-controlled
-//! strings, so a fixed seed would let a caller aim requests at one bucket (HashDoS). A hash is
-//! only a hint: a hit compares the stored key bytes in full, so a collision is a miss, never
-//! another request's decision.
+//! A slot keeps a fingerprint of its key, not the key's bytes (about 110 for an ordinary
+//! request, plus the allocator's header: more than half of what an entry cost). The
+//! fingerprint is SipHash-2-4's 128-bit output under a key drawn at random per process: a
+//! pseudorandom function, so without the process's key nobody can make two keys collide on
+//! purpose, and by chance two of the cache's keys share a fingerprint with odds of about
+//! n² / 2¹²⁹ (10⁻²⁹ for 100,000 entries). A collision would answer one request with
+//! another's decision, which is why the hash is a keyed cryptographic one and not the fast
+//! hash a map of trusted keys would use; the random key also spreads a caller's keys over
+//! the buckets (no HashDoS).
 
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,15 +25,16 @@ use std::time::{Duration, Instant};
 
 use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
 use parking_lot::{Mutex, RwLock};
+use siphasher::sip128::SipHasher24;
 
-/// The bytes one unit of capacity stands for: an entry weighs its key, its value and its slot
-/// in units of this, at least one, so that a capacity of `n` decisions bounds the memory at
-/// about `n × UNIT_BYTES` however large the keys a caller makes (a key may carry context
-/// values of kilobytes).
+/// The bytes one unit of capacity stands for: an entry weighs its value and its slot in units
+/// of this, at least one, so that a capacity of `n` decisions bounds the memory at about
+/// `n × UNIT_BYTES` whatever the values hold. Keys are not held (a fingerprint is), so a key
+/// of kilobytes of context values weighs no more than any other.
 pub(super) const UNIT_BYTES: usize = 512;
 
-/// What a slot costs besides its key and value's heap: the slot, and the table's index and
-/// control byte at its load factor.
+/// What a slot costs besides its value's heap: the slot, and the table's index and control
+/// byte at its load factor.
 pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Slot<usize>>() + 8;
 
 /// Shards at most: enough that two cores rarely meet on one lock.
@@ -36,7 +43,8 @@ const MAX_SHARDS: usize = 64;
 /// A bounded, expiring map from key bytes to values, safe to share between threads.
 pub(super) struct DecisionCache<V> {
     shards: Box<[RwLock<Shard<V>>]>,
-    hasher: DefaultHashBuilder,
+    /// Makes fingerprints: keyed at random per process.
+    hasher: SipHasher24,
     ttl_ms: u64,
     /// Expiry is measured from here, on the monotonic clock: a wall-clock step neither keeps
     /// a decision past its time nor drops the cache.
@@ -68,8 +76,18 @@ impl<T> Countable for Arc<T> {
     }
 }
 
+/// A key's fingerprint (see the module's docs): equal for equal keys, and for distinct keys
+/// only by a chance nobody can raise without the process's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fingerprint {
+    /// Files the slot in its shard's table.
+    hash: u64,
+    /// Picks the shard; with `hash`, the 128 bits compared on a lookup.
+    high: u64,
+}
+
 struct Shard<V> {
-    /// Indexes into `slots`, by the slot's hash.
+    /// Indexes into `slots`, by the slot's fingerprint's `hash`.
     index: HashTable<u32>,
     slots: Vec<Slot<V>>,
     /// Where the CLOCK hand points.
@@ -80,8 +98,7 @@ struct Shard<V> {
 }
 
 struct Slot<V> {
-    hash: u64,
-    key: Box<[u8]>,
+    fingerprint: Fingerprint,
     value: V,
     /// Milliseconds since the cache's epoch after which the slot answers no lookup.
     expires_ms: u64,
@@ -139,7 +156,7 @@ impl<V: Clone> DecisionCache<V> {
                     })
                 })
                 .collect(),
-            hasher: DefaultHashBuilder::default(),
+            hasher: random_sip_key(),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             epoch: Instant::now(),
             shared: Mutex::new(Shared {
@@ -151,15 +168,17 @@ impl<V: Clone> DecisionCache<V> {
         }
     }
 
-    /// The hash `key` is filed under.
-    pub(super) fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+    /// The fingerprint `key` is filed under.
+    pub(super) fn fingerprint(&self, key: &[u8]) -> Fingerprint {
+        let (hash, high) = self.hasher.hash(key).as_u64();
+        Fingerprint { hash, high }
     }
 
-    fn shard(&self, hash: u64) -> Option<&RwLock<Shard<V>>> {
-        // The table uses the hash's low bits within a shard; the shard takes the high ones.
+    fn shard(&self, fingerprint: Fingerprint) -> Option<&RwLock<Shard<V>>> {
+        // The table files by `hash`; the shard is picked by other bits, so that a shard's
+        // table still sees its hashes spread.
         let n = self.shards.len();
-        let at = usize::try_from(hash >> 58).unwrap_or(0) & (n - 1);
+        let at = usize::try_from(fingerprint.high >> 58).unwrap_or(0) & (n - 1);
         self.shards.get(at)
     }
 
@@ -167,11 +186,11 @@ impl<V: Clone> DecisionCache<V> {
         u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The value under `key` (hashed to `hash`), unless it expired by `now`.
-    pub(super) fn get(&self, hash: u64, key: &[u8], now: Instant) -> Option<V> {
+    /// The value under the key of `fingerprint`, unless it expired by `now`.
+    pub(super) fn get(&self, fingerprint: Fingerprint, now: Instant) -> Option<V> {
         let now_ms = self.now_ms(now);
-        let shard = self.shard(hash)?.read();
-        let slot = shard.find(hash, key)?;
+        let shard = self.shard(fingerprint)?.read();
+        let slot = shard.find(fingerprint)?;
         if slot.expires_ms <= now_ms {
             return None;
         }
@@ -182,27 +201,24 @@ impl<V: Clone> DecisionCache<V> {
         Some(slot.value.clone())
     }
 
-    /// Files `value` under `key` (hashed to `hash`), replacing what was there, evicting as the
-    /// shard's bound requires. `heap_bytes` is what the value holds on the heap, for its
+    /// Files `value` under the key of `fingerprint`, replacing what was there, evicting as
+    /// the shard's bound requires. `heap_bytes` is what the value holds on the heap, for its
     /// weight; an entry heavier than its shard's whole bound is not kept.
     pub(super) fn insert(
         &self,
-        hash: u64,
-        key: Box<[u8]>,
+        fingerprint: Fingerprint,
         value: V,
         heap_bytes: usize,
         now: Instant,
     ) {
         let expires_ms = self.now_ms(now).saturating_add(self.ttl_ms);
-        let bytes = SLOT_BYTES
-            .saturating_add(key.len())
-            .saturating_add(heap_bytes);
+        let bytes = SLOT_BYTES.saturating_add(heap_bytes);
         let weight = bytes.div_ceil(UNIT_BYTES).max(1);
-        let Some(shard) = self.shard(hash) else {
+        let Some(shard) = self.shard(fingerprint) else {
             return;
         };
         let mut shard = shard.write();
-        shard.remove(hash, &key);
+        shard.remove(fingerprint);
         if weight > shard.max_weight {
             return;
         }
@@ -218,15 +234,14 @@ impl<V: Clone> DecisionCache<V> {
         shard.reserve_slot();
         shard.weight += weight;
         shard.slots.push(Slot {
-            hash,
-            key,
+            fingerprint,
             value,
             expires_ms,
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
             referenced: AtomicBool::new(false),
         });
         let Shard { index, slots, .. } = &mut *shard;
-        index.insert_unique(hash, at, |&i| slot_hash(slots, i));
+        index.insert_unique(fingerprint.hash, at, |&i| slot_hash(slots, i));
     }
 }
 
@@ -264,7 +279,14 @@ fn slot_hash<V>(slots: &[Slot<V>], at: u32) -> u64 {
     usize::try_from(at)
         .ok()
         .and_then(|i| slots.get(i))
-        .map_or(0, |s| s.hash)
+        .map_or(0, |s| s.fingerprint.hash)
+}
+
+/// A SipHash-2-4 keyed at random: the key is two outputs of std's `RandomState`, itself
+/// keyed from the operating system's random source (infallibly: it never fails at run time).
+fn random_sip_key() -> SipHasher24 {
+    let state = RandomState::new();
+    SipHasher24::new_with_keys(state.hash_one(0u8), state.hash_one(1u8))
 }
 
 // === impl Shard ===
@@ -286,10 +308,9 @@ impl<V> Shard<V> {
         self.slots.reserve_exact(wanted - len);
     }
 
-    fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot<V>> {
-        let at = self.index.find(hash, |&i| {
-            self.slot(i)
-                .is_some_and(|s| s.hash == hash && *s.key == *key)
+    fn find(&self, fingerprint: Fingerprint) -> Option<&Slot<V>> {
+        let at = self.index.find(fingerprint.hash, |&i| {
+            self.slot(i).is_some_and(|s| s.fingerprint == fingerprint)
         })?;
         self.slot(*at)
     }
@@ -298,14 +319,14 @@ impl<V> Shard<V> {
         self.slots.get(usize::try_from(at).ok()?)
     }
 
-    /// Removes the slot under `key`, if there is one.
-    fn remove(&mut self, hash: u64, key: &[u8]) {
+    /// Removes the slot under `fingerprint`, if there is one.
+    fn remove(&mut self, fingerprint: Fingerprint) {
         let Shard { index, slots, .. } = self;
-        let found = index.find(hash, |&i| {
+        let found = index.find(fingerprint.hash, |&i| {
             usize::try_from(i)
                 .ok()
                 .and_then(|i| slots.get(i))
-                .is_some_and(|s| s.hash == hash && *s.key == *key)
+                .is_some_and(|s| s.fingerprint == fingerprint)
         });
         if let Some(&at) = found {
             self.remove_at(at);
@@ -318,7 +339,7 @@ impl<V> Shard<V> {
         let Ok(position) = usize::try_from(at) else {
             return;
         };
-        let Some(hash) = self.slots.get(position).map(|s| s.hash) else {
+        let Some(hash) = self.slots.get(position).map(|s| s.fingerprint.hash) else {
             return;
         };
         if let Ok(entry) = self.index.find_entry(hash, |&i| i == at) {
@@ -333,7 +354,7 @@ impl<V> Shard<V> {
             let (Ok(from), Some(moved)) = (u32::try_from(last), self.slots.get(position)) else {
                 return;
             };
-            if let Some(i) = self.index.find_mut(moved.hash, |&i| i == from) {
+            if let Some(i) = self.index.find_mut(moved.fingerprint.hash, |&i| i == from) {
                 *i = at;
             }
         }
@@ -373,15 +394,40 @@ mod tests {
     use super::*;
 
     fn put(cache: &DecisionCache<u32>, key: &[u8], value: u32, now: Instant) {
-        cache.insert(cache.hash(key), key.into(), value, 0, now);
+        cache.insert(cache.fingerprint(key), value, 0, now);
     }
 
     fn get(cache: &DecisionCache<u32>, key: &[u8], now: Instant) -> Option<u32> {
-        cache.get(cache.hash(key), key, now)
+        cache.get(cache.fingerprint(key), now)
     }
 
     #[test]
-    fn a_hit_compares_the_whole_key_and_a_replaced_value_is_the_new_one() {
+    fn fingerprints_are_keyed_per_cache_and_tell_keys_apart() {
+        let (a, b) = (
+            DecisionCache::<u32>::new(1, Duration::from_secs(1)),
+            DecisionCache::<u32>::new(1, Duration::from_secs(1)),
+        );
+        let key = b"arn:aws:iam::111122223333:user/alice|s3:GetObject|arn:aws:s3:::b/k";
+        assert_eq!(a.fingerprint(key), a.fingerprint(key));
+        // Another key (of this process), or one byte more or less: another fingerprint.
+        assert_ne!(a.fingerprint(key), b.fingerprint(key));
+        let mut longer = key.to_vec();
+        longer.push(0);
+        assert_ne!(a.fingerprint(key), a.fingerprint(&longer));
+        assert_ne!(a.fingerprint(key), a.fingerprint(&key[..key.len() - 1]));
+        // Distinct keys differ in both halves, each spread over its bits.
+        let prints: Vec<_> = (0..4096u32)
+            .map(|i| a.fingerprint(&i.to_le_bytes()))
+            .collect();
+        let hashes: HashSet<u64> = prints.iter().map(|f| f.hash).collect();
+        let highs: HashSet<u64> = prints.iter().map(|f| f.high).collect();
+        assert_eq!((hashes.len(), highs.len()), (4096, 4096));
+        let shards: HashSet<u64> = prints.iter().map(|f| f.high >> 58).collect();
+        assert_eq!(shards.len(), 64, "every shard is used");
+    }
+
+    #[test]
+    fn a_hit_matches_the_whole_fingerprint_and_a_replaced_value_is_the_new_one() {
         let cache = DecisionCache::new(100, Duration::from_secs(60));
         let now = Instant::now();
         put(&cache, b"alice|s3:GetObject|a", 1, now);
@@ -389,9 +435,13 @@ mod tests {
         assert_eq!(get(&cache, b"alice|s3:GetObject|a", now), Some(1));
         assert_eq!(get(&cache, b"alice|s3:GetObject|b", now), Some(2));
         assert_eq!(get(&cache, b"alice|s3:GetObject|", now), None);
-        // A colliding hash with other bytes is a miss, never the other entry's value.
-        let hash = cache.hash(b"alice|s3:GetObject|a");
-        assert_eq!(cache.get(hash, b"mallory", now), None);
+        // Half a fingerprint is a miss, never the other entry's value.
+        let print = cache.fingerprint(b"alice|s3:GetObject|a");
+        let colliding = Fingerprint {
+            high: print.high ^ 1,
+            ..print
+        };
+        assert_eq!(cache.get(colliding, now), None);
         put(&cache, b"alice|s3:GetObject|a", 3, now);
         assert_eq!(get(&cache, b"alice|s3:GetObject|a", now), Some(3));
         assert_eq!(cache.entry_count(), 2);
@@ -438,21 +488,26 @@ mod tests {
     }
 
     #[test]
-    fn a_large_entry_weighs_by_its_bytes() {
+    fn a_large_entry_weighs_by_its_bytes_and_a_large_key_does_not() {
         let cache = DecisionCache::new(8, Duration::from_secs(60));
         let now = Instant::now();
         for i in 0..8u32 {
             put(&cache, &i.to_le_bytes(), i, now);
         }
-        // A key of six units' bytes displaces six ordinary entries, not one.
-        let big = vec![7u8; 6 * UNIT_BYTES - SLOT_BYTES];
-        put(&cache, &big, 99, now);
-        assert_eq!(get(&cache, &big, now), Some(99));
+        // A key of kilobytes is not held: it displaces one entry.
+        let big_key = vec![7u8; 6 * UNIT_BYTES];
+        put(&cache, &big_key, 98, now);
+        assert_eq!(get(&cache, &big_key, now), Some(98));
+        assert_eq!(cache.entry_count(), 8);
+        // A value holding six units' bytes displaces six ordinary entries, not one.
+        let big = cache.fingerprint(b"big");
+        cache.insert(big, 99, 6 * UNIT_BYTES - SLOT_BYTES, now);
+        assert_eq!(cache.get(big, now), Some(99));
         assert_eq!(cache.entry_count(), 3);
         // One heavier than the whole bound is not kept.
-        let huge = vec![1u8; 9 * UNIT_BYTES];
-        put(&cache, &huge, 1, now);
-        assert_eq!(get(&cache, &huge, now), None);
+        let huge = cache.fingerprint(b"huge");
+        cache.insert(huge, 1, 9 * UNIT_BYTES, now);
+        assert_eq!(cache.get(huge, now), None);
     }
 
     #[test]
@@ -469,7 +524,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &other));
         for (i, v) in [first, second, other].into_iter().enumerate() {
             let key = u32::try_from(i).unwrap_or(0).to_le_bytes();
-            cache.insert(cache.hash(&key), key.into(), v, 0, now);
+            cache.insert(cache.fingerprint(&key), v, 0, now);
         }
         assert_eq!(cache.shared_count(), 2);
         // Values held by no entry go when the set has doubled; held ones stay shared.
@@ -478,7 +533,7 @@ mod tests {
         }
         assert!(cache.shared_count() < 200, "{}", cache.shared_count());
         let again = cache.share(Arc::new("allowed by s1".to_owned()));
-        let held = cache.get(cache.hash(&0u32.to_le_bytes()), &0u32.to_le_bytes(), now);
+        let held = cache.get(cache.fingerprint(&0u32.to_le_bytes()), now);
         assert!(held.is_some_and(|h| Arc::ptr_eq(&h, &again)));
     }
 
