@@ -15,8 +15,9 @@
 //!
 //! Bounded, line and file (issue #13, item 6): every text field of a record is capped at
 //! [`MAX_FIELD_BYTES`], with a marker and a count: what the request gives before it is queued
-//! (so the queue's memory is bounded too), what the writer derives as it writes the line; a file sink rotates by size, keeping a number of older files, and only
-//! ever between two records, so no record is lost to or split across a rotation.
+//! (so the queue's memory is bounded too), what the writer derives as it writes the line. A
+//! file sink rotates by size, keeping a number of older files, and only ever between two
+//! records, so no record is lost to or split across a rotation.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -600,8 +601,8 @@ impl<'w> JsonLine<'w> {
         }
     }
 
-    // Inlined, so that each field's name is a constant whose copy needs no call to `memcpy`
-    // (a line has fourteen).
+    // Inlined, so that each of a line's fourteen names is copied as a constant of known
+    // length rather than through a call with a length read at run time.
     #[inline(always)]
     fn key(&mut self, name: &str) {
         let separator = if self.started { b',' } else { b'{' };
