@@ -24,7 +24,7 @@ use iamlet::jose::{IssuingCredential, IssuingCredentials, IssuingScope};
 use iamlet::policy::Timestamp;
 use iamlet::proto::v1 as pb;
 use iamlet::sidecar::decision_log::{DecisionLog, DecisionLogConfig, LogSink};
-use iamlet::sidecar::{Api, CacheConfig, Usage, UsageConfig};
+use iamlet::sidecar::{Api, AuthorizeInput, Authorizer, CacheConfig, CallerId, Usage, UsageConfig};
 use iamlet::snapshot::{for_sidecars, AwsManagedCatalog, TenantSnapshot};
 use iamlet::sts::sigv4::{Signature, SignedRequest, SigningKey};
 use iamlet::sts::{self, AssumeRoleParams, IssueEnv, MfaReplayGuard, Presented};
@@ -295,7 +295,7 @@ fn credentials(c: &mut Criterion) {
         &CacheConfig::default(),
         DecisionLog::off(),
     ));
-    let service = AuthorizerService::new(api);
+    let service = AuthorizerService::new(Arc::clone(&api));
     let by_arn = |resource: String| pb::AuthorizeRequest {
         caller: Some(pb::authorize_request::Caller::PrincipalArn(
             "arn:aws:iam::111122223333:user/alice".into(),
@@ -348,6 +348,28 @@ fn credentials(c: &mut Criterion) {
         "session_credentials_cache_miss",
     );
     let mut group = c.benchmark_group("sidecar_authorize");
+    // The domain's decision alone (P2's `decide` path): the input as the edge decodes it,
+    // decided by the Authorizer, without the protobuf message on either side.
+    let authorizer = Authorizer::new(api);
+    let hit_input = AuthorizeInput {
+        caller: CallerId::PrincipalArn("arn:aws:iam::111122223333:user/alice".into()),
+        action: "s3:PutObject".into(),
+        resource: hit.clone(),
+        context: iamlet::authz::Context::new(),
+        resource_tenant: None,
+        resource_policy: None,
+        explain: false,
+        min_version: None,
+        request_id: None,
+    };
+    let decided = authorizer.authorize(&hit_input).expect("decided");
+    assert!(
+        decided.is_allowed() && decided.cached(),
+        "decide_hit is an allowed cache hit"
+    );
+    group.bench_function("decide_hit", |b| {
+        b.iter(|| black_box(authorizer.authorize(black_box(&hit_input))))
+    });
     group.bench_function("principal_arn_cache_hit", |b| {
         b.iter_batched(
             || by_arn(hit.clone()),

@@ -35,8 +35,9 @@ pub use certificate::{
 pub use jwk::{Algorithm, Jwks, MAX_JWKS_CHARS, MAX_JWKS_KEYS};
 pub use jws::{CompactJws, Es256Signer, MAX_HEADER_BYTES};
 pub use session::{
-    constant_time_eq, session_secret_from_seed, token_tenant, IssuerKeyError, IssuerKeySource,
-    IssuerKeyring, SessionClaims, SessionSubject, SessionTokenError, VerifiedToken,
+    constant_time_eq, session_secret_from_seed, token_tenant, token_tenant_field, IssuerKeyError,
+    IssuerKeySource, IssuerKeyring, SessionClaims, SessionSubject, SessionTokenError,
+    VerifiedToken,
 };
 
 /// base64url as JOSE requires it (RFC 7515 §2): no padding, and (spelled out rather than

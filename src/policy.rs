@@ -24,7 +24,10 @@ mod pattern;
 mod principal;
 
 pub use arn::ArnParts;
-pub use compile::{ActionName, CompiledPolicy, CompiledStatement, PrincipalMatcher, ResourceName};
+pub use compile::{
+    reads_clock, ActionName, CompiledPolicy, CompiledStatement, PrincipalMatcher, ResourceName,
+    CLOCK_KEYS,
+};
 pub use condition::{Cidr, CompiledCondition, ConditionLookup, ContextValue, Decimal, KeyValues};
 pub use date::{parse_policy_date, Timestamp};
 pub use document::{

@@ -216,6 +216,10 @@ fn check_request(
 fn decode_context(
     context: std::collections::HashMap<String, pb::ContextValue>,
 ) -> Result<Context, ApiError> {
+    // Most requests carry none: nothing to bound, check or build.
+    if context.is_empty() {
+        return Ok(Context::new());
+    }
     // Bounded before anything is built from it.
     crate::sidecar::check_context(context.len(), || {
         context.iter().map(|(key, value)| {

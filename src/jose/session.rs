@@ -510,6 +510,19 @@ pub fn token_tenant(token: &str) -> Option<&str> {
         .or_else(|| ParsedCertifiedToken::parse(token).map(|p| p.tenant))
 }
 
+/// The tenant field of a token of either form (`iamlet1.<tenant>.…`, `iamlet2.<tenant>.…`),
+/// read without looking at the rest: a cheaper [`token_tenant`], for a lookup among tokens
+/// already parsed and verified, where a token that is not byte for byte one of them finds
+/// nothing anyway. It agrees with [`token_tenant`] wherever that reads a tenant.
+pub fn token_tenant_field(token: &str) -> Option<&str> {
+    let rest = token
+        .strip_prefix(PREFIX)
+        .or_else(|| token.strip_prefix(PREFIX_CERTIFIED))?
+        .strip_prefix('.')?;
+    let tenant = rest.get(..rest.find('.')?)?;
+    AccountId::is_valid(tenant).then_some(tenant)
+}
+
 struct ParsedToken<'a> {
     tenant: &'a str,
     key_id: &'a str,

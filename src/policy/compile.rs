@@ -44,6 +44,21 @@ pub struct CompiledPolicy {
     by_service: Box<[ServiceBucket]>,
     any_service: Box<[u32]>,
     context_keys: Box<[Box<str>]>,
+    /// Whether one of `context_keys` follows from the clock ([`CLOCK_KEYS`]): found once here,
+    /// since a decision cache asks it of every request.
+    reads_clock: bool,
+}
+
+/// The request context keys whose values follow from the clock: a decision that reads one
+/// holds only for the second it was made in.
+pub const CLOCK_KEYS: [&str; 3] = ["aws:currenttime", "aws:epochtime", "aws:multifactorauthage"];
+
+/// True when `keys` (lowercased, sorted, as [`CompiledPolicy::context_keys`] gives them)
+/// holds one of the [`CLOCK_KEYS`].
+pub fn reads_clock(keys: &[Box<str>]) -> bool {
+    CLOCK_KEYS
+        .iter()
+        .any(|k| keys.binary_search_by(|x| (**x).cmp(k)).is_ok())
 }
 
 /// A service prefix and the statements whose `Action` names it.
@@ -249,6 +264,7 @@ impl CompiledPolicy {
         context_keys.dedup();
 
         Self {
+            reads_clock: reads_clock(&context_keys),
             id: id.into(),
             kind,
             statements,
@@ -289,6 +305,11 @@ impl CompiledPolicy {
     /// decision cache keys on these values and no others.
     pub fn context_keys(&self) -> &[Box<str>] {
         &self.context_keys
+    }
+
+    /// True when one of [`Self::context_keys`] follows from the clock ([`CLOCK_KEYS`]).
+    pub fn reads_clock(&self) -> bool {
+        self.reads_clock
     }
 
     /// True when some statement is a `Deny`.

@@ -34,6 +34,9 @@ pub struct TenantSnapshot {
     managed: HashMap<Box<str>, Arc<CompiledPolicy>>,
     resource_policies: HashMap<Box<str>, Arc<CompiledPolicy>>,
     context_keys: Box<[Box<str>]>,
+    /// Whether one of `context_keys` follows from the clock: found once here, since the
+    /// decision cache asks it of every request.
+    reads_clock: bool,
     issuer_keys: IssuerKeyring,
     oidc_providers: Vec<OidcEntry>,
     /// Pod identity associations by [`pod_identity_key`] (issuer, namespace, service
@@ -312,6 +315,7 @@ impl TenantSnapshot {
             access_keys: access_keys(t),
             managed: compiler.managed,
             resource_policies,
+            reads_clock: crate::policy::reads_clock(&context_keys),
             context_keys,
             issuer_keys,
             oidc_providers: oidc_providers(t),
@@ -400,6 +404,12 @@ impl TenantSnapshot {
     /// decision cache keys on these and no others.
     pub fn context_keys(&self) -> &[Box<str>] {
         &self.context_keys
+    }
+
+    /// True when one of [`Self::context_keys`] follows from the clock
+    /// ([`CLOCK_KEYS`](crate::policy::CLOCK_KEYS)): a decision may then hold for one second only.
+    pub fn reads_clock(&self) -> bool {
+        self.reads_clock
     }
 
     /// The policies that apply to `principal`, or `None` when it names an entity this tenant

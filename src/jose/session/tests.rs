@@ -391,3 +391,34 @@ fn keys_shipped_without_their_private_half_verify_old_tokens_and_cannot_mint() {
     bare[0].session_secret = None;
     assert!(IssuerKeyring::try_new(&bare).is_err());
 }
+
+#[test]
+fn a_tokens_tenant_field_is_the_tenant_the_whole_token_names() {
+    let ring = IssuerKeyring::try_new(&tenant(A, 1).issuer_keys).unwrap();
+    let (token, _) = ring.mint(&claims(A, 1_000)).unwrap();
+    let certified = format!("iamlet2.{A}.k1.cp.cs.payload.{}", "s".repeat(86));
+    for whole in [token.as_str(), certified.as_str()] {
+        assert_eq!(token_tenant(whole), Some(A), "{whole}");
+        assert_eq!(token_tenant_field(whole), Some(A), "{whole}");
+        // Wherever the whole token still names a tenant, the field names the same one.
+        for end in 0..whole.len() {
+            if let Some(t) = token_tenant(&whole[..end]) {
+                assert_eq!(token_tenant_field(&whole[..end]), Some(t));
+            }
+        }
+    }
+    // The field alone: a token that is not well formed past it still names its tenant (a
+    // lookup finds no verified token equal to it), and nothing else names one.
+    assert_eq!(token_tenant_field(&format!("iamlet1.{A}.x")), Some(A));
+    for other in [
+        String::new(),
+        format!("iamlet1.{A}"),
+        format!("iamlet3.{A}.x"),
+        format!("xiamlet1.{A}.x"),
+        "iamlet1.11112222333x.x".to_owned(),
+        "iamlet1.1111222233334.x".to_owned(),
+        "iamlet2..x".to_owned(),
+    ] {
+        assert_eq!(token_tenant_field(&other), None, "{other}");
+    }
+}

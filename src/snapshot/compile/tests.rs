@@ -349,6 +349,45 @@ fn context_keys_cover_variables_and_conditions() {
 }
 
 #[test]
+fn a_tenant_reads_the_clock_when_one_of_its_policies_does() {
+    let clock_key = |k: &str| crate::policy::CLOCK_KEYS.contains(&k);
+    let base = compile(demo_tenant(), 1);
+    assert!(!base.context_keys().iter().any(|k| clock_key(k)));
+    assert!(!base.reads_clock());
+    for condition in [
+        r#""DateLessThan":{"aws:CurrentTime":"2100-01-01T00:00:00Z"}"#,
+        r#""NumericLessThan":{"aws:EpochTime":"4102444800"}"#,
+        r#""NumericLessThan":{"aws:MultiFactorAuthAge":"3600"}"#,
+    ] {
+        let mut t = demo_tenant();
+        t.users.get_mut("alice").unwrap().inline_policies.insert(
+            "Timed".into(),
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sqs:*","Resource":"*","Condition":{{{condition}}}}}]}}"#
+            ),
+        );
+        let snap = compile(t, 1);
+        assert!(
+            snap.context_keys().iter().any(|k| clock_key(k)),
+            "{condition}"
+        );
+        assert!(snap.reads_clock(), "{condition}");
+        let policies = snap
+            .managed
+            .values()
+            .chain(snap.users.values().flat_map(|u| u.identity.iter()));
+        for policy in policies {
+            assert_eq!(
+                policy.reads_clock(),
+                policy.context_keys().iter().any(|k| clock_key(k)),
+                "{}",
+                policy.id()
+            );
+        }
+    }
+}
+
+#[test]
 fn a_bad_tenant_is_refused_whole_with_the_entity_named() {
     let mut t = demo_tenant();
     t.users
