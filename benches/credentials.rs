@@ -370,6 +370,25 @@ fn credentials(c: &mut Criterion) {
     group.bench_function("decide_hit", |b| {
         b.iter(|| black_box(authorizer.authorize(black_box(&hit_input))))
     });
+    // The same with session credentials (P2's session hit): the credentials found verified in
+    // their cache and checked against the request, then the decision found in its cache.
+    let session_input = AuthorizeInput {
+        caller: CallerId::Keys {
+            access_key_id: issued.access_key_id.clone(),
+            secret: issued.secret_access_key.clone(),
+            session_token: Some(issued.session_token.clone()),
+        },
+        resource: session_hit.clone(),
+        ..hit_input.clone()
+    };
+    let decided = authorizer.authorize(&session_input).expect("decided");
+    assert!(
+        decided.is_allowed() && decided.cached(),
+        "decide_hit_session is an allowed cache hit"
+    );
+    group.bench_function("decide_hit_session", |b| {
+        b.iter(|| black_box(authorizer.authorize(black_box(&session_input))))
+    });
     group.bench_function("principal_arn_cache_hit", |b| {
         b.iter_batched(
             || by_arn(hit.clone()),

@@ -73,9 +73,9 @@
 
 mod api;
 mod authorize;
-mod decision_cache;
 pub mod decision_log;
 pub mod ext_authz;
+mod fingerprint_cache;
 mod pod_identity;
 mod sts;
 

@@ -30,7 +30,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
-use crate::account::AccountId;
+use crate::account::{AccountId, ACCOUNT_ID_DIGITS};
 
 use super::certificate::{CertificateClaims, IssuingCredential, VerifiedCertificate};
 
@@ -519,8 +519,11 @@ pub fn token_tenant_field(token: &str) -> Option<&str> {
         .strip_prefix(PREFIX)
         .or_else(|| token.strip_prefix(PREFIX_CERTIFIED))?
         .strip_prefix('.')?;
-    let tenant = rest.get(..rest.find('.')?)?;
-    AccountId::is_valid(tenant).then_some(tenant)
+    // An account id has a fixed width: the dot after it is looked for there, not searched
+    // for along a kilobyte of token.
+    let tenant = rest.get(..ACCOUNT_ID_DIGITS)?;
+    let dotted = rest.as_bytes().get(ACCOUNT_ID_DIGITS) == Some(&b'.');
+    (dotted && AccountId::is_valid(tenant)).then_some(tenant)
 }
 
 struct ParsedToken<'a> {

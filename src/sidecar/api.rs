@@ -17,8 +17,8 @@ use crate::jose::constant_time_eq;
 use crate::sts::sigv4::{Signature, SignedRequest};
 use crate::sts::{self, MfaReplayGuard, Presented, StsError, Verified};
 
-use super::decision_cache::DecisionCache;
 use super::decision_log::DecisionLog;
+use super::fingerprint_cache::{Fingerprint, FingerprintCache};
 use crate::observe::Metrics;
 use crate::sync::{Readiness, SyncState};
 
@@ -177,7 +177,7 @@ impl ApiError {
 pub struct Api {
     pub(super) store: Arc<SnapshotStore>,
     pub(super) credentials: CredentialCache,
-    pub(super) decisions: DecisionCache<Arc<super::authorize::CachedDecision>>,
+    pub(super) decisions: FingerprintCache<Arc<super::authorize::CachedDecision>>,
     pub(super) decision_stats: HitStats,
     pub(super) mfa: MfaSteps,
     pub(super) log: Arc<DecisionLog>,
@@ -221,22 +221,50 @@ impl HitStats {
 /// Verified credentials by tenant, snapshot version and access key id, with the session token
 /// they were verified with, so that token signatures are checked once per snapshot rather
 /// than per request. The token and the secret or signature of every request are still
-/// compared with the entry, in constant time.
+/// compared with the entry, in constant time. Entries are found by their key's fingerprint,
+/// as decisions are: a hit neither allocates a key nor pays a general-purpose cache's
+/// bookkeeping.
 #[derive(Debug)]
 pub(super) struct CredentialCache {
-    cache: Cache<Box<[u8]>, Arc<CachedCredential>>,
+    cache: FingerprintCache<Arc<CachedCredential>>,
     stats: HitStats,
 }
 
 impl CredentialCache {
     fn new(config: &CacheConfig) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(config.credentials)
-                .time_to_live(config.credential_ttl)
-                .build(),
+            cache: FingerprintCache::new(config.credentials, config.credential_ttl),
             stats: HitStats::default(),
         }
+    }
+
+    /// Tenant, snapshot version and access key id: a new snapshot (a key deactivated, a role
+    /// deleted, an issuer key retired) makes every older entry unreachable. The account id
+    /// goes first with its length and the version has fixed widths, so the key id is what
+    /// remains. The key is put together on the stack and hashed in one go: fed to the hasher
+    /// in parts, it cost twice as much.
+    fn fingerprint(&self, snapshot: &TenantSnapshot, access_key_id: &str) -> Fingerprint {
+        let account = snapshot.account_id().as_bytes();
+        let version = snapshot.version();
+        let length = [u8::try_from(account.len()).unwrap_or(u8::MAX)];
+        let parts: [&[u8]; 5] = [
+            &length,
+            account,
+            &version.epoch.to_le_bytes(),
+            &version.seq.to_le_bytes(),
+            access_key_id.as_bytes(),
+        ];
+        // Room for the common key ids (20 characters; real ones are 16 to 128).
+        let mut key = [0; 96];
+        let mut len = 0;
+        for part in parts {
+            match key.get_mut(len..len + part.len()) {
+                Some(to) => to.copy_from_slice(part),
+                None => return self.cache.fingerprint(&parts.concat()),
+            }
+            len += part.len();
+        }
+        self.cache.fingerprint(key.get(..len).unwrap_or_default())
     }
 }
 
@@ -342,7 +370,7 @@ impl Api {
         Self {
             store,
             credentials: CredentialCache::new(caches),
-            decisions: DecisionCache::new(caches.decisions, caches.decision_ttl),
+            decisions: FingerprintCache::new(caches.decisions, caches.decision_ttl),
             decision_stats: HitStats::default(),
             mfa: MfaSteps(Cache::builder().max_capacity(100_000).build()),
             log,
@@ -399,6 +427,7 @@ impl Api {
     }
 
     /// Checks that `tenant`'s data may still be used for decisions.
+    #[inline]
     pub(super) fn check_decide(&self, tenant: &str, now: Timestamp) -> Result<(), ApiError> {
         let Some(f) = &self.freshness else {
             return Ok(());
@@ -522,17 +551,22 @@ impl Api {
             None => Cow::Owned(sts::credential_tenant(&presented).ok_or(StsError::InvalidToken)?),
         };
         let snapshot = self.store.load(&tenant).ok_or(StsError::InvalidToken)?;
-        let key = credential_key(&snapshot, presented.access_key_id());
+        let fingerprint = self
+            .credentials
+            .fingerprint(&snapshot, presented.access_key_id());
         let token = presented.session_token();
-        let cached = self.credentials.cache.get(&key).filter(|c| {
-            match (c.session_token.as_deref(), token) {
+        let started = std::time::Instant::now();
+        let cached = self
+            .credentials
+            .cache
+            .get(fingerprint, started)
+            .filter(|c| match (c.session_token.as_deref(), token) {
                 (Some(cached), Some(given)) => {
                     constant_time_eq(cached.as_bytes(), given.as_bytes())
                 }
                 (None, None) => true,
                 _ => false,
-            }
-        });
+            });
         let verified = match cached {
             Some(c) => {
                 self.credentials.stats.hit();
@@ -555,12 +589,16 @@ impl Api {
                 )?);
                 // Only credentials that verified enter the cache: a forged token under a
                 // genuine key id never displaces the genuine entry.
+                // An entry weighs one unit whatever its token's length: the capacity counts
+                // credentials.
                 self.credentials.cache.insert(
-                    key,
+                    fingerprint,
                     Arc::new(CachedCredential {
                         session_token: token.map(Into::into),
                         verified: Arc::clone(&v),
                     }),
+                    0,
+                    started,
                 );
                 v
             }
@@ -583,18 +621,6 @@ fn stale_error(tenant: &str, stale_ms: i64, limit_ms: i64, what: &'static str) -
         limit_s: u64::try_from(limit_ms / 1000).unwrap_or(0),
         what,
     }
-}
-
-/// Tenant, snapshot version and access key id: a new snapshot (a key deactivated, a role
-/// deleted, an issuer key retired) makes every older entry unreachable.
-fn credential_key(snapshot: &TenantSnapshot, access_key_id: &str) -> Box<[u8]> {
-    let version = snapshot.version();
-    let mut key = Vec::with_capacity(12 + 16 + access_key_id.len());
-    key.extend_from_slice(snapshot.account_id().as_bytes());
-    key.extend_from_slice(&version.epoch.to_le_bytes());
-    key.extend_from_slice(&version.seq.to_le_bytes());
-    key.extend_from_slice(access_key_id.as_bytes());
-    key.into_boxed_slice()
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@ use crate::snapshot::{SnapshotVersion, TenantSnapshot};
 use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
-#[cfg(test)]
-use super::decision_log::TimeText;
-use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord, JsonLine, MAX_FIELD_BYTES};
+use super::decision_log::{
+    rfc3339_millis, sample_key, DecisionRecord, JsonLine, TimeText, MAX_FIELD_BYTES,
+};
 use crate::observe::{Answer, Method};
 use crate::sync::usage::{region_of, Subject, UsageSlot, Use};
 
@@ -105,13 +105,40 @@ impl Eq for Decision {}
 /// What the decision cache holds: a decision, and the usage entry its hits are uses of (a
 /// cached decision is of one tenant, caller, action and region, since its key covers them).
 /// Entries whose decisions are equal (and are uses of one entry) share one, through
-/// [`DecisionCache::share`](super::decision_cache::DecisionCache::share).
-#[derive(Debug, PartialEq, Eq)]
+/// [`FingerprintCache::share`](super::fingerprint_cache::FingerprintCache::share).
+#[derive(Debug)]
 pub(super) struct CachedDecision {
     decided: Decided,
     /// None when usage is not shipped, or a bound dropped the use.
     usage: Option<UsageSlot>,
+    /// The decision's fields of a decision-log line, made by the log's writer the first
+    /// time it writes the decision and copied whole into each later line.
+    log_fields: std::sync::OnceLock<LogFields>,
 }
+
+/// What a decision adds to a decision-log line, as JSON: the fields before the request's
+/// action and resource (`,"tenant":…,"principal":…`) and those after (`,"decision":…` to
+/// `,"snapshot_version":…`). Every hit of a cached decision writes the same text there:
+/// written once and copied, they cost a line one copy instead of eight fields (~40 % of the
+/// writer's work).
+#[derive(Debug)]
+struct LogFields {
+    json: Box<[u8]>,
+    /// Where the fields after the action and resource start.
+    head_len: usize,
+    /// The fields the text cut to their bound.
+    cut: u64,
+}
+
+/// Equal when they say the same and are uses of one entry; the log's text is made from the
+/// rest.
+impl PartialEq for CachedDecision {
+    fn eq(&self, other: &Self) -> bool {
+        self.decided == other.decided && self.usage == other.usage
+    }
+}
+
+impl Eq for CachedDecision {}
 
 /// Hashes what tells decisions apart; equality compares everything, the trace included.
 impl std::hash::Hash for CachedDecision {
@@ -134,11 +161,47 @@ impl CachedDecision {
     /// and its strings (shared ones counted as if they were not, which overstates).
     fn heap_bytes(&self) -> usize {
         let d = &self.decided;
+        let texts = d.principal.len() + d.tenant.len();
+        let statement = d.statement.as_ref().map_or(0, |s| {
+            s.policy.len() + s.sid.as_ref().map_or(0, |sid| sid.len())
+        });
         std::mem::size_of::<Self>()
             + 16
-            + d.principal.len()
-            + d.tenant.len()
+            + texts
             + d.trace.len() * std::mem::size_of::<TraceEntry>()
+            // The log's fields, when the log writes the decision: its texts again, the
+            // names and numbers (texts that need escapes take more).
+            + texts
+            + statement
+            + LOG_FIELDS_FIXED_BYTES
+    }
+
+    fn new(decided: Decided, usage: Option<UsageSlot>) -> Self {
+        Self {
+            decided,
+            usage,
+            log_fields: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// What a decision's log fields take besides their texts: names, punctuation, numbers.
+const LOG_FIELDS_FIXED_BYTES: usize = 192;
+
+impl LogFields {
+    /// `decided`'s fields, as [`write_head`] and [`write_tail`] write them.
+    fn of(decided: &Decided) -> Self {
+        let (mut json, mut scratch, mut clock) = (Vec::new(), String::new(), TimeText::default());
+        let mut line = JsonLine::continuing(&mut json, &mut scratch, &mut clock);
+        write_head(&mut line, Some(decided));
+        let head_len = line.len();
+        write_tail(&mut line, Some(decided), None);
+        let cut = line.cut();
+        Self {
+            json: json.into_boxed_slice(),
+            head_len,
+            cut,
+        }
     }
 }
 
@@ -423,17 +486,13 @@ impl Authorizer {
             (None, Some(id)) => RequestId::Given(id.into()),
             (None, None) => RequestId::Numbered(next_request_number()),
         };
-        let mut request = String::with_capacity(input.action.len() + input.resource.len());
-        request.push_str(&input.action);
-        request.push_str(&input.resource);
         log.record_deferred(LoggedDecision {
             request_id,
             method,
             at: now,
             latency_us,
             outcome,
-            request: request.into_boxed_str(),
-            action_len: input.action.len(),
+            request: RequestText::new(&input.action, &input.resource),
         });
     }
 
@@ -503,7 +562,7 @@ impl Authorizer {
         let caller = authenticated.caller();
         let decided = self.evaluate(input, &authenticated, &snapshots, inline.as_ref(), clock)?;
         let usage = self.record_use(input, caller, &snapshots.caller, now);
-        let mut decided = Arc::new(CachedDecision { decided, usage });
+        let mut decided = Arc::new(CachedDecision::new(decided, usage));
         if let Some(fingerprint) = missed {
             let heap = decided.heap_bytes();
             decided = cache.share(decided);
@@ -516,6 +575,7 @@ impl Authorizer {
     }
 
     /// A hit: counted, and a use of its usage entry.
+    #[inline]
     fn answer_hit(
         &self,
         input: &AuthorizeInput,
@@ -570,10 +630,7 @@ impl Authorizer {
         let Some(slot) = self.record_use(input, caller, &snapshots.caller, now) else {
             return;
         };
-        let replaced = Arc::new(CachedDecision {
-            decided: hit.decided.clone(),
-            usage: Some(slot),
-        });
+        let replaced = Arc::new(CachedDecision::new(hit.decided.clone(), Some(slot)));
         let heap = replaced.heap_bytes();
         let cache = &self.api.decisions;
         let replaced = cache.share(replaced);
@@ -1169,9 +1226,70 @@ pub(super) struct LoggedDecision {
     latency_us: u64,
     /// The decision, or the error's code.
     outcome: Result<Decision, &'static str>,
-    /// The request's action and then its resource, in one allocation.
-    request: Box<str>,
+    request: RequestText,
+}
+
+/// The longest action and resource, together, kept inline in a queued decision.
+const INLINE_REQUEST_BYTES: usize = 118;
+
+/// A logged request's action and then its resource: inline when they are short (nearly
+/// every request), so that queuing a decision allocates nothing. A block taken on a request's
+/// thread and freed on the writer's leaves the allocator's per-thread caches on both sides
+/// (some 400 instructions a record); longer texts take one allocation.
+#[derive(Debug)]
+struct RequestText {
+    /// Where the action ends.
     action_len: usize,
+    text: InlineOrBoxed,
+}
+
+#[derive(Debug)]
+enum InlineOrBoxed {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_REQUEST_BYTES],
+    },
+    Boxed(Box<str>),
+}
+
+impl RequestText {
+    fn new(action: &str, resource: &str) -> Self {
+        let len = action.len() + resource.len();
+        let text = match u8::try_from(len) {
+            Ok(short) if len <= INLINE_REQUEST_BYTES => {
+                let mut bytes = [0; INLINE_REQUEST_BYTES];
+                let (head, tail) = bytes.split_at_mut(action.len());
+                head.copy_from_slice(action.as_bytes());
+                if let Some(tail) = tail.get_mut(..resource.len()) {
+                    tail.copy_from_slice(resource.as_bytes());
+                }
+                InlineOrBoxed::Inline { len: short, bytes }
+            }
+            _ => {
+                let mut text = String::with_capacity(len);
+                text.push_str(action);
+                text.push_str(resource);
+                InlineOrBoxed::Boxed(text.into_boxed_str())
+            }
+        };
+        Self {
+            action_len: action.len(),
+            text,
+        }
+    }
+
+    /// The action and the resource, as the bytes of their `str`s: checking them as UTF-8
+    /// again would cost more than writing them.
+    fn parts(&self) -> (&[u8], &[u8]) {
+        let text = match &self.text {
+            InlineOrBoxed::Inline { len, bytes } => {
+                bytes.get(..usize::from(*len)).unwrap_or_default()
+            }
+            InlineOrBoxed::Boxed(text) => text.as_bytes(),
+        };
+        text.split_at_checked(self.action_len)
+            .unwrap_or((text, &[]))
+    }
 }
 
 /// A logged request's id: the caller's, or one made up from a number of this process's.
@@ -1193,40 +1311,28 @@ impl LoggedDecision {
             }),
         }
         line.name("operation", Some(operation_name(self.method)));
-        let (action, resource) = self
-            .request
-            .split_at_checked(self.action_len)
-            .unwrap_or((&self.request, ""));
-        let decision = self.outcome.as_ref().ok();
-        line.text("tenant", decision.map_or("", |d| &d.tenant));
-        line.text("principal", decision.map_or("", |d| &d.principal));
-        line.text("action", action);
-        line.text("resource", resource);
-        line.name(
-            "decision",
-            Some(decision.map_or("Error", |d| d.outcome.as_str())),
-        );
-        line.name("error_code", self.outcome.as_ref().err().copied());
-        line.name(
-            "policy_type",
-            decision.and_then(|d| d.policy_type).map(policy_type_name),
-        );
-        match decision.and_then(|d| d.statement.as_ref()) {
-            Some(statement) => line.text_with("statement", |text| {
-                push_statement(text, statement);
-            }),
-            None => line.name("statement", None),
-        }
-        line.plain_with("snapshot_version", |text| {
-            if let Some(d) = decision {
-                let mut digits = itoa::Buffer::new();
-                text.push_str(digits.format(d.version.epoch));
-                text.push('.');
-                text.push_str(digits.format(d.version.seq));
+        let (action, resource) = self.request.parts();
+        match &self.outcome {
+            Ok(decision) => {
+                let fields = decision
+                    .decided
+                    .log_fields
+                    .get_or_init(|| LogFields::of(&decision.decided.decided));
+                let (head, tail) = fields.json.split_at(fields.head_len.min(fields.json.len()));
+                line.fields(head, fields.cut);
+                line.utf8_text("action", action);
+                line.utf8_text("resource", resource);
+                line.fields(tail, 0);
             }
-        });
+            Err(code) => {
+                write_head(&mut line, None);
+                line.utf8_text("action", action);
+                line.utf8_text("resource", resource);
+                write_tail(&mut line, None, Some(*code));
+            }
+        }
         line.number("latency_us", self.latency_us);
-        line.boolean("cached", decision.is_some_and(Decision::cached));
+        line.boolean("cached", self.outcome.as_ref().is_ok_and(Decision::cached));
         line.finish()
     }
 
@@ -1241,12 +1347,9 @@ impl LoggedDecision {
         let outcome = self.outcome.as_ref().map_err(|code| *code);
         let time = clock.millis(self.at);
         let mut record = record_of(&id, self.method, time, self.latency_us, outcome);
-        let (action, resource) = self
-            .request
-            .split_at_checked(self.action_len)
-            .unwrap_or((&self.request, ""));
-        record.action = action.to_owned();
-        record.resource = resource.to_owned();
+        let (action, resource) = self.request.parts();
+        record.action = String::from_utf8_lossy(action).into_owned();
+        record.resource = String::from_utf8_lossy(resource).into_owned();
         record
     }
 }
@@ -1304,6 +1407,41 @@ fn operation_name(method: Method) -> &'static str {
 }
 
 /// A deciding statement as the decision log names it: `policy-id#index(sid)`.
+/// A line's fields before the request's action and resource: the decision's tenant and
+/// principal, empty for an error.
+fn write_head(line: &mut JsonLine<'_>, decided: Option<&Decided>) {
+    line.text("tenant", decided.map_or("", |d| &d.tenant));
+    line.text("principal", decided.map_or("", |d| &d.principal));
+}
+
+/// A line's fields after the request's action and resource, up to the snapshot's version:
+/// what was decided and by what, or the error's code.
+fn write_tail(line: &mut JsonLine<'_>, decided: Option<&Decided>, error: Option<&'static str>) {
+    line.name(
+        "decision",
+        Some(decided.map_or("Error", |d| d.outcome.as_str())),
+    );
+    line.name("error_code", error);
+    line.name(
+        "policy_type",
+        decided.and_then(|d| d.policy_type).map(policy_type_name),
+    );
+    match decided.and_then(|d| d.statement.as_ref()) {
+        Some(statement) => line.text_with("statement", |text| {
+            push_statement(text, statement);
+        }),
+        None => line.name("statement", None),
+    }
+    line.plain_with("snapshot_version", |text| {
+        if let Some(d) = decided {
+            let mut digits = itoa::Buffer::new();
+            text.extend_from_slice(digits.format(d.version.epoch).as_bytes());
+            text.push(b'.');
+            text.extend_from_slice(digits.format(d.version.seq).as_bytes());
+        }
+    });
+}
+
 fn push_statement(text: &mut String, statement: &StatementRef) {
     text.push_str(&statement.policy);
     text.push('#');
@@ -1353,15 +1491,16 @@ fn next_request_number() -> u64 {
 
 /// The made-up request id numbered `n`.
 fn request_id_of(n: u64) -> String {
-    let mut id = String::new();
+    let mut id = Vec::new();
     push_request_id(&mut id, n);
-    id
+    // ASCII throughout: nothing is replaced.
+    String::from_utf8_lossy(&id).into_owned()
 }
 
 /// Appends [`request_id_of`]`(n)` to `text`.
-fn push_request_id(text: &mut String, n: u64) {
-    text.push_str(request_id_prefix());
-    text.push_str(itoa::Buffer::new().format(n));
+fn push_request_id(text: &mut Vec<u8>, n: u64) {
+    text.extend_from_slice(request_id_prefix().as_bytes());
+    text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[cfg(test)]
@@ -1418,6 +1557,36 @@ mod tests {
             explain: false,
             min_version: None,
             request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_requests_text_gives_back_its_action_and_resource_inline_or_not() {
+        // Around the inline bound, with multi-byte characters on either side of the split.
+        for total in [
+            0,
+            1,
+            INLINE_REQUEST_BYTES - 1,
+            INLINE_REQUEST_BYTES,
+            INLINE_REQUEST_BYTES + 1,
+            300,
+        ] {
+            for action_len in [0, 1, total / 2, total].into_iter().filter(|&a| a <= total) {
+                let action = "é".repeat(action_len / 2) + &"a".repeat(action_len % 2);
+                let rest = total - action.len();
+                let resource = "😀".repeat(rest / 4) + &"b".repeat(rest % 4);
+                let text = RequestText::new(&action, &resource);
+                assert_eq!(
+                    text.parts(),
+                    (action.as_bytes(), resource.as_bytes()),
+                    "{total} {action_len}"
+                );
+                assert_eq!(
+                    matches!(text.text, InlineOrBoxed::Inline { .. }),
+                    total <= INLINE_REQUEST_BYTES,
+                    "{total} bytes inline"
+                );
+            }
         }
     }
 
@@ -1493,11 +1662,14 @@ mod tests {
                 at: Timestamp(1_700_000_000_123_456_789 + i128::try_from(i).unwrap() * 999_000_000),
                 latency_us: 12 + u64::try_from(i).unwrap(),
                 outcome,
-                request: format!("{action}{resource}").into(),
-                action_len: action.len(),
+                request: RequestText::new(action, resource),
             };
             let mut line = Vec::new();
             let cut = logged.write_json(JsonLine::new(&mut line, &mut scratch, &mut clock));
+            // Written again, from the decision's fields as the first line left them.
+            let mut again = Vec::new();
+            let cut_again = logged.write_json(JsonLine::new(&mut again, &mut scratch, &mut clock));
+            assert_eq!((&again, cut_again), (&line, cut), "case {i}, written twice");
             let mut record = logged.into_record(&mut TimeText::default());
             let expected_cut = record.cap_fields();
             assert_eq!(

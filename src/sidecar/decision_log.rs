@@ -294,13 +294,14 @@ pub struct TimeText {
 impl TimeText {
     /// `at` as [`rfc3339_millis`] makes it.
     pub fn millis(&mut self, at: Timestamp) -> String {
-        let mut text = String::with_capacity(24);
+        let mut text = Vec::with_capacity(24);
         self.push_millis(at, &mut text);
-        text
+        // ASCII throughout: nothing is replaced.
+        String::from_utf8_lossy(&text).into_owned()
     }
 
-    /// Appends `at` as [`rfc3339_millis`] makes it to `text`.
-    pub fn push_millis(&mut self, at: Timestamp, text: &mut String) {
+    /// Appends `at` as [`rfc3339_millis`] makes it to `text`, as ASCII.
+    pub fn push_millis(&mut self, at: Timestamp, text: &mut Vec<u8>) {
         let millis = at.epoch_millis();
         let second = millis.div_euclid(1000);
         if self.second != Some(second) {
@@ -312,14 +313,16 @@ impl TimeText {
             self.second = Some(second);
         }
         let fraction = millis.rem_euclid(1000);
-        let digit =
-            |d: i64| char::from_digit(u32::try_from(d % 10).unwrap_or(0), 10).unwrap_or('0');
-        text.push_str(&self.text);
-        text.push('.');
-        text.push(digit(fraction / 100));
-        text.push(digit(fraction / 10));
-        text.push(digit(fraction));
-        text.push('Z');
+        // INVARIANT: `d % 10` is a digit, 0 to 9, for the `fraction` in 0..1000.
+        let digit = |d: i64| b'0' + u8::try_from(d % 10).unwrap_or(0);
+        text.extend_from_slice(self.text.as_bytes());
+        text.extend_from_slice(&[
+            b'.',
+            digit(fraction / 100),
+            digit(fraction / 10),
+            digit(fraction),
+            b'Z',
+        ]);
     }
 }
 
@@ -570,6 +573,45 @@ fn cap(text: &mut String) -> bool {
     true
 }
 
+/// True when `bytes` hold a byte that JSON escapes: a quote, a backslash or a control
+/// character. Read eight bytes a word, with no branch but the loop's and the last word
+/// overlapping the one before it: a byte-at-a-time scan, even vectorized, spent most of its
+/// time on the short texts' ragged ends (~790 instructions a line).
+fn needs_escapes(bytes: &[u8]) -> bool {
+    let (words, rest) = bytes.as_chunks::<8>();
+    let mut seen = words
+        .iter()
+        .fold(0, |seen, word| seen | escapes_in(u64::from_le_bytes(*word)));
+    if !rest.is_empty() {
+        let last = match bytes.last_chunk::<8>() {
+            Some(last) => *last,
+            None => {
+                // Shorter than a word: padded with a letter, which needs no escape.
+                let mut last = [b'a'; 8];
+                for (to, from) in last.iter_mut().zip(rest) {
+                    *to = *from;
+                }
+                last
+            }
+        };
+        seen |= escapes_in(u64::from_le_bytes(last));
+    }
+    seen != 0
+}
+
+/// Not zero when a byte of `word` is below 0x20, a quote or a backslash. Each test is the
+/// classic "has a zero byte" (`(x - 0x01..) & !x & 0x80..`), which borrows can make wrong
+/// about which byte, never about whether one is.
+#[inline(always)]
+fn escapes_in(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (control | quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash) & HIGH
+}
+
 /// Writes one record as the JSON object `serde_json` makes of a [`DecisionRecord`], field by
 /// field from borrowed values, capping each text as [`DecisionRecord::cap_fields`] does: the
 /// writer's path for decisions, which builds no record (building and serializing one cost
@@ -601,6 +643,37 @@ impl<'w> JsonLine<'w> {
         }
     }
 
+    /// Fields to be appended to a line already begun elsewhere: each, the first too, starts
+    /// with its comma. What they make is for [`Self::fields`].
+    pub(super) fn continuing(
+        buf: &'w mut Vec<u8>,
+        scratch: &'w mut String,
+        clock: &'w mut TimeText,
+    ) -> Self {
+        Self {
+            started: true,
+            ..Self::new(buf, scratch, clock)
+        }
+    }
+
+    /// The bytes of the buffer so far.
+    pub(super) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The fields cut so far.
+    pub(super) fn cut(&self) -> u64 {
+        self.cut
+    }
+
+    /// Fields a [`Self::continuing`] line wrote, `cut` of them cut, copied into this line
+    /// after its first field.
+    pub(super) fn fields(&mut self, json: &[u8], cut: u64) {
+        debug_assert!(self.started, "fields follow a line's first field");
+        self.buf.extend_from_slice(json);
+        self.cut += cut;
+    }
+
     // Inlined, so that each of a line's fourteen names is copied as a constant of known
     // length rather than through a call with a length read at run time.
     #[inline(always)]
@@ -613,32 +686,36 @@ impl<'w> JsonLine<'w> {
         self.buf.extend_from_slice(b"\":");
     }
 
-    /// A JSON string, escaped as serde_json escapes it.
-    fn string(&mut self, value: &str) {
+    /// A JSON string of UTF-8 `value`, escaped as serde_json escapes it.
+    fn string(&mut self, value: &[u8]) {
         // serde_json escapes only quotes, backslashes and control characters; a text without
-        // them (nearly every one) is copied whole. The scan has no branch and does not stop
-        // early, so that the compiler runs it over whole vectors.
-        let escapes = value.as_bytes().iter().fold(0u8, |seen, &b| {
-            seen | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
-        });
-        if escapes == 0 {
+        // them (nearly every one) is copied whole.
+        if !needs_escapes(value) {
             self.buf.push(b'"');
-            self.buf.extend_from_slice(value.as_bytes());
+            self.buf.extend_from_slice(value);
             self.buf.push(b'"');
         } else {
-            // Serializing a `str` into a `Vec` cannot fail.
-            let _ = serde_json::to_writer(&mut *self.buf, value);
+            // Serializing a `str` into a `Vec` cannot fail; `value` is UTF-8 (see the
+            // callers), so nothing is replaced.
+            let _ = serde_json::to_writer(&mut *self.buf, &String::from_utf8_lossy(value));
         }
     }
 
     /// A text field, capped.
     #[inline]
     pub(super) fn text(&mut self, name: &str, value: &str) {
+        self.utf8_text(name, value.as_bytes());
+    }
+
+    /// A text field given as the bytes of a `str`, capped: for texts kept as bytes, which
+    /// need not be checked as UTF-8 again to be copied.
+    #[inline]
+    pub(super) fn utf8_text(&mut self, name: &str, value: &[u8]) {
         if value.len() <= MAX_FIELD_BYTES {
             self.key(name);
             self.string(value);
         } else {
-            self.text_with(name, |text| text.push_str(value));
+            self.text_with(name, |text| text.push_str(&String::from_utf8_lossy(value)));
         }
     }
 
@@ -651,30 +728,30 @@ impl<'w> JsonLine<'w> {
             self.cut += 1;
         }
         self.key(name);
-        self.string(&made);
+        self.string(made.as_bytes());
         *self.scratch = made;
     }
 
     /// A text field of this process's own making, from digits and the ASCII letters and
     /// punctuation its format puts between them (a time, a version, a made-up request id):
-    /// nothing to escape and far below the cap, so it is written as made, without the scan
-    /// every other text gets.
-    pub(super) fn plain_with(&mut self, name: &str, make: impl FnOnce(&mut String)) {
-        let mut made = std::mem::take(self.scratch);
-        made.clear();
-        make(&mut made);
-        debug_assert!(
-            made.len() <= MAX_FIELD_BYTES
-                && made
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
-            "not a plain text: {made:?}"
-        );
+    /// nothing to escape and far below the cap, so `make` writes it into the line as it is,
+    /// without the scan every other text gets or a copy through a buffer.
+    pub(super) fn plain_with(&mut self, name: &str, make: impl FnOnce(&mut Vec<u8>)) {
         self.key(name);
         self.buf.push(b'"');
-        self.buf.extend_from_slice(made.as_bytes());
+        let start = self.buf.len();
+        make(self.buf);
+        debug_assert!(
+            self.buf
+                .get(start..)
+                .is_some_and(|made| made.len() <= MAX_FIELD_BYTES
+                    && made
+                        .iter()
+                        .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')),
+            "not a plain text: {:?}",
+            self.buf.get(start..)
+        );
         self.buf.push(b'"');
-        *self.scratch = made;
     }
 
     /// The time field, as [`rfc3339_millis`] writes it.
@@ -1637,6 +1714,38 @@ mod tests {
             line.finish();
             let expected = format!("{{\"t\":{}}}", serde_json::to_string(&text).unwrap());
             assert_eq!(String::from_utf8(buf).unwrap(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_escape_scan_finds_every_escaped_byte_at_every_place() {
+        let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        // Every byte value at every place of texts up to two words and a bit long (whole
+        // words, the ragged end, the padded short text).
+        for len in 0..=17 {
+            assert!(!needs_escapes(&vec![b'x'; len]), "{len} plain bytes");
+            for at in 0..len {
+                for b in 0..=u8::MAX {
+                    let mut text = vec![b'x'; len];
+                    text[at] = b;
+                    assert_eq!(
+                        needs_escapes(&text),
+                        escaped(b),
+                        "{b:#04x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        // Every pair of neighbours, for the borrows one byte's test passes to the next.
+        for first in 0..=u8::MAX {
+            for second in 0..=u8::MAX {
+                let text = [b'x', b'x', b'x', first, second, b'x', b'x', b'x', b'x'];
+                assert_eq!(
+                    needs_escapes(&text),
+                    escaped(first) || escaped(second),
+                    "{first:#04x} {second:#04x}"
+                );
+            }
         }
     }
 

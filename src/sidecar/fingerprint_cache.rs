@@ -1,9 +1,10 @@
-//! The decision cache: decisions by their key's fingerprint, looked up without allocating.
+//! The sidecar's hot caches (decisions, verified credentials): values by their key's
+//! fingerprint, looked up without allocating.
 //!
 //! A general-purpose cache (moka) cost a hit more than evaluating the policies did: SipHash of
 //! the key, an epoch guard, a clock read, a read-log entry, and some 350 bytes of bookkeeping
-//! per entry (an `Arc` of the key, bucket, entry info, two deque nodes). This one holds what a
-//! decision needs and no more: shards of a `hashbrown` table of slot indexes under a
+//! per entry (an `Arc` of the key, bucket, entry info, two deque nodes); a credential lookup
+//! also allocated its key. This one holds what an entry needs and no more: shards of a `hashbrown` table of slot indexes under a
 //! read-write lock, each slot the key's fingerprint, the value, its expiry and a referenced
 //! bit, evicted by CLOCK (second chance) when a shard is over its weight.
 //!
@@ -41,7 +42,7 @@ pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Slot<usize>>() + 8;
 const MAX_SHARDS: usize = 64;
 
 /// A bounded, expiring map from key bytes to values, safe to share between threads.
-pub(super) struct DecisionCache<V> {
+pub(super) struct FingerprintCache<V> {
     shards: Box<[RwLock<Shard<V>>]>,
     /// Makes fingerprints: keyed at random per process.
     hasher: SipHasher24,
@@ -50,7 +51,7 @@ pub(super) struct DecisionCache<V> {
     /// a decision past its time nor drops the cache.
     epoch: Instant,
     /// The distinct values held, so that entries deciding alike share one (see
-    /// [`DecisionCache::share`]).
+    /// [`FingerprintCache::share`]).
     shared: Mutex<Shared<V>>,
 }
 
@@ -108,9 +109,9 @@ struct Slot<V> {
     referenced: AtomicBool,
 }
 
-impl<V> std::fmt::Debug for DecisionCache<V> {
+impl<V> std::fmt::Debug for FingerprintCache<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecisionCache")
+        f.debug_struct("FingerprintCache")
             .field("shards", &self.shards.len())
             .field("entries", &self.entry_count())
             .field("ttl_ms", &self.ttl_ms)
@@ -118,9 +119,9 @@ impl<V> std::fmt::Debug for DecisionCache<V> {
     }
 }
 
-// === impl DecisionCache ===
+// === impl FingerprintCache ===
 
-impl<V> DecisionCache<V> {
+impl<V> FingerprintCache<V> {
     /// Entries held now (expired ones included until they are evicted).
     pub(super) fn entry_count(&self) -> u64 {
         self.shards
@@ -130,7 +131,7 @@ impl<V> DecisionCache<V> {
     }
 }
 
-impl<V: Clone> DecisionCache<V> {
+impl<V: Clone> FingerprintCache<V> {
     /// A cache of `capacity` units (an ordinary decision weighs one) whose entries answer for
     /// `ttl` after their insertion.
     pub(super) fn new(capacity: u64, ttl: Duration) -> Self {
@@ -183,10 +184,16 @@ impl<V: Clone> DecisionCache<V> {
     }
 
     fn now_ms(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+        // Seconds and milliseconds apart: `as_millis` goes through a 128-bit product.
+        let since = now.saturating_duration_since(self.epoch);
+        since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_millis()))
     }
 
     /// The value under the key of `fingerprint`, unless it expired by `now`.
+    #[inline]
     pub(super) fn get(&self, fingerprint: Fingerprint, now: Instant) -> Option<V> {
         let now_ms = self.now_ms(now);
         let shard = self.shard(fingerprint)?.read();
@@ -245,7 +252,7 @@ impl<V: Clone> DecisionCache<V> {
     }
 }
 
-impl<V: Countable + Clone + Hash + Eq> DecisionCache<V> {
+impl<V: Countable + Clone + Hash + Eq> FingerprintCache<V> {
     /// The value held for `value`: an equal one already held, when there is one, or `value`
     /// itself, now held for later ones. Many requests decide alike (one caller's reads of
     /// one prefix allowed by one statement of one snapshot): their entries then differ only
@@ -393,19 +400,19 @@ impl<V> Shard<V> {
 mod tests {
     use super::*;
 
-    fn put(cache: &DecisionCache<u32>, key: &[u8], value: u32, now: Instant) {
+    fn put(cache: &FingerprintCache<u32>, key: &[u8], value: u32, now: Instant) {
         cache.insert(cache.fingerprint(key), value, 0, now);
     }
 
-    fn get(cache: &DecisionCache<u32>, key: &[u8], now: Instant) -> Option<u32> {
+    fn get(cache: &FingerprintCache<u32>, key: &[u8], now: Instant) -> Option<u32> {
         cache.get(cache.fingerprint(key), now)
     }
 
     #[test]
     fn fingerprints_are_keyed_per_cache_and_tell_keys_apart() {
         let (a, b) = (
-            DecisionCache::<u32>::new(1, Duration::from_secs(1)),
-            DecisionCache::<u32>::new(1, Duration::from_secs(1)),
+            FingerprintCache::<u32>::new(1, Duration::from_secs(1)),
+            FingerprintCache::<u32>::new(1, Duration::from_secs(1)),
         );
         let key = b"arn:aws:iam::111122223333:user/alice|s3:GetObject|arn:aws:s3:::b/k";
         assert_eq!(a.fingerprint(key), a.fingerprint(key));
@@ -428,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_hit_matches_the_whole_fingerprint_and_a_replaced_value_is_the_new_one() {
-        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        let cache = FingerprintCache::new(100, Duration::from_secs(60));
         let now = Instant::now();
         put(&cache, b"alice|s3:GetObject|a", 1, now);
         put(&cache, b"alice|s3:GetObject|b", 2, now);
@@ -449,7 +456,7 @@ mod tests {
 
     #[test]
     fn an_entry_answers_until_its_time_to_live_and_not_after() {
-        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        let cache = FingerprintCache::new(100, Duration::from_secs(60));
         let now = Instant::now();
         put(&cache, b"k", 1, now);
         assert_eq!(get(&cache, b"k", now + Duration::from_secs(59)), Some(1));
@@ -458,7 +465,7 @@ mod tests {
 
     #[test]
     fn the_bound_holds_and_a_hit_entry_outlives_one_never_hit() {
-        let cache = DecisionCache::new(8, Duration::from_secs(60));
+        let cache = FingerprintCache::new(8, Duration::from_secs(60));
         let now = Instant::now();
         for i in 0..8u32 {
             put(&cache, &i.to_le_bytes(), i, now);
@@ -489,7 +496,7 @@ mod tests {
 
     #[test]
     fn a_large_entry_weighs_by_its_bytes_and_a_large_key_does_not() {
-        let cache = DecisionCache::new(8, Duration::from_secs(60));
+        let cache = FingerprintCache::new(8, Duration::from_secs(60));
         let now = Instant::now();
         for i in 0..8u32 {
             put(&cache, &i.to_le_bytes(), i, now);
@@ -512,7 +519,8 @@ mod tests {
 
     #[test]
     fn equal_values_are_shared_and_unheld_ones_are_pruned() {
-        let cache: DecisionCache<Arc<String>> = DecisionCache::new(1000, Duration::from_secs(60));
+        let cache: FingerprintCache<Arc<String>> =
+            FingerprintCache::new(1000, Duration::from_secs(60));
         let now = Instant::now();
         let first = cache.share(Arc::new("allowed by s1".to_owned()));
         let second = cache.share(Arc::new("allowed by s1".to_owned()));
@@ -539,7 +547,7 @@ mod tests {
 
     #[test]
     fn sharing_stops_at_the_bound_and_the_value_is_still_returned() {
-        let cache: DecisionCache<Arc<u32>> = DecisionCache::new(2, Duration::from_secs(60));
+        let cache: FingerprintCache<Arc<u32>> = FingerprintCache::new(2, Duration::from_secs(60));
         let held: Vec<_> = (0..100u32).map(|i| cache.share(Arc::new(i))).collect();
         assert!(cache.shared_count() <= 2, "{}", cache.shared_count());
         for (i, v) in (0..100u32).zip(&held) {
@@ -549,7 +557,7 @@ mod tests {
 
     #[test]
     fn a_full_shard_holds_no_doubled_slack() {
-        let cache = DecisionCache::new(100, Duration::from_secs(60));
+        let cache = FingerprintCache::new(100, Duration::from_secs(60));
         let now = Instant::now();
         for i in 0..1000u32 {
             put(&cache, &i.to_le_bytes(), i, now);
@@ -567,7 +575,7 @@ mod tests {
 
     #[test]
     fn a_large_cache_is_sharded_and_keeps_its_bound() {
-        let cache = DecisionCache::new(10_000, Duration::from_secs(60));
+        let cache = FingerprintCache::new(10_000, Duration::from_secs(60));
         assert_eq!(cache.shards.len(), 64);
         let now = Instant::now();
         for i in 0..30_000u32 {
