@@ -574,9 +574,9 @@ fn cap(text: &mut String) -> bool {
 }
 
 /// True when `bytes` hold a byte that JSON escapes: a quote, a backslash or a control
-/// character. Read eight bytes a word, with no branch but the loop's and the last word
-/// overlapping the one before it: a byte-at-a-time scan, even vectorized, spent most of its
-/// time on the short texts' ragged ends (~790 instructions a line).
+/// character. Read eight bytes a word, the last word overlapping the one before it, so that
+/// a short text has no byte-at-a-time tail (`JsonLine::string` cost 788 instructions a line
+/// with a vectorized byte-at-a-time scan, 624 with this one, its copies included).
 fn needs_escapes(bytes: &[u8]) -> bool {
     let (words, rest) = bytes.as_chunks::<8>();
     let mut seen = words

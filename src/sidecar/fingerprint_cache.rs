@@ -4,9 +4,10 @@
 //! A general-purpose cache (moka) cost a hit more than evaluating the policies did: SipHash of
 //! the key, an epoch guard, a clock read, a read-log entry, and some 350 bytes of bookkeeping
 //! per entry (an `Arc` of the key, bucket, entry info, two deque nodes); a credential lookup
-//! also allocated its key. This one holds what an entry needs and no more: shards of a `hashbrown` table of slot indexes under a
-//! read-write lock, each slot the key's fingerprint, the value, its expiry and a referenced
-//! bit, evicted by CLOCK (second chance) when a shard is over its weight.
+//! also allocated its key. This one holds what an entry needs and no more: shards of a
+//! `hashbrown` table of slot indexes under a read-write lock, each slot the key's
+//! fingerprint, the value, its expiry and a referenced bit, evicted by CLOCK (second chance)
+//! when a shard is over its weight.
 //!
 //! A slot keeps a fingerprint of its key, not the key's bytes (about 110 for an ordinary
 //! request, plus the allocator's header: more than half of what an entry cost). The
@@ -48,7 +49,7 @@ pub(super) struct FingerprintCache<V> {
     hasher: SipHasher24,
     ttl_ms: u64,
     /// Expiry is measured from here, on the monotonic clock: a wall-clock step neither keeps
-    /// a decision past its time nor drops the cache.
+    /// an entry past its time nor drops the cache.
     epoch: Instant,
     /// The distinct values held, so that entries deciding alike share one (see
     /// [`FingerprintCache::share`]).
