@@ -140,7 +140,8 @@ impl PartialEq for CachedDecision {
 
 impl Eq for CachedDecision {}
 
-/// Hashes what tells decisions apart; equality compares everything, the trace included.
+/// Hashes what tells decisions apart; equality compares everything but the log's text, the
+/// trace included.
 impl std::hash::Hash for CachedDecision {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let d = &self.decided;
