@@ -372,10 +372,20 @@ fn invalid_sidecar_configuration_exits_64() {
 }
 
 /// SIGTERM: the sidecar reports not ready, drains, and exits 0 even with its control plane
-/// unreachable and a stream retrying.
+/// unreachable and a stream retrying; on the default runtime and on one thread (the
+/// current-thread scheduler of a one-CPU pod).
 #[test]
 fn a_sidecar_stops_cleanly_on_sigterm() {
-    let state = std::env::temp_dir().join(format!("iamlet-cli-sigterm-{}", std::process::id()));
+    for threads in ["2", "1"] {
+        sidecar_stops_cleanly_on_sigterm(threads);
+    }
+}
+
+fn sidecar_stops_cleanly_on_sigterm(threads: &str) {
+    let state = std::env::temp_dir().join(format!(
+        "iamlet-cli-sigterm-{threads}-{}",
+        std::process::id()
+    ));
     let mut child = Command::new(env!("CARGO_BIN_EXE_iamlet"))
         .args([
             "sidecar",
@@ -393,6 +403,8 @@ fn a_sidecar_stops_cleanly_on_sigterm() {
             "100ms",
             "--state-dir",
             state.to_str().unwrap(),
+            "--worker-threads",
+            threads,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -416,8 +428,8 @@ fn a_sidecar_stops_cleanly_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     let stderr = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("draining"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{threads} threads: {stderr}");
+    assert!(stderr.contains("draining"), "{threads} threads: {stderr}");
     // Plain logs to a pipe, as a log collector reads them: no terminal colour codes.
     assert!(
         !stderr.contains('\u{1b}'),

@@ -329,14 +329,7 @@ pub(crate) fn run_bench(args: BenchArgs, out: &mut dyn Write) -> Result<bool, Be
 }
 
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, BenchError> {
-    let mut builder = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
-    };
-    builder.enable_all().build().map_err(BenchError::Runtime)
+    super::serve::build_runtime(threads).map_err(BenchError::Runtime)
 }
 
 impl RunArgs {
@@ -532,11 +525,7 @@ fn run_http(args: HttpArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
 fn noop_server(listen: SocketAddr, out: &mut dyn Write) -> Result<bool, BenchError> {
     // As many worker threads as a sidecar would start with here: the floor is measured on
     // the same stack.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(super::serve::default_worker_threads())
-        .enable_all()
-        .build()
-        .map_err(BenchError::Runtime)?;
+    let runtime = runtime(super::serve::default_worker_threads())?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
