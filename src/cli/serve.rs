@@ -588,7 +588,7 @@ pub(super) fn runtime(worker_threads: Option<u16>) -> Result<tokio::runtime::Run
 /// task next (its LIFO slot), so an HTTP/2 connection, woken at each step of each stream's
 /// answer, wrote twice an answer (headers and data, then trailers); the current-thread
 /// scheduler runs woken tasks in turn, so the frames of the answers ready together share
-/// writes (1.13 a request at saturation against 2.00, and 43-61 % more requests a second on
+/// writes (1.13 a request at saturation against 2.00, and 45-61 % more requests a second on
 /// one core: `benches/README.md`, issue 19, round 7). linkerd2-proxy picks its runtime the
 /// same way.
 pub(crate) fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
