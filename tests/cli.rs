@@ -372,8 +372,8 @@ fn invalid_sidecar_configuration_exits_64() {
 }
 
 /// SIGTERM: the sidecar reports not ready, drains, and exits 0 even with its control plane
-/// unreachable and a stream retrying; on the default runtime and on one thread (the
-/// current-thread scheduler of a one-CPU pod).
+/// unreachable and a stream retrying; on two runtime threads (the multi-thread scheduler) and
+/// on one (the current-thread scheduler, a sidecar's default).
 #[test]
 fn a_sidecar_stops_cleanly_on_sigterm() {
     for threads in ["2", "1"] {

@@ -523,9 +523,9 @@ fn run_http(args: HttpArgs, out: &mut dyn Write) -> Result<bool, BenchError> {
 }
 
 fn noop_server(listen: SocketAddr, out: &mut dyn Write) -> Result<bool, BenchError> {
-    // As many worker threads as a sidecar would start with here: the floor is measured on
-    // the same stack.
-    let runtime = runtime(super::serve::default_worker_threads())?;
+    // As many worker threads as a sidecar starts with: the floor is measured on the same
+    // stack.
+    let runtime = runtime(usize::from(super::serve::SIDECAR_WORKER_THREADS))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

@@ -37,11 +37,11 @@ pub(crate) struct ProcessArgs {
     /// Log lines as `plain` text or `json`; the filter is `IAMLET_LOG` or `RUST_LOG`.
     #[arg(long, env = "IAMLET_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormat,
-    /// Threads of the async runtime; default: 2, or 1 when the process may use only one CPU
-    /// (its CPU affinity or cgroup CPU limit). Match the CPUs the process may use: more
-    /// threads than cores make them preempt each other and lengthen the tail. One thread runs
-    /// the current-thread scheduler, which writes the answers of requests that arrived
-    /// together in fewer writes.
+    /// Threads of the async runtime; default: 1 for a sidecar; for a control plane 2, or 1
+    /// when the process may use only one CPU (its CPU affinity or cgroup CPU limit). One
+    /// thread runs the current-thread scheduler, which writes the answers of requests that
+    /// arrived together in fewer writes: a sidecar answers more calls a core with it than with
+    /// two threads. More threads than cores make them preempt each other and lengthen the tail.
     #[arg(long, env = "IAMLET_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
     worker_threads: Option<u16>,
     /// A YAML file of settings (keys are the flags' names); flags and `IAMLET_*` variables
@@ -583,6 +583,20 @@ pub(super) fn runtime(worker_threads: Option<u16>) -> Result<tokio::runtime::Run
         .map_err(ServeError::Runtime)
 }
 
+/// A sidecar's runtime threads when `--worker-threads` is not given: one, on any node. One
+/// current-thread runtime answered more `Authorize` calls than two threads on two cores
+/// (71-73 k against 66 k a second at saturation) for less CPU a call (13.7-14.0 against
+/// 19.7 us at saturation, 47-51 against 58-62 us at 2,000/s), and bounds the cores a
+/// sidecar's requests take from its pod to one (`benches/README.md`, issue 19, round 7).
+/// Blocking work (snapshot applies, request policies, large batches) runs on threads of its
+/// own, on every core, whatever this is.
+pub(crate) const SIDECAR_WORKER_THREADS: u16 = 1;
+
+/// The threads of a sidecar's runtime: `--worker-threads`, or [`SIDECAR_WORKER_THREADS`].
+fn sidecar_worker_threads(flag: Option<u16>) -> u16 {
+    flag.unwrap_or(SIDECAR_WORKER_THREADS)
+}
+
 /// A runtime of `threads` threads. One thread runs tokio's current-thread scheduler, not
 /// the multi-thread one with a single worker: the latter runs a task woken by the running
 /// task next (its LIFO slot), so an HTTP/2 connection, woken at each step of each stream's
@@ -606,7 +620,7 @@ pub(crate) fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::R
 /// single CPU only adds hand-offs (a thread that finds work wakes the other to steal it) and
 /// preemption between the two. Rust's count follows the affinity mask and the cgroup's CPU
 /// quota (rounded down).
-pub(crate) fn default_worker_threads() -> usize {
+fn default_worker_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().min(2))
 }
 
@@ -1294,7 +1308,7 @@ pub(crate) fn run_sidecar(settings: SidecarSettings) -> Result<(), ServeError> {
         local_tls,
     } = settings;
     let snapshot_trust = snapshot_trust(&args)?;
-    runtime(args.process.worker_threads)?.block_on(async move {
+    runtime(Some(sidecar_worker_threads(args.process.worker_threads)))?.block_on(async move {
         let telemetry = telemetry::init(args.process.log_format)
             .map_err(|e| ServeError::Config(e.to_string()))?;
         if matches!(
@@ -1508,6 +1522,14 @@ fn hostname() -> String {
 mod tests {
     use super::*;
     use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn a_sidecar_runs_one_thread_unless_told_otherwise() {
+        assert_eq!(sidecar_worker_threads(None), 1);
+        for n in [1, 2, 8] {
+            assert_eq!(sidecar_worker_threads(Some(n)), n);
+        }
+    }
 
     #[test]
     fn one_thread_runs_the_current_thread_scheduler_and_more_the_multi_thread_one() {

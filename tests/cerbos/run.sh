@@ -91,11 +91,10 @@ rig_pids+=($!)
 rig_wait_ready "iamlet up" "$!" "http://127.0.0.1:$cp_http_port/readyz" "http://127.0.0.1:$sc_http_port/readyz"
 
 # The measured sidecar is a process of its own (without the control plane, and without the
-# decision log `up` turns on), so that its CPU time is the decisions' alone. One runtime
-# thread, as a sidecar pinned to one core (bench) picks by itself: the suite, unpinned, then
-# runs the current-thread scheduler under real traffic too.
+# decision log `up` turns on), so that its CPU time is the decisions' alone. It runs its
+# default runtime, one thread (the current-thread scheduler).
 rig_step "iamlet sidecar (measured)"
-IAMLET_LOG=${IAMLET_LOG:-warn} "${core0[@]}" "$bin" sidecar --worker-threads 1 \
+IAMLET_LOG=${IAMLET_LOG:-warn} "${core0[@]}" "$bin" sidecar \
     --control-plane "http://127.0.0.1:$cp_port" \
     --tenants 111122223333 --state-dir "$work/bench-sidecar" \
     --snapshot-keys "$work/snapshot-keys.pub" \
