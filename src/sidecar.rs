@@ -73,6 +73,7 @@
 
 mod api;
 mod authorize;
+mod clock;
 pub mod decision_log;
 pub mod ext_authz;
 mod fingerprint_cache;

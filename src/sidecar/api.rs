@@ -555,7 +555,7 @@ impl Api {
             .credentials
             .fingerprint(&snapshot, presented.access_key_id());
         let token = presented.session_token();
-        let started = std::time::Instant::now();
+        let started = super::clock::now();
         let cached = self
             .credentials
             .cache

@@ -6,7 +6,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use ring::digest;
 
@@ -21,6 +20,7 @@ use crate::snapshot::{SnapshotVersion, TenantSnapshot};
 use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
+use super::clock::{Instant, Reading};
 use super::decision_log::{
     rfc3339_millis, sample_key, DecisionRecord, JsonLine, TimeText, MAX_FIELD_BYTES,
 };
@@ -417,10 +417,10 @@ impl Authorizer {
         input: &AuthorizeInput,
         method: Method,
     ) -> Result<Decision, AuthorizeError> {
-        let started = Instant::now();
-        let now = Timestamp::now();
-        let result = self.decide(input, now, started);
-        let elapsed = started.elapsed();
+        let clock = Reading::take();
+        let now = clock.now;
+        let result = self.decide(input, now, clock.started);
+        let elapsed = clock.elapsed();
         self.api.metrics.record(method, answer(&result), elapsed);
         if self.api.log.is_enabled() {
             self.log_decision(input, method, now, elapsed, &result);

@@ -23,11 +23,13 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
 use parking_lot::{Mutex, RwLock};
 use siphasher::sip128::SipHasher24;
+
+use super::clock::{self, Instant};
 
 /// The bytes one unit of capacity stands for: an entry weighs its value and its slot in units
 /// of this, at least one, so that a capacity of `n` decisions bounds the memory at about
@@ -160,7 +162,7 @@ impl<V: Clone> FingerprintCache<V> {
                 .collect(),
             hasher: random_sip_key(),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-            epoch: Instant::now(),
+            epoch: clock::now(),
             shared: Mutex::new(Shared {
                 values: HashSet::default(),
                 pruned_at: 0,

@@ -37,6 +37,7 @@ use crate::sts::{self, IssueEnv, PodToken, PodTokenError, ServiceRoleParams, Sts
 
 use super::api::{Api, ApiError};
 use super::authorize::next_request_id;
+use super::clock::{self, Reading};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 
 /// The audience a pod's token must carry, as EKS Pod Identity's.
@@ -281,7 +282,7 @@ impl ContainerCredentials {
         &self,
         authorization: Option<&str>,
     ) -> Result<Arc<PodCredentials>, ContainerCredentialsError> {
-        let (started, now) = (Instant::now(), Timestamp::now());
+        let Reading { started, now } = Reading::take();
         let mut logged = Logged::default();
         let result = self.credentials_at(authorization, now, &mut logged);
         self.log(started, now, logged, result.as_ref().err());
@@ -293,7 +294,7 @@ impl ContainerCredentials {
     /// hit in place. `None` for anything else: then call [`Self::credentials`], which may wait
     /// for an assumption, on a blocking thread.
     pub fn cached(&self, authorization: Option<&str>) -> Option<Arc<PodCredentials>> {
-        let (started, now) = (Instant::now(), Timestamp::now());
+        let Reading { started, now } = Reading::take();
         let token = token_of(authorization).ok()?;
         let verified = self.verified_hit(&sha256(token), now)?;
         let fresh = self.issued.get(&cache_key(&verified))?;
@@ -321,12 +322,8 @@ impl ContainerCredentials {
     /// Counts and logs a request an edge refused before it reached [`Self::credentials`] (an
     /// `Authorization` header that is not text), as a refusal here is; returns the error.
     pub fn refused(&self, error: ContainerCredentialsError) -> ContainerCredentialsError {
-        self.log(
-            Instant::now(),
-            Timestamp::now(),
-            Logged::default(),
-            Some(&error),
-        );
+        let clock = Reading::take();
+        self.log(clock.started, clock.now, Logged::default(), Some(&error));
         error
     }
 
@@ -484,7 +481,7 @@ impl ContainerCredentials {
 
     fn log(
         &self,
-        started: Instant,
+        started: clock::Instant,
         now: Timestamp,
         logged: Logged,
         refusal: Option<&ContainerCredentialsError>,
@@ -494,9 +491,11 @@ impl ContainerCredentials {
         } else {
             Answer::Error
         };
+        // One reading for the metric and the log line, so that both say the same.
+        let elapsed = started.elapsed();
         self.api
             .metrics
-            .record(Method::ContainerCredentials, answer, started.elapsed());
+            .record(Method::ContainerCredentials, answer, elapsed);
         let request_id = next_request_id();
         if !self
             .api
@@ -518,7 +517,7 @@ impl ContainerCredentials {
             policy_type: None,
             statement: None,
             snapshot_version: String::new(),
-            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             cached: logged.cached,
         });
     }

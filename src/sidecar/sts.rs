@@ -5,7 +5,6 @@
 //! to the decision log, success or failure, without a secret.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::directory::{IdGenerator, Tag};
 use crate::policy::{ArnParts, Timestamp};
@@ -17,6 +16,7 @@ use crate::sts::{
 
 use super::api::{Api, ApiError, CallerId};
 use super::authorize::next_request_id;
+use super::clock::{Instant, Reading};
 use super::decision_log::{rfc3339_millis, sample_key, DecisionRecord};
 use crate::observe::{Answer, Method};
 use crate::sync::trail::{TrailEvent, TrailIdentity};
@@ -414,7 +414,7 @@ impl SecurityTokenService {
         resource: &str,
         error: &ApiError,
     ) {
-        let (started, now) = (Instant::now(), Timestamp::now());
+        let Reading { started, now } = Reading::take();
         let logged = Logged::new(operation, request_id, &crate::error::echo(resource));
         self.log(started, now, logged, Err(error));
     }
@@ -427,7 +427,7 @@ impl SecurityTokenService {
         resource: &str,
         call: impl FnOnce(Timestamp, &mut Logged) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let (started, now) = (Instant::now(), Timestamp::now());
+        let Reading { started, now } = Reading::take();
         let mut logged = Logged::new(operation, request_id, resource);
         let result = call(now, &mut logged);
         self.trail(now, &mut logged, result.as_ref().err());
@@ -567,9 +567,11 @@ impl SecurityTokenService {
         } else {
             Answer::Error
         };
+        // One reading for the metric and the log line, so that both say the same.
+        let elapsed = started.elapsed();
         self.api
             .metrics
-            .record(logged.operation.method(), answer, started.elapsed());
+            .record(logged.operation.method(), answer, elapsed);
         let log = &self.api.log;
         if !log.wants(result.is_err(), sample_key(&logged.request_id)) {
             return;
@@ -587,7 +589,7 @@ impl SecurityTokenService {
             policy_type: None,
             statement: None,
             snapshot_version: String::new(),
-            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             cached: false,
         });
     }
