@@ -33,24 +33,25 @@ impl Timestamp {
 
     /// Whole milliseconds since the epoch (rounded down).
     pub fn epoch_millis(self) -> i64 {
-        // Between 1677 and 2262 the nanoseconds fit an `i64`, whose division by a constant is
-        // a multiplication; an `i128`'s is a call of ~60 instructions, and a request divides
-        // the clock's reading at least twice.
-        if let Ok(nanos) = i64::try_from(self.0) {
-            return nanos.div_euclid(1_000_000);
-        }
-        let millis = self.0.div_euclid(1_000_000);
-        i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX })
+        self.whole(1_000_000)
     }
 
     /// Whole seconds since the epoch (rounded down).
     pub fn epoch_seconds(self) -> i64 {
-        // As in `epoch_millis`.
+        self.whole(1_000_000_000)
+    }
+
+    /// Whole `unit`s of nanoseconds since the epoch (rounded down, clamped to an `i64`).
+    #[inline]
+    fn whole(self, unit: i64) -> i64 {
+        // Between 1677 and 2262 the nanoseconds fit an `i64`, whose division by a constant (once
+        // inlined) is a multiplication; an `i128`'s is a call of ~60 instructions, and a request
+        // divides the clock's reading at least twice.
         if let Ok(nanos) = i64::try_from(self.0) {
-            return nanos.div_euclid(1_000_000_000);
+            return nanos.div_euclid(unit);
         }
-        let secs = self.0.div_euclid(NANOS);
-        i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
+        let v = self.0.div_euclid(i128::from(unit));
+        i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
     }
 }
 
