@@ -1131,6 +1131,7 @@ fn cache_key(
 
 /// Appends a field to a key: its length, then its bytes, so that no two sequences of fields
 /// make the same bytes.
+#[inline]
 fn field(key: &mut Vec<u8>, bytes: &[u8]) {
     // A field under 128 bytes (nearly every one) has a one-byte length: written without
     // the loop.
@@ -1158,7 +1159,7 @@ fn varint(key: &mut Vec<u8>, mut n: u64) {
 
 thread_local! {
     /// Where a request's cache key is made: one buffer a thread, so a lookup allocates nothing.
-    static KEY_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+    static KEY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's key buffer, emptied.
