@@ -1158,7 +1158,8 @@ fn varint(key: &mut Vec<u8>, mut n: u64) {
 }
 
 thread_local! {
-    /// Where a request's cache key is made: one buffer a thread, so a lookup allocates nothing.
+    /// Where a request's cache key is made: one buffer a thread, grown by its first key, so
+    /// that later lookups allocate nothing.
     static KEY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

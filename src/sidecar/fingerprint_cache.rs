@@ -21,8 +21,8 @@
 //!
 //! SipHash-1-3 rather than 2-4. The threat here is the one SipHash-1-3 guards Rust's
 //! `HashMap` against: inputs an attacker chooses, outputs the attacker never sees, a win
-//! only by a collision (here a full 128-bit one, not a shared bucket). 2-4 is its designers'
-//! conservative choice for a MAC, whose tags an attacker does see; the published attacks on
+//! only by a collision (here a full 128-bit one, not a shared bucket). 2-4 is the variant its
+//! designers proposed for a MAC, whose tags an attacker does see; the published attacks on
 //! fewer rounds (distinguishers on SipHash-2-1 and 2-2, He and Yu, ePrint 2019/865) read
 //! outputs, which never leave this process, and none reaches 1-3. One of the designers
 //! wrote that he "would be very surprised if SipHash-1-3 introduced weaknesses for hash
