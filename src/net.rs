@@ -17,7 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -181,6 +181,9 @@ pub struct Bounded<S> {
     /// When the connection is closed unless it has read since: the first byte's deadline,
     /// then `idle` after a read. Moved forward only when it fires (see `poll_read`).
     deadline: Pin<Box<Sleep>>,
+    /// The waker `deadline` holds, while it holds one: a read that finds nothing, from the
+    /// task the deadline will wake, need not poll it again (see `poll_read`).
+    armed: Option<Waker>,
     /// When the connection last read something, if it has.
     last_read: Option<Instant>,
     idle: Duration,
@@ -199,6 +202,7 @@ impl<S> Bounded<S> {
             inner,
             _slot: slot,
             deadline: Box::pin(tokio::time::sleep(limits.first_byte)),
+            armed: None,
             last_read: None,
             idle: limits.idle,
             stats,
@@ -235,9 +239,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => loop {
-                if self.deadline.as_mut().poll(cx).is_pending() {
+                // Polling the timer registers the waker again: ~120 instructions and two
+                // atomic writes on every read that finds nothing, which is every request's
+                // last. Once it holds this task's waker, it will wake this task when it fires,
+                // so until then there is nothing to poll.
+                if self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+                    && !self.deadline.is_elapsed()
+                {
                     return Poll::Pending;
                 }
+                // A task whose budget is spent gets `Pending` from the timer without its
+                // waker registered (it is woken at once to yield instead): not armed then.
+                let registers = tokio::task::coop::has_budget_remaining();
+                if self.deadline.as_mut().poll(cx).is_pending() {
+                    self.armed = registers.then(|| cx.waker().clone());
+                    return Poll::Pending;
+                }
+                self.armed = None;
                 match self.last_read.map(|at| at + self.idle) {
                     Some(next) if next > Instant::now() => self.deadline.as_mut().reset(next),
                     _ => {
@@ -328,8 +346,12 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn silent_connections_are_closed() {
+    /// A listener whose connections must send a first byte within 10 s and then go no more
+    /// than 60 s silent, and its address.
+    async fn bounded_listener() -> (
+        ReceiverStream<io::Result<Bounded<TcpStream>>>,
+        std::net::SocketAddr,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = ConnectionLimits {
@@ -337,13 +359,20 @@ mod tests {
             first_byte: Duration::from_secs(10),
             idle: Duration::from_secs(60),
         };
-        let mut incoming = accept(listener, limits);
+        (accept(listener, limits), addr)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_connections_are_closed() {
+        let (mut incoming, addr) = bounded_listener().await;
         // Never a byte: closed after the first-byte bound.
         let _silent = TcpStream::connect(addr).await.unwrap();
         let mut server = incoming.next().await.unwrap().unwrap();
         let mut buf = [0u8; 16];
-        let read = server.read(&mut buf).await;
-        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // Each wait bounded, so that a deadline that never wakes the reader fails here
+        // rather than hangs.
+        let read = tokio::time::timeout(Duration::from_secs(20), server.read(&mut buf)).await;
+        assert_eq!(read.unwrap().unwrap_err().kind(), io::ErrorKind::TimedOut);
         // Traffic keeps a connection open past the first-byte bound; silence then ends it.
         let mut talker = TcpStream::connect(addr).await.unwrap();
         let mut server = incoming.next().await.unwrap().unwrap();
@@ -353,14 +382,39 @@ mod tests {
         talker.write_all(b"again").await.unwrap();
         assert_eq!(server.read(&mut buf).await.unwrap(), 5);
         let quiet_since = Instant::now();
-        let read = server.read(&mut buf).await;
-        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        let read = tokio::time::timeout(Duration::from_secs(120), server.read(&mut buf)).await;
+        assert_eq!(read.unwrap().unwrap_err().kind(), io::ErrorKind::TimedOut);
         // Exactly `idle` after the last read: not at the first-byte deadline that was
         // pending when it read, nor later.
         let quiet = quiet_since.elapsed();
         assert!(
             quiet >= Duration::from_secs(60) && quiet < Duration::from_secs(61),
             "{quiet:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_wakes_whichever_task_reads_last() {
+        let (mut incoming, addr) = bounded_listener().await;
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let mut server = incoming.next().await.unwrap().unwrap();
+        let started = Instant::now();
+        // This task reads once and gives up: the deadline holds its waker.
+        let mut buf = [0u8; 16];
+        let given_up = tokio::time::timeout(Duration::from_secs(1), server.read(&mut buf)).await;
+        assert!(given_up.is_err(), "a silent connection read something");
+        // Another task reads: the deadline must wake it, not the one that read before.
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            server.read(&mut buf).await
+        });
+        let read = tokio::time::timeout(Duration::from_secs(120), reader).await;
+        let read = read.expect("the deadline woke the reader").unwrap();
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+            "{waited:?}"
         );
     }
 }

@@ -34,7 +34,7 @@ pub use sign::{
     SignatureError, SignatureRefusals, SigningKey, SnapshotKeyError, SnapshotSignature,
     SnapshotTrust, TrustedKeys,
 };
-pub use store::{ApplyError, ApplyOutcome, SnapshotStore};
+pub use store::{ApplyError, ApplyOutcome, Served, SnapshotStore};
 pub use wire::{for_sidecars, sha256_hex, TenantUpdate};
 
 /// Tenants and helpers for other modules' tests.

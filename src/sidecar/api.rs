@@ -11,7 +11,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use crate::policy::{ContextValue, Timestamp};
-use crate::snapshot::{SnapshotStore, SnapshotVersion, TenantSnapshot};
+use crate::snapshot::{Served, SnapshotStore, SnapshotVersion, TenantSnapshot};
 
 use crate::jose::constant_time_eq;
 use crate::sts::sigv4::{Signature, SignedRequest};
@@ -514,17 +514,31 @@ impl Api {
     /// The snapshot of `tenant`: `NotLoaded` (retry) for a tenant the sidecar must serve but
     /// has not received yet, `UnknownTenant` for one it does not serve.
     pub fn load(&self, tenant: &str) -> Result<Arc<TenantSnapshot>, ApiError> {
-        self.store.load(tenant).ok_or_else(|| {
-            let required = self.freshness.as_ref().is_some_and(|f| match &f.readiness {
-                Readiness::Tenants(t) => t.iter().any(|t| t == tenant),
-                Readiness::All => !f.sync.full_response_seen(),
-            });
-            if required {
-                ApiError::NotLoaded(tenant.to_owned())
-            } else {
-                ApiError::UnknownTenant(tenant.to_owned())
-            }
-        })
+        self.find(&self.store.served(), tenant).cloned()
+    }
+
+    /// [`Self::load`], borrowed from a view of the served tenants.
+    #[inline]
+    pub(super) fn find<'s>(
+        &self,
+        served: &'s Served,
+        tenant: &str,
+    ) -> Result<&'s Arc<TenantSnapshot>, ApiError> {
+        served.get(tenant).ok_or_else(|| self.not_served(tenant))
+    }
+
+    /// Why `tenant` has no snapshot here.
+    #[cold]
+    fn not_served(&self, tenant: &str) -> ApiError {
+        let required = self.freshness.as_ref().is_some_and(|f| match &f.readiness {
+            Readiness::Tenants(t) => t.iter().any(|t| t == tenant),
+            Readiness::All => !f.sync.full_response_seen(),
+        });
+        if required {
+            ApiError::NotLoaded(tenant.to_owned())
+        } else {
+            ApiError::UnknownTenant(tenant.to_owned())
+        }
     }
 
     /// Authenticates credentials: the tenant they name must be served here, and they must

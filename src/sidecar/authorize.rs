@@ -16,7 +16,7 @@ use crate::authz::{
 use crate::policy::{
     CompiledPolicy, KeyValues, ParseOptions, PolicyDocument, PolicyKind, Timestamp,
 };
-use crate::snapshot::{SnapshotVersion, TenantSnapshot};
+use crate::snapshot::{Served, SnapshotVersion, TenantSnapshot};
 use crate::sts::{fill_session_context, Caller, Verified};
 
 use super::api::{Api, ApiError, CallerId};
@@ -304,14 +304,34 @@ impl Authenticated {
     }
 }
 
-/// The snapshots a request is decided on: one load per tenant per request, so every part of
-/// the decision sees one version.
+/// The snapshots a request is decided on, taken once per request (from one view of the
+/// served tenants, or for credentials the snapshot they were verified against), so every part
+/// of the decision sees one version.
 struct Snapshots<'a> {
-    caller: Arc<TenantSnapshot>,
+    caller: Held<'a>,
     /// The resource tenant's, when it is another tenant served here.
-    resource: Option<Arc<TenantSnapshot>>,
+    resource: Option<&'a TenantSnapshot>,
     /// The resource tenant, when it is not the caller's.
     other_tenant: Option<&'a str>,
+}
+
+/// The caller tenant's snapshot: borrowed from the request's view of the served tenants, or
+/// the one its credentials were verified against.
+enum Held<'a> {
+    Served(&'a TenantSnapshot),
+    Verified(Arc<TenantSnapshot>),
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = TenantSnapshot;
+
+    #[inline]
+    fn deref(&self) -> &TenantSnapshot {
+        match self {
+            Held::Served(s) => s,
+            Held::Verified(s) => s,
+        }
+    }
 }
 
 /// Who asks, as far as the cache lookup needs to know: a named caller's ARN (read in full
@@ -498,7 +518,8 @@ impl Authorizer {
         started: Instant,
     ) -> Result<Decision, ApiError> {
         check_present(input)?;
-        let (identified, caller_snapshot) = self.identify(&input.caller, now)?;
+        let served = self.api.store.served();
+        let (identified, caller_snapshot) = self.identify(&input.caller, &served, now)?;
         let named = match &identified {
             Identified::Named(arn) => Some(*arn),
             Identified::Credentials(_) => None,
@@ -510,7 +531,7 @@ impl Authorizer {
             None => e,
         };
         let snapshots = self
-            .snapshots(input, caller_snapshot, now)
+            .snapshots(input, &served, caller_snapshot, now)
             .map_err(before_lookup)?;
         let inline = compile_inline_policy(input.resource_policy.as_deref(), &input.action)
             .map_err(before_lookup)?;
@@ -689,8 +710,9 @@ impl Authorizer {
     fn identify<'a>(
         &self,
         caller: &'a CallerId,
+        served: &'a Served,
         now: Timestamp,
-    ) -> Result<(Identified<'a>, Arc<TenantSnapshot>), ApiError> {
+    ) -> Result<(Identified<'a>, Held<'a>), ApiError> {
         match caller {
             CallerId::PrincipalArn(arn) => {
                 let Some(tenant) = arn_account(arn) else {
@@ -703,13 +725,13 @@ impl Authorizer {
                 };
                 let snapshot = self
                     .api
-                    .load(tenant)
+                    .find(served, tenant)
                     .map_err(|e| parse_principal(arn).err().unwrap_or(e))?;
-                Ok((Identified::Named(arn), snapshot))
+                Ok((Identified::Named(arn), Held::Served(snapshot)))
             }
             other => {
                 let (verified, snapshot) = self.api.authenticate(other, now)?;
-                Ok((Identified::Credentials(verified), snapshot))
+                Ok((Identified::Credentials(verified), Held::Verified(snapshot)))
             }
         }
     }
@@ -719,7 +741,8 @@ impl Authorizer {
     fn snapshots<'a>(
         &self,
         input: &'a AuthorizeInput,
-        caller: Arc<TenantSnapshot>,
+        served: &'a Served,
+        caller: Held<'a>,
         now: Timestamp,
     ) -> Result<Snapshots<'a>, ApiError> {
         let caller_tenant = caller.account_id();
@@ -739,7 +762,7 @@ impl Authorizer {
             .as_deref()
             .or_else(|| arn_account(&input.resource))
             .filter(|t| *t != caller_tenant);
-        let resource = other_tenant.and_then(|t| self.api.store.load(t));
+        let resource = other_tenant.and_then(|t| served.get(t)).map(|s| &**s);
         Ok(Snapshots {
             caller,
             resource,
@@ -797,8 +820,8 @@ impl Authorizer {
             request = request.with_resource_account(other);
         }
         let resource_snapshot = match snapshots.other_tenant {
-            None => Some(snapshot),
-            Some(_) => snapshots.resource.as_ref(),
+            None => Some(&**snapshot),
+            Some(_) => snapshots.resource,
         };
         let registered = resource_snapshot.and_then(|s| {
             let resource = request.resource().as_str();
@@ -1029,7 +1052,7 @@ fn arn_account(arn: &str) -> Option<&str> {
 }
 
 /// The decision cache's key: everything the decision depends on, read before the request is
-/// evaluated. Both tenants' snapshot versions come first, so a swap makes older entries
+/// evaluated. Both tenants' snapshots come first, so a swap makes older entries
 /// unreachable. The caller enters by its ARN, or by its access key id, which names a user for
 /// a version or one session (its policies, tags and times); the context enters only through
 /// the keys some policy in play can read (less the keys an authenticated caller cannot
@@ -1047,14 +1070,17 @@ fn cache_key(
     now: Timestamp,
 ) {
     let snapshot = &*snapshots.caller;
-    let resource_snapshot = snapshots.resource.as_deref();
-    for s in std::iter::once(snapshot).chain(resource_snapshot) {
-        let v = s.version();
-        field(key, s.account_id().as_bytes());
-        // Self-delimiting, and a byte or two for a version's usual small numbers instead of
-        // sixteen: the key is most of a cached decision's bytes.
-        varint(key, v.epoch);
-        varint(key, v.seq);
+    let resource_snapshot = snapshots.resource;
+    // Each snapshot by its serial, which names its tenant and version in eight bytes: the
+    // account and the version's two numbers written and hashed cost a hit ~100 instructions
+    // more. A serial is never reused, so a key is never shared by two snapshots.
+    key.extend_from_slice(&snapshot.serial().to_le_bytes());
+    match resource_snapshot {
+        Some(s) => {
+            key.push(b'r');
+            key.extend_from_slice(&s.serial().to_le_bytes());
+        }
+        None => key.push(b'-'),
     }
     // The resource tenant, when it is not the caller's (an empty field when it is).
     field(key, snapshots.other_tenant.unwrap_or("").as_bytes());
@@ -1144,12 +1170,7 @@ fn field(key: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends a length in as few bytes as it needs (LEB128: seven bits a byte, the high bit set
 /// on all but the last), so that the short fields of an ordinary key cost one byte each.
-fn length(key: &mut Vec<u8>, n: usize) {
-    varint(key, u64::try_from(n).unwrap_or(u64::MAX));
-}
-
-/// Appends a number as LEB128: seven bits a byte, the high bit set on all but the last.
-fn varint(key: &mut Vec<u8>, mut n: u64) {
+fn length(key: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         key.push(u8::try_from(n & 0x7f).unwrap_or(0) | 0x80);
         n >>= 7;

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ring::digest;
@@ -23,10 +24,15 @@ pub trait AwsManagedLookup {
     fn compiled(&self, arn: &str) -> Option<Arc<CompiledPolicy>>;
 }
 
+/// The next [`TenantSnapshot::serial`]: at a million snapshots a second, 2^64 lasts 584,000 years.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(0);
+
 /// A tenant, validated and compiled. Immutable: a change is a new snapshot.
 #[derive(Debug)]
 pub struct TenantSnapshot {
     version: SnapshotVersion,
+    /// This snapshot's number among all built in this process: see [`Self::serial`].
+    serial: u64,
     tenant: Arc<Tenant>,
     users: HashMap<Box<str>, UserEntry>,
     roles: HashMap<Box<str>, RoleEntry>,
@@ -310,6 +316,7 @@ impl TenantSnapshot {
         Ok(Self {
             documents,
             version,
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             users,
             roles,
             access_keys: access_keys(t),
@@ -346,6 +353,13 @@ impl TenantSnapshot {
     /// The version this snapshot was built from.
     pub fn version(&self) -> SnapshotVersion {
         self.version
+    }
+
+    /// A number no other snapshot built in this process has: it names this snapshot's
+    /// tenant and version together in eight bytes, so that a key which must change when
+    /// either does (the decision cache's) carries it in place of both.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The directory the snapshot was compiled from.

@@ -15,8 +15,9 @@ type Tenants = hashbrown::HashMap<Arc<str>, Arc<TenantSnapshot>>;
 
 /// Every tenant a sidecar serves, each at one version.
 ///
-/// INVARIANT (G1): a reader takes one tenant snapshot with [`SnapshotStore::load`] and decides
-/// everything from it; it never loads twice in one request, so it never mixes versions.
+/// INVARIANT (G1): a reader takes one tenant snapshot with [`SnapshotStore::load`] (or one
+/// view of them all with [`SnapshotStore::served`]) and decides everything from it; it never
+/// loads twice in one request, so it never mixes versions.
 /// INVARIANT (G2): a tenant's version never decreases; equal versions are a no-op.
 #[derive(Debug, Default)]
 pub struct SnapshotStore {
@@ -24,6 +25,25 @@ pub struct SnapshotStore {
     /// This sidecar's issuing keys and certificates, per tenant (issue #20): delivered by the
     /// stream beside the tenants, held in memory only.
     issuing: crate::jose::IssuingCredentials,
+}
+
+/// Every tenant served at one moment ([`SnapshotStore::served`]): a request's snapshots are
+/// borrowed from it rather than counted, so that the hot path does not write each tenant's
+/// shared count twice (a clone and a drop) on every request.
+pub struct Served(arc_swap::Guard<Arc<Tenants>>);
+
+impl Served {
+    /// The snapshot of a tenant, as it was when this view was taken.
+    #[inline]
+    pub fn get(&self, account_id: &str) -> Option<&Arc<TenantSnapshot>> {
+        self.0.get(account_id)
+    }
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// What [`SnapshotStore::apply`] did.
@@ -69,6 +89,13 @@ impl SnapshotStore {
     /// The current snapshot of a tenant: one atomic load, no lock.
     pub fn load(&self, account_id: &str) -> Option<Arc<TenantSnapshot>> {
         self.tenants.load().get(account_id).cloned()
+    }
+
+    /// Every tenant's current snapshot, in one atomic load: for a request that reads one or
+    /// two tenants and holds them no longer than it runs.
+    #[inline]
+    pub fn served(&self) -> Served {
+        Served(self.tenants.load())
     }
 
     /// The applied version of a tenant.
