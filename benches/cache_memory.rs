@@ -104,14 +104,14 @@ fn main() {
     // table's first entries, the allocator's arenas): measured from after them.
     let mut allowed = 0u64;
     for n in 0..1_000 {
-        let answer = service.decide(request(n)).expect("decided");
+        let answer = service.decide(&mut request(n)).expect("decided");
         allowed += u64::from(answer.decision == pb::Decision::Allow as i32);
     }
     let before_entries = api.decision_cache_stats().entries;
     let before = rss_bytes();
     let mut n = 1_000;
     while api.decision_cache_stats().entries < ENTRIES && n < 10 * ENTRIES {
-        let answer = service.decide(request(n)).expect("decided");
+        let answer = service.decide(&mut request(n)).expect("decided");
         assert!(!answer.cached, "request {n} is new: a miss");
         allowed += u64::from(answer.decision == pb::Decision::Allow as i32);
         n += 1;
@@ -121,7 +121,7 @@ fn main() {
     assert_eq!(stats.entries, ENTRIES, "the cache filled: {stats:?}");
     // Every cached decision still answers: a hit on one decided early and one decided last.
     for m in [1_000, n - 1] {
-        let again = service.decide(request(m)).expect("decided");
+        let again = service.decide(&mut request(m)).expect("decided");
         assert!(again.cached, "request {m} answers from the cache");
     }
     let added = stats.entries - before_entries;

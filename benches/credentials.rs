@@ -326,8 +326,8 @@ fn credentials(c: &mut Criterion) {
     let hit = "arn:aws:s3:::demo-data/home/alice/notes.txt".to_owned();
     let session_hit = "arn:aws:s3:::demo-data/reports/q4/x.csv".to_owned();
     // Warm the caches, then check that each case is the Allow, hit or miss it names.
-    let _ = service.decide(by_arn(hit.clone()));
-    let _ = service.decide(by_session(session_hit.clone()));
+    let _ = service.decide(&mut by_arn(hit.clone()));
+    let _ = service.decide(&mut by_session(session_hit.clone()));
     expect_allow(
         &service,
         by_arn(hit.clone()),
@@ -392,7 +392,7 @@ fn credentials(c: &mut Criterion) {
     group.bench_function("principal_arn_cache_hit", |b| {
         b.iter_batched(
             || by_arn(hit.clone()),
-            |r| black_box(service.decide(r)),
+            |mut r| black_box(service.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -407,7 +407,7 @@ fn credentials(c: &mut Criterion) {
         )
         .with_usage(Arc::clone(&usage)),
     ));
-    let _ = recording.decide(by_arn(hit.clone()));
+    let _ = recording.decide(&mut by_arn(hit.clone()));
     expect_allow(
         &recording,
         by_arn(hit.clone()),
@@ -417,7 +417,7 @@ fn credentials(c: &mut Criterion) {
     group.bench_function("principal_arn_cache_hit_usage", |b| {
         b.iter_batched(
             || by_arn(hit.clone()),
-            |r| black_box(recording.decide(r)),
+            |mut r| black_box(recording.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -433,7 +433,7 @@ fn credentials(c: &mut Criterion) {
     group.bench_function("principal_arn_cache_miss", |b| {
         b.iter_batched(
             || by_arn(fresh()),
-            |r| black_box(service.decide(r)),
+            |mut r| black_box(service.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -457,7 +457,7 @@ fn credentials(c: &mut Criterion) {
         &CacheConfig::default(),
         Arc::clone(&log),
     )));
-    let _ = logged.decide(by_arn(hit.clone()));
+    let _ = logged.decide(&mut by_arn(hit.clone()));
     expect_allow(
         &logged,
         by_arn(hit.clone()),
@@ -467,7 +467,7 @@ fn credentials(c: &mut Criterion) {
     group.bench_function("principal_arn_cache_hit_logged", |b| {
         b.iter_batched(
             || by_arn(hit.clone()),
-            |r| black_box(logged.decide(r)),
+            |mut r| black_box(logged.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -479,7 +479,7 @@ fn credentials(c: &mut Criterion) {
     group.bench_function("session_credentials_cache_hit", |b| {
         b.iter_batched(
             || by_session(session_hit.clone()),
-            |r| black_box(service.decide(r)),
+            |mut r| black_box(service.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -491,7 +491,7 @@ fn credentials(c: &mut Criterion) {
                     counter.fetch_add(1, Ordering::Relaxed)
                 ))
             },
-            |r| black_box(service.decide(r)),
+            |mut r| black_box(service.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -501,11 +501,11 @@ fn credentials(c: &mut Criterion) {
 /// Fails the run unless `request` is allowed, from the cache or not as `cached` says.
 fn expect_allow(
     service: &AuthorizerService,
-    request: pb::AuthorizeRequest,
+    mut request: pb::AuthorizeRequest,
     cached: bool,
     case: &str,
 ) {
-    match service.decide(request) {
+    match service.decide(&mut request) {
         Ok(answer) => {
             assert_eq!(
                 answer.decision,
@@ -561,7 +561,7 @@ fn worst_case(c: &mut Criterion) {
         move || worst_case_request(fresh.fetch_add(1, Ordering::Relaxed))
     };
     for _ in 0..2 {
-        match service.decide(next()) {
+        match service.decide(&mut next()) {
             Ok(answer) => {
                 assert_eq!(
                     answer.decision,
@@ -578,7 +578,7 @@ fn worst_case(c: &mut Criterion) {
     group.bench_function("request_alone", |b| {
         b.iter_batched(
             &next,
-            |r| black_box(service.decide(r)),
+            |mut r| black_box(service.decide(&mut r)),
             criterion::BatchSize::SmallInput,
         )
     });

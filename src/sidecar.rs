@@ -84,8 +84,8 @@ pub use crate::sync::trail::{Trail, TrailConfig, TrailStats};
 pub use crate::sync::usage::{Usage, UsageConfig, UsageStats};
 pub use api::{Api, ApiError, CacheConfig, CacheStats, CallerId, Freshness, StalenessPolicy};
 pub use authorize::{
-    check_context, limits, next_request_id, value_chars, AuthorizeError, AuthorizeInput,
-    Authorizer, Decided, Decision, MAX_BATCH,
+    check_context, is_blank_policy, limits, next_request_id, value_chars, AuthorizeError,
+    AuthorizeInput, Authorizer, Decided, Decision, MAX_BATCH,
 };
 pub use pod_identity::{
     ContainerCredentials, ContainerCredentialsConfig, ContainerCredentialsError,

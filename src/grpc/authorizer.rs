@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 use crate::authz::{Context, StatementRef};
 use crate::policy::{parse_policy_date, ContextValue, PolicyKind};
 use crate::proto::v1 as pb;
-use crate::sidecar::{Api, ApiError, AuthorizeInput, Authorizer, CallerId, Decision};
+use crate::sidecar::{
+    is_blank_policy, Api, ApiError, AuthorizeInput, Authorizer, CallerId, Decision,
+};
 use crate::snapshot::SnapshotVersion;
 use crate::sts::sigv4::SignedRequest;
 
@@ -62,36 +64,35 @@ impl AuthorizerService {
     }
 
     /// Decodes, decides and renders one message as `Authorize` does, without the transport:
-    /// for benchmarks of the whole edge.
-    pub fn decide(&self, message: pb::AuthorizeRequest) -> Result<pb::AuthorizeResponse, ApiError> {
-        let input = self.decode(message, false)?;
-        self.authorizer
-            .authorize(&input)
-            .map(|d| render(&d, &input))
+    /// for benchmarks of the whole edge. The message's fields are taken, not copied: what is
+    /// left of it is spent.
+    pub fn decide(
+        &self,
+        message: &mut pb::AuthorizeRequest,
+    ) -> Result<pb::AuthorizeResponse, ApiError> {
+        // The input is read where `decode` put it: bound by value, its ~250 bytes were
+        // copied once more on every request.
+        match self.decode(message, false) {
+            Ok(ref input) => self.authorizer.authorize(input).map(|d| render(&d, input)),
+            Err(error) => Err(error),
+        }
     }
 
     /// Decodes a message; one that does not decode is counted and logged as a refused
-    /// request, as a decided one would be.
+    /// request, as a decided one would be, under what it names.
     fn decode(
         &self,
-        message: pb::AuthorizeRequest,
+        message: &mut pb::AuthorizeRequest,
         batch: bool,
     ) -> Result<AuthorizeInput, ApiError> {
-        decode_input(message).map_err(|refused| {
-            let Undecoded {
-                error,
-                action,
-                resource,
-                request_id,
-            } = *refused;
+        decode_input(message).inspect_err(|error| {
             self.authorizer.refused(
-                &crate::error::echo(&action),
-                &crate::error::echo(&resource),
-                Some(request_id.as_str()).filter(|id| !id.is_empty()),
-                &error,
+                &crate::error::echo(&message.action),
+                &crate::error::echo(&message.resource),
+                Some(message.request_id.as_str()).filter(|id| !id.is_empty()),
+                error,
                 batch,
             );
-            error
         })
     }
 }
@@ -141,47 +142,31 @@ impl TryFrom<&pb::SignedRequest> for CallerId {
     }
 }
 
-/// A message that does not decode: why, and what a refusal's log record names, moved out of
-/// the message so that a request that decodes copies nothing for the log.
-struct Undecoded {
-    error: ApiError,
-    action: String,
-    resource: String,
-    request_id: String,
-}
-
-/// Decodes a message into the domain's input, once, at the edge.
-fn decode_input(message: pb::AuthorizeRequest) -> Result<AuthorizeInput, Box<Undecoded>> {
-    let pb::AuthorizeRequest {
+/// Decodes a message into the domain's input, once, at the edge. The fields the input keeps
+/// are taken from the message, which is passed by reference so that a request's ~300 bytes are
+/// not copied from frame to frame on the way in (a tenth of a cache hit's instructions over
+/// the wire went to copying). A message that does not decode keeps its action, resource and
+/// id for the refusal's log record.
+fn decode_input(message: &mut pb::AuthorizeRequest) -> Result<AuthorizeInput, ApiError> {
+    let (caller, context) = check_request(
+        message.caller.take(),
+        &message.action,
+        &message.resource,
+        std::mem::take(&mut message.context),
+    )?;
+    let resource_policy_json = std::mem::take(&mut message.resource_policy_json);
+    Ok(AuthorizeInput {
         caller,
-        action,
-        resource,
-        resource_tenant,
-        resource_policy_json,
+        action: std::mem::take(&mut message.action),
+        resource: std::mem::take(&mut message.resource),
         context,
-        explain,
-        min_version,
-        request_id,
-    } = message;
-    match check_request(caller, &action, &resource, context) {
-        Ok((caller, context)) => Ok(AuthorizeInput {
-            caller,
-            action,
-            resource,
-            context,
-            resource_tenant: Some(resource_tenant).filter(|t| !t.is_empty()),
-            resource_policy: Some(resource_policy_json).filter(|p| !p.trim().is_empty()),
-            explain,
-            min_version: min_version.map(SnapshotVersion::from),
-            request_id: Some(request_id).filter(|id| !id.is_empty()),
-        }),
-        Err(error) => Err(Box::new(Undecoded {
-            error,
-            action,
-            resource,
-            request_id,
-        })),
-    }
+        resource_tenant: Some(std::mem::take(&mut message.resource_tenant))
+            .filter(|t| !t.is_empty()),
+        resource_policy: (!is_blank_policy(&resource_policy_json)).then_some(resource_policy_json),
+        explain: message.explain,
+        min_version: message.min_version.take().map(SnapshotVersion::from),
+        request_id: Some(std::mem::take(&mut message.request_id)).filter(|id| !id.is_empty()),
+    })
 }
 
 /// The caller and the context of a message, checked in the order refusals name them.
@@ -344,11 +329,14 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let message = request.into_inner();
-        let result = if message.resource_policy_json.trim().is_empty() {
-            self.decide(message)
+        let mut message = request.into_inner();
+        let result = if is_blank_policy(&message.resource_policy_json) {
+            self.decide(&mut message)
         } else {
-            self.offload(move |this| this.decide(message)).await?
+            // Boxed, so that this future holds a pointer for the heavy path rather than its
+            // whole state: every `Authorize` moves this future into tonic's box, and the
+            // larger it is, the more each one copies.
+            Box::pin(self.offload(move |this| this.decide(&mut message))).await?
         };
         result.map(Response::new).map_err(|e| api_status(&e))
     }
@@ -371,7 +359,7 @@ impl pb::authorizer_server::Authorizer for AuthorizerService {
         let heavy = requests.len() > INLINE_BATCH
             || requests
                 .iter()
-                .any(|r| !r.resource_policy_json.trim().is_empty());
+                .any(|r| !is_blank_policy(&r.resource_policy_json));
         if heavy {
             return self
                 .offload(move |this| this.batch(requests))
@@ -392,8 +380,8 @@ impl AuthorizerService {
         let total = requests.len();
         let mut inputs = Vec::with_capacity(total);
         let mut refused = Vec::new();
-        for (position, message) in requests.into_iter().enumerate() {
-            match self.decode(message, true) {
+        for (position, mut message) in requests.into_iter().enumerate() {
+            match self.decode(&mut message, true) {
                 Ok(input) => inputs.push(input),
                 Err(e) => refused.push((position, e)),
             }
