@@ -1890,7 +1890,7 @@ mod tests {
             assert_eq!(arn_account(arn), expected, "{arn}");
         }
         // The principal's shape read without a search, beside near misses the search reads: a
-        // colon in or after each byte of the account, each length around twelve, other cases.
+        // colon at each byte of the account or none, each length around twelve, other cases.
         for prefix in [
             "arn:aws:iam::",
             "arn:aws:sts::",
@@ -1900,9 +1900,9 @@ mod tests {
             "arn:AWS:iam::",
         ] {
             for length in 0..15 {
-                for colon in (0..=length).map(Some).chain([None]) {
+                for colon in (0..length).map(Some).chain([None]) {
                     let mut account: Vec<u8> = (0..length).map(|i| b'0' + (i % 10) as u8).collect();
-                    if let Some(at) = colon.filter(|&at| at < length) {
+                    if let Some(at) = colon {
                         account[at] = b':';
                     }
                     let account = String::from_utf8(account).expect("ASCII");
